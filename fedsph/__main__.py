@@ -1,0 +1,3 @@
+from fedsph.cli import main
+
+raise SystemExit(main())

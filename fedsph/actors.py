@@ -1,0 +1,230 @@
+"""Local actor documents, local actor creation, and the cache of remote actors and keys."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from urllib.parse import urldefrag, urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.activitystreams import ACTOR_CONTEXT, as_list, get_id, get_type, iso
+from fedsph.crypto import generate_rsa_keypair
+from fedsph.errors import FetchError
+from fedsph.models import Actor, utcnow
+from fedsph.remote import Remote, Signer
+from fedsph.sanitize import clean_html
+from fedsph.urls import RESERVED_USERNAMES, URLs
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
+ACTOR_TYPES = {"Person", "Group", "Organization", "Application", "Service"}
+# A remote actor document is refreshed on use when older than this (and on key failure).
+ACTOR_MAX_AGE = timedelta(days=1)
+
+
+class InvalidActor(ValueError):
+    """A remote actor document we cannot use."""
+
+
+def check_username(username: str) -> str:
+    """Lower-case letters, digits and underscores; not one of the reserved names."""
+    if not USERNAME_RE.match(username):
+        raise ValueError(
+            f"{username!r} is not a valid name: use 1-63 lower-case letters, digits or _, "
+            "starting with a letter or digit")
+    if username in RESERVED_USERNAMES:
+        raise ValueError(f"{username!r} is reserved")
+    return username
+
+
+async def get_local_actor(db: AsyncSession, username: str) -> Actor | None:
+    return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username))
+
+
+async def get_actor_by_uri(db: AsyncSession, uri: str) -> Actor | None:
+    return await db.scalar(select(Actor).where(Actor.uri == uri))
+
+
+async def create_local_actor(
+    db: AsyncSession, urls: URLs, domain: str, username: str, actor_type: str,
+    name: str | None = None, summary: str | None = None, manually_approves: bool = False,
+) -> Actor:
+    """Create a local Group/Person with a fresh RSA key. Raises ValueError if the name is taken."""
+    check_username(username)
+    if await get_local_actor(db, username):
+        raise ValueError(f"the name {username!r} is already taken on this node")
+    private_pem, public_pem = generate_rsa_keypair()
+    uri = urls.actor(username)
+    actor = Actor(
+        uri=uri, local=True, type=actor_type, username=username, domain=domain,
+        name=name or username, summary=summary, url=uri,
+        inbox=urls.inbox(username), shared_inbox=urls.shared_inbox(), outbox=urls.outbox(username),
+        followers_url=urls.followers(username), following_url=urls.following(username),
+        key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
+        manually_approves=manually_approves,
+    )
+    db.add(actor)
+    await db.flush()
+    return actor
+
+
+async def get_or_create_instance_actor(db: AsyncSession, urls: URLs, domain: str) -> Actor:
+    """The node's Application actor; it signs our GETs and can be fetched unsigned."""
+    uri = urls.instance_actor()
+    actor = await get_actor_by_uri(db, uri)
+    if actor:
+        return actor
+    private_pem, public_pem = generate_rsa_keypair()
+    actor = Actor(
+        uri=uri, local=True, type="Application", username="instance", domain=domain,
+        name=domain, summary="The fedsph node itself: it signs this node's requests.", url=urls.base,
+        inbox=uri + "/inbox", shared_inbox=urls.shared_inbox(), outbox=uri + "/outbox",
+        key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
+        manually_approves=True,
+    )
+    db.add(actor)
+    await db.flush()
+    return actor
+
+
+def signer_for(actor: Actor) -> Signer:
+    return Signer(actor.key_id, actor.private_key_pem)
+
+
+def build_actor_document(actor: Actor, urls: URLs) -> dict:
+    """The AS2 document for a local actor (Group, Person or the Application)."""
+    document = {
+        "@context": ACTOR_CONTEXT,
+        "id": actor.uri,
+        "type": actor.type,
+        "preferredUsername": actor.username,
+        "name": actor.name,
+        "summary": actor.summary or "",
+        "url": actor.url,
+        "inbox": actor.inbox,
+        "outbox": actor.outbox,
+        "endpoints": {"sharedInbox": actor.shared_inbox},
+        "manuallyApprovesFollowers": actor.manually_approves,
+        "discoverable": actor.type != "Application",
+        "indexable": actor.type != "Application",
+        "published": iso(actor.created_at),
+        "publicKey": {"id": actor.key_id, "owner": actor.uri, "publicKeyPem": actor.public_key_pem},
+    }
+    if actor.followers_url:
+        document["followers"] = actor.followers_url
+        document["following"] = actor.following_url
+    return document
+
+
+def parse_actor_document(document: dict, expected_uri: str | None = None) -> dict:
+    """Check a remote actor document and return the column values we keep for it."""
+    uri = document.get("id")
+    if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+        raise InvalidActor("actor has no http(s) id")
+    if expected_uri and urldefrag(expected_uri)[0] != uri:
+        # Served at another URL than its id: only trust it if it is on the same host.
+        if urlsplit(expected_uri).netloc != urlsplit(uri).netloc:
+            raise InvalidActor(f"actor id {uri} does not match the URL it was fetched from")
+    actor_type = get_type(document)
+    if actor_type not in ACTOR_TYPES:
+        raise InvalidActor(f"{uri} is a {actor_type}, not an actor")
+    inbox = get_id(document.get("inbox"))
+    if not inbox:
+        raise InvalidActor(f"{uri} has no inbox")
+    key_id, public_pem = None, None
+    for key in as_list(document.get("publicKey")):
+        if isinstance(key, dict) and key.get("publicKeyPem"):
+            if get_id(key.get("owner")) not in (None, uri):
+                raise InvalidActor(f"{uri} publishes a key owned by someone else")
+            key_id, public_pem = key.get("id"), key["publicKeyPem"]
+            break
+    endpoints = document.get("endpoints") if isinstance(document.get("endpoints"), dict) else {}
+    username = document.get("preferredUsername")
+    return {
+        "uri": uri,
+        "type": actor_type,
+        "username": username if isinstance(username, str) and username else uri.rsplit("/", 1)[-1],
+        "domain": urlsplit(uri).netloc,
+        "name": document.get("name") if isinstance(document.get("name"), str) else None,
+        "summary": clean_html(document.get("summary")) if isinstance(document.get("summary"), str) else None,
+        "url": get_id(document.get("url")) or uri,
+        "inbox": inbox,
+        "shared_inbox": get_id(endpoints.get("sharedInbox")),
+        "outbox": get_id(document.get("outbox")),
+        "followers_url": get_id(document.get("followers")),
+        "following_url": get_id(document.get("following")),
+        "key_id": key_id,
+        "public_key_pem": public_pem,
+        "manually_approves": bool(document.get("manuallyApprovesFollowers")),
+        "document": document,
+    }
+
+
+async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
+    """Insert or refresh a remote actor row from parsed values."""
+    actor = await get_actor_by_uri(db, values["uri"])
+    if actor is not None and actor.local:
+        return actor
+    if actor is None:
+        # Another actor may have held this handle before (an account re-created on its server).
+        clash = await db.scalar(select(Actor).where(
+            Actor.username == values["username"], Actor.domain == values["domain"]))
+        if clash is not None and not clash.local:
+            clash.username = f"{clash.username}~{clash.id}"
+        actor = Actor(local=False)
+        db.add(actor)
+    for column, value in values.items():
+        setattr(actor, column, value)
+    actor.fetched_at = utcnow()
+    await db.flush()
+    return actor
+
+
+async def fetch_actor(db: AsyncSession, remote: Remote, uri: str) -> Actor:
+    """Fetch (signed) and store a remote actor."""
+    try:
+        document = await remote.fetch_json(uri)
+        values = parse_actor_document(document, expected_uri=uri)
+    except InvalidActor as exc:
+        raise FetchError(str(exc)) from None
+    return await store_remote_actor(db, values)
+
+
+async def get_or_fetch_actor(db: AsyncSession, remote: Remote, uri: str, refresh: bool = False) -> Actor:
+    """A cached actor while it is fresh; otherwise fetch it (falling back to a stale copy)."""
+    actor = await get_actor_by_uri(db, urldefrag(uri)[0])
+    if actor is not None and (actor.local or (not refresh and not _is_stale(actor))):
+        return actor
+    try:
+        return await fetch_actor(db, remote, uri)
+    except FetchError:
+        if actor is not None:
+            return actor  # a stale copy beats none when the other server is down
+        raise
+
+
+def _is_stale(actor: Actor) -> bool:
+    return actor.fetched_at is None or utcnow() - actor.fetched_at > ACTOR_MAX_AGE
+
+
+async def get_cached_key_owner(db: AsyncSession, key_id: str) -> Actor | None:
+    return await db.scalar(select(Actor).where(Actor.key_id == key_id))
+
+
+async def fetch_key_owner(remote: Remote, key_id: str) -> dict:
+    """Fetch the actor that publishes key_id (network only) and return its parsed values."""
+    document = await remote.fetch_json(urldefrag(key_id)[0])
+    if get_type(document) not in ACTOR_TYPES:
+        # A standalone key document (some servers): its owner is the actor.
+        owner = get_id(document.get("owner"))
+        if not owner:
+            raise FetchError(f"{key_id} is neither an actor nor a key with an owner")
+        document = await remote.fetch_json(owner)
+    try:
+        values = parse_actor_document(document)
+    except InvalidActor as exc:
+        raise FetchError(str(exc)) from None
+    if values["key_id"] != key_id:
+        raise FetchError(f"{values['uri']} does not publish the key {key_id}")
+    return values

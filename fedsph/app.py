@@ -1,0 +1,71 @@
+"""create_app(settings): the aiohttp application with its engine, HTTP client and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from fedsph.actors import get_or_create_instance_actor, signer_for
+from fedsph.config import Settings
+from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
+from fedsph.remote import Remote, make_client_session
+from fedsph.urls import URLs
+from fedsph.web import activitypub, pages, wellknown
+from fedsph.web.keys import ENGINE, REMOTE, SESSIONS, SETTINGS, TEMPLATES, URLS, WORKER, WRITER
+from fedsph.web.middleware import errors
+from fedsph.web.render import make_templates
+from fedsph.worker import Worker
+
+log = logging.getLogger("fedsph.app")
+
+
+def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
+    """Build the application; nothing touches the network or the database until it starts."""
+    app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes + 1)
+    app[SETTINGS] = settings
+    app[URLS] = URLs(settings.base_url)
+    app[TEMPLATES] = make_templates(settings.templates_dir)
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_http_client)
+    if run_worker:
+        app.cleanup_ctx.append(_worker)
+    wellknown.add_routes(app)
+    activitypub.add_routes(app)
+    pages.add_routes(app)
+    return app
+
+
+async def _database(app: web.Application):
+    engine = make_engine(app[SETTINGS])
+    await ensure_migrated(engine)
+    app[ENGINE] = engine
+    app[SESSIONS] = make_sessionmaker(engine)
+    app[WRITER] = make_sessionmaker(engine, writer=True)
+    yield
+    await engine.dispose()
+
+
+async def _http_client(app: web.Application):
+    settings = app[SETTINGS]
+    async with app[WRITER]() as db, db.begin():
+        instance = await get_or_create_instance_actor(db, app[URLS], settings.domain)
+    session = make_client_session(settings.allow_private_networks, settings.http_timeout)
+    app[REMOTE] = Remote(session, signer_for(instance), settings.allow_private_networks)
+    yield
+    await session.close()
+
+
+async def _worker(app: web.Application):
+    worker = Worker(app[SETTINGS], app[WRITER], app[REMOTE])
+    app[WORKER] = worker
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run_forever(stop), name="fedsph-worker")
+    yield
+    stop.set()
+    worker.wakeup.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        task.cancel()
+        await task

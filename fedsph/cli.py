@@ -1,0 +1,97 @@
+"""The `fedsph` command: argument parsing only; the work is in fedsph.commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from fedsph import __version__
+from fedsph.config import ConfigError, load_settings
+from fedsph.db import NotMigrated
+
+
+class CommandError(Exception):
+    """A command could not do what was asked; the message is shown to the user."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedsph", description="A federated node for housing projects.")
+    parser.add_argument("--version", action="version", version=f"fedsph {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    serve = sub.add_parser("serve", help="run the web server (with a worker unless --no-worker)")
+    serve.add_argument("--no-worker", action="store_true", help="do not process queues here")
+    sub.add_parser("worker", help="run only the queue worker (for a separate process)")
+    sub.add_parser("bootstrap", help="first run: migrate, then create a project and an admin")
+
+    project = sub.add_parser("project", help="manage projects").add_subparsers(
+        dest="project_command", required=True, metavar="ACTION")
+    create = project.add_parser("create", help="create a project (an ActivityPub Group)")
+    create.add_argument("slug")
+    create.add_argument("--name", required=True)
+    create.add_argument("--summary")
+    create.add_argument("--manual-approval", action="store_true",
+                        help="follow requests wait for approval")
+    project.add_parser("list", help="list the projects on this node")
+
+    user = sub.add_parser("user", help="manage people who log in").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION")
+    ucreate = user.add_parser("create", help="create a user (with a Person actor)")
+    ucreate.add_argument("username")
+    ucreate.add_argument("--password-stdin", action="store_true",
+                         help="read the password from standard input (else one is generated)")
+    ucreate.add_argument("--admin", action="store_true")
+    ucreate.add_argument("--project", help="make the user a member of this project")
+
+    post = sub.add_parser("post", help="publish an update as a project")
+    post.add_argument("slug")
+    post.add_argument("--text", required=True)
+    post.add_argument("--lang", help="language of the text (BCP-47, e.g. es, fr, pt-BR)")
+    edit = sub.add_parser("edit", help="change the text of an update")
+    edit.add_argument("slug")
+    edit.add_argument("object", help="the update's URL")
+    edit.add_argument("--text", required=True)
+    delete = sub.add_parser("delete", help="delete an update")
+    delete.add_argument("slug")
+    delete.add_argument("object", help="the update's URL")
+
+    for name, text in (("follow", "follow a remote actor"), ("unfollow", "stop following")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("slug", help="the local project (or user) that follows")
+        cmd.add_argument("target", help="user@host or an actor URL")
+
+    requests = sub.add_parser("follow-requests", help="list, approve or reject follow requests")
+    requests.add_argument("slug")
+    group = requests.add_mutually_exclusive_group()
+    group.add_argument("--approve", type=int, metavar="ID")
+    group.add_argument("--reject", type=int, metavar="ID")
+
+    sub.add_parser("queue", help="counts of pending, failed and sent work, and the last errors")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"fedsph: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from fedsph import commands
+
+    try:
+        if args.command == "migrate":
+            commands.migrate(settings)
+            return 0
+        if args.command == "bootstrap":
+            commands.migrate(settings)
+        return asyncio.run(commands.run(settings, args)) or 0
+    except (NotMigrated, CommandError, ValueError) as exc:
+        print(f"fedsph: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,120 @@
+"""Settings: read once from the environment (and an optional TOML file), then passed around."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = "http://127.0.0.1:8080"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    allow_private_networks: bool = False
+    node_name: str = "fedsph"
+    max_body_bytes: int = 1024 * 1024
+    delivery_concurrency: int = 32
+    worker_batch: int = 64
+    http_timeout: float = 15.0
+    retry_base_seconds: float = 30.0
+    templates_dir: Path = field(default=PROJECT_ROOT / "templates")
+
+    @property
+    def domain(self) -> str:
+        """Host as it appears in handles: includes the port when it is not the default."""
+        return urlsplit(self.base_url).netloc
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'fedsph.sqlite3').resolve()}"
+
+
+ENV_NAMES = {
+    "base_url": "FEDSPH_BASE_URL",
+    "host": "FEDSPH_HOST",
+    "port": "FEDSPH_PORT",
+    "data_dir": "FEDSPH_DATA_DIR",
+    "database_url": "FEDSPH_DATABASE_URL",
+    "allow_private_networks": "FEDSPH_ALLOW_PRIVATE_NETWORKS",
+    "node_name": "FEDSPH_NODE_NAME",
+    "max_body_bytes": "FEDSPH_MAX_BODY_BYTES",
+    "delivery_concurrency": "FEDSPH_DELIVERY_CONCURRENCY",
+    "worker_batch": "FEDSPH_WORKER_BATCH",
+    "http_timeout": "FEDSPH_HTTP_TIMEOUT",
+    "retry_base_seconds": "FEDSPH_RETRY_BASE_SECONDS",
+}
+
+
+def _convert(name: str, kind: type, raw: object) -> object:
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ConfigError(f"{ENV_NAMES.get(name, name)}: expected true/false, got {raw!r}")
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{ENV_NAMES.get(name, name)}: expected a number, got {raw!r}") from None
+    if kind is Path:
+        return Path(str(raw))
+    return str(raw)
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from a TOML file (FEDSPH_CONFIG), then env vars, then keyword overrides."""
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    config_file = env.get("FEDSPH_CONFIG")
+    if config_file:
+        try:
+            values.update(tomllib.loads(Path(config_file).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"FEDSPH_CONFIG={config_file}: {exc}") from None
+    for name, env_name in ENV_NAMES.items():
+        if env_name in env:
+            values[name] = env[env_name]
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    types = {f.name: f.type for f in fields(Settings)}
+    kinds = {"bool": bool, "int": int, "float": float, "Path": Path, "str": str}
+    clean: dict[str, object] = {}
+    for name, raw in values.items():
+        if name not in types:
+            raise ConfigError(f"unknown setting {name!r}")
+        clean[name] = _convert(name, kinds[str(types[name])], raw)
+    settings = Settings(**clean)
+    return _validated(settings)
+
+
+def _validated(settings: Settings) -> Settings:
+    parts = urlsplit(settings.base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"FEDSPH_BASE_URL must be an http(s) URL, got {settings.base_url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError("FEDSPH_BASE_URL must not have a path: fedsph serves from the root")
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"FEDSPH_PORT must be 1-65535, got {settings.port}")
+    return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/")})

@@ -1,0 +1,99 @@
+"""Engine and session factory. The database is reached only through sessions made here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event, inspect
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from fedsph.config import PROJECT_ROOT, Settings
+
+MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+
+
+class NotMigrated(RuntimeError):
+    """The database has no schema, or an old one."""
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def make_engine(settings: Settings) -> AsyncEngine:
+    """Create the engine; SQLite gets WAL and a busy timeout so the CLI and server can share it."""
+    url = settings.effective_database_url
+    if is_sqlite(url):
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # We issue BEGIN ourselves (below) instead of letting the driver do it lazily.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    # A deferred SQLite transaction that reads and then writes fails at once with "database is
+    # locked" if another connection wrote in between (the busy timeout does not apply to it).
+    # Sessions that will write (worker, CLI, inbox) therefore take the write lock up front.
+    if conn.get_execution_options().get("sqlite_immediate"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+def make_sessionmaker(engine: AsyncEngine, writer: bool = False) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reading (web pages) or, with writer=True, for read-then-write work."""
+    bind = engine.execution_options(sqlite_immediate=True) if writer else engine
+    return async_sessionmaker(bind, expire_on_commit=False)
+
+
+def alembic_config(database_url: str) -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(_read_revision)
+
+
+def _read_revision(sync_conn) -> str | None:
+    if not inspect(sync_conn).has_table("alembic_version"):
+        return None
+    return sync_conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+
+
+async def ensure_migrated(engine: AsyncEngine) -> None:
+    """Raise NotMigrated with an actionable message unless the schema is at head."""
+    current = await current_revision(engine)
+    if current != head_revision():
+        state = "has no schema" if current is None else f"is at revision {current}"
+        raise NotMigrated(f"the database {state}; run `fedsph migrate` first")
+
+
+def migrate(database_url: str) -> None:
+    """Upgrade the database to the newest schema (synchronous; Alembic drives its own loop)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(database_url), "head")

@@ -1,0 +1,29 @@
+"""What every activity handler receives, and how it says an activity was not for us."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.config import Settings
+from fedsph.remote import Remote
+from fedsph.urls import URLs
+
+
+class Ignored(Exception):
+    """The activity is valid enough but has nothing for this node: recorded, not retried."""
+
+
+@dataclass
+class HandlerContext:
+    db: AsyncSession
+    remote: Remote
+    urls: URLs
+    settings: Settings
+
+
+def same_origin(uri: str | None, actor_uri: str) -> bool:
+    """Mastodon's origin check: an actor may only create or change objects on its own host."""
+    return bool(uri) and urlsplit(uri).netloc == urlsplit(actor_uri).netloc

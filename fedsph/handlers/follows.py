@@ -1,0 +1,64 @@
+"""Follow, Accept and Reject: the follow handshake."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from fedsph.activitystreams import get_id
+from fedsph.actors import get_actor_by_uri
+from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.models import Actor, Follow
+from fedsph.outbox import answer_follow
+
+
+async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    """Someone follows one of our actors: accept now, or wait for a member to approve."""
+    target = await get_actor_by_uri(ctx.db, get_id(activity.get("object")) or "")
+    if target is None or not target.local or target.type == "Application":
+        raise Ignored("Follow of an actor that is not ours")
+    relation = await ctx.db.scalar(select(Follow).where(
+        Follow.follower_id == actor.id, Follow.followed_id == target.id))
+    if relation is None:
+        relation = Follow(follower_id=actor.id, followed_id=target.id, state="pending")
+        ctx.db.add(relation)
+    relation.activity_uri = activity["id"]
+    await ctx.db.flush()
+    if relation.state == "accepted" or not target.manually_approves:
+        # Accept again when already accepted: the other side may have lost our first Accept.
+        await answer_follow(ctx.db, ctx.urls, relation, accept=True)
+    return "done"
+
+
+async def _our_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> Follow | None:
+    """The Follow that an Accept/Reject from `actor` answers: by activity id, else by pair."""
+    obj = activity.get("object")
+    follow_id = get_id(obj)
+    if follow_id:
+        found = await ctx.db.scalar(select(Follow).where(
+            Follow.activity_uri == follow_id, Follow.followed_id == actor.id))
+        if found is not None:
+            return found
+    follower_uri = get_id(obj.get("actor")) if isinstance(obj, dict) else None
+    if follower_uri is None:
+        return None
+    follower = await get_actor_by_uri(ctx.db, follower_uri)
+    if follower is None or not follower.local:
+        return None
+    return await ctx.db.scalar(select(Follow).where(
+        Follow.follower_id == follower.id, Follow.followed_id == actor.id))
+
+
+async def handle_accept(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    relation = await _our_follow(ctx, activity, actor)
+    if relation is None:
+        raise Ignored("Accept of nothing we asked for")
+    relation.state = "accepted"
+    return "done"
+
+
+async def handle_reject(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    relation = await _our_follow(ctx, activity, actor)
+    if relation is None:
+        raise Ignored("Reject of nothing we asked for")
+    await ctx.db.execute(delete(Follow).where(Follow.id == relation.id))
+    return "done"

@@ -1,0 +1,92 @@
+"""Create, Update and Delete: posts from others, their edits and deletions, actor updates."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from fedsph.activitystreams import as_list, get_id, get_type, parse_iso
+from fedsph.actors import InvalidActor, parse_actor_document, store_remote_actor
+from fedsph.handlers.context import HandlerContext, Ignored, same_origin
+from fedsph.models import Actor, Object, utcnow
+from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, store_object
+
+
+async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) -> dict:
+    """The activity's object as a dict, fetched when only its id was sent; origin-checked."""
+    obj = activity.get("object")
+    if isinstance(obj, str):
+        if not same_origin(obj, actor.uri):
+            raise Ignored("object is on another host than its actor")
+        obj = await ctx.remote.fetch_json(obj)
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
+        raise Ignored("activity has no usable object")
+    if not same_origin(obj["id"], actor.uri):
+        raise Ignored("object is on another host than its actor")
+    attributed = get_id(obj.get("attributedTo"))
+    if attributed and attributed != actor.uri and get_type(obj) in POST_TYPES:
+        raise Ignored("object is attributed to someone else")
+    return obj
+
+
+async def _concerns_us(ctx: HandlerContext, document: dict, actor: Actor) -> bool:
+    """Keep posts from actors we follow, replies to our posts, and posts addressed to us."""
+    if await is_followed_locally(ctx.db, actor):
+        return True
+    reply_to = get_id(document.get("inReplyTo"))
+    if reply_to and ctx.urls.is_local(reply_to):
+        return True
+    audience = as_list(document.get("to")) + as_list(document.get("cc")) + [
+        t.get("href") for t in as_list(document.get("tag")) if isinstance(t, dict)]
+    return any(ctx.urls.is_local(get_id(a)) for a in audience)
+
+
+async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    obj = await _embedded_object(ctx, activity, actor)
+    if get_type(obj) not in POST_TYPES:
+        raise Ignored(f"Create of a {get_type(obj)}")
+    if not await _concerns_us(ctx, obj, actor):
+        raise Ignored("post from an actor nobody here follows, not addressed to us")
+    existing = await get_object(ctx.db, obj["id"])
+    if existing is not None and existing.deleted_at is not None:
+        raise Ignored("object was deleted already")
+    await store_object(ctx.db, obj, actor)
+    return "done"
+
+
+async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    obj = activity.get("object")
+    if get_id(obj) == actor.uri:
+        if not isinstance(obj, dict):
+            raise Ignored("actor Update without the actor document")
+        try:
+            await store_remote_actor(ctx.db, parse_actor_document(obj))
+        except InvalidActor as exc:
+            raise Ignored(str(exc)) from None
+        return "done"
+    obj = await _embedded_object(ctx, activity, actor)
+    existing = await get_object(ctx.db, obj["id"])
+    if existing is None:
+        return await handle_create(ctx, activity, actor)
+    if existing.actor_id != actor.id or existing.deleted_at is not None:
+        raise Ignored("Update of an object this actor does not own")
+    await store_object(ctx.db, obj, actor)
+    existing.updated = parse_iso(obj.get("updated")) or utcnow()
+    return "done"
+
+
+async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    target = get_id(activity.get("object"))
+    if target is None:
+        raise Ignored("Delete without an object")
+    if target == actor.uri:
+        # The account is gone: its follows, posts and reactions go with it (ON DELETE CASCADE).
+        await ctx.db.execute(delete(Actor).where(Actor.id == actor.id))
+        return "done"
+    obj = await ctx.db.scalar(select(Object).where(Object.uri == target))
+    if obj is None:
+        raise Ignored("Delete of an object we never had")
+    if obj.actor_id != actor.id:
+        raise Ignored("Delete of an object this actor does not own")
+    obj.deleted_at = utcnow()
+    obj.content, obj.content_map, obj.summary, obj.document = None, None, None, None
+    return "done"

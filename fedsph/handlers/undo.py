@@ -1,0 +1,35 @@
+"""Undo of a Follow, Like or Announce."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, or_, select
+
+from fedsph.activitystreams import get_id, get_type
+from fedsph.actors import get_actor_by_uri
+from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.models import Actor, Follow, Reaction
+
+
+async def handle_undo(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    obj = activity.get("object")
+    undone_id = get_id(obj)
+    undone_type = get_type(obj)
+    if undone_id is None:
+        raise Ignored("Undo without an object")
+    if undone_type in (None, "Like", "Announce", "EmojiReact"):
+        result = await ctx.db.execute(delete(Reaction).where(
+            Reaction.activity_uri == undone_id, Reaction.actor_id == actor.id))
+        if result.rowcount:
+            return "done"
+    if undone_type in (None, "Follow"):
+        conditions = [Follow.activity_uri == undone_id]
+        target_uri = get_id(obj.get("object")) if isinstance(obj, dict) else None
+        target = await get_actor_by_uri(ctx.db, target_uri) if target_uri else None
+        if target is not None:
+            conditions.append(Follow.followed_id == target.id)
+        relation = await ctx.db.scalar(select(Follow).where(
+            Follow.follower_id == actor.id, or_(*conditions)))
+        if relation is not None:
+            await ctx.db.delete(relation)
+            return "done"
+    raise Ignored(f"Undo of {undone_type or 'an unknown activity'} we do not have")

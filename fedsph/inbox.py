@@ -1,0 +1,157 @@
+"""Receiving activities: check only what we need to trust them, store them, answer 202.
+
+Everything else (side effects, fetching referenced objects) happens later in the worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fedsph.activitystreams import AP_MEDIA_TYPES, get_id, get_type
+from fedsph.actors import fetch_key_owner, get_cached_key_owner, store_remote_actor
+from fedsph.errors import BadRequest, FetchError, Unauthorized, UnsupportedMediaType
+from fedsph.httpsig import SignatureParams, parse_signature_header, verify_request
+from fedsph.models import Actor, Block, Delivery, HostState, InboxItem, utcnow
+from fedsph.remote import Remote
+
+log = logging.getLogger("fedsph.inbox")
+
+
+def check_content_type(content_type: str | None) -> None:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type not in AP_MEDIA_TYPES:
+        raise UnsupportedMediaType(f"expected application/activity+json, got {media_type or 'nothing'}")
+
+
+def signature_params(headers: Mapping[str, str]) -> SignatureParams:
+    value = headers.get("signature")
+    if value is None and headers.get("authorization", "")[:10].lower() == "signature ":
+        value = headers["authorization"]
+    if value is None:
+        raise Unauthorized("request is not signed (HTTP Signatures required)")
+    return parse_signature_header(value)
+
+
+def parse_activity(body: bytes) -> dict:
+    try:
+        activity = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(activity, dict):
+        raise BadRequest("body is not a JSON object")
+    if not get_type(activity):
+        raise BadRequest("activity has no type")
+    if not get_id(activity.get("actor")):
+        raise BadRequest("activity has no actor")
+    return activity
+
+
+async def verified_signer(
+    sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
+    remote: Remote, params: SignatureParams, request: SignedRequest,
+) -> tuple[str, str]:
+    """(actor URI, host) of the verified signer; refetches the key once if verification fails.
+
+    No database transaction is held open during the network fetch.
+    """
+    async with sessions() as db:
+        cached = await get_cached_key_owner(db, params.key_id)
+        cached_pem = cached.public_key_pem if cached else None
+    if cached is not None:
+        try:
+            request.verify(params, cached_pem or "")
+            return cached.uri, cached.domain
+        except Unauthorized as failure:
+            if not failure.message.startswith("signature does not verify"):
+                raise
+    # Unknown key, or the key may have been rotated since we cached it: fetch it (once).
+    try:
+        values = await fetch_key_owner(remote, params.key_id)
+    except FetchError as exc:
+        raise Unauthorized(f"cannot get the signing key {params.key_id}: {exc}") from None
+    request.verify(params, values["public_key_pem"] or "")
+    async with writer() as db, db.begin():
+        await store_remote_actor(db, values)
+    return values["uri"], values["domain"]
+
+
+async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
+    domain = urlsplit(actor_uri).hostname or ""
+    found = await db.scalar(select(Block.id).where(
+        (Block.actor_uri == actor_uri) | (Block.domain == domain)).limit(1))
+    return found is not None
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What signature verification needs of an HTTP request (header names lower-case)."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes | None
+
+    def verify(self, params: SignatureParams, public_pem: str) -> None:
+        verify_request(params, public_pem, self.method, self.path, self.query, self.headers,
+                       self.body)
+
+
+async def receive(
+    sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
+    remote: Remote, request: SignedRequest, content_type: str | None,
+) -> str:
+    """Verify and store one incoming activity. Returns "stored", "duplicate" or "dropped".
+
+    Raises HTTPProblems for everything we refuse.
+    """
+    check_content_type(content_type)
+    params = signature_params(request.headers)
+    activity = parse_activity(request.body or b"")
+    actor_uri = get_id(activity["actor"])
+    async with sessions() as db:
+        if get_type(activity) == "Delete" and get_id(activity.get("object")) == actor_uri:
+            known = await db.scalar(select(Actor.id).where(Actor.uri == actor_uri))
+            if known is None:
+                return "dropped"  # an account we never saw was deleted: do not fetch its key
+    signer_uri, signer_host = await verified_signer(sessions, writer, remote, params, request)
+    if signer_uri != actor_uri:
+        raise Unauthorized(f"signed by {signer_uri}, not by the activity's actor {actor_uri}")
+    async with sessions() as db:
+        if await is_blocked(db, actor_uri):
+            return "dropped"
+    activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
+    return await _store(writer, activity_uri, get_type(activity), actor_uri, request.body, signer_host)
+
+
+async def _store(writer, activity_uri: str, activity_type: str, actor_uri: str, body: bytes,
+                 host: str) -> str:
+    """One INSERT (unique on the activity id), plus reviving the sender's host if it was down."""
+    try:
+        async with writer() as db, db.begin():
+            db.add(InboxItem(activity_uri=activity_uri[:2048], type=activity_type[:64],
+                             actor_uri=actor_uri, body=body))
+            await db.flush()
+            await _revive_host(db, host)
+    except IntegrityError:
+        return "duplicate"
+    return "stored"
+
+
+async def _revive_host(db: AsyncSession, host: str) -> None:
+    """A host that signs requests to us is up again: retry what we owe it now (as Mastodon does)."""
+    state = await db.get(HostState, host)
+    if state is None or not state.consecutive_failures:
+        return
+    state.consecutive_failures, state.paused_until = 0, None
+    await db.execute(update(Delivery).where(
+        Delivery.host == host, Delivery.status == "pending").values(next_attempt_at=utcnow()))

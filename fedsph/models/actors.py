@@ -1,0 +1,100 @@
+"""Actors (local and remote), the people who log in, follows and blocks."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fedsph.models.base import Base, utcnow
+
+
+class Actor(Base):
+    """An ActivityPub actor. Local ones have a private key; remote ones are a cache."""
+
+    __tablename__ = "actors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    local: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    type: Mapped[str] = mapped_column(String(32))  # Group, Person, Application, Service
+    username: Mapped[str] = mapped_column(String(255))
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    name: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    inbox: Mapped[str | None] = mapped_column(String(2048))
+    shared_inbox: Mapped[str | None] = mapped_column(String(2048))
+    outbox: Mapped[str | None] = mapped_column(String(2048))
+    followers_url: Mapped[str | None] = mapped_column(String(2048))
+    following_url: Mapped[str | None] = mapped_column(String(2048))
+    key_id: Mapped[str | None] = mapped_column(String(2048), index=True)
+    public_key_pem: Mapped[str | None] = mapped_column(Text)
+    private_key_pem: Mapped[str | None] = mapped_column(Text)
+    manually_approves: Mapped[bool] = mapped_column(Boolean, default=False)
+    document: Mapped[dict | None] = mapped_column(JSON)  # remote actors: the document as fetched
+    fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("username", "domain", name="uq_actors_username_domain"),)
+
+    @property
+    def handle(self) -> str:
+        return f"{self.username}@{self.domain}"
+
+    @property
+    def delivery_inbox(self) -> str | None:
+        return self.shared_inbox or self.inbox
+
+
+class User(Base):
+    """Someone who logs in to this node. Acts as their own Person actor or as a project."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Membership(Base):
+    """A user is a member of a project and may publish as it."""
+
+    __tablename__ = "memberships"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    project_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(32), default="member")
+
+    __table_args__ = (UniqueConstraint("user_id", "project_id", name="uq_memberships_user_project"),)
+
+
+class Follow(Base):
+    """follower follows followed; state is pending until the followed side accepts."""
+
+    __tablename__ = "follows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), index=True)
+    followed_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, accepted
+    activity_uri: Mapped[str | None] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("follower_id", "followed_id", name="uq_follows_follower_followed"),
+    )
+
+
+class Block(Base):
+    """A node-wide block of one remote actor (actor_uri) or of a whole domain."""
+
+    __tablename__ = "blocks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    domain: Mapped[str | None] = mapped_column(String(255), unique=True)
+    actor_uri: Mapped[str | None] = mapped_column(String(2048), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,62 @@
+"""Objects (posts, local and remote), our own activities, and likes/boosts."""
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fedsph.models.base import Base, utcnow
+
+
+class Object(Base):
+    """A Note (or other object) we published or received. Deleted ones stay as tombstones."""
+
+    __tablename__ = "objects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), index=True)
+    local: Mapped[bool] = mapped_column(Boolean, default=False)
+    content: Mapped[str | None] = mapped_column(Text)  # sanitised HTML
+    content_map: Mapped[dict | None] = mapped_column(JSON)  # language -> sanitised HTML
+    language: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[str | None] = mapped_column(Text)
+    url: Mapped[str | None] = mapped_column(String(2048))
+    in_reply_to: Mapped[str | None] = mapped_column(String(2048), index=True)
+    visibility: Mapped[str] = mapped_column(String(16), default="public")
+    document: Mapped[dict | None] = mapped_column(JSON)  # the object as last published/received
+    published: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated: Mapped[datetime | None] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Activity(Base):
+    """An activity we sent. `body` is serialised once; those exact bytes are signed and sent."""
+
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    type: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), index=True)
+    object_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Reaction(Base):
+    """A Like or Announce of an object, by any actor."""
+
+    __tablename__ = "reactions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))  # Like, Announce
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    object_uri: Mapped[str] = mapped_column(String(2048), index=True)
+    activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+

@@ -1,0 +1,1 @@
+"""HTTP side: routes, views and middleware."""

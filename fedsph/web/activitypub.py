@@ -1,0 +1,159 @@
+"""ActivityPub endpoints: actors, inboxes, collections, objects and activities."""
+
+from __future__ import annotations
+
+import orjson
+from aiohttp import web
+from sqlalchemy import select
+
+from fedsph import queries
+from fedsph.activitystreams import (
+    AS_CONTEXT, build_collection_page, build_ordered_collection, build_tombstone,
+)
+from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_actor
+from fedsph.errors import BadRequest, Gone, NotFound, PayloadTooLarge
+from fedsph.inbox import SignedRequest, receive
+from fedsph.models import Activity, Actor, Object
+from fedsph.urls import (
+    ACTIVITY, ACTOR, ACTOR_FOLLOWERS, ACTOR_FOLLOWING, ACTOR_INBOX, ACTOR_OUTBOX, INSTANCE_ACTOR,
+    OBJECT, SHARED_INBOX,
+)
+from fedsph.web import pages
+from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
+from fedsph.web.render import ap_response, wants_html
+
+
+async def _actor_or_404(request: web.Request) -> Actor:
+    async with request.app[SESSIONS]() as db:
+        actor = await get_local_actor(db, request.match_info["username"])
+    if actor is None:
+        raise NotFound("no such actor here")
+    return actor
+
+
+async def actor_view(request: web.Request) -> web.Response:
+    actor = await _actor_or_404(request)
+    if wants_html(request):
+        return await pages.actor_page(request, actor)
+    return ap_response(build_actor_document(actor, request.app[URLS]))
+
+
+async def instance_actor_view(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as db:
+        actor = await get_actor_by_uri(db, request.app[URLS].instance_actor())
+    return ap_response(build_actor_document(actor, request.app[URLS]))
+
+
+async def inbox_view(request: web.Request) -> web.Response:
+    """POST to an actor's inbox or the shared inbox: verify, store, 202."""
+    if "username" in request.match_info:
+        await _actor_or_404(request)
+    limit = request.app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"activities are limited to {limit} bytes")
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise PayloadTooLarge(f"activities are limited to {limit} bytes")
+    signed = SignedRequest(
+        method=request.method, path=request.rel_url.raw_path, query=request.rel_url.raw_query_string,
+        headers={k.lower(): v for k, v in request.headers.items()}, body=body)
+    outcome = await receive(request.app[SESSIONS], request.app[WRITER], request.app[REMOTE],
+                            signed, request.headers.get("Content-Type"))
+    if outcome == "stored" and request.app.get(WORKER) is not None:
+        request.app[WORKER].wakeup.set()
+    return web.Response(status=202, text="")
+
+
+def _page_number(request: web.Request) -> int | None:
+    raw = request.query.get("page")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 0 < int(raw) < 100000:
+        raise BadRequest("page must be a positive number")
+    return int(raw)
+
+
+def _page_links(collection: str, page: int, has_next: bool) -> tuple[str, str | None, str | None]:
+    return (f"{collection}?page={page}", f"{collection}?page={page + 1}" if has_next else None,
+            f"{collection}?page={page - 1}" if page > 1 else None)
+
+
+async def outbox_view(request: web.Request) -> web.Response:
+    actor = await _actor_or_404(request)
+    page = _page_number(request)
+    async with request.app[SESSIONS]() as db:
+        if page is None:
+            total = await queries.outbox_count(db, actor)
+            return ap_response(build_ordered_collection(actor.outbox, total, f"{actor.outbox}?page=1"))
+        posts = await queries.actor_posts(db, actor, page)
+        bodies = await queries.create_activities(db, posts)
+    items = [orjson.loads(bodies[p.uri]) for p in posts if p.uri in bodies]
+    for item in items:
+        item.pop("@context", None)
+    page_id, next_page, prev_page = _page_links(actor.outbox, page, len(posts) == queries.PAGE_SIZE)
+    return ap_response(build_collection_page(page_id, actor.outbox, items, next_page, prev_page))
+
+
+async def _relations_view(request: web.Request, followers: bool) -> web.Response:
+    actor = await _actor_or_404(request)
+    collection = actor.followers_url if followers else actor.following_url
+    page = _page_number(request)
+    async with request.app[SESSIONS]() as db:
+        if page is None:
+            total = await queries.relation_count(db, actor, followers)
+            return ap_response(build_ordered_collection(collection, total, f"{collection}?page=1"))
+        others = await queries.relation_actors(db, actor, followers, page)
+    page_id, next_page, prev_page = _page_links(collection, page, len(others) == queries.PAGE_SIZE)
+    return ap_response(build_collection_page(page_id, collection, [a.uri for a in others],
+                                             next_page, prev_page))
+
+
+async def followers_view(request: web.Request) -> web.Response:
+    return await _relations_view(request, followers=True)
+
+
+async def following_view(request: web.Request) -> web.Response:
+    return await _relations_view(request, followers=False)
+
+
+async def object_view(request: web.Request) -> web.Response:
+    uri = request.app[URLS].object(request.match_info["object_id"])
+    async with request.app[SESSIONS]() as db:
+        obj = await db.scalar(select(Object).where(Object.uri == uri, Object.local.is_(True)))
+        if obj is None or obj.visibility == "followers":
+            raise NotFound("no such object here")
+        actor = await db.get(Actor, obj.actor_id)
+    if obj.deleted_at is not None:
+        if wants_html(request):
+            raise Gone("this update was deleted")
+        return ap_response(build_tombstone(obj.uri, obj.type, obj.deleted_at), status=410)
+    if wants_html(request):
+        return await pages.object_page(request, obj, actor)
+    return ap_response({"@context": AS_CONTEXT, **(obj.document or {})})
+
+
+async def activity_view(request: web.Request) -> web.Response:
+    uri = request.app[URLS].activity(request.match_info["activity_id"])
+    async with request.app[SESSIONS]() as db:
+        activity = await db.scalar(select(Activity).where(Activity.uri == uri))
+        if activity is None:
+            raise NotFound("no such activity here")
+        obj = None
+        if activity.type in ("Create", "Update") and activity.object_uri:
+            obj = await db.scalar(select(Object).where(Object.uri == activity.object_uri))
+    if obj is not None and (obj.deleted_at is not None or obj.visibility == "followers"):
+        raise Gone("the object of this activity was deleted")
+    return ap_response(activity.body)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(INSTANCE_ACTOR, instance_actor_view)
+    app.router.add_post(INSTANCE_ACTOR + "/inbox", inbox_view)
+    app.router.add_post(SHARED_INBOX, inbox_view)
+    app.router.add_get(ACTOR, actor_view)
+    app.router.add_post(ACTOR_INBOX, inbox_view)
+    app.router.add_get(ACTOR_OUTBOX, outbox_view)
+    app.router.add_get(ACTOR_FOLLOWERS, followers_view)
+    app.router.add_get(ACTOR_FOLLOWING, following_view)
+    app.router.add_get(OBJECT, object_view)
+    app.router.add_get(ACTIVITY, activity_view)

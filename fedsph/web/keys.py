@@ -1,0 +1,20 @@
+"""Typed keys for what the application carries (aiohttp AppKeys)."""
+
+from __future__ import annotations
+
+import jinja2
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from fedsph.config import Settings
+from fedsph.remote import Remote
+from fedsph.urls import URLs
+
+SETTINGS = web.AppKey("settings", Settings)
+URLS = web.AppKey("urls", URLs)
+ENGINE = web.AppKey("engine", AsyncEngine)
+SESSIONS = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+WRITER = web.AppKey("writer", async_sessionmaker[AsyncSession])
+REMOTE = web.AppKey("remote", Remote)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+WORKER = web.AppKey("worker", object)

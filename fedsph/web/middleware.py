@@ -1,0 +1,39 @@
+"""One place that turns exceptions into HTTP answers: JSON for machines, a page for people."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from fedsph.errors import HTTPProblem
+from fedsph.web.render import html_response, json_response, wants_html
+
+log = logging.getLogger("fedsph.web")
+
+
+def problem_response(request: web.Request, status: int, message: str, headers=None) -> web.Response:
+    if wants_html(request):
+        response = html_response(request, "error.html", status=status, status_code=status,
+                                 message=message)
+    else:
+        response = json_response({"error": message}, status=status)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+@web.middleware
+async def errors(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except HTTPProblem as problem:
+        return problem_response(request, problem.status, problem.message, problem.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem_response(request, exc.status, exc.reason, {
+            k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem_response(request, 500, "internal error")

@@ -1,0 +1,123 @@
+"""Discovery: WebFinger (RFC 7033), host-meta (XRD and JSON) and NodeInfo 2.0/2.1."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+from xml.sax.saxutils import escape
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from fedsph import __version__
+from fedsph.actors import get_actor_by_uri, get_local_actor
+from fedsph.errors import BadRequest, NotFound
+from fedsph.models import Actor, Object, User
+from fedsph.web.keys import SESSIONS, SETTINGS, URLS
+from fedsph.web.render import json_response
+
+CORS = {"Access-Control-Allow-Origin": "*"}
+NODEINFO_SCHEMAS = {
+    "2.0": "http://nodeinfo.diaspora.software/ns/schema/2.0",
+    "2.1": "http://nodeinfo.diaspora.software/ns/schema/2.1",
+}
+
+
+async def _actor_for_resource(request: web.Request, resource: str) -> Actor:
+    settings, urls = request.app[SETTINGS], request.app[URLS]
+    async with request.app[SESSIONS]() as db:
+        if resource.startswith("acct:"):
+            user, sep, host = unquote(resource[5:]).lstrip("@").rpartition("@")
+            if not sep or not user or not host:
+                raise BadRequest("resource must look like acct:name@host")
+            if host.lower() != settings.domain.lower():
+                raise NotFound(f"{host} is not this server")
+            actor = await get_local_actor(db, user.lower())
+            if actor is None and user.lower() in ("instance", settings.domain.lower()):
+                actor = await get_actor_by_uri(db, urls.instance_actor())
+        elif resource.startswith(("http://", "https://")):
+            if not urls.is_local(resource):
+                raise NotFound("that URL is not on this server")
+            actor = await get_actor_by_uri(db, resource)
+            if actor is None:
+                # Also resolve a profile page URL such as /actors/name?x or with a trailing slash.
+                path = urlsplit(resource).path.rstrip("/")
+                actor = await get_actor_by_uri(db, urls.base + path)
+        else:
+            raise BadRequest("resource must be an acct: URI or an http(s) URL")
+    if actor is None or not actor.local:
+        raise NotFound("no such account here")
+    return actor
+
+
+async def webfinger(request: web.Request) -> web.Response:
+    resource = request.query.get("resource", "").strip()
+    if not resource:
+        raise BadRequest("the resource parameter is required", headers=CORS)
+    try:
+        actor = await _actor_for_resource(request, resource)
+    except (BadRequest, NotFound) as problem:
+        problem.headers.update(CORS)
+        raise
+    document = {
+        "subject": f"acct:{actor.username}@{request.app[SETTINGS].domain}",
+        "aliases": [actor.uri],
+        "links": [
+            {"rel": "self", "type": "application/activity+json", "href": actor.uri},
+            {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": actor.url},
+        ],
+    }
+    return json_response(document, content_type="application/jrd+json", headers=CORS)
+
+
+async def host_meta(request: web.Request) -> web.Response:
+    template = request.app[URLS].base + "/.well-known/webfinger?resource={uri}"
+    if "json" in request.headers.get("Accept", "") or request.path.endswith(".json"):
+        return json_response({"links": [{"rel": "lrdd", "template": template}]},
+                             content_type="application/jrd+json", headers=CORS)
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<XRD xmlns="http://docs.oasis-open.org/ns/xri/xrd-1.0">\n'
+        f'  <Link rel="lrdd" template="{escape(template)}"/>\n'
+        "</XRD>\n"
+    )
+    return web.Response(text=xml, content_type="application/xrd+xml", headers=CORS)
+
+
+async def nodeinfo_links(request: web.Request) -> web.Response:
+    base = request.app[URLS].base
+    links = [{"rel": schema, "href": f"{base}/nodeinfo/{version}"}
+             for version, schema in NODEINFO_SCHEMAS.items()]
+    return json_response({"links": links}, headers=CORS)
+
+
+async def nodeinfo(request: web.Request) -> web.Response:
+    version = request.match_info["version"]
+    if version not in NODEINFO_SCHEMAS:
+        raise NotFound("NodeInfo versions 2.0 and 2.1 are served")
+    async with request.app[SESSIONS]() as db:
+        users = await db.scalar(select(func.count(User.id))) or 0
+        projects = await db.scalar(select(func.count(Actor.id)).where(
+            Actor.local.is_(True), Actor.type == "Group")) or 0
+        posts = await db.scalar(select(func.count(Object.id)).where(
+            Object.local.is_(True), Object.deleted_at.is_(None))) or 0
+    software = {"name": "fedsph", "version": __version__}
+    document = {
+        "version": version,
+        "software": software,
+        "protocols": ["activitypub"],
+        "services": {"inbound": [], "outbound": []},
+        "openRegistrations": False,
+        "usage": {"users": {"total": users, "activeMonth": users, "activeHalfyear": users},
+                  "localPosts": posts},
+        "metadata": {"nodeName": request.app[SETTINGS].node_name, "projects": projects},
+    }
+    profile = f'application/json; profile="{NODEINFO_SCHEMAS[version]}#"'
+    return json_response(document, content_type=profile, headers=CORS)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/.well-known/webfinger", webfinger)
+    app.router.add_get("/.well-known/host-meta", host_meta)
+    app.router.add_get("/.well-known/host-meta.json", host_meta)
+    app.router.add_get("/.well-known/nodeinfo", nodeinfo_links)
+    app.router.add_get("/nodeinfo/{version}", nodeinfo)

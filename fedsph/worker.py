@@ -1,0 +1,206 @@
+"""The worker: processes received activities and sends deliveries, one batch at a time.
+
+`run_once()` does one round and is what tests call; `run_forever()` loops for processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fedsph.actors import get_or_fetch_actor, signer_for
+from fedsph.activitystreams import get_id
+from fedsph.config import Settings
+from fedsph.delivery import backoff, decide, pause_for
+from fedsph.errors import FetchError
+from fedsph.handlers import HANDLERS, HandlerContext, Ignored
+from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, utcnow
+from fedsph.queue import claim
+from fedsph.remote import PostResult, Remote
+from fedsph.urls import URLs
+
+log = logging.getLogger("fedsph.worker")
+
+# Inbox items whose handler could not reach another server are retried this often.
+INBOX_MAX_ATTEMPTS = 6
+
+
+@dataclass
+class WorkerStats:
+    processed: int = 0
+    sent: int = 0
+
+
+class Worker:
+    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], remote: Remote):
+        self.settings = settings
+        self.sessions = sessions
+        self.remote = remote
+        self.urls = URLs(settings.base_url)
+        self.wakeup = asyncio.Event()
+        self.retry_base = settings.retry_base_seconds
+
+    async def run_once(self) -> WorkerStats:
+        """Process every due inbox item and delivery once; returns what was done."""
+        stats = WorkerStats()
+        while True:
+            processed = await self._inbox_round()
+            sent = await self._delivery_round()
+            stats.processed += processed
+            stats.sent += sent
+            if not processed and not sent:
+                return stats
+
+    async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                stats = await self.run_once()
+            except OperationalError as exc:
+                # The database is busy or restarting: nothing is lost, the rows wait for us.
+                log.warning("worker round failed on the database: %s", exc)
+                stats = WorkerStats()
+            if stats.processed or stats.sent:
+                continue
+            self.wakeup.clear()
+            try:
+                await asyncio.wait_for(self.wakeup.wait(), idle_seconds)
+            except asyncio.TimeoutError:
+                pass
+
+    # -- inbox -------------------------------------------------------------------------------
+
+    async def _inbox_round(self) -> int:
+        async with self.sessions() as db, db.begin():
+            ids = await claim(db, InboxItem, self.settings.worker_batch)
+        for item_id in ids:
+            await self._process_item(item_id)
+        return len(ids)
+
+    async def _process_item(self, item_id: int) -> None:
+        async with self.sessions() as db:
+            try:
+                async with db.begin():
+                    item = await db.get(InboxItem, item_id)
+                    status, error = await self._dispatch(db, item)
+                    item.status, item.last_error = status, error
+                    item.attempts += 1
+                    item.locked_until, item.finished_at = None, utcnow()
+                return
+            except FetchError as exc:
+                error, retry = f"{exc}", True
+            except OperationalError:
+                raise
+            except Exception:
+                # A bug in a handler: keep the item with its traceback for the admin, move on.
+                log.exception("handler failed for inbox item %s", item_id)
+                error, retry = traceback.format_exc(limit=8), False
+        await self._reschedule_item(item_id, error, retry)
+
+    async def _dispatch(self, db: AsyncSession, item: InboxItem) -> tuple[str, str | None]:
+        activity = orjson.loads(item.body)
+        handler = HANDLERS.get(item.type)
+        if handler is None:
+            return "ignored", f"no handler for {item.type}"
+        ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings)
+        try:
+            actor = await get_or_fetch_actor(db, self.remote, get_id(activity.get("actor")) or "")
+            async with db.begin_nested():
+                status = await handler(ctx, activity, actor)
+        except Ignored as exc:
+            return "ignored", str(exc)
+        except FetchError as exc:
+            if exc.status in (404, 410):
+                return "ignored", f"gone elsewhere: {exc}"
+            raise
+        return status, None
+
+    async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> None:
+        async with self.sessions() as db, db.begin():
+            item = await db.get(InboxItem, item_id)
+            item.attempts += 1
+            item.last_error = error[:4000]
+            item.locked_until = None
+            if retry and item.attempts < INBOX_MAX_ATTEMPTS:
+                item.next_attempt_at = utcnow() + backoff(item.attempts, self.retry_base)
+            else:
+                item.status, item.finished_at = "failed", utcnow()
+
+    # -- delivery ----------------------------------------------------------------------------
+
+    async def _delivery_round(self) -> int:
+        async with self.sessions() as db, db.begin():
+            ids = await claim(db, Delivery, self.settings.worker_batch)
+            if not ids:
+                return 0
+            rows = (await db.execute(
+                select(Delivery.id, Delivery.inbox, Delivery.host, Delivery.attempts, Activity.body,
+                       Actor.key_id, Actor.private_key_pem)
+                .join(Activity, Activity.id == Delivery.activity_id)
+                .join(Actor, Actor.id == Activity.actor_id)
+                .where(Delivery.id.in_(ids)))).all()
+        limit = asyncio.Semaphore(self.settings.delivery_concurrency)
+
+        async def send(row):
+            async with limit:
+                return row, await self._send_one(row)
+
+        results = await asyncio.gather(*(send(row) for row in rows))
+        await self._record_results(results)
+        return len(rows)
+
+    async def _send_one(self, row) -> PostResult | FetchError:
+        signer = signer_for(Actor(key_id=row.key_id, private_key_pem=row.private_key_pem))
+        try:
+            return await self.remote.post_signed(row.inbox, row.body, signer)
+        except FetchError as exc:
+            return exc
+
+    async def _record_results(self, results) -> None:
+        """Write every outcome of a batch in one transaction (one commit per batch, not per row)."""
+        now = utcnow()
+        host_success: set[str] = set()
+        host_failure: set[str] = set()
+        async with self.sessions() as db, db.begin():
+            for row, result in results:
+                attempts = row.attempts + 1
+                if isinstance(result, FetchError):
+                    outcome = decide(None, None, attempts, now, self.retry_base)
+                    status_code, error = None, str(result)
+                else:
+                    outcome = decide(result.status, result.retry_after, attempts, now,
+                                     self.retry_base)
+                    status_code = result.status
+                    error = None if outcome.status == "sent" else f"HTTP {result.status}: {result.text[:500]}"
+                values = {"status": outcome.status, "attempts": attempts, "last_status": status_code,
+                          "last_error": error, "locked_until": None}
+                if outcome.status == "pending":
+                    values["next_attempt_at"] = outcome.next_attempt_at
+                else:
+                    values["finished_at"] = now
+                await db.execute(update(Delivery).where(Delivery.id == row.id).values(**values))
+                (host_failure if outcome.host_failed else host_success).add(row.host)
+            await self._update_hosts(db, host_success - host_failure, host_failure, now)
+
+    async def _update_hosts(self, db: AsyncSession, ok: set[str], failed: set[str], now) -> None:
+        if ok:
+            await db.execute(update(HostState).where(HostState.host.in_(ok)).values(
+                consecutive_failures=0, paused_until=None, last_success_at=now))
+        for host in failed:
+            state = await db.get(HostState, host)
+            if state is None:
+                state = HostState(host=host, consecutive_failures=0)
+                db.add(state)
+            state.consecutive_failures += 1
+            state.last_failure_at = now
+            pause = pause_for(state.consecutive_failures, self.retry_base)
+            if pause is not None:
+                state.paused_until = now + pause
+                log.warning("pausing deliveries to %s for %s after %d failures",
+                            host, pause, state.consecutive_failures)
