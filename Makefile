@@ -1,0 +1,54 @@
+# Two commands matter: `make run` and `make test`. Everything they need is installed here.
+PYTHON ?= python3
+VENV ?= .venv
+PEERS_VENV ?= .venv-peers
+BIN = $(VENV)/bin
+PG_BIN ?= /usr/lib/postgresql/15/bin
+
+.PHONY: run test bench install install-test peers postgres-server lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: $(VENV)/.installed
+	$(BIN)/fedsph migrate
+	$(BIN)/fedsph bootstrap
+	$(BIN)/fedsph serve
+
+# Real fediverse software from PyPI, in its own environment: its pins differ from ours, and
+# the tests run it as separate processes, as it would run in the wild.
+$(PEERS_VENV)/.installed: tests/peers-requirements.txt
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/pip install --quiet -r tests/peers-requirements.txt
+	touch $@
+
+peers: $(PEERS_VENV)/.installed
+
+# The PostgreSQL tests start a throwaway cluster from these binaries (Debian's postgresql-15).
+postgres-server:
+	@test -x $(PG_BIN)/initdb || (apt-get update -qq && apt-get install -y -qq postgresql-15)
+
+test: $(VENV)/.installed-test peers postgres-server
+	FEDSPH_PEERS_PYTHON=$(CURDIR)/$(PEERS_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m bench
+
+lint: $(VENV)/.installed-test
+	$(BIN)/pip install --quiet ruff
+	$(BIN)/ruff check fedsph tests bench
+
+clean:
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache
