@@ -12,7 +12,9 @@ from dataclasses import dataclass
 
 import orjson
 from sqlalchemy import select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.actors import get_or_fetch_actor, signer_for
@@ -62,8 +64,10 @@ class Worker:
         while not stop.is_set():
             try:
                 stats = await self.run_once()
-            except OperationalError as exc:
-                # The database is busy or restarting: nothing is lost, the rows wait for us.
+            except (DBAPIError, OSError) as exc:
+                # The database is busy, restarting or unreachable: nothing is lost, the rows wait
+                # for us. SQLite says OperationalError; asyncpg raises OSError while PostgreSQL is
+                # down and other DBAPIErrors while it shuts down or starts up.
                 log.warning("worker round failed on the database: %s", exc)
                 stats = WorkerStats()
             if stats.processed or stats.sent:
@@ -165,42 +169,62 @@ class Worker:
     async def _record_results(self, results) -> None:
         """Write every outcome of a batch in one transaction (one commit per batch, not per row)."""
         now = utcnow()
+        changes: list[tuple[int, dict]] = []
         host_success: set[str] = set()
         host_failure: set[str] = set()
+        for row, result in results:
+            values, host_failed = self._delivery_values(row, result, now)
+            changes.append((row.id, values))
+            (host_failure if host_failed else host_success).add(row.host)
         async with self.sessions() as db, db.begin():
-            for row, result in results:
-                attempts = row.attempts + 1
-                if isinstance(result, FetchError):
-                    outcome = decide(None, None, attempts, now, self.retry_base)
-                    status_code, error = None, str(result)
-                else:
-                    outcome = decide(result.status, result.retry_after, attempts, now,
-                                     self.retry_base)
-                    status_code = result.status
-                    error = None if outcome.status == "sent" else f"HTTP {result.status}: {result.text[:500]}"
-                values = {"status": outcome.status, "attempts": attempts, "last_status": status_code,
-                          "last_error": error, "locked_until": None}
-                if outcome.status == "pending":
-                    values["next_attempt_at"] = outcome.next_attempt_at
-                else:
-                    values["finished_at"] = now
-                await db.execute(update(Delivery).where(Delivery.id == row.id).values(**values))
-                (host_failure if outcome.host_failed else host_success).add(row.host)
+            # Host rows first, then delivery rows: the inbox reviving a host locks them in the
+            # same order, so on PostgreSQL the two cannot deadlock.
             await self._update_hosts(db, host_success - host_failure, host_failure, now)
+            for delivery_id, values in changes:
+                await db.execute(update(Delivery).where(Delivery.id == delivery_id).values(**values))
+
+    def _delivery_values(self, row, result: PostResult | FetchError, now) -> tuple[dict, bool]:
+        """A delivery row's new columns after one attempt, and whether its host failed."""
+        attempts = row.attempts + 1
+        if isinstance(result, FetchError):
+            outcome = decide(None, None, attempts, now, self.retry_base)
+            status_code, error = None, str(result)
+        else:
+            outcome = decide(result.status, result.retry_after, attempts, now, self.retry_base)
+            status_code = result.status
+            error = None if outcome.status == "sent" else f"HTTP {result.status}: {result.text[:500]}"
+        values = {"status": outcome.status, "attempts": attempts, "last_status": status_code,
+                  "last_error": error, "locked_until": None}
+        if outcome.status == "pending":
+            values["next_attempt_at"] = outcome.next_attempt_at
+        else:
+            values["finished_at"] = now
+        return values, outcome.host_failed
 
     async def _update_hosts(self, db: AsyncSession, ok: set[str], failed: set[str], now) -> None:
-        if ok:
-            await db.execute(update(HostState).where(HostState.host.in_(ok)).values(
-                consecutive_failures=0, paused_until=None, last_success_at=now))
-        for host in failed:
-            state = await db.get(HostState, host)
-            if state is None:
-                state = HostState(host=host, consecutive_failures=0)
-                db.add(state)
-            state.consecutive_failures += 1
-            state.last_failure_at = now
-            pause = pause_for(state.consecutive_failures, self.retry_base)
-            if pause is not None:
-                state.paused_until = now + pause
-                log.warning("pausing deliveries to %s for %s after %d failures",
-                            host, pause, state.consecutive_failures)
+        # Hosts in one fixed order, so two workers updating the same hosts cannot deadlock.
+        for host in sorted(ok | failed):
+            if host in failed:
+                await self._count_host_failure(db, host, now)
+            else:
+                await db.execute(update(HostState).where(HostState.host == host).values(
+                    consecutive_failures=0, paused_until=None, last_success_at=now))
+
+    async def _count_host_failure(self, db: AsyncSession, host: str, now) -> None:
+        """Add one to the host's failure count and pause it when that count calls for it."""
+        # One upsert, not read-then-insert: several workers may fail on a new host at the same
+        # moment, and on PostgreSQL all but one of them would then hit the primary key.
+        dialect = db.get_bind().dialect.name
+        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        failures = await db.scalar(
+            insert(HostState)
+            .values(host=host, consecutive_failures=1, last_failure_at=now)
+            .on_conflict_do_update(index_elements=[HostState.host], set_={
+                "consecutive_failures": HostState.consecutive_failures + 1,
+                "last_failure_at": now})
+            .returning(HostState.consecutive_failures))
+        pause = pause_for(failures, self.retry_base)
+        if pause is not None:
+            await db.execute(update(HostState).where(HostState.host == host).values(
+                paused_until=now + pause))
+            log.warning("pausing deliveries to %s for %s after %d failures", host, pause, failures)

@@ -16,7 +16,7 @@ from fedsph.web.keys import REMOTE, SESSIONS, URLS, WRITER
 from fedsph.worker import Worker
 from tests.fakepeer import FakePeer, free_port
 
-pytest_plugins = ["tests.pgcluster"]
+pytest_plugins = ["tests.pgcluster", "tests.dbfixtures"]
 
 
 def make_settings(tmp_path, port: int | None = None, **overrides) -> Settings:

@@ -1,0 +1,139 @@
+"""Migrations and queue claiming, on SQLite and on PostgreSQL.
+
+Claiming is what lets several workers (and several machines, on PostgreSQL) share one queue, so
+these tests check what a crash or a second worker would actually see: each due row is handed out
+once, a lease keeps it from a second worker, and an expired lease gives it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+
+from fedsph.db import NotMigrated, current_revision, ensure_migrated, head_revision, make_engine
+from fedsph.db import migrate
+from fedsph.models import Delivery, HostState, InboxItem, utcnow
+from fedsph.outbox import record_activity
+from fedsph.queue import claim
+from tests.conftest import make_settings
+from tests.dbfixtures import expire_leases
+
+# -- migrations --------------------------------------------------------------------------------
+
+
+async def test_migrate_brings_an_empty_database_to_head(tmp_path, database_url):
+    engine = make_engine(make_settings(tmp_path, database_url=database_url))
+    try:
+        with pytest.raises(NotMigrated, match="fedsph migrate"):
+            await ensure_migrated(engine)
+        await asyncio.to_thread(migrate, database_url)
+        await ensure_migrated(engine)
+        assert await current_revision(engine) == head_revision()
+        # Running it again (every deploy does) changes nothing and does not fail.
+        await asyncio.to_thread(migrate, database_url)
+        assert await current_revision(engine) == head_revision()
+    finally:
+        await engine.dispose()
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+async def add_inbox_items(node, count: int, due_in: timedelta = timedelta(0)) -> list[int]:
+    """`count` pending inbox rows that become due `due_in` from now."""
+    due = utcnow() + due_in
+    async with node.sessions() as db, db.begin():
+        items = [InboxItem(activity_uri=f"https://peer.example/activities/{uuid.uuid4().hex}",
+                           type="Like", actor_uri="https://peer.example/users/ana",
+                           body=b"{}", next_attempt_at=due)
+                 for _ in range(count)]
+        db.add_all(items)
+        await db.flush()
+        return [item.id for item in items]
+
+
+async def claim_in_own_transaction(node, model, limit: int) -> list[int]:
+    async with node.sessions() as db, db.begin():
+        return await claim(db, model, limit)
+
+
+async def add_deliveries(node, hosts: list[str]) -> dict[str, int]:
+    """One pending delivery of one activity to an inbox on each host; returns host -> row id."""
+    project = await node.create_actor("coop")
+    async with node.sessions() as db, db.begin():
+        document = {"id": node.urls.new_activity(), "type": "Create", "actor": project.uri}
+        activity = await record_activity(db, project, document, None)
+        rows = {host: Delivery(activity_id=activity.id, inbox=f"http://{host}/inbox", host=host)
+                for host in hosts}
+        db.add_all(rows.values())
+        await db.flush()
+        return {host: row.id for host, row in rows.items()}
+
+
+# -- claiming ----------------------------------------------------------------------------------
+
+
+async def test_due_rows_are_claimed_once_and_future_rows_not_at_all(db_node):
+    due = await add_inbox_items(db_node, 3)
+    await add_inbox_items(db_node, 2, due_in=timedelta(hours=1))
+
+    first = await claim_in_own_transaction(db_node, InboxItem, 10)
+    again = await claim_in_own_transaction(db_node, InboxItem, 10)
+
+    assert sorted(first) == due
+    assert again == []  # the lease keeps them from a second worker
+
+
+async def test_claim_respects_the_batch_limit_oldest_first(db_node):
+    ids = await add_inbox_items(db_node, 5)
+    # RETURNING gives no order, so compare the sets each batch holds.
+    assert sorted(await claim_in_own_transaction(db_node, InboxItem, 2)) == ids[:2]
+    assert sorted(await claim_in_own_transaction(db_node, InboxItem, 2)) == ids[2:4]
+
+
+async def test_rows_of_a_crashed_worker_are_claimed_again_after_the_lease(db_node):
+    ids = await add_inbox_items(db_node, 2)
+    assert sorted(await claim_in_own_transaction(db_node, InboxItem, 10)) == ids
+    # The worker dies here without recording anything; its lease runs out.
+    await expire_leases(db_node, InboxItem)
+    assert sorted(await claim_in_own_transaction(db_node, InboxItem, 10)) == ids
+
+
+async def test_concurrent_claimers_never_share_a_row(db_node):
+    ids = await add_inbox_items(db_node, 24)
+    batches = await asyncio.gather(
+        *(claim_in_own_transaction(db_node, InboxItem, 5) for _ in range(6)))
+    claimed = [row_id for batch in batches for row_id in batch]
+    assert len(claimed) == len(set(claimed)), f"a row was handed out twice: {batches}"
+    assert sorted(claimed) == ids
+    assert all(len(batch) <= 5 for batch in batches)
+
+
+@pytest.mark.postgres
+async def test_postgres_claimer_skips_rows_locked_by_an_open_transaction(pg_node):
+    ids = await add_inbox_items(pg_node, 6)
+    async with pg_node.sessions() as first_db, first_db.begin():
+        first = await claim(first_db, InboxItem, 4)
+        # The first worker has not committed: without SKIP LOCKED the second would wait for it.
+        # The timeout only turns such a hang into a failure; it is not a speed assertion.
+        second = await asyncio.wait_for(claim_in_own_transaction(pg_node, InboxItem, 10), 30)
+    assert len(first) == 4
+    assert set(first).isdisjoint(second)
+    assert sorted(first + second) == ids
+
+
+async def test_deliveries_to_a_paused_host_are_not_claimed(db_node):
+    rows = await add_deliveries(db_node, ["paused.example", "resting.example", "up.example"])
+    async with db_node.sessions() as db, db.begin():
+        db.add(HostState(host="paused.example", consecutive_failures=7,
+                         paused_until=utcnow() + timedelta(hours=1)))
+        # A pause that has run out no longer holds anything back.
+        db.add(HostState(host="resting.example", consecutive_failures=5,
+                         paused_until=utcnow() - timedelta(seconds=1)))
+
+    claimed = await claim_in_own_transaction(db_node, Delivery, 10)
+
+    assert sorted(claimed) == sorted([rows["resting.example"], rows["up.example"]])
