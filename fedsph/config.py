@@ -98,6 +98,9 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
         if env_name in env:
             values[name] = env[env_name]
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if "base_url" not in values and "port" in values:
+        # Someone who only moves the port expects the node to name itself on that port.
+        values["base_url"] = f"http://127.0.0.1:{values['port']}"
     types = {f.name: f.type for f in fields(Settings)}
     kinds = {"bool": bool, "int": int, "float": float, "Path": Path, "str": str}
     clean: dict[str, object] = {}

@@ -36,7 +36,8 @@ class Outcome:
 def backoff(attempts: int, base_seconds: float, rng: random.Random | None = None) -> timedelta:
     """Exponential backoff with ±20 % jitter, so many failed deliveries do not retry in step."""
     rng = rng or random
-    delay = min(timedelta(seconds=base_seconds * 2 ** max(attempts - 1, 0)), MAX_DELAY)
+    exponent = min(max(attempts - 1, 0), 30)  # capped first so that 2**n cannot overflow timedelta
+    delay = min(timedelta(seconds=base_seconds * 2 ** exponent), MAX_DELAY)
     return delay * rng.uniform(0.8, 1.2)
 
 
@@ -81,7 +82,9 @@ def pause_for(consecutive_failures: int, base_seconds: float) -> timedelta | Non
     """How long to leave a host alone after this many failures in a row (None: not yet)."""
     if consecutive_failures < PAUSE_AFTER_FAILURES:
         return None
-    steps = consecutive_failures - PAUSE_AFTER_FAILURES
+    # Capped before exponentiation: a host down for weeks reaches hundreds of failures, and
+    # 2**n seconds overflows timedelta long before that.
+    steps = min(consecutive_failures - PAUSE_AFTER_FAILURES, 30)
     return min(timedelta(seconds=base_seconds * 2 ** steps), MAX_PAUSE)
 
 
