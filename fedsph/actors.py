@@ -7,7 +7,7 @@ from datetime import timedelta
 from urllib.parse import urldefrag, urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.activitystreams import ACTOR_CONTEXT, as_list, get_id, get_type, iso
 from fedsph.crypto import generate_rsa_keypair
@@ -181,27 +181,30 @@ async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
     return actor
 
 
-async def fetch_actor(db: AsyncSession, remote: Remote, uri: str) -> Actor:
-    """Fetch (signed) and store a remote actor."""
-    try:
-        document = await remote.fetch_json(uri)
-        values = parse_actor_document(document, expected_uri=uri)
-    except InvalidActor as exc:
-        raise FetchError(str(exc)) from None
-    return await store_remote_actor(db, values)
+async def resolve_actor(sessions: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
+                        refresh: bool = False) -> int:
+    """The row id of the actor at `uri`, fetched (signed) when we lack it or it is stale.
 
-
-async def get_or_fetch_actor(db: AsyncSession, remote: Remote, uri: str, refresh: bool = False) -> Actor:
-    """A cached actor while it is fresh; otherwise fetch it (falling back to a stale copy)."""
-    actor = await get_actor_by_uri(db, urldefrag(uri)[0])
-    if actor is not None and (actor.local or (not refresh and not _is_stale(actor))):
-        return actor
+    No transaction is open during the network fetch: on SQLite a
+    writer's transaction holds the database's only write lock, and the inbox must keep accepting
+    while another server takes its time to answer.
+    """
+    uri = urldefrag(uri)[0]
+    async with sessions() as db:
+        cached = await get_actor_by_uri(db, uri)
+    if cached is not None and (cached.local or (not refresh and not _is_stale(cached))):
+        return cached.id
     try:
-        return await fetch_actor(db, remote, uri)
+        try:
+            values = parse_actor_document(await remote.fetch_json(uri), expected_uri=uri)
+        except InvalidActor as exc:
+            raise FetchError(str(exc)) from None
     except FetchError:
-        if actor is not None:
-            return actor  # a stale copy beats none when the other server is down
+        if cached is not None:
+            return cached.id  # a stale copy beats none when the other server is down
         raise
+    async with sessions() as db, db.begin():
+        return (await store_remote_actor(db, values)).id
 
 
 def _is_stale(actor: Actor) -> bool:

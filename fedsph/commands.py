@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fedsph import outbox
 from fedsph.actors import (
     create_local_actor, get_actor_by_uri, get_local_actor, get_or_create_instance_actor,
-    get_or_fetch_actor, signer_for,
+    resolve_actor, signer_for,
 )
 from fedsph.app import create_app
 from fedsph.cli import CommandError
@@ -220,11 +220,9 @@ async def resolve_target(node: Node, target: str) -> Actor:
     """user@host through WebFinger, or an actor URL; fetched (signed) and cached."""
     try:
         uri = target if target.startswith(("http://", "https://")) else await node.remote.webfinger(target)
-        async with node.sessions() as db, db.begin():
-            local = await get_actor_by_uri(db, uri)
-            if local is not None and local.local:
-                return local
-            return await get_or_fetch_actor(db, node.remote, uri, refresh=True)
+        actor_id = await resolve_actor(node.sessions, node.remote, uri, refresh=True)
+        async with node.sessions() as db:
+            return await db.get(Actor, actor_id)
     except FetchError as exc:
         raise CommandError(f"cannot find {target}: {exc}") from None
 

@@ -14,15 +14,16 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.actors import get_or_fetch_actor, signer_for
-from fedsph.activitystreams import get_id
+from fedsph.actors import resolve_actor, signer_for
+from fedsph.activitystreams import get_id, get_type
 from fedsph.config import Settings
 from fedsph.delivery import backoff, decide, pause_for
 from fedsph.errors import FetchError
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
+from fedsph.handlers.context import same_origin
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, utcnow
 from fedsph.queue import claim
 from fedsph.remote import PostResult, Remote
@@ -32,6 +33,8 @@ log = logging.getLogger("fedsph.worker")
 
 # Inbox items whose handler could not reach another server are retried this often.
 INBOX_MAX_ATTEMPTS = 6
+# Activities whose object may arrive as a bare id and must then be fetched from its server.
+DEREFERENCED_OBJECTS = {"Create", "Update"}
 
 
 @dataclass
@@ -88,33 +91,60 @@ class Worker:
         return len(ids)
 
     async def _process_item(self, item_id: int) -> None:
-        async with self.sessions() as db:
-            try:
-                async with db.begin():
-                    item = await db.get(InboxItem, item_id)
-                    status, error = await self._dispatch(db, item)
-                    item.status, item.last_error = status, error
-                    item.attempts += 1
-                    item.locked_until, item.finished_at = None, utcnow()
-                return
-            except FetchError as exc:
-                error, retry = f"{exc}", True
-            except OperationalError:
-                raise
-            except Exception:
-                # A bug in a handler: keep the item with its traceback for the admin, move on.
-                log.exception("handler failed for inbox item %s", item_id)
-                error, retry = traceback.format_exc(limit=8), False
+        try:
+            actor_id, activity = await self._fetch_what_the_handler_needs(item_id)
+            async with self.sessions() as db, db.begin():
+                item = await db.get(InboxItem, item_id)
+                status, error = await self._dispatch(db, item.type, activity, actor_id)
+                item.status, item.last_error = status, error
+                item.attempts += 1
+                item.locked_until, item.finished_at = None, utcnow()
+            return
+        except FetchError as exc:
+            error, retry = f"{exc}", True
+        except (OperationalError, InterfaceError, OSError):
+            raise  # the database is away: the item keeps its lease and is claimed again later
+        except Exception:
+            # A bug in a handler: keep the item with its traceback for the admin, move on.
+            log.exception("handler failed for inbox item %s", item_id)
+            error, retry = traceback.format_exc(limit=8), False
         await self._reschedule_item(item_id, error, retry)
 
-    async def _dispatch(self, db: AsyncSession, item: InboxItem) -> tuple[str, str | None]:
-        activity = orjson.loads(item.body)
-        handler = HANDLERS.get(item.type)
+    async def _fetch_what_the_handler_needs(self, item_id: int) -> tuple[int | None, dict]:
+        """The sender's actor row and the activity with its object dereferenced.
+
+        Done before the handler's transaction opens, so no transaction (on SQLite: the database's
+        only write lock) is held while another server takes its time to answer. Returns
+        (None, activity) for an actor that is gone (404/410): the handler ignores it.
+        """
+        async with self.sessions() as db:
+            item = await db.get(InboxItem, item_id)
+            activity = orjson.loads(item.body)
+        try:
+            actor_id = await resolve_actor(self.sessions, self.remote,
+                                           get_id(activity.get("actor")) or "")
+        except FetchError as exc:
+            if exc.status in (404, 410):
+                return None, activity
+            raise
+        obj = activity.get("object")
+        if (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
+                and same_origin(obj, get_id(activity.get("actor")))):
+            # Only the object's own server is asked, as Mastodon does; a foreign one is refused
+            # later by the handler's origin check without a request.
+            activity["object"] = await self.remote.fetch_json(obj)
+        return actor_id, activity
+
+    async def _dispatch(self, db: AsyncSession, activity_type: str, activity: dict,
+                        actor_id: int | None) -> tuple[str, str | None]:
+        handler = HANDLERS.get(activity_type)
         if handler is None:
-            return "ignored", f"no handler for {item.type}"
+            return "ignored", f"no handler for {activity_type}"
+        if actor_id is None:
+            return "ignored", "the sender's actor is gone from its server"
         ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings)
         try:
-            actor = await get_or_fetch_actor(db, self.remote, get_id(activity.get("actor")) or "")
+            actor = await db.get(Actor, actor_id)
             async with db.begin_nested():
                 status = await handler(ctx, activity, actor)
         except Ignored as exc:

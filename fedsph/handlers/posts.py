@@ -12,12 +12,14 @@ from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, s
 
 
 async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) -> dict:
-    """The activity's object as a dict, fetched when only its id was sent; origin-checked."""
+    """The activity's object as a dict, origin-checked.
+
+    An object sent as a bare id was fetched by the worker before this handler ran (only from the
+    actor's own host): an id still left here is on another host.
+    """
     obj = activity.get("object")
     if isinstance(obj, str):
-        if not same_origin(obj, actor.uri):
-            raise Ignored("object is on another host than its actor")
-        obj = await ctx.remote.fetch_json(obj)
+        raise Ignored("object is on another host than its actor")
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
         raise Ignored("activity has no usable object")
     if not same_origin(obj["id"], actor.uri):
