@@ -90,8 +90,12 @@ async def serve(settings: Settings, run_worker: bool) -> int:
         await engine.dispose()
     runner = web.AppRunner(create_app(settings, run_worker=run_worker), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+                           " (another program uses that port? set FEDSPH_PORT)") from None
     print(f"fedsph serving {settings.base_url} on http://{settings.host}:{settings.port}"
           f"{'' if run_worker else ' (no worker)'}", flush=True)
     try:
