@@ -45,7 +45,7 @@ async def _concerns_us(ctx: HandlerContext, document: dict, actor: Actor) -> boo
 async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     obj = await _embedded_object(ctx, activity, actor)
     if get_type(obj) not in POST_TYPES:
-        raise Ignored(f"Create of a {get_type(obj)}")
+        raise Ignored(f"{get_type(activity)} of a {get_type(obj)}, which we do not keep")
     if not await _concerns_us(ctx, obj, actor):
         raise Ignored("post from an actor nobody here follows, not addressed to us")
     existing = await get_object(ctx.db, obj["id"])

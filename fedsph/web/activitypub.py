@@ -44,6 +44,20 @@ async def instance_actor_view(request: web.Request) -> web.Response:
     return ap_response(build_actor_document(actor, request.app[URLS]))
 
 
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body, refused once it passes `limit` (chunked bodies have no Content-Length).
+
+    StreamReader.read(n) returns what has arrived so far, not n bytes, so it must be looped.
+    """
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"activities are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def inbox_view(request: web.Request) -> web.Response:
     """POST to an actor's inbox or the shared inbox: verify, store, 202."""
     if "username" in request.match_info:
@@ -51,9 +65,7 @@ async def inbox_view(request: web.Request) -> web.Response:
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"activities are limited to {limit} bytes")
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise PayloadTooLarge(f"activities are limited to {limit} bytes")
+    body = await _read_body(request, limit)
     signed = SignedRequest(
         method=request.method, path=request.rel_url.raw_path, query=request.rel_url.raw_query_string,
         headers={k.lower(): v for k, v in request.headers.items()}, body=body)
