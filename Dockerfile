@@ -1,0 +1,13 @@
+# A fedsph node image: the package, its templates and migrations. Data lives in /data.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY fedsph ./fedsph
+COPY templates ./templates
+COPY migrations ./migrations
+RUN pip install --no-cache-dir -e .
+ENV FEDSPH_DATA_DIR=/data FEDSPH_HOST=0.0.0.0 FEDSPH_PORT=8080
+VOLUME /data
+EXPOSE 8080
+# Migrating on start is safe: Alembic does nothing when the schema is already at head.
+CMD ["sh", "-c", "fedsph migrate && fedsph serve"]
