@@ -14,7 +14,10 @@ from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
 from fedsph.web import activitypub, pages, wellknown
-from fedsph.web.keys import ENGINE, REMOTE, SESSIONS, SETTINGS, TEMPLATES, URLS, WORKER, WRITER
+from fedsph.web.documents import make_document_cache
+from fedsph.web.keys import (
+    DOCUMENTS, ENGINE, REMOTE, SESSIONS, SETTINGS, TEMPLATES, URLS, WORKER, WRITER,
+)
 from fedsph.web.middleware import errors
 from fedsph.web.render import make_templates
 from fedsph.worker import Worker
@@ -28,6 +31,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     app[SETTINGS] = settings
     app[URLS] = URLs(settings.base_url)
     app[TEMPLATES] = make_templates(settings.templates_dir)
+    app[DOCUMENTS] = make_document_cache()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client)
     if run_worker:

@@ -8,18 +8,28 @@ from sqlalchemy import select
 
 from fedsph import queries
 from fedsph.activitystreams import (
-    AS_CONTEXT, build_collection_page, build_ordered_collection, build_tombstone,
+    AS_CONTEXT,
+    build_collection_page,
+    build_ordered_collection,
+    build_tombstone,
 )
 from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_actor
 from fedsph.errors import BadRequest, Gone, NotFound, PayloadTooLarge
 from fedsph.inbox import SignedRequest, receive
 from fedsph.models import Activity, Actor, Object
 from fedsph.urls import (
-    ACTIVITY, ACTOR, ACTOR_FOLLOWERS, ACTOR_FOLLOWING, ACTOR_INBOX, ACTOR_OUTBOX, INSTANCE_ACTOR,
-    OBJECT, SHARED_INBOX,
+    ACTIVITY,
+    ACTOR,
+    ACTOR_FOLLOWERS,
+    ACTOR_FOLLOWING,
+    ACTOR_INBOX,
+    ACTOR_OUTBOX,
+    INSTANCE_ACTOR,
+    OBJECT,
+    SHARED_INBOX,
 )
 from fedsph.web import pages
-from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
+from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 from fedsph.web.render import ap_response, wants_html
 
 
@@ -32,16 +42,25 @@ async def _actor_or_404(request: web.Request) -> Actor:
 
 
 async def actor_view(request: web.Request) -> web.Response:
-    actor = await _actor_or_404(request)
     if wants_html(request):
-        return await pages.actor_page(request, actor)
-    return ap_response(build_actor_document(actor, request.app[URLS]))
+        return await pages.actor_page(request, await _actor_or_404(request))
+    key = ("actor", request.match_info["username"])
+    body = request.app[DOCUMENTS].get(key)
+    if body is None:
+        actor = await _actor_or_404(request)
+        body = request.app[DOCUMENTS][key] = orjson.dumps(
+            build_actor_document(actor, request.app[URLS]))
+    return ap_response(body)
 
 
 async def instance_actor_view(request: web.Request) -> web.Response:
-    async with request.app[SESSIONS]() as db:
-        actor = await get_actor_by_uri(db, request.app[URLS].instance_actor())
-    return ap_response(build_actor_document(actor, request.app[URLS]))
+    body = request.app[DOCUMENTS].get(("actor", ""))
+    if body is None:
+        async with request.app[SESSIONS]() as db:
+            actor = await get_actor_by_uri(db, request.app[URLS].instance_actor())
+        body = request.app[DOCUMENTS][("actor", "")] = orjson.dumps(
+            build_actor_document(actor, request.app[URLS]))
+    return ap_response(body)
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jinja2
+from cachetools import TTLCache
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -18,3 +19,4 @@ WRITER = web.AppKey("writer", async_sessionmaker[AsyncSession])
 REMOTE = web.AppKey("remote", Remote)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 WORKER = web.AppKey("worker", object)
+DOCUMENTS = web.AppKey("documents", TTLCache)

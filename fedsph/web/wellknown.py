@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
+import orjson
 from aiohttp import web
 from sqlalchemy import func, select
 
@@ -12,8 +13,8 @@ from fedsph import __version__
 from fedsph.actors import get_actor_by_uri, get_local_actor
 from fedsph.errors import BadRequest, NotFound
 from fedsph.models import Actor, Object, User
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS
-from fedsph.web.render import json_response
+from fedsph.web.keys import DOCUMENTS, SESSIONS, SETTINGS, URLS
+from fedsph.web.render import ap_response, json_response
 
 CORS = {"Access-Control-Allow-Origin": "*"}
 NODEINFO_SCHEMAS = {
@@ -53,6 +54,10 @@ async def webfinger(request: web.Request) -> web.Response:
     resource = request.query.get("resource", "").strip()
     if not resource:
         raise BadRequest("the resource parameter is required", headers=CORS)
+    key = ("webfinger", resource)
+    body = request.app[DOCUMENTS].get(key)
+    if body is not None:
+        return _jrd_response(body)
     try:
         actor = await _actor_for_resource(request, resource)
     except (BadRequest, NotFound) as problem:
@@ -66,7 +71,12 @@ async def webfinger(request: web.Request) -> web.Response:
             {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": actor.url},
         ],
     }
-    return json_response(document, content_type="application/jrd+json", headers=CORS)
+    body = request.app[DOCUMENTS][key] = orjson.dumps(document)
+    return _jrd_response(body)
+
+
+def _jrd_response(body: bytes) -> web.Response:
+    return ap_response(body, content_type="application/jrd+json", headers=CORS)
 
 
 async def host_meta(request: web.Request) -> web.Response:
