@@ -70,7 +70,7 @@ def parse_iso(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(value)  # 3.11+ reads a trailing Z
     except ValueError:
         return None
     if moment.tzinfo is not None:

@@ -122,10 +122,10 @@ def parse_actor_document(document: dict, expected_uri: str | None = None) -> dic
     uri = document.get("id")
     if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
         raise InvalidActor("actor has no http(s) id")
-    if expected_uri and urldefrag(expected_uri)[0] != uri:
-        # Served at another URL than its id: only trust it if it is on the same host.
-        if urlsplit(expected_uri).netloc != urlsplit(uri).netloc:
-            raise InvalidActor(f"actor id {uri} does not match the URL it was fetched from")
+    # Served at another URL than its id: only trust it if it is on the same host.
+    if (expected_uri and urldefrag(expected_uri)[0] != uri
+            and urlsplit(expected_uri).netloc != urlsplit(uri).netloc):
+        raise InvalidActor(f"actor id {uri} does not match the URL it was fetched from")
     actor_type = get_type(document)
     if actor_type not in ACTOR_TYPES:
         raise InvalidActor(f"{uri} is a {actor_type}, not an actor")

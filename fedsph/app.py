@@ -16,7 +16,15 @@ from fedsph.urls import URLs
 from fedsph.web import activitypub, pages, wellknown
 from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (
-    DOCUMENTS, ENGINE, REMOTE, SESSIONS, SETTINGS, TEMPLATES, URLS, WORKER, WRITER,
+    DOCUMENTS,
+    ENGINE,
+    REMOTE,
+    SESSIONS,
+    SETTINGS,
+    TEMPLATES,
+    URLS,
+    WORKER,
+    WRITER,
 )
 from fedsph.web.middleware import errors
 from fedsph.web.render import make_templates

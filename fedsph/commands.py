@@ -17,8 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph import outbox
 from fedsph.actors import (
-    create_local_actor, get_actor_by_uri, get_local_actor, get_or_create_instance_actor,
-    resolve_actor, signer_for,
+    create_local_actor,
+    get_local_actor,
+    get_or_create_instance_actor,
+    resolve_actor,
+    signer_for,
 )
 from fedsph.app import create_app
 from fedsph.cli import CommandError

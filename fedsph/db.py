@@ -6,7 +6,12 @@ from pathlib import Path
 
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, inspect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from fedsph.config import PROJECT_ROOT, Settings
 

@@ -12,7 +12,7 @@ from fedsph.models import Delivery, HostState, InboxItem, utcnow
 LEASE = timedelta(minutes=5)
 
 
-async def claim(db: AsyncSession, model: type[InboxItem] | type[Delivery], limit: int) -> list[int]:
+async def claim(db: AsyncSession, model: type[InboxItem | Delivery], limit: int) -> list[int]:
     """Lease up to `limit` due rows and return their ids.
 
     One UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING: on PostgreSQL several

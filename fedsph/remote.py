@@ -7,7 +7,6 @@ cannot make us reach services on our own network, not even through a redirect or
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -119,7 +118,7 @@ class Remote:
                     if resp.status >= 400:
                         raise FetchError(f"GET {url}: HTTP {resp.status}", resp.status)
                     body = await resp.content.read(MAX_FETCH_BYTES + 1)
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise FetchError(f"GET {url}: {exc.__class__.__name__}: {exc}") from None
             if len(body) > MAX_FETCH_BYTES:
                 raise FetchError(f"GET {url}: document larger than {MAX_FETCH_BYTES} bytes")
@@ -142,7 +141,7 @@ class Remote:
             async with self.session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
                 text = (await resp.content.read(2048)).decode("utf-8", "replace")
                 return PostResult(resp.status, resp.headers.get("Retry-After"), text)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise FetchError(f"POST {url}: {exc.__class__.__name__}: {exc}") from None
 
     async def webfinger(self, handle: str) -> str:

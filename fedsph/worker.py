@@ -17,8 +17,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.actors import resolve_actor, signer_for
 from fedsph.activitystreams import get_id, get_type
+from fedsph.actors import resolve_actor, signer_for
 from fedsph.config import Settings
 from fedsph.delivery import backoff, decide, pause_for
 from fedsph.errors import FetchError
@@ -78,7 +78,7 @@ class Worker:
             self.wakeup.clear()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), idle_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # -- inbox -------------------------------------------------------------------------------

@@ -79,14 +79,14 @@ async def inbox_items(node: Node) -> list[InboxItem]:
         return list(await db.scalars(select(InboxItem).order_by(InboxItem.id)))
 
 
-async def make_due(node: Node, model: type[Delivery] | type[InboxItem]) -> None:
+async def make_due(node: Node, model: type[Delivery | InboxItem]) -> None:
     """Pretend the retry delay has passed: every pending row is due now."""
     async with node.sessions() as db, db.begin():
         await db.execute(update(model).where(model.status == "pending").values(
             next_attempt_at=utcnow() - timedelta(seconds=1)))
 
 
-async def expire_leases(node: Node, model: type[Delivery] | type[InboxItem]) -> None:
+async def expire_leases(node: Node, model: type[Delivery | InboxItem]) -> None:
     """What a worker that crashed mid-batch leaves behind once its lease has run out."""
     async with node.sessions() as db, db.begin():
         await db.execute(update(model).where(model.locked_until.is_not(None)).values(

@@ -167,7 +167,7 @@ class FakePeer:
         return [r.activity for r in self.received
                 if r.verified and (activity_type is None or r.activity.get("type") == activity_type)]
 
-    async def start(self) -> "FakePeer":
+    async def start(self) -> FakePeer:
         app = web.Application()
         app.router.add_get("/users/{name}", self._actor)
         app.router.add_post("/users/{name}/inbox", self._inbox)

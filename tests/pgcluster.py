@@ -27,6 +27,13 @@ def _as_postgres(args: list[str]) -> list[str]:
     return args
 
 
+def _run(args: list[str], what: str) -> None:
+    """Run a server command; on failure show what PostgreSQL said instead of a bare exit code."""
+    result = subprocess.run(_as_postgres(args), check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"{what} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """Start a cluster on a free loopback port; yields the server URL without a database."""
@@ -38,18 +45,22 @@ def pg_server():
         shutil.chown(workdir, "postgres", "postgres")
     os.chmod(workdir, 0o700)
     port = free_port()
-    subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(datadir), "-A", "trust",
-                                 "-U", "postgres", "--no-sync", "-E", "UTF8"]),
-                   check=True, capture_output=True)
+    _run([str(PG_BIN / "initdb"), "-D", str(datadir), "-A", "trust", "-U", "postgres",
+          "--no-sync", "-E", "UTF8"], "initdb")
     options = f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(datadir), "-o", options,
-                                 "-l", str(workdir / "log"), "-w", "start"]),
-                   check=True, capture_output=True)
+    try:
+        _run([str(PG_BIN / "pg_ctl"), "-D", str(datadir), "-o", options, "-l",
+              str(workdir / "log"), "-w", "start"], "pg_ctl start")
+    except BaseException:
+        log = workdir / "log"
+        print(log.read_text() if log.exists() else "no server log")
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
         subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(datadir), "-m", "immediate",
-                                     "-w", "stop"]), capture_output=True)
+                                     "-w", "stop"]), check=False, capture_output=True)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

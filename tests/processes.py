@@ -29,7 +29,7 @@ class NodeProcess:
         self.log = data_dir / "serve.log"
 
     def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "fedsph", *args], env=self.env, input=stdin,
+        result = subprocess.run([sys.executable, "-m", "fedsph", *args], env=self.env, input=stdin, check=False,
                                 capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"fedsph {' '.join(args)} failed ({result.returncode}):\n"
@@ -38,10 +38,9 @@ class NodeProcess:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log, "a")
-        self.server = subprocess.Popen([sys.executable, "-m", "fedsph", "serve"], env=self.env,
-                                       stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        with open(self.log, "a") as log:
+            self.server = subprocess.Popen([sys.executable, "-m", "fedsph", "serve"], env=self.env,
+                                           stdout=log, stderr=subprocess.STDOUT)
         wait_for(lambda: self.get("/.well-known/nodeinfo")[0] == 200, timeout=30,
                  what=f"node on port {self.port} to start")
 

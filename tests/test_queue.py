@@ -13,8 +13,14 @@ from datetime import timedelta
 
 import pytest
 
-from fedsph.db import NotMigrated, current_revision, ensure_migrated, head_revision, make_engine
-from fedsph.db import migrate
+from fedsph.db import (
+    NotMigrated,
+    current_revision,
+    ensure_migrated,
+    head_revision,
+    make_engine,
+    migrate,
+)
 from fedsph.models import Delivery, HostState, InboxItem, utcnow
 from fedsph.outbox import record_activity
 from fedsph.queue import claim

@@ -28,8 +28,14 @@ from fedsph.outbox import follow, publish_note
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
 from tests.conftest import make_settings
-from tests.dbfixtures import (add_follow, add_remote_follower, deliveries, inbox_items, make_due,
-                              store_remote)
+from tests.dbfixtures import (
+    add_follow,
+    add_remote_follower,
+    deliveries,
+    inbox_items,
+    make_due,
+    store_remote,
+)
 from tests.fakepeer import FakePeer, free_port
 
 # -- a misbehaving inbox -----------------------------------------------------------------------
@@ -65,7 +71,7 @@ class Sink:
         status, headers = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         return web.Response(status=status, headers=headers, text="sink says so")
 
-    async def start(self) -> "Sink":
+    async def start(self) -> Sink:
         app = web.Application()
         app.router.add_post("/users/sink/inbox", self._inbox)
         self.runner = web.AppRunner(app, access_log=None)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import jinja2
-from cachetools import TTLCache
 from aiohttp import web
+from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings

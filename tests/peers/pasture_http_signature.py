@@ -7,9 +7,8 @@ signature verifies (it fetches the keyId itself), else 401 with an "x error" ent
 import logging
 import sys
 
-from quart import Quart
-
 from fediverse_pasture.server.http_signature import http_signature_blueprint
+from quart import Quart
 
 
 def main() -> None:
