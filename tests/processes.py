@@ -51,12 +51,7 @@ class NodeProcess:
             self.server.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.server and self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_process(self.server)
 
     def get(self, path: str, accept: str = "application/activity+json") -> tuple[int, str]:
         request = urllib.request.Request(self.base + path, headers={"Accept": accept})
@@ -73,6 +68,18 @@ class NodeProcess:
 
     def server_log(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within 10 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def wait_for(predicate, timeout: float = 30, what: str = "condition", interval: float = 0.2):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fakepeer import free_port
-from tests.processes import NodeProcess, wait_for
+from tests.processes import NodeProcess, stop_process, wait_for
 
 pytestmark = pytest.mark.peers
 
@@ -84,13 +84,7 @@ class Bovine:
         return self.client("inbox")
 
     def stop(self) -> None:
-        if self.server and self.server.poll() is None:
-            self.server.terminate()
-            try:
-                self.server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait(timeout=10)
+        stop_process(self.server)
 
     def server_log(self) -> str:
         return self.log.read_text() if self.log.exists() else ""

@@ -28,7 +28,7 @@ from fedsph.activitystreams import AP_CONTENT_TYPE
 from fedsph.httpsig import sign_request
 from fedsph.remote import Remote, Signer, make_client_session
 from tests.fakepeer import free_port
-from tests.processes import NodeProcess, wait_for
+from tests.processes import NodeProcess, stop_process, wait_for
 
 pytestmark = pytest.mark.peers
 
@@ -86,13 +86,7 @@ class PastureProcess:
         return self.log.read_text() if self.log.exists() else ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 @pytest.fixture
