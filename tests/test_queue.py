@@ -12,6 +12,8 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from fedsph.db import (
     NotMigrated,
@@ -21,7 +23,7 @@ from fedsph.db import (
     make_engine,
     migrate,
 )
-from fedsph.models import Delivery, HostState, InboxItem, utcnow
+from fedsph.models import Base, Delivery, HostState, InboxItem, utcnow
 from fedsph.outbox import record_activity
 from fedsph.queue import claim
 from tests.conftest import make_settings
@@ -41,6 +43,11 @@ async def test_migrate_brings_an_empty_database_to_head(tmp_path, database_url):
         # Running it again (every deploy does) changes nothing and does not fail.
         await asyncio.to_thread(migrate, database_url)
         assert await current_revision(engine) == head_revision()
+        # The migrations build exactly the schema the models describe.
+        async with engine.connect() as conn:
+            differences = await conn.run_sync(
+                lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata))
+        assert differences == []
     finally:
         await engine.dispose()
 

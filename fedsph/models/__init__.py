@@ -1,8 +1,10 @@
 """SQLAlchemy models, one module per area. Import from here."""
 
 from fedsph.models.actors import Actor, Block, Follow, Membership, User
+from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, Reaction
+from fedsph.models.media import Media
 from fedsph.models.queue import Delivery, HostState, InboxItem
 
 __all__ = [
@@ -14,6 +16,9 @@ __all__ = [
     "Follow",
     "HostState",
     "InboxItem",
+    "Invite",
+    "LoginSession",
+    "Media",
     "Membership",
     "Object",
     "Reaction",

@@ -32,6 +32,14 @@ class Actor(Base):
     private_key_pem: Mapped[str | None] = mapped_column(Text)
     manually_approves: Mapped[bool] = mapped_column(Boolean, default=False)
     document: Mapped[dict | None] = mapped_column(JSON)  # remote actors: the document as fetched
+    # Project profile (see fedsph/profile.py for the fields); translations of name and summary.
+    profile: Mapped[dict | None] = mapped_column(JSON)
+    name_map: Mapped[dict | None] = mapped_column(JSON)
+    summary_map: Mapped[dict | None] = mapped_column(JSON)
+    icon_url: Mapped[str | None] = mapped_column(String(2048))
+    header_url: Mapped[str | None] = mapped_column(String(2048))
+    # Replies to this project's updates wait for a member's approval before they are shown.
+    hold_replies: Mapped[bool] = mapped_column(Boolean, default=False)
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -29,6 +29,18 @@ class Object(Base):
     published: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated: Mapped[datetime | None] = mapped_column(DateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Project updates (see fedsph/updates.py): title, kind, tags, place and images.
+    name: Mapped[str | None] = mapped_column(Text)
+    name_map: Mapped[dict | None] = mapped_column(JSON)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    stage_change: Mapped[str | None] = mapped_column(String(32))
+    tags: Mapped[list | None] = mapped_column(JSON)  # [{"type": "Hashtag"|"theme", "name": ...}]
+    place: Mapped[dict | None] = mapped_column(JSON)
+    attachments: Mapped[list | None] = mapped_column(JSON)  # as sent: Document/Image dicts
+    pinned_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Comments: members may hide one; a project that holds replies shows them once approved.
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    approved: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Activity(Base):
