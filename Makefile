@@ -5,7 +5,7 @@ PEERS_VENV ?= .venv-peers
 BIN = $(VENV)/bin
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: run test bench install install-test peers postgres-server lint clean
+.PHONY: run test bench install install-test peers postgres-server browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,11 @@ peers: $(PEERS_VENV)/.installed
 postgres-server:
 	@test -x $(PG_BIN)/initdb || (apt-get update -qq && apt-get install -y -qq postgresql-15)
 
-test: $(VENV)/.installed-test peers postgres-server
+# The browser tests drive Debian's chromium through Playwright; no test tool downloads a browser.
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: $(VENV)/.installed-test peers postgres-server browser
 	FEDSPH_PEERS_PYTHON=$(CURDIR)/$(PEERS_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # wrk (Debian's package) is the load generator when present; without it the benchmarks fall back
