@@ -28,6 +28,7 @@ class Settings:
     allow_private_networks: bool = False
     node_name: str = "fedsph"
     max_body_bytes: int = 1024 * 1024
+    max_upload_bytes: int = 10 * 1024 * 1024  # one original image, before we shrink it
     delivery_concurrency: int = 32
     worker_batch: int = 64
     http_timeout: float = 15.0
@@ -55,6 +56,7 @@ ENV_NAMES = {
     "allow_private_networks": "FEDSPH_ALLOW_PRIVATE_NETWORKS",
     "node_name": "FEDSPH_NODE_NAME",
     "max_body_bytes": "FEDSPH_MAX_BODY_BYTES",
+    "max_upload_bytes": "FEDSPH_MAX_UPLOAD_BYTES",
     "delivery_concurrency": "FEDSPH_DELIVERY_CONCURRENCY",
     "worker_batch": "FEDSPH_WORKER_BATCH",
     "http_timeout": "FEDSPH_HTTP_TIMEOUT",
