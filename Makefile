@@ -5,7 +5,7 @@ PEERS_VENV ?= .venv-peers
 BIN = $(VENV)/bin
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: run test bench install install-test peers postgres-server browser lint clean
+.PHONY: run test catalogs translations bench install install-test peers postgres-server browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,20 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pybabel -q compile -d fedsph/locale -D messages
 	touch $@
+
+# Interface translations: the .po files are the source, the .mo files are built (and ignored by git).
+CATALOGS = $(patsubst %.po,%.mo,$(wildcard fedsph/locale/*/LC_MESSAGES/messages.po))
+
+fedsph/locale/%/LC_MESSAGES/messages.mo: fedsph/locale/%/LC_MESSAGES/messages.po | $(VENV)/.installed
+	$(BIN)/pybabel -q compile -l $* -i $< -o $@
+
+catalogs: $(CATALOGS)
+
+# Re-extracts the strings of templates/ and fedsph/ and updates every language's .po file.
+translations: $(VENV)/.installed
+	$(BIN)/python -m fedsph.i18n_update
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -22,7 +35,7 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed catalogs
 	$(BIN)/fedsph migrate
 	$(BIN)/fedsph bootstrap
 	$(BIN)/fedsph serve
@@ -44,7 +57,7 @@ postgres-server:
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
-test: $(VENV)/.installed-test peers postgres-server browser
+test: $(VENV)/.installed-test catalogs peers postgres-server browser
 	FEDSPH_PEERS_PYTHON=$(CURDIR)/$(PEERS_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # wrk (Debian's package) is the load generator when present; without it the benchmarks fall back

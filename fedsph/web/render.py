@@ -2,24 +2,72 @@
 
 from __future__ import annotations
 
+import contextvars
+
 import jinja2
 import orjson
 from aiohttp import web
 
-from fedsph import __version__
+from fedsph import __version__, vocab
 from fedsph.activitystreams import AP_CONTENT_TYPE
+from fedsph.i18n import get_translations, pick_translation, request_language
 from fedsph.web.keys import SETTINGS, TEMPLATES
 
 AP_ACCEPTS = ("application/activity+json", "application/ld+json", "application/json")
 
 
+# Each language's name in itself, for the language switcher and the content-language links.
+LANGUAGE_NAMES = {"en": "English", "es": "Español", "fr": "Français", "pt": "Português"}
+
+# The language of the render in progress, for macros imported without the template's context.
+_render_lang: contextvars.ContextVar[str] = contextvars.ContextVar("render_lang", default="en")
+
+
+def _catalog(context: jinja2.runtime.Context):
+    return get_translations(context.get("lang") or _render_lang.get())
+
+
+# One shared environment serves every language: these look the language up in the render's own
+# context, so concurrent renders in different languages never touch shared state.
+@jinja2.pass_context
+def _gettext(context, message: str) -> str:
+    return _catalog(context).gettext(message)
+
+
+@jinja2.pass_context
+def _ngettext(context, singular: str, plural: str, n: int) -> str:
+    return _catalog(context).ngettext(singular, plural, n)
+
+
+@jinja2.pass_context
+def _pgettext(context, msgctxt: str, message: str) -> str:
+    return _catalog(context).pgettext(msgctxt, message)
+
+
+@jinja2.pass_context
+def _npgettext(context, msgctxt: str, singular: str, plural: str, n: int) -> str:
+    return _catalog(context).npgettext(msgctxt, singular, plural, n)
+
+
+@jinja2.pass_context
+def _translate(context, message) -> str:
+    """Translates a message chosen at run time (an error text): no %-formatting, unlike _()."""
+    return _catalog(context).gettext(str(message)) if message else ""
+
+
 def make_templates(directory) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
         autoescape=jinja2.select_autoescape(["html", "xml"]),
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # newstyle: _("Hello %(name)s", name=x) escapes x and formats after translating.
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True, pgettext=_pgettext,
+                                  npgettext=_npgettext)
+    env.globals["translate"] = _translate
+    return env
 
 
 def wants_html(request: web.Request) -> bool:
@@ -46,9 +94,34 @@ def json_response(document: dict | list, status: int = 200, content_type: str = 
 
 
 def html_response(request: web.Request, template: str, status: int = 200, **context) -> web.Response:
+    """Renders template in the request's language (request["lang"], set by the i18n middleware).
+
+    Templates get: lang, current_user, csrf_token, label(field, slug[, lang]),
+    pick(mapping, fallback_text[, fallback_lang]) -> (text, lang_shown), ui_languages,
+    language_names, lang_url(code), node_name, version; plus what the caller passes.
+    """
     settings = request.app[SETTINGS]
-    html = request.app[TEMPLATES].get_template(template).render(
-        node_name=settings.node_name, version=__version__, **context)
+    lang = request.get("lang") or request_language(request)
+
+    def label(field: str, slug: str, in_lang: str | None = None) -> str:
+        return vocab.label(field, slug, in_lang or lang)
+
+    def pick(mapping, fallback_text=None, fallback_lang=None, in_lang: str | None = None):
+        return pick_translation(mapping, in_lang or lang, fallback_text, fallback_lang)
+
+    def lang_url(code: str) -> str:
+        return str(request.rel_url.update_query(lang=code))
+
+    defaults = {"node_name": settings.node_name, "version": __version__, "lang": lang,
+                "current_user": request.get("user"), "csrf_token": request.get("csrf_token"),
+                "label": label, "pick": pick, "ui_languages": vocab.UI_LANGUAGES,
+                "language_names": LANGUAGE_NAMES, "lang_url": lang_url}
+    token = _render_lang.set(lang)
+    try:
+        html = request.app[TEMPLATES].get_template(template).render({**defaults, **context})
+    finally:
+        _render_lang.reset(token)
     response = web.Response(text=html, status=status, content_type="text/html")
-    response.headers["Vary"] = "Accept"
+    response.headers["Content-Language"] = lang
+    response.headers["Vary"] = "Accept, Accept-Language, Cookie"
     return response
