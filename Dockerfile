@@ -5,7 +5,7 @@ COPY pyproject.toml README.md ./
 COPY fedsph ./fedsph
 COPY templates ./templates
 COPY migrations ./migrations
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir -e . && pybabel compile -d fedsph/locale -D messages
 ENV FEDSPH_DATA_DIR=/data FEDSPH_HOST=0.0.0.0 FEDSPH_PORT=8080
 VOLUME /data
 EXPOSE 8080
