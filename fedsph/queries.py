@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.models import Activity, Actor, Follow, Object, Reaction
+from fedsph.models import Activity, Actor, Follow, Media, Membership, Object, Reaction, User
 
 PAGE_SIZE = 20
 
@@ -81,3 +81,84 @@ async def reaction_counts(db: AsyncSession, uri: str) -> dict[str, int]:
     rows = await db.execute(select(Reaction.type, func.count(Reaction.id))
                             .where(Reaction.object_uri == uri).group_by(Reaction.type))
     return {kind: count for kind, count in rows}
+
+
+# -- web pages -------------------------------------------------------------------------------------
+
+async def project_updates(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
+    """An actor's public top-level updates for its page: pinned ones first, then newest first."""
+    return list(await db.scalars(
+        select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
+                             Object.in_reply_to.is_(None),
+                             Object.visibility.in_(("public", "unlisted")))
+        .order_by(Object.pinned_at.is_(None), Object.pinned_at.desc(),
+                  Object.published.desc(), Object.id.desc())
+        .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
+
+
+async def media_for(db: AsyncSession, object_ids: list[int]) -> dict[int, list[Media]]:
+    """Uploaded images of local objects, in the order the member chose."""
+    found: dict[int, list[Media]] = {}
+    if object_ids:
+        for media in await db.scalars(select(Media).where(Media.object_id.in_(object_ids))
+                                      .order_by(Media.position, Media.id)):
+            found.setdefault(media.object_id, []).append(media)
+    return found
+
+
+async def is_member(db: AsyncSession, user: User | None, project: Actor) -> bool:
+    """True for the project's members (and the user whose own actor it is, and admins)."""
+    if user is None:
+        return False
+    if user.is_admin or user.actor_id == project.id:
+        return True
+    return await db.scalar(select(Membership.id).where(
+        Membership.user_id == user.id, Membership.project_id == project.id)) is not None
+
+
+async def public_remote_object(db: AsyncSession, uri: str) -> tuple[Object, Actor] | None:
+    """A stored remote post that anyone may see here."""
+    row = (await db.execute(
+        select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
+        .where(Object.uri == uri, Object.local.is_(False), Object.deleted_at.is_(None),
+               Object.visibility.in_(("public", "unlisted"))))).first()
+    return (row[0], row[1]) if row else None
+
+
+async def comments_for(db: AsyncSession, obj: Object, include_hidden: bool = False,
+                       include_held: bool = False) -> list[tuple[Object, Actor]]:
+    """Replies under an update, oldest first. Visitors see neither hidden nor held ones;
+    members moderating pass include_hidden/include_held."""
+    query = (select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
+             .where(Object.in_reply_to == obj.uri, Object.deleted_at.is_(None)))
+    if not include_hidden:
+        query = query.where(Object.hidden.is_(False))
+    if not include_held:
+        query = query.where(Object.approved.is_(True))
+    rows = await db.execute(query.order_by(Object.published, Object.id))
+    return [(comment, author) for comment, author in rows]
+
+
+async def comment_owner(db: AsyncSession, comment: Object) -> Actor | None:
+    """The local actor whose update `comment` replies to: its members may moderate it."""
+    if not comment.in_reply_to:
+        return None
+    return await db.scalar(select(Actor).join(Object, Object.actor_id == Actor.id).where(
+        Object.uri == comment.in_reply_to, Object.local.is_(True)))
+
+
+async def pinned_updates(db: AsyncSession, actor: Actor) -> list[Object]:
+    """The actor's `featured` updates, most recently pinned first."""
+    return list(await db.scalars(
+        select(Object).where(Object.actor_id == actor.id, Object.pinned_at.is_not(None),
+                             Object.deleted_at.is_(None),
+                             Object.visibility.in_(("public", "unlisted")))
+        .order_by(Object.pinned_at.desc(), Object.id.desc())))
+
+
+async def public_updates(db: AsyncSession, actor: Actor, limit: int = PAGE_SIZE) -> list[Object]:
+    """The actor's latest public updates (not replies): the Atom feed."""
+    return list(await db.scalars(
+        select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
+                             Object.visibility == "public", Object.in_reply_to.is_(None))
+        .order_by(Object.published.desc(), Object.id.desc()).limit(limit)))
