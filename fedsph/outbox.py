@@ -6,16 +6,20 @@ delivery rows are committed together or not at all.
 
 from __future__ import annotations
 
+import html
+import re
 from datetime import datetime
 
 import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import build_activity, build_tombstone
+from fedsph import vocab
+from fedsph.activitystreams import PUBLIC, build_activity, build_tombstone
 from fedsph.delivery import enqueue_deliveries, follower_actors
-from fedsph.models import Activity, Actor, Follow, Object, utcnow
-from fedsph.notes import build_note, text_to_html
+from fedsph.media import attachment_document
+from fedsph.models import Activity, Actor, Follow, Media, Object, utcnow
+from fedsph.notes import NOTE_CONTEXT, build_content, build_note, clean_hashtag, source_texts
 from fedsph.urls import URLs
 
 LANGUAGE_TAG_MAX = 16
@@ -31,41 +35,292 @@ async def record_activity(db: AsyncSession, actor: Actor, document: dict, object
     return activity
 
 
-async def publish_note(db: AsyncSession, urls: URLs, actor: Actor, text: str,
-                       language: str | None = None, visibility: str = "public",
-                       summary: str | None = None, published: datetime | None = None) -> Object:
-    """Create a Note as `actor` and queue a Create to its followers."""
-    if not text.strip():
+VISIBILITIES = ("public", "unlisted", "followers")
+MAX_IMAGES = 4  # what Mastodon shows
+MAX_TITLE_CHARS = 200
+MAX_SUMMARY_CHARS = 500
+MAX_HASHTAGS = 20
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+def featured_url(actor: Actor) -> str:
+    """The actor's collection of pinned updates (Mastodon's `featured`)."""
+    return actor.uri + "/featured"
+
+
+def _language(tag: str | None) -> str:
+    if not tag:
+        return ""
+    if len(tag) > LANGUAGE_TAG_MAX or not _LANGUAGE_TAG.match(tag):
+        raise ValueError(f"{tag!r} is not a language tag")
+    return tag
+
+
+def _clean_place(place: dict | None) -> dict | None:
+    """An AS2 Place with a name and/or coordinates; anything else in the dict is dropped."""
+    if not place:
+        return None
+    clean: dict = {"type": "Place"}
+    name = str(place.get("name") or "").strip()
+    if name:
+        clean["name"] = name[:200]
+    lat, lon = place.get("latitude"), place.get("longitude")
+    if lat is not None or lon is not None:
+        try:
+            lat, lon = float(lat), float(lon)
+        except (TypeError, ValueError):
+            raise ValueError("a place needs both latitude and longitude as numbers") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValueError("latitude must be within ±90 and longitude within ±180")
+        clean["latitude"], clean["longitude"] = lat, lon
+    if len(clean) == 1:
+        raise ValueError("a place needs a name or coordinates")
+    return clean
+
+
+def _check_slug(field: str, slug: str, what: str) -> str:
+    if not vocab.is_valid(field, slug):
+        raise ValueError(f"{slug!r} is not a known {what}")
+    return slug
+
+
+def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | None,
+                    kind: str | None, stage_change: str | None, hashtags, themes,
+                    place: dict | None, summary: str | None, media: list[Media],
+                    visibility: str) -> dict:
+    """Validate an update's fields and turn them into Object column values (no attachments yet).
+
+    Empty translations (a blank language tab) are dropped; the first language left is the primary.
+    """
+    texts = {_language(lang): text.strip() for lang, text in (contents or {}).items()
+             if text and text.strip()}
+    if not texts:
         raise ValueError("an update needs some text")
-    if language and len(language) > LANGUAGE_TAG_MAX:
-        raise ValueError(f"{language!r} is not a language tag")
+    if "" in texts and len(texts) > 1:
+        raise ValueError("every text of a multilingual update needs its language")
+    primary = next(iter(texts))
+    titles = {_language(lang): " ".join(t.split()) for lang, t in (title_map or {}).items()
+              if t and t.strip()}
+    if any(len(t) > MAX_TITLE_CHARS for t in titles.values()):
+        raise ValueError(f"a title is limited to {MAX_TITLE_CHARS} characters")
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+    if kind:
+        _check_slug("update_kind", kind, "update kind")
+    if stage_change:
+        if kind != "milestone":
+            raise ValueError("only a milestone can change the project's stage")
+        _check_slug("stage", stage_change, "stage")
+    if len(media) > MAX_IMAGES:
+        raise ValueError(f"an update can carry at most {MAX_IMAGES} images, not {len(media)}")
+    if any(m.owner_id != actor.id for m in media):
+        raise ValueError("an image belongs to another project")
+    summary = " ".join((summary or "").split())
+    if len(summary) > MAX_SUMMARY_CHARS:
+        raise ValueError(f"a content warning is limited to {MAX_SUMMARY_CHARS} characters")
+
+    names = list(dict.fromkeys(clean_hashtag(h) for h in hashtags))
+    if len(names) > MAX_HASHTAGS:
+        raise ValueError(f"an update can carry at most {MAX_HASHTAGS} hashtags")
+    hashtag_tags = [{"type": "Hashtag", "name": "#" + n, "href": f"{urls.base}/tags/{n.lower()}"}
+                    for n in names]
+    theme_tags = [{"type": "theme", "name": _check_slug("themes", t, "theme"),
+                   "href": f"{urls.base}/tags/{t}"} for t in dict.fromkeys(themes)]
+
+    def title_for(lang: str) -> str | None:
+        return titles.get(lang) or titles.get(primary) or next(iter(titles.values()), None)
+
+    content_map = {lang: build_content(text, title_for(lang), hashtag_tags)
+                   for lang, text in texts.items()}
+    # Only the titles written: a reader's node falls back to `name` as it does for any text.
+    name_map = {lang: titles[lang] for lang in texts if lang in titles}
+    return {
+        "content": content_map[primary],
+        "content_map": content_map if primary else None,
+        "language": primary or None,
+        "name": title_for(primary),
+        "name_map": name_map if primary and name_map else None,
+        "kind": kind or None,
+        "stage_change": stage_change or None,
+        "tags": hashtag_tags + theme_tags or None,
+        "place": _clean_place(place),
+        "summary": html.escape(summary, quote=False) or None,
+        "visibility": visibility,
+    }
+
+
+async def _attach_media(db: AsyncSession, urls: URLs, obj: Object, media: list[Media]) -> None:
+    """Link the images to the object in order; images it no longer carries are let go."""
+    wanted = {m.id for m in media}
+    for old in await db.scalars(select(Media).where(Media.object_id == obj.id)):
+        if old.id not in wanted:
+            old.object_id = None
+    for position, item in enumerate(media):
+        if item.object_id not in (None, obj.id):
+            raise ValueError("an image is already used by another update")
+        item.object_id, item.position = obj.id, position
+    obj.attachments = [attachment_document(m, urls) for m in media] or None
+
+
+async def _apply_stage_change(db: AsyncSession, urls: URLs, actor: Actor, stage: str | None) -> None:
+    """A milestone that changes the stage changes the project's profile too."""
+    if not stage or (actor.profile or {}).get("stage") == stage:
+        return
+    from fedsph import profile  # imported here: the profile module builds on this one
+
+    # The dict form also records the change, dated today, in the stage history.
+    await profile.set_profile(db, urls, actor,
+                              {"stage": {"stage": stage, "date": utcnow().date().isoformat()}})
+
+
+async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents: dict[str, str],
+                         title_map: dict[str, str] | None = None, kind: str | None = None,
+                         stage_change: str | None = None, hashtags=(), themes=(),
+                         place: dict | None = None, summary: str | None = None,
+                         media: list[Media] = (), visibility: str = "public",
+                         published: datetime | None = None) -> Object:
+    """Create a project update (a Note) as `actor` and queue a Create to its followers.
+
+    `contents` maps language tags to plain text; the first is the primary language.
+    Raises ValueError with a message for people when a field is not acceptable.
+    """
+    media = list(media)
+    columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
+                              themes, place, summary, media, visibility)
     uri = urls.new_object()
-    obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, content=text_to_html(text),
-                 language=language, visibility=visibility, summary=summary, url=uri,
-                 published=published or utcnow())
+    obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
+                 published=published or utcnow(), **columns)
     db.add(obj)
     await db.flush()
+    await _attach_media(db, urls, obj, media)
     note = build_note(obj, actor)
     obj.document = note
     create = build_activity("Create", urls.new_activity(), actor.uri, note,
                             to=note["to"], cc=note["cc"], published=note["published"])
-    await _send_to_followers(db, actor, create, obj.uri, visibility)
+    create["@context"] = NOTE_CONTEXT
+    await _send_to_followers(db, actor, create, obj.uri, obj.visibility)
+    await _apply_stage_change(db, urls, actor, obj.stage_change)
     return obj
 
 
-async def edit_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, text: str) -> Object:
-    """Change a Note's text and queue an Update carrying `updated`."""
+async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
+                      contents: dict[str, str], title_map: dict[str, str] | None = None,
+                      kind: str | None = None, stage_change: str | None = None, hashtags=(),
+                      themes=(), place: dict | None = None, summary: str | None = None,
+                      media: list[Media] = (), visibility: str | None = None) -> Object:
+    """Replace an update's fields and queue an Update carrying `updated`.
+
+    Every field is replaced (the edit form sends them all); visibility stays unless given.
+    """
     if obj.deleted_at is not None:
         raise ValueError("this update was deleted")
-    if not text.strip():
-        raise ValueError("an update needs some text")
-    obj.content = text_to_html(text)
+    if obj.actor_id != actor.id or not obj.local:
+        raise ValueError("this update belongs to someone else")
+    media = list(media)
+    previous_stage = obj.stage_change
+    columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
+                              themes, place, summary, media, visibility or obj.visibility)
+    for column, value in columns.items():
+        setattr(obj, column, value)
+    await _attach_media(db, urls, obj, media)
     obj.updated = utcnow()
     note = build_note(obj, actor)
     obj.document = note
     update = build_activity("Update", urls.new_activity(), actor.uri, note,
                             to=note["to"], cc=note["cc"])
+    update["@context"] = NOTE_CONTEXT
     await _send_to_followers(db, actor, update, obj.uri, obj.visibility)
+    if obj.stage_change != previous_stage:
+        await _apply_stage_change(db, urls, actor, obj.stage_change)
+    return obj
+
+
+async def update_fields(db: AsyncSession, obj: Object) -> dict:
+    """An update's current fields as publish_update/edit_update take them (for edit forms)."""
+    tags = obj.tags or []
+    return {
+        "contents": source_texts(obj),
+        "title_map": dict(obj.name_map or ({obj.language or "": obj.name} if obj.name else {})),
+        "kind": obj.kind,
+        "stage_change": obj.stage_change,
+        "hashtags": [t["name"].lstrip("#") for t in tags if t.get("type") == "Hashtag"],
+        "themes": [t["name"] for t in tags if t.get("type") == "theme"],
+        "place": obj.place,
+        "summary": html.unescape(obj.summary) if obj.summary else None,
+        "media": list(await db.scalars(select(Media).where(Media.object_id == obj.id)
+                                       .order_by(Media.position))),
+        "visibility": obj.visibility,
+    }
+
+
+async def publish_note(db: AsyncSession, urls: URLs, actor: Actor, text: str,
+                       language: str | None = None, visibility: str = "public",
+                       summary: str | None = None, published: datetime | None = None) -> Object:
+    """A plain update in one language (the CLI's `post`): publish_update with only a text."""
+    return await publish_update(db, urls, actor, contents={language or "": text},
+                                visibility=visibility, summary=summary, published=published)
+
+
+async def edit_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, text: str) -> Object:
+    """Change the primary language's text of an update, keeping everything else."""
+    fields = await update_fields(db, obj)
+    primary = next(iter(fields["contents"]), "")
+    fields["contents"] = {**fields["contents"], primary: text}
+    if not text.strip():
+        raise ValueError("an update needs some text")
+    return await edit_update(db, urls, actor, obj, **fields)
+
+
+async def pin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
+    """Put an update in the actor's `featured` collection (what a new Mastodon follower sees).
+
+    With `urls`, followers are also sent Add{Note, target: featured}, which Mastodon applies.
+    """
+    if obj.actor_id != actor.id or not obj.local or obj.deleted_at is not None:
+        raise ValueError("only this project's own updates can be pinned")
+    if obj.visibility not in ("public", "unlisted") or obj.in_reply_to:
+        raise ValueError("only public updates can be pinned")
+    if obj.pinned_at is None:
+        obj.pinned_at = utcnow()
+        await _announce_pin(db, urls, actor, obj, "Add")
+    return obj
+
+
+async def unpin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
+    """Take an update out of the `featured` collection (Remove{Note} to followers with `urls`)."""
+    if obj.actor_id != actor.id:
+        raise ValueError("only this project's own updates can be unpinned")
+    if obj.pinned_at is not None:
+        obj.pinned_at = None
+        await _announce_pin(db, urls, actor, obj, "Remove")
+    return obj
+
+
+async def _announce_pin(db: AsyncSession, urls: URLs | None, actor: Actor, obj: Object,
+                        verb: str) -> None:
+    if urls is None:
+        return
+    document = build_activity(verb, urls.new_activity(), actor.uri, obj.uri,
+                              to=[PUBLIC], cc=[actor.followers_url], target=featured_url(actor))
+    await _send_to_followers(db, actor, document, obj.uri, obj.visibility)
+
+
+def _check_comment(obj: Object) -> None:
+    if not obj.in_reply_to or obj.local:
+        raise ValueError("this is not a comment from elsewhere")
+
+
+async def hide_comment(db: AsyncSession, obj: Object, hidden: bool = True) -> Object:
+    """Hide (or show again) a reply under one of our updates. Nothing is sent: it is our page."""
+    _check_comment(obj)
+    obj.hidden = hidden
+    return obj
+
+
+async def approve_comment(db: AsyncSession, obj: Object) -> Object:
+    """Show a reply that was held because the project holds replies for approval."""
+    _check_comment(obj)
+    obj.approved = True
     return obj
 
 
@@ -75,6 +330,10 @@ async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -
         return obj
     obj.deleted_at = utcnow()
     obj.content, obj.content_map, obj.summary = None, None, None
+    # Nothing of a deleted update stays to be shown, pinned or fed (its images are let go too).
+    obj.name = obj.name_map = obj.tags = obj.place = obj.attachments = obj.pinned_at = None
+    for item in await db.scalars(select(Media).where(Media.object_id == obj.id)):
+        item.object_id = None
     tombstone = build_tombstone(obj.uri, obj.type, obj.deleted_at)
     tombstone.pop("@context")
     to, cc = (obj.document or {}).get("to"), (obj.document or {}).get("cc")

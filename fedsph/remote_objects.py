@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import html
+import re
+from urllib.parse import urlsplit
+
+import nh3
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedsph import vocab
 from fedsph.activitystreams import PUBLIC_ALIASES, as_list, get_id, get_type, parse_iso
 from fedsph.models import Actor, Follow, Object, utcnow
+from fedsph.notes import FEDSPH_NS
 from fedsph.sanitize import clean_html
 
 # Types we keep as posts. Mastodon shows Article/Page/Event as a title and a link; so do we.
 POST_TYPES = {"Note", "Article", "Page", "Question", "Event", "Video", "Audio", "Image"}
+ATTACHMENT_TYPES = {"Image", "Document", "Video", "Audio"}
+MAX_ATTACHMENTS = 8
+MAX_TAGS = 50
+MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
+BLURHASH = re.compile(r"^[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{6,128}$")
+PLACE_UNITS = {"cm", "feet", "inches", "km", "m", "miles"}
 
 
 def visibility_of(document: dict) -> str:
@@ -27,12 +40,112 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _term(document: dict, name: str):
+    """An extension term, whether the sender compacted it against our context or not."""
+    for key in (name, "fedsph:" + name, FEDSPH_NS + name):
+        if key in document:
+            return document[key]
+    return None
+
+
+def _plain(value, limit: int = 500) -> str | None:
+    """A short plain-text field (title, alt text): tags stripped, whitespace folded."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(nh3.clean(value, tags=set()).split())
+    return html.unescape(text)[:limit] or None
+
+
+def _http_url(value) -> str | None:
+    """The first http(s) URL of a string, a Link or a list of them."""
+    for item in as_list(value):
+        url = item if isinstance(item, str) else (item.get("href") if isinstance(item, dict) else None)
+        if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
+            return url[:2048]
+    return None
+
+
+def _number(value, low: float, high: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if low <= value <= high else None
+
+
+def _attachments(document: dict) -> list[dict] | None:
+    """Images and documents as we can show them: checked URL, alt text, size, blurhash."""
+    kept = []
+    for item in as_list(document.get("attachment"))[:MAX_ATTACHMENTS]:
+        if not isinstance(item, dict) or get_type(item) not in ATTACHMENT_TYPES:
+            continue
+        url = _http_url(item.get("url"))
+        if url is None:
+            continue
+        clean = {"type": get_type(item), "url": url, "name": _plain(item.get("name"), 1500),
+                 "mediaType": _text(item.get("mediaType")), "blurhash": _text(item.get("blurhash")),
+                 "width": _number(item.get("width"), 1, 100000),
+                 "height": _number(item.get("height"), 1, 100000),
+                 "license": _http_url(_term(item, "license")),
+                 "author": _plain(_term(item, "author"), 200)}
+        if clean["mediaType"] and not MEDIA_TYPE.match(clean["mediaType"]):
+            clean["mediaType"] = None
+        if clean["blurhash"] and not BLURHASH.match(clean["blurhash"]):
+            clean["blurhash"] = None
+        for side in ("width", "height"):
+            if clean[side] is not None:
+                clean[side] = int(clean[side])
+        kept.append({k: v for k, v in clean.items() if v is not None})
+    return kept or None
+
+
+def _tags(document: dict) -> list[dict] | None:
+    """Hashtags and mentions, plus the fedsph theme slugs (themes also come as Hashtags)."""
+    themes = [t for t in as_list(_term(document, "themes"))
+              if isinstance(t, str) and vocab.is_valid("themes", t)]
+    theme_names = {"#" + t.lower() for t in themes}
+    kept = []
+    for tag in as_list(document.get("tag"))[:MAX_TAGS]:
+        if not isinstance(tag, dict) or get_type(tag) not in ("Hashtag", "Mention"):
+            continue
+        name = _plain(tag.get("name"), 200)
+        if not name or name.lower() in theme_names:
+            continue
+        if get_type(tag) == "Hashtag" and not name.startswith("#"):
+            name = "#" + name
+        kept.append({k: v for k, v in {"type": get_type(tag), "name": name,
+                                        "href": _http_url(tag.get("href"))}.items() if v})
+    kept += [{"type": "theme", "name": t} for t in dict.fromkeys(themes)]
+    return kept or None
+
+
+def _place(document: dict) -> dict | None:
+    place = next((p for p in as_list(document.get("location")) if isinstance(p, dict)), None)
+    if place is None or get_type(place) != "Place":
+        return None
+    clean = {"type": "Place", "name": _plain(place.get("name"), 200),
+             "latitude": _number(place.get("latitude"), -90, 90),
+             "longitude": _number(place.get("longitude"), -180, 180),
+             "radius": _number(place.get("radius"), 0, 1e8),
+             "units": place.get("units") if place.get("units") in PLACE_UNITS else None}
+    if clean["latitude"] is None or clean["longitude"] is None:
+        clean["latitude"] = clean["longitude"] = None
+    clean = {k: v for k, v in clean.items() if v is not None}
+    return clean if len(clean) > 1 else None
+
+
+def _slug(document: dict, term: str, field: str) -> str | None:
+    value = _term(document, term)
+    return value if isinstance(value, str) and vocab.is_valid(field, value) else None
+
+
+def _language_map(value, clean) -> dict:
+    if not isinstance(value, dict):
+        return {}
+    return {str(k)[:16]: clean(v) for k, v in value.items() if isinstance(v, str) and clean(v)}
+
+
 def object_columns(document: dict) -> dict:
     """Column values for a received object, its HTML sanitised."""
-    content_map = document.get("contentMap")
-    clean_map = {}
-    if isinstance(content_map, dict):
-        clean_map = {str(k)[:16]: clean_html(v) for k, v in content_map.items() if isinstance(v, str)}
+    clean_map = _language_map(document.get("contentMap"), clean_html)
     content = _text(document.get("content"))
     if content is None and clean_map:
         content = next(iter(clean_map.values()))
@@ -42,16 +155,24 @@ def object_columns(document: dict) -> dict:
     if get_type(document) != "Note" and name and content != name:
         # Article/Page/Event: title first, as Mastodon shows them.
         content = f"<p><strong>{clean_html(name)}</strong></p>{content or ''}"
+    name_map = _language_map(document.get("nameMap"), _plain)
     return {
         "type": get_type(document) or "Note",
         "content": clean_html(content),
         "content_map": clean_map or None,
         "language": next(iter(clean_map), None),
         "summary": clean_html(_text(document.get("summary"))) or None,
-        "url": get_id(document.get("url")) or document["id"],
+        "url": _http_url(document.get("url")) or document["id"],
         "in_reply_to": get_id(document.get("inReplyTo")),
         "visibility": visibility_of(document),
         "document": document,
+        "name": _plain(name) or next(iter(name_map.values()), None),
+        "name_map": name_map or None,
+        "kind": _slug(document, "updateKind", "update_kind"),
+        "stage_change": _slug(document, "stageChange", "stage"),
+        "tags": _tags(document),
+        "place": _place(document),
+        "attachments": _attachments(document),
     }
 
 
@@ -66,13 +187,23 @@ async def is_followed_locally(db: AsyncSession, actor: Actor) -> bool:
     return row is not None
 
 
+async def holds_replies(db: AsyncSession, reply_to: str | None) -> bool:
+    """True when `reply_to` is one of our updates whose project holds replies for approval."""
+    if not reply_to:
+        return False
+    held = await db.scalar(select(Actor.hold_replies).join(Object, Object.actor_id == Actor.id)
+                           .where(Object.uri == reply_to, Object.local.is_(True)))
+    return bool(held)
+
+
 async def store_object(db: AsyncSession, document: dict, actor: Actor) -> Object:
     """Insert a received object, or refresh it if we have it already."""
     values = object_columns(document)
     obj = await get_object(db, document["id"])
     if obj is None:
         obj = Object(uri=document["id"], actor_id=actor.id, local=False,
-                     published=parse_iso(document.get("published")) or utcnow())
+                     published=parse_iso(document.get("published")) or utcnow(),
+                     approved=not await holds_replies(db, values["in_reply_to"]))
         db.add(obj)
     for column, value in values.items():
         setattr(obj, column, value)

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from fedsph import queries
 from fedsph.activitystreams import (
-    AS_CONTEXT,
     build_collection_page,
     build_ordered_collection,
     build_tombstone,
@@ -17,6 +16,8 @@ from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_acto
 from fedsph.errors import BadRequest, Gone, NotFound, PayloadTooLarge
 from fedsph.inbox import SignedRequest, receive
 from fedsph.models import Activity, Actor, Object
+from fedsph.notes import NOTE_CONTEXT
+from fedsph.outbox import featured_url
 from fedsph.urls import (
     ACTIVITY,
     ACTOR,
@@ -160,7 +161,18 @@ async def object_view(request: web.Request) -> web.Response:
         return ap_response(build_tombstone(obj.uri, obj.type, obj.deleted_at), status=410)
     if wants_html(request):
         return await pages.object_page(request, obj, actor)
-    return ap_response({"@context": AS_CONTEXT, **(obj.document or {})})
+    return ap_response({"@context": NOTE_CONTEXT, **(obj.document or {})})
+
+
+async def featured_view(request: web.Request) -> web.Response:
+    """Pinned updates as full Notes: Mastodon shows them to new followers (it never backfills)."""
+    actor = await _actor_or_404(request)
+    async with request.app[SESSIONS]() as db:
+        pinned = await queries.pinned_updates(db, actor)
+    items = [p.document for p in pinned if p.document]
+    return ap_response({"@context": NOTE_CONTEXT, "id": featured_url(actor),
+                        "type": "OrderedCollection", "totalItems": len(items),
+                        "orderedItems": items})
 
 
 async def activity_view(request: web.Request) -> web.Response:
@@ -188,3 +200,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(ACTOR_FOLLOWING, following_view)
     app.router.add_get(OBJECT, object_view)
     app.router.add_get(ACTIVITY, activity_view)
+    app.router.add_get(ACTOR + "/featured", featured_view)

@@ -1,0 +1,34 @@
+"""GET {actor}/feed.atom: a project's latest public updates for feed readers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedsph import queries
+from fedsph.actors import get_local_actor
+from fedsph.errors import NotFound
+from fedsph.feeds import ATOM_CONTENT_TYPE, build_atom
+from fedsph.urls import ACTOR
+from fedsph.web.keys import SESSIONS
+
+ACTOR_FEED = ACTOR + "/feed.atom"
+
+
+def feed_url(actor_uri: str) -> str:
+    """Where an actor's Atom feed lives (pages link it with <link rel="alternate">)."""
+    return actor_uri + "/feed.atom"
+
+
+async def atom_view(request: web.Request) -> web.Response:
+    async with request.app[SESSIONS]() as db:
+        actor = await get_local_actor(db, request.match_info["username"])
+        if actor is None or actor.type == "Application":
+            raise NotFound("no such actor here")
+        updates = await queries.public_updates(db, actor)
+    body = build_atom(actor, updates, feed_url(actor.uri))
+    return web.Response(body=body, headers={"Content-Type": ATOM_CONTENT_TYPE,
+                                            "Cache-Control": "public, max-age=300"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get(ACTOR_FEED, atom_view)
