@@ -13,6 +13,8 @@ from fedsph.activitystreams import ACTOR_CONTEXT, as_list, get_id, get_type, iso
 from fedsph.crypto import generate_rsa_keypair
 from fedsph.errors import FetchError
 from fedsph.models import Actor, utcnow
+from fedsph.profile import CONTEXT as PROFILE_CONTEXT
+from fedsph.profile import actor_profile_properties, remote_profile_values
 from fedsph.remote import Remote, Signer
 from fedsph.sanitize import clean_html
 from fedsph.urls import RESERVED_USERNAMES, URLs
@@ -92,10 +94,14 @@ def signer_for(actor: Actor) -> Signer:
     return Signer(actor.key_id, actor.private_key_pem)
 
 
+# The fedsph terms are embedded like Mastodon's toot: terms, so no one needs to fetch {base}/ns.
+LOCAL_ACTOR_CONTEXT = [*ACTOR_CONTEXT[:-1], {**ACTOR_CONTEXT[-1], **PROFILE_CONTEXT}]
+
+
 def build_actor_document(actor: Actor, urls: URLs) -> dict:
     """The AS2 document for a local actor (Group, Person or the Application)."""
     document = {
-        "@context": ACTOR_CONTEXT,
+        "@context": LOCAL_ACTOR_CONTEXT,
         "id": actor.uri,
         "type": actor.type,
         "preferredUsername": actor.username,
@@ -114,6 +120,8 @@ def build_actor_document(actor: Actor, urls: URLs) -> dict:
     if actor.followers_url:
         document["followers"] = actor.followers_url
         document["following"] = actor.following_url
+        document["featured"] = actor.uri + "/featured"  # pinned updates (fedsph.outbox.pin_update)
+    document.update(actor_profile_properties(actor, urls))
     return document
 
 
@@ -158,6 +166,8 @@ def parse_actor_document(document: dict, expected_uri: str | None = None) -> dic
         "public_key_pem": public_pem,
         "manually_approves": bool(document.get("manuallyApprovesFollowers")),
         "document": document,
+        # Translations, images and (from other fedsph nodes) the project profile, checked.
+        **remote_profile_values(document),
     }
 
 
@@ -231,3 +241,11 @@ async def fetch_key_owner(remote: Remote, key_id: str) -> dict:
     if values["key_id"] != key_id:
         raise FetchError(f"{values['uri']} does not publish the key {key_id}")
     return values
+
+
+async def resolve_handle(sessions: async_sessionmaker[AsyncSession], remote: Remote, target: str,
+                         refresh: bool = True) -> int:
+    """The row id of the actor named by `user@host` (through WebFinger) or by its URL."""
+    target = target.strip()
+    uri = target if target.startswith(("http://", "https://")) else await remote.webfinger(target)
+    return await resolve_actor(sessions, remote, uri, refresh=refresh)

@@ -36,6 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--manual-approval", action="store_true",
                         help="follow requests wait for approval")
     project.add_parser("list", help="list the projects on this node")
+    pset = project.add_parser(
+        "set", help="set profile fields of a project (tells its followers)",
+        description="Set one profile field: FIELD VALUE... (list fields take several values, "
+                    "no VALUE clears the field, name:es sets a translation), or the whole "
+                    "profile from a JSON file with --file.")
+    pset.add_argument("slug")
+    pset.add_argument("field", nargs="?", help="e.g. stage, approach, location, name:es")
+    pset.add_argument("values", nargs="*", metavar="VALUE")
+    pset.add_argument("--file", metavar="PROFILE.json", help="the whole profile as JSON")
 
     user = sub.add_parser("user", help="manage people who log in").add_subparsers(
         dest="user_command", required=True, metavar="ACTION")
@@ -69,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--approve", type=int, metavar="ID")
     group.add_argument("--reject", type=int, metavar="ID")
 
+    invite = sub.add_parser("invite", help="print a one-time link (7 days) to join a project")
+    invite.add_argument("slug")
     sub.add_parser("queue", help="counts of pending, failed and sent work, and the last errors")
     return parser
 

@@ -15,15 +15,16 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph import outbox
+from fedsph import outbox, profile
 from fedsph.actors import (
     create_local_actor,
     get_local_actor,
     get_or_create_instance_actor,
-    resolve_actor,
+    resolve_handle,
     signer_for,
 )
 from fedsph.app import create_app
+from fedsph.auth import create_invite
 from fedsph.cli import CommandError
 from fedsph.config import Settings
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
@@ -137,6 +138,21 @@ async def project_create(node: Node, args) -> int:
     return 0
 
 
+async def project_set(node: Node, args) -> int:
+    if (args.file is None) == (args.field is None):
+        raise CommandError("give either FIELD VALUE... or --file PROFILE.json")
+    if args.file is not None:
+        changes = profile.load_file(args.file)
+    else:
+        changes = profile.parse_cli(args.field, args.values)
+    async with node.sessions() as db, db.begin():
+        actor = await _local_actor(db, args.slug)
+        inboxes = await profile.set_profile(db, node.urls, actor, changes)
+    what = args.file or args.field
+    print(f"updated {what} of @{actor.username}; Update queued for {inboxes} inbox(es)")
+    return 0
+
+
 async def project_list(node: Node, args) -> int:
     async with node.sessions() as db:
         for actor in await db.scalars(select(Actor).where(Actor.local.is_(True),
@@ -226,8 +242,7 @@ async def delete(node: Node, args) -> int:
 async def resolve_target(node: Node, target: str) -> Actor:
     """user@host through WebFinger, or an actor URL; fetched (signed) and cached."""
     try:
-        uri = target if target.startswith(("http://", "https://")) else await node.remote.webfinger(target)
-        actor_id = await resolve_actor(node.sessions, node.remote, uri, refresh=True)
+        actor_id = await resolve_handle(node.sessions, node.remote, target)
         async with node.sessions() as db:
             return await db.get(Actor, actor_id)
     except FetchError as exc:
@@ -272,6 +287,14 @@ async def follow_requests(node: Node, args) -> int:
     return 0
 
 
+async def invite(node: Node, args) -> int:
+    async with node.sessions() as db, db.begin():
+        project = await _local_actor(db, args.slug)
+        token = await create_invite(db, project, None)
+    print(f"{node.urls.base}/invite/{token}\n(works once, for 7 days)")
+    return 0
+
+
 async def queue(node: Node, args) -> int:
     async with node.sessions() as db:
         for name, model in (("deliveries", Delivery), ("inbox", InboxItem)):
@@ -295,6 +318,7 @@ COMMANDS = {
     "bootstrap": bootstrap,
     "project create": project_create,
     "project list": project_list,
+    "project set": project_set,
     "user create": user_create,
     "post": post,
     "edit": edit,
@@ -302,5 +326,6 @@ COMMANDS = {
     "follow": follow,
     "unfollow": unfollow,
     "follow-requests": follow_requests,
+    "invite": invite,
     "queue": queue,
 }

@@ -1,0 +1,773 @@
+"""Project profiles: validation, the command line's input, and the wire format of the Group actor.
+
+A profile lives in Actor.profile (a dict keyed by PROFILE_FIELDS); the name and summary and their
+translations live in Actor.name/name_map and Actor.summary/summary_map. On the wire the profile
+is a set of terms in the fedsph JSON-LD context (NAMESPACE), repeated as PropertyValue
+attachments for Mastodon, with the location as an AS2 Place.
+
+Location safety: when the precision is not "exact", coordinates are rounded when they are set,
+so the exact point is never stored, shown or sent; they are rounded again when the document is
+built, so nothing stored earlier can leak either.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import re
+from datetime import date
+from typing import Any
+
+import orjson
+from babel import Locale
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph import vocab
+from fedsph.activitystreams import PUBLIC, as_list, build_activity, get_id
+from fedsph.delivery import enqueue_deliveries, follower_actors
+from fedsph.models import Activity, Actor
+from fedsph.notes import text_to_html
+from fedsph.sanitize import clean_html
+from fedsph.urls import URLs
+
+NAMESPACE = "https://fedsph.org/ns#"
+PREFIX = "fedsph"
+
+# Term definitions of the extension context. Enumerations travel as slugs (plain strings) so that
+# every node can label them in its own interface languages.
+CONTEXT: dict[str, Any] = {
+    PREFIX: NAMESPACE,
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "schema": "http://schema.org#",
+    "PropertyValue": "schema:PropertyValue",
+    "value": "schema:value",
+    "description": "fedsph:description",
+    "descriptionMap": {"@id": "fedsph:description", "@container": "@language"},
+    "stage": "fedsph:stage",
+    "stageHistory": {"@id": "fedsph:stageHistory", "@container": "@list"},
+    "date": {"@id": "fedsph:date", "@type": "xsd:date"},
+    "approach": {"@id": "fedsph:approach", "@container": "@set"},
+    "tenure": {"@id": "fedsph:tenure", "@container": "@set"},
+    "financing": {"@id": "fedsph:financing", "@container": "@set"},
+    "households": "fedsph:households",
+    "inhabitants": "fedsph:inhabitants",
+    "asOf": {"@id": "fedsph:asOf", "@type": "xsd:date"},
+    "homesCompleted": {"@id": "fedsph:homesCompleted", "@type": "xsd:nonNegativeInteger"},
+    "homesPlanned": {"@id": "fedsph:homesPlanned", "@type": "xsd:nonNegativeInteger"},
+    "startYear": {"@id": "fedsph:startYear", "@type": "xsd:gYear"},
+    "completionYear": {"@id": "fedsph:completionYear", "@type": "xsd:gYear"},
+    "settlementType": "fedsph:settlementType",
+    "themes": {"@id": "fedsph:themes", "@container": "@set"},
+    "partners": {"@id": "fedsph:partners", "@container": "@set"},
+    "role": "fedsph:role",
+    "country": "fedsph:country",
+    "region": "fedsph:region",
+    "locationPrecision": "fedsph:locationPrecision",
+    "languages": {"@id": "fedsph:languages", "@container": "@set"},
+    "links": {"@id": "fedsph:links", "@container": "@set"},
+    "kind": "fedsph:kind",
+}
+
+PROFILE_FIELDS = (
+    "description_map", "stage", "stage_history", "approach", "tenure", "financing", "households",
+    "inhabitants", "homes_completed", "homes_planned", "start_year", "completion_year",
+    "settlement_type", "themes", "partners", "country", "region", "location", "languages", "links",
+)
+# Fields the command line and set_profile accept besides the profile's own.
+TEXT_FIELDS = ("name", "summary", "description")
+IMAGE_FIELDS = ("icon", "header")
+
+SINGLE_ENUMS = {"stage": "stage", "settlement_type": "settlement_type", "region": "region"}
+LIST_ENUMS = {"approach": "approach", "tenure": "tenure", "financing": "financing",
+              "themes": "themes"}
+COUNTS = ("homes_completed", "homes_planned")
+YEARS = ("start_year", "completion_year")
+COUNTS_AS_OF = ("households", "inhabitants")
+# Profile key -> wire term for values that travel unchanged.
+PLAIN_TERMS = {
+    "stage": "stage", "approach": "approach", "tenure": "tenure", "financing": "financing",
+    "homes_completed": "homesCompleted", "homes_planned": "homesPlanned",
+    "start_year": "startYear", "completion_year": "completionYear",
+    "settlement_type": "settlementType", "themes": "themes", "country": "country",
+    "region": "region", "languages": "languages",
+}
+
+YEAR_RANGE = (1800, 2100)
+MAX_COUNT = 10_000_000
+MAX_ITEMS = 50
+MAX_TEXT = {"name": 200, "summary": 5_000, "description": 20_000, "short": 300}
+DEFAULT_PRECISION = "neighbourhood"
+# precision -> (decimals kept, radius in metres): about 1 km, 10 km and 100 km grids.
+PRECISION = {"exact": (5, 0), "neighbourhood": (2, 1_500), "city": (1, 15_000),
+             "country": (0, 300_000)}
+
+LANGUAGE_RE = re.compile(r"^([a-z]{2,3})(-[a-z]{4})?(-(?:[a-z]{2}|[0-9]{3}))?((?:-[a-z0-9]{5,8})*)$",
+                         re.IGNORECASE)
+SLUG_RE = re.compile(r"^[a-z0-9_]{1,64}$")
+DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# Babel's territories include groupings and private-use codes that are no country.
+_NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
+COUNTRIES = frozenset(code for code in Locale("en").territories
+                      if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES)
+
+assert set(PRECISION) == set(vocab.VOCABULARIES["location_precision"])
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+class ProfileError(ValueError):
+    """A value that cannot go in a profile; the message says which field and why."""
+
+
+def validate_field(field: str, raw: Any, strict: bool = True) -> Any:
+    """The stored form of one profile field, or None (clear it). ValueError names the problem.
+
+    strict=False is for documents from other nodes: a well-formed slug from a newer vocabulary is
+    kept (it is shown as the slug) rather than refused.
+    """
+    if field not in PROFILE_FIELDS:
+        raise ProfileError(f"unknown field {field!r}; fields: {', '.join(all_fields())}")
+    if raw is None or raw == "" or raw == [] or raw == {}:
+        return None
+    if field in SINGLE_ENUMS:
+        return _slug(field, SINGLE_ENUMS[field], raw, strict)
+    if field in LIST_ENUMS:
+        return _unique([_slug(field, LIST_ENUMS[field], v, strict) for v in _items(field, raw)])
+    if field in COUNTS:
+        return _count(field, raw)
+    if field in YEARS:
+        return _year(field, raw)
+    if field in COUNTS_AS_OF:
+        if not isinstance(raw, dict):
+            raw = {"value": raw}
+        counted = {"value": _count(field, raw.get("value"))}
+        if raw.get("as_of"):
+            counted["as_of"] = _date(f"{field} as_of", raw["as_of"])
+        return counted
+    if field == "country":
+        return _country(raw)
+    if field == "languages":
+        return _unique([language_tag(v) for v in _items(field, raw)])
+    if field == "location":
+        return _location(raw, strict)
+    if field == "description_map":
+        return text_map("description", raw)
+    if field == "stage_history":
+        entries = [_stage_entry(v, strict) for v in _items(field, raw)]
+        return sorted({e["date"] + e["stage"]: e for e in entries}.values(), key=lambda e: e["date"])
+    if field == "partners":
+        return [_partner(v, strict) for v in _items(field, raw)]
+    return [_link(v, strict) for v in _items(field, raw)]  # links
+
+
+def all_fields() -> list[str]:
+    visible = [f for f in PROFILE_FIELDS if f != "description_map"]
+    return [*TEXT_FIELDS, *IMAGE_FIELDS, *visible]
+
+
+def _items(field: str, raw: Any) -> list:
+    items = raw if isinstance(raw, list) else [raw]
+    if len(items) > MAX_ITEMS:
+        raise ProfileError(f"{field}: at most {MAX_ITEMS} values")
+    return items
+
+
+def _unique(values: list) -> list:
+    return list(dict.fromkeys(values))
+
+
+def _slug(field: str, vocabulary: str, raw: Any, strict: bool) -> str:
+    slug = raw.strip().lower() if isinstance(raw, str) else None
+    if slug is not None and (vocab.is_valid(vocabulary, slug) or (not strict and SLUG_RE.match(slug))):
+        return slug
+    raise ProfileError(f"{field}: {raw!r} is not one of "
+                     f"{', '.join(vocab.VOCABULARIES[vocabulary])}")
+
+
+def _count(field: str, raw: Any) -> int:
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= MAX_COUNT:
+        raise ProfileError(f"{field}: {raw!r} is not a whole number from 0 to {MAX_COUNT}")
+    return raw
+
+
+def _year(field: str, raw: Any) -> int:
+    if isinstance(raw, str) and raw.strip().isdigit():
+        raw = int(raw)
+    if not isinstance(raw, int) or isinstance(raw, bool) or not YEAR_RANGE[0] <= raw <= YEAR_RANGE[1]:
+        raise ProfileError(f"{field}: {raw!r} is not a year from {YEAR_RANGE[0]} to {YEAR_RANGE[1]}")
+    return raw
+
+
+def _date(what: str, raw: Any) -> str:
+    try:
+        if not isinstance(raw, str) or not DATE_RE.match(raw.strip()):
+            raise ValueError
+        moment = date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ProfileError(f"{what}: {raw!r} is not a date like 2026-01-31") from None
+    if not YEAR_RANGE[0] <= moment.year <= YEAR_RANGE[1]:
+        raise ProfileError(f"{what}: {raw!r} is not between {YEAR_RANGE[0]} and {YEAR_RANGE[1]}")
+    return moment.isoformat()
+
+
+def _country(raw: Any) -> str:
+    code = raw.strip().upper() if isinstance(raw, str) else None
+    if code not in COUNTRIES:
+        raise ProfileError(f"country: {raw!r} is not an ISO 3166-1 alpha-2 code such as UY, FR or PH")
+    return code
+
+
+def language_tag(raw: Any) -> str:
+    """A BCP-47 tag in its usual case (es, pt-BR, zh-Hant-TW); ValueError otherwise."""
+    match = LANGUAGE_RE.match(raw.strip()) if isinstance(raw, str) else None
+    if not match:
+        raise ProfileError(f"language: {raw!r} is not a language tag such as es, fr or pt-BR")
+    language, script, region, variants = match.groups()
+    return (language.lower() + (script.title() if script else "")
+            + (region.upper() if region else "") + variants.lower())
+
+
+def _text(what: str, raw: Any, limit: int) -> str:
+    if not isinstance(raw, str) or not raw.strip():
+        raise ProfileError(f"{what}: needs some text")
+    if len(raw) > limit:
+        raise ProfileError(f"{what}: at most {limit} characters")
+    return raw.strip()
+
+
+def text_map(field: str, raw: Any) -> dict[str, str]:
+    """{language: text} for name, summary or description translations."""
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{field}: give translations as {{\"es\": \"…\", \"en\": \"…\"}}")
+    if len(raw) > MAX_ITEMS:
+        raise ProfileError(f"{field}: at most {MAX_ITEMS} translations")
+    return {language_tag(k): _text(f"{field}:{k}", v, MAX_TEXT[field]) for k, v in raw.items()}
+
+
+def http_url(what: str, raw: Any) -> str:
+    url = raw.strip() if isinstance(raw, str) else ""
+    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", url, re.IGNORECASE) or len(url) > 2048:
+        raise ProfileError(f"{what}: {raw!r} is not an http(s) URL")
+    return url
+
+
+def _number(what: str, raw: Any, limit: float) -> float:
+    try:
+        value = float(raw) if not isinstance(raw, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not -limit <= value <= limit:  # also refuses NaN
+        raise ProfileError(f"location: {what} {raw!r} is not a number from {-limit:g} to {limit:g}")
+    return value
+
+
+def _location(raw: Any, strict: bool) -> dict:
+    if not isinstance(raw, dict):
+        raise ProfileError("location: give name, latitude, longitude and precision")
+    precision = raw.get("precision")
+    if precision is None and strict:
+        precision = DEFAULT_PRECISION
+    if precision is not None and precision not in PRECISION:
+        if strict:
+            raise ProfileError(f"location: precision {precision!r} is not one of "
+                             f"{', '.join(PRECISION)}")
+        precision = None
+    location = {"latitude": _number("latitude", raw.get("latitude"), 90),
+                "longitude": _number("longitude", raw.get("longitude"), 180)}
+    if raw.get("name"):
+        location["name"] = _text("location name", raw["name"], MAX_TEXT["short"])
+    if precision is not None:
+        location["precision"] = precision
+    return public_location(location)
+
+
+def public_location(location: dict) -> dict:
+    """The location as it may be shown or sent: rounded to its precision's grid."""
+    precision = location.get("precision") or "exact"
+    decimals = PRECISION.get(precision, PRECISION["country"])[0]
+    rounded = dict(location)
+    for axis in ("latitude", "longitude"):
+        value = round(float(location[axis]), decimals)
+        rounded[axis] = int(value) if decimals == 0 else value
+    return rounded
+
+
+def _stage_entry(raw: Any, strict: bool) -> dict:
+    if not isinstance(raw, dict):
+        raise ProfileError("stage_history: each entry needs a stage and a date")
+    return {"stage": _slug("stage_history", "stage", raw.get("stage"), strict),
+            "date": _date("stage_history date", raw.get("date"))}
+
+
+def _partner(raw: Any, strict: bool) -> dict:
+    if not isinstance(raw, dict):
+        raise ProfileError("partners: each partner needs a name and a role")
+    partner = {"name": _text("partner name", raw.get("name"), MAX_TEXT["short"]),
+               "role": _slug("partner role", "partner_role", raw.get("role"), strict)}
+    if raw.get("url"):
+        partner["url"] = http_url("partner url", raw["url"])
+    return partner
+
+
+def _link(raw: Any, strict: bool) -> dict:
+    if not isinstance(raw, dict):
+        raise ProfileError("links: each link needs a kind and a URL")
+    link = {"kind": _slug("link kind", "link_kind", raw.get("kind"), strict),
+            "url": http_url("link", raw.get("url"))}
+    if raw.get("title"):
+        link["title"] = _text("link title", raw["title"], MAX_TEXT["short"])
+    return link
+
+
+def validate_profile(data: dict, strict: bool = True) -> dict:
+    """A whole profile (the JSON file's profile fields); every value checked."""
+    profile = {}
+    for field, raw in data.items():
+        value = validate_field(field, raw, strict)
+        if value is not None:
+            profile[field] = value
+    return profile
+
+
+# -- changing a profile -------------------------------------------------------------------------
+
+
+def primary_language(profile: dict | None) -> str:
+    languages = (profile or {}).get("languages") or []
+    return languages[0] if languages else "en"
+
+
+def apply_changes(actor: Actor, changes: dict[str, Any]) -> None:
+    """Validate and apply changes; nothing is changed when one of them is refused.
+
+    Keys are profile fields, "name", "summary", "description" (a text in the primary language,
+    or a {language: text} dict that replaces every translation), "name:es"-style keys for one
+    translation, and "icon"/"header" (image URLs). A value of None clears the field.
+    Languages are applied first: they decide which language a bare "name" is in.
+    """
+    profile = dict(actor.profile or {})
+    texts = {"name": (actor.name, dict(actor.name_map or {})),
+             "summary": (actor.summary, dict(actor.summary_map or {})),
+             "description": (None, dict(profile.get("description_map") or {}))}
+    images = {"icon": actor.icon_url, "header": actor.header_url}
+    ordered = sorted(changes.items(), key=lambda item: item[0] != "languages")
+    for key, raw in ordered:
+        field, _, lang = key.partition(":")
+        if field in TEXT_FIELDS:
+            texts[field] = _change_text(field, lang, raw, *texts[field], primary_language(profile))
+        elif field in IMAGE_FIELDS and not lang:
+            images[field] = http_url(field, raw) if raw else None
+        elif field == "stage" and isinstance(raw, dict) and not lang:
+            entry = _stage_entry(raw, strict=True)
+            profile["stage"] = entry["stage"]
+            history = [e for e in profile.get("stage_history", []) if e["stage"] != entry["stage"]]
+            profile["stage_history"] = validate_field("stage_history", [*history, entry])
+        elif field in PROFILE_FIELDS and not lang:
+            value = validate_field(field, raw)
+            if value is None:
+                profile.pop(field, None)
+            else:
+                profile[field] = value
+        else:
+            raise ProfileError(f"unknown field {key!r}; fields: {', '.join(all_fields())}")
+    name, name_map = texts["name"]
+    if not name:
+        raise ProfileError("name: a project needs a name")
+    actor.name, actor.name_map = name, name_map or None
+    actor.summary, actor.summary_map = texts["summary"][0], texts["summary"][1] or None
+    if texts["description"][1]:
+        profile["description_map"] = texts["description"][1]
+    else:
+        profile.pop("description_map", None)
+    actor.icon_url, actor.header_url = images["icon"], images["header"]
+    actor.profile = profile or None
+
+
+def _change_text(field: str, lang: str, raw: Any, text: str | None, translations: dict,
+                 primary: str) -> tuple[str | None, dict]:
+    """(text in the primary language, translations) after one change.
+
+    Summaries are stored as HTML (like every AS2 summary); names and descriptions as plain text.
+    """
+    as_stored = text_to_html if field == "summary" else (lambda value: value)
+    if isinstance(raw, dict):
+        translations = {k: as_stored(v) for k, v in text_map(field, raw).items()}
+        text = translations.get(primary) or next(iter(translations.values()), None)
+        return (text if field != "description" else None), translations
+    lang = language_tag(lang) if lang else primary
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        translations.pop(lang, None)
+        if lang == primary:
+            text = None
+    else:
+        value = as_stored(_text(f"{field}:{lang}", raw, MAX_TEXT[field]))
+        if lang == primary:
+            text = value
+        # A lone name or summary in the primary language needs no map; once there is a map, it
+        # holds the primary text too, so that changing the languages later keeps every text.
+        if lang != primary and not translations and text:
+            translations[primary] = text
+        if lang != primary or translations or field == "description":
+            translations[lang] = value
+    return (text if field != "description" else None), translations
+
+
+async def set_profile(db: AsyncSession, urls: URLs, actor: Actor, changes: dict[str, Any]) -> int:
+    """Apply changes (see apply_changes) and send Update(actor) to the followers.
+
+    Returns the number of remote inboxes the Update was queued for.
+    """
+    apply_changes(actor, changes)
+    await db.flush()
+    return await send_actor_update(db, urls, actor)
+
+
+async def send_actor_update(db: AsyncSession, urls: URLs, actor: Actor) -> int:
+    """Queue Update{actor document} for every follower, as Mastodon does after a profile edit."""
+    from fedsph.actors import build_actor_document  # actors builds documents with this module
+
+    document = build_actor_document(actor, urls)
+    context = document.pop("@context")
+    update = build_activity("Update", urls.new_activity(), actor.uri, document,
+                            to=[PUBLIC], cc=[actor.followers_url] if actor.followers_url else None)
+    update["@context"] = context
+    activity = Activity(uri=update["id"], type="Update", actor_id=actor.id, object_uri=actor.uri,
+                        public=True, body=orjson.dumps(update))
+    db.add(activity)
+    await db.flush()
+    return await enqueue_deliveries(db, activity, await follower_actors(db, actor))
+
+
+# -- the command line's values ------------------------------------------------------------------
+
+
+def parse_cli(field: str, values: list[str]) -> dict[str, Any]:
+    """`fedsph project set SLUG FIELD VALUE...` as changes for apply_changes.
+
+    No values clears the field.
+    """
+    base, _, lang = field.partition(":")
+    if base in TEXT_FIELDS or (base in IMAGE_FIELDS and not lang):
+        return {field: " ".join(values).strip() or None}
+    if lang or base not in PROFILE_FIELDS or base == "description_map":
+        raise ProfileError(f"unknown field {field!r}; fields: {', '.join(all_fields())}")
+    if not values:
+        return {base: None}
+    if base in LIST_ENUMS or base == "languages":
+        return {base: values}
+    if base == "stage":
+        _arity(base, values, 1, 2, "STAGE [DATE]")
+        return {base: {"stage": values[0], "date": values[1]} if len(values) == 2 else values[0]}
+    if base in COUNTS_AS_OF:
+        _arity(base, values, 1, 2, "NUMBER [AS_OF_DATE]")
+        as_of = values[1] if len(values) == 2 else date.today().isoformat()
+        return {base: {"value": values[0], "as_of": as_of}}
+    if base == "location":
+        _arity(base, values, 3, 4, "NAME LATITUDE LONGITUDE [PRECISION]")
+        place = {"name": values[0], "latitude": values[1], "longitude": values[2]}
+        return {base: {**place, "precision": values[3] if len(values) == 4 else DEFAULT_PRECISION}}
+    if base == "stage_history":
+        return {base: [_split(base, v, ("stage", "date"), 2) for v in values]}
+    if base == "partners":
+        return {base: [_split(base, v, ("name", "role", "url"), 2) for v in values]}
+    if base == "links":
+        return {base: [_split(base, v, ("kind", "url", "title"), 2) for v in values]}
+    _arity(base, values, 1, 1, "VALUE")
+    return {base: values[0]}
+
+
+def _arity(field: str, values: list[str], least: int, most: int, usage: str) -> None:
+    if not least <= len(values) <= most:
+        raise ProfileError(f"{field} takes {usage}")
+
+
+def _split(field: str, value: str, keys: tuple[str, ...], required: int) -> dict:
+    parts = [part.strip() for part in value.split("|", len(keys) - 1)]
+    if len(parts) < required:
+        raise ProfileError(f"{field}: write each value as {'|'.join(k.upper() for k in keys)}"
+                         f" (the last {len(keys) - required} optional), not {value!r}")
+    return dict(zip(keys, parts, strict=False))
+
+
+def load_file(path: str) -> dict[str, Any]:
+    """Read and parse the JSON file of `project set --file`."""
+    try:
+        with open(path, encoding="utf-8") as source:
+            data = json.load(source)
+    except OSError as exc:
+        raise ProfileError(f"cannot read {path}: {exc.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path} is not valid JSON: {exc}") from None
+    return parse_file(data)
+
+
+def parse_file(data: Any) -> dict[str, Any]:
+    """The JSON file of `project set --file` as changes: a whole profile.
+
+    Profile fields missing from the file are cleared; name and summary are left as they are
+    unless given; "description" (text or {language: text}) replaces the description.
+    """
+    if not isinstance(data, dict):
+        raise ProfileError("the profile file must hold a JSON object")
+    unknown = set(data) - {*TEXT_FIELDS, *IMAGE_FIELDS, *PROFILE_FIELDS} - {"description_map"}
+    if unknown:
+        raise ProfileError(f"unknown field(s) {', '.join(sorted(unknown))}; "
+                         f"fields: {', '.join(all_fields())}")
+    changes: dict[str, Any] = {field: data.get(field) for field in PROFILE_FIELDS
+                               if field != "description_map"}
+    changes["description"] = data.get("description", data.get("description_map"))
+    for field in ("name", "summary", *IMAGE_FIELDS):
+        if field in data:
+            changes[field] = data[field]
+    return changes
+
+
+# -- the wire format ----------------------------------------------------------------------------
+
+
+def context_document() -> dict:
+    """What {base}/ns serves."""
+    return {"@context": CONTEXT}
+
+
+def actor_profile_properties(actor: Actor, urls: URLs | None = None) -> dict:
+    """Properties merged into a local actor's document: translations, images, profile terms."""
+    properties: dict[str, Any] = {}
+    profile = actor.profile or {}
+    primary = primary_language(profile)
+    for term, text, translations in (("name", actor.name, actor.name_map),
+                                     ("summary", actor.summary, actor.summary_map)):
+        if translations:
+            merged = {primary: text} if text else {}
+            merged.update({k: v for k, v in translations.items() if k not in merged})
+            properties[term + "Map"] = merged
+    if actor.icon_url:
+        properties["icon"] = _image(actor.icon_url)
+    if actor.header_url:
+        properties["image"] = _image(actor.header_url)
+    properties.update(profile_terms(profile))
+    attachments = profile_attachments(profile, primary)
+    if attachments:
+        properties["attachment"] = attachments
+    return properties
+
+
+def _image(url: str) -> dict:
+    image = {"type": "Image", "url": url}
+    extension = url.rsplit(".", 1)[-1].lower()
+    media_type = {"jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png",
+                  "webp": "image/webp", "gif": "image/gif"}.get(extension)
+    if media_type:
+        image["mediaType"] = media_type
+    return image
+
+
+def profile_terms(profile: dict) -> dict:
+    """The profile in fedsph terms (and location as an AS2 Place)."""
+    terms: dict[str, Any] = {}
+    for key, term in PLAIN_TERMS.items():
+        if profile.get(key) not in (None, [], ""):
+            terms[term] = profile[key]
+    if profile.get("description_map"):
+        terms["descriptionMap"] = profile["description_map"]
+    if profile.get("stage_history"):
+        terms["stageHistory"] = profile["stage_history"]
+    for key in COUNTS_AS_OF:
+        if profile.get(key):
+            counted = {"value": profile[key]["value"]}
+            if profile[key].get("as_of"):
+                counted["asOf"] = profile[key]["as_of"]
+            terms[key] = counted
+    if profile.get("partners"):
+        terms["partners"] = [
+            {k: v for k, v in (("name", p["name"]), ("href", p.get("url")), ("role", p["role"]))
+             if v} for p in profile["partners"]]
+    if profile.get("links"):
+        terms["links"] = [
+            {k: v for k, v in (("type", "Link"), ("href", link["url"]), ("kind", link["kind"]),
+                               ("name", link.get("title"))) if v} for link in profile["links"]]
+    if profile.get("location"):
+        terms["location"] = place(profile["location"])
+    return terms
+
+
+def place(location: dict) -> dict:
+    """An AS2 Place; the radius (metres) widens with the precision, the coordinates are rounded."""
+    shown = public_location(location)
+    document: dict[str, Any] = {"type": "Place"}
+    if shown.get("name"):
+        document["name"] = shown["name"]
+    document["latitude"], document["longitude"] = shown["latitude"], shown["longitude"]
+    precision = shown.get("precision")
+    radius = PRECISION.get(precision or "exact", (0, 0))[1]
+    if radius:
+        document["radius"], document["units"] = radius, "m"
+    if precision:
+        document["locationPrecision"] = precision
+    return document
+
+
+ATTACHMENT_NAMES = {
+    "en": {"stage": "Stage", "approach": "Approach", "homes": "Homes", "country": "Country",
+           "website": "Website", "built": "{done} built of {planned}",
+           "only_built": "{done} built", "only_planned": "{planned} planned"},
+    "es": {"stage": "Etapa", "approach": "Enfoque", "homes": "Viviendas", "country": "País",
+           "website": "Sitio web", "built": "{done} construidas de {planned}",
+           "only_built": "{done} construidas", "only_planned": "{planned} previstas"},
+    "fr": {"stage": "Étape", "approach": "Approche", "homes": "Logements", "country": "Pays",
+           "website": "Site web", "built": "{done} construits sur {planned}",
+           "only_built": "{done} construits", "only_planned": "{planned} prévus"},
+    "pt": {"stage": "Etapa", "approach": "Abordagem", "homes": "Moradias", "country": "País",
+           "website": "Site", "built": "{done} construídas de {planned}",
+           "only_built": "{done} construídas", "only_planned": "{planned} previstas"},
+}
+
+
+def profile_attachments(profile: dict, lang: str) -> list[dict]:
+    """The main facts as PropertyValue (Mastodon shows them as profile fields; value is HTML)."""
+    base = lang.split("-")[0]
+    words = ATTACHMENT_NAMES.get(base, ATTACHMENT_NAMES["en"])
+    fields: list[tuple[str, str]] = []
+    if profile.get("stage"):
+        fields.append((words["stage"], html.escape(vocab.label("stage", profile["stage"], base))))
+    if profile.get("approach"):
+        fields.append((words["approach"], html.escape(
+            ", ".join(vocab.label("approach", slug, base) for slug in profile["approach"]))))
+    done, planned = profile.get("homes_completed"), profile.get("homes_planned")
+    if done is not None or planned is not None:
+        key = "built" if done is not None and planned is not None else (
+            "only_built" if done is not None else "only_planned")
+        fields.append((words["homes"], words[key].format(done=done, planned=planned)))
+    website = next((link["url"] for link in profile.get("links", [])
+                    if link["kind"] == "website"), None)
+    if website:
+        shown = html.escape(re.sub(r"^https?://", "", website).rstrip("/"))
+        link = (f'<a href="{html.escape(website)}" target="_blank" rel="me nofollow noopener">'
+                f'{shown}</a>')
+        fields.append((words["website"], link))
+    if profile.get("country"):
+        fields.append((words["country"], html.escape(_country_name(profile["country"], base))))
+    return [{"type": "PropertyValue", "name": name, "value": value} for name, value in fields]
+
+
+def _country_name(code: str, lang: str) -> str:
+    try:
+        return Locale.parse(lang).territories.get(code, code)
+    except (ValueError, LookupError):
+        return Locale("en").territories.get(code, code)
+
+
+# -- reading other nodes' documents -------------------------------------------------------------
+
+
+def profile_from_document(document: dict) -> dict | None:
+    """The profile of a fedsph actor document from another node; None when it has none.
+
+    Every value is checked like a local one; a value that fails is dropped, never fatal.
+    """
+    if not isinstance(document, dict):
+        return None
+    doc = {_compact(key): value for key, value in document.items() if isinstance(key, str)}
+    raw: dict[str, Any] = {key: doc.get(term) for key, term in PLAIN_TERMS.items()}
+    raw["description_map"] = doc.get("descriptionMap")
+    raw["stage_history"] = doc.get("stageHistory")
+    for key in COUNTS_AS_OF:
+        counted = doc.get(key)
+        raw[key] = ({"value": counted.get("value"), "as_of": counted.get("asOf")}
+                    if isinstance(counted, dict) else None)
+    raw["partners"] = [
+        {"name": p.get("name"), "role": p.get("role"), "url": get_id(p.get("href"))}
+        for p in as_list(doc.get("partners")) if isinstance(p, dict)]
+    raw["links"] = [
+        {"kind": link.get("kind") or link.get(PREFIX + ":kind"), "url": get_id(link.get("href")),
+         "title": link.get("name")}
+        for link in as_list(doc.get("links")) if isinstance(link, dict)]
+    location = doc.get("location") if isinstance(doc.get("location"), dict) else None
+    if location and (location.get("locationPrecision") or location.get(PREFIX + ":locationPrecision")
+                     or any(key in doc for key in PLAIN_TERMS.values())):
+        raw["location"] = {"name": location.get("name"), "latitude": location.get("latitude"),
+                           "longitude": location.get("longitude"),
+                           "precision": location.get("locationPrecision")
+                           or location.get(PREFIX + ":locationPrecision")}
+    profile = {}
+    for field, value in raw.items():
+        if field == "description_map" and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if isinstance(v, str)}
+        try:
+            checked = _lenient(field, value)
+        except (ValueError, TypeError):  # whatever another server sends must not stop us
+            continue
+        if checked is not None:
+            profile[field] = checked
+    return profile or None
+
+
+def _lenient(field: str, value: Any) -> Any:
+    """Like validate_field, but a list keeps its valid items instead of failing as a whole."""
+    if isinstance(value, list) and field in ("partners", "links", "stage_history", "languages",
+                                             *LIST_ENUMS):
+        kept = []
+        for item in value[:MAX_ITEMS]:
+            try:
+                kept.extend(validate_field(field, [item], strict=False) or [])
+            except ValueError:
+                continue
+        return validate_field(field, kept, strict=False) if kept else None
+    if field == "description_map" and isinstance(value, dict):
+        kept = {}
+        for lang, text in list(value.items())[:MAX_ITEMS]:
+            try:
+                kept.update(text_map("description", {lang: text}))
+            except ValueError:
+                continue
+        return kept or None
+    return validate_field(field, value, strict=False)
+
+
+def _compact(key: str) -> str:
+    for prefix in (NAMESPACE, PREFIX + ":"):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def language_map(value: Any, limit: int, as_html: bool = False) -> dict[str, str] | None:
+    """nameMap/summaryMap from another server: valid language keys, strings, bounded sizes."""
+    if not isinstance(value, dict):
+        return None
+    kept = {}
+    for lang, text in list(value.items())[:MAX_ITEMS]:
+        try:
+            tag = language_tag(lang)
+        except ValueError:
+            continue
+        if isinstance(text, str) and text.strip():
+            kept[tag] = clean_html(text[:limit]) if as_html else text[:limit]
+    return kept or None
+
+
+def image_url(value: Any) -> str | None:
+    """The http(s) URL of an icon or image (an Image object, a Link, a bare URL or a list)."""
+    for item in as_list(value):
+        url = get_id(item.get("url")) if isinstance(item, dict) and item.get("url") else get_id(item)
+        try:
+            return http_url("image", url)
+        except ValueError:
+            continue
+    return None
+
+
+def remote_profile_values(document: dict) -> dict:
+    """Column values of Actor kept from another server's actor document."""
+    return {
+        "profile": profile_from_document(document),
+        "name_map": language_map(document.get("nameMap"), MAX_TEXT["name"]),
+        "summary_map": language_map(document.get("summaryMap"), MAX_TEXT["summary"] * 2,
+                                    as_html=True),
+        "icon_url": image_url(document.get("icon")),
+        "header_url": image_url(document.get("image")),
+    }
