@@ -11,9 +11,13 @@ from aiohttp import web
 from fedsph.actors import get_or_create_instance_actor, signer_for
 from fedsph.config import Settings
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
+from fedsph.i18n import language_middleware
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
-from fedsph.web import activitypub, pages, wellknown
+from fedsph.web import activitypub, members, pages, wellknown
+from fedsph.web import context as context_routes
+from fedsph.web import feeds as feed_routes
+from fedsph.web import media as media_routes
 from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (
     DOCUMENTS,
@@ -35,7 +39,8 @@ log = logging.getLogger("fedsph.app")
 
 def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     """Build the application; nothing touches the network or the database until it starts."""
-    app = web.Application(middlewares=[errors], client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(middlewares=[language_middleware, errors],
+                          client_max_size=settings.max_body_bytes + 1)
     app[SETTINGS] = settings
     app[URLS] = URLs(settings.base_url)
     app[TEMPLATES] = make_templates(settings.templates_dir)
@@ -45,8 +50,12 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     if run_worker:
         app.cleanup_ctx.append(_worker)
     wellknown.add_routes(app)
+    context_routes.add_routes(app)
     activitypub.add_routes(app)
     pages.add_routes(app)
+    media_routes.add_routes(app)
+    feed_routes.add_routes(app)
+    members.setup(app)
     return app
 
 

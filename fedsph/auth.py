@@ -1,0 +1,199 @@
+"""Members: password check, login sessions, CSRF tokens, failed-login limits and invitations.
+
+Secrets given to browsers (session cookies, invite links) are random tokens; the database keeps
+only their SHA-256, so a leaked database backup cannot be used to log in or to join a project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections import deque
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.actors import check_username, create_local_actor, get_local_actor
+from fedsph.models import Actor, Invite, LoginSession, Membership, User, utcnow
+from fedsph.urls import URLs
+
+SESSION_COOKIE = "fedsph_session"
+# Anonymous visitors (login and invite forms) get their CSRF token in this cookie instead.
+ANON_CSRF_COOKIE = "fedsph_csrf"
+SESSION_LIFETIME = timedelta(days=30)
+INVITE_LIFETIME = timedelta(days=7)
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    """Constant-time comparison; a missing token on either side never matches."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+async def authenticate(db: AsyncSession, username: str, password: str
+                       ) -> tuple[User | None, str | None]:
+    """(user, None) if the password is right, (None, None) if not.
+
+    The second item is a fresh hash to store when the argon2 parameters changed since the
+    password was set. Only reads: call it outside a write transaction, since argon2 is slow.
+    """
+    user = await db.scalar(select(User).where(User.username == username.strip().lower()))
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    try:
+        # argon2 is slow on purpose (tens of ms): keep the event loop free meanwhile.
+        await asyncio.to_thread(_hasher.verify, stored, password)
+    except (VerificationError, InvalidHashError):
+        return None, None
+    if user is None or not user.password_hash:
+        return None, None
+    if _hasher.check_needs_rehash(user.password_hash):
+        return user, await hash_password(password)
+    return user, None
+
+
+async def start_session(db: AsyncSession, user: User) -> tuple[str, LoginSession]:
+    """A new login session; the returned token goes in the cookie and is never stored."""
+    token, now = new_token(), utcnow()
+    await db.execute(delete(LoginSession).where(LoginSession.expires_at < now))  # tidy up
+    row = LoginSession(token_hash=hash_token(token), user_id=user.id, csrf_token=new_token(),
+                       created_at=now, expires_at=now + SESSION_LIFETIME)
+    db.add(row)
+    await db.flush()
+    return token, row
+
+
+async def get_session(db: AsyncSession, token: str) -> tuple[LoginSession, User] | None:
+    """The live session and its user for a cookie value, or None (unknown or expired)."""
+    row = await db.execute(
+        select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+        .where(LoginSession.token_hash == hash_token(token), LoginSession.expires_at > utcnow()))
+    found = row.first()
+    return (found[0], found[1]) if found else None
+
+
+async def end_session(db: AsyncSession, token: str) -> None:
+    await db.execute(delete(LoginSession).where(LoginSession.token_hash == hash_token(token)))
+
+
+async def may_act_as(db: AsyncSession, user: User, actor: Actor) -> bool:
+    """Members act as their projects, everyone as their own Person; admins as any local actor."""
+    if not actor.local or actor.type == "Application":
+        return False
+    if user.is_admin or user.actor_id == actor.id:
+        return True
+    return await db.scalar(select(Membership.id).where(
+        Membership.user_id == user.id, Membership.project_id == actor.id)) is not None
+
+
+class FailureLimiter:
+    """Counts failed logins per key (IP + username) in memory, over a sliding window.
+
+    One process only and forgotten on restart: enough to make password guessing slow.
+    """
+
+    def __init__(self, limit: int = 10, window: float = 15 * 60, clock=time.monotonic):
+        self.limit, self.window, self.clock = limit, window, clock
+        self._failures: dict[tuple, deque] = {}
+
+    def _recent(self, key: tuple) -> deque:
+        failures = self._failures.get(key)
+        if failures is None:
+            return deque()
+        cutoff = self.clock() - self.window
+        while failures and failures[0] <= cutoff:
+            failures.popleft()
+        if not failures:
+            del self._failures[key]
+        return failures
+
+    def retry_after(self, key: tuple) -> int:
+        """Seconds to wait before trying again, or 0 if the key may try now."""
+        failures = self._recent(key)
+        if len(failures) < self.limit:
+            return 0
+        return max(1, int(failures[0] + self.window - self.clock()) + 1)
+
+    def fail(self, key: tuple) -> None:
+        self._failures.setdefault(key, deque()).append(self.clock())
+        if len(self._failures) > 10_000:  # a flood of distinct keys must not grow memory forever
+            for stale in list(self._failures)[:5_000]:
+                self._recent(stale)
+
+    def succeed(self, key: tuple) -> None:
+        self._failures.pop(key, None)
+
+
+async def create_invite(db: AsyncSession, project: Actor, created_by: User | None) -> str:
+    """A one-time invitation to join `project`; returns the token for the link."""
+    token, now = new_token(), utcnow()
+    db.add(Invite(token_hash=hash_token(token), project_id=project.id,
+                  created_by=created_by.id if created_by else None,
+                  created_at=now, expires_at=now + INVITE_LIFETIME))
+    await db.flush()
+    return token
+
+
+async def get_invite(db: AsyncSession, token: str) -> tuple[Invite, Actor] | None:
+    """The unused, unexpired invite for a token, with its project."""
+    found = (await db.execute(
+        select(Invite, Actor).join(Actor, Actor.id == Invite.project_id)
+        .where(Invite.token_hash == hash_token(token), Invite.used_at.is_(None),
+               Invite.expires_at > utcnow()))).first()
+    return (found[0], found[1]) if found else None
+
+
+async def accept_invite(db: AsyncSession, urls: URLs, domain: str, token: str, username: str,
+                        password_hash: str) -> User:
+    """Use an invite: a new user with a Person actor, member of the project.
+
+    LookupError if the invite cannot be used, ValueError if the name cannot be. The password is
+    hashed by the caller before the transaction (argon2 is slow; SQLite has one writer).
+    """
+    found = await get_invite(db, token)
+    if found is None:
+        raise LookupError("this invitation was already used or has expired")
+    invite, project = found
+    username = check_username(username.strip().lower())
+    if await get_local_actor(db, username) or await db.scalar(
+            select(User.id).where(User.username == username)):
+        raise ValueError(f"the name {username!r} is already taken on this node")
+    person = await create_local_actor(db, urls, domain, username, "Person")
+    user = User(username=username, password_hash=password_hash, actor_id=person.id)
+    db.add(user)
+    await db.flush()
+    db.add(Membership(user_id=user.id, project_id=project.id, role="member"))
+    # Conditional update: of two people racing with one link, only one commits.
+    claimed = await db.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+                               .values(used_at=utcnow(), used_by=user.id))
+    if claimed.rowcount != 1:
+        raise LookupError("this invitation was already used or has expired")
+    return user

@@ -1,0 +1,383 @@
+"""Pages for members: log in and out, accept an invitation, and manage a project.
+
+Composing updates is in fedsph/web/compose.py and the profile form in fedsph/web/profile_edit.py.
+Every POST has passed the CSRF check of fedsph/web/auth_middleware.py before it reaches a handler.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from sqlalchemy import delete, or_, select
+
+from fedsph import outbox, queries
+from fedsph.actors import get_actor_by_uri, resolve_handle
+from fedsph.auth import (
+    SESSION_COOKIE,
+    FailureLimiter,
+    accept_invite,
+    authenticate,
+    check_password_rules,
+    create_invite,
+    end_session,
+    get_invite,
+    hash_password,
+    start_session,
+)
+from fedsph.errors import BadRequest, FetchError
+from fedsph.i18n import N_
+from fedsph.models import Actor, Block, Follow, Object
+from fedsph.web import compose, profile_edit
+from fedsph.web.auth_middleware import (
+    LIMITER,
+    authentication,
+    local_actor_or_404,
+    read_form,
+    require_member,
+    set_cookie,
+)
+from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.render import html_response
+
+USERNAME_MAX = 255
+
+
+def safe_next(raw: str | None, default: str = "/") -> str:
+    """Only paths on this site: `//evil.example` or `https://…` would make an open redirect."""
+    if not raw or not raw.startswith("/") or raw.startswith(("//", "/\\")):
+        return default
+    return raw
+
+
+# --- log in and out ------------------------------------------------------------------------------
+
+async def login_form(request: web.Request) -> web.Response:
+    following = safe_next(request.query.get("next"))
+    if request["user"] is not None:
+        raise web.HTTPSeeOther(following)
+    return html_response(request, "login.html", next=following, username="", error=None)
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await read_form(request)
+    username = form.get("username", "").strip().lower()[:USERNAME_MAX]
+    following = safe_next(form.get("next"))
+    limiter = request.app[LIMITER]
+    key = (request.remote, username)
+    wait = limiter.retry_after(key)
+    if wait:
+        response = html_response(request, "login.html", status=429, next=following,
+                                 username=username, error="too_many")
+        response.headers["Retry-After"] = str(wait)
+        return response
+    async with request.app[SESSIONS]() as db:
+        user, new_hash = await authenticate(db, username, form.get("password", ""))
+    if user is None:
+        limiter.fail(key)
+        return html_response(request, "login.html", status=401, next=following,
+                             username=username, error="wrong")
+    limiter.succeed(key)
+    async with request.app[WRITER]() as db, db.begin():
+        if new_hash:
+            user = await db.merge(user)
+            user.password_hash = new_hash
+        token, _ = await start_session(db, user)
+    response = web.HTTPSeeOther(following)
+    set_cookie(request, response, SESSION_COOKIE, token)
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        async with request.app[WRITER]() as db, db.begin():
+            await end_session(db, token)
+    response = web.HTTPSeeOther("/")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+
+
+# --- invitations ---------------------------------------------------------------------------------
+
+async def _open_invite(request: web.Request) -> Actor:
+    async with request.app[SESSIONS]() as db:
+        found = await get_invite(db, request.match_info["token"])
+    if found is None:
+        return None
+    return found[1]
+
+
+async def invite_form(request: web.Request) -> web.Response:
+    project = await _open_invite(request)
+    if project is None:
+        return html_response(request, "invite.html", status=410, project=None, username="",
+                             error=None)
+    return html_response(request, "invite.html", project=project, username="", error=None)
+
+
+async def invite_accept(request: web.Request) -> web.Response:
+    project = await _open_invite(request)
+    if project is None:
+        return html_response(request, "invite.html", status=410, project=None, username="",
+                             error=None)
+    form = await read_form(request)
+    username = form.get("username", "").strip().lower()[:USERNAME_MAX]
+    password = form.get("password", "")
+
+    def again(error: str) -> web.Response:
+        return html_response(request, "invite.html", status=400, project=project,
+                             username=username, error=error)
+
+    if password != form.get("password2", ""):
+        return again(N_("The two passwords are not the same."))
+    try:
+        check_password_rules(password)
+    except ValueError as exc:
+        return again(str(exc))
+    password_hash = await hash_password(password)
+    settings = request.app[SETTINGS]
+    try:
+        async with request.app[WRITER]() as db, db.begin():
+            user = await accept_invite(db, request.app[URLS], settings.domain,
+                                       request.match_info["token"], username, password_hash)
+            token, _ = await start_session(db, user)
+    except LookupError:
+        return html_response(request, "invite.html", status=410, project=None, username="",
+                             error=None)
+    except ValueError as exc:
+        return again(str(exc))
+    response = web.HTTPSeeOther(f"/actors/{project.username}/manage?done=joined")
+    set_cookie(request, response, SESSION_COOKIE, token)
+    raise response
+
+
+# --- manage a project: follows, requests, invites, blocks, comments -------------------------------
+
+async def _manage_context(db, actor: Actor) -> dict:
+    requests = (await db.execute(
+        select(Follow, Actor).join(Actor, Actor.id == Follow.follower_id)
+        .where(Follow.followed_id == actor.id, Follow.state == "pending")
+        .order_by(Follow.id))).all()
+    own_updates = select(Object.uri).where(Object.actor_id == actor.id)
+    comments = (await db.execute(
+        select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
+        .where(Object.in_reply_to.in_(own_updates), Object.deleted_at.is_(None))
+        .order_by(Object.approved, Object.published.desc()).limit(50))).all()
+    return {
+        "followers": await queries.relation_actors(db, actor, followers=True),
+        "following": await queries.relation_actors(db, actor, followers=False),
+        "pending_out": await queries.relation_actors(db, actor, followers=False, state="pending"),
+        "requests": requests,
+        "blocks": list(await db.scalars(select(Block).order_by(Block.id.desc()))),
+        "comments": comments,
+    }
+
+
+async def _render_manage(request: web.Request, actor: Actor, status: int = 200, **extra):
+    async with request.app[SESSIONS]() as db:
+        context = await _manage_context(db, actor)
+    return html_response(request, "manage.html", status=status, actor=actor,
+                         handle=f"{actor.username}@{request.app[SETTINGS].domain}",
+                         done=request.query.get("done"),
+                         **{"error": None, "invite_link": None, **context, **extra})
+
+
+async def manage_page(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    return await _render_manage(request, actor)
+
+
+def _done(actor: Actor, what: str) -> web.HTTPSeeOther:
+    # Post/redirect/get: reloading the page does not send the form again.
+    return web.HTTPSeeOther(f"/actors/{actor.username}/manage?done={what}")
+
+
+async def _remote_actor(request: web.Request, target: str) -> Actor:
+    """A remote actor by handle or URL, from the cache or fetched. BadRequest with a reason."""
+    target = target.strip()
+    if not target:
+        raise BadRequest(N_("Enter a handle like name@example.org or an account address."))
+    try:
+        actor_id = await resolve_handle(request.app[SESSIONS], request.app[REMOTE], target)
+    except FetchError as exc:
+        raise BadRequest(f"cannot find {target}: {exc}") from None
+    async with request.app[SESSIONS]() as db:
+        return await db.get(Actor, actor_id)
+
+
+async def manage_action(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    user = await require_member(request, actor)
+    form = await read_form(request)
+    action = form.get("action", "")
+    handler = MANAGE_ACTIONS.get(action)
+    if handler is None:
+        raise BadRequest(f"unknown action {action!r}")
+    try:
+        return await handler(request, actor, user, form)
+    except (BadRequest, ValueError) as exc:
+        message = exc.message if isinstance(exc, BadRequest) else str(exc)
+        return await _render_manage(request, actor, status=400, error=message)
+
+
+async def _follow(request, actor, user, form):
+    target = await _remote_actor(request, form.get("handle", ""))
+    async with request.app[WRITER]() as db, db.begin():
+        await outbox.follow(db, request.app[URLS], await db.get(Actor, actor.id), target)
+    raise _done(actor, "follow")
+
+
+async def _unfollow(request, actor, user, form):
+    async with request.app[WRITER]() as db, db.begin():
+        target = await get_actor_by_uri(db, form.get("target", ""))
+        if target is None or not await outbox.unfollow(db, request.app[URLS], actor, target):
+            raise BadRequest("this project does not follow that account")
+    raise _done(actor, "unfollow")
+
+
+async def _answer(request, actor, user, form, accept: bool):
+    try:
+        request_id = int(form.get("request", ""))
+    except ValueError:
+        raise BadRequest("which follow request?") from None
+    async with request.app[WRITER]() as db, db.begin():
+        relation = await db.scalar(select(Follow).where(
+            Follow.id == request_id, Follow.followed_id == actor.id, Follow.state == "pending"))
+        if relation is None:
+            raise BadRequest("this follow request was already answered")
+        await outbox.answer_follow(db, request.app[URLS], relation, accept=accept)
+    raise _done(actor, "approved" if accept else "rejected")
+
+
+async def _approve(request, actor, user, form):
+    return await _answer(request, actor, user, form, True)
+
+
+async def _reject(request, actor, user, form):
+    return await _answer(request, actor, user, form, False)
+
+
+async def _invite(request, actor, user, form):
+    async with request.app[WRITER]() as db, db.begin():
+        token = await create_invite(db, actor, user)
+    # Shown once, never stored in clear: no redirect, the link is in this answer only.
+    link = f"{request.app[URLS].base}/invite/{token}"
+    return await _render_manage(request, actor, invite_link=link)
+
+
+def clean_domain(raw: str) -> str:
+    """`https://Example.org/path` or `@user@example.org` -> `example.org` (port kept)."""
+    raw = raw.strip().lower()
+    if "://" in raw:
+        raw = urlsplit(raw).netloc
+    raw = raw.rsplit("@", 1)[-1].strip("/")
+    if not raw or "/" in raw or " " in raw or ("." not in raw and ":" not in raw):
+        raise BadRequest(N_("Enter a domain like example.org."))
+    return raw
+
+
+async def _drop_follows(db, blocked_ids) -> None:
+    """Blocked accounts neither follow nor are followed by anyone on this node any more."""
+    await db.execute(delete(Follow).where(or_(Follow.follower_id.in_(blocked_ids),
+                                              Follow.followed_id.in_(blocked_ids))))
+
+
+async def _block_account(request, actor, user, form):
+    target = await _remote_actor(request, form.get("handle", ""))
+    if target.local:
+        raise BadRequest("accounts on this node cannot be blocked here")
+    async with request.app[WRITER]() as db, db.begin():
+        if await db.scalar(select(Block.id).where(Block.actor_uri == target.uri)) is None:
+            db.add(Block(actor_uri=target.uri))
+        await _drop_follows(db, select(Actor.id).where(Actor.id == target.id))
+    raise _done(actor, "blocked")
+
+
+async def _block_domain(request, actor, user, form):
+    domain = clean_domain(form.get("domain", ""))
+    if domain == request.app[SETTINGS].domain:
+        raise BadRequest(N_("This node cannot block itself."))
+    async with request.app[WRITER]() as db, db.begin():
+        if await db.scalar(select(Block.id).where(Block.domain == domain)) is None:
+            db.add(Block(domain=domain))
+        await _drop_follows(db, select(Actor.id).where(Actor.domain == domain,
+                                                       Actor.local.is_(False)))
+    raise _done(actor, "blocked")
+
+
+async def _unblock(request, actor, user, form):
+    try:
+        block_id = int(form.get("block", ""))
+    except ValueError:
+        raise BadRequest("which block?") from None
+    async with request.app[WRITER]() as db, db.begin():
+        await db.execute(delete(Block).where(Block.id == block_id))
+    raise _done(actor, "unblocked")
+
+
+async def _hold_replies(request, actor, user, form):
+    async with request.app[WRITER]() as db, db.begin():
+        (await db.get(Actor, actor.id)).hold_replies = form.get("hold_replies") == "on"
+    raise _done(actor, "saved")
+
+
+async def _comment(request, actor, form, db) -> Object:
+    """A reply to one of this project's updates, by its row id."""
+    try:
+        comment_id = int(form.get("comment", ""))
+    except ValueError:
+        raise BadRequest("which comment?") from None
+    own_updates = select(Object.uri).where(Object.actor_id == actor.id)
+    comment = await db.scalar(select(Object).where(Object.id == comment_id,
+                                                   Object.in_reply_to.in_(own_updates)))
+    if comment is None:
+        raise BadRequest("this is not a comment on one of this project's updates")
+    return comment
+
+
+async def _moderate(request, actor, user, form):
+    verb = form.get("action")
+    async with request.app[WRITER]() as db, db.begin():
+        comment = await _comment(request, actor, form, db)
+        if verb == "approve_comment":
+            await outbox.approve_comment(db, comment)
+        else:
+            await outbox.hide_comment(db, comment, verb == "hide_comment")
+    raise _done(actor, "moderated")
+
+
+MANAGE_ACTIONS = {
+    "follow": _follow,
+    "unfollow": _unfollow,
+    "approve": _approve,
+    "reject": _reject,
+    "invite": _invite,
+    "block_account": _block_account,
+    "block_domain": _block_domain,
+    "unblock": _unblock,
+    "hold_replies": _hold_replies,
+    "hide_comment": _moderate,
+    "show_comment": _moderate,
+    "approve_comment": _moderate,
+}
+
+
+def setup(app: web.Application) -> None:
+    """Sessions and CSRF for every request, the login limiter, and the member pages."""
+    app.middlewares.append(authentication)
+    app[LIMITER] = FailureLimiter()
+    add_routes(app)
+    compose.add_routes(app)
+    profile_edit.add_routes(app)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/login", login_form)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/invite/{token}", invite_form)
+    app.router.add_post("/invite/{token}", invite_accept)
+    app.router.add_get("/actors/{username}/manage", manage_page)
+    app.router.add_post("/actors/{username}/manage", manage_action)
