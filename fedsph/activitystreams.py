@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
+# The namespace of fedsph's extension terms (profile fields, update kinds); see FEDERATION.md.
+FEDSPH_NS = "https://fedsph.org/ns#"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PUBLIC_ALIASES = {PUBLIC, "as:Public", "Public"}

@@ -13,8 +13,8 @@ from fedsph.activitystreams import ACTOR_CONTEXT, as_list, get_id, get_type, iso
 from fedsph.crypto import generate_rsa_keypair
 from fedsph.errors import FetchError
 from fedsph.models import Actor, utcnow
-from fedsph.profile import CONTEXT as PROFILE_CONTEXT
-from fedsph.profile import actor_profile_properties, remote_profile_values
+from fedsph.profile_wire import CONTEXT as PROFILE_CONTEXT
+from fedsph.profile_wire import actor_profile_properties, remote_profile_values
 from fedsph.remote import Remote, Signer
 from fedsph.sanitize import clean_html
 from fedsph.urls import RESERVED_USERNAMES, URLs

@@ -11,10 +11,8 @@ from __future__ import annotations
 import html
 import re
 
-from fedsph.activitystreams import AS_CONTEXT, PUBLIC, iso
+from fedsph.activitystreams import AS_CONTEXT, FEDSPH_NS, PUBLIC, iso
 from fedsph.models import Actor, Object
-
-FEDSPH_NS = "https://fedsph.org/ns#"
 
 # Term definitions for everything a Note or its Create may carry beyond plain AS2: Mastodon's
 # `sensitive`, `Hashtag` and `blurhash`, and ours. Inline, so no processor needs to fetch them.

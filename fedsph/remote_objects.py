@@ -11,9 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
-from fedsph.activitystreams import PUBLIC_ALIASES, as_list, get_id, get_type, parse_iso
+from fedsph.activitystreams import FEDSPH_NS, PUBLIC_ALIASES, as_list, get_id, get_type, parse_iso
 from fedsph.models import Actor, Follow, Object, utcnow
-from fedsph.notes import FEDSPH_NS
 from fedsph.sanitize import clean_html
 
 # Types we keep as posts. Mastodon shows Article/Page/Event as a title and a link; so do we.

@@ -480,6 +480,9 @@ async def test_profile_edit_saves_fields_and_keeps_values_on_error(node, peer, p
         "link_kind_0": "website", "link_url_0": "https://example.org/coop",
     }
     async with browser() as client:
+        # Peers fetched the actor before the edit: the cached document must not outlive it.
+        async with client.get(project.uri, headers={"Accept": "application/activity+json"}) as r:
+            assert "stage" not in await r.json(content_type=None)
         await login(client, node, "ana")
         token = await csrf_from(client, edit)
         bad = {**fields, "start_year": "19", "country": "Uruguay"}
@@ -494,6 +497,8 @@ async def test_profile_edit_saves_fields_and_keeps_values_on_error(node, peer, p
         async with client.get(node.base + response.headers["Location"]) as page:
             html = await page.text()
         assert "The profile is saved" in html and 'value="Roof Cooperative"' in html
+        async with client.get(project.uri, headers={"Accept": "application/activity+json"}) as r:
+            assert (await r.json(content_type=None))["stage"] == "building"
     async with node.readers() as db:
         actor = await db.get(Actor, project.id)
     assert actor.name == "Cooperativa Techo"

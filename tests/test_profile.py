@@ -11,7 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from fedsph import profile
+from fedsph import profile, profile_wire
 from fedsph.actors import parse_actor_document
 from fedsph.cli import main
 from fedsph.models import Actor
@@ -77,7 +77,7 @@ def test_location_is_rounded_when_it_is_set_and_when_it_is_sent(precision, lat, 
                                                  "longitude": EXACT_LON, "precision": precision})
     assert (stored["latitude"], stored["longitude"]) == (lat, lon)
     # Even a profile stored unrounded (say, by an older version) is rounded on the wire.
-    place = profile.place({"latitude": EXACT_LAT, "longitude": EXACT_LON, "precision": precision})
+    place = profile_wire.place({"latitude": EXACT_LAT, "longitude": EXACT_LON, "precision": precision})
     assert (place["latitude"], place["longitude"], place.get("radius")) == (lat, lon, radius)
     assert place["type"] == "Place" and place["locationPrecision"] == precision
 
@@ -317,7 +317,7 @@ async def test_a_document_reads_back_as_the_same_profile(node):
     actor = await project_with_profile(node)
     _, body = await fetch(f"{node.base}/actors/coop", AP)
     document = orjson.loads(body)
-    assert profile.profile_from_document(document) == actor.profile
+    assert profile_wire.profile_from_document(document) == actor.profile
     values = parse_actor_document(document)
     assert values["profile"] == actor.profile
     assert values["name_map"] == {"es": "Cooperativa Esperanza", "en": "Hope co-op"}
@@ -326,7 +326,7 @@ async def test_a_document_reads_back_as_the_same_profile(node):
     # Expanded-prefix keys (as a JSON-LD compaction with another prefix may produce) read the same.
     prefixed = {("fedsph:" + k if k in ("stage", "homesPlanned") else k): v
                 for k, v in document.items()}
-    assert profile.profile_from_document(prefixed)["stage"] == "building"
+    assert profile_wire.profile_from_document(prefixed)["stage"] == "building"
 
 
 def test_invalid_values_from_another_node_are_dropped_not_fatal():
@@ -342,14 +342,14 @@ def test_invalid_values_from_another_node_are_dropped_not_fatal():
                      "locationPrecision": "city"},
         "region": {"id": "x"}, "themes": None,
     }
-    assert profile.profile_from_document(document) == {
+    assert profile_wire.profile_from_document(document) == {
         # A well-formed slug unknown here (a newer vocabulary) is kept; it is shown as the slug.
         "stage": "flying", "approach": ["self_build", "future_approach"],
         "languages": ["es"], "links": [{"kind": "press", "url": "https://ok.example"}],
         "description_map": {"es": "Hola"},
     }
-    assert profile.profile_from_document({"type": "Person", "name": "Mastodon user"}) is None
-    assert profile.profile_from_document("nonsense") is None
+    assert profile_wire.profile_from_document({"type": "Person", "name": "Mastodon user"}) is None
+    assert profile_wire.profile_from_document("nonsense") is None
 
 
 async def test_setting_a_profile_sends_update_to_followers(node, peer):
@@ -367,16 +367,16 @@ async def test_setting_a_profile_sends_update_to_followers(node, peer):
     assert update["actor"] == project.uri
     assert update["object"]["id"] == project.uri and update["object"]["type"] == "Group"
     assert update["object"]["stage"] == "planning" and update["object"]["homesPlanned"] == 30
-    assert update["@context"][-1]["fedsph"] == profile.NAMESPACE  # terms defined where used
+    assert update["@context"][-1]["fedsph"] == profile_wire.NAMESPACE  # terms defined where used
     assert "https://www.w3.org/ns/activitystreams#Public" in update["to"]
 
 
 async def test_a_profile_update_from_another_node_is_stored(node, peer):
     await node.create_actor("coop")
     remote = peer.add_actor("esperanza", "Group")
-    document = {**remote.document, "@context": [*remote.document["@context"], profile.CONTEXT],
+    document = {**remote.document, "@context": [*remote.document["@context"], profile_wire.CONTEXT],
                 "nameMap": {"es": "Esperanza", "fr": "Espérance"},
-                **profile.profile_terms(profile.validate_profile(
+                **profile_wire.profile_terms(profile.validate_profile(
                     {"stage": "living", "homes_completed": 42, "country": "UY"}))}
     remote.document.update(document)
     update = {"@context": document["@context"], "id": peer.new_id(), "type": "Update",
@@ -395,6 +395,6 @@ async def test_ns_serves_the_context_document(node):
     assert response.status == 200
     assert response.headers["Content-Type"].startswith("application/ld+json")
     context = orjson.loads(body)["@context"]
-    assert context == profile.CONTEXT
+    assert context == profile_wire.CONTEXT
     assert context["fedsph"] == "https://fedsph.org/ns#"
     assert context["locationPrecision"] == "fedsph:locationPrecision"

@@ -20,7 +20,8 @@ from fedsph.media import MediaError, read_limited, save_upload
 from fedsph.media import src as media_src
 from fedsph.models import Actor, Media, Object
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.documents import forget_actor
+from fedsph.web.keys import DOCUMENTS, SESSIONS, SETTINGS, URLS, WRITER
 from fedsph.web.render import html_response
 
 IMAGE_SLOTS = (1, 2, 3, 4)
@@ -201,6 +202,7 @@ async def _save(request: web.Request, actor: Actor, obj: Object | None) -> web.R
                 else:
                     obj = await outbox.edit_update(db, urls, author, await db.get(Object, obj.id),
                                                    media=rows, **fields)
+            forget_actor(request.app[DOCUMENTS], actor.username)  # a milestone may change the stage
             raise web.HTTPSeeOther(obj.uri[len(urls.base):])
         except ValueError as exc:
             errors["form"] = str(exc)

@@ -19,7 +19,8 @@ from fedsph.models import Actor
 from fedsph.notes import html_to_text
 from fedsph.web.auth_middleware import local_actor_or_404, require_member
 from fedsph.web.compose import form_languages, read_multipart
-from fedsph.web.keys import SETTINGS, URLS, WRITER
+from fedsph.web.documents import forget_actor
+from fedsph.web.keys import DOCUMENTS, SETTINGS, URLS, WRITER
 from fedsph.web.render import html_response
 
 TEXTS = ("name", "summary", "description")
@@ -199,6 +200,7 @@ async def edit_submit(request: web.Request) -> web.Response:
         try:
             async with request.app[WRITER]() as db, db.begin():
                 await profile.set_profile(db, urls, await db.get(Actor, actor.id), changes)
+            forget_actor(request.app[DOCUMENTS], actor.username)
             raise web.HTTPSeeOther(f"/actors/{actor.username}/edit?done=saved")
         except ValueError as exc:
             errors["form"] = str(exc)
