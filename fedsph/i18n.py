@@ -16,6 +16,7 @@ from aiohttp import web
 from babel.support import NullTranslations, Translations
 
 from fedsph.vocab import UI_LANGUAGES
+from fedsph.web.keys import LANG
 
 log = logging.getLogger("fedsph.i18n")
 
@@ -94,8 +95,8 @@ def _remember(request: web.Request, response: web.StreamResponse) -> None:
 
 @web.middleware
 async def language_middleware(request: web.Request, handler):
-    """Sets request["lang"]; a ?lang= choice is kept in a cookie for a year."""
-    request["lang"] = request_language(request)
+    """Sets request[LANG]; a ?lang= choice is kept in a cookie for a year."""
+    request[LANG] = request_language(request)
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # redirects travel as exceptions and carry the cookie too

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.models import Activity, Actor, Follow, Media, Membership, Object, Reaction, User
@@ -24,6 +24,23 @@ async def node_feed(db: AsyncSession, limit: int = 30) -> list[tuple[Object, Act
         .where(Object.deleted_at.is_(None), Object.in_reply_to.is_(None),
                Object.visibility.in_(("public", "unlisted")),
                (Object.actor_id.in_(followed)) | (Actor.local.is_(True)))
+        .order_by(Object.published.desc(), Object.id.desc()).limit(limit))
+    return [(obj, actor) for obj, actor in rows]
+
+
+async def tagged_posts(db: AsyncSession, tag: str, limit: int = 30) -> list[tuple[Object, Actor]]:
+    """Public posts on this node's pages carrying a hashtag or theme `tag` (letters, digits, _).
+
+    The tags are a JSON list; matching its text is portable across SQLite and PostgreSQL, and
+    the escaped LIKE keeps `_` literal. Either form counts: "#tag" (Hashtag) or "tag" (theme).
+    """
+    escaped = tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    text = func.lower(cast(Object.tags, String))
+    rows = await db.execute(
+        select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
+        .where(Object.deleted_at.is_(None), Object.visibility == "public",
+               text.like(f'%"#{escaped.lower()}"%', escape="\\")
+               | text.like(f'%"{escaped.lower()}"%', escape="\\"))
         .order_by(Object.published.desc(), Object.id.desc()).limit(limit))
     return [(obj, actor) for obj, actor in rows]
 

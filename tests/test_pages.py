@@ -300,3 +300,23 @@ async def test_project_page_pages_its_updates_with_pinned_first(node):
     assert 'rel="next"' in first and "Update number 1." not in first
     _, _, second = await fetch(project.uri + "?page=2")
     assert "Update number 1." in second and 'rel="prev"' in second
+
+
+async def test_tag_page_lists_updates_with_that_hashtag_or_theme(node):
+
+    project = await node.create_actor("coop")
+    async with node.sessions() as db, db.begin():
+        await publish_update(db, node.urls, project, contents={"es": "Minga de sábado"},
+                             hashtags=["minga_2026"], themes=["mutual_aid"])
+        await publish_update(db, node.urls, project, contents={"es": "Otra cosa"},
+                             hashtags=["minga2026"])
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{node.base}/tags/minga_2026?lang=es") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+        assert "Minga de sábado" in page and "Otra cosa" not in page  # _ is not a wildcard
+        async with http.get(f"{node.base}/tags/mutual_aid?lang=es") as resp:
+            page = await resp.text()
+        assert "Minga de sábado" in page and "Ayuda mutua" in page
+        async with http.get(f"{node.base}/tags/not%20a%20tag") as resp:
+            assert resp.status == 404

@@ -26,7 +26,7 @@ from fedsph.auth import (
 from fedsph.errors import Forbidden, NotFound
 from fedsph.i18n import N_
 from fedsph.models import Actor, User
-from fedsph.web.keys import SESSIONS, SETTINGS
+from fedsph.web.keys import CSRF_TOKEN, LOGIN_SESSION, MULTIPART, SESSIONS, SETTINGS, USER
 
 LIMITER = web.AppKey("login_limiter", FailureLimiter)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -56,13 +56,13 @@ async def _posted_csrf(request: web.Request) -> str | None:
 
     URL-encoded forms are parsed (aiohttp caches the result for request.post()). Multipart forms
     are streamed: `csrf` must be their first part, and the reader is handed on in
-    request["multipart"] so uploads are never buffered whole before the token is known.
+    request[MULTIPART] so uploads are never buffered whole before the token is known.
     """
     if request.content_type == "application/x-www-form-urlencoded":
         return (await request.post()).get(CSRF_FIELD)
     if request.content_type == "multipart/form-data":
         reader = await request.multipart()
-        request["multipart"] = reader
+        request[MULTIPART] = reader
         part = await reader.next()
         if part is None or getattr(part, "name", None) != CSRF_FIELD:
             return None
@@ -73,23 +73,23 @@ async def _posted_csrf(request: web.Request) -> str | None:
 
 @web.middleware
 async def authentication(request: web.Request, handler):
-    request["user"] = None
-    request["login_session"] = None
+    request[USER] = None
+    request[LOGIN_SESSION] = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         async with request.app[SESSIONS]() as db:
             found = await get_session(db, token)
         if found is not None:
-            request["login_session"], request["user"] = found
-            request["csrf_token"] = found[0].csrf_token
+            request[LOGIN_SESSION], request[USER] = found
+            request[CSRF_TOKEN] = found[0].csrf_token
     fresh_anon_token = None
-    if request["user"] is None:
+    if request[USER] is None:
         anon = request.cookies.get(ANON_CSRF_COOKIE, "")
         if not 20 <= len(anon) <= CSRF_TOKEN_MAX:
             anon = fresh_anon_token = new_token()
-        request["csrf_token"] = anon
+        request[CSRF_TOKEN] = anon
     if (request.method not in SAFE_METHODS and not csrf_exempt(request.path)
-            and not csrf_matches(request["csrf_token"], await _posted_csrf(request))):
+            and not csrf_matches(request[CSRF_TOKEN], await _posted_csrf(request))):
         raise Forbidden(CSRF_REFUSED)
     response = await handler(request)
     # Only pages can hold a form; machine answers (AS2 JSON) stay cookie-free.
@@ -109,7 +109,7 @@ async def local_actor_or_404(request: web.Request) -> Actor:
 
 async def require_member(request: web.Request, actor: Actor) -> User:
     """The logged-in user if they may act as `actor`; else a redirect to log in, or 403."""
-    user = request.get("user")
+    user = request.get(USER)
     if user is None:
         target = request.path_qs if request.method in SAFE_METHODS else request.path
         raise web.HTTPSeeOther(f"/login?next={quote(target, safe='')}")

@@ -21,7 +21,7 @@ from fedsph.media import src as media_src
 from fedsph.models import Actor, Media, Object
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.documents import forget_actor
-from fedsph.web.keys import DOCUMENTS, SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import DOCUMENTS, MULTIPART, SESSIONS, SETTINGS, URLS, WRITER
 from fedsph.web.render import html_response
 
 IMAGE_SLOTS = (1, 2, 3, 4)
@@ -50,7 +50,7 @@ async def read_multipart(request: web.Request, max_bytes: int, file_names: froze
     Only files named in `file_names` are read, each refused once it passes max_bytes (the error
     is recorded under its name and the rest of the form is still read, so nothing typed is lost).
     """
-    reader = request.get("multipart")
+    reader = request.get(MULTIPART)
     if reader is None:  # a URL-encoded post (no files): already parsed by the CSRF check
         return await read_form(request), [], {}
     fields, uploads, errors = MultiDict(), [], {}

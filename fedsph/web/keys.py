@@ -20,3 +20,11 @@ REMOTE = web.AppKey("remote", Remote)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 WORKER = web.AppKey("worker", object)
 DOCUMENTS = web.AppKey("documents", TTLCache)
+
+# Per-request values set by middleware (fedsph/i18n.py, fedsph/web/auth_middleware.py).
+LANG = web.RequestKey("lang", str)
+USER = web.RequestKey("user", object)  # a fedsph.models.User, or None
+LOGIN_SESSION = web.RequestKey("login_session", object)
+CSRF_TOKEN = web.RequestKey("csrf_token", str)
+# A file-upload form's multipart reader, once the CSRF check has read its first field.
+MULTIPART = web.RequestKey("multipart", object)

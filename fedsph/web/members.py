@@ -37,7 +37,7 @@ from fedsph.web.auth_middleware import (
     require_member,
     set_cookie,
 )
-from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, USER, WRITER
 from fedsph.web.render import html_response
 
 USERNAME_MAX = 255
@@ -54,7 +54,7 @@ def safe_next(raw: str | None, default: str = "/") -> str:
 
 async def login_form(request: web.Request) -> web.Response:
     following = safe_next(request.query.get("next"))
-    if request["user"] is not None:
+    if request[USER] is not None:
         raise web.HTTPSeeOther(following)
     return html_response(request, "login.html", next=following, username="", error=None)
 

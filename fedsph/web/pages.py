@@ -22,10 +22,11 @@ from fedsph.actors import get_actor_by_uri
 from fedsph.errors import BadRequest, FetchError, NotFound
 from fedsph.i18n import pick_translation
 from fedsph.models import Actor, Media, Object
+from fedsph.notes import clean_hashtag
 from fedsph.profile import public_location as rounded_location
 from fedsph.sanitize import clean_html
-from fedsph.vocab import label
-from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS
+from fedsph.vocab import is_valid, label
+from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
 from fedsph.web.render import html_response
 
 SUBSCRIBE_REL = "http://ostatus.org/schema/1.0/subscribe"
@@ -37,7 +38,7 @@ PRECISION_ZOOM = {"exact": 17, "neighbourhood": 14, "city": 11, "country": 5}
 
 def visitor_lang(request: web.Request) -> str:
     """The interface language the i18n middleware chose."""
-    return request.get("lang") or "en"
+    return request.get(LANG) or "en"
 
 
 def translated(mapping, lang: str, fallback: str | None,
@@ -268,10 +269,23 @@ async def home(request: web.Request) -> web.Response:
                          domain=request.app[SETTINGS].domain)
 
 
+async def tag_page(request: web.Request) -> web.Response:
+    """Updates carrying a hashtag or theme: where the hashtag links in our Notes lead."""
+    try:
+        tag = clean_hashtag(request.match_info["tag"])
+    except ValueError:
+        raise NotFound("no such tag") from None
+    lang = visitor_lang(request)
+    async with request.app[SESSIONS]() as db:
+        feed = await post_views(db, await queries.tagged_posts(db, tag), lang, request.app[URLS])
+    theme = label("themes", tag, lang) if is_valid("themes", tag) else None
+    return html_response(request, "tag.html", tag=tag, theme=theme, feed=feed, visitor_lang=lang)
+
+
 async def actor_page(request: web.Request, actor: Actor) -> web.Response:
     lang, urls, page = visitor_lang(request), request.app[URLS], _page_number(request)
     async with request.app[SESSIONS]() as db:
-        user = request.get("user")
+        user = request.get(USER)
         member = await queries.is_member(db, user, actor)
         updates = await queries.project_updates(db, actor, page)
         has_next = len(updates) > queries.PAGE_SIZE
@@ -386,5 +400,6 @@ async def remote_follow(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/remote-follow", remote_follow)
+    app.router.add_get("/tags/{tag}", tag_page)
     app.router.add_get("/remote/actors", remote_actor_page)
     app.router.add_get("/remote/objects", remote_object_page)

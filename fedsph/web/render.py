@@ -11,7 +11,7 @@ from aiohttp import web
 from fedsph import __version__, vocab
 from fedsph.activitystreams import AP_CONTENT_TYPE
 from fedsph.i18n import get_translations, pick_translation, request_language
-from fedsph.web.keys import SETTINGS, TEMPLATES
+from fedsph.web.keys import CSRF_TOKEN, LANG, SETTINGS, TEMPLATES, USER
 
 AP_ACCEPTS = ("application/activity+json", "application/ld+json", "application/json")
 
@@ -94,14 +94,14 @@ def json_response(document: dict | list, status: int = 200, content_type: str = 
 
 
 def html_response(request: web.Request, template: str, status: int = 200, **context) -> web.Response:
-    """Renders template in the request's language (request["lang"], set by the i18n middleware).
+    """Renders template in the request's language (request[LANG], set by the i18n middleware).
 
     Templates get: lang, current_user, csrf_token, label(field, slug[, lang]),
     pick(mapping, fallback_text[, fallback_lang]) -> (text, lang_shown), ui_languages,
     language_names, lang_url(code), node_name, version; plus what the caller passes.
     """
     settings = request.app[SETTINGS]
-    lang = request.get("lang") or request_language(request)
+    lang = request.get(LANG) or request_language(request)
 
     def label(field: str, slug: str, in_lang: str | None = None) -> str:
         return vocab.label(field, slug, in_lang or lang)
@@ -113,7 +113,7 @@ def html_response(request: web.Request, template: str, status: int = 200, **cont
         return str(request.rel_url.update_query(lang=code))
 
     defaults = {"node_name": settings.node_name, "version": __version__, "lang": lang,
-                "current_user": request.get("user"), "csrf_token": request.get("csrf_token"),
+                "current_user": request.get(USER), "csrf_token": request.get(CSRF_TOKEN),
                 "label": label, "pick": pick, "ui_languages": vocab.UI_LANGUAGES,
                 "language_names": LANGUAGE_NAMES, "lang_url": lang_url}
     token = _render_lang.set(lang)
