@@ -196,12 +196,15 @@ def profile_view(actor: Actor, lang: str, exact_allowed: bool) -> dict:
     """The profile's fields ready to print: vocabulary labels in `lang`, translations picked."""
     p = actor.profile if isinstance(actor.profile, dict) else {}
     description, description_lang = translated(p.get("description_map"), lang, None)
+    history = [h for h in as_list(p.get("stage_history")) if isinstance(h, dict)]
     view = {
         "description": description, "description_lang": description_lang,
         "stage": label("stage", p["stage"], lang) if p.get("stage") else None,
+        # Earlier stages only: the newest entry is the current stage, shown as "since".
         "stage_history": [(label("stage", h.get("stage"), lang), h.get("date"))
-                          for h in as_list(p.get("stage_history"))
-                          if isinstance(h, dict) and h.get("stage")],
+                          for h in history[:-1] if h.get("stage")],
+        "stage_since": history[-1].get("date") if history
+        and history[-1].get("stage") == p.get("stage") else None,
         "approach": _labels("approach", p.get("approach"), lang),
         "tenure": _labels("tenure", p.get("tenure"), lang),
         "financing": _labels("financing", p.get("financing"), lang),
