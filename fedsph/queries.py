@@ -45,6 +45,16 @@ async def tagged_posts(db: AsyncSession, tag: str, limit: int = 30) -> list[tupl
     return [(obj, actor) for obj, actor in rows]
 
 
+async def actors_of_user(db: AsyncSession, user: User) -> list[Actor]:
+    """The local actors a user may act as: their own Person, then their projects (all, if admin)."""
+    projects = select(Actor).where(Actor.local.is_(True), Actor.type == "Group")
+    if not user.is_admin:
+        projects = projects.join(Membership, Membership.project_id == Actor.id).where(
+            Membership.user_id == user.id)
+    own = await db.get(Actor, user.actor_id)
+    return [own, *await db.scalars(projects.order_by(Actor.username))]
+
+
 async def actor_posts(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),

@@ -527,3 +527,25 @@ def test_cli_invite_prints_a_one_time_link(tmp_path, monkeypatch, capsys):
     assert link and len(link.group(1)) >= 40
     assert main(["invite", "nope"]) == 1
     assert "no project or user called 'nope'" in capsys.readouterr().err
+
+
+async def test_remote_follow_from_another_server_lands_on_a_prefilled_follow_form(node, project):
+    """Our WebFinger offers the subscribe template that other servers' remote-follow forms use."""
+    await make_user(node, "ana", project)
+    async with browser() as client:
+        async with client.get(f"{node.base}/.well-known/webfinger?resource=acct:ana@"
+                              f"{node.settings.domain}") as response:
+            links = (await response.json(content_type=None))["links"]
+        template = next(link["template"] for link in links
+                        if link["rel"] == "http://ostatus.org/schema/1.0/subscribe")
+        url = template.replace("{uri}", "https://elsewhere.example/actors/minga")
+        async with client.get(url, allow_redirects=False) as response:
+            assert response.status == 303 and response.headers["Location"].startswith("/login?next=")
+        await login(client, node, "ana")
+        async with client.get(url) as response:
+            page = await response.text()  # ana may follow as herself or as the project
+        assert "/actors/ana/manage?follow=" in page and "/actors/coop/manage?follow=" in page
+        async with client.get(f"{node.base}/actors/coop/manage?follow=https%3A%2F%2Felsewhere"
+                              ".example%2Factors%2Fminga") as response:
+            page = await response.text()
+        assert 'value="https://elsewhere.example/actors/minga"' in page

@@ -28,7 +28,7 @@ from fedsph.auth import (
 from fedsph.errors import BadRequest, FetchError
 from fedsph.i18n import N_
 from fedsph.models import Actor, Block, Follow, Object
-from fedsph.web import compose, profile_edit
+from fedsph.web import compose, interact, profile_edit
 from fedsph.web.auth_middleware import (
     LIMITER,
     authentication,
@@ -186,7 +186,8 @@ async def _render_manage(request: web.Request, actor: Actor, status: int = 200, 
 async def manage_page(request: web.Request) -> web.Response:
     actor = await local_actor_or_404(request)
     await require_member(request, actor)
-    return await _render_manage(request, actor)
+    # Prefilled by /authorize_interaction, where a remote follow from another server lands.
+    return await _render_manage(request, actor, follow_prefill=request.query.get("follow", ""))
 
 
 def _done(actor: Actor, what: str) -> web.HTTPSeeOther:
@@ -370,6 +371,7 @@ def setup(app: web.Application) -> None:
     app[LIMITER] = FailureLimiter()
     add_routes(app)
     compose.add_routes(app)
+    interact.add_routes(app)
     profile_edit.add_routes(app)
 
 

@@ -13,6 +13,7 @@ from fedsph import __version__
 from fedsph.actors import get_actor_by_uri, get_local_actor
 from fedsph.errors import BadRequest, NotFound
 from fedsph.models import Actor, Object, User
+from fedsph.web.interact import SUBSCRIBE_REL, subscribe_template
 from fedsph.web.keys import DOCUMENTS, SESSIONS, SETTINGS, URLS
 from fedsph.web.render import ap_response, json_response
 
@@ -69,6 +70,7 @@ async def webfinger(request: web.Request) -> web.Response:
         "links": [
             {"rel": "self", "type": "application/activity+json", "href": actor.uri},
             {"rel": "http://webfinger.net/rel/profile-page", "type": "text/html", "href": actor.url},
+            {"rel": SUBSCRIBE_REL, "template": subscribe_template(request.app[URLS].base)},
         ],
     }
     body = request.app[DOCUMENTS][key] = orjson.dumps(document)
