@@ -20,6 +20,7 @@ from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.media import attachment_document
 from fedsph.models import Activity, Actor, Follow, Media, Object, utcnow
 from fedsph.notes import NOTE_CONTEXT, build_content, build_note, clean_hashtag, source_texts
+from fedsph.profile import location_precision, public_location, set_profile
 from fedsph.urls import URLs
 
 LANGUAGE_TAG_MAX = 16
@@ -56,8 +57,12 @@ def _language(tag: str | None) -> str:
     return tag
 
 
-def _clean_place(place: dict | None) -> dict | None:
-    """An AS2 Place with a name and/or coordinates; anything else in the dict is dropped."""
+def _clean_place(place: dict | None, precision: str) -> dict | None:
+    """An AS2 Place with a name and/or coordinates; anything else in the dict is dropped.
+
+    Coordinates are rounded to the project's location precision: a settlement that hides where
+    it is must not give itself away in an update's place.
+    """
     if not place:
         return None
     clean: dict = {"type": "Place"}
@@ -72,7 +77,8 @@ def _clean_place(place: dict | None) -> dict | None:
             raise ValueError("a place needs both latitude and longitude as numbers") from None
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             raise ValueError("latitude must be within ±90 and longitude within ±180")
-        clean["latitude"], clean["longitude"] = lat, lon
+        rounded = public_location({"latitude": lat, "longitude": lon, "precision": precision})
+        clean["latitude"], clean["longitude"] = rounded["latitude"], rounded["longitude"]
     if len(clean) == 1:
         raise ValueError("a place needs a name or coordinates")
     return clean
@@ -143,7 +149,7 @@ def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | 
         "kind": kind or None,
         "stage_change": stage_change or None,
         "tags": hashtag_tags + theme_tags or None,
-        "place": _clean_place(place),
+        "place": _clean_place(place, location_precision(actor)),
         "summary": html.escape(summary, quote=False) or None,
         "visibility": visibility,
     }
@@ -166,10 +172,8 @@ async def _apply_stage_change(db: AsyncSession, urls: URLs, actor: Actor, stage:
     """A milestone that changes the stage changes the project's profile too."""
     if not stage or (actor.profile or {}).get("stage") == stage:
         return
-    from fedsph import profile  # imported here: the profile module builds on this one
-
     # The dict form also records the change, dated today, in the stage history.
-    await profile.set_profile(db, urls, actor,
+    await set_profile(db, urls, actor,
                               {"stage": {"stage": stage, "date": utcnow().date().isoformat()}})
 
 

@@ -237,6 +237,13 @@ def _location(raw: Any, strict: bool) -> dict:
     return public_location(location)
 
 
+def location_precision(actor: Actor) -> str:
+    """How precisely the project lets itself be located (the default when it set no location)."""
+    location = (actor.profile or {}).get("location") if isinstance(actor.profile, dict) else None
+    precision = location.get("precision") if isinstance(location, dict) else None
+    return precision if precision in PRECISION else DEFAULT_PRECISION
+
+
 def public_location(location: dict) -> dict:
     """The location as it may be shown or sent: rounded to its precision's grid."""
     precision = location.get("precision") or "exact"

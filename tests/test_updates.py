@@ -335,3 +335,24 @@ async def test_atom_feed_lists_public_updates(node):
     assert content.get("type") == "html" and content.text == "<p>Texto</p>"
     async with aiohttp.ClientSession() as http, http.get(f"{node.base}/actors/nobody/feed.atom") as resp:
         assert resp.status == 404
+
+
+@pytest.mark.parametrize("precision, expected", [
+    (None, (-34.91, -56.16)),  # no location set: the default, neighbourhood
+    ("city", (-34.9, -56.2)),
+    ("exact", (-34.90871, -56.16452)),
+])
+async def test_an_updates_place_is_no_more_precise_than_the_project_allows(node, precision,
+                                                                         expected):
+    project = await node.create_actor("coop")
+    async with node.sessions() as db, db.begin():
+        project = await db.merge(project)
+        if precision:
+            project.profile = {"location": {"name": "Barrio", "latitude": -34.9,
+                                            "longitude": -56.2, "precision": precision}}
+        obj = await publish_update(db, node.urls, project, contents={"es": "Asamblea"},
+                                   place={"name": "Salón", "latitude": -34.908712,
+                                          "longitude": -56.164523})
+        note = (await sent(db, obj.uri, "Create"))["object"]
+    assert (note["location"]["latitude"], note["location"]["longitude"]) == expected
+    assert (obj.place["latitude"], obj.place["longitude"]) == expected
