@@ -1,0 +1,130 @@
+"""Basic accessibility checks on every page a visitor or member sees: a language, one h1 and no
+skipped heading level, a label for every form control, alt text on every image, and colours
+with enough contrast (WCAG AA, 4.5:1) against the background.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from fedsph.outbox import publish_update
+from tests.test_members import browser, login, make_user
+
+BASE_CSS = (Path(__file__).parents[1] / "templates" / "base.html").read_text()
+
+
+class PageAudit(HTMLParser):
+    """Collects what the checks need while parsing a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.html_lang = None
+        self.headings: list[int] = []
+        self.images_without_alt: list[str] = []
+        self.controls: list[dict] = []  # {id, aria, wrapped}
+        self.label_for: set[str] = set()
+        self.label_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "html":
+            self.html_lang = attrs.get("lang")
+        elif re.fullmatch(r"h[1-6]", tag):
+            self.headings.append(int(tag[1]))
+        elif tag == "img" and attrs.get("alt") is None:
+            self.images_without_alt.append(attrs.get("src", "?"))
+        elif tag == "label":
+            self.label_depth += 1
+            if attrs.get("for"):
+                self.label_for.add(attrs["for"])
+        elif tag in ("input", "select", "textarea"):
+            if tag == "input" and attrs.get("type") in ("hidden", "submit", "button", "image"):
+                return
+            self.controls.append({"name": attrs.get("name"), "id": attrs.get("id"),
+                                  "aria": attrs.get("aria-label") or attrs.get("aria-labelledby"),
+                                  "wrapped": self.label_depth > 0})
+
+    def handle_endtag(self, tag):
+        if tag == "label":
+            self.label_depth -= 1
+
+    def problems(self) -> list[str]:
+        found = []
+        if not self.html_lang:
+            found.append("<html> has no lang")
+        if self.headings.count(1) != 1:
+            found.append(f"{self.headings.count(1)} h1 elements")
+        for before, after in zip(self.headings, self.headings[1:]):
+            if after > before + 1:
+                found.append(f"heading level jumps from h{before} to h{after}")
+        found += [f"image without alt: {src}" for src in self.images_without_alt]
+        for control in self.controls:
+            if not (control["wrapped"] or control["aria"] or control["id"] in self.label_for):
+                found.append(f"form control without a label: {control['name']}")
+        return found
+
+
+def audit(page: str) -> list[str]:
+    parser = PageAudit()
+    parser.feed(page)
+    return parser.problems()
+
+
+@pytest.fixture
+async def site(node):
+    """A project with a member, a full-ish profile and an update with a photo."""
+    project = await node.create_actor("coop", "Group")
+    await make_user(node, "ana", project)
+    async with node.sessions() as db, db.begin():
+        project = await db.merge(project)
+        project.profile = {"stage": "building", "approach": ["self_build"], "country": "UY",
+                           "location": {"name": "Barrio", "latitude": -34.9, "longitude": -56.2,
+                                        "precision": "city"}}
+        update = await publish_update(db, node.urls, project, contents={"es": "Hola", "en": "Hi"},
+                                      title_map={"es": "Título"}, hashtags=["minga"])
+    return project, update
+
+
+PUBLIC_PAGES = ["/", "/actors/coop", "UPDATE", "/login", "/tags/minga", "/nowhere",
+                "/remote-follow?target=coop&handle=bad"]
+MEMBER_PAGES = ["/actors/coop/compose", "/actors/coop/edit", "/actors/coop/manage"]
+
+
+@pytest.mark.parametrize("lang", ["en", "es"])
+async def test_pages_pass_basic_accessibility_checks(node, site, lang):
+    _, update = site
+    async with aiohttp.ClientSession(headers={"Accept": "text/html"}) as http:
+        for path in PUBLIC_PAGES:
+            url = update.uri if path == "UPDATE" else node.base + path
+            async with http.get(url, params={"lang": lang}) as response:
+                assert response.status < 500
+                assert audit(await response.text()) == [], path
+    async with browser() as client:
+        await login(client, node, "ana")
+        for path in MEMBER_PAGES:
+            async with client.get(node.base + path, params={"lang": lang}) as response:
+                assert response.status == 200
+                assert audit(await response.text()) == [], path
+
+
+def _luminance(hex_colour: str) -> float:
+    channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)] if len(hex_colour) == 7 \
+        else [int(c * 2, 16) / 255 for c in hex_colour[1:]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_every_text_colour_contrasts_with_the_background():
+    """Every `color:` in the shared stylesheet against the white page (and the grey code box)."""
+    colours = set(re.findall(r"(?<![-\w])color:(#[0-9a-fA-F]{3,6})", BASE_CSS))
+    assert colours, "no colours found: did the stylesheet move?"
+    for background in ("#fff", "#f3f3f3"):
+        for colour in colours:
+            lighter, darker = sorted((_luminance(colour), _luminance(background)), reverse=True)
+            ratio = (lighter + 0.05) / (darker + 0.05)
+            assert ratio >= 4.5, f"{colour} on {background}: contrast {ratio:.2f} < 4.5"
