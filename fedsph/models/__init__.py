@@ -1,11 +1,13 @@
 """SQLAlchemy models, one module per area. Import from here."""
 
 from fedsph.models.actors import Actor, Block, Follow, Membership, User
+from fedsph.models.api import OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, Reaction
 from fedsph.models.media import Media
 from fedsph.models.queue import Delivery, HostState, InboxItem
+from fedsph.models.social import Notification, Report
 
 __all__ = [
     "Activity",
@@ -20,8 +22,13 @@ __all__ = [
     "LoginSession",
     "Media",
     "Membership",
+    "Notification",
+    "OAuthApp",
+    "OAuthCode",
+    "OAuthToken",
     "Object",
     "Reaction",
+    "Report",
     "User",
     "utcnow",
 ]

@@ -40,6 +40,9 @@ class Actor(Base):
     header_url: Mapped[str | None] = mapped_column(String(2048))
     # Replies to this project's updates wait for a member's approval before they are shown.
     hold_replies: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Account moves (Mastodon's Move): where this account went, and the aliases it declares.
+    moved_to: Mapped[str | None] = mapped_column(String(2048))
+    also_known_as: Mapped[list | None] = mapped_column(JSON)
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
