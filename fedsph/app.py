@@ -8,6 +8,7 @@ import logging
 
 from aiohttp import web
 
+from fedsph import api
 from fedsph.actors import get_or_create_instance_actor, signer_for
 from fedsph.config import Settings
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
@@ -56,6 +57,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     media_routes.add_routes(app)
     feed_routes.add_routes(app)
     members.setup(app)
+    api.add_routes(app)  # the Mastodon client API (after members: its middleware runs inside)
     return app
 
 

@@ -37,8 +37,10 @@ CSRF_TOKEN_MAX = 128
 
 
 def csrf_exempt(path: str) -> bool:
-    """Inboxes (shared, per actor, instance actor) are signed by servers, not sent by browsers."""
-    return path == "/inbox" or path.endswith("/inbox")
+    """Inboxes (shared, per actor, instance actor) are signed by servers, not sent by browsers;
+    the Mastodon client API authenticates with Bearer tokens or client secrets, not cookies."""
+    return (path == "/inbox" or path.endswith("/inbox") or path.startswith("/api/")
+            or path in ("/oauth/token", "/oauth/revoke"))
 
 
 def is_https(request: web.Request) -> bool:

@@ -1,0 +1,38 @@
+"""The Mastodon client API, so members can use Mastodon apps (Tusky, Elk, Phanpy…) on this node.
+
+Modules: errors (JSON errors and CORS), params (query/form/JSON), tokens (scopes and Bearer
+auth), apps and oauth (registration and OAuth 2), instance, accounts, entities (pure builders).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedsph.api import accounts, apps, instance, oauth
+from fedsph.api.entities import MISSING_IMAGE
+from fedsph.api.errors import api_middleware
+
+
+def add_routes(app: web.Application) -> None:
+    app.middlewares.append(api_middleware)
+
+    def api(method: str, path: str, handler) -> None:
+        # Mastodon tolerates a trailing slash on API paths; some apps send one.
+        app.router.add_route(method, path + "{trailing_slash:/?}", handler)
+
+    api("POST", "/api/v1/apps", apps.create_app)
+    api("GET", "/api/v1/apps/verify_credentials", apps.verify_app)
+    api("GET", "/api/v1/instance", instance.instance_v1)
+    api("GET", "/api/v2/instance", instance.instance_v2)
+    api("GET", "/api/v1/instance/peers", instance.peers)
+    api("GET", "/api/v1/custom_emojis", instance.custom_emojis)
+    api("GET", "/api/v1/accounts/verify_credentials", accounts.verify_credentials)
+    api("GET", "/api/v1/accounts/lookup", accounts.lookup)
+    api("GET", "/api/v1/accounts/relationships", accounts.relationships)
+    api("GET", r"/api/v1/accounts/{id:\d+}", accounts.get_account)
+    app.router.add_get("/oauth/authorize", oauth.authorize_form)
+    app.router.add_post("/oauth/authorize", oauth.authorize)
+    app.router.add_post("/oauth/token", oauth.token)
+    app.router.add_post("/oauth/revoke", oauth.revoke)
+    app.router.add_get("/.well-known/oauth-authorization-server", oauth.metadata)
+    app.router.add_get(MISSING_IMAGE, accounts.missing_image)
