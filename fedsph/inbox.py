@@ -20,6 +20,7 @@ from fedsph.activitystreams import AP_MEDIA_TYPES, get_id, get_type
 from fedsph.actors import fetch_key_owner, get_cached_key_owner, store_remote_actor
 from fedsph.errors import BadRequest, FetchError, Unauthorized, UnsupportedMediaType
 from fedsph.httpsig import SignatureParams, parse_signature_header, verify_request
+from fedsph.httpsig9421 import MessageSignature, parse_message_signature, verify_message
 from fedsph.models import Actor, Block, Delivery, HostState, InboxItem, utcnow
 from fedsph.remote import Remote
 
@@ -32,7 +33,11 @@ def check_content_type(content_type: str | None) -> None:
         raise UnsupportedMediaType(f"expected application/activity+json, got {media_type or 'nothing'}")
 
 
-def signature_params(headers: Mapping[str, str]) -> SignatureParams:
+def signature_params(headers: Mapping[str, str]) -> SignatureParams | MessageSignature:
+    """The request's signature: RFC 9421 when `Signature-Input` is present (as Mastodon decides),
+    else draft-cavage."""
+    if "signature-input" in headers:
+        return parse_message_signature(headers["signature-input"], headers.get("signature"))
     value = headers.get("signature")
     if value is None and headers.get("authorization", "")[:10].lower() == "signature ":
         value = headers["authorization"]
@@ -57,7 +62,7 @@ def parse_activity(body: bytes) -> dict:
 
 async def verified_signer(
     sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
-    remote: Remote, params: SignatureParams, request: SignedRequest,
+    remote: Remote, params: SignatureParams | MessageSignature, request: SignedRequest,
 ) -> tuple[str, str]:
     """(actor URI, host) of the verified signer; refetches the key once if verification fails.
 
@@ -93,15 +98,24 @@ async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
 
 @dataclass(frozen=True)
 class SignedRequest:
-    """What signature verification needs of an HTTP request (header names lower-case)."""
+    """What signature verification needs of an HTTP request (header names lower-case).
+
+    `target_uri` is the absolute URL the sender addressed (our base URL + path + query), which
+    RFC 9421's `@target-uri` covers.
+    """
 
     method: str
     path: str
     query: str
     headers: Mapping[str, str]
     body: bytes | None
+    target_uri: str = ""
 
-    def verify(self, params: SignatureParams, public_pem: str) -> None:
+    def verify(self, params: SignatureParams | MessageSignature, public_pem: str) -> None:
+        if isinstance(params, MessageSignature):
+            verify_message(params, public_pem, self.method, self.target_uri, self.headers,
+                           self.body)
+            return
         verify_request(params, public_pem, self.method, self.path, self.query, self.headers,
                        self.body)
 

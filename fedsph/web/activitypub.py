@@ -88,7 +88,8 @@ async def inbox_view(request: web.Request) -> web.Response:
     body = await _read_body(request, limit)
     signed = SignedRequest(
         method=request.method, path=request.rel_url.raw_path, query=request.rel_url.raw_query_string,
-        headers={k.lower(): v for k, v in request.headers.items()}, body=body)
+        headers={k.lower(): v for k, v in request.headers.items()}, body=body,
+        target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
     outcome = await receive(request.app[SESSIONS], request.app[WRITER], request.app[REMOTE],
                             signed, request.headers.get("Content-Type"))
     if outcome == "stored" and request.app.get(WORKER) is not None:
