@@ -165,10 +165,20 @@ def parse_actor_document(document: dict, expected_uri: str | None = None) -> dic
         "key_id": key_id,
         "public_key_pem": public_pem,
         "manually_approves": bool(document.get("manuallyApprovesFollowers")),
+        # Account moves: where the account went, and the accounts it says it also is (a Move to
+        # it is only believed when the old account is listed here).
+        "moved_to": _http_id(document.get("movedTo")),
+        "also_known_as": [alias for alias in map(_http_id, as_list(document.get("alsoKnownAs")))
+                          if alias] or None,
         "document": document,
         # Translations, images and (from other fedsph nodes) the project profile, checked.
         **remote_profile_values(document),
     }
+
+
+def _http_id(value) -> str | None:
+    uri = get_id(value)
+    return uri if isinstance(uri, str) and uri.startswith(("http://", "https://")) else None
 
 
 async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:

@@ -15,7 +15,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph import outbox, profile
+from fedsph import outbox, profile, queries
 from fedsph.actors import (
     create_local_actor,
     get_local_actor,
@@ -30,7 +30,17 @@ from fedsph.config import Settings
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.db import migrate as migrate_database
 from fedsph.errors import FetchError
-from fedsph.models import Actor, Delivery, Follow, InboxItem, Membership, Object, User
+from fedsph.models import (
+    Actor,
+    Delivery,
+    Follow,
+    InboxItem,
+    Membership,
+    Object,
+    Report,
+    User,
+    utcnow,
+)
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
 from fedsph.worker import Worker
@@ -314,6 +324,30 @@ async def queue(node: Node, args) -> int:
     return 0
 
 
+def _one_line(text: str | None, limit: int = 300) -> str:
+    """Text from another server, safe for a terminal: no control characters, one line."""
+    return "".join(ch if ch.isprintable() else " " for ch in (text or ""))[:limit]
+
+
+async def reports(node: Node, args) -> int:
+    async with node.sessions() as db, db.begin():
+        if args.resolve:
+            report = await db.get(Report, args.resolve)
+            if report is None or report.resolved_at is not None:
+                raise CommandError(f"no open report {args.resolve}")
+            report.resolved_at = utcnow()
+            print(f"resolved report {args.resolve}")
+            return 0
+        for report, reporter, target in await queries.reports(db, include_resolved=args.all):
+            state = "resolved" if report.resolved_at else "open"
+            print(f"{report.id}\t{report.created_at:%Y-%m-%d %H:%M}\t{state}\t"
+                  f"by {reporter.uri if reporter else '(gone)'}\t"
+                  f"about {target.uri if target else '(gone)'}\t{_one_line(report.content)}")
+            for uri in report.object_uris or []:
+                print(f"\t{_one_line(uri, 2048)}")
+    return 0
+
+
 COMMANDS = {
     "bootstrap": bootstrap,
     "project create": project_create,
@@ -328,4 +362,5 @@ COMMANDS = {
     "follow-requests": follow_requests,
     "invite": invite,
     "queue": queue,
+    "reports": reports,
 }

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from fedsph.models import Activity, Actor, Follow, Media, Membership, Object, Reaction, User
+from fedsph.models import (
+    Activity,
+    Actor,
+    Follow,
+    Media,
+    Membership,
+    Notification,
+    Object,
+    Reaction,
+    Report,
+    User,
+)
 
 PAGE_SIZE = 20
 
@@ -189,3 +201,45 @@ async def public_updates(db: AsyncSession, actor: Actor, limit: int = PAGE_SIZE)
         select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
                              Object.visibility == "public", Object.in_reply_to.is_(None))
         .order_by(Object.published.desc(), Object.id.desc()).limit(limit)))
+
+
+# -- notifications and reports (fedsph/notifications.py, fedsph/handlers/reports.py) ---------------
+
+async def notifications_for(db: AsyncSession, actor: Actor, limit: int = PAGE_SIZE,
+                            max_id: int | None = None, since_id: int | None = None,
+                            types: list[str] | tuple[str, ...] | None = None,
+                            include_dismissed: bool = False) -> list[tuple[Notification, Actor]]:
+    """A local actor's notifications with who caused them, newest first.
+
+    max_id/since_id page by notification id (exclusive), as Mastodon's client API does."""
+    query = (select(Notification, Actor).join(Actor, Actor.id == Notification.from_actor_id)
+             .where(Notification.recipient_id == actor.id))
+    if not include_dismissed:
+        query = query.where(Notification.dismissed_at.is_(None))
+    if max_id is not None:
+        query = query.where(Notification.id < max_id)
+    if since_id is not None:
+        query = query.where(Notification.id > since_id)
+    if types:
+        query = query.where(Notification.type.in_(list(types)))
+    rows = await db.execute(query.order_by(Notification.id.desc()).limit(limit))
+    return [(notification, sender) for notification, sender in rows]
+
+
+async def unread_notification_count(db: AsyncSession, actor: Actor) -> int:
+    """Notifications of `actor` not dismissed yet."""
+    return await db.scalar(select(func.count(Notification.id)).where(
+        Notification.recipient_id == actor.id, Notification.dismissed_at.is_(None))) or 0
+
+
+async def reports(db: AsyncSession, include_resolved: bool = False,
+                  limit: int = 100) -> list[tuple[Report, Actor | None, Actor | None]]:
+    """Reports received from other servers, newest first, with reporter and reported actor."""
+    reporter, target = aliased(Actor), aliased(Actor)
+    query = (select(Report, reporter, target)
+             .outerjoin(reporter, reporter.id == Report.reporter_id)
+             .outerjoin(target, target.id == Report.target_id))
+    if not include_resolved:
+        query = query.where(Report.resolved_at.is_(None))
+    rows = await db.execute(query.order_by(Report.id.desc()).limit(limit))
+    return [(report, by, about) for report, by, about in rows]

@@ -21,7 +21,7 @@ from fedsph.activitystreams import get_id, get_type
 from fedsph.actors import resolve_actor, signer_for
 from fedsph.config import Settings
 from fedsph.delivery import backoff, decide, pause_for
-from fedsph.errors import FetchError
+from fedsph.errors import BlockedAddress, FetchError
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.handlers.context import same_origin
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, utcnow
@@ -133,7 +133,19 @@ class Worker:
             # Only the object's own server is asked, as Mastodon does; a foreign one is refused
             # later by the handler's origin check without a request.
             activity["object"] = await self.remote.fetch_json(obj)
+        if get_type(activity) == "Move" and get_id(activity.get("target")):
+            await self._refresh_move_target(get_id(activity.get("target")))
         return actor_id, activity
+
+    async def _refresh_move_target(self, uri: str) -> None:
+        """The account a Move points to, fetched afresh: its `alsoKnownAs` decides whether the
+        Move is believed (fedsph/handlers/moves.py). A target that is gone leaves nothing for
+        the handler to find; other failures retry the item."""
+        try:
+            await resolve_actor(self.sessions, self.remote, uri, refresh=True)
+        except FetchError as exc:
+            if exc.status not in (404, 410) and not isinstance(exc, BlockedAddress):
+                raise
 
     async def _dispatch(self, db: AsyncSession, activity_type: str, activity: dict,
                         actor_id: int | None) -> tuple[str, str | None]:

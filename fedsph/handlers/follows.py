@@ -8,6 +8,7 @@ from fedsph.activitystreams import get_id
 from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Follow
+from fedsph.notifications import notify
 from fedsph.outbox import answer_follow
 
 
@@ -18,7 +19,8 @@ async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         raise Ignored("Follow of an actor that is not ours")
     relation = await ctx.db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == target.id))
-    if relation is None:
+    is_new = relation is None
+    if is_new:
         relation = Follow(follower_id=actor.id, followed_id=target.id, state="pending")
         ctx.db.add(relation)
     relation.activity_uri = activity["id"]
@@ -26,6 +28,9 @@ async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if relation.state == "accepted" or not target.manually_approves:
         # Accept again when already accepted: the other side may have lost our first Accept.
         await answer_follow(ctx.db, ctx.urls, relation, accept=True)
+    if is_new:
+        kind = "follow" if relation.state == "accepted" else "follow_request"
+        await notify(ctx.db, [target], kind, actor, activity["id"])
     return "done"
 
 

@@ -8,6 +8,7 @@ from fedsph.activitystreams import as_list, get_id, get_type, parse_iso
 from fedsph.actors import InvalidActor, parse_actor_document, store_remote_actor
 from fedsph.handlers.context import HandlerContext, Ignored, same_origin
 from fedsph.models import Actor, Object, utcnow
+from fedsph.notifications import mentioned_or_replied, notify
 from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, store_object
 
 
@@ -52,6 +53,9 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if existing is not None and existing.deleted_at is not None:
         raise Ignored("object was deleted already")
     await store_object(ctx.db, obj, actor)
+    if existing is None:  # a post sent again (another Create of it) does not notify again
+        await notify(ctx.db, await mentioned_or_replied(ctx.db, obj), "mention", actor,
+                     activity["id"], obj["id"])
     return "done"
 
 

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fedsph.models.base import Base, utcnow
@@ -19,9 +19,13 @@ class Notification(Base):
     type: Mapped[str] = mapped_column(String(32))
     from_actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
     object_uri: Mapped[str | None] = mapped_column(String(2048))
-    activity_uri: Mapped[str | None] = mapped_column(String(2048), unique=True)
+    activity_uri: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     dismissed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    # One notification per activity and recipient: handling an activity twice notifies once.
+    __table_args__ = (UniqueConstraint("activity_uri", "recipient_id",
+                                       name="uq_notifications_activity_recipient"),)
 
 
 class Report(Base):

@@ -6,7 +6,7 @@ Every POST has passed the CSRF check of fedsph/web/auth_middleware.py before it 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 from sqlalchemy import delete, or_, select
@@ -171,7 +171,25 @@ async def _manage_context(db, actor: Actor) -> dict:
         "requests": requests,
         "blocks": list(await db.scalars(select(Block).order_by(Block.id.desc()))),
         "comments": comments,
+        "mentions": await _mentions(db, actor),
     }
+
+
+async def _mentions(db, actor: Actor) -> list[tuple]:
+    """The latest mentions of (and replies to) the project: (notification, author, href).
+
+    Public posts link to their page here; others to their own server, where only their
+    addressees can read them."""
+    rows = await queries.notifications_for(db, actor, limit=20, types=["mention"],
+                                           include_dismissed=True)
+    uris = [notification.object_uri for notification, _ in rows if notification.object_uri]
+    public = set(await db.scalars(select(Object.uri).where(
+        Object.uri.in_(uris), Object.deleted_at.is_(None),
+        Object.visibility.in_(("public", "unlisted"))))) if uris else set()
+    return [(notification, author,
+             f"/remote/objects?{urlencode({'uri': notification.object_uri})}"
+             if notification.object_uri in public else notification.object_uri)
+            for notification, author in rows]
 
 
 async def _render_manage(request: web.Request, actor: Actor, status: int = 200, **extra):

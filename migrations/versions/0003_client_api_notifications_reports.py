@@ -68,9 +68,11 @@ def upgrade() -> None:
         sa.Column("from_actor_id", sa.Integer(), sa.ForeignKey("actors.id", ondelete="CASCADE"),
                   nullable=False),
         sa.Column("object_uri", sa.String(length=2048), nullable=True),
-        sa.Column("activity_uri", sa.String(length=2048), nullable=True, unique=True),
+        sa.Column("activity_uri", sa.String(length=2048), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False, index=True),
         sa.Column("dismissed_at", sa.DateTime(), nullable=True),
+        sa.UniqueConstraint("activity_uri", "recipient_id",
+                            name="uq_notifications_activity_recipient"),
     )
     op.create_table(
         "reports",
