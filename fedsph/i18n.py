@@ -130,7 +130,7 @@ def _load(lang: str) -> _gettext.NullTranslations:
 
 
 def translate(lang: str | None, message: str, **variables) -> str:
-    """Translates a message for Python code (flash messages, form errors); %(name)s placeholders."""
+    """Translates a message for Python code (flash messages, form errors), filling in %(name)s fields."""
     text = get_translations(lang).gettext(message)
     return text % variables if variables else text
 
