@@ -182,10 +182,12 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
                          stage_change: str | None = None, hashtags=(), themes=(),
                          place: dict | None = None, summary: str | None = None,
                          media: list[Media] = (), visibility: str = "public",
-                         published: datetime | None = None) -> Object:
+                         published: datetime | None = None, in_reply_to: str | None = None
+                         ) -> Object:
     """Create a project update (a Note) as `actor` and queue a Create to its followers.
 
     `contents` maps language tags to plain text; the first is the primary language.
+    `in_reply_to` is the URI of the object this answers (a reply made from a Mastodon app).
     Raises ValueError with a message for people when a field is not acceptable.
     """
     media = list(media)
@@ -193,7 +195,7 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
                               themes, place, summary, media, visibility)
     uri = urls.new_object()
     obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
-                 published=published or utcnow(), **columns)
+                 published=published or utcnow(), in_reply_to=in_reply_to, **columns)
     db.add(obj)
     await db.flush()
     await _attach_media(db, urls, obj, media)

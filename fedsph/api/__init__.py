@@ -1,14 +1,17 @@
 """The Mastodon client API, so members can use Mastodon apps (Tusky, Elk, Phanpy…) on this node.
 
 Modules: errors (JSON errors and CORS), params (query/form/JSON), tokens (scopes and Bearer
-auth), apps and oauth (registration and OAuth 2), instance, accounts, entities (pure builders).
+auth), apps and oauth (registration and OAuth 2), instance, accounts, follows,
+search, pagination (Link headers), entities (pure builders), statuses and media
+(posting from apps) with status_entities (their builders).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from fedsph.api import accounts, apps, instance, oauth
+from fedsph.api import accounts, apps, follows, instance, oauth, search, statuses
+from fedsph.api import media as api_media
 from fedsph.api.entities import MISSING_IMAGE
 from fedsph.api.errors import api_middleware
 
@@ -30,6 +33,25 @@ def add_routes(app: web.Application) -> None:
     api("GET", "/api/v1/accounts/lookup", accounts.lookup)
     api("GET", "/api/v1/accounts/relationships", accounts.relationships)
     api("GET", r"/api/v1/accounts/{id:\d+}", accounts.get_account)
+    api("PATCH", "/api/v1/accounts/update_credentials", accounts.update_credentials)
+    api("GET", r"/api/v1/accounts/{id:\d+}/followers", follows.followers)
+    api("GET", r"/api/v1/accounts/{id:\d+}/following", follows.following)
+    api("POST", r"/api/v1/accounts/{id:\d+}/follow", follows.follow)
+    api("POST", r"/api/v1/accounts/{id:\d+}/unfollow", follows.unfollow)
+    api("GET", "/api/v1/follow_requests", follows.follow_requests)
+    api("POST", r"/api/v1/follow_requests/{id:\d+}/authorize", follows.authorize_request)
+    api("POST", r"/api/v1/follow_requests/{id:\d+}/reject", follows.reject_request)
+    api("GET", "/api/v2/search", search.search_v2)
+    statuses.setup(app)
+    api("POST", "/api/v1/statuses", statuses.create_status)
+    api("GET", r"/api/v1/statuses/{id:\d+}", statuses.get_status)
+    api("PUT", r"/api/v1/statuses/{id:\d+}", statuses.edit_status)
+    api("DELETE", r"/api/v1/statuses/{id:\d+}", statuses.delete_status)
+    api("GET", r"/api/v1/statuses/{id:\d+}/context", statuses.context)
+    api("POST", "/api/v1/media", api_media.upload)
+    api("POST", "/api/v2/media", api_media.upload)
+    api("GET", r"/api/v1/media/{id:\d+}", api_media.get_media)
+    api("PUT", r"/api/v1/media/{id:\d+}", api_media.update_media)
     app.router.add_get("/oauth/authorize", oauth.authorize_form)
     app.router.add_post("/oauth/authorize", oauth.authorize)
     app.router.add_post("/oauth/token", oauth.token)

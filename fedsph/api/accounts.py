@@ -1,4 +1,4 @@
-"""Accounts: verify_credentials, an account by id, lookup by acct, and relationships."""
+"""Accounts: verify_credentials, update_credentials, an account by id, lookup, relationships."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import queries
 from fedsph.api import entities
-from fedsph.api.errors import api_json, not_found
-from fedsph.api.params import list_param
+from fedsph.api.errors import ApiError, api_json, not_found
+from fedsph.api.params import TRUE_WORDS, list_param, read_params
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.models import Actor, Follow
-from fedsph.web.keys import LANG, SESSIONS, SETTINGS, URLS
+from fedsph.profile import ProfileError, apply_changes, send_actor_update
+from fedsph.web.documents import forget_actor
+from fedsph.web.keys import DOCUMENTS, LANG, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 
 MAX_RELATIONSHIPS = 40
 
@@ -32,7 +34,7 @@ async def account_entity(request: web.Request, db: AsyncSession, actor: Actor) -
                             request.get(LANG, "en"))
 
 
-def _visible(actor: Actor | None) -> Actor | None:
+def visible(actor: Actor | None) -> Actor | None:
     """The instance actor is not an account apps should see."""
     return actor if actor is not None and actor.type != "Application" else None
 
@@ -40,11 +42,40 @@ def _visible(actor: Actor | None) -> Actor | None:
 async def verify_credentials(request: web.Request) -> web.Response:
     caller = await require_account(request, "read:accounts")
     async with request.app[SESSIONS]() as db:
-        actor = caller.actor
-        pending = await db.scalar(select(func.count(Follow.id)).where(
-            Follow.followed_id == actor.id, Follow.state == "pending")) or 0
-        entity = entities.credential_account(actor, request.app[URLS].base,
-                                             await counts(db, actor), pending)
+        return api_json(await _credential_entity(request, db, caller.actor))
+
+
+async def _credential_entity(request: web.Request, db: AsyncSession, actor: Actor) -> dict:
+    pending = await db.scalar(select(func.count(Follow.id)).where(
+        Follow.followed_id == actor.id, Follow.state == "pending")) or 0
+    return entities.credential_account(actor, request.app[URLS].base, await counts(db, actor),
+                                       pending)
+
+
+async def update_credentials(request: web.Request) -> web.Response:
+    """display_name, note (plain text) and locked; the new profile is sent to the followers.
+
+    Avatars, headers and `fields_attributes` are left alone: a project's facts are edited on its
+    profile page, where they are typed (stage, partners, location…), not free name/value pairs.
+    """
+    caller = await require_account(request, "write:accounts")
+    params = await read_params(request)
+    changes = {key: params[name] for name, key in (("display_name", "name"), ("note", "summary"))
+               if name in params}
+    async with request.app[WRITER]() as db, db.begin():
+        actor = await db.get(Actor, caller.actor.id)
+        try:
+            apply_changes(actor, changes)
+        except ProfileError as exc:
+            raise ApiError(422, f"Validation failed: {exc}") from None
+        if "locked" in params:
+            actor.manually_approves = str(params["locked"]).strip().lower() in TRUE_WORDS
+        await db.flush()
+        await send_actor_update(db, request.app[URLS], actor)
+        entity = await _credential_entity(request, db, actor)
+    forget_actor(request.app[DOCUMENTS], actor.username)
+    if request.app.get(WORKER) is not None:
+        request.app[WORKER].wakeup.set()
     return api_json(entity)
 
 
@@ -52,7 +83,7 @@ async def get_account(request: web.Request) -> web.Response:
     await optional_caller(request)  # a token sent must be valid, but none is needed
     raw = request.match_info["id"]
     async with request.app[SESSIONS]() as db:
-        actor = _visible(await db.get(Actor, int(raw))) if raw.isdigit() else None
+        actor = visible(await db.get(Actor, int(raw))) if raw.isdigit() else None
         if actor is None:
             raise not_found()
         return api_json(await account_entity(request, db, actor))
@@ -64,7 +95,7 @@ async def lookup(request: web.Request) -> web.Response:
     username, _, domain = request.query.get("acct", "").strip().lstrip("@").partition("@")
     domain = domain.lower() or request.app[SETTINGS].domain
     async with request.app[SESSIONS]() as db:
-        actor = _visible(await db.scalar(select(Actor).where(
+        actor = visible(await db.scalar(select(Actor).where(
             Actor.username == username, Actor.domain == domain)))
         if actor is None:
             raise not_found()

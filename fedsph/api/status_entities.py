@@ -1,0 +1,114 @@
+"""Pure builders of Mastodon's Status and MediaAttachment entities from fedsph rows.
+
+Mastodon calls followers-only posts `private`; fedsph calls them `followers`.
+"""
+
+from __future__ import annotations
+
+import html
+
+from fedsph.api.entities import iso
+from fedsph.media import file_url, largest_url
+from fedsph.models import Media, Object
+
+TO_MASTODON_VISIBILITY = {"public": "public", "unlisted": "unlisted", "followers": "private"}
+FROM_MASTODON_VISIBILITY = {v: k for k, v in TO_MASTODON_VISIBILITY.items()}
+
+
+def _size(width: int, height: int) -> dict:
+    return {"width": width, "height": height, "size": f"{width}x{height}",
+            "aspect": round(width / height, 4) if height else None}
+
+
+def media_attachment(media: Media, urls) -> dict:
+    """An uploaded image: `url` is the largest rendition, `preview_url` the 320 px one."""
+    renditions = media.renditions or {}
+    small = renditions.get("320") or min(renditions.values(), key=lambda r: r["width"])
+    return {
+        "id": str(media.id),
+        "type": "image",
+        "url": largest_url(media, urls),
+        "preview_url": file_url(urls, small["file"]),
+        "remote_url": None,
+        "preview_remote_url": None,
+        "text_url": None,
+        "description": media.alt,
+        "blurhash": media.blurhash,
+        "meta": {"original": _size(media.width, media.height),
+                 "small": _size(small["width"], small["height"])},
+    }
+
+
+def remote_attachment(obj: Object, position: int, document: dict) -> dict:
+    """An attachment of a stored remote object, described from its AS2 document."""
+    media_type = str(document.get("mediaType") or "")
+    kind = next((k for k in ("image", "video", "audio") if media_type.startswith(k + "/")),
+                "image" if document.get("type") == "Image" else "unknown")
+    url = document.get("url")
+    if isinstance(url, list):
+        url = next((u.get("href") if isinstance(u, dict) else u for u in url), None)
+    elif isinstance(url, dict):
+        url = url.get("href")
+    meta = {}
+    if isinstance(document.get("width"), int) and isinstance(document.get("height"), int):
+        meta["original"] = _size(document["width"], document["height"])
+    return {
+        "id": f"{obj.id}{position:02d}",  # stable, and distinct from local media ids in practice
+        "type": kind,
+        "url": url,
+        "preview_url": url,
+        "remote_url": url,
+        "preview_remote_url": None,
+        "text_url": None,
+        "description": document.get("name") or None,
+        "blurhash": document.get("blurhash"),
+        "meta": meta,
+    }
+
+
+def spoiler_text(obj: Object) -> str:
+    """Our summaries are stored as escaped text (local) or sanitised HTML (remote)."""
+    return html.unescape(obj.summary or "")
+
+
+def hashtags(obj: Object) -> list[dict]:
+    return [{"name": tag["name"].lstrip("#"), "url": tag.get("href")}
+            for tag in obj.tags or [] if tag.get("type") in ("Hashtag", "theme") and tag.get("name")]
+
+
+def status(obj: Object, account: dict, media: list[dict], *, replies: int, favourites: int,
+           reblogs: int, favourited: bool, reblogged: bool, in_reply_to_id: str | None,
+           in_reply_to_account_id: str | None) -> dict:
+    """The Status entity; `account` and `media` are already built entities."""
+    return {
+        "id": str(obj.id),
+        "uri": obj.uri,
+        "url": obj.url or obj.uri,
+        "created_at": iso(obj.published),
+        "edited_at": iso(obj.updated),
+        "account": account,
+        "content": obj.content or "",
+        "visibility": TO_MASTODON_VISIBILITY.get(obj.visibility, "public"),
+        "sensitive": bool(obj.summary),
+        "spoiler_text": spoiler_text(obj),
+        "media_attachments": media,
+        "mentions": [],
+        "tags": hashtags(obj),
+        "emojis": [],
+        "reblogs_count": reblogs,
+        "favourites_count": favourites,
+        "replies_count": replies,
+        "favourited": favourited,
+        "reblogged": reblogged,
+        "muted": False,
+        "bookmarked": False,
+        "pinned": obj.pinned_at is not None if obj.local else False,
+        "in_reply_to_id": in_reply_to_id,
+        "in_reply_to_account_id": in_reply_to_account_id,
+        "reblog": None,
+        "language": obj.language,
+        "poll": None,
+        "card": None,
+        "application": {"name": "fedsph", "website": None} if obj.local else None,
+        "filtered": [],
+    }
