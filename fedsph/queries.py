@@ -46,15 +46,19 @@ async def tagged_posts(db: AsyncSession, tag: str, limit: int = 30) -> list[tupl
     The tags are a JSON list; matching its text is portable across SQLite and PostgreSQL, and
     the escaped LIKE keeps `_` literal. Either form counts: "#tag" (Hashtag) or "tag" (theme).
     """
-    escaped = tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
-    text = func.lower(cast(Object.tags, String))
     rows = await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
-        .where(Object.deleted_at.is_(None), Object.visibility == "public",
-               text.like(f'%"#{escaped.lower()}"%', escape="\\")
-               | text.like(f'%"{escaped.lower()}"%', escape="\\"))
+        .where(Object.deleted_at.is_(None), Object.visibility == "public", has_tag(tag))
         .order_by(Object.published.desc(), Object.id.desc()).limit(limit))
     return [(obj, actor) for obj, actor in rows]
+
+
+def has_tag(tag: str):
+    """The condition of tagged_posts: the object's tags hold "#tag" or "tag" (any case)."""
+    escaped = tag.replace("\\", "\\\\").replace("_", "\\_").replace("%", "\\%")
+    text = func.lower(cast(Object.tags, String))
+    return (text.like(f'%"#{escaped.lower()}"%', escape="\\")
+            | text.like(f'%"{escaped.lower()}"%', escape="\\"))
 
 
 async def actors_of_user(db: AsyncSession, user: User) -> list[Actor]:

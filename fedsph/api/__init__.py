@@ -3,7 +3,8 @@
 Modules: errors (JSON errors and CORS), params (query/form/JSON), tokens (scopes and Bearer
 auth), apps and oauth (registration and OAuth 2), instance, accounts, follows,
 search, pagination (Link headers), entities (pure builders), statuses and media
-(posting from apps) with status_entities (their builders).
+(posting from apps) with status_entities (their builders), timelines (home, public, hashtag,
+preferences) and notifications (with read markers).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ from aiohttp import web
 
 from fedsph.api import accounts, apps, follows, instance, oauth, search, statuses
 from fedsph.api import media as api_media
+from fedsph.api import notifications as api_notifications
+from fedsph.api import reactions as api_reactions
+from fedsph.api import timelines as api_timelines
 from fedsph.api.entities import MISSING_IMAGE
 from fedsph.api.errors import api_middleware
 
@@ -48,6 +52,21 @@ def add_routes(app: web.Application) -> None:
     api("PUT", r"/api/v1/statuses/{id:\d+}", statuses.edit_status)
     api("DELETE", r"/api/v1/statuses/{id:\d+}", statuses.delete_status)
     api("GET", r"/api/v1/statuses/{id:\d+}/context", statuses.context)
+    for action in ("favourite", "unfavourite", "reblog", "unreblog"):
+        api("POST", rf"/api/v1/statuses/{{id:\d+}}/{action}", getattr(api_reactions, action))
+    api("GET", r"/api/v1/statuses/{id:\d+}/favourited_by", api_reactions.favourited_by)
+    api("GET", r"/api/v1/statuses/{id:\d+}/reblogged_by", api_reactions.reblogged_by)
+    api("GET", "/api/v1/timelines/home", api_timelines.home)
+    api("GET", "/api/v1/timelines/public", api_timelines.public)
+    api("GET", "/api/v1/timelines/tag/{hashtag:[^/]+}", api_timelines.tag)
+    api("GET", "/api/v1/preferences", api_timelines.preferences)
+    api_notifications.setup(app)
+    api("GET", "/api/v1/notifications", api_notifications.list_notifications)
+    api("POST", "/api/v1/notifications/clear", api_notifications.clear)
+    api("GET", r"/api/v1/notifications/{id:\d+}", api_notifications.get_notification)
+    api("POST", r"/api/v1/notifications/{id:\d+}/dismiss", api_notifications.dismiss)
+    api("GET", "/api/v1/markers", api_notifications.get_markers)
+    api("POST", "/api/v1/markers", api_notifications.set_markers)
     api("POST", "/api/v1/media", api_media.upload)
     api("POST", "/api/v2/media", api_media.upload)
     api("GET", r"/api/v1/media/{id:\d+}", api_media.get_media)

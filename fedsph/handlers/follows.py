@@ -20,6 +20,9 @@ async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     relation = await ctx.db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == target.id))
     is_new = relation is None
+    # A local follower's Follow row is made by fedsph.outbox.follow before this handler sees
+    # the activity (same id): that is still a new follow, worth a notification.
+    first_time = is_new or relation.activity_uri == activity["id"]
     if is_new:
         relation = Follow(follower_id=actor.id, followed_id=target.id, state="pending")
         ctx.db.add(relation)
@@ -28,7 +31,7 @@ async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if relation.state == "accepted" or not target.manually_approves:
         # Accept again when already accepted: the other side may have lost our first Accept.
         await answer_follow(ctx.db, ctx.urls, relation, accept=True)
-    if is_new:
+    if first_time:
         kind = "follow" if relation.state == "accepted" else "follow_request"
         await notify(ctx.db, [target], kind, actor, activity["id"])
     return "done"

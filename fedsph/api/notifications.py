@@ -1,0 +1,124 @@
+"""Notifications for apps (list, one, dismiss, clear) and timeline read markers.
+
+Notifications are fedsph.models.Notification rows of the acting account, paged by their id;
+dismissing sets dismissed_at, so the site's notification page agrees with the apps.
+Markers (where the member stopped reading home and notifications) are kept in memory per
+account: fedsph has no table for them, and a restart forgets them, which apps tolerate.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.api.accounts import account_entity
+from fedsph.api.entities import iso
+from fedsph.api.errors import api_json, not_found
+from fedsph.api.pagination import fetch_page, link_header, page_params
+from fedsph.api.params import list_param, read_params
+from fedsph.api.statuses import status_entity
+from fedsph.api.tokens import require_account
+from fedsph.models import Actor, Notification, Object, utcnow
+from fedsph.web.keys import SESSIONS, WRITER
+
+WITH_STATUS = ("mention", "favourite", "reblog")
+MARKER_TIMELINES = ("home", "notifications")
+MARKERS = web.AppKey("api_markers", dict)
+
+
+def setup(app: web.Application) -> None:
+    app[MARKERS] = {}
+
+
+async def notification_entity(request: web.Request, db: AsyncSession,
+                              notification: Notification, sender: Actor, me: Actor) -> dict:
+    """Mastodon's Notification; `status` when the post it is about is stored and not deleted."""
+    status = None
+    if notification.type in WITH_STATUS and notification.object_uri:
+        obj = await db.scalar(select(Object).where(Object.uri == notification.object_uri,
+                                                   Object.deleted_at.is_(None)))
+        if obj is not None:
+            status = await status_entity(request, db, obj, me)
+    return {"id": str(notification.id), "type": notification.type,
+            "created_at": iso(notification.created_at),
+            "account": await account_entity(request, db, sender), "status": status}
+
+
+async def list_notifications(request: web.Request) -> web.Response:
+    """`types[]` keeps only those types, `exclude_types[]` drops them."""
+    caller = await require_account(request, "read:notifications")
+    query = (select(Notification.id, Notification, Actor)
+             .join(Actor, Actor.id == Notification.from_actor_id)
+             .where(Notification.recipient_id == caller.actor.id,
+                    Notification.dismissed_at.is_(None)))
+    if types := list_param(request.query, "types"):
+        query = query.where(Notification.type.in_(types))
+    if excluded := list_param(request.query, "exclude_types"):
+        query = query.where(Notification.type.not_in(excluded))
+    async with request.app[SESSIONS]() as db:
+        rows = await fetch_page(db, query, Notification.id, page_params(request.query, 15, 30))
+        answer = [await notification_entity(request, db, n, sender, caller.actor)
+                  for _, n, sender in rows]
+    return api_json(answer, headers=link_header(request, [row_id for row_id, _, _ in rows]))
+
+
+async def _mine(db: AsyncSession, raw: str, me: Actor) -> Notification:
+    notification = await db.get(Notification, int(raw)) if raw.isdigit() else None
+    if notification is None or notification.recipient_id != me.id \
+            or notification.dismissed_at is not None:
+        raise not_found()
+    return notification
+
+
+async def get_notification(request: web.Request) -> web.Response:
+    caller = await require_account(request, "read:notifications")
+    async with request.app[SESSIONS]() as db:
+        notification = await _mine(db, request.match_info["id"], caller.actor)
+        sender = await db.get(Actor, notification.from_actor_id)
+        return api_json(await notification_entity(request, db, notification, sender,
+                                                  caller.actor))
+
+
+async def dismiss(request: web.Request) -> web.Response:
+    caller = await require_account(request, "write:notifications")
+    async with request.app[WRITER]() as db, db.begin():
+        notification = await _mine(db, request.match_info["id"], caller.actor)
+        notification.dismissed_at = utcnow()
+    return api_json({})
+
+
+async def clear(request: web.Request) -> web.Response:
+    caller = await require_account(request, "write:notifications")
+    async with request.app[WRITER]() as db, db.begin():
+        await db.execute(update(Notification).where(
+            Notification.recipient_id == caller.actor.id, Notification.dismissed_at.is_(None)
+        ).values(dismissed_at=utcnow()))
+    return api_json({})
+
+
+async def get_markers(request: web.Request) -> web.Response:
+    """`timeline[]=home&timeline[]=notifications`; markers never set are left out."""
+    caller = await require_account(request, "read:statuses")
+    saved = request.app[MARKERS].get(caller.actor.id, {})
+    wanted = list_param(request.query, "timeline") or list(MARKER_TIMELINES)
+    return api_json({name: saved[name] for name in wanted if name in saved})
+
+
+async def set_markers(request: web.Request) -> web.Response:
+    """`home[last_read_id]=…` and/or `notifications[last_read_id]=…` (form or JSON object)."""
+    caller = await require_account(request, "write:statuses")
+    params = await read_params(request)
+    body = await request.json() if request.content_type == "application/json" else {}
+    saved = request.app[MARKERS].setdefault(caller.actor.id, {})
+    answer = {}
+    for name in MARKER_TIMELINES:
+        nested = body.get(name) if isinstance(body, dict) else None
+        last_read = (nested or {}).get("last_read_id") if isinstance(nested, dict) else None
+        last_read = last_read or params.get(f"{name}[last_read_id]")
+        if last_read is None:
+            continue
+        version = saved.get(name, {}).get("version", 0) + 1
+        saved[name] = answer[name] = {"last_read_id": str(last_read), "version": version,
+                                      "updated_at": iso(utcnow())}
+    return api_json(answer)

@@ -1,0 +1,101 @@
+"""Favourites and boosts from apps: favourite/unfavourite, reblog/unreblog, and who did them.
+
+Reacting goes through fedsph.outbox (like_object, announce_object and their undos), so a favourite
+from an app federates as a Like and a boost as an Announce. The lists of accounts page by the
+Reaction row's id, with Link headers (fedsph/api/pagination.py).
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+
+from fedsph import outbox
+from fedsph.api.accounts import account_entity
+from fedsph.api.entities import iso
+from fedsph.api.errors import ApiError, api_json
+from fedsph.api.follows import wake_worker
+from fedsph.api.pagination import fetch_page, link_header, page_params
+from fedsph.api.statuses import _visible_object, status_entity
+from fedsph.api.tokens import optional_caller, require_account
+from fedsph.models import Actor, Reaction
+from fedsph.web.keys import SESSIONS, URLS, WRITER
+
+ACTIONS = {"favourite": outbox.like_object, "unfavourite": outbox.unlike_object,
+           "reblog": outbox.announce_object, "unreblog": outbox.unannounce_object}
+
+
+async def _act(request: web.Request, action: str) -> tuple[int, int | None, Actor]:
+    """Do `action` on the status; its id, the reaction's id (for a reblog) and who acted."""
+    caller = await require_account(request, "write:favourites" if "favourite" in action
+                                   else "write:statuses")
+    async with request.app[WRITER]() as db, db.begin():
+        me = await db.get(Actor, caller.actor.id)
+        obj = await _visible_object(db, request.match_info["id"], me)
+        try:
+            result = await ACTIONS[action](db, request.app[URLS], me, obj)
+        except ValueError as exc:
+            raise ApiError(422, f"Validation failed: {exc}") from None
+        await db.flush()
+        reaction_id = result.id if isinstance(result, Reaction) else None
+    wake_worker(request.app)
+    return obj.id, reaction_id, caller.actor
+
+
+async def _status_answer(request: web.Request, object_id: int, me: Actor) -> dict:
+    async with request.app[SESSIONS]() as db:
+        return await status_entity(request, db, await _visible_object(db, str(object_id), me), me)
+
+
+async def favourite(request: web.Request) -> web.Response:
+    object_id, _, me = await _act(request, "favourite")
+    return api_json(await _status_answer(request, object_id, me))
+
+
+async def unfavourite(request: web.Request) -> web.Response:
+    object_id, _, me = await _act(request, "unfavourite")
+    return api_json(await _status_answer(request, object_id, me))
+
+
+async def reblog(request: web.Request) -> web.Response:
+    """Mastodon answers with the boost itself: a status by the booster whose `reblog` is the post.
+
+    A boost is not a post here, so its id is the reaction's, marked so it never names a post.
+    """
+    object_id, reaction_id, me = await _act(request, "reblog")
+    original = await _status_answer(request, object_id, me)
+    async with request.app[SESSIONS]() as db:
+        reaction = await db.get(Reaction, reaction_id)
+        account = await account_entity(request, db, await db.get(Actor, me.id))
+    wrapper = {**original, "id": f"reblog-{reaction.id}", "uri": reaction.activity_uri,
+               "url": reaction.activity_uri, "created_at": iso(reaction.created_at),
+               "edited_at": None, "account": account, "content": "", "spoiler_text": "",
+               "media_attachments": [], "mentions": [], "tags": [], "emojis": [],
+               "sensitive": False, "pinned": False, "in_reply_to_id": None,
+               "in_reply_to_account_id": None, "application": None, "reblog": original}
+    return api_json(wrapper)
+
+
+async def unreblog(request: web.Request) -> web.Response:
+    object_id, _, me = await _act(request, "unreblog")
+    return api_json(await _status_answer(request, object_id, me))
+
+
+async def _reactors(request: web.Request, kind: str) -> web.Response:
+    caller = await optional_caller(request)  # public lists; a token sent must still be valid
+    me = caller.actor if caller else None
+    async with request.app[SESSIONS]() as db:
+        obj = await _visible_object(db, request.match_info["id"], me)
+        query = (select(Reaction.id, Actor).join(Actor, Actor.id == Reaction.actor_id)
+                 .where(Reaction.object_uri == obj.uri, Reaction.type == kind))
+        rows = await fetch_page(db, query, Reaction.id, page_params(request.query))
+        accounts = [await account_entity(request, db, actor) for _, actor in rows]
+    return api_json(accounts, headers=link_header(request, [row_id for row_id, _ in rows]))
+
+
+async def favourited_by(request: web.Request) -> web.Response:
+    return await _reactors(request, "Like")
+
+
+async def reblogged_by(request: web.Request) -> web.Response:
+    return await _reactors(request, "Announce")
