@@ -13,33 +13,18 @@ from PIL import Image
 
 from fedsph.notes import build_note
 from fedsph.outbox import publish_note, publish_update
-from tests.processes import NodeProcess
+from tests.mastodon_client import logged_in, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
 
-PASSWORD = "correct horse battery"
 AS2 = {"Accept": "application/activity+json"}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = NodeProcess(tmp_path_factory.mktemp("mastodon-statuses"))
-    server.cli("migrate")
-    server.cli("project", "create", "casa", "--name", "Casa Común")
-    server.cli("user", "create", "ana", "--password-stdin", "--project", "casa",
-               stdin=PASSWORD + "\n")
-    server.cli("user", "create", "bea", "--password-stdin", stdin=PASSWORD + "\n")
-    server.start()
+    server = start_server(tmp_path_factory.mktemp("mastodon-statuses"))
     yield server
-    server.stop()
-    assert "Traceback" not in server.server_log()
-
-
-def logged_in(server, username: str) -> Mastodon:
-    client_id, client_secret = Mastodon.create_app("fedsph statuses", api_base_url=server.base)
-    api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=server.base)
-    api.log_in(username, PASSWORD, allow_http=True, scopes=["read", "write", "follow"])
-    return api
+    stop_server(server)
 
 
 @pytest.fixture(scope="module")

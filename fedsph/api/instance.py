@@ -13,7 +13,7 @@ from fedsph.vocab import UI_LANGUAGES
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS
 
 # Mastodon.py and apps compare the first word to Mastodon versions to know what they may call.
-MASTODON_API_VERSION = "4.2.0"
+COMPATIBLE_API_VERSION = "4.2.0"
 MAX_CHARACTERS = 5000
 MAX_MEDIA = 4
 IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"]
@@ -21,7 +21,7 @@ IMAGE_TYPES = ["image/jpeg", "image/png", "image/webp", "image/gif"]
 
 def version() -> str:
     short = ".".join(__version__.split(".")[:2])
-    return f"{MASTODON_API_VERSION} (compatible; fedsph {short})"
+    return f"{COMPATIBLE_API_VERSION} (compatible; fedsph {short})"
 
 
 def _configuration(settings) -> dict:

@@ -11,8 +11,8 @@ from fedsph.api.entities import iso
 from fedsph.media import file_url, largest_url
 from fedsph.models import Media, Object
 
-TO_MASTODON_VISIBILITY = {"public": "public", "unlisted": "unlisted", "followers": "private"}
-FROM_MASTODON_VISIBILITY = {v: k for k, v in TO_MASTODON_VISIBILITY.items()}
+VISIBILITY_TO_API = {"public": "public", "unlisted": "unlisted", "followers": "private"}
+VISIBILITY_FROM_API = {v: k for k, v in VISIBILITY_TO_API.items()}
 
 
 def _size(width: int, height: int) -> dict:
@@ -88,7 +88,7 @@ def status(obj: Object, account: dict, media: list[dict], *, replies: int, favou
         "edited_at": iso(obj.updated),
         "account": account,
         "content": obj.content or "",
-        "visibility": TO_MASTODON_VISIBILITY.get(obj.visibility, "public"),
+        "visibility": VISIBILITY_TO_API.get(obj.visibility, "public"),
         "sensitive": bool(obj.summary),
         "spoiler_text": spoiler_text(obj),
         "media_attachments": media,

@@ -129,10 +129,10 @@ async def _media(db: AsyncSession, params, me: Actor) -> list[Media] | None:
 
 def _visibility(params) -> str:
     wanted = params.get("visibility") or "public"
-    if wanted not in status_entities.FROM_MASTODON_VISIBILITY:
+    if wanted not in status_entities.VISIBILITY_FROM_API:
         raise _invalid("direct messages are not supported here" if wanted == "direct"
                        else f"unknown visibility {wanted!r}")
-    return status_entities.FROM_MASTODON_VISIBILITY[wanted]
+    return status_entities.VISIBILITY_FROM_API[wanted]
 
 
 async def create_status(request: web.Request) -> web.Response:
