@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedsph.api import accounts, apps, follows, instance, oauth, search, statuses
+from fedsph.api import account_statuses, accounts, apps, follows, instance, oauth, search, statuses
 from fedsph.api import media as api_media
 from fedsph.api import notifications as api_notifications
 from fedsph.api import reactions as api_reactions
@@ -38,6 +38,7 @@ def add_routes(app: web.Application) -> None:
     api("GET", "/api/v1/accounts/relationships", accounts.relationships)
     api("GET", r"/api/v1/accounts/{id:\d+}", accounts.get_account)
     api("PATCH", "/api/v1/accounts/update_credentials", accounts.update_credentials)
+    api("GET", r"/api/v1/accounts/{id:\d+}/statuses", account_statuses.account_statuses)
     api("GET", r"/api/v1/accounts/{id:\d+}/followers", follows.followers)
     api("GET", r"/api/v1/accounts/{id:\d+}/following", follows.following)
     api("POST", r"/api/v1/accounts/{id:\d+}/follow", follows.follow)

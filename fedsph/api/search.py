@@ -1,26 +1,34 @@
-"""Search (v2): accounts by handle, by URL, or local ones by username or name.
+"""Search (v2): accounts by handle, by URL, or local ones by username or name; statuses by URL.
 
 `user@host`, `@user@host` and actor URLs are looked up among known actors; with `resolve=true`
 (which needs a token, as on Mastodon) unknown ones are fetched through WebFinger and signed GETs.
-Statuses and hashtags are answered with empty lists: this module searches accounts only.
+A post's URL finds the post we hold; with `resolve=true` an unknown one is fetched (signed GET)
+and stored when it is a post whose id is on its author's server. There is no full-text search of
+statuses, and hashtags are answered with an empty list.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.actors import resolve_handle
+from fedsph.activitystreams import as_list, get_id, get_type
+from fedsph.actors import resolve_actor, resolve_handle
 from fedsph.api.accounts import account_entity, visible
 from fedsph.api.errors import ApiError, api_json
 from fedsph.api.params import flag
-from fedsph.api.tokens import optional_caller
+from fedsph.api.statuses import status_entity
+from fedsph.api.tokens import Caller, optional_caller
 from fedsph.errors import FetchError
-from fedsph.models import Actor
-from fedsph.web.keys import REMOTE, SESSIONS
+from fedsph.models import Actor, Follow, Object
+from fedsph.remote_objects import get_object, store_object
+from fedsph.web.keys import REMOTE, SESSIONS, WRITER
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40
+STATUS_TYPES = ("Note", "Article", "Page", "Question", "Event")
 
 
 def _handle(query: str) -> tuple[str, str] | None:
@@ -66,6 +74,79 @@ async def _local_matches(db: AsyncSession, query: str, limit: int, offset: int) 
         .order_by(Actor.username).offset(offset).limit(limit)))
 
 
+async def _known_status(db: AsyncSession, url: str, me: Actor | None) -> Object | None:
+    """A post we hold with this id or URL that `me` may see."""
+    obj = await db.scalar(select(Object).where(
+        or_(Object.uri == url, Object.url == url), Object.deleted_at.is_(None),
+        Object.hidden.is_(False), Object.approved.is_(True)).order_by(Object.id).limit(1))
+    if obj is None or obj.visibility in ("public", "unlisted"):
+        return obj
+    if me is not None and (me.id == obj.actor_id or await db.scalar(select(Follow.id).where(
+            Follow.follower_id == me.id, Follow.followed_id == obj.actor_id,
+            Follow.state == "accepted").limit(1)) is not None):
+        return obj
+    return None
+
+
+def _host(url: str | None) -> str | None:
+    return urlsplit(url).netloc.lower() if url else None
+
+
+async def _fetch_post(request: web.Request, url: str) -> tuple[dict, str] | None:
+    """The post at `url` and its author's URI, when its id is on its author's server.
+
+    A document whose id differs from the URL asked for is fetched again from its id, so what we
+    store always comes from the server that owns the id.
+    """
+    remote = request.app[REMOTE]
+    document = await remote.fetch_json(url)
+    object_id = get_id(document)
+    if object_id and object_id != url:
+        document = await remote.fetch_json(object_id)
+        if get_id(document) != object_id:
+            return None
+    if get_type(document) not in STATUS_TYPES or not isinstance(get_id(document), str):
+        return None
+    author = next((a for a in map(get_id, as_list(document.get("attributedTo"))) if a), None)
+    if author is None or _host(author) != _host(document["id"]):
+        return None
+    return document, author
+
+
+async def _resolve_status(request: web.Request, url: str) -> None:
+    """Fetch, check and store the post at `url`; no transaction is open while fetching."""
+    try:
+        fetched = await _fetch_post(request, url)
+        if fetched is None:
+            return
+        document, author_uri = fetched
+        author_id = await resolve_actor(request.app[SESSIONS], request.app[REMOTE], author_uri)
+    except FetchError:
+        return  # not a post, or its server did not answer: nothing found
+    async with request.app[WRITER]() as db, db.begin():
+        existing = await get_object(db, document["id"])
+        if existing is not None and (existing.deleted_at is not None
+                                     or existing.actor_id != author_id):
+            return
+        author = await db.get(Actor, author_id)
+        if author is not None and not author.local:
+            await store_object(db, document, author)
+
+
+async def _statuses(request: web.Request, query: str, caller: Caller | None,
+                    resolve: bool) -> list[dict]:
+    me = caller.actor if caller else None
+    async with request.app[SESSIONS]() as db:
+        obj = await _known_status(db, query, me)
+        is_actor = obj is None and await _known(db, query) is not None
+    if obj is None and resolve and not is_actor:
+        await _resolve_status(request, query)
+    async with request.app[SESSIONS]() as db:
+        if obj is None and resolve and not is_actor:
+            obj = await _known_status(db, query, me)
+        return [await status_entity(request, db, obj, me)] if obj is not None else []
+
+
 async def search_v2(request: web.Request) -> web.Response:
     caller = await optional_caller(request)
     query = request.query.get("q", "").strip()
@@ -88,6 +169,10 @@ async def search_v2(request: web.Request) -> web.Response:
         if exact and not found and resolve and offset == 0:
             actor = await _resolve(request, query.lstrip("@"))
             found = [actor] if actor is not None else []
+    statuses = []
+    if (query.startswith(("https://", "http://")) and kind in ("", "statuses") and offset == 0
+            and not found):
+        statuses = await _statuses(request, query, caller, resolve)
     async with request.app[SESSIONS]() as db:
         accounts = [await account_entity(request, db, actor) for actor in found]
-    return api_json({"accounts": accounts, "statuses": [], "hashtags": []})
+    return api_json({"accounts": accounts, "statuses": statuses, "hashtags": []})
