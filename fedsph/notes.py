@@ -134,9 +134,13 @@ def _wire_tags(obj: Object) -> tuple[list[dict], list[str]]:
 def build_note(obj: Object, actor: Actor) -> dict:
     """The AS2 Note for a local object, without @context (it is embedded in activities).
 
+    Mention tags (`{type: Mention, name: @user@host, href}`) are also cc'd.
     `content` is the primary language, which also comes first in contentMap.
     """
     to, cc = addressing(actor, obj.visibility)
+    # Mentioned actors are addressed too: that is how their servers know to notify them.
+    cc = cc + [t["href"] for t in obj.tags or []
+               if t.get("type") == "Mention" and t.get("href") and t["href"] not in cc + to]
     content_map = primary_first(obj.content_map, obj.language)
     if obj.language and obj.content is not None:
         content_map[obj.language] = obj.content

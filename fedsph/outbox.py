@@ -156,6 +156,13 @@ def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | 
     }
 
 
+def mention_tags(actors: list[Actor]) -> list[dict]:
+    """AS2 Mention tags as Mastodon reads them: href is the actor, name is @user@host."""
+    tags = {a.uri: {"type": "Mention", "name": f"@{a.username}@{a.domain}", "href": a.uri}
+            for a in actors}
+    return list(tags.values())
+
+
 async def _attach_media(db: AsyncSession, urls: URLs, obj: Object, media: list[Media]) -> None:
     """Link the images to the object in order; images it no longer carries are let go."""
     wanted = {m.id for m in media}
@@ -183,17 +190,20 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
                          stage_change: str | None = None, hashtags=(), themes=(),
                          place: dict | None = None, summary: str | None = None,
                          media: list[Media] = (), visibility: str = "public",
-                         published: datetime | None = None, in_reply_to: str | None = None
-                         ) -> Object:
+                         published: datetime | None = None, in_reply_to: str | None = None,
+                         mentions: list[Actor] = ()) -> Object:
     """Create a project update (a Note) as `actor` and queue a Create to its followers.
 
     `contents` maps language tags to plain text; the first is the primary language.
     `in_reply_to` is the URI of the object this answers (a reply made from a Mastodon app).
+    `mentions` are actors named in the text: they get Mention tags, are cc'd, and are sent the
+    Create even when they do not follow `actor` (so their servers notify them).
     Raises ValueError with a message for people when a field is not acceptable.
     """
     media = list(media)
     columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
                               themes, place, summary, media, visibility)
+    columns["tags"] = (columns["tags"] or []) + mention_tags(mentions) or None
     uri = urls.new_object()
     obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
                  published=published or utcnow(), in_reply_to=in_reply_to, **columns)
@@ -205,7 +215,11 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
     create = build_activity("Create", urls.new_activity(), actor.uri, note,
                             to=note["to"], cc=note["cc"], published=note["published"])
     create["@context"] = NOTE_CONTEXT
-    await _send_to_followers(db, actor, create, obj.uri, obj.visibility)
+    await _send_to_followers(db, actor, create, obj.uri, obj.visibility,
+                             also=[m for m in mentions if m.id != actor.id])
+    # Our inbox finds the object already stored when it handles the local copy, so local
+    # mentioned actors are notified here (notify skips remote ones).
+    await notify(db, list(mentions), "mention", actor, create["id"], obj.uri)
     await _apply_stage_change(db, urls, actor, obj.stage_change)
     return obj
 
@@ -227,6 +241,9 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
     previous_stage = obj.stage_change
     columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
                               themes, place, summary, media, visibility or obj.visibility)
+    # The edit forms do not send mentions: the ones the update was published with stay.
+    kept = [t for t in obj.tags or [] if t.get("type") == "Mention"]
+    columns["tags"] = (columns["tags"] or []) + kept or None
     for column, value in columns.items():
         setattr(obj, column, value)
     await _attach_media(db, urls, obj, media)
@@ -236,7 +253,9 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
     update = build_activity("Update", urls.new_activity(), actor.uri, note,
                             to=note["to"], cc=note["cc"])
     update["@context"] = NOTE_CONTEXT
-    await _send_to_followers(db, actor, update, obj.uri, obj.visibility)
+    mentioned = list(await db.scalars(select(Actor).where(
+        Actor.uri.in_([t["href"] for t in kept]), Actor.id != actor.id))) if kept else []
+    await _send_to_followers(db, actor, update, obj.uri, obj.visibility, also=mentioned)
     if obj.stage_change != previous_stage:
         await _apply_stage_change(db, urls, actor, obj.stage_change)
     return obj
@@ -351,10 +370,14 @@ async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -
 
 
 async def _send_to_followers(db: AsyncSession, actor: Actor, document: dict, object_uri: str,
-                             visibility: str) -> Activity:
+                             visibility: str, also: list[Actor] = ()) -> Activity:
+    """Record `document` and queue it to the followers, and to the actors in `also`."""
     activity = await record_activity(db, actor, document, object_uri,
                                      public=visibility in ("public", "unlisted"))
-    await enqueue_deliveries(db, activity, await follower_actors(db, actor))
+    recipients = await follower_actors(db, actor)
+    known = {r.id for r in recipients}
+    recipients += [a for a in also if a.id not in known]
+    await enqueue_deliveries(db, activity, recipients)
     return activity
 
 

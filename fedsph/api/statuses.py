@@ -14,14 +14,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import outbox
 from fedsph.api import status_entities
+from fedsph.api import text as status_text
 from fedsph.api.accounts import account_entity
+from fedsph.api.entities import acct
 from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
 from fedsph.api.params import list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
 from fedsph.models import Actor, Follow, Media, Object, Reaction
 from fedsph.notes import source_texts
-from fedsph.web.keys import SESSIONS, URLS, WRITER
+from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 
 # Idempotency-Key: the same key from the same token within an hour gives back the same status,
 # so an app retrying after a lost answer does not post twice. In memory: a restart forgets them.
@@ -88,12 +90,36 @@ async def status_entity(request: web.Request, db: AsyncSession, obj: Object,
         Object.approved.is_(True))) or 0
     parent = (await db.execute(select(Object.id, Object.actor_id).where(
         Object.uri == obj.in_reply_to))).first() if obj.in_reply_to else None
-    return status_entities.status(
+    entity = status_entities.status(
         obj, await account_entity(request, db, author), media, replies=replies,
         favourites=reactions.get("Like", 0), reblogs=reactions.get("Announce", 0),
         favourited="Like" in mine, reblogged="Announce" in mine,
         in_reply_to_id=str(parent.id) if parent else None,
         in_reply_to_account_id=str(parent.actor_id) if parent else None)
+    entity["mentions"] = await _mention_entities(db, obj)
+    return entity
+
+
+async def _mention_entities(db: AsyncSession, obj: Object) -> list[dict]:
+    """The stored actors the status's Mention tags name, as Mastodon's Status.mentions."""
+    hrefs = [t["href"] for t in obj.tags or [] if t.get("type") == "Mention" and t.get("href")]
+    if not hrefs:
+        return []
+    actors = {a.uri: a for a in await db.scalars(select(Actor).where(Actor.uri.in_(hrefs)))}
+    return [{"id": str(a.id), "username": a.username, "acct": acct(a), "url": a.url or a.uri}
+            for a in (actors.get(h) for h in hrefs) if a is not None]
+
+
+async def _mentioned(db: AsyncSession, text: str, local_domain: str) -> list[Actor]:
+    """Stored actors the text @mentions; unknown ones stay plain text (nothing is fetched here)."""
+    found = []
+    for username, domain in status_text.mentions(text, local_domain):
+        actor = await db.scalar(select(Actor).where(
+            func.lower(Actor.username) == username.lower(),
+            func.lower(Actor.domain) == domain.lower(), Actor.type != "Application"))
+        if actor is not None and actor not in found:
+            found.append(actor)
+    return found
 
 
 async def _answer(request: web.Request, object_id: int, me: Actor) -> web.Response:
@@ -156,7 +182,8 @@ async def create_status(request: web.Request) -> web.Response:
             obj = await outbox.publish_update(
                 db, request.app[URLS], author, contents={params.get("language") or "": text},
                 summary=params.get("spoiler_text") or None, media=media, visibility=visibility,
-                in_reply_to=in_reply_to)
+                in_reply_to=in_reply_to, hashtags=status_text.hashtags(text),
+                mentions=await _mentioned(db, text, request.app[SETTINGS].domain))
         except ValueError as exc:
             raise _invalid(str(exc)) from None
     if cache_key:

@@ -15,6 +15,10 @@ NOTIFICATION_TYPES = {"Like": "favourite", "Announce": "reblog"}
 
 
 async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -> str:
+    if actor.local:
+        # Our own actors' reactions are recorded (and undone, and notified) by the outbox when
+        # they happen; a copy handled here later could bring back one that was undone since.
+        raise Ignored(f"{kind} by one of our actors, recorded when it was sent")
     object_uri = get_id(activity.get("object"))
     if not object_uri or not ctx.urls.is_local(object_uri):
         raise Ignored(f"{kind} of something that is not ours")

@@ -1,0 +1,34 @@
+"""What a status's plain text names: #hashtags and @mentions, read the way Mastodon reads them.
+
+Pure functions: the caller decides which mentioned accounts exist (only stored actors count,
+nothing is fetched while an app waits for its answer).
+"""
+
+from __future__ import annotations
+
+import re
+
+# A tag or mention starts at the beginning or after a character that cannot be part of a word,
+# a URL path or an address, so "a#b", "x/#frag" and "mail@host" are not tags or mentions.
+_HASHTAG = re.compile(r"(?:^|(?<=[^\w/#&]))#(\w{1,100})(?!\w)")
+_MENTION = re.compile(
+    r"(?:^|(?<=[^\w/@.]))@(\w+(?:[.-]\w+)*)(?:@([A-Za-z0-9.-]+(?::\d{1,5})?[A-Za-z0-9]))?(?![\w@])")
+
+
+def hashtags(text: str) -> list[str]:
+    """Hashtag names in order of first use, without '#'; names made only of digits are not tags."""
+    found: dict[str, str] = {}
+    for match in _HASHTAG.finditer(text):
+        name = match.group(1)
+        if not name.isdigit():
+            found.setdefault(name.lower(), name)
+    return list(found.values())
+
+
+def mentions(text: str, local_domain: str) -> list[tuple[str, str]]:
+    """(username, domain) of each @user or @user@host, in order, once; bare @user is local."""
+    found: dict[tuple[str, str], tuple[str, str]] = {}
+    for match in _MENTION.finditer(text):
+        username, domain = match.group(1), (match.group(2) or local_domain)
+        found.setdefault((username.lower(), domain.lower()), (username, domain))
+    return list(found.values())

@@ -1,0 +1,89 @@
+"""Hashtags and @mentions in statuses from apps: parsed from the text as Mastodon does, sent as
+Hashtag and Mention tags, and the Create delivered to the mentioned actors' inboxes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import requests
+from mastodon import Mastodon
+
+from fedsph.api.text import hashtags, mentions
+from fedsph.models import Object
+from fedsph.outbox import edit_note, publish_update
+from tests.dbfixtures import store_remote
+from tests.mastodon_client import logged_in, start_server, stop_server
+
+
+def test_hashtags_in_text():
+    text = "Hi #Huerta and #123, #x_1 a#b http://x.example/#frag #huerta (#agua) #café"
+    assert hashtags(text) == ["Huerta", "x_1", "agua", "café"]
+
+
+def test_mentions_in_text():
+    text = "@bea y @casa@127.0.0.1:8000, mail a@b.example; @bob@peer.example. @Bea again"
+    assert mentions(text, "here.example") == [
+        ("bea", "here.example"), ("casa", "127.0.0.1:8000"), ("bob", "peer.example")]
+    assert mentions("no one here, see x.example/@page", "here.example") == []
+
+
+async def test_mention_of_a_remote_actor_reaches_its_inbox(node, peer):
+    project = await node.create_actor("casa")
+    bob = peer.add_actor("bob")
+    stored = await store_remote(node, bob.document)
+    async with node.sessions() as db, db.begin():
+        obj = await publish_update(db, node.urls, await db.get(type(project), project.id),
+                                   contents={"": "hola @bob@peer"}, mentions=[stored])
+    note = obj.document
+    mention = {"type": "Mention", "href": bob.uri, "name": f"@bob@{stored.domain}"}
+    assert mention in note["tag"] and bob.uri in note["cc"]
+    await node.run_worker()
+    created = peer.activities("Create")
+    assert [a["object"]["id"] for a in created] == [obj.uri]
+    assert bob.uri in created[0]["cc"] and mention in created[0]["object"]["tag"]
+
+    # An edit keeps the mention and tells the mentioned actor too.
+    async with node.sessions() as db, db.begin():
+        await edit_note(db, node.urls, await db.get(type(project), project.id),
+                        await db.get(Object, obj.id), "hola otra vez @bob@peer")
+    await node.run_worker()
+    updated = peer.activities("Update")
+    assert updated and mention in updated[0]["object"]["tag"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("mastodon-mentions"))
+    yield server
+    stop_server(server)
+
+
+@pytest.mark.e2e
+def test_status_from_an_app_with_hashtags_and_mentions(server):
+    api: Mastodon = logged_in(server, "ana")
+    domain = server.base.split("://", 1)[1]
+    posted = api.status_post(f"Reunión con @bea y @casa@{domain} #Huerta #2024 "
+                             "y @nadie@unknown.example")
+    assert [t.name for t in posted.tags] == ["Huerta"]
+    assert sorted(m.acct for m in posted.mentions) == ["bea", "casa"]
+    assert all(m.id and m.url for m in posted.mentions)
+    assert [s.id for s in api.timeline_hashtag("huerta")] == [posted.id]
+
+    note = requests.get(posted.uri, headers={"Accept": "application/activity+json"},
+                        timeout=10).json()
+    by_type = {}
+    for tag in note["tag"]:
+        by_type.setdefault(tag["type"], []).append(tag["name"])
+    assert by_type["Hashtag"] == ["#Huerta"]
+    assert sorted(by_type["Mention"]) == [f"@bea@{domain}", f"@casa@{domain}"]
+    assert f"{server.base}/actors/bea" in note["cc"]
+
+    # bea hears about it once the worker has handled the local delivery.
+    bea = logged_in(server, "bea")
+    for _ in range(50):
+        if any(n.type == "mention" and n.status.id == posted.id for n in bea.notifications()):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("bea got no mention notification")
