@@ -9,7 +9,7 @@ import requests
 from mastodon import Mastodon, MastodonAPIError
 from sqlalchemy import select
 
-from fedsph import outbox
+from fedsph import outbox, outbox_reactions
 from fedsph.activitystreams import PUBLIC
 from fedsph.models import Actor, Notification, Object, Reaction
 from tests.dbfixtures import add_remote_follower, store_remote
@@ -34,8 +34,8 @@ async def test_like_and_unlike_a_peer_post(node, peer):
     author, note = await _peer_note(node, peer)
     async with node.sessions() as db, db.begin():
         me, obj = await db.get(Actor, ana.id), await db.get(Object, note.id)
-        first = await outbox.like_object(db, node.urls, me, obj)
-        again = await outbox.like_object(db, node.urls, me, obj)
+        first = await outbox_reactions.like_object(db, node.urls, me, obj)
+        again = await outbox_reactions.like_object(db, node.urls, me, obj)
     assert again.id == first.id
     await node.run_worker()
     [like] = peer.activities("Like")
@@ -43,8 +43,8 @@ async def test_like_and_unlike_a_peer_post(node, peer):
 
     async with node.sessions() as db, db.begin():
         me, obj = await db.get(Actor, ana.id), await db.get(Object, note.id)
-        assert await outbox.unlike_object(db, node.urls, me, obj) is True
-        assert await outbox.unlike_object(db, node.urls, me, obj) is False
+        assert await outbox_reactions.unlike_object(db, node.urls, me, obj) is True
+        assert await outbox_reactions.unlike_object(db, node.urls, me, obj) is False
     await node.run_worker()
     [undo] = peer.activities("Undo")
     assert undo["object"]["type"] == "Like" and undo["object"]["id"] == like["id"]
@@ -58,7 +58,7 @@ async def test_announce_goes_to_the_author_and_followers(node, peer):
     carol = peer.add_actor("carol")
     await add_remote_follower(node, project, carol)
     async with node.sessions() as db, db.begin():
-        await outbox.announce_object(db, node.urls, await db.get(Actor, project.id),
+        await outbox_reactions.announce_object(db, node.urls, await db.get(Actor, project.id),
                                      await db.get(Object, note.id))
     await node.run_worker()
     announces = peer.activities("Announce")
@@ -67,7 +67,7 @@ async def test_announce_goes_to_the_author_and_followers(node, peer):
     assert announce["object"] == note.uri and announce["to"] == [PUBLIC]
     assert set(announce["cc"]) == {project.followers_url, author.uri}
     async with node.sessions() as db, db.begin():
-        await outbox.unannounce_object(db, node.urls, await db.get(Actor, project.id),
+        await outbox_reactions.unannounce_object(db, node.urls, await db.get(Actor, project.id),
                                        await db.get(Object, note.id))
     await node.run_worker()
     assert peer.activities("Undo")[-1]["object"]["type"] == "Announce"
@@ -80,7 +80,7 @@ async def test_followers_only_posts_cannot_be_announced(node, peer):
         obj = await db.get(Object, note.id)
         obj.visibility = "followers"
         with pytest.raises(ValueError, match="public"):
-            await outbox.announce_object(db, node.urls, await db.get(Actor, project.id), obj)
+            await outbox_reactions.announce_object(db, node.urls, await db.get(Actor, project.id), obj)
 
 
 async def test_liking_a_local_post_notifies_its_author(node):
@@ -88,7 +88,7 @@ async def test_liking_a_local_post_notifies_its_author(node):
     casa = await node.create_actor("casa")
     async with node.sessions() as db, db.begin():
         note = await outbox.publish_note(db, node.urls, await db.get(Actor, casa.id), "Hola")
-        await outbox.like_object(db, node.urls, await db.get(Actor, ana.id), note)
+        await outbox_reactions.like_object(db, node.urls, await db.get(Actor, ana.id), note)
     await node.run_worker()  # our inbox handles the local copy without counting it twice
     async with node.readers() as db:
         [notification] = await db.scalars(select(Notification))
