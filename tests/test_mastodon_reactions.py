@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import pytest
 import requests
-from mastodon import Mastodon, MastodonAPIError
+from mastodon import MastodonAPIError
 from sqlalchemy import select
 
 from fedsph import outbox, outbox_reactions
 from fedsph.activitystreams import PUBLIC
 from fedsph.models import Actor, Notification, Object, Reaction
 from tests.dbfixtures import add_remote_follower, store_remote
-from tests.processes import NodeProcess
-
-PASSWORD = "correct horse battery"
+from tests.mastodon_client import logged_in, start_server, stop_server
 
 
 async def _peer_note(node, peer) -> tuple[Actor, Object]:
@@ -99,23 +97,9 @@ async def test_liking_a_local_post_notifies_its_author(node):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = NodeProcess(tmp_path_factory.mktemp("mastodon-reactions"))
-    server.cli("migrate")
-    server.cli("project", "create", "casa", "--name", "Casa Común")
-    server.cli("user", "create", "ana", "--password-stdin", "--project", "casa",
-               stdin=PASSWORD + "\n")
-    server.cli("user", "create", "bea", "--password-stdin", stdin=PASSWORD + "\n")
-    server.start()
+    server = start_server(tmp_path_factory.mktemp("mastodon-reactions"))
     yield server
-    server.stop()
-    assert "Traceback" not in server.server_log()
-
-
-def logged_in(server, username: str) -> Mastodon:
-    client_id, client_secret = Mastodon.create_app("fedsph reactions", api_base_url=server.base)
-    api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=server.base)
-    api.log_in(username, PASSWORD, allow_http=True, scopes=["read", "write", "follow"])
-    return api
+    stop_server(server)
 
 
 @pytest.mark.e2e
