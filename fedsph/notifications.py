@@ -14,6 +14,8 @@ from fedsph.activitystreams import as_list, get_id, get_type
 from fedsph.models import Actor, Notification, Object
 
 TYPES = ("follow", "follow_request", "mention", "favourite", "reblog")
+# The names Mastodon's client API uses for a Like and an Announce of one of our actors' posts.
+REACTION_NOTIFICATIONS = {"Like": "favourite", "Announce": "reblog"}
 
 
 async def notify(db: AsyncSession, recipients: list[Actor], kind: str, sender: Actor,

@@ -12,12 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.activitystreams import PUBLIC, build_activity
 from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.models import Actor, Object, Reaction
-from fedsph.notifications import notify
+from fedsph.notifications import REACTION_NOTIFICATIONS, notify
 from fedsph.outbox import record_activity
 from fedsph.urls import URLs
-
-# Mastodon's notification names for a favourite and a reblog of one of our actors' posts.
-_NOTIFICATION_TYPES = {"Like": "favourite", "Announce": "reblog"}
 
 
 async def my_reaction(db: AsyncSession, actor: Actor, kind: str, obj: Object) -> Reaction | None:
@@ -54,7 +51,7 @@ async def _react(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, kind: 
     activity = await record_activity(db, actor, document, obj.uri, public=kind == "Announce")
     await enqueue_deliveries(db, activity, recipients)
     # The row exists already when our inbox handles the local copy, so it would not notify.
-    await notify(db, recipients[:1], _NOTIFICATION_TYPES[kind], actor, document["id"], obj.uri)
+    await notify(db, recipients[:1], REACTION_NOTIFICATIONS[kind], actor, document["id"], obj.uri)
     return reaction
 
 

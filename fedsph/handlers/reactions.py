@@ -7,11 +7,8 @@ from sqlalchemy import select
 from fedsph.activitystreams import get_id
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Reaction
-from fedsph.notifications import notify
+from fedsph.notifications import REACTION_NOTIFICATIONS, notify
 from fedsph.remote_objects import get_object
-
-# The names Mastodon's client API uses for these notifications.
-NOTIFICATION_TYPES = {"Like": "favourite", "Announce": "reblog"}
 
 
 async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -> str:
@@ -30,7 +27,7 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
         ctx.db.add(Reaction(type=kind, actor_id=actor.id, object_uri=object_uri,
                             activity_uri=activity["id"]))
         owner = await ctx.db.get(Actor, obj.actor_id)
-        await notify(ctx.db, [owner], NOTIFICATION_TYPES[kind], actor, activity["id"], object_uri)
+        await notify(ctx.db, [owner], REACTION_NOTIFICATIONS[kind], actor, activity["id"], object_uri)
     return "done"
 
 
