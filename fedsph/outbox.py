@@ -18,7 +18,7 @@ from fedsph import vocab
 from fedsph.activitystreams import PUBLIC, build_activity, build_tombstone
 from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.media import attachment_document
-from fedsph.models import Activity, Actor, Follow, Media, Object, utcnow
+from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.notes import NOTE_CONTEXT, build_content, build_note, clean_hashtag, source_texts
 from fedsph.notifications import notify
 from fedsph.profile import location_precision, public_location, set_profile
@@ -215,8 +215,11 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
     create = build_activity("Create", urls.new_activity(), actor.uri, note,
                             to=note["to"], cc=note["cc"], published=note["published"])
     create["@context"] = NOTE_CONTEXT
-    await _send_to_followers(db, actor, create, obj.uri, obj.visibility,
-                             also=[m for m in mentions if m.id != actor.id])
+    # As on Mastodon, a reply also reaches the author of the post it answers, named or not.
+    answered = await db.scalar(select(Actor).join(Object, Object.actor_id == Actor.id)
+                               .where(Object.uri == in_reply_to)) if in_reply_to else None
+    also = [m for m in [*mentions, answered] if m is not None and m.id != actor.id]
+    await _send_to_followers(db, actor, create, obj.uri, obj.visibility, also=also)
     # Our inbox finds the object already stored when it handles the local copy, so local
     # mentioned actors are notified here (notify skips remote ones).
     await notify(db, list(mentions), "mention", actor, create["id"], obj.uri)
@@ -371,10 +374,19 @@ async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -
 
 async def _send_to_followers(db: AsyncSession, actor: Actor, document: dict, object_uri: str,
                              visibility: str, also: list[Actor] = ()) -> Activity:
-    """Record `document` and queue it to the followers, and to the actors in `also`."""
+    """Record `document` and queue it to the followers, and to the actors in `also`.
+
+    The followers of our actors who boosted the post saw it too (a project announcing its
+    member's post, FEP-1b12): its edits and its deletion reach them as well, as on Mastodon.
+    """
     activity = await record_activity(db, actor, document, object_uri,
                                      public=visibility in ("public", "unlisted"))
     recipients = await follower_actors(db, actor)
+    boosters = await db.scalars(select(Actor).join(Reaction, Reaction.actor_id == Actor.id).where(
+        Reaction.type == "Announce", Reaction.object_uri == object_uri, Actor.local.is_(True),
+        Actor.id != actor.id))
+    for booster in boosters:
+        recipients += await follower_actors(db, booster)
     known = {r.id for r in recipients}
     recipients += [a for a in also if a.id not in known]
     await enqueue_deliveries(db, activity, recipients)

@@ -27,6 +27,7 @@ from fedsph.handlers.context import same_origin
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, utcnow
 from fedsph.queue import claim
 from fedsph.remote import PostResult, Remote
+from fedsph.remote_objects import is_followed_locally
 from fedsph.urls import URLs
 
 log = logging.getLogger("fedsph.worker")
@@ -135,7 +136,38 @@ class Worker:
             activity["object"] = await self.remote.fetch_json(obj)
         if get_type(activity) == "Move" and get_id(activity.get("target")):
             await self._refresh_move_target(get_id(activity.get("target")))
+        if get_type(activity) == "Announce":
+            await self._fetch_boosted_post(activity, actor_id)
         return actor_id, activity
+
+    async def _fetch_boosted_post(self, activity: dict, actor_id: int) -> None:
+        """A followed account's boost of a post that is not ours: the post, fetched from its own
+        server (what the booster embeds is not trusted), and its author's actor row, so the
+        handler can keep it for home timelines. Boosts of our posts need nothing fetched.
+
+        Lemmy-style groups (FEP-1b12) announce the Create activity: its object is the post.
+        """
+        boosted = activity.get("object")
+        if isinstance(boosted, dict) and get_type(boosted) in ("Create", "Update"):
+            boosted = boosted.get("object")
+        uri = get_id(boosted)
+        if not uri or self.urls.is_local(uri):
+            return
+        async with self.sessions() as db:
+            booster = await db.get(Actor, actor_id)
+            if booster is None or not await is_followed_locally(db, booster):
+                return
+        try:
+            document = await self.remote.fetch_json(uri)
+            author = get_id(document.get("attributedTo"))
+            if get_id(document) != uri or not author or not same_origin(author, uri):
+                return  # the handler ignores the boost: no post of a known author to keep
+            await resolve_actor(self.sessions, self.remote, author)
+        except FetchError as exc:
+            if exc.status in (404, 410) or isinstance(exc, BlockedAddress):
+                return  # gone, or not somewhere we may ask: the boost is ignored
+            raise
+        activity["object"] = document
 
     async def _refresh_move_target(self, uri: str) -> None:
         """The account a Move points to, fetched afresh: its `alsoKnownAs` decides whether the

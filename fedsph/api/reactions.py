@@ -57,22 +57,29 @@ async def unfavourite(request: web.Request) -> web.Response:
     return api_json(await _status_answer(request, object_id, me))
 
 
-async def reblog(request: web.Request) -> web.Response:
-    """Mastodon answers with the boost itself: a status by the booster whose `reblog` is the post.
+async def reblog_entity(request: web.Request, db, original: dict, booster: Actor,
+                        reaction: Reaction) -> dict:
+    """A boost as Mastodon shows it: a status by the booster whose `reblog` is the post.
 
-    A boost is not a post here, so its id is the reaction's, marked so it never names a post.
+    A boost is not a post here, so the wrapper takes the boosted post's id: ids stay numeric,
+    a timeline never holds the same id twice (a post shows once, boosted or not), and apps that
+    act on the wrapper act on the post, as they do with `reblog.id`.
     """
+    account = await account_entity(request, db, booster)
+    return {**original, "uri": reaction.activity_uri, "url": reaction.activity_uri,
+            "created_at": iso(reaction.created_at), "edited_at": None, "account": account,
+            "content": "", "spoiler_text": "", "media_attachments": [], "mentions": [],
+            "tags": [], "emojis": [], "sensitive": False, "pinned": False, "poll": None,
+            "card": None, "in_reply_to_id": None, "in_reply_to_account_id": None,
+            "application": None, "language": None, "reblog": original}
+
+
+async def reblog(request: web.Request) -> web.Response:
     object_id, reaction_id, me = await _act(request, "reblog")
     original = await _status_answer(request, object_id, me)
     async with request.app[SESSIONS]() as db:
         reaction = await db.get(Reaction, reaction_id)
-        account = await account_entity(request, db, await db.get(Actor, me.id))
-    wrapper = {**original, "id": f"reblog-{reaction.id}", "uri": reaction.activity_uri,
-               "url": reaction.activity_uri, "created_at": iso(reaction.created_at),
-               "edited_at": None, "account": account, "content": "", "spoiler_text": "",
-               "media_attachments": [], "mentions": [], "tags": [], "emojis": [],
-               "sensitive": False, "pinned": False, "in_reply_to_id": None,
-               "in_reply_to_account_id": None, "application": None, "reblog": original}
+        wrapper = await reblog_entity(request, db, original, await db.get(Actor, me.id), reaction)
     return api_json(wrapper)
 
 

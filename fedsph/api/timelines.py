@@ -3,7 +3,8 @@
 Also the account preferences apps read (fixed defaults).
 
 Home is the acting account's own posts and those of the accounts it follows (accepted follows),
-including their followers-only posts; public and hashtag timelines hold public posts only. Hidden
+including their followers-only posts, and the public posts those accounts (or the acting account)
+boosted, shown as reblogs; public and hashtag timelines hold public posts only. Hidden
 and held (unapproved) comments never show, nor deleted posts. Replies are kept, as in Mastodon.
 """
 
@@ -15,9 +16,10 @@ from sqlalchemy import Select, select
 from fedsph.api.errors import api_json
 from fedsph.api.pagination import fetch_page, link_header, page_params
 from fedsph.api.params import flag
+from fedsph.api.reactions import reblog_entity
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller, require_account
-from fedsph.models import Actor, Follow, Object
+from fedsph.models import Actor, Follow, Object, Reaction
 from fedsph.queries import has_tag
 from fedsph.web.keys import SESSIONS
 
@@ -27,11 +29,29 @@ def _shown():
     return (Object.deleted_at.is_(None), Object.hidden.is_(False), Object.approved.is_(True))
 
 
-async def _timeline(request: web.Request, query: Select, me: Actor | None) -> web.Response:
-    """`query` selects (Object.id, Object); the answer is one page of Status entities."""
+async def _timeline(request: web.Request, query: Select, me: Actor | None,
+                    boosters: Select | None = None) -> web.Response:
+    """`query` selects (Object.id, Object); the answer is one page of Status entities.
+
+    With `boosters` (a selection of actor ids), a post whose author is not among them but that
+    one of them boosted is shown as that account's reblog (its latest boost).
+    """
     async with request.app[SESSIONS]() as db:
         rows = await fetch_page(db, query, Object.id, page_params(request.query, default=20))
-        statuses = [await status_entity(request, db, obj, me) for _, obj in rows]
+        authors = set(await db.scalars(boosters)) if boosters is not None else set()
+        statuses = []
+        for _, obj in rows:
+            entity = await status_entity(request, db, obj, me)
+            boost = None
+            if boosters is not None and obj.actor_id not in authors:
+                boost = (await db.execute(
+                    select(Reaction, Actor).join(Actor, Actor.id == Reaction.actor_id)
+                    .where(Reaction.type == "Announce", Reaction.object_uri == obj.uri,
+                           Reaction.actor_id.in_(boosters))
+                    .order_by(Reaction.id.desc()).limit(1))).first()
+            if boost is not None:
+                entity = await reblog_entity(request, db, entity, boost.Actor, boost.Reaction)
+            statuses.append(entity)
     return api_json(statuses, headers=link_header(request, [object_id for object_id, _ in rows]))
 
 
@@ -40,11 +60,15 @@ async def home(request: web.Request) -> web.Response:
     me = caller.actor
     followed = select(Follow.followed_id).where(Follow.follower_id == me.id,
                                                 Follow.state == "accepted")
+    me_and_followed = select(Actor.id).where((Actor.id == me.id) | Actor.id.in_(followed))
+    boosted = select(Reaction.object_uri).where(Reaction.type == "Announce",
+                                                Reaction.actor_id.in_(me_and_followed))
     # A followed account's posts of any visibility fedsph has (public, unlisted, followers);
-    # an accepted follow is exactly what followers-only needs.
+    # an accepted follow is exactly what followers-only needs. Boosts only carry public posts.
     query = select(Object.id, Object).where(
-        *_shown(), (Object.actor_id == me.id) | Object.actor_id.in_(followed))
-    return await _timeline(request, query, me)
+        *_shown(), (Object.actor_id == me.id) | Object.actor_id.in_(followed)
+        | (Object.uri.in_(boosted) & Object.visibility.in_(("public", "unlisted"))))
+    return await _timeline(request, query, me, boosters=me_and_followed)
 
 
 async def public(request: web.Request) -> web.Response:

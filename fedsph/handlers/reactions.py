@@ -1,14 +1,16 @@
-"""Like and Announce of our posts, counted as reactions."""
+"""Like and Announce of our posts, counted as reactions; boosts by the accounts we follow."""
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id
+from fedsph.activitystreams import get_id, get_type
+from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Reaction
 from fedsph.notifications import REACTION_NOTIFICATIONS, notify
-from fedsph.remote_objects import get_object
+from fedsph.remote_objects import POST_TYPES, get_object, store_object
+from fedsph.remote_objects import visibility_of as document_visibility
 
 
 async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -> str:
@@ -17,6 +19,9 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
         # they happen; a copy handled here later could bring back one that was undone since.
         raise Ignored(f"{kind} by one of our actors, recorded when it was sent")
     object_uri = get_id(activity.get("object"))
+    if kind == "Announce" and isinstance(activity.get("object"), dict) and object_uri \
+            and not ctx.urls.is_local(object_uri):
+        return await _keep_boosted_post(ctx, activity, actor)
     if not object_uri or not ctx.urls.is_local(object_uri):
         raise Ignored(f"{kind} of something that is not ours")
     obj = await get_object(ctx.db, object_uri)
@@ -28,6 +33,28 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
                             activity_uri=activity["id"]))
         owner = await ctx.db.get(Actor, obj.actor_id)
         await notify(ctx.db, [owner], REACTION_NOTIFICATIONS[kind], actor, activity["id"], object_uri)
+    return "done"
+
+
+async def _keep_boosted_post(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    """A followed account boosted someone's post: keep the post (fetched from its own server by
+    the worker) and the boost, so home timelines show it as a reblog."""
+    document = activity["object"]
+    if get_type(document) not in POST_TYPES:
+        raise Ignored(f"boost of a {get_type(document)}, which we do not keep")
+    if document_visibility(document) not in ("public", "unlisted"):
+        raise Ignored("boost of a post that is not public")
+    author = await get_actor_by_uri(ctx.db, get_id(document.get("attributedTo")) or "")
+    if author is None:
+        raise Ignored("boost of a post whose author we could not fetch")
+    existing = await get_object(ctx.db, document["id"])
+    if existing is not None and existing.deleted_at is not None:
+        raise Ignored("boost of a post that was deleted")
+    await store_object(ctx.db, document, author)
+    exists = await ctx.db.scalar(select(Reaction.id).where(Reaction.activity_uri == activity["id"]))
+    if exists is None:
+        ctx.db.add(Reaction(type="Announce", actor_id=actor.id, object_uri=document["id"],
+                            activity_uri=activity["id"]))
     return "done"
 
 

@@ -1,0 +1,169 @@
+"""What members do from apps, seen by the strict Mastodon-like peer (tests/mastodon_peer.py):
+
+- a project announces its member's post that addresses it (FEP-1b12), and that post's deletion
+  reaches the project's followers;
+- a boost by an account a member follows shows in the member's home timeline as a reblog;
+- a reply reaches the author of the post it answers, even when the text does not name them.
+
+The client API is called over HTTP with a token issued directly (the OAuth flows have their own
+tests); the node runs in this process and the tests drive its worker.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from sqlalchemy import select
+
+from fedsph.actors import resolve_actor
+from fedsph.api.tokens import issue_token
+from fedsph.auth import new_token
+from fedsph.commands import create_user
+from fedsph.models import Actor, Follow, OAuthApp, Reaction
+from fedsph.web.keys import REMOTE
+from tests.mastodon_peer import PUBLIC, MastodonPeer
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+async def mastodon():
+    peer = await MastodonPeer().start()
+    yield peer
+    await peer.stop()
+
+
+async def flush(node) -> None:
+    for _ in range(3):
+        await node.run_worker()
+
+
+async def deliver(node, peer, actor, activity) -> None:
+    status, text = await peer.post(actor, f"{node.base}/inbox", activity)
+    assert status == 202, text
+    await flush(node)
+
+
+async def member_token(node, username: str, project: str | None) -> tuple[str, Actor]:
+    """A member of `project` (or of none) and a token acting as their own Person."""
+    user = await create_user(node, username, PASSWORD, False, project)
+    async with node.sessions() as db, db.begin():
+        app = OAuthApp(client_id=new_token()[:32], client_secret_hash="-", name="tests",
+                       redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read write follow")
+        db.add(app)
+        await db.flush()
+        token, _ = await issue_token(db, app, user.id, user.actor_id, ["read", "write", "follow"])
+        actor = await db.get(Actor, user.actor_id)
+    return token, actor
+
+
+async def api(node, token: str, method: str, path: str, **kwargs):
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http, \
+            http.request(method, node.base + path, **kwargs) as response:
+        return response.status, await response.json()
+
+
+async def test_a_project_announces_its_members_post_to_its_followers(node, mastodon):
+    project = await node.create_actor("coop")
+    token, ana = await member_token(node, "ana", "coop")
+    mia = mastodon.add_actor("mia")
+    await deliver(node, mastodon, mia, mastodon.follow(mia, project.uri))
+    assert len(mastodon.activities("Accept")) == 1
+
+    status, post = await api(node, token, "POST", "/api/v1/statuses",
+                             data={"status": "@coop the roof is on!"})
+    assert status == 200, post
+    await flush(node)
+    [announce] = mastodon.activities("Announce")
+    assert announce["actor"] == project.uri and announce["object"] == post["uri"]
+    assert announce["to"] == [PUBLIC] and project.uri + "/followers" in announce["cc"]
+    # Mia's server fetches the announced post (signed, as Mastodon does) and finds Ana's Note.
+    note = await mastodon.fetch(post["uri"])
+    assert note["attributedTo"] == ana.uri and "the roof is on" in note["content"]
+    assert not mastodon.failures
+
+    status, boosters = await api(node, token, "GET", f"/api/v1/statuses/{post['id']}/reblogged_by")
+    assert [b["acct"] for b in boosters] == ["coop"]
+
+    # Posts that do not address the project, or are not public, are not announced.
+    await api(node, token, "POST", "/api/v1/statuses", data={"status": "Just me today"})
+    await api(node, token, "POST", "/api/v1/statuses",
+              data={"status": "@coop a private word", "visibility": "direct"})
+    await flush(node)
+    assert len(mastodon.activities("Announce")) == 1
+
+    # Mia follows the project, not Ana: the deletion still reaches her, so her copy goes too.
+    status, _ = await api(node, token, "DELETE", f"/api/v1/statuses/{post['id']}")
+    assert status == 200
+    await flush(node)
+    deletes = [d for d in mastodon.activities("Delete") if d["object"]["id"] == post["uri"]]
+    assert len(deletes) == 1 and deletes[0]["actor"] == ana.uri
+    assert not mastodon.failures
+
+
+async def test_someone_elses_member_cannot_make_a_project_announce(node, mastodon):
+    await node.create_actor("coop")
+    await node.create_actor("other")
+    token, _ = await member_token(node, "bea", "other")
+    status, post = await api(node, token, "POST", "/api/v1/statuses",
+                             data={"status": "@coop please share this"})
+    assert status == 200, post
+    async with node.readers() as db:
+        assert await db.scalar(select(Reaction.id).where(Reaction.object_uri == post["uri"])) is None
+
+
+async def test_a_followed_accounts_boost_shows_in_home_as_a_reblog(node, mastodon):
+    token, ana = await member_token(node, "ana", None)
+    mia, leo = mastodon.add_actor("mia"), mastodon.add_actor("leo")
+    # Ana follows Mia (accepted); nobody here follows Leo.
+    mia_id = await resolve_actor(node.sessions, node.app[REMOTE], mia.uri)
+    async with node.sessions() as db, db.begin():
+        db.add(Follow(follower_id=ana.id, followed_id=mia_id, state="accepted"))
+
+    leos_post = mastodon.create_note(leo, "Leo shares the plans")["object"]
+    boost = mastodon.announce(mia, leos_post)
+    await deliver(node, mastodon, mia, boost)
+
+    status, home = await api(node, token, "GET", "/api/v1/timelines/home")
+    assert status == 200
+    [entry] = home
+    assert entry["account"]["acct"] == f"mia@{mastodon.domain}"
+    assert entry["reblog"]["uri"] == leos_post["id"]
+    assert entry["reblog"]["account"]["acct"] == f"leo@{mastodon.domain}"
+    assert "Leo shares the plans" in entry["reblog"]["content"] and entry["content"] == ""
+    assert entry["id"] == entry["reblog"]["id"] and entry["id"].isdigit()
+    assert leos_post["id"] in mastodon.fetched  # from its own server, not taken from Mia
+
+    # A boost by someone nobody here follows is not kept.
+    other = mastodon.create_note(mia, "Mia writes")["object"]
+    await deliver(node, mastodon, leo, mastodon.announce(leo, other))
+    status, home = await api(node, token, "GET", "/api/v1/timelines/home")
+    assert [e["reblog"]["uri"] for e in home] == [leos_post["id"]]
+
+    # Mia takes her boost back: it leaves Ana's home.
+    undo = {"@context": "https://www.w3.org/ns/activitystreams", "id": boost["id"] + "#undo",
+            "type": "Undo", "actor": mia.uri, "object": boost}
+    await deliver(node, mastodon, mia, undo)
+    status, home = await api(node, token, "GET", "/api/v1/timelines/home")
+    assert home == []
+    assert not mastodon.failures
+
+
+async def test_a_reply_from_an_app_reaches_the_author_it_answers(node, mastodon):
+    token, ana = await member_token(node, "ana", None)
+    mia = mastodon.add_actor("mia")
+    mia_id = await resolve_actor(node.sessions, node.app[REMOTE], mia.uri)
+    async with node.sessions() as db, db.begin():
+        db.add(Follow(follower_id=ana.id, followed_id=mia_id, state="accepted"))
+    mias_post = mastodon.create_note(mia, "Who has a cement mixer?")
+    await deliver(node, mastodon, mia, mias_post)
+    status, home = await api(node, token, "GET", "/api/v1/timelines/home")
+    [stored] = home
+
+    status, reply = await api(node, token, "POST", "/api/v1/statuses",
+                              data={"status": "We do, come by!", "in_reply_to_id": stored["id"]})
+    assert status == 200, reply
+    await flush(node)
+    [create] = [c for c in mastodon.activities("Create") if c["object"]["id"] == reply["uri"]]
+    assert create["object"]["inReplyTo"] == mias_post["object"]["id"]
+    assert not mastodon.failures
