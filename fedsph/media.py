@@ -190,6 +190,11 @@ def clean_license(raw: str | None) -> str:
     raise MediaError("Choose a licence for the image: " + ", ".join(LICENSES) + ".")
 
 
+def has_alt(media: Media) -> bool:
+    """Whether the image is described; an undescribed image is never published."""
+    return bool((media.alt or "").strip())
+
+
 def clean_alt(raw: str | None) -> str:
     alt = " ".join((raw or "").split())
     if not alt:
@@ -247,13 +252,15 @@ def _best_for(renditions: list[Rendition], max_width: int) -> Rendition:
 
 
 async def save_upload(db, settings: Settings, owner: Actor, data: bytes, alt: str | None,
-                      license: str | None, author: str | None, position: int = 0) -> Media:
+                      license: str | None, author: str | None, position: int = 0, *,
+                      alt_later: bool = False) -> Media:
     """Validate, process and store one image for `owner`; adds the Media row and flushes.
 
     The caller owns the transaction. Decoding and resizing run in a thread so the event loop
-    keeps serving other requests meanwhile.
+    keeps serving other requests meanwhile. `alt_later` lets the description be given after the
+    upload (Mastodon apps do that); such an image must get one before it is published.
     """
-    alt = clean_alt(alt)
+    alt = None if alt_later and not (alt or "").strip() else clean_alt(alt)
     license_id = clean_license(license)
     author = clean_author(author, owner)
     key = secrets.token_urlsafe(16)
@@ -314,12 +321,19 @@ def srcset(media: Media, urls) -> str:
 
 
 def attachment_document(media: Media, urls) -> dict:
-    """The AS2 Image we put in a Note's `attachment`. `license` is the licence URL."""
+    """The AS2 Image we put in a Note's `attachment`. `license` is the licence URL.
+
+    Raises MediaError for an undescribed image (uploaded from an app, described later): this is
+    the one door every published image goes through, so none goes out without alt text.
+    """
+    if not has_alt(media):
+        raise MediaError("every image needs a description (alt text) for people who cannot "
+                         f"see it; image {media.id} has none")
     document = {
         "type": "Image",
         "mediaType": media.content_type,
         "url": largest_url(media, urls),
-        "name": media.alt or "",
+        "name": media.alt,
         "width": media.width,
         "height": media.height,
     }

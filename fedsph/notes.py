@@ -12,6 +12,7 @@ import html
 import re
 
 from fedsph.activitystreams import AS_CONTEXT, FEDSPH_NS, PUBLIC, iso
+from fedsph.mention_markup import unlink_mentions
 from fedsph.models import Actor, Object
 
 # Term definitions for everything a Note or its Create may carry beyond plain AS2: Mastodon's
@@ -84,7 +85,7 @@ def html_to_text(content: str | None) -> str:
     if not content:
         return ""
     body = _HASHTAG_PARAGRAPH.sub("", _TITLE_PARAGRAPH.sub("", content, count=1), count=1)
-    body = _LINK.sub(r"\1", body)
+    body = _LINK.sub(r"\1", unlink_mentions(body))
     paragraphs = [p for p in re.split(r"</p>\s*<p>", body.removeprefix("<p>").removesuffix("</p>"))]
     return html.unescape("\n\n".join(p.replace("<br>", "\n") for p in paragraphs))
 

@@ -18,6 +18,7 @@ from fedsph import vocab
 from fedsph.activitystreams import PUBLIC, build_activity, build_tombstone
 from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.media import attachment_document
+from fedsph.mention_markup import link_mentions
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.notes import NOTE_CONTEXT, build_content, build_note, clean_hashtag, source_texts
 from fedsph.notifications import notify
@@ -156,6 +157,17 @@ def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | 
     }
 
 
+def _link_mentions(columns: dict, author: Actor, mentioned: list[Actor]) -> None:
+    """Mentions of stored actors become Mastodon's mention links in every language's content."""
+    links = {(a.username.lower(), (a.domain or "").lower()): a.url or a.uri for a in mentioned}
+    if not links:
+        return
+    columns["content"] = link_mentions(columns["content"], links, author.domain)
+    if columns["content_map"]:
+        columns["content_map"] = {lang: link_mentions(html, links, author.domain)
+                                  for lang, html in columns["content_map"].items()}
+
+
 def mention_tags(actors: list[Actor]) -> list[dict]:
     """AS2 Mention tags as Mastodon reads them: href is the actor, name is @user@host."""
     tags = {a.uri: {"type": "Mention", "name": f"@{a.username}@{a.domain}", "href": a.uri}
@@ -204,6 +216,7 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
     columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
                               themes, place, summary, media, visibility)
     columns["tags"] = (columns["tags"] or []) + mention_tags(mentions) or None
+    _link_mentions(columns, actor, list(mentions))
     uri = urls.new_object()
     obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
                  published=published or utcnow(), in_reply_to=in_reply_to, **columns)
@@ -247,6 +260,9 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
     # The edit forms do not send mentions: the ones the update was published with stay.
     kept = [t for t in obj.tags or [] if t.get("type") == "Mention"]
     columns["tags"] = (columns["tags"] or []) + kept or None
+    mentioned = list(await db.scalars(select(Actor).where(
+        Actor.uri.in_([t["href"] for t in kept])))) if kept else []
+    _link_mentions(columns, actor, mentioned)
     for column, value in columns.items():
         setattr(obj, column, value)
     await _attach_media(db, urls, obj, media)
@@ -256,9 +272,8 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
     update = build_activity("Update", urls.new_activity(), actor.uri, note,
                             to=note["to"], cc=note["cc"])
     update["@context"] = NOTE_CONTEXT
-    mentioned = list(await db.scalars(select(Actor).where(
-        Actor.uri.in_([t["href"] for t in kept]), Actor.id != actor.id))) if kept else []
-    await _send_to_followers(db, actor, update, obj.uri, obj.visibility, also=mentioned)
+    await _send_to_followers(db, actor, update, obj.uri, obj.visibility,
+                             also=[m for m in mentioned if m.id != actor.id])
     if obj.stage_change != previous_stage:
         await _apply_stage_change(db, urls, actor, obj.stage_change)
     return obj

@@ -9,9 +9,10 @@ import pytest
 import requests
 from mastodon import Mastodon
 
-from fedsph.api.text import hashtags, mentions
+from fedsph.api.text import hashtags, link_mentions, mentions, unlink_mentions
 from fedsph.models import Object
 from fedsph.outbox import edit_note, publish_update
+from fedsph.sanitize import clean_html
 from tests.dbfixtures import store_remote
 from tests.mastodon_client import logged_in, start_server, stop_server
 
@@ -26,6 +27,37 @@ def test_mentions_in_text():
     assert mentions(text, "here.example") == [
         ("bea", "here.example"), ("casa", "127.0.0.1:8000"), ("bob", "peer.example")]
     assert mentions("no one here, see x.example/@page", "here.example") == []
+
+
+def test_resolved_mentions_become_mastodon_links():
+    html = ('<p>Hola @bea y @Casa@peer.example, @nadie@unknown.example '
+            '<a href="https://x.example/@bea">https://x.example/@bea</a></p>')
+    urls = {("bea", "here.example"): "https://here.example/@bea?a&b",
+            ("casa", "peer.example"): "https://peer.example/actors/casa"}
+    linked = link_mentions(html, urls, "here.example")
+    assert linked == (
+        '<p>Hola <span class="h-card" translate="no"><a href="https://here.example/@bea?a&amp;b"'
+        ' class="u-url mention">@<span>bea</span></a></span> y <span class="h-card" '
+        'translate="no"><a href="https://peer.example/actors/casa" class="u-url mention">'
+        '@<span>Casa@peer.example</span></a></span>, @nadie@unknown.example '
+        '<a href="https://x.example/@bea">https://x.example/@bea</a></p>')
+    assert unlink_mentions(linked) == html  # the text typed is recovered for editing
+    assert link_mentions(html, {}, "here.example") == html
+
+
+def test_sanitizer_keeps_mention_markup():
+    ours = link_mentions("<p>@bea</p>", {("bea", "h.example"): "https://h.example/@bea"},
+                         "h.example")
+    assert 'class="h-card" translate="no"' in clean_html(ours)
+    assert 'class="u-url mention"' in clean_html(ours)
+    # Mastodon's own markup, as received (fixtures/lemmy-assets/mastodon/objects/note_1.json).
+    received = ('<p><span class="h-card" translate="no"><a href="https://mamot.fr/@retiolus" '
+                'class="u-url mention">@<span>retiolus</span></a></span> hi</p>')
+    assert clean_html(received) == received.replace(
+        'class="u-url mention"', 'class="u-url mention" rel="nofollow noopener noreferrer"')
+    # Other classes and translate values are dropped.
+    assert clean_html('<span class="button h-card" translate="yes">x</span>') == \
+        '<span class="h-card">x</span>'
 
 
 async def test_mention_of_a_remote_actor_reaches_its_inbox(node, peer):
@@ -68,6 +100,12 @@ def test_status_from_an_app_with_hashtags_and_mentions(server):
     assert [t.name for t in posted.tags] == ["Huerta"]
     assert sorted(m.acct for m in posted.mentions) == ["bea", "casa"]
     assert all(m.id and m.url for m in posted.mentions)
+    # Resolved mentions are Mastodon's links in the HTML; the unknown one stays plain text.
+    bea_url = next(m.url for m in posted.mentions if m.acct == "bea")
+    assert (f'<span class="h-card" translate="no"><a href="{bea_url}" class="u-url mention">'
+            '@<span>bea</span></a></span>') in posted.content
+    assert f"@<span>casa@{domain}</span></a></span>" in posted.content
+    assert "@nadie@unknown.example" in posted.content
     assert [s.id for s in api.timeline_hashtag("huerta")] == [posted.id]
 
     note = requests.get(posted.uri, headers={"Accept": "application/activity+json"},
@@ -78,6 +116,8 @@ def test_status_from_an_app_with_hashtags_and_mentions(server):
     assert by_type["Hashtag"] == ["#Huerta"]
     assert sorted(by_type["Mention"]) == [f"@bea@{domain}", f"@casa@{domain}"]
     assert f"{server.base}/actors/bea" in note["cc"]
+    assert note["content"] == posted.content
+
 
     # bea hears about it once the worker has handled the local delivery.
     bea = logged_in(server, "bea")
@@ -87,3 +127,8 @@ def test_status_from_an_app_with_hashtags_and_mentions(server):
         time.sleep(0.2)
     else:
         pytest.fail("bea got no mention notification")
+
+    # An edit keeps the links; delete-and-redraft gives back the text as typed.
+    edited = api.status_update(posted.id, f"Otra vez @bea y @casa@{domain}")
+    assert edited.content.count('class="u-url mention"') == 2
+    assert api.status_delete(posted.id).text == f"Otra vez @bea y @casa@{domain}"

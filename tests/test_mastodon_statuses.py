@@ -77,9 +77,27 @@ def test_media_then_status_with_language_and_content_warning(api):
         api.media_update(media.id, description="something else")
 
 
-def test_media_needs_a_description(api):
+def test_media_described_after_upload_and_required_to_post(api):
+    # Apps upload first and send the description later: the upload is accepted.
+    media = api.media_post(png(), mime_type="image/png")
+    assert media.type == "image" and media.description is None
+    with pytest.raises(MastodonAPIError, match=rf"description \(alt text\).*image {media.id}"):
+        api.status_post("Sin descripción", media_ids=[media])
     with pytest.raises(MastodonAPIError, match="(?i)describe the image"):
-        api.media_post(png(), mime_type="image/png")
+        api.media_update(media.id, description="   ")
+    assert api.media(media.id).description is None  # nothing was published or changed
+
+    described = api.media_post(png(), mime_type="image/png", description="A wall")
+    # An edit adding an undescribed image is refused too, and leaves the post as it was.
+    posted = api.status_post("Con descripción", media_ids=[described])
+    with pytest.raises(MastodonAPIError, match=f"image {media.id}"):
+        api.status_update(posted.id, "Con dos fotos", media_ids=[described, media])
+    assert [a.id for a in api.status(posted.id).media_attachments] == [described.id]
+
+    api.media_update(media.id, description="A ladder against the wall")
+    later = api.status_post("Ahora sí", media_ids=[media])
+    [image] = as2(later.uri).json()["attachment"]
+    assert image["name"] == "A ladder against the wall"
 
 
 def test_reply_context_edit_and_delete(api):

@@ -115,7 +115,7 @@ def test_follow_notification_then_dismiss_and_clear(ana, bea):
     assert ana.notifications() == []
 
 
-def test_markers_and_preferences(ana):
+def test_markers_are_stored_and_survive_a_restart(server, ana, bea):
     assert ana.markers_get(["home", "notifications"]) == {}
     newest = ana.timeline_home(limit=1)[0]
     saved = ana.markers_set(["home"], [newest.id])
@@ -123,7 +123,26 @@ def test_markers_and_preferences(ana):
     again = ana.markers_get(["home"])
     assert again.home.last_read_id == str(newest.id)
     assert ana.markers_set(["home"], [newest.id]).home.version == 2
+    assert bea.markers_get(["home"]) == {}  # markers are per account
 
+    # JSON bodies (as Elk sends them) set both timelines at once; bad ids get a clear 422.
+    url, auth = f"{server.base}/api/v1/markers", {"Authorization": f"Bearer {ana.access_token}"}
+    both = requests.post(url, headers=auth, timeout=10, json={
+        "home": {"last_read_id": str(newest.id)}, "notifications": {"last_read_id": "7"}}).json()
+    assert both["home"]["version"] == 3 and both["notifications"] == {
+        "last_read_id": "7", "version": 1, "updated_at": both["notifications"]["updated_at"]}
+    bad = requests.post(url, headers=auth, timeout=10, json={"home": {"last_read_id": {}}})
+    assert bad.status_code == 422 and "last_read_id" in bad.json()["error"]
+
+    server.stop()
+    server.start()
+    after = ana.markers_get(["home", "notifications"])
+    assert after.home.last_read_id == str(newest.id) and after.home.version == 3
+    assert after.notifications.last_read_id == "7"
+    assert ana.markers_get(["notifications"]).keys() == {"notifications"}
+
+
+def test_preferences(ana):
     preferences = ana.preferences()
     assert preferences["posting:default:visibility"] == "public"
     assert preferences["posting:default:sensitive"] is False

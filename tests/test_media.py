@@ -18,6 +18,8 @@ from fedsph.media import (
     save_upload,
     srcset,
 )
+from fedsph.models import Actor
+from fedsph.outbox import publish_update
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -169,6 +171,21 @@ async def test_alt_text_and_licence_required(node):
         await upload(node, jpeg(400, 300), alt="   ")
     with pytest.raises(MediaError, match="licence"):
         await upload(node, jpeg(400, 300), slug="coop2", license="All rights reserved")
+
+
+async def test_alt_text_may_come_later_but_is_needed_to_publish(node):
+    # From apps (alt_later): stored undescribed, but no Note can carry it until described.
+    media = await upload(node, jpeg(400, 300), slug="coop3", alt="  ", alt_later=True)
+    assert media.alt is None
+    with pytest.raises(MediaError, match=rf"alt text.*image {media.id}"):
+        attachment_document(media, node.urls)
+    async with node.sessions() as db, db.begin():
+        own = await db.get(type(media), media.id)
+        with pytest.raises(ValueError, match="alt text"):
+            await publish_update(db, node.urls, await db.get(Actor, own.owner_id),
+                                 contents={"": "hola"}, media=[own])
+    media.alt = "A ladder"
+    assert attachment_document(media, node.urls)["name"] == "A ladder"
 
 
 async def test_png_with_alpha(node):

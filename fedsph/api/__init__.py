@@ -61,7 +61,6 @@ def add_routes(app: web.Application) -> None:
     api("GET", "/api/v1/timelines/public", api_timelines.public)
     api("GET", "/api/v1/timelines/tag/{hashtag:[^/]+}", api_timelines.tag)
     api("GET", "/api/v1/preferences", api_timelines.preferences)
-    api_notifications.setup(app)
     api("GET", "/api/v1/notifications", api_notifications.list_notifications)
     api("POST", "/api/v1/notifications/clear", api_notifications.clear)
     api("GET", r"/api/v1/notifications/{id:\d+}", api_notifications.get_notification)

@@ -24,9 +24,15 @@ def version() -> str:
     return f"{COMPATIBLE_API_VERSION} (compatible; fedsph {short})"
 
 
-def _configuration(settings) -> dict:
+def streaming_url(base: str) -> str:
+    """Mastodon documents this as a URL, never null, and typed clients fail to decode a null.
+    fedsph has no streaming API: apps that connect are refused and keep polling instead."""
+    return "ws" + base[len("http"):] if base.startswith("http") else base
+
+
+def _configuration(settings, base: str) -> dict:
     return {
-        "urls": {"streaming": None},
+        "urls": {"streaming": streaming_url(base)},
         "accounts": {"max_featured_tags": 0, "max_pinned_statuses": 5},
         "statuses": {"max_characters": MAX_CHARACTERS, "max_media_attachments": MAX_MEDIA,
                      "characters_reserved_per_url": 23},
@@ -62,10 +68,10 @@ async def instance_v1(request: web.Request) -> web.Response:
     return api_json({
         "uri": settings.domain, "title": settings.node_name,
         "short_description": _description(settings), "description": _description(settings),
-        "email": "", "version": version(), "urls": {"streaming_api": None},
+        "email": "", "version": version(), "urls": {"streaming_api": streaming_url(base)},
         "stats": await _stats(request), "thumbnail": base + MISSING_IMAGE,
         "languages": list(UI_LANGUAGES), "registrations": False, "approval_required": False,
-        "invites_enabled": True, "configuration": _configuration(settings),
+        "invites_enabled": True, "configuration": _configuration(settings, base),
         "contact_account": None, "rules": [],
     })
 
@@ -78,9 +84,9 @@ async def instance_v2(request: web.Request) -> web.Response:
         "source_url": base + "/",  # no public repository yet: the node itself
         "description": _description(settings),
         "usage": {"users": {"active_month": stats["user_count"]}},
-        "thumbnail": {"url": base + MISSING_IMAGE, "blurhash": None, "versions": {}},
+        "thumbnail": {"url": base + MISSING_IMAGE},  # blurhash and versions: optional
         "icon": [], "languages": list(UI_LANGUAGES),
-        "configuration": _configuration(settings),
+        "configuration": _configuration(settings, base),
         "registrations": {"enabled": False, "approval_required": False, "message": None,
                           "url": None},
         "api_versions": {"mastodon": 0},

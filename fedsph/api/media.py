@@ -1,8 +1,10 @@
 """Media uploads from apps: POST /api/v1|v2/media, GET and PUT /api/v1/media/:id.
 
 Images are processed while the request waits (fedsph.media.save_upload), so v2 answers 200 with
-a ready attachment, never 202. The description is the image's alt text, which fedsph requires;
-the licence defaults to CC-BY-4.0 with the acting account's name as author.
+a ready attachment, never 202. The description is the image's alt text. Apps upload first and
+describe later (PUT), so an upload may come without one; fedsph requires it when the image is
+posted (fedsph.api.statuses refuses a status with an undescribed image). The licence defaults to
+CC-BY-4.0 with the acting account's name as author.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ async def upload(request: web.Request) -> web.Response:
         async with request.app[WRITER]() as db, db.begin():
             media = await save_upload(db, request.app[SETTINGS], actor, data,
                                       fields.get("description"), DEFAULT_LICENSE,
-                                      actor.name or actor.username)
+                                      actor.name or actor.username, alt_later=True)
     except MediaError as exc:
         raise ApiError(422, f"Validation failed: {exc}") from None
     return api_json(media_attachment(media, request.app[URLS]))

@@ -2,33 +2,30 @@
 
 Notifications are fedsph.models.Notification rows of the acting account, paged by their id;
 dismissing sets dismissed_at, so the site's notification page agrees with the apps.
-Markers (where the member stopped reading home and notifications) are kept in memory per
-account: fedsph has no table for them, and a restart forgets them, which apps tolerate.
+Markers (where the member stopped reading home and notifications) are fedsph.models.Marker
+rows, one per account and timeline, so they survive restarts and are shared by all its apps.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.api.accounts import account_entity
 from fedsph.api.entities import iso
-from fedsph.api.errors import api_json, not_found
+from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.pagination import fetch_page, link_header, page_params
 from fedsph.api.params import list_param, read_params
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import require_account
-from fedsph.models import Actor, Notification, Object, utcnow
+from fedsph.models import Actor, Marker, Notification, Object, utcnow
 from fedsph.web.keys import SESSIONS, WRITER
 
 WITH_STATUS = ("mention", "favourite", "reblog")
 MARKER_TIMELINES = ("home", "notifications")
-MARKERS = web.AppKey("api_markers", dict)
-
-
-def setup(app: web.Application) -> None:
-    app[MARKERS] = {}
+MAX_MARKER_ID = 64
 
 
 async def notification_entity(request: web.Request, db: AsyncSession,
@@ -42,7 +39,8 @@ async def notification_entity(request: web.Request, db: AsyncSession,
             status = await status_entity(request, db, obj, me)
     return {"id": str(notification.id), "type": notification.type,
             "created_at": iso(notification.created_at),
-            "account": await account_entity(request, db, sender), "status": status}
+            "account": await account_entity(request, db, sender),
+            **({"status": status} if status else {})}  # optional, never null
 
 
 async def list_notifications(request: web.Request) -> web.Response:
@@ -97,12 +95,56 @@ async def clear(request: web.Request) -> web.Response:
     return api_json({})
 
 
+def marker_entity(marker: Marker) -> dict:
+    return {"last_read_id": marker.last_read_id, "version": marker.version,
+            "updated_at": iso(marker.updated_at)}
+
+
 async def get_markers(request: web.Request) -> web.Response:
     """`timeline[]=home&timeline[]=notifications`; markers never set are left out."""
     caller = await require_account(request, "read:statuses")
-    saved = request.app[MARKERS].get(caller.actor.id, {})
     wanted = list_param(request.query, "timeline") or list(MARKER_TIMELINES)
-    return api_json({name: saved[name] for name in wanted if name in saved})
+    async with request.app[SESSIONS]() as db:
+        saved = {m.timeline: m for m in await db.scalars(select(Marker).where(
+            Marker.actor_id == caller.actor.id, Marker.timeline.in_(wanted)))}
+    return api_json({name: marker_entity(saved[name]) for name in wanted if name in saved})
+
+
+def _last_read_ids(params, body) -> dict[str, str]:
+    """{timeline: last_read_id} from `home[last_read_id]=…` form fields or a JSON object."""
+    found = {}
+    for name in MARKER_TIMELINES:
+        nested = body.get(name) if isinstance(body, dict) else None
+        value = nested.get("last_read_id") if isinstance(nested, dict) else None
+        if value is None:
+            value = params.get(f"{name}[last_read_id]")
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, str | int) \
+                or not str(value).strip() or len(str(value)) > MAX_MARKER_ID:
+            raise ApiError(422, f"Validation failed: {name}[last_read_id] must be a status or "
+                                "notification id")
+        found[name] = str(value).strip()
+    return found
+
+
+async def _save_marker(db: AsyncSession, actor_id: int, timeline: str, last_read: str) -> Marker:
+    """Insert or update the account's marker; every save counts one more version."""
+    marker = await db.scalar(select(Marker).where(Marker.actor_id == actor_id,
+                                                  Marker.timeline == timeline))
+    if marker is None:
+        try:
+            async with db.begin_nested():
+                marker = Marker(actor_id=actor_id, timeline=timeline, last_read_id=last_read,
+                                version=1, updated_at=utcnow())
+                db.add(marker)
+            return marker
+        except IntegrityError:  # another app of the same account saved it just now
+            marker = await db.scalar(select(Marker).where(Marker.actor_id == actor_id,
+                                                          Marker.timeline == timeline))
+    marker.last_read_id, marker.version = last_read, marker.version + 1
+    marker.updated_at = utcnow()
+    return marker
 
 
 async def set_markers(request: web.Request) -> web.Response:
@@ -110,15 +152,8 @@ async def set_markers(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:statuses")
     params = await read_params(request)
     body = await request.json() if request.content_type == "application/json" else {}
-    saved = request.app[MARKERS].setdefault(caller.actor.id, {})
-    answer = {}
-    for name in MARKER_TIMELINES:
-        nested = body.get(name) if isinstance(body, dict) else None
-        last_read = (nested or {}).get("last_read_id") if isinstance(nested, dict) else None
-        last_read = last_read or params.get(f"{name}[last_read_id]")
-        if last_read is None:
-            continue
-        version = saved.get(name, {}).get("version", 0) + 1
-        saved[name] = answer[name] = {"last_read_id": str(last_read), "version": version,
-                                      "updated_at": iso(utcnow())}
-    return api_json(answer)
+    wanted = _last_read_ids(params, body)
+    async with request.app[WRITER]() as db, db.begin():
+        saved = [await _save_marker(db, caller.actor.id, name, last_read)
+                 for name, last_read in wanted.items()]
+        return api_json({m.timeline: marker_entity(m) for m in saved})

@@ -66,12 +66,14 @@ async def reblog_entity(request: web.Request, db, original: dict, booster: Actor
     act on the wrapper act on the post, as they do with `reblog.id`.
     """
     account = await account_entity(request, db, booster)
-    return {**original, "uri": reaction.activity_uri, "url": reaction.activity_uri,
+    wrapper = {**original, "uri": reaction.activity_uri, "url": reaction.activity_uri,
             "created_at": iso(reaction.created_at), "edited_at": None, "account": account,
             "content": "", "spoiler_text": "", "media_attachments": [], "mentions": [],
             "tags": [], "emojis": [], "sensitive": False, "pinned": False, "poll": None,
             "card": None, "in_reply_to_id": None, "in_reply_to_account_id": None,
-            "application": None, "language": None, "reblog": original}
+            "language": None, "reblog": original}
+    wrapper.pop("application", None)  # optional, never null, in Mastodon's Status
+    return wrapper
 
 
 async def reblog(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ Mastodon calls followers-only posts `private`; fedsph calls them `followers`.
 from __future__ import annotations
 
 import html
+from urllib.parse import quote, urljoin
 
 from fedsph.api.entities import iso
 from fedsph.media import file_url, largest_url
@@ -72,7 +73,9 @@ def spoiler_text(obj: Object) -> str:
 
 
 def hashtags(obj: Object) -> list[dict]:
-    return [{"name": tag["name"].lstrip("#"), "url": tag.get("href")}
+    """Status::Tag needs a URL: a remote Hashtag without `href` links to its server's tag page."""
+    return [{"name": (name := tag["name"].lstrip("#")),
+             "url": tag.get("href") or urljoin(obj.uri, "/tags/" + quote(name.lower()))}
             for tag in obj.tags or [] if tag.get("type") in ("Hashtag", "theme") and tag.get("name")]
 
 
@@ -80,7 +83,7 @@ def status(obj: Object, account: dict, media: list[dict], *, replies: int, favou
            reblogs: int, favourited: bool, reblogged: bool, in_reply_to_id: str | None,
            in_reply_to_account_id: str | None) -> dict:
     """The Status entity; `account` and `media` are already built entities."""
-    return {
+    entity = {
         "id": str(obj.id),
         "uri": obj.uri,
         "url": obj.url or obj.uri,
@@ -109,6 +112,8 @@ def status(obj: Object, account: dict, media: list[dict], *, replies: int, favou
         "language": obj.language,
         "poll": None,
         "card": None,
-        "application": {"name": "fedsph", "website": None} if obj.local else None,
         "filtered": [],
     }
+    if obj.local:  # optional, never null: Mastodon leaves it out for other servers' posts
+        entity["application"] = {"name": "fedsph", "website": None}
+    return entity

@@ -21,6 +21,8 @@ from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
 from fedsph.api.params import list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
+from fedsph.group_announce import announce_member_post
+from fedsph.media import has_alt
 from fedsph.models import Actor, Follow, Media, Object, Reaction
 from fedsph.notes import source_texts
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
@@ -150,6 +152,11 @@ async def _media(db: AsyncSession, params, me: Actor) -> list[Media] | None:
         if media is None or media.owner_id != me.id:
             raise _invalid(f"no image with id {raw}")
         rows.append(media)
+    undescribed = [str(m.id) for m in rows if not has_alt(m)]
+    if undescribed:
+        raise _invalid("every image needs a description (alt text) for people who cannot see "
+                       f"it; describe image {', '.join(undescribed)} (PUT /api/v1/media/:id) "
+                       "before posting")
     return rows
 
 
@@ -186,6 +193,7 @@ async def create_status(request: web.Request) -> web.Response:
                 mentions=await _mentioned(db, text, request.app[SETTINGS].domain))
         except ValueError as exc:
             raise _invalid(str(exc)) from None
+        await announce_member_post(db, request.app[URLS], author, obj)
     if cache_key:
         cache[cache_key] = obj.id
     return await _answer(request, obj.id, caller.actor)

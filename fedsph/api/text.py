@@ -1,18 +1,21 @@
 """What a status's plain text names: #hashtags and @mentions, read the way Mastodon reads them.
 
 Pure functions: the caller decides which mentioned accounts exist (only stored actors count,
-nothing is fetched while an app waits for its answer).
+nothing is fetched while an app waits for its answer). link_mentions writes the resolved ones
+into the status's HTML as Mastodon does.
 """
 
 from __future__ import annotations
 
 import re
 
-# A tag or mention starts at the beginning or after a character that cannot be part of a word,
-# a URL path or an address, so "a#b", "x/#frag" and "mail@host" are not tags or mentions.
+# Mention parsing and linking live outside fedsph.api so the outbox can use them too.
+from fedsph.mention_markup import MENTION as _MENTION
+from fedsph.mention_markup import link_mentions, unlink_mentions
+
+# A tag starts at the beginning or after a character that cannot be part of a word,
+# a URL path or an address, so "a#b" and "x/#frag" are not tags.
 _HASHTAG = re.compile(r"(?:^|(?<=[^\w/#&]))#(\w{1,100})(?!\w)")
-_MENTION = re.compile(
-    r"(?:^|(?<=[^\w/@.]))@(\w+(?:[.-]\w+)*)(?:@([A-Za-z0-9.-]+(?::\d{1,5})?[A-Za-z0-9]))?(?![\w@])")
 
 
 def hashtags(text: str) -> list[str]:
@@ -32,3 +35,7 @@ def mentions(text: str, local_domain: str) -> list[tuple[str, str]]:
         username, domain = match.group(1), (match.group(2) or local_domain)
         found.setdefault((username.lower(), domain.lower()), (username, domain))
     return list(found.values())
+
+
+
+__all__ = ["hashtags", "link_mentions", "mentions", "unlink_mentions"]

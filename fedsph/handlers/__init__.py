@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+from fedsph.handlers.answers import dispatch
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.handlers.follows import handle_accept, handle_follow, handle_reject
+from fedsph.handlers.follows import accept_follow, handle_follow, reject_follow
 from fedsph.handlers.moves import handle_move
 from fedsph.handlers.posts import handle_create, handle_delete, handle_update
 from fedsph.handlers.reactions import handle_announce, handle_like
 from fedsph.handlers.reports import handle_flag
-from fedsph.handlers.undo import handle_undo
+from fedsph.handlers.undo import undo_follow_or_reaction
+
+# Accept, Reject and Undo by the type of the activity they name (None: the type is not known).
+ACCEPTED = {"Follow": accept_follow, None: accept_follow}
+REJECTED = {"Follow": reject_follow, None: reject_follow}
+UNDONE = {"Follow": undo_follow_or_reaction, "Like": undo_follow_or_reaction,
+          "Announce": undo_follow_or_reaction, "EmojiReact": undo_follow_or_reaction,
+          None: undo_follow_or_reaction}
+
+
+async def handle_accept(ctx: HandlerContext, activity: dict, actor) -> str:
+    return await dispatch(ACCEPTED, "Accept", ctx, activity, actor)
+
+
+async def handle_reject(ctx: HandlerContext, activity: dict, actor) -> str:
+    return await dispatch(REJECTED, "Reject", ctx, activity, actor)
+
+
+async def handle_undo(ctx: HandlerContext, activity: dict, actor) -> str:
+    return await dispatch(UNDONE, "Undo", ctx, activity, actor)
+
 
 HANDLERS = {
     "Follow": handle_follow,

@@ -1,4 +1,4 @@
-"""Follow, Accept and Reject: the follow handshake."""
+"""Follow, and the Accept or Reject of our Follow: the follow handshake."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ async def _our_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> Foll
         Follow.follower_id == follower.id, Follow.followed_id == actor.id))
 
 
-async def handle_accept(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def accept_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     relation = await _our_follow(ctx, activity, actor)
     if relation is None:
         raise Ignored("Accept of nothing we asked for")
@@ -64,7 +64,7 @@ async def handle_accept(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     return "done"
 
 
-async def handle_reject(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def reject_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     relation = await _our_follow(ctx, activity, actor)
     if relation is None:
         raise Ignored("Reject of nothing we asked for")

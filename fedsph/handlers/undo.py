@@ -1,4 +1,4 @@
-"""Undo of a Follow, Like or Announce."""
+"""Undo of a Follow, Like or Announce (or of an activity whose type is not given)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Follow, Reaction
 
 
-async def handle_undo(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def undo_follow_or_reaction(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     obj = activity.get("object")
     undone_id = get_id(obj)
     undone_type = get_type(obj)

@@ -1,7 +1,7 @@
 """SQLAlchemy models, one module per area. Import from here."""
 
 from fedsph.models.actors import Actor, Block, Follow, Membership, User
-from fedsph.models.api import OAuthApp, OAuthCode, OAuthToken
+from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, Reaction
@@ -20,6 +20,7 @@ __all__ = [
     "InboxItem",
     "Invite",
     "LoginSession",
+    "Marker",
     "Media",
     "Membership",
     "Notification",

@@ -1,11 +1,12 @@
-"""What the Mastodon client API keeps: registered apps, their tokens and authorization codes.
+"""What the Mastodon client API keeps: registered apps, their tokens and authorization codes,
+and each account's read markers.
 
 Secrets (client secrets, tokens, codes) are stored only as SHA-256 hashes.
 """
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fedsph.models.base import Base, utcnow
@@ -56,3 +57,18 @@ class OAuthCode(Base):
     code_challenge_method: Mapped[str | None] = mapped_column(String(16))
     expires_at: Mapped[datetime] = mapped_column(DateTime)
     used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Marker(Base):
+    """Where an account stopped reading a timeline ("home" or "notifications"), so every app
+    it uses opens at the same place; `version` counts the saves (Mastodon's Marker entity)."""
+
+    __tablename__ = "markers"
+    __table_args__ = (UniqueConstraint("actor_id", "timeline", name="uq_markers_actor_timeline"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    timeline: Mapped[str] = mapped_column(String(32))
+    last_read_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

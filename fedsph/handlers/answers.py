@@ -1,0 +1,42 @@
+"""Accept, Reject and Undo name another activity; which handler runs depends on its type.
+
+The answered (or undone) activity arrives embedded, or as a bare id. A bare id of an activity
+we sent is looked up among our activities; otherwise the type is unknown (None) and the
+handlers for Follow (Accept/Reject) or reactions and follows (Undo) try it, as most servers
+answer a Follow that way.
+
+Each feature registers its handlers in fedsph/handlers/__init__.py (ACCEPTED, REJECTED, UNDONE):
+the follow handshake, hub membership (Join, Invite), solidarity links (Offer), events (Join).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+
+from fedsph.activitystreams import get_id, get_type
+from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.models import Activity, Actor
+
+Handler = Callable[[HandlerContext, dict, Actor], Awaitable[str]]
+
+
+async def answered_type(ctx: HandlerContext, activity: dict) -> str | None:
+    """The type of the activity `activity` answers or undoes, when it can be known."""
+    obj = activity.get("object")
+    if get_type(obj):
+        return get_type(obj)
+    uri = get_id(obj)
+    if not uri:
+        return None
+    return await ctx.db.scalar(select(Activity.type).where(Activity.uri == uri))
+
+
+async def dispatch(table: dict[str | None, Handler], what: str, ctx: HandlerContext,
+                   activity: dict, actor: Actor) -> str:
+    kind = await answered_type(ctx, activity)
+    handler = table.get(kind) or (table.get(None) if kind not in table else None)
+    if handler is None:
+        raise Ignored(f"{what} of a {kind}, which we do not handle")
+    return await handler(ctx, activity, actor)
