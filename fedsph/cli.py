@@ -10,6 +10,7 @@ import sys
 from fedsph import __version__
 from fedsph.config import ConfigError, load_settings
 from fedsph.db import NotMigrated
+from fedsph.network_cli import add_network_parsers
 
 
 class CommandError(Exception):
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     reports = sub.add_parser("reports", help="list reports (Flag) received from other servers")
     reports.add_argument("--resolve", type=int, metavar="ID", help="mark a report as handled")
     reports.add_argument("--all", action="store_true", help="include resolved reports")
+    add_network_parsers(sub)
     return parser
 
 

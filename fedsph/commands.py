@@ -83,9 +83,18 @@ async def run(settings: Settings, args) -> int:
     if args.command == "worker":
         return await worker(settings)
     async with open_node(settings) as node:
-        handler = COMMANDS[args.command if args.command not in ("project", "user") else
-                           f"{args.command} {getattr(args, args.command + '_command')}"]
+        # Commands with actions (`project set`, `hub join`…) are keyed "command action".
+        action = getattr(args, f"{args.command}_command", None)
+        key = f"{args.command} {action}" if action else args.command
+        handler = COMMANDS.get(key) or network_commands()[key]
         return await handler(node, args) or 0
+
+
+def network_commands() -> dict:
+    """The commands of hubs, solidarity links and events, each kept beside its feature."""
+    from fedsph.network_cli import COMMANDS as network
+
+    return network
 
 
 async def _wait_for_signal() -> None:

@@ -212,6 +212,34 @@ UPDATE_KIND = {
                          "Visita de intercâmbio"),
 }
 
+# Issue 5: solidarity links between projects, events, and how people may join an event.
+SOLIDARITY_LINK = {
+    "twinned_with": _t("Twinned with", "Hermanado con", "Jumelé avec", "Geminado com"),
+    "mentors": _t("Mentors", "Acompaña como mentor a", "Parraine", "É mentor de"),
+    "technical_support": _t("Technical support to", "Apoyo técnico a", "Appui technique à",
+                            "Apoio técnico a"),
+    "funds": _t("Funds", "Financia a", "Finance", "Financia"),
+    "exchange_visit": _t("Exchange visit with", "Visita de intercambio con",
+                         "Visite d'échange avec", "Visita de intercâmbio com"),
+}
+
+EVENT_KIND = {
+    "hub_meeting": _t("HUB meeting", "Encuentro HUB", "Rencontre HUB", "Encontro HUB"),
+    "exchange_visit": _t("Exchange visit", "Visita de intercambio", "Visite d'échange",
+                         "Visita de intercâmbio"),
+    "assembly": _t("Assembly", "Asamblea", "Assemblée", "Assembleia"),
+    "workshop": _t("Workshop", "Taller", "Atelier", "Oficina"),
+    "webinar": _t("Webinar", "Seminario web", "Webinaire", "Webinário"),
+}
+
+JOIN_MODE = {
+    "free": _t("Anyone can join", "Abierto a todas las personas", "Ouvert à tous",
+               "Aberto a todas as pessoas"),
+    "restricted": _t("Joining needs approval", "Participación con aprobación",
+                     "Participation sur approbation", "Participação com aprovação"),
+    "invite": _t("By invitation", "Solo con invitación", "Sur invitation", "Somente com convite"),
+}
+
 LICENSE = {
     "CC0": _t("CC0 (public domain)", "CC0 (dominio público)", "CC0 (domaine public)",
               "CC0 (domínio público)"),
@@ -243,6 +271,9 @@ LABELS: dict[str, dict[str, dict[str, str]]] = {
     "link_kind": LINK_KIND,
     "update_kind": UPDATE_KIND,
     "license": LICENSE,
+    "solidarity_link": SOLIDARITY_LINK,
+    "event_kind": EVENT_KIND,
+    "join_mode": JOIN_MODE,
 }
 
 VOCABULARIES: dict[str, tuple[str, ...]] = {field: tuple(slugs) for field, slugs in LABELS.items()}

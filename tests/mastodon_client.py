@@ -41,13 +41,14 @@ def logged_in(server: NodeProcess, username: str, app_name: str = "fedsph tests"
 
 
 def authorized(server: NodeProcess, username: str, account: str | None = None,
-               redirect_uri: str = OOB, app_name: str = "fedsph tests") -> Mastodon:
+               redirect_uri: str = OOB, app: tuple[str, str] | None = None) -> Mastodon:
     """A client logged in with the authorization-code flow, as apps do it: log in on the site,
     pick `account` (a project the member may act as, or her own) on the consent page, and
-    read the code from the page (out-of-band) or from the redirect to `redirect_uri`."""
+    read the code from the page (out-of-band) or from the redirect to `redirect_uri`.
+    `app` is the (client_id, client_secret) of an app registered before; else one is."""
     scopes = ["read", "write", "follow"]
-    client_id, client_secret = Mastodon.create_app(app_name, api_base_url=server.base,
-                                                   scopes=scopes, redirect_uris=redirect_uri)
+    client_id, client_secret = app or Mastodon.create_app(
+        "fedsph tests", api_base_url=server.base, scopes=scopes, redirect_uris=redirect_uri)
     api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=server.base)
     url = api.auth_request_url(redirect_uris=redirect_uri, scopes=scopes, state="xyz",
                                allow_http=True)

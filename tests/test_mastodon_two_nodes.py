@@ -17,12 +17,13 @@ import requests
 from mastodon import Mastodon, MastodonNotFoundError
 from PIL import Image
 
-from tests.mastodon_client import PASSWORD, authorized, logged_in
+from tests.mastodon_client import OOB, PASSWORD, authorized
 from tests.processes import NodeProcess, wait_for
 
 pytestmark = pytest.mark.e2e
 
 ALT = "Ana's cooperative garden, with tomatoes in raised beds"
+SCOPES = ["read", "write", "follow"]
 UPDATE = "Levantamos el techo del bloque B"
 REPLY = "¡Qué alegría! Vamos a ver la obra el sábado"
 ANSWER = "Las esperamos el sábado a las diez"
@@ -73,8 +74,12 @@ def test_member_on_a_follows_and_talks_with_project_on_b(nodes):
     a, b = nodes
 
     # -- 1. an app on A; ana logs in with the password grant and with the code flow ------------
-    ana = logged_in(a, "ana")
-    ana_by_code = authorized(a, "ana")  # out-of-band: the code is read from the page
+    app = Mastodon.create_app("Cooperativa app", api_base_url=a.base, website="https://a.test/",
+                              scopes=SCOPES, redirect_uris=OOB)
+    ana = Mastodon(client_id=app[0], client_secret=app[1], api_base_url=a.base)
+    ana.log_in("ana", PASSWORD, scopes=SCOPES, allow_http=True)
+    ana_by_code = authorized(a, "ana", app=app)  # out-of-band: the code is read from the page
+    assert ana.app_verify_credentials().name == "Cooperativa app"
     me = ana.account_verify_credentials()
     assert me.username == "ana" and me.acct == "ana"
     assert ana_by_code.account_verify_credentials().id == me.id

@@ -6,6 +6,7 @@ from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, Reaction
 from fedsph.models.media import Media
+from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, SolidarityLink
 from fedsph.models.queue import Delivery, HostState, InboxItem
 from fedsph.models.social import Notification, Report
 
@@ -15,8 +16,12 @@ __all__ = [
     "Base",
     "Block",
     "Delivery",
+    "Event",
+    "EventParticipant",
     "Follow",
     "HostState",
+    "Hub",
+    "HubMembership",
     "InboxItem",
     "Invite",
     "LoginSession",
@@ -30,6 +35,7 @@ __all__ = [
     "Object",
     "Reaction",
     "Report",
+    "SolidarityLink",
     "User",
     "utcnow",
 ]

@@ -30,6 +30,8 @@ class Actor(Base):
     key_id: Mapped[str | None] = mapped_column(String(2048), index=True)
     public_key_pem: Mapped[str | None] = mapped_column(Text)
     private_key_pem: Mapped[str | None] = mapped_column(Text)
+    # Local actors: the Ed25519 key that signs integrity proofs (FEP-8b32), PKCS#8 PEM.
+    proof_key_pem: Mapped[str | None] = mapped_column(Text)
     manually_approves: Mapped[bool] = mapped_column(Boolean, default=False)
     document: Mapped[dict | None] = mapped_column(JSON)  # remote actors: the document as fetched
     # Project profile (see fedsph/profile.py for the fields); translations of name and summary.
@@ -93,6 +95,9 @@ class Follow(Base):
     followed_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"), index=True)
     state: Mapped[str] = mapped_column(String(16), default="pending")  # pending, accepted
     activity_uri: Mapped[str | None] = mapped_column(String(2048))
+    # A relay subscription (FEP-ae0c): a server that follows our hub to receive the members'
+    # public activities as they are, rather than as the hub's Announces.
+    relay: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     __table_args__ = (

@@ -1,0 +1,51 @@
+"""Join and Leave name either a hub (an actor: membership) or an event (an object).
+
+The answers to our own Joins (Accept, Reject) are routed the same way, by what the Join named.
+"""
+
+from __future__ import annotations
+
+import orjson
+from sqlalchemy import select
+
+from fedsph.activitystreams import get_id
+from fedsph.handlers import events, hubs
+from fedsph.handlers.context import HandlerContext
+from fedsph.models import Activity, Actor
+
+
+async def _names_an_actor(ctx: HandlerContext, uri: str | None) -> bool:
+    return bool(uri) and await ctx.db.scalar(select(Actor.id).where(Actor.uri == uri)) is not None
+
+
+async def _join_target(ctx: HandlerContext, answer: dict) -> str | None:
+    """What the Join that `answer` (an Accept or Reject) answers had as its object."""
+    join = answer.get("object")
+    if isinstance(join, dict):
+        return get_id(join.get("object"))
+    body = await ctx.db.scalar(select(Activity.body).where(Activity.uri == get_id(join)))
+    return get_id(orjson.loads(body).get("object")) if body else None
+
+
+async def handle_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    if await _names_an_actor(ctx, get_id(activity.get("object"))):
+        return await hubs.handle_hub_join(ctx, activity, actor)
+    return await events.handle_event_join(ctx, activity, actor)
+
+
+async def handle_leave(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    if await _names_an_actor(ctx, get_id(activity.get("object"))):
+        return await hubs.handle_hub_leave(ctx, activity, actor)
+    return await events.handle_event_leave(ctx, activity, actor)
+
+
+async def accept_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    if await _names_an_actor(ctx, await _join_target(ctx, activity)):
+        return await hubs.accept_hub_join(ctx, activity, actor)
+    return await events.accept_event_join(ctx, activity, actor)
+
+
+async def reject_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    if await _names_an_actor(ctx, await _join_target(ctx, activity)):
+        return await hubs.reject_hub_join(ctx, activity, actor)
+    return await events.reject_event_join(ctx, activity, actor)

@@ -1,0 +1,9 @@
+"""Hub mode (issue 5): a node whose hub actor gathers projects from many nodes.
+
+membership: joining and leaving (Join, Invite, Accept, Reject, Leave), on both sides.
+reshare: the hub announces its members' public activities to its followers (FEP-1b12).
+backfill: a new member's recent updates, fetched from its outbox.
+relay: relay subscribers (FEP-ae0c) get the members' public activities as they are.
+directory, exports, mapsvg: the hub's pages and exports.
+commands: `fedsph hub …`.
+"""

@@ -1,0 +1,22 @@
+"""The `fedsph` commands of the network view: `hub …`, `link …` and `event …`.
+
+Each feature parses and runs its own commands (an `add_parsers(sub)` function and a COMMANDS
+table keyed "command action"); fedsph.cli adds the parsers and fedsph.commands.run looks the
+key up here when its own table lacks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from fedsph import event_commands, link_commands
+from fedsph.hub import commands as hub_commands
+
+FEATURES = (hub_commands, link_commands, event_commands)
+COMMANDS: dict = {key: handler for feature in FEATURES for key, handler in feature.COMMANDS.items()}
+
+
+def add_network_parsers(sub: argparse._SubParsersAction) -> None:
+    """Called by fedsph.cli.build_parser with its subcommands."""
+    for feature in FEATURES:
+        feature.add_parsers(sub)
