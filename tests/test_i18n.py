@@ -178,7 +178,8 @@ def test_every_vocabulary_label_exists_in_every_language():
     assert not missing
     assert set(vocab.VOCABULARIES) == {
         "stage", "approach", "tenure", "financing", "settlement_type", "themes", "partner_role",
-        "region", "location_precision", "link_kind", "update_kind", "license"}
+        "region", "location_precision", "link_kind", "update_kind", "license",
+        "solidarity_link", "event_kind", "join_mode"}
 
 
 def test_vocabularies_match_the_domain():
