@@ -15,6 +15,7 @@ from fedsph.errors import FetchError
 from fedsph.models import Actor, utcnow
 from fedsph.profile_wire import CONTEXT as PROFILE_CONTEXT
 from fedsph.profile_wire import actor_profile_properties, remote_profile_values
+from fedsph.proofs import DATA_INTEGRITY_CONTEXT, MULTIKEY_CONTEXT, generate_proof_key, multikey
 from fedsph.remote import Remote, Signer
 from fedsph.sanitize import clean_html
 from fedsph.urls import RESERVED_USERNAMES, URLs
@@ -65,6 +66,7 @@ async def create_local_actor(
         followers_url=urls.followers(username), following_url=urls.following(username),
         key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
         manually_approves=manually_approves,
+        proof_key_pem=generate_proof_key(),  # signs integrity proofs (FEP-8b32)
     )
     db.add(actor)
     await db.flush()
@@ -95,7 +97,9 @@ def signer_for(actor: Actor) -> Signer:
 
 
 # The fedsph terms are embedded like Mastodon's toot: terms, so no one needs to fetch {base}/ns.
-LOCAL_ACTOR_CONTEXT = [*ACTOR_CONTEXT[:-1], {**ACTOR_CONTEXT[-1], **PROFILE_CONTEXT}]
+# data-integrity and multikey define `proof` and the Multikey in `assertionMethod` (FEP-521a).
+LOCAL_ACTOR_CONTEXT = [*ACTOR_CONTEXT[:-1], DATA_INTEGRITY_CONTEXT, MULTIKEY_CONTEXT,
+                       {**ACTOR_CONTEXT[-1], **PROFILE_CONTEXT}]
 
 
 def build_actor_document(actor: Actor, urls: URLs) -> dict:
@@ -117,11 +121,15 @@ def build_actor_document(actor: Actor, urls: URLs) -> dict:
         "published": iso(actor.created_at),
         "publicKey": {"id": actor.key_id, "owner": actor.uri, "publicKeyPem": actor.public_key_pem},
     }
+    if actor.proof_key_pem:
+        document["assertionMethod"] = [multikey(actor.uri, actor.proof_key_pem)]
     if actor.followers_url:
         document["followers"] = actor.followers_url
         document["following"] = actor.following_url
         document["featured"] = actor.uri + "/featured"  # pinned updates (fedsph.outbox.pin_update)
     document.update(actor_profile_properties(actor, urls))
+    if (actor.profile or {}).get("hub"):
+        document["fedsph:hub"] = True  # a hub (fedsph/hub): projects may Join it
     return document
 
 

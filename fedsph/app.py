@@ -15,7 +15,16 @@ from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.i18n import language_middleware
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
-from fedsph.web import activitypub, members, pages, wellknown
+from fedsph.web import (
+    activitypub,
+    event_pages,
+    hub_manage,
+    hub_pages,
+    link_pages,
+    members,
+    pages,
+    wellknown,
+)
 from fedsph.web import context as context_routes
 from fedsph.web import feeds as feed_routes
 from fedsph.web import media as media_routes
@@ -56,7 +65,11 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     pages.add_routes(app)
     media_routes.add_routes(app)
     feed_routes.add_routes(app)
+    hub_pages.add_routes(app)  # the hub's directory, map, counts, feed and exports
     members.setup(app)
+    hub_manage.add_routes(app)  # /hub/manage; in hub mode, the hub is made at startup
+    link_pages.add_routes(app)  # solidarity links: members' forms and the hub's graph
+    event_pages.add_routes(app)  # events: lists, pages, the members' form, iCal
     api.add_routes(app)  # the Mastodon client API (after members: its middleware runs inside)
     return app
 

@@ -224,6 +224,11 @@ async def bootstrap(node: Node, args) -> int:
         await create_user(node, "admin", password, True, None if has_projects else "demo")
         print(f"created admin user: username admin, password {password}\n"
               "publish with: fedsph post demo --text 'Hello'")
+    if node.settings.hub:  # hub mode (FEDSPH_HUB=1): the hub actor exists from the start
+        from fedsph.hub.membership import ensure_hub_exists
+
+        hub = await ensure_hub_exists(node.sessions, node.urls, node.settings)
+        print(f"hub @{hub.username}@{node.settings.domain}")
     return 0
 
 

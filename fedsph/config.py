@@ -34,6 +34,8 @@ class Settings:
     http_timeout: float = 15.0
     retry_base_seconds: float = 30.0
     templates_dir: Path = field(default=PROJECT_ROOT / "templates")
+    hub: bool = False  # hub mode (fedsph/hub): `serve` and `bootstrap` make sure a hub exists
+    hub_name: str = "Hub"
 
     @property
     def domain(self) -> str:
@@ -61,6 +63,8 @@ ENV_NAMES = {
     "worker_batch": "FEDSPH_WORKER_BATCH",
     "http_timeout": "FEDSPH_HTTP_TIMEOUT",
     "retry_base_seconds": "FEDSPH_RETRY_BASE_SECONDS",
+    "hub": "FEDSPH_HUB",
+    "hub_name": "FEDSPH_HUB_NAME",
 }
 
 

@@ -103,7 +103,9 @@ def inboxes_for(recipients: list[Actor]) -> tuple[set[str], list[Actor]]:
 async def follower_actors(db: AsyncSession, actor: Actor) -> list[Actor]:
     rows = await db.scalars(
         select(Actor).join(Follow, Follow.follower_id == Actor.id)
-        .where(Follow.followed_id == actor.id, Follow.state == "accepted"))
+        .where(Follow.followed_id == actor.id, Follow.state == "accepted",
+               # Relay subscribers get members' activities as they are (fedsph/hub/relay.py).
+               Follow.relay.is_(False)))
     return list(rows)
 
 

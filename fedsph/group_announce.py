@@ -7,7 +7,7 @@ announced: an Announce is public, and Mastodon refuses boosts of anything narrow
 
 Announce of the object itself (not of the Create): that is the form Mastodon shows as a boost.
 Edits and the deletion of an announced post reach the project's followers too
-(fedsph.outbox._send_to_followers).
+(fedsph.outbox.send_to_followers).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from fedsph.actors import fetch_key_owner, get_cached_key_owner, store_remote_ac
 from fedsph.errors import BadRequest, FetchError, Unauthorized, UnsupportedMediaType
 from fedsph.httpsig import SignatureParams, parse_signature_header, verify_request
 from fedsph.httpsig9421 import MessageSignature, parse_message_signature, verify_message
+from fedsph.integrity import verify_relayed
 from fedsph.models import Actor, Block, Delivery, HostState, InboxItem, utcnow
 from fedsph.remote import Remote
 
@@ -139,7 +140,8 @@ async def receive(
                 return "dropped"  # an account we never saw was deleted: do not fetch its key
     signer_uri, signer_host = await verified_signer(sessions, writer, remote, params, request)
     if signer_uri != actor_uri:
-        raise Unauthorized(f"signed by {signer_uri}, not by the activity's actor {actor_uri}")
+        # Relayed (FEP-ae0c): only the actor's integrity proof (FEP-8b32) can vouch for it.
+        await verify_relayed(writer, remote, activity, signer_uri)
     async with sessions() as db:
         if await is_blocked(db, actor_uri):
             return "dropped"

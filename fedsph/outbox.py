@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph import vocab
 from fedsph.activitystreams import PUBLIC, build_activity, build_tombstone
 from fedsph.delivery import enqueue_deliveries, follower_actors
+from fedsph.integrity import signed_body
 from fedsph.media import attachment_document
 from fedsph.mention_markup import link_mentions
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
@@ -30,7 +31,11 @@ LANGUAGE_TAG_MAX = 16
 
 async def record_activity(db: AsyncSession, actor: Actor, document: dict, object_uri: str | None,
                           public: bool = False) -> Activity:
-    """Store an activity with its body serialised once: these bytes are signed and sent."""
+    """Store an activity with its body serialised once: these bytes are signed and sent.
+
+    A public Create/Update/Delete/Announce gets its integrity proof here (FEP-8b32), once.
+    """
+    document = await signed_body(db, actor, document)
     activity = Activity(uri=document["id"], type=document["type"], actor_id=actor.id,
                         object_uri=object_uri, public=public, body=orjson.dumps(document))
     db.add(activity)
@@ -51,7 +56,7 @@ def featured_url(actor: Actor) -> str:
     return actor.uri + "/featured"
 
 
-def _language(tag: str | None) -> str:
+def language_tag(tag: str | None) -> str:
     if not tag:
         return ""
     if len(tag) > LANGUAGE_TAG_MAX or not _LANGUAGE_TAG.match(tag):
@@ -59,7 +64,7 @@ def _language(tag: str | None) -> str:
     return tag
 
 
-def _clean_place(place: dict | None, precision: str) -> dict | None:
+def clean_place(place: dict | None, precision: str) -> dict | None:
     """An AS2 Place with a name and/or coordinates; anything else in the dict is dropped.
 
     Coordinates are rounded to the project's location precision: a settlement that hides where
@@ -100,14 +105,14 @@ def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | 
 
     Empty translations (a blank language tab) are dropped; the first language left is the primary.
     """
-    texts = {_language(lang): text.strip() for lang, text in (contents or {}).items()
+    texts = {language_tag(lang): text.strip() for lang, text in (contents or {}).items()
              if text and text.strip()}
     if not texts:
         raise ValueError("an update needs some text")
     if "" in texts and len(texts) > 1:
         raise ValueError("every text of a multilingual update needs its language")
     primary = next(iter(texts))
-    titles = {_language(lang): " ".join(t.split()) for lang, t in (title_map or {}).items()
+    titles = {language_tag(lang): " ".join(t.split()) for lang, t in (title_map or {}).items()
               if t and t.strip()}
     if any(len(t) > MAX_TITLE_CHARS for t in titles.values()):
         raise ValueError(f"a title is limited to {MAX_TITLE_CHARS} characters")
@@ -151,7 +156,7 @@ def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | 
         "kind": kind or None,
         "stage_change": stage_change or None,
         "tags": hashtag_tags + theme_tags or None,
-        "place": _clean_place(place, location_precision(actor)),
+        "place": clean_place(place, location_precision(actor)),
         "summary": html.escape(summary, quote=False) or None,
         "visibility": visibility,
     }
@@ -232,7 +237,7 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
     answered = await db.scalar(select(Actor).join(Object, Object.actor_id == Actor.id)
                                .where(Object.uri == in_reply_to)) if in_reply_to else None
     also = [m for m in [*mentions, answered] if m is not None and m.id != actor.id]
-    await _send_to_followers(db, actor, create, obj.uri, obj.visibility, also=also)
+    await send_to_followers(db, actor, create, obj.uri, obj.visibility, also=also)
     # Our inbox finds the object already stored when it handles the local copy, so local
     # mentioned actors are notified here (notify skips remote ones).
     await notify(db, list(mentions), "mention", actor, create["id"], obj.uri)
@@ -272,7 +277,7 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
     update = build_activity("Update", urls.new_activity(), actor.uri, note,
                             to=note["to"], cc=note["cc"])
     update["@context"] = NOTE_CONTEXT
-    await _send_to_followers(db, actor, update, obj.uri, obj.visibility,
+    await send_to_followers(db, actor, update, obj.uri, obj.visibility,
                              also=[m for m in mentioned if m.id != actor.id])
     if obj.stage_change != previous_stage:
         await _apply_stage_change(db, urls, actor, obj.stage_change)
@@ -346,7 +351,7 @@ async def _announce_pin(db: AsyncSession, urls: URLs | None, actor: Actor, obj: 
         return
     document = build_activity(verb, urls.new_activity(), actor.uri, obj.uri,
                               to=[PUBLIC], cc=[actor.followers_url], target=featured_url(actor))
-    await _send_to_followers(db, actor, document, obj.uri, obj.visibility)
+    await send_to_followers(db, actor, document, obj.uri, obj.visibility)
 
 
 def _check_comment(obj: Object) -> None:
@@ -383,11 +388,11 @@ async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -
     to, cc = (obj.document or {}).get("to"), (obj.document or {}).get("cc")
     obj.document = None
     delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
-    await _send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility)
+    await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility)
     return obj
 
 
-async def _send_to_followers(db: AsyncSession, actor: Actor, document: dict, object_uri: str,
+async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, object_uri: str,
                              visibility: str, also: list[Actor] = ()) -> Activity:
     """Record `document` and queue it to the followers, and to the actors in `also`.
 

@@ -17,14 +17,13 @@ import re
 from datetime import date
 from typing import Any
 
-import orjson
 from babel import Locale
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
 from fedsph.activitystreams import PUBLIC, build_activity
 from fedsph.delivery import enqueue_deliveries, follower_actors
-from fedsph.models import Activity, Actor
+from fedsph.models import Actor
 from fedsph.notes import text_to_html
 from fedsph.urls import URLs
 
@@ -387,17 +386,16 @@ async def set_profile(db: AsyncSession, urls: URLs, actor: Actor, changes: dict[
 
 async def send_actor_update(db: AsyncSession, urls: URLs, actor: Actor) -> int:
     """Queue Update{actor document} for every follower, as Mastodon does after a profile edit."""
-    from fedsph.actors import build_actor_document  # actors builds documents with this module
+    # Imported here: both modules build on this one.
+    from fedsph.actors import build_actor_document
+    from fedsph.outbox import record_activity
 
     document = build_actor_document(actor, urls)
     context = document.pop("@context")
     update = build_activity("Update", urls.new_activity(), actor.uri, document,
                             to=[PUBLIC], cc=[actor.followers_url] if actor.followers_url else None)
     update["@context"] = context
-    activity = Activity(uri=update["id"], type="Update", actor_id=actor.id, object_uri=actor.uri,
-                        public=True, body=orjson.dumps(update))
-    db.add(activity)
-    await db.flush()
+    activity = await record_activity(db, actor, update, actor.uri, public=True)  # with its proof
     return await enqueue_deliveries(db, activity, await follower_actors(db, actor))
 
 

@@ -71,6 +71,11 @@ CONTEXT: dict[str, Any] = {
     "stageChange": "fedsph:stageChange",
     "license": {"@id": "fedsph:license", "@type": "@id"},
     "author": "fedsph:author",
+    # Solidarity links (fedsph/links.py): `relationship` holds a kind slug, read as a fedsph term.
+    "solidarityLinks": {"@id": "fedsph:solidarityLinks", "@container": "@set"},
+    "relationship": {"@id": "https://www.w3.org/ns/activitystreams#relationship",
+                     "@type": "@vocab"},
+    **{slug: PREFIX + ":" + slug for slug in vocab.VOCABULARIES["solidarity_link"]},
 }
 
 PLAIN_TERMS = {
@@ -148,6 +153,10 @@ def profile_terms(profile: dict) -> dict:
                                ("name", link.get("title"))) if v} for link in profile["links"]]
     if profile.get("location"):
         terms["location"] = place(profile["location"])
+    if profile.get("solidarity_links"):
+        terms["solidarityLinks"] = [
+            {"type": "Relationship", "subject": link["subject"], "relationship": link["kind"],
+             "object": link["object"]} for link in profile["solidarity_links"]]
     return terms
 
 
@@ -259,7 +268,32 @@ def profile_from_document(document: dict) -> dict | None:
             continue
         if checked is not None:
             profile[field] = checked
+    carried = solidarity_links_from(doc.get("solidarityLinks"), get_id(document.get("id")))
+    if carried:
+        profile["solidarity_links"] = carried
     return profile or None
+
+
+def solidarity_links_from(value: Any, own_id: str | None) -> list[dict]:
+    """Accepted solidarity links another node carries in a project's document, as
+    {"kind", "subject", "object"} with the project itself at one end; the rest is dropped.
+
+    A Relationship without a subject is the project's own (subject: the project).
+    """
+    links: list[dict] = []
+    for item in as_list(value)[:MAX_ITEMS]:
+        if not isinstance(item, dict) or not own_id:
+            continue
+        kind = item.get("relationship")
+        kind = _compact(kind) if isinstance(kind, str) else None
+        subject, other = get_id(item.get("subject")) or own_id, get_id(item.get("object"))
+        if (kind and re.fullmatch(r"[a-z_]{1,32}", kind) and isinstance(other, str)
+                and other.startswith(("http://", "https://")) and own_id in (subject, other)
+                and subject != other):
+            link = {"kind": kind, "subject": subject, "object": other}
+            if link not in links:
+                links.append(link)
+    return links
 
 
 def _lenient(field: str, value: Any) -> Any:

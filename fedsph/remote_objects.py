@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
 from fedsph.activitystreams import FEDSPH_NS, PUBLIC_ALIASES, as_list, get_id, get_type, parse_iso
+from fedsph.events import store_event_details
 from fedsph.models import Actor, Follow, Object, utcnow
 from fedsph.sanitize import clean_html
 
@@ -208,4 +209,7 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor) -> Object
         setattr(obj, column, value)
     obj.updated = parse_iso(document.get("updated"))
     await db.flush()
+    if obj.type == "Event":
+        # When, where and how to join (an Event without a usable start is kept as a post only).
+        await store_event_details(db, obj, document)
     return obj

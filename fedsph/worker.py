@@ -24,6 +24,8 @@ from fedsph.delivery import backoff, decide, pause_for
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.handlers.context import same_origin
+from fedsph.hub.backfill import BACKFILL, fetch_backfill
+from fedsph.integrity import proof_problem
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, utcnow
 from fedsph.queue import claim
 from fedsph.remote import PostResult, Remote
@@ -94,9 +96,15 @@ class Worker:
     async def _process_item(self, item_id: int) -> None:
         try:
             actor_id, activity = await self._fetch_what_the_handler_needs(item_id)
+            # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored.
+            refused = actor_id and await proof_problem(self.sessions, self.remote, item_id)
             async with self.sessions() as db, db.begin():
                 item = await db.get(InboxItem, item_id)
-                status, error = await self._dispatch(db, item.type, activity, actor_id)
+                if refused:
+                    status, error = "ignored", refused
+                else:
+                    status, error = await self._dispatch(db, item.type, activity, actor_id,
+                                                         item.body)
                 item.status, item.last_error = status, error
                 item.attempts += 1
                 item.locked_until, item.finished_at = None, utcnow()
@@ -138,6 +146,8 @@ class Worker:
             await self._refresh_move_target(get_id(activity.get("target")))
         if get_type(activity) == "Announce":
             await self._fetch_boosted_post(activity, actor_id)
+        if get_type(activity) == BACKFILL:
+            await fetch_backfill(self.remote, activity)
         return actor_id, activity
 
     async def _fetch_boosted_post(self, activity: dict, actor_id: int) -> None:
@@ -180,13 +190,14 @@ class Worker:
                 raise
 
     async def _dispatch(self, db: AsyncSession, activity_type: str, activity: dict,
-                        actor_id: int | None) -> tuple[str, str | None]:
+                        actor_id: int | None, body: bytes | None = None) -> tuple[str, str | None]:
         handler = HANDLERS.get(activity_type)
         if handler is None:
             return "ignored", f"no handler for {activity_type}"
         if actor_id is None:
             return "ignored", "the sender's actor is gone from its server"
-        ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings)
+        ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings,
+                             body=body)
         try:
             actor = await db.get(Actor, actor_id)
             async with db.begin_nested():

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from fedsph.models import Hub, HubMembership
 from fedsph.outbox import publish_update
 from tests.test_members import browser, login, make_user
 
@@ -87,12 +88,18 @@ async def site(node):
                                         "precision": "city"}}
         update = await publish_update(db, node.urls, project, contents={"es": "Hola", "en": "Hi"},
                                       title_map={"es": "Título"}, hashtags=["minga"])
+    hub = await node.create_actor("hub", "Group")  # the node is a hub too: its pages get checked
+    async with node.sessions() as db, db.begin():
+        db.add(Hub(actor_id=hub.id))
+        db.add(HubMembership(hub_id=hub.id, project_id=project.id, state="approved"))
     return project, update
 
 
 PUBLIC_PAGES = ["/", "/actors/coop", "UPDATE", "/login", "/tags/minga", "/nowhere",
+                "/hub", "/hub/map", "/hub/stats", "/hub/feed", "/hub/links", "/actors/coop/events",
                 "/remote-follow?target=coop&handle=bad"]
-MEMBER_PAGES = ["/actors/coop/compose", "/actors/coop/edit", "/actors/coop/manage"]
+MEMBER_PAGES = ["/actors/coop/compose", "/actors/coop/edit", "/actors/coop/manage",
+                "/actors/coop/links", "/actors/coop/events/new"]
 
 
 @pytest.mark.parametrize("lang", ["en", "es"])

@@ -24,6 +24,7 @@ from fedsph.outbox import (
     unpin_update,
     update_fields,
 )
+from fedsph.proofs import DATA_INTEGRITY_CONTEXT
 from fedsph.remote_objects import object_columns
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -118,7 +119,8 @@ async def test_bilingual_update_is_a_note_with_everything(node):
     # The object URL serves the same Note with the same context.
     status, document = await get_json(obj.uri)
     assert status == 200 and document["contentMap"] == note["contentMap"]
-    assert document["@context"] == create["@context"]
+    # (the Create adds the data-integrity context for its proof, FEP-8b32)
+    assert [*document["@context"], DATA_INTEGRITY_CONTEXT] == create["@context"]
 
 
 async def test_plain_update_has_no_extras(node):

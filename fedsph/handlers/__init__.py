@@ -5,7 +5,7 @@ from __future__ import annotations
 from fedsph.handlers.answers import dispatch
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.handlers.follows import accept_follow, handle_follow, reject_follow
-from fedsph.handlers.hubs import accept_invite, handle_invite, reject_invite
+from fedsph.handlers.hubs import accept_invite, handle_backfill, handle_invite, reject_invite
 from fedsph.handlers.joins import accept_join, handle_join, handle_leave, reject_join
 from fedsph.handlers.links import accept_offer, handle_offer, reject_offer, undo_link
 from fedsph.handlers.moves import handle_move
@@ -52,6 +52,7 @@ HANDLERS = {
     "Leave": handle_leave,
     "Invite": handle_invite,
     "Offer": handle_offer,
+    "fedsph:Backfill": handle_backfill,  # queued by this node only (fedsph/hub/backfill.py)
 }
 
 __all__ = ["HANDLERS", "HandlerContext", "Ignored"]

@@ -22,6 +22,9 @@ class HandlerContext:
     remote: Remote
     urls: URLs
     settings: Settings
+    # The activity's bytes as received (the inbox item's body): a hub forwards them unchanged to
+    # its relay subscribers, so the author's integrity proof still verifies (fedsph/hub/reshare.py).
+    body: bytes | None = None
 
 
 def same_origin(uri: str | None, actor_uri: str) -> bool:

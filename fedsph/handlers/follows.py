@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from fedsph.activitystreams import get_id
+from fedsph.activitystreams import PUBLIC_ALIASES, get_id
 from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.hub import relay
+from fedsph.hub.membership import hub_follow_agreed
 from fedsph.models import Actor, Follow
 from fedsph.notifications import notify
 from fedsph.outbox import answer_follow
@@ -14,6 +16,8 @@ from fedsph.outbox import answer_follow
 
 async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     """Someone follows one of our actors: accept now, or wait for a member to approve."""
+    if get_id(activity.get("object")) in PUBLIC_ALIASES:
+        return await relay.subscribe(ctx, activity, actor)  # a relay subscription (FEP-ae0c)
     target = await get_actor_by_uri(ctx.db, get_id(activity.get("object")) or "")
     if target is None or not target.local or target.type == "Application":
         raise Ignored("Follow of an actor that is not ours")
@@ -28,7 +32,8 @@ async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         ctx.db.add(relation)
     relation.activity_uri = activity["id"]
     await ctx.db.flush()
-    if relation.state == "accepted" or not target.manually_approves:
+    if (relation.state == "accepted" or not target.manually_approves
+            or await hub_follow_agreed(ctx.db, actor, target)):
         # Accept again when already accepted: the other side may have lost our first Accept.
         await answer_follow(ctx.db, ctx.urls, relation, accept=True)
     if first_time:

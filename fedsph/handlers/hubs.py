@@ -1,34 +1,168 @@
-"""Hub membership as activities: Join and Leave of a hub, Invite to one, and their answers."""
+"""Hub membership as activities: Join and Leave of a hub, Invite to one, and their answers.
+
+Both sides are here: a hub receives Join, Leave, Accept{Invite} and Reject{Invite}; a project
+receives Invite, Accept{Join} and Reject{Join} (or Reject{Invite}: the hub ends a membership by
+rejecting what began it). On one node the project and the hub share one membership row, so
+every handler accepts finding the row already in the state it would set.
+What each side sends is in fedsph/hub/membership.py.
+"""
 
 from __future__ import annotations
 
+import orjson
+from sqlalchemy import select
+
+from fedsph.activitystreams import get_id
+from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.models import Actor
+from fedsph.hub import membership as hubs
+from fedsph.hub.backfill import store_backfilled
+from fedsph.models import Activity, Actor, Follow, HubMembership, utcnow
+from fedsph.outbox import answer_follow
+
+
+async def _our_hub(ctx: HandlerContext, uri: str | None) -> Actor:
+    """The local hub actor named by `uri`; Ignored for anything else."""
+    hub = await get_actor_by_uri(ctx.db, uri or "")
+    if hub is None or not hub.local or await hubs.hub_rules(ctx.db, hub) is None:
+        raise Ignored("not addressed to a hub of this node")
+    return hub
+
+
+async def _local_project(ctx: HandlerContext, uri: str | None) -> Actor:
+    project = await get_actor_by_uri(ctx.db, uri or "")
+    if project is None or not project.local or project.type != "Group":
+        raise Ignored("not about a project of this node")
+    return project
+
+
+async def _answered(ctx: HandlerContext, activity: dict) -> dict:
+    """The Join or Invite that an Accept or Reject answers: embedded, or one we recorded."""
+    obj = activity.get("object")
+    if isinstance(obj, dict):
+        return obj
+    body = await ctx.db.scalar(select(Activity.body).where(Activity.uri == get_id(obj)))
+    if body is None:
+        raise Ignored("answer to an activity we do not know")
+    return orjson.loads(body)
+
+
+# -- the hub's side -----------------------------------------------------------------------------
 
 
 async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    raise Ignored("hub joins are not handled yet")
+    """A project asks to join: approved at once when the hub invited it or its rule says so."""
+    hub = await _our_hub(ctx, get_id(activity.get("object")))
+    if actor.id == hub.id:
+        raise Ignored("a hub cannot join itself")
+    row = await hubs.membership(ctx.db, hub, actor)
+    if row is None:
+        row = HubMembership(hub_id=hub.id, project_id=actor.id, state="requested",
+                            activity_uri=activity["id"])
+        ctx.db.add(row)
+        await ctx.db.flush()
+    elif row.state == "requested":
+        row.activity_uri = activity["id"]
+    rules = await hubs.hub_rules(ctx.db, hub)
+    if row.state == "invited":
+        # The hub asked first: the Join is the project's yes (answered as the Join it is).
+        row.state, row.activity_uri = "requested", activity["id"]
+        await hubs.approve(ctx.db, ctx.urls, hub, actor)
+    elif row.state == "approved" or hubs.auto_approves(rules.auto_approve, actor):
+        # Approved again when approved already: the project may have lost our first Accept.
+        await hubs.approve(ctx.db, ctx.urls, hub, actor)
+    return "done"
 
 
 async def handle_hub_leave(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    raise Ignored("hub leaves are not handled yet")
-
-
-async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    raise Ignored("invitations are not handled yet")
-
-
-async def accept_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    raise Ignored("hub joins are not handled yet")
-
-
-async def reject_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    raise Ignored("hub joins are not handled yet")
+    hub = await _our_hub(ctx, get_id(activity.get("object")))
+    await hubs.forget(ctx.db, ctx.urls, hub, actor)
+    return "done"
 
 
 async def accept_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    raise Ignored("invitations are not handled yet")
+    """The project accepts the hub's invitation: approved, and the hub follows it."""
+    invite = await _answered(ctx, activity)
+    hub = await _our_hub(ctx, get_id(invite.get("actor")))
+    if get_id(invite.get("target")) not in (None, actor.uri):
+        raise Ignored("Accept of an invitation sent to someone else")
+    row = await hubs.membership(ctx.db, hub, actor)
+    if row is None or row.state not in ("invited", "approved"):
+        raise Ignored("Accept of an invitation we did not send")
+    if row.state != "approved":
+        row.state, row.approved_at = "approved", utcnow()
+    await hubs.start_following(ctx.db, ctx.urls, hub, actor)
+    return "done"
+
+
+async def handle_backfill(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    """Store what the worker fetched from a new member's outbox (fedsph/hub/backfill.py)."""
+    if not ctx.urls.is_local(get_id(activity)):
+        raise Ignored("backfills are queued by this node only")
+    hub = await _our_hub(ctx, get_id(activity.get("target")))
+    row = await hubs.membership(ctx.db, hub, actor)
+    if row is None or row.state != "approved":
+        raise Ignored("no longer a member")
+    await store_backfilled(ctx.db, activity.get("items") or [], actor)
+    return "done"
+
+
+# -- the project's side -------------------------------------------------------------------------
+
+
+async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    """A hub invites one of our projects: kept as invited until a member accepts."""
+    if get_id(activity.get("object")) != actor.uri or not hubs.is_hub_actor(actor):
+        raise Ignored("Invite to something other than the inviting hub")
+    project = await _local_project(ctx, get_id(activity.get("target")))
+    row = await hubs.membership(ctx.db, actor, project)
+    if row is None:
+        ctx.db.add(HubMembership(hub_id=actor.id, project_id=project.id, state="invited",
+                                 activity_uri=activity["id"]))
+    # A project that asked already waits for the hub's Accept, which its Join brings.
+    return "done"
+
+
+async def accept_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    """The hub approved our project's Join; the hub's Follow that comes with it is accepted."""
+    join = await _answered(ctx, activity)
+    if get_id(join.get("object")) != actor.uri:
+        raise Ignored("Accept of a Join of another hub")
+    project = await _local_project(ctx, get_id(join.get("actor")))
+    row = await hubs.membership(ctx.db, actor, project)
+    if row is None:
+        raise Ignored("Accept of a Join we did not send")
+    if row.state != "approved":
+        row.state, row.approved_at = "approved", utcnow()
+    # The Follow may have come before this Accept and be waiting for a manual approval.
+    waiting = await ctx.db.scalar(select(Follow).where(
+        Follow.follower_id == actor.id, Follow.followed_id == project.id,
+        Follow.state == "pending"))
+    if waiting is not None:
+        await answer_follow(ctx.db, ctx.urls, waiting, accept=True)
+    return "done"
+
+
+async def reject_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+    """The hub turned down our project's request, or removed it from the hub."""
+    join = await _answered(ctx, activity)
+    if get_id(join.get("object")) != actor.uri:
+        raise Ignored("Reject of a Join of another hub")
+    project = await _local_project(ctx, get_id(join.get("actor")))
+    await hubs.forget(ctx.db, ctx.urls, actor, project)
+    return "done"
 
 
 async def reject_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    raise Ignored("invitations are not handled yet")
+    """Either side ends what an Invite began: the project declines it, or the hub withdraws it
+    (or removes the member it brought in)."""
+    invite = await _answered(ctx, activity)
+    hub_uri, project_uri = get_id(invite.get("actor")), get_id(invite.get("target"))
+    if actor.uri not in (hub_uri, project_uri):
+        raise Ignored("Reject of an invitation between others")
+    hub = await get_actor_by_uri(ctx.db, hub_uri or "")
+    project = await get_actor_by_uri(ctx.db, project_uri or "")
+    if hub is None or project is None:
+        raise Ignored("Reject of an invitation we do not know")
+    await hubs.forget(ctx.db, ctx.urls, hub, project)
+    return "done"

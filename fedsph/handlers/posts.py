@@ -7,6 +7,7 @@ from sqlalchemy import delete, select
 from fedsph.activitystreams import as_list, get_id, get_type, parse_iso
 from fedsph.actors import InvalidActor, parse_actor_document, store_remote_actor
 from fedsph.handlers.context import HandlerContext, Ignored, same_origin
+from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.notifications import mentioned_or_replied, notify
 from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, store_object
@@ -56,6 +57,7 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if existing is None:  # a post sent again (another Create of it) does not notify again
         await notify(ctx.db, await mentioned_or_replied(ctx.db, obj), "mention", actor,
                      activity["id"], obj["id"])
+    await reshare_member_activity(ctx, activity, actor)  # a hub shares its members' posts
     return "done"
 
 
@@ -68,6 +70,7 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
             await store_remote_actor(ctx.db, parse_actor_document(obj))
         except InvalidActor as exc:
             raise Ignored(str(exc)) from None
+        await reshare_member_activity(ctx, activity, actor)
         return "done"
     obj = await _embedded_object(ctx, activity, actor)
     existing = await get_object(ctx.db, obj["id"])
@@ -77,6 +80,7 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         raise Ignored("Update of an object this actor does not own")
     await store_object(ctx.db, obj, actor)
     existing.updated = parse_iso(obj.get("updated")) or utcnow()
+    await reshare_member_activity(ctx, activity, actor)
     return "done"
 
 
@@ -95,4 +99,6 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         raise Ignored("Delete of an object this actor does not own")
     obj.deleted_at = utcnow()
     obj.content, obj.content_map, obj.summary, obj.document = None, None, None, None
+    await reshare_member_activity(ctx, activity, actor,
+                                  public=obj.visibility in ("public", "unlisted"))
     return "done"

@@ -1,11 +1,178 @@
-"""Commands of this feature (see fedsph/network_cli.py): parsers and their handlers."""
+"""`fedsph hub …`: make this node a hub, and join, invite, approve and leave (see
+fedsph/network_cli.py). Project-side commands name a local project by its slug and the hub by
+handle or URL; hub-side commands name the project by handle, URL or (on this node) slug."""
 
 from __future__ import annotations
 
 import argparse
 
-COMMANDS: dict = {}
+from sqlalchemy import select
+
+from fedsph.actors import get_local_actor, resolve_handle
+from fedsph.errors import FetchError
+from fedsph.hub import membership as hubs
+from fedsph.models import Actor, HubMembership
+
+
+async def _project(db, slug: str) -> Actor:
+    actor = await get_local_actor(db, slug)
+    if actor is None or actor.type != "Group":
+        raise ValueError(f"there is no project called {slug!r} on this node")
+    return actor
+
+
+async def _remote(node, target: str, fresh: bool = False) -> Actor:
+    """An actor by handle or URL (a bare slug means this node's), fetched when needed."""
+    target = target.strip().lstrip("@")
+    if "@" not in target and not target.startswith(("http://", "https://")):
+        async with node.sessions() as db:
+            actor = await get_local_actor(db, target)
+        if actor is None:
+            raise ValueError(f"there is no actor called {target!r} on this node")
+        return actor
+    async with node.sessions() as db:
+        known = None if fresh else await _known(db, target)
+    if known is not None:
+        return known
+    try:
+        actor_id = await resolve_handle(node.sessions, node.remote, target)
+    except FetchError as exc:
+        raise ValueError(f"cannot find {target}: {exc}") from None
+    async with node.sessions() as db:
+        return await db.get(Actor, actor_id)
+
+
+async def _known(db, target: str) -> Actor | None:
+    """An actor this node has met, by URL or user@host, without asking its server again."""
+    if target.startswith(("http://", "https://")):
+        return await db.scalar(select(Actor).where(Actor.uri == target))
+    username, _, domain = target.partition("@")
+    return await db.scalar(select(Actor).where(Actor.username == username,
+                                               Actor.domain == domain))
+
+
+async def _hub_of_this_node(db) -> Actor:
+    hub = await hubs.local_hub(db)
+    if hub is None:
+        raise ValueError("this node is not a hub: run `fedsph hub enable --name NAME` first")
+    return hub
+
+
+def _handle(actor: Actor) -> str:
+    return f"{actor.username}@{actor.domain}"
+
+
+# -- the hub's commands -------------------------------------------------------------------------
+
+
+async def enable(node, args) -> int:
+    rule = hubs.parse_auto_approve(args.auto_approve) if args.auto_approve else None
+    async with node.sessions() as db, db.begin():
+        hub = await hubs.ensure_hub(db, node.urls, node.settings.domain, name=args.name,
+                                    region=args.region, auto_approve=rule)
+    print(f"hub @{_handle(hub)} at {hub.uri}")
+    return 0
+
+
+async def _hub_action(node, args, action, done: str) -> int:
+    project = await _remote(node, args.project)
+    async with node.sessions() as db, db.begin():
+        hub = await _hub_of_this_node(db)
+        await action(db, node.urls, hub, project)
+    print(f"{done} {_handle(project)}")
+    return 0
+
+
+async def approve(node, args) -> int:
+    return await _hub_action(node, args, hubs.approve, "approved")
+
+
+async def reject(node, args) -> int:
+    return await _hub_action(node, args, hubs.reject_or_remove, "rejected")
+
+
+async def remove(node, args) -> int:
+    return await _hub_action(node, args, hubs.reject_or_remove, "removed")
+
+
+async def invite(node, args) -> int:
+    return await _hub_action(node, args, hubs.invite, "invited")
+
+
+async def members(node, args) -> int:
+    """Every membership this node knows: of its hub, and of its projects in other hubs."""
+    async with node.sessions() as db:
+        rows = (await db.execute(
+            select(HubMembership.state, Actor.uri, Actor.username, Actor.domain,
+                   HubMembership.hub_id)
+            .join(Actor, Actor.id == HubMembership.project_id)
+            .order_by(HubMembership.hub_id, HubMembership.state, Actor.username))).all()
+        hub_uris = {row.hub_id: (await db.get(Actor, row.hub_id)).uri for row in rows}
+    for row in rows:
+        print(f"{row.username}@{row.domain}\t{row.state}\t{hub_uris[row.hub_id]}")
+    return 0
+
+
+# -- the project's commands ---------------------------------------------------------------------
+
+
+async def _project_action(node, args, action, done: str) -> int:
+    async with node.sessions() as db:
+        await _project(db, args.slug)  # a mistyped slug is told before any network request
+    hub = await _remote(node, args.hub, fresh=True)  # it may have become a hub since
+    async with node.sessions() as db, db.begin():
+        project = await _project(db, args.slug)
+        if not hubs.is_hub_actor(hub):
+            raise ValueError(f"{hub.uri} is not a hub")
+        row = await action(db, node.urls, project, hub)
+    state = getattr(row, "state", None)
+    print(f"{args.slug} {done} {hub.uri}" + (f" ({state})" if state else ""))
+    return 0
+
+
+async def join(node, args) -> int:
+    return await _project_action(node, args, hubs.request_join, "asked to join")
+
+
+async def accept_invite(node, args) -> int:
+    return await _project_action(node, args, hubs.accept_invitation, "accepted the invitation of")
+
+
+async def decline_invite(node, args) -> int:
+    return await _project_action(node, args, hubs.decline_invitation, "declined the invitation of")
+
+
+async def leave(node, args) -> int:
+    return await _project_action(node, args, hubs.leave, "left")
+
+
+COMMANDS: dict = {
+    "hub enable": enable, "hub approve": approve, "hub reject": reject, "hub remove": remove,
+    "hub invite": invite, "hub members": members, "hub join": join,
+    "hub accept-invite": accept_invite, "hub decline-invite": decline_invite, "hub leave": leave,
+}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Add this feature's subcommands to the `fedsph` parser."""
+    hub = sub.add_parser("hub", help="hub mode: a hub gathering projects, and joining hubs")
+    actions = hub.add_subparsers(dest="hub_command", required=True)
+    enable_cmd = actions.add_parser("enable", help="make this node a hub (or change its settings)")
+    enable_cmd.add_argument("--name", help="the hub's display name")
+    enable_cmd.add_argument("--region", help="the hub's region (e.g. latin_america)")
+    enable_cmd.add_argument("--auto-approve", metavar="RULE",
+                            help="all, none, region:<region> or country:<CC>")
+    for name, text in (("approve", "approve a project's request to join this hub"),
+                       ("reject", "turn down a project's request (or withdraw an invitation)"),
+                       ("remove", "remove a member project from this hub"),
+                       ("invite", "invite a project to this hub")):
+        cmd = actions.add_parser(name, help=text)
+        cmd.add_argument("project", help="the project: user@host, its URL, or a local slug")
+    actions.add_parser("members", help="list hub memberships and their states")
+    for name, text in (("join", "ask for a local project to join a hub"),
+                       ("accept-invite", "accept a hub's invitation for a local project"),
+                       ("decline-invite", "decline a hub's invitation"),
+                       ("leave", "take a local project out of a hub")):
+        cmd = actions.add_parser(name, help=text)
+        cmd.add_argument("slug", help="the local project")
+        cmd.add_argument("hub", help="the hub: user@host or its URL")

@@ -60,6 +60,8 @@ class Event(Base):
     interpretation: Mapped[list | None] = mapped_column(JSON)  # BCP-47 tags interpreted into
     organizers: Mapped[list | None] = mapped_column(JSON)  # actor ids (URIs)
     related_projects: Mapped[list | None] = mapped_column(JSON)  # actor ids (URIs)
+    # Our events: the Note that announced it to Mastodon users (deleted when it is cancelled).
+    note_id: Mapped[int | None] = mapped_column(ForeignKey("objects.id", ondelete="SET NULL"))
 
 
 class EventParticipant(Base):

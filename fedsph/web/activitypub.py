@@ -15,6 +15,7 @@ from fedsph.activitystreams import (
 from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_actor
 from fedsph.errors import BadRequest, Gone, NotFound, PayloadTooLarge
 from fedsph.inbox import SignedRequest, receive
+from fedsph.integrity import stored_proof_key
 from fedsph.models import Activity, Actor, Object
 from fedsph.notes import NOTE_CONTEXT
 from fedsph.outbox import featured_url
@@ -49,6 +50,8 @@ async def actor_view(request: web.Request) -> web.Response:
     body = request.app[DOCUMENTS].get(key)
     if body is None:
         actor = await _actor_or_404(request)
+        if not actor.proof_key_pem:  # made before integrity proofs: its key is made now
+            actor = await stored_proof_key(request.app[WRITER], actor)
         body = request.app[DOCUMENTS][key] = orjson.dumps(
             build_actor_document(actor, request.app[URLS]))
     return ap_response(body)

@@ -21,11 +21,13 @@ from fedsph.activitystreams import as_list, get_id
 from fedsph.actors import get_actor_by_uri
 from fedsph.errors import BadRequest, FetchError, NotFound
 from fedsph.i18n import pick_translation
+from fedsph.links import link_views
 from fedsph.models import Actor, Media, Object
 from fedsph.notes import clean_hashtag
 from fedsph.profile import public_location as rounded_location
 from fedsph.sanitize import clean_html
 from fedsph.vocab import is_valid, label
+from fedsph.web.event_pages import upcoming_events
 from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
 from fedsph.web.render import html_response
 
@@ -298,6 +300,8 @@ async def actor_page(request: web.Request, actor: Actor) -> web.Response:
         following = await queries.relation_actors(db, actor, followers=False, page=1)
         counts = (await queries.relation_count(db, actor, True),
                   await queries.relation_count(db, actor, False))
+        solidarity_links = await link_views(db, actor, lang)
+        events_soon = await upcoming_events(db, actor, 3, lang) if actor.local else []
     name, name_lang, summary, summary_lang = actor_texts(actor, lang)
     base = page_href(actor)
     return html_response(
@@ -306,7 +310,8 @@ async def actor_page(request: web.Request, actor: Actor) -> web.Response:
         posts=posts, page=page, next_page=_with_query(base, page=page + 1) if has_next else None,
         prev_page=_with_query(base, page=page - 1) if page > 1 else None,
         followers=followers, following=following, counts=counts, visitor_lang=lang,
-        handle=f"{actor.username}@{actor.domain}",
+        handle=f"{actor.username}@{actor.domain}", solidarity_links=solidarity_links,
+        events_soon=events_soon,
         feed_url=actor.uri + "/feed.atom" if actor.local else None)
 
 

@@ -60,6 +60,8 @@ def upgrade() -> None:
         sa.Column("interpretation", sa.JSON(), nullable=True),
         sa.Column("organizers", sa.JSON(), nullable=True),
         sa.Column("related_projects", sa.JSON(), nullable=True),
+        sa.Column("note_id", sa.Integer(), sa.ForeignKey("objects.id", ondelete="SET NULL"),
+                  nullable=True),
     )
     op.create_table(
         "event_participants",

@@ -1,0 +1,491 @@
+"""Events (HUB meetings, exchange visits, assemblies, workshops, webinars) as AS2 `Event`s.
+
+The document is shaped like Mobilizon's (startTime, endTime, timezone, location as a Place with a
+PostalAddress, joinMode, participantCount, an online address as a `Link` attachment, organisers
+as `contacts`) and FEP-8a8e, so Mobilizon and Gancio read it; fedsph's own terms (kind,
+interpretation, related projects) sit in the fedsph namespace. Mastodon shows an Event only as a
+title and a link, so every new event is also announced as a plain Note.
+
+Pure builders and parsers first; the outbox side (which runs inside the caller's transaction,
+as fedsph.outbox does) after.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph import vocab
+from fedsph.activitystreams import (
+    AS_CONTEXT,
+    FEDSPH_NS,
+    PUBLIC,
+    as_list,
+    build_activity,
+    build_tombstone,
+    get_id,
+    get_type,
+    iso,
+)
+from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
+from fedsph.notes import text_to_html
+from fedsph.outbox import clean_place, delete_note, language_tag, publish_update, send_to_followers
+from fedsph.profile import location_precision
+from fedsph.sanitize import clean_html
+from fedsph.urls import URLs
+
+# Mobilizon's and schema.org's terms, inline so no processor needs to fetch anything.
+EVENT_CONTEXT: list = [
+    AS_CONTEXT,
+    {
+        "sc": "http://schema.org#",
+        "mz": "https://joinmobilizon.org/ns#",
+        "pt": "https://joinpeertube.org/ns#",
+        "fedsph": FEDSPH_NS,
+        "timezone": {"@id": "mz:timezone", "@type": "sc:Text"},
+        "isOnline": {"@id": "mz:isOnline", "@type": "sc:Boolean"},
+        "joinMode": {"@id": "mz:joinMode", "@type": "mz:joinModeType"},
+        "participantCount": {"@id": "mz:participantCount", "@type": "sc:Integer"},
+        "anonymousParticipationEnabled": {"@id": "mz:anonymousParticipationEnabled",
+                                          "@type": "sc:Boolean"},
+        "commentsEnabled": {"@id": "pt:commentsEnabled", "@type": "sc:Boolean"},
+        "maximumAttendeeCapacity": "sc:maximumAttendeeCapacity",
+        "inLanguage": "sc:inLanguage",
+        "location": {"@id": "sc:location", "@type": "sc:Place"},
+        "address": {"@id": "sc:address", "@type": "sc:PostalAddress"},
+        "PostalAddress": "sc:PostalAddress",
+        "streetAddress": "sc:streetAddress",
+        "addressLocality": "sc:addressLocality",
+        "addressCountry": "sc:addressCountry",
+        "contacts": {"@id": "mz:contacts", "@type": "@id"},
+        "eventKind": "fedsph:eventKind",
+        "interpretation": {"@id": "fedsph:interpretation", "@container": "@set"},
+        "relatedProjects": {"@id": "fedsph:relatedProjects", "@type": "@id",
+                            "@container": "@set"},
+    },
+]
+
+JOIN_MODES = tuple(vocab.JOIN_MODE)
+MAX_NAME_CHARS = 200
+MAX_LANGUAGES = 10
+MAX_ACTORS = 50
+# Mobilizon names the attachment that carries an online event's address "Website".
+ONLINE_LINK_NAME = "Website"
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+def zone(name: str | None) -> ZoneInfo:
+    if not name:
+        raise ValueError("an event needs a time zone, e.g. America/Montevideo")
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not a known time zone") from None
+
+
+def to_utc(moment: datetime | str, tz: ZoneInfo, what: str) -> datetime:
+    """Naive UTC from a local wall time (or an aware time) in the event's zone."""
+    if isinstance(moment, str):
+        try:
+            moment = datetime.fromisoformat(moment.strip())
+        except ValueError:
+            raise ValueError(f"the {what} time {moment!r} is not a date and time "
+                             "like 2027-03-10T09:00") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def local_time(moment: datetime | None, tz_name: str | None) -> datetime | None:
+    """A stored naive-UTC moment as wall time in the event's zone (UTC if it has none)."""
+    if moment is None:
+        return None
+    try:
+        tz = ZoneInfo(tz_name) if tz_name else UTC
+    except (ZoneInfoNotFoundError, ValueError):
+        tz = UTC
+    return moment.replace(tzinfo=UTC).astimezone(tz)
+
+
+def check_url(url: str | None, what: str = "online link") -> str | None:
+    if not url:
+        return None
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2048:
+        raise ValueError(f"the {what} {url!r} is not an http(s) URL")
+    return url
+
+
+def _languages(tags) -> list[str] | None:
+    tags = [language_tag(t) for t in dict.fromkeys(tags or ()) if t]
+    if len(tags) > MAX_LANGUAGES:
+        raise ValueError(f"an event lists at most {MAX_LANGUAGES} languages")
+    return tags or None
+
+
+def _actor_uris(uris, what: str) -> list[str] | None:
+    uris = [check_url(u, what) for u in dict.fromkeys(uris or ()) if u]
+    if len(uris) > MAX_ACTORS:
+        raise ValueError(f"an event lists at most {MAX_ACTORS} {what}s")
+    return uris or None
+
+
+def event_place(place: dict | None, precision: str) -> dict | None:
+    """The event's Place: a name, a postal address and coordinates rounded like an update's."""
+    if not place:
+        return None
+    address = {"streetAddress": str(place.get("address") or "").strip()[:300],
+               "addressLocality": str(place.get("locality") or "").strip()[:200],
+               "addressCountry": str(place.get("country") or "").strip()[:100]}
+    address = {k: v for k, v in address.items() if v}
+    clean = clean_place({k: v for k, v in place.items() if k in ("name", "latitude", "longitude")},
+                         precision) if (place.get("name") or place.get("latitude") is not None
+                                        or place.get("longitude") is not None) else None
+    if clean is None and not address:
+        raise ValueError("a place needs a name, an address or coordinates")
+    clean = clean or {"type": "Place", "name": address.get("streetAddress")}
+    if address:
+        clean["address"] = {"type": "PostalAddress", **address}
+    return clean
+
+
+def validate(*, name_map: dict, contents: dict, kind: str | None, starts_at, ends_at,
+             timezone: str, place: dict | None, online_url: str | None, languages,
+             interpretation, organizers, related_projects, join_mode: str,
+             precision: str) -> tuple[dict, dict]:
+    """(Object columns, Event columns) of a local event, or ValueError for people to read."""
+    names = {language_tag(lang): " ".join(n.split()) for lang, n in (name_map or {}).items()
+             if n and n.strip()}
+    if not names:
+        raise ValueError("an event needs a name")
+    if any(len(n) > MAX_NAME_CHARS for n in names.values()):
+        raise ValueError(f"an event's name is limited to {MAX_NAME_CHARS} characters")
+    if "" in names and len(names) > 1:
+        raise ValueError("every name of a multilingual event needs its language")
+    texts = {language_tag(lang): t.strip() for lang, t in (contents or {}).items() if t and t.strip()}
+    if kind and not vocab.is_valid("event_kind", kind):
+        raise ValueError(f"{kind!r} is not a known event kind ({', '.join(vocab.EVENT_KIND)})")
+    if join_mode not in JOIN_MODES:
+        raise ValueError(f"{join_mode!r} is not a known join mode ({', '.join(JOIN_MODES)})")
+    tz = zone(timezone)
+    start = to_utc(starts_at, tz, "start")
+    end = to_utc(ends_at, tz, "end") if ends_at else None
+    if end is not None and end <= start:
+        raise ValueError("an event must end after it starts")
+    online_url = check_url(online_url)
+    location = event_place(place, precision)
+    if location is None and online_url is None:
+        raise ValueError("an event needs a place or an online link")
+    primary = next(iter(names))
+    content_map = {lang: text_to_html(text) for lang, text in texts.items()}
+    obj = {"name": names[primary], "name_map": names if primary else None,
+           "content": content_map.get(primary) or next(iter(content_map.values()), None),
+           "content_map": content_map if primary and content_map else None,
+           "language": primary or None, "place": location, "kind": kind or None}
+    event = {"kind": kind or None, "starts_at": start, "ends_at": end, "timezone": timezone,
+             "online_url": online_url, "join_mode": join_mode,
+             "languages": _languages(languages), "interpretation": _languages(interpretation),
+             "organizers": _actor_uris(organizers, "organiser"),
+             "related_projects": _actor_uris(related_projects, "related project")}
+    return obj, event
+
+
+# --- the wire ------------------------------------------------------------------------------------
+
+def _wire_time(moment: datetime | None, tz_name: str | None) -> str | None:
+    """ISO 8601 with the event zone's offset (what Mobilizon and FEP-8a8e readers expect)."""
+    local = local_time(moment, tz_name)
+    return local.replace(microsecond=0).isoformat() if local else None
+
+
+def build_event(obj: Object, event: Event, actor: Actor, participants: int = 0) -> dict:
+    """The AS2 Event for a local event, @context included (strip it to embed)."""
+    languages = event.languages or ([obj.language] if obj.language else [])
+    document = {
+        "@context": EVENT_CONTEXT,
+        "id": obj.uri,
+        "type": "Event",
+        "attributedTo": actor.uri,
+        # Mobilizon's `actor` is the organiser who made the event; here, the project.
+        "actor": actor.uri,
+        "name": obj.name,
+        "nameMap": obj.name_map,
+        "content": obj.content,
+        "contentMap": obj.content_map,
+        "mediaType": "text/html",
+        "startTime": _wire_time(event.starts_at, event.timezone),
+        "endTime": _wire_time(event.ends_at, event.timezone),
+        "timezone": event.timezone,
+        "location": obj.place,
+        "isOnline": bool(event.online_url) and not obj.place,
+        "attachment": [{"type": "Link", "name": ONLINE_LINK_NAME, "mediaType": "text/html",
+                        "href": event.online_url}] if event.online_url else None,
+        "joinMode": event.join_mode,
+        "participantCount": participants,
+        "maximumAttendeeCapacity": 0,
+        "anonymousParticipationEnabled": False,
+        "commentsEnabled": True,
+        "inLanguage": (languages[0] if len(languages) == 1 else languages) or None,
+        "interpretation": event.interpretation,
+        "contacts": event.organizers,
+        "relatedProjects": event.related_projects,
+        "eventKind": event.kind,
+        "published": iso(obj.published),
+        "updated": iso(obj.updated),
+        "url": obj.url or obj.uri,
+        "to": [PUBLIC],
+        "cc": [actor.followers_url],
+    }
+    return {k: v for k, v in document.items() if v is not None}
+
+
+def _term(document: dict, name: str):
+    for key in (name, "fedsph:" + name, FEDSPH_NS + name, "mz:" + name):
+        if key in document:
+            return document[key]
+    return None
+
+
+def _uris(value) -> list[str] | None:
+    found = [u for u in (get_id(v) for v in as_list(value)) if u and urlsplit(u).scheme in
+             ("http", "https")]
+    return list(dict.fromkeys(found))[:MAX_ACTORS] or None
+
+
+def _tags(value) -> list[str] | None:
+    kept = []
+    for tag in as_list(value)[:MAX_LANGUAGES]:
+        try:
+            kept.append(language_tag(tag) if isinstance(tag, str) else "")
+        except ValueError:
+            continue
+    return [t for t in dict.fromkeys(kept) if t] or None
+
+
+def _received_time(value, what: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"the event's {what} {str(value)[:40]!r} is not a date") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment
+
+
+def _online_url(document: dict) -> str | None:
+    """Mobilizon's online address (a Link attachment); a bare Link is taken too."""
+    for item in as_list(document.get("attachment")):
+        if isinstance(item, dict) and get_type(item) == "Link":
+            try:
+                return check_url(item.get("href") if isinstance(item.get("href"), str) else None)
+            except ValueError:
+                continue
+    return None
+
+
+def event_columns(document: dict) -> dict:
+    """Event columns of a received Event, leniently; ValueError (the reason) when it has no
+    usable start time, or ends before it starts: such an event is not kept as an event."""
+    start = _received_time(document.get("startTime"), "start time")
+    if start is None:
+        raise ValueError("the event has no start time")
+    try:
+        end = _received_time(document.get("endTime"), "end time")
+    except ValueError:
+        end = None
+    if end is not None and end < start:
+        raise ValueError("the event ends before it starts")
+    tz = _term(document, "timezone")
+    try:
+        zone(tz if isinstance(tz, str) else None)
+    except ValueError:
+        tz = None  # an unknown zone: times are shown in UTC
+    kind = _term(document, "eventKind")
+    join_mode = _term(document, "joinMode")
+    return {
+        "kind": kind if isinstance(kind, str) and vocab.is_valid("event_kind", kind) else None,
+        "starts_at": start, "ends_at": end, "timezone": tz,
+        "online_url": _online_url(document),
+        "join_mode": join_mode if join_mode in JOIN_MODES else "free",
+        "languages": _tags(document.get("inLanguage")),
+        "interpretation": _tags(_term(document, "interpretation")),
+        "organizers": _uris(document.get("contacts")),
+        "related_projects": _uris(_term(document, "relatedProjects")),
+    }
+
+
+async def store_event_details(db: AsyncSession, obj: Object, document: dict) -> str | None:
+    """Upsert the Event row of a received Event object; the reason when it is not usable."""
+    try:
+        columns = event_columns(document)
+    except ValueError as exc:
+        return str(exc)
+    row = await db.get(Event, obj.id)
+    if row is None:
+        db.add(Event(object_id=obj.id, **columns))
+    else:
+        for column, value in columns.items():
+            setattr(row, column, value)
+    # The Place's address is kept with the place (remote_objects keeps only name and position).
+    place = next((p for p in as_list(document.get("location")) if isinstance(p, dict)), None)
+    address = place.get("address") if place else None
+    if isinstance(address, dict):
+        kept = {k: clean_html(v)[:300] for k, v in address.items()
+                if k in ("streetAddress", "addressLocality", "addressCountry", "postalCode")
+                and isinstance(v, str)}
+        if kept:
+            obj.place = {**(obj.place or {"type": "Place"}), "address": {"type": "PostalAddress",
+                                                                          **kept}}
+    elif isinstance(address, str) and address.strip():
+        obj.place = {**(obj.place or {"type": "Place"}), "address": {
+            "type": "PostalAddress", "streetAddress": clean_html(address)[:300]}}
+    return None
+
+
+# --- the outbox side -----------------------------------------------------------------------------
+
+def event_page(urls: URLs, actor: Actor, obj: Object) -> str:
+    return f"{urls.base}/p/{actor.username}/events/{obj.uri.rsplit('/', 1)[1]}"
+
+
+async def participant_count(db: AsyncSession, obj: Object) -> int:
+    return await db.scalar(select(func.count(EventParticipant.id)).where(
+        EventParticipant.event_id == obj.id, EventParticipant.state == "accepted")) or 0
+
+
+async def refresh_document(db: AsyncSession, obj: Object, actor: Actor) -> dict:
+    """Rebuild the stored document (participantCount changes with every Join and Leave)."""
+    event = await db.get(Event, obj.id)
+    obj.document = build_event(obj, event, actor, await participant_count(db, obj))
+    return obj.document
+
+
+def _embedded(document: dict) -> dict:
+    return {k: v for k, v in document.items() if k != "@context"}
+
+
+def _when(event: Event) -> str:
+    start = local_time(event.starts_at, event.timezone)
+    text = start.strftime("%Y-%m-%d %H:%M")
+    end = local_time(event.ends_at, event.timezone)
+    if end is not None:
+        text += "–" + end.strftime("%H:%M" if end.date() == start.date() else "%Y-%m-%d %H:%M")
+    return f"{text} ({event.timezone})"
+
+
+def announcement_text(obj: Object, event: Event, page: str) -> str:
+    """The companion Note's text: what, when (in the event's zone), where, and the link."""
+    lines = [_when(event)]
+    place = obj.place or {}
+    where = ", ".join(x for x in (place.get("name"), (place.get("address") or {})
+                                  .get("streetAddress")) if x and x != "") if place else ""
+    if where:
+        lines.append(where)
+    if event.online_url:
+        lines.append(event.online_url)
+    return "\n".join(lines) + "\n\n" + page
+
+
+async def publish_event(db: AsyncSession, urls: URLs, actor: Actor, *, name: str | None = None,
+                        name_map: dict | None = None, content: str | None = None,
+                        contents: dict | None = None, kind: str | None = None, starts_at,
+                        ends_at=None, timezone: str, place: dict | None = None,
+                        online_url: str | None = None, languages=(), interpretation=(),
+                        organizers=(), related_projects=(), join_mode: str = "free",
+                        announce: bool = True) -> Object:
+    """Create an event as `actor` (a project or the hub), send Create{Event} to its followers,
+    and announce it with a plain Note (Mastodon shows Events only as a link)."""
+    lang = next(iter(languages or ()), "")
+    name_map = name_map or {lang: name or ""}
+    contents = contents or ({lang: content} if content else {})
+    columns, details = validate(
+        name_map=name_map, contents=contents, kind=kind, starts_at=starts_at, ends_at=ends_at,
+        timezone=timezone, place=place, online_url=online_url, languages=languages,
+        interpretation=interpretation, organizers=organizers or [actor.uri],
+        related_projects=related_projects, join_mode=join_mode,
+        precision=location_precision(actor))
+    uri = urls.new_object()
+    obj = Object(uri=uri, type="Event", actor_id=actor.id, local=True, published=utcnow(),
+                 visibility="public", **columns)
+    db.add(obj)
+    await db.flush()
+    obj.url = event_page(urls, actor, obj)
+    event = Event(object_id=obj.id, **details)
+    db.add(event)
+    await db.flush()
+    document = await refresh_document(db, obj, actor)
+    create = build_activity("Create", urls.new_activity(), actor.uri, _embedded(document),
+                            to=document["to"], cc=document["cc"], published=document["published"])
+    create["@context"] = EVENT_CONTEXT
+    await send_to_followers(db, actor, create, obj.uri, "public")
+    if announce:
+        note = await publish_update(db, urls, actor, contents={
+            obj.language or "": announcement_text(obj, event, obj.url)},
+            title_map={obj.language or "": obj.name})
+        event.note_id = note.id
+    return obj
+
+
+async def edit_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, **fields) -> Object:
+    """Replace an event's fields (as publish_event takes them) and send Update{Event}."""
+    if obj.type != "Event" or not obj.local or obj.actor_id != actor.id:
+        raise ValueError("this event belongs to someone else")
+    if obj.deleted_at is not None:
+        raise ValueError("this event was cancelled")
+    languages = fields.get("languages") or ()
+    lang = next(iter(languages), "")
+    columns, details = validate(
+        name_map=fields.get("name_map") or {lang: fields.get("name") or ""},
+        contents=fields.get("contents") or ({lang: fields["content"]} if fields.get("content")
+                                            else {}),
+        kind=fields.get("kind"), starts_at=fields["starts_at"], ends_at=fields.get("ends_at"),
+        timezone=fields["timezone"], place=fields.get("place"),
+        online_url=fields.get("online_url"), languages=languages,
+        interpretation=fields.get("interpretation"),
+        organizers=fields.get("organizers") or [actor.uri],
+        related_projects=fields.get("related_projects"),
+        join_mode=fields.get("join_mode") or "free", precision=location_precision(actor))
+    for column, value in columns.items():
+        setattr(obj, column, value)
+    event = await db.get(Event, obj.id)
+    for column, value in details.items():
+        setattr(event, column, value)
+    obj.updated = utcnow()
+    document = await refresh_document(db, obj, actor)
+    update = build_activity("Update", urls.new_activity(), actor.uri, _embedded(document),
+                            to=document["to"], cc=document["cc"])
+    update["@context"] = EVENT_CONTEXT
+    await send_to_followers(db, actor, update, obj.uri, "public")
+    return obj
+
+
+async def cancel_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -> Object:
+    """Cancel (delete) an event: a tombstone, and Delete to the followers and participants."""
+    if obj.type != "Event" or not obj.local or obj.actor_id != actor.id:
+        raise ValueError("this event belongs to someone else")
+    if obj.deleted_at is not None:
+        return obj
+    obj.deleted_at = utcnow()
+    tombstone = build_tombstone(obj.uri, "Event", obj.deleted_at)
+    tombstone.pop("@context")
+    delete = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=[PUBLIC],
+                            cc=[actor.followers_url])
+    participants = list(await db.scalars(select(Actor).join(
+        EventParticipant, EventParticipant.actor_id == Actor.id).where(
+        EventParticipant.event_id == obj.id, Actor.local.is_(False))))
+    obj.document = None
+    await send_to_followers(db, actor, delete, obj.uri, "public", also=participants)
+    # The note that announced it must not go on telling people to come.
+    event = await db.get(Event, obj.id)
+    note = await db.get(Object, event.note_id) if event and event.note_id else None
+    if note is not None:
+        await delete_note(db, urls, actor, note)
+    return obj

@@ -1,0 +1,252 @@
+"""The hub's directory: which member projects a view shows, and what visitors can search.
+
+A view is a Filters value read from the URL's query (so any view can be shared as a link); the
+matching, the search folding and the counts are pure functions over the projects' stored
+profiles, so the pages and every export (Atom, GeoJSON, CSV, the map) agree on what they show.
+Projects are filtered in Python: a hub has dozens to a few thousand members, and the profile
+fields are JSON, which SQLite and PostgreSQL query differently.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.activitystreams import as_list
+from fedsph.hub.membership import approved_projects, local_hub
+from fedsph.models import Actor, Object
+from fedsph.profile import public_location
+
+# URL parameter -> profile field; each may be repeated (any of the values matches).
+LIST_FILTERS = {"region": "region", "country": "country", "stage": "stage",
+                "approach": "approach", "tenure": "tenure", "theme": "themes",
+                "language": "languages"}
+MAX_VALUES = 50
+MAX_QUERY = 200
+_SLUG = re.compile(r"^[a-z0-9_]{1,64}$")
+_COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+_TAGS = re.compile(r"<[^>]+>")
+
+
+class FilterError(ValueError):
+    """A query parameter that is no valid filter; the message says which and why."""
+
+
+# -- search -------------------------------------------------------------------------------------
+
+def fold(text: str) -> str:
+    """Text as search compares it: no accents, no case ("Ñandé" -> "nande")."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def searchable_text(actor: Actor) -> str:
+    """Everything `q` looks in, folded: names and summaries in every language, descriptions."""
+    profile = actor.profile if isinstance(actor.profile, dict) else {}
+    parts = [actor.name, actor.username, actor.summary]
+    for mapping in (actor.name_map, actor.summary_map, profile.get("description_map")):
+        if isinstance(mapping, dict):
+            parts.extend(mapping.values())
+    text = " ".join(p for p in parts if isinstance(p, str))
+    return fold(_TAGS.sub(" ", text))
+
+
+def search_words(q: str) -> list[str]:
+    return fold(q).split()
+
+
+# -- filters --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Filters:
+    """One view of the directory. Values within a filter are alternatives; filters combine."""
+
+    values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    q: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.q.strip()) or any(self.values.values())
+
+    def selected(self, name: str) -> tuple[str, ...]:
+        return self.values.get(name, ())
+
+    def query_items(self) -> list[tuple[str, str]]:
+        """The view as URL parameters, in a stable order (for links to pages and exports)."""
+        items = [(name, value) for name in LIST_FILTERS for value in self.selected(name)]
+        return items + ([("q", self.q)] if self.q.strip() else [])
+
+
+def _clean(name: str, value: str) -> str:
+    value = value.strip()
+    if name == "country":
+        if not _COUNTRY.match(value):
+            raise FilterError(f"country: {value!r} is not a two-letter country code such as UY")
+        return value.upper()
+    if name == "language":
+        if not _LANGUAGE.match(value):
+            raise FilterError(f"language: {value!r} is not a language tag such as es or pt-BR")
+        return value.lower()
+    # Slugs from other nodes' newer vocabularies are kept: a shared link may name one.
+    if not _SLUG.match(value):
+        raise FilterError(f"{name}: {value!r} is not a vocabulary value such as "
+                          "'self_build' (lower-case letters, digits and _)")
+    return value
+
+
+def parse_filters(query: Mapping) -> Filters:
+    """Filters from a URL query (a MultiDict: repeated names give several values).
+
+    Empty values are ignored (an untouched select box sends one); anything else malformed
+    raises FilterError.
+    """
+    getall = query.getall if hasattr(query, "getall") else (lambda k, d=(): as_list(query.get(k)))
+    values = {}
+    for name in LIST_FILTERS:
+        raw = [v for v in getall(name, []) if isinstance(v, str) and v.strip()]
+        if len(raw) > MAX_VALUES:
+            raise FilterError(f"{name}: at most {MAX_VALUES} values")
+        cleaned = tuple(dict.fromkeys(_clean(name, v) for v in raw))
+        if cleaned:
+            values[name] = cleaned
+    q = query.get("q") or ""
+    if not isinstance(q, str) or len(q) > MAX_QUERY:
+        raise FilterError(f"q: at most {MAX_QUERY} characters")
+    return Filters(values, q.strip())
+
+
+def _profile(actor: Actor) -> dict:
+    return actor.profile if isinstance(actor.profile, dict) else {}
+
+
+def _language_matches(wanted: str, tags) -> bool:
+    """"es" matches a project speaking "es-UY"; "pt-br" matches only pt-BR."""
+    for tag in as_list(tags):
+        if isinstance(tag, str) and (tag.lower() == wanted or tag.lower().startswith(wanted + "-")):
+            return True
+    return False
+
+
+def matches(actor: Actor, filters: Filters) -> bool:
+    profile = _profile(actor)
+    for name, wanted in filters.values.items():
+        if not wanted:
+            continue
+        have = profile.get(LIST_FILTERS[name])
+        if name == "language":
+            if not any(_language_matches(w, have) for w in wanted):
+                return False
+        elif not set(wanted) & {v for v in as_list(have) if isinstance(v, str)}:
+            return False
+    words = search_words(filters.q)
+    if words:
+        text = searchable_text(actor)
+        return all(word in text for word in words)
+    return True
+
+
+def select_projects(actors: list[Actor], filters: Filters) -> list[Actor]:
+    """The projects a view shows, by name (ignoring accents and case)."""
+    chosen = [a for a in actors if matches(a, filters)]
+    return sorted(chosen, key=lambda a: (fold(a.name or a.username), a.uri))
+
+
+# -- facts shown about each project ----------------------------------------------------------------
+
+def public_point(actor: Actor) -> tuple[float, float, str] | None:
+    """(latitude, longitude, precision) as the project published it, rounded again to its
+    precision so nothing stored can show more than that; None without coordinates."""
+    location = _profile(actor).get("location")
+    if not isinstance(location, dict):
+        return None
+    lat, lon = location.get("latitude"), location.get("longitude")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon)):
+        return None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    rounded = public_location({**location, "precision": location.get("precision") or "exact"})
+    return rounded["latitude"], rounded["longitude"], location.get("precision") or "exact"
+
+
+def project_url(actor: Actor) -> str:
+    """The project's own page (on its node), for exports read elsewhere."""
+    return actor.url or actor.uri
+
+
+def _count(value) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+@dataclass
+class Stats:
+    projects: int
+    by_stage: list[tuple[str, int]]
+    by_approach: list[tuple[str, int]]
+    by_country: list[tuple[str, int]]
+    homes_completed: int
+    homes_planned: int
+
+
+def _ranked(counter: Counter) -> list[tuple[str, int]]:
+    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
+
+
+def stats(actors: list[Actor]) -> Stats:
+    """Counts over a view: projects per stage, approach (a project may have several) and
+    country, and the homes its projects completed and plan."""
+    stage, approach, country = Counter(), Counter(), Counter()
+    completed = planned = 0
+    for actor in actors:
+        profile = _profile(actor)
+        if isinstance(profile.get("stage"), str):
+            stage[profile["stage"]] += 1
+        approach.update({a for a in as_list(profile.get("approach")) if isinstance(a, str)})
+        if isinstance(profile.get("country"), str):
+            country[profile["country"]] += 1
+        completed += _count(profile.get("homes_completed"))
+        planned += _count(profile.get("homes_planned"))
+    return Stats(len(actors), _ranked(stage), _ranked(approach), _ranked(country),
+                 completed, planned)
+
+
+def facets(actors: list[Actor]) -> dict[str, list[tuple[str, int]]]:
+    """For the filter form: each filter's values present among the members, with counts."""
+    found: dict[str, Counter] = {name: Counter() for name in LIST_FILTERS}
+    for actor in actors:
+        profile = _profile(actor)
+        for name, key in LIST_FILTERS.items():
+            values = {v for v in as_list(profile.get(key)) if isinstance(v, str)}
+            if name == "language":
+                values = {v.split("-")[0].lower() for v in values}
+            found[name].update(values)
+    return {name: sorted(counter.items()) for name, counter in found.items()}
+
+
+# -- queries ---------------------------------------------------------------------------------------
+
+async def hub_and_members(db: AsyncSession) -> tuple[Actor | None, list[Actor]]:
+    """This node's hub actor and its approved member projects (hub-core's queries)."""
+    hub = await local_hub(db)
+    if hub is None:
+        return None, []
+    return hub, list(await db.scalars(approved_projects(db, hub)))
+
+
+async def member_updates(db: AsyncSession, actor_ids: list[int], page: int = 1,
+                         per_page: int = 20) -> list[tuple[Object, Actor]]:
+    """Public top-level posts of these projects, newest first; one extra to tell a next page."""
+    if not actor_ids:
+        return []
+    rows = await db.execute(
+        select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
+        .where(Object.actor_id.in_(actor_ids), Object.deleted_at.is_(None),
+               Object.visibility == "public", Object.in_reply_to.is_(None))
+        .order_by(Object.published.desc(), Object.id.desc())
+        .offset((page - 1) * per_page).limit(per_page + 1))
+    return [(obj, actor) for obj, actor in rows]

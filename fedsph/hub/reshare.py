@@ -1,0 +1,96 @@
+"""The hub re-shares its members' public activities with the hub's followers.
+
+Two forms, so that both kinds of follower see them:
+- Announce{object: the member's Create/Update/Delete, embedded}: FEP-1b12, what Lemmy groups
+  send; group-aware servers take the embedded activity as the member's.
+- Announce{object: the post's id} for a new post: what Mastodon shows as a boost.
+A Delete of a boosted post also undoes the boost (Undo{Announce}), which is how Mastodon's
+followers of the hub, who do not follow the project, see it go.
+
+Relay subscribers (Follow.relay) get neither: fedsph.hub.relay forwards them the member's
+original bytes instead, so the author's integrity proof still verifies.
+
+Only public (or unlisted) activities of approved members are re-shared; a followers-only post
+stays with the project's followers. Backfilled posts never come through here.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
+from fedsph.delivery import enqueue_deliveries
+from fedsph.hub import relay
+from fedsph.hub.membership import local_hub, membership
+from fedsph.models import Activity, Actor, Follow
+from fedsph.outbox import record_activity
+
+if TYPE_CHECKING:
+    from fedsph.handlers.context import HandlerContext
+
+BOOSTED_TYPES = {"Note", "Article", "Page", "Question", "Event"}
+
+
+async def hub_audience(db: AsyncSession, hub: Actor) -> list[Actor]:
+    """The hub's accepted followers, without relay subscribers (they get the original)."""
+    return list(await db.scalars(
+        select(Actor).join(Follow, Follow.follower_id == Actor.id)
+        .where(Follow.followed_id == hub.id, Follow.state == "accepted",
+               Follow.relay.is_not(True))))
+
+
+async def _announced(db: AsyncSession, hub: Actor, uri: str) -> Activity | None:
+    return await db.scalar(select(Activity).where(
+        Activity.actor_id == hub.id, Activity.type == "Announce", Activity.object_uri == uri))
+
+
+async def reshare_member_activity(ctx: HandlerContext, activity: dict, author: Actor,
+                                  public: bool | None = None) -> int:
+    """Called by the post handlers after storing a Create/Update (of a post or of the author's
+    profile) or a Delete. `public` overrides the addressing check (a Delete names its post by id:
+    the caller knows whether the post was public). Returns how many announces were queued."""
+    db, urls = ctx.db, ctx.urls
+    hub = await local_hub(db)
+    if hub is None or author.id == hub.id:
+        return 0
+    row = await membership(db, hub, author)
+    if row is None or row.state != "approved":
+        return 0
+    # The activity's addressing is the audience its author chose: followers-only stays so.
+    if not (is_public(activity) if public is None else public):
+        return 0
+    if await _announced(db, hub, activity["id"]) is not None:
+        return 0  # the same activity again (redelivered, or sent to two of our actors)
+    recipients = [a for a in await hub_audience(db, hub) if a.id != author.id]
+    cc = [hub.followers_url] if hub.followers_url else None
+    sent = 0
+    embedded = build_activity("Announce", urls.new_activity(), hub.uri, activity,
+                              to=[PUBLIC], cc=cc)
+    sent += await _queue(db, hub, embedded, activity["id"], recipients)
+    obj = activity.get("object")
+    kind = get_type(activity)
+    if kind == "Create" and isinstance(obj, dict) and get_type(obj) in BOOSTED_TYPES:
+        boost = build_activity("Announce", urls.new_activity(), hub.uri, obj["id"],
+                               to=[PUBLIC], cc=cc)
+        sent += await _queue(db, hub, boost, obj["id"], recipients)
+    if kind == "Delete":
+        boost = await _announced(db, hub, get_id(obj) or "")
+        if boost is not None:
+            original = {"id": boost.uri, "type": "Announce", "actor": hub.uri,
+                        "object": boost.object_uri}
+            undo = build_activity("Undo", urls.new_activity(), hub.uri, original,
+                                  to=[PUBLIC], cc=cc)
+            sent += await _queue(db, hub, undo, boost.uri, recipients)
+    if ctx.body is not None:
+        await relay.forward_to_relays(db, hub, ctx.body)
+    return sent
+
+
+async def _queue(db: AsyncSession, hub: Actor, document: dict, object_uri: str,
+                 recipients: list[Actor]) -> int:
+    activity = await record_activity(db, hub, document, object_uri, public=True)
+    await enqueue_deliveries(db, activity, recipients)
+    return 1

@@ -1,0 +1,241 @@
+"""Event pages: a project's (or the hub's) events, one event, the members' form, iCal feeds.
+
+Every time is shown in the event's own time zone, named next to it: a meeting in Montevideo is
+at 09:00 Montevideo time for everyone, wherever they read it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+from aiohttp import web
+from babel import Locale, UnknownLocaleError
+from markupsafe import Markup
+from multidict import MultiDict
+from sqlalchemy import select
+
+from fedsph import events, ical, vocab
+from fedsph.auth import may_act_as
+from fedsph.errors import Gone, NotFound
+from fedsph.hub.membership import approved_projects, local_hub
+from fedsph.i18n import N_, pick_translation
+from fedsph.models import Actor, Event, Object
+from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
+from fedsph.web.keys import LANG, SESSIONS, URLS, USER, WRITER
+from fedsph.web.render import ap_response, html_response, wants_html
+
+# /p/… is where events live (their `url`); /actors/… beside the other project pages.
+PREFIXES = ("/p/{username}/events", "/actors/{username}/events")
+FORM_FIELDS = ("name", "lang", "text", "kind", "start", "end", "tz", "place", "address",
+               "online", "languages", "interpretation", "join_mode", "related")
+
+
+def visitor_lang(request: web.Request) -> str:
+    return request.get(LANG) or "en"
+
+
+def language_name(tag: str) -> str:
+    """A language's name in itself ("português"), as the project pages show them."""
+    try:
+        return Locale.parse(tag.replace("-", "_")).get_display_name(tag.replace("-", "_")) or tag
+    except (ValueError, UnknownLocaleError):
+        return tag
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _when(event: Event) -> dict:
+    start = events.local_time(event.starts_at, event.timezone)
+    end = events.local_time(event.ends_at, event.timezone)
+    same_day = end is not None and end.date() == start.date()
+    return {"date": f"{start:%Y-%m-%d}", "start": f"{start:%H:%M}",
+            "end": (f"{end:%H:%M}" if same_day else f"{end:%Y-%m-%d %H:%M}") if end else None,
+            "tz": event.timezone or "UTC", "iso": start.isoformat(),
+            "end_iso": end.isoformat() if end else None}
+
+
+async def _actors_named(db, uris) -> list[tuple[str, str]]:
+    """(label, link) for actor URIs: their stored name when we know them."""
+    known = {a.uri: a for a in await db.scalars(select(Actor).where(Actor.uri.in_(uris or [])))}
+    return [((known[u].name or known[u].username) if u in known else u,
+             (known[u].url or u) if u in known else u) for u in uris or []]
+
+
+async def event_view(db, obj: Object, event: Event, actor: Actor, lang: str) -> dict:
+    name, name_lang = pick_translation(obj.name_map, lang, obj.name, obj.language)
+    content, content_lang = pick_translation(obj.content_map, lang, obj.content, obj.language)
+    place = obj.place or {}
+    address = place.get("address") if isinstance(place.get("address"), dict) else {}
+    return {
+        "obj": obj, "event": event, "actor": actor, "name": name, "name_lang": name_lang,
+        "content": Markup(content or ""), "content_lang": content_lang, "when": _when(event),
+        "href": obj.url if obj.local else f"/remote/objects?uri={quote(obj.uri, safe='')}",
+        "place": place.get("name"),
+        "address": ", ".join(v for k, v in address.items() if k != "type" and v),
+        "online_url": event.online_url,
+        "languages": [language_name(t) for t in event.languages or []],
+        "interpretation": [language_name(t) for t in event.interpretation or []],
+        "organizers": await _actors_named(db, event.organizers),
+        "related": await _actors_named(db, event.related_projects),
+        "participants": await events.participant_count(db, obj),
+    }
+
+
+async def _events_of(db, actor_ids: list[int]) -> list[tuple[Object, Event, Actor]]:
+    """Upcoming events first (soonest first), then past ones (latest first)."""
+    rows = [tuple(r) for r in await db.execute(
+        select(Object, Event, Actor).join(Event, Event.object_id == Object.id)
+        .join(Actor, Actor.id == Object.actor_id)
+        .where(Object.actor_id.in_(actor_ids), Object.deleted_at.is_(None),
+               Object.visibility.in_(("public", "unlisted"))).order_by(Event.starts_at))]
+    now = _now()
+    upcoming = [r for r in rows if (r[1].ends_at or r[1].starts_at) >= now]
+    past = [r for r in rows if (r[1].ends_at or r[1].starts_at) < now]
+    return upcoming + past[::-1]
+
+
+async def upcoming_events(db, actor: Actor, limit: int = 3, lang: str = "en") -> list[dict]:
+    """The next few events of a project, for a small section of its page."""
+    now = _now()
+    rows = [r for r in await _events_of(db, [actor.id])
+            if (r[1].ends_at or r[1].starts_at) >= now][:limit]
+    return [await event_view(db, *row, lang) for row in rows]
+
+
+async def list_page(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    lang = visitor_lang(request)
+    async with request.app[SESSIONS]() as db:
+        views = [await event_view(db, *row, lang) for row in await _events_of(db, [actor.id])]
+        user = request.get(USER)
+        member = user is not None and await may_act_as(db, user, actor)
+    now = _now()
+    return html_response(request, "event_list.html", actor=actor, is_member=member,
+                         upcoming=[v for v in views if (v["event"].ends_at or
+                                                        v["event"].starts_at) >= now],
+                         past=[v for v in views if (v["event"].ends_at or
+                                                    v["event"].starts_at) < now],
+                         ics_url=f"/p/{actor.username}/events.ics")
+
+
+async def _event_or_404(request: web.Request, actor: Actor) -> tuple[Object, Event]:
+    uri = request.app[URLS].object(request.match_info["object_id"])
+    async with request.app[SESSIONS]() as db:
+        obj = await db.scalar(select(Object).where(Object.uri == uri, Object.actor_id == actor.id,
+                                                   Object.type == "Event"))
+        event = await db.get(Event, obj.id) if obj is not None else None
+    if obj is None or event is None:
+        raise NotFound(N_("There is no such event here."))
+    if obj.deleted_at is not None:
+        raise Gone(N_("This event was cancelled."))
+    return obj, event
+
+
+async def event_page(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    obj, event = await _event_or_404(request, actor)
+    if not wants_html(request):
+        return ap_response(obj.document or {})
+    async with request.app[SESSIONS]() as db:
+        view = await event_view(db, obj, event, actor, visitor_lang(request))
+        user = request.get(USER)
+        member = user is not None and await may_act_as(db, user, actor)
+    return html_response(request, "event.html", e=view, actor=actor, is_member=member,
+                         join_mode=vocab.label("join_mode", event.join_mode,
+                                               visitor_lang(request)))
+
+
+def _words(text: str | None) -> list[str]:
+    return (text or "").replace(",", " ").split()
+
+
+def fields_from_form(form: MultiDict) -> dict:
+    """publish_event's keyword arguments from the form (publish_event validates them)."""
+    lang = (form.get("lang") or "").strip()
+    languages = _words(form.get("languages"))
+    if lang and lang not in languages:
+        languages.insert(0, lang)
+    place = {"name": form.get("place", "").strip(), "address": form.get("address", "").strip()}
+    return {"name_map": {lang: form.get("name", "")},
+            "contents": {lang: form.get("text", "")} if form.get("text", "").strip() else {},
+            "kind": form.get("kind") or None, "starts_at": form.get("start", ""),
+            "ends_at": form.get("end") or None, "timezone": form.get("tz", "").strip(),
+            "place": place if any(place.values()) else None,
+            "online_url": form.get("online", "").strip() or None, "languages": languages,
+            "interpretation": _words(form.get("interpretation")),
+            "join_mode": form.get("join_mode") or "free",
+            "related_projects": _words(form.get("related"))}
+
+
+def _render_form(request, actor: Actor, form: MultiDict, error: str | None = None,
+                 status: int = 200) -> web.Response:
+    return html_response(request, "event_form.html", status=status, actor=actor, form=form,
+                         error=error, kinds=tuple(vocab.EVENT_KIND),
+                         join_modes=events.JOIN_MODES)
+
+
+async def form_page(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    return _render_form(request, actor, MultiDict({"tz": "UTC", "join_mode": "free"}))
+
+
+async def form_submit(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    form = await read_form(request)
+    try:
+        async with request.app[WRITER]() as db, db.begin():
+            obj = await events.publish_event(db, request.app[URLS], await db.get(Actor, actor.id),
+                                             **fields_from_form(form))
+    except ValueError as exc:
+        return _render_form(request, actor, form, str(exc), status=400)
+    raise web.HTTPSeeOther(obj.url[len(request.app[URLS].base):])
+
+
+async def cancel_submit(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    obj, _ = await _event_or_404(request, actor)
+    async with request.app[WRITER]() as db, db.begin():
+        await events.cancel_event(db, request.app[URLS], await db.get(Actor, actor.id),
+                                  await db.get(Object, obj.id))
+    raise web.HTTPSeeOther(f"/p/{actor.username}/events")
+
+
+def _ics(body: bytes, name: str) -> web.Response:
+    response = web.Response(body=body, content_type=ical.CONTENT_TYPE, charset="utf-8")
+    response.headers["Content-Disposition"] = f'inline; filename="{name}.ics"'
+    return response
+
+
+async def actor_ics(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    async with request.app[SESSIONS]() as db:
+        rows = await ical.calendar_rows(db, [actor.id])
+    return _ics(ical.build_calendar(actor.name or actor.username, rows), actor.username)
+
+
+async def hub_ics(request: web.Request) -> web.Response:
+    """The hub's own events and those of its approved member projects, wherever they live."""
+    async with request.app[SESSIONS]() as db:
+        hub = await local_hub(db)
+        if hub is None:
+            raise NotFound(N_("This node is not a hub."))
+        members = list(await db.scalars(approved_projects(db, hub)))
+        rows = await ical.calendar_rows(db, [hub.id] + [m.id for m in members])
+    return _ics(ical.build_calendar(hub.name or hub.username, rows), "hub-events")
+
+
+def add_routes(app: web.Application) -> None:
+    for prefix in PREFIXES:
+        app.router.add_get(prefix, list_page)
+        app.router.add_get(prefix + ".ics", actor_ics)
+        app.router.add_get(prefix + "/new", form_page)
+        app.router.add_post(prefix + "/new", form_submit)
+        app.router.add_get(prefix + "/{object_id}", event_page)
+        app.router.add_post(prefix + "/{object_id}/cancel", cancel_submit)
+    app.router.add_get("/hub/events.ics", hub_ics)

@@ -1,0 +1,79 @@
+"""/hub/manage: the hub's coordinators approve, reject and remove member projects.
+
+Who may coordinate: the node's admins and the members of the hub actor (as for any project's
+manage page). Every POST passed the CSRF check (fedsph/web/auth_middleware.py) before it comes
+here. In hub mode (FEDSPH_HUB=1) the hub is created when the application starts.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+
+from fedsph.errors import BadRequest, NotFound
+from fedsph.hub import membership as hubs
+from fedsph.i18n import N_
+from fedsph.models import Actor, HubMembership
+from fedsph.web.auth_middleware import read_form, require_member
+from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.render import html_response
+
+ACTIONS = {"approve": hubs.approve, "reject": hubs.reject_or_remove,
+           "remove": hubs.reject_or_remove}
+
+
+async def _hub_or_404(request: web.Request) -> Actor:
+    async with request.app[SESSIONS]() as db:
+        hub = await hubs.local_hub(db)
+    if hub is None:
+        raise NotFound(N_("This node is not a hub."))
+    return hub
+
+
+async def manage_page(request: web.Request) -> web.Response:
+    hub = await _hub_or_404(request)
+    await require_member(request, hub)
+    async with request.app[SESSIONS]() as db:
+        rows = (await db.execute(
+            select(HubMembership, Actor).join(Actor, Actor.id == HubMembership.project_id)
+            .where(HubMembership.hub_id == hub.id)
+            .order_by(HubMembership.state, Actor.name))).all()
+    groups = {state: [(row, actor) for row, actor in rows if row.state == state]
+              for state in hubs.STATES}
+    return html_response(request, "hub_manage.html", hub=hub, groups=groups,
+                         done=request.query.get("done"))
+
+
+async def manage_action(request: web.Request) -> web.Response:
+    hub = await _hub_or_404(request)
+    await require_member(request, hub)
+    form = await read_form(request)
+    action = ACTIONS.get(form.get("action", ""))
+    if action is None:
+        raise BadRequest(f"unknown action {form.get('action', '')!r}")
+    try:
+        project_id = int(form.get("project", ""))
+    except ValueError:
+        raise BadRequest(N_("No project was chosen.")) from None
+    async with request.app[WRITER]() as db, db.begin():
+        project = await db.get(Actor, project_id)
+        if project is None:
+            raise BadRequest(N_("No project was chosen."))
+        try:
+            await action(db, request.app[URLS], hub, project)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    # Post/redirect/get: reloading the page does not send the form again.
+    raise web.HTTPSeeOther(f"/hub/manage?done={form['action']}")
+
+
+async def ensure_hub_on_startup(app: web.Application) -> None:
+    """Hub mode: make sure the hub exists (runs after the database is open)."""
+    if app[SETTINGS].hub:
+        await hubs.ensure_hub_exists(app[WRITER], app[URLS], app[SETTINGS])
+
+
+def add_routes(app: web.Application) -> None:
+    app.on_startup.append(ensure_hub_on_startup)
+    app.router.add_get("/hub/manage", manage_page)
+    app.router.add_post("/hub/manage", manage_action)

@@ -1,0 +1,122 @@
+"""Pages of solidarity links: a project's members propose, answer and withdraw links
+(/actors/{username}/links), and a hub shows the graph of its members' links between regions
+(/hub/links and /hub/links.json).
+
+Every POST has passed the CSRF check of fedsph/web/auth_middleware.py before it reaches a handler.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from fedsph import links, vocab
+from fedsph.errors import BadRequest, NotFound
+from fedsph.hub.links_graph import hub_graph, region_layout, region_table
+from fedsph.hub.membership import local_hub
+from fedsph.i18n import N_
+from fedsph.models import Actor
+from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
+from fedsph.web.documents import forget_actor
+from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.pages import visitor_lang
+from fedsph.web.render import html_response, json_response
+
+DONE = ("proposed", "accepted", "rejected", "withdrawn")
+
+
+async def _render(request: web.Request, actor: Actor, status: int = 200, **extra):
+    lang = visitor_lang(request)
+    async with request.app[SESSIONS]() as db:
+        views = await links.link_views(db, actor, lang, states=links.OPEN_STATES)
+    done = request.query.get("done")
+    return html_response(
+        request, "links_manage.html", status=status, actor=actor,
+        accepted=[v for v in views if v.state == "accepted"],
+        incoming=[v for v in views if v.state == "proposed" and v.incoming],
+        outgoing=[v for v in views if v.state == "proposed" and not v.incoming],
+        kinds=vocab.choices("solidarity_link", lang), done=done if done in DONE else None,
+        **{"error": None, "partner": "", "kind": "", **extra})
+
+
+async def manage_links(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    return await _render(request, actor)
+
+
+async def links_action(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    form = await read_form(request)
+    action = form.get("action", "")
+    if action not in ("propose", "accept", "reject", "withdraw"):
+        raise BadRequest(f"unknown action {action!r}")
+    try:
+        if action == "propose":
+            await _propose(request, actor, form.get("partner", ""), form.get("kind", ""))
+        else:
+            await _decide(request, actor, action, form.get("link", ""))
+    except ValueError as exc:
+        return await _render(request, actor, status=400, error=str(exc),
+                             partner=form.get("partner", ""), kind=form.get("kind", ""))
+    done = {"propose": "proposed", "accept": "accepted", "reject": "rejected"}.get(action, "withdrawn")
+    raise web.HTTPSeeOther(f"/actors/{actor.username}/links?done={done}")
+
+
+async def _propose(request: web.Request, actor: Actor, handle: str, kind: str) -> None:
+    links.check_kind(kind)  # before any request to another server
+    partner = await links.find_project(request.app[SESSIONS], request.app[REMOTE],
+                                       request.app[SETTINGS].domain, handle)
+    async with request.app[WRITER]() as db, db.begin():
+        await links.propose_link(db, request.app[URLS], await db.get(Actor, actor.id),
+                                 await db.get(Actor, partner.id), kind)
+
+
+async def _decide(request: web.Request, actor: Actor, action: str, link_id: str) -> None:
+    async with request.app[WRITER]() as db, db.begin():
+        project = await db.get(Actor, actor.id)
+        link = await links.get_link(db, project, link_id)
+        if action == "withdraw":
+            await links.withdraw_link(db, request.app[URLS], project, link)
+        elif link.partner_id != project.id:
+            raise ValueError(N_("Only the project that was offered a link can answer it."))
+        else:
+            await links.answer_link(db, request.app[URLS], link, accept=action == "accept")
+        ends = [await db.get(Actor, link.proposer_id), await db.get(Actor, link.partner_id)]
+    for end in ends:  # their documents now carry the change
+        if end.local:
+            forget_actor(request.app[DOCUMENTS], end.username)
+
+
+# -- the hub's graph -------------------------------------------------------------------------------
+
+
+async def _graph(request: web.Request) -> dict:
+    async with request.app[SESSIONS]() as db:
+        hub = await local_hub(db)
+        if hub is None:
+            raise NotFound(N_("This node is not a hub."))
+        return await hub_graph(db, hub)
+
+
+async def hub_links_page(request: web.Request) -> web.Response:
+    lang = visitor_lang(request)
+    graph = await _graph(request)
+    names = {node["id"]: node for node in graph["nodes"]}
+    edges = [{"source": names[e["source"]], "target": names[e["target"]],
+              "label": vocab.label("solidarity_link", e["kind"], lang)} for e in graph["edges"]]
+    return html_response(request, "links_hub.html", table=region_table(graph, lang),
+                         layout=region_layout(graph, lang), edges=edges)
+
+
+async def hub_links_json(request: web.Request) -> web.Response:
+    response = json_response(await _graph(request))
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/actors/{username}/links", manage_links)
+    app.router.add_post("/actors/{username}/links", links_action)
+    app.router.add_get("/hub/links", hub_links_page)
+    app.router.add_get("/hub/links.json", hub_links_json)

@@ -1,0 +1,277 @@
+"""Object Integrity Proofs (FEP-8b32, eddsa-jcs-2022): our signatures, checked by a second
+implementation written here from the spec, the FEP's test vector, and relayed activities."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import base58
+import jcs
+import orjson
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select, update
+
+from fedsph import proofs
+from fedsph.models import Activity, Actor, InboxItem
+from fedsph.outbox import follow, publish_note
+from tests.dbfixtures import add_remote_follower, inbox_items
+
+AS = "https://www.w3.org/ns/activitystreams"
+PUBLIC = AS + "#Public"
+
+# The FEP-8b32 test vector (fep-8b32.feature): secret key, document, and the expected proof.
+VECTOR_SECRET = "z3u2en7t5LR2WtQH5PfFqMqwVHBeXouLzo6haApm8XHqvjxq"
+VECTOR_PUBLIC = "z6MkrJVnaZkeFzdQyMZu1cgjg7k1pZZ6pvBQ7XJPt4swbTQ2"
+VECTOR_PROOF_VALUE = ("z42ffGu6AUKPCFcFPiabmUvnGLPJzC7e4DGWC52NUasSSH37UMa9c58tdgVszUcZfytxa4fQ"
+                      "5TYHaJENCxUDe9SdL")
+VECTOR_DOCUMENT = {
+    "@context": [AS, "https://w3id.org/security/data-integrity/v2"],
+    "id": "https://server.example/activities/1",
+    "type": "Create",
+    "actor": "https://server.example/users/alice",
+    "object": {
+        "id": "https://server.example/objects/1",
+        "type": "Note",
+        "attributedTo": "https://server.example/users/alice",
+        "content": "Hello world",
+        "location": {"type": "Place", "longitude": -71.184902, "latitude": 25.273962},
+    },
+}
+VECTOR_ACTOR = {
+    "id": "https://server.example/users/alice",
+    "type": "Person",
+    "assertionMethod": [{
+        "id": "https://server.example/users/alice#ed25519-key", "type": "Multikey",
+        "controller": "https://server.example/users/alice", "publicKeyMultibase": VECTOR_PUBLIC,
+    }],
+}
+
+
+def independent_verify(document: dict, public_key_multibase: str) -> None:
+    """eddsa-jcs-2022 verification written from the spec with another JCS library (`jcs`):
+    hashData = SHA-256(JCS(proof config with the document's @context)) || SHA-256(JCS(document
+    without proof)). Raises InvalidSignature."""
+    proof = dict(document["proof"])
+    assert proof["type"] == "DataIntegrityProof"
+    assert proof["cryptosuite"] == "eddsa-jcs-2022"
+    assert proof["proofPurpose"] == "assertionMethod"
+    signature = base58.b58decode(proof.pop("proofValue")[1:])
+    unsecured = {k: v for k, v in document.items() if k != "proof"}
+    proof["@context"] = unsecured["@context"]
+    digest = (hashlib.sha256(jcs.canonicalize(proof)).digest()
+              + hashlib.sha256(jcs.canonicalize(unsecured)).digest())
+    raw = base58.b58decode(public_key_multibase[1:])
+    assert raw[:2] == b"\xed\x01"
+    Ed25519PublicKey.from_public_bytes(raw[2:]).verify(signature, digest)
+
+
+def method_of(actor_document: dict) -> dict:
+    (method,) = actor_document["assertionMethod"]
+    return method
+
+
+# -- pure functions ------------------------------------------------------------------------------
+
+
+def test_fep_test_vector_is_reproduced():
+    key = proofs.private_key_from_multibase(VECTOR_SECRET)
+    assert proofs.public_key_multibase(key.public_key()) == VECTOR_PUBLIC
+    signed = proofs.sign(VECTOR_DOCUMENT, key, "https://server.example/users/alice#ed25519-key",
+                         datetime(2023, 2, 24, 23, 36, 38, tzinfo=UTC))
+    assert signed["proof"]["proofValue"] == VECTOR_PROOF_VALUE
+    assert signed["proof"]["created"] == "2023-02-24T23:36:38Z"
+    assert signed["proof"]["@context"] == VECTOR_DOCUMENT["@context"]
+    proofs.verify_activity(signed, VECTOR_ACTOR)
+    independent_verify(signed, VECTOR_PUBLIC)
+
+
+def test_round_trip_and_independent_check():
+    pem = proofs.generate_proof_key()
+    actor = "https://here.example/actors/coop"
+    document = {"@context": AS, "id": actor + "/a/1", "type": "Create", "actor": actor,
+                "to": [PUBLIC], "object": {"type": "Note", "content": "¡Hola! ünïcode 1.5e3"}}
+    signed = proofs.sign_activity(document, actor, pem)
+    assert signed["@context"] == [AS, proofs.DATA_INTEGRITY_CONTEXT]
+    controller = {"id": actor, "assertionMethod": [proofs.multikey(actor, pem)]}
+    assert proofs.verify_activity(signed, controller)["verificationMethod"] == actor + "#ed25519-key"
+    independent_verify(signed, method_of(controller)["publicKeyMultibase"])
+    # The proof survives a trip through another JSON serialiser (key order does not matter).
+    proofs.verify_activity(orjson.loads(orjson.dumps(signed, option=orjson.OPT_SORT_KEYS)), controller)
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda d: d["object"].update(content="changed"),
+    lambda d: d.update(to=[]),
+    lambda d: d["proof"].update(created="2030-01-01T00:00:00Z"),
+    lambda d: d.update({"@context": AS}),
+])
+def test_tampering_fails(tamper):
+    pem = proofs.generate_proof_key()
+    actor = "https://here.example/actors/coop"
+    signed = proofs.sign_activity({"@context": AS, "id": actor + "/a/2", "type": "Create",
+                                   "actor": actor, "object": {"content": "x"}}, actor, pem)
+    tamper(signed)
+    controller = {"id": actor, "assertionMethod": [proofs.multikey(actor, pem)]}
+    with pytest.raises(proofs.ProofError):
+        proofs.verify_activity(signed, controller)
+
+
+def test_key_of_another_actor_or_origin_is_refused():
+    pem = proofs.generate_proof_key()
+    mallory = "https://evil.example/users/mallory"
+    signed = proofs.sign_activity({"@context": AS, "type": "Create", "actor": mallory,
+                                   "object": {}}, mallory, pem)
+    # Checked against someone else's document: refused before any cryptography.
+    with pytest.raises(proofs.ProofError, match="not the activity's actor"):
+        proofs.verify_activity(signed, {"id": "https://here.example/users/alice"})
+    # A key whose controller is not the actor.
+    foreign = {**proofs.multikey(mallory, pem), "controller": "https://other.example/x"}
+    with pytest.raises(proofs.ProofError, match="not controlled"):
+        proofs.verify_activity(signed, {"id": mallory, "assertionMethod": [foreign]})
+    with pytest.raises(proofs.ProofUnusable):
+        proofs.verify_activity(signed, {"id": mallory, "assertionMethod": []})
+
+
+# -- our actors and what they send -------------------------------------------------------------
+
+
+async def test_actor_document_publishes_the_multikey(node, peer):
+    project = await node.create_actor("coop")
+    status, document = await peer.get(None, project.uri)
+    assert status == 200
+    assert proofs.DATA_INTEGRITY_CONTEXT in document["@context"]
+    assert proofs.MULTIKEY_CONTEXT in document["@context"]
+    method = method_of(document)
+    assert method == {"id": project.uri + "#ed25519-key", "type": "Multikey",
+                      "controller": project.uri, "publicKeyMultibase": method["publicKeyMultibase"]}
+    assert method["publicKeyMultibase"].startswith("z6Mk")  # Ed25519 multikeys read z6Mk…
+
+
+async def test_actor_created_before_proofs_gets_a_lasting_key(node, peer):
+    project = await node.create_actor("older")
+    async with node.sessions() as db, db.begin():
+        await db.execute(update(Actor).where(Actor.id == project.id).values(proof_key_pem=None))
+    first = method_of((await peer.get(None, project.uri))[1])
+    async with node.readers() as db:
+        stored = await db.scalar(select(Actor.proof_key_pem).where(Actor.id == project.id))
+    assert stored and proofs.multikey(project.uri, stored) == first
+
+
+async def test_every_public_activity_we_send_carries_a_valid_proof(node, peer):
+    project = await node.create_actor("coop")
+    alice = peer.add_actor("alice")
+    await add_remote_follower(node, project, alice)
+    async with node.sessions() as db, db.begin():
+        coop = await db.get(Actor, project.id)
+        await publish_note(db, node.urls, coop, "Public news")
+        await publish_note(db, node.urls, coop, "Members only", visibility="followers")
+        target = await db.scalar(select(Actor).where(Actor.uri == alice.uri))
+        await follow(db, node.urls, coop, target)
+    await node.run_worker()
+    method = method_of((await peer.get(None, project.uri))[1])
+    creates = peer.activities("Create")
+    public = [a for a in creates if PUBLIC in a.get("to", [])]
+    assert len(creates) == 2 and len(public) == 1
+    independent_verify(public[0], method["publicKeyMultibase"])
+    assert public[0]["proof"]["verificationMethod"] == method["id"]
+    # Followers-only posts and handshakes are not for relays: no proof.
+    assert all("proof" not in a for a in creates if a not in public)
+    assert "proof" not in peer.activities("Follow")[0]
+
+
+async def test_actor_without_a_key_gets_one_when_it_publishes(node, peer):
+    project = await node.create_actor("older")
+    async with node.sessions() as db, db.begin():
+        await db.execute(update(Actor).where(Actor.id == project.id).values(proof_key_pem=None))
+    async with node.sessions() as db, db.begin():
+        note = await publish_note(db, node.urls, await db.get(Actor, project.id), "First signed")
+        body = await db.scalar(select(Activity.body).where(Activity.object_uri == note.uri))
+    method = method_of((await peer.get(None, project.uri))[1])
+    independent_verify(orjson.loads(body), method["publicKeyMultibase"])
+
+
+# -- receiving -------------------------------------------------------------------------------
+
+
+def ed25519_actor(peer, name: str):
+    """A peer actor that publishes an Ed25519 assertionMethod, and its private key."""
+    key = Ed25519PrivateKey.generate()
+    actor = peer.add_actor(name)
+    actor.document["assertionMethod"] = [{
+        "id": actor.uri + "#ed25519-key", "type": "Multikey", "controller": actor.uri,
+        "publicKeyMultibase": proofs.public_key_multibase(key.public_key())}]
+    return actor, key
+
+
+def signed_create(peer, actor, key, content: str = "Relayed news") -> dict:
+    note_id = peer.new_id("notes")
+    document = {"@context": AS, "id": note_id + "/activity", "type": "Create", "actor": actor.uri,
+                "to": [PUBLIC], "object": {"id": note_id, "type": "Note", "content": content,
+                                           "attributedTo": actor.uri, "to": [PUBLIC]}}
+    return proofs.sign(proofs.with_data_integrity_context(document), key, actor.uri + "#ed25519-key")
+
+
+async def test_relayed_activity_with_a_valid_proof_is_accepted(node, peer):
+    await node.create_actor("coop")
+    alice, key = ed25519_actor(peer, "alice")
+    relay = peer.add_actor("relay", "Application")
+    create = signed_create(peer, alice, key)
+    status, text = await peer.post(relay, f"{node.base}/inbox", create)
+    assert status == 202, text
+    (item,) = await inbox_items(node)
+    assert item.actor_uri == alice.uri and orjson.loads(item.body) == create
+
+
+async def test_relayed_activity_without_or_with_a_bad_proof_is_refused(node, peer):
+    await node.create_actor("coop")
+    alice, key = ed25519_actor(peer, "alice")
+    relay = peer.add_actor("relay", "Application")
+    unsigned = signed_create(peer, alice, key)
+    unsigned.pop("proof")
+    status, text = await peer.post(relay, f"{node.base}/inbox", unsigned)
+    assert status == 401 and "no integrity proof" in text
+    forged = signed_create(peer, alice, key)
+    forged["object"]["content"] = "Something alice never said"
+    status, text = await peer.post(relay, f"{node.base}/inbox", forged)
+    assert status == 401 and "integrity proof fails" in text
+    # Signed with a key that alice does not publish.
+    other = signed_create(peer, alice, Ed25519PrivateKey.generate())
+    status, text = await peer.post(relay, f"{node.base}/inbox", other)
+    assert status == 401 and "integrity proof fails" in text
+    assert await inbox_items(node) == []
+
+
+async def test_direct_activity_with_a_failing_proof_is_ignored(node, peer):
+    await node.create_actor("coop")
+    alice, key = ed25519_actor(peer, "alice")
+    forged = signed_create(peer, alice, key)
+    forged["object"]["content"] = "altered after signing"
+    assert (await peer.post(alice, f"{node.base}/inbox", forged))[0] == 202  # HTTP sig is fine
+    await node.run_worker()
+    async with node.readers() as db:
+        item = await db.scalar(select(InboxItem))
+    assert item.status == "ignored" and "integrity proof fails" in item.last_error
+
+
+async def test_independent_check_rejects_a_wrong_signature():
+    pem = proofs.generate_proof_key()
+    actor = "https://here.example/actors/coop"
+    signed = proofs.sign_activity({"@context": AS, "type": "Create", "actor": actor,
+                                   "object": {"content": "a"}}, actor, pem)
+    signed["object"]["content"] = "b"
+    with pytest.raises(InvalidSignature):
+        independent_verify(signed, proofs.multikey(actor, pem)["publicKeyMultibase"])
+
+
+async def test_proof_we_cannot_check_falls_back_on_the_http_signature(node, peer):
+    project = await node.create_actor("coop")
+    alice = peer.add_actor("alice")
+    follow = {"@context": AS, "id": peer.new_id(), "type": "Follow", "actor": alice.uri,
+              "object": project.uri, "proof": {"type": "DataIntegrityProof",
+                                               "cryptosuite": "eddsa-rdfc-2022", "proofValue": "z1"}}
+    assert (await peer.post(alice, f"{node.base}/inbox", follow))[0] == 202
+    await node.run_worker()
+    assert len(peer.activities("Accept")) == 1
