@@ -14,7 +14,7 @@ from fedsph.activitystreams import PUBLIC
 from fedsph.actors import get_local_actor
 from fedsph.hub import membership as hubs
 from fedsph.hub.commands import COMMANDS
-from fedsph.models import Follow, HubMembership, Object
+from fedsph.models import Actor, Follow, HubMembership, Object
 from fedsph.web.keys import REMOTE
 from tests.conftest import make_settings, start_node
 
@@ -376,3 +376,12 @@ async def test_hub_takes_another_name_when_hub_is_taken(node):
     assert hub.username == "hub_2" and hub.profile == {"hub": True, "region": "europe"}
     async with node.sessions() as db:
         assert (await hubs.hub_rules(db, hub)).auto_approve == {"regions": ["europe"]}
+
+
+def test_an_auto_approve_rule_may_name_several_regions_and_countries():
+    rule = hubs.parse_auto_approve("region:europe, country:uy,country:SN")
+    assert rule == {"regions": ["europe"], "countries": ["UY", "SN"]}
+    assert hubs.auto_approves(rule, Actor(profile={"country": "SN"}))
+    assert not hubs.auto_approves(rule, Actor(profile={"country": "AR", "region": "africa"}))
+    with pytest.raises(ValueError, match="region:<region>"):
+        hubs.parse_auto_approve("region:europe,planet:mars")

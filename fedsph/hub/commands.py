@@ -161,7 +161,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     enable_cmd.add_argument("--name", help="the hub's display name")
     enable_cmd.add_argument("--region", help="the hub's region (e.g. latin_america)")
     enable_cmd.add_argument("--auto-approve", metavar="RULE",
-                            help="all, none, region:<region> or country:<CC>")
+                            help="all, none, or region:<region> and country:<CC> "
+                                 "separated by commas (any one lets a project in)")
     for name, text in (("approve", "approve a project's request to join this hub"),
                        ("reject", "turn down a project's request (or withdraw an invitation)"),
                        ("remove", "remove a member project from this hub"),

@@ -57,19 +57,24 @@ def approved_projects(db: AsyncSession | None, hub: Actor) -> Select:
 
 
 def parse_auto_approve(text: str) -> dict:
-    """`all`, `none`, `region:<slug>` or `country:<CC>` as the Hub.auto_approve rule."""
+    """`all`, `none`, or a comma-separated list of `region:<slug>` and `country:<CC>` (a project
+    matching any of them is let in) as the Hub.auto_approve rule."""
     text = (text or "").strip()
     if text == "all":
         return {"all": True}
     if text == "none":
         return {}
-    kind, _, value = text.partition(":")
-    if kind == "region" and vocab.is_valid("region", value):
-        return {"regions": [value]}
-    if kind == "country" and len(value) == 2 and value.isalpha():
-        return {"countries": [value.upper()]}
-    raise ValueError(f"--auto-approve must be all, none, region:<region> or country:<CC>, "
-                     f"not {text!r}")
+    rule: dict[str, list[str]] = {}
+    for item in (part.strip() for part in text.split(",")):
+        kind, _, value = item.partition(":")
+        if kind == "region" and vocab.is_valid("region", value):
+            rule.setdefault("regions", []).append(value)
+        elif kind == "country" and len(value) == 2 and value.isalpha():
+            rule.setdefault("countries", []).append(value.upper())
+        else:
+            raise ValueError(f"--auto-approve must be all, none, or region:<region> and "
+                             f"country:<CC> separated by commas, not {item!r}")
+    return rule
 
 
 def auto_approves(rule: dict | None, project: Actor) -> bool:
