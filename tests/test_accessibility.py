@@ -96,7 +96,8 @@ async def site(node):
 
 
 PUBLIC_PAGES = ["/", "/actors/coop", "UPDATE", "/login", "/tags/minga", "/nowhere",
-                "/hub", "/hub/map", "/hub/stats", "/hub/feed", "/hub/links", "/actors/coop/events",
+                "/hub", "/hub/map", "/hub/stats", "/hub/feed", "/hub/links", "/hub/events",
+                "/actors/coop/events",
                 "/remote-follow?target=coop&handle=bad"]
 MEMBER_PAGES = ["/actors/coop/compose", "/actors/coop/edit", "/actors/coop/manage",
                 "/actors/coop/links", "/actors/coop/events/new"]

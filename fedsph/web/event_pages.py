@@ -29,6 +29,7 @@ from fedsph.web.render import ap_response, html_response, wants_html
 PREFIXES = ("/p/{username}/events", "/actors/{username}/events")
 FORM_FIELDS = ("name", "lang", "text", "kind", "start", "end", "tz", "place", "address",
                "online", "languages", "interpretation", "join_mode", "related")
+HUB_PAST_SHOWN = 10  # the hub's page lists only the latest past events
 
 
 def visitor_lang(request: web.Request) -> str:
@@ -219,15 +220,39 @@ async def actor_ics(request: web.Request) -> web.Response:
     return _ics(ical.build_calendar(actor.name or actor.username, rows), actor.username)
 
 
+async def hub_and_event_actors(db) -> tuple[Actor, list[int]]:
+    """The hub, and the actors whose events are the hub's: itself and its approved member
+    projects, wherever they live (the page and the iCal feed both list these)."""
+    hub = await local_hub(db)
+    if hub is None:
+        raise NotFound(N_("This node is not a hub."))
+    members = list(await db.scalars(approved_projects(db, hub)))
+    return hub, [hub.id] + [m.id for m in members]
+
+
 async def hub_ics(request: web.Request) -> web.Response:
-    """The hub's own events and those of its approved member projects, wherever they live."""
     async with request.app[SESSIONS]() as db:
-        hub = await local_hub(db)
-        if hub is None:
-            raise NotFound(N_("This node is not a hub."))
-        members = list(await db.scalars(approved_projects(db, hub)))
-        rows = await ical.calendar_rows(db, [hub.id] + [m.id for m in members])
+        hub, actor_ids = await hub_and_event_actors(db)
+        rows = await ical.calendar_rows(db, actor_ids)
     return _ics(ical.build_calendar(hub.name or hub.username, rows), "hub-events")
+
+
+async def hub_list_page(request: web.Request) -> web.Response:
+    """/hub/events: upcoming events of the hub and its members, then the latest past ones.
+    A remote event links to its own server's page, where one can take part."""
+    lang = visitor_lang(request)
+    now = _now()
+    async with request.app[SESSIONS]() as db:
+        hub, actor_ids = await hub_and_event_actors(db)
+        rows = await _events_of(db, actor_ids)
+        upcoming = [r for r in rows if (r[1].ends_at or r[1].starts_at) >= now]
+        past = [r for r in rows if (r[1].ends_at or r[1].starts_at) < now][:HUB_PAST_SHOWN]
+        views = [await event_view(db, *row, lang) for row in upcoming + past]
+    for view in views:
+        if not view["obj"].local:
+            view["href"] = view["obj"].url or view["obj"].uri
+    return html_response(request, "hub_events.html", hub_name=hub.name or hub.username,
+                         query="", upcoming=views[:len(upcoming)], past=views[len(upcoming):])
 
 
 def add_routes(app: web.Application) -> None:
@@ -239,3 +264,4 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(prefix + "/{object_id}", event_page)
         app.router.add_post(prefix + "/{object_id}/cancel", cancel_submit)
     app.router.add_get("/hub/events.ics", hub_ics)
+    app.router.add_get("/hub/events", hub_list_page)

@@ -28,7 +28,7 @@ from fedsph.auth import (
 from fedsph.errors import BadRequest, FetchError
 from fedsph.i18n import N_
 from fedsph.models import Actor, Block, Follow, Object
-from fedsph.web import compose, interact, profile_edit
+from fedsph.web import compose, interact, profile_edit, project_hubs
 from fedsph.web.auth_middleware import (
     LIMITER,
     authentication,
@@ -172,6 +172,7 @@ async def _manage_context(db, actor: Actor) -> dict:
         "blocks": list(await db.scalars(select(Block).order_by(Block.id.desc()))),
         "comments": comments,
         "mentions": await _mentions(db, actor),
+        "hubs": await project_hubs.memberships(db, actor),
     }
 
 
@@ -380,6 +381,7 @@ MANAGE_ACTIONS = {
     "hide_comment": _moderate,
     "show_comment": _moderate,
     "approve_comment": _moderate,
+    **project_hubs.MANAGE_ACTIONS,  # join, accept or decline an invitation, leave
 }
 
 
