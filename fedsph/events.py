@@ -24,18 +24,14 @@ from fedsph.activitystreams import (
     AS_CONTEXT,
     FEDSPH_NS,
     PUBLIC,
-    as_list,
     build_activity,
     build_tombstone,
-    get_id,
-    get_type,
     iso,
 )
 from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
 from fedsph.notes import text_to_html
 from fedsph.outbox import clean_place, delete_note, language_tag, publish_update, send_to_followers
 from fedsph.profile import location_precision
-from fedsph.sanitize import clean_html
 from fedsph.urls import URLs
 
 # Mobilizon's and schema.org's terms, inline so no processor needs to fetch anything.
@@ -243,111 +239,6 @@ def build_event(obj: Object, event: Event, actor: Actor, participants: int = 0) 
         "cc": [actor.followers_url],
     }
     return {k: v for k, v in document.items() if v is not None}
-
-
-def _term(document: dict, name: str):
-    for key in (name, "fedsph:" + name, FEDSPH_NS + name, "mz:" + name):
-        if key in document:
-            return document[key]
-    return None
-
-
-def _uris(value) -> list[str] | None:
-    found = [u for u in (get_id(v) for v in as_list(value)) if u and urlsplit(u).scheme in
-             ("http", "https")]
-    return list(dict.fromkeys(found))[:MAX_ACTORS] or None
-
-
-def _tags(value) -> list[str] | None:
-    kept = []
-    for tag in as_list(value)[:MAX_LANGUAGES]:
-        try:
-            kept.append(language_tag(tag) if isinstance(tag, str) else "")
-        except ValueError:
-            continue
-    return [t for t in dict.fromkeys(kept) if t] or None
-
-
-def _received_time(value, what: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"the event's {what} {str(value)[:40]!r} is not a date") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def _online_url(document: dict) -> str | None:
-    """Mobilizon's online address (a Link attachment); a bare Link is taken too."""
-    for item in as_list(document.get("attachment")):
-        if isinstance(item, dict) and get_type(item) == "Link":
-            try:
-                return check_url(item.get("href") if isinstance(item.get("href"), str) else None)
-            except ValueError:
-                continue
-    return None
-
-
-def event_columns(document: dict) -> dict:
-    """Event columns of a received Event, leniently; ValueError (the reason) when it has no
-    usable start time, or ends before it starts: such an event is not kept as an event."""
-    start = _received_time(document.get("startTime"), "start time")
-    if start is None:
-        raise ValueError("the event has no start time")
-    try:
-        end = _received_time(document.get("endTime"), "end time")
-    except ValueError:
-        end = None
-    if end is not None and end < start:
-        raise ValueError("the event ends before it starts")
-    tz = _term(document, "timezone")
-    try:
-        zone(tz if isinstance(tz, str) else None)
-    except ValueError:
-        tz = None  # an unknown zone: times are shown in UTC
-    kind = _term(document, "eventKind")
-    join_mode = _term(document, "joinMode")
-    return {
-        "kind": kind if isinstance(kind, str) and vocab.is_valid("event_kind", kind) else None,
-        "starts_at": start, "ends_at": end, "timezone": tz,
-        "online_url": _online_url(document),
-        "join_mode": join_mode if join_mode in JOIN_MODES else "free",
-        "languages": _tags(document.get("inLanguage")),
-        "interpretation": _tags(_term(document, "interpretation")),
-        "organizers": _uris(document.get("contacts")),
-        "related_projects": _uris(_term(document, "relatedProjects")),
-    }
-
-
-async def store_event_details(db: AsyncSession, obj: Object, document: dict) -> str | None:
-    """Upsert the Event row of a received Event object; the reason when it is not usable."""
-    try:
-        columns = event_columns(document)
-    except ValueError as exc:
-        return str(exc)
-    row = await db.get(Event, obj.id)
-    if row is None:
-        db.add(Event(object_id=obj.id, **columns))
-    else:
-        for column, value in columns.items():
-            setattr(row, column, value)
-    # The Place's address is kept with the place (remote_objects keeps only name and position).
-    place = next((p for p in as_list(document.get("location")) if isinstance(p, dict)), None)
-    address = place.get("address") if place else None
-    if isinstance(address, dict):
-        kept = {k: clean_html(v)[:300] for k, v in address.items()
-                if k in ("streetAddress", "addressLocality", "addressCountry", "postalCode")
-                and isinstance(v, str)}
-        if kept:
-            obj.place = {**(obj.place or {"type": "Place"}), "address": {"type": "PostalAddress",
-                                                                          **kept}}
-    elif isinstance(address, str) and address.strip():
-        obj.place = {**(obj.place or {"type": "Place"}), "address": {
-            "type": "PostalAddress", "streetAddress": clean_html(address)[:300]}}
-    return None
 
 
 # --- the outbox side -----------------------------------------------------------------------------

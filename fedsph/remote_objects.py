@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
 from fedsph.activitystreams import FEDSPH_NS, PUBLIC_ALIASES, as_list, get_id, get_type, parse_iso
-from fedsph.events import store_event_details
+from fedsph.events_received import store_event_details
 from fedsph.models import Actor, Follow, Object, utcnow
 from fedsph.sanitize import clean_html
 

@@ -17,7 +17,8 @@ from sqlalchemy import select
 
 from fedsph import event_commands
 from fedsph.actors import get_local_actor
-from fedsph.events import cancel_event, edit_event, event_columns, publish_event
+from fedsph.events import cancel_event, edit_event, publish_event
+from fedsph.events_received import event_columns
 from fedsph.handlers.events import answer_participant
 from fedsph.hub.membership import ensure_hub
 from fedsph.models import Activity, Event, EventParticipant, HubMembership, Object
