@@ -8,6 +8,7 @@ from typing import Any
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 # The namespace of fedsph's extension terms (profile fields, update kinds); see FEDERATION.md.
 FEDSPH_NS = "https://fedsph.org/ns#"
+FEDSPH_PREFIX = "fedsph:"
 SECURITY_CONTEXT = "https://w3id.org/security/v1"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 PUBLIC_ALIASES = {PUBLIC, "as:Public", "Public"}
@@ -141,3 +142,21 @@ def build_tombstone(object_id: str, former_type: str, deleted: datetime) -> dict
         "formerType": former_type,
         "deleted": iso(deleted),
     }
+
+
+def compact_term(key: str) -> str:
+    """A fedsph extension key as its bare name: senders may write `x`, `fedsph:x` or the full
+    IRI, depending on whether they compacted against our context."""
+    for prefix in (FEDSPH_NS, FEDSPH_PREFIX):
+        if key.startswith(prefix):
+            return key[len(prefix):]
+    return key
+
+
+def term(document: dict, name: str, *prefixes: str):
+    """The value of extension term `name` in `document`, in any of the forms compact_term
+    accepts, or under another vocabulary's prefix given in `prefixes` (e.g. Mobilizon's "mz:")."""
+    for key in (name, FEDSPH_PREFIX + name, FEDSPH_NS + name, *(p + name for p in prefixes)):
+        if key in document:
+            return document[key]
+    return None

@@ -13,18 +13,11 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
-from fedsph.activitystreams import FEDSPH_NS, as_list, get_id, get_type
+from fedsph.activitystreams import as_list, get_id, get_type, term
 from fedsph.events import JOIN_MODES, MAX_ACTORS, MAX_LANGUAGES, check_url, zone
 from fedsph.models import Event, Object
 from fedsph.outbox import language_tag
 from fedsph.sanitize import clean_html
-
-
-def _term(document: dict, name: str):
-    for key in (name, "fedsph:" + name, FEDSPH_NS + name, "mz:" + name):
-        if key in document:
-            return document[key]
-    return None
 
 
 def _uris(value) -> list[str] | None:
@@ -78,22 +71,22 @@ def event_columns(document: dict) -> dict:
         end = None
     if end is not None and end < start:
         raise ValueError("the event ends before it starts")
-    tz = _term(document, "timezone")
+    tz = term(document, "timezone", "mz:")
     try:
         zone(tz if isinstance(tz, str) else None)
     except ValueError:
         tz = None  # an unknown zone: times are shown in UTC
-    kind = _term(document, "eventKind")
-    join_mode = _term(document, "joinMode")
+    kind = term(document, "eventKind", "mz:")
+    join_mode = term(document, "joinMode", "mz:")
     return {
         "kind": kind if isinstance(kind, str) and vocab.is_valid("event_kind", kind) else None,
         "starts_at": start, "ends_at": end, "timezone": tz,
         "online_url": _online_url(document),
         "join_mode": join_mode if join_mode in JOIN_MODES else "free",
         "languages": _tags(document.get("inLanguage")),
-        "interpretation": _tags(_term(document, "interpretation")),
+        "interpretation": _tags(term(document, "interpretation", "mz:")),
         "organizers": _uris(document.get("contacts")),
-        "related_projects": _uris(_term(document, "relatedProjects")),
+        "related_projects": _uris(term(document, "relatedProjects", "mz:")),
     }
 
 

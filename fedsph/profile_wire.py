@@ -12,7 +12,7 @@ from typing import Any
 from babel import Locale
 
 from fedsph import vocab
-from fedsph.activitystreams import FEDSPH_NS, as_list, get_id
+from fedsph.activitystreams import FEDSPH_NS, as_list, compact_term, get_id
 from fedsph.models import Actor
 from fedsph.profile import (
     COUNTS_AS_OF,
@@ -236,7 +236,7 @@ def profile_from_document(document: dict) -> dict | None:
     """
     if not isinstance(document, dict):
         return None
-    doc = {_compact(key): value for key, value in document.items() if isinstance(key, str)}
+    doc = {compact_term(key): value for key, value in document.items() if isinstance(key, str)}
     raw: dict[str, Any] = {key: doc.get(term) for key, term in PLAIN_TERMS.items()}
     raw["description_map"] = doc.get("descriptionMap")
     raw["stage_history"] = doc.get("stageHistory")
@@ -285,7 +285,7 @@ def solidarity_links_from(value: Any, own_id: str | None) -> list[dict]:
         if not isinstance(item, dict) or not own_id:
             continue
         kind = item.get("relationship")
-        kind = _compact(kind) if isinstance(kind, str) else None
+        kind = compact_term(kind) if isinstance(kind, str) else None
         subject, other = get_id(item.get("subject")) or own_id, get_id(item.get("object"))
         if (kind and re.fullmatch(r"[a-z_]{1,32}", kind) and isinstance(other, str)
                 and other.startswith(("http://", "https://")) and own_id in (subject, other)
@@ -316,13 +316,6 @@ def _lenient(field: str, value: Any) -> Any:
                 continue
         return kept or None
     return validate_field(field, value, strict=False)
-
-
-def _compact(key: str) -> str:
-    for prefix in (NAMESPACE, PREFIX + ":"):
-        if key.startswith(prefix):
-            return key[len(prefix):]
-    return key
 
 
 def language_map(value: Any, limit: int, as_html: bool = False) -> dict[str, str] | None:

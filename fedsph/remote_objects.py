@@ -11,7 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
-from fedsph.activitystreams import FEDSPH_NS, PUBLIC_ALIASES, as_list, get_id, get_type, parse_iso
+from fedsph.activitystreams import (
+    PUBLIC_ALIASES,
+    as_list,
+    get_id,
+    get_type,
+    parse_iso,
+    term,
+)
 from fedsph.events_received import store_event_details
 from fedsph.models import Actor, Follow, Object, utcnow
 from fedsph.sanitize import clean_html
@@ -38,14 +45,6 @@ def visibility_of(document: dict) -> str:
 
 def _text(value) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _term(document: dict, name: str):
-    """An extension term, whether the sender compacted it against our context or not."""
-    for key in (name, "fedsph:" + name, FEDSPH_NS + name):
-        if key in document:
-            return document[key]
-    return None
 
 
 def _plain(value, limit: int = 500) -> str | None:
@@ -84,8 +83,8 @@ def _attachments(document: dict) -> list[dict] | None:
                  "mediaType": _text(item.get("mediaType")), "blurhash": _text(item.get("blurhash")),
                  "width": _number(item.get("width"), 1, 100000),
                  "height": _number(item.get("height"), 1, 100000),
-                 "license": _http_url(_term(item, "license")),
-                 "author": _plain(_term(item, "author"), 200)}
+                 "license": _http_url(term(item, "license")),
+                 "author": _plain(term(item, "author"), 200)}
         if clean["mediaType"] and not MEDIA_TYPE.match(clean["mediaType"]):
             clean["mediaType"] = None
         if clean["blurhash"] and not BLURHASH.match(clean["blurhash"]):
@@ -99,7 +98,7 @@ def _attachments(document: dict) -> list[dict] | None:
 
 def _tags(document: dict) -> list[dict] | None:
     """Hashtags and mentions, plus the fedsph theme slugs (themes also come as Hashtags)."""
-    themes = [t for t in as_list(_term(document, "themes"))
+    themes = [t for t in as_list(term(document, "themes"))
               if isinstance(t, str) and vocab.is_valid("themes", t)]
     theme_names = {"#" + t.lower() for t in themes}
     kept = []
@@ -132,8 +131,8 @@ def _place(document: dict) -> dict | None:
     return clean if len(clean) > 1 else None
 
 
-def _slug(document: dict, term: str, field: str) -> str | None:
-    value = _term(document, term)
+def _slug(document: dict, name: str, field: str) -> str | None:
+    value = term(document, name)
     return value if isinstance(value, str) and vocab.is_valid(field, value) else None
 
 
