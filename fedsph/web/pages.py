@@ -29,7 +29,7 @@ from fedsph.sanitize import clean_html
 from fedsph.vocab import is_valid, label
 from fedsph.web.event_pages import upcoming_events
 from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
-from fedsph.web.render import html_response
+from fedsph.web.render import html_response, osm_url
 
 SUBSCRIBE_REL = "http://ostatus.org/schema/1.0/subscribe"
 # The OpenStreetMap zoom that matches each location precision's grid.
@@ -185,8 +185,7 @@ def public_location(location: dict | None, exact_allowed: bool) -> dict | None:
             rounded = rounded_location(location)
             lat, lon = rounded["latitude"], rounded["longitude"]
         zoom = PRECISION_ZOOM["exact"] if exact_allowed else PRECISION_ZOOM.get(precision, 5)
-        shown.update(latitude=lat, longitude=lon, osm=(
-            f"https://www.openstreetmap.org/?mlat={lat}&mlon={lon}#map={zoom}/{lat}/{lon}"))
+        shown.update(latitude=lat, longitude=lon, osm=osm_url(lat, lon, zoom))
     return shown if shown.get("name") or "osm" in shown else None
 
 

@@ -55,6 +55,12 @@ def _translate(context, message) -> str:
     return _catalog(context).gettext(str(message)) if message else ""
 
 
+def osm_url(latitude: float, longitude: float, zoom: int = 15) -> str:
+    """An OpenStreetMap link to a point (already rounded to what its owner chose to show)."""
+    return (f"https://www.openstreetmap.org/?mlat={latitude}&mlon={longitude}"
+            f"#map={zoom}/{latitude}/{longitude}")
+
+
 def make_templates(directory) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
@@ -67,6 +73,7 @@ def make_templates(directory) -> jinja2.Environment:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True, pgettext=_pgettext,
                                   npgettext=_npgettext)
     env.globals["translate"] = _translate
+    env.globals["osm_url"] = osm_url
     return env
 
 
