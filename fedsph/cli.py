@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     reports = sub.add_parser("reports", help="list reports (Flag) received from other servers")
     reports.add_argument("--resolve", type=int, metavar="ID", help="mark a report as handled")
     reports.add_argument("--all", action="store_true", help="include resolved reports")
+    media = sub.add_parser("media", help="manage uploaded images").add_subparsers(
+        dest="media_command", required=True, metavar="ACTION")
+    prune = media.add_parser("prune", help="delete images no update, icon or header uses")
+    prune.add_argument("--older-than", default="24", metavar="HOURS",
+                       help="only images uploaded more than HOURS ago (default 24)")
     add_network_parsers(sub)
     return parser
 

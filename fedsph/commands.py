@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 from argon2 import PasswordHasher
@@ -30,6 +31,7 @@ from fedsph.config import Settings
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.db import migrate as migrate_database
 from fedsph.errors import FetchError
+from fedsph.media_prune import prune_media
 from fedsph.models import (
     Actor,
     Delivery,
@@ -362,6 +364,18 @@ async def reports(node: Node, args) -> int:
     return 0
 
 
+async def media_prune(node: Node, args) -> int:
+    try:
+        hours = float(args.older_than)
+    except ValueError:
+        hours = -1.0
+    if not 0 <= hours <= 100_000:  # also refuses nan and inf
+        raise CommandError(f"--older-than takes a number of hours, not {args.older_than!r}")
+    pruned = await prune_media(node.sessions, node.settings, timedelta(hours=hours))
+    print(f"removed {pruned.count} unused image(s), {pruned.bytes} bytes")
+    return 0
+
+
 COMMANDS = {
     "bootstrap": bootstrap,
     "project create": project_create,
@@ -377,4 +391,5 @@ COMMANDS = {
     "invite": invite,
     "queue": queue,
     "reports": reports,
+    "media prune": media_prune,
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+from uuid import NAMESPACE_URL, uuid5
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -51,14 +52,18 @@ EVENT_CONTEXT: list = [
         "commentsEnabled": {"@id": "pt:commentsEnabled", "@type": "sc:Boolean"},
         "maximumAttendeeCapacity": "sc:maximumAttendeeCapacity",
         "inLanguage": "sc:inLanguage",
+        "uuid": "sc:identifier",
+        "category": "sc:category",
         "location": {"@id": "sc:location", "@type": "sc:Place"},
         "address": {"@id": "sc:address", "@type": "sc:PostalAddress"},
         "PostalAddress": "sc:PostalAddress",
         "streetAddress": "sc:streetAddress",
         "addressLocality": "sc:addressLocality",
         "addressCountry": "sc:addressCountry",
+        "postalCode": "sc:postalCode",
         "contacts": {"@id": "mz:contacts", "@type": "@id"},
         "eventKind": "fedsph:eventKind",
+        "spokenLanguages": {"@id": "fedsph:spokenLanguages", "@container": "@set"},
         "interpretation": {"@id": "fedsph:interpretation", "@container": "@set"},
         "relatedProjects": {"@id": "fedsph:relatedProjects", "@type": "@id",
                             "@container": "@set"},
@@ -71,6 +76,11 @@ MAX_LANGUAGES = 10
 MAX_ACTORS = 50
 # Mobilizon names the attachment that carries an online event's address "Website".
 ONLINE_LINK_NAME = "Website"
+# Mobilizon's category for each event kind; it files an unknown category under its default,
+# MEETING (lib/mobilizon/events/categories.ex), so a wrong guess costs nothing.
+MOBILIZON_CATEGORY = {"hub_meeting": "MEETING", "assembly": "MEETING",
+                      "exchange_visit": "COMMUNITY", "workshop": "LEARNING",
+                      "webinar": "LEARNING"}
 
 
 # --- validation ---------------------------------------------------------------------------------
@@ -200,6 +210,18 @@ def _wire_time(moment: datetime | None, tz_name: str | None) -> str | None:
     return local.replace(microsecond=0).isoformat() if local else None
 
 
+def _wire_place(place: dict | None) -> dict | None:
+    """The Place with its coordinates as floats: Mobilizon keeps a position only when both are
+    floats (converter/address.ex), and a country-precision place is rounded to whole degrees."""
+    if not place:
+        return None
+    wire = dict(place)
+    for axis in ("latitude", "longitude"):
+        if isinstance(wire.get(axis), int | float):
+            wire[axis] = float(wire[axis])
+    return wire
+
+
 def build_event(obj: Object, event: Event, actor: Actor, participants: int = 0) -> dict:
     """The AS2 Event for a local event, @context included (strip it to embed)."""
     languages = event.languages or ([obj.language] if obj.language else [])
@@ -218,7 +240,7 @@ def build_event(obj: Object, event: Event, actor: Actor, participants: int = 0) 
         "startTime": _wire_time(event.starts_at, event.timezone),
         "endTime": _wire_time(event.ends_at, event.timezone),
         "timezone": event.timezone,
-        "location": obj.place,
+        "location": _wire_place(obj.place),
         "isOnline": bool(event.online_url) and not obj.place,
         "attachment": [{"type": "Link", "name": ONLINE_LINK_NAME, "mediaType": "text/html",
                         "href": event.online_url}] if event.online_url else None,
@@ -227,11 +249,18 @@ def build_event(obj: Object, event: Event, actor: Actor, participants: int = 0) 
         "maximumAttendeeCapacity": 0,
         "anonymousParticipationEnabled": False,
         "commentsEnabled": True,
-        "inLanguage": (languages[0] if len(languages) == 1 else languages) or None,
+        # Mobilizon reads inLanguage as one language (the event's `language` string); the
+        # others, for fedsph readers, go in spokenLanguages.
+        "inLanguage": languages[0] if languages else None,
+        "spokenLanguages": languages if len(languages) > 1 else None,
         "interpretation": event.interpretation,
         "contacts": event.organizers,
         "relatedProjects": event.related_projects,
         "eventKind": event.kind,
+        "category": MOBILIZON_CATEGORY.get(event.kind or "", "MEETING"),
+        # Mobilizon's Event changeset requires a uuid and takes it from the document
+        # (converter/event.ex, events/event.ex): a stable one derived from the id.
+        "uuid": str(uuid5(NAMESPACE_URL, obj.uri)),
         "published": iso(obj.published),
         "updated": iso(obj.updated),
         "url": obj.url or obj.uri,

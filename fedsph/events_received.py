@@ -14,7 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
 from fedsph.activitystreams import as_list, get_id, get_type, term
-from fedsph.events import JOIN_MODES, MAX_ACTORS, MAX_LANGUAGES, check_url, zone
+from fedsph.events import (
+    JOIN_MODES,
+    MAX_ACTORS,
+    MAX_LANGUAGES,
+    ONLINE_LINK_NAME,
+    check_url,
+    zone,
+)
 from fedsph.models import Event, Object
 from fedsph.outbox import language_tag
 from fedsph.sanitize import clean_html
@@ -48,14 +55,23 @@ def _received_time(value, what: str) -> datetime | None:
     return moment
 
 
+# Mobilizon's newer join mode: people sign up on another site (externalParticipationUrl), so a
+# Join would not be answered; fedsph shows it like an invitation-only event.
+EXTERNAL_JOIN_MODES = {"external": "invite"}
+
+
 def _online_url(document: dict) -> str | None:
-    """Mobilizon's online address (a Link attachment); a bare Link is taken too."""
-    for item in as_list(document.get("attachment")):
-        if isinstance(item, dict) and get_type(item) == "Link":
-            try:
-                return check_url(item.get("href") if isinstance(item.get("href"), str) else None)
-            except ValueError:
-                continue
+    """Mobilizon's online address: the Link attachment named "Website" (converter/event.ex);
+    failing that, the first Link with an http(s) address."""
+    links = [item for item in as_list(document.get("attachment"))
+             if isinstance(item, dict) and get_type(item) == "Link"
+             and isinstance(item.get("href"), str)]
+    links.sort(key=lambda item: item.get("name") != ONLINE_LINK_NAME)
+    for item in links:
+        try:
+            return check_url(item["href"])
+        except ValueError:
+            continue
     return None
 
 
@@ -78,12 +94,15 @@ def event_columns(document: dict) -> dict:
         tz = None  # an unknown zone: times are shown in UTC
     kind = term(document, "eventKind", "mz:")
     join_mode = term(document, "joinMode", "mz:")
+    join_mode = EXTERNAL_JOIN_MODES.get(join_mode, join_mode) if isinstance(join_mode, str) else None
+    # fedsph lists every spoken language in spokenLanguages; Mobilizon sends one inLanguage.
+    languages = term(document, "spokenLanguages") or document.get("inLanguage")
     return {
         "kind": kind if isinstance(kind, str) and vocab.is_valid("event_kind", kind) else None,
         "starts_at": start, "ends_at": end, "timezone": tz,
         "online_url": _online_url(document),
         "join_mode": join_mode if join_mode in JOIN_MODES else "free",
-        "languages": _tags(document.get("inLanguage")),
+        "languages": _tags(languages),
         "interpretation": _tags(term(document, "interpretation", "mz:")),
         "organizers": _uris(document.get("contacts")),
         "related_projects": _uris(term(document, "relatedProjects", "mz:")),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from babel import Locale
@@ -319,8 +319,11 @@ def apply_changes(actor: Actor, changes: dict[str, Any]) -> None:
             texts[field] = _change_text(field, lang, raw, *texts[field], primary_language(profile))
         elif field in IMAGE_FIELDS and not lang:
             images[field] = http_url(field, raw) if raw else None
-        elif field == "stage" and isinstance(raw, dict) and not lang:
-            entry = _stage_entry(raw, strict=True)
+        elif field == "stage" and not lang and (isinstance(raw, dict) or _new_stage(profile, raw)):
+            # A change of stage is dated in the history: today (UTC) unless a date is given.
+            entry = _stage_entry(raw if isinstance(raw, dict) else {
+                "stage": validate_field("stage", raw), "date": datetime.now(UTC).date().isoformat()},
+                strict=True)
             profile["stage"] = entry["stage"]
             history = [e for e in profile.get("stage_history", []) if e["stage"] != entry["stage"]]
             profile["stage_history"] = validate_field("stage_history", [*history, entry])
@@ -343,6 +346,12 @@ def apply_changes(actor: Actor, changes: dict[str, Any]) -> None:
         profile.pop("description_map", None)
     actor.icon_url, actor.header_url = images["icon"], images["header"]
     actor.profile = profile or None
+
+
+def _new_stage(profile: dict, raw: Any) -> bool:
+    """Whether `raw` sets a stage other than the current one (bad values are refused later)."""
+    stage = raw.strip().lower() if isinstance(raw, str) else raw
+    return bool(stage) and stage != profile.get("stage")
 
 
 def _change_text(field: str, lang: str, raw: Any, text: str | None, translations: dict,

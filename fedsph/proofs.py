@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fedsph.activitystreams import as_list, get_id, get_type, is_public
+from fedsph.activitystreams import as_list, get_id, get_type, is_public, parse_iso
 
 PROOF_TYPE = "DataIntegrityProof"
 CRYPTOSUITE = "eddsa-jcs-2022"
@@ -108,22 +108,29 @@ def multikey(actor_uri: str, private_pem: str) -> dict:
 # -- signing -------------------------------------------------------------------------------------
 
 
-def hash_data(document: dict, proof_options: dict) -> bytes:
-    """SHA-256 of the canonical proof configuration, then of the canonical unsecured document."""
+def hash_data(document: dict, proof_options: dict, document_context: bool = True) -> bytes:
+    """SHA-256 of the canonical proof configuration, then of the canonical unsecured document.
+
+    The W3C algorithm puts the document's @context in the proof configuration
+    (`document_context`); Mastodon hashes the proof options as they are
+    (app/lib/activitypub/object_integrity_proof.rb). Both agree when the proof carries the
+    document's @context, as ours do.
+    """
     unsecured = {k: v for k, v in document.items() if k != "proof"}
     config = {k: v for k, v in proof_options.items() if k != "proofValue"}
-    if "@context" in unsecured:
+    if document_context and "@context" in unsecured:
         config["@context"] = unsecured["@context"]
     return (hashlib.sha256(rfc8785.dumps(config)).digest()
             + hashlib.sha256(rfc8785.dumps(unsecured)).digest())
 
 
 def with_data_integrity_context(document: dict) -> dict:
-    """The document with the data-integrity context (it defines `proof`) in its @context."""
-    context = document.get("@context")
-    contexts = as_list(context)
+    """The document with the data-integrity context (it defines `proof`) in its @context, always
+    a list: Mastodon checks the proof's @context only against a list
+    (app/lib/activitypub/object_integrity_proof.rb)."""
+    contexts = as_list(document.get("@context"))
     if DATA_INTEGRITY_CONTEXT in contexts or "https://w3id.org/security/data-integrity/v2" in contexts:
-        return document
+        return {**document, "@context": contexts}
     return {**document, "@context": [*contexts, DATA_INTEGRITY_CONTEXT]}
 
 
@@ -178,6 +185,14 @@ def supported_proof(document: dict) -> dict:
         raise ProofUnusable("the proof is not a single object")
     if proof.get("type") != PROOF_TYPE or proof.get("cryptosuite") != CRYPTOSUITE:
         raise ProofUnusable(f"unsupported proof {proof.get('type')}/{proof.get('cryptosuite')}")
+    if "expires" in proof:
+        # FEP-8b32: an expired proof is ignored like an unsupported one (other authentication
+        # may still vouch for the activity). `expires` is signed, so it cannot be stripped.
+        expires = parse_iso(proof["expires"])
+        if expires is None:
+            raise ProofError("the proof's expires is not a date")
+        if expires <= datetime.now(UTC).replace(tzinfo=None):
+            raise ProofUnusable(f"the proof expired at {proof['expires']}")
     return proof
 
 
@@ -207,12 +222,17 @@ def verify(document: dict, controller_document: dict) -> dict:
         if contexts[:len(proof_contexts)] != proof_contexts:
             raise ProofError("the document's @context does not match the proof's")
         unsecured["@context"] = options["@context"]
-    try:
-        public_key.verify(signature, hash_data(unsecured, options))
-    except InvalidSignature:
-        raise ProofError("the integrity proof does not verify (the activity was altered, "
-                         "or not signed with this key)") from None
-    return proof
+    # A proof without @context: the W3C configuration first, then Mastodon's (the options as
+    # they are). Each covers the whole document and every proof option.
+    variants = [True] if "@context" in options or "@context" not in unsecured else [True, False]
+    for document_context in variants:
+        try:
+            public_key.verify(signature, hash_data(unsecured, options, document_context))
+            return proof
+        except InvalidSignature:
+            continue
+    raise ProofError("the integrity proof does not verify (the activity was altered, "
+                     "or not signed with this key)")
 
 
 def verify_activity(activity: dict, actor_document: dict) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.handlers.context import same_origin
 from fedsph.hub.backfill import BACKFILL, fetch_backfill
 from fedsph.integrity import proof_problem
+from fedsph.media_prune import prune_media
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, utcnow
 from fedsph.queue import claim
 from fedsph.remote import PostResult, Remote
@@ -38,6 +40,8 @@ log = logging.getLogger("fedsph.worker")
 INBOX_MAX_ATTEMPTS = 6
 # Activities whose object may arrive as a bare id and must then be fetched from its server.
 DEREFERENCED_OBJECTS = {"Create", "Update"}
+# Unused uploads are pruned when the worker is idle, at most this often (seconds).
+PRUNE_EVERY = 3600
 
 
 @dataclass
@@ -54,6 +58,7 @@ class Worker:
         self.urls = URLs(settings.base_url)
         self.wakeup = asyncio.Event()
         self.retry_base = settings.retry_base_seconds
+        self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
 
     async def run_once(self) -> WorkerStats:
         """Process every due inbox item and delivery once; returns what was done."""
@@ -78,11 +83,26 @@ class Worker:
                 stats = WorkerStats()
             if stats.processed or stats.sent:
                 continue
+            await self._prune_now_and_then()
             self.wakeup.clear()
             try:
                 await asyncio.wait_for(self.wakeup.wait(), idle_seconds)
             except TimeoutError:
                 pass
+
+    async def _prune_now_and_then(self) -> None:
+        """Delete unused uploads (fedsph/media_prune.py) if an hour has passed since last time."""
+        if time.monotonic() < self.next_prune:
+            return
+        self.next_prune = time.monotonic() + PRUNE_EVERY
+        try:
+            pruned = await prune_media(self.sessions, self.settings)
+        except Exception:
+            # Housekeeping must never stop the queue; the traceback keeps a bug visible.
+            log.exception("pruning unused images failed")
+            return
+        if pruned.count:
+            log.info("pruned %d unused image(s), %d bytes", pruned.count, pruned.bytes)
 
     # -- inbox -------------------------------------------------------------------------------
 

@@ -70,7 +70,8 @@ async def test_event_document_is_mobilizon_shaped_and_parses_back(node):
                                           "streetAddress": "Av. 8 de Octubre 3000"}
     assert doc["attachment"] == [{"type": "Link", "name": "Website", "mediaType": "text/html",
                                   "href": "https://meet.example.org/hub"}]
-    assert doc["inLanguage"] == ["es", "pt"] and doc["interpretation"] == ["en"]
+    assert doc["inLanguage"] == "es" and doc["spokenLanguages"] == ["es", "pt"]
+    assert doc["interpretation"] == ["en"]
     assert doc["contacts"] == [project.uri] and doc["eventKind"] == "hub_meeting"
     assert doc["url"].endswith("/p/coop/events/" + obj.uri.rsplit("/", 1)[1])
     assert row.starts_at == datetime(2027, 3, 10, 12, 0)  # stored in UTC
@@ -229,6 +230,131 @@ async def test_our_project_joins_a_remote_event_and_gets_accepted(node, peer):
     assert await event_commands.leave(cli_node(node), args) == 0
     await node.run_worker()
     assert peer.activities("Leave")[-1]["object"] == event_id
+
+
+# --- Mobilizon interop (facts from framasoft/mobilizon's source, cited per test) ----------------
+
+def test_our_event_has_what_mobilizon_requires():
+    # converter/event.ex as_to_model_data: `uuid` is taken from the document and events/event.ex
+    # requires it; `inLanguage` becomes one `language` string; `category` falls back to MEETING;
+    # the online address is the Link named "Website" with mediaType text/html; visibility is
+    # public when as:Public is in `to`. converter/address.ex keeps a position only from floats.
+    from uuid import UUID
+
+    from fedsph.events import _wire_place, build_event
+    obj = SimpleNamespace(uri="https://n.example/objects/1", name="A", name_map=None,
+                          content=None, content_map=None, language="es", place={
+                              "type": "Place", "name": "X", "latitude": -35, "longitude": -56},
+                          published=datetime(2027, 1, 1), updated=None, url=None)
+    event = SimpleNamespace(languages=["es"], starts_at=datetime(2027, 3, 10, 12),
+                            ends_at=None, timezone="America/Montevideo", online_url=None,
+                            join_mode="restricted", interpretation=None, organizers=None,
+                            related_projects=None, kind="workshop")
+    actor = SimpleNamespace(uri="https://n.example/actors/coop",
+                            followers_url="https://n.example/actors/coop/followers")
+    doc = build_event(obj, event, actor)
+    assert UUID(doc["uuid"]) and doc["uuid"] == build_event(obj, event, actor)["uuid"]
+    assert doc["inLanguage"] == "es" and "spokenLanguages" not in doc
+    assert doc["category"] == "LEARNING" and doc["joinMode"] == "restricted"
+    assert doc["startTime"] == "2027-03-10T09:00:00-03:00" and PUBLIC in doc["to"]
+    assert isinstance(doc["location"]["latitude"], float) and obj.place["latitude"] == -35
+    assert doc["actor"] == doc["attributedTo"] == actor.uri and "isOnline" in doc
+    assert _wire_place(None) is None
+
+
+def test_mobilizon_join_modes_links_and_languages_are_read():
+    # converter/event.ex: the online address is the "Website" Link (other attachments are
+    # banners and PropertyValue metadata); `externalParticipationUrl` events sign people up
+    # elsewhere, so a Join would go unanswered.
+    base = {"id": "https://m.example/events/1", "type": "Event", "startTime": "2027-01-01T10:00:00Z",
+            "attachment": [{"type": "Link", "href": "https://m.example/other", "name": "Ticket"},
+                           {"type": "Link", "href": "https://visio.example/r", "name": "Website",
+                            "mediaType": "text/html"}]}
+    columns = event_columns({**base, "joinMode": "external", "inLanguage": "fr"})
+    assert columns["join_mode"] == "invite" and columns["online_url"] == "https://visio.example/r"
+    assert columns["languages"] == ["fr"]
+    assert event_columns({**base, "spokenLanguages": ["es", "pt"], "inLanguage": "es"})[
+        "languages"] == ["es", "pt"]
+    assert event_columns({**base, "joinMode": "restricted"})["join_mode"] == "restricted"
+
+
+async def test_mobilizon_answers_our_join_as_organiser_or_moderator(node, peer):
+    # types/events.ex: a free event's Join is accepted at once with `actor` = the organiser
+    # (the event's `actor`, a person, even when a group is `attributedTo`); actions/accept.ex and
+    # converter/participant.ex: the Accept embeds the Join {type, id, actor, object}, its id being
+    # the participant's url, i.e. our Join's id (transmogrifier.ex stores `url: id`).
+    # graphql/api/participations.ex: a restricted event's Join is answered by the moderator who
+    # approves or rejects it, another person of the group.
+    await node.create_actor("coop")
+    await node.create_actor("taller")
+    group = peer.add_actor("network", "Group")
+    organiser, moderator = peer.add_actor("ana"), peer.add_actor("mod")
+    event_id = peer.base + "/events/" + "b" * 32
+    peer.objects[event_id] = {"@context": "https://www.w3.org/ns/activitystreams", "id": event_id,
+                              "type": "Event", "name": "Asamblea", "actor": organiser.uri,
+                              "attributedTo": group.uri, "startTime": "2027-05-01T15:00:00Z",
+                              "joinMode": "restricted", "to": [PUBLIC]}
+    for slug in ("coop", "taller"):
+        assert await event_commands.join(cli_node(node), SimpleNamespace(slug=slug,
+                                                                         event=event_id)) == 0
+    await node.run_worker()
+    joins = {j["actor"].rsplit("/", 1)[1]: j for j in peer.activities("Join")}
+    assert joins["coop"]["object"] == event_id and joins["coop"]["type"] == "Join"
+    for n, (answer, by, slug) in enumerate([("Accept", organiser, "coop"),
+                                            ("Reject", moderator, "taller")]):
+        join = {k: joins[slug][k] for k in ("type", "id", "actor", "object")}
+        await peer.post(by, node.urls.shared_inbox(), {
+            "@context": "https://www.w3.org/ns/activitystreams",
+            "id": f"{peer.base}/{answer.lower()}/join/{n}", "type": answer, "actor": by.uri,
+            "object": join, "to": [join["actor"], group.uri]})
+    await node.run_worker()
+    async with node.readers() as db:
+        rows = list(await db.scalars(select(EventParticipant)))
+    assert [(r.activity_uri, r.state) for r in rows] == [(joins["coop"]["id"], "accepted")]
+
+
+async def test_a_mobilizon_join_of_our_event_gets_the_answer_it_expects(node, peer):
+    # transmogrifier.ex handle_incoming Join: id, actor, object (our event's id) and an optional
+    # participationMessage; it then finds the participant by the id of the Join embedded in our
+    # Accept, and checks that the Accept's actor is the event's organiser (can_manage_event?).
+    # actions/leave.ex: Leave {actor, object: event url, id ".../leave/event/<n>"}.
+    project = await node.create_actor("coop")
+    person = peer.add_actor("ana")
+    obj = await make_event(node)
+    join = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Join",
+            "id": f"{peer.base}/join/event/0b6f3a9e", "actor": person.uri, "object": obj.uri,
+            "participationMessage": "Hola", "to": [person.uri, project.uri], "cc": []}
+    assert (await peer.post(person, node.urls.shared_inbox(), join))[0] == 202
+    await node.run_worker()
+    await node.run_worker()
+    accept = peer.activities("Accept")[-1]
+    assert accept["actor"] == project.uri and accept["object"] == {
+        "id": join["id"], "type": "Join", "actor": person.uri, "object": obj.uri}
+    leave = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Leave",
+             "id": f"{peer.base}/leave/event/1", "actor": person.uri, "object": obj.uri}
+    assert (await peer.post(person, node.urls.shared_inbox(), leave))[0] == 202
+    await node.run_worker()
+    assert (await peer.get(None, obj.uri))[1]["participantCount"] == 0
+
+
+async def test_a_mobilizon_group_event_sent_by_its_organiser_is_kept(node, peer):
+    # types/events.ex create + utils.ex make_create_data: the Create's `actor` is the event's
+    # `actor`, the organiser (a person); the group is only the Event's `attributedTo`, as in the
+    # fixture event.json. Group followers are in the audience (audience.ex).
+    member = await node.create_actor("ana", "Person")
+    group = peer.add_actor("network", "Group")
+    organiser = peer.add_actor("emorrp1")
+    await add_follow(node, member, await store_remote(node, group.document))
+    document = {"id": peer.base + "/events/" + "c" * 32, "type": "Event", "name": "Asamblea",
+                "actor": organiser.uri, "attributedTo": group.uri, "to": [PUBLIC],
+                "cc": [group.uri + "/followers"], "startTime": "2027-05-01T15:00:00Z"}
+    create = {"@context": "https://www.w3.org/ns/activitystreams", "id": document["id"] +
+              "/activity", "type": "Create", "actor": organiser.uri, "to": document["to"],
+              "cc": document["cc"], "object": document}
+    assert (await peer.post(organiser, node.urls.shared_inbox(), create))[0] == 202
+    await node.run_worker()
+    async with node.readers() as db:
+        assert await db.scalar(select(Object).where(Object.uri == document["id"])) is not None
 
 
 # --- iCal ------------------------------------------------------------------------------------

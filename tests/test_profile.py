@@ -5,6 +5,7 @@ profile of another fedsph node's actor read back."""
 import io
 import json
 import sqlite3
+from datetime import UTC, datetime
 
 import aiohttp
 import orjson
@@ -160,6 +161,33 @@ def test_cli_sets_lists_numbers_locations_and_translations(fedsph, tmp_path):
     # No values clear a field.
     assert fedsph("project", "set", "coop", "start_year")[0] == 0
     assert "start_year" not in stored_actor(tmp_path)["profile"]
+
+
+def test_a_stage_change_without_a_date_is_dated_today_in_the_history():
+    today = datetime.now(UTC).date().isoformat()
+    actor = Actor(name="Coop", profile={"stage": "planning", "stage_history": [
+        {"stage": "planning", "date": "2019-05-01"}]})
+    profile.apply_changes(actor, {"stage": "Building"})
+    assert actor.profile["stage"] == "building"
+    assert actor.profile["stage_history"] == [{"stage": "planning", "date": "2019-05-01"},
+                                              {"stage": "building", "date": today}]
+    profile.apply_changes(actor, {"stage": "building"})  # no change: no new entry
+    assert len(actor.profile["stage_history"]) == 2
+    profile.apply_changes(actor, {"stage": {"stage": "living", "date": "2024-06-30"}})
+    assert {"stage": "living", "date": "2024-06-30"} in actor.profile["stage_history"]
+    profile.apply_changes(actor, {"stage": None})  # clearing the stage keeps the history
+    assert "stage" not in actor.profile and len(actor.profile["stage_history"]) == 3
+    with pytest.raises(profile.ProfileError, match="stage: 'bulding' is not one of"):
+        profile.apply_changes(actor, {"stage": "bulding"})
+
+
+def test_cli_stage_without_a_date_adds_a_history_entry(fedsph, tmp_path):
+    assert fedsph("project", "set", "coop", "stage", "living")[0] == 0
+    assert fedsph("project", "set", "coop", "stage", "living")[0] == 0
+    stored = stored_actor(tmp_path)["profile"]
+    assert stored["stage"] == "living"
+    assert stored["stage_history"] == [{"stage": "living",
+                                        "date": datetime.now(UTC).date().isoformat()}]
 
 
 def test_cli_sets_a_whole_profile_from_a_file(fedsph, tmp_path):

@@ -68,6 +68,41 @@ def independent_verify(document: dict, public_key_multibase: str) -> None:
     Ed25519PublicKey.from_public_bytes(raw[2:]).verify(signature, digest)
 
 
+def mastodon_verify(document: dict, public_key_multibase: str) -> None:
+    """What Mastodon checks of a relayed activity's proof (facts from
+    app/lib/activitypub/object_integrity_proof.rb and process_collection_service.rb): a single
+    proof object; when the proof has an @context, the document's @context is a list that starts
+    with it (one stored revision sliced one item too many, which demands equality: ours are
+    equal, so both readings pass); hashData uses the proof options as they are (no @context
+    added); an LD `signature` is removed first. Raises AssertionError or InvalidSignature."""
+    document = {k: v for k, v in document.items() if k != "signature"}
+    proof = document["proof"]
+    assert isinstance(proof, dict)
+    assert proof["type"] == "DataIntegrityProof" and proof["cryptosuite"] == "eddsa-jcs-2022"
+    assert proof["proofPurpose"] == "assertionMethod" and proof["verificationMethod"]
+    options = {k: v for k, v in proof.items() if k != "proofValue"}
+    unsecured = {k: v for k, v in document.items() if k != "proof"}
+    if options.get("@context"):
+        assert isinstance(unsecured["@context"], list)
+        assert unsecured["@context"][:len(options["@context"])] == options["@context"]
+        assert unsecured["@context"][:len(options["@context"]) + 1] == options["@context"]
+        unsecured["@context"] = options["@context"]
+    digest = (hashlib.sha256(jcs.canonicalize(options)).digest()
+              + hashlib.sha256(jcs.canonicalize(unsecured)).digest())
+    raw = base58.b58decode(public_key_multibase[1:])
+    Ed25519PublicKey.from_public_bytes(raw[2:]).verify(
+        base58.b58decode(proof["proofValue"][1:]), digest)
+
+
+def sign_with_options(document: dict, key: Ed25519PrivateKey, options: dict) -> dict:
+    """A proof made here from the options given, hashed as they are (Mastodon's reading)."""
+    unsecured = {k: v for k, v in document.items() if k != "proof"}
+    digest = (hashlib.sha256(jcs.canonicalize(options)).digest()
+              + hashlib.sha256(jcs.canonicalize(unsecured)).digest())
+    value = "z" + base58.b58encode(key.sign(digest)).decode()
+    return {**unsecured, "proof": {**options, "proofValue": value}}
+
+
 def method_of(actor_document: dict) -> dict:
     (method,) = actor_document["assertionMethod"]
     return method
@@ -100,6 +135,73 @@ def test_round_trip_and_independent_check():
     independent_verify(signed, method_of(controller)["publicKeyMultibase"])
     # The proof survives a trip through another JSON serialiser (key order does not matter).
     proofs.verify_activity(orjson.loads(orjson.dumps(signed, option=orjson.OPT_SORT_KEYS)), controller)
+
+
+@pytest.mark.parametrize("context", [
+    AS, [AS], [AS, proofs.DATA_INTEGRITY_CONTEXT], proofs.DATA_INTEGRITY_CONTEXT,
+    [AS, "https://w3id.org/security/data-integrity/v2", {"toot": "http://joinmastodon.org/ns#"}],
+])
+def test_what_we_sign_passes_mastodons_checks(context):
+    # Mastodon compares the proof's @context with the document's only when the latter is a list
+    # (app/lib/activitypub/object_integrity_proof.rb): ours always is, and the two are equal.
+    pem = proofs.generate_proof_key()
+    actor = "https://here.example/actors/coop"
+    signed = proofs.sign_activity({"@context": context, "id": actor + "/a/9", "type": "Create",
+                                   "actor": actor, "to": [PUBLIC], "object": {"content": "x"}},
+                                  actor, pem)
+    assert isinstance(signed["@context"], list)
+    assert signed["proof"]["@context"] == signed["@context"]
+    mastodon_verify(signed, proofs.multikey(actor, pem)["publicKeyMultibase"])
+    # An LD signature added afterwards (FEP-8b32: proof first) is left out by both.
+    with_ld = {**signed, "signature": {"type": "RsaSignature2017", "signatureValue": "x"}}
+    mastodon_verify(with_ld, proofs.multikey(actor, pem)["publicKeyMultibase"])
+    proofs.verify_activity(with_ld, {"id": actor, "assertionMethod": [proofs.multikey(actor, pem)]})
+
+
+def test_proof_without_context_is_read_as_mastodon_reads_it():
+    # Mastodon hashes the proof options as they are, without adding the document's @context
+    # (app/lib/activitypub/object_integrity_proof.rb); the W3C algorithm adds it. A proof made
+    # without @context the first way verifies here too, and still fails when altered.
+    key = Ed25519PrivateKey.generate()
+    actor = "https://there.example/users/alice"
+    document = {"@context": [AS, proofs.DATA_INTEGRITY_CONTEXT], "id": actor + "/a/1",
+                "type": "Create", "actor": actor, "to": [PUBLIC], "object": {"content": "hi"}}
+    options = {"type": "DataIntegrityProof", "cryptosuite": "eddsa-jcs-2022",
+               "verificationMethod": actor + "#ed25519-key", "proofPurpose": "assertionMethod",
+               "created": "2026-01-01T00:00:00Z"}
+    signed = sign_with_options(document, key, options)
+    controller = {"id": actor, "assertionMethod": [{
+        "id": actor + "#ed25519-key", "type": "Multikey", "controller": actor,
+        "publicKeyMultibase": proofs.public_key_multibase(key.public_key())}]}
+    proofs.verify_activity(signed, controller)
+    signed["object"]["content"] = "altered"
+    with pytest.raises(proofs.ProofError):
+        proofs.verify_activity(signed, controller)
+
+
+def test_expired_proof_is_ignored_not_trusted():
+    # FEP-8b32 (fep/8b32/fep-8b32.md, Proof verification): a proof that has expired, per its
+    # `expires`, is ignored and other authentication is tried.
+    key = Ed25519PrivateKey.generate()
+    actor = "https://there.example/users/alice"
+    document = {"@context": [AS, proofs.DATA_INTEGRITY_CONTEXT], "id": actor + "/a/2",
+                "type": "Create", "actor": actor, "to": [PUBLIC], "object": {"content": "hi"}}
+    controller = {"id": actor, "assertionMethod": [{
+        "id": actor + "#ed25519-key", "type": "Multikey", "controller": actor,
+        "publicKeyMultibase": proofs.public_key_multibase(key.public_key())}]}
+
+    def with_expiry(expires: str) -> dict:
+        return sign_with_options(document, key, {
+            "@context": document["@context"], "type": "DataIntegrityProof",
+            "cryptosuite": "eddsa-jcs-2022", "verificationMethod": actor + "#ed25519-key",
+            "proofPurpose": "assertionMethod", "created": "2020-01-01T00:00:00Z",
+            "expires": expires})
+
+    proofs.verify_activity(with_expiry("2999-01-01T00:00:00Z"), controller)
+    with pytest.raises(proofs.ProofUnusable, match="expired"):
+        proofs.verify_activity(with_expiry("2021-01-01T00:00:00Z"), controller)
+    with pytest.raises(proofs.ProofError, match="not a date"):
+        proofs.verify_activity(with_expiry("soon"), controller)
 
 
 @pytest.mark.parametrize("tamper", [

@@ -11,7 +11,7 @@ from fedsph.hub.relay import forward_to_relays
 from fedsph.models import Activity, Actor, Follow, Hub, InboxItem
 from fedsph.outbox import publish_note
 from tests.mastodon_peer import AS, PUBLIC, MastodonPeer, _id
-from tests.test_proofs import independent_verify, method_of
+from tests.test_proofs import independent_verify, mastodon_verify, method_of
 
 
 class RelaySubscriber(MastodonPeer):
@@ -28,7 +28,9 @@ class RelaySubscriber(MastodonPeer):
     def _check_activity(self, activity: dict, signer: str) -> None:
         author = _id(activity.get("actor"))
         if author != signer and "proof" in activity:
-            independent_verify(activity, self.author_keys[author])
+            # As app/services/activitypub/process_collection_service.rb: a relayed activity is
+            # the actor's own when its proof verifies (app/lib/activitypub/object_integrity_proof.rb).
+            mastodon_verify(activity, self.author_keys[author])
             signer = author
         MastodonPeer._check_activity(activity, signer)
 
@@ -66,7 +68,9 @@ async def test_mastodon_subscribes_and_gets_the_original_create_with_its_proof(n
         coop = await node.create_actor("coop")
         instance, follow = await subscribe(node, peer, hub, f"{node.base}/inbox")
         (accept,) = peer.activities("Accept")
-        assert accept["actor"] == hub.uri
+        assert accept["actor"] == hub.uri and accept["to"] == [instance.uri]
+        # Mastodon finds its relay by the Accept's object id = the Follow's id
+        # (app/lib/activitypub/activity/accept.rb, app/models/relay.rb follow_activity_id).
         assert accept["object"] == {"id": follow["id"], "type": "Follow", "actor": instance.uri,
                                     "object": PUBLIC}
         (row,) = await relay_rows(node)
@@ -146,3 +150,20 @@ async def test_activities_without_a_proof_are_not_relayed(node, peer):
              "to": [PUBLIC], "object": {"type": "Note"}}))
         after = await db.scalar(select(Activity.id).order_by(Activity.id.desc()).limit(1))
     assert before == after
+
+
+async def test_an_activity_is_relayed_once_whatever_its_bytes(node, peer):
+    # FEP-ae0c (fep/ae0c/fep-ae0c.md, Activity Relaying): a relay forwards an activity it has not
+    # already relayed. The same activity serialised anew (a redelivery) is not forwarded again.
+    hub = await hub_node(node)
+    await subscribe(node, peer, hub, f"{node.base}/inbox")
+    activity = {"@context": AS, "id": "https://elsewhere.example/a/1", "type": "Create",
+                "actor": "https://elsewhere.example/users/a", "to": [PUBLIC],
+                "object": {"type": "Note", "content": "x"}, "proof": {"type": "DataIntegrityProof"}}
+    async with node.sessions() as db, db.begin():
+        hub_row = await db.get(Actor, hub.id)
+        await forward_to_relays(db, hub_row, orjson.dumps(activity))
+        await forward_to_relays(db, hub_row, orjson.dumps(activity, option=orjson.OPT_SORT_KEYS))
+        relayed = list(await db.scalars(select(Activity).where(
+            Activity.actor_id == hub.id, Activity.uri.like("urn:fedsph:relayed:%"))))
+    assert len(relayed) == 1

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.activitystreams import build_activity, get_id
 from fedsph.delivery import enqueue_deliveries
 from fedsph.events import refresh_document
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.handlers.context import HandlerContext, Ignored, same_origin
 from fedsph.models import Activity, Actor, Event, EventParticipant, Object
 from fedsph.outbox import record_activity
 from fedsph.urls import URLs
@@ -130,12 +130,17 @@ async def _our_join(ctx: HandlerContext, answer: dict, actor: Actor) -> EventPar
     sent = await ctx.db.scalar(select(Activity).where(Activity.uri == join_uri))
     owner = await ctx.db.scalar(select(Actor).join(Object, Object.actor_id == Actor.id)
                                 .where(Object.id == row.event_id))
-    document = (await ctx.db.get(Object, row.event_id)).document or {}
-    # Mobilizon answers as the organiser (the event's `actor`), the group being `attributedTo`.
+    event_obj = await ctx.db.get(Object, row.event_id)
+    document = event_obj.document or {}
+    # Mobilizon accepts a Join of a free event as the organiser (the event's `actor`, even when
+    # a group is `attributedTo`: activity_pub/types/events.ex), and answers one of a restricted
+    # event as whichever group moderator approved or rejected it (graphql/api/participations.ex).
+    # We cannot see a remote group's moderators, so, like Mobilizon's own origin checks, an actor
+    # on the event's server may answer too.
     answerers = {owner.uri if owner else None, get_id(document.get("actor")),
                  get_id(document.get("attributedTo"))}
-    if sent is None or actor.uri not in answerers:
-        raise Ignored("only the event's organiser answers a Join of it")
+    if sent is None or not (actor.uri in answerers or same_origin(actor.uri, event_obj.uri)):
+        raise Ignored("only the event's organisers answer a Join of it")
     return row
 
 

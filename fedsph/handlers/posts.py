@@ -5,7 +5,12 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from fedsph.activitystreams import as_list, get_id, get_type, parse_iso
-from fedsph.actors import InvalidActor, parse_actor_document, store_remote_actor
+from fedsph.actors import (
+    InvalidActor,
+    get_actor_by_uri,
+    parse_actor_document,
+    store_remote_actor,
+)
 from fedsph.handlers.context import HandlerContext, Ignored, same_origin
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
@@ -27,9 +32,29 @@ async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) ->
     if not same_origin(obj["id"], actor.uri):
         raise Ignored("object is on another host than its actor")
     attributed = get_id(obj.get("attributedTo"))
-    if attributed and attributed != actor.uri and get_type(obj) in POST_TYPES:
+    if attributed and attributed != actor.uri and get_type(obj) in POST_TYPES \
+            and not _group_event_by_organiser(obj, actor):
         raise Ignored("object is attributed to someone else")
     return obj
+
+
+def _group_event_by_organiser(obj: dict, actor: Actor) -> bool:
+    """Mobilizon sends a group's event in a Create by the organiser (a person), with the group
+    as the Event's attributedTo (lib/federation/activity_pub/types/events.ex). The organiser
+    speaks for a group of the same server."""
+    attributed = get_id(obj.get("attributedTo"))
+    return (get_type(obj) == "Event" and bool(attributed)
+            and get_id(obj.get("actor")) in (None, actor.uri) and same_origin(attributed, actor.uri))
+
+
+async def _owner(ctx: HandlerContext, obj: dict, actor: Actor) -> Actor:
+    """Who a received post belongs to: its sender, or the group a Mobilizon organiser speaks for
+    (when we know that group)."""
+    if _group_event_by_organiser(obj, actor):
+        group = await get_actor_by_uri(ctx.db, get_id(obj.get("attributedTo")))
+        if group is not None:
+            return group
+    return actor
 
 
 async def _concerns_us(ctx: HandlerContext, document: dict, actor: Actor) -> bool:
@@ -48,12 +73,13 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     obj = await _embedded_object(ctx, activity, actor)
     if get_type(obj) not in POST_TYPES:
         raise Ignored(f"{get_type(activity)} of a {get_type(obj)}, which we do not keep")
-    if not await _concerns_us(ctx, obj, actor):
+    owner = await _owner(ctx, obj, actor)
+    if not (await _concerns_us(ctx, obj, owner) or await _concerns_us(ctx, obj, actor)):
         raise Ignored("post from an actor nobody here follows, not addressed to us")
     existing = await get_object(ctx.db, obj["id"])
     if existing is not None and existing.deleted_at is not None:
         raise Ignored("object was deleted already")
-    await store_object(ctx.db, obj, actor)
+    await store_object(ctx.db, obj, owner)
     if existing is None:  # a post sent again (another Create of it) does not notify again
         await notify(ctx.db, await mentioned_or_replied(ctx.db, obj), "mention", actor,
                      activity["id"], obj["id"])
@@ -76,9 +102,10 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     existing = await get_object(ctx.db, obj["id"])
     if existing is None:
         return await handle_create(ctx, activity, actor)
-    if existing.actor_id != actor.id or existing.deleted_at is not None:
+    owner = await _owner(ctx, obj, actor)
+    if existing.actor_id != owner.id or existing.deleted_at is not None:
         raise Ignored("Update of an object this actor does not own")
-    await store_object(ctx.db, obj, actor)
+    await store_object(ctx.db, obj, owner)
     existing.updated = parse_iso(obj.get("updated")) or utcnow()
     await reshare_member_activity(ctx, activity, actor)
     return "done"
@@ -95,7 +122,10 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     obj = await ctx.db.scalar(select(Object).where(Object.uri == target))
     if obj is None:
         raise Ignored("Delete of an object we never had")
-    if obj.actor_id != actor.id:
+    owner = await ctx.db.get(Actor, obj.actor_id)
+    speaks_for_group = (obj.type == "Event" and owner is not None and owner.type == "Group"
+                        and same_origin(owner.uri, actor.uri))  # see _group_event_by_organiser
+    if obj.actor_id != actor.id and not speaks_for_group:
         raise Ignored("Delete of an object this actor does not own")
     obj.deleted_at = utcnow()
     obj.content, obj.content_map, obj.summary, obj.document = None, None, None, None

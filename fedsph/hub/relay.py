@@ -82,9 +82,11 @@ async def forward_to_relays(db: AsyncSession, hub: Actor, body: bytes) -> None:
     # The author's own server has it already.
     origin = urlsplit(get_id(document.get("actor")) or "").netloc
     subscribers = [s for s in subscribers if s.domain != origin]
-    # A row of its own (the original id may be a row of ours already, when the member is local):
-    # the same bytes are forwarded once.
-    uri = "urn:fedsph:relayed:" + hashlib.sha256(body).hexdigest()
+    # A row of its own (the original id may be a row of ours already, when the member is local),
+    # keyed by the activity's id: FEP-ae0c says a relay forwards an activity once, and the same
+    # activity may reach the hub twice with other bytes (a redelivery serialised anew).
+    key = document["id"].encode() if isinstance(document.get("id"), str) else body
+    uri = "urn:fedsph:relayed:" + hashlib.sha256(key).hexdigest()
     if not subscribers or await db.scalar(select(Activity.id).where(Activity.uri == uri)):
         return
     activity = Activity(uri=uri, type=(get_type(document) or "Create")[:32], actor_id=hub.id,

@@ -5,7 +5,14 @@ Two forms, so that both kinds of follower see them:
   send; group-aware servers take the embedded activity as the member's.
 - Announce{object: the post's id} for a new post: what Mastodon shows as a boost.
 A Delete of a boosted post also undoes the boost (Undo{Announce}), which is how Mastodon's
-followers of the hub, who do not follow the project, see it go.
+followers of the hub, who do not follow the project, see it go. It undoes the Announce{Create}
+too: Mastodon fetches an embedded activity's id and turns that Announce into the same boost when
+it is processed first (activity/announce.rb, fetch_remote_original_status), and its Undo finds a
+boost only by the Announce's id. The boost's id is the Announce{Create}'s id + BOOST_SUFFIX,
+which is how the Delete finds both.
+
+Addressed as Lemmy addresses a community's Announce (generate_to): to the hub and as:Public, cc
+the hub's followers.
 
 Relay subscribers (Follow.relay) get neither: fedsph.hub.relay forwards them the member's
 original bytes instead, so the author's integrity proof still verifies.
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
     from fedsph.handlers.context import HandlerContext
 
 BOOSTED_TYPES = {"Note", "Article", "Page", "Question", "Event"}
+BOOST_SUFFIX = "-boost"  # still one path segment: /activities/<hex>-boost is served
 
 
 async def hub_audience(db: AsyncSession, hub: Actor) -> list[Actor]:
@@ -45,6 +53,20 @@ async def hub_audience(db: AsyncSession, hub: Actor) -> list[Actor]:
 async def _announced(db: AsyncSession, hub: Actor, uri: str) -> Activity | None:
     return await db.scalar(select(Activity).where(
         Activity.actor_id == hub.id, Activity.type == "Announce", Activity.object_uri == uri))
+
+
+async def _boosts_of(db: AsyncSession, hub: Actor, post_uri: str) -> list[Activity]:
+    """The hub's boost of a post and the Announce{Create} it was sent with (either may be the
+    boost a Mastodon follower kept)."""
+    boost = await _announced(db, hub, post_uri)
+    if boost is None:
+        return []
+    if not boost.uri.endswith(BOOST_SUFFIX):  # sent before the two ids were paired
+        return [boost]
+    create = await db.scalar(select(Activity).where(
+        Activity.actor_id == hub.id, Activity.type == "Announce",
+        Activity.uri == boost.uri.removesuffix(BOOST_SUFFIX)))
+    return [boost] if create is None else [boost, create]
 
 
 async def reshare_member_activity(ctx: HandlerContext, activity: dict, author: Actor,
@@ -65,25 +87,24 @@ async def reshare_member_activity(ctx: HandlerContext, activity: dict, author: A
     if await _announced(db, hub, activity["id"]) is not None:
         return 0  # the same activity again (redelivered, or sent to two of our actors)
     recipients = [a for a in await hub_audience(db, hub) if a.id != author.id]
+    to = [hub.uri, PUBLIC]
     cc = [hub.followers_url] if hub.followers_url else None
     sent = 0
-    embedded = build_activity("Announce", urls.new_activity(), hub.uri, activity,
-                              to=[PUBLIC], cc=cc)
+    embedded_id = urls.new_activity()
+    embedded = build_activity("Announce", embedded_id, hub.uri, activity, to=to, cc=cc)
     sent += await _queue(db, hub, embedded, activity["id"], recipients)
     obj = activity.get("object")
     kind = get_type(activity)
     if kind == "Create" and isinstance(obj, dict) and get_type(obj) in BOOSTED_TYPES:
-        boost = build_activity("Announce", urls.new_activity(), hub.uri, obj["id"],
-                               to=[PUBLIC], cc=cc)
+        boost = build_activity("Announce", embedded_id + BOOST_SUFFIX, hub.uri, obj["id"],
+                               to=to, cc=cc)
         sent += await _queue(db, hub, boost, obj["id"], recipients)
     if kind == "Delete":
-        boost = await _announced(db, hub, get_id(obj) or "")
-        if boost is not None:
-            original = {"id": boost.uri, "type": "Announce", "actor": hub.uri,
-                        "object": boost.object_uri}
-            undo = build_activity("Undo", urls.new_activity(), hub.uri, original,
-                                  to=[PUBLIC], cc=cc)
-            sent += await _queue(db, hub, undo, boost.uri, recipients)
+        for announce in await _boosts_of(db, hub, get_id(obj) or ""):
+            original = {"id": announce.uri, "type": "Announce", "actor": hub.uri,
+                        "object": announce.object_uri}
+            undo = build_activity("Undo", urls.new_activity(), hub.uri, original, to=to, cc=cc)
+            sent += await _queue(db, hub, undo, announce.uri, recipients)
     if ctx.body is not None:
         await relay.forward_to_relays(db, hub, ctx.body)
     return sent

@@ -7,7 +7,7 @@ member typed left in place. Saving goes through profile.set_profile, which sends
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, datetime
 
 from aiohttp import web
 from multidict import MultiDict
@@ -83,7 +83,7 @@ def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, st
     stage = form.get("stage") or None
     if stage != current.get("stage"):
         if stage:
-            when = form.get("stage_date", "").strip() or date.today().isoformat()
+            when = form.get("stage_date", "").strip() or datetime.now(UTC).date().isoformat()
             try:  # validated as a history entry: the slug and the date both
                 profile.validate_field("stage_history", [{"stage": stage, "date": when}])
                 changes["stage"] = {"stage": stage, "date": when}
