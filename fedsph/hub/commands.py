@@ -8,6 +8,7 @@ import argparse
 
 from sqlalchemy import select
 
+from fedsph import vocab
 from fedsph.actors import get_local_actor, resolve_handle
 from fedsph.errors import FetchError
 from fedsph.hub import membership as hubs
@@ -159,7 +160,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     actions = hub.add_subparsers(dest="hub_command", required=True)
     enable_cmd = actions.add_parser("enable", help="make this node a hub (or change its settings)")
     enable_cmd.add_argument("--name", help="the hub's display name")
-    enable_cmd.add_argument("--region", help="the hub's region (e.g. latin_america)")
+    enable_cmd.add_argument("--region", help="the hub's region: one of " + ", ".join(vocab.REGION))
     enable_cmd.add_argument("--auto-approve", metavar="RULE",
                             help="all, none, or region:<region> and country:<CC> "
                                  "separated by commas (any one lets a project in)")
