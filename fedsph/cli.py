@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     reports = sub.add_parser("reports", help="list reports (Flag) received from other servers")
     reports.add_argument("--resolve", type=int, metavar="ID", help="mark a report as handled")
     reports.add_argument("--all", action="store_true", help="include resolved reports")
+    backup = sub.add_parser("backup", help="write the database and photos to one file (SQLite)")
+    backup.add_argument("file", help="the archive to write, e.g. fedsph-2026-11-23.tar.gz")
+    restore = sub.add_parser("restore", help="restore a backup into the data directory "
+                                             "(stop the node first), then migrate")
+    restore.add_argument("file", help="an archive made by `fedsph backup`")
+    restore.add_argument("--force", action="store_true", help="replace the existing database")
     media = sub.add_parser("media", help="manage uploaded images").add_subparsers(
         dest="media_command", required=True, metavar="ACTION")
     prune = media.add_parser("prune", help="delete images no update, icon or header uses")
@@ -92,6 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only images uploaded more than HOURS ago (default 24)")
     add_network_parsers(sub)
     return parser
+
+
+def _backup_or_restore(settings, args, commands) -> int:
+    from pathlib import Path
+
+    from fedsph import backup
+
+    if args.command == "backup":
+        print(backup.backup(settings, Path(args.file)))
+        return 0
+    print(backup.restore(settings, Path(args.file), force=args.force))
+    commands.migrate(settings)  # a backup from an older fedsph is brought up to date
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "migrate":
             commands.migrate(settings)
             return 0
+        if args.command in ("backup", "restore"):
+            return _backup_or_restore(settings, args, commands)
         if args.command == "bootstrap":
             commands.migrate(settings)
         return asyncio.run(commands.run(settings, args)) or 0

@@ -1,0 +1,104 @@
+"""`fedsph backup FILE` and `fedsph restore FILE`: a node's database and photos in one file,
+back on another machine (here: another data directory) with nothing lost."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from fedsph.cli import main
+
+
+@pytest.fixture
+def fedsph(tmp_path, monkeypatch, capsys):
+    """Run `fedsph …` with FEDSPH_DATA_DIR set to data_dir (changeable between calls)."""
+    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(data_dir, *args: str) -> tuple[int, str]:
+        monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run
+
+
+def test_a_backup_restores_projects_updates_keys_and_photos(fedsph, tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    assert fedsph(old, "migrate")[0] == 0
+    assert fedsph(old, "project", "create", "coop", "--name", "Cooperativa Ñandé")[0] == 0
+    code, out = fedsph(old, "post", "coop", "--text", "Techamos hoy")
+    assert code == 0
+    photo = old / "media" / "ab" / "abcdef-320.webp"
+    photo.parent.mkdir(parents=True)
+    photo.write_bytes(b"RIFF....WEBP")
+
+    archive = tmp_path / "fedsph-backup.tar.gz"
+    code, out = fedsph(old, "backup", str(archive))
+    assert code == 0 and "1 media file" in out, out
+    code, out = fedsph(old, "backup", str(archive))
+    assert code == 1 and "exists already" in out  # never overwritten
+
+    code, out = fedsph(new, "restore", str(archive))
+    assert code == 0 and "warning" not in out, out
+    assert (new / "media" / "ab" / "abcdef-320.webp").read_bytes() == b"RIFF....WEBP"
+    code, out = fedsph(new, "project", "list")
+    assert code == 0 and "coop" in out and "Cooperativa Ñandé" in out
+    # The restored node can still sign as the project: its key came with the database.
+    code, out = fedsph(new, "post", "coop", "--text", "Otra novedad")
+    assert code == 0, out
+
+
+def test_restore_refuses_to_replace_a_database_without_force(fedsph, tmp_path):
+    node = tmp_path / "node"
+    fedsph(node, "migrate")
+    fedsph(node, "project", "create", "coop", "--name", "Coop")
+    archive = tmp_path / "b.tar.gz"
+    fedsph(node, "backup", str(archive))
+    code, out = fedsph(node, "restore", str(archive))
+    assert code == 1 and "--force" in out and out.count("\n") == 1
+    code, out = fedsph(node, "restore", str(archive), "--force")
+    assert code == 0, out
+
+
+def _archive_with(path, name: str) -> None:
+    with tarfile.open(path, "w:gz") as archive:
+        for member in ("fedsph.sqlite3", name):
+            info = tarfile.TarInfo(member)
+            info.size = 2
+            archive.addfile(info, io.BytesIO(b"xx"))
+
+
+@pytest.mark.parametrize("name", ["../outside.txt", "/etc/evil", "config.toml"])
+def test_restore_refuses_an_archive_that_writes_elsewhere(fedsph, tmp_path, name):
+    archive = tmp_path / "evil.tar.gz"
+    _archive_with(archive, name)
+    code, out = fedsph(tmp_path / "node", "restore", str(archive))
+    assert code == 1 and "does not belong" in out
+    assert not (tmp_path / "outside.txt").exists()
+    assert not (tmp_path / "node" / "fedsph.sqlite3").exists()
+
+
+def test_backup_and_restore_explain_what_they_cannot_do(fedsph, tmp_path, monkeypatch):
+    code, out = fedsph(tmp_path / "empty", "backup", str(tmp_path / "b.tar.gz"))
+    assert code == 1 and "nothing to back up" in out
+    (tmp_path / "not-a-backup.tar.gz").write_text("hello")
+    code, out = fedsph(tmp_path / "empty", "restore", str(tmp_path / "not-a-backup.tar.gz"))
+    assert code == 1 and "not a readable fedsph backup" in out
+    code, out = fedsph(tmp_path / "empty", "restore", str(tmp_path / "missing.tar.gz"))
+    assert code == 1 and "no file" in out
+    monkeypatch.setenv("FEDSPH_DATABASE_URL", "postgresql+asyncpg://u@127.0.0.1/db")
+    code, out = fedsph(tmp_path / "empty", "backup", str(tmp_path / "b.tar.gz"))
+    assert code == 1 and "pg_dump" in out
+
+
+def test_a_restore_from_another_address_warns(fedsph, tmp_path, monkeypatch):
+    fedsph(tmp_path / "a", "migrate")
+    archive = tmp_path / "b.tar.gz"
+    fedsph(tmp_path / "a", "backup", str(archive))
+    monkeypatch.setenv("FEDSPH_BASE_URL", "https://coop.example")
+    code, out = fedsph(tmp_path / "b", "restore", str(archive))
+    assert code == 0 and "warning" in out and "FEDSPH_BASE_URL" in out
