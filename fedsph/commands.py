@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph import outbox, profile, queries
+from fedsph import outbox, profile, profile_cli, queries
 from fedsph.actors import (
     create_local_actor,
     get_local_actor,
@@ -163,9 +163,9 @@ async def project_set(node: Node, args) -> int:
     if (args.file is None) == (args.field is None):
         raise CommandError("give either FIELD VALUE... or --file PROFILE.json")
     if args.file is not None:
-        changes = profile.load_file(args.file)
+        changes = profile_cli.load_file(args.file)
     else:
-        changes = profile.parse_cli(args.field, args.values)
+        changes = profile_cli.parse_cli(args.field, args.values)
     async with node.sessions() as db, db.begin():
         actor = await _local_actor(db, args.slug)
         inboxes = await profile.set_profile(db, node.urls, actor, changes)

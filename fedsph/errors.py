@@ -56,3 +56,37 @@ class FetchError(Exception):
 
 class BlockedAddress(FetchError):
     """The target resolves to an address we must not contact (SSRF guard)."""
+
+
+def N_(message: str) -> str:
+    """Marks a message id for Babel (like fedsph.i18n.N_, which would be a circular import here)."""
+    return message
+
+
+class Term(str):
+    """A UserError parameter that is itself translated: an English word naming a field ("start")."""
+
+
+class UserError(ValueError):
+    """Input someone can fix: English in str() (CLI, logs, the API), translatable for web pages.
+
+    Built from a message id (an English %-format string marked with N_ so Babel extracts it) and
+    named parameters: UserError(N_("a title is limited to %(limit)s characters"), limit=200).
+    Parameters are left as they are (slugs, numbers, what the person typed), except Term words;
+    the sentence around them is translated.
+    """
+
+    def __init__(self, message_id: str, **params):
+        self.message_id = message_id
+        self.params = params
+        super().__init__(message_id % params if params else message_id)
+
+    def translate(self, gettext) -> str:
+        """The message in the language of gettext (a catalog's gettext method)."""
+        text = gettext(self.message_id)
+        params = {name: gettext(value) if isinstance(value, Term) else value
+                  for name, value in self.params.items()}
+        try:
+            return text % params if params else text
+        except (KeyError, TypeError, ValueError):  # a translation that broke a %(name)s field
+            return str(self)

@@ -35,6 +35,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--related", nargs="*", default=[], metavar="HANDLE",
                         help="related projects (user@host or actor URL)")
     create.add_argument("--text", default="", help="what the event is about")
+    edit = event.add_parser("edit", help="change some details of one of our events (Update); "
+                            "what is not given stays")
+    edit.add_argument("slug")
+    edit.add_argument("event", help="the event's URL")
+    edit.add_argument("--name")
+    edit.add_argument("--start", help="local time, e.g. 2027-03-10T09:00")
+    edit.add_argument("--end", help='local time; "" for no end time')
+    edit.add_argument("--tz", help="time zone (the clock times stay as they are)")
+    edit.add_argument("--kind", help=f"one of {', '.join(vocab.EVENT_KIND)}; \"\" for none")
+    edit.add_argument("--place", help='where: a name or an address (replaces the place); "" '
+                      "for none")
+    edit.add_argument("--online", help='the link to join online; "" for none')
+    edit.add_argument("--languages", nargs="*", metavar="LANG")
+    edit.add_argument("--interpretation", nargs="*", metavar="LANG")
+    edit.add_argument("--join-mode", help=f"one of {', '.join(events.JOIN_MODES)}")
+    edit.add_argument("--related", nargs="*", metavar="HANDLE",
+                      help="related projects (user@host or actor URL); replaces the list")
+    edit.add_argument("--text", help="what the event is about (replaces the description)")
     listing = event.add_parser("list", help="list an actor's events, upcoming first")
     listing.add_argument("slug")
     cancel = event.add_parser("cancel", help="cancel one of our events (Delete)")
@@ -66,15 +84,20 @@ async def _own_event(db, actor: Actor, uri: str) -> Object:
     return obj
 
 
-async def create(node, args) -> int:
+async def _related_uris(node, handles) -> list[str]:
     related = []
-    for handle in args.related:
+    for handle in handles:
         try:
             actor_id = await resolve_handle(node.sessions, node.remote, handle)
         except FetchError as exc:
             raise ValueError(f"cannot find {handle}: {exc}") from None
         async with node.sessions() as db:
             related.append((await db.get(Actor, actor_id)).uri)
+    return related
+
+
+async def create(node, args) -> int:
+    related = await _related_uris(node, args.related)
     async with node.sessions() as db, db.begin():
         actor = await _actor(db, args.slug)
         obj = await events.publish_event(
@@ -84,6 +107,43 @@ async def create(node, args) -> int:
             languages=args.languages, interpretation=args.interpretation,
             related_projects=related, join_mode=args.join_mode)
     print(obj.uri)
+    return 0
+
+
+def edited_fields(current: dict, args) -> dict:
+    """The event's current fields with the options given on the command line changed."""
+    fields = dict(current)
+    primary = next(iter(current["name_map"]), "")
+    if args.name is not None:
+        fields["name_map"] = {**current["name_map"], primary: args.name}
+    if args.text is not None:
+        fields["contents"] = {**current["contents"], primary: args.text}
+    simple = {"start": "starts_at", "end": "ends_at", "tz": "timezone", "kind": "kind",
+              "online": "online_url", "join_mode": "join_mode", "languages": "languages",
+              "interpretation": "interpretation"}
+    for option, field in simple.items():
+        value = getattr(args, option)
+        if value is not None:
+            fields[field] = value or ([] if isinstance(value, list) else None)
+    if args.place is not None:
+        fields["place"] = {"name": args.place} if args.place.strip() else None
+    if fields["starts_at"] is None:
+        raise ValueError("an event needs a start time, e.g. 2027-03-10T09:00")
+    if fields["join_mode"] is None:
+        raise ValueError(f"the join mode is one of {', '.join(events.JOIN_MODES)}")
+    return fields
+
+
+async def edit(node, args) -> int:
+    related = await _related_uris(node, args.related) if args.related is not None else None
+    async with node.sessions() as db, db.begin():
+        actor = await _actor(db, args.slug)
+        obj = await _own_event(db, actor, args.event)
+        fields = edited_fields(events.event_fields(obj, await db.get(Event, obj.id)), args)
+        if related is not None:
+            fields["related_projects"] = related
+        await events.edit_event(db, node.urls, actor, obj, **fields)
+    print(f"edited {args.event}")
     return 0
 
 
@@ -169,5 +229,6 @@ async def participants(node, args) -> int:
     return 0
 
 
-COMMANDS: dict = {"event create": create, "event list": list_events, "event cancel": cancel,
+COMMANDS: dict = {"event create": create, "event edit": edit, "event list": list_events,
+                  "event cancel": cancel,
                   "event join": join, "event leave": leave, "event participants": participants}

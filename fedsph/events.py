@@ -29,9 +29,18 @@ from fedsph.activitystreams import (
     build_tombstone,
     iso,
 )
+from fedsph.errors import N_, Term, UserError
 from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
-from fedsph.notes import text_to_html
-from fedsph.outbox import clean_place, delete_note, language_tag, publish_update, send_to_followers
+from fedsph.notes import html_to_text, primary_first, text_to_html
+from fedsph.outbox import (
+    clean_place,
+    delete_note,
+    edit_update,
+    language_tag,
+    publish_update,
+    send_to_followers,
+    update_fields,
+)
 from fedsph.profile import location_precision
 from fedsph.urls import URLs
 
@@ -85,13 +94,18 @@ MOBILIZON_CATEGORY = {"hub_meeting": "MEETING", "assembly": "MEETING",
 
 # --- validation ---------------------------------------------------------------------------------
 
+# The field names that messages below take as Term, marked for the catalogs.
+_TERMS = (N_("start"), N_("end"), N_("online link"), N_("organiser"), N_("related project"))
+_TOO_MANY = {"organiser": N_("an event lists at most %(limit)s organisers"),
+             "related project": N_("an event lists at most %(limit)s related projects")}
+
 def zone(name: str | None) -> ZoneInfo:
     if not name:
-        raise ValueError("an event needs a time zone, e.g. America/Montevideo")
+        raise UserError(N_("an event needs a time zone, e.g. America/Montevideo"))
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not a known time zone") from None
+        raise UserError(N_("%(value)r is not a known time zone"), value=name) from None
 
 
 def to_utc(moment: datetime | str, tz: ZoneInfo, what: str) -> datetime:
@@ -100,8 +114,8 @@ def to_utc(moment: datetime | str, tz: ZoneInfo, what: str) -> datetime:
         try:
             moment = datetime.fromisoformat(moment.strip())
         except ValueError:
-            raise ValueError(f"the {what} time {moment!r} is not a date and time "
-                             "like 2027-03-10T09:00") from None
+            raise UserError(N_("the %(what)s time %(value)r is not a date and time like "
+                               "2027-03-10T09:00"), what=Term(what), value=moment) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=tz)
     return moment.astimezone(UTC).replace(tzinfo=None)
@@ -124,21 +138,22 @@ def check_url(url: str | None, what: str = "online link") -> str | None:
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2048:
-        raise ValueError(f"the {what} {url!r} is not an http(s) URL")
+        raise UserError(N_("the %(what)s %(value)r is not an http(s) URL"), what=Term(what), value=url)
     return url
 
 
 def _languages(tags) -> list[str] | None:
     tags = [language_tag(t) for t in dict.fromkeys(tags or ()) if t]
     if len(tags) > MAX_LANGUAGES:
-        raise ValueError(f"an event lists at most {MAX_LANGUAGES} languages")
+        raise UserError(N_("an event lists at most %(limit)s languages"), limit=MAX_LANGUAGES)
     return tags or None
 
 
 def _actor_uris(uris, what: str) -> list[str] | None:
     uris = [check_url(u, what) for u in dict.fromkeys(uris or ()) if u]
     if len(uris) > MAX_ACTORS:
-        raise ValueError(f"an event lists at most {MAX_ACTORS} {what}s")
+        raise UserError(_TOO_MANY.get(what, f"an event lists at most %(limit)s {what}s"),
+                        limit=MAX_ACTORS)
     return uris or None
 
 
@@ -154,7 +169,7 @@ def event_place(place: dict | None, precision: str) -> dict | None:
                          precision) if (place.get("name") or place.get("latitude") is not None
                                         or place.get("longitude") is not None) else None
     if clean is None and not address:
-        raise ValueError("a place needs a name, an address or coordinates")
+        raise UserError(N_("a place needs a name, an address or coordinates"))
     clean = clean or {"type": "Place", "name": address.get("streetAddress")}
     if address:
         clean["address"] = {"type": "PostalAddress", **address}
@@ -169,25 +184,28 @@ def validate(*, name_map: dict, contents: dict, kind: str | None, starts_at, end
     names = {language_tag(lang): " ".join(n.split()) for lang, n in (name_map or {}).items()
              if n and n.strip()}
     if not names:
-        raise ValueError("an event needs a name")
+        raise UserError(N_("an event needs a name"))
     if any(len(n) > MAX_NAME_CHARS for n in names.values()):
-        raise ValueError(f"an event's name is limited to {MAX_NAME_CHARS} characters")
+        raise UserError(N_("an event's name is limited to %(limit)s characters"),
+                        limit=MAX_NAME_CHARS)
     if "" in names and len(names) > 1:
-        raise ValueError("every name of a multilingual event needs its language")
+        raise UserError(N_("every name of a multilingual event needs its language"))
     texts = {language_tag(lang): t.strip() for lang, t in (contents or {}).items() if t and t.strip()}
     if kind and not vocab.is_valid("event_kind", kind):
-        raise ValueError(f"{kind!r} is not a known event kind ({', '.join(vocab.EVENT_KIND)})")
+        raise UserError(N_("%(value)r is not a known event kind (%(choices)s)"), value=kind,
+                        choices=", ".join(vocab.EVENT_KIND))
     if join_mode not in JOIN_MODES:
-        raise ValueError(f"{join_mode!r} is not a known join mode ({', '.join(JOIN_MODES)})")
+        raise UserError(N_("%(value)r is not a known join mode (%(choices)s)"), value=join_mode,
+                        choices=", ".join(JOIN_MODES))
     tz = zone(timezone)
     start = to_utc(starts_at, tz, "start")
     end = to_utc(ends_at, tz, "end") if ends_at else None
     if end is not None and end <= start:
-        raise ValueError("an event must end after it starts")
+        raise UserError(N_("an event must end after it starts"))
     online_url = check_url(online_url)
     location = event_place(place, precision)
     if location is None and online_url is None:
-        raise ValueError("an event needs a place or an online link")
+        raise UserError(N_("an event needs a place or an online link"))
     primary = next(iter(names))
     content_map = {lang: text_to_html(text) for lang, text in texts.items()}
     obj = {"name": names[primary], "name_map": names if primary else None,
@@ -354,12 +372,59 @@ async def publish_event(db: AsyncSession, urls: URLs, actor: Actor, *, name: str
     return obj
 
 
+def _form_time(moment: datetime | None, tz_name: str | None) -> str | None:
+    """A stored moment as the wall time publish_event reads (and a datetime-local input shows)."""
+    local = local_time(moment, tz_name)
+    if local is None:
+        return None
+    return f"{local:%Y-%m-%dT%H:%M:%S}" if local.second else f"{local:%Y-%m-%dT%H:%M}"
+
+
+def event_fields(obj: Object, event: Event) -> dict:
+    """A local event's current fields as publish_event and edit_event take them (for edits).
+
+    Times are wall times in the event's zone, so changing only the zone keeps the clock time.
+    """
+    place = obj.place or {}
+    address = place.get("address") if isinstance(place.get("address"), dict) else {}
+    where = {"name": place.get("name"), "latitude": place.get("latitude"),
+             "longitude": place.get("longitude"), "address": address.get("streetAddress"),
+             "locality": address.get("addressLocality"), "country": address.get("addressCountry")}
+    contents = primary_first(obj.content_map, obj.language) or (
+        {obj.language or "": obj.content} if obj.content else {})
+    return {
+        "name_map": dict(primary_first(obj.name_map, obj.language)
+                         or {obj.language or "": obj.name or ""}),
+        "contents": {lang: html_to_text(html) for lang, html in contents.items() if html},
+        "kind": event.kind, "starts_at": _form_time(event.starts_at, event.timezone),
+        "ends_at": _form_time(event.ends_at, event.timezone), "timezone": event.timezone,
+        "place": {k: v for k, v in where.items() if v is not None} if place else None,
+        "online_url": event.online_url, "languages": list(event.languages or []),
+        "interpretation": list(event.interpretation or []),
+        "organizers": list(event.organizers or []),
+        "related_projects": list(event.related_projects or []), "join_mode": event.join_mode,
+    }
+
+
+async def _edit_announcement(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
+                             event: Event) -> None:
+    """Rewrite the Note that announced the event, so Mastodon readers see the new time and
+    place; a note the project has deleted stays deleted."""
+    note = await db.get(Object, event.note_id) if event.note_id else None
+    if note is None or note.deleted_at is not None:
+        return
+    fields = await update_fields(db, note)
+    fields["contents"] = {obj.language or "": announcement_text(obj, event, obj.url)}
+    fields["title_map"] = {obj.language or "": obj.name}
+    await edit_update(db, urls, actor, note, **fields)
+
+
 async def edit_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, **fields) -> Object:
     """Replace an event's fields (as publish_event takes them) and send Update{Event}."""
     if obj.type != "Event" or not obj.local or obj.actor_id != actor.id:
-        raise ValueError("this event belongs to someone else")
+        raise UserError(N_("this event belongs to someone else"))
     if obj.deleted_at is not None:
-        raise ValueError("this event was cancelled")
+        raise UserError(N_("this event was cancelled"))
     languages = fields.get("languages") or ()
     lang = next(iter(languages), "")
     columns, details = validate(
@@ -384,13 +449,14 @@ async def edit_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, **
                             to=document["to"], cc=document["cc"])
     update["@context"] = EVENT_CONTEXT
     await send_to_followers(db, actor, update, obj.uri, "public")
+    await _edit_announcement(db, urls, actor, obj, event)
     return obj
 
 
 async def cancel_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -> Object:
     """Cancel (delete) an event: a tombstone, and Delete to the followers and participants."""
     if obj.type != "Event" or not obj.local or obj.actor_id != actor.id:
-        raise ValueError("this event belongs to someone else")
+        raise UserError(N_("this event belongs to someone else"))
     if obj.deleted_at is not None:
         return obj
     obj.deleted_at = utcnow()

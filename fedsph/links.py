@@ -25,7 +25,7 @@ from fedsph import vocab
 from fedsph.activitystreams import AS_CONTEXT, build_activity, get_id
 from fedsph.actors import get_actor_by_uri, get_local_actor, resolve_handle
 from fedsph.delivery import enqueue_deliveries
-from fedsph.errors import FetchError
+from fedsph.errors import N_, FetchError, UserError
 from fedsph.models import Actor, SolidarityLink, utcnow
 from fedsph.outbox import record_activity
 from fedsph.profile import send_actor_update
@@ -42,7 +42,8 @@ OFFER_CONTEXT = [AS_CONTEXT, {PREFIX: CONTEXT[PREFIX], "relationship": CONTEXT["
 
 def check_kind(kind: str) -> str:
     if not vocab.is_valid("solidarity_link", kind):
-        raise ValueError(f"{kind!r} is not a kind of solidarity link; kinds: {', '.join(KINDS)}")
+        raise UserError(N_("%(kind)r is not a kind of solidarity link; kinds: %(kinds)s"), kind=kind,
+                        kinds=", ".join(KINDS))
     return kind
 
 
@@ -107,7 +108,8 @@ async def get_link(db: AsyncSession, project: Actor, link_id) -> SolidarityLink:
     except (TypeError, ValueError):
         link = None
     if link is None or project.id not in (link.proposer_id, link.partner_id):
-        raise ValueError(f"{project.username} has no solidarity link {link_id}")
+        raise UserError(N_("%(project)s has no solidarity link %(link)s"), project=project.username,
+                        link=link_id)
     return link
 
 
@@ -158,15 +160,17 @@ async def propose_link(db: AsyncSession, urls: URLs, project: Actor, partner: Ac
     """`project` offers a link of `kind` to `partner`; it stays proposed until answered."""
     check_kind(kind)
     if not project.local or project.type != "Group":
-        raise ValueError("only a project of this node can propose a solidarity link")
+        raise UserError(N_("only a project of this node can propose a solidarity link"))
     if partner.type != "Group":
-        raise ValueError(f"{partner.username}@{partner.domain} is not a project")
+        raise UserError(N_("%(handle)s is not a project"),
+                        handle=f"{partner.username}@{partner.domain}")
     if partner.id == project.id:
-        raise ValueError("a project cannot link to itself")
+        raise UserError(N_("a project cannot link to itself"))
     existing = await open_link(db, project, partner, kind)
     if existing is not None:
-        raise ValueError(f"a {kind} link between {project.username} and "
-                         f"{partner.username}@{partner.domain} is already {existing.state}")
+        raise UserError(N_("a %(kind)s link between %(project)s and %(partner)s is already "
+                           "%(state)s"), kind=kind, project=project.username,
+                        partner=f"{partner.username}@{partner.domain}", state=existing.state)
     offer = {"@context": OFFER_CONTEXT,
              **offer_document(urls.new_activity(), project.uri, partner.uri, kind)}
     link = SolidarityLink(kind=kind, proposer_id=project.id, partner_id=partner.id,
@@ -189,9 +193,9 @@ async def answer_link(db: AsyncSession, urls: URLs, link: SolidarityLink, accept
     """The partner accepts or rejects a proposed link (Accept/Reject with the Offer embedded)."""
     offer, proposer, partner = await _stored_offer(db, link)
     if not partner.local:
-        raise ValueError("only the project that was offered the link can answer it")
+        raise UserError(N_("only the project that was offered the link can answer it"))
     if link.state != "proposed":
-        raise ValueError(f"this link is {link.state}, not waiting for an answer")
+        raise UserError(N_("this link is %(state)s, not waiting for an answer"), state=link.state)
     verb = "Accept" if accept else "Reject"
     document = build_activity(verb, urls.new_activity(), partner.uri, offer, to=[proposer.uri])
     document["@context"] = OFFER_CONTEXT
@@ -206,15 +210,15 @@ async def withdraw_link(db: AsyncSession, urls: URLs, project: Actor,
     partner with Undo{Accept} (a partner that has not answered rejects instead)."""
     offer, proposer, partner = await _stored_offer(db, link)
     if project.id not in (proposer.id, partner.id) or not project.local:
-        raise ValueError("only a project of this link can withdraw it")
+        raise UserError(N_("only a project of this link can withdraw it"))
     if link.state not in OPEN_STATES:
-        raise ValueError(f"this link is already {link.state}")
+        raise UserError(N_("this link is already %(state)s"), state=link.state)
     if project.id == proposer.id:
         undone, other = offer, partner
     elif link.state == "accepted":
         undone, other = accept_document(link.answer_uri, partner.uri, offer), proposer
     else:
-        raise ValueError("this link is only proposed: reject it instead")
+        raise UserError(N_("this link is only proposed: reject it instead"))
     document = build_activity("Undo", urls.new_activity(), project.uri, undone, to=[other.uri])
     document["@context"] = OFFER_CONTEXT
     activity = await record_activity(db, project, document, undone["id"])
@@ -230,7 +234,7 @@ async def find_project(sessions: async_sessionmaker[AsyncSession], remote: Remot
     """
     handle = handle.strip().lstrip("@")
     if not handle:
-        raise ValueError("give the partner project's handle, like name@example.org")
+        raise UserError(N_("give the partner project's handle, like name@example.org"))
     name, _, host = handle.partition("@")
     async with sessions() as db:
         if not handle.startswith(("http://", "https://")) and host in ("", domain):
@@ -240,11 +244,12 @@ async def find_project(sessions: async_sessionmaker[AsyncSession], remote: Remot
         if found is not None:
             return found
     if host in ("", domain) and not handle.startswith(("http://", "https://")):
-        raise ValueError(f"there is no project called {name!r} on this node")
+        raise UserError(N_("there is no project called %(name)r on this node"), name=name)
     try:
         actor_id = await resolve_handle(sessions, remote, handle)
     except FetchError as exc:
-        raise ValueError(f"cannot find {handle}: {exc}") from None
+        raise UserError(N_("cannot find %(handle)s: %(reason)s"), handle=handle,
+                        reason=str(exc)) from None
     async with sessions() as db:
         return await db.get(Actor, actor_id)
 

@@ -20,6 +20,7 @@ import blurhash
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
 from fedsph.config import Settings
+from fedsph.errors import N_, UserError
 from fedsph.models import Actor, Media
 
 # Rendition name -> widest it may be. Height is capped at twice that, so a very tall strip cannot
@@ -46,7 +47,7 @@ MEDIA_ROUTE = "/media/{file}"
 FILE_NAME = re.compile(r"^[A-Za-z0-9_-]{16,64}-[0-9]{1,5}\.(webp|jpg)$")
 
 
-class MediaError(ValueError):
+class MediaError(UserError):
     """The upload cannot be used; the message is meant for the person who uploaded it."""
 
 
@@ -77,27 +78,28 @@ def _megabytes(n: int) -> str:
 
 def _open(data: bytes, max_bytes: int) -> Image.Image:
     if not data:
-        raise MediaError("The file is empty.")
+        raise MediaError(N_("The file is empty."))
     if len(data) > max_bytes:
-        raise MediaError(f"The image is {_megabytes(len(data))}; the largest accepted is "
-                         f"{_megabytes(max_bytes)}. Please send a smaller photo.")
+        raise MediaError(N_("The image is %(size)s; the largest accepted is %(limit)s. "
+                            "Please send a smaller photo."),
+                         size=_megabytes(len(data)), limit=_megabytes(max_bytes))
     try:
         image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except Image.DecompressionBombError:
-        raise MediaError("The image has too many pixels to process.") from None
+        raise MediaError(N_("The image has too many pixels to process.")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        raise MediaError("This file is not an image we can read (use JPEG, PNG, WebP or GIF).") \
+        raise MediaError(N_("This file is not an image we can read (use JPEG, PNG, WebP or GIF).")) \
             from None
     width, height = image.size
     # Checked before decoding: a small file can declare billions of pixels.
     if width < 1 or height < 1 or width * height > Image.MAX_IMAGE_PIXELS:
-        raise MediaError("The image has too many pixels to process.")
+        raise MediaError(N_("The image has too many pixels to process."))
     try:
         image.load()
     except Image.DecompressionBombError:
-        raise MediaError("The image has too many pixels to process.") from None
+        raise MediaError(N_("The image has too many pixels to process.")) from None
     except (OSError, SyntaxError, ValueError, EOFError):
-        raise MediaError("The image file is damaged or incomplete; please send it again.") \
+        raise MediaError(N_("The image file is damaged or incomplete; please send it again.")) \
             from None
     return image
 
@@ -187,7 +189,7 @@ def clean_license(raw: str | None) -> str:
     for license_id in LICENSES:
         if wanted in (license_id.upper(), license_id.upper() + "-1.0"):  # CC0-1.0 is SPDX's name
             return license_id
-    raise MediaError("Choose a licence for the image: " + ", ".join(LICENSES) + ".")
+    raise MediaError(N_("Choose a licence for the image: %(choices)s."), choices=", ".join(LICENSES))
 
 
 def has_alt(media: Media) -> bool:
@@ -198,16 +200,19 @@ def has_alt(media: Media) -> bool:
 def clean_alt(raw: str | None) -> str:
     alt = " ".join((raw or "").split())
     if not alt:
-        raise MediaError("Describe the image in a few words (alt text) for people who cannot see it.")
+        raise MediaError(N_("Describe the image in a few words (alt text) for people who cannot "
+                            "see it."))
     if len(alt) > MAX_ALT_CHARS:
-        raise MediaError(f"The image description is too long (at most {MAX_ALT_CHARS} characters).")
+        raise MediaError(N_("The image description is too long (at most %(limit)s characters)."),
+                         limit=MAX_ALT_CHARS)
     return alt
 
 
 def clean_author(raw: str | None, owner: Actor) -> str:
     author = " ".join((raw or "").split()) or owner.name or owner.username
     if len(author) > MAX_AUTHOR_CHARS:
-        raise MediaError(f"The author name is too long (at most {MAX_AUTHOR_CHARS} characters).")
+        raise MediaError(N_("The author name is too long (at most %(limit)s characters)."),
+                         limit=MAX_AUTHOR_CHARS)
     return author
 
 
@@ -288,8 +293,8 @@ async def read_limited(part, max_bytes: int) -> bytes:
     while chunk := await part.read_chunk(64 * 1024):
         total += len(chunk)
         if total > max_bytes:
-            raise MediaError(f"The image is larger than {_megabytes(max_bytes)}, the largest "
-                             "accepted. Please send a smaller photo.")
+            raise MediaError(N_("The image is larger than %(limit)s, the largest accepted. "
+                                "Please send a smaller photo."), limit=_megabytes(max_bytes))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -327,8 +332,8 @@ def attachment_document(media: Media, urls) -> dict:
     the one door every published image goes through, so none goes out without alt text.
     """
     if not has_alt(media):
-        raise MediaError("every image needs a description (alt text) for people who cannot "
-                         f"see it; image {media.id} has none")
+        raise MediaError(N_("every image needs a description (alt text) for people who cannot "
+                            "see it; image %(id)s has none"), id=media.id)
     document = {
         "type": "Image",
         "mediaType": media.content_type,

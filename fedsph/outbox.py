@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph import vocab
 from fedsph.activitystreams import PUBLIC, build_activity, build_tombstone
 from fedsph.delivery import enqueue_deliveries, follower_actors
+from fedsph.errors import N_, UserError
 from fedsph.integrity import signed_body
 from fedsph.media import attachment_document
 from fedsph.mention_markup import link_mentions
@@ -60,7 +61,7 @@ def language_tag(tag: str | None) -> str:
     if not tag:
         return ""
     if len(tag) > LANGUAGE_TAG_MAX or not _LANGUAGE_TAG.match(tag):
-        raise ValueError(f"{tag!r} is not a language tag")
+        raise UserError(N_("%(value)r is not a language tag"), value=tag)
     return tag
 
 
@@ -81,19 +82,19 @@ def clean_place(place: dict | None, precision: str) -> dict | None:
         try:
             lat, lon = float(lat), float(lon)
         except (TypeError, ValueError):
-            raise ValueError("a place needs both latitude and longitude as numbers") from None
+            raise UserError(N_("a place needs both latitude and longitude as numbers")) from None
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ValueError("latitude must be within ±90 and longitude within ±180")
+            raise UserError(N_("latitude must be within ±90 and longitude within ±180"))
         rounded = public_location({"latitude": lat, "longitude": lon, "precision": precision})
         clean["latitude"], clean["longitude"] = rounded["latitude"], rounded["longitude"]
     if len(clean) == 1:
-        raise ValueError("a place needs a name or coordinates")
+        raise UserError(N_("a place needs a name or coordinates"))
     return clean
 
 
-def _check_slug(field: str, slug: str, what: str) -> str:
+def _check_slug(field: str, slug: str, message_id: str) -> str:
     if not vocab.is_valid(field, slug):
-        raise ValueError(f"{slug!r} is not a known {what}")
+        raise UserError(message_id, value=slug)
     return slug
 
 
@@ -108,36 +109,38 @@ def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | 
     texts = {language_tag(lang): text.strip() for lang, text in (contents or {}).items()
              if text and text.strip()}
     if not texts:
-        raise ValueError("an update needs some text")
+        raise UserError(N_("an update needs some text"))
     if "" in texts and len(texts) > 1:
-        raise ValueError("every text of a multilingual update needs its language")
+        raise UserError(N_("every text of a multilingual update needs its language"))
     primary = next(iter(texts))
     titles = {language_tag(lang): " ".join(t.split()) for lang, t in (title_map or {}).items()
               if t and t.strip()}
     if any(len(t) > MAX_TITLE_CHARS for t in titles.values()):
-        raise ValueError(f"a title is limited to {MAX_TITLE_CHARS} characters")
+        raise UserError(N_("a title is limited to %(limit)s characters"), limit=MAX_TITLE_CHARS)
     if visibility not in VISIBILITIES:
-        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}")
+        raise UserError(N_("visibility must be one of %(choices)s"), choices=", ".join(VISIBILITIES))
     if kind:
-        _check_slug("update_kind", kind, "update kind")
+        _check_slug("update_kind", kind, N_("%(value)r is not a known update kind"))
     if stage_change:
         if kind != "milestone":
-            raise ValueError("only a milestone can change the project's stage")
-        _check_slug("stage", stage_change, "stage")
+            raise UserError(N_("only a milestone can change the project's stage"))
+        _check_slug("stage", stage_change, N_("%(value)r is not a known stage"))
     if len(media) > MAX_IMAGES:
-        raise ValueError(f"an update can carry at most {MAX_IMAGES} images, not {len(media)}")
+        raise UserError(N_("an update can carry at most %(limit)s images, not %(count)s"),
+                        limit=MAX_IMAGES, count=len(media))
     if any(m.owner_id != actor.id for m in media):
-        raise ValueError("an image belongs to another project")
+        raise UserError(N_("an image belongs to another project"))
     summary = " ".join((summary or "").split())
     if len(summary) > MAX_SUMMARY_CHARS:
-        raise ValueError(f"a content warning is limited to {MAX_SUMMARY_CHARS} characters")
+        raise UserError(N_("a content warning is limited to %(limit)s characters"),
+                        limit=MAX_SUMMARY_CHARS)
 
     names = list(dict.fromkeys(clean_hashtag(h) for h in hashtags))
     if len(names) > MAX_HASHTAGS:
-        raise ValueError(f"an update can carry at most {MAX_HASHTAGS} hashtags")
+        raise UserError(N_("an update can carry at most %(limit)s hashtags"), limit=MAX_HASHTAGS)
     hashtag_tags = [{"type": "Hashtag", "name": "#" + n, "href": f"{urls.base}/tags/{n.lower()}"}
                     for n in names]
-    theme_tags = [{"type": "theme", "name": _check_slug("themes", t, "theme"),
+    theme_tags = [{"type": "theme", "name": _check_slug("themes", t, N_("%(value)r is not a known theme")),
                    "href": f"{urls.base}/tags/{t}"} for t in dict.fromkeys(themes)]
 
     def title_for(lang: str) -> str | None:
@@ -188,7 +191,7 @@ async def _attach_media(db: AsyncSession, urls: URLs, obj: Object, media: list[M
             old.object_id = None
     for position, item in enumerate(media):
         if item.object_id not in (None, obj.id):
-            raise ValueError("an image is already used by another update")
+            raise UserError(N_("an image is already used by another update"))
         item.object_id, item.position = obj.id, position
     obj.attachments = [attachment_document(m, urls) for m in media] or None
 
@@ -255,9 +258,9 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
     Every field is replaced (the edit form sends them all); visibility stays unless given.
     """
     if obj.deleted_at is not None:
-        raise ValueError("this update was deleted")
+        raise UserError(N_("this update was deleted"))
     if obj.actor_id != actor.id or not obj.local:
-        raise ValueError("this update belongs to someone else")
+        raise UserError(N_("this update belongs to someone else"))
     media = list(media)
     previous_stage = obj.stage_change
     columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
@@ -316,7 +319,7 @@ async def edit_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, tex
     primary = next(iter(fields["contents"]), "")
     fields["contents"] = {**fields["contents"], primary: text}
     if not text.strip():
-        raise ValueError("an update needs some text")
+        raise UserError(N_("an update needs some text"))
     return await edit_update(db, urls, actor, obj, **fields)
 
 
@@ -326,9 +329,9 @@ async def pin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | N
     With `urls`, followers are also sent Add{Note, target: featured}, which Mastodon applies.
     """
     if obj.actor_id != actor.id or not obj.local or obj.deleted_at is not None:
-        raise ValueError("only this project's own updates can be pinned")
+        raise UserError(N_("only this project's own updates can be pinned"))
     if obj.visibility not in ("public", "unlisted") or obj.in_reply_to:
-        raise ValueError("only public updates can be pinned")
+        raise UserError(N_("only public updates can be pinned"))
     if obj.pinned_at is None:
         obj.pinned_at = utcnow()
         await _announce_pin(db, urls, actor, obj, "Add")
@@ -338,7 +341,7 @@ async def pin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | N
 async def unpin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
     """Take an update out of the `featured` collection (Remove{Note} to followers with `urls`)."""
     if obj.actor_id != actor.id:
-        raise ValueError("only this project's own updates can be unpinned")
+        raise UserError(N_("only this project's own updates can be unpinned"))
     if obj.pinned_at is not None:
         obj.pinned_at = None
         await _announce_pin(db, urls, actor, obj, "Remove")
@@ -356,7 +359,7 @@ async def _announce_pin(db: AsyncSession, urls: URLs | None, actor: Actor, obj: 
 
 def _check_comment(obj: Object) -> None:
     if not obj.in_reply_to or obj.local:
-        raise ValueError("this is not a comment from elsewhere")
+        raise UserError(N_("this is not a comment from elsewhere"))
 
 
 async def hide_comment(db: AsyncSession, obj: Object, hidden: bool = True) -> Object:
@@ -416,7 +419,7 @@ async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, obje
 async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> Follow:
     """Ask `target` to let `actor` follow it; pending until an Accept arrives."""
     if target.id == actor.id:
-        raise ValueError("an actor cannot follow itself")
+        raise UserError(N_("an actor cannot follow itself"))
     existing = await db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == target.id))
     if existing is not None:

@@ -11,7 +11,6 @@ built, so nothing stored earlier can leak either.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import UTC, date, datetime
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph import vocab
 from fedsph.activitystreams import PUBLIC, build_activity
 from fedsph.delivery import enqueue_deliveries, follower_actors
+from fedsph.errors import N_, UserError
 from fedsph.models import Actor
 from fedsph.notes import text_to_html
 from fedsph.urls import URLs
@@ -68,7 +68,7 @@ assert set(PRECISION) == set(vocab.VOCABULARIES["location_precision"])
 # -- validation ---------------------------------------------------------------------------------
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError):
     """A value that cannot go in a profile; the message says which field and why."""
 
 
@@ -121,7 +121,7 @@ def all_fields() -> list[str]:
 def _items(field: str, raw: Any) -> list:
     items = raw if isinstance(raw, list) else [raw]
     if len(items) > MAX_ITEMS:
-        raise ProfileError(f"{field}: at most {MAX_ITEMS} values")
+        raise ProfileError(N_("%(field)s: at most %(limit)s values"), field=field, limit=MAX_ITEMS)
     return items
 
 
@@ -133,15 +133,16 @@ def _slug(field: str, vocabulary: str, raw: Any, strict: bool) -> str:
     slug = raw.strip().lower() if isinstance(raw, str) else None
     if slug is not None and (vocab.is_valid(vocabulary, slug) or (not strict and SLUG_RE.match(slug))):
         return slug
-    raise ProfileError(f"{field}: {raw!r} is not one of "
-                     f"{', '.join(vocab.VOCABULARIES[vocabulary])}")
+    raise ProfileError(N_("%(field)s: %(value)r is not one of %(choices)s"), field=field, value=raw,
+                       choices=", ".join(vocab.VOCABULARIES[vocabulary]))
 
 
 def _count(field: str, raw: Any) -> int:
     if isinstance(raw, str) and raw.strip().isdigit():
         raw = int(raw)
     if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= MAX_COUNT:
-        raise ProfileError(f"{field}: {raw!r} is not a whole number from 0 to {MAX_COUNT}")
+        raise ProfileError(N_("%(field)s: %(value)r is not a whole number from 0 to %(limit)s"),
+                           field=field, value=raw, limit=MAX_COUNT)
     return raw
 
 
@@ -149,7 +150,8 @@ def _year(field: str, raw: Any) -> int:
     if isinstance(raw, str) and raw.strip().isdigit():
         raw = int(raw)
     if not isinstance(raw, int) or isinstance(raw, bool) or not YEAR_RANGE[0] <= raw <= YEAR_RANGE[1]:
-        raise ProfileError(f"{field}: {raw!r} is not a year from {YEAR_RANGE[0]} to {YEAR_RANGE[1]}")
+        raise ProfileError(N_("%(field)s: %(value)r is not a year from %(first)s to %(last)s"),
+                           field=field, value=raw, first=YEAR_RANGE[0], last=YEAR_RANGE[1])
     return raw
 
 
@@ -159,16 +161,19 @@ def _date(what: str, raw: Any) -> str:
             raise ValueError
         moment = date.fromisoformat(raw.strip())
     except ValueError:
-        raise ProfileError(f"{what}: {raw!r} is not a date like 2026-01-31") from None
+        raise ProfileError(N_("%(field)s: %(value)r is not a date like 2026-01-31"), field=what,
+                           value=raw) from None
     if not YEAR_RANGE[0] <= moment.year <= YEAR_RANGE[1]:
-        raise ProfileError(f"{what}: {raw!r} is not between {YEAR_RANGE[0]} and {YEAR_RANGE[1]}")
+        raise ProfileError(N_("%(field)s: %(value)r is not between %(first)s and %(last)s"),
+                           field=what, value=raw, first=YEAR_RANGE[0], last=YEAR_RANGE[1])
     return moment.isoformat()
 
 
 def _country(raw: Any) -> str:
     code = raw.strip().upper() if isinstance(raw, str) else None
     if code not in COUNTRIES:
-        raise ProfileError(f"country: {raw!r} is not an ISO 3166-1 alpha-2 code such as UY, FR or PH")
+        raise ProfileError(N_("country: %(value)r is not an ISO 3166-1 alpha-2 code such as UY, FR or PH"),
+                           value=raw)
     return code
 
 
@@ -176,7 +181,7 @@ def language_tag(raw: Any) -> str:
     """A BCP-47 tag in its usual case (es, pt-BR, zh-Hant-TW); ValueError otherwise."""
     match = LANGUAGE_RE.match(raw.strip()) if isinstance(raw, str) else None
     if not match:
-        raise ProfileError(f"language: {raw!r} is not a language tag such as es, fr or pt-BR")
+        raise ProfileError(N_("language: %(value)r is not a language tag such as es, fr or pt-BR"), value=raw)
     language, script, region, variants = match.groups()
     return (language.lower() + (script.title() if script else "")
             + (region.upper() if region else "") + variants.lower())
@@ -184,25 +189,25 @@ def language_tag(raw: Any) -> str:
 
 def _text(what: str, raw: Any, limit: int) -> str:
     if not isinstance(raw, str) or not raw.strip():
-        raise ProfileError(f"{what}: needs some text")
+        raise ProfileError(N_("%(field)s: needs some text"), field=what)
     if len(raw) > limit:
-        raise ProfileError(f"{what}: at most {limit} characters")
+        raise ProfileError(N_("%(field)s: at most %(limit)s characters"), field=what, limit=limit)
     return raw.strip()
 
 
 def text_map(field: str, raw: Any) -> dict[str, str]:
     """{language: text} for name, summary or description translations."""
     if not isinstance(raw, dict):
-        raise ProfileError(f"{field}: give translations as {{\"es\": \"…\", \"en\": \"…\"}}")
+        raise ProfileError(N_('%(field)s: give translations as {"es": "…", "en": "…"}'), field=field)
     if len(raw) > MAX_ITEMS:
-        raise ProfileError(f"{field}: at most {MAX_ITEMS} translations")
+        raise ProfileError(N_("%(field)s: at most %(limit)s translations"), field=field, limit=MAX_ITEMS)
     return {language_tag(k): _text(f"{field}:{k}", v, MAX_TEXT[field]) for k, v in raw.items()}
 
 
 def http_url(what: str, raw: Any) -> str:
     url = raw.strip() if isinstance(raw, str) else ""
     if not re.match(r"^https?://[^\s/?#]+[^\s]*$", url, re.IGNORECASE) or len(url) > 2048:
-        raise ProfileError(f"{what}: {raw!r} is not an http(s) URL")
+        raise ProfileError(N_("%(field)s: %(value)r is not an http(s) URL"), field=what, value=raw)
     return url
 
 
@@ -212,20 +217,21 @@ def _number(what: str, raw: Any, limit: float) -> float:
     except (TypeError, ValueError):
         value = math.nan
     if not -limit <= value <= limit:  # also refuses NaN
-        raise ProfileError(f"location: {what} {raw!r} is not a number from {-limit:g} to {limit:g}")
+        raise ProfileError(N_("location: %(axis)s %(value)r is not a number from %(low)g to %(high)g"),
+                           axis=what, value=raw, low=-limit, high=limit)
     return value
 
 
 def _location(raw: Any, strict: bool) -> dict:
     if not isinstance(raw, dict):
-        raise ProfileError("location: give name, latitude, longitude and precision")
+        raise ProfileError(N_("location: give name, latitude, longitude and precision"))
     precision = raw.get("precision")
     if precision is None and strict:
         precision = DEFAULT_PRECISION
     if precision is not None and precision not in PRECISION:
         if strict:
-            raise ProfileError(f"location: precision {precision!r} is not one of "
-                             f"{', '.join(PRECISION)}")
+            raise ProfileError(N_("location: precision %(value)r is not one of %(choices)s"),
+                               value=precision, choices=", ".join(PRECISION))
         precision = None
     location = {"latitude": _number("latitude", raw.get("latitude"), 90),
                 "longitude": _number("longitude", raw.get("longitude"), 180)}
@@ -256,14 +262,14 @@ def public_location(location: dict) -> dict:
 
 def _stage_entry(raw: Any, strict: bool) -> dict:
     if not isinstance(raw, dict):
-        raise ProfileError("stage_history: each entry needs a stage and a date")
+        raise ProfileError(N_("stage_history: each entry needs a stage and a date"))
     return {"stage": _slug("stage_history", "stage", raw.get("stage"), strict),
             "date": _date("stage_history date", raw.get("date"))}
 
 
 def _partner(raw: Any, strict: bool) -> dict:
     if not isinstance(raw, dict):
-        raise ProfileError("partners: each partner needs a name and a role")
+        raise ProfileError(N_("partners: each partner needs a name and a role"))
     partner = {"name": _text("partner name", raw.get("name"), MAX_TEXT["short"]),
                "role": _slug("partner role", "partner_role", raw.get("role"), strict)}
     if raw.get("url"):
@@ -273,7 +279,7 @@ def _partner(raw: Any, strict: bool) -> dict:
 
 def _link(raw: Any, strict: bool) -> dict:
     if not isinstance(raw, dict):
-        raise ProfileError("links: each link needs a kind and a URL")
+        raise ProfileError(N_("links: each link needs a kind and a URL"))
     link = {"kind": _slug("link kind", "link_kind", raw.get("kind"), strict),
             "url": http_url("link", raw.get("url"))}
     if raw.get("title"):
@@ -337,7 +343,7 @@ def apply_changes(actor: Actor, changes: dict[str, Any]) -> None:
             raise ProfileError(f"unknown field {key!r}; fields: {', '.join(all_fields())}")
     name, name_map = texts["name"]
     if not name:
-        raise ProfileError("name: a project needs a name")
+        raise ProfileError(N_("name: a project needs a name"))
     actor.name, actor.name_map = name, name_map or None
     actor.summary, actor.summary_map = texts["summary"][0], texts["summary"][1] or None
     if texts["description"][1]:
@@ -406,87 +412,3 @@ async def send_actor_update(db: AsyncSession, urls: URLs, actor: Actor) -> int:
     update["@context"] = context
     activity = await record_activity(db, actor, update, actor.uri, public=True)  # with its proof
     return await enqueue_deliveries(db, activity, await follower_actors(db, actor))
-
-
-# -- the command line's values ------------------------------------------------------------------
-
-
-def parse_cli(field: str, values: list[str]) -> dict[str, Any]:
-    """`fedsph project set SLUG FIELD VALUE...` as changes for apply_changes.
-
-    No values clears the field.
-    """
-    base, _, lang = field.partition(":")
-    if base in TEXT_FIELDS or (base in IMAGE_FIELDS and not lang):
-        return {field: " ".join(values).strip() or None}
-    if lang or base not in PROFILE_FIELDS or base == "description_map":
-        raise ProfileError(f"unknown field {field!r}; fields: {', '.join(all_fields())}")
-    if not values:
-        return {base: None}
-    if base in LIST_ENUMS or base == "languages":
-        return {base: values}
-    if base == "stage":
-        _arity(base, values, 1, 2, "STAGE [DATE]")
-        return {base: {"stage": values[0], "date": values[1]} if len(values) == 2 else values[0]}
-    if base in COUNTS_AS_OF:
-        _arity(base, values, 1, 2, "NUMBER [AS_OF_DATE]")
-        as_of = values[1] if len(values) == 2 else date.today().isoformat()
-        return {base: {"value": values[0], "as_of": as_of}}
-    if base == "location":
-        _arity(base, values, 3, 4, "NAME LATITUDE LONGITUDE [PRECISION]")
-        place = {"name": values[0], "latitude": values[1], "longitude": values[2]}
-        return {base: {**place, "precision": values[3] if len(values) == 4 else DEFAULT_PRECISION}}
-    if base == "stage_history":
-        return {base: [_split(base, v, ("stage", "date"), 2) for v in values]}
-    if base == "partners":
-        return {base: [_split(base, v, ("name", "role", "url"), 2) for v in values]}
-    if base == "links":
-        return {base: [_split(base, v, ("kind", "url", "title"), 2) for v in values]}
-    _arity(base, values, 1, 1, "VALUE")
-    return {base: values[0]}
-
-
-def _arity(field: str, values: list[str], least: int, most: int, usage: str) -> None:
-    if not least <= len(values) <= most:
-        raise ProfileError(f"{field} takes {usage}")
-
-
-def _split(field: str, value: str, keys: tuple[str, ...], required: int) -> dict:
-    parts = [part.strip() for part in value.split("|", len(keys) - 1)]
-    if len(parts) < required:
-        raise ProfileError(f"{field}: write each value as {'|'.join(k.upper() for k in keys)}"
-                         f" (the last {len(keys) - required} optional), not {value!r}")
-    return dict(zip(keys, parts, strict=False))
-
-
-def load_file(path: str) -> dict[str, Any]:
-    """Read and parse the JSON file of `project set --file`."""
-    try:
-        with open(path, encoding="utf-8") as source:
-            data = json.load(source)
-    except OSError as exc:
-        raise ProfileError(f"cannot read {path}: {exc.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{path} is not valid JSON: {exc}") from None
-    return parse_file(data)
-
-
-def parse_file(data: Any) -> dict[str, Any]:
-    """The JSON file of `project set --file` as changes: a whole profile.
-
-    Profile fields missing from the file are cleared; name and summary are left as they are
-    unless given; "description" (text or {language: text}) replaces the description.
-    """
-    if not isinstance(data, dict):
-        raise ProfileError("the profile file must hold a JSON object")
-    unknown = set(data) - {*TEXT_FIELDS, *IMAGE_FIELDS, *PROFILE_FIELDS} - {"description_map"}
-    if unknown:
-        raise ProfileError(f"unknown field(s) {', '.join(sorted(unknown))}; "
-                         f"fields: {', '.join(all_fields())}")
-    changes: dict[str, Any] = {field: data.get(field) for field in PROFILE_FIELDS
-                               if field != "description_map"}
-    changes["description"] = data.get("description", data.get("description_map"))
-    for field in ("name", "summary", *IMAGE_FIELDS):
-        if field in data:
-            changes[field] = data[field]
-    return changes

@@ -130,7 +130,8 @@ async def test_followers_get_the_event_and_a_note_announcing_it(node, peer):
         await edit_event(db, node.urls, project, await db.get(Object, obj.id),
                          **{**MEETING, "starts_at": "2027-03-10T10:00"})
     await node.run_worker()
-    update = peer.activities("Update")[-1]["object"]
+    update = next(a["object"] for a in peer.activities("Update")
+                  if a["object"]["type"] == "Event")
     assert update["startTime"] == "2027-03-10T10:00:00-03:00" and "updated" in update
     async with node.sessions() as db, db.begin():
         project = await get_local_actor(db, "coop")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.activitystreams import as_list
+from fedsph.errors import N_, UserError
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.models import Actor, Object
 from fedsph.profile import public_location
@@ -35,7 +36,7 @@ _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _TAGS = re.compile(r"<[^>]+>")
 
 
-class FilterError(ValueError):
+class FilterError(UserError):
     """A query parameter that is no valid filter; the message says which and why."""
 
 
@@ -87,16 +88,19 @@ def _clean(name: str, value: str) -> str:
     value = value.strip()
     if name == "country":
         if not _COUNTRY.match(value):
-            raise FilterError(f"country: {value!r} is not a two-letter country code such as UY")
+            raise FilterError(N_("country: %(value)r is not a two-letter country code such as UY"),
+                              value=value)
         return value.upper()
     if name == "language":
         if not _LANGUAGE.match(value):
-            raise FilterError(f"language: {value!r} is not a language tag such as es or pt-BR")
+            raise FilterError(N_("language: %(value)r is not a language tag such as es or pt-BR"),
+                              value=value)
         return value.lower()
     # Slugs from other nodes' newer vocabularies are kept: a shared link may name one.
     if not _SLUG.match(value):
-        raise FilterError(f"{name}: {value!r} is not a vocabulary value such as "
-                          "'self_build' (lower-case letters, digits and _)")
+        raise FilterError(N_("%(field)s: %(value)r is not a vocabulary value such as "
+                             "'self_build' (lower-case letters, digits and _)"),
+                          field=name, value=value)
     return value
 
 
@@ -111,13 +115,13 @@ def parse_filters(query: Mapping) -> Filters:
     for name in LIST_FILTERS:
         raw = [v for v in getall(name, []) if isinstance(v, str) and v.strip()]
         if len(raw) > MAX_VALUES:
-            raise FilterError(f"{name}: at most {MAX_VALUES} values")
+            raise FilterError(N_("%(field)s: at most %(limit)s values"), field=name, limit=MAX_VALUES)
         cleaned = tuple(dict.fromkeys(_clean(name, v) for v in raw))
         if cleaned:
             values[name] = cleaned
     q = query.get("q") or ""
     if not isinstance(q, str) or len(q) > MAX_QUERY:
-        raise FilterError(f"q: at most {MAX_QUERY} characters")
+        raise FilterError(N_("q: at most %(limit)s characters"), limit=MAX_QUERY)
     return Filters(values, q.strip())
 
 

@@ -20,6 +20,7 @@ from fedsph import outbox, vocab
 from fedsph.activitystreams import build_activity
 from fedsph.actors import create_local_actor, get_local_actor
 from fedsph.delivery import enqueue_deliveries
+from fedsph.errors import N_, UserError
 from fedsph.hub.backfill import queue_backfill
 from fedsph.models import Activity, Actor, Follow, Hub, HubMembership, utcnow
 from fedsph.profile import send_actor_update
@@ -72,8 +73,8 @@ def parse_auto_approve(text: str) -> dict:
         elif kind == "country" and len(value) == 2 and value.isalpha():
             rule.setdefault("countries", []).append(value.upper())
         else:
-            raise ValueError(f"--auto-approve must be all, none, or region:<region> and "
-                             f"country:<CC> separated by commas, not {item!r}")
+            raise UserError(N_("--auto-approve must be all, none, or region:<region> and "
+                               "country:<CC> separated by commas, not %(value)r"), value=item)
     return rule
 
 
@@ -92,7 +93,7 @@ async def ensure_hub(db: AsyncSession, urls: URLs, domain: str, name: str | None
     """This node's hub, created when missing (a local Group named `hub`, or `hub_2`… when that
     name is taken), and updated with the values given."""
     if region is not None and not vocab.is_valid("region", region):
-        raise ValueError(f"{region!r} is not a known region")
+        raise UserError(N_("%(value)r is not a known region"), value=region)
     hub = await local_hub(db)
     if hub is None:
         username = HUB_USERNAME
@@ -162,10 +163,11 @@ async def opening(db: AsyncSession, row: HubMembership, hub: Actor, project: Act
 async def request_join(db: AsyncSession, urls: URLs, project: Actor, hub: Actor) -> HubMembership:
     """`project` asks to join `hub`: Join{actor: project, object: hub}."""
     if not is_hub_actor(hub):
-        raise ValueError(f"{hub.uri} is not a hub")
+        raise UserError(N_("%(hub)s is not a hub"), hub=hub.uri)
     row = await membership(db, hub, project)
     if row is not None and row.state == "approved":
-        raise ValueError(f"{project.username} is already a member of {hub.uri}")
+        raise UserError(N_("%(project)s is already a member of %(hub)s"), project=project.username,
+                        hub=hub.uri)
     if row is not None and row.state == "invited":
         return await accept_invitation(db, urls, project, hub)
     document = build_activity("Join", urls.new_activity(), project.uri, hub.uri, to=[hub.uri])
@@ -180,7 +182,8 @@ async def accept_invitation(db: AsyncSession, urls: URLs, project: Actor,
     """`project` accepts the hub's Invite: Accept{Invite}; both sides agreed, so approved."""
     row = await membership(db, hub, project)
     if row is None or row.state != "invited":
-        raise ValueError(f"{hub.uri} has not invited {project.username}")
+        raise UserError(N_("%(hub)s has not invited %(project)s"), hub=hub.uri,
+                        project=project.username)
     invite = await opening(db, row, hub, project)
     document = build_activity("Accept", urls.new_activity(), project.uri, invite, to=[hub.uri])
     row.state, row.approved_at = "approved", utcnow()
@@ -191,7 +194,8 @@ async def accept_invitation(db: AsyncSession, urls: URLs, project: Actor,
 async def decline_invitation(db: AsyncSession, urls: URLs, project: Actor, hub: Actor) -> None:
     row = await membership(db, hub, project)
     if row is None or row.state != "invited":
-        raise ValueError(f"{hub.uri} has not invited {project.username}")
+        raise UserError(N_("%(hub)s has not invited %(project)s"), hub=hub.uri,
+                        project=project.username)
     invite = await opening(db, row, hub, project)
     document = build_activity("Reject", urls.new_activity(), project.uri, invite, to=[hub.uri])
     await db.delete(row)
@@ -202,7 +206,7 @@ async def leave(db: AsyncSession, urls: URLs, project: Actor, hub: Actor) -> Non
     """`project` leaves `hub` (or withdraws its request): Leave{actor: project, object: hub}."""
     row = await membership(db, hub, project)
     if row is None:
-        raise ValueError(f"{project.username} is not in {hub.uri}")
+        raise UserError(N_("%(project)s is not in %(hub)s"), project=project.username, hub=hub.uri)
     document = build_activity("Leave", urls.new_activity(), project.uri, hub.uri, to=[hub.uri])
     await db.delete(row)
     await _send(db, project, document, hub, hub.uri)
@@ -227,7 +231,7 @@ async def approve(db: AsyncSession, urls: URLs, hub: Actor, project: Actor) -> H
     """Approve a request to join: Accept{Join} to the project, then follow it."""
     row = await membership(db, hub, project)
     if row is None or row.state not in ("requested", "approved"):
-        raise ValueError(f"{project.username}@{project.domain} has not asked to join")
+        raise UserError(N_("%(project)s has not asked to join"), project=f"{project.username}@{project.domain}")
     join = await opening(db, row, hub, project)
     document = build_activity("Accept", urls.new_activity(), hub.uri, join, to=[project.uri])
     row.state, row.approved_at = "approved", row.approved_at or utcnow()
@@ -243,9 +247,9 @@ async def invite(db: AsyncSession, urls: URLs, hub: Actor, project: Actor) -> Hu
     if row is not None and row.state == "requested":
         return await approve(db, urls, hub, project)
     if row is not None and row.state == "approved":
-        raise ValueError(f"{project.username}@{project.domain} is already a member")
+        raise UserError(N_("%(project)s is already a member"), project=f"{project.username}@{project.domain}")
     if project.type != "Group":
-        raise ValueError(f"{project.uri} is not a project (a Group)")
+        raise UserError(N_("%(project)s is not a project (a Group)"), project=project.uri)
     document = build_activity("Invite", urls.new_activity(), hub.uri, hub.uri, to=[project.uri],
                               target=project.uri)
     row = await _row(db, hub, project, "invited", document["id"])
@@ -259,7 +263,7 @@ async def reject_or_remove(db: AsyncSession, urls: URLs, hub: Actor, project: Ac
     Invite) that began it tells the project; the hub stops following it. Returns the old state."""
     row = await membership(db, hub, project)
     if row is None:
-        raise ValueError(f"{project.username}@{project.domain} is not in this hub")
+        raise UserError(N_("%(project)s is not in this hub"), project=f"{project.username}@{project.domain}")
     began = await opening(db, row, hub, project)
     document = build_activity("Reject", urls.new_activity(), hub.uri, began, to=[project.uri])
     state = row.state

@@ -22,7 +22,7 @@ from fedsph.models import Actor, Media, Object
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.documents import forget_actor
 from fedsph.web.keys import DOCUMENTS, MULTIPART, SESSIONS, SETTINGS, URLS, WRITER
-from fedsph.web.render import html_response
+from fedsph.web.render import error_message, html_response
 
 IMAGE_SLOTS = (1, 2, 3, 4)
 TEXT_PART_MAX = 64 * 1024  # bytes in one text field: far more than any update
@@ -65,7 +65,7 @@ async def read_multipart(request: web.Request, max_bytes: int, file_names: froze
             try:
                 data = await read_limited(part, max_bytes)
             except MediaError as exc:
-                errors[name] = str(exc)
+                errors[name] = error_message(request, exc)
                 continue
             if data:
                 uploads.append(Upload(name, data))
@@ -190,7 +190,7 @@ async def _save(request: web.Request, actor: Actor, obj: Object | None) -> web.R
                     form.get(f"license_{n}") or DEFAULT_LICENSE, form.get(f"author_{n}"),
                     position=len(media)))
         except MediaError as exc:
-            errors[f"image_{n}"] = str(exc)
+            errors[f"image_{n}"] = error_message(request, exc)
     if not errors:
         try:
             fields = update_fields_from_form(form, form_languages(actor, obj))
@@ -205,7 +205,7 @@ async def _save(request: web.Request, actor: Actor, obj: Object | None) -> web.R
             forget_actor(request.app[DOCUMENTS], actor.username)  # a milestone may change the stage
             raise web.HTTPSeeOther(obj.uri[len(urls.base):])
         except ValueError as exc:
-            errors["form"] = str(exc)
+            errors["form"] = error_message(request, exc)
     return await render_form(request, actor, form, obj=obj, media=media, errors=errors,
                              status=413 if too_large else 400)
 

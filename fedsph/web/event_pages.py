@@ -23,7 +23,7 @@ from fedsph.i18n import N_, pick_translation
 from fedsph.models import Actor, Event, Object
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.keys import LANG, SESSIONS, URLS, USER, WRITER
-from fedsph.web.render import ap_response, html_response, wants_html
+from fedsph.web.render import ap_response, error_message, html_response, wants_html
 
 # /p/… is where events live (their `url`); /actors/… beside the other project pages.
 PREFIXES = ("/p/{username}/events", "/actors/{username}/events")
@@ -171,11 +171,47 @@ def fields_from_form(form: MultiDict) -> dict:
             "related_projects": _words(form.get("related"))}
 
 
+def form_from_fields(fields: dict) -> MultiDict:
+    """The form's values for an event's current fields (events.event_fields): the edit form
+    shows the primary language's name and text, and the place's name and street address."""
+    lang = next(iter(fields["name_map"]), "")
+    place = fields["place"] or {}
+    return MultiDict({
+        "name": fields["name_map"].get(lang, ""), "lang": lang,
+        "text": fields["contents"].get(lang, ""), "kind": fields["kind"] or "",
+        "start": fields["starts_at"] or "", "end": fields["ends_at"] or "",
+        "tz": fields["timezone"] or "", "place": place.get("name") or "",
+        "address": place.get("address") or "", "online": fields["online_url"] or "",
+        "languages": " ".join(fields["languages"]),
+        "interpretation": " ".join(fields["interpretation"]),
+        "join_mode": fields["join_mode"], "related": " ".join(fields["related_projects"])})
+
+
+def edited_fields(current: dict, form: MultiDict) -> dict:
+    """edit_event's fields from the edit form; what the form does not show is kept: the other
+    languages' names and texts, the organisers, and the place's coordinates, locality and
+    country while its name and address stay the same."""
+    fields = {**current, **fields_from_form(form)}
+    lang = next(iter(fields["name_map"]), "")
+    if lang == next(iter(current["name_map"]), ""):
+        for key in ("name_map", "contents"):
+            fields[key] = {**fields[key], **{k: v for k, v in current[key].items()
+                                             if k != lang}}
+    old, new = current["place"] or {}, fields["place"] or {}
+    if old and new and (old.get("name") or "", old.get("address") or "") == (
+            new.get("name"), new.get("address")):
+        fields["place"] = old
+    return fields
+
+
 def _render_form(request, actor: Actor, form: MultiDict, error: str | None = None,
-                 status: int = 200) -> web.Response:
+                 status: int = 200, obj: Object | None = None) -> web.Response:
+    action = (f"/p/{actor.username}/events/{obj.uri.rsplit('/', 1)[1]}/edit" if obj
+              else f"/p/{actor.username}/events/new")
     return html_response(request, "event_form.html", status=status, actor=actor, form=form,
                          error=error, kinds=tuple(vocab.EVENT_KIND),
-                         join_modes=events.JOIN_MODES)
+                         join_modes=events.JOIN_MODES, editing=obj is not None, action=action,
+                         event_url=obj.url[len(request.app[URLS].base):] if obj else None)
 
 
 async def form_page(request: web.Request) -> web.Response:
@@ -193,7 +229,32 @@ async def form_submit(request: web.Request) -> web.Response:
             obj = await events.publish_event(db, request.app[URLS], await db.get(Actor, actor.id),
                                              **fields_from_form(form))
     except ValueError as exc:
-        return _render_form(request, actor, form, str(exc), status=400)
+        return _render_form(request, actor, form, error_message(request, exc), status=400)
+    raise web.HTTPSeeOther(obj.url[len(request.app[URLS].base):])
+
+
+async def edit_page(request: web.Request) -> web.Response:
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    obj, event = await _event_or_404(request, actor)
+    return _render_form(request, actor, form_from_fields(events.event_fields(obj, event)),
+                        obj=obj)
+
+
+async def edit_submit(request: web.Request) -> web.Response:
+    """Save the edit form: Update{Event} to the followers, and the announcing Note rewritten."""
+    actor = await local_actor_or_404(request)
+    await require_member(request, actor)
+    obj, event = await _event_or_404(request, actor)
+    form = await read_form(request)
+    try:
+        async with request.app[WRITER]() as db, db.begin():
+            fields = edited_fields(events.event_fields(obj, event), form)
+            await events.edit_event(db, request.app[URLS], await db.get(Actor, actor.id),
+                                    await db.get(Object, obj.id), **fields)
+    except ValueError as exc:
+        return _render_form(request, actor, form, error_message(request, exc), status=400,
+                            obj=obj)
     raise web.HTTPSeeOther(obj.url[len(request.app[URLS].base):])
 
 
@@ -262,6 +323,8 @@ def add_routes(app: web.Application) -> None:
         app.router.add_get(prefix + "/new", form_page)
         app.router.add_post(prefix + "/new", form_submit)
         app.router.add_get(prefix + "/{object_id}", event_page)
+        app.router.add_get(prefix + "/{object_id}/edit", edit_page)
+        app.router.add_post(prefix + "/{object_id}/edit", edit_submit)
         app.router.add_post(prefix + "/{object_id}/cancel", cancel_submit)
     app.router.add_get("/hub/events.ics", hub_ics)
     app.router.add_get("/hub/events", hub_list_page)

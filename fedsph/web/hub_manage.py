@@ -16,7 +16,7 @@ from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
 from fedsph.web.auth_middleware import read_form, require_member
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
-from fedsph.web.render import html_response
+from fedsph.web.render import error_message, html_response
 
 ACTIONS = {"approve": hubs.approve, "reject": hubs.reject_or_remove,
            "remove": hubs.reject_or_remove}
@@ -62,7 +62,7 @@ async def manage_action(request: web.Request) -> web.Response:
         try:
             await action(db, request.app[URLS], hub, project)
         except ValueError as exc:
-            raise BadRequest(str(exc)) from None
+            raise BadRequest(error_message(request, exc)) from None
     # Post/redirect/get: reloading the page does not send the form again.
     raise web.HTTPSeeOther(f"/hub/manage?done={form['action']}")
 

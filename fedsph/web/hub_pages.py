@@ -28,7 +28,7 @@ from fedsph.web.pages import (
     post_views,
     visitor_lang,
 )
-from fedsph.web.render import html_response
+from fedsph.web.render import error_message, html_response
 
 DIRECTORY_PAGE_SIZE = 50
 FEED_PAGE_SIZE = 20
@@ -56,7 +56,7 @@ async def load_view(request: web.Request) -> View:
     try:
         filters = directory.parse_filters(request.query)
     except directory.FilterError as exc:
-        raise BadRequest(str(exc)) from None
+        raise BadRequest(error_message(request, exc)) from None
     async with request.app[SESSIONS]() as db:
         hub, members = await directory.hub_and_members(db)
     if hub is None:

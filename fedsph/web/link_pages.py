@@ -19,7 +19,7 @@ from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_me
 from fedsph.web.documents import forget_actor
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WRITER
 from fedsph.web.pages import visitor_lang
-from fedsph.web.render import html_response, json_response
+from fedsph.web.render import error_message, html_response, json_response
 
 DONE = ("proposed", "accepted", "rejected", "withdrawn")
 
@@ -57,7 +57,7 @@ async def links_action(request: web.Request) -> web.Response:
         else:
             await _decide(request, actor, action, form.get("link", ""))
     except ValueError as exc:
-        return await _render(request, actor, status=400, error=str(exc),
+        return await _render(request, actor, status=400, error=error_message(request, exc),
                              partner=form.get("partner", ""), kind=form.get("kind", ""))
     done = {"propose": "proposed", "accept": "accepted", "reject": "rejected"}.get(action, "withdrawn")
     raise web.HTTPSeeOther(f"/actors/{actor.username}/links?done={done}")

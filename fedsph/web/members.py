@@ -38,7 +38,7 @@ from fedsph.web.auth_middleware import (
     set_cookie,
 )
 from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, USER, WRITER
-from fedsph.web.render import html_response
+from fedsph.web.render import error_message, html_response
 
 USERNAME_MAX = 255
 
@@ -134,7 +134,7 @@ async def invite_accept(request: web.Request) -> web.Response:
     try:
         check_password_rules(password)
     except ValueError as exc:
-        return again(str(exc))
+        return again(error_message(request, exc))
     password_hash = await hash_password(password)
     settings = request.app[SETTINGS]
     try:
@@ -146,7 +146,7 @@ async def invite_accept(request: web.Request) -> web.Response:
         return html_response(request, "invite.html", status=410, project=None, username="",
                              error=None)
     except ValueError as exc:
-        return again(str(exc))
+        return again(error_message(request, exc))
     response = web.HTTPSeeOther(f"/actors/{project.username}/manage?done=joined")
     set_cookie(request, response, SESSION_COOKIE, token)
     raise response
@@ -238,7 +238,7 @@ async def manage_action(request: web.Request) -> web.Response:
     try:
         return await handler(request, actor, user, form)
     except (BadRequest, ValueError) as exc:
-        message = exc.message if isinstance(exc, BadRequest) else str(exc)
+        message = exc.message if isinstance(exc, BadRequest) else error_message(request, exc)
         return await _render_manage(request, actor, status=400, error=message)
 
 

@@ -21,7 +21,7 @@ from fedsph.web.auth_middleware import local_actor_or_404, require_member
 from fedsph.web.compose import form_languages, read_multipart
 from fedsph.web.documents import forget_actor
 from fedsph.web.keys import DOCUMENTS, SETTINGS, URLS, WRITER
-from fedsph.web.render import html_response
+from fedsph.web.render import error_message, html_response
 
 TEXTS = ("name", "summary", "description")
 CHECKBOX_FIELDS = ("approach", "tenure", "financing", "themes")
@@ -58,17 +58,17 @@ def _texts(form: MultiDict, field: str) -> dict[str, str]:
             if key.startswith(field + "_") and value.strip()}
 
 
-def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, str]]:
-    """(changes for profile.set_profile, errors by form field)."""
+def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, str | ValueError]]:
+    """(changes for profile.set_profile, errors by form field: N_ texts or the exceptions)."""
     current = actor.profile or {}
     changes: dict = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, str | ValueError] = {}
 
     def check(field: str, raw, error_key: str | None = None):
         try:
             changes[field] = profile.validate_field(field, raw)
         except ValueError as exc:
-            errors[error_key or field] = str(exc)
+            errors[error_key or field] = exc
 
     check("languages", [t for t in re.split(r"[\s,]+", form.get("languages", "")) if t])
     for field in TEXTS:
@@ -76,7 +76,7 @@ def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, st
         try:
             changes[field] = profile.text_map(field, texts) if texts else {}
         except ValueError as exc:
-            errors[field] = str(exc)
+            errors[field] = exc
     if "name" not in errors and not changes.get("name"):
         errors["name"] = N_("A project needs a name.")
     check("stage_history", _history(form.get("stage_history", "")))
@@ -88,7 +88,7 @@ def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, st
                 profile.validate_field("stage_history", [{"stage": stage, "date": when}])
                 changes["stage"] = {"stage": stage, "date": when}
             except ValueError as exc:
-                errors["stage"] = str(exc)
+                errors["stage"] = exc
         else:
             changes["stage"] = None
     for field in CHECKBOX_FIELDS:
@@ -111,7 +111,7 @@ def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, st
         try:
             changes[image] = profile.http_url(image, url) if url else None
         except ValueError as exc:
-            errors[image] = str(exc)
+            errors[image] = exc
     return changes, errors
 
 
@@ -185,7 +185,8 @@ async def edit_submit(request: web.Request) -> web.Response:
     settings, urls = request.app[SETTINGS], request.app[URLS]
     form, uploads, errors = await read_multipart(request, settings.max_upload_bytes, IMAGE_INPUTS)
     changes, field_errors = changes_from_form(form, actor)
-    errors.update(field_errors)
+    errors.update({field: error_message(request, error) if isinstance(error, ValueError) else error
+                   for field, error in field_errors.items()})
     for upload in uploads if not errors else ():
         image = upload.name.removesuffix("_file")
         try:
@@ -195,7 +196,7 @@ async def edit_submit(request: web.Request) -> web.Response:
                                           "CC-BY-4.0", None)
             changes[image] = largest_url(media, urls)
         except MediaError as exc:
-            errors[upload.name] = str(exc)
+            errors[upload.name] = error_message(request, exc)
     if not errors:
         try:
             async with request.app[WRITER]() as db, db.begin():
@@ -203,7 +204,7 @@ async def edit_submit(request: web.Request) -> web.Response:
             forget_actor(request.app[DOCUMENTS], actor.username)
             raise web.HTTPSeeOther(f"/actors/{actor.username}/edit?done=saved")
         except ValueError as exc:
-            errors["form"] = str(exc)
+            errors["form"] = error_message(request, exc)
     return render(request, actor, form, errors, status=400)
 
 

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from fedsph import __version__, vocab
 from fedsph.activitystreams import AP_CONTENT_TYPE
+from fedsph.errors import UserError
 from fedsph.i18n import get_translations, pick_translation, request_language
 from fedsph.web.keys import CSRF_TOKEN, LANG, SETTINGS, TEMPLATES, USER
 
@@ -52,7 +53,17 @@ def _npgettext(context, msgctxt: str, singular: str, plural: str, n: int) -> str
 @jinja2.pass_context
 def _translate(context, message) -> str:
     """Translates a message chosen at run time (an error text): no %-formatting, unlike _()."""
+    if isinstance(message, UserError):
+        return message.translate(_catalog(context).gettext)
     return _catalog(context).gettext(str(message)) if message else ""
+
+
+def error_message(request: web.Request, exc: BaseException) -> str:
+    """What a page says about exc in the visitor's language: a UserError translated, any other
+    exception as str(exc) (English, as the CLI and the API say it)."""
+    if isinstance(exc, UserError):
+        return exc.translate(get_translations(request.get(LANG) or request_language(request)).gettext)
+    return str(exc)
 
 
 def osm_url(latitude: float, longitude: float, zoom: int = 15) -> str:
