@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import aiohttp
 import pytest
 
-from fedsph.hub import directory, exports
+from fedsph.hub import directory, exports, mapsvg
 from fedsph.models import Actor, Event, Hub, HubMembership, Object
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -358,3 +358,25 @@ async def test_hub_pages_pass_basic_accessibility_checks(node, hub_site):
             assert status == 200
             assert audit(page) == [], (path, lang)
             assert f'<html lang="{lang}">' in page
+
+
+def test_a_big_hubs_map_groups_nearby_projects_into_counted_circles():
+    """2000 projects would make a 300 KB map page; grouped by grid cell it stays small."""
+    points = [mapsvg.MapPoint(f"P{i}", f"/p{i}", round(-60 + (i * 7.3) % 120, 2),
+                              round(-170 + (i * 13.7) % 340, 2), "UY" if i % 2 else "FR")
+              for i in range(2000)]
+    marks = mapsvg.marks(points)
+    assert len(marks) <= mapsvg.MAX_MARKS
+    assert sum(len(m.points) if isinstance(m, mapsvg.Cluster) else 1 for m in marks) == 2000
+    svg = mapsvg.render(points, "Map", cluster_title=lambda n: f"{n} proyectos aquí",
+                        cluster_href=lambda c: f"/hub?country={c}")
+    assert len(svg) < 40_000 and "proyectos aquí" in svg
+    ET.fromstring(svg)  # still well-formed
+
+    # All in one country: the circle links to the directory filtered by it.
+    same = [mapsvg.MapPoint(f"P{i}", f"/p{i}", -34.9, -56.2, "UY") for i in range(300)]
+    svg = mapsvg.render(same, "Map", cluster_href=lambda c: f"/hub?country={c}")
+    assert svg.count("<circle") == 1 and 'href="/hub?country=UY"' in svg
+    assert "300 projects" in svg
+    # Few points are drawn one by one, as before.
+    assert mapsvg.marks(same[:5]) == same[:5]

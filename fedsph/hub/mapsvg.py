@@ -4,18 +4,26 @@ An equirectangular projection (longitude and latitude as x and y) with a graticu
 is a link to the project. Points are drawn only from the coordinates each project published,
 rounded again to its precision (directory.public_point); "country" precision places a project
 only somewhere in a country, so those are listed beside the map rather than drawn as a point.
+
+A big hub's map stays small: past MAX_MARKS points, the points of one grid cell are drawn as one
+circle with their count, the cells as small as keeps the marks under MAX_MARKS (2000 projects
+would otherwise be a 300 KB page, on mobile data).
 """
 
 from __future__ import annotations
 
+import math
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 SVG_NS = "http://www.w3.org/2000/svg"
 SCALE = 2  # pixels per degree: 720 x 360
 WIDTH, HEIGHT = 360 * SCALE, 180 * SCALE
 GRATICULE_STEP = 30
 NOT_DRAWN = ("country",)
+MAX_MARKS = 200
+CELL_SIZES = (1, 2, 5, 10, 15, 30, 60)  # degrees, tried in turn
 
 
 @dataclass
@@ -24,6 +32,42 @@ class MapPoint:
     href: str
     latitude: float
     longitude: float
+    country: str | None = None
+
+
+@dataclass
+class Cluster:
+    """Several projects near each other, drawn as one counted circle at their centre."""
+
+    points: list[MapPoint] = field(default_factory=list)
+
+    @property
+    def latitude(self) -> float:
+        return round(sum(p.latitude for p in self.points) / len(self.points), 1)
+
+    @property
+    def longitude(self) -> float:
+        return round(sum(p.longitude for p in self.points) / len(self.points), 1)
+
+    @property
+    def country(self) -> str | None:
+        """The country all of them are in, if they share one."""
+        countries = {p.country for p in self.points}
+        return countries.pop() if len(countries) == 1 else None
+
+
+def marks(points: list[MapPoint]) -> list[MapPoint | Cluster]:
+    """The points as they are, or grouped by grid cell when there are too many to draw."""
+    if len(points) <= MAX_MARKS:
+        return list(points)
+    for size in CELL_SIZES:
+        cells: dict[tuple[int, int], Cluster] = {}
+        for point in points:
+            key = (math.floor(point.latitude / size), math.floor(point.longitude / size))
+            cells.setdefault(key, Cluster()).points.append(point)
+        if len(cells) <= MAX_MARKS:
+            break
+    return [c.points[0] if len(c.points) == 1 else c for c in cells.values()]
 
 
 def project(latitude: float, longitude: float) -> tuple[float, float]:
@@ -39,8 +83,14 @@ def _element(parent: ET.Element, tag: str, **attributes) -> ET.Element:
     return ET.SubElement(parent, tag, {k.replace("_", "-"): str(v) for k, v in attributes.items()})
 
 
-def render(points: list[MapPoint], label: str) -> str:
-    """The <svg> element as text, to inline in a page or serve as image/svg+xml."""
+def render(points: list[MapPoint], label: str,
+           cluster_title: Callable[[int], str] = lambda n: f"{n} projects",
+           cluster_href: Callable[[str], str] | None = None) -> str:
+    """The <svg> element as text, to inline in a page or serve as image/svg+xml.
+
+    cluster_title names a counted circle; cluster_href(country) links one whose projects all
+    share a country (to the directory filtered by it).
+    """
     svg = ET.Element("svg", {"xmlns": SVG_NS, "viewBox": f"0 0 {WIDTH} {HEIGHT}",
                              "width": "100%", "role": "group", "aria-label": label,
                              "style": "max-width:720px;background:#eef4f8"})
@@ -54,10 +104,18 @@ def render(points: list[MapPoint], label: str) -> str:
         _element(grid, "line", x1=0, y1=y, x2=WIDTH, y2=y,
                  stroke_width="1" if lat == 0 else "0.5")
     dots = _element(svg, "g", fill="#a00000", stroke="#fff", stroke_width="1")
-    for point in points:
-        link = _element(dots, "a", href=point.href)
-        x, y = project(point.latitude, point.longitude)
+    for mark in marks(points):
+        x, y = project(mark.latitude, mark.longitude)
+        if isinstance(mark, Cluster):
+            country = mark.country
+            href = cluster_href(country) if cluster_href and country else None
+            parent = _element(dots, "a", href=href) if href else _element(dots, "g")
+            title = _element(parent, "title")
+            title.text = cluster_title(len(mark.points))
+            _element(parent, "circle", cx=x, cy=y, r=round(4 + 2 * math.sqrt(len(mark.points)), 1))
+            continue
+        link = _element(dots, "a", href=mark.href)
         title = _element(link, "title")
-        title.text = f"{point.name} ({point.latitude}, {point.longitude})"
+        title.text = f"{mark.name} ({mark.latitude}, {mark.longitude})"
         _element(link, "circle", cx=x, cy=y, r=4)
     return ET.tostring(svg, encoding="unicode")

@@ -139,22 +139,37 @@ def map_points(view: View, lang: str) -> tuple[list[mapsvg.MapPoint], list[dict]
     for actor in view.projects:
         point = directory.public_point(actor)
         if mapsvg.drawable(point):
+            country = (actor.profile or {}).get("country") if isinstance(actor.profile, dict) \
+                else None
             points.append(mapsvg.MapPoint(actor_texts(actor, lang)[0], page_href(actor),
-                                          point[0], point[1]))
+                                          point[0], point[1],
+                                          country if isinstance(country, str) else None))
         else:
             beside.append(card(actor, lang))
     return points, beside
 
 
-def _map_label(lang: str) -> str:
-    return get_translations(lang).gettext("Map of member projects")
+def _render_map(view: View, points: list[mapsvg.MapPoint], lang: str, base: str = "") -> str:
+    """The SVG, in the visitor's language; a counted circle of one country links to the
+    directory filtered by that country (with the view's other filters)."""
+    translations = get_translations(lang)
+    items = [(k, v) for k, v in view.filters.query_items() if k != "country"]
+
+    def country_view(country: str) -> str:
+        return f"{base}/hub?" + urlencode([*items, ("country", country)])
+
+    return mapsvg.render(
+        points, translations.gettext("Map of member projects"),
+        cluster_title=lambda n: translations.ngettext(
+            "%(num)d project here", "%(num)d projects here", n) % {"num": n},
+        cluster_href=country_view)
 
 
 async def map_page(request: web.Request) -> web.Response:
     view, lang = await load_view(request), visitor_lang(request)
     points, beside = map_points(view, lang)
-    svg = mapsvg.render(points, _map_label(lang))
-    return _render(request, "hub_map.html", view, svg=svg, drawn=len(points), beside=beside)
+    return _render(request, "hub_map.html", view, svg=_render_map(view, points, lang),
+                   drawn=len(points), beside=beside)
 
 
 async def map_svg(request: web.Request) -> web.Response:
@@ -164,7 +179,7 @@ async def map_svg(request: web.Request) -> web.Response:
     # A standalone file is read elsewhere: absolute links.
     for point in points:
         point.href = base + point.href if point.href.startswith("/") else point.href
-    return web.Response(text=mapsvg.render(points, _map_label(lang)),
+    return web.Response(text=_render_map(view, points, lang, base),
                         content_type="image/svg+xml", headers=CACHE)
 
 
