@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sqlite3
 import tarfile
 import tempfile
@@ -50,9 +51,12 @@ def backup(settings: Settings, target: Path) -> str:
     partial = target.with_name(target.name + ".partial")
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / DATABASE
-        with sqlite3.connect(source) as live, sqlite3.connect(copy) as snapshot:
+        live, snapshot = sqlite3.connect(source), sqlite3.connect(copy)
+        try:
             live.backup(snapshot)  # consistent even while the node writes
-        snapshot.close()
+        finally:
+            live.close()
+            snapshot.close()
         with tarfile.open(partial, "w:gz") as archive:
             data = json.dumps(manifest, indent=1).encode()
             info = tarfile.TarInfo(MANIFEST)
@@ -94,17 +98,24 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
         raise BackupError(f"there is no file {source}")
     if target.exists() and not force:
         raise BackupError(f"{target} exists: stop the node and add --force to replace it")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with tarfile.open(source, "r:gz") as archive:
+        # Unpacked beside the data first: a truncated archive leaves the node as it was.
+        with tempfile.TemporaryDirectory(dir=settings.data_dir) as scratch, \
+                tarfile.open(source, "r:gz") as archive:
             members = _safe_members(archive)
             manifest = {}
             if MANIFEST in archive.getnames():
                 manifest = json.loads(archive.extractfile(MANIFEST).read() or b"{}")
-            settings.data_dir.mkdir(parents=True, exist_ok=True)
+            archive.extractall(scratch, filter="data",
+                               members=[m for m in members if m.name != MANIFEST])
             for suffix in ("-wal", "-shm"):  # leftovers of the replaced database would corrupt it
                 target.with_name(target.name + suffix).unlink(missing_ok=True)
-            archive.extractall(settings.data_dir, filter="data",
-                               members=[m for m in members if m.name != MANIFEST])
+            Path(scratch, DATABASE).replace(target)  # the configured path, wherever it is
+            media = Path(scratch, MEDIA)
+            if media.is_dir():
+                shutil.copytree(media, settings.data_dir / MEDIA, dirs_exist_ok=True)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"{source} is not a readable fedsph backup ({exc})") from None
     summary = f"restored {source} into {settings.data_dir}"

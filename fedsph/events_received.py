@@ -24,7 +24,7 @@ from fedsph.events import (
 )
 from fedsph.models import Event, Object
 from fedsph.outbox import language_tag
-from fedsph.sanitize import clean_html
+from fedsph.sanitize import plain_text
 
 
 def _uris(value) -> list[str] | None:
@@ -43,13 +43,16 @@ def _tags(value) -> list[str] | None:
     return [t for t in dict.fromkeys(kept) if t] or None
 
 
-def _received_time(value, what: str) -> datetime | None:
+def _received_time(value, what: str, tz: str | None) -> datetime | None:
+    """A time as UTC; one without an offset is a clock time in the event's zone `tz`."""
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except (TypeError, ValueError):
         raise ValueError(f"the event's {what} {str(value)[:40]!r} is not a date") from None
+    if moment.tzinfo is None and tz:
+        moment = moment.replace(tzinfo=zone(tz))
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
@@ -78,20 +81,21 @@ def _online_url(document: dict) -> str | None:
 def event_columns(document: dict) -> dict:
     """Event columns of a received Event, leniently; ValueError (the reason) when it has no
     usable start time, or ends before it starts: such an event is not kept as an event."""
-    start = _received_time(document.get("startTime"), "start time")
-    if start is None:
-        raise ValueError("the event has no start time")
-    try:
-        end = _received_time(document.get("endTime"), "end time")
-    except ValueError:
-        end = None
-    if end is not None and end < start:
-        raise ValueError("the event ends before it starts")
     tz = term(document, "timezone", "mz:")
     try:
         zone(tz if isinstance(tz, str) else None)
     except ValueError:
         tz = None  # an unknown zone: times are shown in UTC
+    tz = tz if isinstance(tz, str) else None
+    start = _received_time(document.get("startTime"), "start time", tz)
+    if start is None:
+        raise ValueError("the event has no start time")
+    try:
+        end = _received_time(document.get("endTime"), "end time", tz)
+    except ValueError:
+        end = None
+    if end is not None and end < start:
+        raise ValueError("the event ends before it starts")
     kind = term(document, "eventKind", "mz:")
     join_mode = term(document, "joinMode", "mz:")
     join_mode = EXTERNAL_JOIN_MODES.get(join_mode, join_mode) if isinstance(join_mode, str) else None
@@ -125,13 +129,13 @@ async def store_event_details(db: AsyncSession, obj: Object, document: dict) -> 
     place = next((p for p in as_list(document.get("location")) if isinstance(p, dict)), None)
     address = place.get("address") if place else None
     if isinstance(address, dict):
-        kept = {k: clean_html(v)[:300] for k, v in address.items()
+        kept = {k: plain_text(v, 300) for k, v in address.items()
                 if k in ("streetAddress", "addressLocality", "addressCountry", "postalCode")
-                and isinstance(v, str)}
+                and plain_text(v, 300)}
         if kept:
             obj.place = {**(obj.place or {"type": "Place"}), "address": {"type": "PostalAddress",
                                                                           **kept}}
     elif isinstance(address, str) and address.strip():
         obj.place = {**(obj.place or {"type": "Place"}), "address": {
-            "type": "PostalAddress", "streetAddress": clean_html(address)[:300]}}
+            "type": "PostalAddress", "streetAddress": plain_text(address, 300)}}
     return None

@@ -59,6 +59,8 @@ def build_calendar(name: str, rows: list[tuple[Object, Event, Actor]]) -> bytes:
     calendar.add("x-wr-calname", name)
     for obj, event, actor in rows:
         calendar.add_component(vevent(obj, event, actor))
+    # RFC 5545: every TZID used needs its VTIMEZONE, or some clients misplace the events.
+    calendar.add_missing_timezones()
     return calendar.to_ical()
 
 

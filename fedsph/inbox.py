@@ -56,6 +56,9 @@ def parse_activity(body: bytes) -> dict:
         raise BadRequest("body is not a JSON object")
     if not get_type(activity):
         raise BadRequest("activity has no type")
+    if get_type(activity).startswith("fedsph:"):
+        # Our own queue items (fedsph:Backfill) are made by this node, never received.
+        raise BadRequest(f"{get_type(activity)} is not an activity other servers may send")
     if not get_id(activity.get("actor")):
         raise BadRequest("activity has no actor")
     return activity
@@ -143,8 +146,9 @@ async def receive(
         # Relayed (FEP-ae0c): only the actor's integrity proof (FEP-8b32) can vouch for it.
         await verify_relayed(writer, remote, activity, signer_uri)
     async with sessions() as db:
-        if await is_blocked(db, actor_uri):
-            return "dropped"
+        if await is_blocked(db, actor_uri) or (signer_uri != actor_uri
+                                               and await is_blocked(db, signer_uri)):
+            return "dropped"  # a blocked server does not speak through a relay either
     activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
     return await _store(writer, activity_uri, get_type(activity), actor_uri, request.body, signer_host)
 

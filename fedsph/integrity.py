@@ -89,6 +89,11 @@ async def verify_relayed(sessions: async_sessionmaker[AsyncSession], remote: Rem
     prefix = f"signed by {signer_uri}, not by the activity's actor {actor_uri}"
     if "proof" not in activity:
         raise Unauthorized(f"{prefix}, and it carries no integrity proof")
+    if not proofs.should_sign(activity):
+        # Relays carry public posts; an answer, a Follow or a Join only ever comes from its actor
+        # (a replayed one would otherwise be taken as new).
+        raise Unauthorized(f"{prefix}: only public Create, Update, Delete and Announce may be "
+                           "relayed")
     try:
         await check_activity_proof(sessions, remote, activity)
     except proofs.ProofError as exc:

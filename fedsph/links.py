@@ -295,7 +295,9 @@ async def link_views(db: AsyncSession, project: Actor, lang: str,
         ends = []
         for uri in (carried["subject"], carried["object"]):
             actor = await get_actor_by_uri(db, uri)
-            ends.append((_name(actor), actor_href(actor)) if actor else (uri, uri))
+            # An end we never fetched is shown by its address, through our remote page.
+            ends.append((_name(actor), actor_href(actor)) if actor
+                        else (uri, "/remote/actors?" + urlencode({"uri": uri})))
         views.append(LinkView(number, carried["kind"],
                               vocab.label("solidarity_link", carried["kind"], lang), "accepted",
                               *ends[0], *ends[1], carried["object"] == project.uri))

@@ -287,9 +287,10 @@ def solidarity_links_from(value: Any, own_id: str | None) -> list[dict]:
         kind = item.get("relationship")
         kind = compact_term(kind) if isinstance(kind, str) else None
         subject, other = get_id(item.get("subject")) or own_id, get_id(item.get("object"))
-        if (kind and re.fullmatch(r"[a-z_]{1,32}", kind) and isinstance(other, str)
-                and other.startswith(("http://", "https://")) and own_id in (subject, other)
-                and subject != other):
+        if (kind and re.fullmatch(r"[a-z_]{1,32}", kind)
+                and all(isinstance(end, str) and end.startswith(("http://", "https://"))
+                        for end in (subject, other))  # both ends become links on our pages
+                and own_id in (subject, other) and subject != other):
             link = {"kind": kind, "subject": subject, "object": other}
             if link not in links:
                 links.append(link)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import html
 import re
 from urllib.parse import urlsplit
 
-import nh3
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +19,7 @@ from fedsph.activitystreams import (
 )
 from fedsph.events_received import store_event_details
 from fedsph.models import Actor, Follow, Object, utcnow
-from fedsph.sanitize import clean_html
+from fedsph.sanitize import clean_html, plain_text
 
 # Types we keep as posts. Mastodon shows Article/Page/Event as a title and a link; so do we.
 POST_TYPES = {"Note", "Article", "Page", "Question", "Event", "Video", "Audio", "Image"}
@@ -45,14 +43,6 @@ def visibility_of(document: dict) -> str:
 
 def _text(value) -> str | None:
     return value if isinstance(value, str) else None
-
-
-def _plain(value, limit: int = 500) -> str | None:
-    """A short plain-text field (title, alt text): tags stripped, whitespace folded."""
-    if not isinstance(value, str):
-        return None
-    text = " ".join(nh3.clean(value, tags=set()).split())
-    return html.unescape(text)[:limit] or None
 
 
 def _http_url(value) -> str | None:
@@ -79,12 +69,12 @@ def _attachments(document: dict) -> list[dict] | None:
         url = _http_url(item.get("url"))
         if url is None:
             continue
-        clean = {"type": get_type(item), "url": url, "name": _plain(item.get("name"), 1500),
+        clean = {"type": get_type(item), "url": url, "name": plain_text(item.get("name"), 1500),
                  "mediaType": _text(item.get("mediaType")), "blurhash": _text(item.get("blurhash")),
                  "width": _number(item.get("width"), 1, 100000),
                  "height": _number(item.get("height"), 1, 100000),
                  "license": _http_url(term(item, "license")),
-                 "author": _plain(term(item, "author"), 200)}
+                 "author": plain_text(term(item, "author"), 200)}
         if clean["mediaType"] and not MEDIA_TYPE.match(clean["mediaType"]):
             clean["mediaType"] = None
         if clean["blurhash"] and not BLURHASH.match(clean["blurhash"]):
@@ -105,7 +95,7 @@ def _tags(document: dict) -> list[dict] | None:
     for tag in as_list(document.get("tag"))[:MAX_TAGS]:
         if not isinstance(tag, dict) or get_type(tag) not in ("Hashtag", "Mention"):
             continue
-        name = _plain(tag.get("name"), 200)
+        name = plain_text(tag.get("name"), 200)
         if not name or name.lower() in theme_names:
             continue
         if get_type(tag) == "Hashtag" and not name.startswith("#"):
@@ -120,7 +110,7 @@ def _place(document: dict) -> dict | None:
     place = next((p for p in as_list(document.get("location")) if isinstance(p, dict)), None)
     if place is None or get_type(place) != "Place":
         return None
-    clean = {"type": "Place", "name": _plain(place.get("name"), 200),
+    clean = {"type": "Place", "name": plain_text(place.get("name"), 200),
              "latitude": _number(place.get("latitude"), -90, 90),
              "longitude": _number(place.get("longitude"), -180, 180),
              "radius": _number(place.get("radius"), 0, 1e8),
@@ -154,7 +144,7 @@ def object_columns(document: dict) -> dict:
     if get_type(document) != "Note" and name and content != name:
         # Article/Page/Event: title first, as Mastodon shows them.
         content = f"<p><strong>{clean_html(name)}</strong></p>{content or ''}"
-    name_map = _language_map(document.get("nameMap"), _plain)
+    name_map = _language_map(document.get("nameMap"), plain_text)
     return {
         "type": get_type(document) or "Note",
         "content": clean_html(content),
@@ -165,7 +155,7 @@ def object_columns(document: dict) -> dict:
         "in_reply_to": get_id(document.get("inReplyTo")),
         "visibility": visibility_of(document),
         "document": document,
-        "name": _plain(name) or next(iter(name_map.values()), None),
+        "name": plain_text(name) or next(iter(name_map.values()), None),
         "name_map": name_map or None,
         "kind": _slug(document, "updateKind", "update_kind"),
         "stage_change": _slug(document, "stageChange", "stage"),

@@ -1,5 +1,6 @@
 """Sanitise HTML from elsewhere before we store or show it (nh3, the Ammonia sanitiser)."""
 
+import html
 import re
 
 import nh3
@@ -39,3 +40,12 @@ def clean_html(html: str | None) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="nofollow noopener noreferrer",
     )
+
+
+def plain_text(value, limit: int = 500) -> str | None:
+    """A short plain-text field from another server (title, alt text, an address line): tags
+    stripped, entities decoded, whitespace folded. Pages escape it when they show it."""
+    if not isinstance(value, str):
+        return None
+    text = " ".join(nh3.clean(value, tags=set()).split())
+    return html.unescape(text)[:limit] or None

@@ -28,7 +28,7 @@ from fedsph.handlers.context import same_origin
 from fedsph.hub.backfill import BACKFILL, fetch_backfill
 from fedsph.integrity import proof_problem
 from fedsph.media_prune import prune_media
-from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, utcnow
+from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, Object, utcnow
 from fedsph.queue import claim
 from fedsph.remote import PostResult, Remote
 from fedsph.remote_objects import is_followed_locally
@@ -172,9 +172,12 @@ class Worker:
 
     async def _fetch_boosted_post(self, activity: dict, actor_id: int) -> None:
         """A followed account's boost of a post that is not ours: the post, fetched from its own
-        server (what the booster embeds is not trusted), and its author's actor row, so the
-        handler can keep it for home timelines. Boosts of our posts need nothing fetched.
+        server, and its author's actor row, so the handler can keep it for home timelines.
 
+        What the booster embeds is never trusted: the object is first cut down to its id, and
+        only a copy fetched here is put back. So an Announce whose object reaches the handler
+        as a document carries a post its own server gave us. Boosts of our posts, of posts we
+        keep already, and by accounts nobody here follows need nothing fetched.
         Lemmy-style groups (FEP-1b12) announce the Create activity: its object is the post.
         """
         boosted = activity.get("object")
@@ -183,10 +186,13 @@ class Worker:
         uri = get_id(boosted)
         if not uri or self.urls.is_local(uri):
             return
+        activity["object"] = uri
         async with self.sessions() as db:
             booster = await db.get(Actor, actor_id)
             if booster is None or not await is_followed_locally(db, booster):
                 return
+            if await db.scalar(select(Object.id).where(Object.uri == uri)) is not None:
+                return  # kept already (or deleted): the handler counts the boost
         try:
             document = await self.remote.fetch_json(uri)
             author = get_id(document.get("attributedTo"))

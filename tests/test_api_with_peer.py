@@ -19,7 +19,7 @@ from fedsph.actors import resolve_actor
 from fedsph.api.tokens import issue_token
 from fedsph.auth import new_token
 from fedsph.commands import create_user
-from fedsph.models import Actor, Follow, OAuthApp, Reaction
+from fedsph.models import Actor, Follow, OAuthApp, Object, Reaction
 from fedsph.web.keys import REMOTE
 from tests.mastodon_peer import PUBLIC, MastodonPeer
 
@@ -167,3 +167,27 @@ async def test_a_reply_from_an_app_reaches_the_author_it_answers(node, mastodon)
     [create] = [c for c in mastodon.activities("Create") if c["object"]["id"] == reply["uri"]]
     assert create["object"]["inReplyTo"] == mias_post["object"]["id"]
     assert not mastodon.failures
+
+
+async def test_what_a_booster_embeds_is_never_stored(node, mastodon):
+    """A boost carries the post inline, but only the copy from the post's own server counts:
+    otherwise anyone could rewrite a stored post, or invent one, by 'boosting' it."""
+    token, ana = await member_token(node, "ana", None)
+    mia, leo = mastodon.add_actor("mia"), mastodon.add_actor("leo")
+    mia_id = await resolve_actor(node.sessions, node.app[REMOTE], mia.uri)
+    async with node.sessions() as db, db.begin():
+        db.add(Follow(follower_id=ana.id, followed_id=mia_id, state="accepted"))
+    real = mastodon.create_note(leo, "The assembly is on Tuesday")["object"]
+    forged = {**real, "content": "<p>The assembly is cancelled</p>",
+              "contentMap": {"en": "<p>The assembly is cancelled</p>"}}
+    boost = mastodon.announce(mia, real)
+    await deliver(node, mastodon, mia, {**boost, "object": forged})
+    status, home = await api(node, token, "GET", "/api/v1/timelines/home")
+    [entry] = home
+    assert "Tuesday" in entry["reblog"]["content"] and "cancelled" not in entry["reblog"]["content"]
+
+    # Someone nobody follows 'boosts' an invented post: nothing is kept.
+    invented = {**real, "id": real["id"] + "0", "content": "<p>Invented</p>"}
+    await deliver(node, mastodon, leo, {**mastodon.announce(leo, invented), "object": invented})
+    async with node.readers() as db:
+        assert await db.scalar(select(Object.id).where(Object.uri == invented["id"])) is None

@@ -102,3 +102,17 @@ def test_a_restore_from_another_address_warns(fedsph, tmp_path, monkeypatch):
     monkeypatch.setenv("FEDSPH_BASE_URL", "https://coop.example")
     code, out = fedsph(tmp_path / "b", "restore", str(archive))
     assert code == 0 and "warning" in out and "FEDSPH_BASE_URL" in out
+
+
+def test_restore_puts_the_database_where_the_node_is_configured_to_find_it(fedsph, tmp_path,
+                                                                           monkeypatch):
+    fedsph(tmp_path / "a", "migrate")
+    fedsph(tmp_path / "a", "project", "create", "coop", "--name", "Coop")
+    archive = tmp_path / "b.tar.gz"
+    fedsph(tmp_path / "a", "backup", str(archive))
+    elsewhere = tmp_path / "disk" / "node.sqlite3"
+    monkeypatch.setenv("FEDSPH_DATABASE_URL", f"sqlite+aiosqlite:///{elsewhere}")
+    code, out = fedsph(tmp_path / "b", "restore", str(archive))
+    assert code == 0, out
+    assert elsewhere.exists() and not (tmp_path / "b" / "fedsph.sqlite3").exists()
+    assert "coop" in fedsph(tmp_path / "b", "project", "list")[1]

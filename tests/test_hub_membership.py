@@ -388,3 +388,52 @@ def test_an_auto_approve_rule_may_name_several_regions_and_countries():
     assert not hubs.auto_approves(rule, Actor(profile={"country": "AR", "region": "africa"}))
     with pytest.raises(ValueError, match="region:<region>"):
         hubs.parse_auto_approve("region:europe,planet:mars")
+
+
+# -- what other servers may not do ---------------------------------------------------------------
+
+AS = "https://www.w3.org/ns/activitystreams"
+
+
+async def test_only_projects_join_and_only_from_their_own_server(nodes, peer):
+    hub_node, _ = nodes
+    await set_auto_approve(hub_node, "all")
+    hub = await hub_actor(hub_node)
+    person = peer.add_actor("someone")
+    group = peer.add_actor("grupo", "Group")
+    for actor, join_id in ((person, peer.new_id()),  # not a project
+                           (group, "https://elsewhere.example/activities/1")):  # foreign id
+        status, _ = await peer.post(actor, hub_node.urls.shared_inbox(), {
+            "@context": AS, "id": join_id, "type": "Join", "actor": actor.uri, "object": hub.uri})
+        assert status == 202
+    await settle(hub_node)
+    assert await states(hub_node) == []
+
+
+async def test_a_hub_cannot_answer_its_own_invitation_for_the_project(nodes, peer):
+    _, project_node = nodes
+    hub = peer.add_actor("hub", "Group", **{"fedsph:hub": True})
+    async with project_node.sessions() as db:
+        coop = await get_local_actor(db, "coop")
+    inbox = project_node.urls.shared_inbox()
+    invite = {"@context": AS, "id": peer.new_id(), "type": "Invite", "actor": hub.uri,
+              "object": hub.uri, "target": coop.uri}
+    assert (await peer.post(hub, inbox, invite))[0] == 202
+    await settle(project_node)
+    assert await states(project_node) == ["invited"]
+    # The hub pretends the project asked and approves it: still only invited.
+    forged = {"@context": AS, "id": peer.new_id(), "type": "Accept", "actor": hub.uri,
+              "object": {"id": peer.new_id(), "type": "Join", "actor": coop.uri,
+                         "object": hub.uri}}
+    assert (await peer.post(hub, inbox, forged))[0] == 202
+    await settle(project_node)
+    assert await states(project_node) == ["invited"]
+
+
+async def test_other_servers_cannot_queue_our_own_work(nodes, peer):
+    hub_node, _ = nodes
+    someone = peer.add_actor("someone", "Group")
+    status, text = await peer.post(someone, hub_node.urls.shared_inbox(), {
+        "@context": AS, "id": peer.new_id(), "type": "fedsph:Backfill", "actor": someone.uri,
+        "items": []})
+    assert status == 400 and "fedsph:Backfill" in text

@@ -343,6 +343,12 @@ async def test_relayed_activity_without_or_with_a_bad_proof_is_refused(node, pee
     other = signed_create(peer, alice, Ed25519PrivateKey.generate())
     status, text = await peer.post(relay, f"{node.base}/inbox", other)
     assert status == 401 and "integrity proof fails" in text
+    # A validly signed answer or Follow is not for relaying: replayed, it would act again.
+    follow = proofs.sign(proofs.with_data_integrity_context({
+        "@context": AS, "id": peer.new_id(), "type": "Follow", "actor": alice.uri,
+        "object": node.base + "/actors/coop", "to": [PUBLIC]}), key, alice.uri + "#ed25519-key")
+    status, text = await peer.post(relay, f"{node.base}/inbox", follow)
+    assert status == 401 and "may be relayed" in text
     assert await inbox_items(node) == []
 
 

@@ -217,6 +217,30 @@ async def test_an_offer_whose_subject_is_not_the_sender_is_ignored(node, peer):
         assert (await db.scalar(select(SolidarityLink))).state == "proposed"
 
 
+async def test_an_offer_is_kept_only_under_its_senders_own_id_and_withdrawn_by_bare_id(node, peer):
+    await node.create_actor("coop")
+    grupo = peer.add_actor("grupo", "Group")
+    coop_uri = f"{node.base}/actors/coop"
+    # An id on another server could be another project's, taken before it is sent.
+    squatted = {"@context": links.OFFER_CONTEXT, "id": "https://elsewhere.example/offers/1",
+                "type": "Offer", "actor": grupo.uri, "target": coop_uri,
+                "object": links.relationship(grupo.uri, "funds", coop_uri)}
+    await peer.post(grupo, f"{node.base}/inbox", squatted)
+    offer = {**squatted, "id": peer.new_id()}
+    await peer.post(grupo, f"{node.base}/inbox", offer)
+    await node.run_worker()
+    async with node.readers() as db:
+        assert [link.offer_uri for link in await db.scalars(select(SolidarityLink))] == [
+            offer["id"]]
+    # Servers often undo by id alone: that id is the link's key.
+    undo = {"@context": links.OFFER_CONTEXT, "id": peer.new_id(), "type": "Undo",
+            "actor": grupo.uri, "object": offer["id"]}
+    await peer.post(grupo, f"{node.base}/inbox", undo)
+    await node.run_worker()
+    async with node.readers() as db:
+        assert (await db.scalar(select(SolidarityLink))).state == "withdrawn"
+
+
 async def test_link_between_two_projects_of_one_node_through_the_member_pages(node):
     coop = await node.create_actor("coop")
     await node.create_actor("obra")

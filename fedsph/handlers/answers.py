@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from fedsph.activitystreams import get_id, get_type
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.models import Activity, Actor
+from fedsph.models import Activity, Actor, SolidarityLink
 
 Handler = Callable[[HandlerContext, dict, Actor], Awaitable[str]]
 
@@ -30,7 +30,15 @@ async def answered_type(ctx: HandlerContext, activity: dict) -> str | None:
     uri = get_id(obj)
     if not uri:
         return None
-    return await ctx.db.scalar(select(Activity.type).where(Activity.uri == uri))
+    ours = await ctx.db.scalar(select(Activity.type).where(Activity.uri == uri))
+    if ours is not None:
+        return ours
+    # Another server's Offer (or its Accept of ours), named by id in its Undo: a link's key.
+    link = await ctx.db.scalar(select(SolidarityLink).where(
+        (SolidarityLink.offer_uri == uri) | (SolidarityLink.answer_uri == uri)).limit(1))
+    if link is not None:
+        return "Offer" if link.offer_uri == uri else "Accept"
+    return None
 
 
 async def dispatch(table: dict[str | None, Handler], what: str, ctx: HandlerContext,

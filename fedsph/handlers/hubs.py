@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from fedsph.activitystreams import get_id
 from fedsph.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.handlers.context import HandlerContext, Ignored, same_origin
 from fedsph.hub import membership as hubs
 from fedsph.hub.backfill import store_backfilled
 from fedsph.models import Activity, Actor, Follow, HubMembership, utcnow
@@ -55,6 +55,10 @@ async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
     hub = await _our_hub(ctx, get_id(activity.get("object")))
     if actor.id == hub.id:
         raise Ignored("a hub cannot join itself")
+    if actor.type != "Group":
+        raise Ignored("only projects (Group actors) join a hub")
+    if not same_origin(activity["id"], actor.uri):
+        raise Ignored("a Join whose id is on another server than its actor")
     row = await hubs.membership(ctx.db, hub, actor)
     if row is None:
         row = HubMembership(hub_id=hub.id, project_id=actor.id, state="requested",
@@ -114,6 +118,8 @@ async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     """A hub invites one of our projects: kept as invited until a member accepts."""
     if get_id(activity.get("object")) != actor.uri or not hubs.is_hub_actor(actor):
         raise Ignored("Invite to something other than the inviting hub")
+    if not same_origin(activity["id"], actor.uri):
+        raise Ignored("an Invite whose id is on another server than its actor")
     project = await _local_project(ctx, get_id(activity.get("target")))
     row = await hubs.membership(ctx.db, actor, project)
     if row is None:
@@ -130,7 +136,8 @@ async def accept_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
         raise Ignored("Accept of a Join of another hub")
     project = await _local_project(ctx, get_id(join.get("actor")))
     row = await hubs.membership(ctx.db, actor, project)
-    if row is None:
+    if row is None or row.state not in ("requested", "approved"):
+        # An invited project says yes itself (Accept{Invite}); a hub cannot answer for it.
         raise Ignored("Accept of a Join we did not send")
     if row.state != "approved":
         row.state, row.approved_at = "approved", utcnow()

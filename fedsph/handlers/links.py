@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from fedsph.activitystreams import get_id, get_type
 from fedsph.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.handlers.context import HandlerContext, Ignored, same_origin
 from fedsph.links import kind_of, open_link, settle
 from fedsph.models import Actor, SolidarityLink
 
@@ -35,6 +35,9 @@ async def handle_offer(ctx: HandlerContext, activity: dict, actor: Actor) -> str
     offer_uri = activity.get("id")
     if not isinstance(offer_uri, str):
         raise Ignored("Offer without an id")
+    if not same_origin(offer_uri, actor.uri):
+        # Its id becomes the link's key: a third party must not take another project's id.
+        raise Ignored("an Offer whose id is on another server than its actor")
     if await ctx.db.scalar(select(SolidarityLink.id).where(SolidarityLink.offer_uri == offer_uri)):
         return "done"  # ours, through the local inbox, or a second delivery
     if await open_link(ctx.db, actor, partner, kind) is not None:
@@ -86,6 +89,10 @@ async def undo_link(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     else:
         link = await _answered_link(ctx, undone)
         side = link.proposer_id if link is not None else None
+        if link is None and isinstance(undone, str):  # the bare id of the partner's Accept
+            link = await ctx.db.scalar(select(SolidarityLink).where(
+                SolidarityLink.answer_uri == undone))
+            side, undone_type = (link.partner_id if link is not None else None), "Accept"
     if link is None:
         raise Ignored("Undo of a link we do not know")
     if side != actor.id:

@@ -9,7 +9,7 @@ from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Reaction
 from fedsph.notifications import REACTION_NOTIFICATIONS, notify
-from fedsph.remote_objects import POST_TYPES, get_object, store_object
+from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, store_object
 from fedsph.remote_objects import visibility_of as document_visibility
 
 
@@ -19,8 +19,7 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
         # they happen; a copy handled here later could bring back one that was undone since.
         raise Ignored(f"{kind} by one of our actors, recorded when it was sent")
     object_uri = get_id(activity.get("object"))
-    if kind == "Announce" and isinstance(activity.get("object"), dict) and object_uri \
-            and not ctx.urls.is_local(object_uri):
+    if kind == "Announce" and object_uri and not ctx.urls.is_local(object_uri):
         return await _keep_boosted_post(ctx, activity, actor)
     if not object_uri or not ctx.urls.is_local(object_uri):
         raise Ignored(f"{kind} of something that is not ours")
@@ -37,9 +36,19 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
 
 
 async def _keep_boosted_post(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    """A followed account boosted someone's post: keep the post (fetched from its own server by
-    the worker) and the boost, so home timelines show it as a reblog."""
+    """A followed account boosted someone's post: keep the post and the boost, so home timelines
+    show it as a reblog. The object is a document only when the worker fetched it from the
+    post's own server (fedsph.worker._fetch_boosted_post); a bare id names a post we keep."""
+    if not await is_followed_locally(ctx.db, actor):
+        raise Ignored("boost by an account nobody here follows")
     document = activity["object"]
+    if isinstance(document, str):
+        kept = await get_object(ctx.db, document)
+        if kept is None or kept.deleted_at is not None or kept.visibility not in ("public",
+                                                                               "unlisted"):
+            raise Ignored("boost of a post we do not have")
+        await _record_boost(ctx, activity, actor, kept.uri)
+        return "done"
     if get_type(document) not in POST_TYPES:
         raise Ignored(f"boost of a {get_type(document)}, which we do not keep")
     if document_visibility(document) not in ("public", "unlisted"):
@@ -51,11 +60,15 @@ async def _keep_boosted_post(ctx: HandlerContext, activity: dict, actor: Actor) 
     if existing is not None and existing.deleted_at is not None:
         raise Ignored("boost of a post that was deleted")
     await store_object(ctx.db, document, author)
+    await _record_boost(ctx, activity, actor, document["id"])
+    return "done"
+
+
+async def _record_boost(ctx: HandlerContext, activity: dict, actor: Actor, uri: str) -> None:
     exists = await ctx.db.scalar(select(Reaction.id).where(Reaction.activity_uri == activity["id"]))
     if exists is None:
-        ctx.db.add(Reaction(type="Announce", actor_id=actor.id, object_uri=document["id"],
+        ctx.db.add(Reaction(type="Announce", actor_id=actor.id, object_uri=uri,
                             activity_uri=activity["id"]))
-    return "done"
 
 
 async def handle_like(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
