@@ -182,7 +182,7 @@ async def test_what_a_booster_embeds_is_never_stored(node, mastodon):
               "contentMap": {"en": "<p>The assembly is cancelled</p>"}}
     boost = mastodon.announce(mia, real)
     await deliver(node, mastodon, mia, {**boost, "object": forged})
-    status, home = await api(node, token, "GET", "/api/v1/timelines/home")
+    _, home = await api(node, token, "GET", "/api/v1/timelines/home")
     [entry] = home
     assert "Tuesday" in entry["reblog"]["content"] and "cancelled" not in entry["reblog"]["content"]
 
