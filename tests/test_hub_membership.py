@@ -368,6 +368,16 @@ async def test_manage_page_approves_with_csrf(nodes):
         response = await post_form(client, f"{hub_node.base}/hub/manage",
                                    {"action": "approve", "project": "nope"})
         assert response.status == 400
+        # An invitation withdrawn says so (not "request turned down").
+        other = await hub_node.create_actor("otra")
+        async with hub_node.sessions() as db, db.begin():
+            db.add(HubMembership(hub_id=(await hubs.local_hub(db)).id, project_id=other.id,
+                                 state="invited"))
+        response = await post_form(client, f"{hub_node.base}/hub/manage",
+                                   {"action": "withdraw", "project": str(other.id)})
+        assert response.status == 303 and response.headers["Location"].endswith("done=withdraw")
+        async with client.get(f"{hub_node.base}/hub/manage?done=withdraw") as resp:
+            assert "Invitation withdrawn." in await resp.text()
     await settle(hub_node, project_node)
     assert await states(project_node) == ["approved"]
 

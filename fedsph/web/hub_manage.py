@@ -19,7 +19,7 @@ from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 from fedsph.web.render import error_message, html_response
 
 ACTIONS = {"approve": hubs.approve, "reject": hubs.reject_or_remove,
-           "remove": hubs.reject_or_remove}
+           "withdraw": hubs.reject_or_remove, "remove": hubs.reject_or_remove}
 
 
 async def _hub_or_404(request: web.Request) -> Actor:
@@ -50,7 +50,7 @@ async def manage_action(request: web.Request) -> web.Response:
     form = await read_form(request)
     action = ACTIONS.get(form.get("action", ""))
     if action is None:
-        raise BadRequest(f"unknown action {form.get('action', '')!r}")
+        raise BadRequest(N_("This form could not be accepted: reload the page and try again."))
     try:
         project_id = int(form.get("project", ""))
     except ValueError:

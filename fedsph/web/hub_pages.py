@@ -16,7 +16,7 @@ from aiohttp import web
 from fedsph.errors import BadRequest, NotFound
 from fedsph.feeds import ATOM_CONTENT_TYPE
 from fedsph.hub import directory, exports, mapsvg
-from fedsph.i18n import get_translations
+from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.vocab import label
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS
@@ -60,14 +60,14 @@ async def load_view(request: web.Request) -> View:
     async with request.app[SESSIONS]() as db:
         hub, members = await directory.hub_and_members(db)
     if hub is None:
-        raise NotFound("this node is not a hub")
+        raise NotFound(N_("This node is not a hub."))
     return View(hub, members, filters, directory.select_projects(members, filters))
 
 
 def _page_number(request: web.Request) -> int:
     raw = request.query.get("page", "1")
     if not raw.isdigit() or not 0 < int(raw) < 100000:
-        raise BadRequest("page must be a positive number")
+        raise BadRequest(N_("The page number must be a positive number."))
     return int(raw)
 
 
