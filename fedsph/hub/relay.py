@@ -24,14 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
 from fedsph.delivery import enqueue_deliveries
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.models import Activity, Actor, Follow, Hub
+from fedsph.hub.membership import local_hub
+from fedsph.models import Activity, Actor, Follow
 from fedsph.outbox import record_activity
 
 log = logging.getLogger("fedsph.relay")
-
-
-async def _hub_actor(db: AsyncSession) -> Actor | None:
-    return await db.scalar(select(Actor).join(Hub, Hub.actor_id == Actor.id).limit(1))
 
 
 async def relay_subscribers(db: AsyncSession, hub: Actor) -> list[Actor]:
@@ -41,7 +38,7 @@ async def relay_subscribers(db: AsyncSession, hub: Actor) -> list[Actor]:
 
 async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     """`Follow{as:Public}` from `actor` (a server's instance actor): subscribe it, Accept."""
-    hub = await _hub_actor(ctx.db)
+    hub = await local_hub(ctx.db)
     if hub is None:
         raise Ignored("Follow of as:Public, but this node is not a hub (no relay here)")
     relation = await ctx.db.scalar(select(Follow).where(

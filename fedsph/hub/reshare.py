@@ -29,10 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
-from fedsph.delivery import enqueue_deliveries
+from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.hub import relay
 from fedsph.hub.membership import local_hub, membership
-from fedsph.models import Activity, Actor, Follow
+from fedsph.models import Activity, Actor
 from fedsph.outbox import record_activity
 
 if TYPE_CHECKING:
@@ -40,14 +40,6 @@ if TYPE_CHECKING:
 
 BOOSTED_TYPES = {"Note", "Article", "Page", "Question", "Event"}
 BOOST_SUFFIX = "-boost"  # still one path segment: /activities/<hex>-boost is served
-
-
-async def hub_audience(db: AsyncSession, hub: Actor) -> list[Actor]:
-    """The hub's accepted followers, without relay subscribers (they get the original)."""
-    return list(await db.scalars(
-        select(Actor).join(Follow, Follow.follower_id == Actor.id)
-        .where(Follow.followed_id == hub.id, Follow.state == "accepted",
-               Follow.relay.is_not(True))))
 
 
 async def _announced(db: AsyncSession, hub: Actor, uri: str) -> Activity | None:
@@ -86,7 +78,8 @@ async def reshare_member_activity(ctx: HandlerContext, activity: dict, author: A
         return 0
     if await _announced(db, hub, activity["id"]) is not None:
         return 0  # the same activity again (redelivered, or sent to two of our actors)
-    recipients = [a for a in await hub_audience(db, hub) if a.id != author.id]
+    # follower_actors leaves out relay subscribers: they get the original (fedsph.hub.relay).
+    recipients = [a for a in await follower_actors(db, hub) if a.id != author.id]
     to = [hub.uri, PUBLIC]
     cc = [hub.followers_url] if hub.followers_url else None
     sent = 0
