@@ -101,3 +101,28 @@ async def test_followers_only_notes_are_not_served_to_anonymous_fetches(node):
         note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
     assert (await get(note.uri))[0] == 404
     assert (await get(f"{node.base}/objects/{'0' * 32}"))[0] == 404
+
+
+async def test_followers_only_notes_are_served_to_signed_fetches_from_followers_servers(node, peer):
+    """Authorized fetch, as Mastodon does it: its instance actor signs, and a followers-only post
+    is served when someone on that server follows the author."""
+    from tests.fakepeer import FakePeer
+
+    project = await node.create_actor("coop")
+    follower = peer.add_actor("ana")
+    await add_remote_follower(node, project, follower)
+    instance = peer.add_actor("instance.actor", "Application")
+    async with node.sessions() as db, db.begin():
+        note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
+
+    status, document = await peer.get(instance, note.uri)
+    assert status == 200 and document["id"] == note.uri and "Members only" in document["content"]
+    # Unsigned, or signed by a server where nobody follows the project: not there.
+    assert (await peer.get(None, note.uri))[0] == 404
+    stranger = await FakePeer().start()
+    try:
+        assert (await stranger.get(stranger.add_actor("mallory"), note.uri))[0] == 404
+    finally:
+        await stranger.stop()
+    # A browser never gets it, signed or not.
+    assert (await peer.get(instance, note.uri, accept="text/html"))[0] == 404

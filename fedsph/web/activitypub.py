@@ -33,6 +33,7 @@ from fedsph.urls import (
 from fedsph.web import pages
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 from fedsph.web.render import ap_response, wants_html
+from fedsph.web.signed_fetch import may_see_followers_only
 
 
 async def _actor_or_404(request: web.Request) -> Actor:
@@ -156,16 +157,21 @@ async def object_view(request: web.Request) -> web.Response:
     uri = request.app[URLS].object(request.match_info["object_id"])
     async with request.app[SESSIONS]() as db:
         obj = await db.scalar(select(Object).where(Object.uri == uri, Object.local.is_(True)))
-        if obj is None or obj.visibility == "followers":
+        if obj is None:
             raise NotFound("no such object here")
         actor = await db.get(Actor, obj.actor_id)
+    private = obj.visibility == "followers"
+    if private and not await may_see_followers_only(request, actor):
+        raise NotFound("no such object here")  # as for anything that is not there
     if obj.deleted_at is not None:
         if wants_html(request):
             raise Gone("this update was deleted")
         return ap_response(build_tombstone(obj.uri, obj.type, obj.deleted_at), status=410)
     if wants_html(request):
         return await pages.object_page(request, obj, actor)
-    return ap_response({"@context": NOTE_CONTEXT, **(obj.document or {})})
+    # A followers-only post must never be served from a shared cache to someone else.
+    return ap_response({"@context": NOTE_CONTEXT, **(obj.document or {})},
+                       headers={"Cache-Control": "private, no-store"} if private else None)
 
 
 async def featured_view(request: web.Request) -> web.Response:

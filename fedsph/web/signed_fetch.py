@@ -1,0 +1,55 @@
+"""Signed GETs (Mastodon's "authorized fetch"): who is asking, so a followers-only post can be
+served to the servers of its author's followers and to no one else.
+
+Mastodon signs such fetches with its instance actor, not with the follower's own key, and
+decides by domain: a server may see a followers-only post when one of its accounts follows the
+author (app/controllers/concerns/signature_verification.rb, StatusPolicy). fedsph does the same.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.errors import BadRequest, Unauthorized
+from fedsph.inbox import SignedRequest, signature_params, verified_signer
+from fedsph.models import Actor, Follow
+from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, WRITER
+from fedsph.web.render import wants_html
+
+
+async def signer_domain(request: web.Request) -> str | None:
+    """The domain of the server that signed this GET, or None when it is not (validly) signed."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    try:
+        params = signature_params(headers)
+        signed = SignedRequest(method=request.method, path=request.rel_url.raw_path,
+                               query=request.rel_url.raw_query_string, headers=headers,
+                               body=None,
+                               target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
+        _, domain = await verified_signer(request.app[SESSIONS], request.app[WRITER],
+                                          request.app[REMOTE], params, signed)
+    except (Unauthorized, BadRequest):
+        return None
+    return domain
+
+
+async def domain_follows(db: AsyncSession, author: Actor, domain: str) -> bool:
+    """Whether an account of `domain` follows `author` (accepted)."""
+    found = await db.scalar(
+        select(Follow.id).join(Actor, Actor.id == Follow.follower_id)
+        .where(Follow.followed_id == author.id, Follow.state == "accepted",
+               Actor.domain == domain).limit(1))
+    return found is not None
+
+
+async def may_see_followers_only(request: web.Request, author: Actor) -> bool:
+    """A signed fetch by a server where someone follows the author; never a browser."""
+    if wants_html(request):
+        return False
+    domain = await signer_domain(request)
+    if domain is None:
+        return False
+    async with request.app[SESSIONS]() as db:
+        return await domain_follows(db, author, domain)
