@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 # The namespace of fedsph's extension terms (profile fields, update kinds); see FEDERATION.md.
@@ -53,6 +54,12 @@ def get_type(value: Any) -> str | None:
         return None
     types = as_list(value.get("type"))
     return types[0] if types and isinstance(types[0], str) else None
+
+
+def same_origin(uri: str | None, other: str | None) -> bool:
+    """Mastodon's origin check: the two ids are on the same host (the scheme does not count, as
+    in Mastodon). An actor may only create or change objects on its own host."""
+    return bool(uri) and bool(other) and urlsplit(uri).netloc == urlsplit(other).netloc
 
 
 def is_public(document: dict) -> bool:

@@ -267,3 +267,18 @@ async def resolve_handle(sessions: async_sessionmaker[AsyncSession], remote: Rem
     target = target.strip()
     uri = target if target.startswith(("http://", "https://")) else await remote.webfinger(target)
     return await resolve_actor(sessions, remote, uri, refresh=refresh)
+
+
+async def actor_uris(sessions: async_sessionmaker[AsyncSession], remote: Remote,
+                     targets: list[str]) -> list[str]:
+    """The ids of the actors named by `user@host` handles or URLs (resolve_handle: network I/O,
+    so called before a write transaction opens). ValueError for one that cannot be found."""
+    uris = []
+    for target in targets:
+        try:
+            actor_id = await resolve_handle(sessions, remote, target)
+        except FetchError as exc:
+            raise ValueError(f"cannot find {target}: {exc}") from None
+        async with sessions() as db:
+            uris.append((await db.get(Actor, actor_id)).uri)
+    return uris

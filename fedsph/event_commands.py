@@ -8,7 +8,7 @@ import argparse
 from sqlalchemy import select
 
 from fedsph import events, vocab
-from fedsph.actors import get_local_actor, resolve_handle
+from fedsph.actors import actor_uris, get_local_actor, resolve_handle
 from fedsph.handlers.events import answer_participant, send_join, send_leave
 from fedsph.models import Actor, Event, EventParticipant, Object
 from fedsph.remote import FetchError
@@ -85,15 +85,7 @@ async def _own_event(db, actor: Actor, uri: str) -> Object:
 
 
 async def _related_uris(node, handles) -> list[str]:
-    related = []
-    for handle in handles:
-        try:
-            actor_id = await resolve_handle(node.sessions, node.remote, handle)
-        except FetchError as exc:
-            raise ValueError(f"cannot find {handle}: {exc}") from None
-        async with node.sessions() as db:
-            related.append((await db.get(Actor, actor_id)).uri)
-    return related
+    return await actor_uris(node.sessions, node.remote, handles)
 
 
 async def create(node, args) -> int:

@@ -13,6 +13,7 @@ from datetime import datetime
 import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from fedsph import vocab
 from fedsph.activitystreams import PUBLIC, build_activity, build_tombstone
@@ -395,6 +396,20 @@ async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -
     return obj
 
 
+async def _booster_followers(db: AsyncSession, actor: Actor, object_uri: str) -> list[Actor]:
+    """The followers of our other actors who boosted `object_uri`, in one query (the follows
+    follower_actors counts: accepted, relay subscribers left out)."""
+    booster = aliased(Actor)
+    follower_ids = (
+        select(Follow.follower_id)
+        .join(Reaction, Reaction.actor_id == Follow.followed_id)
+        .join(booster, booster.id == Reaction.actor_id)
+        .where(Reaction.type == "Announce", Reaction.object_uri == object_uri,
+               booster.local.is_(True), booster.id != actor.id,
+               Follow.state == "accepted", Follow.relay.is_(False)))
+    return list(await db.scalars(select(Actor).where(Actor.id.in_(follower_ids))))
+
+
 async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, object_uri: str,
                              visibility: str, also: list[Actor] = ()) -> Activity:
     """Record `document` and queue it to the followers, and to the actors in `also`.
@@ -405,11 +420,8 @@ async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, obje
     activity = await record_activity(db, actor, document, object_uri,
                                      public=visibility in ("public", "unlisted"))
     recipients = await follower_actors(db, actor)
-    boosters = await db.scalars(select(Actor).join(Reaction, Reaction.actor_id == Actor.id).where(
-        Reaction.type == "Announce", Reaction.object_uri == object_uri, Actor.local.is_(True),
-        Actor.id != actor.id))
-    for booster in boosters:
-        recipients += await follower_actors(db, booster)
+    known = {r.id for r in recipients}
+    recipients += [a for a in await _booster_followers(db, actor, object_uri) if a.id not in known]
     known = {r.id for r in recipients}
     recipients += [a for a in also if a.id not in known]
     await enqueue_deliveries(db, activity, recipients)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime
-from urllib.parse import urldefrag, urlsplit
+from urllib.parse import urldefrag
 
 import base58
 import rfc8785
@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from fedsph.activitystreams import as_list, get_id, get_type, is_public, parse_iso
+from fedsph.activitystreams import as_list, get_id, get_type, is_public, parse_iso, same_origin
 
 PROOF_TYPE = "DataIntegrityProof"
 CRYPTOSUITE = "eddsa-jcs-2022"
@@ -244,8 +244,3 @@ def verify_activity(activity: dict, actor_document: dict) -> dict:
     return verify(activity, actor_document)
 
 
-def same_origin(a: str | None, b: str | None) -> bool:
-    if not a or not b:
-        return False
-    first, second = urlsplit(a), urlsplit(b)
-    return (first.scheme, first.netloc) == (second.scheme, second.netloc)

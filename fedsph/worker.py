@@ -18,13 +18,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.activitystreams import get_id, get_type
+from fedsph.activitystreams import get_id, get_type, same_origin
 from fedsph.actors import resolve_actor, signer_for
 from fedsph.config import Settings
 from fedsph.delivery import backoff, decide, pause_for
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
-from fedsph.handlers.context import same_origin
 from fedsph.hub.backfill import BACKFILL, fetch_backfill
 from fedsph.integrity import proof_problem
 from fedsph.media_prune import prune_media
@@ -115,9 +114,14 @@ class Worker:
 
     async def _process_item(self, item_id: int) -> None:
         try:
-            actor_id, activity = await self._fetch_what_the_handler_needs(item_id)
-            # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored.
+            actor_id, activity = await self._sender(item_id)
+            # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
+            # checked before the prefetches so that a refused activity costs no fetches. A relayed
+            # one was checked at the inbox already; checked again here, that needs no request
+            # (the actor's key is in our copy), and the item does not record who signed it.
             refused = actor_id and await proof_problem(self.sessions, self.remote, item_id)
+            if actor_id is not None and not refused:
+                await self._fetch_what_the_handler_needs(activity, actor_id)
             async with self.sessions() as db, db.begin():
                 item = await db.get(InboxItem, item_id)
                 if refused:
@@ -139,12 +143,13 @@ class Worker:
             error, retry = traceback.format_exc(limit=8), False
         await self._reschedule_item(item_id, error, retry)
 
-    async def _fetch_what_the_handler_needs(self, item_id: int) -> tuple[int | None, dict]:
-        """The sender's actor row and the activity with its object dereferenced.
+    async def _sender(self, item_id: int) -> tuple[int | None, dict]:
+        """The sender's actor row and the activity; (None, activity) for an actor that is gone
+        (404/410): the handler ignores it.
 
-        Done before the handler's transaction opens, so no transaction (on SQLite: the database's
-        only write lock) is held while another server takes its time to answer. Returns
-        (None, activity) for an actor that is gone (404/410): the handler ignores it.
+        This and the fetches below are done before the handler's transaction opens, so no
+        transaction (on SQLite: the database's only write lock) is held while another server
+        takes its time to answer.
         """
         async with self.sessions() as db:
             item = await db.get(InboxItem, item_id)
@@ -156,6 +161,10 @@ class Worker:
             if exc.status in (404, 410):
                 return None, activity
             raise
+        return actor_id, activity
+
+    async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int) -> None:
+        """The activity's object dereferenced (in place), and what its handler reads."""
         obj = activity.get("object")
         if (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
                 and same_origin(obj, get_id(activity.get("actor")))):
@@ -168,7 +177,6 @@ class Worker:
             await self._fetch_boosted_post(activity, actor_id)
         if get_type(activity) == BACKFILL:
             await fetch_backfill(self.remote, activity)
-        return actor_id, activity
 
     async def _fetch_boosted_post(self, activity: dict, actor_id: int) -> None:
         """A followed account's boost of a post that is not ours: the post, fetched from its own

@@ -185,3 +185,24 @@ async def test_members_edit_events_from_the_web(node, peer):
     assert "2027-03-12 14:00–18:00 (America/Montevideo)" in updates["Note"]["content"]
     async with node.readers() as db:
         assert len(list(await db.scalars(select(Object).where(Object.type == "Note")))) == 1
+
+
+async def test_event_form_takes_related_projects_by_handle(node, peer):
+    project = await node.create_actor("coop")
+    await make_user(node, "ana", project)
+    vecinos = peer.add_actor("vecinos", "Group")
+    form = {"name": "Feria", "lang": "es", "start": "2027-05-02T10:00", "end": "", "tz": "UTC",
+            "kind": "", "place": "Plaza", "address": "", "online": "", "languages": "es",
+            "interpretation": "", "join_mode": "free", "text": "",
+            "related": f"@vecinos@{peer.domain} https://elsewhere.example/actors/casa"}
+    async with browser() as client:
+        await login(client, node, "ana")
+        page = f"{node.base}/p/coop/events/new"
+        response = await post_form(client, page, {**form, "related": f"nobody@{peer.domain}"})
+        assert response.status == 400 and "cannot find" in await response.text()
+        response = await post_form(client, page, form)
+        assert response.status == 303, await response.text()
+    async with node.readers() as db:
+        event = await db.scalar(select(Event))
+    # The handle is looked up (as `fedsph event create --related` does); an address is kept.
+    assert event.related_projects == [vecinos.uri, "https://elsewhere.example/actors/casa"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import orjson
 from sqlalchemy import select
 
 from fedsph.activitystreams import get_id, get_type
@@ -20,6 +21,24 @@ from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, SolidarityLink
 
 Handler = Callable[[HandlerContext, dict, Actor], Awaitable[str]]
+
+
+async def recorded_activity(ctx: HandlerContext, uri: str | None) -> dict | None:
+    """Our recorded activity `uri`, parsed; loaded once per handler call (ctx.answered)."""
+    if not uri:
+        return None
+    if uri not in ctx.answered:
+        body = await ctx.db.scalar(select(Activity.body).where(Activity.uri == uri))
+        ctx.answered[uri] = orjson.loads(body) if body is not None else None
+    return ctx.answered[uri]
+
+
+async def answered_activity(ctx: HandlerContext, activity: dict) -> dict | None:
+    """The activity an Accept or Reject answers: embedded, or one we recorded (None if not)."""
+    obj = activity.get("object")
+    if isinstance(obj, dict):
+        return obj
+    return await recorded_activity(ctx, get_id(obj))
 
 
 async def answered_type(ctx: HandlerContext, activity: dict) -> str | None:
@@ -30,9 +49,9 @@ async def answered_type(ctx: HandlerContext, activity: dict) -> str | None:
     uri = get_id(obj)
     if not uri:
         return None
-    ours = await ctx.db.scalar(select(Activity.type).where(Activity.uri == uri))
+    ours = await recorded_activity(ctx, uri)
     if ours is not None:
-        return ours
+        return get_type(ours)
     # Another server's Offer (or its Accept of ours), named by id in its Undo: a link's key.
     link = await ctx.db.scalar(select(SolidarityLink).where(
         (SolidarityLink.offer_uri == uri) | (SolidarityLink.answer_uri == uri)).limit(1))

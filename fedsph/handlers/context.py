@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,8 +24,6 @@ class HandlerContext:
     # The activity's bytes as received (the inbox item's body): a hub forwards them unchanged to
     # its relay subscribers, so the author's integrity proof still verifies (fedsph/hub/reshare.py).
     body: bytes | None = None
-
-
-def same_origin(uri: str | None, actor_uri: str) -> bool:
-    """Mastodon's origin check: an actor may only create or change objects on its own host."""
-    return bool(uri) and urlsplit(uri).netloc == urlsplit(actor_uri).netloc
+    # Our recorded activities that an Accept/Reject/Undo names, parsed, by id (None: not ours):
+    # several steps of one handler call look at the same one (fedsph/handlers/answers.py).
+    answered: dict[str, dict | None] = field(default_factory=dict)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import build_activity, get_id
+from fedsph.activitystreams import build_activity, get_id, same_origin
 from fedsph.delivery import enqueue_deliveries
 from fedsph.events import refresh_document
-from fedsph.handlers.context import HandlerContext, Ignored, same_origin
+from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, Event, EventParticipant, Object
 from fedsph.outbox import record_activity
 from fedsph.urls import URLs

@@ -9,15 +9,15 @@ What each side sends is in fedsph/hub/membership.py.
 
 from __future__ import annotations
 
-import orjson
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id
+from fedsph.activitystreams import get_id, same_origin
 from fedsph.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored, same_origin
+from fedsph.handlers.answers import answered_activity
+from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub import membership as hubs
 from fedsph.hub.backfill import store_backfilled
-from fedsph.models import Activity, Actor, Follow, HubMembership, utcnow
+from fedsph.models import Actor, Follow, HubMembership, utcnow
 from fedsph.outbox import answer_follow
 
 
@@ -38,13 +38,10 @@ async def _local_project(ctx: HandlerContext, uri: str | None) -> Actor:
 
 async def _answered(ctx: HandlerContext, activity: dict) -> dict:
     """The Join or Invite that an Accept or Reject answers: embedded, or one we recorded."""
-    obj = activity.get("object")
-    if isinstance(obj, dict):
-        return obj
-    body = await ctx.db.scalar(select(Activity.body).where(Activity.uri == get_id(obj)))
-    if body is None:
+    answered = await answered_activity(ctx, activity)
+    if answered is None:
         raise Ignored("answer to an activity we do not know")
-    return orjson.loads(body)
+    return answered
 
 
 # -- the hub's side -----------------------------------------------------------------------------

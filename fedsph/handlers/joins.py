@@ -5,26 +5,22 @@ The answers to our own Joins (Accept, Reject) are routed the same way, by what t
 
 from __future__ import annotations
 
-import orjson
-from sqlalchemy import select
-
 from fedsph.activitystreams import get_id
+from fedsph.actors import get_actor_by_uri
 from fedsph.handlers import events, hubs
+from fedsph.handlers.answers import answered_activity
 from fedsph.handlers.context import HandlerContext
-from fedsph.models import Activity, Actor
+from fedsph.models import Actor
 
 
 async def _names_an_actor(ctx: HandlerContext, uri: str | None) -> bool:
-    return bool(uri) and await ctx.db.scalar(select(Actor.id).where(Actor.uri == uri)) is not None
+    return bool(uri) and await get_actor_by_uri(ctx.db, uri) is not None
 
 
 async def _join_target(ctx: HandlerContext, answer: dict) -> str | None:
     """What the Join that `answer` (an Accept or Reject) answers had as its object."""
-    join = answer.get("object")
-    if isinstance(join, dict):
-        return get_id(join.get("object"))
-    body = await ctx.db.scalar(select(Activity.body).where(Activity.uri == get_id(join)))
-    return get_id(orjson.loads(body).get("object")) if body else None
+    join = await answered_activity(ctx, answer)
+    return get_id(join.get("object")) if join is not None else None
 
 
 async def handle_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:

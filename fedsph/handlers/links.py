@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id, get_type
+from fedsph.activitystreams import get_id, get_type, same_origin
 from fedsph.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored, same_origin
+from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.links import kind_of, open_link, settle
 from fedsph.models import Actor, SolidarityLink
 

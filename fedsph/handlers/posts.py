@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from fedsph.activitystreams import as_list, get_id, get_type, parse_iso
+from fedsph.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
 from fedsph.actors import (
     InvalidActor,
     get_actor_by_uri,
     parse_actor_document,
     store_remote_actor,
 )
-from fedsph.handlers.context import HandlerContext, Ignored, same_origin
+from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.notifications import mentioned_or_replied, notify

@@ -9,12 +9,10 @@ what it may keep (store_backfilled). Backfilled posts are old news: they are not
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import as_list, get_id, get_type, is_public
+from fedsph.activitystreams import as_list, get_id, get_type, is_public, same_origin
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.models import Actor, InboxItem
 from fedsph.remote import Remote
@@ -23,10 +21,6 @@ from fedsph.urls import URLs
 
 BACKFILL = "fedsph:Backfill"
 BACKFILL_LIMIT = 20
-
-
-def _same_origin(uri: str | None, other: str | None) -> bool:
-    return bool(uri) and bool(other) and urlsplit(uri).netloc == urlsplit(other).netloc
 
 
 async def queue_backfill(db: AsyncSession, urls: URLs, hub: Actor, project: Actor) -> None:
@@ -44,12 +38,12 @@ async def fetch_backfill(remote: Remote, activity: dict) -> None:
     """Worker side: the outbox's first page (from the project's own host), as activity["items"]."""
     actor_uri, outbox = get_id(activity.get("actor")), get_id(activity.get("object"))
     activity["items"] = []
-    if not _same_origin(outbox, actor_uri):
+    if not same_origin(outbox, actor_uri):
         return
     try:
         collection = await remote.fetch_json(outbox)
         page = collection.get("first")
-        if isinstance(page, str) and _same_origin(page, actor_uri):
+        if isinstance(page, str) and same_origin(page, actor_uri):
             page = await remote.fetch_json(page)
         if not isinstance(page, dict):
             page = collection
@@ -68,7 +62,7 @@ def _keepable(item: dict, project: Actor) -> dict | None:
     obj = item.get("object")
     if not isinstance(obj, dict) or get_type(obj) not in POST_TYPES:
         return None
-    if not _same_origin(get_id(obj), project.uri):
+    if not same_origin(get_id(obj), project.uri):
         return None
     if get_id(obj.get("attributedTo")) not in (None, project.uri):
         return None

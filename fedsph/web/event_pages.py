@@ -6,23 +6,24 @@ at 09:00 Montevideo time for everyone, wherever they read it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import quote
 
 from aiohttp import web
-from babel import Locale, UnknownLocaleError
 from markupsafe import Markup
 from multidict import MultiDict
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fedsph import events, ical, vocab
+from fedsph.actors import actor_uris
 from fedsph.auth import may_act_as
 from fedsph.errors import Gone, NotFound
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.i18n import N_, pick_translation
-from fedsph.models import Actor, Event, Object
+from fedsph.models import Actor, Event, Object, utcnow
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
-from fedsph.web.keys import LANG, SESSIONS, URLS, USER, WRITER
+from fedsph.web.keys import REMOTE, SESSIONS, URLS, USER, WRITER
+from fedsph.web.pages import language_name, visitor_lang
 from fedsph.web.render import ap_response, error_message, html_response, wants_html
 
 # /p/… is where events live (their `url`); /actors/… beside the other project pages.
@@ -30,22 +31,6 @@ PREFIXES = ("/p/{username}/events", "/actors/{username}/events")
 FORM_FIELDS = ("name", "lang", "text", "kind", "start", "end", "tz", "place", "address",
                "online", "languages", "interpretation", "join_mode", "related")
 HUB_PAST_SHOWN = 10  # the hub's page lists only the latest past events
-
-
-def visitor_lang(request: web.Request) -> str:
-    return request.get(LANG) or "en"
-
-
-def language_name(tag: str) -> str:
-    """A language's name in itself ("português"), as the project pages show them."""
-    try:
-        return Locale.parse(tag.replace("-", "_")).get_display_name(tag.replace("-", "_")) or tag
-    except (ValueError, UnknownLocaleError):
-        return tag
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _when(event: Event) -> dict:
@@ -85,24 +70,34 @@ async def event_view(db, obj: Object, event: Event, actor: Actor, lang: str) -> 
     }
 
 
+# An event is upcoming until it ends (one without an end: until it starts).
+_ENDS = func.coalesce(Event.ends_at, Event.starts_at)
+
+
+async def _event_rows(db, actor_ids: list[int], upcoming: bool, now: datetime,
+                      limit: int | None = None) -> list[tuple[Object, Event, Actor]]:
+    """Upcoming events soonest first, or past ones latest first."""
+    query = (select(Object, Event, Actor).join(Event, Event.object_id == Object.id)
+             .join(Actor, Actor.id == Object.actor_id)
+             .where(Object.actor_id.in_(actor_ids), Object.deleted_at.is_(None),
+                    Object.visibility.in_(("public", "unlisted")))
+             .where(_ENDS >= now if upcoming else _ENDS < now)
+             .order_by(*((Event.starts_at, Object.id) if upcoming
+                         else (Event.starts_at.desc(), Object.id.desc())))
+             .limit(limit))
+    return [tuple(r) for r in await db.execute(query)]
+
+
 async def _events_of(db, actor_ids: list[int]) -> list[tuple[Object, Event, Actor]]:
     """Upcoming events first (soonest first), then past ones (latest first)."""
-    rows = [tuple(r) for r in await db.execute(
-        select(Object, Event, Actor).join(Event, Event.object_id == Object.id)
-        .join(Actor, Actor.id == Object.actor_id)
-        .where(Object.actor_id.in_(actor_ids), Object.deleted_at.is_(None),
-               Object.visibility.in_(("public", "unlisted"))).order_by(Event.starts_at))]
-    now = _now()
-    upcoming = [r for r in rows if (r[1].ends_at or r[1].starts_at) >= now]
-    past = [r for r in rows if (r[1].ends_at or r[1].starts_at) < now]
-    return upcoming + past[::-1]
+    now = utcnow()
+    return (await _event_rows(db, actor_ids, True, now)
+            + await _event_rows(db, actor_ids, False, now))
 
 
 async def upcoming_events(db, actor: Actor, limit: int = 3, lang: str = "en") -> list[dict]:
     """The next few events of a project, for a small section of its page."""
-    now = _now()
-    rows = [r for r in await _events_of(db, [actor.id])
-            if (r[1].ends_at or r[1].starts_at) >= now][:limit]
+    rows = await _event_rows(db, [actor.id], True, utcnow(), limit)
     return [await event_view(db, *row, lang) for row in rows]
 
 
@@ -113,7 +108,7 @@ async def list_page(request: web.Request) -> web.Response:
         views = [await event_view(db, *row, lang) for row in await _events_of(db, [actor.id])]
         user = request.get(USER)
         member = user is not None and await may_act_as(db, user, actor)
-    now = _now()
+    now = utcnow()
     return html_response(request, "event_list.html", actor=actor, is_member=member,
                          upcoming=[v for v in views if (v["event"].ends_at or
                                                         v["event"].starts_at) >= now],
@@ -171,6 +166,17 @@ def fields_from_form(form: MultiDict) -> dict:
             "related_projects": _words(form.get("related"))}
 
 
+async def _related_projects(request: web.Request, form: MultiDict) -> list[str]:
+    """The form's related projects: a `name@host` handle is looked up as the command line does
+    (WebFinger: done before the write transaction opens); an address is kept as written, and
+    publish_event checks it."""
+    entries = _words(form.get("related"))
+    handles = [e for e in entries if "@" in e and not e.startswith(("http://", "https://"))]
+    found = dict(zip(handles, await actor_uris(request.app[SESSIONS], request.app[REMOTE],
+                                               handles)))
+    return [found.get(e, e) for e in entries]
+
+
 def form_from_fields(fields: dict) -> MultiDict:
     """The form's values for an event's current fields (events.event_fields): the edit form
     shows the primary language's name and text, and the place's name and street address."""
@@ -225,9 +231,11 @@ async def form_submit(request: web.Request) -> web.Response:
     await require_member(request, actor)
     form = await read_form(request)
     try:
+        related = await _related_projects(request, form)
         async with request.app[WRITER]() as db, db.begin():
             obj = await events.publish_event(db, request.app[URLS], await db.get(Actor, actor.id),
-                                             **fields_from_form(form))
+                                             **{**fields_from_form(form),
+                                                "related_projects": related})
     except ValueError as exc:
         return _render_form(request, actor, form, error_message(request, exc), status=400)
     raise web.HTTPSeeOther(obj.url[len(request.app[URLS].base):])
@@ -248,8 +256,10 @@ async def edit_submit(request: web.Request) -> web.Response:
     obj, event = await _event_or_404(request, actor)
     form = await read_form(request)
     try:
+        related = await _related_projects(request, form)
         async with request.app[WRITER]() as db, db.begin():
-            fields = edited_fields(events.event_fields(obj, event), form)
+            fields = {**edited_fields(events.event_fields(obj, event), form),
+                      "related_projects": related}
             await events.edit_event(db, request.app[URLS], await db.get(Actor, actor.id),
                                     await db.get(Object, obj.id), **fields)
     except ValueError as exc:
@@ -302,12 +312,11 @@ async def hub_list_page(request: web.Request) -> web.Response:
     """/hub/events: upcoming events of the hub and its members, then the latest past ones.
     A remote event links to its own server's page, where one can take part."""
     lang = visitor_lang(request)
-    now = _now()
+    now = utcnow()
     async with request.app[SESSIONS]() as db:
         hub, actor_ids = await hub_and_event_actors(db)
-        rows = await _events_of(db, actor_ids)
-        upcoming = [r for r in rows if (r[1].ends_at or r[1].starts_at) >= now]
-        past = [r for r in rows if (r[1].ends_at or r[1].starts_at) < now][:HUB_PAST_SHOWN]
+        upcoming = await _event_rows(db, actor_ids, True, now)
+        past = await _event_rows(db, actor_ids, False, now, HUB_PAST_SHOWN)
         views = [await event_view(db, *row, lang) for row in upcoming + past]
     for view in views:
         if not view["obj"].local:

@@ -27,7 +27,6 @@ from fedsph.notes import clean_hashtag
 from fedsph.profile import public_location as rounded_location
 from fedsph.sanitize import clean_html
 from fedsph.vocab import is_valid, label
-from fedsph.web.event_pages import upcoming_events
 from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
 from fedsph.web.render import html_response, osm_url
 
@@ -300,6 +299,9 @@ async def actor_page(request: web.Request, actor: Actor) -> web.Response:
         counts = (await queries.relation_count(db, actor, True),
                   await queries.relation_count(db, actor, False))
         solidarity_links = await link_views(db, actor, lang)
+        # Imported here: event_pages uses this module's visitor_lang and language_name.
+        from fedsph.web.event_pages import upcoming_events
+
         events_soon = await upcoming_events(db, actor, 3, lang) if actor.local else []
     name, name_lang, summary, summary_lang = actor_texts(actor, lang)
     base = page_href(actor)
