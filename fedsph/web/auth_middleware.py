@@ -27,6 +27,7 @@ from fedsph.errors import Forbidden, NotFound
 from fedsph.i18n import N_
 from fedsph.models import Actor, User
 from fedsph.web.keys import CSRF_TOKEN, LOGIN_SESSION, MULTIPART, SESSIONS, SETTINGS, USER
+from fedsph.web.render import wants_html
 
 LIMITER = web.AppKey("login_limiter", FailureLimiter)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -87,7 +88,13 @@ async def authentication(request: web.Request, handler):
     fresh_anon_token = None
     if request[USER] is None:
         anon = request.cookies.get(ANON_CSRF_COOKIE, "")
-        if not 20 <= len(anon) <= CSRF_TOKEN_MAX:
+        if 20 <= len(anon) <= CSRF_TOKEN_MAX:
+            pass
+        elif request.method in SAFE_METHODS and not wants_html(request):
+            # A machine read (AS2, JSON) renders no form: no token to make on this hot path.
+            # An empty token never matches (auth.csrf_matches).
+            anon = ""
+        else:
             anon = fresh_anon_token = new_token()
         request[CSRF_TOKEN] = anon
     if (request.method not in SAFE_METHODS and not csrf_exempt(request.path)
