@@ -7,23 +7,24 @@ at 09:00 Montevideo time for everyone, wherever they read it.
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 from markupsafe import Markup
 from multidict import MultiDict
 from sqlalchemy import func, select
 
-from fedsph import events, ical, vocab
+from fedsph import events, ical, queries, vocab
 from fedsph.actors import actor_uris
 from fedsph.auth import may_act_as
 from fedsph.errors import Gone, NotFound
+from fedsph.handlers.events import send_join, send_leave
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.i18n import N_, pick_translation
-from fedsph.models import Actor, Event, Object, utcnow
+from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.keys import REMOTE, SESSIONS, URLS, USER, WRITER
-from fedsph.web.pages import language_name, visitor_lang
+from fedsph.web.pages import language_name, page_href, visitor_lang
 from fedsph.web.render import ap_response, error_message, html_response, wants_html
 
 # /p/… is where events live (their `url`); /actors/… beside the other project pages.
@@ -325,6 +326,67 @@ async def hub_list_page(request: web.Request) -> web.Response:
                          query="", upcoming=views[:len(upcoming)], past=views[len(upcoming):])
 
 
+# -- another server's event, joined from here ------------------------------------------------
+
+async def _joins(db, user, obj: Object) -> list[dict]:
+    """Each project the visitor acts for, with its participation in `obj` (None: not joined)."""
+    if user is None:
+        return []
+    projects = [a for a in await queries.actors_of_user(db, user) if a.type == "Group"]
+    states = dict((await db.execute(select(EventParticipant.actor_id, EventParticipant.state)
+                                    .where(EventParticipant.event_id == obj.id,
+                                           EventParticipant.actor_id.in_(
+                                               [p.id for p in projects])))).all())
+    return [{"project": p, "state": states.get(p.id)} for p in projects]
+
+
+async def remote_event_page(request: web.Request, obj: Object,
+                            actor: Actor) -> web.Response | None:
+    """Another server's event (from /remote/objects), with a Join or Leave button for each of the
+    member's projects. None when we kept no details of it: it is shown as a plain update then."""
+    lang = visitor_lang(request)
+    async with request.app[SESSIONS]() as db:
+        event = await db.get(Event, obj.id)
+        if event is None:
+            return None
+        view = await event_view(db, obj, event, actor, lang)
+        joins = await _joins(db, request.get(USER), obj)
+    # Our own rows count only our projects: the organisers' count is the one in the document.
+    count = (obj.document or {}).get("participantCount")
+    view["participants"] = count if isinstance(count, int) and count >= 0 else None
+    return html_response(request, "event.html", e=view, actor=actor, actor_href=page_href(actor),
+                         is_member=False, joins=joins,
+                         join_mode=vocab.label("join_mode", event.join_mode, lang))
+
+
+async def _remote_event(db, uri: str) -> tuple[Object, Actor]:
+    obj = await db.scalar(select(Object).where(Object.uri == uri, Object.local.is_(False)))
+    if obj is None or obj.type != "Event":
+        raise NotFound(N_("This node knows no such event."))
+    if obj.deleted_at is not None:
+        raise Gone(N_("This event was cancelled."))
+    return obj, await db.get(Actor, obj.actor_id)
+
+
+async def remote_join_submit(request: web.Request) -> web.Response:
+    """POST /remote/events/join or /leave (uri, project): send the Join or Leave as the project,
+    then back to the event's page, which shows the answer once the organisers send it."""
+    form = await read_form(request)
+    uri = form.get("uri", "")
+    async with request.app[SESSIONS]() as db:
+        project = await db.scalar(select(Actor).where(
+            Actor.username == form.get("project", ""), Actor.local.is_(True),
+            Actor.type == "Group"))
+    if project is None:
+        raise NotFound(N_("There is no such project here."))
+    await require_member(request, project)
+    send = send_leave if request.path.endswith("/leave") else send_join
+    async with request.app[WRITER]() as db, db.begin():
+        obj, owner = await _remote_event(db, uri)
+        await send(db, request.app[URLS], await db.get(Actor, project.id), obj, owner)
+    raise web.HTTPSeeOther("/remote/objects?" + urlencode({"uri": uri}))
+
+
 def add_routes(app: web.Application) -> None:
     for prefix in PREFIXES:
         app.router.add_get(prefix, list_page)
@@ -337,3 +399,5 @@ def add_routes(app: web.Application) -> None:
         app.router.add_post(prefix + "/{object_id}/cancel", cancel_submit)
     app.router.add_get("/hub/events.ics", hub_ics)
     app.router.add_get("/hub/events", hub_list_page)
+    app.router.add_post("/remote/events/join", remote_join_submit)
+    app.router.add_post("/remote/events/leave", remote_join_submit)

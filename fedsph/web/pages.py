@@ -345,6 +345,13 @@ async def remote_object_page(request: web.Request) -> web.Response:
         found = await queries.public_remote_object(db, request.query.get("uri", ""))
     if found is None:
         raise NotFound("this node has no such public update")
+    if found[0].type == "Event":
+        # Imported here, like upcoming_events above: event_pages imports this module.
+        from fedsph.web.event_pages import remote_event_page
+
+        shown = await remote_event_page(request, *found)
+        if shown is not None:
+            return shown
     return await object_page(request, *found)
 
 
