@@ -549,3 +549,16 @@ async def test_remote_follow_from_another_server_lands_on_a_prefilled_follow_for
                               ".example%2Factors%2Fminga") as response:
             page = await response.text()
         assert 'value="https://elsewhere.example/actors/minga"' in page
+
+
+async def test_pages_carry_a_form_token_whatever_the_accept_header_and_json_reads_none(node,
+                                                                                       project):
+    """The anonymous CSRF token is skipped only for reads that ask for JSON (AS2, JRD): a login
+    page fetched with `Accept: */*` (curl, apps' embedded browsers) must still hold one."""
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{node.base}/login", headers={"Accept": "*/*"}) as resp:
+            page = await resp.text()
+        assert re.search(r'name="csrf" value="[^"]{20,}"', page)
+        assert "fedsph_csrf" in resp.headers.get("Set-Cookie", "")
+        async with http.get(project.uri, headers={"Accept": "application/activity+json"}) as resp:
+            assert resp.status == 200 and "Set-Cookie" not in resp.headers

@@ -27,7 +27,6 @@ from fedsph.errors import Forbidden, NotFound
 from fedsph.i18n import N_
 from fedsph.models import Actor, User
 from fedsph.web.keys import CSRF_TOKEN, LOGIN_SESSION, MULTIPART, SESSIONS, SETTINGS, USER
-from fedsph.web.render import wants_html
 
 LIMITER = web.AppKey("login_limiter", FailureLimiter)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,9 +89,10 @@ async def authentication(request: web.Request, handler):
         anon = request.cookies.get(ANON_CSRF_COOKIE, "")
         if 20 <= len(anon) <= CSRF_TOKEN_MAX:
             pass
-        elif request.method in SAFE_METHODS and not wants_html(request):
-            # A machine read (AS2, JSON) renders no form: no token to make on this hot path.
-            # An empty token never matches (auth.csrf_matches).
+        elif request.method in SAFE_METHODS and "json" in request.headers.get("Accept", ""):
+            # A machine read that asks for JSON (AS2, JRD, the API) renders no form: no token
+            # to make on this hot path. An empty token never matches (auth.csrf_matches).
+            # (Not wants_html: pages answer `*/*` too, and their forms need the token.)
             anon = ""
         else:
             anon = fresh_anon_token = new_token()
