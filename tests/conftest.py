@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from dataclasses import dataclass
 
 import pytest
@@ -84,3 +85,43 @@ async def peer():
     fake = await FakePeer().start()
     yield fake
     await fake.stop()
+
+
+# -- the command line, run in this process ---------------------------------------------------------
+
+CLEARED_ENV = ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG")
+
+
+def use_data_dir(monkeypatch, data_dir) -> None:
+    """Point `fedsph …` run in this process at data_dir, with no other setting from outside."""
+    monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))
+    for name in CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def fedsph(tmp_path, monkeypatch, capsys):
+    """Run `fedsph …` in this process against a data dir of the test's own; (exit code, output)."""
+    from fedsph.cli import main
+
+    use_data_dir(monkeypatch, tmp_path / "data")
+
+    def run(*args: str, stdin: str = "") -> tuple[int, str]:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run
+
+
+@pytest.fixture
+async def two_nodes(tmp_path):
+    """Two running nodes, a and b, each with its own data dir."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    a = await start_node(make_settings(tmp_path / "a"))
+    b = await start_node(make_settings(tmp_path / "b"))
+    yield a, b
+    for running in (a, b):
+        await running.runner.cleanup()

@@ -9,13 +9,13 @@ import tarfile
 import pytest
 
 from fedsph.cli import main
+from tests.conftest import use_data_dir
 
 
 @pytest.fixture
 def fedsph(tmp_path, monkeypatch, capsys):
     """Run `fedsph …` with FEDSPH_DATA_DIR set to data_dir (changeable between calls)."""
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+    use_data_dir(monkeypatch, tmp_path)  # nothing from outside; tests may set more after
 
     def run(data_dir, *args: str) -> tuple[int, str]:
         monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))

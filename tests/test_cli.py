@@ -1,26 +1,7 @@
 """The `fedsph` command as an operator uses it: every mistake gets a one-line answer, no traceback."""
 
-import io
 
 import pytest
-
-from fedsph.cli import main
-
-
-@pytest.fixture
-def fedsph(tmp_path, monkeypatch, capsys):
-    """Run `fedsph …` in this process against a data dir of the test's own; (exit code, output)."""
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str, stdin: str = "") -> tuple[int, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    return run
 
 
 def test_commands_on_an_unmigrated_database_say_to_migrate(fedsph):

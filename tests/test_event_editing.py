@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from fedsph import event_commands
 from fedsph.models import Event, Object
+from tests.conftest import use_data_dir
 from tests.dbfixtures import add_remote_follower
 from tests.test_events import MEETING, cli_node, make_event
 from tests.test_members import browser, login, make_user, post_form
@@ -87,9 +88,7 @@ async def test_cli_partial_edits_keep_the_other_fields(node):
 def test_event_edit_command_refuses_bad_input_with_one_line(tmp_path, monkeypatch, capsys):
     from fedsph.cli import main
 
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+    use_data_dir(monkeypatch, tmp_path / "data")
     assert main(["migrate"]) == 0
     assert main(["project", "create", "coop", "--name", "Cooperativa"]) == 0
     capsys.readouterr()

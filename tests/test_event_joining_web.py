@@ -14,21 +14,14 @@ from fedsph.actors import get_local_actor
 from fedsph.events import cancel_event
 from fedsph.models import EventParticipant, Object
 from fedsph.web.keys import REMOTE
-from tests.conftest import make_settings, start_node
 from tests.test_events import make_event
 from tests.test_members import browser, csrf_from, login, make_user, post_form
 from tests.test_solidarity_links import settle_all
 
 
 @pytest.fixture
-async def nodes(tmp_path):
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-    a = await start_node(make_settings(tmp_path / "a"))
-    b = await start_node(make_settings(tmp_path / "b"))
-    yield a, b
-    for running in (a, b):
-        await running.runner.cleanup()
+def nodes(two_nodes):
+    return two_nodes
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from fedsph.handlers.events import answer_participant
 from fedsph.hub.membership import ensure_hub
 from fedsph.models import Activity, Event, EventParticipant, HubMembership, Object
 from fedsph.web.keys import REMOTE
+from tests.conftest import use_data_dir
 from tests.dbfixtures import add_follow, add_remote_follower, store_remote
 from tests.test_members import browser, csrf_from, login, make_user, post_form
 
@@ -396,9 +397,7 @@ def peer_session():
 def test_event_commands(tmp_path, monkeypatch, capsys):
     from fedsph.cli import main
 
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+    use_data_dir(monkeypatch, tmp_path / "data")
     assert main(["migrate"]) == 0
     assert main(["project", "create", "coop", "--name", "Cooperativa"]) == 0
     capsys.readouterr()

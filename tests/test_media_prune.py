@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from datetime import timedelta
 
@@ -11,7 +10,6 @@ import pytest
 from sqlalchemy import select, update
 
 from fedsph import worker as worker_module
-from fedsph.cli import main
 from fedsph.config import load_settings
 from fedsph.db import make_engine, make_sessionmaker
 from fedsph.media import largest_url, media_dir, save_upload
@@ -103,21 +101,11 @@ async def test_the_worker_prunes_at_most_once_an_hour_and_logs_failures(node, mo
 
 
 @pytest.fixture
-def fedsph(tmp_path, monkeypatch, capsys):
-    """Run `fedsph …` in this process on a data dir of the test's own; (exit code, output)."""
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(""))
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    run("migrate")
-    run("project", "create", "coop", "--name", "Coop")
-    return run
+def fedsph(fedsph):
+    """The shared in-process `fedsph` (tests/conftest.py), on a migrated node with a project."""
+    fedsph("migrate")
+    fedsph("project", "create", "coop", "--name", "Coop")
+    return fedsph
 
 
 def test_cli_media_prune(fedsph):

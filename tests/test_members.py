@@ -27,6 +27,7 @@ from fedsph.models import (
     User,
 )
 from fedsph.web.auth_middleware import LIMITER
+from tests.conftest import use_data_dir
 
 PASSWORD = "correct horse battery"
 CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
@@ -516,9 +517,7 @@ async def test_profile_edit_saves_fields_and_keeps_values_on_error(node, peer, p
 def test_cli_invite_prints_a_one_time_link(tmp_path, monkeypatch, capsys):
     from fedsph.cli import main
 
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
+    use_data_dir(monkeypatch, tmp_path / "data")
     assert main(["migrate"]) == 0
     assert main(["project", "create", "coop", "--name", "Cooperativa"]) == 0
     capsys.readouterr()

@@ -2,7 +2,6 @@
 (extension context, PropertyValue fields, a blurred Place), Update(actor) to followers, and the
 profile of another fedsph node's actor read back."""
 
-import io
 import json
 import sqlite3
 from datetime import UTC, datetime
@@ -14,7 +13,6 @@ from sqlalchemy import select
 
 from fedsph import profile, profile_wire
 from fedsph.actors import parse_actor_document
-from fedsph.cli import main
 from fedsph.models import Actor
 from tests.dbfixtures import add_remote_follower
 
@@ -92,21 +90,11 @@ def test_a_location_without_precision_is_blurred_to_the_neighbourhood():
 
 
 @pytest.fixture
-def fedsph(tmp_path, monkeypatch, capsys):
-    """Run `fedsph …` in this process on a data dir of the test's own; (exit code, output)."""
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
-
-    def run(*args: str) -> tuple[int, str]:
-        monkeypatch.setattr("sys.stdin", io.StringIO(""))
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-
-    run("migrate")
-    run("project", "create", "coop", "--name", "Coop")
-    return run
+def fedsph(fedsph):
+    """The shared in-process `fedsph` (tests/conftest.py), on a migrated node with a project."""
+    fedsph("migrate")
+    fedsph("project", "create", "coop", "--name", "Coop")
+    return fedsph
 
 
 def stored_actor(tmp_path, username: str = "coop") -> dict:

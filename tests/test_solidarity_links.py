@@ -13,21 +13,13 @@ from fedsph.actors import build_actor_document, get_actor_by_uri, parse_actor_do
 from fedsph.hub.links_graph import Member, build_graph
 from fedsph.models import Actor, Hub, HubMembership, SolidarityLink
 from fedsph.web.keys import DOCUMENTS, REMOTE
-from tests.conftest import make_settings, start_node
 from tests.test_accessibility import audit
-from tests.test_cli import fedsph  # noqa: F401 (the CLI fixture)
 from tests.test_members import browser, login, make_user, post_form
 
 
 @pytest.fixture
-async def nodes(tmp_path):
-    for name in ("a", "b"):
-        (tmp_path / name).mkdir()
-    a = await start_node(make_settings(tmp_path / "a"))
-    b = await start_node(make_settings(tmp_path / "b"))
-    yield a, b
-    for running in (a, b):
-        await running.runner.cleanup()
+def nodes(two_nodes):
+    return two_nodes
 
 
 async def settle_all(*nodes):
@@ -348,7 +340,7 @@ async def test_hub_links_on_a_node_that_is_no_hub_is_404(node):
     (["link", "accept", "coop", "42"], "has no solidarity link 42"),
     (["link", "withdraw", "coop", "x"], "has no solidarity link x"),
 ])
-def test_cli_mistakes_exit_1_with_one_line(fedsph, args, message):  # noqa: F811
+def test_cli_mistakes_exit_1_with_one_line(fedsph, args, message):
     assert fedsph("migrate")[0] == 0
     fedsph("project", "create", "coop", "--name", "Coop")
     fedsph("project", "create", "obra", "--name", "Obra")
@@ -356,7 +348,7 @@ def test_cli_mistakes_exit_1_with_one_line(fedsph, args, message):  # noqa: F811
     assert code == 1 and message in out and len(out.strip().splitlines()) == 1
 
 
-def test_cli_propose_list_accept_on_one_node(fedsph):  # noqa: F811
+def test_cli_propose_list_accept_on_one_node(fedsph):
     assert fedsph("migrate")[0] == 0
     fedsph("project", "create", "coop", "--name", "Coop")
     fedsph("project", "create", "obra", "--name", "Obra")
