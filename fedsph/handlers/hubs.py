@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id, same_origin
+from fedsph.activitystreams import get_id, get_type, same_origin
 from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.answers import answered_activity
 from fedsph.handlers.context import HandlerContext, Ignored
@@ -126,12 +126,17 @@ async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     return "done"
 
 
+async def _project_that_joined(ctx: HandlerContext, answer: dict, hub: Actor) -> Actor:
+    """Our project whose Join of `hub` this Accept or Reject (sent by `hub`) answers."""
+    join = await _answered(ctx, answer)
+    if get_id(join.get("object")) != hub.uri:
+        raise Ignored(f"{get_type(answer)} of a Join of another hub")
+    return await _local_project(ctx, get_id(join.get("actor")))
+
+
 async def accept_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     """The hub approved our project's Join; the hub's Follow that comes with it is accepted."""
-    join = await _answered(ctx, activity)
-    if get_id(join.get("object")) != actor.uri:
-        raise Ignored("Accept of a Join of another hub")
-    project = await _local_project(ctx, get_id(join.get("actor")))
+    project = await _project_that_joined(ctx, activity, actor)
     row = await hubs.membership(ctx.db, actor, project)
     if row is None or row.state not in ("requested", "approved"):
         # An invited project says yes itself (Accept{Invite}); a hub cannot answer for it.
@@ -149,10 +154,7 @@ async def accept_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
 
 async def reject_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     """The hub turned down our project's request, or removed it from the hub."""
-    join = await _answered(ctx, activity)
-    if get_id(join.get("object")) != actor.uri:
-        raise Ignored("Reject of a Join of another hub")
-    project = await _local_project(ctx, get_id(join.get("actor")))
+    project = await _project_that_joined(ctx, activity, actor)
     await hubs.forget(ctx.db, ctx.urls, actor, project)
     return "done"
 

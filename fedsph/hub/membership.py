@@ -180,26 +180,29 @@ async def request_join(db: AsyncSession, urls: URLs, project: Actor, hub: Actor)
 async def accept_invitation(db: AsyncSession, urls: URLs, project: Actor,
                             hub: Actor) -> HubMembership:
     """`project` accepts the hub's Invite: Accept{Invite}; both sides agreed, so approved."""
-    row = await membership(db, hub, project)
-    if row is None or row.state != "invited":
-        raise UserError(N_("%(hub)s has not invited %(project)s"), hub=hub.uri,
-                        project=project.username)
-    invite = await opening(db, row, hub, project)
-    document = build_activity("Accept", urls.new_activity(), project.uri, invite, to=[hub.uri])
-    row.state, row.approved_at = "approved", utcnow()
-    await _send(db, project, document, hub, row.activity_uri)
-    return row
+    return await _answer_invitation(db, urls, project, hub, accept=True)
 
 
 async def decline_invitation(db: AsyncSession, urls: URLs, project: Actor, hub: Actor) -> None:
+    """`project` declines the hub's Invite: Reject{Invite}, and the invitation is gone."""
+    await _answer_invitation(db, urls, project, hub, accept=False)
+
+
+async def _answer_invitation(db: AsyncSession, urls: URLs, project: Actor, hub: Actor,
+                             accept: bool) -> HubMembership:
     row = await membership(db, hub, project)
     if row is None or row.state != "invited":
         raise UserError(N_("%(hub)s has not invited %(project)s"), hub=hub.uri,
                         project=project.username)
     invite = await opening(db, row, hub, project)
-    document = build_activity("Reject", urls.new_activity(), project.uri, invite, to=[hub.uri])
-    await db.delete(row)
+    document = build_activity("Accept" if accept else "Reject", urls.new_activity(), project.uri,
+                              invite, to=[hub.uri])
+    if accept:
+        row.state, row.approved_at = "approved", utcnow()
+    else:
+        await db.delete(row)
     await _send(db, project, document, hub, row.activity_uri)
+    return row
 
 
 async def leave(db: AsyncSession, urls: URLs, project: Actor, hub: Actor) -> None:
