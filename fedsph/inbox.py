@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.activitystreams import AP_MEDIA_TYPES, get_id, get_type
+from fedsph.activitystreams import AP_MEDIA_TYPES, get_id, get_type, same_origin
 from fedsph.actors import fetch_key_owner, get_cached_key_owner, store_remote_actor
 from fedsph.errors import BadRequest, FetchError, Unauthorized, UnsupportedMediaType
 from fedsph.httpsig import SignatureParams, parse_signature_header, verify_request
@@ -136,6 +136,10 @@ async def receive(
     params = signature_params(request.headers)
     activity = parse_activity(request.body or b"")
     actor_uri = get_id(activity["actor"])
+    if get_id(activity.get("id")) and not same_origin(get_id(activity.get("id")), actor_uri):
+        # Handlers key memberships, links and participations by activity ids: an actor may
+        # only name activities of its own server (a third party could take another's id).
+        raise BadRequest("the activity's id is on another server than its actor")
     async with sessions() as db:
         if get_type(activity) == "Delete" and get_id(activity.get("object")) == actor_uri:
             known = await db.scalar(select(Actor.id).where(Actor.uri == actor_uri))

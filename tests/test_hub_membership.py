@@ -411,11 +411,16 @@ async def test_only_projects_join_and_only_from_their_own_server(nodes, peer):
     hub = await hub_actor(hub_node)
     person = peer.add_actor("someone")
     group = peer.add_actor("grupo", "Group")
-    for actor, join_id in ((person, peer.new_id()),  # not a project
-                           (group, "https://elsewhere.example/activities/1")):  # foreign id
-        status, _ = await peer.post(actor, hub_node.urls.shared_inbox(), {
-            "@context": AS, "id": join_id, "type": "Join", "actor": actor.uri, "object": hub.uri})
-        assert status == 202
+    # Not a project: accepted at the inbox, ignored by the handler.
+    status, _ = await peer.post(person, hub_node.urls.shared_inbox(), {
+        "@context": AS, "id": peer.new_id(), "type": "Join", "actor": person.uri,
+        "object": hub.uri})
+    assert status == 202
+    # An id on another server (it would become the membership's key): refused at the inbox.
+    status, text = await peer.post(group, hub_node.urls.shared_inbox(), {
+        "@context": AS, "id": "https://elsewhere.example/activities/1", "type": "Join",
+        "actor": group.uri, "object": hub.uri})
+    assert status == 400 and "another server" in text
     await settle(hub_node)
     assert await states(hub_node) == []
 

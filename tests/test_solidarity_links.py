@@ -217,7 +217,8 @@ async def test_an_offer_is_kept_only_under_its_senders_own_id_and_withdrawn_by_b
     squatted = {"@context": links.OFFER_CONTEXT, "id": "https://elsewhere.example/offers/1",
                 "type": "Offer", "actor": grupo.uri, "target": coop_uri,
                 "object": links.relationship(grupo.uri, "funds", coop_uri)}
-    await peer.post(grupo, f"{node.base}/inbox", squatted)
+    status, text = await peer.post(grupo, f"{node.base}/inbox", squatted)
+    assert status == 400 and "another server" in text
     offer = {**squatted, "id": peer.new_id()}
     await peer.post(grupo, f"{node.base}/inbox", offer)
     await node.run_worker()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id, get_type, same_origin
+from fedsph.activitystreams import get_id, get_type
 from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.answers import answered_activity
 from fedsph.handlers.context import HandlerContext, Ignored
@@ -54,8 +54,6 @@ async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
         raise Ignored("a hub cannot join itself")
     if actor.type != "Group":
         raise Ignored("only projects (Group actors) join a hub")
-    if not same_origin(activity["id"], actor.uri):
-        raise Ignored("a Join whose id is on another server than its actor")
     row = await hubs.membership(ctx.db, hub, actor)
     if row is None:
         row = HubMembership(hub_id=hub.id, project_id=actor.id, state="requested",
@@ -115,8 +113,6 @@ async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     """A hub invites one of our projects: kept as invited until a member accepts."""
     if get_id(activity.get("object")) != actor.uri or not hubs.is_hub_actor(actor):
         raise Ignored("Invite to something other than the inviting hub")
-    if not same_origin(activity["id"], actor.uri):
-        raise Ignored("an Invite whose id is on another server than its actor")
     project = await _local_project(ctx, get_id(activity.get("target")))
     row = await hubs.membership(ctx.db, actor, project)
     if row is None:

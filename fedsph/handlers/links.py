@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id, get_type, same_origin
+from fedsph.activitystreams import get_id, get_type
 from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.links import kind_of, open_link, settle
@@ -35,9 +35,6 @@ async def handle_offer(ctx: HandlerContext, activity: dict, actor: Actor) -> str
     offer_uri = activity.get("id")
     if not isinstance(offer_uri, str):
         raise Ignored("Offer without an id")
-    if not same_origin(offer_uri, actor.uri):
-        # Its id becomes the link's key: a third party must not take another project's id.
-        raise Ignored("an Offer whose id is on another server than its actor")
     if await ctx.db.scalar(select(SolidarityLink.id).where(SolidarityLink.offer_uri == offer_uri)):
         return "done"  # ours, through the local inbox, or a second delivery
     if await open_link(ctx.db, actor, partner, kind) is not None:

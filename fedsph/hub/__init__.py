@@ -5,5 +5,6 @@ reshare: the hub announces its members' public activities to its followers (FEP-
 backfill: a new member's recent updates, fetched from its outbox.
 relay: relay subscribers (FEP-ae0c) get the members' public activities as they are.
 directory, exports, mapsvg: the hub's pages and exports.
+links_graph: the solidarity links between member projects, by region.
 commands: `fedsph hub …`.
 """
