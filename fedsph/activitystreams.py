@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
+
+from fedsph.safe_links import origin
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 # The namespace of fedsph's extension terms (profile fields, update kinds); see FEDERATION.md.
@@ -57,9 +58,10 @@ def get_type(value: Any) -> str | None:
 
 
 def same_origin(uri: str | None, other: str | None) -> bool:
-    """Mastodon's origin check: the two ids are on the same host (the scheme does not count, as
-    in Mastodon). An actor may only create or change objects on its own host."""
-    return bool(uri) and bool(other) and urlsplit(uri).netloc == urlsplit(other).netloc
+    """The two ids share scheme, host and port (an actor may only create or change objects on
+    its own origin); anything that is not an http(s) URL has no origin and matches nothing."""
+    mine = origin(uri)
+    return mine is not None and mine == origin(other)
 
 
 def is_public(document: dict) -> bool:

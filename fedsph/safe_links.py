@@ -1,0 +1,55 @@
+"""The one rule for links made from data we did not write: absolute http(s) URLs only.
+
+Everything that becomes an `href`/`src` on our pages, or a URL we store from the network or a
+form, passes `http_url` (or the template filter built on it in fedsph.web.render). `javascript:`,
+`data:`, scheme-relative `//host` and anything with control characters or backslashes (which
+browsers rewrite into other URLs) is refused, never "cleaned".
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+MAX_URL_LENGTH = 2048
+SCHEMES = ("http", "https")
+
+
+def _has_unsafe_characters(value: str) -> bool:
+    return any(ord(ch) < 0x21 or ch in "\x7f\\" for ch in value)
+
+
+def http_url(value: object) -> str | None:
+    """`value` if it is an absolute http(s) URL with a host, else None."""
+    if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH:
+        return None
+    if _has_unsafe_characters(value):
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in SCHEMES or not parts.hostname:
+        return None
+    return value
+
+
+def local_path(value: object) -> str | None:
+    """`value` if it is a path on this site ("/x", never "//host" or "/\\host"), else None."""
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > MAX_URL_LENGTH:
+        return None
+    if value.startswith("//") or _has_unsafe_characters(value):
+        return None
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return None
+    return value
+
+
+def origin(uri: str | None) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an http(s) URI, the port made explicit; None for anything else."""
+    if not uri or not http_url(uri):
+        return None
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
