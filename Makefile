@@ -5,14 +5,21 @@ PEERS_VENV ?= .venv-peers
 BIN = $(VENV)/bin
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: run test catalogs translations bench install install-test peers postgres-server browser lint clean
+.PHONY: run test catalogs translations bench install install-test peers postgres-server browser lint lock clean
+
+# Every install takes its versions from the locks (pip-tools' pip-compile writes them, `make lock`
+# refreshes them): a dependency's new release cannot change what `make run`, `make test`, CI or the
+# Dockerfile install until someone refreshes the lock and the tests pass with it.
+LOCK = requirements.lock
+PEERS_LOCK = tests/peers.lock
+PIP_TOOLS = pip-tools==7.6.2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(LOCK) -e .
 	$(BIN)/pybabel -q compile -d fedsph/locale -D messages
 	touch $@
 
@@ -28,8 +35,8 @@ catalogs: $(CATALOGS)
 translations: $(VENV)/.installed
 	$(BIN)/python -m fedsph.i18n_update
 
-$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-test: pyproject.toml $(LOCK) $(VENV)/.installed
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[test]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -42,9 +49,9 @@ run: $(VENV)/.installed catalogs
 
 # Real fediverse software from PyPI, in its own environment: its pins differ from ours, and
 # the tests run it as separate processes, as it would run in the wild.
-$(PEERS_VENV)/.installed: tests/peers-requirements.txt
+$(PEERS_VENV)/.installed: $(PEERS_LOCK)
 	$(PYTHON) -m venv $(PEERS_VENV)
-	$(PEERS_VENV)/bin/pip install --quiet -r tests/peers-requirements.txt
+	$(PEERS_VENV)/bin/pip install --quiet -r $(PEERS_LOCK)
 	touch $@
 
 peers: $(PEERS_VENV)/.installed
@@ -67,8 +74,18 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python -m bench
 
 lint: $(VENV)/.installed-test
-	$(BIN)/pip install --quiet ruff
+	$(BIN)/pip install --quiet ruff==0.17.5
 	$(BIN)/ruff check fedsph tests bench
+
+# Re-resolves both locks to the newest versions pyproject.toml and tests/peers-requirements.txt
+# allow. Run `make test` afterwards and commit the locks with whatever the new versions needed.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet $(PIP_TOOLS)
+	$(BIN)/pip-compile --quiet --upgrade --extra test --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host -o $(LOCK) pyproject.toml
+	$(BIN)/pip-compile --quiet --upgrade --strip-extras --allow-unsafe \
+		--no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+		-o $(PEERS_LOCK) tests/peers-requirements.txt
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache

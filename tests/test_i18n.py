@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import aiohttp
@@ -10,9 +11,9 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
+from babel.messages.pofile import read_po, write_po
 
-from fedsph import i18n, vocab
+from fedsph import i18n, i18n_update, vocab
 from fedsph.i18n import negotiate, parse_accept_language, pick_translation
 from fedsph.web.render import make_templates
 
@@ -97,6 +98,8 @@ async def test_pages_and_error_pages_are_translated(node, lang, back, reason):
 def _compile_catalog(locale_dir: Path, lang: str, messages: dict) -> None:
     catalog = Catalog(locale=lang)
     for message_id, text in messages.items():
+        if isinstance(text, tuple):  # singular and plural wording; CLDR may want more forms
+            text = (text[0], *[text[-1]] * (catalog.num_plurals - 1))
         catalog.add(message_id, text)
     target = locale_dir / lang / "LC_MESSAGES"
     target.mkdir(parents=True)
@@ -123,6 +126,8 @@ def test_templates_translate_per_render_with_newstyle_gettext(tmp_path, monkeypa
     # French lacks two of them: those stay in English.
     assert template.render(lang="fr", n=2, name="A") == "Actualités|2 abonnés|Join A|Not Found"
     assert template.render(lang="fr", n=1, name="A").startswith("Actualités|1 abonné|")
+    assert template.render(lang="fr", n=0, name="A").startswith("Actualités|0 abonné|")
+    assert template.render(lang="fr", n=10**6, name="A").startswith("Actualités|1000000 abonnés|")
     assert template.render(lang="en", n=2, name="A") == "Updates|2 followers|Join A|Not Found"
     assert template.render(n=1, name="A").startswith("Updates|1 follower|")  # no lang: English
 
@@ -227,3 +232,36 @@ def test_pick_translation():
     assert pick_translation(None, "es", "Hi") == ("Hi", None)
     assert pick_translation({}, "es", None) == (None, None)
     assert pick_translation({"fr": ""}, "fr", "Hi", "en") == ("Hi", "en")  # empty is missing
+
+
+# -- plural rules ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lang", vocab.UI_LANGUAGES)
+def test_each_catalog_uses_the_cldr_plural_rule_with_every_form_filled(lang):
+    """The shipped catalogs follow the CLDR of the locked Babel; `make translations` keeps them so
+    (i18n_update.align_plural_forms), since `pybabel update` never touches Plural-Forms."""
+    with (i18n.LOCALE_DIR / lang / "LC_MESSAGES" / "messages.po").open("rb") as fp:
+        catalog = read_po(fp, locale=lang)
+    assert catalog.plural_forms == Catalog(locale=lang).plural_forms
+    for message in catalog:
+        if message.id and message.pluralizable:
+            assert len(message.string) == catalog.num_plurals, message.id
+            assert lang == "en" or all(message.string), message.id  # English: the msgids
+
+
+def test_align_plural_forms_adds_the_missing_forms(tmp_path):
+    po = tmp_path / "messages.po"
+    old = Catalog(locale="fr")
+    old.add(("%(num)d follower", "%(num)d followers"), ("%(num)d abonné", "%(num)d abonnés"))
+    old.add("Updates", "Actualités")
+    with po.open("wb") as fp:
+        write_po(fp, old)
+    po.write_text(re.sub(r'"Plural-Forms: [^"]*"', r'"Plural-Forms: nplurals=2; plural=(n > 1);\\n"',
+                         po.read_text()))
+    assert i18n_update.align_plural_forms("fr", po)
+    with po.open("rb") as fp:
+        aligned = read_po(fp, locale="fr")
+    forms = aligned.get(("%(num)d follower", "%(num)d followers")).string
+    assert forms == ("%(num)d abonné", *["%(num)d abonnés"] * (aligned.num_plurals - 1))
+    assert aligned.get("Updates").string == "Actualités"
+    assert not i18n_update.align_plural_forms("fr", po)  # already aligned: left alone
