@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 
-from fedsph import event_commands, link_commands
+from fedsph import admin_commands, event_commands, link_commands
 from fedsph.hub import commands as hub_commands
 
-FEATURES = (hub_commands, link_commands, event_commands)
+FEATURES = (hub_commands, link_commands, event_commands, admin_commands)
 COMMANDS: dict = {key: handler for feature in FEATURES for key, handler in feature.COMMANDS.items()}
 
 
