@@ -185,3 +185,28 @@ def test_cli_blocks_and_admin_role(fedsph, tmp_path):
     block_id = out.split("\t")[0]
     assert fedsph("block", "remove", block_id)[0] == 0
     assert blocks_in(tmp_path) == set()
+
+
+# --- data stored under the old rules ---------------------------------------------------------------
+
+def test_the_migration_normalises_old_blocks_and_drops_unsafe_app_websites(tmp_path):
+    from alembic import command
+
+    from fedsph.db import alembic_config
+
+    path = tmp_path / "old.sqlite3"
+    config = alembic_config(f"sqlite+aiosqlite:///{path}")
+    command.upgrade(config, "0005")
+    with sqlite3.connect(path) as db:
+        db.executemany("INSERT INTO blocks (domain, created_at) VALUES (?, '2026-01-01')",
+                       [("evil.example:8443",), ("evil.example",), ("Spam.Example.",)])
+        db.executemany("INSERT INTO oauth_apps (client_id, client_secret_hash, name, website, "
+                       "redirect_uris, scopes, created_at) VALUES (?, 'h', 'a', ?, 'urn:x', "
+                       "'read', '2026-01-01')",
+                       [("1", "javascript:alert(1)"), ("2", "https://app.example/")])
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as db:
+        assert {row[0] for row in db.execute("SELECT domain FROM blocks")} == {
+            "evil.example", "spam.example"}
+        assert dict(db.execute("SELECT client_id, website FROM oauth_apps")) == {
+            "1": None, "2": "https://app.example/"}
