@@ -17,7 +17,7 @@ from fedsph.actors import parse_actor_document, store_remote_actor
 from fedsph.crypto import generate_rsa_keypair
 from fedsph.models import Block, InboxItem
 from tests.fakepeer import PeerActor
-from tests.test_members import browser, csrf_from, login, make_user, post_form
+from tests.test_members import browser, login, make_user, post_form
 
 AS = "https://www.w3.org/ns/activitystreams"
 
