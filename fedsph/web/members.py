@@ -300,7 +300,8 @@ def clean_domain(raw: str) -> str:
 def _require_admin(user) -> None:
     """Blocks apply to the whole node, so only its admins set or lift them."""
     if not user.is_admin:
-        raise Forbidden(N_("Only the node's admins can change blocks."))
+        # Not in the catalogs: only a crafted request gets here, the controls are not shown.
+        raise Forbidden("Only the node's admins can change blocks.")
 
 
 async def _block_account(request, actor, user, form):
