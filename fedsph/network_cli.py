@@ -1,4 +1,5 @@
-"""The `fedsph` commands of the network view: `hub …`, `link …` and `event …`.
+"""The `fedsph` commands of the network view: `hub …`, `link …` and `event …`; and the
+node-wide powers `admin …`, `block …` and `token …` (fedsph/admin_commands.py).
 
 Each feature parses and runs its own commands (an `add_parsers(sub)` function and a COMMANDS
 table keyed "command action"); fedsph.cli adds the parsers and fedsph.commands.run looks the
