@@ -12,6 +12,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+TOKEN_LIFETIME_MAX_DAYS = 3650
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,7 @@ class Settings:
     templates_dir: Path = field(default=PROJECT_ROOT / "templates")
     hub: bool = False  # hub mode (fedsph/hub): `serve` and `bootstrap` make sure a hub exists
     hub_name: str = "Hub"
+    token_lifetime_days: int = 90  # client API access tokens expire; apps then log in again
 
     @property
     def domain(self) -> str:
@@ -65,6 +67,7 @@ ENV_NAMES = {
     "retry_base_seconds": "FEDSPH_RETRY_BASE_SECONDS",
     "hub": "FEDSPH_HUB",
     "hub_name": "FEDSPH_HUB_NAME",
+    "token_lifetime_days": "FEDSPH_TOKEN_LIFETIME_DAYS",
 }
 
 
@@ -126,4 +129,7 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError("FEDSPH_BASE_URL must not have a path: fedsph serves from the root")
     if not 0 < settings.port < 65536:
         raise ConfigError(f"FEDSPH_PORT must be 1-65535, got {settings.port}")
+    if not 0 < settings.token_lifetime_days <= TOKEN_LIFETIME_MAX_DAYS:
+        raise ConfigError(f"FEDSPH_TOKEN_LIFETIME_DAYS must be 1-{TOKEN_LIFETIME_MAX_DAYS} "
+                          f"(tokens always expire), got {settings.token_lifetime_days}")
     return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/")})

@@ -9,20 +9,20 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from fedsph import blocks
 from fedsph.activitystreams import AP_MEDIA_TYPES, get_id, get_type, same_origin
 from fedsph.actors import fetch_key_owner, get_cached_key_owner, store_remote_actor
 from fedsph.errors import BadRequest, FetchError, Unauthorized, UnsupportedMediaType
 from fedsph.httpsig import SignatureParams, parse_signature_header, verify_request
 from fedsph.httpsig9421 import MessageSignature, parse_message_signature, verify_message
 from fedsph.integrity import verify_relayed
-from fedsph.models import Actor, Block, Delivery, HostState, InboxItem, utcnow
+from fedsph.models import Actor, Delivery, HostState, InboxItem, utcnow
 from fedsph.remote import Remote
 
 log = logging.getLogger("fedsph.inbox")
@@ -94,10 +94,8 @@ async def verified_signer(
 
 
 async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
-    domain = urlsplit(actor_uri).hostname or ""
-    found = await db.scalar(select(Block.id).where(
-        (Block.actor_uri == actor_uri) | (Block.domain == domain)).limit(1))
-    return found is not None
+    """The actor or its domain (or a parent domain of it, any port) is blocked on this node."""
+    return await blocks.is_blocked(db, actor_uri)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The `fedsph` commands of the network view: `hub …`, `link …` and `event …`.
+"""The `fedsph` commands of the network view: `hub …`, `link …` and `event …`; and the
+node-wide powers `admin …`, `block …` and `token …` (fedsph/admin_commands.py).
 
 Each feature parses and runs its own commands (an `add_parsers(sub)` function and a COMMANDS
 table keyed "command action"); fedsph.cli adds the parsers and fedsph.commands.run looks the
@@ -9,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from fedsph import event_commands, link_commands
+from fedsph import admin_commands, event_commands, link_commands
 from fedsph.hub import commands as hub_commands
 
-FEATURES = (hub_commands, link_commands, event_commands)
+FEATURES = (hub_commands, link_commands, event_commands, admin_commands)
 COMMANDS: dict = {key: handler for feature in FEATURES for key, handler in feature.COMMANDS.items()}
 
 

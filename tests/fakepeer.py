@@ -48,6 +48,7 @@ class FakePeer:
     """An ActivityPub server on 127.0.0.1:<port> with actors at /users/<name>."""
 
     shared_inbox: bool = True
+    host: str = "127.0.0.1"  # another loopback address (127.0.0.2) is another host to block
     require_signed_get: bool = False
     port: int = field(default_factory=free_port)
     actors: dict[str, PeerActor] = field(default_factory=dict)
@@ -57,8 +58,8 @@ class FakePeer:
     key_lookup: dict[str, str] = field(default_factory=dict)  # key id -> PEM of remote senders
 
     def __post_init__(self):
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.domain = f"127.0.0.1:{self.port}"
+        self.base = f"http://{self.host}:{self.port}"
+        self.domain = f"{self.host}:{self.port}"
         self._runner: web.AppRunner | None = None
         self.http: aiohttp.ClientSession | None = None
 
@@ -176,7 +177,7 @@ class FakePeer:
         app.router.add_get("/{kind}/{id}", self._object)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port).start()
         self.http = aiohttp.ClientSession()
         return self
 

@@ -114,20 +114,22 @@ def test_authorization_code_flow_acts_as_the_chosen_project(node, app_credential
 
 
 def test_pkce_is_checked(node, app_credentials):
-    client_id, _ = app_credentials
+    client_id, client_secret = app_credentials
     verifier = "v" * 50
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode()
     url = (f"{node.base}/oauth/authorize?response_type=code&client_id={client_id}"
            f"&redirect_uri={REDIRECT}&scope=read&code_challenge={challenge.rstrip('=')}"
            "&code_challenge_method=S256")
 
-    def exchange(code: str, code_verifier: str) -> requests.Response:
-        # A public client: no secret, the verifier proves it started the flow.
+    def exchange(code: str, code_verifier: str, secret: str | None = client_secret):
+        # PKCE comes in addition to the secret: every app registered here has one.
         return requests.post(node.base + "/oauth/token", timeout=10, data={
             "grant_type": "authorization_code", "code": code, "client_id": client_id,
-            "redirect_uri": REDIRECT, "code_verifier": code_verifier})
+            "redirect_uri": REDIRECT, "code_verifier": code_verifier,
+            **({"client_secret": secret} if secret else {})})
 
     code = parse_qs(urlsplit(_login_and_consent(node, url, "ana")).query)["code"][0]
+    assert exchange(code, verifier, secret=None).status_code == 401
     refused = exchange(code, "w" * 50)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
     granted = exchange(code, verifier)

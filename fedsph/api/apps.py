@@ -12,6 +12,7 @@ from fedsph.api.params import list_param, read_params
 from fedsph.api.tokens import parse_scopes, require_token
 from fedsph.auth import hash_token
 from fedsph.models import OAuthApp
+from fedsph.safe_links import http_url
 from fedsph.web.keys import WRITER
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
@@ -43,6 +44,17 @@ def _valid_redirect(uri: str) -> bool:
         bool(parts.netloc) or parts.scheme not in ("http", "https"))
 
 
+def _website(raw: str | None) -> str | None:
+    """The app's homepage: shown as a link on the consent page, so http(s) only (Mastodon
+    validates it as a URL too); a `javascript:` or `data:` value is refused, not cleaned."""
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if http_url(value) is None:
+        raise ApiError(422, "Validation failed: Website is invalid")
+    return value
+
+
 async def create_app(request: web.Request) -> web.Response:
     params = await read_params(request)
     name = (params.get("client_name") or "").strip()
@@ -57,7 +69,7 @@ async def create_app(request: web.Request) -> web.Response:
     if not all(_valid_redirect(u) for u in uris):
         raise ApiError(422, "Validation failed: Redirect URI must be an absolute URI.")
     scopes = parse_scopes(" ".join(list_param(params, "scopes")))
-    website = (params.get("website") or "").strip()[:URI_MAX] or None
+    website = _website(params.get("website"))
     secret = secrets.token_urlsafe(32)
     async with request.app[WRITER]() as db, db.begin():
         app = OAuthApp(client_id=secrets.token_urlsafe(32), client_secret_hash=hash_token(secret),

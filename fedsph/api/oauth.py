@@ -1,6 +1,7 @@
 """OAuth 2 as Mastodon apps use it: authorize (a login and consent page), token, revoke, and
 the RFC 8414 metadata. Codes live 10 minutes and are used once; PKCE (S256 or plain) is checked
-when the app sent a code_challenge.
+when the app sent a code_challenge, in addition to the client secret, which is always required.
+Tokens expire after FEDSPH_TOKEN_LIFETIME_DAYS (fedsph.api.tokens).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from fedsph.api.tokens import (
     issue_token,
     parse_scopes,
     token_entity,
+    token_lifetime,
 )
 from fedsph.auth import authenticate, hash_token, may_act_as, new_token
 from fedsph.models import Actor, OAuthApp, OAuthCode, OAuthToken, utcnow
@@ -84,8 +86,7 @@ async def metadata(request: web.Request) -> web.Response:
         "response_modes_supported": ["query", "fragment", "form_post"],
         "code_challenge_methods_supported": list(CHALLENGE_METHODS),
         "grant_types_supported": list(GRANT_TYPES),
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post",
-                                                  "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
     })
 
 
@@ -197,13 +198,15 @@ def _client_credentials(request: web.Request, params) -> tuple[str, str | None]:
     return params.get("client_id") or "", params.get("client_secret")
 
 
-async def _client(request: web.Request, params, secret_required: bool = True) -> OAuthApp:
+async def _client(request: web.Request, params) -> OAuthApp:
+    """The app, authenticated by its secret. Every app registered here is a confidential client
+    (POST /api/v1/apps always issues a secret), so the secret is required on every grant, PKCE
+    or not: a code_verifier proves who started the flow, not which app is asking."""
     client_id, secret = _client_credentials(request, params)
     async with request.app[SESSIONS]() as db:
         app = await db.scalar(select(OAuthApp).where(OAuthApp.client_id == client_id))
-    bad_secret = app is not None and secret is not None and not hmac.compare_digest(
-        app.client_secret_hash, hash_token(secret))
-    if app is None or bad_secret or (secret is None and secret_required):
+    if app is None or not secret or not hmac.compare_digest(app.client_secret_hash,
+                                                            hash_token(secret)):
         raise ApiError(401, "invalid_client", "Client authentication failed due to unknown "
                        "client, no client authentication included, or unsupported method.")
     return app
@@ -239,14 +242,13 @@ async def token(request: web.Request) -> web.Response:
         check_within(scopes, app.scopes.split())
         async with request.app[WRITER]() as db, db.begin():
             secret, row = await issue_token(db, app, None, None, scopes)
-        return api_json(token_entity(secret, row))
+        return api_json(token_entity(secret, row, token_lifetime(request)))
     raise ApiError(400, "unsupported_grant_type",
                    "The authorization grant type is not supported by the authorization server.")
 
 
 async def _code_grant(request: web.Request, params) -> web.Response:
-    # With PKCE a public client may leave out its secret; without it, the secret is required.
-    app = await _client(request, params, secret_required=not params.get("code_verifier"))
+    app = await _client(request, params)
     now = utcnow()
     async with request.app[WRITER]() as db, db.begin():
         code = await db.scalar(select(OAuthCode).where(
@@ -265,7 +267,7 @@ async def _code_grant(request: web.Request, params) -> web.Response:
             raise _invalid_grant("The authorization code was already used.")
         secret, row = await issue_token(db, app, code.user_id, code.actor_id,
                                         code.scopes.split())
-    return api_json(token_entity(secret, row))
+    return api_json(token_entity(secret, row, token_lifetime(request)))
 
 
 async def _password_grant(request: web.Request, params) -> web.Response:
@@ -285,7 +287,7 @@ async def _password_grant(request: web.Request, params) -> web.Response:
     limiter.succeed(key)
     async with request.app[WRITER]() as db, db.begin():
         secret, row = await issue_token(db, app, user.id, user.actor_id, scopes)
-    return api_json(token_entity(secret, row))
+    return api_json(token_entity(secret, row, token_lifetime(request)))
 
 
 async def revoke(request: web.Request) -> web.Response:

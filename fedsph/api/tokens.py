@@ -2,6 +2,7 @@
 
 A token acts as one local actor (the member's own Person or one of their projects); an app-only
 token (client_credentials) has neither user nor actor. Only SHA-256 hashes of tokens are stored.
+Tokens expire FEDSPH_TOKEN_LIFETIME_DAYS after they were issued and can be revoked.
 
 Scopes: read, write, follow and push, plus Mastodon's granular `read:…`/`write:…`/`admin:…`
 forms. `push` is granted when asked for (Mastodon.py asks for it by default and fails when a
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy import select
@@ -19,7 +21,7 @@ from sqlalchemy import select
 from fedsph.api.errors import ApiError, unauthorized
 from fedsph.auth import hash_token, new_token
 from fedsph.models import Actor, OAuthApp, OAuthToken, User, utcnow
-from fedsph.web.keys import SESSIONS
+from fedsph.web.keys import SESSIONS, SETTINGS
 
 TOP_SCOPES = ("read", "write", "follow", "push")
 GRANULAR_PREFIXES = ("read:", "write:", "admin:read", "admin:write")
@@ -63,10 +65,15 @@ async def issue_token(db, app: OAuthApp, user_id: int | None, actor_id: int | No
     return token, row
 
 
-def token_entity(token: str, row: OAuthToken) -> dict:
-    """Mastodon's Token entity."""
+def token_lifetime(request: web.Request) -> timedelta:
+    return timedelta(days=request.app[SETTINGS].token_lifetime_days)
+
+
+def token_entity(token: str, row: OAuthToken, lifetime: timedelta) -> dict:
+    """Mastodon's Token entity, with RFC 6749's `expires_in` (Mastodon.py reads it)."""
     return {"access_token": token, "token_type": "Bearer", "scope": row.scopes,
-            "created_at": calendar.timegm(row.created_at.timetuple())}
+            "created_at": calendar.timegm(row.created_at.timetuple()),
+            "expires_in": int(lifetime.total_seconds())}
 
 
 @dataclass
@@ -99,16 +106,25 @@ async def optional_caller(request: web.Request) -> Caller | None:
     async with request.app[SESSIONS]() as db:
         found = (await db.execute(
             select(OAuthToken, OAuthApp).join(OAuthApp, OAuthApp.id == OAuthToken.app_id)
-            .where(OAuthToken.token_hash == hash_token(token), OAuthToken.revoked_at.is_(None))
-        )).first()
+            .where(OAuthToken.token_hash == hash_token(token)))).first()
         if found is None:
             raise unauthorized()
         row, app = found
+        _check_still_valid(row, token_lifetime(request))
         user = await db.get(User, row.user_id) if row.user_id else None
         actor = await db.get(Actor, row.actor_id) if row.actor_id else None
     if row.user_id and (user is None or actor is None):
         raise unauthorized()
     return Caller(row, app, user, actor)
+
+
+def _check_still_valid(row: OAuthToken, lifetime: timedelta) -> None:
+    """401 with Doorkeeper's words (as Mastodon answers) for a revoked or expired token."""
+    if row.revoked_at is not None:
+        raise ApiError(401, "The access token was revoked")
+    # Counted from issue, not stored: shortening the setting also shortens older tokens.
+    if row.created_at + lifetime <= utcnow():
+        raise ApiError(401, "The access token expired")
 
 
 async def require_token(request: web.Request, scope: str | None = None) -> Caller:

@@ -6,12 +6,12 @@ Every POST has passed the CSRF check of fedsph/web/auth_middleware.py before it 
 
 from __future__ import annotations
 
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlalchemy import delete, or_, select
+from sqlalchemy import select
 
-from fedsph import outbox, queries
+from fedsph import blocks, outbox, queries
 from fedsph.actors import get_actor_by_uri, resolve_handle
 from fedsph.auth import (
     SESSION_COOKIE,
@@ -25,9 +25,9 @@ from fedsph.auth import (
     hash_password,
     start_session,
 )
-from fedsph.errors import BadRequest, FetchError
+from fedsph.errors import BadRequest, FetchError, Forbidden
 from fedsph.i18n import N_
-from fedsph.models import Actor, Block, Follow, Object
+from fedsph.models import Actor, Follow, Object
 from fedsph.web import compose, interact, profile_edit, project_hubs
 from fedsph.web.auth_middleware import (
     LIMITER,
@@ -169,7 +169,6 @@ async def _manage_context(db, actor: Actor) -> dict:
         "following": await queries.relation_actors(db, actor, followers=False),
         "pending_out": await queries.relation_actors(db, actor, followers=False, state="pending"),
         "requests": requests,
-        "blocks": list(await db.scalars(select(Block).order_by(Block.id.desc()))),
         "comments": comments,
         "mentions": await _mentions(db, actor),
         "hubs": await project_hubs.memberships(db, actor),
@@ -194,8 +193,11 @@ async def _mentions(db, actor: Actor) -> list[tuple]:
 
 
 async def _render_manage(request: web.Request, actor: Actor, status: int = 200, **extra):
+    admin = request.get(USER) is not None and request[USER].is_admin
     async with request.app[SESSIONS]() as db:
         context = await _manage_context(db, actor)
+        # Only admins see (and may change) the node-wide blocks.
+        context["blocks"] = await blocks.get_blocks(db) if admin else None
     return html_response(request, "manage.html", status=status, actor=actor,
                          handle=f"{actor.username}@{request.app[SETTINGS].domain}",
                          done=request.query.get("done"),
@@ -288,52 +290,48 @@ async def _invite(request, actor, user, form):
 
 
 def clean_domain(raw: str) -> str:
-    """`https://Example.org/path` or `@user@example.org` -> `example.org` (port kept)."""
-    raw = raw.strip().lower()
-    if "://" in raw:
-        raw = urlsplit(raw).netloc
-    raw = raw.rsplit("@", 1)[-1].strip("/")
-    if not raw or "/" in raw or " " in raw or ("." not in raw and ":" not in raw):
-        raise BadRequest(N_("Enter a domain like example.org."))
-    return raw
+    """`https://Example.org/path` or `@user@example.org` -> `example.org` (see fedsph.blocks)."""
+    try:
+        return blocks.parse_domain(raw)
+    except ValueError:
+        raise BadRequest(N_("Enter a domain like example.org.")) from None
 
 
-async def _drop_follows(db, blocked_ids) -> None:
-    """Blocked accounts neither follow nor are followed by anyone on this node any more."""
-    await db.execute(delete(Follow).where(or_(Follow.follower_id.in_(blocked_ids),
-                                              Follow.followed_id.in_(blocked_ids))))
+def _require_admin(user) -> None:
+    """Blocks apply to the whole node, so only its admins set or lift them."""
+    if not user.is_admin:
+        # Not in the catalogs: only a crafted request gets here, the controls are not shown.
+        raise Forbidden("Only the node's admins can change blocks.")
 
 
 async def _block_account(request, actor, user, form):
+    _require_admin(user)
     target = await _remote_actor(request, form.get("handle", ""))
     if target.local:
         raise BadRequest("accounts on this node cannot be blocked here")
     async with request.app[WRITER]() as db, db.begin():
-        if await db.scalar(select(Block.id).where(Block.actor_uri == target.uri)) is None:
-            db.add(Block(actor_uri=target.uri))
-        await _drop_follows(db, select(Actor.id).where(Actor.id == target.id))
+        await blocks.block_account(db, target)
     raise _done(actor, "blocked")
 
 
 async def _block_domain(request, actor, user, form):
+    _require_admin(user)
     domain = clean_domain(form.get("domain", ""))
-    if domain == request.app[SETTINGS].domain:
+    if blocks.covers(domain, blocks.host_of(request.app[URLS].base)):
         raise BadRequest(N_("This node cannot block itself."))
     async with request.app[WRITER]() as db, db.begin():
-        if await db.scalar(select(Block.id).where(Block.domain == domain)) is None:
-            db.add(Block(domain=domain))
-        await _drop_follows(db, select(Actor.id).where(Actor.domain == domain,
-                                                       Actor.local.is_(False)))
+        await blocks.block_domain(db, domain)
     raise _done(actor, "blocked")
 
 
 async def _unblock(request, actor, user, form):
+    _require_admin(user)
     try:
         block_id = int(form.get("block", ""))
     except ValueError:
         raise BadRequest("which block?") from None
     async with request.app[WRITER]() as db, db.begin():
-        await db.execute(delete(Block).where(Block.id == block_id))
+        await blocks.unblock(db, block_id)
     raise _done(actor, "unblocked")
 
 
