@@ -36,6 +36,10 @@ class Settings:
     templates_dir: Path = field(default=PROJECT_ROOT / "templates")
     hub: bool = False  # hub mode (fedsph/hub): `serve` and `bootstrap` make sure a hub exists
     hub_name: str = "Hub"
+    # Limits on what strangers can make this node store (issue 10, "Limits").
+    inbox_retention_days: int = 7  # processed inbox rows and finished deliveries are kept this long
+    relay_allow: str = ""  # comma-separated domains whose relay subscriptions are approved at once
+    relay_max_subscribers: int = 100  # relay subscriptions, pending ones included; more: Reject
 
     @property
     def domain(self) -> str:
@@ -47,6 +51,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'fedsph.sqlite3').resolve()}"
+
+    @property
+    def relay_allowed_domains(self) -> frozenset[str]:
+        return frozenset(d.strip().lower() for d in self.relay_allow.split(",") if d.strip())
 
 
 ENV_NAMES = {
@@ -65,6 +73,9 @@ ENV_NAMES = {
     "retry_base_seconds": "FEDSPH_RETRY_BASE_SECONDS",
     "hub": "FEDSPH_HUB",
     "hub_name": "FEDSPH_HUB_NAME",
+    "inbox_retention_days": "FEDSPH_INBOX_RETENTION_DAYS",
+    "relay_allow": "FEDSPH_RELAY_ALLOW",
+    "relay_max_subscribers": "FEDSPH_RELAY_MAX_SUBSCRIBERS",
 }
 
 
@@ -126,4 +137,7 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError("FEDSPH_BASE_URL must not have a path: fedsph serves from the root")
     if not 0 < settings.port < 65536:
         raise ConfigError(f"FEDSPH_PORT must be 1-65535, got {settings.port}")
+    if settings.inbox_retention_days < 1 or settings.relay_max_subscribers < 0:
+        raise ConfigError("FEDSPH_INBOX_RETENTION_DAYS must be at least 1 and "
+                          "FEDSPH_RELAY_MAX_SUBSCRIBERS not negative")
     return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/")})
