@@ -20,7 +20,7 @@ import logging
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
@@ -69,11 +69,9 @@ async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     relation = await ctx.db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == hub.id))
     if relation is None or not relation.relay:
-        taken = await ctx.db.scalar(select(func.count(Follow.id)).where(
-            Follow.followed_id == hub.id, Follow.relay.is_(True)))
-        if taken >= ctx.settings.relay_max_subscribers:
-            log.warning("relay subscription from %s refused: %d subscriptions already (the "
-                        "most FEDSPH_RELAY_MAX_SUBSCRIBERS allows)", actor.uri, taken)
+        refused = await _refusal(ctx.db, ctx.settings, hub, actor)
+        if refused:
+            log.warning("relay subscription from %s refused: %s", actor.uri, refused)
             await answer_subscription(ctx.db, ctx.urls, hub, actor, activity["id"], accept=False)
             return "done"
     if relation is None:
@@ -90,6 +88,21 @@ async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
         await ctx.db.flush()
         log.info("relay subscription from %s waits for a coordinator", actor.uri)
     return "done"
+
+
+async def _refusal(db: AsyncSession, settings: Settings, hub: Actor, actor: Actor) -> str | None:
+    """Why a new relay subscription is refused at once, or None.
+
+    A server subscribes once, with its instance actor; so one stranger's host cannot take every
+    place under the cap by sending Follows from many actors.
+    """
+    rows = (await db.execute(select(Actor.domain).join(Follow, Follow.follower_id == Actor.id)
+                             .where(Follow.followed_id == hub.id, Follow.relay.is_(True)))).all()
+    if len(rows) >= settings.relay_max_subscribers:
+        return f"{len(rows)} subscriptions already (FEDSPH_RELAY_MAX_SUBSCRIBERS)"
+    if any(domain == actor.domain for (domain,) in rows):
+        return f"{actor.domain} has subscribed (or asked to) with another actor"
+    return None
 
 
 async def answer_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscriber: Actor,

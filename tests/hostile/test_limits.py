@@ -17,6 +17,7 @@ from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem, Object, 
 from fedsph.outbox import publish_note
 from fedsph.queries import MAX_LISTED, comments_for
 from tests.conftest import make_settings, start_node
+from tests.fakepeer import FakePeer
 from tests.test_relay import hub_node, relay_follow, relay_rows
 
 HTML = "text/html"
@@ -220,16 +221,57 @@ async def test_allow_listed_server_is_approved_at_once(tmp_path, peer):
 
 async def test_subscriptions_past_the_cap_are_rejected_and_not_stored(tmp_path, peer):
     node = await relay_node(tmp_path, relay_max_subscribers=1)
+    other = await FakePeer().start()
     try:
         await hub_node(node)
-        await ask_to_subscribe(node, peer, "first")
-        late = await ask_to_subscribe(node, peer, "second")
+        await ask_to_subscribe(node, peer)
+        late = await ask_to_subscribe(node, other)
         (row,) = await relay_rows(node)
         assert row.state == "pending"
-        (reject,) = peer.activities("Reject")
+        assert peer.activities("Reject") == []
+        (reject,) = other.activities("Reject")
         assert reject["to"] == [late.uri] and reject["object"]["actor"] == late.uri
         async with node.readers() as db:
             late_row = await db.scalar(select(Actor.id).where(Actor.uri == late.uri))
             assert await db.scalar(select(Follow).where(Follow.follower_id == late_row)) is None
     finally:
+        await other.stop()
         await node.runner.cleanup()
+
+
+async def test_a_second_actor_of_the_same_server_is_rejected(node, peer):
+    await hub_node(node)
+    await ask_to_subscribe(node, peer, "first")
+    second = await ask_to_subscribe(node, peer, "second")
+    (reject,) = peer.activities("Reject")
+    assert reject["to"] == [second.uri]
+    assert len(await relay_rows(node)) == 1
+
+
+async def test_coordinators_approve_a_relay_subscription_on_the_manage_page(node, peer):
+    from tests.test_members import browser, login, make_user, post_form
+
+    hub = await hub_node(node)
+    instance = await ask_to_subscribe(node, peer)
+    await make_user(node, "admin", admin=True)
+    async with node.readers() as db:
+        subscriber_id = await db.scalar(select(Actor.id).where(Actor.uri == instance.uri))
+    async with browser() as client:
+        await login(client, node, "admin")
+        async with client.get(f"{node.base}/hub/manage") as resp:
+            page = await resp.text()
+        assert resp.status == 200 and instance.uri in page and "relay-approve" in page
+        async with client.post(f"{node.base}/hub/manage", data={
+                "action": "relay-approve", "subscriber": str(subscriber_id)}) as resp:
+            assert resp.status == 403  # no CSRF token: nothing changes
+        assert [r.state for r in await relay_rows(node)] == ["pending"]
+        response = await post_form(client, f"{node.base}/hub/manage",
+                                   {"action": "relay-approve", "subscriber": "nope"})
+        assert response.status == 400
+        response = await post_form(client, f"{node.base}/hub/manage",
+                                   {"action": "relay-approve", "subscriber": str(subscriber_id)})
+        assert response.status == 303
+    assert [r.state for r in await relay_rows(node)] == ["accepted"]
+    await node.run_worker()
+    assert len(peer.activities("Accept")) == 1
+    assert await relay_a_member_post(node, hub) == 1
