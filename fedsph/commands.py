@@ -32,7 +32,6 @@ from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.db import migrate as migrate_database
 from fedsph.errors import FetchError
 from fedsph.media_prune import prune_media
-from fedsph.queue import prune_finished
 from fedsph.models import (
     Actor,
     Delivery,
@@ -44,6 +43,7 @@ from fedsph.models import (
     User,
     utcnow,
 )
+from fedsph.queue import prune_finished
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
 from fedsph.worker import Worker

@@ -74,17 +74,18 @@ async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
             log.warning("relay subscription from %s refused: %s", actor.uri, refused)
             await answer_subscription(ctx.db, ctx.urls, hub, actor, activity["id"], accept=False)
             return "done"
-    if relation is None:
-        relation = Follow(follower_id=actor.id, followed_id=hub.id, state="pending")
-        ctx.db.add(relation)
-    relation.relay, relation.activity_uri = True, activity["id"]
+        if relation is None:
+            relation = Follow(follower_id=actor.id, followed_id=hub.id)
+            ctx.db.add(relation)
+        # An ordinary follower of the hub asking to subscribe waits like anyone else.
+        relation.state, relation.relay = "pending", True
+    relation.activity_uri = activity["id"]
     if relation.state == "accepted" or is_allowed(ctx.settings, actor):
         # Accept again when accepted already: the subscriber may have lost our first Accept.
         relation.state = "accepted"
         await ctx.db.flush()
         await answer_subscription(ctx.db, ctx.urls, hub, actor, activity["id"], accept=True)
     else:
-        relation.state = "pending"
         await ctx.db.flush()
         log.info("relay subscription from %s waits for a coordinator", actor.uri)
     return "done"

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import aiohttp
+import orjson
+import pytest
 from sqlalchemy import event, func, select
 
 from fedsph.hub.relay import decide_subscription, forward_to_relays
@@ -168,8 +170,6 @@ async def relay_a_member_post(node, hub) -> int:
                 "actor": "https://elsewhere.example/users/a",
                 "to": ["https://www.w3.org/ns/activitystreams#Public"],
                 "object": {"type": "Note", "content": "x"}, "proof": {"type": "DataIntegrityProof"}}
-    import orjson
-
     async with node.sessions() as db, db.begin():
         before = await db.scalar(select(func.count(Delivery.id)))
         await forward_to_relays(db, await db.get(Actor, hub.id), orjson.dumps(activity))
@@ -275,3 +275,39 @@ async def test_coordinators_approve_a_relay_subscription_on_the_manage_page(node
     await node.run_worker()
     assert len(peer.activities("Accept")) == 1
     assert await relay_a_member_post(node, hub) == 1
+
+
+async def test_an_ordinary_follower_of_the_hub_still_waits_to_subscribe(node, peer):
+    hub = await hub_node(node)
+    instance = peer.add_actor("actor", "Application")
+    follow = {"@context": "https://www.w3.org/ns/activitystreams", "id": peer.new_id(),
+              "type": "Follow", "actor": instance.uri, "object": hub.uri}
+    assert (await peer.post(instance, f"{node.base}/inbox", follow))[0] == 202
+    await node.run_worker()
+    assert (await peer.post(instance, f"{node.base}/inbox", relay_follow(peer, instance)))[0] == 202
+    await node.run_worker()
+    assert [r.state for r in await relay_rows(node)] == ["pending"]
+    assert await relay_a_member_post(node, hub) == 0
+
+
+async def test_relay_commands_list_approve_and_reject(node, peer, capsys):
+    import argparse
+
+    from fedsph.hub.commands import COMMANDS
+    from tests.test_hub_membership import cli_node
+
+    async def relay_cli(action: str, subscriber: str | None = None) -> str:
+        args = argparse.Namespace(relay_action=action, subscriber=subscriber)
+        assert await COMMANDS["hub relay"](cli_node(node), args) == 0
+        return capsys.readouterr().out
+
+    hub = await hub_node(node)
+    instance = await ask_to_subscribe(node, peer)
+    assert f"{instance.uri}\tpending" in await relay_cli("list")
+    assert "approved" in await relay_cli("approve", instance.uri)
+    assert f"{instance.uri}\taccepted" in await relay_cli("list")
+    assert "rejected" in await relay_cli("reject", instance.uri)
+    assert await relay_cli("list") == ""
+    assert await relay_a_member_post(node, hub) == 0
+    with pytest.raises(ValueError, match="has not asked"):
+        await relay_cli("approve", "https://nobody.example/actor")
