@@ -311,3 +311,23 @@ async def test_relay_commands_list_approve_and_reject(node, peer, capsys):
     assert await relay_a_member_post(node, hub) == 0
     with pytest.raises(ValueError, match="has not asked"):
         await relay_cli("approve", "https://nobody.example/actor")
+
+
+async def test_follower_and_request_lists_of_the_manage_page_are_capped(node):
+    from fedsph.queries import relation_actors
+    from fedsph.web.members import _manage_context
+
+    project = await node.create_actor("coop")
+    async with node.sessions() as db, db.begin():
+        for i in range(MAX_LISTED + 5):
+            for state in ("accepted", "pending"):
+                other = Actor(uri=f"https://spam.example/users/{state}{i}", local=False,
+                              type="Person", username=f"{state}{i}", domain="spam.example")
+                db.add(other)
+                await db.flush()
+                db.add(Follow(follower_id=other.id, followed_id=project.id, state=state))
+    async with node.readers() as db:
+        owner = await db.get(Actor, project.id)
+        assert len(await relation_actors(db, owner, followers=True)) == MAX_LISTED
+        context = await _manage_context(db, owner)
+    assert len(context["followers"]) == MAX_LISTED and len(context["requests"]) == MAX_LISTED
