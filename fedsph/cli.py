@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     invite = sub.add_parser("invite", help="print a one-time link (7 days) to join a project")
     invite.add_argument("slug")
-    sub.add_parser("queue", help="counts of pending, failed and sent work, and the last errors")
+    queue = sub.add_parser("queue", help="counts of pending, failed and sent work, and the last errors")
+    queue.add_argument("--prune", action="store_true", help="first delete processed inbox rows and "
+                       "finished deliveries older than FEDSPH_INBOX_RETENTION_DAYS")
     reports = sub.add_parser("reports", help="list reports (Flag) received from other servers")
     reports.add_argument("--resolve", type=int, metavar="ID", help="mark a report as handled")
     reports.add_argument("--all", action="store_true", help="include resolved reports")

@@ -43,6 +43,7 @@ from fedsph.models import (
     User,
     utcnow,
 )
+from fedsph.queue import prune_finished
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
 from fedsph.worker import Worker
@@ -322,6 +323,10 @@ async def invite(node: Node, args) -> int:
 
 
 async def queue(node: Node, args) -> int:
+    if getattr(args, "prune", False):
+        async with node.sessions() as db, db.begin():
+            pruned = await prune_finished(db, timedelta(days=node.settings.inbox_retention_days))
+        print(f"pruned {pruned.inbox} inbox row(s) and {pruned.deliveries} deliveries")
     async with node.sessions() as db:
         for name, model in (("deliveries", Delivery), ("inbox", InboxItem)):
             counts = dict((await db.execute(select(model.status, func.count(model.id))

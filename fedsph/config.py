@@ -38,6 +38,10 @@ class Settings:
     hub: bool = False  # hub mode (fedsph/hub): `serve` and `bootstrap` make sure a hub exists
     hub_name: str = "Hub"
     token_lifetime_days: int = 90  # client API access tokens expire; apps then log in again
+    # Limits on what strangers can make this node store (issue 10, "Limits").
+    inbox_retention_days: int = 7  # processed inbox rows and finished deliveries are kept this long
+    relay_allow: str = ""  # comma-separated domains whose relay subscriptions are approved at once
+    relay_max_subscribers: int = 100  # relay subscriptions, pending ones included; more: Reject
 
     @property
     def domain(self) -> str:
@@ -49,6 +53,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'fedsph.sqlite3').resolve()}"
+
+    @property
+    def relay_allowed_domains(self) -> frozenset[str]:
+        return frozenset(d.strip().lower() for d in self.relay_allow.split(",") if d.strip())
 
 
 ENV_NAMES = {
@@ -68,6 +76,9 @@ ENV_NAMES = {
     "hub": "FEDSPH_HUB",
     "hub_name": "FEDSPH_HUB_NAME",
     "token_lifetime_days": "FEDSPH_TOKEN_LIFETIME_DAYS",
+    "inbox_retention_days": "FEDSPH_INBOX_RETENTION_DAYS",
+    "relay_allow": "FEDSPH_RELAY_ALLOW",
+    "relay_max_subscribers": "FEDSPH_RELAY_MAX_SUBSCRIBERS",
 }
 
 
@@ -132,4 +143,7 @@ def _validated(settings: Settings) -> Settings:
     if not 0 < settings.token_lifetime_days <= TOKEN_LIFETIME_MAX_DAYS:
         raise ConfigError(f"FEDSPH_TOKEN_LIFETIME_DAYS must be 1-{TOKEN_LIFETIME_MAX_DAYS} "
                           f"(tokens always expire), got {settings.token_lifetime_days}")
+    if settings.inbox_retention_days < 1 or settings.relay_max_subscribers < 0:
+        raise ConfigError("FEDSPH_INBOX_RETENTION_DAYS must be at least 1 and "
+                          "FEDSPH_RELAY_MAX_SUBSCRIBERS not negative")
     return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/")})

@@ -464,8 +464,9 @@ async def answer_follow(db: AsyncSession, urls: URLs, relation: Follow, accept: 
     """Accept or Reject a follow request that was made to one of our actors."""
     followed = await db.get(Actor, relation.followed_id)
     follower = await db.get(Actor, relation.follower_id)
+    # A relay subscription (fedsph/hub/relay.py) followed as:Public, not the hub actor.
     original = {"id": relation.activity_uri, "type": "Follow", "actor": follower.uri,
-                "object": followed.uri}
+                "object": PUBLIC if relation.relay else followed.uri}
     verb = "Accept" if accept else "Reject"
     document = build_activity(verb, urls.new_activity(), followed.uri, original, to=[follower.uri])
     if accept:

@@ -20,6 +20,9 @@ from fedsph.models import (
 )
 
 PAGE_SIZE = 20
+# The most rows one page or response lists from a table strangers can grow (replies under a
+# post, followers, follow requests): the cap is in the query (LIMIT), never a slice afterwards.
+MAX_LISTED = 50
 
 
 async def local_projects(db: AsyncSession) -> list[Actor]:
@@ -103,21 +106,13 @@ async def relation_actors(db: AsyncSession, actor: Actor, followers: bool, page:
              .where(mine == actor.id, Follow.state == state).order_by(Follow.id.desc()))
     if page is not None:
         query = query.offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)
-    return list(await db.scalars(query))
+    return list(await db.scalars(query.limit(MAX_LISTED)))
 
 
 async def relation_count(db: AsyncSession, actor: Actor, followers: bool) -> int:
     mine = Follow.followed_id if followers else Follow.follower_id
     return await db.scalar(select(func.count(Follow.id)).where(
         mine == actor.id, Follow.state == "accepted")) or 0
-
-
-async def replies_to(db: AsyncSession, uri: str) -> list[tuple[Object, Actor]]:
-    rows = await db.execute(
-        select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
-        .where(Object.in_reply_to == uri, Object.deleted_at.is_(None))
-        .order_by(Object.published))
-    return [(obj, actor) for obj, actor in rows]
 
 
 async def reaction_counts(db: AsyncSession, uri: str) -> dict[str, int]:
@@ -169,17 +164,30 @@ async def public_remote_object(db: AsyncSession, uri: str) -> tuple[Object, Acto
 
 
 async def comments_for(db: AsyncSession, obj: Object, include_hidden: bool = False,
-                       include_held: bool = False) -> list[tuple[Object, Actor]]:
-    """Replies under an update, oldest first. Visitors see neither hidden nor held ones;
-    members moderating pass include_hidden/include_held."""
+                       include_held: bool = False, page: int = 1,
+                       visibilities: tuple[str, ...] = ("public", "unlisted"),
+                       ) -> list[tuple[Object, Actor]]:
+    """One page (MAX_LISTED) of the replies under an update, oldest first. Visitors see neither
+    hidden nor held ones; members moderating pass include_hidden/include_held."""
     query = (select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
-             .where(Object.in_reply_to == obj.uri, Object.deleted_at.is_(None)))
+             .where(Object.in_reply_to == obj.uri, Object.deleted_at.is_(None),
+                    Object.visibility.in_(visibilities)))
     if not include_hidden:
         query = query.where(Object.hidden.is_(False))
     if not include_held:
         query = query.where(Object.approved.is_(True))
-    rows = await db.execute(query.order_by(Object.published, Object.id))
+    rows = await db.execute(query.order_by(Object.published, Object.id)
+                            .offset((page - 1) * MAX_LISTED).limit(MAX_LISTED))
     return [(comment, author) for comment, author in rows]
+
+
+async def comment_count(db: AsyncSession, obj: Object,
+                        visibilities: tuple[str, ...] = ("public", "unlisted")) -> int:
+    """How many replies a visitor may see under an update (what comments_for pages through)."""
+    return await db.scalar(select(func.count(Object.id)).where(
+        Object.in_reply_to == obj.uri, Object.deleted_at.is_(None),
+        Object.visibility.in_(visibilities), Object.hidden.is_(False),
+        Object.approved.is_(True))) or 0
 
 
 async def comment_owner(db: AsyncSession, comment: Object) -> Actor | None:

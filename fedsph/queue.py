@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.models import Delivery, HostState, InboxItem, utcnow
 
 LEASE = timedelta(minutes=5)
+# What a finished row may be in; pending rows are work still to do and are never pruned.
+FINISHED_STATES = {InboxItem: ("done", "ignored", "failed"), Delivery: ("sent", "failed", "gone")}
 
 
 async def claim(db: AsyncSession, model: type[InboxItem | Delivery], limit: int) -> list[int]:
@@ -39,3 +42,33 @@ async def claim(db: AsyncSession, model: type[InboxItem | Delivery], limit: int)
         .execution_options(synchronize_session=False)
     )
     return list(result.scalars())
+
+
+@dataclass(frozen=True)
+class PrunedQueue:
+    inbox: int
+    deliveries: int
+
+
+async def prune_finished(db: AsyncSession, older_than: timedelta) -> PrunedQueue:
+    """Delete inbox rows and deliveries that finished more than `older_than` ago.
+
+    Without this a stranger with a key fills the disk one accepted activity at a time. The
+    inbox row is also what makes a redelivery a duplicate (unique activity_uri), so pruning it
+    lets the same activity id be accepted again. That is safe as long as the retention is
+    longer than the HTTP signature's Date window (fedsph/httpsig.py MAX_PAST, 12 hours): a
+    replay of an old signed request is refused for its Date before the row is looked for, and
+    a sender who signs the activity afresh could have sent it anyway. Settings require at
+    least one day. A relayed activity vouched for by its integrity proof alone is not bound to
+    a Date; handlers stay idempotent for it (objects are unique by id, Updates older than
+    what we hold are ignored).
+    """
+    cutoff = utcnow() - older_than
+    counts = []
+    for model, states in FINISHED_STATES.items():
+        result = await db.execute(
+            delete(model).where(model.status.in_(states),
+                                func.coalesce(model.finished_at, model.created_at) < cutoff)
+            .execution_options(synchronize_session=False))
+        counts.append(result.rowcount or 0)
+    return PrunedQueue(*counts)

@@ -10,6 +10,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 
 import orjson
 from sqlalchemy import select, update
@@ -28,7 +29,7 @@ from fedsph.hub.backfill import BACKFILL, fetch_backfill
 from fedsph.integrity import proof_problem
 from fedsph.media_prune import prune_media
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, Object, utcnow
-from fedsph.queue import claim
+from fedsph.queue import claim, prune_finished
 from fedsph.remote import PostResult, Remote
 from fedsph.remote_objects import is_followed_locally
 from fedsph.urls import URLs
@@ -90,10 +91,15 @@ class Worker:
                 pass
 
     async def _prune_now_and_then(self) -> None:
-        """Delete unused uploads (fedsph/media_prune.py) if an hour has passed since last time."""
+        """Housekeeping, if an hour has passed since last time: unused uploads, old queue rows."""
         if time.monotonic() < self.next_prune:
             return
         self.next_prune = time.monotonic() + PRUNE_EVERY
+        await self._prune_media()
+        await self._prune_queue()
+
+    async def _prune_media(self) -> None:
+        """Delete unused uploads (fedsph/media_prune.py)."""
         try:
             pruned = await prune_media(self.sessions, self.settings)
         except Exception:
@@ -102,6 +108,20 @@ class Worker:
             return
         if pruned.count:
             log.info("pruned %d unused image(s), %d bytes", pruned.count, pruned.bytes)
+
+    async def _prune_queue(self) -> None:
+        """Delete processed inbox rows and finished deliveries past FEDSPH_INBOX_RETENTION_DAYS."""
+        try:
+            async with self.sessions() as db, db.begin():
+                pruned = await prune_finished(
+                    db, timedelta(days=self.settings.inbox_retention_days))
+        except Exception:
+            # As for images: housekeeping must never stop the queue.
+            log.exception("pruning processed queue rows failed")
+            return
+        if pruned.inbox or pruned.deliveries:
+            log.info("pruned %d processed inbox row(s) and %d finished deliveries",
+                     pruned.inbox, pruned.deliveries)
 
     # -- inbox -------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ import orjson
 from sqlalchemy import select
 
 from fedsph.httpsig import parse_signature_header
-from fedsph.hub.relay import forward_to_relays
+from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Follow, Hub, InboxItem
 from fedsph.outbox import publish_note
 from tests.mastodon_peer import AS, PUBLIC, MastodonPeer, _id
@@ -53,10 +53,16 @@ async def relay_rows(node) -> list[Follow]:
 
 
 async def subscribe(node, peer, hub, inbox: str):
+    """A server asks to subscribe and a coordinator approves it (`fedsph hub relay approve`):
+    until then it is pending and gets nothing (tests/hostile/test_limits.py)."""
     instance = peer.add_actor("actor", "Application")
     follow = relay_follow(peer, instance)
     status, text = await peer.post(instance, inbox, follow)
     assert status == 202, text
+    await node.run_worker()
+    async with node.sessions() as db, db.begin():
+        subscriber = await db.scalar(select(Actor).where(Actor.uri == instance.uri))
+        await decide_subscription(db, node.urls, await db.get(Actor, hub.id), subscriber, True)
     await node.run_worker()
     return instance, follow
 

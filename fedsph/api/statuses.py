@@ -263,8 +263,10 @@ async def _descendants(db: AsyncSession, obj: Object, me: Actor | None) -> list[
     for _ in range(MAX_THREAD_DEPTH):
         if not frontier or len(found) >= MAX_DESCENDANTS:
             break
+        # Capped in the query: a stranger can send any number of replies to a status.
         rows = await db.scalars(select(Object).where(Object.in_reply_to.in_(frontier))
-                                .order_by(Object.published, Object.id))
+                                .order_by(Object.published, Object.id)
+                                .limit(MAX_DESCENDANTS - len(found)))
         frontier = []
         for row in rows:
             if row.uri in seen or not await _can_see(db, row, me):

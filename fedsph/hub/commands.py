@@ -12,6 +12,7 @@ from fedsph import vocab
 from fedsph.actors import get_local_actor, resolve_handle
 from fedsph.errors import FetchError
 from fedsph.hub import membership as hubs
+from fedsph.hub import relay
 from fedsph.models import Actor, HubMembership
 
 
@@ -114,6 +115,27 @@ async def members(node, args) -> int:
     return 0
 
 
+async def relay_command(node, args) -> int:
+    """`hub relay list|approve|reject [SERVER]`: the relay's subscriptions (FEP-ae0c)."""
+    if args.relay_action == "list":
+        async with node.sessions() as db:
+            rows = await relay.relay_subscriptions(db, await _hub_of_this_node(db))
+        for follow, actor in rows:
+            print(f"{actor.uri}\t{follow.state}\t{follow.created_at:%Y-%m-%d %H:%M}")
+        return 0
+    if not args.subscriber:
+        raise ValueError("name the subscriber: its actor URL as `fedsph hub relay list` shows it")
+    accept = args.relay_action == "approve"
+    async with node.sessions() as db, db.begin():
+        hub = await _hub_of_this_node(db)
+        subscriber = await db.scalar(select(Actor).where(Actor.uri == args.subscriber))
+        if subscriber is None:
+            raise ValueError(f"{args.subscriber} has not asked to subscribe to the relay")
+        await relay.decide_subscription(db, node.urls, hub, subscriber, accept)
+    print(f"{'approved' if accept else 'rejected'} {args.subscriber}")
+    return 0
+
+
 # -- the project's commands ---------------------------------------------------------------------
 
 
@@ -151,6 +173,7 @@ COMMANDS: dict = {
     "hub enable": enable, "hub approve": approve, "hub reject": reject, "hub remove": remove,
     "hub invite": invite, "hub members": members, "hub join": join,
     "hub accept-invite": accept_invite, "hub decline-invite": decline_invite, "hub leave": leave,
+    "hub relay": relay_command,
 }
 
 
@@ -171,6 +194,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         cmd = actions.add_parser(name, help=text)
         cmd.add_argument("project", help="the project: user@host, its URL, or a local slug")
     actions.add_parser("members", help="list hub memberships and their states")
+    relay_cmd = actions.add_parser("relay", help="list, approve or reject relay subscriptions")
+    relay_cmd.add_argument("relay_action", choices=("list", "approve", "reject"))
+    relay_cmd.add_argument("subscriber", nargs="?", help="the subscribing server's actor URL")
     for name, text in (("join", "ask for a local project to join a hub"),
                        ("accept-invite", "accept a hub's invitation for a local project"),
                        ("decline-invite", "decline a hub's invitation"),

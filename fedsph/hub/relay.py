@@ -2,7 +2,9 @@
 
 A server subscribes by sending `Follow{object: as:Public}` from its instance actor (what
 Mastodon does when an admin adds a relay) to the hub's inbox or the shared inbox: it becomes a
-Follow row follower=that actor, followed=the hub actor, relay=True, and gets an Accept. The hub
+Follow row follower=that actor, followed=the hub actor, relay=True, state pending, and waits for
+a coordinator (`fedsph hub relay approve`) unless its server is on FEDSPH_RELAY_ALLOW; past
+FEDSPH_RELAY_MAX_SUBSCRIBERS it gets a Reject and no row. Approved, it gets an Accept. The hub
 then forwards its members' public activities to every subscriber as they were received (the
 original bytes, so the author's integrity proof still verifies), HTTP-signed by the hub actor.
 `Undo{Follow}` unsubscribes (fedsph/handlers/undo.py finds the row by the Follow's id).
@@ -18,43 +20,120 @@ import logging
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
+from fedsph.config import Settings
 from fedsph.delivery import enqueue_deliveries
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.membership import local_hub
 from fedsph.models import Activity, Actor, Follow
 from fedsph.outbox import record_activity
+from fedsph.urls import URLs
 
 log = logging.getLogger("fedsph.relay")
 
 
 async def relay_subscribers(db: AsyncSession, hub: Actor) -> list[Actor]:
+    """Approved subscribers only: a pending one is sent nothing."""
     return list(await db.scalars(select(Actor).join(Follow, Follow.follower_id == Actor.id).where(
         Follow.followed_id == hub.id, Follow.relay.is_(True), Follow.state == "accepted")))
 
 
+async def relay_subscriptions(db: AsyncSession, hub: Actor) -> list[tuple[Follow, Actor]]:
+    """Every relay subscription of `hub`, pending first (for coordinators)."""
+    rows = await db.execute(select(Follow, Actor).join(Actor, Actor.id == Follow.follower_id)
+                            .where(Follow.followed_id == hub.id, Follow.relay.is_(True))
+                            .order_by(Follow.state.desc(), Follow.id))
+    return [(follow, actor) for follow, actor in rows]
+
+
+def is_allowed(settings: Settings, actor: Actor) -> bool:
+    """The subscriber's server is on FEDSPH_RELAY_ALLOW (host, or host:port)."""
+    parts = urlsplit(actor.uri)
+    allowed = settings.relay_allowed_domains
+    return bool(allowed) and ((parts.hostname or "") in allowed or parts.netloc.lower() in allowed)
+
+
 async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    """`Follow{as:Public}` from `actor` (a server's instance actor): subscribe it, Accept."""
+    """`Follow{as:Public}` from `actor` (a server's instance actor): a pending subscription,
+    accepted at once if its server is allow-listed, rejected past FEDSPH_RELAY_MAX_SUBSCRIBERS.
+
+    A relay passes on whatever it is sent to every subscriber, so who may subscribe is the
+    coordinators' choice (`fedsph hub relay approve`), not any stranger's.
+    """
     hub = await local_hub(ctx.db)
     if hub is None:
         raise Ignored("Follow of as:Public, but this node is not a hub (no relay here)")
     relation = await ctx.db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == hub.id))
-    if relation is None:
-        relation = Follow(follower_id=actor.id, followed_id=hub.id)
-        ctx.db.add(relation)
-    relation.state, relation.relay, relation.activity_uri = "accepted", True, activity["id"]
-    await ctx.db.flush()
-    # The Accept names the Follow as it was (its object is as:Public): Mastodon matches its
-    # relay by the Follow's id.
-    original = {"id": activity["id"], "type": "Follow", "actor": actor.uri, "object": PUBLIC}
-    document = build_activity("Accept", ctx.urls.new_activity(), hub.uri, original, to=[actor.uri])
-    accepted = await record_activity(ctx.db, hub, document, activity["id"])
-    await enqueue_deliveries(ctx.db, accepted, [actor])
+    if relation is None or not relation.relay:
+        refused = await _refusal(ctx.db, ctx.settings, hub, actor)
+        if refused:
+            log.warning("relay subscription from %s refused: %s", actor.uri, refused)
+            await answer_subscription(ctx.db, ctx.urls, hub, actor, activity["id"], accept=False)
+            return "done"
+        if relation is None:
+            relation = Follow(follower_id=actor.id, followed_id=hub.id)
+            ctx.db.add(relation)
+        # An ordinary follower of the hub asking to subscribe waits like anyone else.
+        relation.state, relation.relay = "pending", True
+    relation.activity_uri = activity["id"]
+    if relation.state == "accepted" or is_allowed(ctx.settings, actor):
+        # Accept again when accepted already: the subscriber may have lost our first Accept.
+        relation.state = "accepted"
+        await ctx.db.flush()
+        await answer_subscription(ctx.db, ctx.urls, hub, actor, activity["id"], accept=True)
+    else:
+        await ctx.db.flush()
+        log.info("relay subscription from %s waits for a coordinator", actor.uri)
     return "done"
+
+
+async def _refusal(db: AsyncSession, settings: Settings, hub: Actor, actor: Actor) -> str | None:
+    """Why a new relay subscription is refused at once, or None.
+
+    A server subscribes once, with its instance actor; so one stranger's host cannot take every
+    place under the cap by sending Follows from many actors.
+    """
+    rows = (await db.execute(select(Actor.domain).join(Follow, Follow.follower_id == Actor.id)
+                             .where(Follow.followed_id == hub.id, Follow.relay.is_(True)))).all()
+    if len(rows) >= settings.relay_max_subscribers:
+        return f"{len(rows)} subscriptions already (FEDSPH_RELAY_MAX_SUBSCRIBERS)"
+    if any(domain == actor.domain for (domain,) in rows):
+        return f"{actor.domain} has subscribed (or asked to) with another actor"
+    return None
+
+
+async def answer_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscriber: Actor,
+                              follow_id: str | None, accept: bool) -> None:
+    """Send Accept or Reject of a relay Follow; a Reject also ends the subscription."""
+    if not accept:
+        await db.execute(delete(Follow).where(Follow.follower_id == subscriber.id,
+                                              Follow.followed_id == hub.id,
+                                              Follow.relay.is_(True)))
+    # The answer names the Follow as it was (its object is as:Public): Mastodon matches its
+    # relay by the Follow's id.
+    original = {"id": follow_id, "type": "Follow", "actor": subscriber.uri, "object": PUBLIC}
+    document = build_activity("Accept" if accept else "Reject", urls.new_activity(), hub.uri,
+                              original, to=[subscriber.uri])
+    answer = await record_activity(db, hub, document, follow_id)
+    await enqueue_deliveries(db, answer, [subscriber])
+
+
+async def decide_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscriber: Actor,
+                              accept: bool) -> Follow:
+    """A coordinator approves (Accept) or refuses/ends (Reject) a relay subscription."""
+    relation = await db.scalar(select(Follow).where(
+        Follow.follower_id == subscriber.id, Follow.followed_id == hub.id,
+        Follow.relay.is_(True)))
+    if relation is None:
+        raise ValueError(f"{subscriber.uri} has not asked to subscribe to the relay")
+    if accept:
+        relation.state = "accepted"
+    await answer_subscription(db, urls, hub, subscriber, relation.activity_uri, accept)
+    return relation
 
 
 async def forward_to_relays(db: AsyncSession, hub: Actor, body: bytes) -> None:

@@ -1,4 +1,5 @@
-"""/hub/manage: the hub's coordinators approve, reject and remove member projects.
+"""/hub/manage: the hub's coordinators approve, reject and remove member projects, and
+approve or end relay subscriptions (fedsph/hub/relay.py).
 
 Who may coordinate: the node's admins and the members of the hub actor (as for any project's
 manage page). Every POST passed the CSRF check (fedsph/web/auth_middleware.py) before it comes
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from fedsph.errors import BadRequest, NotFound
 from fedsph.hub import membership as hubs
+from fedsph.hub import relay
 from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
 from fedsph.web.auth_middleware import read_form, require_member
@@ -20,6 +22,7 @@ from fedsph.web.render import error_message, html_response
 
 ACTIONS = {"approve": hubs.approve, "reject": hubs.reject_or_remove,
            "withdraw": hubs.reject_or_remove, "remove": hubs.reject_or_remove}
+RELAY_ACTIONS = {"relay-approve": True, "relay-reject": False}
 
 
 async def _hub_or_404(request: web.Request) -> Actor:
@@ -38,9 +41,10 @@ async def manage_page(request: web.Request) -> web.Response:
             select(HubMembership, Actor).join(Actor, Actor.id == HubMembership.project_id)
             .where(HubMembership.hub_id == hub.id)
             .order_by(HubMembership.state, Actor.name))).all()
+        relays = await relay.relay_subscriptions(db, hub)
     groups = {state: [(row, actor) for row, actor in rows if row.state == state]
               for state in hubs.STATES}
-    return html_response(request, "hub_manage.html", hub=hub, groups=groups,
+    return html_response(request, "hub_manage.html", hub=hub, groups=groups, relays=relays,
                          done=request.query.get("done"))
 
 
@@ -48,6 +52,8 @@ async def manage_action(request: web.Request) -> web.Response:
     hub = await _hub_or_404(request)
     await require_member(request, hub)
     form = await read_form(request)
+    if form.get("action") in RELAY_ACTIONS:
+        return await _relay_action(request, hub, form)
     action = ACTIONS.get(form.get("action", ""))
     if action is None:
         raise BadRequest(N_("This form could not be accepted: reload the page and try again."))
@@ -64,6 +70,24 @@ async def manage_action(request: web.Request) -> web.Response:
         except ValueError as exc:
             raise BadRequest(error_message(request, exc)) from None
     # Post/redirect/get: reloading the page does not send the form again.
+    raise web.HTTPSeeOther(f"/hub/manage?done={form['action']}")
+
+
+async def _relay_action(request: web.Request, hub: Actor, form) -> web.Response:
+    """Approve a relay subscription, or refuse or end one (Reject)."""
+    try:
+        subscriber_id = int(form.get("subscriber", ""))
+    except ValueError:
+        raise BadRequest(N_("No server was chosen.")) from None
+    async with request.app[WRITER]() as db, db.begin():
+        subscriber = await db.get(Actor, subscriber_id)
+        if subscriber is None:
+            raise BadRequest(N_("No server was chosen."))
+        try:
+            await relay.decide_subscription(db, request.app[URLS], hub, subscriber,
+                                            RELAY_ACTIONS[form["action"]])
+        except ValueError as exc:
+            raise BadRequest(error_message(request, exc)) from None
     raise web.HTTPSeeOther(f"/hub/manage?done={form['action']}")
 
 

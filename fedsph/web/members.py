@@ -158,7 +158,7 @@ async def _manage_context(db, actor: Actor) -> dict:
     requests = (await db.execute(
         select(Follow, Actor).join(Actor, Actor.id == Follow.follower_id)
         .where(Follow.followed_id == actor.id, Follow.state == "pending")
-        .order_by(Follow.id))).all()
+        .order_by(Follow.id).limit(queries.MAX_LISTED))).all()
     own_updates = select(Object.uri).where(Object.actor_id == actor.id)
     comments = (await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)

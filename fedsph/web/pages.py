@@ -317,18 +317,22 @@ async def actor_page(request: web.Request, actor: Actor) -> web.Response:
 
 
 async def object_page(request: web.Request, obj: Object, actor: Actor) -> web.Response:
-    lang, urls = visitor_lang(request), request.app[URLS]
+    lang, urls, page = visitor_lang(request), request.app[URLS], _page_number(request)
     async with request.app[SESSIONS]() as db:
         media = (await queries.media_for(db, [obj.id])).get(obj.id, []) if obj.local else []
         post = post_view(obj, actor, lang, media, urls, show=request.query.get("show"))
-        # Followers-only replies are not for every visitor, whatever their author intended.
-        comments = [(c, author) for c, author in await queries.comments_for(db, obj)
-                    if c.visibility in ("public", "unlisted")]
-        comments = await post_views(db, comments, lang, urls)
+        # Followers-only replies are not for every visitor, whatever their author intended:
+        # comments_for lists public and unlisted ones, a page (queries.MAX_LISTED) at a time.
+        comments = await post_views(db, await queries.comments_for(db, obj, page=page), lang, urls)
+        total = await queries.comment_count(db, obj)
         reactions = await queries.reaction_counts(db, obj.uri)
+    here = request.rel_url
     return html_response(request, "object.html", post=post, actor=actor,
-                         actor_name=actor_texts(actor, lang)[0],
-                         comments=comments, reactions=reactions, visitor_lang=lang)
+                         actor_name=actor_texts(actor, lang)[0], comment_total=total,
+                         comments=comments, reactions=reactions, visitor_lang=lang,
+                         prev_page=str(here.update_query(page=page - 1)) if page > 1 else None,
+                         next_page=str(here.update_query(page=page + 1))
+                         if total > page * queries.MAX_LISTED else None)
 
 
 async def remote_actor_page(request: web.Request) -> web.Response:
