@@ -26,6 +26,7 @@ from fedsph.models import Actor, Media, Object
 from fedsph.notes import clean_hashtag
 from fedsph.profile import public_location as rounded_location
 from fedsph.sanitize import clean_html
+from fedsph.visibility import VISIBLE_TO_ALL
 from fedsph.vocab import is_valid, label
 from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
 from fedsph.web.render import html_response, osm_url
@@ -323,7 +324,7 @@ async def object_page(request: web.Request, obj: Object, actor: Actor) -> web.Re
         post = post_view(obj, actor, lang, media, urls, show=request.query.get("show"))
         # Followers-only replies are not for every visitor, whatever their author intended.
         comments = [(c, author) for c, author in await queries.comments_for(db, obj)
-                    if c.visibility in ("public", "unlisted")]
+                    if c.visibility in VISIBLE_TO_ALL]
         comments = await post_views(db, comments, lang, urls)
         reactions = await queries.reaction_counts(db, obj.uri)
     return html_response(request, "object.html", post=post, actor=actor,
