@@ -30,11 +30,11 @@ from fedsph.urls import (
     OBJECT,
     SHARED_INBOX,
 )
+from fedsph.visibility import VISIBLE_TO_ALL
 from fedsph.web import pages
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 from fedsph.web.render import ap_response, wants_html
 from fedsph.web.signed_fetch import may_fetch
-from fedsph.visibility import VISIBLE_TO_ALL
 
 
 async def _actor_or_404(request: web.Request) -> Actor:

@@ -264,3 +264,75 @@ async def test_a_dm_cannot_be_edited_into_a_public_post(node, sent_dm):
         obj = await db.scalar(select(Object).where(Object.uri == sent_dm["entity"]["uri"]))
         deliveries = await db.scalar(select(func.count(Delivery.id)))
     assert obj.visibility == "direct" and obj.updated is None and deliveries == 1
+
+
+# -- rows stored before direct existed ------------------------------------------------------------
+
+
+async def test_migration_reclassifies_dms_stored_as_followers_only(tmp_path):
+    """Migration 0006: a remote post stored as `followers` whose document addresses neither the
+    public nor its author's followers was a DM; it becomes direct, with its addressees."""
+    import asyncio
+
+    from alembic import command
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from fedsph.db import alembic_config, make_engine, migrate
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path)
+    url = settings.effective_database_url
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0005")
+    engine = make_engine(settings)
+    eva_uri = "https://peer.example/users/eva"
+    documents = {
+        "dm": {"to": ["https://here.example/users/ana"], "cc": [],
+               "tag": [{"type": "Mention", "href": "https://here.example/users/bo"}]},
+        "followers": {"to": [eva_uri + "/followers"], "cc": ["https://here.example/users/ana"]},
+    }
+    try:
+        async with async_sessionmaker(engine)() as db, db.begin():
+            eva = Actor(uri=eva_uri, local=False, type="Person", username="eva",
+                        domain="peer.example", followers_url=eva_uri + "/followers")
+            db.add(eva)
+            await db.flush()
+            db.add_all(Object(uri=f"https://peer.example/notes/{name}", type="Note",
+                              actor_id=eva.id, local=False, visibility="followers",
+                              document={"id": f"https://peer.example/notes/{name}", **document})
+                       for name, document in documents.items())
+        await asyncio.to_thread(migrate, url)
+        async with async_sessionmaker(engine)() as db:
+            kept = dict((await db.execute(select(Object.uri, Object.visibility))).all())
+            audience = list(await db.scalars(select(ObjectAudience.actor_uri)
+                                             .order_by(ObjectAudience.id)))
+    finally:
+        await engine.dispose()
+    assert kept == {"https://peer.example/notes/dm": "direct",
+                    "https://peer.example/notes/followers": "followers"}
+    assert audience == ["https://here.example/users/ana", "https://here.example/users/bo"]
+
+
+async def test_a_dm_between_members_reaches_only_its_addressee(node):
+    """Local to local: no HTTP, the same rule (Cai follows Ana and still does not see it)."""
+    ana_token, ana = await member_token(node, "ana", None)
+    bea_token, _ = await member_token(node, "bea", None)
+    cai_token, cai = await member_token(node, "cai", None)
+    await _follow(node, cai.id, ana.id)
+    status, entity = await api(node, ana_token, "POST", "/api/v1/statuses",
+                               data={"status": f"@bea {SECRET}", "visibility": "direct"})
+    assert status == 200 and entity["visibility"] == "direct", entity
+    await flush(node)
+    status, seen = await api(node, bea_token, "GET", f"/api/v1/statuses/{entity['id']}")
+    assert status == 200 and seen["visibility"] == "direct"
+    _, notifications = await api(node, bea_token, "GET", "/api/v1/notifications")
+    assert [(n["type"], n["status"]["id"]) for n in notifications] == [("mention", entity["id"])]
+    _, home = await api(node, cai_token, "GET", "/api/v1/timelines/home")
+    assert entity["id"] not in [s["id"] for s in home]
+    status, _ = await api(node, cai_token, "GET", f"/api/v1/statuses/{entity['id']}")
+    assert status == 404
+    _, notifications = await api(node, cai_token, "GET", "/api/v1/notifications")
+    assert notifications == []
+    async with node.sessions() as db:
+        obj = await db.get(Object, int(entity["id"]))
+        assert obj.local and obj.visibility == "direct"
+        assert await db.scalar(select(func.count(Delivery.id))) == 0
