@@ -7,14 +7,20 @@ follow its author; served as AS2 only to signed fetches from the addressed actor
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import pytest
+from alembic import command
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from fedsph.actors import resolve_actor
+from fedsph.db import alembic_config, make_engine, migrate
 from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectAudience, Reaction
-from fedsph.outbox import edit_update, update_fields
+from fedsph.outbox import edit_update, publish_update, update_fields
 from fedsph.web.keys import REMOTE
+from tests.conftest import make_settings
 from tests.fakepeer import AS, FakePeer
 from tests.test_api_with_peer import api, flush, member_token
 
@@ -272,14 +278,6 @@ async def test_a_dm_cannot_be_edited_into_a_public_post(node, sent_dm):
 async def test_migration_reclassifies_dms_stored_as_followers_only(tmp_path):
     """Migration 0006: a remote post stored as `followers` whose document addresses neither the
     public nor its author's followers was a DM; it becomes direct, with its addressees."""
-    import asyncio
-
-    from alembic import command
-    from sqlalchemy.ext.asyncio import async_sessionmaker
-
-    from fedsph.db import alembic_config, make_engine, migrate
-    from tests.conftest import make_settings
-
     settings = make_settings(tmp_path)
     url = settings.effective_database_url
     await asyncio.to_thread(command.upgrade, alembic_config(url), "0005")
@@ -335,4 +333,18 @@ async def test_a_dm_between_members_reaches_only_its_addressee(node):
     async with node.sessions() as db:
         obj = await db.get(Object, int(entity["id"]))
         assert obj.local and obj.visibility == "direct"
+        assert await db.scalar(select(func.count(Delivery.id))) == 0
+
+
+async def test_the_web_form_cannot_publish_a_direct_post(node):
+    """The compose form has no DM choice and sends no mentions: a forged visibility=direct is
+    refused by publish_update (what the form calls) and nothing is stored or sent."""
+    project = await node.create_actor("coop")
+    async with node.sessions() as db, db.begin():
+        actor = await db.get(Actor, project.id)
+        with pytest.raises(ValueError, match="direct"):
+            await publish_update(db, node.urls, actor, contents={"en": SECRET},
+                                 visibility="direct")
+    async with node.sessions() as db:
+        assert await db.scalar(select(func.count(Object.id))) == 0
         assert await db.scalar(select(func.count(Delivery.id))) == 0
