@@ -107,7 +107,10 @@ def primary_first(mapping: dict | None, primary: str | None) -> dict:
 
 
 def addressing(actor: Actor, visibility: str) -> tuple[list[str], list[str]]:
-    """to/cc as Mastodon reads them: public, unlisted, or followers only."""
+    """to/cc as Mastodon reads them: public, unlisted, followers only, or direct (build_note adds
+    the mentioned actors, who are all a direct post is addressed to)."""
+    if visibility == "direct":
+        return [], []
     if visibility == "unlisted":
         return [actor.followers_url], [PUBLIC]
     if visibility == "followers":
@@ -140,8 +143,12 @@ def build_note(obj: Object, actor: Actor) -> dict:
     """
     to, cc = addressing(actor, obj.visibility)
     # Mentioned actors are addressed too: that is how their servers know to notify them.
-    cc = cc + [t["href"] for t in obj.tags or []
-               if t.get("type") == "Mention" and t.get("href") and t["href"] not in cc + to]
+    mentioned = [t["href"] for t in obj.tags or []
+                 if t.get("type") == "Mention" and t.get("href") and t["href"] not in cc + to]
+    if obj.visibility == "direct":
+        to = to + mentioned
+    else:
+        cc = cc + mentioned
     content_map = primary_first(obj.content_map, obj.language)
     if obj.language and obj.content is not None:
         content_map[obj.language] = obj.content

@@ -27,6 +27,7 @@ from fedsph.notes import NOTE_CONTEXT, build_content, build_note, clean_hashtag,
 from fedsph.notifications import notify
 from fedsph.profile import location_precision, public_location, set_profile
 from fedsph.urls import URLs
+from fedsph.visibility import DIRECT, addressed_actors, store_addressees
 
 LANGUAGE_TAG_MAX = 16
 
@@ -45,7 +46,7 @@ async def record_activity(db: AsyncSession, actor: Actor, document: dict, object
     return activity
 
 
-VISIBILITIES = ("public", "unlisted", "followers")
+VISIBILITIES = ("public", "unlisted", "followers", DIRECT)
 MAX_IMAGES = 4  # what Mastodon shows
 MAX_TITLE_CHARS = 200
 MAX_SUMMARY_CHARS = 500
@@ -224,6 +225,8 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
     media = list(media)
     columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
                               themes, place, summary, media, visibility)
+    if visibility == DIRECT and not [m for m in mentions if m.id != actor.id]:
+        raise UserError(N_("a direct message needs at least one mentioned account"))
     columns["tags"] = (columns["tags"] or []) + mention_tags(mentions) or None
     _link_mentions(columns, actor, list(mentions))
     uri = urls.new_object()
@@ -231,6 +234,7 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
                  published=published or utcnow(), in_reply_to=in_reply_to, **columns)
     db.add(obj)
     await db.flush()
+    await store_addressees(db, obj, [m.uri for m in mentions if m.id != actor.id])
     await _attach_media(db, urls, obj, media)
     note = build_note(obj, actor)
     obj.document = note
@@ -262,6 +266,8 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
         raise UserError(N_("this update was deleted"))
     if obj.actor_id != actor.id or not obj.local:
         raise UserError(N_("this update belongs to someone else"))
+    if visibility and visibility != obj.visibility and DIRECT in (visibility, obj.visibility):
+        raise UserError(N_("a direct message stays direct: who it addresses cannot change"))
     media = list(media)
     previous_stage = obj.stage_change
     columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
@@ -419,6 +425,9 @@ async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, obje
     """
     activity = await record_activity(db, actor, document, object_uri,
                                      public=visibility in ("public", "unlisted"))
+    if visibility == DIRECT:  # the addressed actors only: no followers, boosters, hubs or relays
+        await enqueue_deliveries(db, activity, await addressed_actors(db, object_uri))
+        return activity
     recipients = await follower_actors(db, actor)
     known = {r.id for r in recipients}
     recipients += [a for a in await _booster_followers(db, actor, object_uri) if a.id not in known]

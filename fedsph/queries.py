@@ -18,6 +18,7 @@ from fedsph.models import (
     Report,
     User,
 )
+from fedsph.visibility import VISIBLE_TO_ALL
 
 PAGE_SIZE = 20
 # The most rows one page or response lists from a table strangers can grow (replies under a
@@ -37,7 +38,7 @@ async def node_feed(db: AsyncSession, limit: int = 30) -> list[tuple[Object, Act
     rows = await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
         .where(Object.deleted_at.is_(None), Object.in_reply_to.is_(None),
-               Object.visibility.in_(("public", "unlisted")),
+               Object.visibility.in_(VISIBLE_TO_ALL),
                (Object.actor_id.in_(followed)) | (Actor.local.is_(True)))
         .order_by(Object.published.desc(), Object.id.desc()).limit(limit))
     return [(obj, actor) for obj, actor in rows]
@@ -77,7 +78,7 @@ async def actors_of_user(db: AsyncSession, user: User) -> list[Actor]:
 async def actor_posts(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
-                             Object.visibility.in_(("public", "unlisted")))
+                             Object.visibility.in_(VISIBLE_TO_ALL))
         .order_by(Object.published.desc(), Object.id.desc())
         .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
 
@@ -85,7 +86,7 @@ async def actor_posts(db: AsyncSession, actor: Actor, page: int = 1) -> list[Obj
 async def outbox_count(db: AsyncSession, actor: Actor) -> int:
     return await db.scalar(select(func.count(Object.id)).where(
         Object.actor_id == actor.id, Object.deleted_at.is_(None),
-        Object.visibility.in_(("public", "unlisted")))) or 0
+        Object.visibility.in_(VISIBLE_TO_ALL))) or 0
 
 
 async def create_activities(db: AsyncSession, objects: list[Object]) -> dict[str, bytes]:
@@ -128,7 +129,7 @@ async def project_updates(db: AsyncSession, actor: Actor, page: int = 1) -> list
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
                              Object.in_reply_to.is_(None),
-                             Object.visibility.in_(("public", "unlisted")))
+                             Object.visibility.in_(VISIBLE_TO_ALL))
         .order_by(Object.pinned_at.is_(None), Object.pinned_at.desc(),
                   Object.published.desc(), Object.id.desc())
         .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
@@ -159,13 +160,13 @@ async def public_remote_object(db: AsyncSession, uri: str) -> tuple[Object, Acto
     row = (await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
         .where(Object.uri == uri, Object.local.is_(False), Object.deleted_at.is_(None),
-               Object.visibility.in_(("public", "unlisted"))))).first()
+               Object.visibility.in_(VISIBLE_TO_ALL)))).first()
     return (row[0], row[1]) if row else None
 
 
 async def comments_for(db: AsyncSession, obj: Object, include_hidden: bool = False,
                        include_held: bool = False, page: int = 1,
-                       visibilities: tuple[str, ...] = ("public", "unlisted"),
+                       visibilities: tuple[str, ...] = VISIBLE_TO_ALL,
                        ) -> list[tuple[Object, Actor]]:
     """One page (MAX_LISTED) of the replies under an update, oldest first. Visitors see neither
     hidden nor held ones; members moderating pass include_hidden/include_held."""
@@ -182,7 +183,7 @@ async def comments_for(db: AsyncSession, obj: Object, include_hidden: bool = Fal
 
 
 async def comment_count(db: AsyncSession, obj: Object,
-                        visibilities: tuple[str, ...] = ("public", "unlisted")) -> int:
+                        visibilities: tuple[str, ...] = VISIBLE_TO_ALL) -> int:
     """How many replies a visitor may see under an update (what comments_for pages through)."""
     return await db.scalar(select(func.count(Object.id)).where(
         Object.in_reply_to == obj.uri, Object.deleted_at.is_(None),
@@ -203,7 +204,7 @@ async def pinned_updates(db: AsyncSession, actor: Actor) -> list[Object]:
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, Object.pinned_at.is_not(None),
                              Object.deleted_at.is_(None),
-                             Object.visibility.in_(("public", "unlisted")))
+                             Object.visibility.in_(VISIBLE_TO_ALL))
         .order_by(Object.pinned_at.desc(), Object.id.desc())))
 
 

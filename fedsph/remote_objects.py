@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab
 from fedsph.activitystreams import (
-    PUBLIC_ALIASES,
     as_list,
     get_id,
     get_type,
@@ -20,6 +19,7 @@ from fedsph.activitystreams import (
 from fedsph.events_received import store_event_details
 from fedsph.models import Actor, Follow, Object, utcnow
 from fedsph.sanitize import clean_html, plain_text
+from fedsph.visibility import addressees, store_addressees, visibility_of
 
 # Types we keep as posts. Mastodon shows Article/Page/Event as a title and a link; so do we.
 POST_TYPES = {"Note", "Article", "Page", "Question", "Event", "Video", "Audio", "Image"}
@@ -29,16 +29,6 @@ MAX_TAGS = 50
 MEDIA_TYPE = re.compile(r"^[a-z]+/[a-z0-9.+-]+$")
 BLURHASH = re.compile(r"^[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{6,128}$")
 PLACE_UNITS = {"cm", "feet", "inches", "km", "m", "miles"}
-
-
-def visibility_of(document: dict) -> str:
-    to = {get_id(x) for x in as_list(document.get("to"))}
-    cc = {get_id(x) for x in as_list(document.get("cc"))}
-    if to & PUBLIC_ALIASES:
-        return "public"
-    if cc & PUBLIC_ALIASES:
-        return "unlisted"
-    return "followers"
 
 
 def _text(value) -> str | None:
@@ -132,8 +122,8 @@ def _language_map(value, clean) -> dict:
     return {str(k)[:16]: clean(v) for k, v in value.items() if isinstance(v, str) and clean(v)}
 
 
-def object_columns(document: dict) -> dict:
-    """Column values for a received object, its HTML sanitised."""
+def object_columns(document: dict, followers_url: str | None = None) -> dict:
+    """Column values for a received object, its HTML sanitised; `followers_url` is its author's."""
     clean_map = _language_map(document.get("contentMap"), clean_html)
     content = _text(document.get("content"))
     if content is None and clean_map:
@@ -153,7 +143,7 @@ def object_columns(document: dict) -> dict:
         "summary": clean_html(_text(document.get("summary"))) or None,
         "url": _http_url(document.get("url")) or document["id"],
         "in_reply_to": get_id(document.get("inReplyTo")),
-        "visibility": visibility_of(document),
+        "visibility": visibility_of(document, followers_url),
         "document": document,
         "name": plain_text(name) or next(iter(name_map.values()), None),
         "name_map": name_map or None,
@@ -187,7 +177,7 @@ async def holds_replies(db: AsyncSession, reply_to: str | None) -> bool:
 
 async def store_object(db: AsyncSession, document: dict, actor: Actor) -> Object:
     """Insert a received object, or refresh it if we have it already."""
-    values = object_columns(document)
+    values = object_columns(document, actor.followers_url)
     obj = await get_object(db, document["id"])
     if obj is None:
         obj = Object(uri=document["id"], actor_id=actor.id, local=False,
@@ -198,6 +188,7 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor) -> Object
         setattr(obj, column, value)
     obj.updated = parse_iso(document.get("updated"))
     await db.flush()
+    await store_addressees(db, obj, addressees(document, actor.followers_url))
     if obj.type == "Event":
         # When, where and how to join (an Event without a usable start is kept as a post only).
         await store_event_details(db, obj, document)

@@ -23,8 +23,9 @@ from fedsph.api.params import flag
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import Caller, optional_caller
 from fedsph.errors import FetchError
-from fedsph.models import Actor, Follow, Object
+from fedsph.models import Actor, Object
 from fedsph.remote_objects import get_object, store_object
+from fedsph.visibility import may_see
 from fedsph.web.keys import REMOTE, SESSIONS, WRITER
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40
@@ -79,13 +80,7 @@ async def _known_status(db: AsyncSession, url: str, me: Actor | None) -> Object 
     obj = await db.scalar(select(Object).where(
         or_(Object.uri == url, Object.url == url), Object.deleted_at.is_(None),
         Object.hidden.is_(False), Object.approved.is_(True)).order_by(Object.id).limit(1))
-    if obj is None or obj.visibility in ("public", "unlisted"):
-        return obj
-    if me is not None and (me.id == obj.actor_id or await db.scalar(select(Follow.id).where(
-            Follow.follower_id == me.id, Follow.followed_id == obj.actor_id,
-            Follow.state == "accepted").limit(1)) is not None):
-        return obj
-    return None
+    return obj if obj is not None and await may_see(db, obj, me) else None
 
 
 def _host(url: str | None) -> str | None:

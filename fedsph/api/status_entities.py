@@ -1,6 +1,7 @@
 """Pure builders of Mastodon's Status and MediaAttachment entities from fedsph rows.
 
-Mastodon calls followers-only posts `private`; fedsph calls them `followers`.
+Mastodon calls followers-only posts `private`; fedsph calls them `followers`. `direct` is
+`direct` in both.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from fedsph.api.entities import iso
 from fedsph.media import file_url, largest_url
 from fedsph.models import Media, Object
 
-VISIBILITY_TO_API = {"public": "public", "unlisted": "unlisted", "followers": "private"}
+VISIBILITY_TO_API = {"public": "public", "unlisted": "unlisted", "followers": "private",
+                     "direct": "direct"}
 VISIBILITY_FROM_API = {v: k for k, v in VISIBILITY_TO_API.items()}
 
 
@@ -91,7 +93,7 @@ def status(obj: Object, account: dict, media: list[dict], *, replies: int, favou
         "edited_at": iso(obj.updated),
         "account": account,
         "content": obj.content or "",
-        "visibility": VISIBILITY_TO_API.get(obj.visibility, "public"),
+        "visibility": VISIBILITY_TO_API.get(obj.visibility, "direct"),  # unknown: the narrowest
         "sensitive": bool(obj.summary),
         "spoiler_text": spoiler_text(obj),
         "media_attachments": media,

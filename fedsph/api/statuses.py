@@ -23,8 +23,9 @@ from fedsph.api.params import list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
 from fedsph.group_announce import announce_member_post
 from fedsph.media import has_alt
-from fedsph.models import Actor, Follow, Media, Object, Reaction
+from fedsph.models import Actor, Media, Object, Reaction
 from fedsph.notes import source_texts
+from fedsph.visibility import may_see
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 
 # Idempotency-Key: the same key from the same token within an hour gives back the same status,
@@ -44,18 +45,14 @@ def _invalid(message: str) -> ApiError:
 
 
 async def _can_see(db: AsyncSession, obj: Object, me: Actor | None) -> bool:
-    """Deleted, hidden and held comments are gone; followers-only needs an accepted follow."""
+    """Deleted, hidden and held comments are gone; the rest as fedsph.visibility decides."""
     if obj.deleted_at is not None:
         return False
     if me is not None and obj.actor_id == me.id:
         return True
     if obj.hidden or not obj.approved:
         return False
-    if obj.visibility == "followers":
-        return me is not None and bool(await db.scalar(select(Follow.id).where(
-            Follow.follower_id == me.id, Follow.followed_id == obj.actor_id,
-            Follow.state == "accepted")))
-    return True
+    return await may_see(db, obj, me)
 
 
 async def _visible_object(db: AsyncSession, raw: str, me: Actor | None) -> Object:
@@ -163,8 +160,7 @@ async def _media(db: AsyncSession, params, me: Actor) -> list[Media] | None:
 def _visibility(params) -> str:
     wanted = params.get("visibility") or "public"
     if wanted not in status_entities.VISIBILITY_FROM_API:
-        raise _invalid("direct messages are not supported here" if wanted == "direct"
-                       else f"unknown visibility {wanted!r}")
+        raise _invalid(f"unknown visibility {wanted!r}")
     return status_entities.VISIBILITY_FROM_API[wanted]
 
 

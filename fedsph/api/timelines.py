@@ -3,8 +3,10 @@
 Also the account preferences apps read (fixed defaults).
 
 Home is the acting account's own posts and those of the accounts it follows (accepted follows),
-including their followers-only posts, and the public posts those accounts (or the acting account)
-boosted, shown as reblogs; public and hashtag timelines hold public posts only. Hidden
+including their followers-only posts, the direct posts that address the acting account, and the
+public posts those accounts (or the acting account) boosted, shown as reblogs; a direct post
+never shows to anyone else (fedsph.visibility). Public and hashtag timelines hold public posts
+only. Hidden
 and held (unapproved) comments never show, nor deleted posts. Replies are kept, as in Mastodon.
 """
 
@@ -21,6 +23,7 @@ from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.models import Actor, Follow, Object, Reaction
 from fedsph.queries import has_tag
+from fedsph.visibility import VISIBLE_TO_ALL, addressed_to, direct_shown_to
 from fedsph.web.keys import SESSIONS
 
 
@@ -63,11 +66,13 @@ async def home(request: web.Request) -> web.Response:
     me_and_followed = select(Actor.id).where((Actor.id == me.id) | Actor.id.in_(followed))
     boosted = select(Reaction.object_uri).where(Reaction.type == "Announce",
                                                 Reaction.actor_id.in_(me_and_followed))
-    # A followed account's posts of any visibility fedsph has (public, unlisted, followers);
-    # an accepted follow is exactly what followers-only needs. Boosts only carry public posts.
+    # A followed account's posts (public, unlisted, followers: an accepted follow is exactly
+    # what followers-only needs), but its direct posts only when they address me.
+    # Boosts only carry public posts.
     query = select(Object.id, Object).where(
-        *_shown(), (Object.actor_id == me.id) | Object.actor_id.in_(followed)
-        | (Object.uri.in_(boosted) & Object.visibility.in_(("public", "unlisted"))))
+        *_shown(), (Object.actor_id == me.id) | addressed_to(me)
+        | (Object.actor_id.in_(followed) & direct_shown_to(me))
+        | (Object.uri.in_(boosted) & Object.visibility.in_(VISIBLE_TO_ALL)))
     return await _timeline(request, query, me, boosters=me_and_followed)
 
 

@@ -16,6 +16,7 @@ from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.notifications import mentioned_or_replied, notify
 from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, store_object
+from fedsph.visibility import DIRECT, addressed_actors
 
 
 async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) -> dict:
@@ -69,6 +70,15 @@ async def _concerns_us(ctx: HandlerContext, document: dict, actor: Actor) -> boo
     return any(ctx.urls.is_local(get_id(a)) for a in audience)
 
 
+async def _to_notify(ctx: HandlerContext, document: dict, stored: Object) -> list[Actor]:
+    """Our actors a new post mentions or answers; a direct post notifies exactly the local actors
+    it addresses (Mastodon turns every addressed actor of a direct post into a mention)."""
+    found = await mentioned_or_replied(ctx.db, document)
+    if stored.visibility != DIRECT:
+        return found
+    return [a for a in await addressed_actors(ctx.db, stored.uri) if a.local]
+
+
 async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     obj = await _embedded_object(ctx, activity, actor)
     if get_type(obj) not in POST_TYPES:
@@ -79,9 +89,9 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     existing = await get_object(ctx.db, obj["id"])
     if existing is not None and existing.deleted_at is not None:
         raise Ignored("object was deleted already")
-    await store_object(ctx.db, obj, owner)
+    stored = await store_object(ctx.db, obj, owner)
     if existing is None:  # a post sent again (another Create of it) does not notify again
-        await notify(ctx.db, await mentioned_or_replied(ctx.db, obj), "mention", actor,
+        await notify(ctx.db, await _to_notify(ctx, obj, stored), "mention", actor,
                      activity["id"], obj["id"])
     await reshare_member_activity(ctx, activity, actor)  # a hub shares its members' posts
     return "done"

@@ -4,7 +4,7 @@ from fedsph.models.actors import Actor, Block, Follow, Membership, User
 from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
-from fedsph.models.content import Activity, Object, Reaction
+from fedsph.models.content import Activity, Object, ObjectAudience, Reaction
 from fedsph.models.media import Media
 from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, SolidarityLink
 from fedsph.models.queue import Delivery, HostState, InboxItem
@@ -33,6 +33,7 @@ __all__ = [
     "OAuthCode",
     "OAuthToken",
     "Object",
+    "ObjectAudience",
     "Reaction",
     "Report",
     "SolidarityLink",

@@ -2,7 +2,17 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fedsph.models.base import Base, utcnow
@@ -41,6 +51,18 @@ class Object(Base):
     # Comments: members may hide one; a project that holds replies shows them once approved.
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     approved: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ObjectAudience(Base):
+    """An actor a direct post addresses (to, cc or Mention): who may see it (fedsph/visibility.py)."""
+
+    __tablename__ = "object_audience"
+    __table_args__ = (UniqueConstraint("object_id", "actor_uri", name="uq_object_audience_pair"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"),
+                                           index=True)
+    actor_uri: Mapped[str] = mapped_column(String(2048), index=True)
 
 
 class Activity(Base):

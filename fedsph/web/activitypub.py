@@ -30,10 +30,11 @@ from fedsph.urls import (
     OBJECT,
     SHARED_INBOX,
 )
+from fedsph.visibility import VISIBLE_TO_ALL
 from fedsph.web import pages
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 from fedsph.web.render import ap_response, wants_html
-from fedsph.web.signed_fetch import may_see_followers_only
+from fedsph.web.signed_fetch import may_fetch
 
 
 async def _actor_or_404(request: web.Request) -> Actor:
@@ -160,8 +161,8 @@ async def object_view(request: web.Request) -> web.Response:
         if obj is None:
             raise NotFound("no such object here")
         actor = await db.get(Actor, obj.actor_id)
-    private = obj.visibility == "followers"
-    if private and not await may_see_followers_only(request, actor):
+    private = obj.visibility not in VISIBLE_TO_ALL
+    if not await may_fetch(request, obj, actor):
         raise NotFound("no such object here")  # as for anything that is not there
     if obj.deleted_at is not None:
         if wants_html(request):
@@ -169,7 +170,7 @@ async def object_view(request: web.Request) -> web.Response:
         return ap_response(build_tombstone(obj.uri, obj.type, obj.deleted_at), status=410)
     if wants_html(request):
         return await pages.object_page(request, obj, actor)
-    # A followers-only post must never be served from a shared cache to someone else.
+    # A followers-only or direct post must never be served from a shared cache to someone else.
     return ap_response({"@context": NOTE_CONTEXT, **(obj.document or {})},
                        headers={"Cache-Control": "private, no-store"} if private else None)
 
@@ -194,7 +195,7 @@ async def activity_view(request: web.Request) -> web.Response:
         obj = None
         if activity.type in ("Create", "Update") and activity.object_uri:
             obj = await db.scalar(select(Object).where(Object.uri == activity.object_uri))
-    if obj is not None and (obj.deleted_at is not None or obj.visibility == "followers"):
+    if obj is not None and (obj.deleted_at is not None or obj.visibility not in VISIBLE_TO_ALL):
         raise Gone("the object of this activity was deleted")
     return ap_response(activity.body)
 

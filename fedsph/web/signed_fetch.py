@@ -1,5 +1,6 @@
 """Signed GETs (Mastodon's "authorized fetch"): who is asking, so a followers-only post can be
-served to the servers of its author's followers and to no one else.
+served to the servers of its author's followers, and a direct post to the servers of the actors
+it addresses, and to no one else.
 
 Mastodon signs such fetches with its instance actor, not with the follower's own key, and
 decides by domain: a server may see a followers-only post when one of its accounts follows the
@@ -14,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.errors import BadRequest, Unauthorized
 from fedsph.inbox import SignedRequest, signature_params, verified_signer
-from fedsph.models import Actor, Follow
+from fedsph.models import Actor, Follow, Object
+from fedsph.visibility import DIRECT, VISIBLE_TO_ALL, domain_addressed
 from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, WRITER
 from fedsph.web.render import wants_html
 
@@ -44,12 +46,17 @@ async def domain_follows(db: AsyncSession, author: Actor, domain: str) -> bool:
     return found is not None
 
 
-async def may_see_followers_only(request: web.Request, author: Actor) -> bool:
-    """A signed fetch by a server where someone follows the author; never a browser."""
-    if wants_html(request):
+async def may_fetch(request: web.Request, obj: Object, author: Actor) -> bool:
+    """Whether this GET may have a local post as AS2 (or its page): public and unlisted for all;
+    followers-only and direct only for a signed fetch from a server they were sent to."""
+    if obj.visibility in VISIBLE_TO_ALL:
+        return True
+    if wants_html(request) or obj.visibility not in ("followers", DIRECT):
         return False
     domain = await signer_domain(request)
     if domain is None:
         return False
     async with request.app[SESSIONS]() as db:
+        if obj.visibility == DIRECT:
+            return await domain_addressed(db, obj, domain)
         return await domain_follows(db, author, domain)
