@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -12,6 +14,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -36,6 +40,9 @@ class Settings:
     templates_dir: Path = field(default=PROJECT_ROOT / "templates")
     hub: bool = False  # hub mode (fedsph/hub): `serve` and `bootstrap` make sure a hub exists
     hub_name: str = "Hub"
+    trusted_proxies: str = ""  # IPs/CIDRs whose X-Forwarded-For we believe (fedsph/web/client_address.py)
+    access_log: bool = True  # one line per request from `fedsph serve` (fedsph/web/access_log.py)
+    log_level: str = "INFO"
 
     @property
     def domain(self) -> str:
@@ -65,6 +72,9 @@ ENV_NAMES = {
     "retry_base_seconds": "FEDSPH_RETRY_BASE_SECONDS",
     "hub": "FEDSPH_HUB",
     "hub_name": "FEDSPH_HUB_NAME",
+    "trusted_proxies": "FEDSPH_TRUSTED_PROXIES",
+    "access_log": "FEDSPH_ACCESS_LOG",
+    "log_level": "FEDSPH_LOG_LEVEL",
 }
 
 
@@ -126,4 +136,20 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError("FEDSPH_BASE_URL must not have a path: fedsph serves from the root")
     if not 0 < settings.port < 65536:
         raise ConfigError(f"FEDSPH_PORT must be 1-65535, got {settings.port}")
-    return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/")})
+    try:
+        proxy_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"FEDSPH_TRUSTED_PROXIES: {exc}") from None
+    level = settings.log_level.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                          f"got {settings.log_level!r}")
+    return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/"),
+                       "log_level": level})
+
+
+@functools.lru_cache(maxsize=8)
+def proxy_networks(text: str) -> tuple[IPNetwork, ...]:
+    """The networks of FEDSPH_TRUSTED_PROXIES ("127.0.0.1, 10.0.0.0/8"); ValueError if one is bad."""
+    return tuple(ipaddress.ip_network(item.strip(), strict=False)
+                 for item in text.split(",") if item.strip())
