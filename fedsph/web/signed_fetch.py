@@ -8,6 +8,8 @@ author (app/controllers/concerns/signature_verification.rb, StatusPolicy). fedsp
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,13 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.errors import BadRequest, Unauthorized
 from fedsph.inbox import SignedRequest, signature_params, verified_signer
 from fedsph.models import Actor, Follow
+from fedsph.web.client_address import client_address
 from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, WRITER
 from fedsph.web.render import wants_html
+
+log = logging.getLogger("fedsph.signed_fetch")
 
 
 async def signer_domain(request: web.Request) -> str | None:
     """The domain of the server that signed this GET, or None when it is not (validly) signed."""
     headers = {k.lower(): v for k, v in request.headers.items()}
+    params = None
     try:
         params = signature_params(headers)
         signed = SignedRequest(method=request.method, path=request.rel_url.raw_path,
@@ -30,7 +36,9 @@ async def signer_domain(request: web.Request) -> str | None:
                                target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
         _, domain = await verified_signer(request.app[SESSIONS], request.app[WRITER],
                                           request.app[REMOTE], params, signed)
-    except (Unauthorized, BadRequest):
+    except (Unauthorized, BadRequest) as exc:
+        log.warning("signed fetch of %s refused: %s; key %r from %s", request.rel_url.raw_path,
+                    exc, getattr(params, "key_id", None), client_address(request))
         return None
     return domain
 
@@ -52,4 +60,8 @@ async def may_see_followers_only(request: web.Request, author: Actor) -> bool:
     if domain is None:
         return False
     async with request.app[SESSIONS]() as db:
-        return await domain_follows(db, author, domain)
+        allowed = await domain_follows(db, author, domain)
+    if not allowed:
+        log.warning("signed fetch of %s refused: nobody on %s follows %s; from %s",
+                    request.rel_url.raw_path, domain, author.uri, client_address(request))
+    return allowed
