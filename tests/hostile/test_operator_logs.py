@@ -1,0 +1,58 @@
+"""`fedsph serve` writes an access log (one line a request, no secrets), on by default."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from fedsph.web.access_log import logged_target, redacted_query
+from tests.processes import NodeProcess, wait_for
+
+SECRET = "s3cr3t-token-value"
+
+
+@pytest.fixture
+def served(tmp_path):
+    node = NodeProcess(tmp_path / "node")
+    node.cli("migrate")
+    node.start()
+    yield node
+    node.stop()
+
+
+def test_the_access_log_has_a_line_per_request_and_no_secrets(served):
+    status, _ = served.get(f"/api/v1/accounts/verify_credentials?access_token={SECRET}&x=1")
+    assert status == 401
+    served.get("/.well-known/nodeinfo?code=" + SECRET)
+    wait_for(lambda: "REDACTED" in served.server_log(), timeout=10, what="the access log line")
+    log = served.server_log()
+    line = re.search(r'127\.0\.0\.1 "GET /api/v1/accounts/verify_credentials\?'
+                     r'access_token=REDACTED&x=1" 401 \d+B [\d.]+ms "[^"]*"', log)
+    assert line, log
+    assert "fedsph.access" in log and "INFO" in log  # the logging format: time level name
+    assert SECRET not in log
+
+
+def test_the_access_log_can_be_turned_off(tmp_path):
+    node = NodeProcess(tmp_path / "quiet", FEDSPH_ACCESS_LOG="0")
+    node.cli("migrate")
+    node.start()
+    try:
+        node.get("/.well-known/nodeinfo?marker=1")
+    finally:
+        node.stop()
+    assert "fedsph serving" in node.server_log()
+    assert "marker=1" not in node.server_log()
+
+
+def test_secret_query_values_are_redacted_and_line_breaks_cannot_be_smuggled():
+    assert redacted_query("access_token=a&Code=b&client_secret=c&page=2") == (
+        "access_token=REDACTED&Code=REDACTED&client_secret=REDACTED&page=2")
+    assert redacted_query("token") == "token"
+    request = make_mocked_request("GET", "/p/x%0A%0Dfake?password=hunter2",
+                                  app=web.Application())
+    target = logged_target(request)
+    assert "\n" not in target and "\r" not in target and "hunter2" not in target
