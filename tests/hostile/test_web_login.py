@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import aiohttp
+import orjson
 import pytest
+from aiohttp import web
 from sqlalchemy import func, select
 
 from fedsph.auth import Backoff, FailureLimiter, throttle_key
@@ -274,3 +276,37 @@ async def test_refused_signed_fetches_are_logged_with_reason_key_and_address(nod
     assert any(mallory.key_id in line and "127.0.0.1" in line and "refused" in line
                for line in lines), lines
     assert "Members only" not in caplog.text
+
+
+class TemplatePeer(FakePeer):
+    """WebFinger offers whatever subscribe template the test sets (remote follow's redirect)."""
+
+    template = ""
+
+    async def _webfinger(self, request):
+        response = await super()._webfinger(request)
+        document = orjson.loads(response.body)
+        document["links"].append({"rel": "http://ostatus.org/schema/1.0/subscribe",
+                                  "template": self.template})
+        return web.json_response(document, content_type="application/jrd+json")
+
+
+async def test_remote_follow_redirects_only_to_http_urls(node):
+    project = await node.create_actor("coop")
+    hostile = await TemplatePeer().start()
+    try:
+        hostile.add_actor("alice")
+        url = (f"{node.base}/remote-follow?"
+               + urlencode({"handle": f"alice@{hostile.domain}", "target": project.uri}))
+        async with aiohttp.ClientSession() as http:
+            for template in ("javascript:alert('{uri}')", "https://a.example\\@evil.example/{uri}",
+                             "data:text/html,{uri}", "//evil.example/{uri}"):
+                hostile.template = template
+                async with http.get(url, allow_redirects=False) as response:
+                    assert response.status == 404, template
+                    assert "Location" not in response.headers
+            hostile.template = f"{hostile.base}/authorize_interaction?uri={{uri}}"
+            async with http.get(url, allow_redirects=False) as response:
+                assert response.status == 302
+    finally:
+        await hostile.stop()
