@@ -58,5 +58,8 @@ def _trusted_for(request: web.BaseRequest) -> Sequence[IPNetwork]:
 
 def client_address(request: web.BaseRequest) -> str:
     """The address of the client for this request (see the module docstring)."""
-    return forwarded_client(request.remote, request.headers.getall("X-Forwarded-For", []),
-                            _trusted_for(request))
+    headers = request.headers
+    # aiohttp's stand-in request for a message it could not parse has a plain dict of headers.
+    forwarded = (headers.getall("X-Forwarded-For", []) if hasattr(headers, "getall")
+                 else [headers.get("X-Forwarded-For", "")])
+    return forwarded_client(request.remote, forwarded, _trusted_for(request))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from types import SimpleNamespace
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from fedsph.web.access_log import logged_target, redacted_query
+from fedsph.web.access_log import LOGGER_NAME, AccessLogger, logged_target, redacted_query
 from tests.processes import NodeProcess, wait_for
 
 SECRET = "s3cr3t-token-value"
@@ -56,3 +58,11 @@ def test_secret_query_values_are_redacted_and_line_breaks_cannot_be_smuggled():
                                   app=web.Application())
     target = logged_target(request)
     assert "\n" not in target and "\r" not in target and "hunter2" not in target
+
+
+def test_a_request_aiohttp_could_not_parse_is_logged_too(caplog):
+    """aiohttp logs unparseable requests with a stand-in whose headers are a plain dict."""
+    stand_in = SimpleNamespace(remote="198.51.100.1", headers={}, method="UNKNOWN", raw_path="/")
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    AccessLogger(logging.getLogger(LOGGER_NAME), "").log(stand_in, web.Response(status=400), 0.001)
+    assert '198.51.100.1 "UNKNOWN /" 400' in caplog.text
