@@ -46,7 +46,7 @@ from fedsph.models import (
 )
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
-from fedsph.web.access_log import AccessLogger, access_logger
+from fedsph.web.access_log import access_log_options
 from fedsph.worker import Worker
 
 
@@ -116,8 +116,7 @@ async def serve(settings: Settings, run_worker: bool) -> int:
     finally:
         await engine.dispose()
     runner = web.AppRunner(create_app(settings, run_worker=run_worker),
-                           access_log=access_logger(settings.access_log),
-                           access_log_class=AccessLogger)
+                           **access_log_options(settings))
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

@@ -16,7 +16,8 @@ import logging
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from fedsph.web.client_address import client_address
+from fedsph.config import IPNetwork, Settings, proxy_networks
+from fedsph.web.client_address import address_of
 
 LOGGER_NAME = "fedsph.access"
 SECRET_PARAMS = frozenset({"access_token", "code", "client_secret", "code_verifier", "token",
@@ -47,19 +48,25 @@ def logged_target(request: web.BaseRequest) -> str:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """aiohttp calls `log` once per finished request."""
+    """aiohttp calls `log` once per finished request, routed or not (so no request.app here)."""
+
+    trusted: tuple[IPNetwork, ...] = ()
 
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)  # FEDSPH_LOG_LEVEL=WARNING silences it
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %s %sB %.1fms "%s"', client_address(request),
+        self.logger.info('%s "%s %s" %s %sB %.1fms "%s"', address_of(request, self.trusted),
                          _printable(request.method, 16), logged_target(request),
                          response.status, response.body_length, time * 1000,
                          _printable(request.headers.get("User-Agent", "-")))
 
 
-def access_logger(enabled: bool) -> logging.Logger | None:
-    """The logger to hand to aiohttp's AppRunner, or None when FEDSPH_ACCESS_LOG is off."""
-    return logging.getLogger(LOGGER_NAME) if enabled else None
+def access_log_options(settings: Settings) -> dict:
+    """AppRunner's access-log arguments: our format and trusted proxies, or none when off."""
+    if not settings.access_log:
+        return {"access_log": None}
+    trusted = proxy_networks(settings.trusted_proxies)
+    return {"access_log": logging.getLogger(LOGGER_NAME),
+            "access_log_class": type("AccessLogger", (AccessLogger,), {"trusted": trusted})}

@@ -48,18 +48,15 @@ def forwarded_client(peer: str | None, forwarded_for: Sequence[str],
     return str(_ip(client)) if _ip(client) else (client or UNKNOWN)
 
 
-def _trusted_for(request: web.BaseRequest) -> Sequence[IPNetwork]:
-    try:
-        return proxy_networks(request.app[SETTINGS].trusted_proxies)
-    except (AttributeError, RuntimeError, KeyError):
-        # A request refused before routing (bad HTTP) has no application: trust no header.
-        return ()
-
-
-def client_address(request: web.BaseRequest) -> str:
-    """The address of the client for this request (see the module docstring)."""
+def address_of(request: web.BaseRequest, trusted: Sequence[IPNetwork]) -> str:
+    """The client address of any request aiohttp hands on, given the trusted proxies."""
     headers = request.headers
     # aiohttp's stand-in request for a message it could not parse has a plain dict of headers.
     forwarded = (headers.getall("X-Forwarded-For", []) if hasattr(headers, "getall")
                  else [headers.get("X-Forwarded-For", "")])
-    return forwarded_client(request.remote, forwarded, _trusted_for(request))
+    return forwarded_client(request.remote, forwarded, trusted)
+
+
+def client_address(request: web.Request) -> str:
+    """The address of the client of a routed request (see the module docstring)."""
+    return address_of(request, proxy_networks(request.app[SETTINGS].trusted_proxies))

@@ -10,7 +10,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from fedsph.web.access_log import LOGGER_NAME, AccessLogger, logged_target, redacted_query
+from fedsph.config import load_settings
+from fedsph.web.access_log import (
+    LOGGER_NAME,
+    AccessLogger,
+    access_log_options,
+    logged_target,
+    redacted_query,
+)
 from tests.processes import NodeProcess, wait_for
 
 SECRET = "s3cr3t-token-value"
@@ -66,3 +73,16 @@ def test_a_request_aiohttp_could_not_parse_is_logged_too(caplog):
     caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     AccessLogger(logging.getLogger(LOGGER_NAME), "").log(stand_in, web.Response(status=400), 0.001)
     assert '198.51.100.1 "UNKNOWN /" 400' in caplog.text
+
+
+def test_the_access_log_believes_forwarded_for_only_from_trusted_proxies(caplog):
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
+    settings = load_settings(environ={"FEDSPH_TRUSTED_PROXIES": "127.0.0.1"})
+    logger_class = access_log_options(settings)["access_log_class"]
+    for peer in ("127.0.0.1", "192.0.2.9"):
+        request = SimpleNamespace(remote=peer, headers={"X-Forwarded-For": "203.0.113.5"},
+                                  method="GET", raw_path="/")
+        logger_class(logging.getLogger(LOGGER_NAME), "").log(request, web.Response(), 0.001)
+    assert '203.0.113.5 "GET /"' in caplog.text and '192.0.2.9 "GET /"' in caplog.text
+    assert access_log_options(load_settings(environ={"FEDSPH_ACCESS_LOG": "0"})) == {
+        "access_log": None}
