@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
+import math
 import secrets
 import time
-from collections import deque
 from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from cachetools import TTLCache
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -114,42 +116,73 @@ async def may_act_as(db: AsyncSession, user: User, actor: Actor) -> bool:
         Membership.user_id == user.id, Membership.project_id == actor.id)) is not None
 
 
-class FailureLimiter:
-    """Counts failed logins per key (IP + username) in memory, over a sliding window.
+class Backoff:
+    """Failures per key; past `free` of them, each try must wait 1 s, 2 s, 4 s… up to `cap`.
 
-    One process only and forgotten on restart: enough to make password guessing slow.
+    Memory is bounded: at most `max_keys` keys, each forgotten `forget` seconds after its last
+    failure (a flood of distinct keys evicts the oldest instead of growing forever).
     """
 
-    def __init__(self, limit: int = 10, window: float = 15 * 60, clock=time.monotonic):
-        self.limit, self.window, self.clock = limit, window, clock
-        self._failures: dict[tuple, deque] = {}
+    def __init__(self, free: int, cap: float = 300.0, forget: float = 3600.0,
+                 max_keys: int = 10_000, clock=time.monotonic):
+        self.free, self.cap, self.clock = free, cap, clock
+        self._failures: TTLCache = TTLCache(maxsize=max_keys, ttl=forget, timer=clock)
 
-    def _recent(self, key: tuple) -> deque:
-        failures = self._failures.get(key)
-        if failures is None:
-            return deque()
-        cutoff = self.clock() - self.window
-        while failures and failures[0] <= cutoff:
-            failures.popleft()
-        if not failures:
-            del self._failures[key]
-        return failures
+    def _delay(self, count: int) -> float:
+        return 0.0 if count < self.free else min(self.cap, 2.0 ** (count - self.free))
 
-    def retry_after(self, key: tuple) -> int:
-        """Seconds to wait before trying again, or 0 if the key may try now."""
-        failures = self._recent(key)
-        if len(failures) < self.limit:
-            return 0
-        return max(1, int(failures[0] + self.window - self.clock()) + 1)
+    def wait(self, key: object) -> float:
+        """Seconds before `key` may try again (0: now)."""
+        count, last = self._failures.get(key, (0, 0.0))
+        return max(0.0, last + self._delay(count) - self.clock())
 
-    def fail(self, key: tuple) -> None:
-        self._failures.setdefault(key, deque()).append(self.clock())
-        if len(self._failures) > 10_000:  # a flood of distinct keys must not grow memory forever
-            for stale in list(self._failures)[:5_000]:
-                self._recent(stale)
+    def fail(self, key: object) -> None:
+        count, _ = self._failures.get(key, (0, 0.0))
+        self._failures[key] = (count + 1, self.clock())
 
-    def succeed(self, key: tuple) -> None:
+    def forget(self, key: object) -> None:
         self._failures.pop(key, None)
+
+
+def throttle_key(address: str) -> str:
+    """IPv6 clients are counted per /64: one home or server usually holds a whole /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class FailureLimiter:
+    """Slows password guessing per client address and, separately, per account.
+
+    Nothing is ever locked: past a few failures each further try waits an exponentially growing
+    delay. The account allows many more failures than an address, so one attacker's guesses slow
+    that attacker down without keeping the real member (from another address) out; a guesser
+    spread over many addresses is slowed by the account's count. One process, in memory, and
+    forgotten on restart: enough to make guessing slow.
+    """
+
+    def __init__(self, per_address: int = 5, per_account: int = 20, clock=time.monotonic):
+        self.by_address = Backoff(per_address, clock=clock)
+        self.by_account = Backoff(per_account, clock=clock)
+
+    def retry_after(self, address: str, username: str) -> int:
+        """Whole seconds to wait before this address may try this account again (0: now)."""
+        wait = max(self.by_address.wait(throttle_key(address)), self.by_account.wait(username))
+        return math.ceil(wait)
+
+    def fail(self, address: str, username: str) -> None:
+        self.by_address.fail(throttle_key(address))
+        self.by_account.fail(username)
+
+    def succeed(self, address: str, username: str) -> None:
+        """A right password clears its address; the account's count stays (it was not them)."""
+        self.by_address.forget(throttle_key(address))
 
 
 async def create_invite(db: AsyncSession, project: Actor, created_by: User | None) -> str:

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from fedsph import __version__
 from fedsph.config import Settings
+from fedsph.files import FILE_MODE, create_private_file, private_dir
 
 DATABASE = "fedsph.sqlite3"
 MEDIA = "media"
@@ -49,6 +50,7 @@ def backup(settings: Settings, target: Path) -> str:
     manifest = {"fedsph": __version__, "base_url": settings.base_url,
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
     partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)  # left by a backup that was interrupted
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / DATABASE
         live, snapshot = sqlite3.connect(source), sqlite3.connect(copy)
@@ -57,7 +59,8 @@ def backup(settings: Settings, target: Path) -> str:
         finally:
             live.close()
             snapshot.close()
-        with tarfile.open(partial, "w:gz") as archive:
+        # 0600 from the first byte: the archive holds every project's private key.
+        with create_private_file(partial) as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
             data = json.dumps(manifest, indent=1).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size = len(data)
@@ -98,7 +101,7 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
         raise BackupError(f"there is no file {source}")
     if target.exists() and not force:
         raise BackupError(f"{target} exists: stop the node and add --force to replace it")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Unpacked beside the data first: a truncated archive leaves the node as it was.
@@ -113,9 +116,11 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
             for suffix in ("-wal", "-shm"):  # leftovers of the replaced database would corrupt it
                 target.with_name(target.name + suffix).unlink(missing_ok=True)
             Path(scratch, DATABASE).replace(target)  # the configured path, wherever it is
+            target.chmod(FILE_MODE)  # the archive's modes say nothing about who may read it
             media = Path(scratch, MEDIA)
             if media.is_dir():
                 shutil.copytree(media, settings.data_dir / MEDIA, dirs_exist_ok=True)
+                private_dir(settings.data_dir / MEDIA)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"{source} is not a readable fedsph backup ({exc})") from None
     summary = f"restored {source} into {settings.data_dir}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 
 from fedsph import __version__
@@ -116,13 +117,25 @@ def _backup_or_restore(settings, args, commands) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Owner-only files whatever the caller's umask: the database (and SQLite's -wal/-shm, which
+    # it creates later), backups and photos hold the projects' private keys and unpublished
+    # work. fedsph.files also chmods them, for files made before this or by other entry points.
+    previous_umask = os.umask(0o077)
+    try:
+        return _main(argv)
+    finally:
+        os.umask(previous_umask)  # in-process callers (tests) get theirs back
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"fedsph: configuration error: {exc}", file=sys.stderr)
         return 2
+    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from fedsph import commands
 
     try:

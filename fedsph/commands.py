@@ -31,6 +31,7 @@ from fedsph.config import Settings
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.db import migrate as migrate_database
 from fedsph.errors import FetchError
+from fedsph.files import private_dir
 from fedsph.media_prune import prune_media
 from fedsph.models import (
     Actor,
@@ -46,11 +47,12 @@ from fedsph.models import (
 from fedsph.queue import prune_finished
 from fedsph.remote import Remote, make_client_session
 from fedsph.urls import URLs
+from fedsph.web.access_log import access_log_options
 from fedsph.worker import Worker
 
 
 def migrate(settings: Settings) -> None:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     migrate_database(settings.effective_database_url)
     print("database is up to date")
 
@@ -114,7 +116,8 @@ async def serve(settings: Settings, run_worker: bool) -> int:
         await ensure_migrated(engine)
     finally:
         await engine.dispose()
-    runner = web.AppRunner(create_app(settings, run_worker=run_worker), access_log=None)
+    runner = web.AppRunner(create_app(settings, run_worker=run_worker),
+                           **access_log_options(settings))
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -13,6 +15,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 TOKEN_LIFETIME_MAX_DAYS = 3650
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -42,6 +46,9 @@ class Settings:
     inbox_retention_days: int = 7  # processed inbox rows and finished deliveries are kept this long
     relay_allow: str = ""  # comma-separated domains whose relay subscriptions are approved at once
     relay_max_subscribers: int = 100  # relay subscriptions, pending ones included; more: Reject
+    trusted_proxies: str = ""  # IPs/CIDRs whose X-Forwarded-For we believe (fedsph/web/client_address.py)
+    access_log: bool = True  # one line per request from `fedsph serve` (fedsph/web/access_log.py)
+    log_level: str = "INFO"
 
     @property
     def domain(self) -> str:
@@ -79,6 +86,9 @@ ENV_NAMES = {
     "inbox_retention_days": "FEDSPH_INBOX_RETENTION_DAYS",
     "relay_allow": "FEDSPH_RELAY_ALLOW",
     "relay_max_subscribers": "FEDSPH_RELAY_MAX_SUBSCRIBERS",
+    "trusted_proxies": "FEDSPH_TRUSTED_PROXIES",
+    "access_log": "FEDSPH_ACCESS_LOG",
+    "log_level": "FEDSPH_LOG_LEVEL",
 }
 
 
@@ -146,4 +156,20 @@ def _validated(settings: Settings) -> Settings:
     if settings.inbox_retention_days < 1 or settings.relay_max_subscribers < 0:
         raise ConfigError("FEDSPH_INBOX_RETENTION_DAYS must be at least 1 and "
                           "FEDSPH_RELAY_MAX_SUBSCRIBERS not negative")
-    return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/")})
+    try:
+        proxy_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"FEDSPH_TRUSTED_PROXIES: {exc}") from None
+    level = settings.log_level.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
+                          f"got {settings.log_level!r}")
+    return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/"),
+                       "log_level": level})
+
+
+@functools.lru_cache(maxsize=8)
+def proxy_networks(text: str) -> tuple[IPNetwork, ...]:
+    """The networks of FEDSPH_TRUSTED_PROXIES ("127.0.0.1, 10.0.0.0/8"); ValueError if one is bad."""
+    return tuple(ipaddress.ip_network(item.strip(), strict=False)
+                 for item in text.split(",") if item.strip())

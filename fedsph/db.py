@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from fedsph.config import PROJECT_ROOT, Settings
+from fedsph.files import private_dir, protect_database
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
@@ -30,7 +31,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
     """Create the engine; SQLite gets WAL and a busy timeout so the CLI and server can share it."""
     url = settings.effective_database_url
     if is_sqlite(url):
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(Path(settings.data_dir))
+        protect_database(url)  # a database made by an older fedsph may still be 0644
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
@@ -102,3 +104,4 @@ def migrate(database_url: str) -> None:
     from alembic import command
 
     command.upgrade(alembic_config(database_url), "head")
+    protect_database(database_url)

@@ -21,6 +21,7 @@ from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
 from fedsph.config import Settings
 from fedsph.errors import N_, UserError
+from fedsph.files import private_dir
 from fedsph.models import Actor, Media
 
 # Rendition name -> widest it may be. Height is capped at twice that, so a very tall strip cannot
@@ -221,7 +222,7 @@ def media_dir(settings: Settings) -> Path:
 
 
 def _write_atomically(directory: Path, name: str, data: bytes) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)  # photos of unpublished drafts are nobody else's business
     # The dot prefix keeps a half-written file out of FILE_NAME, so it is never served.
     temp = directory / f".{name}.{secrets.token_hex(4)}.tmp"
     try:

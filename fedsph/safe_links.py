@@ -8,7 +8,7 @@ browsers rewrite into other URLs) is refused, never "cleaned".
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
@@ -42,6 +42,9 @@ def local_path(value: object) -> str | None:
         return None
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
+        return None
+    # "/..//host" (or "/%2e%2e//host") resolves to the path "//host"; refused, not normalised.
+    if any(unquote(segment) in (".", "..") for segment in parts.path.split("/")):
         return None
     return value
 

@@ -10,6 +10,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import logging
 from datetime import timedelta
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -31,8 +32,11 @@ from fedsph.auth import authenticate, hash_token, may_act_as, new_token
 from fedsph.models import Actor, OAuthApp, OAuthCode, OAuthToken, utcnow
 from fedsph.queries import actors_of_user
 from fedsph.web.auth_middleware import LIMITER, read_form
+from fedsph.web.client_address import client_address
 from fedsph.web.keys import LANG, SESSIONS, URLS, USER, WRITER
 from fedsph.web.render import html_response
+
+log = logging.getLogger("fedsph.login")
 
 CODE_LIFETIME = timedelta(minutes=10)
 GRANT_TYPES = ("authorization_code", "password", "client_credentials")
@@ -276,15 +280,17 @@ async def _password_grant(request: web.Request, params) -> web.Response:
     scopes = parse_scopes(params.get("scope"))
     check_within(scopes, app.scopes.split())
     username = (params.get("username") or "").strip().lower()[:255]
-    limiter, key = request.app[LIMITER], (request.remote, username)
-    if limiter.retry_after(key):
+    limiter, address = request.app[LIMITER], client_address(request)
+    if limiter.retry_after(address, username):
+        log.warning("token refused: throttled; user %r from %s", username, address)
         raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
     async with request.app[SESSIONS]() as db:
         user, _ = await authenticate(db, username, params.get("password") or "")
     if user is None:
-        limiter.fail(key)
+        limiter.fail(address, username)
+        log.warning("token refused: wrong password; user %r from %s", username, address)
         raise _invalid_grant("The username or password is wrong.")
-    limiter.succeed(key)
+    limiter.succeed(address, username)
     async with request.app[WRITER]() as db, db.begin():
         secret, row = await issue_token(db, app, user.id, user.actor_id, scopes)
     return api_json(token_entity(secret, row, token_lifetime(request)))

@@ -6,6 +6,7 @@ Every POST has passed the CSRF check of fedsph/web/auth_middleware.py before it 
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -28,6 +29,7 @@ from fedsph.auth import (
 from fedsph.errors import BadRequest, FetchError, Forbidden
 from fedsph.i18n import N_
 from fedsph.models import Actor, Follow, Object
+from fedsph.safe_links import local_path
 from fedsph.web import compose, interact, profile_edit, project_hubs
 from fedsph.web.auth_middleware import (
     LIMITER,
@@ -37,17 +39,17 @@ from fedsph.web.auth_middleware import (
     require_member,
     set_cookie,
 )
+from fedsph.web.client_address import client_address
 from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, USER, WRITER
 from fedsph.web.render import error_message, html_response
 
 USERNAME_MAX = 255
+log = logging.getLogger("fedsph.login")
 
 
 def safe_next(raw: str | None, default: str = "/") -> str:
-    """Only paths on this site: `//evil.example` or `https://…` would make an open redirect."""
-    if not raw or not raw.startswith("/") or raw.startswith(("//", "/\\")):
-        return default
-    return raw
+    """Only paths on this site (fedsph.safe_links.local_path), else `default`: no open redirect."""
+    return local_path(raw) or default
 
 
 # --- log in and out ------------------------------------------------------------------------------
@@ -59,25 +61,32 @@ async def login_form(request: web.Request) -> web.Response:
     return html_response(request, "login.html", next=following, username="", error=None)
 
 
+def _refused_login(request: web.Request, username: str, error: str, status: int,
+                   following: str, wait: int = 0) -> web.Response:
+    """Log why (never the password) and show the form again."""
+    log.warning("login refused: %s; user %r from %s", "throttled" if wait else "wrong password",
+                username, client_address(request))
+    response = html_response(request, "login.html", status=status, next=following,
+                             username=username, error=error)
+    if wait:
+        response.headers["Retry-After"] = str(wait)
+    return response
+
+
 async def login(request: web.Request) -> web.Response:
     form = await read_form(request)
     username = form.get("username", "").strip().lower()[:USERNAME_MAX]
     following = safe_next(form.get("next"))
-    limiter = request.app[LIMITER]
-    key = (request.remote, username)
-    wait = limiter.retry_after(key)
+    limiter, address = request.app[LIMITER], client_address(request)
+    wait = limiter.retry_after(address, username)
     if wait:
-        response = html_response(request, "login.html", status=429, next=following,
-                                 username=username, error="too_many")
-        response.headers["Retry-After"] = str(wait)
-        return response
+        return _refused_login(request, username, "too_many", 429, following, wait)
     async with request.app[SESSIONS]() as db:
         user, new_hash = await authenticate(db, username, form.get("password", ""))
     if user is None:
-        limiter.fail(key)
-        return html_response(request, "login.html", status=401, next=following,
-                             username=username, error="wrong")
-    limiter.succeed(key)
+        limiter.fail(address, username)
+        return _refused_login(request, username, "wrong", 401, following)
+    limiter.succeed(address, username)
     async with request.app[WRITER]() as db, db.begin():
         if new_hash:
             user = await db.merge(user)

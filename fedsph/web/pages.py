@@ -25,6 +25,7 @@ from fedsph.links import link_views
 from fedsph.models import Actor, Media, Object
 from fedsph.notes import clean_hashtag
 from fedsph.profile import public_location as rounded_location
+from fedsph.safe_links import http_url
 from fedsph.sanitize import clean_html
 from fedsph.vocab import is_valid, label
 from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
@@ -375,10 +376,9 @@ async def subscribe_template(remote, handle: str, allow_http: bool) -> str | Non
             continue
         for link in as_list(document.get("links")):
             template = link.get("template") if isinstance(link, dict) else None
-            # Only an http(s) URL without spaces or control characters is a place to send people.
+            # Only an http(s) URL (fedsph.safe_links) is a place to send people.
             if (isinstance(template, str) and link.get("rel") == SUBSCRIBE_REL
-                    and "{uri}" in template and template.startswith(("https://", "http://"))
-                    and not any(c.isspace() or ord(c) < 32 for c in template)):
+                    and "{uri}" in template and http_url(template)):
                 return template
         return None
     return None

@@ -9,6 +9,8 @@ author (app/controllers/concerns/signature_verification.rb, StatusPolicy). fedsp
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,13 +19,17 @@ from fedsph.errors import BadRequest, Unauthorized
 from fedsph.inbox import SignedRequest, signature_params, verified_signer
 from fedsph.models import Actor, Follow, Object
 from fedsph.visibility import DIRECT, VISIBLE_TO_ALL, domain_addressed
+from fedsph.web.client_address import client_address
 from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, WRITER
 from fedsph.web.render import wants_html
+
+log = logging.getLogger("fedsph.signed_fetch")
 
 
 async def signer_domain(request: web.Request) -> str | None:
     """The domain of the server that signed this GET, or None when it is not (validly) signed."""
     headers = {k.lower(): v for k, v in request.headers.items()}
+    params = None
     try:
         params = signature_params(headers)
         signed = SignedRequest(method=request.method, path=request.rel_url.raw_path,
@@ -32,7 +38,9 @@ async def signer_domain(request: web.Request) -> str | None:
                                target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
         _, domain = await verified_signer(request.app[SESSIONS], request.app[WRITER],
                                           request.app[REMOTE], params, signed)
-    except (Unauthorized, BadRequest):
+    except (Unauthorized, BadRequest) as exc:
+        log.warning("signed fetch of %s refused: %s; key %r from %s", request.rel_url.raw_path,
+                    exc, getattr(params, "key_id", None), client_address(request))
         return None
     return domain
 
@@ -58,5 +66,11 @@ async def may_fetch(request: web.Request, obj: Object, author: Actor) -> bool:
         return False
     async with request.app[SESSIONS]() as db:
         if obj.visibility == DIRECT:
-            return await domain_addressed(db, obj, domain)
-        return await domain_follows(db, author, domain)
+            allowed = await domain_addressed(db, obj, domain)
+        else:
+            allowed = await domain_follows(db, author, domain)
+    if not allowed:
+        log.warning("signed fetch of %s refused: nobody on %s may see this %s post of %s; from %s",
+                    request.rel_url.raw_path, domain, obj.visibility, author.uri,
+                    client_address(request))
+    return allowed
