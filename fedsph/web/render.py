@@ -6,12 +6,14 @@ import contextvars
 
 import jinja2
 import orjson
+from markupsafe import Markup, escape
 from aiohttp import web
 
 from fedsph import __version__, vocab
 from fedsph.activitystreams import AP_CONTENT_TYPE
 from fedsph.errors import UserError
 from fedsph.i18n import get_translations, pick_translation, request_language
+from fedsph.safe_links import http_url, local_path
 from fedsph.web.keys import CSRF_TOKEN, LANG, SETTINGS, TEMPLATES, USER
 
 AP_ACCEPTS = ("application/activity+json", "application/ld+json", "application/json")
@@ -72,6 +74,25 @@ def osm_url(latitude: float, longitude: float, zoom: int = 15) -> str:
             f"#map={zoom}/{latitude}/{longitude}")
 
 
+def safe_href(value) -> str:
+    """The template filter every href/src goes through: an http(s) URL, a path on this site, or ''.
+
+    Templates test it (`{% if x|safe_href %}`) and show plain text instead of a link when it is
+    empty, so a `javascript:` or `data:` URL from another server or a form is never clickable.
+    """
+    return http_url(value) or local_path(value) or ""
+
+
+def link_to(href, text, **attributes) -> Markup:
+    """`<a href>` around text if href passes safe_href, else the text alone; all values escaped."""
+    url = safe_href(href)
+    if not url:
+        return escape(text)
+    extra = Markup("").join(Markup(' {}="{}"').format(name.replace("_", "-"), value)
+                            for name, value in attributes.items() if value)
+    return Markup('<a href="{}"{}>{}</a>').format(url, extra, text)
+
+
 def make_templates(directory) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
@@ -85,6 +106,8 @@ def make_templates(directory) -> jinja2.Environment:
                                   npgettext=_npgettext)
     env.globals["translate"] = _translate
     env.globals["osm_url"] = osm_url
+    env.globals["link_to"] = link_to
+    env.filters["safe_href"] = safe_href
     return env
 
 
