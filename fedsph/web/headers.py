@@ -29,7 +29,7 @@ ALWAYS = {
     "Referrer-Policy": "same-origin",
 }
 # Where a form on this response may also go (set by allow_form_target).
-FORM_TARGETS = "fedsph.form_targets"
+FORM_TARGETS = web.ResponseKey("form_targets", list)
 # A CSP source must not carry ";" "," or spaces, which would start another directive.
 _HOST = re.compile(r"^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$")
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
