@@ -14,6 +14,7 @@ from fedsph.activitystreams import AP_CONTENT_TYPE
 from fedsph.errors import UserError
 from fedsph.i18n import get_translations, pick_translation, request_language
 from fedsph.safe_links import http_url, local_path
+from fedsph.sanitize import clean_html
 from fedsph.web.keys import CSRF_TOKEN, LANG, SETTINGS, TEMPLATES, USER
 
 AP_ACCEPTS = ("application/activity+json", "application/ld+json", "application/json")
@@ -93,6 +94,12 @@ def link_to(href, text, **attributes) -> Markup:
     return Markup('<a href="{}"{}>{}</a>').format(url, extra, text)
 
 
+def sanitized(value) -> Markup:
+    """Stored HTML as shown: sanitised again at render, so rows stored by older versions (or
+    written to the database by hand) cannot carry markup that the sanitiser refuses today."""
+    return Markup(clean_html(value if isinstance(value, str) else ""))
+
+
 def make_templates(directory) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
@@ -108,6 +115,7 @@ def make_templates(directory) -> jinja2.Environment:
     env.globals["osm_url"] = osm_url
     env.globals["link_to"] = link_to
     env.filters["safe_href"] = safe_href
+    env.filters["sanitized"] = sanitized
     return env
 
 

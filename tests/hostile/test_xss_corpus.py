@@ -23,6 +23,9 @@ from fedsph.outbox import publish_update
 from tests.hostile.xss import PAYLOADS, problems
 from tests.test_members import CSRF_RE, browser, jpeg, login, make_user, multipart
 
+# What the old linkifier stored for 'https://x.example/"onmouseover="alert(1)"'.
+LEGACY_XSS = ('<p><a href="https://x.example/"onmouseover="alert(1)" rel="nofollow">x</a>'
+              "<script>alert(2)</script></p>")
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 AS = "https://www.w3.org/ns/activitystreams"
 
@@ -131,12 +134,21 @@ async def test_stored_remote_urls_are_never_links(node):
         db.add(other)
         await db.flush()
         db.add(Object(uri="https://evil.example/objects/1", type="Note", actor_id=other.id,
-                      local=False, url="JAVASCRIPT:alert('object')", content="<p>hi</p>",
+                      local=False, url="JAVASCRIPT:alert('object')", content=LEGACY_XSS,
                       attachments=[{"type": "Image", "url": "javascript:alert('img')",
                                     "name": '" onerror="alert(1)'}]))
     pages = await assert_pages_safe(node, [remote("actors", other.uri),
                                            remote("objects", "https://evil.example/objects/1")])
     assert "See it there" in pages[remote("actors", other.uri)]  # shown as text, not as a link
+
+
+async def test_rows_stored_by_older_versions_are_sanitised_when_shown(node):
+    """The stored XSS of the report is already in some databases: pages clean HTML again."""
+    project = await node.create_actor("coop", "Group")
+    async with node.sessions() as db, db.begin():
+        db.add(Object(uri=f"{project.uri}/objects/old", type="Note", actor_id=project.id,
+                      local=True, content=LEGACY_XSS, visibility="public"))
+    await assert_pages_safe(node, ["/", "/actors/coop"])
 
 
 # -- from members ------------------------------------------------------------------------------
