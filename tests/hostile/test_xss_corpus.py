@@ -184,3 +184,25 @@ async def test_corpus_through_the_publishing_service(node):
                                       place={"name": payload}) for payload in PAYLOADS[14:26]]
     paths = [post.uri[len(node.base):] for post in posts]
     await assert_pages_safe(node, ["/", "/actors/coop", "/actors/coop?page=2", *paths])
+
+
+async def test_corpus_through_the_client_api(node):
+    """A Mastodon app posts the corpus: the status, its page and the API's HTML are all safe."""
+    await make_user(node, "ana")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{node.base}/api/v1/apps", data={
+                "client_name": "App", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+                "scopes": "read write"}) as response:
+            app = await response.json()
+        async with http.post(f"{node.base}/oauth/token", data={
+                "grant_type": "password", "client_id": app["client_id"],
+                "client_secret": app["client_secret"], "username": "ana",
+                "password": "correct horse battery", "scope": "read write"}) as response:
+            token = (await response.json())["access_token"]
+        async with http.post(f"{node.base}/api/v1/statuses", json={
+                "status": "\n\n".join(PAYLOADS[:45]), "spoiler_text": PAYLOADS[17]},
+                headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200, await response.text()
+            status = await response.json()
+    assert problems(status["content"]) == []
+    await assert_pages_safe(node, ["/", status["url"][len(node.base):]])
