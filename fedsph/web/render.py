@@ -6,8 +6,8 @@ import contextvars
 
 import jinja2
 import orjson
-from markupsafe import Markup, escape
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from fedsph import __version__, vocab
 from fedsph.activitystreams import AP_CONTENT_TYPE

@@ -67,11 +67,10 @@ async def test_oauth_consent_page_lets_its_form_reach_the_app_only(node):
     """Chromium applies form-action to the redirect after the consent form: the app's origin."""
     project = await node.create_actor("coop", "Group")
     await make_user(node, "ana", project)
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{node.base}/api/v1/apps", data={
-                "client_name": "App", "redirect_uris": "https://app.example/cb",
-                "scopes": "read", "website": "javascript:alert(1)"}) as response:
-            app = orjson.loads(await response.read())
+    async with aiohttp.ClientSession() as http, http.post(f"{node.base}/api/v1/apps", data={
+            "client_name": "App", "redirect_uris": "https://app.example/cb",
+            "scopes": "read", "website": "javascript:alert(1)"}) as response:
+        app = orjson.loads(await response.read())
     async with browser() as client:
         await login(client, node, "ana")
         async with client.get(f"{node.base}/oauth/authorize", params={
