@@ -9,6 +9,7 @@ event handler and no link outside http(s), relative paths and mailto:.
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import quote
 
@@ -149,6 +150,10 @@ async def test_rows_stored_by_older_versions_are_sanitised_when_shown(node):
         db.add(Object(uri=f"{project.uri}/objects/old", type="Note", actor_id=project.id,
                       local=True, content=LEGACY_XSS, visibility="public"))
     await assert_pages_safe(node, ["/", "/actors/coop"])
+    async with aiohttp.ClientSession() as http, http.get(f"{project.uri}/feed.atom") as response:
+        atom = ET.fromstring(await response.read())
+    entries = [e.text or "" for e in atom.iter("{http://www.w3.org/2005/Atom}content")]
+    assert entries and all(problems(entry) == [] for entry in entries)
 
 
 # -- from members ------------------------------------------------------------------------------
