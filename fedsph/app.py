@@ -27,6 +27,7 @@ from fedsph.web import (
 )
 from fedsph.web import context as context_routes
 from fedsph.web import feeds as feed_routes
+from fedsph.web import headers as security_headers
 from fedsph.web import media as media_routes
 from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (
@@ -55,6 +56,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     app[URLS] = URLs(settings.base_url)
     app[TEMPLATES] = make_templates(settings.templates_dir)
     app[DOCUMENTS] = make_document_cache()
+    security_headers.setup(app)  # CSP, nosniff, frame and referrer rules on every response
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client)
     if run_worker:

@@ -13,14 +13,13 @@ as fedsph.outbox does) after.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 from uuid import NAMESPACE_URL, uuid5
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import vocab
+from fedsph import safe_links, vocab
 from fedsph.activitystreams import (
     AS_CONTEXT,
     FEDSPH_NS,
@@ -135,11 +134,10 @@ def local_time(moment: datetime | None, tz_name: str | None) -> datetime | None:
 def check_url(url: str | None, what: str = "online link") -> str | None:
     if not url:
         return None
-    url = url.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc or len(url) > 2048:
+    checked = safe_links.http_url(url.strip())
+    if checked is None:
         raise UserError(N_("the %(what)s %(value)r is not an http(s) URL"), what=Term(what), value=url)
-    return url
+    return checked
 
 
 def _languages(tags) -> list[str] | None:

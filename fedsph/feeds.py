@@ -13,6 +13,7 @@ from datetime import datetime
 
 from fedsph.activitystreams import iso
 from fedsph.models import Actor, Object, utcnow
+from fedsph.safe_links import http_url
 from fedsph.sanitize import clean_html
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -34,11 +35,14 @@ def entry_title(obj: Object) -> str:
 def entry_html(obj: Object) -> str:
     """The content without the bold title paragraph (the entry has a title), then the images."""
     body = _TITLE_PARAGRAPH.sub("", obj.content or "", count=1) if obj.name else obj.content or ""
+    # Local content too: rows stored before the linkifier escaped quotes may carry markup.
+    body = clean_html(body)
     for image in obj.attachments or []:
-        if str(image.get("mediaType", "image/")).startswith("image/") and image.get("url"):
-            body += (f'<p><img src="{html.escape(image["url"])}" '
-                     f'alt="{html.escape(image.get("name") or "")}"></p>')
-    return clean_html(body) if not obj.local else body
+        url = http_url(image.get("url"))
+        if str(image.get("mediaType", "image/")).startswith("image/") and url:
+            body += (f'<p><img src="{html.escape(url, quote=True)}" '
+                     f'alt="{html.escape(image.get("name") or "", quote=True)}"></p>')
+    return body
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attributes) -> ET.Element:
@@ -62,7 +66,7 @@ def build_atom(actor: Actor, updates: list[Object], feed_url: str) -> bytes:
     _text(feed, "updated", _when(newest))
     ET.SubElement(feed, "link", {"rel": "self", "type": "application/atom+xml", "href": feed_url})
     ET.SubElement(feed, "link", {"rel": "alternate", "type": "text/html",
-                                 "href": actor.url or actor.uri})
+                                 "href": http_url(actor.url) or actor.uri})
     author = ET.SubElement(feed, "author")
     _text(author, "name", actor.name or actor.username)
     _text(author, "uri", actor.url or actor.uri)
@@ -74,7 +78,7 @@ def build_atom(actor: Actor, updates: list[Object], feed_url: str) -> bytes:
         _text(entry, "published", _when(update.published))
         _text(entry, "updated", _when(update.updated or update.published))
         ET.SubElement(entry, "link", {"rel": "alternate", "type": "text/html",
-                                      "href": update.url or update.uri})
+                                      "href": http_url(update.url) or update.uri})
         if update.summary:
             _text(entry, "summary", update.summary, type="html")
         content = _text(entry, "content", entry_html(update), type="html")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from html import escape
 
+from fedsph.safe_links import http_url
+
 # A mention starts at the beginning or after a character that cannot be part of a word, a URL
 # path or an address, so "x.example/@page" and "mail@host" are not mentions.
 MENTION = re.compile(
@@ -30,11 +32,11 @@ def link_mentions(html: str, urls: dict[tuple[str, str], str], local_domain: str
     """Turn each @mention in escaped HTML into Mastodon's mention link.
 
     `urls` maps (username, domain), lower-cased, to the URL of each resolved actor (its profile
-    page, else its id); mentions not in it stay plain text.
+    page, else its id); mentions not in it, or whose URL is not http(s), stay plain text.
     """
     def link(match: re.Match) -> str:
         username, domain = match.group(1), match.group(2) or local_domain
-        url = urls.get((username.lower(), domain.lower()))
+        url = http_url(urls.get((username.lower(), domain.lower())))
         if url is None:
             return match.group(0)
         return MENTION_LINK.format(url=escape(url, quote=True), handle=match.group(0)[1:])

@@ -14,6 +14,7 @@ import re
 from fedsph.activitystreams import AS_CONTEXT, FEDSPH_NS, PUBLIC, iso
 from fedsph.mention_markup import unlink_mentions
 from fedsph.models import Actor, Object
+from fedsph.sanitize import clean_html, link
 
 # Term definitions for everything a Note or its Create may carry beyond plain AS2: Mastodon's
 # `sensitive`, `Hashtag` and `blurhash`, and ours. Inline, so no processor needs to fetch them.
@@ -35,7 +36,9 @@ NOTE_CONTEXT: list = [
 ]
 
 _BLANK_LINES = re.compile(r"\n\s*\n")
-_URL = re.compile(r"(https?://[^\s<]+[^\s<.,;:!?)\]'\"])")
+# A URL ends before a space, a quote or an angle bracket (none can be in a URL as typed), and
+# before closing punctuation; the rest of the text stays text.
+_URL = re.compile(r"(https?://[^\s<>\"]*[^\s<>\".,;:!?)\]'])")
 _HASHTAG = re.compile(r"^\w{1,100}$")
 # What build_content adds around the text; user text is escaped so it can never produce these.
 _TITLE_PARAGRAPH = re.compile(r"^<p><strong>.*?</strong></p>", re.DOTALL)
@@ -44,14 +47,25 @@ _HASHTAG_PARAGRAPH = re.compile(r'<p>(<a href="[^"]*" class="mention hashtag"[^>
 _LINK = re.compile(r"<a [^>]*>(.*?)</a>", re.DOTALL)
 
 
+def _linkify(block: str) -> str:
+    """One paragraph of plain text as HTML: the text escaped, each http(s) URL a link."""
+    parts, start = [], 0
+    for match in _URL.finditer(block):
+        parts.append(html.escape(block[start:match.start()], quote=True))
+        url = match.group(1)
+        parts.append(link(url, url, rel="nofollow noopener noreferrer"))
+        start = match.end()
+    parts.append(html.escape(block[start:], quote=True))
+    return "".join(parts).replace("\n", "<br>")
+
+
 def text_to_html(text: str) -> str:
-    """Plain text from a form or the CLI as safe HTML: paragraphs, line breaks, links."""
-    paragraphs = []
-    for block in _BLANK_LINES.split(text.strip()):
-        escaped = html.escape(block.strip(), quote=False)
-        linked = _URL.sub(r'<a href="\1" rel="nofollow noopener noreferrer">\1</a>', escaped)
-        paragraphs.append("<p>" + linked.replace("\n", "<br>") + "</p>")
-    return "".join(paragraphs)
+    """Plain text from a form, the CLI or the API as safe HTML: paragraphs, line breaks, links.
+
+    The result goes through the same sanitiser as remote HTML, so a slip here cannot store markup.
+    """
+    blocks = _BLANK_LINES.split(text.strip())
+    return clean_html("".join(f"<p>{_linkify(block.strip())}</p>" for block in blocks))
 
 
 def clean_hashtag(raw: str) -> str:
@@ -65,7 +79,7 @@ def clean_hashtag(raw: str) -> str:
 def hashtag_link(tag: dict) -> str:
     """A hashtag as Mastodon writes it in content, so its clients turn it into a tag link."""
     name = html.escape(tag["name"].lstrip("#"), quote=False)
-    return (f'<a href="{html.escape(tag["href"])}" class="mention hashtag" rel="tag">'
+    return (f'<a href="{html.escape(tag["href"], quote=True)}" class="mention hashtag" rel="tag">'
             f"#<span>{name}</span></a>")
 
 

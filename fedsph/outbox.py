@@ -26,6 +26,7 @@ from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcn
 from fedsph.notes import NOTE_CONTEXT, build_content, build_note, clean_hashtag, source_texts
 from fedsph.notifications import notify
 from fedsph.profile import location_precision, public_location, set_profile
+from fedsph.safe_links import http_url
 from fedsph.urls import URLs
 from fedsph.visibility import DIRECT, addressed_actors, store_addressees
 
@@ -169,7 +170,8 @@ def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | 
 
 def _link_mentions(columns: dict, author: Actor, mentioned: list[Actor]) -> None:
     """Mentions of stored actors become Mastodon's mention links in every language's content."""
-    links = {(a.username.lower(), (a.domain or "").lower()): a.url or a.uri for a in mentioned}
+    links = {(a.username.lower(), (a.domain or "").lower()): http_url(a.url) or a.uri
+             for a in mentioned}
     if not links:
         return
     columns["content"] = link_mentions(columns["content"], links, author.domain)

@@ -19,7 +19,7 @@ from typing import Any
 from babel import Locale
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import vocab
+from fedsph import safe_links, vocab
 from fedsph.activitystreams import PUBLIC, build_activity
 from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.errors import N_, UserError
@@ -205,8 +205,9 @@ def text_map(field: str, raw: Any) -> dict[str, str]:
 
 
 def http_url(what: str, raw: Any) -> str:
-    url = raw.strip() if isinstance(raw, str) else ""
-    if not re.match(r"^https?://[^\s/?#]+[^\s]*$", url, re.IGNORECASE) or len(url) > 2048:
+    """A URL typed in a profile field, checked by the one safe-link rule (fedsph.safe_links)."""
+    url = safe_links.http_url(raw.strip() if isinstance(raw, str) else None)
+    if url is None:
         raise ProfileError(N_("%(field)s: %(value)r is not an http(s) URL"), field=what, value=raw)
     return url
 

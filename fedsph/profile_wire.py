@@ -28,6 +28,7 @@ from fedsph.profile import (
     validate_field,
 )
 from fedsph.sanitize import clean_html
+from fedsph.sanitize import link as html_link
 from fedsph.urls import URLs
 
 NAMESPACE = FEDSPH_NS
@@ -210,10 +211,9 @@ def profile_attachments(profile: dict, lang: str) -> list[dict]:
     website = next((link["url"] for link in profile.get("links", [])
                     if link["kind"] == "website"), None)
     if website:
-        shown = html.escape(re.sub(r"^https?://", "", website).rstrip("/"))
-        link = (f'<a href="{html.escape(website)}" target="_blank" rel="me nofollow noopener">'
-                f'{shown}</a>')
-        fields.append((words["website"], link))
+        shown = re.sub(r"^https?://", "", website).rstrip("/")
+        fields.append((words["website"], html_link(website, shown, target="_blank",
+                                                   rel="me nofollow noopener")))
     if profile.get("country"):
         fields.append((words["country"], html.escape(_country_name(profile["country"], base))))
     return [{"type": "PropertyValue", "name": name, "value": value} for name, value in fields]

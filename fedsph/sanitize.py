@@ -5,6 +5,8 @@ import re
 
 import nh3
 
+from fedsph.safe_links import http_url
+
 # The tags Mastodon keeps (app/lib/sanitize_config.rb); anything else is stripped.
 ALLOWED_TAGS = {"p", "br", "span", "a", "del", "s", "pre", "blockquote", "code", "b", "strong",
                 "u", "i", "em", "ul", "ol", "li"}
@@ -29,6 +31,7 @@ def _filter_attribute(tag: str, attribute: str, value: str) -> str | None:
 
 
 def clean_html(html: str | None) -> str:
+    """HTML from anywhere, local text included, reduced to what Mastodon keeps."""
     if not html:
         return ""
     return nh3.clean(
@@ -49,3 +52,16 @@ def plain_text(value, limit: int = 500) -> str | None:
         return None
     text = " ".join(nh3.clean(value, tags=set()).split())
     return html.unescape(text)[:limit] or None
+
+
+def link(href: object, text: str, **attributes: str) -> str:
+    """`<a href>` around text, every value escaped; only the escaped text if href is not http(s).
+
+    The one way Python code builds a link from data: fedsph.safe_links decides what is a link.
+    """
+    url = http_url(href)
+    if url is None:
+        return html.escape(text, quote=True)
+    extra = "".join(f' {name.replace("_", "-")}="{html.escape(value, quote=True)}"'
+                    for name, value in attributes.items())
+    return f'<a href="{html.escape(url, quote=True)}"{extra}>{html.escape(text, quote=True)}</a>'

@@ -11,9 +11,10 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urlencode, urljoin
 
 import pytest
+import requests
 from PIL import Image, ImageDraw
 
 from tests.processes import NodeProcess
@@ -35,6 +36,7 @@ TITLE_ES, TITLE_EN = "Techo terminado", "Roof finished"
 NAME_ES, NAME_EN = "Cooperativa Techo Común", "Common Roof Cooperative"
 SUMMARY_ES = "Treinta familias construyen sus viviendas por ayuda mutua."
 SUMMARY_EN = "Thirty families build their homes through mutual aid."
+APP_CALLBACK = "https://app.example/callback"
 ALT = "Seis personas colocan chapas sobre el techo del bloque B"
 
 
@@ -98,15 +100,34 @@ def open_tab(page, selector: str) -> None:
     assert details.get_attribute("open") is not None
 
 
+class CspWatch:
+    """Collects what the browser refused under the Content-Security-Policy (its console says so)."""
+
+    def __init__(self):
+        self.violations: list[str] = []
+
+    def watch(self, page):
+        page.on("console", lambda message: self.violations.append(message.text)
+                if "Content Security Policy" in message.text else None)
+        return page
+
+
+def assert_strict_csp(response) -> None:
+    policy = response.headers.get("content-security-policy", "")
+    assert "default-src 'none'" in policy and "frame-ancestors 'none'" in policy, policy
+    assert response.headers.get("x-frame-options") == "DENY"
+
+
 def test_member_publishes_visitor_reads_in_their_language(server, chromium, tmp_path):
     shots = Shots()
+    csp = CspWatch()
     base = server.base
     member = chromium.new_context(locale="en-US", base_url=base)
     member.set_default_timeout(TIMEOUT_MS)
-    page = member.new_page()
+    page = csp.watch(member.new_page())
 
-    # Log in.
-    page.goto("/login?next=/actors/coop/edit")
+    # Log in (the pages send a strict CSP; nothing on them may need more).
+    assert_strict_csp(page.goto("/login?next=/actors/coop/edit"))
     page.fill("#username", "ana")
     page.fill("#password", PASSWORD)
     page.get_by_role("button", name="Log in").click()
@@ -171,8 +192,8 @@ def test_member_publishes_visitor_reads_in_their_language(server, chromium, tmp_
     visitor = chromium.new_context(locale="es-ES", base_url=base,
                                    extra_http_headers={"Accept-Language": "es-ES,es;q=0.9"})
     visitor.set_default_timeout(TIMEOUT_MS)
-    page = visitor.new_page()
-    page.goto("/actors/coop")
+    page = csp.watch(visitor.new_page())
+    assert_strict_csp(page.goto("/actors/coop"))
     assert page.locator("html").get_attribute("lang") == "es"
     assert page.locator("h1").inner_text().strip() == NAME_ES
     assert SUMMARY_ES in page.locator("main").inner_text()
@@ -221,3 +242,31 @@ def test_member_publishes_visitor_reads_in_their_language(server, chromium, tmp_
 
     assert "Traceback" not in server.server_log()
     assert all(path.stat().st_size > 0 for path in shots.paths)
+    assert csp.violations == []
+
+
+def test_oauth_consent_form_reaches_the_app_under_the_csp(server, chromium):
+    """Chromium applies form-action to the redirect after a form: the consent page must allow the
+    app's redirect_uri, and only it."""
+    registered = requests.post(f"{server.base}/api/v1/apps", timeout=30, data={
+        "client_name": "Cliente", "redirect_uris": APP_CALLBACK, "scopes": "read"}).json()
+    csp = CspWatch()
+    context = chromium.new_context(locale="en-US", base_url=server.base)
+    context.set_default_timeout(TIMEOUT_MS)
+    # The app's callback, answered by the browser itself: no request leaves the machine.
+    context.route(APP_CALLBACK + "**", lambda route: route.fulfill(body="back in the app"))
+    page = csp.watch(context.new_page())
+    page.goto("/login")
+    page.fill("#username", "ana")
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{server.base}/")
+    response = page.goto("/oauth/authorize?" + urlencode({
+        "client_id": registered["client_id"], "redirect_uri": APP_CALLBACK,
+        "response_type": "code", "scope": "read", "state": "xyz"}))
+    assert_strict_csp(response)
+    page.locator('button[name="decision"][value="allow"]').click()
+    page.wait_for_url(APP_CALLBACK + "?**")
+    assert "code=" in page.url and "state=xyz" in page.url
+    assert csp.violations == []
+    context.close()

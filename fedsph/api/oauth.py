@@ -33,6 +33,7 @@ from fedsph.models import Actor, OAuthApp, OAuthCode, OAuthToken, utcnow
 from fedsph.queries import actors_of_user
 from fedsph.web.auth_middleware import LIMITER, read_form
 from fedsph.web.client_address import client_address
+from fedsph.web.headers import allow_form_target
 from fedsph.web.keys import LANG, SESSIONS, URLS, USER, WRITER
 from fedsph.web.render import html_response
 
@@ -142,11 +143,13 @@ async def authorize_form(request: web.Request) -> web.Response:
         return _page(request, status=400, error=str(refused))
     async with request.app[SESSIONS]() as db:
         accounts = await actors_of_user(db, request[USER])
-    return _page(request, error=None, accounts=accounts, app=checked["app"],
+    page = _page(request, error=None, accounts=accounts, app=checked["app"],
                  redirect_uri=checked["redirect_uri"], scope=" ".join(checked["scopes"]),
                  scopes=checked["scopes"], state=checked["state"],
                  code_challenge=checked["code_challenge"] or "",
                  code_challenge_method=checked["code_challenge_method"] or "")
+    allow_form_target(page, checked["redirect_uri"])  # the consent form ends at the app
+    return page
 
 
 def _back_to_app(redirect_uri: str, values: dict) -> web.HTTPFound:

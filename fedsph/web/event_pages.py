@@ -10,7 +10,6 @@ from datetime import datetime
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
-from markupsafe import Markup
 from multidict import MultiDict
 from sqlalchemy import func, select
 
@@ -25,7 +24,7 @@ from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.keys import REMOTE, SESSIONS, URLS, USER, WRITER
 from fedsph.web.pages import language_name, page_href, visitor_lang
-from fedsph.web.render import ap_response, error_message, html_response, wants_html
+from fedsph.web.render import ap_response, error_message, html_response, sanitized, wants_html
 
 # /p/… is where events live (their `url`); /actors/… beside the other project pages.
 PREFIXES = ("/p/{username}/events", "/actors/{username}/events")
@@ -58,7 +57,7 @@ async def event_view(db, obj: Object, event: Event, actor: Actor, lang: str) -> 
     address = place.get("address") if isinstance(place.get("address"), dict) else {}
     return {
         "obj": obj, "event": event, "actor": actor, "name": name, "name_lang": name_lang,
-        "content": Markup(content or ""), "content_lang": content_lang, "when": _when(event),
+        "content": sanitized(content), "content_lang": content_lang, "when": _when(event),
         "href": obj.url if obj.local else f"/remote/objects?uri={quote(obj.uri, safe='')}",
         "place": place.get("name"),
         "address": ", ".join(v for k, v in address.items() if k != "type" and v),

@@ -7,11 +7,14 @@ import contextvars
 import jinja2
 import orjson
 from aiohttp import web
+from markupsafe import Markup, escape
 
 from fedsph import __version__, vocab
 from fedsph.activitystreams import AP_CONTENT_TYPE
 from fedsph.errors import UserError
 from fedsph.i18n import get_translations, pick_translation, request_language
+from fedsph.safe_links import http_url, local_path
+from fedsph.sanitize import clean_html
 from fedsph.web.keys import CSRF_TOKEN, LANG, SETTINGS, TEMPLATES, USER
 
 AP_ACCEPTS = ("application/activity+json", "application/ld+json", "application/json")
@@ -72,6 +75,31 @@ def osm_url(latitude: float, longitude: float, zoom: int = 15) -> str:
             f"#map={zoom}/{latitude}/{longitude}")
 
 
+def safe_href(value) -> str:
+    """The template filter every href/src goes through: an http(s) URL, a path on this site, or ''.
+
+    Templates test it (`{% if x|safe_href %}`) and show plain text instead of a link when it is
+    empty, so a `javascript:` or `data:` URL from another server or a form is never clickable.
+    """
+    return http_url(value) or local_path(value) or ""
+
+
+def link_to(href, text, **attributes) -> Markup:
+    """`<a href>` around text if href passes safe_href, else the text alone; all values escaped."""
+    url = safe_href(href)
+    if not url:
+        return escape(text)
+    extra = Markup("").join(Markup(' {}="{}"').format(name.replace("_", "-"), value)
+                            for name, value in attributes.items() if value)
+    return Markup('<a href="{}"{}>{}</a>').format(url, extra, text)
+
+
+def sanitized(value) -> Markup:
+    """Stored HTML as shown: sanitised again at render, so rows stored by older versions (or
+    written to the database by hand) cannot carry markup that the sanitiser refuses today."""
+    return Markup(clean_html(value if isinstance(value, str) else ""))
+
+
 def make_templates(directory) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(directory)),
@@ -85,6 +113,9 @@ def make_templates(directory) -> jinja2.Environment:
                                   npgettext=_npgettext)
     env.globals["translate"] = _translate
     env.globals["osm_url"] = osm_url
+    env.globals["link_to"] = link_to
+    env.filters["safe_href"] = safe_href
+    env.filters["sanitized"] = sanitized
     return env
 
 

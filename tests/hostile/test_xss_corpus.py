@@ -1,0 +1,213 @@
+"""Nothing a stranger or a member writes runs in a browser (issue 10, "Output").
+
+The corpus in tests/hostile/xss.py goes in through every door: signed Creates from another server,
+rows as another server's data may leave them, the members' web forms, the command line's service
+and the client API. Every page that shows it is parsed with html5lib and must have no script, no
+event handler and no link outside http(s), relative paths and mailto:.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import html5lib
+from sqlalchemy import select
+
+from fedsph.activitystreams import PUBLIC
+from fedsph.models import Actor, Object
+from fedsph.notes import text_to_html
+from fedsph.outbox import publish_update
+from tests.hostile.xss import PAYLOADS, problems
+from tests.test_members import CSRF_RE, browser, jpeg, login, make_user, multipart
+
+# What the old linkifier stored for 'https://x.example/"onmouseover="alert(1)"'.
+LEGACY_XSS = ('<p><a href="https://x.example/"onmouseover="alert(1)" rel="nofollow">x</a>'
+              "<script>alert(2)</script></p>")
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+AS = "https://www.w3.org/ns/activitystreams"
+
+
+async def page(url: str) -> str:
+    async with aiohttp.ClientSession() as http, http.get(url, headers={"Accept": "text/html"}) as r:
+        assert r.status == 200, (url, r.status)
+        return await r.text()
+
+
+async def assert_pages_safe(node, paths: list[str]) -> dict[str, str]:
+    pages = {}
+    for path in paths:
+        body = await page(node.base + path)
+        assert problems(body) == [], path
+        pages[path] = body
+    return pages
+
+
+def remote(kind: str, uri: str) -> str:
+    return f"/remote/{kind}?uri={quote(uri, safe='')}"
+
+
+# -- the one rule in the templates -------------------------------------------------------------
+
+URL_ATTRIBUTE = re.compile(r'\b(href|src|srcset|action|formaction)="\{\{(.*?)\}\}"')
+# Builders that only ever return a path on this site or a fixed https URL of our own making.
+LOCAL_BUILDERS = ("lang_url(", "osm_url(")
+# Our own uploads' renditions (fedsph.media.srcset builds them from this node's URLs).
+KNOWN_LOCAL = {"srcset": {"image.srcset"}}
+
+
+def test_every_template_url_goes_through_safe_href():
+    """A new `href="{{ x }}"` that bypasses the filter fails here, so the rule stays one rule."""
+    bypasses = []
+    for template in sorted(TEMPLATES.glob("*.html")):
+        for line_number, line in enumerate(template.read_text().splitlines(), 1):
+            for attribute, expression in URL_ATTRIBUTE.findall(line):
+                expression = expression.strip()
+                if ("|safe_href" in expression or expression.startswith(LOCAL_BUILDERS)
+                        or expression in KNOWN_LOCAL.get(attribute, ())):
+                    continue
+                bypasses.append(f"{template.name}:{line_number}: {attribute}={expression}")
+    assert bypasses == []
+
+
+# -- member text ---------------------------------------------------------------------------------
+
+def test_a_quote_in_a_typed_url_cannot_add_attributes():
+    """The reported stored XSS: a URL with `"` gained an event handler on the home page."""
+    html = text_to_html('see https://evil.example/"onmouseover="alert(1)" now')
+    assert problems(html) == []
+    links = html5lib.parse(html, treebuilder="etree", namespaceHTMLElements=False).findall(".//a")
+    assert [sorted(a.attrib) for a in links] == [["href", "rel"]]
+    assert links[0].get("href") == "https://evil.example/"
+    assert 'onmouseover="alert(1)" now' in html  # the rest stays text
+
+
+def test_typed_text_is_escaped_and_sanitised():
+    for payload in PAYLOADS:
+        html = text_to_html(payload)
+        assert problems(html) == [], payload
+        assert "<script" not in html.lower()
+
+
+# -- from another server -----------------------------------------------------------------------
+
+async def test_corpus_through_the_inbox(node, peer):
+    project = await node.create_actor("coop", "Group")
+    alice = peer.add_actor("alice", name=PAYLOADS[0], summary="".join(PAYLOADS),
+                           url="javascript:alert('actor url')",
+                           icon={"type": "Image", "url": "javascript:alert('icon')"},
+                           image={"type": "Image", "url": "data:text/html,<script>x</script>"})
+    uris = []
+    for number, payload in enumerate(PAYLOADS):
+        uri = peer.new_id("objects")
+        uris.append(uri)
+        note = {"id": uri, "type": "Note", "attributedTo": alice.uri, "to": [PUBLIC, project.uri],
+                "content": payload, "name": payload, "summary": payload,
+                "url": "javascript:alert('object url')" if number % 2 else uri,
+                "attachment": [{"type": "Document", "mediaType": "image/png", "name": payload,
+                                "url": "javascript:alert('attachment')"}],
+                "tag": [{"type": "Hashtag", "name": f"#{number}", "href": "javascript:alert(1)"}]}
+        status, text = await peer.post(alice, f"{node.base}/inbox", {
+            "@context": AS, "id": peer.new_id(), "type": "Create", "actor": alice.uri,
+            "to": note["to"], "object": note})
+        assert status == 202, text
+    await node.run_worker()
+    async with node.readers() as db:
+        stored = set(await db.scalars(select(Object.uri).where(Object.local.is_(False))))
+    assert stored, "no post was stored: the test would prove nothing"
+    paths = [remote("objects", uri) for uri in uris if uri in stored]
+    await assert_pages_safe(node, [*paths, remote("actors", alice.uri), "/", "/actors/coop"])
+
+
+async def test_stored_remote_urls_are_never_links(node):
+    """Whatever ends up stored, a page links only http(s): the template side of the rule."""
+    async with node.sessions() as db, db.begin():
+        other = Actor(uri="https://evil.example/actors/x", local=False, type="Group",
+                      username="x", domain="evil.example", name='"><img src=x onerror=alert(1)>',
+                      url="javascript:alert('actor')", icon_url="javascript:alert('icon')",
+                      header_url="data:image/svg+xml,<svg onload=alert(1)>",
+                      profile={"links": [{"kind": "website", "url": "javascript:alert('link')",
+                                          "title": "<script>alert(1)</script>"}],
+                               "partners": [{"name": "P", "url": "vbscript:msgbox(1)"}]})
+        db.add(other)
+        await db.flush()
+        db.add(Object(uri="https://evil.example/objects/1", type="Note", actor_id=other.id,
+                      local=False, url="JAVASCRIPT:alert('object')", content=LEGACY_XSS,
+                      attachments=[{"type": "Image", "url": "javascript:alert('img')",
+                                    "name": '" onerror="alert(1)'}]))
+    pages = await assert_pages_safe(node, [remote("actors", other.uri),
+                                           remote("objects", "https://evil.example/objects/1")])
+    assert "See it there" in pages[remote("actors", other.uri)]  # shown as text, not as a link
+
+
+async def test_rows_stored_by_older_versions_are_sanitised_when_shown(node):
+    """The stored XSS of the report is already in some databases: pages clean HTML again."""
+    project = await node.create_actor("coop", "Group")
+    async with node.sessions() as db, db.begin():
+        db.add(Object(uri=f"{project.uri}/objects/old", type="Note", actor_id=project.id,
+                      local=True, content=LEGACY_XSS, visibility="public"))
+    await assert_pages_safe(node, ["/", "/actors/coop"])
+    async with aiohttp.ClientSession() as http, http.get(f"{project.uri}/feed.atom") as response:
+        atom = ET.fromstring(await response.read())
+    entries = [e.text or "" for e in atom.iter("{http://www.w3.org/2005/Atom}content")]
+    assert entries and all(problems(entry) == [] for entry in entries)
+
+
+# -- from members ------------------------------------------------------------------------------
+
+async def test_corpus_through_the_web_forms(node):
+    project = await node.create_actor("coop", "Group")
+    await make_user(node, "ana", project)
+    joined = "\n\n".join(PAYLOADS)
+    async with browser() as client:
+        await login(client, node, "ana")
+        compose = f"{node.base}/actors/coop/compose"
+        async with client.get(compose) as response:
+            token = CSRF_RE.search(await response.text()).group(1)
+        form = multipart(token, {"title_en": PAYLOADS[17][:200], "text_en": joined,
+                                 "summary": PAYLOADS[2], "hashtags": "#casa",
+                                 "place_name": PAYLOADS[19], "place_lat": "-34.9",
+                                 "place_lon": "-56.1", "alt_1": PAYLOADS[20],
+                                 "license_1": "CC-BY-SA-4.0", "author_1": PAYLOADS[3]},
+                         {"image_1": jpeg()})
+        async with client.post(compose, data=form, allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+            post_path = response.headers["Location"]
+    await assert_pages_safe(node, ["/", "/actors/coop", post_path, "/tags/casa"])
+
+
+async def test_corpus_through_the_publishing_service(node):
+    """What `fedsph post` and the API call: text, titles, content warning, place."""
+    project = await node.create_actor("coop", "Group")
+    async with node.sessions() as db, db.begin():
+        actor = await db.get(Actor, project.id)
+        posts = [await publish_update(db, node.urls, actor, contents={"en": payload},
+                                      title_map={"en": payload[:200]}, summary=payload,
+                                      place={"name": payload}) for payload in PAYLOADS[14:26]]
+    paths = [post.uri[len(node.base):] for post in posts]
+    await assert_pages_safe(node, ["/", "/actors/coop", "/actors/coop?page=2", *paths])
+
+
+async def test_corpus_through_the_client_api(node):
+    """A Mastodon app posts the corpus: the status, its page and the API's HTML are all safe."""
+    await make_user(node, "ana")
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{node.base}/api/v1/apps", data={
+                "client_name": "App", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+                "scopes": "read write"}) as response:
+            app = await response.json()
+        async with http.post(f"{node.base}/oauth/token", data={
+                "grant_type": "password", "client_id": app["client_id"],
+                "client_secret": app["client_secret"], "username": "ana",
+                "password": "correct horse battery", "scope": "read write"}) as response:
+            token = (await response.json())["access_token"]
+        async with http.post(f"{node.base}/api/v1/statuses", json={
+                "status": "\n\n".join(PAYLOADS[:45]), "spoiler_text": PAYLOADS[17]},
+                headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 200, await response.text()
+            status = await response.json()
+    assert problems(status["content"]) == []
+    await assert_pages_safe(node, ["/", status["url"][len(node.base):]])
