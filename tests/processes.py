@@ -41,7 +41,8 @@ class NodeProcess:
         with open(self.log, "a") as log:
             self.server = subprocess.Popen([sys.executable, "-m", "fedsph", "serve"], env=self.env,
                                            stdout=log, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.get("/.well-known/nodeinfo")[0] == 200, timeout=30,
+        # Generous: on a busy 2-core machine importing and migrating alone has taken over 30 s.
+        wait_for(lambda: self.get("/.well-known/nodeinfo")[0] == 200, timeout=90,
                  what=f"node on port {self.port} to start")
 
     def kill(self) -> None:
