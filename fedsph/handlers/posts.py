@@ -35,7 +35,7 @@ async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) ->
         raise Ignored("object is on another host than its actor")
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
         raise Ignored("activity has no usable object")
-    if not same_origin(obj["id"], actor.uri) or actor.local:
+    if not same_origin(obj["id"], actor.uri):
         raise Ignored("object is on another host than its actor")
     attributed = get_id(obj.get("attributedTo"))
     if attributed and attributed != actor.uri and get_type(obj) in POST_TYPES \
@@ -64,9 +64,10 @@ async def _owner(ctx: HandlerContext, obj: dict, actor: Actor) -> Actor:
 
 
 def check_may_change(existing: Object, owner: Actor) -> None:
-    """The one ownership rule for changing a stored object: never one of ours, and only its
-    owner (the sender, or the group a Mobilizon organiser speaks for) may change it."""
-    if existing.local or existing.actor_id != owner.id:
+    """The one ownership rule for changing a stored object: only its owner (the sender, or the
+    group a Mobilizon organiser speaks for) may; a remote actor never changes one of ours (the
+    inbox refuses our actors from the network: a local owner means a delivery inside this node)."""
+    if existing.local != owner.local or existing.actor_id != owner.id:
         raise Ignored("the object belongs to another actor")
 
 
@@ -94,7 +95,10 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         raise Ignored("object was deleted already")
     if existing is not None:
         check_may_change(existing, owner)
-    await store_object(ctx.db, obj, owner)
+    elif owner.local:
+        raise Ignored("a post of this node that we do not hold")
+    if not owner.local:  # ours is stored already (a local hub receives its member's post)
+        await store_object(ctx.db, obj, owner)
     if existing is None:  # a post sent again (another Create of it) does not notify again
         await notify(ctx.db, await mentioned_or_replied(ctx.db, obj), "mention", actor,
                      activity["id"], obj["id"])
@@ -108,7 +112,8 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         if not isinstance(obj, dict):
             raise Ignored("actor Update without the actor document")
         try:
-            await store_remote_actor(ctx.db, parse_actor_document(obj))
+            if not actor.local:  # our own actor is never rewritten from a document
+                await store_remote_actor(ctx.db, parse_actor_document(obj))
         except InvalidActor as exc:
             raise Ignored(str(exc)) from None
         await reshare_member_activity(ctx, activity, actor)
@@ -124,8 +129,9 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if is_older_than_held(existing, obj):
         # A relay (or a replay) may deliver an old version late: it must not undo an edit.
         raise Ignored("Update older than the version we hold")
-    await store_object(ctx.db, obj, owner)
-    existing.updated = parse_iso(obj.get("updated")) or utcnow()
+    if not owner.local:
+        await store_object(ctx.db, obj, owner)
+        existing.updated = parse_iso(obj.get("updated")) or utcnow()
     await reshare_member_activity(ctx, activity, actor)
     return "done"
 
@@ -144,7 +150,7 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     owner = await ctx.db.get(Actor, obj.actor_id)
     speaks_for_group = (obj.type == "Event" and owner is not None and owner.type == "Group"
                         and same_origin(owner.uri, actor.uri))  # see _group_event_by_organiser
-    if obj.local or (obj.actor_id != actor.id and not speaks_for_group):
+    if obj.local != actor.local or (obj.actor_id != actor.id and not speaks_for_group):
         raise Ignored("Delete of an object this actor does not own")
     obj.deleted_at = utcnow()
     obj.content, obj.content_map, obj.summary, obj.document = None, None, None, None
