@@ -280,3 +280,46 @@ async def test_weak_or_stale_signatures_are_refused_before_any_fetch(node, hosts
         assert resp.status == 401, await resp.text()
     assert victim_host.gets() == []  # no key fetch: the node made no request at all
     assert shows_nowhere(node, marker)
+
+
+# -- key binding, in process (no node needed) --------------------------------------------------
+
+
+@pytest.fixture
+async def remote():
+    from fedsph.crypto import generate_rsa_keypair
+    from fedsph.remote import Remote, Signer, make_client_session
+
+    session = make_client_session(allow_private=True, timeout=5)
+    private_pem, _ = generate_rsa_keypair()
+    yield Remote(session, Signer("http://127.0.0.1:9/actor#main-key", private_pem), True)
+    await session.close()
+
+
+async def test_a_redirect_to_another_host_never_vouches_for_an_actor(hosts, remote):
+    from fedsph.actors import fetch_key_owner
+    from fedsph.errors import FetchError
+
+    victim_host, _, attacker_host = hosts
+    eve = victim_host.add_actor("eve")
+    mallory = attacker_host.add_actor("mallory")
+    # An open redirect on the victim's server leads to a document the attacker wrote, which
+    # claims the victim's URL as its id and publishes the attacker's key under eve's key id.
+    victim_host.redirects["/go"] = attacker_host.base + "/users/forged"
+    attacker_host.serve("/users/forged", {**forged_actor_document(mallory, victim_host.base + "/go",
+                                                                  attacker_host.base + "/inbox"),
+                                          "publicKey": {"id": victim_host.base + "/go#main-key",
+                                                        "owner": victim_host.base + "/go",
+                                                        "publicKeyPem": mallory.public_pem}})
+    with pytest.raises(FetchError, match="id is"):
+        await fetch_key_owner(remote, victim_host.base + "/go#main-key")
+    # The real actor, fetched from its own id, is believed.
+    values = await fetch_key_owner(remote, eve.key_id)
+    assert values["uri"] == eve.uri and values["public_key_pem"] == eve.public_pem
+
+
+async def test_our_own_origin_is_never_fetched(remote):
+    from fedsph.errors import BlockedAddress
+
+    with pytest.raises(BlockedAddress):
+        await remote.fetch_json("http://127.0.0.1:9/actors/alpha")
