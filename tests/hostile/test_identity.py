@@ -323,3 +323,24 @@ async def test_our_own_origin_is_never_fetched(remote):
 
     with pytest.raises(BlockedAddress):
         await remote.fetch_json("http://127.0.0.1:9/actors/alpha")
+
+
+async def test_a_blocked_actor_is_dropped_before_any_fetch(node, hosts):
+    victim_host, _, _ = hosts
+    blocked = victim_host.add_actor("blocked")
+    path = node.data_dir / "fedsph.sqlite3"
+    with closing(sqlite3.connect(path)) as db, db:
+        db.execute("INSERT INTO blocks (actor_uri, created_at) VALUES (?, ?)",
+                   (blocked.uri, datetime.now(UTC).replace(tzinfo=None)))
+    try:
+        marker = "BLOCKED-" + uuid.uuid4().hex
+        sent = activity(victim_host, "Create", blocked.uri,
+                        note(victim_host, blocked.uri, marker, node.alpha))
+        assert (await victim_host.post(blocked, f"{node.base}/inbox", sent))[0] == 202
+        assert victim_host.gets() == []
+        assert not rows(node, "SELECT id FROM inbox_items WHERE activity_uri = ?", sent["id"])
+        assert not rows(node, "SELECT id FROM actors WHERE uri = ?", blocked.uri)
+        assert shows_nowhere(node, marker)
+    finally:
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute("DELETE FROM blocks WHERE actor_uri = ?", (blocked.uri,))
