@@ -5,12 +5,14 @@ never another exception (which would be a 500)."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedsph.actors import InvalidActor, parse_actor_document, published_keys
 from fedsph.activitystreams import same_origin
+from fedsph.actors import InvalidActor, parse_actor_document, published_keys
 from fedsph.crypto import generate_rsa_keypair
 from fedsph.errors import HTTPProblem, Unauthorized
 from fedsph.httpsig import check_coverage, parse_signature_header, sign_request
@@ -22,7 +24,12 @@ from fedsph.safe_links import http_url
 
 OWN = "https://node.example"
 REMOTE = Remote(None, Signer(OWN + "/actor#main-key", ""), allow_private=False)
-PRIVATE_PEM, _ = generate_rsa_keypair()
+
+
+@cache
+def private_pem() -> str:
+    return generate_rsa_keypair()[0]
+
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 json_scalars = st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.floats(allow_nan=False) | st.text()
@@ -51,7 +58,7 @@ def test_signature_header_parser_answers_a_value_or_401(value):
        st.binary(max_size=64))
 def test_our_own_signatures_parse_back_and_cover_what_we_require(method, path, body):
     url = "https://peer.example/" + path
-    headers = sign_request(method, url, "https://me.example/actor#main-key", PRIVATE_PEM,
+    headers = sign_request(method, url, "https://me.example/actor#main-key", private_pem(),
                            body=body if method == "POST" else None)
     params = signature_params({k.lower(): v for k, v in headers.items()})
     assert params.key_id == "https://me.example/actor#main-key"
