@@ -9,7 +9,7 @@ from urllib.parse import urldefrag, urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.activitystreams import ACTOR_CONTEXT, as_list, get_id, get_type, iso
+from fedsph.activitystreams import ACTOR_CONTEXT, as_list, get_id, get_type, iso, same_origin
 from fedsph.crypto import generate_rsa_keypair
 from fedsph.errors import FetchError
 from fedsph.models import Actor, utcnow
@@ -17,6 +17,7 @@ from fedsph.profile_wire import CONTEXT as PROFILE_CONTEXT
 from fedsph.profile_wire import actor_profile_properties, remote_profile_values
 from fedsph.proofs import DATA_INTEGRITY_CONTEXT, MULTIKEY_CONTEXT, generate_proof_key, multikey
 from fedsph.remote import Remote, Signer
+from fedsph.safe_links import http_url
 from fedsph.sanitize import clean_html
 from fedsph.urls import RESERVED_USERNAMES, URLs
 
@@ -133,28 +134,22 @@ def build_actor_document(actor: Actor, urls: URLs) -> dict:
     return document
 
 
-def parse_actor_document(document: dict, expected_uri: str | None = None) -> dict:
-    """Check a remote actor document and return the column values we keep for it."""
+def parse_actor_document(document: dict) -> dict:
+    """Check a remote actor document and return the column values we keep for it.
+
+    It says nothing about where the document came from: fetch_actor binds it to its origin.
+    """
     uri = document.get("id")
-    if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+    if not http_url(uri):
         raise InvalidActor("actor has no http(s) id")
-    # Served at another URL than its id: only trust it if it is on the same host.
-    if (expected_uri and urldefrag(expected_uri)[0] != uri
-            and urlsplit(expected_uri).netloc != urlsplit(uri).netloc):
-        raise InvalidActor(f"actor id {uri} does not match the URL it was fetched from")
     actor_type = get_type(document)
     if actor_type not in ACTOR_TYPES:
         raise InvalidActor(f"{uri} is a {actor_type}, not an actor")
     inbox = get_id(document.get("inbox"))
     if not inbox:
         raise InvalidActor(f"{uri} has no inbox")
-    key_id, public_pem = None, None
-    for key in as_list(document.get("publicKey")):
-        if isinstance(key, dict) and key.get("publicKeyPem"):
-            if get_id(key.get("owner")) not in (None, uri):
-                raise InvalidActor(f"{uri} publishes a key owned by someone else")
-            key_id, public_pem = key.get("id"), key["publicKeyPem"]
-            break
+    keys = published_keys(document)
+    key_id, public_pem = next(iter(keys.items()), (None, None))
     endpoints = document.get("endpoints") if isinstance(document.get("endpoints"), dict) else {}
     username = document.get("preferredUsername")
     return {
@@ -184,16 +179,33 @@ def parse_actor_document(document: dict, expected_uri: str | None = None) -> dic
     }
 
 
+def published_keys(document: dict) -> dict[str, str]:
+    """{key id: PEM} of the keys an actor document publishes as its own.
+
+    A key of another origin than the actor, or owned by someone else, is not the actor's: it
+    could otherwise be cached as the key of an actor that never published it.
+    """
+    uri, keys = document.get("id"), {}
+    for key in as_list(document.get("publicKey")):
+        if not isinstance(key, dict) or not isinstance(key.get("publicKeyPem"), str):
+            continue
+        key_id = key.get("id")
+        if get_id(key.get("owner")) in (None, uri) and same_origin(key_id, uri):
+            keys.setdefault(key_id, key["publicKeyPem"])
+    return keys
+
+
 def _http_id(value) -> str | None:
     uri = get_id(value)
     return uri if isinstance(uri, str) and uri.startswith(("http://", "https://")) else None
 
 
 async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
-    """Insert or refresh a remote actor row from parsed values."""
+    """Insert or refresh a remote actor row from parsed values (bound by fetch_actor, or sent
+    by the actor itself). Never touches an actor of this node."""
     actor = await get_actor_by_uri(db, values["uri"])
-    if actor is not None and actor.local:
-        return actor
+    if (actor is not None and actor.local) or await _is_our_domain(db, values["domain"]):
+        raise InvalidActor(f"{values['uri']} is on this node: it is never taken from the network")
     if actor is None:
         # Another actor may have held this handle before (an account re-created on its server).
         clash = await db.scalar(select(Actor).where(
@@ -207,6 +219,12 @@ async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
     actor.fetched_at = utcnow()
     await db.flush()
     return actor
+
+
+async def _is_our_domain(db: AsyncSession, domain: str) -> bool:
+    found = await db.scalar(select(Actor.id).where(Actor.local.is_(True), Actor.domain == domain)
+                            .limit(1))
+    return found is not None
 
 
 async def resolve_actor(sessions: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
@@ -223,16 +241,18 @@ async def resolve_actor(sessions: async_sessionmaker[AsyncSession], remote: Remo
     if cached is not None and (cached.local or (not refresh and not _is_stale(cached))):
         return cached.id
     try:
-        try:
-            values = parse_actor_document(await remote.fetch_json(uri), expected_uri=uri)
-        except InvalidActor as exc:
-            raise FetchError(str(exc)) from None
+        values = await fetch_actor(remote, uri)
+        if not same_origin(values["uri"], uri):
+            raise FetchError(f"{uri} names the actor {values['uri']} of another server")
     except FetchError:
         if cached is not None:
             return cached.id  # a stale copy beats none when the other server is down
         raise
     async with sessions() as db, db.begin():
-        return (await store_remote_actor(db, values)).id
+        try:
+            return (await store_remote_actor(db, values)).id
+        except InvalidActor as exc:
+            raise FetchError(str(exc)) from None
 
 
 def _is_stale(actor: Actor) -> bool:
@@ -243,22 +263,47 @@ async def get_cached_key_owner(db: AsyncSession, key_id: str) -> Actor | None:
     return await db.scalar(select(Actor).where(Actor.key_id == key_id))
 
 
-async def fetch_key_owner(remote: Remote, key_id: str) -> dict:
-    """Fetch the actor that publishes key_id (network only) and return its parsed values."""
-    document = await remote.fetch_json(urldefrag(key_id)[0])
-    if get_type(document) not in ACTOR_TYPES:
-        # A standalone key document (some servers): its owner is the actor.
-        owner = get_id(document.get("owner"))
-        if not owner:
-            raise FetchError(f"{key_id} is neither an actor nor a key with an owner")
-        document = await remote.fetch_json(owner)
+async def fetch_actor(remote: Remote, uri: str, refetch: bool = True) -> dict:
+    """Parsed values of the actor document at `uri`, bound to where its bytes came from."""
+    document, final_url = await remote.fetch_document(urldefrag(uri)[0])
+    return await _bound_actor(remote, document, final_url, refetch)
+
+
+async def _bound_actor(remote: Remote, document: dict, final_url: str, refetch: bool) -> dict:
+    """An actor document is believed only as the URL its `id` names (after redirects) serves it;
+    served elsewhere, it is fetched once more from its id (Mastodon's CVE-2024-23832)."""
+    claimed = document.get("id")
+    if claimed != urldefrag(final_url)[0]:
+        if not refetch or not http_url(claimed):
+            raise FetchError(f"{final_url} serves a document whose id is {claimed!r}")
+        return await fetch_actor(remote, claimed, refetch=False)
     try:
-        values = parse_actor_document(document)
+        return parse_actor_document(document)
     except InvalidActor as exc:
         raise FetchError(str(exc)) from None
-    if values["key_id"] != key_id:
+
+
+async def fetch_key_owner(remote: Remote, key_id: str) -> dict:
+    """The parsed values of the actor that publishes `key_id`, its key set to that one.
+
+    A key is the actor's only if the actor's own document, fetched from its own id, lists it:
+    a key document never vouches for an actor by naming it as its owner.
+    """
+    if not http_url(key_id):
+        raise FetchError(f"key id {key_id!r} is not an http(s) URL")
+    document, final_url = await remote.fetch_document(urldefrag(key_id)[0])
+    if get_type(document) in ACTOR_TYPES:
+        values = await _bound_actor(remote, document, final_url, refetch=True)
+    else:
+        # A standalone key document (some servers): its owner must list it.
+        owner = get_id(document.get("owner"))
+        if not http_url(owner):
+            raise FetchError(f"{key_id} is neither an actor nor a key with an owner")
+        values = await fetch_actor(remote, owner)
+    pem = published_keys(values["document"]).get(key_id)
+    if pem is None:
         raise FetchError(f"{values['uri']} does not publish the key {key_id}")
-    return values
+    return {**values, "key_id": key_id, "public_key_pem": pem}
 
 
 async def resolve_handle(sessions: async_sessionmaker[AsyncSession], remote: Remote, target: str,

@@ -166,6 +166,32 @@ def check_freshness(params: SignatureParams, headers: Mapping[str, str], now: da
         raise Unauthorized("signature has expired")
 
 
+def check_coverage(params: SignatureParams, body: bytes | None) -> None:
+    """The signature must cover what Mastodon signs: `(request-target)` (method and path),
+    `host`, `date` (or `(created)`), and `digest` when there is a body. A signature that leaves
+    them out could be replayed against another path, server or body."""
+    covered = set(params.headers)
+    missing = [name for name in ("(request-target)", "host") if name not in covered]
+    if not covered & {"date", "(created)"}:
+        missing.append("date")
+    if body is not None and "digest" not in covered:
+        missing.append("digest")
+    if missing:
+        raise Unauthorized(f"the signature does not cover {', '.join(missing)}")
+
+
+def check_request(params: SignatureParams, headers: Mapping[str, str], body: bytes | None,
+                  now: datetime | None = None) -> None:
+    """Everything about a signed request that needs no key: algorithm, coverage, Date window,
+    Digest. Run before any key is fetched, so that a bad request costs no outbound request."""
+    if params.algorithm not in ("rsa-sha256", "hs2019"):
+        raise Unauthorized(f"unsupported signature algorithm {params.algorithm!r}")
+    check_coverage(params, body)
+    check_freshness(params, headers, now or datetime.now(UTC))
+    if body is not None:
+        check_digest(headers.get("digest"), body)
+
+
 def verify_request(
     params: SignatureParams,
     public_pem: str,
@@ -181,13 +207,7 @@ def verify_request(
     `headers` must have lower-case names. Some servers sign the path without the query string,
     so both forms of (request-target) are tried.
     """
-    if params.algorithm not in ("rsa-sha256", "hs2019"):
-        raise Unauthorized(f"unsupported signature algorithm {params.algorithm!r}")
-    check_freshness(params, headers, now or datetime.now(UTC))
-    if body is not None:
-        if "digest" not in params.headers:
-            raise Unauthorized("Digest is not covered by the signature")
-        check_digest(headers.get("digest"), body)
+    check_request(params, headers, body, now)
     targets = [f"{path}?{query}", path] if query else [path]
     for target in targets:
         text = signing_string(params, method, target, headers)

@@ -115,6 +115,13 @@ def check_coverage(sig: MessageSignature, headers: Mapping[str, str], body: byte
         raise Unauthorized(f"Content-Digest: {exc}") from None
 
 
+def check_message(sig: MessageSignature, headers: Mapping[str, str], body: bytes | None,
+                  now: datetime | None = None) -> None:
+    """Everything that needs no key (window, coverage, Content-Digest): run before a key fetch."""
+    check_created(sig, now or datetime.now(UTC))
+    check_coverage(sig, headers, body)
+
+
 def _algorithm(sig: MessageSignature, key) -> type:
     if sig.alg is not None:
         if sig.alg not in _BY_ALG:
@@ -165,8 +172,7 @@ def verify_message(
     `headers` have lower-case names. Failures that a newer key could fix start with
     "signature does not verify", which is what makes the inbox refetch the key.
     """
-    check_created(sig, now or datetime.now(UTC))
-    check_coverage(sig, headers, body)
+    check_message(sig, headers, body, now)
     try:
         key = load_public_key(public_pem)
     except ValueError:

@@ -17,13 +17,27 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph import blocks
 from fedsph.activitystreams import AP_MEDIA_TYPES, get_id, get_type, same_origin
-from fedsph.actors import fetch_key_owner, get_cached_key_owner, store_remote_actor
-from fedsph.errors import BadRequest, FetchError, Unauthorized, UnsupportedMediaType
-from fedsph.httpsig import SignatureParams, parse_signature_header, verify_request
-from fedsph.httpsig9421 import MessageSignature, parse_message_signature, verify_message
+from fedsph.actors import InvalidActor, fetch_key_owner, get_cached_key_owner, store_remote_actor
+from fedsph.errors import (
+    BadRequest,
+    FetchError,
+    Forbidden,
+    HTTPProblem,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from fedsph.httpsig import SignatureParams, check_request, parse_signature_header, verify_request
+from fedsph.httpsig9421 import (
+    MessageSignature,
+    check_message,
+    parse_message_signature,
+    verify_message,
+)
 from fedsph.integrity import verify_relayed
 from fedsph.models import Actor, Delivery, HostState, InboxItem, utcnow
+from fedsph.proofs import should_sign
 from fedsph.remote import Remote
+from fedsph.safe_links import http_url
 
 log = logging.getLogger("fedsph.inbox")
 
@@ -47,6 +61,14 @@ def signature_params(headers: Mapping[str, str]) -> SignatureParams | MessageSig
     return parse_signature_header(value)
 
 
+def claimed_key_id(headers: Mapping[str, str]) -> str | None:
+    """The key id a request names, for logging a refusal (None when it names none we can read)."""
+    try:
+        return signature_params(headers).key_id
+    except HTTPProblem:
+        return None
+
+
 def parse_activity(body: bytes) -> dict:
     try:
         activity = orjson.loads(body)
@@ -62,6 +84,27 @@ def parse_activity(body: bytes) -> dict:
     if not get_id(activity.get("actor")):
         raise BadRequest("activity has no actor")
     return activity
+
+
+def check_origins(remote: Remote, activity: dict, key_id: str) -> None:
+    """The origin rules that need no fetch: http(s) ids, nothing of ours, ids on the actor's
+    origin, and a key of another origin only for a relayed activity that carries a proof."""
+    actor_uri = get_id(activity["actor"])
+    if not http_url(actor_uri):
+        raise BadRequest("the activity's actor is not an http(s) URL")
+    if not http_url(key_id):
+        raise Unauthorized("the signature's key id is not an http(s) URL")
+    if remote.is_own(actor_uri) or remote.is_own(key_id):
+        # Our actors speak through this node only: such a request is forged or reflected.
+        raise Forbidden("the actor or signing key is on this node, not on the sender's server")
+    if get_id(activity.get("id")) and not same_origin(get_id(activity.get("id")), actor_uri):
+        # Handlers key memberships, links and participations by activity ids: an actor may
+        # only name activities of its own server (a third party could take another's id).
+        raise BadRequest("the activity's id is on another server than its actor")
+    if not same_origin(key_id, actor_uri) and not ("proof" in activity and should_sign(activity)):
+        # Only a relay signs for others, and only what an integrity proof vouches for.
+        raise Unauthorized("signed with a key of another server than the activity's actor, "
+                           "and not a relayed activity with an integrity proof")
 
 
 async def verified_signer(
@@ -88,8 +131,11 @@ async def verified_signer(
     except FetchError as exc:
         raise Unauthorized(f"cannot get the signing key {params.key_id}: {exc}") from None
     request.verify(params, values["public_key_pem"] or "")
-    async with writer() as db, db.begin():
-        await store_remote_actor(db, values)
+    try:
+        async with writer() as db, db.begin():
+            await store_remote_actor(db, values)
+    except InvalidActor as exc:
+        raise Forbidden(str(exc)) from None
     return values["uri"], values["domain"]
 
 
@@ -113,6 +159,13 @@ class SignedRequest:
     body: bytes | None
     target_uri: str = ""
 
+    def check(self, params: SignatureParams | MessageSignature) -> None:
+        """What can be checked without the key: coverage, freshness, body digest."""
+        if isinstance(params, MessageSignature):
+            check_message(params, self.headers, self.body)
+        else:
+            check_request(params, self.headers, self.body)
+
     def verify(self, params: SignatureParams | MessageSignature, public_pem: str) -> None:
         if isinstance(params, MessageSignature):
             verify_message(params, public_pem, self.method, self.target_uri, self.headers,
@@ -132,13 +185,14 @@ async def receive(
     """
     check_content_type(content_type)
     params = signature_params(request.headers)
+    request.check(params)
     activity = parse_activity(request.body or b"")
     actor_uri = get_id(activity["actor"])
-    if get_id(activity.get("id")) and not same_origin(get_id(activity.get("id")), actor_uri):
-        # Handlers key memberships, links and participations by activity ids: an actor may
-        # only name activities of its own server (a third party could take another's id).
-        raise BadRequest("the activity's id is on another server than its actor")
+    check_origins(remote, activity, params.key_id)
     async with sessions() as db:
+        # A blocked server is refused before we fetch anything from it.
+        if await is_blocked(db, actor_uri) or await is_blocked(db, params.key_id):
+            return "dropped"
         if get_type(activity) == "Delete" and get_id(activity.get("object")) == actor_uri:
             known = await db.scalar(select(Actor.id).where(Actor.uri == actor_uri))
             if known is None:
@@ -148,8 +202,7 @@ async def receive(
         # Relayed (FEP-ae0c): only the actor's integrity proof (FEP-8b32) can vouch for it.
         await verify_relayed(writer, remote, activity, signer_uri)
     async with sessions() as db:
-        if await is_blocked(db, actor_uri) or (signer_uri != actor_uri
-                                               and await is_blocked(db, signer_uri)):
+        if signer_uri != actor_uri and await is_blocked(db, signer_uri):
             return "dropped"  # a blocked server does not speak through a relay either
     activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
     return await _store(writer, activity_uri, get_type(activity), actor_uri, request.body, signer_host)

@@ -20,6 +20,7 @@ from fedsph import __version__
 from fedsph.activitystreams import AP_CONTENT_TYPE
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.httpsig import sign_request
+from fedsph.safe_links import origin
 
 USER_AGENT = f"fedsph/{__version__}"
 ACCEPT_AP = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
@@ -100,12 +101,29 @@ class Remote:
         self.session = session
         self.instance_signer = instance_signer
         self.allow_private = allow_private
+        # Our instance actor's key lives under our base URL, so its origin is this node's.
+        self.own_origin = origin(instance_signer.key_id)
+
+    def is_own(self, url: str | None) -> bool:
+        """True for a URL on this node's origin: what is ours is never taken from the network."""
+        return self.own_origin is not None and origin(url) == self.own_origin
 
     async def fetch_json(self, url: str, signer: Signer | None = None, accept: str = ACCEPT_AP) -> dict:
         """Signed GET of a JSON document, following a few redirects, each one checked."""
+        return (await self.fetch_document(url, signer, accept))[0]
+
+    async def fetch_document(self, url: str, signer: Signer | None = None,
+                             accept: str = ACCEPT_AP) -> tuple[dict, str]:
+        """(document, final URL): a signed GET that follows a few redirects, each one checked.
+
+        The final URL is where the bytes really came from: an id is only believed when it is
+        that URL (fedsph.actors binds actors and keys to it).
+        """
         signer = signer or self.instance_signer
         for _ in range(MAX_REDIRECTS + 1):
             check_url(url, self.allow_private)
+            if self.is_own(url):
+                raise BlockedAddress(f"{url} is on this node: its documents are never fetched")
             headers = sign_request("GET", url, signer.key_id, signer.private_pem)
             headers["Accept"] = accept
             try:
@@ -128,7 +146,7 @@ class Remote:
                 raise FetchError(f"GET {url}: not JSON") from None
             if not isinstance(document, dict):
                 raise FetchError(f"GET {url}: not a JSON object")
-            return document
+            return document, url
         raise FetchError(f"GET {url}: too many redirects")
 
     async def post_signed(self, url: str, body: bytes, signer: Signer) -> PostResult:

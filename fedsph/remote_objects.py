@@ -14,6 +14,7 @@ from fedsph.activitystreams import (
     get_id,
     get_type,
     parse_iso,
+    same_origin,
     term,
 )
 from fedsph.events_received import store_event_details
@@ -175,10 +176,36 @@ async def holds_replies(db: AsyncSession, reply_to: str | None) -> bool:
     return bool(held)
 
 
+class NotTheOwner(ValueError):
+    """A received object that `actor` may not create or change (handlers check this first)."""
+
+
+def version_of(document: dict | None):
+    """When this version of an object was made: `updated`, else `published` (naive UTC)."""
+    if not isinstance(document, dict):
+        return None
+    return parse_iso(document.get("updated")) or parse_iso(document.get("published"))
+
+
+def is_older_than_held(existing: Object, document: dict) -> bool:
+    """True when `document` is an older version than the one we hold (a replayed Update must
+    not roll back an edit); a version without dates cannot be ordered and is not refused."""
+    incoming = version_of(document)
+    held = version_of(existing.document) or existing.updated or existing.published
+    return incoming is not None and held is not None and incoming < held
+
+
 async def store_object(db: AsyncSession, document: dict, actor: Actor) -> Object:
-    """Insert a received object, or refresh it if we have it already."""
+    """Insert a received object, or refresh it if we have it already.
+
+    The last line of the ownership rule: a remote actor keeps objects of its own origin only,
+    and never one of ours.
+    """
     values = object_columns(document, actor.followers_url)
     obj = await get_object(db, document["id"])
+    if actor.local or not same_origin(document["id"], actor.uri) or (obj is not None and (
+            obj.local or obj.actor_id != actor.id)):
+        raise NotTheOwner(f"{actor.uri} may not store {document['id']}")
     if obj is None:
         obj = Object(uri=document["id"], actor_id=actor.id, local=False,
                      published=parse_iso(document.get("published")) or utcnow(),

@@ -190,7 +190,9 @@ class Worker:
                 and same_origin(obj, get_id(activity.get("actor")))):
             # Only the object's own server is asked, as Mastodon does; a foreign one is refused
             # later by the handler's origin check without a request.
-            activity["object"] = await self.remote.fetch_json(obj)
+            document, final_url = await self.remote.fetch_document(obj)
+            if get_id(document) == final_url:  # bound to where it was fetched (fedsph.actors)
+                activity["object"] = document
         if get_type(activity) == "Move" and get_id(activity.get("target")):
             await self._refresh_move_target(get_id(activity.get("target")))
         if get_type(activity) == "Announce":
@@ -222,9 +224,10 @@ class Worker:
             if await db.scalar(select(Object.id).where(Object.uri == uri)) is not None:
                 return  # kept already (or deleted): the handler counts the boost
         try:
-            document = await self.remote.fetch_json(uri)
+            document, final_url = await self.remote.fetch_document(uri)
             author = get_id(document.get("attributedTo"))
-            if get_id(document) != uri or not author or not same_origin(author, uri):
+            if get_id(document) != uri or final_url != uri or not author \
+                    or not same_origin(author, uri):
                 return  # the handler ignores the boost: no post of a known author to keep
             await resolve_actor(self.sessions, self.remote, author)
         except FetchError as exc:

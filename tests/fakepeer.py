@@ -56,6 +56,10 @@ class FakePeer:
     received: list[Received] = field(default_factory=list)
     fetched: list[str] = field(default_factory=list)
     key_lookup: dict[str, str] = field(default_factory=dict)  # key id -> PEM of remote senders
+    # Hostile-peer tests: any document at any path, redirects, and every request seen.
+    documents: dict[str, dict] = field(default_factory=dict)  # path -> JSON served at it
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
 
     def __post_init__(self):
         self.base = f"http://{self.host}:{self.port}"
@@ -86,6 +90,15 @@ class FakePeer:
         actor = PeerActor(username, uri, f"{uri}#main-key", private_pem, public_pem, document)
         self.actors[username] = actor
         return actor
+
+    def serve(self, path: str, document: dict) -> str:
+        """Serve `document` at `path` (whatever its id says); returns the absolute URL."""
+        self.documents[path] = document
+        return self.base + path
+
+    def gets(self) -> list[str]:
+        """Paths of every GET this server answered (what the node fetched from it)."""
+        return [path for method, path in self.requests if method == "GET"]
 
     def rotate_key(self, actor: PeerActor) -> None:
         """New key pair under the same key id (what a key rotation looks like to others)."""
@@ -168,8 +181,18 @@ class FakePeer:
         return [r.activity for r in self.received
                 if r.verified and (activity_type is None or r.activity.get("type") == activity_type)]
 
+    @web.middleware
+    async def _hostile(self, request: web.Request, handler):
+        self.requests.append((request.method, request.path))
+        if request.method == "GET" and request.path in self.redirects:
+            raise web.HTTPFound(self.redirects[request.path])
+        if request.method == "GET" and request.path in self.documents:
+            return web.Response(body=orjson.dumps(self.documents[request.path]),
+                                content_type="application/activity+json")
+        return await handler(request)
+
     async def start(self) -> FakePeer:
-        app = web.Application()
+        app = web.Application(middlewares=[self._hostile])
         app.router.add_get("/users/{name}", self._actor)
         app.router.add_post("/users/{name}/inbox", self._inbox)
         app.router.add_post("/inbox", self._inbox)

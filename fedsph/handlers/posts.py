@@ -15,7 +15,13 @@ from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.notifications import mentioned_or_replied, notify
-from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, store_object
+from fedsph.remote_objects import (
+    POST_TYPES,
+    get_object,
+    is_followed_locally,
+    is_older_than_held,
+    store_object,
+)
 from fedsph.visibility import DIRECT, addressed_actors
 
 
@@ -58,6 +64,14 @@ async def _owner(ctx: HandlerContext, obj: dict, actor: Actor) -> Actor:
     return actor
 
 
+def check_may_change(existing: Object, owner: Actor) -> None:
+    """The one ownership rule for changing a stored object: only its owner (the sender, or the
+    group a Mobilizon organiser speaks for) may; a remote actor never changes one of ours (the
+    inbox refuses our actors from the network: a local owner means a delivery inside this node)."""
+    if existing.local != owner.local or existing.actor_id != owner.id:
+        raise Ignored("the object belongs to another actor")
+
+
 async def _concerns_us(ctx: HandlerContext, document: dict, actor: Actor) -> bool:
     """Keep posts from actors we follow, replies to our posts, and posts addressed to us."""
     if await is_followed_locally(ctx.db, actor):
@@ -89,7 +103,12 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     existing = await get_object(ctx.db, obj["id"])
     if existing is not None and existing.deleted_at is not None:
         raise Ignored("object was deleted already")
-    stored = await store_object(ctx.db, obj, owner)
+    if existing is not None:
+        check_may_change(existing, owner)
+    elif owner.local:
+        raise Ignored("a post of this node that we do not hold")
+    # Ours is stored already (a local hub receives its member's post): never rewritten from here.
+    stored = existing if owner.local else await store_object(ctx.db, obj, owner)
     if existing is None:  # a post sent again (another Create of it) does not notify again
         await notify(ctx.db, await _to_notify(ctx, obj, stored), "mention", actor,
                      activity["id"], obj["id"])
@@ -103,7 +122,8 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         if not isinstance(obj, dict):
             raise Ignored("actor Update without the actor document")
         try:
-            await store_remote_actor(ctx.db, parse_actor_document(obj))
+            if not actor.local:  # our own actor is never rewritten from a document
+                await store_remote_actor(ctx.db, parse_actor_document(obj))
         except InvalidActor as exc:
             raise Ignored(str(exc)) from None
         await reshare_member_activity(ctx, activity, actor)
@@ -113,10 +133,15 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if existing is None:
         return await handle_create(ctx, activity, actor)
     owner = await _owner(ctx, obj, actor)
-    if existing.actor_id != owner.id or existing.deleted_at is not None:
-        raise Ignored("Update of an object this actor does not own")
-    await store_object(ctx.db, obj, owner)
-    existing.updated = parse_iso(obj.get("updated")) or utcnow()
+    check_may_change(existing, owner)
+    if existing.deleted_at is not None:
+        raise Ignored("Update of a deleted object")
+    if is_older_than_held(existing, obj):
+        # A relay (or a replay) may deliver an old version late: it must not undo an edit.
+        raise Ignored("Update older than the version we hold")
+    if not owner.local:
+        await store_object(ctx.db, obj, owner)
+        existing.updated = parse_iso(obj.get("updated")) or utcnow()
     await reshare_member_activity(ctx, activity, actor)
     return "done"
 
@@ -135,7 +160,7 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     owner = await ctx.db.get(Actor, obj.actor_id)
     speaks_for_group = (obj.type == "Event" and owner is not None and owner.type == "Group"
                         and same_origin(owner.uri, actor.uri))  # see _group_event_by_organiser
-    if obj.actor_id != actor.id and not speaks_for_group:
+    if obj.local != actor.local or (obj.actor_id != actor.id and not speaks_for_group):
         raise Ignored("Delete of an object this actor does not own")
     obj.deleted_at = utcnow()
     obj.content, obj.content_map, obj.summary, obj.document = None, None, None, None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from aiohttp import web
 from sqlalchemy import select
@@ -13,8 +15,8 @@ from fedsph.activitystreams import (
     build_tombstone,
 )
 from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_actor
-from fedsph.errors import BadRequest, Gone, NotFound, PayloadTooLarge
-from fedsph.inbox import SignedRequest, receive
+from fedsph.errors import BadRequest, Gone, HTTPProblem, NotFound, PayloadTooLarge
+from fedsph.inbox import SignedRequest, claimed_key_id, receive
 from fedsph.integrity import stored_proof_key
 from fedsph.models import Activity, Actor, Object
 from fedsph.notes import NOTE_CONTEXT
@@ -35,6 +37,8 @@ from fedsph.web import pages
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 from fedsph.web.render import ap_response, wants_html
 from fedsph.web.signed_fetch import may_fetch
+
+inbox_log = logging.getLogger("fedsph.inbox")
 
 
 async def _actor_or_404(request: web.Request) -> Actor:
@@ -85,6 +89,22 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
 
 async def inbox_view(request: web.Request) -> web.Response:
     """POST to an actor's inbox or the shared inbox: verify, store, 202."""
+    try:
+        outcome = await _receive(request)
+    except HTTPProblem as exc:
+        # The one log line of a refused request: reason, peer, key id; never the body.
+        inbox_log.warning("inbox refused %s from %s (key %s): %s", exc.status, request.remote,
+                          claimed_key_id(request.headers), exc.message)
+        raise
+    if outcome == "dropped":
+        inbox_log.info("inbox dropped a request from %s (key %s): blocked or unknown actor",
+                       request.remote, claimed_key_id(request.headers))
+    if outcome == "stored" and request.app.get(WORKER) is not None:
+        request.app[WORKER].wakeup.set()
+    return web.Response(status=202, text="")
+
+
+async def _receive(request: web.Request) -> str:
     if "username" in request.match_info:
         await _actor_or_404(request)
     limit = request.app[SETTINGS].max_body_bytes
@@ -95,11 +115,8 @@ async def inbox_view(request: web.Request) -> web.Response:
         method=request.method, path=request.rel_url.raw_path, query=request.rel_url.raw_query_string,
         headers={k.lower(): v for k, v in request.headers.items()}, body=body,
         target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
-    outcome = await receive(request.app[SESSIONS], request.app[WRITER], request.app[REMOTE],
-                            signed, request.headers.get("Content-Type"))
-    if outcome == "stored" and request.app.get(WORKER) is not None:
-        request.app[WORKER].wakeup.set()
-    return web.Response(status=202, text="")
+    return await receive(request.app[SESSIONS], request.app[WRITER], request.app[REMOTE],
+                         signed, request.headers.get("Content-Type"))
 
 
 def _page_number(request: web.Request) -> int | None:
