@@ -87,6 +87,30 @@ async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
         Block.actor_uri == actor_uri, Block.domain.in_(parent_domains(host)))).limit(1)) is not None
 
 
+async def is_blocked_domain(db: AsyncSession, domain: str) -> bool:
+    """True if a server named by its domain (`host` or `host:port`, as Actor.domain keeps it) is
+    blocked; an unreadable name counts as blocked, as in is_blocked."""
+    host = host_of("//" + domain)
+    if host is None:
+        return True
+    return await db.scalar(select(Block.id).where(
+        Block.domain.in_(parent_domains(host))).limit(1)) is not None
+
+
+async def unblocked(db: AsyncSession, recipients: list[Actor]) -> list[Actor]:
+    """The recipients neither blocked themselves nor on a blocked domain: nothing of ours is
+    delivered to a blocked server, whoever addresses it (a mention, a reply, an old follow)."""
+    remote = [actor for actor in recipients if not actor.local]
+    if not remote:
+        return recipients
+    rows = (await db.execute(select(Block.actor_uri, Block.domain))).all()
+    accounts = {row.actor_uri for row in rows if row.actor_uri}
+    domains = {row.domain for row in rows if row.domain}
+    return [actor for actor in recipients if actor.local or not (
+        actor.uri in accounts or host_of(actor.uri) is None
+        or domains.intersection(parent_domains(host_of(actor.uri))))]
+
+
 async def block_account(db: AsyncSession, actor: Actor) -> None:
     """Block one remote actor; it no longer follows nor is followed by anyone here."""
     if await db.scalar(select(Block.id).where(Block.actor_uri == actor.uri)) is None:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedsph import blocks
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem
 
 # About two days of retries: 30 s, 1 min, 2 min, … doubling, capped at 12 h between tries.
@@ -110,8 +111,9 @@ async def follower_actors(db: AsyncSession, actor: Actor) -> list[Actor]:
 
 
 async def enqueue_deliveries(db: AsyncSession, activity: Activity, recipients: list[Actor]) -> int:
-    """One delivery row per remote inbox; local recipients get an inbox row, no HTTP."""
-    remote, local = inboxes_for(recipients)
+    """One delivery row per remote inbox; local recipients get an inbox row, no HTTP. Blocked
+    accounts and servers get nothing."""
+    remote, local = inboxes_for(await blocks.unblocked(db, recipients))
     for inbox in sorted(remote):
         db.add(Delivery(activity_id=activity.id, inbox=inbox, host=urlsplit(inbox).netloc))
     if local:

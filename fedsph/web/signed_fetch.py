@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedsph import blocks
 from fedsph.errors import BadRequest, Unauthorized
 from fedsph.inbox import SignedRequest, signature_params, verified_signer
 from fedsph.models import Actor, Follow, Object
@@ -65,7 +66,9 @@ async def may_fetch(request: web.Request, obj: Object, author: Actor) -> bool:
     if domain is None:
         return False
     async with request.app[SESSIONS]() as db:
-        if obj.visibility == DIRECT:
+        if await blocks.is_blocked_domain(db, domain):
+            allowed = False  # a blocked server's followers and addressees see nothing more
+        elif obj.visibility == DIRECT:
             allowed = await domain_addressed(db, obj, domain)
         else:
             allowed = await domain_follows(db, author, domain)

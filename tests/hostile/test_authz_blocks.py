@@ -15,7 +15,8 @@ from sqlalchemy import select
 from fedsph import blocks
 from fedsph.actors import parse_actor_document, store_remote_actor
 from fedsph.crypto import generate_rsa_keypair
-from fedsph.models import Block, InboxItem
+from fedsph.delivery import enqueue_deliveries
+from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
 from tests.fakepeer import PeerActor
 from tests.test_members import browser, login, make_user, post_form
 
@@ -210,3 +211,33 @@ def test_the_migration_normalises_old_blocks_and_drops_unsafe_app_websites(tmp_p
             "evil.example", "spam.example"}
         assert dict(db.execute("SELECT client_id, website FROM oauth_apps")) == {
             "1": None, "2": "https://app.example/"}
+
+
+# --- nothing of ours goes to a blocked server ------------------------------------------------------
+
+async def test_nothing_is_delivered_to_a_blocked_account_or_server(node, project):
+    """A mention or an old follow does not carry our posts past a block (fedsph/blocks.unblocked,
+    called by delivery.enqueue_deliveries, the one place that makes delivery rows)."""
+    for uri in ("https://a.evil.example/users/m", "https://bad.example/users/troll",
+                "https://good.example/users/friend"):
+        await cached_actor(node, uri)
+    await seed_blocks(node)
+    async with node.sessions() as db, db.begin():
+        recipients = list(await db.scalars(select(Actor).where(Actor.local.is_(False))))
+        activity = Activity(uri=f"{project.uri}/activities/1", type="Create",
+                            actor_id=project.id, body=b"{}")
+        db.add(activity)
+        await db.flush()
+        assert await enqueue_deliveries(db, activity, recipients) == 1
+    async with node.readers() as db:
+        assert set(await db.scalars(select(Delivery.inbox))) == {
+            "https://good.example/users/friend/inbox"}
+
+
+async def test_a_blocked_server_is_not_a_server_that_may_fetch_private_posts(node):
+    async with node.sessions() as db, db.begin():
+        db.add(Block(domain="evil.example"))
+    async with node.readers() as db:
+        assert await blocks.is_blocked_domain(db, "sub.evil.example:8443")
+        assert await blocks.is_blocked_domain(db, "not a host")
+        assert not await blocks.is_blocked_domain(db, "good.example")
