@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -10,9 +11,10 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from fedsph import __version__
-from fedsph.actors import get_actor_by_uri, get_local_actor
+from fedsph.actors import USERNAME_RE, get_actor_by_uri, get_local_actor
 from fedsph.errors import BadRequest, NotFound
 from fedsph.models import Actor, Object, User
+from fedsph.safe_links import http_url
 from fedsph.web.interact import SUBSCRIBE_REL, subscribe_template
 from fedsph.web.keys import DOCUMENTS, SESSIONS, SETTINGS, URLS
 from fedsph.web.render import ap_response, json_response
@@ -24,28 +26,40 @@ NODEINFO_SCHEMAS = {
 }
 
 
+def parse_resource(resource: str, domain: str, is_local: Callable[[str], bool]) -> tuple[str, str]:
+    """What a WebFinger `resource` asks for: ("acct", lower-cased name) on this server, or
+    ("url", URL) of this server. BadRequest when malformed, NotFound for another server's.
+    Pure, so the parser a stranger reaches is property-tested (tests/hostile)."""
+    if resource.startswith("acct:"):
+        user, sep, host = unquote(resource[5:]).lstrip("@").rpartition("@")
+        if not sep or not user or not host:
+            raise BadRequest("resource must look like acct:name@host")
+        if host.lower() != domain.lower():
+            raise NotFound(f"{host} is not this server")
+        if not USERNAME_RE.match(user.lower()) and user.lower() != domain.lower():
+            raise NotFound("no such account here")  # no name of ours looks like that
+        return "acct", user.lower()
+    if resource.startswith(("http://", "https://")):
+        if http_url(resource) is None or not is_local(resource):
+            raise NotFound("that URL is not on this server")
+        return "url", resource
+    raise BadRequest("resource must be an acct: URI or an http(s) URL")
+
+
 async def _actor_for_resource(request: web.Request, resource: str) -> Actor:
     settings, urls = request.app[SETTINGS], request.app[URLS]
+    kind, value = parse_resource(resource, settings.domain, urls.is_local)
     async with request.app[SESSIONS]() as db:
-        if resource.startswith("acct:"):
-            user, sep, host = unquote(resource[5:]).lstrip("@").rpartition("@")
-            if not sep or not user or not host:
-                raise BadRequest("resource must look like acct:name@host")
-            if host.lower() != settings.domain.lower():
-                raise NotFound(f"{host} is not this server")
-            actor = await get_local_actor(db, user.lower())
-            if actor is None and user.lower() in ("instance", settings.domain.lower()):
+        if kind == "acct":
+            actor = await get_local_actor(db, value)
+            if actor is None and value in ("instance", settings.domain.lower()):
                 actor = await get_actor_by_uri(db, urls.instance_actor())
-        elif resource.startswith(("http://", "https://")):
-            if not urls.is_local(resource):
-                raise NotFound("that URL is not on this server")
-            actor = await get_actor_by_uri(db, resource)
+        else:
+            actor = await get_actor_by_uri(db, value)
             if actor is None:
                 # Also resolve a profile page URL such as /actors/name?x or with a trailing slash.
-                path = urlsplit(resource).path.rstrip("/")
+                path = urlsplit(value).path.rstrip("/")
                 actor = await get_actor_by_uri(db, urls.base + path)
-        else:
-            raise BadRequest("resource must be an acct: URI or an http(s) URL")
     if actor is None or not actor.local:
         raise NotFound("no such account here")
     return actor
