@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from fedsph.auth import Backoff, FailureLimiter, throttle_key
+from fedsph.auth import Backoff, FailureLimiter, create_invite, get_invite, throttle_key
 from fedsph.config import ConfigError, load_settings, proxy_networks
-from fedsph.models import LoginSession
+from fedsph.models import LoginSession, User
 from fedsph.outbox import publish_note
 from fedsph.web.auth_middleware import LIMITER
 from fedsph.web.client_address import forwarded_client
@@ -102,6 +102,31 @@ async def test_safe_next_keeps_local_paths(node, member):
             response = await login(client, node, "ana", next_url=target)
             assert response.headers["Location"] == target
             assert stays_here(response.headers["Location"], node.base)
+
+
+# --- forged forms --------------------------------------------------------------------------------
+
+async def test_a_path_ending_in_inbox_is_not_a_way_around_csrf(node, member):
+    """Only the inbox routes themselves skip the CSRF check, not any path that ends in /inbox."""
+    async with node.sessions() as db, db.begin():
+        token = await create_invite(db, member, None)
+    before = await count_users(node)
+    async with browser() as client:
+        for target in (f"/invite/{token[:8]}%2Finbox", f"/invite/{token}%2Finbox"):
+            async with client.post(f"{node.base}{target}", allow_redirects=False,
+                                   data={"username": "mallory", "password": PASSWORD}) as r:
+                assert r.status == 403, target
+        async with client.post(f"{node.base}/invite/{token}", allow_redirects=False,
+                               data={"username": "mallory", "password": PASSWORD}) as r:
+            assert r.status == 403
+    assert await count_users(node) == before
+    async with node.readers() as db:
+        assert await get_invite(db, token) is not None  # still unused
+
+
+async def count_users(node) -> int:
+    async with node.readers() as db:
+        return await db.scalar(select(func.count(User.id)))
 
 
 # --- the real client address ---------------------------------------------------------------------
