@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select, update
 from fedsph.auth import hash_token, new_token
 from fedsph.config import ConfigError, load_settings
 from fedsph.api.tokens import issue_token
+from fedsph.web.auth_middleware import LIMITER
 from fedsph.models import Membership, OAuthApp, OAuthCode, OAuthToken, Object, User, utcnow
 from tests.test_members import PASSWORD, make_user
 
@@ -146,6 +147,31 @@ async def test_a_read_only_token_cannot_post(node, http, app):
         assert answer.status == 403
         assert "error" in await answer.json()
     assert await count(node, Object.id) == before
+
+
+async def test_the_password_grant_lets_the_member_in_while_others_guess_their_password(
+        node, http, app):
+    """Same limiter as the login form: guessers elsewhere slow only their own wrong answers."""
+    await make_user(node, "ana")
+    limiter = node.app[LIMITER]
+    limiter.__init__(per_address=5, per_account=3, clock=lambda: 1000.0)
+    for n in range(8):
+        limiter.fail(f"192.0.2.{n}", "ana")
+    client_id, secret = app
+    grant = {"grant_type": "password", "client_id": client_id, "client_secret": secret,
+             "username": "ana"}
+    before = await count(node, OAuthToken.id)
+    async with http.post(f"{node.base}/oauth/token", data={**grant, "password": "guess"}) as r:
+        assert r.status == 429  # a wrong answer for a hot account costs this address a wait
+    async with http.post(f"{node.base}/oauth/token", data={**grant, "password": PASSWORD}) as r:
+        assert r.status == 429  # …so this address is now held, whatever it sends
+    assert await count(node, OAuthToken.id) == before
+    limiter.__init__(per_address=5, per_account=3, clock=lambda: 1000.0)
+    for n in range(8):
+        limiter.fail(f"192.0.2.{n}", "ana")
+    async with http.post(f"{node.base}/oauth/token", data={**grant, "password": PASSWORD}) as r:
+        assert r.status == 200  # the member, not held, gets in at once
+    assert await count(node, OAuthToken.id) == before + 1
 
 
 async def project_token(node, app, user, project) -> str:
