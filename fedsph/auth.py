@@ -143,6 +143,14 @@ class Backoff:
     def forget(self, key: object) -> None:
         self._failures.pop(key, None)
 
+    def forgive(self, key: object, failures: int) -> None:
+        """Take back `failures` of the key's count (those a right password showed were typos)."""
+        count, last = self._failures.get(key, (0, 0.0))
+        if count - failures > 0:
+            self._failures[key] = (count - failures, last)
+        else:
+            self._failures.pop(key, None)
+
 
 def throttle_key(address: str) -> str:
     """IPv6 clients are counted per /64: one home or server usually holds a whole /64."""
@@ -160,29 +168,45 @@ def throttle_key(address: str) -> str:
 class FailureLimiter:
     """Slows password guessing per client address and, separately, per account.
 
-    Nothing is ever locked: past a few failures each further try waits an exponentially growing
-    delay. The account allows many more failures than an address, so one attacker's guesses slow
-    that attacker down without keeping the real member (from another address) out; a guesser
-    spread over many addresses is slowed by the account's count. One process, in memory, and
-    forgotten on restart: enough to make guessing slow.
+    Nothing is ever locked, and only the client's own address can refuse a try before the
+    password is checked: an attacker can slow themselves down but never keep the real member out.
+    The account's count slows the *wrong* answers of a guesser spread over many addresses: once an
+    account is hot, a wrong password for it is answered 429 and holds that address for the
+    account's current wait, so every address buys one guess per wait, while a right password from
+    an address that is not itself held still logs in at once. A right password forgives only that
+    address's failures for that account, so a guesser cannot clear their address by logging in
+    to an account of their own. One process, in memory, and forgotten on restart.
     """
 
-    def __init__(self, per_address: int = 5, per_account: int = 20, clock=time.monotonic):
-        self.by_address = Backoff(per_address, clock=clock)
-        self.by_account = Backoff(per_account, clock=clock)
+    def __init__(self, per_address: int = 5, per_account: int = 20, forget: float = 3600.0,
+                 max_keys: int = 10_000, clock=time.monotonic):
+        self.clock = clock
+        self.by_address = Backoff(per_address, forget=forget, max_keys=max_keys, clock=clock)
+        self.by_account = Backoff(per_account, forget=forget, max_keys=max_keys, clock=clock)
+        self._by_pair: TTLCache = TTLCache(maxsize=max_keys, ttl=forget, timer=clock)
+        self._held: TTLCache = TTLCache(maxsize=max_keys, ttl=forget, timer=clock)
 
-    def retry_after(self, address: str, username: str) -> int:
-        """Whole seconds to wait before this address may try this account again (0: now)."""
-        wait = max(self.by_address.wait(throttle_key(address)), self.by_account.wait(username))
-        return math.ceil(wait)
+    def retry_after(self, address: str) -> int:
+        """Whole seconds before this address may try any password again (0: now)."""
+        key = throttle_key(address)
+        held = self._held.get(key, 0.0) - self.clock()
+        return math.ceil(max(0.0, held, self.by_address.wait(key)))
 
-    def fail(self, address: str, username: str) -> None:
-        self.by_address.fail(throttle_key(address))
+    def fail(self, address: str, username: str) -> int:
+        """Count a wrong password; returns the Retry-After to answer it with (0: a plain "wrong")."""
+        key = throttle_key(address)
+        self.by_address.fail(key)
         self.by_account.fail(username)
+        self._by_pair[key, username] = self._by_pair.get((key, username), 0) + 1
+        account_wait = self.by_account.wait(username)
+        if account_wait > 0:
+            self._held[key] = max(self._held.get(key, 0.0), self.clock() + account_wait)
+        return math.ceil(account_wait)
 
     def succeed(self, address: str, username: str) -> None:
-        """A right password clears its address; the account's count stays (it was not them)."""
-        self.by_address.forget(throttle_key(address))
+        """A right password forgives this address its misses for this account, nothing more."""
+        key = throttle_key(address)
+        self.by_address.forgive(key, self._by_pair.pop((key, username), 0))
 
 
 async def create_invite(db: AsyncSession, project: Actor, created_by: User | None) -> str:

@@ -284,14 +284,16 @@ async def _password_grant(request: web.Request, params) -> web.Response:
     check_within(scopes, app.scopes.split())
     username = (params.get("username") or "").strip().lower()[:255]
     limiter, address = request.app[LIMITER], client_address(request)
-    if limiter.retry_after(address, username):
+    if limiter.retry_after(address):
         log.warning("token refused: throttled; user %r from %s", username, address)
         raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
     async with request.app[SESSIONS]() as db:
         user, _ = await authenticate(db, username, params.get("password") or "")
     if user is None:
-        limiter.fail(address, username)
+        wait = limiter.fail(address, username)
         log.warning("token refused: wrong password; user %r from %s", username, address)
+        if wait:  # the account is under attack: this address waits before its next guess
+            raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
         raise _invalid_grant("The username or password is wrong.")
     limiter.succeed(address, username)
     async with request.app[WRITER]() as db, db.begin():

@@ -19,7 +19,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from fedsph.api.errors import ApiError, unauthorized
-from fedsph.auth import hash_token, new_token
+from fedsph.auth import hash_token, may_act_as, new_token
 from fedsph.models import Actor, OAuthApp, OAuthToken, User, utcnow
 from fedsph.web.keys import SESSIONS, SETTINGS
 
@@ -113,8 +113,11 @@ async def optional_caller(request: web.Request) -> Caller | None:
         _check_still_valid(row, token_lifetime(request))
         user = await db.get(User, row.user_id) if row.user_id else None
         actor = await db.get(Actor, row.actor_id) if row.actor_id else None
-    if row.user_id and (user is None or actor is None):
-        raise unauthorized()
+        # Checked on every use, not only at issue: a revoked admin or a member who left a
+        # project loses that actor's tokens at once.
+        if row.user_id and (user is None or actor is None
+                            or not await may_act_as(db, user, actor)):
+            raise unauthorized()
     return Caller(row, app, user, actor)
 
 

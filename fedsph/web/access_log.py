@@ -4,7 +4,8 @@
 
 client address (fedsph/web/client_address.py), method and path, status, bytes sent, time taken,
 User-Agent. Secrets never reach the log: the values of query parameters that can carry one
-(`access_token`, `code`, `client_secret`…) are replaced by `REDACTED`, the path is logged as it
+(`access_token`, `code`, `client_secret`…) and secret path segments (the token of
+`/invite/{token}`) are replaced by `REDACTED`, the path is logged as it
 was sent (still percent-encoded, so no line breaks can be smuggled in), and no header other
 than the User-Agent is written.
 """
@@ -12,6 +13,7 @@ than the User-Agent is written.
 from __future__ import annotations
 
 import logging
+from urllib.parse import unquote
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -22,6 +24,8 @@ from fedsph.web.client_address import address_of
 LOGGER_NAME = "fedsph.access"
 SECRET_PARAMS = frozenset({"access_token", "code", "client_secret", "code_verifier", "token",
                            "refresh_token", "password", "state"})
+# Routes whose next path segment is itself a secret: /invite/{token} lets anyone holding it join.
+SECRET_PATH_PREFIXES = ("/invite/",)
 AGENT_MAX = 200
 
 
@@ -41,10 +45,24 @@ def redacted_query(raw_query: str) -> str:
     return "&".join(kept)
 
 
+def redacted_path(raw_path: str) -> str:
+    """The raw path, or only its SECRET_PATH_PREFIXES prefix and REDACTED if it has one.
+
+    Compared decoded, as the router matches ("/%69nvite/x" reaches the invite page too), and
+    everything after the prefix goes: the secret is all those routes hold.
+    """
+    decoded = unquote(raw_path)
+    for prefix in SECRET_PATH_PREFIXES:
+        if decoded.startswith(prefix):
+            return f"{prefix}REDACTED"
+    return raw_path
+
+
 def logged_target(request: web.BaseRequest) -> str:
     """The request target as sent, minus secrets."""
     path, _, query = request.raw_path.partition("?")
-    return _printable(path + ("?" + redacted_query(query) if query else ""), limit=1000)
+    return _printable(redacted_path(path) + ("?" + redacted_query(query) if query else ""),
+                      limit=1000)
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -26,6 +26,7 @@ from fedsph.auth import (
 from fedsph.errors import Forbidden, NotFound
 from fedsph.i18n import N_
 from fedsph.models import Actor, User
+from fedsph.urls import ACTOR_INBOX, INSTANCE_ACTOR, SHARED_INBOX
 from fedsph.web.keys import CSRF_TOKEN, LOGIN_SESSION, MULTIPART, SESSIONS, SETTINGS, USER
 
 LIMITER = web.AppKey("login_limiter", FailureLimiter)
@@ -36,11 +37,24 @@ CSRF_REFUSED = N_("This form could not be accepted: it has expired or did not co
 CSRF_TOKEN_MAX = 128
 
 
-def csrf_exempt(path: str) -> bool:
+# Routes (as registered, e.g. "/actors/{username}/inbox") that browsers never post forms to.
+CSRF_EXEMPT_ROUTES = frozenset({SHARED_INBOX, INSTANCE_ACTOR + "/inbox", ACTOR_INBOX,
+                                "/oauth/token", "/oauth/revoke"})
+
+
+def csrf_exempt(request: web.Request) -> bool:
     """Inboxes (shared, per actor, instance actor) are signed by servers, not sent by browsers;
-    the Mastodon client API authenticates with Bearer tokens or client secrets, not cookies."""
-    return (path == "/inbox" or path.endswith("/inbox") or path.startswith("/api/")
-            or path in ("/oauth/token", "/oauth/revoke"))
+    the Mastodon client API authenticates with Bearer tokens or client secrets, not cookies.
+
+    Decided by the route that matched, never the path's text: "/invite/abc%2Finbox" ends in
+    "/inbox" but reaches the invitation form. A request no route matched runs no handler (it
+    ends in 404/405), so there is nothing to protect and API clients keep their 404.
+    """
+    resource = request.match_info.route.resource
+    if resource is None:
+        return True
+    route = resource.canonical
+    return route in CSRF_EXEMPT_ROUTES or route.startswith("/api/")
 
 
 def is_https(request: web.Request) -> bool:
@@ -97,7 +111,7 @@ async def authentication(request: web.Request, handler):
         else:
             anon = fresh_anon_token = new_token()
         request[CSRF_TOKEN] = anon
-    if (request.method not in SAFE_METHODS and not csrf_exempt(request.path)
+    if (request.method not in SAFE_METHODS and not csrf_exempt(request)
             and not csrf_matches(request[CSRF_TOKEN], await _posted_csrf(request))):
         raise Forbidden(CSRF_REFUSED)
     response = await handler(request)

@@ -78,13 +78,15 @@ async def login(request: web.Request) -> web.Response:
     username = form.get("username", "").strip().lower()[:USERNAME_MAX]
     following = safe_next(form.get("next"))
     limiter, address = request.app[LIMITER], client_address(request)
-    wait = limiter.retry_after(address, username)
+    wait = limiter.retry_after(address)
     if wait:
         return _refused_login(request, username, "too_many", 429, following, wait)
     async with request.app[SESSIONS]() as db:
         user, new_hash = await authenticate(db, username, form.get("password", ""))
     if user is None:
-        limiter.fail(address, username)
+        wait = limiter.fail(address, username)
+        if wait:
+            return _refused_login(request, username, "too_many", 429, following, wait)
         return _refused_login(request, username, "wrong", 401, following)
     limiter.succeed(address, username)
     async with request.app[WRITER]() as db, db.begin():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+from urllib.parse import urlencode
 
 import jinja2
 import orjson
@@ -13,7 +14,7 @@ from fedsph import __version__, vocab
 from fedsph.activitystreams import AP_CONTENT_TYPE
 from fedsph.errors import UserError
 from fedsph.i18n import get_translations, pick_translation, request_language
-from fedsph.safe_links import http_url, local_path
+from fedsph.safe_links import MAX_URL_LENGTH, http_url, local_path
 from fedsph.sanitize import clean_html
 from fedsph.web.keys import CSRF_TOKEN, LANG, SETTINGS, TEMPLATES, USER
 
@@ -81,7 +82,18 @@ def safe_href(value) -> str:
     Templates test it (`{% if x|safe_href %}`) and show plain text instead of a link when it is
     empty, so a `javascript:` or `data:` URL from another server or a form is never clickable.
     """
-    return http_url(value) or local_path(value) or ""
+    return http_url(value) or local_path(value) or query_only(value) or ""
+
+
+def query_only(value) -> str | None:
+    """`value` if it is a reference like "?lang=de" (same page, other query), else None.
+
+    A query-only reference keeps the page's scheme, host and path, so it cannot lead elsewhere;
+    control characters and spaces are still refused (browsers strip or rewrite them).
+    """
+    if not isinstance(value, str) or not value.startswith("?") or len(value) > MAX_URL_LENGTH:
+        return None
+    return value if all(0x20 < ord(ch) != 0x7f for ch in value) else None
 
 
 def link_to(href, text, **attributes) -> Markup:
@@ -159,7 +171,8 @@ def html_response(request: web.Request, template: str, status: int = 200, **cont
         return pick_translation(mapping, in_lang or lang, fallback_text, fallback_lang)
 
     def lang_url(code: str) -> str:
-        return str(request.rel_url.update_query(lang=code))
+        # Query-only: the raw path may be "//evil.example/x" on a 404 page, so it is never repeated.
+        return "?" + urlencode({**request.query, "lang": code})
 
     defaults = {"node_name": settings.node_name, "version": __version__, "lang": lang,
                 "current_user": request.get(USER), "csrf_token": request.get(CSRF_TOKEN),

@@ -13,11 +13,13 @@ from datetime import timedelta
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
+from fedsph.api.tokens import issue_token
 from fedsph.auth import hash_token, new_token
 from fedsph.config import ConfigError, load_settings
-from fedsph.models import OAuthApp, OAuthCode, OAuthToken, Object, utcnow
+from fedsph.models import Membership, OAuthApp, OAuthCode, OAuthToken, Object, User, utcnow
+from fedsph.web.auth_middleware import LIMITER
 from tests.test_members import PASSWORD, make_user
 
 REDIRECT = "https://app.example/callback"
@@ -144,6 +146,70 @@ async def test_a_read_only_token_cannot_post(node, http, app):
                          headers={"Authorization": f"Bearer {token}"}) as answer:
         assert answer.status == 403
         assert "error" in await answer.json()
+    assert await count(node, Object.id) == before
+
+
+async def test_the_password_grant_lets_the_member_in_while_others_guess_their_password(
+        node, http, app):
+    """Same limiter as the login form: guessers elsewhere slow only their own wrong answers."""
+    await make_user(node, "ana")
+    limiter = node.app[LIMITER]
+    limiter.__init__(per_address=5, per_account=3, clock=lambda: 1000.0)
+    for n in range(8):
+        limiter.fail(f"192.0.2.{n}", "ana")
+    client_id, secret = app
+    grant = {"grant_type": "password", "client_id": client_id, "client_secret": secret,
+             "username": "ana"}
+    before = await count(node, OAuthToken.id)
+    async with http.post(f"{node.base}/oauth/token", data={**grant, "password": "guess"}) as r:
+        assert r.status == 429  # a wrong answer for a hot account costs this address a wait
+    async with http.post(f"{node.base}/oauth/token", data={**grant, "password": PASSWORD}) as r:
+        assert r.status == 429  # …so this address is now held, whatever it sends
+    assert await count(node, OAuthToken.id) == before
+    limiter.__init__(per_address=5, per_account=3, clock=lambda: 1000.0)
+    for n in range(8):
+        limiter.fail(f"192.0.2.{n}", "ana")
+    async with http.post(f"{node.base}/oauth/token", data={**grant, "password": PASSWORD}) as r:
+        assert r.status == 200  # the member, not held, gets in at once
+    assert await count(node, OAuthToken.id) == before + 1
+
+
+async def project_token(node, app, user, project) -> str:
+    """A read/write token of `user` acting as `project`, as the consent page would issue it."""
+    async with node.sessions() as db, db.begin():
+        registered = await db.scalar(select(OAuthApp).where(OAuthApp.client_id == app[0]))
+        token, _ = await issue_token(db, registered, user.id, project.id, ["read", "write"])
+    return token
+
+
+async def test_a_token_stops_acting_as_a_project_its_user_may_no_longer_act_as(node, http, app):
+    other = await node.create_actor("othercoop", "Group")
+    admin = await make_user(node, "ana", admin=True)
+    token = await project_token(node, app, admin, other)
+    assert (await verify(node, http, token))[0] == 200
+    async with node.sessions() as db, db.begin():  # `fedsph admin revoke ana`
+        await db.execute(update(User).where(User.id == admin.id).values(is_admin=False))
+    before = await count(node, Object.id)
+    status, body = await verify(node, http, token)
+    assert status == 401 and body == {"error": "The access token is invalid"}
+    async with http.post(f"{node.base}/api/v1/statuses", json={"status": "still the admin?"},
+                         headers={"Authorization": f"Bearer {token}"}) as answer:
+        assert answer.status == 401
+    assert await count(node, Object.id) == before
+
+
+async def test_a_token_stops_acting_as_a_project_its_member_left(node, http, app):
+    project = await node.create_actor("coop", "Group")
+    member = await make_user(node, "ana", project)
+    token = await project_token(node, app, member, project)
+    assert (await verify(node, http, token))[0] == 200
+    async with node.sessions() as db, db.begin():
+        await db.execute(delete(Membership).where(Membership.user_id == member.id))
+    before = await count(node, Object.id)
+    assert (await verify(node, http, token))[0] == 401
+    async with http.post(f"{node.base}/api/v1/statuses", json={"status": "gone"},
+                         headers={"Authorization": f"Bearer {token}"}) as answer:
+        assert answer.status == 401
     assert await count(node, Object.id) == before
 
 

@@ -36,12 +36,14 @@ def test_the_access_log_has_a_line_per_request_and_no_secrets(served):
     status, _ = served.get(f"/api/v1/accounts/verify_credentials?access_token={SECRET}&x=1")
     assert status == 401
     served.get("/.well-known/nodeinfo?code=" + SECRET)
-    wait_for(lambda: "REDACTED" in served.server_log(), timeout=10, what="the access log line")
+    served.get("/invite/" + SECRET)
+    wait_for(lambda: "/invite/" in served.server_log(), timeout=10, what="the access log lines")
     log = served.server_log()
     line = re.search(r'127\.0\.0\.1 "GET /api/v1/accounts/verify_credentials\?'
                      r'access_token=REDACTED&x=1" 401 \d+B [\d.]+ms "[^"]*"', log)
     assert line, log
     assert "fedsph.access" in log and "INFO" in log  # the logging format: time level name
+    assert re.search(r'"GET /invite/REDACTED" 410 ', log), log
     assert SECRET not in log
 
 
@@ -65,6 +67,17 @@ def test_secret_query_values_are_redacted_and_line_breaks_cannot_be_smuggled():
                                   app=web.Application())
     target = logged_target(request)
     assert "\n" not in target and "\r" not in target and "hunter2" not in target
+
+
+def test_invitation_tokens_in_the_path_are_redacted():
+    """The token of /invite/{token} lets anyone join the project: it is a secret like a password."""
+    for sent in (f"/invite/{SECRET}", f"/invite/{SECRET}?lang=de", f"/%69nvite/{SECRET}",
+                 f"/invite/{SECRET}/x", f"/invite/{SECRET[:4]}%2F{SECRET[4:]}"):
+        target = logged_target(make_mocked_request("GET", sent, app=web.Application()))
+        assert target.startswith("/invite/REDACTED"), (sent, target)
+        assert SECRET[4:] not in target, target
+    assert logged_target(make_mocked_request("GET", "/invites/x", app=web.Application())) == (
+        "/invites/x")
 
 
 def test_a_request_aiohttp_could_not_parse_is_logged_too(caplog):

@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from fedsph.auth import Backoff, FailureLimiter, throttle_key
+from fedsph.auth import Backoff, FailureLimiter, create_invite, get_invite, throttle_key
 from fedsph.config import ConfigError, load_settings, proxy_networks
-from fedsph.models import LoginSession
+from fedsph.models import LoginSession, User
 from fedsph.outbox import publish_note
 from fedsph.web.auth_middleware import LIMITER
 from fedsph.web.client_address import forwarded_client
@@ -65,11 +65,9 @@ async def member(node):
 
 
 def frozen_limiter(node, per_address: int = 5, per_account: int = 20) -> list[float]:
-    """The node's limiter on a clock that only moves when the test says so."""
+    """The node's limiter, reset, on a clock that only moves when the test says so."""
     now = [1000.0]
-    limiter = node.app[LIMITER]
-    limiter.by_address = Backoff(per_address, clock=lambda: now[0])
-    limiter.by_account = Backoff(per_account, clock=lambda: now[0])
+    node.app[LIMITER].__init__(per_address, per_account, clock=lambda: now[0])
     return now
 
 
@@ -104,6 +102,31 @@ async def test_safe_next_keeps_local_paths(node, member):
             response = await login(client, node, "ana", next_url=target)
             assert response.headers["Location"] == target
             assert stays_here(response.headers["Location"], node.base)
+
+
+# --- forged forms --------------------------------------------------------------------------------
+
+async def test_a_path_ending_in_inbox_is_not_a_way_around_csrf(node, member):
+    """Only the inbox routes themselves skip the CSRF check, not any path that ends in /inbox."""
+    async with node.sessions() as db, db.begin():
+        token = await create_invite(db, member, None)
+    before = await count_users(node)
+    async with browser() as client:
+        for target in (f"/invite/{token[:8]}%2Finbox", f"/invite/{token}%2Finbox"):
+            async with client.post(f"{node.base}{target}", allow_redirects=False,
+                                   data={"username": "mallory", "password": PASSWORD}) as r:
+                assert r.status == 403, target
+        async with client.post(f"{node.base}/invite/{token}", allow_redirects=False,
+                               data={"username": "mallory", "password": PASSWORD}) as r:
+            assert r.status == 403
+    assert await count_users(node) == before
+    async with node.readers() as db:
+        assert await get_invite(db, token) is not None  # still unused
+
+
+async def count_users(node) -> int:
+    async with node.readers() as db:
+        return await db.scalar(select(func.count(User.id)))
 
 
 # --- the real client address ---------------------------------------------------------------------
@@ -185,6 +208,51 @@ async def test_an_attacker_behind_the_proxy_cannot_lock_the_member_out(proxied_n
     assert await session_count(node) == 1
 
 
+async def post_login_as(client, node, client_ip: str, username: str, password: str):
+    token = await csrf_from(client, f"{node.base}/login")
+    return await client.post(f"{node.base}/login", allow_redirects=False,
+                             headers={"X-Forwarded-For": client_ip},
+                             data={"csrf": token, "username": username, "password": password})
+
+
+async def test_guessers_on_many_addresses_cannot_lock_the_member_out(proxied_node):
+    """Eight addresses guess until the account's wait is capped; the member still gets in."""
+    node = proxied_node
+    now = frozen_limiter(node, per_address=5, per_account=5)
+    statuses = set()
+    async with browser() as attacker:
+        while True:
+            for n in range(8):
+                response = await post_login_via_proxy(attacker, node, f"203.0.113.{n}", "guess")
+                statuses.add(response.status)
+            if node.app[LIMITER].by_account.wait("ana") >= 300:
+                break
+            now[0] += 301  # long enough for every held address to guess again
+    assert statuses == {401, 429}
+    assert await session_count(node) == 0
+    async with browser() as member:
+        response = await post_login_via_proxy(member, node, "198.51.100.4", PASSWORD)
+        assert response.status == 303
+    assert await session_count(node) == 1
+
+
+async def test_an_attacker_cannot_clear_their_address_by_logging_in_to_their_own_account(
+        proxied_node):
+    node = proxied_node
+    project = await node.create_actor("mallorys", "Group")
+    await make_user(node, "mallory", project)
+    frozen_limiter(node, per_address=3)
+    async with browser() as attacker:
+        for n in range(2):
+            assert (await post_login_via_proxy(attacker, node, "203.0.113.66", "g")).status == 401
+        response = await post_login_as(attacker, node, "6.6.6.6, 203.0.113.66", "mallory", PASSWORD)
+        assert response.status == 303
+        assert (await post_login_via_proxy(attacker, node, "203.0.113.66", "g")).status == 401
+        assert (await post_login_via_proxy(attacker, node, "203.0.113.66", PASSWORD)).status == 429
+    async with node.readers() as db:  # only mallory's own session, none for ana
+        assert await db.scalar(select(func.count(LoginSession.id))) == 1
+
+
 async def test_the_throttled_address_is_the_forwarded_one(proxied_node):
     node = proxied_node
     frozen_limiter(node, per_address=2)
@@ -217,13 +285,39 @@ def test_address_and_account_are_counted_separately():
     limiter = FailureLimiter(per_address=5, per_account=20, clock=lambda: now[0])
     for _ in range(10):
         limiter.fail("203.0.113.66", "ana")
-    assert limiter.retry_after("203.0.113.66", "ana") > 0
-    assert limiter.retry_after("203.0.113.66", "bob") > 0  # the guesser, whatever the account
-    assert limiter.retry_after("198.51.100.4", "ana") == 0  # the member, elsewhere
-    for n in range(10):  # a guesser spread over many addresses is slowed by the account count
-        limiter.fail(f"192.0.2.{n}", "ana")
-    assert limiter.retry_after("198.51.100.4", "ana") > 0
-    assert limiter.retry_after("198.51.100.4", "bob") == 0
+    assert limiter.retry_after("203.0.113.66") > 0  # the guesser, whatever the account
+    assert limiter.retry_after("198.51.100.4") == 0  # the member, elsewhere
+    waits = [limiter.fail(f"192.0.2.{n}", "ana") for n in range(20)]
+    assert waits[:9] == [0] * 9 and all(waits[9:])  # the account is hot: wrong answers cost more
+    assert limiter.retry_after("192.0.2.19") > 0  # each address that guessed wrong waits
+    assert limiter.retry_after("198.51.100.4") == 0  # but nobody else is refused before checking
+
+
+def test_a_capped_account_never_refuses_a_right_password_from_a_fresh_address():
+    now = [0.0]
+    limiter = FailureLimiter(per_address=5, per_account=20, clock=lambda: now[0])
+    while True:
+        for n in range(8):
+            if not limiter.retry_after(f"192.0.2.{n}"):
+                limiter.fail(f"192.0.2.{n}", "ana")
+        if limiter.by_account.wait("ana") >= 300:
+            break
+        now[0] += 1
+    assert limiter.retry_after("198.51.100.4") == 0
+
+
+def test_logging_in_to_ones_own_account_does_not_clear_ones_address():
+    now = [0.0]
+    limiter = FailureLimiter(per_address=5, per_account=20, clock=lambda: now[0])
+    for _ in range(4):
+        limiter.fail("203.0.113.66", "ana")
+    limiter.succeed("203.0.113.66", "mallory")
+    limiter.fail("203.0.113.66", "ana")
+    assert limiter.retry_after("203.0.113.66") > 0
+    limiter.fail("198.51.100.4", "ana")  # the member's own typo is forgiven by the right password
+    limiter.succeed("198.51.100.4", "ana")
+    assert limiter.by_address.wait(throttle_key("198.51.100.4")) == 0
+    assert throttle_key("198.51.100.4") not in limiter.by_address._failures
 
 
 def test_an_ipv6_guesser_cannot_rotate_through_its_64():

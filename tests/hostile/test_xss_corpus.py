@@ -8,6 +8,7 @@ event handler and no link outside http(s), relative paths and mailto:.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,6 +22,7 @@ from fedsph.activitystreams import PUBLIC
 from fedsph.models import Actor, Object
 from fedsph.notes import text_to_html
 from fedsph.outbox import publish_update
+from fedsph.web.render import safe_href
 from tests.hostile.xss import PAYLOADS, problems
 from tests.test_members import CSRF_RE, browser, jpeg, login, make_user, multipart
 
@@ -54,7 +56,7 @@ def remote(kind: str, uri: str) -> str:
 
 URL_ATTRIBUTE = re.compile(r'\b(href|src|srcset|action|formaction)="\{\{(.*?)\}\}"')
 # Builders that only ever return a path on this site or a fixed https URL of our own making.
-LOCAL_BUILDERS = ("lang_url(", "osm_url(")
+LOCAL_BUILDERS = ("osm_url(",)
 # Our own uploads' renditions (fedsph.media.srcset builds them from this node's URLs).
 KNOWN_LOCAL = {"srcset": {"image.srcset"}}
 
@@ -71,6 +73,38 @@ def test_every_template_url_goes_through_safe_href():
                     continue
                 bypasses.append(f"{template.name}:{line_number}: {attribute}={expression}")
     assert bypasses == []
+
+
+async def raw_get(node, target: str) -> tuple[int, str]:
+    """GET with the request target sent byte for byte (clients would normalise "//host/x")."""
+    host, port = node.base.split("//")[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAccept: text/html\r\n"
+                 "Connection: close\r\n\r\n".encode())
+    answer = (await reader.read()).decode()
+    writer.close()
+    head, _, body = answer.partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def language_links(html: str) -> list[str]:
+    tree = html5lib.parse(html, treebuilder="etree", namespaceHTMLElements=False)
+    return [a.get("href") for a in tree.iter("a") if a.get("hreflang")]
+
+
+async def test_language_links_never_repeat_the_raw_path(node):
+    """`https://node//evil.example/x`: the 404 page's language links stay on this page."""
+    status, html = await raw_get(node, "//evil.example/x?next=%2F%2Fevil.example")
+    assert status == 404
+    links = language_links(html)
+    assert links and all(href.startswith("?lang=") or "&lang=" in href for href in links), links
+    assert all(href.startswith("?") and "evil.example/" not in href for href in links), links
+
+
+def test_safe_href_accepts_only_clean_query_only_references():
+    assert safe_href("?lang=de&page=2") == "?lang=de&page=2"
+    for hostile in ("?lang=de\tx", "?a\nb", "?a b", "?x\x7f", "?" + "a" * 5000, " ?lang=de"):
+        assert safe_href(hostile) == "", repr(hostile)
 
 
 # -- member text ---------------------------------------------------------------------------------
