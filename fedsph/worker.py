@@ -185,13 +185,10 @@ class Worker:
         return actor_id, activity
 
     async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int) -> None:
-        """The activity's object dereferenced (in place), and what its handler reads.
-
-        Every URI fetched here came in the activity: each is asked of `_may_fetch` first.
-        """
+        """The activity's object dereferenced (in place), and what its handler reads; every
+        URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
-        if get_type(activity) == "Update" and get_id(obj) == actor_uri:
-            # The actor's own document, not the one embedded (fedsph.handlers.posts.handle_update).
+        if get_type(activity) == "Update" and get_id(obj) == actor_uri:  # not what it embeds
             await self._refresh_actor(actor_uri)
         elif (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
                 and same_origin(obj, actor_uri) and await self._may_fetch(obj)):
@@ -205,10 +202,9 @@ class Worker:
         if get_type(activity) == "Announce":
             await self._fetch_boosted_post(activity, actor_id)
         if get_type(activity) == BACKFILL:
+            activity["items"] = []  # nothing to keep from a blocked project's outbox
             if await self._may_fetch(get_id(activity.get("object"))):
                 await fetch_backfill(self.remote, activity)
-            else:
-                activity["items"] = []
 
     async def _may_fetch(self, *uris: str | None) -> bool:
         """True when every URI is another server's and fetchable (fedsph.blocks.fetchable)."""
@@ -225,11 +221,9 @@ class Worker:
         What the booster embeds is never trusted: the object is first cut down to its id, and
         only a copy fetched here is put back. So an Announce whose object reaches the handler
         as a document carries a post its own server gave us. Boosts of our posts, of posts we
-        keep already, by accounts nobody here follows, and of posts on a blocked server or by
-        a blocked account (as far as the booster says, and again as the post's server says)
-        need nothing fetched. Lemmy-style groups (FEP-1b12) announce the Create activity: its
-        object is the post.
-        """
+        keep already, by accounts nobody here follows, and of blocked posts or authors (as the
+        booster says, then as the post's server says) need nothing fetched. Lemmy-style groups
+        (FEP-1b12) announce the Create activity: its object is the post."""
         boosted = activity.get("object")
         if isinstance(boosted, dict) and get_type(boosted) in ("Create", "Update"):
             boosted = boosted.get("object")
@@ -237,9 +231,9 @@ class Worker:
         if not uri or self.urls.is_local(uri):
             return
         activity["object"] = uri
-        claimed_author = get_id(boosted.get("attributedTo")) if isinstance(boosted, dict) else None
-        if not await self._boost_needs_fetching(uri, actor_id) or not await self._may_fetch(
-                uri, *([claimed_author] if claimed_author else [])):
+        claimed = [get_id(boosted.get("attributedTo")) or uri] if isinstance(boosted, dict) else []
+        if not (await self._boost_needs_fetching(uri, actor_id)
+                and await self._may_fetch(uri, *claimed)):
             return
         try:
             document, final_url = await self.remote.fetch_document(uri)
@@ -263,11 +257,9 @@ class Worker:
             return await db.scalar(select(Object.id).where(Object.uri == uri)) is None
 
     async def _refresh_actor(self, uri: str) -> None:
-        """An actor fetched afresh from its own id: the target of a Move (its `alsoKnownAs`
-        decides whether the Move is believed, fedsph/handlers/moves.py), or the sender of an
-        Update of itself. One that is gone, blocked or not fetchable keeps the copy we hold
-        (none for a new Move target: the handler then ignores the Move); other failures retry
-        the item."""
+        """An actor fetched afresh from its own id (a Move's target, fedsph/handlers/moves.py,
+        or the sender of an Update of itself). Gone or blocked: we keep the copy we hold, if
+        any (the handler ignores a Move to none); other failures retry the item."""
         if not await self._may_fetch(uri):
             return
         try:
