@@ -188,6 +188,22 @@ async def test_a_boost_of_a_blocked_accounts_post_fetches_and_keeps_nothing(node
     await nothing_kept_of(node, peer, document, evil)
 
 
+async def test_a_move_to_a_blocked_server_fetches_and_changes_nothing(node, peer, blocked_host):
+    bob = peer.add_actor("bob")
+    member = await follower_of(node, bob)
+    target = blocked_host.add_actor("bob", alsoKnownAs=[bob.uri])
+    async with node.sessions() as db, db.begin():
+        await block_domain(db, "127.0.0.2")
+    assert await deliver(node, peer, bob, "Move", bob.uri, target=target.uri) == "ignored"
+    assert blocked_host.requests == []
+    async with node.readers() as db:
+        cached = await db.scalar(select(Actor).where(Actor.uri == bob.uri))
+        assert cached.moved_to is None
+        assert await db.scalar(select(Actor.id).where(Actor.uri == target.uri)) is None
+        assert await db.scalar(select(func.count(Follow.id)).where(
+            Follow.follower_id == member.id, Follow.followed_id == cached.id)) == 1
+
+
 # -- 5. a hub re-shares by the stored post's visibility -------------------------------------------
 
 @pytest.fixture
