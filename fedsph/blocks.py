@@ -16,6 +16,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.models import Actor, Block, Follow
+from fedsph.safe_links import http_url
 
 HOST_MAX = 253
 
@@ -85,6 +86,14 @@ async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
         return True
     return await db.scalar(select(Block.id).where(or_(
         Block.actor_uri == actor_uri, Block.domain.in_(parent_domains(host)))).limit(1)) is not None
+
+
+async def fetchable(db: AsyncSession, uri: str | None) -> bool:
+    """True when a URI that came in an activity may be fetched: an http(s) URL of an account and
+    server that are not blocked. A followed account's boost, reply or Move must not make us ask
+    a blocked server for anything (nor keep what it would answer)."""
+    url = http_url(uri)
+    return url is not None and not await is_blocked(db, url)
 
 
 async def is_blocked_domain(db: AsyncSession, domain: str) -> bool:

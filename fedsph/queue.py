@@ -60,8 +60,10 @@ async def prune_finished(db: AsyncSession, older_than: timedelta) -> PrunedQueue
     replay of an old signed request is refused for its Date before the row is looked for, and
     a sender who signs the activity afresh could have sent it anyway. Settings require at
     least one day. A relayed activity vouched for by its integrity proof alone is not bound to
-    a Date; handlers stay idempotent for it (objects are unique by id, Updates older than
-    what we hold are ignored).
+    a Date, and can come again at any time: a replay must change nothing. So received objects
+    are written only by remote_objects.store_object, which never replaces what we hold with a
+    Create sent again or an older version, and an actor's Update is never read: the worker
+    refetches the actor from its own server instead.
     """
     cutoff = utcnow() - older_than
     counts = []

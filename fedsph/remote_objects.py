@@ -195,17 +195,29 @@ def is_older_than_held(existing: Object, document: dict) -> bool:
     return incoming is not None and held is not None and incoming < held
 
 
-async def store_object(db: AsyncSession, document: dict, actor: Actor) -> Object:
+class OlderThanHeld(ValueError):
+    """A version of an object older than the one we hold: it never overwrites it."""
+
+
+async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
+                       keep_held: bool = False) -> Object:
     """Insert a received object, or refresh it if we have it already.
 
     The last line of the ownership rule: a remote actor keeps objects of its own origin only,
-    and never one of ours.
+    and never one of ours. And the one place that decides whether a version we hold is
+    replaced: a relay or a replay can deliver an old signed activity at any time (an integrity
+    proof has no Date window), so an older version raises OlderThanHeld, and with `keep_held`
+    (a Create: sent again, it is not an edit) an object we hold is returned unchanged.
     """
     values = object_columns(document, actor.followers_url)
     obj = await get_object(db, document["id"])
     if actor.local or not same_origin(document["id"], actor.uri) or (obj is not None and (
             obj.local or obj.actor_id != actor.id)):
         raise NotTheOwner(f"{actor.uri} may not store {document['id']}")
+    if obj is not None and keep_held:
+        return obj
+    if obj is not None and is_older_than_held(obj, document):
+        raise OlderThanHeld(f"{document['id']}: we hold a newer version")
     if obj is None:
         obj = Object(uri=document["id"], actor_id=actor.id, local=False,
                      published=parse_iso(document.get("published")) or utcnow(),

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.activitystreams import get_id, get_type, same_origin
 from fedsph.actors import resolve_actor, signer_for
+from fedsph.blocks import fetchable
 from fedsph.config import Settings
 from fedsph.delivery import backoff, decide, pause_for
 from fedsph.errors import BlockedAddress, FetchError
@@ -184,21 +185,34 @@ class Worker:
         return actor_id, activity
 
     async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int) -> None:
-        """The activity's object dereferenced (in place), and what its handler reads."""
-        obj = activity.get("object")
-        if (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
-                and same_origin(obj, get_id(activity.get("actor")))):
+        """The activity's object dereferenced (in place), and what its handler reads; every
+        URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
+        obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
+        if get_type(activity) == "Update" and get_id(obj) == actor_uri:  # not what it embeds
+            await self._refresh_actor(actor_uri)
+        elif (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
+                and same_origin(obj, actor_uri) and await self._may_fetch(obj)):
             # Only the object's own server is asked, as Mastodon does; a foreign one is refused
             # later by the handler's origin check without a request.
             document, final_url = await self.remote.fetch_document(obj)
             if get_id(document) == final_url:  # bound to where it was fetched (fedsph.actors)
                 activity["object"] = document
         if get_type(activity) == "Move" and get_id(activity.get("target")):
-            await self._refresh_move_target(get_id(activity.get("target")))
+            await self._refresh_actor(get_id(activity.get("target")))
         if get_type(activity) == "Announce":
             await self._fetch_boosted_post(activity, actor_id)
         if get_type(activity) == BACKFILL:
-            await fetch_backfill(self.remote, activity)
+            activity["items"] = []  # nothing to keep from a blocked project's outbox
+            if await self._may_fetch(get_id(activity.get("object"))):
+                await fetch_backfill(self.remote, activity)
+
+    async def _may_fetch(self, *uris: str | None) -> bool:
+        """True when every URI is another server's and fetchable (fedsph.blocks.fetchable)."""
+        async with self.sessions() as db:
+            for uri in uris:
+                if uri is None or self.urls.is_local(uri) or not await fetchable(db, uri):
+                    return False
+        return True
 
     async def _fetch_boosted_post(self, activity: dict, actor_id: int) -> None:
         """A followed account's boost of a post that is not ours: the post, fetched from its own
@@ -207,9 +221,9 @@ class Worker:
         What the booster embeds is never trusted: the object is first cut down to its id, and
         only a copy fetched here is put back. So an Announce whose object reaches the handler
         as a document carries a post its own server gave us. Boosts of our posts, of posts we
-        keep already, and by accounts nobody here follows need nothing fetched.
-        Lemmy-style groups (FEP-1b12) announce the Create activity: its object is the post.
-        """
+        keep already, by accounts nobody here follows, and of blocked posts or authors (as the
+        booster says, then as the post's server says) need nothing fetched. Lemmy-style groups
+        (FEP-1b12) announce the Create activity: its object is the post."""
         boosted = activity.get("object")
         if isinstance(boosted, dict) and get_type(boosted) in ("Create", "Update"):
             boosted = boosted.get("object")
@@ -217,17 +231,15 @@ class Worker:
         if not uri or self.urls.is_local(uri):
             return
         activity["object"] = uri
-        async with self.sessions() as db:
-            booster = await db.get(Actor, actor_id)
-            if booster is None or not await is_followed_locally(db, booster):
-                return
-            if await db.scalar(select(Object.id).where(Object.uri == uri)) is not None:
-                return  # kept already (or deleted): the handler counts the boost
+        claimed = [get_id(boosted.get("attributedTo")) or uri] if isinstance(boosted, dict) else []
+        if not (await self._boost_needs_fetching(uri, actor_id)
+                and await self._may_fetch(uri, *claimed)):
+            return
         try:
             document, final_url = await self.remote.fetch_document(uri)
             author = get_id(document.get("attributedTo"))
             if get_id(document) != uri or final_url != uri or not author \
-                    or not same_origin(author, uri):
+                    or not same_origin(author, uri) or not await self._may_fetch(author):
                 return  # the handler ignores the boost: no post of a known author to keep
             await resolve_actor(self.sessions, self.remote, author)
         except FetchError as exc:
@@ -236,10 +248,20 @@ class Worker:
             raise
         activity["object"] = document
 
-    async def _refresh_move_target(self, uri: str) -> None:
-        """The account a Move points to, fetched afresh: its `alsoKnownAs` decides whether the
-        Move is believed (fedsph/handlers/moves.py). A target that is gone leaves nothing for
-        the handler to find; other failures retry the item."""
+    async def _boost_needs_fetching(self, uri: str, actor_id: int) -> bool:
+        """False when nobody here follows the booster, or we keep the post (or deleted it)."""
+        async with self.sessions() as db:
+            booster = await db.get(Actor, actor_id)
+            if booster is None or not await is_followed_locally(db, booster):
+                return False
+            return await db.scalar(select(Object.id).where(Object.uri == uri)) is None
+
+    async def _refresh_actor(self, uri: str) -> None:
+        """An actor fetched afresh from its own id (a Move's target, fedsph/handlers/moves.py,
+        or the sender of an Update of itself). Gone or blocked: we keep the copy we hold, if
+        any (the handler ignores a Move to none); other failures retry the item."""
+        if not await self._may_fetch(uri):
+            return
         try:
             await resolve_actor(self.sessions, self.remote, uri, refresh=True)
         except FetchError as exc:

@@ -5,24 +5,19 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from fedsph.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
-from fedsph.actors import (
-    InvalidActor,
-    get_actor_by_uri,
-    parse_actor_document,
-    store_remote_actor,
-)
+from fedsph.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.notifications import mentioned_or_replied, notify
 from fedsph.remote_objects import (
     POST_TYPES,
+    OlderThanHeld,
     get_object,
     is_followed_locally,
-    is_older_than_held,
     store_object,
 )
-from fedsph.visibility import DIRECT, addressed_actors
+from fedsph.visibility import DIRECT, VISIBLE_TO_ALL, addressed_actors
 
 
 async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) -> dict:
@@ -38,38 +33,49 @@ async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) ->
         raise Ignored("activity has no usable object")
     if not same_origin(obj["id"], actor.uri):
         raise Ignored("object is on another host than its actor")
-    attributed = get_id(obj.get("attributedTo"))
-    if attributed and attributed != actor.uri and get_type(obj) in POST_TYPES \
-            and not _group_event_by_organiser(obj, actor):
-        raise Ignored("object is attributed to someone else")
     return obj
 
 
-def _group_event_by_organiser(obj: dict, actor: Actor) -> bool:
-    """Mobilizon sends a group's event in a Create by the organiser (a person), with the group
-    as the Event's attributedTo (lib/federation/activity_pub/types/events.ex). The organiser
-    speaks for a group of the same server."""
-    attributed = get_id(obj.get("attributedTo"))
-    return (get_type(obj) == "Event" and bool(attributed)
-            and get_id(obj.get("actor")) in (None, actor.uri) and same_origin(attributed, actor.uri))
+def _organiser(document: dict | None) -> str | None:
+    """The Event's `actor`: the organiser who made it (Mobilizon), None if it names none."""
+    return get_id(document.get("actor")) if isinstance(document, dict) else None
+
+
+def speaks_for_group(group: Actor | None, sender: Actor, object_type: str | None,
+                     organiser: str | None) -> bool:
+    """The Mobilizon organiser exception, the one place it is decided.
+
+    Mobilizon sends a group's event in a Create by the organiser (a person), with the group as
+    the Event's attributedTo and the organiser as its `actor` (lib/federation/activity_pub/types/
+    events.ex). So a sender acts for an Event's owner only when that owner is an actor we hold
+    as a Group, on the sender's own server, and the Event names the sender as its organiser. For
+    an Event we hold, `organiser` is the one in our stored copy: the organiser who created it, so
+    another account of the same server cannot take it over.
+    """
+    return (object_type == "Event" and group is not None and group.type == "Group"
+            and not group.local and group.id != sender.id and organiser == sender.uri
+            and same_origin(group.uri, sender.uri))
 
 
 async def _owner(ctx: HandlerContext, obj: dict, actor: Actor) -> Actor:
-    """Who a received post belongs to: its sender, or the group a Mobilizon organiser speaks for
-    (when we know that group)."""
-    if _group_event_by_organiser(obj, actor):
-        group = await get_actor_by_uri(ctx.db, get_id(obj.get("attributedTo")))
-        if group is not None:
-            return group
-    return actor
+    """Who a received object belongs to: its sender, or the Group its organiser speaks for."""
+    attributed = get_id(obj.get("attributedTo"))
+    if not attributed or attributed == actor.uri:
+        return actor
+    group = await get_actor_by_uri(ctx.db, attributed)
+    if not speaks_for_group(group, actor, get_type(obj), _organiser(obj)):
+        raise Ignored("object is attributed to someone else")
+    return group
 
 
-def check_may_change(existing: Object, owner: Actor) -> None:
+def check_may_change(existing: Object, owner: Actor, sender: Actor) -> None:
     """The one ownership rule for changing a stored object: only its owner (the sender, or the
-    group a Mobilizon organiser speaks for) may; a remote actor never changes one of ours (the
-    inbox refuses our actors from the network: a local owner means a delivery inside this node)."""
+    Group whose organiser created it) may; a remote actor never changes one of ours (the inbox
+    refuses our actors from the network: a local owner means a delivery inside this node)."""
     if existing.local != owner.local or existing.actor_id != owner.id:
         raise Ignored("the object belongs to another actor")
+    if owner.id != sender.id and _organiser(existing.document) != sender.uri:
+        raise Ignored("the event was organised by another actor of its group")
 
 
 async def _concerns_us(ctx: HandlerContext, document: dict, actor: Actor) -> bool:
@@ -104,11 +110,11 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if existing is not None and existing.deleted_at is not None:
         raise Ignored("object was deleted already")
     if existing is not None:
-        check_may_change(existing, owner)
+        check_may_change(existing, owner, actor)
     elif owner.local:
         raise Ignored("a post of this node that we do not hold")
     # Ours is stored already (a local hub receives its member's post): never rewritten from here.
-    stored = existing if owner.local else await store_object(ctx.db, obj, owner)
+    stored = existing if owner.local else await store_object(ctx.db, obj, owner, keep_held=True)
     if existing is None:  # a post sent again (another Create of it) does not notify again
         await notify(ctx.db, await _to_notify(ctx, obj, stored), "mention", actor,
                      activity["id"], obj["id"])
@@ -117,15 +123,10 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
 
 
 async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    obj = activity.get("object")
-    if get_id(obj) == actor.uri:
-        if not isinstance(obj, dict):
-            raise Ignored("actor Update without the actor document")
-        try:
-            if not actor.local:  # our own actor is never rewritten from a document
-                await store_remote_actor(ctx.db, parse_actor_document(obj))
-        except InvalidActor as exc:
-            raise Ignored(str(exc)) from None
+    if get_id(activity.get("object")) == actor.uri:
+        # The embedded document is never read: any relay holding an old Update with the actor's
+        # proof could roll back its key, inbox or name. The worker refetched the actor from its
+        # own id before this handler ran (fedsph.worker), and that copy is what we keep.
         await reshare_member_activity(ctx, activity, actor)
         return "done"
     obj = await _embedded_object(ctx, activity, actor)
@@ -133,14 +134,14 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if existing is None:
         return await handle_create(ctx, activity, actor)
     owner = await _owner(ctx, obj, actor)
-    check_may_change(existing, owner)
+    check_may_change(existing, owner, actor)
     if existing.deleted_at is not None:
         raise Ignored("Update of a deleted object")
-    if is_older_than_held(existing, obj):
-        # A relay (or a replay) may deliver an old version late: it must not undo an edit.
-        raise Ignored("Update older than the version we hold")
     if not owner.local:
-        await store_object(ctx.db, obj, owner)
+        try:
+            await store_object(ctx.db, obj, owner)
+        except OlderThanHeld:
+            raise Ignored("Update older than the version we hold") from None
         existing.updated = parse_iso(obj.get("updated")) or utcnow()
     await reshare_member_activity(ctx, activity, actor)
     return "done"
@@ -158,12 +159,10 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if obj is None:
         raise Ignored("Delete of an object we never had")
     owner = await ctx.db.get(Actor, obj.actor_id)
-    speaks_for_group = (obj.type == "Event" and owner is not None and owner.type == "Group"
-                        and same_origin(owner.uri, actor.uri))  # see _group_event_by_organiser
-    if obj.local != actor.local or (obj.actor_id != actor.id and not speaks_for_group):
+    if obj.local != actor.local or (obj.actor_id != actor.id and not speaks_for_group(
+            owner, actor, obj.type, _organiser(obj.document))):
         raise Ignored("Delete of an object this actor does not own")
     obj.deleted_at = utcnow()
     obj.content, obj.content_map, obj.summary, obj.document = None, None, None, None
-    await reshare_member_activity(ctx, activity, actor,
-                                  public=obj.visibility in ("public", "unlisted"))
+    await reshare_member_activity(ctx, activity, actor, public=obj.visibility in VISIBLE_TO_ALL)
     return "done"

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from fedsph.activitystreams import get_id, get_type
 from fedsph.actors import get_actor_by_uri
+from fedsph.blocks import fetchable
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Reaction
 from fedsph.notifications import REACTION_NOTIFICATIONS, notify
@@ -47,8 +48,10 @@ async def _keep_boosted_post(ctx: HandlerContext, activity: dict, actor: Actor) 
         if kept is None or kept.deleted_at is not None or kept.visibility not in ("public",
                                                                                "unlisted"):
             raise Ignored("boost of a post we do not have")
+        await _refuse_blocked(ctx, kept.uri, (await ctx.db.get(Actor, kept.actor_id)).uri)
         await _record_boost(ctx, activity, actor, kept.uri)
         return "done"
+    await _refuse_blocked(ctx, document["id"], get_id(document.get("attributedTo")))
     if get_type(document) not in POST_TYPES:
         raise Ignored(f"boost of a {get_type(document)}, which we do not keep")
     if document_visibility(document) not in ("public", "unlisted"):
@@ -59,9 +62,18 @@ async def _keep_boosted_post(ctx: HandlerContext, activity: dict, actor: Actor) 
     existing = await get_object(ctx.db, document["id"])
     if existing is not None and existing.deleted_at is not None:
         raise Ignored("boost of a post that was deleted")
-    await store_object(ctx.db, document, author)
+    if existing is None:  # one we hold meanwhile is kept as it is (remote_objects.store_object)
+        await store_object(ctx.db, document, author)
     await _record_boost(ctx, activity, actor, document["id"])
     return "done"
+
+
+async def _refuse_blocked(ctx: HandlerContext, post_uri: str, author_uri: str | None) -> None:
+    """A boost of a post on a blocked server or by a blocked account is not kept (checked here
+    again: a block may come between the worker's fetch and this handler)."""
+    for uri in (post_uri, author_uri):
+        if uri and not await fetchable(ctx.db, uri):
+            raise Ignored("boost of a post on a blocked server or by a blocked account")
 
 
 async def _record_boost(ctx: HandlerContext, activity: dict, actor: Actor, uri: str) -> None:

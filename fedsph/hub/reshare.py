@@ -32,8 +32,9 @@ from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_
 from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.hub import relay
 from fedsph.hub.membership import local_hub, membership
-from fedsph.models import Activity, Actor
+from fedsph.models import Activity, Actor, Object
 from fedsph.outbox import record_activity
+from fedsph.visibility import VISIBLE_TO_ALL
 
 if TYPE_CHECKING:
     from fedsph.handlers.context import HandlerContext
@@ -73,8 +74,7 @@ async def reshare_member_activity(ctx: HandlerContext, activity: dict, author: A
     row = await membership(db, hub, author)
     if row is None or row.state != "approved":
         return 0
-    # The activity's addressing is the audience its author chose: followers-only stays so.
-    if not (is_public(activity) if public is None else public):
+    if not (await _is_public(db, activity) if public is None else public):
         return 0
     if await _announced(db, hub, activity["id"]) is not None:
         return 0  # the same activity again (redelivered, or sent to two of our actors)
@@ -101,6 +101,22 @@ async def reshare_member_activity(ctx: HandlerContext, activity: dict, author: A
     if ctx.body is not None:
         await relay.forward_to_relays(db, hub, ctx.body)
     return sent
+
+
+async def _is_public(db: AsyncSession, activity: dict) -> bool:
+    """Whether a member's activity may go to everyone (re-shared here, forwarded to relays).
+
+    The addressing is the audience its author chose: followers-only stays so. For a Create or
+    Update of a post, the post's own visibility as we stored it decides too (as for a Delete):
+    an activity can be addressed to Public around a post stored as direct or followers-only.
+    """
+    if not is_public(activity):
+        return False
+    object_uri = get_id(activity.get("object"))
+    if get_type(activity) not in ("Create", "Update") or object_uri == get_id(activity.get("actor")):
+        return True  # a profile Update, or an activity with nothing stored to look at
+    visibility = await db.scalar(select(Object.visibility).where(Object.uri == object_uri))
+    return visibility in VISIBLE_TO_ALL
 
 
 async def _queue(db: AsyncSession, hub: Actor, document: dict, object_uri: str,
