@@ -17,8 +17,8 @@ from fedsph.api.params import flag, get_by_id
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller
 from fedsph.models import Actor, Follow, Media, Object
-from fedsph.web.keys import SESSIONS
 from fedsph.queries import not_withheld
+from fedsph.web.keys import SESSIONS
 
 
 def _visibilities(may_see_followers: bool) -> tuple[str, ...]:

@@ -24,10 +24,10 @@ from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import Caller, optional_caller
 from fedsph.errors import FetchError
 from fedsph.models import Actor, Object
+from fedsph.queries import not_withheld
 from fedsph.remote_objects import get_object, store_object
 from fedsph.visibility import may_see
 from fedsph.web.keys import REMOTE, SESSIONS, WRITER
-from fedsph.queries import not_withheld
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40
 STATUS_TYPES = ("Note", "Article", "Page", "Question", "Event")

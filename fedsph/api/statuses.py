@@ -25,9 +25,9 @@ from fedsph.group_announce import announce_member_post
 from fedsph.media import has_alt
 from fedsph.models import Actor, Media, Object, Reaction
 from fedsph.notes import source_texts
+from fedsph.queries import not_withheld
 from fedsph.visibility import may_see
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
-from fedsph.queries import not_withheld
 
 # Idempotency-Key: the same key from the same token within an hour gives back the same status,
 # so an app retrying after a lost answer does not post twice. In memory: a restart forgets them.

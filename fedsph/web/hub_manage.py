@@ -16,6 +16,7 @@ from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
+from fedsph.numbers import parse_id
 from fedsph.web.auth_middleware import read_form, require_member
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 from fedsph.web.render import error_message, html_response
@@ -57,10 +58,9 @@ async def manage_action(request: web.Request) -> web.Response:
     action = ACTIONS.get(form.get("action", ""))
     if action is None:
         raise BadRequest(N_("This form could not be accepted: reload the page and try again."))
-    try:
-        project_id = int(form.get("project", ""))
-    except ValueError:
-        raise BadRequest(N_("No project was chosen.")) from None
+    project_id = parse_id(form.get("project"))
+    if project_id is None:
+        raise BadRequest(N_("No project was chosen."))
     async with request.app[WRITER]() as db, db.begin():
         project = await db.get(Actor, project_id)
         if project is None:
@@ -75,10 +75,9 @@ async def manage_action(request: web.Request) -> web.Response:
 
 async def _relay_action(request: web.Request, hub: Actor, form) -> web.Response:
     """Approve a relay subscription, or refuse or end one (Reject)."""
-    try:
-        subscriber_id = int(form.get("subscriber", ""))
-    except ValueError:
-        raise BadRequest(N_("No server was chosen.")) from None
+    subscriber_id = parse_id(form.get("subscriber"))
+    if subscriber_id is None:
+        raise BadRequest(N_("No server was chosen."))
     async with request.app[WRITER]() as db, db.begin():
         subscriber = await db.get(Actor, subscriber_id)
         if subscriber is None:
