@@ -9,8 +9,9 @@ here. In hub mode (FEDSPH_HUB=1) the hub is created when the application starts.
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from fedsph import queries
 from fedsph.errors import BadRequest, NotFound
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
@@ -38,15 +39,26 @@ async def manage_page(request: web.Request) -> web.Response:
     hub = await _hub_or_404(request)
     await require_member(request, hub)
     async with request.app[SESSIONS]() as db:
-        rows = (await db.execute(
-            select(HubMembership, Actor).join(Actor, Actor.id == HubMembership.project_id)
-            .where(HubMembership.hub_id == hub.id)
-            .order_by(HubMembership.state, Actor.name))).all()
+        groups = {state: await _listed(db, hub, state) for state in hubs.STATES}
+        hidden = {state: await _count(db, hub, state) - len(groups[state])
+                  for state in hubs.STATES}
         relays = await relay.relay_subscriptions(db, hub)
-    groups = {state: [(row, actor) for row, actor in rows if row.state == state]
-              for state in hubs.STATES}
-    return html_response(request, "hub_manage.html", hub=hub, groups=groups, relays=relays,
-                         done=request.query.get("done"))
+    return html_response(request, "hub_manage.html", hub=hub, groups=groups, hidden=hidden,
+                         relays=relays, done=request.query.get("done"))
+
+
+async def _listed(db, hub: Actor, state: str) -> list[tuple[HubMembership, Actor]]:
+    """The first MAX_LISTED projects in `state`, oldest first: strangers can add rows."""
+    rows = await db.execute(
+        select(HubMembership, Actor).join(Actor, Actor.id == HubMembership.project_id)
+        .where(HubMembership.hub_id == hub.id, HubMembership.state == state)
+        .order_by(HubMembership.id).limit(queries.MAX_LISTED))
+    return [(row, actor) for row, actor in rows]
+
+
+async def _count(db, hub: Actor, state: str) -> int:
+    return await db.scalar(select(func.count(HubMembership.id)).where(
+        HubMembership.hub_id == hub.id, HubMembership.state == state)) or 0
 
 
 async def manage_action(request: web.Request) -> web.Response:

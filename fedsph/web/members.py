@@ -182,6 +182,7 @@ async def _manage_context(db, actor: Actor) -> dict:
         "comments": comments,
         "mentions": await _mentions(db, actor),
         "hubs": await project_hubs.memberships(db, actor),
+        "hubs_total": await project_hubs.membership_count(db, actor),
     }
 
 
