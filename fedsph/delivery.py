@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import blocks
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem
+from fedsph.numbers import parse_number
 
 # About two days of retries: 30 s, 1 min, 2 min, … doubling, capped at 12 h between tries.
 MAX_ATTEMPTS = 14
@@ -46,8 +47,9 @@ def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return now + timedelta(seconds=min(int(value), 86400))
+    seconds = parse_number(value)
+    if seconds is not None:
+        return now + timedelta(seconds=min(seconds, 86400))
     try:
         moment = parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from fedsph.crypto import rsa_sign, rsa_verify
 from fedsph.errors import Unauthorized
+from fedsph.numbers import MAX_UNIX_TIME, parse_number
 
 # Mastodon accepts a Date up to an hour ahead; we accept up to 12 h old so that slow queues on
 # either side do not lose activities, which is the upper bound FEDERATION.md allows.
@@ -92,11 +93,8 @@ def parse_signature_header(value: str) -> SignatureParams:
         signature = base64.b64decode(params["signature"], validate=True)
     except ValueError:
         raise Unauthorized("signature is not base64") from None
-    try:
-        created = int(params["created"]) if "created" in params else None
-        expires = int(params["expires"]) if "expires" in params else None
-    except ValueError:
-        raise Unauthorized("created/expires are not integers") from None
+    created = _timestamp(params, "created")
+    expires = _timestamp(params, "expires")
     return SignatureParams(
         key_id=params["keyid"],
         algorithm=params.get("algorithm", "hs2019").lower(),
@@ -105,6 +103,16 @@ def parse_signature_header(value: str) -> SignatureParams:
         created=created,
         expires=expires,
     )
+
+
+def _timestamp(params: dict[str, str], name: str) -> int | None:
+    """`created`/`expires`: Unix seconds a datetime can hold (a huge one would crash the check)."""
+    if name not in params:
+        return None
+    seconds = parse_number(params[name], maximum=MAX_UNIX_TIME)
+    if seconds is None:
+        raise Unauthorized("created/expires are not integers")
+    return seconds
 
 
 def signing_string(

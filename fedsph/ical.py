@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.events import local_time
 from fedsph.models import Actor, Event, Object
 from fedsph.notes import html_to_text
+from fedsph.queries import shown_to_visitors
 
 CONTENT_TYPE = "text/calendar"
 PAST_DAYS_KEPT = 90  # how far back a feed goes: calendars keep what they saw before
@@ -72,8 +73,7 @@ async def calendar_rows(db: AsyncSession, actor_ids: list[int],
     rows = await db.execute(
         select(Object, Event, Actor).join(Event, Event.object_id == Object.id)
         .join(Actor, Actor.id == Object.actor_id)
-        .where(Object.actor_id.in_(actor_ids), Object.deleted_at.is_(None),
-               Object.visibility.in_(("public", "unlisted")),
+        .where(Object.actor_id.in_(actor_ids), shown_to_visitors(),
                or_(Event.ends_at >= since, Event.starts_at >= since))
         .order_by(Event.starts_at))
     return [tuple(row) for row in rows]

@@ -25,6 +25,7 @@ from fedsph.delivery import enqueue_deliveries, follower_actors
 from fedsph.errors import N_, UserError
 from fedsph.models import Actor
 from fedsph.notes import text_to_html
+from fedsph.numbers import parse_number
 from fedsph.urls import URLs
 
 PROFILE_FIELDS = (
@@ -138,21 +139,20 @@ def _slug(field: str, vocabulary: str, raw: Any, strict: bool) -> str:
 
 
 def _count(field: str, raw: Any) -> int:
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw)
-    if not isinstance(raw, int) or isinstance(raw, bool) or not 0 <= raw <= MAX_COUNT:
+    number = parse_number(raw.strip()) if isinstance(raw, str) else raw
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= MAX_COUNT:
         raise ProfileError(N_("%(field)s: %(value)r is not a whole number from 0 to %(limit)s"),
                            field=field, value=raw, limit=MAX_COUNT)
-    return raw
+    return number
 
 
 def _year(field: str, raw: Any) -> int:
-    if isinstance(raw, str) and raw.strip().isdigit():
-        raw = int(raw)
-    if not isinstance(raw, int) or isinstance(raw, bool) or not YEAR_RANGE[0] <= raw <= YEAR_RANGE[1]:
+    year = parse_number(raw.strip()) if isinstance(raw, str) else raw
+    if not isinstance(year, int) or isinstance(year, bool) \
+            or not YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
         raise ProfileError(N_("%(field)s: %(value)r is not a year from %(first)s to %(last)s"),
                            field=field, value=raw, first=YEAR_RANGE[0], last=YEAR_RANGE[1])
-    return raw
+    return year
 
 
 def _date(what: str, raw: Any) -> str:

@@ -26,6 +26,18 @@ PAGE_SIZE = 20
 MAX_LISTED = 50
 
 
+def not_withheld():
+    """Posts nobody but their author may see are out: deleted, hidden by a moderator, or held
+    for approval. Every list of posts (pages, feeds, exports, client API) starts from this."""
+    return (Object.deleted_at.is_(None)) & Object.hidden.is_(False) & Object.approved.is_(True)
+
+
+def shown_to_visitors():
+    """The one condition for a post on anything a visitor reads (pages, Atom, hub exports, the
+    public API): not withheld, and public or unlisted. Callers may narrow it to "public"."""
+    return not_withheld() & Object.visibility.in_(VISIBLE_TO_ALL)
+
+
 async def local_projects(db: AsyncSession) -> list[Actor]:
     return list(await db.scalars(select(Actor).where(
         Actor.local.is_(True), Actor.type == "Group").order_by(Actor.username)))
@@ -37,8 +49,7 @@ async def node_feed(db: AsyncSession, limit: int = 30) -> list[tuple[Object, Act
         Actor.local.is_(True), Follow.state == "accepted")
     rows = await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
-        .where(Object.deleted_at.is_(None), Object.in_reply_to.is_(None),
-               Object.visibility.in_(VISIBLE_TO_ALL),
+        .where(shown_to_visitors(), Object.in_reply_to.is_(None),
                (Object.actor_id.in_(followed)) | (Actor.local.is_(True)))
         .order_by(Object.published.desc(), Object.id.desc()).limit(limit))
     return [(obj, actor) for obj, actor in rows]
@@ -52,7 +63,7 @@ async def tagged_posts(db: AsyncSession, tag: str, limit: int = 30) -> list[tupl
     """
     rows = await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
-        .where(Object.deleted_at.is_(None), Object.visibility == "public", has_tag(tag))
+        .where(shown_to_visitors(), Object.visibility == "public", has_tag(tag))
         .order_by(Object.published.desc(), Object.id.desc()).limit(limit))
     return [(obj, actor) for obj, actor in rows]
 
@@ -77,16 +88,14 @@ async def actors_of_user(db: AsyncSession, user: User) -> list[Actor]:
 
 async def actor_posts(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
     return list(await db.scalars(
-        select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
-                             Object.visibility.in_(VISIBLE_TO_ALL))
+        select(Object).where(Object.actor_id == actor.id, shown_to_visitors())
         .order_by(Object.published.desc(), Object.id.desc())
         .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
 
 
 async def outbox_count(db: AsyncSession, actor: Actor) -> int:
     return await db.scalar(select(func.count(Object.id)).where(
-        Object.actor_id == actor.id, Object.deleted_at.is_(None),
-        Object.visibility.in_(VISIBLE_TO_ALL))) or 0
+        Object.actor_id == actor.id, shown_to_visitors())) or 0
 
 
 async def create_activities(db: AsyncSession, objects: list[Object]) -> dict[str, bytes]:
@@ -127,9 +136,8 @@ async def reaction_counts(db: AsyncSession, uri: str) -> dict[str, int]:
 async def project_updates(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
     """An actor's public top-level updates for its page: pinned ones first, then newest first."""
     return list(await db.scalars(
-        select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
-                             Object.in_reply_to.is_(None),
-                             Object.visibility.in_(VISIBLE_TO_ALL))
+        select(Object).where(Object.actor_id == actor.id, shown_to_visitors(),
+                             Object.in_reply_to.is_(None))
         .order_by(Object.pinned_at.is_(None), Object.pinned_at.desc(),
                   Object.published.desc(), Object.id.desc())
         .offset((page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
@@ -159,8 +167,7 @@ async def public_remote_object(db: AsyncSession, uri: str) -> tuple[Object, Acto
     """A stored remote post that anyone may see here."""
     row = (await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
-        .where(Object.uri == uri, Object.local.is_(False), Object.deleted_at.is_(None),
-               Object.visibility.in_(VISIBLE_TO_ALL)))).first()
+        .where(Object.uri == uri, Object.local.is_(False), shown_to_visitors()))).first()
     return (row[0], row[1]) if row else None
 
 
@@ -186,9 +193,8 @@ async def comment_count(db: AsyncSession, obj: Object,
                         visibilities: tuple[str, ...] = VISIBLE_TO_ALL) -> int:
     """How many replies a visitor may see under an update (what comments_for pages through)."""
     return await db.scalar(select(func.count(Object.id)).where(
-        Object.in_reply_to == obj.uri, Object.deleted_at.is_(None),
-        Object.visibility.in_(visibilities), Object.hidden.is_(False),
-        Object.approved.is_(True))) or 0
+        Object.in_reply_to == obj.uri, not_withheld(),
+        Object.visibility.in_(visibilities))) or 0
 
 
 async def comment_owner(db: AsyncSession, comment: Object) -> Actor | None:
@@ -203,15 +209,14 @@ async def pinned_updates(db: AsyncSession, actor: Actor) -> list[Object]:
     """The actor's `featured` updates, most recently pinned first."""
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, Object.pinned_at.is_not(None),
-                             Object.deleted_at.is_(None),
-                             Object.visibility.in_(VISIBLE_TO_ALL))
+                             shown_to_visitors())
         .order_by(Object.pinned_at.desc(), Object.id.desc())))
 
 
 async def public_updates(db: AsyncSession, actor: Actor, limit: int = PAGE_SIZE) -> list[Object]:
     """The actor's latest public updates (not replies): the Atom feed."""
     return list(await db.scalars(
-        select(Object).where(Object.actor_id == actor.id, Object.deleted_at.is_(None),
+        select(Object).where(Object.actor_id == actor.id, shown_to_visitors(),
                              Object.visibility == "public", Object.in_reply_to.is_(None))
         .order_by(Object.published.desc(), Object.id.desc()).limit(limit)))
 

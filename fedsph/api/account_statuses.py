@@ -13,10 +13,11 @@ from sqlalchemy import String, cast, exists, select
 from fedsph.api.accounts import visible
 from fedsph.api.errors import api_json, not_found
 from fedsph.api.pagination import fetch_page, link_header, page_params
-from fedsph.api.params import flag
+from fedsph.api.params import flag, get_by_id
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller
 from fedsph.models import Actor, Follow, Media, Object
+from fedsph.queries import not_withheld
 from fedsph.web.keys import SESSIONS
 
 
@@ -28,7 +29,7 @@ async def account_statuses(request: web.Request) -> web.Response:
     caller = await optional_caller(request)
     me = caller.actor if caller else None
     async with request.app[SESSIONS]() as db:
-        account = visible(await db.get(Actor, int(request.match_info["id"])))
+        account = visible(await get_by_id(db, Actor, request.match_info["id"]))
         if account is None:
             raise not_found()
         follows = me is not None and await db.scalar(select(Follow.id).where(
@@ -36,8 +37,7 @@ async def account_statuses(request: web.Request) -> web.Response:
             Follow.state == "accepted").limit(1)) is not None
         may_see_followers = me is not None and (me.id == account.id or follows)
         query = select(Object.id, Object).where(
-            Object.actor_id == account.id, Object.deleted_at.is_(None),
-            Object.hidden.is_(False), Object.approved.is_(True),
+            Object.actor_id == account.id, not_withheld(),
             Object.visibility.in_(_visibilities(may_see_followers)))
         if flag(request.query, "exclude_replies"):
             query = query.where(Object.in_reply_to.is_(None))

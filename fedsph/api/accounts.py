@@ -13,9 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph import queries
 from fedsph.api import entities
 from fedsph.api.errors import ApiError, api_json, not_found
-from fedsph.api.params import TRUE_WORDS, list_param, read_params
+from fedsph.api.params import TRUE_WORDS, get_by_id, list_param, read_params
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.models import Actor, Follow
+from fedsph.numbers import parse_id
 from fedsph.profile import ProfileError, apply_changes, send_actor_update
 from fedsph.web.documents import forget_actor
 from fedsph.web.keys import DOCUMENTS, LANG, SESSIONS, SETTINGS, URLS, WORKER, WRITER
@@ -83,7 +84,7 @@ async def get_account(request: web.Request) -> web.Response:
     await optional_caller(request)  # a token sent must be valid, but none is needed
     raw = request.match_info["id"]
     async with request.app[SESSIONS]() as db:
-        actor = visible(await db.get(Actor, int(raw))) if raw.isdigit() else None
+        actor = visible(await get_by_id(db, Actor, raw))
         if actor is None:
             raise not_found()
         return api_json(await account_entity(request, db, actor))
@@ -104,7 +105,9 @@ async def lookup(request: web.Request) -> web.Response:
 
 async def relationships(request: web.Request) -> web.Response:
     caller = await require_account(request, "read:follows")
-    ids = [int(i) for i in list_param(request.query, "id") if i.isdigit()][:MAX_RELATIONSHIPS]
+    # Ids that are no row id are left out, as unknown ones are.
+    ids = [i for i in map(parse_id, list_param(request.query, "id")) if i is not None]
+    ids = ids[:MAX_RELATIONSHIPS]
     me = caller.actor
     async with request.app[SESSIONS]() as db:
         targets = {a.id: a for a in await db.scalars(select(Actor).where(Actor.id.in_(ids)))}

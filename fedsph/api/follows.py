@@ -16,8 +16,10 @@ from fedsph.api import entities
 from fedsph.api.accounts import account_entity, visible
 from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.pagination import fetch_page, link_header, page_params
+from fedsph.api.params import get_by_id
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.models import Actor, Follow
+from fedsph.numbers import parse_id
 from fedsph.web.keys import SESSIONS, URLS, WORKER, WRITER
 
 
@@ -28,7 +30,7 @@ def wake_worker(app: web.Application) -> None:
 
 
 async def _account_or_404(db: AsyncSession, raw: str) -> Actor:
-    actor = visible(await db.get(Actor, int(raw))) if raw.isdigit() else None
+    actor = visible(await get_by_id(db, Actor, raw))
     if actor is None:
         raise not_found()
     return actor
@@ -105,16 +107,18 @@ async def follow_requests(request: web.Request) -> web.Response:
 async def _answer(request: web.Request, accept: bool) -> web.Response:
     """`id` is the requesting account's id, as in Mastodon."""
     caller = await require_account(request, "write:follows")
-    raw = request.match_info["id"]
+    follower_id = parse_id(request.match_info["id"])
+    if follower_id is None:
+        raise not_found()
     async with request.app[WRITER]() as db, db.begin():
         relation = await db.scalar(select(Follow).where(
-            Follow.follower_id == (int(raw) if raw.isdigit() else -1),
+            Follow.follower_id == follower_id,
             Follow.followed_id == caller.actor.id, Follow.state == "pending"))
         if relation is None:
             raise not_found()
         await outbox.answer_follow(db, request.app[URLS], relation, accept=accept)
         await db.flush()
-        answer = await relationship_of(db, caller.actor, await db.get(Actor, int(raw)))
+        answer = await relationship_of(db, caller.actor, await db.get(Actor, follower_id))
     wake_worker(request.app)
     return api_json(answer)
 

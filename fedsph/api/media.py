@@ -12,7 +12,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedsph.api.errors import ApiError, api_json, not_found
-from fedsph.api.params import read_params
+from fedsph.api.params import get_by_id, read_params
 from fedsph.api.status_entities import media_attachment
 from fedsph.api.tokens import Caller, require_account
 from fedsph.media import MediaError, clean_alt, read_limited, save_upload
@@ -65,7 +65,7 @@ async def upload(request: web.Request) -> web.Response:
 
 
 async def _own_media(db, caller: Caller, raw: str) -> Media:
-    media = await db.get(Media, int(raw)) if raw.isdigit() else None
+    media = await get_by_id(db, Media, raw)
     if media is None or media.owner_id != caller.actor.id:
         raise not_found()
     return media

@@ -17,7 +17,7 @@ from fedsph.api.accounts import account_entity
 from fedsph.api.entities import iso
 from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.pagination import fetch_page, link_header, page_params
-from fedsph.api.params import list_param, read_params
+from fedsph.api.params import get_by_id, list_param, read_params
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import require_account
 from fedsph.models import Actor, Marker, Notification, Object, utcnow
@@ -62,7 +62,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 
 
 async def _mine(db: AsyncSession, raw: str, me: Actor) -> Notification:
-    notification = await db.get(Notification, int(raw)) if raw.isdigit() else None
+    notification = await get_by_id(db, Notification, raw)
     if notification is None or notification.recipient_id != me.id \
             or notification.dismissed_at is not None:
         raise not_found()

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 
 from fedsph.api.apps import OOB, redirect_uris_of
 from fedsph.api.errors import ApiError, api_json
-from fedsph.api.params import read_params
+from fedsph.api.params import get_by_id, read_params
 from fedsph.api.tokens import (
     TOP_SCOPES,
     check_within,
@@ -176,8 +176,7 @@ async def authorize(request: web.Request) -> web.Response:
                                                      "state": checked["state"]})
     code = new_token()
     async with request.app[WRITER]() as db, db.begin():
-        actor = await db.get(Actor, int(form.get("account", "0"))) \
-            if form.get("account", "").isdigit() else None
+        actor = await get_by_id(db, Actor, form.get("account"))
         if actor is None or not await may_act_as(db, user, actor):
             return _page(request, status=403, error="You may not act as this account.")
         db.add(OAuthCode(code_hash=hash_token(code), app_id=checked["app"].id, user_id=user.id,

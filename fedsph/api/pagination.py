@@ -16,6 +16,7 @@ from multidict import MultiDict
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedsph.api.params import number_param
 from fedsph.web.keys import URLS
 
 CURSORS = ("max_id", "since_id", "min_id")
@@ -29,16 +30,12 @@ class Page:
     limit: int
 
 
-def _int(raw: str | None) -> int | None:
-    raw = (raw or "").strip()
-    return int(raw) if raw.isdigit() else None
-
-
 def page_params(params: MultiDict, default: int = 40, maximum: int = 80) -> Page:
-    """The cursors and limit of a request; a missing or bad limit is `default`, capped."""
-    limit = _int(params.get("limit")) or default
-    return Page(_int(params.get("max_id")), _int(params.get("since_id")),
-                _int(params.get("min_id")), max(1, min(limit, maximum)))
+    """The cursors and limit of a request; a missing or zero limit is `default`, a large one
+    capped; a cursor or limit that is no whole number is a 400 (fedsph.api.params)."""
+    limit = number_param(params, "limit") or default
+    return Page(number_param(params, "max_id"), number_param(params, "since_id"),
+                number_param(params, "min_id"), max(1, min(limit, maximum)))
 
 
 async def fetch_page(db: AsyncSession, query: Select, column, page: Page) -> list:

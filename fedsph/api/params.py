@@ -5,8 +5,10 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 from multidict import MultiDict
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.api.errors import ApiError
+from fedsph.numbers import parse_id, parse_number
 
 TRUE_WORDS = {"1", "true", "on", "yes"}
 
@@ -48,3 +50,21 @@ def flag(params: MultiDict, name: str) -> bool:
 def list_param(params: MultiDict, name: str) -> list[str]:
     """`id[]=1&id[]=2`, `id=1` or a JSON list: Mastodon accepts each."""
     return [*params.getall(f"{name}[]", []), *params.getall(name, [])]
+
+
+async def get_by_id(db: AsyncSession, model: type, raw: object):
+    """The `model` row whose id `raw` (from a path or parameter) names; None when there is
+    none or `raw` is no row id (checked by fedsph.numbers, never str.isdigit)."""
+    row_id = parse_id(raw)
+    return await db.get(model, row_id) if row_id is not None else None
+
+
+def number_param(params: MultiDict, name: str) -> int | None:
+    """A whole-number parameter (0 <= n < 2**63): None when absent or empty, else a 400."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    number = parse_number(raw)
+    if number is None:
+        raise ApiError(400, f"{name} must be a whole number")
+    return number

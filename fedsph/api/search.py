@@ -19,11 +19,12 @@ from fedsph.activitystreams import as_list, get_id, get_type
 from fedsph.actors import resolve_actor, resolve_handle
 from fedsph.api.accounts import account_entity, visible
 from fedsph.api.errors import ApiError, api_json
-from fedsph.api.params import flag
+from fedsph.api.params import flag, number_param
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import Caller, optional_caller
 from fedsph.errors import FetchError
 from fedsph.models import Actor, Object
+from fedsph.queries import not_withheld
 from fedsph.remote_objects import get_object, store_object
 from fedsph.visibility import may_see
 from fedsph.web.keys import REMOTE, SESSIONS, WRITER
@@ -40,9 +41,8 @@ def _handle(query: str) -> tuple[str, str] | None:
     return user, host.lower()
 
 
-def _number(raw: str | None, default: int, maximum: int) -> int:
-    raw = (raw or "").strip()
-    return min(int(raw), maximum) if raw.isdigit() else default
+def _number(raw: int | None, default: int, maximum: int) -> int:
+    return default if raw is None else min(raw, maximum)
 
 
 async def _known(db: AsyncSession, query: str) -> Actor | None:
@@ -78,8 +78,7 @@ async def _local_matches(db: AsyncSession, query: str, limit: int, offset: int) 
 async def _known_status(db: AsyncSession, url: str, me: Actor | None) -> Object | None:
     """A post we hold with this id or URL that `me` may see."""
     obj = await db.scalar(select(Object).where(
-        or_(Object.uri == url, Object.url == url), Object.deleted_at.is_(None),
-        Object.hidden.is_(False), Object.approved.is_(True)).order_by(Object.id).limit(1))
+        or_(Object.uri == url, Object.url == url), not_withheld()).order_by(Object.id).limit(1))
     return obj if obj is not None and await may_see(db, obj, me) else None
 
 
@@ -150,8 +149,8 @@ async def search_v2(request: web.Request) -> web.Response:
     if resolve and caller is None:
         raise ApiError(401, "Search queries that resolve remote resources are not supported "
                             "without authentication")
-    limit = max(1, _number(request.query.get("limit"), DEFAULT_LIMIT, MAX_LIMIT))
-    offset = _number(request.query.get("offset"), 0, 10_000)
+    limit = max(1, _number(number_param(request.query, "limit"), DEFAULT_LIMIT, MAX_LIMIT))
+    offset = _number(number_param(request.query, "offset"), 0, 10_000)
     found: list[Actor] = []
     if query and kind in ("", "accounts"):
         exact = _handle(query) is not None or query.startswith(("https://", "http://"))

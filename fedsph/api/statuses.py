@@ -19,12 +19,13 @@ from fedsph.api.accounts import account_entity
 from fedsph.api.entities import acct
 from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
-from fedsph.api.params import list_param, read_params
+from fedsph.api.params import get_by_id, list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
 from fedsph.group_announce import announce_member_post
 from fedsph.media import has_alt
 from fedsph.models import Actor, Media, Object, Reaction
 from fedsph.notes import source_texts
+from fedsph.queries import not_withheld
 from fedsph.visibility import may_see
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 
@@ -56,14 +57,14 @@ async def _can_see(db: AsyncSession, obj: Object, me: Actor | None) -> bool:
 
 
 async def _visible_object(db: AsyncSession, raw: str, me: Actor | None) -> Object:
-    obj = await db.get(Object, int(raw)) if raw.isdigit() else None
+    obj = await get_by_id(db, Object, raw)
     if obj is None or not await _can_see(db, obj, me):
         raise not_found()
     return obj
 
 
 async def _own_object(db: AsyncSession, raw: str, me: Actor) -> Object:
-    obj = await db.get(Object, int(raw)) if raw.isdigit() else None
+    obj = await get_by_id(db, Object, raw)
     if obj is None or obj.deleted_at is not None or not obj.local or obj.actor_id != me.id:
         raise not_found()
     return obj
@@ -85,8 +86,7 @@ async def status_entity(request: web.Request, db: AsyncSession, obj: Object,
     mine = set(await db.scalars(select(Reaction.type).where(
         Reaction.object_uri == obj.uri, Reaction.actor_id == me.id))) if me else set()
     replies = await db.scalar(select(func.count(Object.id)).where(
-        Object.in_reply_to == obj.uri, Object.deleted_at.is_(None), Object.hidden.is_(False),
-        Object.approved.is_(True))) or 0
+        Object.in_reply_to == obj.uri, not_withheld())) or 0
     parent = (await db.execute(select(Object.id, Object.actor_id).where(
         Object.uri == obj.in_reply_to))).first() if obj.in_reply_to else None
     entity = status_entities.status(
@@ -145,7 +145,7 @@ async def _media(db: AsyncSession, params, me: Actor) -> list[Media] | None:
         raise _invalid(f"a post carries at most {MAX_MEDIA} images")
     rows = []
     for raw in ids:
-        media = await db.get(Media, int(raw)) if str(raw).isdigit() else None
+        media = await get_by_id(db, Media, raw)
         if media is None or media.owner_id != me.id:
             raise _invalid(f"no image with id {raw}")
         rows.append(media)

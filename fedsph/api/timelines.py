@@ -22,14 +22,14 @@ from fedsph.api.reactions import reblog_entity
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.models import Actor, Follow, Object, Reaction
-from fedsph.queries import has_tag
+from fedsph.queries import has_tag, not_withheld, shown_to_visitors
 from fedsph.visibility import VISIBLE_TO_ALL, addressed_to, direct_shown_to
 from fedsph.web.keys import SESSIONS
 
 
 def _shown():
     """Conditions every timeline applies: not deleted, not hidden, not held for approval."""
-    return (Object.deleted_at.is_(None), Object.hidden.is_(False), Object.approved.is_(True))
+    return (not_withheld(),)
 
 
 async def _timeline(request: web.Request, query: Select, me: Actor | None,
@@ -79,7 +79,7 @@ async def home(request: web.Request) -> web.Response:
 async def public(request: web.Request) -> web.Response:
     """`local=true` keeps this node's posts, `remote=true` the others; `only_media` is ignored."""
     caller = await optional_caller(request)
-    query = select(Object.id, Object).where(*_shown(), Object.visibility == "public")
+    query = select(Object.id, Object).where(shown_to_visitors(), Object.visibility == "public")
     if flag(request.query, "local"):
         query = query.where(Object.local.is_(True))
     elif flag(request.query, "remote"):
@@ -91,7 +91,7 @@ async def tag(request: web.Request) -> web.Response:
     """Public posts carrying the hashtag (or project theme) named in the path, any case."""
     caller = await optional_caller(request)
     name = request.match_info["hashtag"].lstrip("#")
-    query = select(Object.id, Object).where(*_shown(), Object.visibility == "public",
+    query = select(Object.id, Object).where(shown_to_visitors(), Object.visibility == "public",
                                             has_tag(name))
     if flag(request.query, "local"):
         query = query.where(Object.local.is_(True))

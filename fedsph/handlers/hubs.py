@@ -9,6 +9,8 @@ What each side sends is in fedsph/hub/membership.py.
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 
 from fedsph.activitystreams import get_id, get_type
@@ -19,6 +21,8 @@ from fedsph.hub import membership as hubs
 from fedsph.hub.backfill import store_backfilled
 from fedsph.models import Actor, Follow, HubMembership, utcnow
 from fedsph.outbox import answer_follow
+
+log = logging.getLogger("fedsph.hubs")
 
 
 async def _our_hub(ctx: HandlerContext, uri: str | None) -> Actor:
@@ -55,6 +59,12 @@ async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
     if actor.type != "Group":
         raise Ignored("only projects (Group actors) join a hub")
     row = await hubs.membership(ctx.db, hub, actor)
+    if row is None and await hubs.waiting_from(ctx.db, actor.domain, "requested", hub) \
+            >= hubs.MAX_PENDING_PER_DOMAIN:
+        log.warning("Join of the hub by %s refused: %s requests from %s wait", actor.uri,
+                    hubs.MAX_PENDING_PER_DOMAIN, actor.domain)
+        await hubs.refuse_join(ctx.db, ctx.urls, hub, actor, activity["id"])
+        return "done"
     if row is None:
         row = HubMembership(hub_id=hub.id, project_id=actor.id, state="requested",
                             activity_uri=activity["id"])
@@ -115,6 +125,9 @@ async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         raise Ignored("Invite to something other than the inviting hub")
     project = await _local_project(ctx, get_id(activity.get("target")))
     row = await hubs.membership(ctx.db, actor, project)
+    if row is None and await hubs.waiting_from(ctx.db, actor.domain, "invited") \
+            >= hubs.MAX_PENDING_PER_DOMAIN:
+        raise Ignored(f"{hubs.MAX_PENDING_PER_DOMAIN} invitations from {actor.domain} wait")
     if row is None:
         ctx.db.add(HubMembership(hub_id=actor.id, project_id=project.id, state="invited",
                                  activity_uri=activity["id"]))

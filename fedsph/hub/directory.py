@@ -23,6 +23,7 @@ from fedsph.errors import N_, UserError
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.models import Actor, Object
 from fedsph.profile import public_location
+from fedsph.queries import shown_to_visitors
 
 # URL parameter -> profile field; each may be repeated (any of the values matches).
 LIST_FILTERS = {"region": "region", "country": "country", "stage": "stage",
@@ -249,7 +250,7 @@ async def member_updates(db: AsyncSession, actor_ids: list[int], page: int = 1,
         return []
     rows = await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
-        .where(Object.actor_id.in_(actor_ids), Object.deleted_at.is_(None),
+        .where(Object.actor_id.in_(actor_ids), shown_to_visitors(),
                Object.visibility == "public", Object.in_reply_to.is_(None))
         .order_by(Object.published.desc(), Object.id.desc())
         .offset((page - 1) * per_page).limit(per_page + 1))

@@ -13,7 +13,7 @@ The inbox side is fedsph/handlers/hubs.py.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import outbox, vocab
@@ -29,6 +29,10 @@ from fedsph.urls import URLs
 HUB_USERNAME = "hub"
 HUB_TERM = "fedsph:hub"  # in the hub actor's document: this Group is a hub
 STATES = ("requested", "invited", "approved")
+# Rows a stranger's server alone can create wait for a person's answer: past this many waiting
+# (requested Joins of our hub, or Invites of our projects) from one domain, a Join gets a
+# Reject and an Invite is dropped, and nothing is stored.
+MAX_PENDING_PER_DOMAIN = 20
 
 
 # -- the hub ------------------------------------------------------------------------------------
@@ -155,6 +159,25 @@ async def opening(db: AsyncSession, row: HubMembership, hub: Actor, project: Act
         return {"id": row.activity_uri, "type": "Invite", "actor": hub.uri, "object": hub.uri,
                 "target": project.uri}
     return {"id": row.activity_uri, "type": "Join", "actor": project.uri, "object": hub.uri}
+
+
+async def waiting_from(db: AsyncSession, domain: str, state: str, hub: Actor | None = None) -> int:
+    """Rows waiting in `state` whose stranger is on `domain`: the project asking to join `hub`
+    ("requested"), or the hub inviting any of our projects ("invited")."""
+    stranger = HubMembership.project_id if state == "requested" else HubMembership.hub_id
+    query = (select(func.count(HubMembership.id)).join(Actor, Actor.id == stranger)
+             .where(HubMembership.state == state, Actor.domain == domain))
+    if hub is not None:
+        query = query.where(HubMembership.hub_id == hub.id)
+    return await db.scalar(query) or 0
+
+
+async def refuse_join(db: AsyncSession, urls: URLs, hub: Actor, project: Actor,
+                      join_id: str) -> None:
+    """Reject{Join} without a row: the hub keeps no trace of a request it will not consider."""
+    join = {"id": join_id, "type": "Join", "actor": project.uri, "object": hub.uri}
+    document = build_activity("Reject", urls.new_activity(), hub.uri, join, to=[project.uri])
+    await _send(db, hub, document, project, join_id)
 
 
 # -- the project's side -------------------------------------------------------------------------

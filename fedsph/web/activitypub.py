@@ -15,7 +15,7 @@ from fedsph.activitystreams import (
     build_tombstone,
 )
 from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_actor
-from fedsph.errors import BadRequest, Gone, HTTPProblem, NotFound, PayloadTooLarge
+from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge
 from fedsph.inbox import SignedRequest, claimed_key_id, receive
 from fedsph.integrity import stored_proof_key
 from fedsph.models import Activity, Actor, Object
@@ -35,6 +35,7 @@ from fedsph.urls import (
 from fedsph.visibility import VISIBLE_TO_ALL
 from fedsph.web import pages
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
+from fedsph.web.params import page_number
 from fedsph.web.render import ap_response, wants_html
 from fedsph.web.signed_fetch import may_fetch
 
@@ -120,12 +121,7 @@ async def _receive(request: web.Request) -> str:
 
 
 def _page_number(request: web.Request) -> int | None:
-    raw = request.query.get("page")
-    if raw is None:
-        return None
-    if not raw.isdigit() or not 0 < int(raw) < 100000:
-        raise BadRequest("page must be a positive number")
-    return int(raw)
+    return page_number(request, default=None)
 
 
 def _page_links(collection: str, page: int, has_next: bool) -> tuple[str, str | None, str | None]:

@@ -79,8 +79,7 @@ async def _event_rows(db, actor_ids: list[int], upcoming: bool, now: datetime,
     """Upcoming events soonest first, or past ones latest first."""
     query = (select(Object, Event, Actor).join(Event, Event.object_id == Object.id)
              .join(Actor, Actor.id == Object.actor_id)
-             .where(Object.actor_id.in_(actor_ids), Object.deleted_at.is_(None),
-                    Object.visibility.in_(("public", "unlisted")))
+             .where(Object.actor_id.in_(actor_ids), queries.shown_to_visitors())
              .where(_ENDS >= now if upcoming else _ENDS < now)
              .order_by(*((Event.starts_at, Object.id) if upcoming
                          else (Event.starts_at.desc(), Object.id.desc())))

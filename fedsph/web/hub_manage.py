@@ -9,13 +9,15 @@ here. In hub mode (FEDSPH_HUB=1) the hub is created when the application starts.
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from fedsph import queries
 from fedsph.errors import BadRequest, NotFound
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
+from fedsph.numbers import parse_id
 from fedsph.web.auth_middleware import read_form, require_member
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 from fedsph.web.render import error_message, html_response
@@ -37,15 +39,26 @@ async def manage_page(request: web.Request) -> web.Response:
     hub = await _hub_or_404(request)
     await require_member(request, hub)
     async with request.app[SESSIONS]() as db:
-        rows = (await db.execute(
-            select(HubMembership, Actor).join(Actor, Actor.id == HubMembership.project_id)
-            .where(HubMembership.hub_id == hub.id)
-            .order_by(HubMembership.state, Actor.name))).all()
+        groups = {state: await _listed(db, hub, state) for state in hubs.STATES}
+        hidden = {state: await _count(db, hub, state) - len(groups[state])
+                  for state in hubs.STATES}
         relays = await relay.relay_subscriptions(db, hub)
-    groups = {state: [(row, actor) for row, actor in rows if row.state == state]
-              for state in hubs.STATES}
-    return html_response(request, "hub_manage.html", hub=hub, groups=groups, relays=relays,
-                         done=request.query.get("done"))
+    return html_response(request, "hub_manage.html", hub=hub, groups=groups, hidden=hidden,
+                         relays=relays, done=request.query.get("done"))
+
+
+async def _listed(db, hub: Actor, state: str) -> list[tuple[HubMembership, Actor]]:
+    """The first MAX_LISTED projects in `state`, oldest first: strangers can add rows."""
+    rows = await db.execute(
+        select(HubMembership, Actor).join(Actor, Actor.id == HubMembership.project_id)
+        .where(HubMembership.hub_id == hub.id, HubMembership.state == state)
+        .order_by(HubMembership.id).limit(queries.MAX_LISTED))
+    return [(row, actor) for row, actor in rows]
+
+
+async def _count(db, hub: Actor, state: str) -> int:
+    return await db.scalar(select(func.count(HubMembership.id)).where(
+        HubMembership.hub_id == hub.id, HubMembership.state == state)) or 0
 
 
 async def manage_action(request: web.Request) -> web.Response:
@@ -57,10 +70,9 @@ async def manage_action(request: web.Request) -> web.Response:
     action = ACTIONS.get(form.get("action", ""))
     if action is None:
         raise BadRequest(N_("This form could not be accepted: reload the page and try again."))
-    try:
-        project_id = int(form.get("project", ""))
-    except ValueError:
-        raise BadRequest(N_("No project was chosen.")) from None
+    project_id = parse_id(form.get("project"))
+    if project_id is None:
+        raise BadRequest(N_("No project was chosen."))
     async with request.app[WRITER]() as db, db.begin():
         project = await db.get(Actor, project_id)
         if project is None:
@@ -75,10 +87,9 @@ async def manage_action(request: web.Request) -> web.Response:
 
 async def _relay_action(request: web.Request, hub: Actor, form) -> web.Response:
     """Approve a relay subscription, or refuse or end one (Reject)."""
-    try:
-        subscriber_id = int(form.get("subscriber", ""))
-    except ValueError:
-        raise BadRequest(N_("No server was chosen.")) from None
+    subscriber_id = parse_id(form.get("subscriber"))
+    if subscriber_id is None:
+        raise BadRequest(N_("No server was chosen."))
     async with request.app[WRITER]() as db, db.begin():
         subscriber = await db.get(Actor, subscriber_id)
         if subscriber is None:

@@ -28,6 +28,7 @@ from fedsph.web.pages import (
     post_views,
     visitor_lang,
 )
+from fedsph.web.params import page_number
 from fedsph.web.render import error_message, html_response
 
 DIRECTORY_PAGE_SIZE = 50
@@ -65,10 +66,7 @@ async def load_view(request: web.Request) -> View:
 
 
 def _page_number(request: web.Request) -> int:
-    raw = request.query.get("page", "1")
-    if not raw.isdigit() or not 0 < int(raw) < 100000:
-        raise BadRequest(N_("The page number must be a positive number."))
-    return int(raw)
+    return page_number(request, message=N_("The page number must be a positive number."))
 
 
 def value_text(name: str, value: str, lang: str) -> str:

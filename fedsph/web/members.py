@@ -29,6 +29,7 @@ from fedsph.auth import (
 from fedsph.errors import BadRequest, FetchError, Forbidden
 from fedsph.i18n import N_
 from fedsph.models import Actor, Follow, Object
+from fedsph.numbers import parse_id
 from fedsph.safe_links import local_path
 from fedsph.web import compose, interact, profile_edit, project_hubs
 from fedsph.web.auth_middleware import (
@@ -183,6 +184,7 @@ async def _manage_context(db, actor: Actor) -> dict:
         "comments": comments,
         "mentions": await _mentions(db, actor),
         "hubs": await project_hubs.memberships(db, actor),
+        "hubs_total": await project_hubs.membership_count(db, actor),
     }
 
 
@@ -195,8 +197,7 @@ async def _mentions(db, actor: Actor) -> list[tuple]:
                                            include_dismissed=True)
     uris = [notification.object_uri for notification, _ in rows if notification.object_uri]
     public = set(await db.scalars(select(Object.uri).where(
-        Object.uri.in_(uris), Object.deleted_at.is_(None),
-        Object.visibility.in_(("public", "unlisted"))))) if uris else set()
+        Object.uri.in_(uris), queries.shown_to_visitors()))) if uris else set()
     return [(notification, author,
              f"/remote/objects?{urlencode({'uri': notification.object_uri})}"
              if notification.object_uri in public else notification.object_uri)
@@ -271,10 +272,9 @@ async def _unfollow(request, actor, user, form):
 
 
 async def _answer(request, actor, user, form, accept: bool):
-    try:
-        request_id = int(form.get("request", ""))
-    except ValueError:
-        raise BadRequest("which follow request?") from None
+    request_id = parse_id(form.get("request"))
+    if request_id is None:
+        raise BadRequest("which follow request?")
     async with request.app[WRITER]() as db, db.begin():
         relation = await db.scalar(select(Follow).where(
             Follow.id == request_id, Follow.followed_id == actor.id, Follow.state == "pending"))
@@ -337,10 +337,9 @@ async def _block_domain(request, actor, user, form):
 
 async def _unblock(request, actor, user, form):
     _require_admin(user)
-    try:
-        block_id = int(form.get("block", ""))
-    except ValueError:
-        raise BadRequest("which block?") from None
+    block_id = parse_id(form.get("block"))
+    if block_id is None:
+        raise BadRequest("which block?")
     async with request.app[WRITER]() as db, db.begin():
         await blocks.unblock(db, block_id)
     raise _done(actor, "unblocked")
@@ -354,10 +353,9 @@ async def _hold_replies(request, actor, user, form):
 
 async def _comment(request, actor, form, db) -> Object:
     """A reply to one of this project's updates, by its row id."""
-    try:
-        comment_id = int(form.get("comment", ""))
-    except ValueError:
-        raise BadRequest("which comment?") from None
+    comment_id = parse_id(form.get("comment"))
+    if comment_id is None:
+        raise BadRequest("which comment?")
     own_updates = select(Object.uri).where(Object.actor_id == actor.id)
     comment = await db.scalar(select(Object).where(Object.id == comment_id,
                                                    Object.in_reply_to.in_(own_updates)))

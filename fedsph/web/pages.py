@@ -19,7 +19,7 @@ from fedsph import media as media_files
 from fedsph import queries
 from fedsph.activitystreams import as_list, get_id
 from fedsph.actors import get_actor_by_uri
-from fedsph.errors import BadRequest, FetchError, NotFound
+from fedsph.errors import FetchError, NotFound
 from fedsph.i18n import pick_translation
 from fedsph.links import link_views
 from fedsph.models import Actor, Media, Object
@@ -29,6 +29,7 @@ from fedsph.safe_links import http_url
 from fedsph.sanitize import clean_html
 from fedsph.vocab import is_valid, label
 from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
+from fedsph.web.params import page_number
 from fedsph.web.render import html_response, osm_url
 
 SUBSCRIBE_REL = "http://ostatus.org/schema/1.0/subscribe"
@@ -253,10 +254,7 @@ def actor_texts(actor: Actor, lang: str) -> tuple[str, str | None, Markup | None
 # -- handlers -------------------------------------------------------------------------------------
 
 def _page_number(request: web.Request) -> int:
-    raw = request.query.get("page", "1")
-    if not raw.isdigit() or not 0 < int(raw) < 100000:
-        raise BadRequest("page must be a positive number")
-    return int(raw)
+    return page_number(request)
 
 
 async def home(request: web.Request) -> web.Response:

@@ -34,7 +34,7 @@ IMAGE_INPUTS = frozenset({"icon_file", "header_file"})
 def _rows(form: MultiDict, prefix: str, keys: tuple[str, ...]) -> list[dict]:
     """Numbered rows (partner_name_0, partner_role_0, …) as dicts; empty rows dropped."""
     numbers = sorted({int(m.group(1)) for k in form
-                      if (m := re.fullmatch(rf"{prefix}_[a-z]+_(\d{{1,2}})", k))})
+                      if (m := re.fullmatch(rf"{prefix}_[a-z]+_([0-9]{{1,2}})", k))})
     rows = []
     for n in numbers:
         row = {key: form.get(f"{prefix}_{key}_{n}", "").strip() for key in keys}
@@ -155,7 +155,10 @@ def form_from_actor(actor: Actor) -> MultiDict:
 
 
 def _row_count(form: MultiDict, prefix: str) -> int:
-    numbers = [int(m.group(1)) for k in form if (m := re.fullmatch(rf"{prefix}_[a-z]+_(\d+)", k))]
+    # Two ASCII digits at most, as _rows reads: a posted "partner_name_99999999" must not make
+    # the page render a hundred million empty rows.
+    numbers = [int(m.group(1)) for k in form
+               if (m := re.fullmatch(rf"{prefix}_[a-z]+_([0-9]{{1,2}})", k))]
     return (max(numbers) + 1 if numbers else 0) + EXTRA_ROWS
 
 

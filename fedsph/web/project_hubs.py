@@ -9,8 +9,9 @@ The handlers take (request, project, user, form) like the other Manage actions
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from fedsph import queries
 from fedsph.actors import get_actor_by_uri, resolve_handle
 from fedsph.errors import BadRequest, FetchError
 from fedsph.hub import membership as hubs
@@ -20,11 +21,19 @@ from fedsph.web.keys import REMOTE, SESSIONS, URLS, WRITER
 
 
 async def memberships(db, project: Actor) -> list[tuple[HubMembership, Actor]]:
-    """The project's hubs with the state of each membership, for the Manage page."""
+    """The project's hubs with the state of each membership, for the Manage page: at most
+    MAX_LISTED, the project's own (approved, requested) before strangers' invitations."""
     rows = await db.execute(
         select(HubMembership, Actor).join(Actor, Actor.id == HubMembership.hub_id)
-        .where(HubMembership.project_id == project.id).order_by(HubMembership.id))
+        .where(HubMembership.project_id == project.id)
+        .order_by(HubMembership.state == "invited", HubMembership.id)
+        .limit(queries.MAX_LISTED))
     return [tuple(row) for row in rows]
+
+
+async def membership_count(db, project: Actor) -> int:
+    return await db.scalar(select(func.count(HubMembership.id)).where(
+        HubMembership.project_id == project.id)) or 0
 
 
 def _done(project: Actor, what: str) -> web.HTTPSeeOther:
