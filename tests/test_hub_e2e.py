@@ -158,6 +158,10 @@ async def test_hub_with_three_projects_on_three_nodes(nodes, tmp_path):
         instance = relay_server.add_actor("relay.actor", "Application")
         subscription = relay_follow(relay_server, instance)
         assert (await relay_server.post(instance, f"{hub.base}/inbox", subscription))[0] == 202
+        # A relay subscription waits for a coordinator (issue 10): approve it as one would.
+        await waiting(lambda: instance.uri in hub.cli("hub", "relay", "list").stdout,
+                      "the hub to hold the relay subscription")
+        await cli(hub, "hub", "relay", "approve", instance.uri)
         for server in (follower_server, relay_server):
             await waiting(lambda s=server: s.activities("Accept"), "the hub to accept a follow")
         for slug in projects:  # the relay subscriber knows the authors' proof keys
