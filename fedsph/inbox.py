@@ -120,8 +120,10 @@ async def verified_signer(
     """(actor URI, host) of the verified signer; refetches the key once if verification fails
     and our copy is older than KEY_REFETCH_AFTER.
 
-    No database transaction is held open during the network fetch.
+    No database transaction is held open during the network fetch. What needs no key (window,
+    coverage, digest) is checked first here, so no caller can make a bad request cost a fetch.
     """
+    request.check(params)
     async with sessions() as db:
         cached = await get_cached_key_owner(db, params.key_id)
         cached_pem = cached.public_key_pem if cached else None
@@ -137,12 +139,20 @@ async def verified_signer(
         values = await fetch_key_owner(remote, params.key_id)
     except FetchError as exc:
         raise Unauthorized(f"cannot get the signing key {params.key_id}: {exc}") from None
-    request.verify(params, values["public_key_pem"] or "")
+    failure = None
     try:
+        request.verify(params, values["public_key_pem"] or "")
+    except Unauthorized as exc:
+        failure = exc
+    try:
+        # Kept even when the signature fails: the actor's own server gave us this document, and
+        # the next forged request naming the key is then refused without another fetch.
         async with writer() as db, db.begin():
             await store_remote_actor(db, values)
     except InvalidActor as exc:
         raise Forbidden(str(exc)) from None
+    if failure is not None:
+        raise failure
     return values["uri"], values["domain"]
 
 
