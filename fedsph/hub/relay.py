@@ -74,7 +74,7 @@ async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     relation = await ctx.db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == hub.id))
     if relation is None or not relation.relay:
-        refused = await _refusal(ctx.db, ctx.settings, hub, actor)
+        refused = await subscription_refusal(ctx.db, ctx.settings, hub, actor)
         if refused:
             log.warning("relay subscription from %s refused: %s", actor.uri, refused)
             await answer_subscription(ctx.db, ctx.urls, hub, actor, activity["id"], accept=False)
@@ -96,7 +96,8 @@ async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     return "done"
 
 
-async def _refusal(db: AsyncSession, settings: Settings, hub: Actor, actor: Actor) -> str | None:
+async def subscription_refusal(db: AsyncSession, settings: Settings, hub: Actor,
+                               actor: Actor) -> str | None:
     """Why a new relay subscription is refused at once, or None.
 
     A server subscribes once, with its instance actor: servers are compared by normalised host
