@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from sqlalchemy import and_, case, func, or_, select
-from sqlalchemy.orm import aliased
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from fedsph import vocab
 from fedsph.activitystreams import AS_CONTEXT, build_activity, get_id

@@ -7,9 +7,9 @@ import orjson
 from sqlalchemy import update
 
 from fedsph.crypto import generate_rsa_keypair
+from fedsph.httpsig import sign_request
 from fedsph.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, utcnow
-from fedsph.httpsig import sign_request
 from tests.dbfixtures import inbox_items
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from fedsph.activitystreams import get_id, get_type
 from fedsph.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.blocks import host_of
+from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.links import (
     MAX_WAITING_OFFERS_PER_SERVER,
     kind_of,
