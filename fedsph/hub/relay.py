@@ -6,8 +6,9 @@ Follow row follower=that actor, followed=the hub actor, relay=True, state pendin
 a coordinator (`fedsph hub relay approve`) unless its server is on FEDSPH_RELAY_ALLOW; past
 FEDSPH_RELAY_MAX_SUBSCRIBERS approved ones, or RELAY_MAX_PENDING waiting ones, or when its
 server (by host) has subscribed already, it gets a Reject and no row. Approved, it gets an
-Accept. The hub then forwards its members' public activities to every subscriber as they were received (the
-original bytes, so the author's integrity proof still verifies), HTTP-signed by the hub actor.
+Accept. The hub then forwards its members' public activities to every subscriber as they were
+received (the original bytes, so the author's integrity proof still verifies), HTTP-signed by
+the hub actor.
 `Undo{Follow}` unsubscribes (fedsph/handlers/undo.py finds the row by the Follow's id).
 
 A LitePub relay follows the hub actor itself: it is an ordinary follower and gets the hub's
@@ -109,8 +110,10 @@ async def subscription_refusal(db: AsyncSession, settings: Settings, hub: Actor,
     rows = (await db.execute(select(Actor.uri, Follow.state)
                              .join(Follow, Follow.follower_id == Actor.id)
                              .where(Follow.followed_id == hub.id, Follow.relay.is_(True)))).all()
-    if host is None or any(host_of(uri) == host for uri, _ in rows):
-        return f"{host or actor.uri} has subscribed (or asked to) with another actor"
+    if host is None:
+        return "the subscriber's host name cannot be read"
+    if any(host_of(uri) == host for uri, _ in rows):
+        return f"{host} has subscribed (or asked to) with another actor"
     accepted = sum(state == "accepted" for _, state in rows)
     if accepted >= settings.relay_max_subscribers:
         return f"{accepted} subscribers already (FEDSPH_RELAY_MAX_SUBSCRIBERS)"
