@@ -11,6 +11,6 @@ MAX_LOGGED = 500
 
 
 def printable(value: object, limit: int = MAX_LOGGED) -> str:
-    """`value` as text on one line: control and other unprintable characters escaped (\\n, \\x1b)."""
+    """`value` as one line of text: unprintable characters escaped (\\n, \\x1b)."""
     text = str(value)[:limit]
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
