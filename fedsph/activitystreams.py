@@ -86,7 +86,10 @@ def parse_iso(value: Any) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            return None  # 0001-01-01T00:00:00+01:00 has no UTC time
     return moment
 
 

@@ -25,6 +25,8 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 ACTOR_TYPES = {"Person", "Group", "Organization", "Application", "Service"}
 # A remote actor document is refreshed on use when older than this (and on key failure).
 ACTOR_MAX_AGE = timedelta(days=1)
+# Actor.username and Actor.domain are String(255).
+NAME_MAX = 255
 
 
 class InvalidActor(ValueError):
@@ -152,6 +154,7 @@ def parse_actor_document(document: dict) -> dict:
     key_id, public_pem = next(iter(keys.items()), (None, None))
     endpoints = document.get("endpoints") if isinstance(document.get("endpoints"), dict) else {}
     username = document.get("preferredUsername")
+    _check_handle_length(uri, username)
     return {
         "uri": uri,
         "type": actor_type,
@@ -177,6 +180,15 @@ def parse_actor_document(document: dict) -> dict:
         # Translations, images and (from other fedsph nodes) the project profile, checked.
         **remote_profile_values(document),
     }
+
+
+def _check_handle_length(uri: str, username) -> None:
+    """The username and domain fit their String(NAME_MAX) columns (PostgreSQL refuses longer)."""
+    name = username if isinstance(username, str) and username else uri.rsplit("/", 1)[-1]
+    if len(name) > NAME_MAX:
+        raise InvalidActor(f"{uri} has a username longer than {NAME_MAX} characters")
+    if len(urlsplit(uri).netloc) > NAME_MAX:
+        raise InvalidActor(f"the actor's domain is longer than {NAME_MAX} characters")
 
 
 def published_keys(document: dict) -> dict[str, str]:
@@ -211,7 +223,7 @@ async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
         clash = await db.scalar(select(Actor).where(
             Actor.username == values["username"], Actor.domain == values["domain"]))
         if clash is not None and not clash.local:
-            clash.username = f"{clash.username}~{clash.id}"
+            clash.username = f"{clash.username[:NAME_MAX - 21]}~{clash.id}"
         actor = Actor(local=False)
         db.add(actor)
     for column, value in values.items():

@@ -16,7 +16,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.models import Actor, Block, Follow
-from fedsph.safe_links import http_url
+from fedsph.safe_links import http_url, origin
 
 HOST_MAX = 253
 
@@ -107,17 +107,26 @@ async def is_blocked_domain(db: AsyncSession, domain: str) -> bool:
 
 
 async def unblocked(db: AsyncSession, recipients: list[Actor]) -> list[Actor]:
-    """The recipients neither blocked themselves nor on a blocked domain: nothing of ours is
-    delivered to a blocked server, whoever addresses it (a mention, a reply, an old follow)."""
+    """The recipients we may deliver to: nothing of ours goes to a blocked account or server,
+    whoever addresses it (a mention, a reply, an old follow), nor to a remote actor whose inbox
+    names a blocked host or this node (its document chose the inbox; our own actors are reached
+    as local rows, never over HTTP)."""
     remote = [actor for actor in recipients if not actor.local]
     if not remote:
         return recipients
     rows = (await db.execute(select(Block.actor_uri, Block.domain))).all()
     accounts = {row.actor_uri for row in rows if row.actor_uri}
     domains = {row.domain for row in rows if row.domain}
-    return [actor for actor in recipients if actor.local or not (
-        actor.uri in accounts or host_of(actor.uri) is None
-        or domains.intersection(parent_domains(host_of(actor.uri))))]
+    own = origin(await db.scalar(select(Actor.uri).where(Actor.local.is_(True)).limit(1)))
+    return [actor for actor in recipients if actor.local or (
+        actor.uri not in accounts and origin(actor.delivery_inbox) != own
+        and not any(_host_blocked(domains, uri) for uri in (actor.uri, actor.delivery_inbox)))]
+
+
+def _host_blocked(domains: set[str], uri: str | None) -> bool:
+    """The URI's host is covered by one of `domains`, or cannot be read (counts as blocked)."""
+    host = host_of(uri)
+    return host is None or bool(domains.intersection(parent_domains(host)))
 
 
 async def block_account(db: AsyncSession, actor: Actor) -> None:

@@ -45,7 +45,7 @@ class Settings:
     # Limits on what strangers can make this node store (issue 10, "Limits").
     inbox_retention_days: int = 7  # processed inbox rows and finished deliveries are kept this long
     relay_allow: str = ""  # comma-separated domains whose relay subscriptions are approved at once
-    relay_max_subscribers: int = 100  # relay subscriptions, pending ones included; more: Reject
+    relay_max_subscribers: int = 100  # approved relay subscribers; more: Reject
     trusted_proxies: str = ""  # IPs/CIDRs whose X-Forwarded-For we believe (fedsph/web/client_address.py)
     access_log: bool = True  # one line per request from `fedsph serve` (fedsph/web/access_log.py)
     log_level: str = "INFO"

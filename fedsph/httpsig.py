@@ -153,24 +153,33 @@ def check_digest(digest_header: str | None, body: bytes) -> None:
         raise Unauthorized("Digest uses no algorithm we know (SHA-256 or SHA-512)")
 
 
+def signature_time(seconds: int, what: str) -> datetime:
+    """A signature's `created` or `expires` (Unix seconds) as a time; Unauthorized when no
+    datetime can hold it (a hostile 99999999999999 must be a refusal, not a crash)."""
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (ValueError, OverflowError, OSError):
+        raise Unauthorized(f"signature {what} is not a possible time") from None
+
+
 def check_freshness(params: SignatureParams, headers: Mapping[str, str], now: datetime) -> None:
     """The signature must cover a Date or (created) inside our window."""
     if "date" in params.headers:
         try:
             sent = parsedate_to_datetime(headers["date"])
-        except (TypeError, ValueError, KeyError):
+        except (TypeError, ValueError, OverflowError, KeyError):
             raise Unauthorized("Date header is not an HTTP date") from None
         if sent.tzinfo is None:
             sent = sent.replace(tzinfo=UTC)
     elif "(created)" in params.headers and params.created is not None:
-        sent = datetime.fromtimestamp(params.created, UTC)
+        sent = signature_time(params.created, "created")
     else:
         raise Unauthorized("the signature covers neither Date nor (created)")
     if sent > now + MAX_FUTURE:
         raise Unauthorized("Date is too far in the future")
     if sent < now - MAX_PAST:
         raise Unauthorized("Date is too old")
-    if params.expires is not None and datetime.fromtimestamp(params.expires, UTC) < now:
+    if params.expires is not None and signature_time(params.expires, "expires") < now:
         raise Unauthorized("signature has expired")
 
 

@@ -28,7 +28,7 @@ from http_message_signatures import (
 
 from fedsph.crypto import load_public_key
 from fedsph.errors import Unauthorized
-from fedsph.httpsig import MAX_FUTURE, MAX_PAST
+from fedsph.httpsig import MAX_FUTURE, MAX_PAST, signature_time
 
 # Covered components Mastodon requires of every request, so we require them too.
 REQUIRED_COMPONENTS = ("@method", "@target-uri")
@@ -89,12 +89,12 @@ def parse_message_signature(signature_input: str, signature: str | None) -> Mess
 
 def check_created(sig: MessageSignature, now: datetime) -> None:
     """`created` must lie in the window a draft-cavage Date may (12 h past, 1 h future)."""
-    sent = datetime.fromtimestamp(sig.created, UTC)
+    sent = signature_time(sig.created, "created")
     if sent > now + MAX_FUTURE:
         raise Unauthorized("signature created is too far in the future")
     if sent < now - MAX_PAST:
         raise Unauthorized("signature created is too old")
-    if sig.expires is not None and datetime.fromtimestamp(sig.expires, UTC) < now:
+    if sig.expires is not None and signature_time(sig.expires, "expires") < now:
         raise Unauthorized("signature has expired")
 
 

@@ -9,6 +9,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 import orjson
 from sqlalchemy import select, update
@@ -40,6 +41,11 @@ from fedsph.remote import Remote
 from fedsph.safe_links import http_url
 
 log = logging.getLogger("fedsph.inbox")
+
+# A cached key that fails to verify is refetched only when our copy is older than this: a forged
+# signature must not make us fetch a third party's actor on every request (we would become its
+# reflector). A genuinely rotated key is still picked up within this time, as on Mastodon.
+KEY_REFETCH_AFTER = timedelta(minutes=10)
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -111,10 +117,13 @@ async def verified_signer(
     sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
     remote: Remote, params: SignatureParams | MessageSignature, request: SignedRequest,
 ) -> tuple[str, str]:
-    """(actor URI, host) of the verified signer; refetches the key once if verification fails.
+    """(actor URI, host) of the verified signer; refetches the key once if verification fails
+    and our copy is older than KEY_REFETCH_AFTER.
 
-    No database transaction is held open during the network fetch.
+    No database transaction is held open during the network fetch. What needs no key (window,
+    coverage, digest) is checked first here, so no caller can make a bad request cost a fetch.
     """
+    request.check(params)
     async with sessions() as db:
         cached = await get_cached_key_owner(db, params.key_id)
         cached_pem = cached.public_key_pem if cached else None
@@ -123,20 +132,33 @@ async def verified_signer(
             request.verify(params, cached_pem or "")
             return cached.uri, cached.domain
         except Unauthorized as failure:
-            if not failure.message.startswith("signature does not verify"):
+            if not failure.message.startswith("signature does not verify") or _recent(cached):
                 raise
     # Unknown key, or the key may have been rotated since we cached it: fetch it (once).
     try:
         values = await fetch_key_owner(remote, params.key_id)
     except FetchError as exc:
         raise Unauthorized(f"cannot get the signing key {params.key_id}: {exc}") from None
-    request.verify(params, values["public_key_pem"] or "")
+    failure = None
     try:
+        request.verify(params, values["public_key_pem"] or "")
+    except Unauthorized as exc:
+        failure = exc
+    try:
+        # Kept even when the signature fails: the actor's own server gave us this document, and
+        # the next forged request naming the key is then refused without another fetch.
         async with writer() as db, db.begin():
             await store_remote_actor(db, values)
     except InvalidActor as exc:
         raise Forbidden(str(exc)) from None
+    if failure is not None:
+        raise failure
     return values["uri"], values["domain"]
+
+
+def _recent(actor: Actor) -> bool:
+    """The actor's document was fetched less than KEY_REFETCH_AFTER ago."""
+    return actor.fetched_at is not None and utcnow() - actor.fetched_at < KEY_REFETCH_AFTER
 
 
 async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:

@@ -37,7 +37,7 @@ async def link_list(node, args) -> int:
     async with node.sessions() as db:
         project = await _project(db, args.slug)
         states = ("proposed", "accepted", "rejected", "withdrawn") if args.all else links.OPEN_STATES
-        for link, proposer, partner in await links.links_of(db, project, states):
+        for link, proposer, partner in await links.links_of(db, project, states, limit=None):
             print(f"{link.id}\t{link.state}\t{proposer.uri}\t{link.kind}\t{partner.uri}")
     return 0
 

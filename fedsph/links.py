@@ -18,23 +18,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from fedsph import vocab
 from fedsph.activitystreams import AS_CONTEXT, build_activity, get_id
 from fedsph.actors import get_actor_by_uri, get_local_actor, resolve_handle
+from fedsph.blocks import host_of
 from fedsph.delivery import enqueue_deliveries
 from fedsph.errors import N_, FetchError, UserError
 from fedsph.models import Actor, SolidarityLink, utcnow
 from fedsph.outbox import record_activity
 from fedsph.profile import send_actor_update
 from fedsph.profile_wire import CONTEXT, PREFIX
+from fedsph.queries import MAX_LISTED
 from fedsph.remote import Remote
 from fedsph.urls import URLs
 
 KINDS = vocab.VOCABULARIES["solidarity_link"]
 OPEN_STATES = ("proposed", "accepted")
+# Offers from one server that may wait for an answer here; more are rejected and not stored.
+MAX_WAITING_OFFERS_PER_SERVER = 20
 # The terms an Offer needs besides ActivityStreams: `relationship` read as a fedsph term.
 OFFER_CONTEXT = [AS_CONTEXT, {PREFIX: CONTEXT[PREFIX], "relationship": CONTEXT["relationship"],
                               **{kind: CONTEXT[kind] for kind in KINDS}}]
@@ -88,17 +93,40 @@ async def open_link(db: AsyncSession, one: Actor, other: Actor, kind: str) -> So
         pair, SolidarityLink.kind == kind, SolidarityLink.state.in_(OPEN_STATES)))
 
 
-async def links_of(db: AsyncSession, project: Actor,
-                   states: tuple[str, ...] = OPEN_STATES) -> list[tuple[SolidarityLink, Actor, Actor]]:
-    """(link, proposer, partner) for the project's links in these states, newest first."""
-    rows = await db.scalars(select(SolidarityLink).where(
+def _links_query(project: Actor, states: tuple[str, ...]):
+    return select(SolidarityLink).where(
         or_(SolidarityLink.proposer_id == project.id, SolidarityLink.partner_id == project.id),
-        SolidarityLink.state.in_(states)).order_by(SolidarityLink.id.desc()))
-    found = []
-    for link in rows:
-        found.append((link, await db.get(Actor, link.proposer_id),
-                      await db.get(Actor, link.partner_id)))
-    return found
+        SolidarityLink.state.in_(states))
+
+
+async def links_of(db: AsyncSession, project: Actor, states: tuple[str, ...] = OPEN_STATES,
+                   limit: int | None = MAX_LISTED) -> list[tuple[SolidarityLink, Actor, Actor]]:
+    """(link, proposer, partner) for the project's links in these states, newest first, in one
+    query of at most `limit` rows. Offers waiting for the project come last: any remote Group
+    can make one, so they must not push the project's own links off a page."""
+    proposer, partner = aliased(Actor), aliased(Actor)
+    waiting = and_(SolidarityLink.state == "proposed", SolidarityLink.partner_id == project.id)
+    query = (_links_query(project, states).add_columns(proposer, partner)
+             .join(proposer, proposer.id == SolidarityLink.proposer_id)
+             .join(partner, partner.id == SolidarityLink.partner_id)
+             .order_by(case((waiting, 1), else_=0), SolidarityLink.id.desc()))
+    rows = await db.execute(query if limit is None else query.limit(limit))
+    return [(link, proposer_row, partner_row) for link, proposer_row, partner_row in rows]
+
+
+async def count_links(db: AsyncSession, project: Actor,
+                      states: tuple[str, ...] = OPEN_STATES) -> int:
+    """How many links the project has in these states (to say how many a page leaves out)."""
+    return await db.scalar(select(func.count()).select_from(_links_query(project, states)
+                                                            .subquery()))
+
+
+async def offers_waiting_from(db: AsyncSession, host: str | None) -> int:
+    """Offers from projects on `host` (normalised) that wait for an answer here."""
+    proposers = await db.scalars(select(Actor.uri).join(
+        SolidarityLink, SolidarityLink.proposer_id == Actor.id).where(
+        Actor.local.is_(False), SolidarityLink.state == "proposed"))
+    return sum(host_of(uri) == host for uri in proposers)
 
 
 async def get_link(db: AsyncSession, project: Actor, link_id) -> SolidarityLink:
@@ -122,7 +150,7 @@ async def carry_links(db: AsyncSession, urls: URLs, project: Actor, announce: bo
     if not project.local:
         return False
     carried = []
-    for link, proposer, partner in await links_of(db, project, ("accepted",)):
+    for link, proposer, partner in await links_of(db, project, ("accepted",), limit=None):
         carried.append({"kind": link.kind, "subject": proposer.uri, "object": partner.uri})
     carried.sort(key=lambda c: (c["subject"], c["kind"], c["object"]))
     profile = dict(project.profile or {})
@@ -201,6 +229,16 @@ async def answer_link(db: AsyncSession, urls: URLs, link: SolidarityLink, accept
     document["@context"] = OFFER_CONTEXT
     activity = await record_activity(db, partner, document, link.offer_uri)
     await settle(db, urls, link, "accepted" if accept else "rejected", document["id"])
+    await enqueue_deliveries(db, activity, [proposer])
+
+
+async def refuse_offer(db: AsyncSession, urls: URLs, partner: Actor, proposer: Actor,
+                       offer_uri: str, kind: str) -> None:
+    """Reject an Offer that is not kept (no link row): only our Reject is stored and sent."""
+    offer = offer_document(offer_uri, proposer.uri, partner.uri, kind)
+    document = build_activity("Reject", urls.new_activity(), partner.uri, offer, to=[proposer.uri])
+    document["@context"] = OFFER_CONTEXT
+    activity = await record_activity(db, partner, document, offer_uri)
     await enqueue_deliveries(db, activity, [proposer])
 
 

@@ -14,10 +14,13 @@ import orjson
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding
+from sqlalchemy import update
 
 from fedsph.crypto import generate_rsa_keypair, load_private_key
 from fedsph.errors import Unauthorized
 from fedsph.httpsig9421 import parse_message_signature, verify_message
+from fedsph.inbox import KEY_REFETCH_AFTER
+from fedsph.models import Actor, utcnow
 from tests.dbfixtures import inbox_items
 
 PRIVATE_PEM, PUBLIC_PEM = generate_rsa_keypair()
@@ -247,6 +250,9 @@ async def test_rfc9421_on_the_shared_inbox_and_key_rotation(node, peer):
     inbox = f"{node.base}/inbox"
     assert (await post9421(peer, alice, inbox, follow(peer, alice, project.uri)))[0] == 202
     peer.rotate_key(alice)  # the cached key fails once, the key is fetched again
+    async with node.sessions() as db, db.begin():  # once our copy is old enough to be stale
+        await db.execute(update(Actor).where(Actor.uri == alice.uri).values(
+            fetched_at=utcnow() - KEY_REFETCH_AFTER))
     assert (await post9421(peer, alice, inbox, follow(peer, alice, project.uri)))[0] == 202
     assert peer.fetched.count(alice.uri) == 2
     assert len(await inbox_items(node)) == 2

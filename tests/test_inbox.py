@@ -4,9 +4,12 @@ with its status and a readable reason (FEDERATION.md, "Inbox")."""
 import dataclasses
 
 import orjson
+from sqlalchemy import update
 
 from fedsph.crypto import generate_rsa_keypair
 from fedsph.httpsig import sign_request
+from fedsph.inbox import KEY_REFETCH_AFTER
+from fedsph.models import Actor, utcnow
 from tests.dbfixtures import inbox_items
 
 
@@ -126,9 +129,13 @@ async def test_signer_other_than_actor_is_401(node, peer):
 
 
 async def test_rotated_key_is_fetched_again(node, peer):
+    """Once our copy is older than KEY_REFETCH_AFTER (tests/hostile/test_inbox_hardening.py)."""
     project, alice, inbox = await project_and_sender(node, peer)
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
     peer.rotate_key(alice)
+    async with node.sessions() as db, db.begin():
+        await db.execute(update(Actor).where(Actor.uri == alice.uri).values(
+            fetched_at=utcnow() - KEY_REFETCH_AFTER))
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
     assert peer.fetched.count(alice.uri) == 2
     assert len(await inbox_items(node)) == 2

@@ -11,8 +11,16 @@ from sqlalchemy import select
 
 from fedsph.activitystreams import get_id, get_type
 from fedsph.actors import get_actor_by_uri
+from fedsph.blocks import host_of
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.links import kind_of, open_link, settle
+from fedsph.links import (
+    MAX_WAITING_OFFERS_PER_SERVER,
+    kind_of,
+    offers_waiting_from,
+    open_link,
+    refuse_offer,
+    settle,
+)
 from fedsph.models import Actor, SolidarityLink
 
 
@@ -39,6 +47,10 @@ async def handle_offer(ctx: HandlerContext, activity: dict, actor: Actor) -> str
         return "done"  # ours, through the local inbox, or a second delivery
     if await open_link(ctx.db, actor, partner, kind) is not None:
         raise Ignored(f"there is already an open {kind} link between these projects")
+    if await offers_waiting_from(ctx.db, host_of(actor.uri)) >= MAX_WAITING_OFFERS_PER_SERVER:
+        # Any remote Group can offer: one server may not fill our projects' pages and table.
+        await refuse_offer(ctx.db, ctx.urls, partner, actor, offer_uri, kind)
+        return "done"
     ctx.db.add(SolidarityLink(kind=kind, proposer_id=actor.id, partner_id=partner.id,
                               state="proposed", offer_uri=offer_uri))
     return "done"

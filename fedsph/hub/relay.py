@@ -4,9 +4,11 @@ A server subscribes by sending `Follow{object: as:Public}` from its instance act
 Mastodon does when an admin adds a relay) to the hub's inbox or the shared inbox: it becomes a
 Follow row follower=that actor, followed=the hub actor, relay=True, state pending, and waits for
 a coordinator (`fedsph hub relay approve`) unless its server is on FEDSPH_RELAY_ALLOW; past
-FEDSPH_RELAY_MAX_SUBSCRIBERS it gets a Reject and no row. Approved, it gets an Accept. The hub
-then forwards its members' public activities to every subscriber as they were received (the
-original bytes, so the author's integrity proof still verifies), HTTP-signed by the hub actor.
+FEDSPH_RELAY_MAX_SUBSCRIBERS approved ones, or RELAY_MAX_PENDING waiting ones, or when its
+server (by host) has subscribed already, it gets a Reject and no row. Approved, it gets an
+Accept. The hub then forwards its members' public activities to every subscriber as they were
+received (the original bytes, so the author's integrity proof still verifies), HTTP-signed by
+the hub actor.
 `Undo{Follow}` unsubscribes (fedsph/handlers/undo.py finds the row by the Follow's id).
 
 A LitePub relay follows the hub actor itself: it is an ordinary follower and gets the hub's
@@ -24,6 +26,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
+from fedsph.blocks import host_of
 from fedsph.config import Settings
 from fedsph.delivery import enqueue_deliveries
 from fedsph.handlers.context import HandlerContext, Ignored
@@ -33,6 +36,9 @@ from fedsph.outbox import record_activity
 from fedsph.urls import URLs
 
 log = logging.getLogger("fedsph.relay")
+
+# Subscriptions waiting for a coordinator; more are refused until some are decided.
+RELAY_MAX_PENDING = 20
 
 
 async def relay_subscribers(db: AsyncSession, hub: Actor) -> list[Actor]:
@@ -69,7 +75,7 @@ async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     relation = await ctx.db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == hub.id))
     if relation is None or not relation.relay:
-        refused = await _refusal(ctx.db, ctx.settings, hub, actor)
+        refused = await subscription_refusal(ctx.db, ctx.settings, hub, actor)
         if refused:
             log.warning("relay subscription from %s refused: %s", actor.uri, refused)
             await answer_subscription(ctx.db, ctx.urls, hub, actor, activity["id"], accept=False)
@@ -91,18 +97,28 @@ async def subscribe(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     return "done"
 
 
-async def _refusal(db: AsyncSession, settings: Settings, hub: Actor, actor: Actor) -> str | None:
+async def subscription_refusal(db: AsyncSession, settings: Settings, hub: Actor,
+                               actor: Actor) -> str | None:
     """Why a new relay subscription is refused at once, or None.
 
-    A server subscribes once, with its instance actor; so one stranger's host cannot take every
-    place under the cap by sending Follows from many actors.
+    A server subscribes once, with its instance actor: servers are compared by normalised host
+    (`EVIL.example`, `evil.example:443` and `x@evil.example` are one server), so one stranger
+    cannot take every place by sending Follows from many actors or spellings. Pending requests
+    have a small cap of their own, so strangers cannot fill the approved places either.
     """
-    rows = (await db.execute(select(Actor.domain).join(Follow, Follow.follower_id == Actor.id)
+    host = host_of(actor.uri)
+    rows = (await db.execute(select(Actor.uri, Follow.state)
+                             .join(Follow, Follow.follower_id == Actor.id)
                              .where(Follow.followed_id == hub.id, Follow.relay.is_(True)))).all()
-    if len(rows) >= settings.relay_max_subscribers:
-        return f"{len(rows)} subscriptions already (FEDSPH_RELAY_MAX_SUBSCRIBERS)"
-    if any(domain == actor.domain for (domain,) in rows):
-        return f"{actor.domain} has subscribed (or asked to) with another actor"
+    if host is None:
+        return "the subscriber's host name cannot be read"
+    if any(host_of(uri) == host for uri, _ in rows):
+        return f"{host} has subscribed (or asked to) with another actor"
+    accepted = sum(state == "accepted" for _, state in rows)
+    if accepted >= settings.relay_max_subscribers:
+        return f"{accepted} subscribers already (FEDSPH_RELAY_MAX_SUBSCRIBERS)"
+    if len(rows) - accepted >= RELAY_MAX_PENDING and not is_allowed(settings, actor):
+        return f"{len(rows) - accepted} subscriptions wait for a coordinator already"
     return None
 
 

@@ -18,6 +18,7 @@ from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_acto
 from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge
 from fedsph.inbox import SignedRequest, claimed_key_id, receive
 from fedsph.integrity import stored_proof_key
+from fedsph.logtext import printable
 from fedsph.models import Activity, Actor, Object
 from fedsph.notes import NOTE_CONTEXT
 from fedsph.outbox import featured_url
@@ -95,11 +96,11 @@ async def inbox_view(request: web.Request) -> web.Response:
     except HTTPProblem as exc:
         # The one log line of a refused request: reason, peer, key id; never the body.
         inbox_log.warning("inbox refused %s from %s (key %s): %s", exc.status, request.remote,
-                          claimed_key_id(request.headers), exc.message)
+                          printable(claimed_key_id(request.headers)), printable(exc.message))
         raise
     if outcome == "dropped":
         inbox_log.info("inbox dropped a request from %s (key %s): blocked or unknown actor",
-                       request.remote, claimed_key_id(request.headers))
+                       request.remote, printable(claimed_key_id(request.headers)))
     if outcome == "stored" and request.app.get(WORKER) is not None:
         request.app[WORKER].wakeup.set()
     return web.Response(status=202, text="")

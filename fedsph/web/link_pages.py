@@ -28,6 +28,7 @@ async def _render(request: web.Request, actor: Actor, status: int = 200, **extra
     lang = visitor_lang(request)
     async with request.app[SESSIONS]() as db:
         views = await links.link_views(db, actor, lang, states=links.OPEN_STATES)
+        not_shown = await links.count_links(db, actor) - len(views)
     done = request.query.get("done")
     return html_response(
         request, "links_manage.html", status=status, actor=actor,
@@ -35,7 +36,7 @@ async def _render(request: web.Request, actor: Actor, status: int = 200, **extra
         incoming=[v for v in views if v.state == "proposed" and v.incoming],
         outgoing=[v for v in views if v.state == "proposed" and not v.incoming],
         kinds=vocab.choices("solidarity_link", lang), done=done if done in DONE else None,
-        **{"error": None, "partner": "", "kind": "", **extra})
+        not_shown=not_shown, **{"error": None, "partner": "", "kind": "", **extra})
 
 
 async def manage_links(request: web.Request) -> web.Response:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph import blocks
 from fedsph.errors import BadRequest, Unauthorized
 from fedsph.inbox import SignedRequest, signature_params, verified_signer
+from fedsph.logtext import printable
 from fedsph.models import Actor, Follow, Object
 from fedsph.visibility import DIRECT, VISIBLE_TO_ALL, domain_addressed
 from fedsph.web.client_address import client_address
@@ -27,8 +28,8 @@ from fedsph.web.render import wants_html
 log = logging.getLogger("fedsph.signed_fetch")
 
 
-async def signer_domain(request: web.Request) -> str | None:
-    """The domain of the server that signed this GET, or None when it is not (validly) signed."""
+async def fetch_signer(request: web.Request) -> tuple[str, str] | None:
+    """(actor URI, domain) of who signed this GET, or None when it is not (validly) signed."""
     headers = {k.lower(): v for k, v in request.headers.items()}
     params = None
     try:
@@ -37,13 +38,13 @@ async def signer_domain(request: web.Request) -> str | None:
                                query=request.rel_url.raw_query_string, headers=headers,
                                body=None,
                                target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
-        _, domain = await verified_signer(request.app[SESSIONS], request.app[WRITER],
-                                          request.app[REMOTE], params, signed)
+        signer = await verified_signer(request.app[SESSIONS], request.app[WRITER],
+                                       request.app[REMOTE], params, signed)
     except (Unauthorized, BadRequest) as exc:
         log.warning("signed fetch of %s refused: %s; key %r from %s", request.rel_url.raw_path,
-                    exc, getattr(params, "key_id", None), client_address(request))
+                    printable(exc), getattr(params, "key_id", None), client_address(request))
         return None
-    return domain
+    return signer
 
 
 async def domain_follows(db: AsyncSession, author: Actor, domain: str) -> bool:
@@ -62,12 +63,13 @@ async def may_fetch(request: web.Request, obj: Object, author: Actor) -> bool:
         return True
     if wants_html(request) or obj.visibility not in ("followers", DIRECT):
         return False
-    domain = await signer_domain(request)
-    if domain is None:
+    signer = await fetch_signer(request)
+    if signer is None:
         return False
+    signer_uri, domain = signer
     async with request.app[SESSIONS]() as db:
-        if await blocks.is_blocked_domain(db, domain):
-            allowed = False  # a blocked server's followers and addressees see nothing more
+        if await blocks.is_blocked_domain(db, domain) or await blocks.is_blocked(db, signer_uri):
+            allowed = False  # a blocked server or account sees nothing more
         elif obj.visibility == DIRECT:
             allowed = await domain_addressed(db, obj, domain)
         else:

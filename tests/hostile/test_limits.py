@@ -1,7 +1,8 @@
 """Limits (issue 10): what a stranger can make this node store or load is bounded.
 
 Processed queue rows are pruned after FEDSPH_INBOX_RETENTION_DAYS; reply lists are capped in
-the query; relay subscriptions wait for a coordinator, unless allow-listed, and are capped.
+the query; relay subscriptions wait for a coordinator, unless allow-listed, and are capped (approved and
+waiting ones separately), one per server (by host).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import event, func, select
 
+from fedsph.hub import relay
 from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem, Object, utcnow
 from fedsph.outbox import publish_note
@@ -219,21 +221,55 @@ async def test_allow_listed_server_is_approved_at_once(tmp_path, peer):
         await node.runner.cleanup()
 
 
-async def test_subscriptions_past_the_cap_are_rejected_and_not_stored(tmp_path, peer):
-    node = await relay_node(tmp_path, relay_max_subscribers=1)
-    other = await FakePeer().start()
+async def assert_rejected_and_not_stored(node, peer, late) -> None:
+    """`late` got a Reject of its Follow and has no relay row here."""
+    (reject,) = peer.activities("Reject")
+    assert reject["to"] == [late.uri] and reject["object"]["actor"] == late.uri
+    async with node.readers() as db:
+        late_row = await db.scalar(select(Actor.id).where(Actor.uri == late.uri))
+        assert await db.scalar(select(Follow).where(Follow.follower_id == late_row)) is None
+
+
+async def test_waiting_subscriptions_past_their_cap_are_rejected_and_not_stored(node, peer,
+                                                                              monkeypatch):
+    """Pending requests have a cap of their own (RELAY_MAX_PENDING): strangers cannot fill the
+    places of the servers a coordinator would approve."""
+    monkeypatch.setattr(relay, "RELAY_MAX_PENDING", 1)
+    other = await FakePeer(host="127.0.0.2").start()  # another host: another server
     try:
         await hub_node(node)
         await ask_to_subscribe(node, peer)
         late = await ask_to_subscribe(node, other)
-        (row,) = await relay_rows(node)
-        assert row.state == "pending"
+        assert [row.state for row in await relay_rows(node)] == ["pending"]
         assert peer.activities("Reject") == []
-        (reject,) = other.activities("Reject")
-        assert reject["to"] == [late.uri] and reject["object"]["actor"] == late.uri
-        async with node.readers() as db:
-            late_row = await db.scalar(select(Actor.id).where(Actor.uri == late.uri))
-            assert await db.scalar(select(Follow).where(Follow.follower_id == late_row)) is None
+        await assert_rejected_and_not_stored(node, other, late)
+    finally:
+        await other.stop()
+
+
+async def test_waiting_subscriptions_do_not_take_the_approved_places(tmp_path, peer):
+    node = await relay_node(tmp_path, relay_max_subscribers=1)
+    other = await FakePeer(host="127.0.0.2").start()
+    try:
+        await hub_node(node)
+        await ask_to_subscribe(node, peer)
+        await ask_to_subscribe(node, other)
+        assert [row.state for row in await relay_rows(node)] == ["pending", "pending"]
+        assert peer.activities("Reject") == [] and other.activities("Reject") == []
+    finally:
+        await other.stop()
+        await node.runner.cleanup()
+
+
+async def test_subscriptions_past_the_approved_cap_are_rejected_and_not_stored(tmp_path, peer):
+    node = await relay_node(tmp_path, relay_max_subscribers=1, relay_allow="127.0.0.1, 127.0.0.2")
+    other = await FakePeer(host="127.0.0.2").start()
+    try:
+        await hub_node(node)
+        await ask_to_subscribe(node, peer)
+        late = await ask_to_subscribe(node, other)
+        assert [row.state for row in await relay_rows(node)] == ["accepted"]
+        await assert_rejected_and_not_stored(node, other, late)
     finally:
         await other.stop()
         await node.runner.cleanup()
@@ -243,9 +279,41 @@ async def test_a_second_actor_of_the_same_server_is_rejected(node, peer):
     await hub_node(node)
     await ask_to_subscribe(node, peer, "first")
     second = await ask_to_subscribe(node, peer, "second")
-    (reject,) = peer.activities("Reject")
-    assert reject["to"] == [second.uri]
+    await assert_rejected_and_not_stored(node, peer, second)
     assert len(await relay_rows(node)) == 1
+
+
+async def test_another_port_of_the_same_host_is_the_same_server(node, peer):
+    await hub_node(node)
+    await ask_to_subscribe(node, peer, "first")
+    same_host = await FakePeer().start()  # 127.0.0.1 again, on another port
+    try:
+        late = await ask_to_subscribe(node, same_host)
+        await assert_rejected_and_not_stored(node, same_host, late)
+        assert len(await relay_rows(node)) == 1
+    finally:
+        await same_host.stop()
+
+
+async def store_actor(node, uri: str) -> Actor:
+    async with node.sessions() as db, db.begin():
+        actor = Actor(uri=uri, local=False, type="Application", username=uri.rsplit("/", 1)[-1],
+                      domain=uri.split("/")[2], inbox=uri + "/inbox")
+        db.add(actor)
+    return actor
+
+
+@pytest.mark.parametrize("spelling", ["https://x@EVIL.example/actor", "https://evil.example:443/a",
+                                      "https://Evil.Example./relay"])
+async def test_spellings_of_one_host_are_one_server(node, spelling):
+    hub = await hub_node(node)
+    subscribed = await store_actor(node, "https://evil.example/actor")
+    async with node.sessions() as db, db.begin():
+        db.add(Follow(follower_id=subscribed.id, followed_id=hub.id, relay=True, state="pending"))
+    newcomer = await store_actor(node, spelling)
+    async with node.readers() as db:
+        refusal = await relay.subscription_refusal(db, node.settings, hub, newcomer)
+    assert refusal and "evil.example" in refusal
 
 
 async def test_coordinators_approve_a_relay_subscription_on_the_manage_page(node, peer):
