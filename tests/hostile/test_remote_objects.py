@@ -3,6 +3,9 @@ fetch_object), and only a member's token makes this node fetch at all (search re
 
 from __future__ import annotations
 
+import json
+import sqlite3
+
 import aiohttp
 import pytest
 from sqlalchemy import func, select
@@ -131,3 +134,64 @@ async def test_backfill_ignores_an_outbox_redirected_to_another_server(node, pee
     activity = {"actor": project.uri, "object": project.document["outbox"]}
     await fetch_backfill(node.app[REMOTE], activity)
     assert "/outbox" in attacker.gets() and activity["items"] == []
+
+
+# -- URLs stored by older versions ---------------------------------------------------------------
+
+OLD_ACTOR = ("INSERT INTO actors (id, uri, local, type, username, domain, manually_approves, "
+             "created_at, url, icon_url, header_url, outbox, also_known_as, profile) VALUES "
+             "(?, ?, ?, 'Person', ?, 'old.example', 0, '2026-01-01', ?, ?, ?, ?, ?, ?)")
+OLD_OBJECT = ("INSERT INTO objects (id, uri, type, actor_id, local, visibility, published, url, "
+              "attachments, tags) VALUES (?, ?, 'Event', ?, ?, 'public', '2026-01-01', ?, ?, ?)")
+
+
+def _insert_old_rows(path) -> None:
+    good_image = {"type": "Image", "url": "https://old.example/a.png",
+                  "license": "javascript:alert(4)"}
+    with sqlite3.connect(path) as db:
+        db.executemany(OLD_ACTOR, [
+            (1, "https://old.example/users/o", 0, "o", "javascript:alert(1)",
+             "javascript:alert(2)", "https://old.example/h.png", "https://old.example/out",
+             json.dumps(["https://old.example/users/p", "data:,x"]),
+             json.dumps({"links": [{"kind": "website", "url": "vbscript:x"},
+                                   {"kind": "website", "url": "https://old.example/"}],
+                         "partners": [{"name": "P", "url": "javascript:alert(3)"}]})),
+            (2, "http://127.0.0.1:1/actors/us", 1, "us", "https://ours.example/", None, None,
+             None, None, None)])
+        db.executemany(OLD_OBJECT, [
+            (1, "https://old.example/notes/1", 1, 0, "JAVASCRIPT:alert(1)",
+             json.dumps([{"type": "Image", "url": "javascript:alert(2)"}, good_image]),
+             json.dumps([{"type": "Hashtag", "name": "#a", "href": "javascript:alert(3)"}])),
+            (2, "https://old.example/notes/2", 1, 0, "https://old.example/@o/2", None, None)])
+        db.execute("INSERT INTO events (object_id, starts_at, join_mode, online_url) "
+                   "VALUES (1, '2026-03-01', 'free', 'java\tscript:alert(5)')")
+
+
+def test_the_migration_cleans_urls_stored_by_older_versions(tmp_path):
+    from alembic import command
+
+    from fedsph.db import alembic_config
+
+    path = tmp_path / "old.sqlite3"
+    config = alembic_config(f"sqlite+aiosqlite:///{path}")
+    command.upgrade(config, "0007")
+    _insert_old_rows(path)
+    command.upgrade(config, "head")
+    with sqlite3.connect(path) as db:
+        actors = {row[0]: row[1:] for row in db.execute(
+            "SELECT id, url, icon_url, header_url, outbox, also_known_as, profile FROM actors")}
+        objects = {row[0]: row[1:] for row in db.execute(
+            "SELECT id, url, attachments, tags FROM objects")}
+        online = db.execute("SELECT online_url FROM events").fetchone()[0]
+    url, icon, header, outbox, aliases, profile = actors[1]
+    assert (url, icon, header, outbox) == ("https://old.example/users/o", None,
+                                           "https://old.example/h.png", "https://old.example/out")
+    assert json.loads(aliases) == ["https://old.example/users/p"]
+    assert json.loads(profile) == {"links": [{"kind": "website", "url": "https://old.example/"}],
+                                   "partners": [{"name": "P"}]}
+    assert actors[2][0] == "https://ours.example/"  # our own actors are not touched
+    url, attachments, tags = objects[1]
+    assert url == "https://old.example/notes/1"
+    assert json.loads(attachments) == [{"type": "Image", "url": "https://old.example/a.png"}]
+    assert json.loads(tags) == [{"type": "Hashtag", "name": "#a"}]
+    assert objects[2] == ("https://old.example/@o/2", None, None) and online is None
