@@ -8,6 +8,7 @@ Validation rules shared with our own events (zones, URLs, limits) live in fedsph
 from __future__ import annotations
 
 from datetime import UTC, datetime
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import vocab

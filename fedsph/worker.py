@@ -227,7 +227,7 @@ class Worker:
         try:
             document = await fetch_object(self.remote, uri, refetch=False)
             author = author_of(document)
-            if author is None:
+            if get_id(document) != uri or author is None:
                 return  # the handler ignores the boost: no post of a known author to keep
             await resolve_actor(self.sessions, self.remote, author)
         except FetchError as exc:

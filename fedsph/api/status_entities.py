@@ -11,8 +11,8 @@ from urllib.parse import quote, urljoin
 
 from fedsph.api.entities import iso, stored_html
 from fedsph.media import file_url, largest_url
-from fedsph.safe_links import first_http_url, http_url
 from fedsph.models import Media, Object
+from fedsph.safe_links import first_http_url, http_url
 
 VISIBILITY_TO_API = {"public": "public", "unlisted": "unlisted", "followers": "private",
                      "direct": "direct"}
