@@ -17,7 +17,7 @@ from fedsph.profile_wire import CONTEXT as PROFILE_CONTEXT
 from fedsph.profile_wire import actor_profile_properties, remote_profile_values
 from fedsph.proofs import DATA_INTEGRITY_CONTEXT, MULTIKEY_CONTEXT, generate_proof_key, multikey
 from fedsph.remote import Remote, Signer
-from fedsph.safe_links import http_url
+from fedsph.safe_links import first_http_url, http_url
 from fedsph.sanitize import clean_html
 from fedsph.urls import RESERVED_USERNAMES, URLs
 
@@ -147,9 +147,9 @@ def parse_actor_document(document: dict) -> dict:
     actor_type = get_type(document)
     if actor_type not in ACTOR_TYPES:
         raise InvalidActor(f"{uri} is a {actor_type}, not an actor")
-    inbox = get_id(document.get("inbox"))
+    inbox = _http_id(document.get("inbox"))
     if not inbox:
-        raise InvalidActor(f"{uri} has no inbox")
+        raise InvalidActor(f"{uri} has no http(s) inbox")
     keys = published_keys(document)
     key_id, public_pem = next(iter(keys.items()), (None, None))
     endpoints = document.get("endpoints") if isinstance(document.get("endpoints"), dict) else {}
@@ -162,12 +162,12 @@ def parse_actor_document(document: dict) -> dict:
         "domain": urlsplit(uri).netloc,
         "name": document.get("name") if isinstance(document.get("name"), str) else None,
         "summary": clean_html(document.get("summary")) if isinstance(document.get("summary"), str) else None,
-        "url": get_id(document.get("url")) or uri,
+        "url": first_http_url(document.get("url")) or uri,
         "inbox": inbox,
-        "shared_inbox": get_id(endpoints.get("sharedInbox")),
-        "outbox": get_id(document.get("outbox")),
-        "followers_url": get_id(document.get("followers")),
-        "following_url": get_id(document.get("following")),
+        "shared_inbox": _http_id(endpoints.get("sharedInbox")),
+        "outbox": _http_id(document.get("outbox")),
+        "followers_url": _http_id(document.get("followers")),
+        "following_url": _http_id(document.get("following")),
         "key_id": key_id,
         "public_key_pem": public_pem,
         "manually_approves": bool(document.get("manuallyApprovesFollowers")),
@@ -208,8 +208,7 @@ def published_keys(document: dict) -> dict[str, str]:
 
 
 def _http_id(value) -> str | None:
-    uri = get_id(value)
-    return uri if isinstance(uri, str) and uri.startswith(("http://", "https://")) else None
+    return http_url(get_id(value))
 
 
 async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:

@@ -8,11 +8,11 @@ import argparse
 from sqlalchemy import select
 
 from fedsph import events, vocab
-from fedsph.actors import actor_uris, get_local_actor, resolve_handle
+from fedsph.actors import actor_uris, get_local_actor, resolve_actor
 from fedsph.handlers.events import answer_participant, send_join, send_leave
 from fedsph.models import Actor, Event, EventParticipant, Object
 from fedsph.remote import FetchError
-from fedsph.remote_objects import get_object, store_object
+from fedsph.remote_objects import author_of, fetch_object, get_object, store_object
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -166,15 +166,12 @@ async def _remote_event(node, uri: str) -> tuple[Object, Actor]:
         if obj is not None and obj.type == "Event":
             return obj, await db.get(Actor, obj.actor_id)
     try:
-        document = await node.remote.fetch_json(uri)
-        owner_uri = document.get("attributedTo") or document.get("actor")
-        owner_id = await resolve_handle(node.sessions, node.remote,
-                                        owner_uri if isinstance(owner_uri, str) else "")
-    except (FetchError, AttributeError) as exc:
+        document = await fetch_object(node.remote, uri)
+        if document.get("type") != "Event" or author_of(document) is None:
+            raise ValueError(f"{uri} is not an Event")
+        owner_id = await resolve_actor(node.sessions, node.remote, author_of(document))
+    except FetchError as exc:
         raise ValueError(f"cannot fetch the event {uri}: {exc}") from None
-    if not isinstance(document, dict) or document.get("type") != "Event" \
-            or document.get("id") != uri:
-        raise ValueError(f"{uri} is not an Event")
     async with node.sessions() as db, db.begin():
         owner = await db.get(Actor, owner_id)
         return await store_object(db, document, owner), owner

@@ -8,7 +8,6 @@ Validation rules shared with our own events (zones, URLs, limits) live in fedsph
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,12 +23,12 @@ from fedsph.events import (
 )
 from fedsph.models import Event, Object
 from fedsph.outbox import language_tag
+from fedsph.safe_links import http_url
 from fedsph.sanitize import plain_text
 
 
 def _uris(value) -> list[str] | None:
-    found = [u for u in (get_id(v) for v in as_list(value)) if u and urlsplit(u).scheme in
-             ("http", "https")]
+    found = [u for u in (http_url(get_id(v)) for v in as_list(value)) if u]
     return list(dict.fromkeys(found))[:MAX_ACTORS] or None
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from babel import Locale
 
-from fedsph import vocab
+from fedsph import safe_links, vocab
 from fedsph.activitystreams import FEDSPH_NS, as_list, compact_term, get_id
 from fedsph.models import Actor
 from fedsph.profile import (
@@ -288,8 +288,7 @@ def solidarity_links_from(value: Any, own_id: str | None) -> list[dict]:
         kind = compact_term(kind) if isinstance(kind, str) else None
         subject, other = get_id(item.get("subject")) or own_id, get_id(item.get("object"))
         if (kind and re.fullmatch(r"[a-z_]{1,32}", kind)
-                and all(isinstance(end, str) and end.startswith(("http://", "https://"))
-                        for end in (subject, other))  # both ends become links on our pages
+                and all(safe_links.http_url(end) for end in (subject, other))  # links on our pages
                 and own_id in (subject, other) and subject != other):
             link = {"kind": kind, "subject": subject, "object": other}
             if link not in links:

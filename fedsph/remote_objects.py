@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import urldefrag
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,8 +17,11 @@ from fedsph.activitystreams import (
     same_origin,
     term,
 )
+from fedsph.errors import FetchError
 from fedsph.events_received import store_event_details
 from fedsph.models import Actor, Follow, Object, utcnow
+from fedsph.remote import Remote
+from fedsph.safe_links import first_http_url, http_url
 from fedsph.sanitize import clean_html, plain_text
 from fedsph.visibility import addressees, store_addressees, visibility_of
 
@@ -36,15 +39,6 @@ def _text(value) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _http_url(value) -> str | None:
-    """The first http(s) URL of a string, a Link or a list of them."""
-    for item in as_list(value):
-        url = item if isinstance(item, str) else (item.get("href") if isinstance(item, dict) else None)
-        if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and urlsplit(url).netloc:
-            return url[:2048]
-    return None
-
-
 def _number(value, low: float, high: float) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -57,14 +51,14 @@ def _attachments(document: dict) -> list[dict] | None:
     for item in as_list(document.get("attachment"))[:MAX_ATTACHMENTS]:
         if not isinstance(item, dict) or get_type(item) not in ATTACHMENT_TYPES:
             continue
-        url = _http_url(item.get("url"))
+        url = first_http_url(item.get("url"))
         if url is None:
             continue
         clean = {"type": get_type(item), "url": url, "name": plain_text(item.get("name"), 1500),
                  "mediaType": _text(item.get("mediaType")), "blurhash": _text(item.get("blurhash")),
                  "width": _number(item.get("width"), 1, 100000),
                  "height": _number(item.get("height"), 1, 100000),
-                 "license": _http_url(term(item, "license")),
+                 "license": first_http_url(term(item, "license")),
                  "author": plain_text(term(item, "author"), 200)}
         if clean["mediaType"] and not MEDIA_TYPE.match(clean["mediaType"]):
             clean["mediaType"] = None
@@ -92,7 +86,7 @@ def _tags(document: dict) -> list[dict] | None:
         if get_type(tag) == "Hashtag" and not name.startswith("#"):
             name = "#" + name
         kept.append({k: v for k, v in {"type": get_type(tag), "name": name,
-                                        "href": _http_url(tag.get("href"))}.items() if v})
+                                        "href": first_http_url(tag.get("href"))}.items() if v})
     kept += [{"type": "theme", "name": t} for t in dict.fromkeys(themes)]
     return kept or None
 
@@ -142,7 +136,7 @@ def object_columns(document: dict, followers_url: str | None = None) -> dict:
         "content_map": clean_map or None,
         "language": next(iter(clean_map), None),
         "summary": clean_html(_text(document.get("summary"))) or None,
-        "url": _http_url(document.get("url")) or document["id"],
+        "url": first_http_url(document.get("url")) or document["id"],
         "in_reply_to": get_id(document.get("inReplyTo")),
         "visibility": visibility_of(document, followers_url),
         "document": document,
@@ -232,3 +226,39 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
         # When, where and how to join (an Event without a usable start is kept as a post only).
         await store_event_details(db, obj, document)
     return obj
+
+
+# -- fetching an object by its URL ------------------------------------------------------------
+
+
+class UnboundObject(FetchError):
+    """A fetched document that cannot be believed as what its `id` says (see fetch_object)."""
+
+
+def author_of(document: dict) -> str | None:
+    """The object's author: `attributedTo`, else `actor` (the first id of either)."""
+    for key in ("attributedTo", "actor"):
+        author = next((a for a in map(get_id, as_list(document.get(key))) if a), None)
+        if author is not None:
+            return author
+    return None
+
+
+async def fetch_object(remote: Remote, url: str, refetch: bool = True) -> dict:
+    """The object at `url`, bound to where its bytes came from and to its author's server.
+
+    The one rule for every object fetched by URL (Mastodon's CVE-2024-23832, as
+    fedsph.actors.fetch_actor for actors): the document's `id` must be the URL that served it
+    after redirects, or it is fetched once more from its id; an author, when it names one, is
+    on the id's server. An open redirect on one server so never lends it another's content.
+    """
+    document, final_url = await remote.fetch_document(urldefrag(url)[0])
+    claimed = get_id(document)
+    if claimed != urldefrag(final_url)[0]:
+        if not refetch or not http_url(claimed):
+            raise UnboundObject(f"{final_url} serves a document whose id is {claimed!r}")
+        return await fetch_object(remote, claimed, refetch=False)
+    author = author_of(document)
+    if author is not None and not same_origin(author, claimed):
+        raise UnboundObject(f"{claimed} names an author on another server: {author}")
+    return document

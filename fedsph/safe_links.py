@@ -56,3 +56,15 @@ def origin(uri: str | None) -> tuple[str, str, int] | None:
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
     return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
+def first_http_url(value: object) -> str | None:
+    """The first http(s) URL of a string, a Link (its `href`) or a list of them, else None.
+
+    AS2 lets `url` (and a tag's `href`) be any of these shapes; each candidate passes http_url.
+    """
+    for item in value if isinstance(value, list) else [value]:
+        url = http_url(item.get("href") if isinstance(item, dict) else item)
+        if url is not None:
+            return url
+    return None

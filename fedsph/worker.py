@@ -32,7 +32,7 @@ from fedsph.media_prune import prune_media
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, Object, utcnow
 from fedsph.queue import claim, prune_finished
 from fedsph.remote import PostResult, Remote
-from fedsph.remote_objects import is_followed_locally
+from fedsph.remote_objects import UnboundObject, author_of, fetch_object, is_followed_locally
 from fedsph.urls import URLs
 
 log = logging.getLogger("fedsph.worker")
@@ -194,9 +194,10 @@ class Worker:
                 and same_origin(obj, actor_uri) and await self._may_fetch(obj)):
             # Only the object's own server is asked, as Mastodon does; a foreign one is refused
             # later by the handler's origin check without a request.
-            document, final_url = await self.remote.fetch_document(obj)
-            if get_id(document) == final_url:  # bound to where it was fetched (fedsph.actors)
-                activity["object"] = document
+            try:
+                activity["object"] = await fetch_object(self.remote, obj)
+            except UnboundObject:
+                pass  # left a bare id: the handler finds no object it could believe
         if get_type(activity) == "Move" and get_id(activity.get("target")):
             await self._refresh_actor(get_id(activity.get("target")))
         if get_type(activity) == "Announce":
@@ -236,14 +237,13 @@ class Worker:
                 and await self._may_fetch(uri, *claimed)):
             return
         try:
-            document, final_url = await self.remote.fetch_document(uri)
-            author = get_id(document.get("attributedTo"))
-            if get_id(document) != uri or final_url != uri or not author \
-                    or not same_origin(author, uri) or not await self._may_fetch(author):
+            document = await fetch_object(self.remote, uri, refetch=False)
+            author = author_of(document)
+            if get_id(document) != uri or author is None or not await self._may_fetch(author):
                 return  # the handler ignores the boost: no post of a known author to keep
             await resolve_actor(self.sessions, self.remote, author)
         except FetchError as exc:
-            if exc.status in (404, 410) or isinstance(exc, BlockedAddress):
+            if exc.status in (404, 410) or isinstance(exc, BlockedAddress | UnboundObject):
                 return  # gone, or not somewhere we may ask: the boost is ignored
             raise
         activity["object"] = document

@@ -9,6 +9,7 @@ from datetime import datetime
 from fedsph.models import Actor
 from fedsph.profile import primary_language
 from fedsph.profile_wire import profile_attachments
+from fedsph.safe_links import http_url
 from fedsph.sanitize import clean_html
 
 MISSING_IMAGE = "/avatars/original/missing.png"  # served by fedsph/api/accounts.py
@@ -33,16 +34,28 @@ def plain_text(html_text: str | None) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
 
 
+def stored_html(value: str | None) -> str:
+    """Stored HTML as apps get it: sanitised again on the way out, as pages do (the `sanitized`
+    filter), so rows stored by older versions cannot reach an app as live markup."""
+    return clean_html(value if isinstance(value, str) else None)
+
+
+def profile_url(actor: Actor) -> str:
+    """The actor's web page when it is an http(s) URL, else its id (older rows kept any URL)."""
+    return http_url(actor.url) or actor.uri
+
+
 def account_fields(actor: Actor, lang: str) -> list[dict]:
     """A project's profile facts (local), or a remote actor's PropertyValue attachments."""
     if actor.local:
         pairs = [(f["name"], f["value"]) for f in profile_attachments(actor.profile or {}, lang)]
     else:
         attachments = (actor.document or {}).get("attachment") or []
-        pairs = [(str(a.get("name", "")), clean_html(str(a.get("value", ""))))
+        pairs = [(str(a.get("name", "")), str(a.get("value", "")))
                  for a in (attachments if isinstance(attachments, list) else [])
                  if isinstance(a, dict) and a.get("type") == "PropertyValue"]
-    return [{"name": name, "value": value, "verified_at": None} for name, value in pairs]
+    return [{"name": name, "value": stored_html(value), "verified_at": None}
+            for name, value in pairs]
 
 
 def account(actor: Actor, base_url: str, counts: dict[str, int], lang: str = "en") -> dict:
@@ -54,10 +67,10 @@ def account(actor: Actor, base_url: str, counts: dict[str, int], lang: str = "en
         "id": str(actor.id),
         "username": actor.username,
         "acct": acct(actor),
-        "url": actor.url or actor.uri,
+        "url": profile_url(actor),
         "uri": actor.uri,
         "display_name": actor.name or "",
-        "note": actor.summary or "",
+        "note": stored_html(actor.summary),
         "avatar": avatar, "avatar_static": avatar,
         "header": header, "header_static": header,
         "locked": bool(actor.manually_approves),

@@ -1,7 +1,7 @@
 """Search (v2): accounts by handle, by URL, or local ones by username or name; statuses by URL.
 
 `user@host`, `@user@host` and actor URLs are looked up among known actors; with `resolve=true`
-(which needs a token, as on Mastodon) unknown ones are fetched through WebFinger and signed GETs.
+(which needs a user's token, as on Mastodon) unknown ones are fetched through WebFinger and signed GETs.
 A post's URL finds the post we hold; with `resolve=true` an unknown one is fetched (signed GET)
 and stored when it is a post whose id is on its author's server. There is no full-text search of
 statuses, and hashtags are answered with an empty list.
@@ -9,13 +9,11 @@ statuses, and hashtags are answered with an empty list.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from aiohttp import web
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import as_list, get_id, get_type
+from fedsph.activitystreams import get_type
 from fedsph.actors import resolve_actor, resolve_handle
 from fedsph.api.accounts import account_entity, visible
 from fedsph.api.errors import ApiError, api_json
@@ -25,7 +23,14 @@ from fedsph.api.tokens import Caller, optional_caller
 from fedsph.errors import FetchError
 from fedsph.models import Actor, Object
 from fedsph.queries import not_withheld
-from fedsph.remote_objects import get_object, store_object
+from fedsph.remote_objects import (
+    NotTheOwner,
+    OlderThanHeld,
+    author_of,
+    fetch_object,
+    get_object,
+    store_object,
+)
 from fedsph.visibility import may_see
 from fedsph.web.keys import REMOTE, SESSIONS, WRITER
 
@@ -82,49 +87,43 @@ async def _known_status(db: AsyncSession, url: str, me: Actor | None) -> Object 
     return obj if obj is not None and await may_see(db, obj, me) else None
 
 
-def _host(url: str | None) -> str | None:
-    return urlsplit(url).netloc.lower() if url else None
-
-
 async def _fetch_post(request: web.Request, url: str) -> tuple[dict, str] | None:
-    """The post at `url` and its author's URI, when its id is on its author's server.
-
-    A document whose id differs from the URL asked for is fetched again from its id, so what we
-    store always comes from the server that owns the id.
-    """
-    remote = request.app[REMOTE]
-    document = await remote.fetch_json(url)
-    object_id = get_id(document)
-    if object_id and object_id != url:
-        document = await remote.fetch_json(object_id)
-        if get_id(document) != object_id:
-            return None
-    if get_type(document) not in STATUS_TYPES or not isinstance(get_id(document), str):
-        return None
-    author = next((a for a in map(get_id, as_list(document.get("attributedTo"))) if a), None)
-    if author is None or _host(author) != _host(document["id"]):
+    """The post at `url` and its author's URI, bound to its author's server (fetch_object)."""
+    document = await fetch_object(request.app[REMOTE], url)
+    author = author_of(document)
+    if get_type(document) not in STATUS_TYPES or author is None:
         return None
     return document, author
 
 
-async def _resolve_status(request: web.Request, url: str) -> None:
-    """Fetch, check and store the post at `url`; no transaction is open while fetching."""
+async def _resolve_status(request: web.Request, url: str) -> str | None:
+    """Fetch, check and store the post at `url`; its id, or None when nothing was kept.
+
+    No transaction is open while fetching.
+    """
     try:
         fetched = await _fetch_post(request, url)
         if fetched is None:
-            return
+            return None
         document, author_uri = fetched
         author_id = await resolve_actor(request.app[SESSIONS], request.app[REMOTE], author_uri)
     except FetchError:
-        return  # not a post, or its server did not answer: nothing found
+        return None  # not a post, or its server did not answer: nothing found
     async with request.app[WRITER]() as db, db.begin():
         existing = await get_object(db, document["id"])
         if existing is not None and (existing.deleted_at is not None
                                      or existing.actor_id != author_id):
-            return
+            return None
         author = await db.get(Actor, author_id)
-        if author is not None and not author.local:
+        if author is None or author.local:
+            return None
+        try:
             await store_object(db, document, author)
+        except OlderThanHeld:
+            pass  # its server served an older copy than ours: search finds the one we hold
+        except NotTheOwner:
+            return None
+    return document["id"]
 
 
 async def _statuses(request: web.Request, query: str, caller: Caller | None,
@@ -133,11 +132,12 @@ async def _statuses(request: web.Request, query: str, caller: Caller | None,
     async with request.app[SESSIONS]() as db:
         obj = await _known_status(db, query, me)
         is_actor = obj is None and await _known(db, query) is not None
-    if obj is None and resolve and not is_actor:
-        await _resolve_status(request, query)
+    resolved = await _resolve_status(request, query) if obj is None and resolve and not is_actor \
+        else None
     async with request.app[SESSIONS]() as db:
-        if obj is None and resolve and not is_actor:
-            obj = await _known_status(db, query, me)
+        if resolved is not None:
+            # Found under its id, which may differ from the URL asked for (a page's address).
+            obj = await _known_status(db, resolved, me)
         return [await status_entity(request, db, obj, me)] if obj is not None else []
 
 
@@ -146,7 +146,8 @@ async def search_v2(request: web.Request) -> web.Response:
     query = request.query.get("q", "").strip()
     kind = request.query.get("type", "")
     resolve = flag(request.query, "resolve")
-    if resolve and caller is None:
+    if resolve and (caller is None or caller.actor is None):
+        # An app-only token acts for nobody: as on Mastodon, only a user may make us fetch.
         raise ApiError(401, "Search queries that resolve remote resources are not supported "
                             "without authentication")
     limit = max(1, _number(number_param(request.query, "limit"), DEFAULT_LIMIT, MAX_LIMIT))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import html
 from urllib.parse import quote, urljoin
 
-from fedsph.api.entities import iso
+from fedsph.api.entities import iso, stored_html
 from fedsph.media import file_url, largest_url
 from fedsph.models import Media, Object
+from fedsph.safe_links import first_http_url, http_url
 
 VISIBILITY_TO_API = {"public": "public", "unlisted": "unlisted", "followers": "private",
                      "direct": "direct"}
@@ -47,11 +48,7 @@ def remote_attachment(obj: Object, position: int, document: dict) -> dict:
     media_type = str(document.get("mediaType") or "")
     kind = next((k for k in ("image", "video", "audio") if media_type.startswith(k + "/")),
                 "image" if document.get("type") == "Image" else "unknown")
-    url = document.get("url")
-    if isinstance(url, list):
-        url = next((u.get("href") if isinstance(u, dict) else u for u in url), None)
-    elif isinstance(url, dict):
-        url = url.get("href")
+    url = first_http_url(document.get("url"))
     meta = {}
     if isinstance(document.get("width"), int) and isinstance(document.get("height"), int):
         meta["original"] = _size(document["width"], document["height"])
@@ -77,7 +74,7 @@ def spoiler_text(obj: Object) -> str:
 def hashtags(obj: Object) -> list[dict]:
     """Status::Tag needs a URL: a remote Hashtag without `href` links to its server's tag page."""
     return [{"name": (name := tag["name"].lstrip("#")),
-             "url": tag.get("href") or urljoin(obj.uri, "/tags/" + quote(name.lower()))}
+             "url": http_url(tag.get("href")) or urljoin(obj.uri, "/tags/" + quote(name.lower()))}
             for tag in obj.tags or [] if tag.get("type") in ("Hashtag", "theme") and tag.get("name")]
 
 
@@ -92,7 +89,7 @@ def status(obj: Object, account: dict, media: list[dict], *, replies: int, favou
         "created_at": iso(obj.published),
         "edited_at": iso(obj.updated),
         "account": account,
-        "content": obj.content or "",
+        "content": stored_html(obj.content),
         "visibility": VISIBILITY_TO_API.get(obj.visibility, "direct"),  # unknown: the narrowest
         "sensitive": bool(obj.summary),
         "spoiler_text": spoiler_text(obj),

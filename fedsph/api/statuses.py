@@ -16,7 +16,7 @@ from fedsph import outbox
 from fedsph.api import status_entities
 from fedsph.api import text as status_text
 from fedsph.api.accounts import account_entity
-from fedsph.api.entities import acct
+from fedsph.api.entities import acct, profile_url
 from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
 from fedsph.api.params import get_by_id, list_param, read_params
@@ -105,7 +105,7 @@ async def _mention_entities(db: AsyncSession, obj: Object) -> list[dict]:
     if not hrefs:
         return []
     actors = {a.uri: a for a in await db.scalars(select(Actor).where(Actor.uri.in_(hrefs)))}
-    return [{"id": str(a.id), "username": a.username, "acct": acct(a), "url": a.url or a.uri}
+    return [{"id": str(a.id), "username": a.username, "acct": acct(a), "url": profile_url(a)}
             for a in (actors.get(h) for h in hrefs) if a is not None]
 
 

@@ -34,6 +34,13 @@ async def queue_backfill(db: AsyncSession, urls: URLs, hub: Actor, project: Acto
                      body=orjson.dumps(document)))
 
 
+async def _fetch_from(remote: Remote, url: str, actor_uri: str) -> dict:
+    """The collection at `url`, refused (as empty) when a redirect took us off the project's
+    server: the posts in it are believed only from there (fedsph.remote_objects.fetch_object)."""
+    document, final_url = await remote.fetch_document(url)
+    return document if same_origin(final_url, actor_uri) else {}
+
+
 async def fetch_backfill(remote: Remote, activity: dict) -> None:
     """Worker side: the outbox's first page (from the project's own host), as activity["items"]."""
     actor_uri, outbox = get_id(activity.get("actor")), get_id(activity.get("object"))
@@ -41,10 +48,10 @@ async def fetch_backfill(remote: Remote, activity: dict) -> None:
     if not same_origin(outbox, actor_uri):
         return
     try:
-        collection = await remote.fetch_json(outbox)
+        collection = await _fetch_from(remote, outbox, actor_uri)
         page = collection.get("first")
         if isinstance(page, str) and same_origin(page, actor_uri):
-            page = await remote.fetch_json(page)
+            page = await _fetch_from(remote, page, actor_uri)
         if not isinstance(page, dict):
             page = collection
         items = as_list(page.get("orderedItems") or page.get("items"))[:BACKFILL_LIMIT]

@@ -129,7 +129,7 @@ def remote_images(attachments) -> list[Image]:
         src = get_id(url) if not isinstance(url, list) else get_id(next(
             (u for u in url if isinstance(u, dict) and str(u.get("mediaType", "")).startswith("image/")),
             url[0] if url else None))
-        if not src or not src.startswith(("https://", "http://")):
+        if not http_url(src):
             continue
         alt = item.get("name") if isinstance(item.get("name"), str) else ""
         images.append(Image(src, alt, _number(item.get("width")), _number(item.get("height"))))

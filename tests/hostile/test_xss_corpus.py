@@ -22,6 +22,7 @@ from fedsph.activitystreams import PUBLIC
 from fedsph.models import Actor, Object
 from fedsph.notes import text_to_html
 from fedsph.outbox import publish_update
+from fedsph.safe_links import http_url
 from fedsph.web.render import safe_href
 from tests.hostile.xss import PAYLOADS, problems
 from tests.test_members import CSRF_RE, browser, jpeg, login, make_user, multipart
@@ -154,6 +155,54 @@ async def test_corpus_through_the_inbox(node, peer):
     assert stored, "no post was stored: the test would prove nothing"
     paths = [remote("objects", uri) for uri in uris if uri in stored]
     await assert_pages_safe(node, [*paths, remote("actors", alice.uri), "/", "/actors/coop"])
+    await assert_stored_urls_are_http(node, alice.uri)
+    assert (await assert_api_safe(node, alice.uri))["url"] == alice.uri
+
+
+async def assert_stored_urls_are_http(node, actor_uri: str) -> None:
+    """The rows themselves keep only http(s) URLs (fedsph.safe_links), whatever was sent."""
+    async with node.readers() as db:
+        actor = await db.scalar(select(Actor).where(Actor.uri == actor_uri))
+        posts = list(await db.scalars(select(Object).where(Object.actor_id == actor.id)))
+    assert (actor.url, actor.icon_url, actor.header_url) == (actor_uri, None, None)
+    for post in posts:
+        assert http_url(post.url), post.url
+        assert all(http_url(item.get("url")) for item in post.attachments or []), post.attachments
+        assert all(http_url(tag.get("href", "http://x.example/")) for tag in post.tags or [])
+
+
+async def api_get(node, path: str):
+    async with aiohttp.ClientSession() as http, http.get(node.base + path) as response:
+        assert response.status == 200, (path, response.status)
+        return await response.json()
+
+
+def assert_entity_safe(entity: dict) -> None:
+    """An Account or Status entity as apps get it: its HTML safe, its URLs http(s)."""
+    for html in (entity.get("content"), entity.get("note"),
+                 *(field["value"] for field in entity.get("fields", []))):
+        assert problems(html or "") == [], html
+    for key in ("url", "avatar", "header"):
+        assert key not in entity or http_url(entity[key]), entity[key]
+    for mention in entity.get("mentions", []):
+        assert http_url(mention["url"]), mention
+    for nested in (entity.get("account"), *entity.get("media_attachments", [])):
+        if nested:
+            assert_entity_safe(nested)
+
+
+async def assert_api_safe(node, actor_uri: str) -> dict:
+    """The actor's Account, its statuses, the public timeline and each Status are safe."""
+    async with node.readers() as db:
+        actor = await db.scalar(select(Actor).where(Actor.uri == actor_uri))
+    account = await api_get(node, f"/api/v1/accounts/{actor.id}")
+    assert_entity_safe(account)
+    statuses = await api_get(node, f"/api/v1/accounts/{actor.id}/statuses")
+    assert statuses, "no status reached the API: the test would prove nothing"
+    for status in statuses + await api_get(node, "/api/v1/timelines/public"):
+        assert_entity_safe(status)
+        assert_entity_safe(await api_get(node, f"/api/v1/statuses/{status['id']}"))
+    return account
 
 
 async def test_stored_remote_urls_are_never_links(node):
@@ -175,6 +224,24 @@ async def test_stored_remote_urls_are_never_links(node):
     pages = await assert_pages_safe(node, [remote("actors", other.uri),
                                            remote("objects", "https://evil.example/objects/1")])
     assert "See it there" in pages[remote("actors", other.uri)]  # shown as text, not as a link
+
+
+async def test_rows_stored_by_older_versions_are_sanitised_by_the_api(node):
+    """The client API cleans stored HTML again, as pages do: old rows reach apps harmless."""
+    async with node.sessions() as db, db.begin():
+        old = Actor(uri="https://old.example/users/o", local=False, type="Person", username="o",
+                    domain="old.example", name="O", url="https://old.example/@o",
+                    summary=LEGACY_XSS, document={"attachment": [
+                        {"type": "PropertyValue", "name": "web", "value": LEGACY_XSS}]})
+        db.add(old)
+        await db.flush()
+        db.add(Object(uri="https://old.example/notes/1", type="Note", actor_id=old.id,
+                      local=False, url="https://old.example/@o/1", content=LEGACY_XSS,
+                      visibility="public"))
+    await assert_api_safe(node, old.uri)
+    async with node.readers() as db:  # cleaned on the way out; the row itself is untouched
+        stored = await db.scalar(select(Object).where(Object.uri == "https://old.example/notes/1"))
+    assert stored.content == LEGACY_XSS
 
 
 async def test_rows_stored_by_older_versions_are_sanitised_when_shown(node):
