@@ -9,7 +9,15 @@ from urllib.parse import urldefrag, urlsplit
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.activitystreams import ACTOR_CONTEXT, as_list, get_id, get_type, iso, same_origin
+from fedsph.activitystreams import (
+    ACTOR_CONTEXT,
+    as_list,
+    get_id,
+    get_type,
+    iso,
+    parse_iso,
+    same_origin,
+)
 from fedsph.crypto import generate_rsa_keypair
 from fedsph.errors import FetchError
 from fedsph.models import Actor, utcnow
@@ -209,6 +217,32 @@ def published_keys(document: dict) -> dict[str, str]:
 
 def _http_id(value) -> str | None:
     return http_url(get_id(value))
+
+
+def embedded_update_is_fresh(activity: dict, held: Actor) -> bool:
+    """Whether an actor's Update of itself may carry its new document, as Mastodon reads it.
+
+    Without a proof it was signed over HTTP by the actor's own server just now (the inbox takes
+    another signer only with the actor's proof), so it is as fresh as a fetch. With a proof it
+    may be an old Update relayed again: only one made after we last fetched the actor is newer
+    than our copy. Keys never come this way (`values_from_update`)."""
+    proof = activity.get("proof")
+    if proof is None:
+        return True
+    created = parse_iso(proof.get("created")) if isinstance(proof, dict) else None
+    return created is not None and held.fetched_at is not None and created > held.fetched_at
+
+
+def values_from_update(document: dict, held: Actor) -> dict:
+    """Column values from an actor's Update of itself, its keys excepted: the signing key and the
+    proof key are only ever taken from its own document fetched from its id."""
+    values = parse_actor_document(document)
+    kept = {name: (held.document or {}).get(name) for name in ("publicKey", "assertionMethod")}
+    values["document"] = {**values["document"], **{k: v for k, v in kept.items() if v}}
+    for name in ("publicKey", "assertionMethod"):
+        if not kept[name]:
+            values["document"].pop(name, None)
+    return {**values, "key_id": held.key_id, "public_key_pem": held.public_key_pem}
 
 
 async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:

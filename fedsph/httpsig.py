@@ -111,7 +111,7 @@ def _timestamp(params: dict[str, str], name: str) -> int | None:
         return None
     seconds = parse_number(params[name], maximum=MAX_UNIX_TIME)
     if seconds is None:
-        raise Unauthorized("created/expires are not integers")
+        raise Unauthorized(f"signature {name} is not a possible time")
     return seconds
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.activitystreams import get_id, get_type, same_origin
-from fedsph.actors import resolve_actor, signer_for
+from fedsph.actors import embedded_update_is_fresh, resolve_actor, signer_for
 from fedsph.blocks import fetchable
 from fedsph.config import Settings
 from fedsph.delivery import backoff, decide, pause_for
@@ -188,8 +188,11 @@ class Worker:
         """The activity's object dereferenced (in place), and what its handler reads; every
         URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
-        if get_type(activity) == "Update" and get_id(obj) == actor_uri:  # not what it embeds
-            await self._refresh_actor(actor_uri)
+        if get_type(activity) == "Update" and get_id(obj) == actor_uri:
+            async with self.sessions() as db:
+                held = await db.get(Actor, actor_id)
+            if not (isinstance(obj, dict) and embedded_update_is_fresh(activity, held)):
+                await self._refresh_actor(actor_uri)  # maybe old: its own document decides
         elif (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
                 and same_origin(obj, actor_uri) and await self._may_fetch(obj)):
             # Only the object's own server is asked, as Mastodon does; a foreign one is refused

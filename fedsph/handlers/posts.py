@@ -5,7 +5,13 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 
 from fedsph.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
-from fedsph.actors import get_actor_by_uri
+from fedsph.actors import (
+    InvalidActor,
+    embedded_update_is_fresh,
+    get_actor_by_uri,
+    store_remote_actor,
+    values_from_update,
+)
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
@@ -124,9 +130,15 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
 
 async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     if get_id(activity.get("object")) == actor.uri:
-        # The embedded document is never read: any relay holding an old Update with the actor's
-        # proof could roll back its key, inbox or name. The worker refetched the actor from its
-        # own id before this handler ran (fedsph.worker), and that copy is what we keep.
+        # The embedded document is read only when it is certainly new (the actor's own server
+        # sent it now, or its proof is newer than our copy), and never for keys; otherwise the
+        # worker refetched the actor from its own id before this handler ran (fedsph.worker).
+        obj = activity["object"]
+        if not actor.local and isinstance(obj, dict) and embedded_update_is_fresh(activity, actor):
+            try:
+                await store_remote_actor(ctx.db, values_from_update(obj, actor))
+            except InvalidActor as exc:
+                raise Ignored(str(exc)) from None
         await reshare_member_activity(ctx, activity, actor)
         return "done"
     obj = await _embedded_object(ctx, activity, actor)

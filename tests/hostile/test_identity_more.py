@@ -7,6 +7,8 @@ must not have done (rows, stored documents, requests the node must not have made
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import func, select
 
@@ -22,6 +24,7 @@ from fedsph.models import (
     Object,
     Reaction,
 )
+from fedsph.proofs import generate_proof_key, multikey, sign_activity
 from tests.conftest import make_settings, start_node
 from tests.dbfixtures import add_follow, store_remote
 from tests.fakepeer import AS, FakePeer, PeerActor
@@ -116,24 +119,37 @@ async def test_a_replayed_create_does_not_roll_back_an_edit(node, peer):
 
 # -- 3. an actor's Update is refetched, never read ------------------------------------------------
 
-async def test_an_actor_update_keeps_what_the_actors_own_document_says(node, peer):
+async def test_an_actor_update_never_brings_keys_nor_an_old_document(node, peer):
+    """An Update of an actor by its own server is read as Mastodon reads it, its keys excepted;
+    one carrying an older proof (relayed again, maybe by anyone) changes nothing, and the actor's
+    own document decides (fedsph.actors.embedded_update_is_fresh, values_from_update)."""
     bob = peer.add_actor("bob")
+    proof_pem = generate_proof_key()
+    bob.document["assertionMethod"] = [multikey(bob.uri, proof_pem)]
     await follower_of(node, bob)
     other_key = peer.add_actor("eve").public_pem
-    embedded = {**bob.document, "name": "Rolled back", "inbox": peer.base + "/stolen",
+    embedded = {**bob.document, "name": "Bob Renamed", "inbox": peer.base + "/users/bob/inbox2",
                 "publicKey": {**bob.document["publicKey"], "publicKeyPem": other_key}}
     assert await deliver(node, peer, bob, "Update", embedded) == "done"
-    async with node.readers() as db:
-        cached = await db.scalar(select(Actor).where(Actor.uri == bob.uri))
-    assert cached.name == "Bob" and cached.inbox == bob.document["inbox"]
-    assert cached.public_key_pem.strip() == bob.public_pem.strip()
-    assert peer.gets().count("/users/bob") >= 1  # refetched from its own id
+    cached = await cached_actor(node, bob.uri)
+    assert cached.name == "Bob Renamed" and cached.inbox == peer.base + "/users/bob/inbox2"
+    assert cached.public_key_pem.strip() == bob.public_pem.strip()  # keys: never from an Update
 
-    bob.document["name"] = "Bob Renamed"  # what the actor's own server says now
-    assert await deliver(node, peer, bob, "Update", embedded) == "done"
+    old = sign_activity({"@context": AS, "id": peer.new_id(), "type": "Update", "actor": bob.uri,
+                         "object": {**embedded, "name": "Rolled back", "inbox": peer.base + "/x"},
+                         "to": [PUBLIC]}, bob.uri, proof_pem, created=datetime(2026, 1, 1, tzinfo=UTC))
+    gets = len(peer.gets())
+    assert (await peer.post(bob, node.urls.shared_inbox(), old))[0] == 202
+    await node.run_worker()
+    cached = await cached_actor(node, bob.uri)
+    assert cached.name == "Bob" and cached.inbox == bob.document["inbox"]  # its own document
+    assert peer.gets()[gets:].count("/users/bob") >= 1  # refetched from its own id
+    assert cached.public_key_pem.strip() == bob.public_pem.strip()
+
+
+async def cached_actor(node, uri: str) -> Actor:
     async with node.readers() as db:
-        cached = await db.scalar(select(Actor).where(Actor.uri == bob.uri))
-    assert cached.name == "Bob Renamed" and cached.inbox == bob.document["inbox"]
+        return await db.scalar(select(Actor).where(Actor.uri == uri))
 
 
 # -- 4. boosts respect blocks ---------------------------------------------------------------------
