@@ -142,7 +142,8 @@ def _count(field: str, raw: Any) -> int:
     number = parse_number(raw.strip()) if isinstance(raw, str) else raw
     if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= MAX_COUNT:
         raise ProfileError(N_("%(field)s: %(value)r is not a whole number from 0 to %(limit)s"),
-                           field=field, value=raw, limit=MAX_COUNT)
+                           field=field, value=number if isinstance(number, int) else raw,
+                           limit=MAX_COUNT)
     return number
 
 
@@ -151,7 +152,8 @@ def _year(field: str, raw: Any) -> int:
     if not isinstance(year, int) or isinstance(year, bool) \
             or not YEAR_RANGE[0] <= year <= YEAR_RANGE[1]:
         raise ProfileError(N_("%(field)s: %(value)r is not a year from %(first)s to %(last)s"),
-                           field=field, value=raw, first=YEAR_RANGE[0], last=YEAR_RANGE[1])
+                           field=field, value=year if isinstance(year, int) else raw,
+                           first=YEAR_RANGE[0], last=YEAR_RANGE[1])
     return year
 
 
