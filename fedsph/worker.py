@@ -189,10 +189,10 @@ class Worker:
         URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
         if get_type(activity) == "Update" and get_id(obj) == actor_uri:
-            async with self.sessions() as db:
-                held = await db.get(Actor, actor_id)
-            if not (isinstance(obj, dict) and embedded_update_is_fresh(activity, held)):
-                await self._refresh_actor(actor_uri)  # maybe old: its own document decides
+            async with self.sessions() as db:  # maybe old unless certainly new (fedsph.actors)
+                fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id))
+            if not (isinstance(obj, dict) and fresh):
+                await self._refresh_actor(actor_uri)  # its own document decides
         elif (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
                 and same_origin(obj, actor_uri) and await self._may_fetch(obj)):
             # Only the object's own server is asked, as Mastodon does; a foreign one is refused

@@ -70,35 +70,34 @@ async def manage_action(request: web.Request) -> web.Response:
     action = ACTIONS.get(form.get("action", ""))
     if action is None:
         raise BadRequest(N_("This form could not be accepted: reload the page and try again."))
-    project_id = parse_id(form.get("project"))
-    if project_id is None:
-        raise BadRequest(N_("No project was chosen."))
-    async with request.app[WRITER]() as db, db.begin():
-        project = await db.get(Actor, project_id)
-        if project is None:
-            raise BadRequest(N_("No project was chosen."))
-        try:
-            await action(db, request.app[URLS], hub, project)
-        except ValueError as exc:
-            raise BadRequest(error_message(request, exc)) from None
-    # Post/redirect/get: reloading the page does not send the form again.
-    raise web.HTTPSeeOther(f"/hub/manage?done={form['action']}")
+    return await _act_on_chosen(request, form, "project", N_("No project was chosen."),
+                                lambda db, project: action(db, request.app[URLS], hub, project))
 
 
 async def _relay_action(request: web.Request, hub: Actor, form) -> web.Response:
     """Approve a relay subscription, or refuse or end one (Reject)."""
-    subscriber_id = parse_id(form.get("subscriber"))
-    if subscriber_id is None:
-        raise BadRequest(N_("No server was chosen."))
+    decision = RELAY_ACTIONS[form["action"]]
+    return await _act_on_chosen(
+        request, form, "subscriber", N_("No server was chosen."),
+        lambda db, subscriber: relay.decide_subscription(db, request.app[URLS], hub, subscriber,
+                                                         decision))
+
+
+async def _act_on_chosen(request: web.Request, form, field: str, missing: str,
+                         act) -> web.Response:
+    """Run `act(db, actor)` on the actor the form chose (by row id), then back to the page."""
+    actor_id = parse_id(form.get(field))
+    if actor_id is None:
+        raise BadRequest(missing)
     async with request.app[WRITER]() as db, db.begin():
-        subscriber = await db.get(Actor, subscriber_id)
-        if subscriber is None:
-            raise BadRequest(N_("No server was chosen."))
+        actor = await db.get(Actor, actor_id)
+        if actor is None:
+            raise BadRequest(missing)
         try:
-            await relay.decide_subscription(db, request.app[URLS], hub, subscriber,
-                                            RELAY_ACTIONS[form["action"]])
+            await act(db, actor)
         except ValueError as exc:
             raise BadRequest(error_message(request, exc)) from None
+    # Post/redirect/get: reloading the page does not send the form again.
     raise web.HTTPSeeOther(f"/hub/manage?done={form['action']}")
 
 
