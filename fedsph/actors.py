@@ -219,15 +219,15 @@ def _http_id(value) -> str | None:
     return http_url(get_id(value))
 
 
-def embedded_update_is_fresh(activity: dict, held: Actor) -> bool:
+def embedded_update_is_fresh(activity: dict, held: Actor, signed_by_actor: bool) -> bool:
     """Whether an actor's Update of itself may carry its new document, as Mastodon reads it.
 
-    Without a proof it was signed over HTTP by the actor's own server just now (the inbox takes
-    another signer only with the actor's proof), so it is as fresh as a fetch. With a proof it
-    may be an old Update relayed again: only one made after we last fetched the actor is newer
-    than our copy. Keys never come this way (`values_from_update`)."""
+    Signed over HTTP with the actor's own key, its own server sent it just now: it is as fresh
+    as a fetch (with or without a proof; a fetch could even be older, from a cache). Relayed,
+    it may be an old Update sent again: only one whose proof was made after we last fetched
+    the actor is newer than our copy. Keys never come this way (`values_from_update`)."""
     proof = activity.get("proof")
-    if proof is None:
+    if signed_by_actor or proof is None:  # the inbox takes no other signer without a proof
         return True
     created = parse_iso(proof.get("created")) if isinstance(proof, dict) else None
     return created is not None and held.fetched_at is not None and created > held.fetched_at

@@ -227,16 +227,17 @@ async def receive(
         if signer_uri != actor_uri and await is_blocked(db, signer_uri):
             return "dropped"  # a blocked server does not speak through a relay either
     activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
-    return await _store(writer, activity_uri, get_type(activity), actor_uri, request.body, signer_host)
+    item = InboxItem(activity_uri=activity_uri[:2048], type=get_type(activity)[:64],
+                     actor_uri=actor_uri, body=request.body,
+                     signed_by_actor=signer_uri == actor_uri)
+    return await _store(writer, item, signer_host)
 
 
-async def _store(writer, activity_uri: str, activity_type: str, actor_uri: str, body: bytes,
-                 host: str) -> str:
+async def _store(writer, item: InboxItem, host: str) -> str:
     """One INSERT (unique on the activity id), plus reviving the sender's host if it was down."""
     try:
         async with writer() as db, db.begin():
-            db.add(InboxItem(activity_uri=activity_uri[:2048], type=activity_type[:64],
-                             actor_uri=actor_uri, body=body))
+            db.add(item)
             await db.flush()
             await _revive_host(db, host)
     except IntegrityError:

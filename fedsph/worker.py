@@ -135,21 +135,20 @@ class Worker:
 
     async def _process_item(self, item_id: int) -> None:
         try:
-            actor_id, activity = await self._sender(item_id)
+            actor_id, activity, signed_by_actor = await self._sender(item_id)
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
             # checked before the prefetches so that a refused activity costs no fetches. A relayed
             # one was checked at the inbox already; checked again here, that needs no request
-            # (the actor's key is in our copy), and the item does not record who signed it.
+            # (the actor's key is in our copy).
             refused = actor_id and await proof_problem(self.sessions, self.remote, item_id)
             if actor_id is not None and not refused:
-                await self._fetch_what_the_handler_needs(activity, actor_id)
+                await self._fetch_what_the_handler_needs(activity, actor_id, signed_by_actor)
             async with self.sessions() as db, db.begin():
                 item = await db.get(InboxItem, item_id)
                 if refused:
                     status, error = "ignored", refused
                 else:
-                    status, error = await self._dispatch(db, item.type, activity, actor_id,
-                                                         item.body)
+                    status, error = await self._dispatch(db, item, activity, actor_id)
                 item.status, item.last_error = status, error
                 item.attempts += 1
                 item.locked_until, item.finished_at = None, utcnow()
@@ -164,9 +163,9 @@ class Worker:
             error, retry = traceback.format_exc(limit=8), False
         await self._reschedule_item(item_id, error, retry)
 
-    async def _sender(self, item_id: int) -> tuple[int | None, dict]:
-        """The sender's actor row and the activity; (None, activity) for an actor that is gone
-        (404/410): the handler ignores it.
+    async def _sender(self, item_id: int) -> tuple[int | None, dict, bool]:
+        """The sender's actor row, the activity and whether the actor signed it itself; None
+        for an actor that is gone (404/410): the handler ignores it.
 
         This and the fetches below are done before the handler's transaction opens, so no
         transaction (on SQLite: the database's only write lock) is held while another server
@@ -174,23 +173,25 @@ class Worker:
         """
         async with self.sessions() as db:
             item = await db.get(InboxItem, item_id)
-            activity = orjson.loads(item.body)
+            activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
         try:
             actor_id = await resolve_actor(self.sessions, self.remote,
                                            get_id(activity.get("actor")) or "")
         except FetchError as exc:
             if exc.status in (404, 410):
-                return None, activity
+                return None, activity, signed_by_actor
             raise
-        return actor_id, activity
+        return actor_id, activity, signed_by_actor
 
-    async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int) -> None:
+    async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int,
+                                            signed_by_actor: bool) -> None:
         """The activity's object dereferenced (in place), and what its handler reads; every
         URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
         if get_type(activity) == "Update" and get_id(obj) == actor_uri:
             async with self.sessions() as db:  # maybe old unless certainly new (fedsph.actors)
-                fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id))
+                fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id),
+                                                 signed_by_actor)
             if not (isinstance(obj, dict) and fresh):
                 await self._refresh_actor(actor_uri)  # its own document decides
         elif (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
@@ -271,15 +272,15 @@ class Worker:
             if exc.status not in (404, 410) and not isinstance(exc, BlockedAddress):
                 raise
 
-    async def _dispatch(self, db: AsyncSession, activity_type: str, activity: dict,
-                        actor_id: int | None, body: bytes | None = None) -> tuple[str, str | None]:
-        handler = HANDLERS.get(activity_type)
+    async def _dispatch(self, db: AsyncSession, item: InboxItem, activity: dict,
+                        actor_id: int | None) -> tuple[str, str | None]:
+        handler = HANDLERS.get(item.type)
         if handler is None:
-            return "ignored", f"no handler for {activity_type}"
+            return "ignored", f"no handler for {item.type}"
         if actor_id is None:
             return "ignored", "the sender's actor is gone from its server"
         ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings,
-                             body=body)
+                             body=item.body, signed_by_actor=item.signed_by_actor)
         try:
             actor = await db.get(Actor, actor_id)
             async with db.begin_nested():

@@ -24,6 +24,9 @@ class HandlerContext:
     # The activity's bytes as received (the inbox item's body): a hub forwards them unchanged to
     # its relay subscribers, so the author's integrity proof still verifies (fedsph/hub/reshare.py).
     body: bytes | None = None
+    # The actor's own key signed the request (not a relay for it): fedsph/actors.py reads its
+    # Update of itself then.
+    signed_by_actor: bool = False
     # Our recorded activities that an Accept/Reject/Undo names, parsed, by id (None: not ours):
     # several steps of one handler call look at the same one (fedsph/handlers/answers.py).
     answered: dict[str, dict | None] = field(default_factory=dict)

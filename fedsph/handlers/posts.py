@@ -134,7 +134,8 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         # sent it now, or its proof is newer than our copy), and never for keys; otherwise the
         # worker refetched the actor from its own id before this handler ran (fedsph.worker).
         obj = activity["object"]
-        if not actor.local and isinstance(obj, dict) and embedded_update_is_fresh(activity, actor):
+        if not actor.local and isinstance(obj, dict) and embedded_update_is_fresh(activity, actor,
+                                                                            ctx.signed_by_actor):
             try:
                 await store_remote_actor(ctx.db, values_from_update(obj, actor))
             except InvalidActor as exc:

@@ -3,6 +3,7 @@
 from datetime import datetime
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -11,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -42,6 +44,9 @@ class InboxItem(QueueColumns, Base):
     type: Mapped[str] = mapped_column(String(64))
     actor_uri: Mapped[str] = mapped_column(String(2048))
     body: Mapped[bytes] = mapped_column(LargeBinary)
+    # The actor's own key signed the request (not a relay's): its Update of itself is then as
+    # fresh as a fetch (fedsph/actors.embedded_update_is_fresh).
+    signed_by_actor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     __table_args__ = (Index("ix_inbox_items_due", "status", "next_attempt_at"),)
 

@@ -120,9 +120,10 @@ async def test_a_replayed_create_does_not_roll_back_an_edit(node, peer):
 # -- 3. an actor's Update is refetched, never read ------------------------------------------------
 
 async def test_an_actor_update_never_brings_keys_nor_an_old_document(node, peer):
-    """An Update of an actor by its own server is read as Mastodon reads it, its keys excepted;
-    one carrying an older proof (relayed again, maybe by anyone) changes nothing, and the actor's
-    own document decides (fedsph.actors.embedded_update_is_fresh, values_from_update)."""
+    """An Update of an actor signed by the actor itself is read as Mastodon reads it, its keys
+    excepted; one relayed with an older proof (relayed again, maybe by anyone) changes nothing,
+    and the actor's own document decides (fedsph.actors.embedded_update_is_fresh,
+    values_from_update)."""
     bob = peer.add_actor("bob")
     proof_pem = generate_proof_key()
     bob.document["assertionMethod"] = [multikey(bob.uri, proof_pem)]
@@ -138,13 +139,31 @@ async def test_an_actor_update_never_brings_keys_nor_an_old_document(node, peer)
     old = sign_activity({"@context": AS, "id": peer.new_id(), "type": "Update", "actor": bob.uri,
                          "object": {**embedded, "name": "Rolled back", "inbox": peer.base + "/x"},
                          "to": [PUBLIC]}, bob.uri, proof_pem, created=datetime(2026, 1, 1, tzinfo=UTC))
+    relay = peer.add_actor("relay")
     gets = len(peer.gets())
-    assert (await peer.post(bob, node.urls.shared_inbox(), old))[0] == 202
+    assert (await peer.post(relay, node.urls.shared_inbox(), old))[0] == 202
     await node.run_worker()
     cached = await cached_actor(node, bob.uri)
     assert cached.name == "Bob" and cached.inbox == bob.document["inbox"]  # its own document
     assert peer.gets()[gets:].count("/users/bob") >= 1  # refetched from its own id
     assert cached.public_key_pem.strip() == bob.public_pem.strip()
+
+
+async def test_an_actor_update_signed_by_the_actor_is_read_whatever_its_proof_time(node, peer):
+    """Its own server sent it now (the HTTP signature is fresh): as new as a fetch, which may even
+    come from a cache of the old document (two fedsph nodes: the Update sent when a solidarity
+    link is accepted carries a proof made before our last fetch of the actor)."""
+    bob = peer.add_actor("bob")
+    proof_pem = generate_proof_key()
+    bob.document["assertionMethod"] = [multikey(bob.uri, proof_pem)]
+    await follower_of(node, bob)
+    embedded = {**bob.document, "name": "Bob Renamed"}
+    update = sign_activity({"@context": AS, "id": peer.new_id(), "type": "Update",
+                            "actor": bob.uri, "object": embedded, "to": [PUBLIC]},
+                           bob.uri, proof_pem, created=datetime(2026, 1, 1, tzinfo=UTC))
+    assert (await peer.post(bob, node.urls.shared_inbox(), update))[0] == 202
+    await node.run_worker()
+    assert (await cached_actor(node, bob.uri)).name == "Bob Renamed"
 
 
 async def cached_actor(node, uri: str) -> Actor:
