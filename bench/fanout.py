@@ -2,7 +2,7 @@
 
 The database is seeded directly with remote followers (half the hosts offer a shared inbox, half
 do not, so 5,000 followers on 1,000 hosts make 500 + 2,500 = 3,000 deliveries). One note is
-published with fedsph.outbox.publish_note; then fedsph's Worker sends the deliveries (in its own
+published with fedsph.projects.outbox.publish_note; then fedsph's Worker sends the deliveries (in its own
 process) and, after it, a bare signing client sends the same requests. Sinks check every
 signature and count every (inbox, activity) pair, so lost or duplicated deliveries show.
 """
@@ -109,11 +109,11 @@ async def seed_and_publish(settings, actor_rows: list[dict]) -> dict:
     """Insert followers straight into the database, then publish one note (timed)."""
     from sqlalchemy import func, insert, select
 
-    from fedsph.actors import get_local_actor
+    from fedsph.core.urls import URLs
     from fedsph.db import make_engine, make_sessionmaker
+    from fedsph.federation.actors import get_local_actor
     from fedsph.models import Activity, Actor, Delivery, Follow, utcnow
-    from fedsph.outbox import publish_note
-    from fedsph.urls import URLs
+    from fedsph.projects.outbox import publish_note
 
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine, writer=True)

@@ -64,8 +64,8 @@ class BenchNode:
         return asyncio.run(self._project_key())
 
     async def _project_key(self):
-        from fedsph.actors import get_local_actor
         from fedsph.db import make_engine, make_sessionmaker
+        from fedsph.federation.actors import get_local_actor
 
         engine = make_engine(self.settings())
         try:

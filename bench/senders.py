@@ -3,7 +3,7 @@
 `python -m bench.senders fedsph`: fedsph's own Worker (as `fedsph worker` builds it, settings from
 FEDSPH_* env) runs run_once() until no delivery is due; prints the time it took.
 `python -m bench.senders baseline JOB.json`: a bare aiohttp client that signs each request with
-fedsph.httpsig.sign_request and POSTs the same body to the same inboxes, at the same concurrency.
+fedsph.federation.httpsig.sign_request and POSTs the same body to the same inboxes, at the same concurrency.
 """
 
 from __future__ import annotations
@@ -18,17 +18,17 @@ from collections import Counter
 
 import aiohttp
 
-from fedsph.activitystreams import AP_CONTENT_TYPE
-from fedsph.httpsig import sign_request
-from fedsph.remote import ACCEPT_AP
+from fedsph.federation.activitystreams import AP_CONTENT_TYPE
+from fedsph.federation.httpsig import sign_request
+from fedsph.federation.remote import ACCEPT_AP
 
-# fedsph's client pool (fedsph.remote.make_client_session) allows 100 connections; the baseline
+# fedsph's client pool (fedsph.federation.remote.make_client_session) allows 100 connections; the baseline
 # gets the same, so the pool is not what differs.
 CONNECTION_LIMIT = 100
 
 
 async def run_fedsph_worker() -> dict:
-    from fedsph.commands import open_node
+    from fedsph.admin.commands import open_node
     from fedsph.config import load_settings
     from fedsph.worker import Worker
 

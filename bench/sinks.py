@@ -22,7 +22,7 @@ import orjson
 from aiohttp import web
 
 from fedsph.errors import Unauthorized
-from fedsph.httpsig import parse_signature_header, verify_request
+from fedsph.federation.httpsig import parse_signature_header, verify_request
 
 
 class Sink:

@@ -9,12 +9,12 @@ import logging
 from aiohttp import web
 
 from fedsph import api
-from fedsph.actors import get_or_create_instance_actor, signer_for
 from fedsph.config import Settings
+from fedsph.core.urls import URLs
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
+from fedsph.federation.actors import get_or_create_instance_actor, signer_for
+from fedsph.federation.remote import Remote, make_client_session
 from fedsph.i18n import language_middleware
-from fedsph.remote import Remote, make_client_session
-from fedsph.urls import URLs
 from fedsph.web import (
     activitypub,
     event_pages,

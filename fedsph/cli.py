@@ -1,4 +1,4 @@
-"""The `fedsph` command: argument parsing only; the work is in fedsph.commands."""
+"""The `fedsph` command: argument parsing only; the work is in fedsph.admin.commands."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import os
 import sys
 
 from fedsph import __version__
+from fedsph.admin.network_cli import add_network_parsers
 from fedsph.config import ConfigError, load_settings
 from fedsph.db import NotMigrated
-from fedsph.network_cli import add_network_parsers
 
 
 class CommandError(Exception):
@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _backup_or_restore(settings, args, commands) -> int:
     from pathlib import Path
 
-    from fedsph import backup
+    from fedsph.admin import backup
 
     if args.command == "backup":
         print(backup.backup(settings, Path(args.file)))
@@ -119,7 +119,7 @@ def _backup_or_restore(settings, args, commands) -> int:
 def main(argv: list[str] | None = None) -> int:
     # Owner-only files whatever the caller's umask: the database (and SQLite's -wal/-shm, which
     # it creates later), backups and photos hold the projects' private keys and unpublished
-    # work. fedsph.files also chmods them, for files made before this or by other entry points.
+    # work. fedsph.core.files also chmods them, for files made before this or by other entry points.
     previous_umask = os.umask(0o077)
     try:
         return _main(argv)
@@ -136,7 +136,7 @@ def _main(argv: list[str] | None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from fedsph import commands
+    from fedsph.admin import commands
 
     try:
         if args.command == "migrate":

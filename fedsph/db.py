@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from fedsph.config import PROJECT_ROOT, Settings
-from fedsph.files import private_dir, protect_database
+from fedsph.core.files import private_dir, protect_database
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from babel.support import NullTranslations, Translations
 
-from fedsph.vocab import UI_LANGUAGES
+from fedsph.core.vocab import UI_LANGUAGES
 from fedsph.web.keys import LANG
 
 log = logging.getLogger("fedsph.i18n")

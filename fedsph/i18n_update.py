@@ -15,8 +15,8 @@ from babel.messages.catalog import Catalog
 from babel.messages.frontend import CommandLineInterface
 from babel.messages.pofile import read_po, write_po
 
+from fedsph.core.vocab import UI_LANGUAGES
 from fedsph.i18n import DOMAIN, LOCALE_DIR
-from fedsph.vocab import UI_LANGUAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 POT = LOCALE_DIR / f"{DOMAIN}.pot"

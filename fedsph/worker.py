@@ -19,21 +19,26 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.activitystreams import get_id, get_type, same_origin
-from fedsph.actors import embedded_update_is_fresh, resolve_actor, signer_for
-from fedsph.blocks import fetchable
 from fedsph.config import Settings
-from fedsph.delivery import backoff, decide, pause_for
+from fedsph.core.urls import URLs
 from fedsph.errors import BlockedAddress, FetchError
+from fedsph.federation.activitystreams import get_id, get_type, same_origin
+from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor, signer_for
+from fedsph.federation.blocks import fetchable
+from fedsph.federation.delivery import backoff, decide, pause_for
+from fedsph.federation.integrity import proof_problem
+from fedsph.federation.queue import claim, prune_finished
+from fedsph.federation.remote import PostResult, Remote
+from fedsph.federation.remote_objects import (
+    UnboundObject,
+    author_of,
+    fetch_object,
+    is_followed_locally,
+)
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.hub.backfill import BACKFILL, fetch_backfill
-from fedsph.integrity import proof_problem
-from fedsph.media_prune import prune_media
 from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, Object, utcnow
-from fedsph.queue import claim, prune_finished
-from fedsph.remote import PostResult, Remote
-from fedsph.remote_objects import UnboundObject, author_of, fetch_object, is_followed_locally
-from fedsph.urls import URLs
+from fedsph.projects.media_prune import prune_media
 
 log = logging.getLogger("fedsph.worker")
 
@@ -100,7 +105,7 @@ class Worker:
         await self._prune_queue()
 
     async def _prune_media(self) -> None:
-        """Delete unused uploads (fedsph/media_prune.py)."""
+        """Delete unused uploads (fedsph/projects/media_prune.py)."""
         try:
             pruned = await prune_media(self.sessions, self.settings)
         except Exception:
@@ -189,7 +194,7 @@ class Worker:
         URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
         if get_type(activity) == "Update" and get_id(obj) == actor_uri:
-            async with self.sessions() as db:  # maybe old unless certainly new (fedsph.actors)
+            async with self.sessions() as db:  # maybe old unless certainly new (fedsph.federation.actors)
                 fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id),
                                                  signed_by_actor)
             if not (isinstance(obj, dict) and fresh):
@@ -212,7 +217,7 @@ class Worker:
                 await fetch_backfill(self.remote, activity)
 
     async def _may_fetch(self, *uris: str | None) -> bool:
-        """True when every URI is another server's and fetchable (fedsph.blocks.fetchable)."""
+        """True when every URI is another server's and fetchable (fedsph.federation.blocks.fetchable)."""
         async with self.sessions() as db:
             for uri in uris:
                 if uri is None or self.urls.is_local(uri) or not await fetchable(db, uri):

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import pytest
 from aiohttp import web
 
-from fedsph.actors import create_local_actor
 from fedsph.app import create_app
 from fedsph.config import Settings, load_settings
 from fedsph.db import migrate
+from fedsph.federation.actors import create_local_actor
 from fedsph.web.keys import REMOTE, SESSIONS, URLS, WRITER
 from fedsph.worker import Worker
 from tests.fakepeer import FakePeer, free_port

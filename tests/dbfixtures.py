@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from fedsph.actors import parse_actor_document, store_remote_actor
+from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.models import Actor, Delivery, Follow, InboxItem, utcnow
 from tests.conftest import Node, make_settings, start_node
 from tests.fakepeer import PeerActor

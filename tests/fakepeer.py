@@ -11,9 +11,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from fedsph.crypto import generate_rsa_keypair
 from fedsph.errors import Unauthorized
-from fedsph.httpsig import parse_signature_header, sign_request, verify_request
+from fedsph.federation.crypto import generate_rsa_keypair
+from fedsph.federation.httpsig import parse_signature_header, sign_request, verify_request
 
 AS = "https://www.w3.org/ns/activitystreams"
 

@@ -38,7 +38,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from fedsph.crypto import rsa_sign, rsa_verify
+from fedsph.federation.crypto import rsa_sign, rsa_verify
 from tests.fakepeer import FakePeer, PeerActor, Received
 
 AS = "https://www.w3.org/ns/activitystreams"

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from fedsph.models import Hub, HubMembership
-from fedsph.outbox import publish_update
+from fedsph.projects.outbox import publish_update
 from tests.test_members import browser, login, make_user
 
 BASE_CSS = (Path(__file__).parents[1] / "templates" / "base.html").read_text()

@@ -15,10 +15,10 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from fedsph.actors import resolve_actor
+from fedsph.accounts import new_token
+from fedsph.admin.commands import create_user
 from fedsph.api.tokens import issue_token
-from fedsph.auth import new_token
-from fedsph.commands import create_user
+from fedsph.federation.actors import resolve_actor
 from fedsph.models import Actor, Follow, OAuthApp, Object, Reaction
 from fedsph.web.keys import REMOTE
 from tests.mastodon_peer import PUBLIC, MastodonPeer

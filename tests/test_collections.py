@@ -6,8 +6,8 @@ import aiohttp
 import orjson
 
 from fedsph.models import utcnow
-from fedsph.outbox import delete_note, edit_note, publish_note
-from fedsph.queries import PAGE_SIZE
+from fedsph.projects.outbox import delete_note, edit_note, publish_note
+from fedsph.projects.queries import PAGE_SIZE
 from tests.dbfixtures import add_remote_follower
 
 

@@ -1,11 +1,11 @@
-"""The retry policy, walked through without a clock or a network (fedsph.delivery.decide)."""
+"""The retry policy, walked through without a clock or a network (fedsph.federation.delivery.decide)."""
 
 import random
 from datetime import datetime, timedelta
 
 import pytest
 
-from fedsph.delivery import MAX_ATTEMPTS, backoff, decide, parse_retry_after, pause_for
+from fedsph.federation.delivery import MAX_ATTEMPTS, backoff, decide, parse_retry_after, pause_for
 
 NOW = datetime(2026, 11, 23, 12, 0, 0)
 

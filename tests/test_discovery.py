@@ -4,7 +4,7 @@ import aiohttp
 import orjson
 import pytest
 
-from fedsph.outbox import publish_note
+from fedsph.projects.outbox import publish_note
 
 
 async def get(url, **headers):

@@ -25,7 +25,7 @@ import pytest
 from markupsafe import escape
 from PIL import Image as PILImage
 
-from fedsph import vocab
+from fedsph.core import vocab
 from tests.processes import NodeProcess
 
 pytestmark = pytest.mark.e2e

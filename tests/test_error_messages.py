@@ -10,12 +10,12 @@ import io
 import aiohttp
 import pytest
 
-from fedsph import outbox, profile
 from fedsph.cli import main
 from fedsph.errors import N_, Term, UserError
 from fedsph.hub.directory import FilterError, parse_filters
 from fedsph.i18n import get_translations
-from fedsph.media import MediaError, clean_alt
+from fedsph.projects import outbox, profile
+from fedsph.projects.media import MediaError, clean_alt
 from tests.test_members import csrf_from, login, make_user, multipart
 
 

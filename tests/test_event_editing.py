@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
-from fedsph import event_commands
+from fedsph.events import commands as event_commands
 from fedsph.models import Event, Object
 from tests.conftest import use_data_dir
 from tests.dbfixtures import add_remote_follower

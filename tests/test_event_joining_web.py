@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 import pytest
 from sqlalchemy import select
 
-from fedsph import event_commands
-from fedsph.actors import get_local_actor
-from fedsph.events import cancel_event
+from fedsph.events import commands as event_commands
+from fedsph.events.service import cancel_event
+from fedsph.federation.actors import get_local_actor
 from fedsph.models import EventParticipant, Object
 from fedsph.web.keys import REMOTE
 from tests.test_events import make_event

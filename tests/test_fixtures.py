@@ -43,9 +43,9 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from fedsph.activitystreams import PUBLIC, as_list, get_id, get_type
-from fedsph.actors import ACTOR_TYPES, get_actor_by_uri
 from fedsph.errors import FetchError
+from fedsph.federation.activitystreams import PUBLIC, as_list, get_id, get_type
+from fedsph.federation.actors import ACTOR_TYPES, get_actor_by_uri
 from fedsph.models import Follow, InboxItem
 from fedsph.web.keys import REMOTE
 from tests.conftest import make_settings, start_node

@@ -1,15 +1,20 @@
-"""fedsph.httpsig as pure functions: signing byte-for-byte, and every reason verification refuses."""
+"""fedsph.federation.httpsig as pure functions: signing byte-for-byte, and every reason verification refuses."""
 
 import base64
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fedsph.crypto import generate_rsa_keypair, rsa_sign
 from fedsph.errors import Unauthorized
-from fedsph.httpsig import parse_signature_header, sha256_digest, sign_request, verify_request
+from fedsph.federation.crypto import generate_rsa_keypair, rsa_sign
+from fedsph.federation.httpsig import (
+    parse_signature_header,
+    sha256_digest,
+    sign_request,
+    verify_request,
+)
 
-# A throw-away key pair made once with fedsph.crypto.generate_rsa_keypair, committed so that the
+# A throw-away key pair made once with fedsph.federation.crypto.generate_rsa_keypair, committed so that the
 # known-good vectors below stay fixed (RSA PKCS#1 v1.5 signatures are deterministic).
 TEST_PRIVATE_PEM = """-----BEGIN PRIVATE KEY-----
 MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDk3cay1RHcERWA

@@ -1,4 +1,4 @@
-"""RFC 9421 HTTP Message Signatures on incoming requests (fedsph.httpsig9421 and the inbox).
+"""RFC 9421 HTTP Message Signatures on incoming requests (fedsph.federation.httpsig9421 and the inbox).
 
 The signer below builds the signature base by hand with `cryptography`, not with the library
 fedsph verifies with, so a passing round trip is not the library agreeing with itself.
@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding
 from sqlalchemy import update
 
-from fedsph.crypto import generate_rsa_keypair, load_private_key
 from fedsph.errors import Unauthorized
-from fedsph.httpsig9421 import parse_message_signature, verify_message
-from fedsph.inbox import KEY_REFETCH_AFTER
+from fedsph.federation.crypto import generate_rsa_keypair, load_private_key
+from fedsph.federation.httpsig9421 import parse_message_signature, verify_message
+from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, utcnow
 from tests.dbfixtures import inbox_items
 

@@ -9,12 +9,12 @@ import types
 import pytest
 from sqlalchemy import func, select
 
-from fedsph import outbox
-from fedsph.activitystreams import PUBLIC
-from fedsph.actors import get_local_actor
+from fedsph.federation.activitystreams import PUBLIC
+from fedsph.federation.actors import get_local_actor
 from fedsph.hub import membership as hubs
 from fedsph.hub.commands import COMMANDS
 from fedsph.models import Actor, Follow, HubMembership, Object
+from fedsph.projects import outbox
 from fedsph.web.keys import REMOTE
 from tests.conftest import make_settings, start_node
 
@@ -269,7 +269,7 @@ async def test_a_non_member_is_not_reshared(nodes, peer):
 
 
 async def _resolve(hub_node, project_node) -> int:
-    from fedsph.actors import resolve_actor
+    from fedsph.federation.actors import resolve_actor
 
     return await resolve_actor(hub_node.sessions, hub_node.app[REMOTE],
                                project_node.urls.actor("coop"))
@@ -327,7 +327,7 @@ def test_bootstrap_in_hub_mode_makes_the_hub(tmp_path, monkeypatch, capsys):
 
 
 async def test_member_profile_updates_are_announced(nodes, peer):
-    from fedsph.profile import set_profile
+    from fedsph.projects.profile import set_profile
 
     hub_node, project_node = nodes
     await set_auto_approve(hub_node, "all")

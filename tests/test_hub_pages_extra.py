@@ -8,7 +8,7 @@ import html
 import aiohttp
 from sqlalchemy import select
 
-from fedsph.actors import get_local_actor
+from fedsph.federation.actors import get_local_actor
 from fedsph.models import HubMembership
 from tests import test_hub_membership
 from tests.test_accessibility import audit

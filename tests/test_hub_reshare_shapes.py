@@ -7,11 +7,11 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from fedsph import outbox
-from fedsph.activitystreams import PUBLIC
-from fedsph.actors import get_local_actor
+from fedsph.federation.activitystreams import PUBLIC
+from fedsph.federation.actors import get_local_actor
 from fedsph.hub.reshare import BOOST_SUFFIX
 from fedsph.models import Object
+from fedsph.projects import outbox
 from tests.conftest import make_settings, start_node
 from tests.test_hub_membership import follow_hub, hub_actor, join, post, set_auto_approve, settle
 

@@ -13,7 +13,8 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po, write_po
 
-from fedsph import i18n, i18n_update, vocab
+from fedsph import i18n, i18n_update
+from fedsph.core import vocab
 from fedsph.i18n import negotiate, parse_accept_language, pick_translation
 from fedsph.web.render import make_templates
 

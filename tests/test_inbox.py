@@ -6,9 +6,9 @@ import dataclasses
 import orjson
 from sqlalchemy import update
 
-from fedsph.crypto import generate_rsa_keypair
-from fedsph.httpsig import sign_request
-from fedsph.inbox import KEY_REFETCH_AFTER
+from fedsph.federation.crypto import generate_rsa_keypair
+from fedsph.federation.httpsig import sign_request
+from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, utcnow
 from tests.dbfixtures import inbox_items
 

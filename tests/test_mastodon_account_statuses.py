@@ -11,7 +11,7 @@ import pytest
 import requests
 from mastodon import Mastodon
 
-from fedsph.auth import hash_token
+from fedsph.accounts import hash_token
 from fedsph.models import Actor, OAuthApp, OAuthToken, Object, User, utcnow
 from tests.mastodon_client import logged_in, start_server, stop_server
 from tests.processes import wait_for

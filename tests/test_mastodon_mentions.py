@@ -10,9 +10,9 @@ import requests
 from mastodon import Mastodon
 
 from fedsph.api.text import hashtags, link_mentions, mentions, unlink_mentions
+from fedsph.core.sanitize import clean_html
 from fedsph.models import Object
-from fedsph.outbox import edit_note, publish_update
-from fedsph.sanitize import clean_html
+from fedsph.projects.outbox import edit_note, publish_update
 from tests.dbfixtures import store_remote
 from tests.mastodon_client import logged_in, start_server, stop_server
 

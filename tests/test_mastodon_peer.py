@@ -10,9 +10,10 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from fedsph import httpsig, queries
+from fedsph.federation import httpsig
 from fedsph.models import Actor, Follow, Notification, Object, Reaction
-from fedsph.outbox import delete_note, edit_update, publish_update
+from fedsph.projects import queries
+from fedsph.projects.outbox import delete_note, edit_update, publish_update
 from tests.mastodon_peer import PUBLIC, MastodonPeer
 
 

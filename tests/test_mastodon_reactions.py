@@ -9,9 +9,9 @@ import requests
 from mastodon import MastodonAPIError
 from sqlalchemy import select
 
-from fedsph import outbox, outbox_reactions
-from fedsph.activitystreams import PUBLIC
+from fedsph.federation.activitystreams import PUBLIC
 from fedsph.models import Actor, Notification, Object, Reaction
+from fedsph.projects import outbox, outbox_reactions
 from tests.dbfixtures import add_remote_follower, store_remote
 from tests.mastodon_client import logged_in, start_server, stop_server
 

@@ -11,8 +11,8 @@ import requests
 from mastodon import Mastodon, MastodonAPIError, MastodonNotFoundError
 from PIL import Image
 
-from fedsph.notes import build_note
-from fedsph.outbox import publish_note, publish_update
+from fedsph.projects.notes import build_note
+from fedsph.projects.outbox import publish_note, publish_update
 from tests.mastodon_client import logged_in, start_server, stop_server
 
 pytestmark = pytest.mark.e2e

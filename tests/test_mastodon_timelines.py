@@ -10,7 +10,7 @@ import pytest
 import requests
 from mastodon import Mastodon, MastodonNotFoundError
 
-from fedsph.outbox import publish_update
+from fedsph.projects.outbox import publish_update
 from tests.mastodon_client import logged_in, start_server, stop_server
 from tests.processes import wait_for
 

@@ -11,15 +11,15 @@ import aiohttp
 import pytest
 from PIL import Image
 
-from fedsph.media import (
+from fedsph.models import Actor
+from fedsph.projects.media import (
     MediaError,
     attachment_document,
     process_image,
     save_upload,
     srcset,
 )
-from fedsph.models import Actor
-from fedsph.outbox import publish_update
+from fedsph.projects.outbox import publish_update
 
 GPS_IFD = 0x8825
 ORIENTATION = 0x0112
@@ -205,8 +205,8 @@ async def test_png_with_alpha(node):
 
 def test_jpeg_fallback_flattens_alpha(monkeypatch):
     # Pillow builds without WebP write JPEG; transparency is laid on white, metadata still gone.
-    monkeypatch.setattr("fedsph.media.OUTPUT_EXT", "jpg")
-    monkeypatch.setattr("fedsph.media.OUTPUT_TYPE", "image/jpeg")
+    monkeypatch.setattr("fedsph.projects.media.OUTPUT_EXT", "jpg")
+    monkeypatch.setattr("fedsph.projects.media.OUTPUT_TYPE", "image/jpeg")
     image = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
     out = io.BytesIO()
     image.save(out, "PNG")

@@ -12,11 +12,11 @@ from sqlalchemy import select, update
 from fedsph import worker as worker_module
 from fedsph.config import load_settings
 from fedsph.db import make_engine, make_sessionmaker
-from fedsph.media import largest_url, media_dir, save_upload
-from fedsph.media_prune import keys_in, prune_media
 from fedsph.models import Actor, Media, Object, utcnow
-from fedsph.outbox import delete_note, publish_update
-from fedsph.profile import set_profile
+from fedsph.projects.media import largest_url, media_dir, save_upload
+from fedsph.projects.media_prune import keys_in, prune_media
+from fedsph.projects.outbox import delete_note, publish_update
+from fedsph.projects.profile import set_profile
 from tests.test_media import jpeg
 
 OLD = timedelta(hours=30)

@@ -13,8 +13,8 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from fedsph.actors import create_local_actor
-from fedsph.auth import Backoff, FailureLimiter, hash_token
+from fedsph.accounts import Backoff, FailureLimiter, hash_token
+from fedsph.federation.actors import create_local_actor
 from fedsph.models import (
     Actor,
     Block,
@@ -312,7 +312,7 @@ async def test_block_a_domain_and_an_account_removes_their_follows(node, other_h
         assert response.status == 400
     async with node.readers() as db:
         blocks = list(await db.scalars(select(Block)))
-        # Stored without the port: a domain block covers every port (fedsph.blocks).
+        # Stored without the port: a domain block covers every port (fedsph.federation.blocks).
         assert {(b.domain, b.actor_uri) for b in blocks} == {("127.0.0.2", None),
                                                              (None, alice.uri)}
         assert await db.scalar(select(func.count(Follow.id))) == 0

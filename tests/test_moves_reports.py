@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph import commands
-from fedsph.activitystreams import AS_CONTEXT, PUBLIC
-from fedsph.actors import get_actor_by_uri, parse_actor_document
+from fedsph.admin import commands
 from fedsph.cli import build_parser
+from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
+from fedsph.federation.actors import get_actor_by_uri, parse_actor_document
 from fedsph.models import Actor, Follow, InboxItem, Notification, Report
-from fedsph.outbox import publish_note
-from fedsph.queries import notifications_for, unread_notification_count
+from fedsph.projects.outbox import publish_note
+from fedsph.projects.queries import notifications_for, unread_notification_count
 from tests.dbfixtures import add_follow, store_remote
 from tests.fakepeer import FakePeer
 from tests.test_members import browser, login, make_user

@@ -14,10 +14,10 @@ from aiohttp import web
 from markupsafe import escape
 from PIL import Image
 
-from fedsph import vocab
-from fedsph.media import save_upload
+from fedsph.core import vocab
 from fedsph.models import Actor, Follow, Object, utcnow
-from fedsph.outbox import publish_update
+from fedsph.projects.media import save_upload
+from fedsph.projects.outbox import publish_update
 from tests.fakepeer import FakePeer
 
 HTML = "text/html"

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from fedsph.activitystreams import AP_CONTENT_TYPE
-from fedsph.httpsig import sign_request
-from fedsph.remote import Remote, Signer, make_client_session
+from fedsph.federation.activitystreams import AP_CONTENT_TYPE
+from fedsph.federation.httpsig import sign_request
+from fedsph.federation.remote import Remote, Signer, make_client_session
 from tests.fakepeer import free_port
 from tests.processes import NodeProcess, stop_process, wait_for
 

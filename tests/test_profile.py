@@ -11,9 +11,9 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from fedsph import profile, profile_wire
-from fedsph.actors import parse_actor_document
+from fedsph.federation.actors import parse_actor_document
 from fedsph.models import Actor
+from fedsph.projects import profile, profile_wire
 from tests.dbfixtures import add_remote_follower
 
 AP = {"Accept": "application/activity+json"}

@@ -14,9 +14,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select, update
 
-from fedsph import proofs
+from fedsph.federation import proofs
 from fedsph.models import Activity, Actor, InboxItem
-from fedsph.outbox import follow, publish_note
+from fedsph.projects.outbox import follow, publish_note
 from tests.dbfixtures import add_remote_follower, inbox_items
 
 AS = "https://www.w3.org/ns/activitystreams"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import orjson
 from sqlalchemy import select
 
-from fedsph.httpsig import parse_signature_header
+from fedsph.federation.httpsig import parse_signature_header
 from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Follow, Hub, InboxItem
-from fedsph.outbox import publish_note
+from fedsph.projects.outbox import publish_note
 from tests.mastodon_peer import AS, PUBLIC, MastodonPeer, _id
 from tests.test_proofs import independent_verify, mastodon_verify, method_of
 

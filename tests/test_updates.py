@@ -9,11 +9,13 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
-from fedsph import queries
-from fedsph.actors import get_local_actor
+from fedsph.federation.actors import get_local_actor
+from fedsph.federation.proofs import DATA_INTEGRITY_CONTEXT
+from fedsph.federation.remote_objects import object_columns
 from fedsph.models import Activity, Actor, Media, Object
-from fedsph.notes import FEDSPH_NS, html_to_text
-from fedsph.outbox import (
+from fedsph.projects import queries
+from fedsph.projects.notes import FEDSPH_NS, html_to_text
+from fedsph.projects.outbox import (
     approve_comment,
     edit_note,
     edit_update,
@@ -24,8 +26,6 @@ from fedsph.outbox import (
     unpin_update,
     update_fields,
 )
-from fedsph.proofs import DATA_INTEGRITY_CONTEXT
-from fedsph.remote_objects import object_columns
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
@@ -197,7 +197,7 @@ async def test_edit_note_changes_only_the_primary_text(node):
 
 
 def test_html_to_text_reverses_what_we_build():
-    from fedsph.notes import build_content
+    from fedsph.projects.notes import build_content
 
     text = "Line one\nline two https://example.org/a?b=1&c=2.\n\n<b>not bold</b> & more"
     tags = [{"type": "Hashtag", "name": "#x", "href": "https://n.example/tags/x"}]

@@ -18,13 +18,13 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select
 
-from fedsph import httpsig
-from fedsph.activitystreams import AS_CONTEXT, PUBLIC
-from fedsph.actors import get_actor_by_uri
 from fedsph.db import make_engine, make_sessionmaker
-from fedsph.delivery import PAUSE_AFTER_FAILURES
+from fedsph.federation import httpsig
+from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
+from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.delivery import PAUSE_AFTER_FAILURES
 from fedsph.models import Delivery, Follow, HostState, InboxItem, Object, utcnow
-from fedsph.outbox import follow, publish_note
+from fedsph.projects.outbox import follow, publish_note
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
 from tests.conftest import make_settings

@@ -17,7 +17,7 @@ from fedsph.api.params import flag, get_by_id
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller
 from fedsph.models import Actor, Follow, Media, Object
-from fedsph.queries import not_withheld
+from fedsph.projects.queries import not_withheld
 from fedsph.web.keys import SESSIONS
 
 

@@ -10,14 +10,14 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import queries
 from fedsph.api import entities
 from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.params import TRUE_WORDS, get_by_id, list_param, read_params
 from fedsph.api.tokens import optional_caller, require_account
+from fedsph.core.numbers import parse_id
 from fedsph.models import Actor, Follow
-from fedsph.numbers import parse_id
-from fedsph.profile import ProfileError, apply_changes, send_actor_update
+from fedsph.projects import queries
+from fedsph.projects.profile import ProfileError, apply_changes, send_actor_update
 from fedsph.web.documents import forget_actor
 from fedsph.web.keys import DOCUMENTS, LANG, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 

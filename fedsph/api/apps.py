@@ -7,12 +7,12 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from fedsph.accounts import hash_token
 from fedsph.api.errors import ApiError, api_json
 from fedsph.api.params import list_param, read_params
 from fedsph.api.tokens import parse_scopes, require_token
-from fedsph.auth import hash_token
+from fedsph.core.safe_links import http_url
 from fedsph.models import OAuthApp
-from fedsph.safe_links import http_url
 from fedsph.web.keys import WRITER
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"

@@ -6,11 +6,11 @@ import html
 import re
 from datetime import datetime
 
+from fedsph.core.safe_links import http_url
+from fedsph.core.sanitize import clean_html
 from fedsph.models import Actor
-from fedsph.profile import primary_language
-from fedsph.profile_wire import profile_attachments
-from fedsph.safe_links import http_url
-from fedsph.sanitize import clean_html
+from fedsph.projects.profile import primary_language
+from fedsph.projects.profile_wire import profile_attachments
 
 MISSING_IMAGE = "/avatars/original/missing.png"  # served by fedsph/api/accounts.py
 

@@ -1,7 +1,7 @@
 """Follows: an account's followers and following, follow/unfollow, and follow requests.
 
 Lists page by the follow row's id (as Mastodon does), with Link headers (fedsph/api/pagination.py).
-Following and answering requests go through fedsph.outbox, so they federate as the CLI and the
+Following and answering requests go through fedsph.projects.outbox, so they federate as the CLI and the
 project pages do; the background worker is woken to deliver at once.
 """
 
@@ -11,15 +11,15 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import outbox
 from fedsph.api import entities
 from fedsph.api.accounts import account_entity, visible
 from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.pagination import fetch_page, link_header, page_params
 from fedsph.api.params import get_by_id
 from fedsph.api.tokens import optional_caller, require_account
+from fedsph.core.numbers import parse_id
 from fedsph.models import Actor, Follow
-from fedsph.numbers import parse_id
+from fedsph.projects import outbox
 from fedsph.web.keys import SESSIONS, URLS, WORKER, WRITER
 
 

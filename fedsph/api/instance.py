@@ -8,8 +8,8 @@ from sqlalchemy import distinct, func, select
 from fedsph import __version__
 from fedsph.api.entities import MISSING_IMAGE
 from fedsph.api.errors import api_json
+from fedsph.core.vocab import UI_LANGUAGES
 from fedsph.models import Actor, Object, User
-from fedsph.vocab import UI_LANGUAGES
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS
 
 # Mastodon.py and apps compare the first word to Mastodon versions to know what they may call.

@@ -1,6 +1,6 @@
 """Media uploads from apps: POST /api/v1|v2/media, GET and PUT /api/v1/media/:id.
 
-Images are processed while the request waits (fedsph.media.save_upload), so v2 answers 200 with
+Images are processed while the request waits (fedsph.projects.media.save_upload), so v2 answers 200 with
 a ready attachment, never 202. The description is the image's alt text. Apps upload first and
 describe later (PUT), so an upload may come without one; fedsph requires it when the image is
 posted (fedsph.api.statuses refuses a status with an undescribed image). The licence defaults to
@@ -15,8 +15,8 @@ from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.params import get_by_id, read_params
 from fedsph.api.status_entities import media_attachment
 from fedsph.api.tokens import Caller, require_account
-from fedsph.media import MediaError, clean_alt, read_limited, save_upload
 from fedsph.models import Media
+from fedsph.projects.media import MediaError, clean_alt, read_limited, save_upload
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 
 DEFAULT_LICENSE = "CC-BY-4.0"

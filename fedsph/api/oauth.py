@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from aiohttp import web
 from sqlalchemy import select, update
 
+from fedsph.accounts import authenticate, hash_token, may_act_as, new_token
 from fedsph.api.apps import OOB, redirect_uris_of
 from fedsph.api.errors import ApiError, api_json
 from fedsph.api.params import get_by_id, read_params
@@ -28,9 +29,8 @@ from fedsph.api.tokens import (
     token_entity,
     token_lifetime,
 )
-from fedsph.auth import authenticate, hash_token, may_act_as, new_token
 from fedsph.models import Actor, OAuthApp, OAuthCode, OAuthToken, utcnow
-from fedsph.queries import actors_of_user
+from fedsph.projects.queries import actors_of_user
 from fedsph.web.auth_middleware import LIMITER, read_form
 from fedsph.web.client_address import client_address
 from fedsph.web.headers import allow_form_target

@@ -8,7 +8,7 @@ from multidict import MultiDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.api.errors import ApiError
-from fedsph.numbers import parse_id, parse_number
+from fedsph.core.numbers import parse_id, parse_number
 
 TRUE_WORDS = {"1", "true", "on", "yes"}
 
@@ -54,7 +54,7 @@ def list_param(params: MultiDict, name: str) -> list[str]:
 
 async def get_by_id(db: AsyncSession, model: type, raw: object):
     """The `model` row whose id `raw` (from a path or parameter) names; None when there is
-    none or `raw` is no row id (checked by fedsph.numbers, never str.isdigit)."""
+    none or `raw` is no row id (checked by fedsph.core.numbers, never str.isdigit)."""
     row_id = parse_id(raw)
     return await db.get(model, row_id) if row_id is not None else None
 

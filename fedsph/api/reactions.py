@@ -1,6 +1,6 @@
 """Favourites and boosts from apps: favourite/unfavourite, reblog/unreblog, and who did them.
 
-Reacting goes through fedsph.outbox_reactions (like_object, announce_object and their undos), so a favourite
+Reacting goes through fedsph.projects.outbox_reactions (like_object, announce_object and their undos), so a favourite
 from an app federates as a Like and a boost as an Announce. The lists of accounts page by the
 Reaction row's id, with Link headers (fedsph/api/pagination.py).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
-from fedsph import outbox_reactions
 from fedsph.api.accounts import account_entity
 from fedsph.api.entities import iso
 from fedsph.api.errors import ApiError, api_json
@@ -19,6 +18,7 @@ from fedsph.api.pagination import fetch_page, link_header, page_params
 from fedsph.api.statuses import _visible_object, status_entity
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.models import Actor, Reaction
+from fedsph.projects import outbox_reactions
 from fedsph.web.keys import SESSIONS, URLS, WRITER
 
 ACTIONS = {"favourite": outbox_reactions.like_object, "unfavourite": outbox_reactions.unlike_object,

@@ -13,17 +13,15 @@ from aiohttp import web
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import get_type
-from fedsph.actors import resolve_actor, resolve_handle
 from fedsph.api.accounts import account_entity, visible
 from fedsph.api.errors import ApiError, api_json
 from fedsph.api.params import flag, number_param
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import Caller, optional_caller
 from fedsph.errors import FetchError
-from fedsph.models import Actor, Object
-from fedsph.queries import not_withheld
-from fedsph.remote_objects import (
+from fedsph.federation.activitystreams import get_type
+from fedsph.federation.actors import resolve_actor, resolve_handle
+from fedsph.federation.remote_objects import (
     NotTheOwner,
     OlderThanHeld,
     author_of,
@@ -31,7 +29,9 @@ from fedsph.remote_objects import (
     get_object,
     store_object,
 )
-from fedsph.visibility import may_see
+from fedsph.federation.visibility import may_see
+from fedsph.models import Actor, Object
+from fedsph.projects.queries import not_withheld
 from fedsph.web.keys import REMOTE, SESSIONS, WRITER
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40

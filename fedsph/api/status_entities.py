@@ -10,9 +10,9 @@ import html
 from urllib.parse import quote, urljoin
 
 from fedsph.api.entities import iso, stored_html
-from fedsph.media import file_url, largest_url
+from fedsph.core.safe_links import first_http_url, http_url
 from fedsph.models import Media, Object
-from fedsph.safe_links import first_http_url, http_url
+from fedsph.projects.media import file_url, largest_url
 
 VISIBILITY_TO_API = {"public": "public", "unlisted": "unlisted", "followers": "private",
                      "direct": "direct"}

@@ -1,6 +1,6 @@
 """Statuses from apps: post, read, edit, delete, and a status's thread (context).
 
-A status is an Object; its id is Object.id. Posting and editing go through fedsph.outbox
+A status is an Object; its id is Object.id. Posting and editing go through fedsph.projects.outbox
 (publish_update, edit_update, delete_note), the same path as the web compose form, so a status
 from an app federates exactly like an update written on the site.
 """
@@ -12,7 +12,6 @@ from cachetools import TTLCache
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import outbox
 from fedsph.api import status_entities
 from fedsph.api import text as status_text
 from fedsph.api.accounts import account_entity
@@ -21,12 +20,13 @@ from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
 from fedsph.api.params import get_by_id, list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
-from fedsph.group_announce import announce_member_post
-from fedsph.media import has_alt
+from fedsph.federation.visibility import may_see
 from fedsph.models import Actor, Media, Object, Reaction
-from fedsph.notes import source_texts
-from fedsph.queries import not_withheld
-from fedsph.visibility import may_see
+from fedsph.projects import outbox
+from fedsph.projects.group_announce import announce_member_post
+from fedsph.projects.media import has_alt
+from fedsph.projects.notes import source_texts
+from fedsph.projects.queries import not_withheld
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 
 # Idempotency-Key: the same key from the same token within an hour gives back the same status,
@@ -46,7 +46,7 @@ def _invalid(message: str) -> ApiError:
 
 
 async def _can_see(db: AsyncSession, obj: Object, me: Actor | None) -> bool:
-    """Deleted, hidden and held comments are gone; the rest as fedsph.visibility decides."""
+    """Deleted, hidden and held comments are gone; the rest as fedsph.federation.visibility decides."""
     if obj.deleted_at is not None:
         return False
     if me is not None and obj.actor_id == me.id:

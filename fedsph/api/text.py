@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 # Mention parsing and linking live outside fedsph.api so the outbox can use them too.
-from fedsph.mention_markup import MENTION as _MENTION
-from fedsph.mention_markup import link_mentions, unlink_mentions
+from fedsph.core.mention_markup import MENTION as _MENTION
+from fedsph.core.mention_markup import link_mentions, unlink_mentions
 
 # A tag starts at the beginning or after a character that cannot be part of a word,
 # a URL path or an address, so "a#b" and "x/#frag" are not tags.

@@ -5,7 +5,7 @@ Also the account preferences apps read (fixed defaults).
 Home is the acting account's own posts and those of the accounts it follows (accepted follows),
 including their followers-only posts, the direct posts that address the acting account, and the
 public posts those accounts (or the acting account) boosted, shown as reblogs; a direct post
-never shows to anyone else (fedsph.visibility). Public and hashtag timelines hold public posts
+never shows to anyone else (fedsph.federation.visibility). Public and hashtag timelines hold public posts
 only. Hidden
 and held (unapproved) comments never show, nor deleted posts. Replies are kept, as in Mastodon.
 """
@@ -21,9 +21,9 @@ from fedsph.api.params import flag
 from fedsph.api.reactions import reblog_entity
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller, require_account
+from fedsph.federation.visibility import VISIBLE_TO_ALL, addressed_to, direct_shown_to
 from fedsph.models import Actor, Follow, Object, Reaction
-from fedsph.queries import has_tag, not_withheld, shown_to_visitors
-from fedsph.visibility import VISIBLE_TO_ALL, addressed_to, direct_shown_to
+from fedsph.projects.queries import has_tag, not_withheld, shown_to_visitors
 from fedsph.web.keys import SESSIONS
 
 

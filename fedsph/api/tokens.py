@@ -18,8 +18,8 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select
 
+from fedsph.accounts import hash_token, may_act_as, new_token
 from fedsph.api.errors import ApiError, unauthorized
-from fedsph.auth import hash_token, may_act_as, new_token
 from fedsph.models import Actor, OAuthApp, OAuthToken, User, utcnow
 from fedsph.web.keys import SESSIONS, SETTINGS
 

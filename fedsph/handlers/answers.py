@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id, get_type
+from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, SolidarityLink
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.config import Settings
-from fedsph.remote import Remote
-from fedsph.urls import URLs
+from fedsph.core.urls import URLs
+from fedsph.federation.remote import Remote
 
 
 class Ignored(Exception):
@@ -24,7 +24,7 @@ class HandlerContext:
     # The activity's bytes as received (the inbox item's body): a hub forwards them unchanged to
     # its relay subscribers, so the author's integrity proof still verifies (fedsph/hub/reshare.py).
     body: bytes | None = None
-    # The actor's own key signed the request (not a relay for it): fedsph/actors.py reads its
+    # The actor's own key signed the request (not a relay for it): fedsph/federation/actors.py reads its
     # Update of itself then.
     signed_by_actor: bool = False
     # Our recorded activities that an Accept/Reject/Undo names, parsed, by id (None: not ours):

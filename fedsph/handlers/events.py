@@ -12,13 +12,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import build_activity, get_id, same_origin
-from fedsph.delivery import enqueue_deliveries
-from fedsph.events import refresh_document
+from fedsph.core.urls import URLs
+from fedsph.events.service import refresh_document
+from fedsph.federation.activitystreams import build_activity, get_id, same_origin
+from fedsph.federation.delivery import enqueue_deliveries
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, Event, EventParticipant, Object
-from fedsph.outbox import record_activity
-from fedsph.urls import URLs
+from fedsph.projects.outbox import record_activity
 
 # --- sending ----------------------------------------------------------------------------------
 

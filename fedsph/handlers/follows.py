@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from fedsph.activitystreams import PUBLIC_ALIASES, get_id
-from fedsph.actors import get_actor_by_uri
+from fedsph.federation.activitystreams import PUBLIC_ALIASES, get_id
+from fedsph.federation.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub import relay
 from fedsph.hub.membership import hub_follow_agreed
 from fedsph.models import Actor, Follow
-from fedsph.notifications import notify
-from fedsph.outbox import answer_follow
+from fedsph.projects.notifications import notify
+from fedsph.projects.outbox import answer_follow
 
 
 async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
@@ -24,7 +24,7 @@ async def handle_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     relation = await ctx.db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == target.id))
     is_new = relation is None
-    # A local follower's Follow row is made by fedsph.outbox.follow before this handler sees
+    # A local follower's Follow row is made by fedsph.projects.outbox.follow before this handler sees
     # the activity (same id): that is still a new follow, worth a notification.
     first_time = is_new or relation.activity_uri == activity["id"]
     if is_new:

@@ -5,8 +5,8 @@ The answers to our own Joins (Accept, Reject) are routed the same way, by what t
 
 from __future__ import annotations
 
-from fedsph.activitystreams import get_id
-from fedsph.actors import get_actor_by_uri
+from fedsph.federation.activitystreams import get_id
+from fedsph.federation.actors import get_actor_by_uri
 from fedsph.handlers import events, hubs
 from fedsph.handlers.answers import answered_activity
 from fedsph.handlers.context import HandlerContext

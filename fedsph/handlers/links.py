@@ -1,7 +1,7 @@
 """Solidarity links as activities: Offer of a Relationship, its Accept or Reject, and Undo.
 
 Each handler is idempotent: a link between two projects of this node was already changed by
-fedsph/links.py when its activity comes back through the local inbox, and a server may send an
+fedsph/links/service.py when its activity comes back through the local inbox, and a server may send an
 activity twice; neither changes anything a second time.
 """
 
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id, get_type
-from fedsph.actors import get_actor_by_uri
-from fedsph.blocks import host_of
+from fedsph.federation.activitystreams import get_id, get_type
+from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.blocks import host_of
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.links import (
+from fedsph.links.service import (
     MAX_WAITING_OFFERS_PER_SERVER,
     kind_of,
     offers_waiting_from,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id
-from fedsph.actors import get_actor_by_uri
+from fedsph.federation.activitystreams import get_id
+from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.inbox import is_blocked
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.inbox import is_blocked
 from fedsph.models import Actor, Follow
-from fedsph.outbox import follow, unfollow
+from fedsph.projects.outbox import follow, unfollow
 
 
 async def handle_move(ctx: HandlerContext, activity: dict, actor: Actor) -> str:

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from sqlalchemy import delete, select
 
-from fedsph.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
-from fedsph.actors import (
+from fedsph.federation.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
+from fedsph.federation.actors import (
     InvalidActor,
     embedded_update_is_fresh,
     get_actor_by_uri,
     store_remote_actor,
     values_from_update,
 )
-from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.hub.reshare import reshare_member_activity
-from fedsph.models import Actor, Object, utcnow
-from fedsph.notifications import mentioned_or_replied, notify
-from fedsph.remote_objects import (
+from fedsph.federation.remote_objects import (
     POST_TYPES,
     OlderThanHeld,
     get_object,
     is_followed_locally,
     store_object,
 )
-from fedsph.visibility import DIRECT, VISIBLE_TO_ALL, addressed_actors
+from fedsph.federation.visibility import DIRECT, VISIBLE_TO_ALL, addressed_actors
+from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.hub.reshare import reshare_member_activity
+from fedsph.models import Actor, Object, utcnow
+from fedsph.projects.notifications import mentioned_or_replied, notify
 
 
 async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) -> dict:

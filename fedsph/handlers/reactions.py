@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import get_id, get_type
-from fedsph.actors import get_actor_by_uri
-from fedsph.blocks import fetchable
+from fedsph.federation.activitystreams import get_id, get_type
+from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.blocks import fetchable
+from fedsph.federation.remote_objects import (
+    POST_TYPES,
+    get_object,
+    is_followed_locally,
+    store_object,
+)
+from fedsph.federation.remote_objects import visibility_of as document_visibility
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Reaction
-from fedsph.notifications import REACTION_NOTIFICATIONS, notify
-from fedsph.remote_objects import POST_TYPES, get_object, is_followed_locally, store_object
-from fedsph.remote_objects import visibility_of as document_visibility
+from fedsph.projects.notifications import REACTION_NOTIFICATIONS, notify
 
 
 async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.activitystreams import as_list, get_id
-from fedsph.actors import get_actor_by_uri
+from fedsph.federation.activitystreams import as_list, get_id
+from fedsph.federation.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Object, Report
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import delete, or_, select
 
-from fedsph.activitystreams import get_id, get_type
-from fedsph.actors import get_actor_by_uri
+from fedsph.federation.activitystreams import get_id, get_type
+from fedsph.federation.actors import get_actor_by_uri
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Follow, Reaction
 

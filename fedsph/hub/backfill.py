@@ -12,12 +12,12 @@ from __future__ import annotations
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import as_list, get_id, get_type, is_public, same_origin
+from fedsph.core.urls import URLs
 from fedsph.errors import BlockedAddress, FetchError
+from fedsph.federation.activitystreams import as_list, get_id, get_type, is_public, same_origin
+from fedsph.federation.remote import Remote
+from fedsph.federation.remote_objects import POST_TYPES, get_object, store_object
 from fedsph.models import Actor, InboxItem
-from fedsph.remote import Remote
-from fedsph.remote_objects import POST_TYPES, get_object, store_object
-from fedsph.urls import URLs
 
 BACKFILL = "fedsph:Backfill"
 BACKFILL_LIMIT = 20
@@ -36,7 +36,7 @@ async def queue_backfill(db: AsyncSession, urls: URLs, hub: Actor, project: Acto
 
 async def _fetch_from(remote: Remote, url: str, actor_uri: str) -> dict:
     """The collection at `url`, refused (as empty) when a redirect took us off the project's
-    server: the posts in it are believed only from there (fedsph.remote_objects.fetch_object)."""
+    server: the posts in it are believed only from there (fedsph.federation.remote_objects.fetch_object)."""
     document, final_url = await remote.fetch_document(url)
     return document if same_origin(final_url, actor_uri) else {}
 

@@ -1,5 +1,5 @@
 """`fedsph hub …`: make this node a hub, and join, invite, approve and leave (see
-fedsph/network_cli.py). Project-side commands name a local project by its slug and the hub by
+fedsph/admin/network_cli.py). Project-side commands name a local project by its slug and the hub by
 handle or URL; hub-side commands name the project by handle, URL or (on this node) slug."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import argparse
 
 from sqlalchemy import select
 
-from fedsph import vocab
-from fedsph.actors import get_local_actor, resolve_handle
+from fedsph.core import vocab
 from fedsph.errors import FetchError
+from fedsph.federation.actors import get_local_actor, resolve_handle
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.models import Actor, HubMembership

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import as_list
 from fedsph.errors import N_, UserError
+from fedsph.federation.activitystreams import as_list
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.models import Actor, Object
-from fedsph.profile import public_location
-from fedsph.queries import shown_to_visitors
+from fedsph.projects.profile import public_location
+from fedsph.projects.queries import shown_to_visitors
 
 # URL parameter -> profile field; each may be repeated (any of the values matches).
 LIST_FILTERS = {"region": "region", "country": "country", "stage": "stage",

@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import io
 
-from fedsph.activitystreams import as_list
-from fedsph.feeds import build_atom
+from fedsph.federation.activitystreams import as_list
 from fedsph.hub.directory import public_point
 from fedsph.models import Actor, Object
+from fedsph.projects.feeds import build_atom
 
 GEOJSON_CONTENT_TYPE = "application/geo+json"
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
@@ -106,5 +106,5 @@ def csv_text(actors: list[Actor]) -> str:
 # -- Atom -------------------------------------------------------------------------------------------
 
 def hub_atom(hub: Actor, updates: list[Object], feed_url: str) -> bytes:
-    """The hub's combined feed: fedsph.feeds builds it, with the hub as the feed's author."""
+    """The hub's combined feed: fedsph.projects.feeds builds it, with the hub as the feed's author."""
     return build_atom(hub, updates, feed_url)

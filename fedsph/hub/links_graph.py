@@ -2,7 +2,7 @@
 counts between regions (North–South at a glance).
 
 Links come from what the member projects carry in their profiles (`solidarityLinks`, stored
-with each actor: fedsph/profile_wire.py). An edge is drawn only when both ends are approved
+with each actor: fedsph/projects/profile_wire.py). An edge is drawn only when both ends are approved
 members of the hub and both declare the same link (mutual): one project alone cannot claim a
 link with another. The graph itself (`build_graph`, `region_layout`) is pure.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import vocab
+from fedsph.core import vocab
 from fedsph.hub.membership import approved_projects
 from fedsph.models import Actor
 

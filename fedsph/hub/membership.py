@@ -6,7 +6,7 @@ approved, the hub follows the project, so its public posts, profile updates and 
 hub, which re-shares them (fedsph.hub.reshare). Either side ends it: the project with Leave, the
 hub with a Reject of the Join (or Invite) that began the membership; the hub then unfollows.
 
-The functions here run in the caller's transaction (like fedsph.outbox) and work whether the
+The functions here run in the caller's transaction (like fedsph.projects.outbox) and work whether the
 project and the hub are on the same node (one shared row) or not (a row on each node).
 The inbox side is fedsph/handlers/hubs.py.
 """
@@ -16,15 +16,16 @@ from __future__ import annotations
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import outbox, vocab
-from fedsph.activitystreams import build_activity
-from fedsph.actors import create_local_actor, get_local_actor
-from fedsph.delivery import enqueue_deliveries
+from fedsph.core import vocab
+from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
+from fedsph.federation.activitystreams import build_activity
+from fedsph.federation.actors import create_local_actor, get_local_actor
+from fedsph.federation.delivery import enqueue_deliveries
 from fedsph.hub.backfill import queue_backfill
 from fedsph.models import Activity, Actor, Follow, Hub, HubMembership, utcnow
-from fedsph.profile import send_actor_update
-from fedsph.urls import URLs
+from fedsph.projects import outbox
+from fedsph.projects.profile import send_actor_update
 
 HUB_USERNAME = "hub"
 HUB_TERM = "fedsph:hub"  # in the hub actor's document: this Group is a hub

@@ -25,15 +25,15 @@ import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
-from fedsph.blocks import host_of
 from fedsph.config import Settings
-from fedsph.delivery import enqueue_deliveries
+from fedsph.core.urls import URLs
+from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
+from fedsph.federation.blocks import host_of
+from fedsph.federation.delivery import enqueue_deliveries
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.membership import local_hub
 from fedsph.models import Activity, Actor, Follow
-from fedsph.outbox import record_activity
-from fedsph.urls import URLs
+from fedsph.projects.outbox import record_activity
 
 log = logging.getLogger("fedsph.relay")
 

@@ -34,7 +34,7 @@ class Actor(Base):
     proof_key_pem: Mapped[str | None] = mapped_column(Text)
     manually_approves: Mapped[bool] = mapped_column(Boolean, default=False)
     document: Mapped[dict | None] = mapped_column(JSON)  # remote actors: the document as fetched
-    # Project profile (see fedsph/profile.py for the fields); translations of name and summary.
+    # Project profile (see fedsph/projects/profile.py for the fields); translations of name and summary.
     profile: Mapped[dict | None] = mapped_column(JSON)
     name_map: Mapped[dict | None] = mapped_column(JSON)
     summary_map: Mapped[dict | None] = mapped_column(JSON)

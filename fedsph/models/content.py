@@ -54,7 +54,7 @@ class Object(Base):
 
 
 class ObjectAudience(Base):
-    """An actor a direct post addresses (to, cc or Mention): who may see it (fedsph/visibility.py)."""
+    """An actor a direct post addresses (to, cc or Mention): who may see it (fedsph/federation/visibility.py)."""
 
     __tablename__ = "object_audience"
     __table_args__ = (UniqueConstraint("object_id", "actor_uri", name="uq_object_audience_pair"),)

@@ -8,21 +8,8 @@ import orjson
 from aiohttp import web
 from sqlalchemy import select
 
-from fedsph import queries
-from fedsph.activitystreams import (
-    build_collection_page,
-    build_ordered_collection,
-    build_tombstone,
-)
-from fedsph.actors import build_actor_document, get_actor_by_uri, get_local_actor
-from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge
-from fedsph.inbox import SignedRequest, claimed_key_id, receive
-from fedsph.integrity import stored_proof_key
-from fedsph.logtext import printable
-from fedsph.models import Activity, Actor, Object
-from fedsph.notes import NOTE_CONTEXT
-from fedsph.outbox import featured_url
-from fedsph.urls import (
+from fedsph.core.logtext import printable
+from fedsph.core.urls import (
     ACTIVITY,
     ACTOR,
     ACTOR_FOLLOWERS,
@@ -33,7 +20,20 @@ from fedsph.urls import (
     OBJECT,
     SHARED_INBOX,
 )
-from fedsph.visibility import VISIBLE_TO_ALL
+from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge
+from fedsph.federation.activitystreams import (
+    build_collection_page,
+    build_ordered_collection,
+    build_tombstone,
+)
+from fedsph.federation.actors import build_actor_document, get_actor_by_uri, get_local_actor
+from fedsph.federation.inbox import SignedRequest, claimed_key_id, receive
+from fedsph.federation.integrity import stored_proof_key
+from fedsph.federation.visibility import VISIBLE_TO_ALL
+from fedsph.models import Activity, Actor, Object
+from fedsph.projects import queries
+from fedsph.projects.notes import NOTE_CONTEXT
+from fedsph.projects.outbox import featured_url
 from fedsph.web import pages
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
 from fedsph.web.params import page_number

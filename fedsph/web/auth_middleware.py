@@ -12,8 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 from multidict import MultiDict
 
-from fedsph.actors import get_local_actor
-from fedsph.auth import (
+from fedsph.accounts import (
     ANON_CSRF_COOKIE,
     SESSION_COOKIE,
     SESSION_LIFETIME,
@@ -23,10 +22,11 @@ from fedsph.auth import (
     may_act_as,
     new_token,
 )
+from fedsph.core.urls import ACTOR_INBOX, INSTANCE_ACTOR, SHARED_INBOX
 from fedsph.errors import Forbidden, NotFound
+from fedsph.federation.actors import get_local_actor
 from fedsph.i18n import N_
 from fedsph.models import Actor, User
-from fedsph.urls import ACTOR_INBOX, INSTANCE_ACTOR, SHARED_INBOX
 from fedsph.web.keys import CSRF_TOKEN, LOGIN_SESSION, MULTIPART, SESSIONS, SETTINGS, USER
 
 LIMITER = web.AppKey("login_limiter", FailureLimiter)

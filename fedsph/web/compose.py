@@ -14,11 +14,12 @@ from aiohttp import web
 from multidict import MultiDict
 from sqlalchemy import select
 
-from fedsph import outbox, vocab
+from fedsph.core import vocab
 from fedsph.errors import NotFound, PayloadTooLarge
-from fedsph.media import MediaError, read_limited, save_upload
-from fedsph.media import src as media_src
 from fedsph.models import Actor, Media, Object
+from fedsph.projects import outbox
+from fedsph.projects.media import MediaError, read_limited, save_upload
+from fedsph.projects.media import src as media_src
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.documents import forget_actor
 from fedsph.web.keys import DOCUMENTS, MULTIPART, SESSIONS, SETTINGS, URLS, WRITER

@@ -8,7 +8,7 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from fedsph.profile_wire import context_document
+from fedsph.projects.profile_wire import context_document
 
 CONTEXT_PATH = "/ns"
 _BODY = orjson.dumps(context_document())

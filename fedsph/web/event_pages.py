@@ -13,14 +13,17 @@ from aiohttp import web
 from multidict import MultiDict
 from sqlalchemy import func, select
 
-from fedsph import events, ical, queries, vocab
-from fedsph.actors import actor_uris
-from fedsph.auth import may_act_as
+from fedsph.accounts import may_act_as
+from fedsph.core import vocab
 from fedsph.errors import Gone, NotFound
+from fedsph.events import ical
+from fedsph.events import service as events
+from fedsph.federation.actors import actor_uris
 from fedsph.handlers.events import send_join, send_leave
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.i18n import N_, pick_translation
 from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
+from fedsph.projects import queries
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.keys import REMOTE, SESSIONS, URLS, USER, WRITER
 from fedsph.web.pages import language_name, page_href, visitor_lang

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedsph import queries
-from fedsph.actors import get_local_actor
+from fedsph.core.urls import ACTOR
 from fedsph.errors import NotFound
-from fedsph.feeds import ATOM_CONTENT_TYPE, build_atom
-from fedsph.urls import ACTOR
+from fedsph.federation.actors import get_local_actor
+from fedsph.projects import queries
+from fedsph.projects.feeds import ATOM_CONTENT_TYPE, build_atom
 from fedsph.web.keys import SESSIONS
 
 ACTOR_FEED = ACTOR + "/feed.atom"

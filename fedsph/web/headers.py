@@ -2,7 +2,7 @@
 
 Pages need no JavaScript, so scripts, plugins and frames are refused outright. Styles are the
 `<style>` blocks and `style` attributes of our own templates, hence 'unsafe-inline' for styles only:
-member and remote HTML never keeps a style (fedsph.sanitize), and no script can run either way.
+member and remote HTML never keeps a style (fedsph.core.sanitize), and no script can run either way.
 `form-action` is our own origin, plus the one place a form of ours may be redirected to: the app
 an OAuth consent page sends its answer to (Chromium applies form-action to redirects too).
 """
@@ -13,7 +13,7 @@ import re
 
 from aiohttp import web
 
-from fedsph.safe_links import origin
+from fedsph.core.safe_links import origin
 
 POLICY = {
     "default-src": "'none'",

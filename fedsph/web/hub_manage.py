@@ -11,13 +11,13 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import func, select
 
-from fedsph import queries
+from fedsph.core.numbers import parse_id
 from fedsph.errors import BadRequest, NotFound
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
-from fedsph.numbers import parse_id
+from fedsph.projects import queries
 from fedsph.web.auth_middleware import read_form, require_member
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
 from fedsph.web.render import error_message, html_response

@@ -13,12 +13,12 @@ from urllib.parse import urlencode
 import orjson
 from aiohttp import web
 
+from fedsph.core.vocab import label
 from fedsph.errors import BadRequest, NotFound
-from fedsph.feeds import ATOM_CONTENT_TYPE
 from fedsph.hub import directory, exports, mapsvg
 from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
-from fedsph.vocab import label
+from fedsph.projects.feeds import ATOM_CONTENT_TYPE
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS
 from fedsph.web.pages import (
     actor_texts,

@@ -12,9 +12,9 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from fedsph import queries
 from fedsph.errors import BadRequest
 from fedsph.i18n import N_
+from fedsph.projects import queries
 from fedsph.web.keys import SESSIONS, USER
 from fedsph.web.render import html_response
 

@@ -8,8 +8,8 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
-from fedsph.remote import Remote
-from fedsph.urls import URLs
+from fedsph.core.urls import URLs
+from fedsph.federation.remote import Remote
 
 SETTINGS = web.AppKey("settings", Settings)
 URLS = web.AppKey("urls", URLs)

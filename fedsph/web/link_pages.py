@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from fedsph import links, vocab
+from fedsph.core import vocab
 from fedsph.errors import BadRequest, NotFound
 from fedsph.hub.links_graph import hub_graph, region_layout, region_table
 from fedsph.hub.membership import local_hub
 from fedsph.i18n import N_
+from fedsph.links import service as links
 from fedsph.models import Actor
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.documents import forget_actor

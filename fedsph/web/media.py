@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedsph.errors import NotFound
-from fedsph.media import EXTENSION_TYPES, FILE_NAME, MEDIA_ROUTE, media_dir
+from fedsph.projects.media import EXTENSION_TYPES, FILE_NAME, MEDIA_ROUTE, media_dir
 from fedsph.web.keys import SETTINGS
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"

@@ -12,9 +12,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from sqlalchemy import select
 
-from fedsph import blocks, outbox, queries
-from fedsph.actors import get_actor_by_uri, resolve_handle
-from fedsph.auth import (
+from fedsph.accounts import (
     SESSION_COOKIE,
     FailureLimiter,
     accept_invite,
@@ -26,11 +24,14 @@ from fedsph.auth import (
     hash_password,
     start_session,
 )
+from fedsph.core.numbers import parse_id
+from fedsph.core.safe_links import local_path
 from fedsph.errors import BadRequest, FetchError, Forbidden
+from fedsph.federation import blocks
+from fedsph.federation.actors import get_actor_by_uri, resolve_handle
 from fedsph.i18n import N_
 from fedsph.models import Actor, Follow, Object
-from fedsph.numbers import parse_id
-from fedsph.safe_links import local_path
+from fedsph.projects import outbox, queries
 from fedsph.web import compose, interact, profile_edit, project_hubs
 from fedsph.web.auth_middleware import (
     LIMITER,
@@ -49,7 +50,7 @@ log = logging.getLogger("fedsph.login")
 
 
 def safe_next(raw: str | None, default: str = "/") -> str:
-    """Only paths on this site (fedsph.safe_links.local_path), else `default`: no open redirect."""
+    """Only paths on this site (fedsph.core.safe_links.local_path), else `default`: no open redirect."""
     return local_path(raw) or default
 
 
@@ -301,7 +302,7 @@ async def _invite(request, actor, user, form):
 
 
 def clean_domain(raw: str) -> str:
-    """`https://Example.org/path` or `@user@example.org` -> `example.org` (see fedsph.blocks)."""
+    """`https://Example.org/path` or `@user@example.org` -> `example.org` (see fedsph.federation.blocks)."""
     try:
         return blocks.parse_domain(raw)
     except ValueError:

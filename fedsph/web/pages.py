@@ -15,19 +15,19 @@ from babel import Locale, UnknownLocaleError
 from markupsafe import Markup
 from yarl import URL
 
-from fedsph import media as media_files
-from fedsph import queries
-from fedsph.activitystreams import as_list, get_id
-from fedsph.actors import get_actor_by_uri
+from fedsph.core.safe_links import http_url
+from fedsph.core.sanitize import clean_html
+from fedsph.core.vocab import is_valid, label
 from fedsph.errors import FetchError, NotFound
+from fedsph.federation.activitystreams import as_list, get_id
+from fedsph.federation.actors import get_actor_by_uri
 from fedsph.i18n import pick_translation
-from fedsph.links import link_views
+from fedsph.links.service import link_views
 from fedsph.models import Actor, Media, Object
-from fedsph.notes import clean_hashtag
-from fedsph.profile import public_location as rounded_location
-from fedsph.safe_links import http_url
-from fedsph.sanitize import clean_html
-from fedsph.vocab import is_valid, label
+from fedsph.projects import media as media_files
+from fedsph.projects import queries
+from fedsph.projects.notes import clean_hashtag
+from fedsph.projects.profile import public_location as rounded_location
 from fedsph.web.keys import LANG, REMOTE, SESSIONS, SETTINGS, URLS, USER
 from fedsph.web.params import page_number
 from fedsph.web.render import html_response, osm_url
@@ -374,7 +374,7 @@ async def subscribe_template(remote, handle: str, allow_http: bool) -> str | Non
             continue
         for link in as_list(document.get("links")):
             template = link.get("template") if isinstance(link, dict) else None
-            # Only an http(s) URL (fedsph.safe_links) is a place to send people.
+            # Only an http(s) URL (fedsph.core.safe_links) is a place to send people.
             if (isinstance(template, str) and link.get("rel") == SUBSCRIBE_REL
                     and "{uri}" in template and http_url(template)):
                 return template

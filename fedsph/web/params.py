@@ -1,11 +1,11 @@
-"""The `page` query parameter of web pages and collections (the rule: fedsph.numbers)."""
+"""The `page` query parameter of web pages and collections (the rule: fedsph.core.numbers)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from fedsph.core.numbers import parse_page
 from fedsph.errors import BadRequest
-from fedsph.numbers import parse_page
 
 
 def page_number(request: web.Request, default: int | None = 1,

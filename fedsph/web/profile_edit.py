@@ -1,4 +1,4 @@
-"""The project profile form: every field of fedsph/profile.py, translations per language.
+"""The project profile form: every field of fedsph/projects/profile.py, translations per language.
 
 Each field is checked on its own so that every problem is shown next to its field, with what the
 member typed left in place. Saving goes through profile.set_profile, which sends Update(actor).
@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from aiohttp import web
 from multidict import MultiDict
 
-from fedsph import profile, vocab
+from fedsph.core import vocab
 from fedsph.i18n import N_
-from fedsph.media import MediaError, largest_url, save_upload
 from fedsph.models import Actor
-from fedsph.notes import html_to_text
+from fedsph.projects import profile
+from fedsph.projects.media import MediaError, largest_url, save_upload
+from fedsph.projects.notes import html_to_text
 from fedsph.web.auth_middleware import local_actor_or_404, require_member
 from fedsph.web.compose import form_languages, read_multipart
 from fedsph.web.documents import forget_actor

@@ -11,12 +11,12 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import func, select
 
-from fedsph import queries
-from fedsph.actors import get_actor_by_uri, resolve_handle
 from fedsph.errors import BadRequest, FetchError
+from fedsph.federation.actors import get_actor_by_uri, resolve_handle
 from fedsph.hub import membership as hubs
 from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
+from fedsph.projects import queries
 from fedsph.web.keys import REMOTE, SESSIONS, URLS, WRITER
 
 

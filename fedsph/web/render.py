@@ -10,12 +10,13 @@ import orjson
 from aiohttp import web
 from markupsafe import Markup, escape
 
-from fedsph import __version__, vocab
-from fedsph.activitystreams import AP_CONTENT_TYPE
+from fedsph import __version__
+from fedsph.core import vocab
+from fedsph.core.safe_links import MAX_URL_LENGTH, http_url, local_path
+from fedsph.core.sanitize import clean_html
 from fedsph.errors import UserError
+from fedsph.federation.activitystreams import AP_CONTENT_TYPE
 from fedsph.i18n import get_translations, pick_translation, request_language
-from fedsph.safe_links import MAX_URL_LENGTH, http_url, local_path
-from fedsph.sanitize import clean_html
 from fedsph.web.keys import CSRF_TOKEN, LANG, SETTINGS, TEMPLATES, USER
 
 AP_ACCEPTS = ("application/activity+json", "application/ld+json", "application/json")

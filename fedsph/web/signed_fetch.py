@@ -15,12 +15,12 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph import blocks
+from fedsph.core.logtext import printable
 from fedsph.errors import BadRequest, Unauthorized
-from fedsph.inbox import SignedRequest, signature_params, verified_signer
-from fedsph.logtext import printable
+from fedsph.federation import blocks
+from fedsph.federation.inbox import SignedRequest, signature_params, verified_signer
+from fedsph.federation.visibility import DIRECT, VISIBLE_TO_ALL, domain_addressed
 from fedsph.models import Actor, Follow, Object
-from fedsph.visibility import DIRECT, VISIBLE_TO_ALL, domain_addressed
 from fedsph.web.client_address import client_address
 from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, WRITER
 from fedsph.web.render import wants_html

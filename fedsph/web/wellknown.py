@@ -11,10 +11,10 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from fedsph import __version__
-from fedsph.actors import USERNAME_RE, get_actor_by_uri, get_local_actor
+from fedsph.core.safe_links import http_url
 from fedsph.errors import BadRequest, NotFound
+from fedsph.federation.actors import USERNAME_RE, get_actor_by_uri, get_local_actor
 from fedsph.models import Actor, Object, User
-from fedsph.safe_links import http_url
 from fedsph.web.interact import SUBSCRIBE_REL, subscribe_template
 from fedsph.web.keys import DOCUMENTS, SESSIONS, SETTINGS, URLS
 from fedsph.web.render import ap_response, json_response

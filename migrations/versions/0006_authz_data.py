@@ -8,8 +8,8 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 
-from fedsph.blocks import parse_domain
-from fedsph.safe_links import http_url
+from fedsph.core.safe_links import http_url
+from fedsph.federation.blocks import parse_domain
 
 revision = "0006_authz"
 down_revision = "0005"

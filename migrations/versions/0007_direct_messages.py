@@ -2,7 +2,7 @@
 
 Received posts addressed neither to as:Public nor to their author's followers collection were
 stored as `followers`; they were direct messages. Their stored AS2 document tells, so they are
-reclassified here with the rule of fedsph/visibility.py (restated: a migration must not change
+reclassified here with the rule of fedsph/federation/visibility.py (restated: a migration must not change
 when the code does) and their addressees are recorded.
 
 Revision ID: 0007

@@ -1,5 +1,5 @@
 """URLs kept from other servers under the older, looser check: what is not an http(s) URL by the
-one rule (fedsph/safe_links.py) goes. An actor's or a post's web page falls back to its id (as
+one rule (fedsph/core/safe_links.py) goes. An actor's or a post's web page falls back to its id (as
 new rows do); other URL columns are emptied; attachments, tags and profile links lose the bad
 URL (an attachment without one cannot be shown and is dropped).
 
@@ -10,7 +10,7 @@ Revises: 0007
 import sqlalchemy as sa
 from alembic import op
 
-from fedsph.safe_links import http_url
+from fedsph.core.safe_links import http_url
 
 revision = "0008_remote_urls"
 down_revision = "0007"

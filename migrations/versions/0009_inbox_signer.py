@@ -1,7 +1,7 @@
 """Inbox items record whether the actor signed the request itself (not a relay for it).
 
 An actor's Update of itself is read as its new document when the actor's own server sent it:
-that is as fresh as a fetch (fedsph/actors.py). Whether it did is known only at the inbox, where
+that is as fresh as a fetch (fedsph/federation/actors.py). Whether it did is known only at the inbox, where
 the signature is checked, so the worker reads it from the item. Rows received before this were
 not marked, and fall back to the proof's time.
 

@@ -1,5 +1,5 @@
 """Node-wide blocks: only admins set or lift them, and a block of a domain covers its
-subdomains, every port and every spelling of the host (fedsph/blocks.py).
+subdomains, every port and every spelling of the host (fedsph/federation/blocks.py).
 
 Each refused attempt also checks that the blocks table (or the inbox) is unchanged.
 """
@@ -12,10 +12,10 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from fedsph import blocks
-from fedsph.actors import parse_actor_document, store_remote_actor
-from fedsph.crypto import generate_rsa_keypair
-from fedsph.delivery import enqueue_deliveries
+from fedsph.federation import blocks
+from fedsph.federation.actors import parse_actor_document, store_remote_actor
+from fedsph.federation.crypto import generate_rsa_keypair
+from fedsph.federation.delivery import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
 from tests.fakepeer import PeerActor
 from tests.test_members import browser, login, make_user, post_form

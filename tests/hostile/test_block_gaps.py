@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.actors import parse_actor_document, store_remote_actor
-from fedsph.crypto import generate_rsa_keypair
-from fedsph.delivery import enqueue_deliveries
+from fedsph.federation.actors import parse_actor_document, store_remote_actor
+from fedsph.federation.crypto import generate_rsa_keypair
+from fedsph.federation.delivery import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
-from fedsph.outbox import publish_note
+from fedsph.projects.outbox import publish_note
 from tests.dbfixtures import add_remote_follower
 
 AS = "https://www.w3.org/ns/activitystreams"

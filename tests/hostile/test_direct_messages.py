@@ -15,10 +15,10 @@ from alembic import command
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from fedsph.actors import resolve_actor
 from fedsph.db import alembic_config, make_engine, migrate
+from fedsph.federation.actors import resolve_actor
 from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectAudience, Reaction
-from fedsph.outbox import edit_update, publish_update, update_fields
+from fedsph.projects.outbox import edit_update, publish_update, update_fields
 from fedsph.web.keys import REMOTE
 from tests.conftest import make_settings
 from tests.fakepeer import AS, FakePeer

@@ -1,5 +1,5 @@
 """Hostile numbers (issue 10 review): "²" passes str.isdigit() but not int(), ids past int64
-overflow SQLite. Every number read from a request goes through fedsph.numbers: a 4xx, never a
+overflow SQLite. Every number read from a request goes through fedsph.core.numbers: a 4xx, never a
 500, and nothing is changed.
 """
 
@@ -11,11 +11,12 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from fedsph import httpsig, profile
-from fedsph.delivery import parse_retry_after
+from fedsph.core.numbers import MAX_ROW_ID, parse_id, parse_number, parse_page
 from fedsph.errors import Unauthorized
+from fedsph.federation import httpsig
+from fedsph.federation.delivery import parse_retry_after
 from fedsph.models import Actor, Follow, Object, utcnow
-from fedsph.numbers import MAX_ROW_ID, parse_id, parse_number, parse_page
+from fedsph.projects import profile
 from tests.hostile.test_withheld_posts import add_tagged_replies
 from tests.test_api_with_peer import member_token
 from tests.test_members import browser, login, make_user, post_form

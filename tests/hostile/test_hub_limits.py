@@ -10,10 +10,10 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from fedsph.actors import get_local_actor
+from fedsph.federation.actors import get_local_actor
 from fedsph.hub import membership as hubs
 from fedsph.models import Actor, HubMembership
-from fedsph.queries import MAX_LISTED
+from fedsph.projects.queries import MAX_LISTED
 from tests.conftest import make_settings, start_node
 from tests.hostile.test_limits import statements
 from tests.test_hub_membership import AS, hub_actor, settle

@@ -18,8 +18,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from fedsph.crypto import rsa_sign
-from fedsph.httpsig import http_date, request_target, sha256_digest, sign_request
+from fedsph.federation.crypto import rsa_sign
+from fedsph.federation.httpsig import http_date, request_target, sha256_digest, sign_request
 from tests.fakepeer import AS, FakePeer, PeerActor
 from tests.processes import NodeProcess
 
@@ -287,8 +287,8 @@ async def test_weak_or_stale_signatures_are_refused_before_any_fetch(node, hosts
 
 @pytest.fixture
 async def remote():
-    from fedsph.crypto import generate_rsa_keypair
-    from fedsph.remote import Remote, Signer, make_client_session
+    from fedsph.federation.crypto import generate_rsa_keypair
+    from fedsph.federation.remote import Remote, Signer, make_client_session
 
     session = make_client_session(allow_private=True, timeout=5)
     private_pem, _ = generate_rsa_keypair()
@@ -297,8 +297,8 @@ async def remote():
 
 
 async def test_a_redirect_to_another_host_never_vouches_for_an_actor(hosts, remote):
-    from fedsph.actors import fetch_key_owner
     from fedsph.errors import FetchError
+    from fedsph.federation.actors import fetch_key_owner
 
     victim_host, _, attacker_host = hosts
     eve = victim_host.add_actor("eve")

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
-from fedsph.blocks import block_account, block_domain
+from fedsph.federation.blocks import block_account, block_domain
+from fedsph.federation.proofs import generate_proof_key, multikey, sign_activity
 from fedsph.hub.membership import ensure_hub
 from fedsph.models import (
     Activity,
@@ -24,7 +25,6 @@ from fedsph.models import (
     Object,
     Reaction,
 )
-from fedsph.proofs import generate_proof_key, multikey, sign_activity
 from tests.conftest import make_settings, start_node
 from tests.dbfixtures import add_follow, store_remote
 from tests.fakepeer import AS, FakePeer, PeerActor
@@ -122,7 +122,7 @@ async def test_a_replayed_create_does_not_roll_back_an_edit(node, peer):
 async def test_an_actor_update_never_brings_keys_nor_an_old_document(node, peer):
     """An Update of an actor signed by the actor itself is read as Mastodon reads it, its keys
     excepted; one relayed with an older proof (relayed again, maybe by anyone) changes nothing,
-    and the actor's own document decides (fedsph.actors.embedded_update_is_fresh,
+    and the actor's own document decides (fedsph.federation.actors.embedded_update_is_fresh,
     values_from_update)."""
     bob = peer.add_actor("bob")
     proof_pem = generate_proof_key()

@@ -18,22 +18,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, update
 
-from fedsph import proofs
-from fedsph.activitystreams import parse_iso
-from fedsph.actors import InvalidActor, parse_actor_document
-from fedsph.crypto import generate_rsa_keypair
 from fedsph.errors import HTTPProblem
-from fedsph.httpsig import (
+from fedsph.federation import proofs
+from fedsph.federation.activitystreams import parse_iso
+from fedsph.federation.actors import InvalidActor, parse_actor_document
+from fedsph.federation.crypto import generate_rsa_keypair
+from fedsph.federation.httpsig import (
     SignatureParams,
     check_request,
     http_date,
     parse_signature_header,
     sha256_digest,
 )
-from fedsph.httpsig9421 import MessageSignature, check_message, parse_message_signature
-from fedsph.inbox import KEY_REFETCH_AFTER
+from fedsph.federation.httpsig9421 import MessageSignature, check_message, parse_message_signature
+from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, InboxItem, utcnow
-from fedsph.outbox import publish_note
+from fedsph.projects.outbox import publish_note
 from tests.dbfixtures import add_remote_follower
 from tests.test_inbox import follow, post_raw, project_and_sender
 
@@ -186,7 +186,7 @@ async def test_a_sender_with_an_overlong_username_is_refused_and_not_stored(node
 async def test_a_newline_in_a_refused_type_cannot_forge_a_log_line(node, peer, caplog):
     project, alice, inbox = await project_and_sender(node, peer)
     activity = {**follow(peer, alice, project.uri),
-                "type": "fedsph:x\nWARNING fedsph.inbox: forged line\x1b[2J"}
+                "type": "fedsph:x\nWARNING fedsph.federation.inbox: forged line\x1b[2J"}
     with caplog.at_level(logging.INFO, logger="fedsph.inbox"):
         status, _ = await peer.post(alice, inbox, activity)
     assert status == 400

@@ -18,8 +18,8 @@ from sqlalchemy import event, func, select
 from fedsph.hub import relay
 from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem, Object, utcnow
-from fedsph.outbox import publish_note
-from fedsph.queries import MAX_LISTED, comments_for
+from fedsph.projects.outbox import publish_note
+from fedsph.projects.queries import MAX_LISTED, comments_for
 from tests.conftest import make_settings, start_node
 from tests.fakepeer import FakePeer
 from tests.test_relay import hub_node, relay_follow, relay_rows
@@ -382,7 +382,7 @@ async def test_relay_commands_list_approve_and_reject(node, peer, capsys):
 
 
 async def test_follower_and_request_lists_of_the_manage_page_are_capped(node):
-    from fedsph.queries import relation_actors
+    from fedsph.projects.queries import relation_actors
     from fedsph.web.members import _manage_context
 
     project = await node.create_actor("coop")

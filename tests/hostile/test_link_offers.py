@@ -10,9 +10,9 @@ import re
 
 from sqlalchemy import select
 
-from fedsph import links
+from fedsph.links import service as links
 from fedsph.models import Actor, SolidarityLink
-from fedsph.queries import MAX_LISTED
+from fedsph.projects.queries import MAX_LISTED
 from tests.fakepeer import FakePeer
 from tests.hostile.test_limits import statements
 from tests.test_members import browser, login, make_user

@@ -8,7 +8,7 @@ from aiohttp import web
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from fedsph.safe_links import local_path
+from fedsph.core.safe_links import local_path
 from fedsph.web.members import safe_next
 
 BASE = "https://coop.example"

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from fedsph.accounts import hash_token, new_token
 from fedsph.api.tokens import issue_token
-from fedsph.auth import hash_token, new_token
 from fedsph.config import ConfigError, load_settings
 from fedsph.models import Membership, OAuthApp, OAuthCode, OAuthToken, Object, User, utcnow
 from fedsph.web.auth_middleware import LIMITER

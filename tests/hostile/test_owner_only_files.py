@@ -9,9 +9,9 @@ import tarfile
 
 import pytest
 
-from fedsph import backup, commands
+from fedsph.admin import backup, commands
 from fedsph.db import make_engine
-from fedsph.media import _write_atomically, media_dir
+from fedsph.projects.media import _write_atomically, media_dir
 from tests.conftest import make_settings, start_node
 
 DATABASE = "fedsph.sqlite3"

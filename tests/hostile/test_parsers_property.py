@@ -11,16 +11,16 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fedsph.activitystreams import same_origin
-from fedsph.actors import InvalidActor, parse_actor_document, published_keys
-from fedsph.crypto import generate_rsa_keypair
+from fedsph.core.safe_links import http_url
 from fedsph.errors import HTTPProblem, Unauthorized
-from fedsph.httpsig import check_coverage, parse_signature_header, sign_request
-from fedsph.httpsig9421 import parse_message_signature
-from fedsph.inbox import check_origins, parse_activity, signature_params
-from fedsph.remote import Remote, Signer
-from fedsph.remote_objects import object_columns
-from fedsph.safe_links import http_url
+from fedsph.federation.activitystreams import same_origin
+from fedsph.federation.actors import InvalidActor, parse_actor_document, published_keys
+from fedsph.federation.crypto import generate_rsa_keypair
+from fedsph.federation.httpsig import check_coverage, parse_signature_header, sign_request
+from fedsph.federation.httpsig9421 import parse_message_signature
+from fedsph.federation.inbox import check_origins, parse_activity, signature_params
+from fedsph.federation.remote import Remote, Signer
+from fedsph.federation.remote_objects import object_columns
 
 OWN = "https://node.example"
 REMOTE = Remote(None, Signer(OWN + "/actor#main-key", ""), allow_private=False)

@@ -1,4 +1,4 @@
-"""Objects fetched by URL are bound to the server that served them (fedsph.remote_objects.
+"""Objects fetched by URL are bound to the server that served them (fedsph.federation.remote_objects.
 fetch_object), and only a member's token makes this node fetch at all (search resolve=true)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from fedsph.auth import hash_token
-from fedsph.event_commands import _remote_event
+from fedsph.accounts import hash_token
+from fedsph.events.commands import _remote_event
 from fedsph.hub.backfill import fetch_backfill
 from fedsph.models import Actor, OAuthApp, OAuthToken, Object, User, utcnow
 from fedsph.web.keys import REMOTE

@@ -10,8 +10,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
 
-from fedsph.notes import text_to_html
-from fedsph.sanitize import link
+from fedsph.core.sanitize import link
+from fedsph.projects.notes import text_to_html
 from fedsph.web.render import link_to, safe_href
 from tests.hostile.xss import PAYLOADS, problems
 

@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select
 
-from fedsph.auth import Backoff, FailureLimiter, create_invite, get_invite, throttle_key
+from fedsph.accounts import Backoff, FailureLimiter, create_invite, get_invite, throttle_key
 from fedsph.config import ConfigError, load_settings, proxy_networks
 from fedsph.models import LoginSession, User
-from fedsph.outbox import publish_note
+from fedsph.projects.outbox import publish_note
 from fedsph.web.auth_middleware import LIMITER
 from fedsph.web.client_address import forwarded_client
 from tests.conftest import make_settings, start_node

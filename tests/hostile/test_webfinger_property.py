@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fedsph.core.urls import URLs
 from fedsph.errors import BadRequest, NotFound
-from fedsph.urls import URLs
 from fedsph.web.wellknown import parse_resource
 
 DOMAIN = "coop.example"

@@ -1,7 +1,7 @@
 """Withheld posts (issue 10 review): a reply a project hid, or holds for approval, is on no
 public list: tag pages, the remote-object page, Atom feeds, the public and tag API timelines.
 
-The rule is one SQL condition, fedsph.queries.shown_to_visitors (built on not_withheld).
+The rule is one SQL condition, fedsph.projects.queries.shown_to_visitors (built on not_withheld).
 """
 
 from __future__ import annotations

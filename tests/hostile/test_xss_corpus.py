@@ -18,11 +18,11 @@ import aiohttp
 import html5lib
 from sqlalchemy import select
 
-from fedsph.activitystreams import PUBLIC
+from fedsph.core.safe_links import http_url
+from fedsph.federation.activitystreams import PUBLIC
 from fedsph.models import Actor, Object
-from fedsph.notes import text_to_html
-from fedsph.outbox import publish_update
-from fedsph.safe_links import http_url
+from fedsph.projects.notes import text_to_html
+from fedsph.projects.outbox import publish_update
 from fedsph.web.render import safe_href
 from tests.hostile.xss import PAYLOADS, problems
 from tests.test_members import CSRF_RE, browser, jpeg, login, make_user, multipart
@@ -58,7 +58,7 @@ def remote(kind: str, uri: str) -> str:
 URL_ATTRIBUTE = re.compile(r'\b(href|src|srcset|action|formaction)="\{\{(.*?)\}\}"')
 # Builders that only ever return a path on this site or a fixed https URL of our own making.
 LOCAL_BUILDERS = ("osm_url(",)
-# Our own uploads' renditions (fedsph.media.srcset builds them from this node's URLs).
+# Our own uploads' renditions (fedsph.projects.media.srcset builds them from this node's URLs).
 KNOWN_LOCAL = {"srcset": {"image.srcset"}}
 
 
@@ -160,7 +160,7 @@ async def test_corpus_through_the_inbox(node, peer):
 
 
 async def assert_stored_urls_are_http(node, actor_uri: str) -> None:
-    """The rows themselves keep only http(s) URLs (fedsph.safe_links), whatever was sent."""
+    """The rows themselves keep only http(s) URLs (fedsph.core.safe_links), whatever was sent."""
     async with node.readers() as db:
         actor = await db.scalar(select(Actor).where(Actor.uri == actor_uri))
         posts = list(await db.scalars(select(Object).where(Object.actor_id == actor.id)))

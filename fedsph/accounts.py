@@ -1,0 +1,256 @@
+"""Members: password check, login sessions, CSRF tokens, failed-login limits and invitations.
+
+Secrets given to browsers (session cookies, invite links) are random tokens; the database keeps
+only their SHA-256, so a leaked database backup cannot be used to log in or to join a project.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import ipaddress
+import math
+import secrets
+import time
+from datetime import timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cachetools import TTLCache
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.core.urls import URLs
+from fedsph.federation.actors import check_username, create_local_actor, get_local_actor
+from fedsph.models import Actor, Invite, LoginSession, Membership, User, utcnow
+
+SESSION_COOKIE = "fedsph_session"
+# Anonymous visitors (login and invite forms) get their CSRF token in this cookie instead.
+ANON_CSRF_COOKIE = "fedsph_csrf"
+SESSION_LIFETIME = timedelta(days=30)
+INVITE_LIFETIME = timedelta(days=7)
+MIN_PASSWORD = 8
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both cases take the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher.hash, password)
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+
+
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    """Constant-time comparison; a missing token on either side never matches."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+async def authenticate(db: AsyncSession, username: str, password: str
+                       ) -> tuple[User | None, str | None]:
+    """(user, None) if the password is right, (None, None) if not.
+
+    The second item is a fresh hash to store when the argon2 parameters changed since the
+    password was set. Only reads: call it outside a write transaction, since argon2 is slow.
+    """
+    user = await db.scalar(select(User).where(User.username == username.strip().lower()))
+    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    try:
+        # argon2 is slow on purpose (tens of ms): keep the event loop free meanwhile.
+        await asyncio.to_thread(_hasher.verify, stored, password)
+    except (VerificationError, InvalidHashError):
+        return None, None
+    if user is None or not user.password_hash:
+        return None, None
+    if _hasher.check_needs_rehash(user.password_hash):
+        return user, await hash_password(password)
+    return user, None
+
+
+async def start_session(db: AsyncSession, user: User) -> tuple[str, LoginSession]:
+    """A new login session; the returned token goes in the cookie and is never stored."""
+    token, now = new_token(), utcnow()
+    await db.execute(delete(LoginSession).where(LoginSession.expires_at < now))  # tidy up
+    row = LoginSession(token_hash=hash_token(token), user_id=user.id, csrf_token=new_token(),
+                       created_at=now, expires_at=now + SESSION_LIFETIME)
+    db.add(row)
+    await db.flush()
+    return token, row
+
+
+async def get_session(db: AsyncSession, token: str) -> tuple[LoginSession, User] | None:
+    """The live session and its user for a cookie value, or None (unknown or expired)."""
+    row = await db.execute(
+        select(LoginSession, User).join(User, User.id == LoginSession.user_id)
+        .where(LoginSession.token_hash == hash_token(token), LoginSession.expires_at > utcnow()))
+    found = row.first()
+    return (found[0], found[1]) if found else None
+
+
+async def end_session(db: AsyncSession, token: str) -> None:
+    await db.execute(delete(LoginSession).where(LoginSession.token_hash == hash_token(token)))
+
+
+async def may_act_as(db: AsyncSession, user: User, actor: Actor) -> bool:
+    """Members act as their projects, everyone as their own Person; admins as any local actor."""
+    if not actor.local or actor.type == "Application":
+        return False
+    if user.is_admin or user.actor_id == actor.id:
+        return True
+    return await db.scalar(select(Membership.id).where(
+        Membership.user_id == user.id, Membership.project_id == actor.id)) is not None
+
+
+class Backoff:
+    """Failures per key; past `free` of them, each try must wait 1 s, 2 s, 4 s… up to `cap`.
+
+    Memory is bounded: at most `max_keys` keys, each forgotten `forget` seconds after its last
+    failure (a flood of distinct keys evicts the oldest instead of growing forever).
+    """
+
+    def __init__(self, free: int, cap: float = 300.0, forget: float = 3600.0,
+                 max_keys: int = 10_000, clock=time.monotonic):
+        self.free, self.cap, self.clock = free, cap, clock
+        self._failures: TTLCache = TTLCache(maxsize=max_keys, ttl=forget, timer=clock)
+
+    def _delay(self, count: int) -> float:
+        return 0.0 if count < self.free else min(self.cap, 2.0 ** (count - self.free))
+
+    def wait(self, key: object) -> float:
+        """Seconds before `key` may try again (0: now)."""
+        count, last = self._failures.get(key, (0, 0.0))
+        return max(0.0, last + self._delay(count) - self.clock())
+
+    def fail(self, key: object) -> None:
+        count, _ = self._failures.get(key, (0, 0.0))
+        self._failures[key] = (count + 1, self.clock())
+
+    def forget(self, key: object) -> None:
+        self._failures.pop(key, None)
+
+    def forgive(self, key: object, failures: int) -> None:
+        """Take back `failures` of the key's count (those a right password showed were typos)."""
+        count, last = self._failures.get(key, (0, 0.0))
+        if count - failures > 0:
+            self._failures[key] = (count - failures, last)
+        else:
+            self._failures.pop(key, None)
+
+
+def throttle_key(address: str) -> str:
+    """IPv6 clients are counted per /64: one home or server usually holds a whole /64."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class FailureLimiter:
+    """Slows password guessing per client address and, separately, per account.
+
+    Nothing is ever locked, and only the client's own address can refuse a try before the
+    password is checked: an attacker can slow themselves down but never keep the real member out.
+    The account's count slows the *wrong* answers of a guesser spread over many addresses: once an
+    account is hot, a wrong password for it is answered 429 and holds that address for the
+    account's current wait, so every address buys one guess per wait, while a right password from
+    an address that is not itself held still logs in at once. A right password forgives only that
+    address's failures for that account, so a guesser cannot clear their address by logging in
+    to an account of their own. One process, in memory, and forgotten on restart.
+    """
+
+    def __init__(self, per_address: int = 5, per_account: int = 20, forget: float = 3600.0,
+                 max_keys: int = 10_000, clock=time.monotonic):
+        self.clock = clock
+        self.by_address = Backoff(per_address, forget=forget, max_keys=max_keys, clock=clock)
+        self.by_account = Backoff(per_account, forget=forget, max_keys=max_keys, clock=clock)
+        self._by_pair: TTLCache = TTLCache(maxsize=max_keys, ttl=forget, timer=clock)
+        self._held: TTLCache = TTLCache(maxsize=max_keys, ttl=forget, timer=clock)
+
+    def retry_after(self, address: str) -> int:
+        """Whole seconds before this address may try any password again (0: now)."""
+        key = throttle_key(address)
+        held = self._held.get(key, 0.0) - self.clock()
+        return math.ceil(max(0.0, held, self.by_address.wait(key)))
+
+    def fail(self, address: str, username: str) -> int:
+        """Count a wrong password; returns the Retry-After to answer it with (0: a plain "wrong")."""
+        key = throttle_key(address)
+        self.by_address.fail(key)
+        self.by_account.fail(username)
+        self._by_pair[key, username] = self._by_pair.get((key, username), 0) + 1
+        account_wait = self.by_account.wait(username)
+        if account_wait > 0:
+            self._held[key] = max(self._held.get(key, 0.0), self.clock() + account_wait)
+        return math.ceil(account_wait)
+
+    def succeed(self, address: str, username: str) -> None:
+        """A right password forgives this address its misses for this account, nothing more."""
+        key = throttle_key(address)
+        self.by_address.forgive(key, self._by_pair.pop((key, username), 0))
+
+
+async def create_invite(db: AsyncSession, project: Actor, created_by: User | None) -> str:
+    """A one-time invitation to join `project`; returns the token for the link."""
+    token, now = new_token(), utcnow()
+    db.add(Invite(token_hash=hash_token(token), project_id=project.id,
+                  created_by=created_by.id if created_by else None,
+                  created_at=now, expires_at=now + INVITE_LIFETIME))
+    await db.flush()
+    return token
+
+
+async def get_invite(db: AsyncSession, token: str) -> tuple[Invite, Actor] | None:
+    """The unused, unexpired invite for a token, with its project."""
+    found = (await db.execute(
+        select(Invite, Actor).join(Actor, Actor.id == Invite.project_id)
+        .where(Invite.token_hash == hash_token(token), Invite.used_at.is_(None),
+               Invite.expires_at > utcnow()))).first()
+    return (found[0], found[1]) if found else None
+
+
+async def accept_invite(db: AsyncSession, urls: URLs, domain: str, token: str, username: str,
+                        password_hash: str) -> User:
+    """Use an invite: a new user with a Person actor, member of the project.
+
+    LookupError if the invite cannot be used, ValueError if the name cannot be. The password is
+    hashed by the caller before the transaction (argon2 is slow; SQLite has one writer).
+    """
+    found = await get_invite(db, token)
+    if found is None:
+        raise LookupError("this invitation was already used or has expired")
+    invite, project = found
+    username = check_username(username.strip().lower())
+    if await get_local_actor(db, username) or await db.scalar(
+            select(User.id).where(User.username == username)):
+        raise ValueError(f"the name {username!r} is already taken on this node")
+    person = await create_local_actor(db, urls, domain, username, "Person")
+    user = User(username=username, password_hash=password_hash, actor_id=person.id)
+    db.add(user)
+    await db.flush()
+    db.add(Membership(user_id=user.id, project_id=project.id, role="member"))
+    # Conditional update: of two people racing with one link, only one commits.
+    claimed = await db.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
+                               .values(used_at=utcnow(), used_by=user.id))
+    if claimed.rowcount != 1:
+        raise LookupError("this invitation was already used or has expired")
+    return user

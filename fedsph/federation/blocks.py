@@ -1,0 +1,163 @@
+"""Node-wide blocks: which host names a domain block covers, and the one query that asks.
+
+A block of `evil.example` covers every name under it (`a.evil.example`) on any port. Host names
+are compared in one form: lower case, no trailing dot, no port, IDNA (punycode) for non-ASCII,
+so `EVIL.example.`, `evil.example:8443` and a full-width spelling are the same host. Domains
+are stored in that form too, so the inbox asks with one `IN (…)` of the host and its parents.
+Only admins change blocks (fedsph/web/members.py and the CLI check that before calling here).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.core.safe_links import http_url, origin
+from fedsph.models import Actor, Block, Follow
+
+HOST_MAX = 253
+
+
+def normalise_host(raw: str | None) -> str | None:
+    """`Evil.Example.` or `ｅvil.example` -> `evil.example`; an IP in its short form; None if
+    `raw` is not a host name (no port: use `host_of` for URLs and `parse_domain` for input)."""
+    host = (raw or "").strip().strip("[]").rstrip(".")
+    if not host or len(host) > HOST_MAX:
+        return None
+    try:
+        return ipaddress.ip_address(host).compressed
+    except ValueError:
+        pass
+    try:
+        # Python's IDNA codec applies nameprep: case folding and compatibility mapping, so
+        # look-alike spellings our HTTP client would send to the same host compare equal.
+        ascii_host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+    if any(not label or not label.replace("-", "").replace("_", "").isalnum()
+           for label in ascii_host.split(".")):
+        return None
+    return ascii_host
+
+
+def host_of(uri: str | None) -> str | None:
+    """The normalised host of a URL (port, user info and path dropped); None if it has none."""
+    try:
+        return normalise_host(urlsplit(uri or "").hostname)
+    except ValueError:
+        return None
+
+
+def parse_domain(raw: str) -> str:
+    """A domain as someone types it (`https://Example.org/path`, `@user@example.org`,
+    `example.org:8443`) -> `example.org`. ValueError if it is not a domain."""
+    text = raw.strip()
+    if "://" not in text:
+        text = "//" + text.rsplit("@", 1)[-1]
+    host = host_of(text)
+    if host is None or ("." not in host and ":" not in host):
+        raise ValueError("not a domain")
+    return host
+
+
+def parent_domains(host: str) -> list[str]:
+    """`a.evil.example` -> [`a.evil.example`, `evil.example`, `example`]: the blocks that cover it."""
+    if ":" in host or host.replace(".", "").isdigit():
+        return [host]  # an IP address has no parents
+    labels = host.split(".")
+    return [".".join(labels[i:]) for i in range(len(labels))]
+
+
+def covers(domain: str, host: str | None) -> bool:
+    """True if a block of `domain` (normalised) applies to `host` (normalised)."""
+    return host is not None and domain in parent_domains(host)
+
+
+async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
+    """True if the actor, or its host or any parent domain of it, is blocked. One query.
+
+    A URI whose host cannot be read in the one form (`ev%69l.example`) counts as blocked: what
+    another parser would make of it is exactly what a block must not have to guess."""
+    host = host_of(actor_uri)
+    if host is None:
+        return True
+    return await db.scalar(select(Block.id).where(or_(
+        Block.actor_uri == actor_uri, Block.domain.in_(parent_domains(host)))).limit(1)) is not None
+
+
+async def fetchable(db: AsyncSession, uri: str | None) -> bool:
+    """True when a URI that came in an activity may be fetched: an http(s) URL of an account and
+    server that are not blocked. A followed account's boost, reply or Move must not make us ask
+    a blocked server for anything (nor keep what it would answer)."""
+    url = http_url(uri)
+    return url is not None and not await is_blocked(db, url)
+
+
+async def is_blocked_domain(db: AsyncSession, domain: str) -> bool:
+    """True if a server named by its domain (`host` or `host:port`, as Actor.domain keeps it) is
+    blocked; an unreadable name counts as blocked, as in is_blocked."""
+    host = host_of("//" + domain)
+    if host is None:
+        return True
+    return await db.scalar(select(Block.id).where(
+        Block.domain.in_(parent_domains(host))).limit(1)) is not None
+
+
+async def unblocked(db: AsyncSession, recipients: list[Actor]) -> list[Actor]:
+    """The recipients we may deliver to: nothing of ours goes to a blocked account or server,
+    whoever addresses it (a mention, a reply, an old follow), nor to a remote actor whose inbox
+    names a blocked host or this node (its document chose the inbox; our own actors are reached
+    as local rows, never over HTTP)."""
+    remote = [actor for actor in recipients if not actor.local]
+    if not remote:
+        return recipients
+    rows = (await db.execute(select(Block.actor_uri, Block.domain))).all()
+    accounts = {row.actor_uri for row in rows if row.actor_uri}
+    domains = {row.domain for row in rows if row.domain}
+    own = origin(await db.scalar(select(Actor.uri).where(Actor.local.is_(True)).limit(1)))
+    return [actor for actor in recipients if actor.local or (
+        actor.uri not in accounts and origin(actor.delivery_inbox) != own
+        and not any(_host_blocked(domains, uri) for uri in (actor.uri, actor.delivery_inbox)))]
+
+
+def _host_blocked(domains: set[str], uri: str | None) -> bool:
+    """The URI's host is covered by one of `domains`, or cannot be read (counts as blocked)."""
+    host = host_of(uri)
+    return host is None or bool(domains.intersection(parent_domains(host)))
+
+
+async def block_account(db: AsyncSession, actor: Actor) -> None:
+    """Block one remote actor; it no longer follows nor is followed by anyone here."""
+    if await db.scalar(select(Block.id).where(Block.actor_uri == actor.uri)) is None:
+        db.add(Block(actor_uri=actor.uri))
+    await _drop_follows(db, [actor.id])
+
+
+async def block_domain(db: AsyncSession, domain: str) -> None:
+    """Block a normalised domain and all names under it; their follows here are dropped."""
+    if await db.scalar(select(Block.id).where(Block.domain == domain)) is None:
+        db.add(Block(domain=domain))
+    # Actor.domain keeps the host as it was sent (with port, maybe not IDNA): test the URIs.
+    related = select(Follow.follower_id).union(select(Follow.followed_id))
+    candidates = await db.execute(select(Actor.id, Actor.uri).where(
+        Actor.local.is_(False), Actor.id.in_(related)))
+    await _drop_follows(db, [row.id for row in candidates if covers(domain, host_of(row.uri))])
+
+
+async def unblock(db: AsyncSession, block_id: int) -> bool:
+    """Lift a block by its id; False if there was none."""
+    return (await db.execute(delete(Block).where(Block.id == block_id))).rowcount > 0
+
+
+async def get_blocks(db: AsyncSession) -> list[Block]:
+    """All blocks, newest first."""
+    return list(await db.scalars(select(Block).order_by(Block.id.desc())))
+
+
+async def _drop_follows(db: AsyncSession, actor_ids: list[int]) -> None:
+    if actor_ids:
+        await db.execute(delete(Follow).where(or_(Follow.follower_id.in_(actor_ids),
+                                                  Follow.followed_id.in_(actor_ids))))

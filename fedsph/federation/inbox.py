@@ -1,0 +1,265 @@
+"""Receiving activities: check only what we need to trust them, store them, answer 202.
+
+Everything else (side effects, fetching referenced objects) happens later in the worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fedsph.core.safe_links import http_url
+from fedsph.errors import (
+    BadRequest,
+    FetchError,
+    Forbidden,
+    HTTPProblem,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from fedsph.federation import blocks
+from fedsph.federation.activitystreams import AP_MEDIA_TYPES, get_id, get_type, same_origin
+from fedsph.federation.actors import (
+    InvalidActor,
+    fetch_key_owner,
+    get_cached_key_owner,
+    store_remote_actor,
+)
+from fedsph.federation.httpsig import (
+    SignatureParams,
+    check_request,
+    parse_signature_header,
+    verify_request,
+)
+from fedsph.federation.httpsig9421 import (
+    MessageSignature,
+    check_message,
+    parse_message_signature,
+    verify_message,
+)
+from fedsph.federation.integrity import verify_relayed
+from fedsph.federation.proofs import should_sign
+from fedsph.federation.remote import Remote
+from fedsph.models import Actor, Delivery, HostState, InboxItem, utcnow
+
+log = logging.getLogger("fedsph.inbox")
+
+# A cached key that fails to verify is refetched only when our copy is older than this: a forged
+# signature must not make us fetch a third party's actor on every request (we would become its
+# reflector). A genuinely rotated key is still picked up within this time, as on Mastodon.
+KEY_REFETCH_AFTER = timedelta(minutes=10)
+
+
+def check_content_type(content_type: str | None) -> None:
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if media_type not in AP_MEDIA_TYPES:
+        raise UnsupportedMediaType(f"expected application/activity+json, got {media_type or 'nothing'}")
+
+
+def signature_params(headers: Mapping[str, str]) -> SignatureParams | MessageSignature:
+    """The request's signature: RFC 9421 when `Signature-Input` is present (as Mastodon decides),
+    else draft-cavage."""
+    if "signature-input" in headers:
+        return parse_message_signature(headers["signature-input"], headers.get("signature"))
+    value = headers.get("signature")
+    if value is None and headers.get("authorization", "")[:10].lower() == "signature ":
+        value = headers["authorization"]
+    if value is None:
+        raise Unauthorized("request is not signed (HTTP Signatures required)")
+    return parse_signature_header(value)
+
+
+def claimed_key_id(headers: Mapping[str, str]) -> str | None:
+    """The key id a request names, for logging a refusal (None when it names none we can read)."""
+    try:
+        return signature_params(headers).key_id
+    except HTTPProblem:
+        return None
+
+
+def parse_activity(body: bytes) -> dict:
+    try:
+        activity = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise BadRequest("body is not valid JSON") from None
+    if not isinstance(activity, dict):
+        raise BadRequest("body is not a JSON object")
+    if not get_type(activity):
+        raise BadRequest("activity has no type")
+    if get_type(activity).startswith("fedsph:"):
+        # Our own queue items (fedsph:Backfill) are made by this node, never received.
+        raise BadRequest(f"{get_type(activity)} is not an activity other servers may send")
+    if not get_id(activity.get("actor")):
+        raise BadRequest("activity has no actor")
+    return activity
+
+
+def check_origins(remote: Remote, activity: dict, key_id: str) -> None:
+    """The origin rules that need no fetch: http(s) ids, nothing of ours, ids on the actor's
+    origin, and a key of another origin only for a relayed activity that carries a proof."""
+    actor_uri = get_id(activity["actor"])
+    if not http_url(actor_uri):
+        raise BadRequest("the activity's actor is not an http(s) URL")
+    if not http_url(key_id):
+        raise Unauthorized("the signature's key id is not an http(s) URL")
+    if remote.is_own(actor_uri) or remote.is_own(key_id):
+        # Our actors speak through this node only: such a request is forged or reflected.
+        raise Forbidden("the actor or signing key is on this node, not on the sender's server")
+    if get_id(activity.get("id")) and not same_origin(get_id(activity.get("id")), actor_uri):
+        # Handlers key memberships, links and participations by activity ids: an actor may
+        # only name activities of its own server (a third party could take another's id).
+        raise BadRequest("the activity's id is on another server than its actor")
+    if not same_origin(key_id, actor_uri) and not ("proof" in activity and should_sign(activity)):
+        # Only a relay signs for others, and only what an integrity proof vouches for.
+        raise Unauthorized("signed with a key of another server than the activity's actor, "
+                           "and not a relayed activity with an integrity proof")
+
+
+async def verified_signer(
+    sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
+    remote: Remote, params: SignatureParams | MessageSignature, request: SignedRequest,
+) -> tuple[str, str]:
+    """(actor URI, host) of the verified signer; refetches the key once if verification fails
+    and our copy is older than KEY_REFETCH_AFTER.
+
+    No database transaction is held open during the network fetch. What needs no key (window,
+    coverage, digest) is checked first here, so no caller can make a bad request cost a fetch.
+    """
+    request.check(params)
+    async with sessions() as db:
+        cached = await get_cached_key_owner(db, params.key_id)
+        cached_pem = cached.public_key_pem if cached else None
+    if cached is not None:
+        try:
+            request.verify(params, cached_pem or "")
+            return cached.uri, cached.domain
+        except Unauthorized as failure:
+            if not failure.message.startswith("signature does not verify") or _recent(cached):
+                raise
+    # Unknown key, or the key may have been rotated since we cached it: fetch it (once).
+    try:
+        values = await fetch_key_owner(remote, params.key_id)
+    except FetchError as exc:
+        raise Unauthorized(f"cannot get the signing key {params.key_id}: {exc}") from None
+    failure = None
+    try:
+        request.verify(params, values["public_key_pem"] or "")
+    except Unauthorized as exc:
+        failure = exc
+    try:
+        # Kept even when the signature fails: the actor's own server gave us this document, and
+        # the next forged request naming the key is then refused without another fetch.
+        async with writer() as db, db.begin():
+            await store_remote_actor(db, values)
+    except InvalidActor as exc:
+        raise Forbidden(str(exc)) from None
+    if failure is not None:
+        raise failure
+    return values["uri"], values["domain"]
+
+
+def _recent(actor: Actor) -> bool:
+    """The actor's document was fetched less than KEY_REFETCH_AFTER ago."""
+    return actor.fetched_at is not None and utcnow() - actor.fetched_at < KEY_REFETCH_AFTER
+
+
+async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
+    """The actor or its domain (or a parent domain of it, any port) is blocked on this node."""
+    return await blocks.is_blocked(db, actor_uri)
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What signature verification needs of an HTTP request (header names lower-case).
+
+    `target_uri` is the absolute URL the sender addressed (our base URL + path + query), which
+    RFC 9421's `@target-uri` covers.
+    """
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    target_uri: str = ""
+
+    def check(self, params: SignatureParams | MessageSignature) -> None:
+        """What can be checked without the key: coverage, freshness, body digest."""
+        if isinstance(params, MessageSignature):
+            check_message(params, self.headers, self.body)
+        else:
+            check_request(params, self.headers, self.body)
+
+    def verify(self, params: SignatureParams | MessageSignature, public_pem: str) -> None:
+        if isinstance(params, MessageSignature):
+            verify_message(params, public_pem, self.method, self.target_uri, self.headers,
+                           self.body)
+            return
+        verify_request(params, public_pem, self.method, self.path, self.query, self.headers,
+                       self.body)
+
+
+async def receive(
+    sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
+    remote: Remote, request: SignedRequest, content_type: str | None,
+) -> str:
+    """Verify and store one incoming activity. Returns "stored", "duplicate" or "dropped".
+
+    Raises HTTPProblems for everything we refuse.
+    """
+    check_content_type(content_type)
+    params = signature_params(request.headers)
+    request.check(params)
+    activity = parse_activity(request.body or b"")
+    actor_uri = get_id(activity["actor"])
+    check_origins(remote, activity, params.key_id)
+    async with sessions() as db:
+        # A blocked server is refused before we fetch anything from it.
+        if await is_blocked(db, actor_uri) or await is_blocked(db, params.key_id):
+            return "dropped"
+        if get_type(activity) == "Delete" and get_id(activity.get("object")) == actor_uri:
+            known = await db.scalar(select(Actor.id).where(Actor.uri == actor_uri))
+            if known is None:
+                return "dropped"  # an account we never saw was deleted: do not fetch its key
+    signer_uri, signer_host = await verified_signer(sessions, writer, remote, params, request)
+    if signer_uri != actor_uri:
+        # Relayed (FEP-ae0c): only the actor's integrity proof (FEP-8b32) can vouch for it.
+        await verify_relayed(writer, remote, activity, signer_uri)
+    async with sessions() as db:
+        if signer_uri != actor_uri and await is_blocked(db, signer_uri):
+            return "dropped"  # a blocked server does not speak through a relay either
+    activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
+    item = InboxItem(activity_uri=activity_uri[:2048], type=get_type(activity)[:64],
+                     actor_uri=actor_uri, body=request.body,
+                     signed_by_actor=signer_uri == actor_uri)
+    return await _store(writer, item, signer_host)
+
+
+async def _store(writer, item: InboxItem, host: str) -> str:
+    """One INSERT (unique on the activity id), plus reviving the sender's host if it was down."""
+    try:
+        async with writer() as db, db.begin():
+            db.add(item)
+            await db.flush()
+            await _revive_host(db, host)
+    except IntegrityError:
+        return "duplicate"
+    return "stored"
+
+
+async def _revive_host(db: AsyncSession, host: str) -> None:
+    """A host that signs requests to us is up again: retry what we owe it now (as Mastodon does)."""
+    state = await db.get(HostState, host)
+    if state is None or not state.consecutive_failures:
+        return
+    state.consecutive_failures, state.paused_until = 0, None
+    await db.execute(update(Delivery).where(
+        Delivery.host == host, Delivery.status == "pending").values(next_attempt_at=utcnow()))

@@ -1,0 +1,494 @@
+"""Local actions become activities: store the result, serialise once, queue the deliveries.
+
+Each function runs inside the caller's transaction, so the object, the activity and its
+delivery rows are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import datetime
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from fedsph.core import vocab
+from fedsph.core.mention_markup import link_mentions
+from fedsph.core.safe_links import http_url
+from fedsph.core.urls import URLs
+from fedsph.errors import N_, UserError
+from fedsph.federation.activitystreams import PUBLIC, build_activity, build_tombstone
+from fedsph.federation.delivery import enqueue_deliveries, follower_actors
+from fedsph.federation.integrity import signed_body
+from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
+from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
+from fedsph.projects.media import attachment_document
+from fedsph.projects.notes import (
+    NOTE_CONTEXT,
+    build_content,
+    build_note,
+    clean_hashtag,
+    source_texts,
+)
+from fedsph.projects.notifications import notify
+from fedsph.projects.profile import location_precision, public_location, set_profile
+
+LANGUAGE_TAG_MAX = 16
+
+
+async def record_activity(db: AsyncSession, actor: Actor, document: dict, object_uri: str | None,
+                          public: bool = False) -> Activity:
+    """Store an activity with its body serialised once: these bytes are signed and sent.
+
+    A public Create/Update/Delete/Announce gets its integrity proof here (FEP-8b32), once.
+    """
+    document = await signed_body(db, actor, document)
+    activity = Activity(uri=document["id"], type=document["type"], actor_id=actor.id,
+                        object_uri=object_uri, public=public, body=orjson.dumps(document))
+    db.add(activity)
+    await db.flush()
+    return activity
+
+
+VISIBILITIES = ("public", "unlisted", "followers", DIRECT)
+MAX_IMAGES = 4  # what Mastodon shows
+MAX_TITLE_CHARS = 200
+MAX_SUMMARY_CHARS = 500
+MAX_HASHTAGS = 20
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+
+def featured_url(actor: Actor) -> str:
+    """The actor's collection of pinned updates (Mastodon's `featured`)."""
+    return actor.uri + "/featured"
+
+
+def language_tag(tag: str | None) -> str:
+    if not tag:
+        return ""
+    if len(tag) > LANGUAGE_TAG_MAX or not _LANGUAGE_TAG.match(tag):
+        raise UserError(N_("%(value)r is not a language tag"), value=tag)
+    return tag
+
+
+def clean_place(place: dict | None, precision: str) -> dict | None:
+    """An AS2 Place with a name and/or coordinates; anything else in the dict is dropped.
+
+    Coordinates are rounded to the project's location precision: a settlement that hides where
+    it is must not give itself away in an update's place.
+    """
+    if not place:
+        return None
+    clean: dict = {"type": "Place"}
+    name = str(place.get("name") or "").strip()
+    if name:
+        clean["name"] = name[:200]
+    lat, lon = place.get("latitude"), place.get("longitude")
+    if lat is not None or lon is not None:
+        try:
+            lat, lon = float(lat), float(lon)
+        except (TypeError, ValueError):
+            raise UserError(N_("a place needs both latitude and longitude as numbers")) from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise UserError(N_("latitude must be within ±90 and longitude within ±180"))
+        rounded = public_location({"latitude": lat, "longitude": lon, "precision": precision})
+        clean["latitude"], clean["longitude"] = rounded["latitude"], rounded["longitude"]
+    if len(clean) == 1:
+        raise UserError(N_("a place needs a name or coordinates"))
+    return clean
+
+
+def _check_slug(field: str, slug: str, message_id: str) -> str:
+    if not vocab.is_valid(field, slug):
+        raise UserError(message_id, value=slug)
+    return slug
+
+
+def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | None,
+                    kind: str | None, stage_change: str | None, hashtags, themes,
+                    place: dict | None, summary: str | None, media: list[Media],
+                    visibility: str) -> dict:
+    """Validate an update's fields and turn them into Object column values (no attachments yet).
+
+    Empty translations (a blank language tab) are dropped; the first language left is the primary.
+    """
+    texts = {language_tag(lang): text.strip() for lang, text in (contents or {}).items()
+             if text and text.strip()}
+    if not texts:
+        raise UserError(N_("an update needs some text"))
+    if "" in texts and len(texts) > 1:
+        raise UserError(N_("every text of a multilingual update needs its language"))
+    primary = next(iter(texts))
+    titles = {language_tag(lang): " ".join(t.split()) for lang, t in (title_map or {}).items()
+              if t and t.strip()}
+    if any(len(t) > MAX_TITLE_CHARS for t in titles.values()):
+        raise UserError(N_("a title is limited to %(limit)s characters"), limit=MAX_TITLE_CHARS)
+    if visibility not in VISIBILITIES:
+        raise UserError(N_("visibility must be one of %(choices)s"), choices=", ".join(VISIBILITIES))
+    if kind:
+        _check_slug("update_kind", kind, N_("%(value)r is not a known update kind"))
+    if stage_change:
+        if kind != "milestone":
+            raise UserError(N_("only a milestone can change the project's stage"))
+        _check_slug("stage", stage_change, N_("%(value)r is not a known stage"))
+    if len(media) > MAX_IMAGES:
+        raise UserError(N_("an update can carry at most %(limit)s images, not %(count)s"),
+                        limit=MAX_IMAGES, count=len(media))
+    if any(m.owner_id != actor.id for m in media):
+        raise UserError(N_("an image belongs to another project"))
+    summary = " ".join((summary or "").split())
+    if len(summary) > MAX_SUMMARY_CHARS:
+        raise UserError(N_("a content warning is limited to %(limit)s characters"),
+                        limit=MAX_SUMMARY_CHARS)
+
+    names = list(dict.fromkeys(clean_hashtag(h) for h in hashtags))
+    if len(names) > MAX_HASHTAGS:
+        raise UserError(N_("an update can carry at most %(limit)s hashtags"), limit=MAX_HASHTAGS)
+    hashtag_tags = [{"type": "Hashtag", "name": "#" + n, "href": f"{urls.base}/tags/{n.lower()}"}
+                    for n in names]
+    theme_tags = [{"type": "theme", "name": _check_slug("themes", t, N_("%(value)r is not a known theme")),
+                   "href": f"{urls.base}/tags/{t}"} for t in dict.fromkeys(themes)]
+
+    def title_for(lang: str) -> str | None:
+        return titles.get(lang) or titles.get(primary) or next(iter(titles.values()), None)
+
+    content_map = {lang: build_content(text, title_for(lang), hashtag_tags)
+                   for lang, text in texts.items()}
+    # Only the titles written: a reader's node falls back to `name` as it does for any text.
+    name_map = {lang: titles[lang] for lang in texts if lang in titles}
+    return {
+        "content": content_map[primary],
+        "content_map": content_map if primary else None,
+        "language": primary or None,
+        "name": title_for(primary),
+        "name_map": name_map if primary and name_map else None,
+        "kind": kind or None,
+        "stage_change": stage_change or None,
+        "tags": hashtag_tags + theme_tags or None,
+        "place": clean_place(place, location_precision(actor)),
+        "summary": html.escape(summary, quote=False) or None,
+        "visibility": visibility,
+    }
+
+
+def _link_mentions(columns: dict, author: Actor, mentioned: list[Actor]) -> None:
+    """Mentions of stored actors become Mastodon's mention links in every language's content."""
+    links = {(a.username.lower(), (a.domain or "").lower()): http_url(a.url) or a.uri
+             for a in mentioned}
+    if not links:
+        return
+    columns["content"] = link_mentions(columns["content"], links, author.domain)
+    if columns["content_map"]:
+        columns["content_map"] = {lang: link_mentions(html, links, author.domain)
+                                  for lang, html in columns["content_map"].items()}
+
+
+def mention_tags(actors: list[Actor]) -> list[dict]:
+    """AS2 Mention tags as Mastodon reads them: href is the actor, name is @user@host."""
+    tags = {a.uri: {"type": "Mention", "name": f"@{a.username}@{a.domain}", "href": a.uri}
+            for a in actors}
+    return list(tags.values())
+
+
+async def _attach_media(db: AsyncSession, urls: URLs, obj: Object, media: list[Media]) -> None:
+    """Link the images to the object in order; images it no longer carries are let go."""
+    wanted = {m.id for m in media}
+    for old in await db.scalars(select(Media).where(Media.object_id == obj.id)):
+        if old.id not in wanted:
+            old.object_id = None
+    for position, item in enumerate(media):
+        if item.object_id not in (None, obj.id):
+            raise UserError(N_("an image is already used by another update"))
+        item.object_id, item.position = obj.id, position
+    obj.attachments = [attachment_document(m, urls) for m in media] or None
+
+
+async def _apply_stage_change(db: AsyncSession, urls: URLs, actor: Actor, stage: str | None) -> None:
+    """A milestone that changes the stage changes the project's profile too."""
+    if not stage or (actor.profile or {}).get("stage") == stage:
+        return
+    # The dict form also records the change, dated today, in the stage history.
+    await set_profile(db, urls, actor,
+                              {"stage": {"stage": stage, "date": utcnow().date().isoformat()}})
+
+
+async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents: dict[str, str],
+                         title_map: dict[str, str] | None = None, kind: str | None = None,
+                         stage_change: str | None = None, hashtags=(), themes=(),
+                         place: dict | None = None, summary: str | None = None,
+                         media: list[Media] = (), visibility: str = "public",
+                         published: datetime | None = None, in_reply_to: str | None = None,
+                         mentions: list[Actor] = ()) -> Object:
+    """Create a project update (a Note) as `actor` and queue a Create to its followers.
+
+    `contents` maps language tags to plain text; the first is the primary language.
+    `in_reply_to` is the URI of the object this answers (a reply made from a Mastodon app).
+    `mentions` are actors named in the text: they get Mention tags, are cc'd, and are sent the
+    Create even when they do not follow `actor` (so their servers notify them).
+    Raises ValueError with a message for people when a field is not acceptable.
+    """
+    media = list(media)
+    columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
+                              themes, place, summary, media, visibility)
+    if visibility == DIRECT and not [m for m in mentions if m.id != actor.id]:
+        raise UserError(N_("a direct message needs at least one mentioned account"))
+    columns["tags"] = (columns["tags"] or []) + mention_tags(mentions) or None
+    _link_mentions(columns, actor, list(mentions))
+    uri = urls.new_object()
+    obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
+                 published=published or utcnow(), in_reply_to=in_reply_to, **columns)
+    db.add(obj)
+    await db.flush()
+    await store_addressees(db, obj, [m.uri for m in mentions if m.id != actor.id])
+    await _attach_media(db, urls, obj, media)
+    note = build_note(obj, actor)
+    obj.document = note
+    create = build_activity("Create", urls.new_activity(), actor.uri, note,
+                            to=note["to"], cc=note["cc"], published=note["published"])
+    create["@context"] = NOTE_CONTEXT
+    # As on Mastodon, a reply also reaches the author of the post it answers, named or not.
+    answered = await db.scalar(select(Actor).join(Object, Object.actor_id == Actor.id)
+                               .where(Object.uri == in_reply_to)) if in_reply_to else None
+    also = [m for m in [*mentions, answered] if m is not None and m.id != actor.id]
+    await send_to_followers(db, actor, create, obj.uri, obj.visibility, also=also)
+    # Our inbox finds the object already stored when it handles the local copy, so local
+    # mentioned actors are notified here (notify skips remote ones).
+    await notify(db, list(mentions), "mention", actor, create["id"], obj.uri)
+    await _apply_stage_change(db, urls, actor, obj.stage_change)
+    return obj
+
+
+async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
+                      contents: dict[str, str], title_map: dict[str, str] | None = None,
+                      kind: str | None = None, stage_change: str | None = None, hashtags=(),
+                      themes=(), place: dict | None = None, summary: str | None = None,
+                      media: list[Media] = (), visibility: str | None = None) -> Object:
+    """Replace an update's fields and queue an Update carrying `updated`.
+
+    Every field is replaced (the edit form sends them all); visibility stays unless given.
+    """
+    if obj.deleted_at is not None:
+        raise UserError(N_("this update was deleted"))
+    if obj.actor_id != actor.id or not obj.local:
+        raise UserError(N_("this update belongs to someone else"))
+    if visibility and visibility != obj.visibility and DIRECT in (visibility, obj.visibility):
+        raise UserError(N_("a direct message stays direct: who it addresses cannot change"))
+    media = list(media)
+    previous_stage = obj.stage_change
+    columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
+                              themes, place, summary, media, visibility or obj.visibility)
+    # The edit forms do not send mentions: the ones the update was published with stay.
+    kept = [t for t in obj.tags or [] if t.get("type") == "Mention"]
+    columns["tags"] = (columns["tags"] or []) + kept or None
+    mentioned = list(await db.scalars(select(Actor).where(
+        Actor.uri.in_([t["href"] for t in kept])))) if kept else []
+    _link_mentions(columns, actor, mentioned)
+    for column, value in columns.items():
+        setattr(obj, column, value)
+    await _attach_media(db, urls, obj, media)
+    obj.updated = utcnow()
+    note = build_note(obj, actor)
+    obj.document = note
+    update = build_activity("Update", urls.new_activity(), actor.uri, note,
+                            to=note["to"], cc=note["cc"])
+    update["@context"] = NOTE_CONTEXT
+    await send_to_followers(db, actor, update, obj.uri, obj.visibility,
+                             also=[m for m in mentioned if m.id != actor.id])
+    if obj.stage_change != previous_stage:
+        await _apply_stage_change(db, urls, actor, obj.stage_change)
+    return obj
+
+
+async def update_fields(db: AsyncSession, obj: Object) -> dict:
+    """An update's current fields as publish_update/edit_update take them (for edit forms)."""
+    tags = obj.tags or []
+    return {
+        "contents": source_texts(obj),
+        "title_map": dict(obj.name_map or ({obj.language or "": obj.name} if obj.name else {})),
+        "kind": obj.kind,
+        "stage_change": obj.stage_change,
+        "hashtags": [t["name"].lstrip("#") for t in tags if t.get("type") == "Hashtag"],
+        "themes": [t["name"] for t in tags if t.get("type") == "theme"],
+        "place": obj.place,
+        "summary": html.unescape(obj.summary) if obj.summary else None,
+        "media": list(await db.scalars(select(Media).where(Media.object_id == obj.id)
+                                       .order_by(Media.position))),
+        "visibility": obj.visibility,
+    }
+
+
+async def publish_note(db: AsyncSession, urls: URLs, actor: Actor, text: str,
+                       language: str | None = None, visibility: str = "public",
+                       summary: str | None = None, published: datetime | None = None) -> Object:
+    """A plain update in one language (the CLI's `post`): publish_update with only a text."""
+    return await publish_update(db, urls, actor, contents={language or "": text},
+                                visibility=visibility, summary=summary, published=published)
+
+
+async def edit_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, text: str) -> Object:
+    """Change the primary language's text of an update, keeping everything else."""
+    fields = await update_fields(db, obj)
+    primary = next(iter(fields["contents"]), "")
+    fields["contents"] = {**fields["contents"], primary: text}
+    if not text.strip():
+        raise UserError(N_("an update needs some text"))
+    return await edit_update(db, urls, actor, obj, **fields)
+
+
+async def pin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
+    """Put an update in the actor's `featured` collection (what a new Mastodon follower sees).
+
+    With `urls`, followers are also sent Add{Note, target: featured}, which Mastodon applies.
+    """
+    if obj.actor_id != actor.id or not obj.local or obj.deleted_at is not None:
+        raise UserError(N_("only this project's own updates can be pinned"))
+    if obj.visibility not in ("public", "unlisted") or obj.in_reply_to:
+        raise UserError(N_("only public updates can be pinned"))
+    if obj.pinned_at is None:
+        obj.pinned_at = utcnow()
+        await _announce_pin(db, urls, actor, obj, "Add")
+    return obj
+
+
+async def unpin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
+    """Take an update out of the `featured` collection (Remove{Note} to followers with `urls`)."""
+    if obj.actor_id != actor.id:
+        raise UserError(N_("only this project's own updates can be unpinned"))
+    if obj.pinned_at is not None:
+        obj.pinned_at = None
+        await _announce_pin(db, urls, actor, obj, "Remove")
+    return obj
+
+
+async def _announce_pin(db: AsyncSession, urls: URLs | None, actor: Actor, obj: Object,
+                        verb: str) -> None:
+    if urls is None:
+        return
+    document = build_activity(verb, urls.new_activity(), actor.uri, obj.uri,
+                              to=[PUBLIC], cc=[actor.followers_url], target=featured_url(actor))
+    await send_to_followers(db, actor, document, obj.uri, obj.visibility)
+
+
+def _check_comment(obj: Object) -> None:
+    if not obj.in_reply_to or obj.local:
+        raise UserError(N_("this is not a comment from elsewhere"))
+
+
+async def hide_comment(db: AsyncSession, obj: Object, hidden: bool = True) -> Object:
+    """Hide (or show again) a reply under one of our updates. Nothing is sent: it is our page."""
+    _check_comment(obj)
+    obj.hidden = hidden
+    return obj
+
+
+async def approve_comment(db: AsyncSession, obj: Object) -> Object:
+    """Show a reply that was held because the project holds replies for approval."""
+    _check_comment(obj)
+    obj.approved = True
+    return obj
+
+
+async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -> Object:
+    """Turn a Note into a tombstone and queue a Delete; its URL then answers 410."""
+    if obj.deleted_at is not None:
+        return obj
+    obj.deleted_at = utcnow()
+    obj.content, obj.content_map, obj.summary = None, None, None
+    # Nothing of a deleted update stays to be shown, pinned or fed (its images are let go too).
+    obj.name = obj.name_map = obj.tags = obj.place = obj.attachments = obj.pinned_at = None
+    for item in await db.scalars(select(Media).where(Media.object_id == obj.id)):
+        item.object_id = None
+    tombstone = build_tombstone(obj.uri, obj.type, obj.deleted_at)
+    tombstone.pop("@context")
+    to, cc = (obj.document or {}).get("to"), (obj.document or {}).get("cc")
+    obj.document = None
+    delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
+    await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility)
+    return obj
+
+
+async def _booster_followers(db: AsyncSession, actor: Actor, object_uri: str) -> list[Actor]:
+    """The followers of our other actors who boosted `object_uri`, in one query (the follows
+    follower_actors counts: accepted, relay subscribers left out)."""
+    booster = aliased(Actor)
+    follower_ids = (
+        select(Follow.follower_id)
+        .join(Reaction, Reaction.actor_id == Follow.followed_id)
+        .join(booster, booster.id == Reaction.actor_id)
+        .where(Reaction.type == "Announce", Reaction.object_uri == object_uri,
+               booster.local.is_(True), booster.id != actor.id,
+               Follow.state == "accepted", Follow.relay.is_(False)))
+    return list(await db.scalars(select(Actor).where(Actor.id.in_(follower_ids))))
+
+
+async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, object_uri: str,
+                             visibility: str, also: list[Actor] = ()) -> Activity:
+    """Record `document` and queue it to the followers, and to the actors in `also`.
+
+    The followers of our actors who boosted the post saw it too (a project announcing its
+    member's post, FEP-1b12): its edits and its deletion reach them as well, as on Mastodon.
+    """
+    activity = await record_activity(db, actor, document, object_uri,
+                                     public=visibility in ("public", "unlisted"))
+    if visibility == DIRECT:  # the addressed actors only: no followers, boosters, hubs or relays
+        await enqueue_deliveries(db, activity, await addressed_actors(db, object_uri))
+        return activity
+    recipients = await follower_actors(db, actor)
+    known = {r.id for r in recipients}
+    recipients += [a for a in await _booster_followers(db, actor, object_uri) if a.id not in known]
+    known = {r.id for r in recipients}
+    recipients += [a for a in also if a.id not in known]
+    await enqueue_deliveries(db, activity, recipients)
+    return activity
+
+
+async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> Follow:
+    """Ask `target` to let `actor` follow it; pending until an Accept arrives."""
+    if target.id == actor.id:
+        raise UserError(N_("an actor cannot follow itself"))
+    existing = await db.scalar(select(Follow).where(
+        Follow.follower_id == actor.id, Follow.followed_id == target.id))
+    if existing is not None:
+        return existing
+    document = build_activity("Follow", urls.new_activity(), actor.uri, target.uri, to=[target.uri])
+    relation = Follow(follower_id=actor.id, followed_id=target.id, state="pending",
+                      activity_uri=document["id"])
+    db.add(relation)
+    activity = await record_activity(db, actor, document, target.uri)
+    await enqueue_deliveries(db, activity, [target])
+    return relation
+
+
+async def unfollow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> bool:
+    """Stop following `target` and tell it with Undo{Follow}. False if we did not follow it."""
+    relation = await db.scalar(select(Follow).where(
+        Follow.follower_id == actor.id, Follow.followed_id == target.id))
+    if relation is None:
+        return False
+    original = {"id": relation.activity_uri, "type": "Follow", "actor": actor.uri,
+                "object": target.uri}
+    document = build_activity("Undo", urls.new_activity(), actor.uri, original, to=[target.uri])
+    await db.delete(relation)
+    activity = await record_activity(db, actor, document, relation.activity_uri)
+    await enqueue_deliveries(db, activity, [target])
+    return True
+
+
+async def answer_follow(db: AsyncSession, urls: URLs, relation: Follow, accept: bool) -> None:
+    """Accept or Reject a follow request that was made to one of our actors."""
+    followed = await db.get(Actor, relation.followed_id)
+    follower = await db.get(Actor, relation.follower_id)
+    # A relay subscription (fedsph/hub/relay.py) followed as:Public, not the hub actor.
+    original = {"id": relation.activity_uri, "type": "Follow", "actor": follower.uri,
+                "object": PUBLIC if relation.relay else followed.uri}
+    verb = "Accept" if accept else "Reject"
+    document = build_activity(verb, urls.new_activity(), followed.uri, original, to=[follower.uri])
+    if accept:
+        relation.state = "accepted"
+    else:
+        await db.execute(delete(Follow).where(Follow.id == relation.id))
+    activity = await record_activity(db, followed, document, relation.activity_uri)
+    await enqueue_deliveries(db, activity, [follower])
