@@ -23,9 +23,9 @@ from fedsph.db import (
     make_engine,
     migrate,
 )
+from fedsph.federation.emit import record_activity
 from fedsph.federation.queue import claim
 from fedsph.models import Base, Delivery, HostState, InboxItem, utcnow
-from fedsph.projects.outbox import record_activity
 from tests.conftest import make_settings
 from tests.dbfixtures import expire_leases
 

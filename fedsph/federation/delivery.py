@@ -9,14 +9,8 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
-
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.numbers import parse_number
-from fedsph.federation import blocks
-from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem
 
 # About two days of retries: 30 s, 1 min, 2 min, … doubling, capped at 12 h between tries.
 MAX_ATTEMPTS = 14
@@ -91,37 +85,3 @@ def pause_for(consecutive_failures: int, base_seconds: float) -> timedelta | Non
     return min(timedelta(seconds=base_seconds * 2 ** steps), MAX_PAUSE)
 
 
-def inboxes_for(recipients: list[Actor]) -> tuple[set[str], list[Actor]]:
-    """Remote inboxes (shared inbox preferred, de-duplicated) and local recipients."""
-    remote: set[str] = set()
-    local: list[Actor] = []
-    for actor in recipients:
-        if actor.local:
-            local.append(actor)
-        elif actor.delivery_inbox:
-            remote.add(actor.delivery_inbox)
-    return remote, local
-
-
-async def follower_actors(db: AsyncSession, actor: Actor) -> list[Actor]:
-    rows = await db.scalars(
-        select(Actor).join(Follow, Follow.follower_id == Actor.id)
-        .where(Follow.followed_id == actor.id, Follow.state == "accepted",
-               # Relay subscribers get members' activities as they are (fedsph/hub/relay.py).
-               Follow.relay.is_(False)))
-    return list(rows)
-
-
-async def enqueue_deliveries(db: AsyncSession, activity: Activity, recipients: list[Actor]) -> int:
-    """One delivery row per remote inbox; local recipients get an inbox row, no HTTP. Blocked
-    accounts and servers get nothing."""
-    remote, local = inboxes_for(await blocks.unblocked(db, recipients))
-    for inbox in sorted(remote):
-        db.add(Delivery(activity_id=activity.id, inbox=inbox, host=urlsplit(inbox).netloc))
-    if local:
-        exists = await db.scalar(select(InboxItem.id).where(InboxItem.activity_uri == activity.uri))
-        if exists is None:
-            sender = await db.get(Actor, activity.actor_id)
-            db.add(InboxItem(activity_uri=activity.uri, type=activity.type,
-                             actor_uri=sender.uri, body=activity.body))
-    return len(remote)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 
 import orjson
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.errors import FetchError, Unauthorized
@@ -34,23 +33,6 @@ async def stored_proof_key(writer: async_sessionmaker[AsyncSession], actor: Acto
         ensure_proof_key(row)
     actor.proof_key_pem = row.proof_key_pem
     return actor
-
-
-async def signed_body(db: AsyncSession, actor: Actor, document: dict) -> dict:
-    """`document` as we send it: with a proof by `actor` when it is a public
-    Create/Update/Delete/Announce (what relays may pass on), unchanged otherwise.
-
-    An actor made before proofs gets its key here, written with an UPDATE of its own so that
-    it is kept even when `actor` is not attached to `db`.
-    """
-    if not actor.local or not proofs.should_sign(document) or "proof" in document:
-        return document
-    if not actor.proof_key_pem:
-        await db.execute(update(Actor).where(Actor.id == actor.id, Actor.proof_key_pem.is_(None))
-                         .values(proof_key_pem=proofs.generate_proof_key()))
-        actor.proof_key_pem = await db.scalar(select(Actor.proof_key_pem)
-                                              .where(Actor.id == actor.id))
-    return proofs.sign_activity(document, actor.uri, actor.proof_key_pem)
 
 
 async def _actor_document(sessions: async_sessionmaker[AsyncSession], remote: Remote, uri: str,

@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.core.urls import URLs
 from fedsph.events.service import refresh_document
 from fedsph.federation.activitystreams import build_activity, get_id, same_origin
-from fedsph.federation.delivery import enqueue_deliveries
+from fedsph.federation.emit import enqueue_deliveries, record_activity
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, Event, EventParticipant, Object
-from fedsph.projects.outbox import record_activity
 
 # --- sending ----------------------------------------------------------------------------------
 

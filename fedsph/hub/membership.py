@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.core import vocab
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
+from fedsph.federation import emit
 from fedsph.federation.activitystreams import build_activity
 from fedsph.federation.actors import create_local_actor, get_local_actor
-from fedsph.federation.delivery import enqueue_deliveries
 from fedsph.hub.backfill import queue_backfill
 from fedsph.models import Activity, Actor, Follow, Hub, HubMembership, utcnow
 from fedsph.projects import outbox
@@ -148,8 +148,7 @@ async def _row(db: AsyncSession, hub: Actor, project: Actor, state: str,
 
 async def _send(db: AsyncSession, sender: Actor, document: dict, to: Actor,
                 object_uri: str | None) -> None:
-    activity = await outbox.record_activity(db, sender, document, object_uri)
-    await enqueue_deliveries(db, activity, [to])
+    await emit.send(db, sender, document, [to], object_uri)
 
 
 async def opening(db: AsyncSession, row: HubMembership, hub: Actor, project: Actor) -> dict:

@@ -29,11 +29,10 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
 from fedsph.federation.blocks import host_of
-from fedsph.federation.delivery import enqueue_deliveries
+from fedsph.federation.emit import enqueue_deliveries, record_activity
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.membership import local_hub
 from fedsph.models import Activity, Actor, Follow
-from fedsph.projects.outbox import record_activity
 
 log = logging.getLogger("fedsph.relay")
 

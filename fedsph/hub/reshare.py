@@ -29,12 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
-from fedsph.federation.delivery import enqueue_deliveries, follower_actors
+from fedsph.federation.emit import enqueue_deliveries, follower_actors, record_activity
 from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.hub import relay
 from fedsph.hub.membership import local_hub, membership
 from fedsph.models import Activity, Actor, Object
-from fedsph.projects.outbox import record_activity
 
 if TYPE_CHECKING:
     from fedsph.handlers.context import HandlerContext

@@ -28,10 +28,9 @@ from fedsph.errors import N_, FetchError, UserError
 from fedsph.federation.activitystreams import AS_CONTEXT, build_activity, get_id
 from fedsph.federation.actors import get_actor_by_uri, get_local_actor, resolve_handle
 from fedsph.federation.blocks import host_of
-from fedsph.federation.delivery import enqueue_deliveries
+from fedsph.federation.emit import enqueue_deliveries, record_activity
 from fedsph.federation.remote import Remote
 from fedsph.models import Actor, SolidarityLink, utcnow
-from fedsph.projects.outbox import record_activity
 from fedsph.projects.profile import send_actor_update
 from fedsph.projects.profile_wire import CONTEXT, PREFIX
 from fedsph.projects.queries import MAX_LISTED

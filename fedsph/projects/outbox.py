@@ -10,7 +10,6 @@ import html
 import re
 from datetime import datetime
 
-import orjson
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -21,8 +20,7 @@ from fedsph.core.safe_links import http_url
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation.activitystreams import PUBLIC, build_activity, build_tombstone
-from fedsph.federation.delivery import enqueue_deliveries, follower_actors
-from fedsph.federation.integrity import signed_body
+from fedsph.federation.emit import enqueue_deliveries, follower_actors, record_activity
 from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.media import attachment_document
@@ -37,20 +35,6 @@ from fedsph.projects.notifications import notify
 from fedsph.projects.profile import location_precision, public_location, set_profile
 
 LANGUAGE_TAG_MAX = 16
-
-
-async def record_activity(db: AsyncSession, actor: Actor, document: dict, object_uri: str | None,
-                          public: bool = False) -> Activity:
-    """Store an activity with its body serialised once: these bytes are signed and sent.
-
-    A public Create/Update/Delete/Announce gets its integrity proof here (FEP-8b32), once.
-    """
-    document = await signed_body(db, actor, document)
-    activity = Activity(uri=document["id"], type=document["type"], actor_id=actor.id,
-                        object_uri=object_uri, public=public, body=orjson.dumps(document))
-    db.add(activity)
-    await db.flush()
-    return activity
 
 
 VISIBILITIES = ("public", "unlisted", "followers", DIRECT)

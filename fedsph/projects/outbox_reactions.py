@@ -11,10 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.urls import URLs
 from fedsph.federation.activitystreams import PUBLIC, build_activity
-from fedsph.federation.delivery import enqueue_deliveries, follower_actors
+from fedsph.federation.emit import enqueue_deliveries, follower_actors, record_activity
 from fedsph.models import Actor, Object, Reaction
 from fedsph.projects.notifications import REACTION_NOTIFICATIONS, notify
-from fedsph.projects.outbox import record_activity
 
 
 async def my_reaction(db: AsyncSession, actor: Actor, kind: str, obj: Object) -> Reaction | None:

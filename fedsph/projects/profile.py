@@ -24,7 +24,7 @@ from fedsph.core.numbers import parse_number
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation.activitystreams import PUBLIC, build_activity
-from fedsph.federation.delivery import enqueue_deliveries, follower_actors
+from fedsph.federation.emit import enqueue_deliveries, follower_actors
 from fedsph.models import Actor
 from fedsph.projects.notes import text_to_html
 
@@ -406,7 +406,7 @@ async def send_actor_update(db: AsyncSession, urls: URLs, actor: Actor) -> int:
     """Queue Update{actor document} for every follower, as Mastodon does after a profile edit."""
     # Imported here: both modules build on this one.
     from fedsph.federation.actors import build_actor_document
-    from fedsph.projects.outbox import record_activity
+    from fedsph.federation.emit import record_activity
 
     document = build_actor_document(actor, urls)
     context = document.pop("@context")

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from fedsph.federation import blocks
 from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.federation.crypto import generate_rsa_keypair
-from fedsph.federation.delivery import enqueue_deliveries
+from fedsph.federation.emit import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
 from tests.fakepeer import PeerActor
 from tests.test_members import browser, login, make_user, post_form
@@ -217,7 +217,7 @@ def test_the_migration_normalises_old_blocks_and_drops_unsafe_app_websites(tmp_p
 
 async def test_nothing_is_delivered_to_a_blocked_account_or_server(node, project):
     """A mention or an old follow does not carry our posts past a block (fedsph/blocks.unblocked,
-    called by delivery.enqueue_deliveries, the one place that makes delivery rows)."""
+    called by emit.enqueue_deliveries, the one place that makes delivery rows)."""
     for uri in ("https://a.evil.example/users/m", "https://bad.example/users/troll",
                 "https://good.example/users/friend"):
         await cached_actor(node, uri)

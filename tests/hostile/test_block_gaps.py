@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.federation.crypto import generate_rsa_keypair
-from fedsph.federation.delivery import enqueue_deliveries
+from fedsph.federation.emit import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
 from fedsph.projects.outbox import publish_note
 from tests.dbfixtures import add_remote_follower

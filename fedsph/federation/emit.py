@@ -1,0 +1,92 @@
+"""The one way to send: an activity is recorded once, and one delivery row is queued per inbox.
+
+Every feature sends through here (`send`, or `record_activity` then `enqueue_deliveries` when the
+recipients are chosen after recording); no other module makes `Activity` or `Delivery` rows for
+outgoing activities. The worker (fedsph/worker.py) sends the rows later, with retries.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.federation import blocks, proofs
+from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem
+
+
+async def signed_body(db: AsyncSession, actor: Actor, document: dict) -> dict:
+    """`document` as we send it: with a proof by `actor` when it is a public
+    Create/Update/Delete/Announce (what relays may pass on), unchanged otherwise.
+
+    An actor made before proofs gets its key here, written with an UPDATE of its own so that
+    it is kept even when `actor` is not attached to `db`.
+    """
+    if not actor.local or not proofs.should_sign(document) or "proof" in document:
+        return document
+    if not actor.proof_key_pem:
+        await db.execute(update(Actor).where(Actor.id == actor.id, Actor.proof_key_pem.is_(None))
+                         .values(proof_key_pem=proofs.generate_proof_key()))
+        actor.proof_key_pem = await db.scalar(select(Actor.proof_key_pem)
+                                              .where(Actor.id == actor.id))
+    return proofs.sign_activity(document, actor.uri, actor.proof_key_pem)
+
+
+async def record_activity(db: AsyncSession, actor: Actor, document: dict, object_uri: str | None,
+                          public: bool = False) -> Activity:
+    """Store an activity with its body serialised once: these bytes are signed and sent.
+
+    A public Create/Update/Delete/Announce gets its integrity proof here (FEP-8b32), once.
+    """
+    document = await signed_body(db, actor, document)
+    activity = Activity(uri=document["id"], type=document["type"], actor_id=actor.id,
+                        object_uri=object_uri, public=public, body=orjson.dumps(document))
+    db.add(activity)
+    await db.flush()
+    return activity
+
+
+def inboxes_for(recipients: list[Actor]) -> tuple[set[str], list[Actor]]:
+    """Remote inboxes (shared inbox preferred, de-duplicated) and local recipients."""
+    remote: set[str] = set()
+    local: list[Actor] = []
+    for actor in recipients:
+        if actor.local:
+            local.append(actor)
+        elif actor.delivery_inbox:
+            remote.add(actor.delivery_inbox)
+    return remote, local
+
+
+async def follower_actors(db: AsyncSession, actor: Actor) -> list[Actor]:
+    rows = await db.scalars(
+        select(Actor).join(Follow, Follow.follower_id == Actor.id)
+        .where(Follow.followed_id == actor.id, Follow.state == "accepted",
+               # Relay subscribers get members' activities as they are (fedsph/hub/relay.py).
+               Follow.relay.is_(False)))
+    return list(rows)
+
+
+async def enqueue_deliveries(db: AsyncSession, activity: Activity, recipients: list[Actor]) -> int:
+    """One delivery row per remote inbox; local recipients get an inbox row, no HTTP. Blocked
+    accounts and servers get nothing."""
+    remote, local = inboxes_for(await blocks.unblocked(db, recipients))
+    for inbox in sorted(remote):
+        db.add(Delivery(activity_id=activity.id, inbox=inbox, host=urlsplit(inbox).netloc))
+    if local:
+        exists = await db.scalar(select(InboxItem.id).where(InboxItem.activity_uri == activity.uri))
+        if exists is None:
+            sender = await db.get(Actor, activity.actor_id)
+            db.add(InboxItem(activity_uri=activity.uri, type=activity.type,
+                             actor_uri=sender.uri, body=activity.body))
+    return len(remote)
+
+
+async def send(db: AsyncSession, actor: Actor, document: dict, recipients: list[Actor],
+               object_uri: str | None = None, public: bool = False) -> Activity:
+    """Record `document` as `actor`'s activity and queue it to `recipients`."""
+    activity = await record_activity(db, actor, document, object_uri, public)
+    await enqueue_deliveries(db, activity, recipients)
+    return activity
