@@ -15,8 +15,8 @@ from sqlalchemy import select, update
 
 from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.models import Actor, Delivery, Follow, InboxItem, utcnow
-from tests.conftest import Node, make_settings, start_node
 from tests.fakepeer import PeerActor
+from tests.support.nodes import Node, make_settings, start_node
 
 DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 

@@ -6,7 +6,6 @@ with enough contrast (WCAG AA, 4.5:1) against the background.
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import aiohttp
@@ -14,66 +13,10 @@ import pytest
 
 from fedsph.models import Hub, HubMembership
 from fedsph.projects.outbox import publish_update
-from tests.test_members import browser, login, make_user
+from tests.support.members import browser, login, make_user
+from tests.support.pages import audit
 
 BASE_CSS = (Path(__file__).parents[1] / "templates" / "base.html").read_text()
-
-
-class PageAudit(HTMLParser):
-    """Collects what the checks need while parsing a page."""
-
-    def __init__(self):
-        super().__init__()
-        self.html_lang = None
-        self.headings: list[int] = []
-        self.images_without_alt: list[str] = []
-        self.controls: list[dict] = []  # {id, aria, wrapped}
-        self.label_for: set[str] = set()
-        self.label_depth = 0
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "html":
-            self.html_lang = attrs.get("lang")
-        elif re.fullmatch(r"h[1-6]", tag):
-            self.headings.append(int(tag[1]))
-        elif tag == "img" and attrs.get("alt") is None:
-            self.images_without_alt.append(attrs.get("src", "?"))
-        elif tag == "label":
-            self.label_depth += 1
-            if attrs.get("for"):
-                self.label_for.add(attrs["for"])
-        elif tag in ("input", "select", "textarea"):
-            if tag == "input" and attrs.get("type") in ("hidden", "submit", "button", "image"):
-                return
-            self.controls.append({"name": attrs.get("name"), "id": attrs.get("id"),
-                                  "aria": attrs.get("aria-label") or attrs.get("aria-labelledby"),
-                                  "wrapped": self.label_depth > 0})
-
-    def handle_endtag(self, tag):
-        if tag == "label":
-            self.label_depth -= 1
-
-    def problems(self) -> list[str]:
-        found = []
-        if not self.html_lang:
-            found.append("<html> has no lang")
-        if self.headings.count(1) != 1:
-            found.append(f"{self.headings.count(1)} h1 elements")
-        for before, after in zip(self.headings, self.headings[1:]):
-            if after > before + 1:
-                found.append(f"heading level jumps from h{before} to h{after}")
-        found += [f"image without alt: {src}" for src in self.images_without_alt]
-        for control in self.controls:
-            if not (control["wrapped"] or control["aria"] or control["id"] in self.label_for):
-                found.append(f"form control without a label: {control['name']}")
-        return found
-
-
-def audit(page: str) -> list[str]:
-    parser = PageAudit()
-    parser.feed(page)
-    return parser.problems()
 
 
 @pytest.fixture

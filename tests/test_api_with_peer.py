@@ -11,19 +11,15 @@ tests); the node runs in this process and the tests drive its worker.
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 from sqlalchemy import select
 
-from fedsph.accounts import new_token
-from fedsph.admin.commands import create_user
-from fedsph.api.tokens import issue_token
 from fedsph.federation.actors import resolve_actor
-from fedsph.models import Actor, Follow, OAuthApp, Object, Reaction
+from fedsph.models import Follow, Object, Reaction
 from fedsph.web.keys import REMOTE
 from tests.mastodon_peer import PUBLIC, MastodonPeer
-
-PASSWORD = "correct horse battery"
+from tests.support.members import api, member_token
+from tests.support.nodes import flush
 
 
 @pytest.fixture
@@ -33,34 +29,10 @@ async def mastodon():
     await peer.stop()
 
 
-async def flush(node) -> None:
-    for _ in range(3):
-        await node.run_worker()
-
-
 async def deliver(node, peer, actor, activity) -> None:
     status, text = await peer.post(actor, f"{node.base}/inbox", activity)
     assert status == 202, text
     await flush(node)
-
-
-async def member_token(node, username: str, project: str | None) -> tuple[str, Actor]:
-    """A member of `project` (or of none) and a token acting as their own Person."""
-    user = await create_user(node, username, PASSWORD, False, project)
-    async with node.sessions() as db, db.begin():
-        app = OAuthApp(client_id=new_token()[:32], client_secret_hash="-", name="tests",
-                       redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read write follow")
-        db.add(app)
-        await db.flush()
-        token, _ = await issue_token(db, app, user.id, user.actor_id, ["read", "write", "follow"])
-        actor = await db.get(Actor, user.actor_id)
-    return token, actor
-
-
-async def api(node, token: str, method: str, path: str, **kwargs):
-    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http, \
-            http.request(method, node.base + path, **kwargs) as response:
-        return response.status, await response.json()
 
 
 async def test_a_project_announces_its_members_post_to_its_followers(node, mastodon):

@@ -9,7 +9,7 @@ import tarfile
 import pytest
 
 from fedsph.cli import main
-from tests.conftest import use_data_dir
+from tests.support.nodes import use_data_dir
 
 
 @pytest.fixture

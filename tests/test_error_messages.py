@@ -16,7 +16,7 @@ from fedsph.hub.directory import FilterError, parse_filters
 from fedsph.i18n import get_translations
 from fedsph.projects import outbox, profile
 from fedsph.projects.media import MediaError, clean_alt
-from tests.test_members import csrf_from, login, make_user, multipart
+from tests.support.members import csrf_from, login, make_user, multipart
 
 
 def test_str_is_english_and_translate_uses_the_catalog():

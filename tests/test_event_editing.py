@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from fedsph.events import commands as event_commands
 from fedsph.models import Event, Object
-from tests.conftest import use_data_dir
 from tests.dbfixtures import add_remote_follower
-from tests.test_events import MEETING, cli_node, make_event
-from tests.test_members import browser, login, make_user, post_form
+from tests.support.events import MEETING, make_event
+from tests.support.members import browser, login, make_user, post_form
+from tests.support.nodes import cli_node, use_data_dir
+from tests.support.pages import audit
 
 EDIT_OPTIONS = ("name", "start", "end", "tz", "kind", "place", "online", "languages",
                 "interpretation", "join_mode", "related", "text")
@@ -120,7 +121,6 @@ def test_event_edit_command_refuses_bad_input_with_one_line(tmp_path, monkeypatc
 
 
 async def test_members_edit_events_from_the_web(node, peer):
-    from tests.test_accessibility import audit
 
     project = await node.create_actor("coop")
     await make_user(node, "ana", project)

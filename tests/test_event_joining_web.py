@@ -14,9 +14,9 @@ from fedsph.events.service import cancel_event
 from fedsph.federation.actors import get_local_actor
 from fedsph.models import EventParticipant, Object
 from fedsph.web.keys import REMOTE
-from tests.test_events import make_event
-from tests.test_members import browser, csrf_from, login, make_user, post_form
-from tests.test_solidarity_links import settle_all
+from tests.support.events import make_event
+from tests.support.members import browser, csrf_from, login, make_user, post_form
+from tests.support.nodes import settle_all
 
 
 @pytest.fixture

@@ -17,33 +17,19 @@ from sqlalchemy import select
 
 from fedsph.events import commands as event_commands
 from fedsph.events.received import event_columns
-from fedsph.events.service import cancel_event, edit_event, publish_event
+from fedsph.events.service import cancel_event, edit_event
 from fedsph.federation.actors import get_local_actor
 from fedsph.handlers.events import answer_participant
 from fedsph.hub.membership import ensure_hub
 from fedsph.models import Activity, Event, EventParticipant, HubMembership, Object
-from fedsph.web.keys import REMOTE
-from tests.conftest import use_data_dir
 from tests.dbfixtures import add_follow, add_remote_follower, store_remote
-from tests.test_members import browser, csrf_from, login, make_user, post_form
+from tests.support.events import MEETING, make_event
+from tests.support.members import browser, csrf_from, login, make_user, post_form
+from tests.support.nodes import cli_node, use_data_dir
+from tests.support.pages import audit
 
 MOBILIZON_EVENT = Path("/work/shared/fixtures/lemmy-assets/mobilizon/objects/event.json")
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
-MEETING = {"name": "Encuentro HUB regional", "content": "Orden del día: vivienda cooperativa.",
-           "kind": "hub_meeting", "starts_at": "2027-03-10T09:00", "ends_at": "2027-03-10T17:00",
-           "timezone": "America/Montevideo",
-           "place": {"name": "FUCVAM", "address": "Av. 8 de Octubre 3000", "latitude": -34.8837,
-                     "longitude": -56.1667},
-           "online_url": "https://meet.example.org/hub", "languages": ["es", "pt"],
-           "interpretation": ["en"], "join_mode": "free"}
-
-
-async def make_event(node, project_name="coop", **changes):
-    async with node.sessions() as db, db.begin():
-        project = await get_local_actor(db, project_name)
-        return await publish_event(db, node.urls, project, **{**MEETING, **changes})
-
-
 async def sent(node, kind: str, object_type: str | None = None) -> list[dict]:
     async with node.readers() as db:
         bodies = await db.scalars(select(Activity.body).where(Activity.type == kind)
@@ -203,11 +189,6 @@ async def test_a_restricted_event_waits_for_approval(node, peer):
         await answer_participant(db, node.urls, row, accept=True)
     await node.run_worker()
     assert peer.activities("Accept")[-1]["object"]["id"] == join["id"]
-
-
-def cli_node(node):
-    return SimpleNamespace(settings=node.settings, urls=node.urls, sessions=node.sessions,
-                           remote=node.app[REMOTE])
 
 
 async def test_our_project_joins_a_remote_event_and_gets_accepted(node, peer):
@@ -470,7 +451,6 @@ async def test_members_create_events_from_the_web(node):
 
 
 async def test_event_pages_pass_the_accessibility_audit(node):
-    from tests.test_accessibility import audit
 
     project = await node.create_actor("coop")
     await make_user(node, "ana", project)

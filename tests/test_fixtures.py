@@ -48,7 +48,7 @@ from fedsph.federation.activitystreams import PUBLIC, as_list, get_id, get_type
 from fedsph.federation.actors import ACTOR_TYPES, get_actor_by_uri
 from fedsph.models import Follow, InboxItem
 from fedsph.web.keys import REMOTE
-from tests.conftest import make_settings, start_node
+from tests.support.nodes import make_settings, start_node
 from tests.fakepeer import FakePeer, PeerActor
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -14,6 +14,7 @@ import pytest
 
 from fedsph.hub import directory, exports, mapsvg
 from fedsph.models import Actor, Event, Hub, HubMembership, Object
+from tests.support.pages import audit
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 NANDE = "Cooperativa Vivienda Ñandé"
@@ -351,7 +352,6 @@ async def test_pages_stay_small_with_fifty_projects(node, hub_site):
 
 
 async def test_hub_pages_pass_basic_accessibility_checks(node, hub_site):
-    from tests.test_accessibility import audit
     for lang in ("en", "es"):
         for path in ("/hub", "/hub/map", "/hub/stats", "/hub/feed", "/hub?country=UY&country=AR"):
             status, _, page = await fetch(node, path, {"lang": lang})

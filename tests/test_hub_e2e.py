@@ -32,8 +32,8 @@ import pytest
 
 from tests.mastodon_peer import PUBLIC, MastodonPeer, _id
 from tests.processes import NodeProcess, wait_for
-from tests.test_proofs import independent_verify, method_of
-from tests.test_relay import RelaySubscriber, relay_follow
+from tests.support.hub import RelaySubscriber, relay_follow
+from tests.support.proofs import independent_verify, method_of
 
 pytestmark = pytest.mark.e2e
 

@@ -3,85 +3,34 @@ the hub's re-sharing of its members' public posts, and the backfill of a new mem
 
 from __future__ import annotations
 
-import argparse
-import types
-
 import pytest
 from sqlalchemy import func, select
 
 from fedsph.federation.activitystreams import PUBLIC
 from fedsph.federation.actors import get_local_actor
 from fedsph.hub import membership as hubs
-from fedsph.hub.commands import COMMANDS
 from fedsph.models import Actor, Follow, HubMembership, Object
 from fedsph.projects import outbox
 from fedsph.web.keys import REMOTE
-from tests.conftest import make_settings, start_node
-
-
-@pytest.fixture
-async def nodes(tmp_path):
-    """A hub node and a project node (with the project `coop`), both running."""
-    for name in ("hub", "project"):
-        (tmp_path / name).mkdir()
-    hub_node = await start_node(make_settings(tmp_path / "hub", hub=True, hub_name="Red Hub"))
-    project_node = await start_node(make_settings(tmp_path / "project"))
-    await project_node.create_actor("coop", manually_approves=True)
-    yield hub_node, project_node
-    await project_node.runner.cleanup()
-    await hub_node.runner.cleanup()
-
-
-def cli_node(node):
-    """What the CLI commands take: settings, urls, sessions, remote."""
-    return types.SimpleNamespace(settings=node.settings, urls=node.urls, sessions=node.sessions,
-                                 remote=node.app[REMOTE])
-
-
-async def run(node, command: str, **args) -> int:
-    return await COMMANDS[command](cli_node(node), argparse.Namespace(**args))
-
-
-async def settle(*nodes) -> None:
-    """Run every node's worker until none has anything left to do."""
-    for _ in range(20):
-        busy = False
-        for node in nodes:
-            stats = await node.run_worker()
-            busy = busy or bool(stats.processed or stats.sent)
-        if not busy:
-            return
-    raise AssertionError("the workers never settled")
-
-
-async def states(node) -> list[str]:
-    async with node.sessions() as db:
-        return list(await db.scalars(select(HubMembership.state)))
-
-
-async def hub_actor(node):
-    async with node.sessions() as db:
-        return await hubs.local_hub(db)
+from tests.support.hub import (
+    coop_handle,
+    follow_hub,
+    hub_actor,
+    join,
+    post,
+    run,
+    set_auto_approve,
+    states,
+)
+from tests.support.members import browser, login, make_user, post_form
+from tests.support.nodes import settle
+from tests.support.pages import audit
 
 
 async def hub_follows_project(hub_node) -> str | None:
     async with hub_node.sessions() as db:
         hub = await hubs.local_hub(db)
         return await db.scalar(select(Follow.state).where(Follow.follower_id == hub.id))
-
-
-async def set_auto_approve(hub_node, rule: str) -> None:
-    await run(hub_node, "hub enable", name=None, region=None, auto_approve=rule)
-
-
-async def join(hub_node, project_node) -> None:
-    hub = await hub_actor(hub_node)
-    await run(project_node, "hub join", slug="coop", hub=hub.uri)
-    await settle(hub_node, project_node)
-
-
-def coop_handle(project_node) -> str:
-    return f"coop@{project_node.settings.domain}"
 
 
 async def test_hub_mode_makes_a_hub_whose_document_says_so(nodes):
@@ -201,24 +150,6 @@ async def test_same_node_join_approve_reshare_and_leave(node, peer):
     await run(node, "hub leave", slug="coop", hub=hub.uri)
     await settle(node)
     assert await states(node) == [] and await hub_follows_project(node) is None
-
-
-async def post(project_node, text: str, visibility: str = "public") -> Object:
-    async with project_node.sessions() as db, db.begin():
-        coop = await get_local_actor(db, "coop")
-        return await outbox.publish_note(db, project_node.urls, coop, text,
-                                         visibility=visibility)
-
-
-async def follow_hub(hub_node, peer):
-    carla = peer.add_actor("carla")
-    hub = await hub_actor(hub_node)
-    follow = {"@context": "https://www.w3.org/ns/activitystreams", "id": peer.new_id(),
-              "type": "Follow", "actor": carla.uri, "object": hub.uri}
-    status, _ = await peer.post(carla, hub.inbox, follow)
-    assert status == 202
-    await settle(hub_node)
-    return carla
 
 
 async def test_member_posts_reach_hub_followers_as_both_announces(nodes, peer):
@@ -343,8 +274,6 @@ async def test_member_profile_updates_are_announced(nodes, peer):
 
 
 async def test_manage_page_approves_with_csrf(nodes):
-    from tests.test_accessibility import audit
-    from tests.test_members import browser, login, make_user, post_form
 
     hub_node, project_node = nodes
     await join(hub_node, project_node)

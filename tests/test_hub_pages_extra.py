@@ -10,20 +10,11 @@ from sqlalchemy import select
 
 from fedsph.federation.actors import get_local_actor
 from fedsph.models import HubMembership
-from tests import test_hub_membership
-from tests.test_accessibility import audit
-from tests.test_events import MEETING, make_event
-from tests.test_hub_membership import (
-    coop_handle,
-    hub_actor,
-    run,
-    set_auto_approve,
-    settle,
-    states,
-)
-from tests.test_members import browser, login, make_user, post_form
-
-nodes = test_hub_membership.nodes  # the fixture: a hub node, and a project node with `coop`
+from tests.support.events import MEETING, make_event
+from tests.support.hub import coop_handle, hub_actor, run, set_auto_approve, states
+from tests.support.members import browser, login, make_user, post_form
+from tests.support.nodes import settle
+from tests.support.pages import audit
 
 
 async def text_of(client, url: str) -> tuple[int, str]:

@@ -12,8 +12,8 @@ from fedsph.federation.actors import get_local_actor
 from fedsph.hub.reshare import BOOST_SUFFIX
 from fedsph.models import Object
 from fedsph.projects import outbox
-from tests.conftest import make_settings, start_node
-from tests.test_hub_membership import follow_hub, hub_actor, join, post, set_auto_approve, settle
+from tests.support.hub import follow_hub, hub_actor, join, post, set_auto_approve
+from tests.support.nodes import make_settings, settle, start_node
 
 
 @pytest.fixture

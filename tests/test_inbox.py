@@ -11,21 +11,7 @@ from fedsph.federation.httpsig import sign_request
 from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, utcnow
 from tests.dbfixtures import inbox_items
-
-
-def follow(peer, actor, target: str, activity_id: str | None = None) -> dict:
-    return {"@context": "https://www.w3.org/ns/activitystreams", "id": activity_id or peer.new_id(),
-            "type": "Follow", "actor": actor.uri, "object": target}
-
-
-async def project_and_sender(node, peer):
-    project = await node.create_actor("coop")
-    return project, peer.add_actor("alice"), f"{node.base}/actors/coop/inbox"
-
-
-async def post_raw(peer, url: str, body: bytes, headers: dict) -> tuple[int, str]:
-    async with peer.http.post(url, data=body, headers=headers) as resp:
-        return resp.status, await resp.text()
+from tests.support.inbox import follow, post_raw, project_and_sender
 
 
 async def test_signed_follow_is_accepted(node, peer):

@@ -17,7 +17,7 @@ import requests
 from mastodon import Mastodon, MastodonAPIError
 
 from tests.processes import NodeProcess, wait_for
-from tests.test_mastodon_api import PASSWORD, REDIRECT, _login_and_consent
+from tests.support.members import PASSWORD, REDIRECT, login_and_consent
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def acting_as(node: NodeProcess, account: str) -> Mastodon:
     client_id, client_secret = Mastodon.create_app(
         "fedsph tests", api_base_url=node.base, redirect_uris=[REDIRECT])
     api = Mastodon(client_id=client_id, client_secret=client_secret, api_base_url=node.base)
-    location = _login_and_consent(node, api.auth_request_url(redirect_uris=REDIRECT,
+    location = login_and_consent(node, api.auth_request_url(redirect_uris=REDIRECT,
                                                               allow_http=True), account)
     api.log_in(code=parse_qs(urlsplit(location).query)["code"][0], redirect_uri=REDIRECT,
                allow_http=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import re
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -22,11 +21,10 @@ from mastodon import (
 )
 
 from tests.processes import NodeProcess
+from tests.support.members import PASSWORD, REDIRECT, login_and_consent
 
 pytestmark = pytest.mark.e2e
 
-REDIRECT = "https://app.example/callback"
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
@@ -71,33 +69,10 @@ def test_password_grant_and_verify_credentials(node, app_credentials):
         client(node, app_credentials).log_in("ana", "wrong password", allow_http=True)
 
 
-def _login_and_consent(node, auth_url: str, project: str) -> str:
-    """A browser: follow the authorize URL, log in, choose `project`, return the redirect."""
-    browser = requests.Session()
-    page = browser.get(auth_url, timeout=10)
-    assert urlsplit(page.url).path == "/login", page.url
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-    following = re.search(r'name="next" value="([^"]+)"', page.text).group(1)
-    consent = browser.post(node.base + "/login", timeout=10, data={
-        "csrf": csrf, "next": following.replace("&amp;", "&"), "username": "ana",
-        "password": PASSWORD})
-    assert urlsplit(consent.url).path == "/oauth/authorize", consent.url
-    assert "fedsph tests" in consent.text
-    form = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', consent.text))
-    form = {k: v.replace("&amp;", "&") for k, v in form.items()}
-    accounts = dict(re.findall(r'name="account" value="(\d+)".*?\n?<label[^>]*>[^<]*<span '
-                               r'class="handle">@([^<]+)</span>', consent.text, re.DOTALL))
-    chosen = next(i for i, name in accounts.items() if name == project)
-    answer = browser.post(node.base + "/oauth/authorize", data={
-        **form, "account": chosen, "decision": "allow"}, allow_redirects=False, timeout=10)
-    assert answer.status_code == 302, answer.text
-    return answer.headers["Location"]
-
-
 def test_authorization_code_flow_acts_as_the_chosen_project(node, app_credentials):
     api = client(node, app_credentials)
     url = api.auth_request_url(redirect_uris=REDIRECT, state="xyz", allow_http=True)
-    location = _login_and_consent(node, url, "casa")
+    location = login_and_consent(node, url, "casa")
     assert location.startswith(REDIRECT + "?")
     query = parse_qs(urlsplit(location).query)
     assert query["state"] == ["xyz"]
@@ -128,7 +103,7 @@ def test_pkce_is_checked(node, app_credentials):
             "redirect_uri": REDIRECT, "code_verifier": code_verifier,
             **({"client_secret": secret} if secret else {})})
 
-    code = parse_qs(urlsplit(_login_and_consent(node, url, "ana")).query)["code"][0]
+    code = parse_qs(urlsplit(login_and_consent(node, url, "ana")).query)["code"][0]
     assert exchange(code, verifier, secret=None).status_code == 401
     refused = exchange(code, "w" * 50)
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"

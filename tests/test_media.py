@@ -20,26 +20,9 @@ from fedsph.projects.media import (
     srcset,
 )
 from fedsph.projects.outbox import publish_update
+from tests.support.images import GPS_IFD, exif_jpeg
 
-GPS_IFD = 0x8825
-ORIENTATION = 0x0112
-MAKE = 0x010F
 MiB = 1024 * 1024
-
-
-def jpeg(width: int, height: int, *, gps: bool = False, orientation: int | None = None) -> bytes:
-    """A JPEG whose left half is red and right half blue, with the EXIF we ask for."""
-    image = Image.new("RGB", (width, height), (255, 0, 0))
-    image.paste((0, 0, 255), (width // 2, 0, width, height))
-    exif = Image.Exif()
-    exif[MAKE] = "TestCam"
-    if orientation:
-        exif[ORIENTATION] = orientation
-    if gps:
-        exif[GPS_IFD] = {1: "S", 2: (34.0, 54.0, 3.5), 3: "W", 4: (56.0, 11.0, 9.1)}
-    out = io.BytesIO()
-    image.save(out, "JPEG", exif=exif, quality=90)
-    return out.getvalue()
 
 
 def open_bytes(data: bytes) -> Image.Image:
@@ -63,12 +46,12 @@ async def fetch(url: str) -> tuple[int, dict, bytes]:
 
 def test_our_jpeg_really_carries_gps():
     # Guard against a test that passes because the input never had GPS to begin with.
-    exif = Image.open(io.BytesIO(jpeg(400, 300, gps=True))).getexif()
+    exif = Image.open(io.BytesIO(exif_jpeg(400, 300, gps=True))).getexif()
     assert exif.get_ifd(GPS_IFD)[1] == "S"
 
 
 async def test_served_rendition_has_no_exif_and_no_gps(node):
-    media = await upload(node, jpeg(1600, 1200, gps=True))
+    media = await upload(node, exif_jpeg(1600, 1200, gps=True))
     assert set(media.renditions) == {"320", "1280"}
     for info in media.renditions.values():
         status, headers, body = await fetch(f"{node.base}/media/{info['file']}")
@@ -86,7 +69,7 @@ async def test_served_rendition_has_no_exif_and_no_gps(node):
 
 
 async def test_no_upscaling_for_a_small_image(node):
-    media = await upload(node, jpeg(200, 150))
+    media = await upload(node, exif_jpeg(200, 150))
     files = {info["file"] for info in media.renditions.values()}
     assert len(files) == 1  # one rendition, shared by both size labels
     assert (media.width, media.height) == (200, 150)
@@ -94,7 +77,7 @@ async def test_no_upscaling_for_a_small_image(node):
 
 
 def test_rendition_sizes_and_srcset_order():
-    processed = process_image(jpeg(3000, 2000), 10 * MiB)
+    processed = process_image(exif_jpeg(3000, 2000), 10 * MiB)
     assert [(r.width, r.height) for r in processed.renditions] == [(320, 213), (1280, 853)]
     assert (processed.width, processed.height) == (1280, 853)
     for rendition in processed.renditions:
@@ -104,7 +87,7 @@ def test_rendition_sizes_and_srcset_order():
 def test_exif_orientation_is_honoured():
     # Orientation 6: the stored pixels must be turned 90° clockwise to be upright, so the
     # stored left (red) half ends up on top.
-    processed = process_image(jpeg(400, 200, orientation=6), 10 * MiB)
+    processed = process_image(exif_jpeg(400, 200, orientation=6), 10 * MiB)
     assert (processed.width, processed.height) == (200, 400)
     image = open_bytes(processed.renditions[-1].data).convert("RGB")
     top, bottom = image.getpixel((100, 20)), image.getpixel((100, 380))
@@ -114,7 +97,7 @@ def test_exif_orientation_is_honoured():
 
 
 async def test_blurhash_and_attachment_document(node):
-    media = await upload(node, jpeg(800, 600))
+    media = await upload(node, exif_jpeg(800, 600))
     assert media.blurhash and len(media.blurhash) >= 6
     document = attachment_document(media, node.urls)
     assert document["type"] == "Image"
@@ -130,7 +113,7 @@ async def test_blurhash_and_attachment_document(node):
 async def test_oversize_original_refused_with_message(node):
     small_limit = dataclasses.replace(node.settings, max_upload_bytes=1000)
     with pytest.raises(MediaError, match="largest accepted"):
-        await upload(node, jpeg(400, 300), settings=small_limit)
+        await upload(node, exif_jpeg(400, 300), settings=small_limit)
     with pytest.raises(MediaError, match=r"0\.5 MB"):
         process_image(b"\xff" * (MiB // 2 + 1), MiB // 2)
 
@@ -142,7 +125,7 @@ def test_non_image_refused(data):
 
 
 def test_truncated_image_refused():
-    data = jpeg(800, 600)
+    data = exif_jpeg(800, 600)
     with pytest.raises(MediaError, match="damaged or incomplete"):
         process_image(data[: len(data) // 2], MiB)
 
@@ -168,14 +151,14 @@ def test_decompression_bomb_refused(side):
 
 async def test_alt_text_and_licence_required(node):
     with pytest.raises(MediaError, match="alt text"):
-        await upload(node, jpeg(400, 300), alt="   ")
+        await upload(node, exif_jpeg(400, 300), alt="   ")
     with pytest.raises(MediaError, match="licence"):
-        await upload(node, jpeg(400, 300), slug="coop2", license="All rights reserved")
+        await upload(node, exif_jpeg(400, 300), slug="coop2", license="All rights reserved")
 
 
 async def test_alt_text_may_come_later_but_is_needed_to_publish(node):
     # From apps (alt_later): stored undescribed, but no Note can carry it until described.
-    media = await upload(node, jpeg(400, 300), slug="coop3", alt="  ", alt_later=True)
+    media = await upload(node, exif_jpeg(400, 300), slug="coop3", alt="  ", alt_later=True)
     assert media.alt is None
     with pytest.raises(MediaError, match=rf"alt text.*image {media.id}"):
         attachment_document(media, node.urls)

@@ -17,7 +17,7 @@ from fedsph.projects.media import largest_url, media_dir, save_upload
 from fedsph.projects.media_prune import keys_in, prune_media
 from fedsph.projects.outbox import delete_note, publish_update
 from fedsph.projects.profile import set_profile
-from tests.test_media import jpeg
+from tests.support.images import exif_jpeg
 
 OLD = timedelta(hours=30)
 
@@ -25,7 +25,8 @@ OLD = timedelta(hours=30)
 async def add_image(sessions, settings, actor: Actor, *, age: timedelta = OLD) -> Media:
     """An uploaded image attached to nothing, `age` old."""
     async with sessions() as db, db.begin():
-        media = await save_upload(db, settings, actor, jpeg(1600, 1200), "A roof", "CC0", None)
+        media = await save_upload(db, settings, actor, exif_jpeg(1600, 1200), "A roof", "CC0",
+                                  None)
         await db.execute(update(Media).where(Media.id == media.id)
                          .values(created_at=utcnow() - age))
     return media

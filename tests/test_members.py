@@ -3,18 +3,14 @@ composing updates and editing the profile — through real HTTP against a runnin
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 from urllib.parse import unquote
 
 import aiohttp
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
 from fedsph.accounts import Backoff, FailureLimiter, hash_token
-from fedsph.federation.actors import create_local_actor
 from fedsph.models import (
     Actor,
     Block,
@@ -27,52 +23,19 @@ from fedsph.models import (
     User,
 )
 from fedsph.web.auth_middleware import LIMITER
-from tests.conftest import use_data_dir
 from tests.fakepeer import FakePeer
-
-PASSWORD = "correct horse battery"
-CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-async def make_user(node, username: str, project: Actor | None = None, admin: bool = False,
-                    password: str = PASSWORD) -> User:
-    async with node.sessions() as db, db.begin():
-        person = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
-        user = User(username=username, password_hash=PasswordHasher().hash(password),
-                    is_admin=admin, actor_id=person.id)
-        db.add(user)
-        await db.flush()
-        if project is not None:
-            db.add(Membership(user_id=user.id, project_id=project.id))
-    return user
-
-
-@contextlib.asynccontextmanager
-async def browser():
-    """A client that keeps cookies for 127.0.0.1 (aiohttp refuses IP cookies unless unsafe)."""
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
-                                     headers={"Accept": "text/html"}) as client:
-        yield client
-
-
-async def csrf_from(client, url: str) -> str:
-    async with client.get(url) as response:
-        assert response.status == 200, await response.text()
-        found = CSRF_RE.search(await response.text())
-    assert found, "the page has no CSRF field"
-    return found.group(1)
-
-
-async def login(client, node, username: str, password: str = PASSWORD, next_url: str = "/"):
-    token = await csrf_from(client, f"{node.base}/login")
-    return await client.post(f"{node.base}/login", allow_redirects=False, data={
-        "csrf": token, "username": username, "password": password, "next": next_url})
-
-
-async def post_form(client, url: str, fields: dict, page: str | None = None):
-    """Post a form the way a browser does: with the CSRF token from the page it is on."""
-    token = await csrf_from(client, page or url)
-    return await client.post(url, data={"csrf": token, **fields}, allow_redirects=False)
+from tests.support.images import jpeg
+from tests.support.members import (
+    CSRF_RE,
+    PASSWORD,
+    browser,
+    csrf_from,
+    login,
+    make_user,
+    multipart,
+    post_form,
+)
+from tests.support.nodes import make_settings, start_node, use_data_dir
 
 
 @pytest.fixture
@@ -338,28 +301,6 @@ async def test_hold_replies_setting(node, project):
 
 # --- compose -------------------------------------------------------------------------------------
 
-def jpeg(size=(640, 480), noise: bool = False) -> bytes:
-    from PIL import Image
-
-    image = Image.effect_noise(size, 64).convert("RGB") if noise else Image.new(
-        "RGB", size, (200, 120, 40))
-    out = io.BytesIO()
-    image.save(out, "JPEG", quality=95)
-    return out.getvalue()
-
-
-def multipart(token: str, fields: dict, files: dict | None = None) -> aiohttp.FormData:
-    """The compose form as a browser sends it: the CSRF field first, then fields, then files."""
-    form = aiohttp.FormData()
-    form.add_field("csrf", token)
-    for name, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            form.add_field(name, item)
-    for name, data in (files or {}).items():
-        form.add_field(name, data, filename=f"{name}.jpg", content_type="image/jpeg")
-    return form
-
-
 async def follower_of(node, peer, project):
     follower = peer.add_actor("follower")
     await peer.post(follower, project.inbox, {
@@ -411,7 +352,6 @@ async def test_compose_publishes_a_bilingual_update_with_a_photo(node, peer, pro
 
 
 async def test_oversize_photo_re_renders_the_form_with_the_text_kept(tmp_path):
-    from tests.conftest import make_settings, start_node
 
     node = await start_node(make_settings(tmp_path, max_upload_bytes=20_000))
     try:

@@ -14,7 +14,7 @@ from fedsph.projects.outbox import publish_note
 from fedsph.projects.queries import notifications_for, unread_notification_count
 from tests.dbfixtures import add_follow, store_remote
 from tests.fakepeer import FakePeer
-from tests.test_members import browser, login, make_user
+from tests.support.members import browser, login, make_user
 
 
 def activity(peer: FakePeer, actor, activity_type: str, obj, **extra) -> dict:

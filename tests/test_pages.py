@@ -19,64 +19,13 @@ from fedsph.models import Actor, Follow, Object, utcnow
 from fedsph.projects.media import save_upload
 from fedsph.projects.outbox import publish_update
 from tests.fakepeer import FakePeer
-
-HTML = "text/html"
-PROFILE = {
-    "description_map": {"es": "Cooperativa de vivienda por ayuda mutua en el barrio Sur.",
-                        "en": "A mutual-aid housing cooperative in the Sur neighbourhood."},
-    "stage": "building",
-    "stage_history": [{"stage": "planning", "date": "2019-03-01"},
-                      {"stage": "building", "date": "2022-05-10"}],
-    "approach": ["mutual_aid_cooperative", "self_build"],
-    "tenure": ["use_rights_in_cooperative"],
-    "financing": ["public_loan", "mutual_aid_labour"],
-    "households": {"value": 40, "as_of": "2024-01-01"},
-    "inhabitants": {"value": 130, "as_of": "2024-01-01"},
-    "homes_completed": 12,
-    "homes_planned": 40,
-    "start_year": 2019,
-    "completion_year": 2026,
-    "settlement_type": "urban",
-    "themes": ["mutual_aid", "self_management", "access_to_land"],
-    "partners": [{"name": "Centro Cooperativo", "url": "https://partner.example/",
-                  "role": "technical_support"},
-                 {"name": "Federación", "role": "network"}],
-    "country": "UY",
-    "region": "latin_america_caribbean",
-    # Stored unrounded on purpose: the page must round it whatever is in the database.
-    "location": {"name": "Barrio Sur, Montevideo", "latitude": -34.908765,
-                 "longitude": -56.187654, "precision": "neighbourhood"},
-    "languages": ["es", "en"],
-    "links": [{"kind": "website", "url": "https://coop.example/", "title": "Sitio web"},
-              {"kind": "video", "url": "https://video.example/v/1"}],
-}
-
-
-async def fetch(url: str, accept: str = HTML, redirects: bool = True, **headers):
-    async with aiohttp.ClientSession() as http, http.get(
-            url, headers={"Accept": accept, **headers}, allow_redirects=redirects) as resp:
-        return resp.status, resp.headers, await resp.text()
+from tests.support.pages import fetch, make_project, publish
 
 
 def jpeg(width: int = 800, height: int = 600) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height), (120, 160, 90)).save(buffer, "JPEG")
     return buffer.getvalue()
-
-
-async def make_project(node, username: str = "coop", **columns) -> Actor:
-    project = await node.create_actor(username)
-    async with node.sessions() as db, db.begin():
-        actor = await db.get(Actor, project.id)
-        actor.profile = PROFILE
-        actor.name_map = {"es": "Cooperativa Sur", "en": "South Cooperative"}
-        actor.name = "Cooperativa Sur"
-        actor.summary_map = {"es": "<p>Vivienda por ayuda mutua.</p>",
-                             "en": "<p>Mutual-aid housing.</p>"}
-        actor.summary = actor.summary_map["es"]
-        for column, value in columns.items():
-            setattr(actor, column, value)
-    return project
 
 
 async def add_remote_actors(node, project: Actor, count: int) -> list[Actor]:
@@ -93,12 +42,6 @@ async def add_remote_actors(node, project: Actor, count: int) -> list[Actor]:
             db.add(Follow(follower_id=project.id, followed_id=other.id, state="accepted"))
             others.append(other)
     return others
-
-
-async def publish(node, project: Actor, **fields) -> Object:
-    async with node.sessions() as db, db.begin():
-        actor = await db.get(Actor, project.id)
-        return await publish_update(db, node.urls, actor, **fields)
 
 
 async def test_project_page_with_full_profile_and_20_updates_is_under_30_kb(node):

@@ -8,48 +8,11 @@ from sqlalchemy import select
 
 from fedsph.federation.httpsig import parse_signature_header
 from fedsph.hub.relay import decide_subscription, forward_to_relays
-from fedsph.models import Activity, Actor, Follow, Hub, InboxItem
+from fedsph.models import Activity, Actor, Follow, InboxItem
 from fedsph.projects.outbox import publish_note
-from tests.mastodon_peer import AS, PUBLIC, MastodonPeer, _id
-from tests.test_proofs import independent_verify, mastodon_verify, method_of
-
-
-class RelaySubscriber(MastodonPeer):
-    """The strict Mastodon peer, as Mastodon 4.7 treats a relay's deliveries: an activity signed
-    by someone else than its actor is taken when it carries an integrity proof that verifies
-    (checked here with the test's own implementation and the author's published key)."""
-
-    author_keys: dict[str, str]
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.author_keys = {}
-
-    def _check_activity(self, activity: dict, signer: str) -> None:
-        author = _id(activity.get("actor"))
-        if author != signer and "proof" in activity:
-            # As app/services/activitypub/process_collection_service.rb: a relayed activity is
-            # the actor's own when its proof verifies (app/lib/activitypub/object_integrity_proof.rb).
-            mastodon_verify(activity, self.author_keys[author])
-            signer = author
-        MastodonPeer._check_activity(activity, signer)
-
-
-async def hub_node(node):
-    hub = await node.create_actor("hub", "Group")
-    async with node.sessions() as db, db.begin():
-        db.add(Hub(actor_id=hub.id))
-    return hub
-
-
-def relay_follow(peer, instance_actor) -> dict:
-    return {"@context": AS, "id": f"{peer.base}/{instance_actor.username}#relay-follow",
-            "type": "Follow", "actor": instance_actor.uri, "object": PUBLIC}
-
-
-async def relay_rows(node) -> list[Follow]:
-    async with node.readers() as db:
-        return list(await db.scalars(select(Follow).where(Follow.relay.is_(True))))
+from tests.mastodon_peer import AS, PUBLIC, MastodonPeer
+from tests.support.hub import RelaySubscriber, hub_node, relay_follow, relay_rows
+from tests.support.proofs import independent_verify, method_of
 
 
 async def subscribe(node, peer, hub, inbox: str):

@@ -14,24 +14,14 @@ from fedsph.links import service as links
 from fedsph.models import Actor, Hub, HubMembership, SolidarityLink
 from fedsph.projects import outbox
 from fedsph.web.keys import DOCUMENTS, REMOTE
-from tests.test_accessibility import audit
-from tests.test_members import browser, login, make_user, post_form
+from tests.support.members import browser, login, make_user, post_form
+from tests.support.nodes import settle_all
+from tests.support.pages import audit
 
 
 @pytest.fixture
 def nodes(two_nodes):
     return two_nodes
-
-
-async def settle_all(*nodes):
-    """Run the workers until nothing is left to process or send on any node."""
-    for _ in range(6):
-        busy = False
-        for running in nodes:
-            stats = await running.run_worker()
-            busy = busy or bool(stats.processed or stats.sent)
-        if not busy:
-            return
 
 
 async def find(node, handle_or_uri: str) -> Actor:

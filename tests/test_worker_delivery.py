@@ -27,7 +27,6 @@ from fedsph.models import Delivery, Follow, HostState, InboxItem, Object, utcnow
 from fedsph.projects.outbox import follow, publish_note
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
-from tests.conftest import make_settings
 from tests.dbfixtures import (
     add_follow,
     add_remote_follower,
@@ -37,6 +36,7 @@ from tests.dbfixtures import (
     store_remote,
 )
 from tests.fakepeer import FakePeer, free_port
+from tests.support.nodes import make_settings
 
 # -- a misbehaving inbox -----------------------------------------------------------------------
 

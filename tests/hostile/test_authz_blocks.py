@@ -18,7 +18,7 @@ from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.emit import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
 from tests.fakepeer import PeerActor
-from tests.test_members import browser, login, make_user, post_form
+from tests.support.members import browser, login, make_user, post_form
 
 AS = "https://www.w3.org/ns/activitystreams"
 

@@ -20,9 +20,9 @@ from fedsph.federation.actors import resolve_actor
 from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectAudience, Reaction
 from fedsph.projects.outbox import edit_update, publish_update, update_fields
 from fedsph.web.keys import REMOTE
-from tests.conftest import make_settings
 from tests.fakepeer import AS, FakePeer
-from tests.test_api_with_peer import api, flush, member_token
+from tests.support.members import api, member_token
+from tests.support.nodes import flush, make_settings
 
 PUBLIC = f"{AS}#Public"
 SECRET = "the door code is 4711"

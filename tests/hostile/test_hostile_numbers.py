@@ -17,10 +17,8 @@ from fedsph.federation import httpsig
 from fedsph.federation.delivery import parse_retry_after
 from fedsph.models import Actor, Follow, Object, utcnow
 from fedsph.projects import profile
-from tests.hostile.test_withheld_posts import add_tagged_replies
-from tests.test_api_with_peer import member_token
-from tests.test_members import browser, login, make_user, post_form
-from tests.test_pages import publish
+from tests.support.members import browser, login, make_user, member_token, post_form
+from tests.support.pages import add_tagged_replies, publish
 
 BAD = ["²", "99999999999999999999999", str(MAX_ROW_ID + 1), "-1", "0x10", " 1", "1e3", "٣"]
 

@@ -14,10 +14,10 @@ from fedsph.federation.actors import get_local_actor
 from fedsph.hub import membership as hubs
 from fedsph.models import Actor, HubMembership
 from fedsph.projects.queries import MAX_LISTED
-from tests.conftest import make_settings, start_node
-from tests.hostile.test_limits import statements
-from tests.test_hub_membership import AS, hub_actor, settle
-from tests.test_members import browser, login, make_user
+from tests.fakepeer import AS
+from tests.support.hub import hub_actor
+from tests.support.members import browser, login, make_user
+from tests.support.nodes import make_settings, settle, start_node, statements
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ from fedsph.models import (
     Object,
     Reaction,
 )
-from tests.conftest import make_settings, start_node
 from tests.dbfixtures import add_follow, store_remote
 from tests.fakepeer import AS, FakePeer, PeerActor
+from tests.support.nodes import make_settings, start_node
 
 PUBLIC = AS + "#Public"
 

@@ -35,7 +35,7 @@ from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.outbox import publish_note
 from tests.dbfixtures import add_remote_follower
-from tests.test_inbox import follow, post_raw, project_and_sender
+from tests.support.inbox import follow, post_raw, project_and_sender
 
 AS = "https://www.w3.org/ns/activitystreams"
 HUGE = "99999999999999"  # seconds: far past the year 9999, where datetime ends

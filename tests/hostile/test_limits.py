@@ -7,40 +7,24 @@ waiting ones separately), one per server (by host).
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 import aiohttp
 import orjson
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from fedsph.hub import relay
 from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem, Object, utcnow
 from fedsph.projects.outbox import publish_note
 from fedsph.projects.queries import MAX_LISTED, comments_for
-from tests.conftest import make_settings, start_node
 from tests.fakepeer import FakePeer
-from tests.test_relay import hub_node, relay_follow, relay_rows
+from tests.support.hub import hub_node, relay_follow, relay_rows
+from tests.support.members import browser, login, make_user, post_form
+from tests.support.nodes import cli_node, make_settings, start_node, statements
 
 HTML = "text/html"
-
-
-@contextmanager
-def statements(node):
-    """Every SQL statement the node's readers run inside the block."""
-    engine = node.readers.kw["bind"].sync_engine
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, *args):
-        seen.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # -- pruning processed queue rows ----------------------------------------------------------------
@@ -317,7 +301,6 @@ async def test_spellings_of_one_host_are_one_server(node, spelling):
 
 
 async def test_coordinators_approve_a_relay_subscription_on_the_manage_page(node, peer):
-    from tests.test_members import browser, login, make_user, post_form
 
     hub = await hub_node(node)
     instance = await ask_to_subscribe(node, peer)
@@ -362,7 +345,6 @@ async def test_relay_commands_list_approve_and_reject(node, peer, capsys):
     import argparse
 
     from fedsph.hub.commands import COMMANDS
-    from tests.test_hub_membership import cli_node
 
     async def relay_cli(action: str, subscriber: str | None = None) -> str:
         args = argparse.Namespace(relay_action=action, subscriber=subscriber)

@@ -14,8 +14,8 @@ from fedsph.links import service as links
 from fedsph.models import Actor, SolidarityLink
 from fedsph.projects.queries import MAX_LISTED
 from tests.fakepeer import FakePeer
-from tests.hostile.test_limits import statements
-from tests.test_members import browser, login, make_user
+from tests.support.members import browser, login, make_user
+from tests.support.nodes import statements
 
 
 def offer_from(peer: FakePeer, group, coop_uri: str, kind: str = "funds") -> dict:

@@ -20,7 +20,7 @@ from fedsph.api.tokens import issue_token
 from fedsph.config import ConfigError, load_settings
 from fedsph.models import Membership, OAuthApp, OAuthCode, OAuthToken, Object, User, utcnow
 from fedsph.web.auth_middleware import LIMITER
-from tests.test_members import PASSWORD, make_user
+from tests.support.members import PASSWORD, make_user
 
 REDIRECT = "https://app.example/callback"
 VERIFIER = "v" * 50

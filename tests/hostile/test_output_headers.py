@@ -8,7 +8,7 @@ from sqlalchemy import func, select, update
 
 from fedsph.models import Actor, Event, OAuthApp
 from fedsph.web.headers import content_security_policy, form_source
-from tests.test_members import CSRF_RE, browser, login, make_user, multipart
+from tests.support.members import CSRF_RE, browser, login, make_user, multipart
 
 HTML_PAGES = ["/", "/login", "/actors/coop", "/tags/casa", "/no-such-page"]
 

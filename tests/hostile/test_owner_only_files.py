@@ -12,7 +12,7 @@ import pytest
 from fedsph.admin import backup, commands
 from fedsph.db import make_engine
 from fedsph.projects.media import _write_atomically, media_dir
-from tests.conftest import make_settings, start_node
+from tests.support.nodes import make_settings, start_node
 
 DATABASE = "fedsph.sqlite3"
 

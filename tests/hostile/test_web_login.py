@@ -18,10 +18,10 @@ from fedsph.models import LoginSession, User
 from fedsph.projects.outbox import publish_note
 from fedsph.web.auth_middleware import LIMITER
 from fedsph.web.client_address import forwarded_client
-from tests.conftest import make_settings, start_node
 from tests.dbfixtures import add_remote_follower
 from tests.fakepeer import FakePeer
-from tests.test_members import PASSWORD, browser, csrf_from, login, make_user
+from tests.support.members import PASSWORD, browser, csrf_from, login, make_user
+from tests.support.nodes import make_settings, start_node
 
 HOSTILE_NEXT = [
     "//evil.example/",

@@ -11,26 +11,8 @@ from urllib.parse import quote
 import aiohttp
 from sqlalchemy import select
 
-from fedsph.models import Actor, Object
-from tests.test_pages import fetch, make_project, publish
-
-TAG = "minga"
-REPLIES = {"visible": {}, "hidden": {"hidden": True}, "held": {"approved": False}}
-
-
-async def add_tagged_replies(node, update: Object) -> dict[str, str]:
-    """A remote member's three replies carrying #minga: visible, hidden, held; URI by label."""
-    uris = {label: f"https://remote.example/notes/{label}" for label in REPLIES}
-    async with node.sessions() as db, db.begin():
-        friend = Actor(uri="https://remote.example/users/ana", local=False, type="Person",
-                       username="ana", domain="remote.example", name="Ana")
-        db.add(friend)
-        await db.flush()
-        for label, extra in REPLIES.items():
-            db.add(Object(uri=uris[label], type="Note", actor_id=friend.id, local=False,
-                          content=f"<p>{label} reply #{TAG}</p>", in_reply_to=update.uri,
-                          tags=[{"type": "Hashtag", "name": f"#{TAG}"}], **extra))
-    return uris
+from fedsph.models import Object
+from tests.support.pages import TAG, add_tagged_replies, fetch, make_project, publish
 
 
 async def api_texts(url: str) -> str:

@@ -25,7 +25,8 @@ from fedsph.projects.notes import text_to_html
 from fedsph.projects.outbox import publish_update
 from fedsph.web.render import safe_href
 from tests.hostile.xss import PAYLOADS, problems
-from tests.test_members import CSRF_RE, browser, jpeg, login, make_user, multipart
+from tests.support.images import jpeg
+from tests.support.members import CSRF_RE, browser, login, make_user, multipart
 
 # What the old linkifier stored for 'https://x.example/"onmouseover="alert(1)"'.
 LEGACY_XSS = ('<p><a href="https://x.example/"onmouseover="alert(1)" rel="nofollow">x</a>'

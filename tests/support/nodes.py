@@ -1,0 +1,134 @@
+"""An in-process fedsph node for tests, and driving its worker and its CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy import event
+
+from fedsph.app import create_app
+from fedsph.config import Settings, load_settings
+from fedsph.db import migrate
+from fedsph.federation.actors import create_local_actor
+from fedsph.web.keys import REMOTE, SESSIONS, URLS, WRITER
+from fedsph.worker import Worker
+from tests.fakepeer import free_port
+
+
+def make_settings(tmp_path, port: int | None = None, **overrides) -> Settings:
+    port = port or free_port()
+    return load_settings(environ={}, base_url=f"http://127.0.0.1:{port}", port=port,
+                         data_dir=tmp_path, allow_private_networks=True, retry_base_seconds=1,
+                         **overrides)
+
+
+@dataclass
+class Node:
+    """A running fedsph node without a background worker: tests drive `run_once()` themselves."""
+
+    settings: Settings
+    app: web.Application
+    runner: web.AppRunner
+
+    @property
+    def base(self) -> str:
+        return self.settings.base_url
+
+    @property
+    def sessions(self):
+        return self.app[WRITER]
+
+    @property
+    def readers(self):
+        return self.app[SESSIONS]
+
+    @property
+    def urls(self):
+        return self.app[URLS]
+
+    async def create_actor(self, username: str, actor_type: str = "Group", **kwargs):
+        """A local project (Group) or member (Person), committed."""
+        async with self.sessions() as db, db.begin():
+            return await create_local_actor(db, self.urls, self.settings.domain, username,
+                                            actor_type, name=username.title(), **kwargs)
+
+    def worker(self) -> Worker:
+        return Worker(self.settings, self.app[WRITER], self.app[REMOTE])
+
+    async def run_worker(self):
+        return await self.worker().run_once()
+
+
+async def start_node(settings: Settings) -> Node:
+    await asyncio.to_thread(migrate, settings.effective_database_url)
+    app = create_app(settings, run_worker=False)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", settings.port).start()
+    return Node(settings, app, runner)
+
+
+# -- the command line, run in this process --------------------------------------------------
+
+CLEARED_ENV = ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG")
+
+
+def use_data_dir(monkeypatch, data_dir) -> None:
+    """Point `fedsph …` run in this process at data_dir, with no other setting from outside."""
+    monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))
+    for name in CLEARED_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def cli_node(node):
+    """What the CLI commands take: settings, urls, sessions, remote."""
+    return types.SimpleNamespace(settings=node.settings, urls=node.urls, sessions=node.sessions,
+                                 remote=node.app[REMOTE])
+
+
+async def settle(*nodes) -> None:
+    """Run every node's worker until none has anything left to do."""
+    for _ in range(20):
+        busy = False
+        for node in nodes:
+            stats = await node.run_worker()
+            busy = busy or bool(stats.processed or stats.sent)
+        if not busy:
+            return
+    raise AssertionError("the workers never settled")
+
+
+async def settle_all(*nodes):
+    """Run the workers until nothing is left to process or send on any node."""
+    for _ in range(6):
+        busy = False
+        for running in nodes:
+            stats = await running.run_worker()
+            busy = busy or bool(stats.processed or stats.sent)
+        if not busy:
+            return
+
+
+async def flush(node) -> None:
+    for _ in range(3):
+        await node.run_worker()
+
+
+@contextmanager
+def statements(node):
+    """Every SQL statement the node's readers run inside the block."""
+    engine = node.readers.kw["bind"].sync_engine
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
