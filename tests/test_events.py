@@ -28,7 +28,7 @@ from tests.support.members import browser, csrf_from, login, make_user, post_for
 from tests.support.nodes import cli_node, use_data_dir
 from tests.support.pages import audit
 
-MOBILIZON_EVENT = Path("/work/shared/fixtures/lemmy-assets/mobilizon/objects/event.json")
+MOBILIZON_EVENT = Path(__file__).parent / "fixtures/lemmy-assets/mobilizon/objects/event.json"
 PUBLIC = "https://www.w3.org/ns/activitystreams#Public"
 async def sent(node, kind: str, object_type: str | None = None) -> list[dict]:
     async with node.readers() as db:

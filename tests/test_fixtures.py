@@ -1,9 +1,10 @@
-"""Real-world ActivityPub payloads (../shared/fixtures) delivered to our shared inbox.
+"""Real-world ActivityPub payloads (tests/fixtures, see its README) delivered to our shared inbox.
 
-Every JSON document there that is ActivityStreams (a JSON object with a "type") goes to the
+Every JSON document there is ActivityStreams (a JSON object with a "type"): each goes to the
 shared inbox of one fedsph node, signed by a local fake peer, and must be accepted (202) and then
 processed by the worker as "done" or "ignored": never a 5xx, never a worker error, never an item
-left waiting for a retry. WebFinger documents (no "type") are listed as skipped.
+left waiting for a retry. The fixtures live in the repository, so a missing set, a file that is
+not JSON or a document without a type is a failure, not a skip.
 
 How a fixture becomes a delivery:
 
@@ -33,7 +34,6 @@ has its own fake peer on its own port, so ids never collide between fixtures.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,13 +48,16 @@ from fedsph.federation.activitystreams import PUBLIC, as_list, get_id, get_type
 from fedsph.federation.actors import ACTOR_TYPES, get_actor_by_uri
 from fedsph.models import Follow, InboxItem
 from fedsph.web.keys import REMOTE
-from tests.support.nodes import make_settings, start_node
 from tests.fakepeer import FakePeer, PeerActor
+from tests.support.nodes import make_settings, start_node
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-FIXTURES_DIR = Path(os.environ.get("FEDSPH_SHARED_FIXTURES")
-                    or Path(__file__).parents[2] / "shared" / "fixtures")
+FIXTURES_DIR = Path(__file__).parent / "fixtures"
+
+# The captured sets and how many documents each holds at least (tests/fixtures/README.md): a set
+# that lost files fails here instead of quietly testing less.
+FIXTURE_SETS = {"fedidocs": 41, "lemmy-assets": 88}
 
 # Fixtures our inbox may refuse with a 4xx, and why. Empty: every well-formed activity from the
 # right actor must be accepted, whatever we later do with it.
@@ -68,24 +71,22 @@ ACTOR_COLLECTIONS = {"inbox", "outbox", "followers", "following"}
 
 
 def _collect() -> list:
-    if not FIXTURES_DIR.is_dir():
-        return [pytest.param(None, None, id="no-fixtures",
-                             marks=pytest.mark.skip(reason=f"{FIXTURES_DIR} does not exist"))]
+    """One case per JSON document; a broken one becomes a failing case, never a skipped one."""
     params = []
     for path in sorted(FIXTURES_DIR.rglob("*.json")):
         name = path.relative_to(FIXTURES_DIR).as_posix()
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
-            params.append(pytest.param(name, None, id=name,
-                                       marks=pytest.mark.skip(reason=f"not JSON: {exc}")))
-            continue
-        if not isinstance(document, dict) or not get_type(document):
-            params.append(pytest.param(name, None, id=name, marks=pytest.mark.skip(
-                reason="not an ActivityStreams object (no type), e.g. WebFinger")))
-            continue
+            document = f"not JSON: {exc}"
         params.append(pytest.param(name, document, id=name))
     return params
+
+
+def test_every_fixture_set_is_present():
+    for folder, at_least in FIXTURE_SETS.items():
+        found = len(list((FIXTURES_DIR / folder).rglob("*.json")))
+        assert found >= at_least, f"tests/fixtures/{folder}: {found} documents, expected {at_least}"
 
 
 # -- moving a fixture onto the fake peer --------------------------------------------------------
@@ -264,6 +265,8 @@ def _is_delete_of_self(activity: dict) -> bool:
 
 @pytest.mark.parametrize(("name", "document"), _collect())
 async def test_fixture_is_accepted_or_ignored(fedsph_node, name, document):
+    assert isinstance(document, dict) and get_type(document), (
+        f"{name}: not an ActivityStreams document ({str(document)[:80]})")
     node = fedsph_node
     peer = await FakePeer().start()
     try:
