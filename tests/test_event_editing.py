@@ -121,7 +121,6 @@ def test_event_edit_command_refuses_bad_input_with_one_line(tmp_path, monkeypatc
 
 
 async def test_members_edit_events_from_the_web(node, peer):
-
     project = await node.create_actor("coop")
     await make_user(node, "ana", project)
     await make_user(node, "bea")

@@ -451,7 +451,6 @@ async def test_members_create_events_from_the_web(node):
 
 
 async def test_event_pages_pass_the_accessibility_audit(node):
-
     project = await node.create_actor("coop")
     await make_user(node, "ana", project)
     obj = await make_event(node)

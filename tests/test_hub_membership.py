@@ -274,7 +274,6 @@ async def test_member_profile_updates_are_announced(nodes, peer):
 
 
 async def test_manage_page_approves_with_csrf(nodes):
-
     hub_node, project_node = nodes
     await join(hub_node, project_node)
     await make_user(hub_node, "admin", admin=True)

@@ -352,7 +352,6 @@ async def test_compose_publishes_a_bilingual_update_with_a_photo(node, peer, pro
 
 
 async def test_oversize_photo_re_renders_the_form_with_the_text_kept(tmp_path):
-
     node = await start_node(make_settings(tmp_path, max_upload_bytes=20_000))
     try:
         project = await node.create_actor("coop", "Group")

@@ -246,7 +246,6 @@ async def test_project_page_pages_its_updates_with_pinned_first(node):
 
 
 async def test_tag_page_lists_updates_with_that_hashtag_or_theme(node):
-
     project = await node.create_actor("coop")
     async with node.sessions() as db, db.begin():
         await publish_update(db, node.urls, project, contents={"es": "Minga de sábado"},

@@ -301,7 +301,6 @@ async def test_spellings_of_one_host_are_one_server(node, spelling):
 
 
 async def test_coordinators_approve_a_relay_subscription_on_the_manage_page(node, peer):
-
     hub = await hub_node(node)
     instance = await ask_to_subscribe(node, peer)
     await make_user(node, "admin", admin=True)
