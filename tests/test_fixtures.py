@@ -83,7 +83,7 @@ def _collect() -> list:
     return params
 
 
-def test_every_fixture_set_is_present():
+async def test_every_fixture_set_is_present():  # async only because the module marks every test
     for folder, at_least in FIXTURE_SETS.items():
         found = len(list((FIXTURES_DIR / folder).rglob("*.json")))
         assert found >= at_least, f"tests/fixtures/{folder}: {found} documents, expected {at_least}"
