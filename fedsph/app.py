@@ -1,4 +1,9 @@
-"""create_app(settings): the aiohttp application with its engine, HTTP client and worker."""
+"""create_app(settings): the aiohttp application with its engine, HTTP client and worker.
+
+All the wiring is here and nowhere else: the middlewares in their order, the state handlers
+share, the hooks run at startup and on every response, and every module's routes. A module only
+adds its own routes; none adds a middleware or another module's routes as a side effect.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,9 @@ import logging
 from aiohttp import web
 
 from fedsph import api
+from fedsph.accounts import FailureLimiter
+from fedsph.api import statuses as api_statuses
+from fedsph.api.errors import api_middleware
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
@@ -17,18 +25,23 @@ from fedsph.federation.remote import Remote, make_client_session
 from fedsph.i18n import language_middleware
 from fedsph.web import (
     activitypub,
+    compose,
     event_pages,
     hub_manage,
     hub_pages,
+    interact,
     link_pages,
     members,
     pages,
+    profile_edit,
+    project_manage,
     wellknown,
 )
 from fedsph.web import context as context_routes
 from fedsph.web import feeds as feed_routes
 from fedsph.web import headers as security_headers
 from fedsph.web import media as media_routes
+from fedsph.web.auth_middleware import LIMITER, authentication
 from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (
     DOCUMENTS,
@@ -47,33 +60,53 @@ from fedsph.worker import Worker
 
 log = logging.getLogger("fedsph.app")
 
+# Outermost first: a request passes them top to bottom, its answer bottom to top.
+MIDDLEWARES = (
+    language_middleware,  # first, so even an error page is in the visitor's language
+    errors,  # any exception raised below becomes a problem page or JSON, never a bare 500
+    authentication,  # request[USER] from the session cookie; the CSRF check of every POST
+    api_middleware,  # inside errors: API failures get Mastodon's JSON (and CORS) before it
+)
+
 
 def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     """Build the application; nothing touches the network or the database until it starts."""
-    app = web.Application(middlewares=[language_middleware, errors],
-                          client_max_size=settings.max_body_bytes + 1)
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes + 1)
     app[SETTINGS] = settings
     app[URLS] = URLs(settings.base_url)
     app[TEMPLATES] = make_templates(settings.templates_dir)
     app[DOCUMENTS] = make_document_cache()
+    app[LIMITER] = FailureLimiter()  # failed logins per address and name (members.login)
+    api_statuses.setup(app)  # the API's Idempotency-Key cache, so a retried post is not doubled
     security_headers.setup(app)  # CSP, nosniff, frame and referrer rules on every response
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client)
     if run_worker:
         app.cleanup_ctx.append(_worker)
-    wellknown.add_routes(app)
-    context_routes.add_routes(app)
-    activitypub.add_routes(app)
-    pages.add_routes(app)
-    media_routes.add_routes(app)
-    feed_routes.add_routes(app)
-    hub_pages.add_routes(app)  # the hub's directory, map, counts, feed and exports
-    members.setup(app)
-    hub_manage.add_routes(app)  # /hub/manage; in hub mode, the hub is made at startup
-    link_pages.add_routes(app)  # solidarity links: members' forms and the hub's graph
-    event_pages.add_routes(app)  # events: lists, pages, the members' form, iCal
-    api.add_routes(app)  # the Mastodon client API (after members: its middleware runs inside)
+    # After the database is open (cleanup_ctx runs first): in hub mode, the hub is made here.
+    app.on_startup.append(hub_manage.ensure_hub_on_startup)
+    _add_routes(app)
     return app
+
+
+def _add_routes(app: web.Application) -> None:
+    """Every module's routes. Their paths do not overlap; the order is kept as it has been."""
+    wellknown.add_routes(app)  # WebFinger, host-meta, NodeInfo
+    context_routes.add_routes(app)  # /ns, the fedsph JSON-LD context
+    activitypub.add_routes(app)  # actors, inboxes, outboxes, collections, objects, activities
+    pages.add_routes(app)  # the home page, tags, other servers' actors and updates, remote follow
+    media_routes.add_routes(app)  # uploaded images
+    feed_routes.add_routes(app)  # a project's Atom feed
+    hub_pages.add_routes(app)  # the hub's directory, map, counts, feed and exports
+    members.add_routes(app)  # log in and out, accept an invitation
+    project_manage.add_routes(app)  # a project's manage page
+    compose.add_routes(app)  # write, edit, delete and pin updates
+    interact.add_routes(app)  # /authorize_interaction: a remote follow arriving here
+    profile_edit.add_routes(app)  # the project profile form
+    hub_manage.add_routes(app)  # /hub/manage
+    link_pages.add_routes(app)  # solidarity links: members' forms and the hub's graph
+    event_pages.add_routes(app)  # events: lists, pages, the members' form, iCal, remote joins
+    api.add_routes(app)  # the Mastodon client API and OAuth
 
 
 async def _database(app: web.Application):

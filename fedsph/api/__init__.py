@@ -17,11 +17,11 @@ from fedsph.api import notifications as api_notifications
 from fedsph.api import reactions as api_reactions
 from fedsph.api import timelines as api_timelines
 from fedsph.api.entities import MISSING_IMAGE
-from fedsph.api.errors import api_middleware
 
 
 def add_routes(app: web.Application) -> None:
-    app.middlewares.append(api_middleware)
+    """The API's routes only: its middleware (api_middleware) and its Idempotency-Key cache
+    (statuses.setup) are added by fedsph/app.py, where the order of all middlewares is seen."""
 
     def api(method: str, path: str, handler) -> None:
         # Mastodon tolerates a trailing slash on API paths; some apps send one.
@@ -47,7 +47,6 @@ def add_routes(app: web.Application) -> None:
     api("POST", r"/api/v1/follow_requests/{id:\d+}/authorize", follows.authorize_request)
     api("POST", r"/api/v1/follow_requests/{id:\d+}/reject", follows.reject_request)
     api("GET", "/api/v2/search", search.search_v2)
-    statuses.setup(app)
     api("POST", "/api/v1/statuses", statuses.create_status)
     api("GET", r"/api/v1/statuses/{id:\d+}", statuses.get_status)
     api("PUT", r"/api/v1/statuses/{id:\d+}", statuses.edit_status)

@@ -4,7 +4,7 @@ A block of `evil.example` covers every name under it (`a.evil.example`) on any p
 are compared in one form: lower case, no trailing dot, no port, IDNA (punycode) for non-ASCII,
 so `EVIL.example.`, `evil.example:8443` and a full-width spelling are the same host. Domains
 are stored in that form too, so the inbox asks with one `IN (…)` of the host and its parents.
-Only admins change blocks (fedsph/web/members.py and the CLI check that before calling here).
+Only admins change blocks (fedsph/web/project_manage.py and the CLI check that before calling).
 """
 
 from __future__ import annotations

@@ -15,9 +15,6 @@ send Update{Group} to their followers then, so hubs learn them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlencode
-
 from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -289,53 +286,3 @@ async def find_project(sessions: async_sessionmaker[AsyncSession], remote: Remot
                         reason=str(exc)) from None
     async with sessions() as db:
         return await db.get(Actor, actor_id)
-
-
-# -- for pages ----------------------------------------------------------------------------------
-
-
-@dataclass
-class LinkView:
-    id: int
-    kind: str
-    label: str
-    state: str
-    proposer_name: str
-    proposer_href: str
-    partner_name: str
-    partner_href: str
-    incoming: bool  # proposed to the project the page is about
-
-
-def actor_href(actor: Actor) -> str:
-    """Where a project's page is on this node (a remote one: its stored copy here)."""
-    if actor.local:
-        return f"/actors/{actor.username}"
-    return "/remote/actors?" + urlencode({"uri": actor.uri})
-
-
-def _name(actor: Actor) -> str:
-    return actor.name or f"{actor.username}@{actor.domain}"
-
-
-async def link_views(db: AsyncSession, project: Actor, lang: str,
-                     states: tuple[str, ...] = ("accepted",)) -> list[LinkView]:
-    """The project's links as a page shows them; a remote project's from its carried profile."""
-    if project.local:
-        rows = await links_of(db, project, states)
-        return [LinkView(link.id, link.kind, vocab.label("solidarity_link", link.kind, lang),
-                         link.state, _name(proposer), actor_href(proposer), _name(partner),
-                         actor_href(partner), partner.id == project.id)
-                for link, proposer, partner in rows]
-    views = []
-    for number, carried in enumerate((project.profile or {}).get("solidarity_links", [])):
-        ends = []
-        for uri in (carried["subject"], carried["object"]):
-            actor = await get_actor_by_uri(db, uri)
-            # An end we never fetched is shown by its address, through our remote page.
-            ends.append((_name(actor), actor_href(actor)) if actor
-                        else (uri, "/remote/actors?" + urlencode({"uri": uri})))
-        views.append(LinkView(number, carried["kind"],
-                              vocab.label("solidarity_link", carried["kind"], lang), "accepted",
-                              *ends[0], *ends[1], carried["object"] == project.uri))
-    return views

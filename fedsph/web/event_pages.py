@@ -1,17 +1,16 @@
-"""Event pages: a project's (or the hub's) events, one event, the members' form, iCal feeds.
+"""Event pages: a project's (or the hub's) events, one event, the members' form, iCal feeds, and
+the Join or Leave a member sends to another server's event.
 
-Every time is shown in the event's own time zone, named next to it: a meeting in Montevideo is
-at 09:00 Montevideo time for everyone, wherever they read it.
+How an event is shown is in fedsph/web/event_views.py, the form's fields in event_forms.py.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import MultiDict
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from fedsph.accounts import may_act_as
 from fedsph.core import vocab
@@ -21,93 +20,25 @@ from fedsph.events import service as events
 from fedsph.federation.actors import actor_uris
 from fedsph.handlers.events import send_join, send_leave
 from fedsph.hub.membership import approved_projects, local_hub
-from fedsph.i18n import N_, pick_translation
-from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
-from fedsph.projects import queries
+from fedsph.i18n import N_
+from fedsph.models import Actor, Event, Object, utcnow
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
+from fedsph.web.event_forms import edited_fields, fields_from_form, form_from_fields, words
+from fedsph.web.event_views import event_rows, event_view, events_of
 from fedsph.web.keys import REMOTE, SESSIONS, URLS, USER, WRITER
-from fedsph.web.pages import language_name, page_href, visitor_lang
-from fedsph.web.render import ap_response, error_message, html_response, sanitized, wants_html
+from fedsph.web.languages import visitor_lang
+from fedsph.web.render import ap_response, error_message, html_response, wants_html
 
 # /p/… is where events live (their `url`); /actors/… beside the other project pages.
 PREFIXES = ("/p/{username}/events", "/actors/{username}/events")
-FORM_FIELDS = ("name", "lang", "text", "kind", "start", "end", "tz", "place", "address",
-               "online", "languages", "interpretation", "join_mode", "related")
 HUB_PAST_SHOWN = 10  # the hub's page lists only the latest past events
-
-
-def _when(event: Event) -> dict:
-    start = events.local_time(event.starts_at, event.timezone)
-    end = events.local_time(event.ends_at, event.timezone)
-    same_day = end is not None and end.date() == start.date()
-    return {"date": f"{start:%Y-%m-%d}", "start": f"{start:%H:%M}",
-            "end": (f"{end:%H:%M}" if same_day else f"{end:%Y-%m-%d %H:%M}") if end else None,
-            "tz": event.timezone or "UTC", "iso": start.isoformat(),
-            "end_iso": end.isoformat() if end else None}
-
-
-async def _actors_named(db, uris) -> list[tuple[str, str]]:
-    """(label, link) for actor URIs: their stored name when we know them."""
-    known = {a.uri: a for a in await db.scalars(select(Actor).where(Actor.uri.in_(uris or [])))}
-    return [((known[u].name or known[u].username) if u in known else u,
-             (known[u].url or u) if u in known else u) for u in uris or []]
-
-
-async def event_view(db, obj: Object, event: Event, actor: Actor, lang: str) -> dict:
-    name, name_lang = pick_translation(obj.name_map, lang, obj.name, obj.language)
-    content, content_lang = pick_translation(obj.content_map, lang, obj.content, obj.language)
-    place = obj.place or {}
-    address = place.get("address") if isinstance(place.get("address"), dict) else {}
-    return {
-        "obj": obj, "event": event, "actor": actor, "name": name, "name_lang": name_lang,
-        "content": sanitized(content), "content_lang": content_lang, "when": _when(event),
-        "href": obj.url if obj.local else f"/remote/objects?uri={quote(obj.uri, safe='')}",
-        "place": place.get("name"),
-        "address": ", ".join(v for k, v in address.items() if k != "type" and v),
-        "online_url": event.online_url,
-        "languages": [language_name(t) for t in event.languages or []],
-        "interpretation": [language_name(t) for t in event.interpretation or []],
-        "organizers": await _actors_named(db, event.organizers),
-        "related": await _actors_named(db, event.related_projects),
-        "participants": await events.participant_count(db, obj),
-    }
-
-
-# An event is upcoming until it ends (one without an end: until it starts).
-_ENDS = func.coalesce(Event.ends_at, Event.starts_at)
-
-
-async def _event_rows(db, actor_ids: list[int], upcoming: bool, now: datetime,
-                      limit: int | None = None) -> list[tuple[Object, Event, Actor]]:
-    """Upcoming events soonest first, or past ones latest first."""
-    query = (select(Object, Event, Actor).join(Event, Event.object_id == Object.id)
-             .join(Actor, Actor.id == Object.actor_id)
-             .where(Object.actor_id.in_(actor_ids), queries.shown_to_visitors())
-             .where(_ENDS >= now if upcoming else _ENDS < now)
-             .order_by(*((Event.starts_at, Object.id) if upcoming
-                         else (Event.starts_at.desc(), Object.id.desc())))
-             .limit(limit))
-    return [tuple(r) for r in await db.execute(query)]
-
-
-async def _events_of(db, actor_ids: list[int]) -> list[tuple[Object, Event, Actor]]:
-    """Upcoming events first (soonest first), then past ones (latest first)."""
-    now = utcnow()
-    return (await _event_rows(db, actor_ids, True, now)
-            + await _event_rows(db, actor_ids, False, now))
-
-
-async def upcoming_events(db, actor: Actor, limit: int = 3, lang: str = "en") -> list[dict]:
-    """The next few events of a project, for a small section of its page."""
-    rows = await _event_rows(db, [actor.id], True, utcnow(), limit)
-    return [await event_view(db, *row, lang) for row in rows]
 
 
 async def list_page(request: web.Request) -> web.Response:
     actor = await local_actor_or_404(request)
     lang = visitor_lang(request)
     async with request.app[SESSIONS]() as db:
-        views = [await event_view(db, *row, lang) for row in await _events_of(db, [actor.id])]
+        views = [await event_view(db, *row, lang) for row in await events_of(db, [actor.id])]
         user = request.get(USER)
         member = user is not None and await may_act_as(db, user, actor)
     now = utcnow()
@@ -146,70 +77,15 @@ async def event_page(request: web.Request) -> web.Response:
                                                visitor_lang(request)))
 
 
-def _words(text: str | None) -> list[str]:
-    return (text or "").replace(",", " ").split()
-
-
-def fields_from_form(form: MultiDict) -> dict:
-    """publish_event's keyword arguments from the form (publish_event validates them)."""
-    lang = (form.get("lang") or "").strip()
-    languages = _words(form.get("languages"))
-    if lang and lang not in languages:
-        languages.insert(0, lang)
-    place = {"name": form.get("place", "").strip(), "address": form.get("address", "").strip()}
-    return {"name_map": {lang: form.get("name", "")},
-            "contents": {lang: form.get("text", "")} if form.get("text", "").strip() else {},
-            "kind": form.get("kind") or None, "starts_at": form.get("start", ""),
-            "ends_at": form.get("end") or None, "timezone": form.get("tz", "").strip(),
-            "place": place if any(place.values()) else None,
-            "online_url": form.get("online", "").strip() or None, "languages": languages,
-            "interpretation": _words(form.get("interpretation")),
-            "join_mode": form.get("join_mode") or "free",
-            "related_projects": _words(form.get("related"))}
-
-
 async def _related_projects(request: web.Request, form: MultiDict) -> list[str]:
     """The form's related projects: a `name@host` handle is looked up as the command line does
     (WebFinger: done before the write transaction opens); an address is kept as written, and
     publish_event checks it."""
-    entries = _words(form.get("related"))
+    entries = words(form.get("related"))
     handles = [e for e in entries if "@" in e and not e.startswith(("http://", "https://"))]
     found = dict(zip(handles, await actor_uris(request.app[SESSIONS], request.app[REMOTE],
                                                handles)))
     return [found.get(e, e) for e in entries]
-
-
-def form_from_fields(fields: dict) -> MultiDict:
-    """The form's values for an event's current fields (events.event_fields): the edit form
-    shows the primary language's name and text, and the place's name and street address."""
-    lang = next(iter(fields["name_map"]), "")
-    place = fields["place"] or {}
-    return MultiDict({
-        "name": fields["name_map"].get(lang, ""), "lang": lang,
-        "text": fields["contents"].get(lang, ""), "kind": fields["kind"] or "",
-        "start": fields["starts_at"] or "", "end": fields["ends_at"] or "",
-        "tz": fields["timezone"] or "", "place": place.get("name") or "",
-        "address": place.get("address") or "", "online": fields["online_url"] or "",
-        "languages": " ".join(fields["languages"]),
-        "interpretation": " ".join(fields["interpretation"]),
-        "join_mode": fields["join_mode"], "related": " ".join(fields["related_projects"])})
-
-
-def edited_fields(current: dict, form: MultiDict) -> dict:
-    """edit_event's fields from the edit form; what the form does not show is kept: the other
-    languages' names and texts, the organisers, and the place's coordinates, locality and
-    country while its name and address stay the same."""
-    fields = {**current, **fields_from_form(form)}
-    lang = next(iter(fields["name_map"]), "")
-    if lang == next(iter(current["name_map"]), ""):
-        for key in ("name_map", "contents"):
-            fields[key] = {**fields[key], **{k: v for k, v in current[key].items()
-                                             if k != lang}}
-    old, new = current["place"] or {}, fields["place"] or {}
-    if old and new and (old.get("name") or "", old.get("address") or "") == (
-            new.get("name"), new.get("address")):
-        fields["place"] = old
-    return fields
 
 
 def _render_form(request, actor: Actor, form: MultiDict, error: str | None = None,
@@ -317,47 +193,14 @@ async def hub_list_page(request: web.Request) -> web.Response:
     now = utcnow()
     async with request.app[SESSIONS]() as db:
         hub, actor_ids = await hub_and_event_actors(db)
-        upcoming = await _event_rows(db, actor_ids, True, now)
-        past = await _event_rows(db, actor_ids, False, now, HUB_PAST_SHOWN)
+        upcoming = await event_rows(db, actor_ids, True, now)
+        past = await event_rows(db, actor_ids, False, now, HUB_PAST_SHOWN)
         views = [await event_view(db, *row, lang) for row in upcoming + past]
     for view in views:
         if not view["obj"].local:
             view["href"] = view["obj"].url or view["obj"].uri
     return html_response(request, "hub_events.html", hub_name=hub.name or hub.username,
                          query="", upcoming=views[:len(upcoming)], past=views[len(upcoming):])
-
-
-# -- another server's event, joined from here ------------------------------------------------
-
-async def _joins(db, user, obj: Object) -> list[dict]:
-    """Each project the visitor acts for, with its participation in `obj` (None: not joined)."""
-    if user is None:
-        return []
-    projects = [a for a in await queries.actors_of_user(db, user) if a.type == "Group"]
-    states = dict((await db.execute(select(EventParticipant.actor_id, EventParticipant.state)
-                                    .where(EventParticipant.event_id == obj.id,
-                                           EventParticipant.actor_id.in_(
-                                               [p.id for p in projects])))).all())
-    return [{"project": p, "state": states.get(p.id)} for p in projects]
-
-
-async def remote_event_page(request: web.Request, obj: Object,
-                            actor: Actor) -> web.Response | None:
-    """Another server's event (from /remote/objects), with a Join or Leave button for each of the
-    member's projects. None when we kept no details of it: it is shown as a plain update then."""
-    lang = visitor_lang(request)
-    async with request.app[SESSIONS]() as db:
-        event = await db.get(Event, obj.id)
-        if event is None:
-            return None
-        view = await event_view(db, obj, event, actor, lang)
-        joins = await _joins(db, request.get(USER), obj)
-    # Our own rows count only our projects: the organisers' count is the one in the document.
-    count = (obj.document or {}).get("participantCount")
-    view["participants"] = count if isinstance(count, int) and count >= 0 else None
-    return html_response(request, "event.html", e=view, actor=actor, actor_href=page_href(actor),
-                         is_member=False, joins=joins,
-                         join_mode=vocab.label("join_mode", event.join_mode, lang))
 
 
 async def _remote_event(db, uri: str) -> tuple[Object, Actor]:

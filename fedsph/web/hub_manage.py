@@ -108,6 +108,5 @@ async def ensure_hub_on_startup(app: web.Application) -> None:
 
 
 def add_routes(app: web.Application) -> None:
-    app.on_startup.append(ensure_hub_on_startup)
     app.router.add_get("/hub/manage", manage_page)
     app.router.add_post("/hub/manage", manage_action)

@@ -19,16 +19,11 @@ from fedsph.hub import directory, exports, mapsvg
 from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE
+from fedsph.web.hrefs import page_href
 from fedsph.web.keys import SESSIONS, SETTINGS, URLS
-from fedsph.web.pages import (
-    actor_texts,
-    country_name,
-    language_name,
-    page_href,
-    post_views,
-    visitor_lang,
-)
+from fedsph.web.languages import actor_texts, country_name, language_name, visitor_lang
 from fedsph.web.params import page_number
+from fedsph.web.post_views import post_views
 from fedsph.web.render import error_message, html_response
 
 DIRECTORY_PAGE_SIZE = 50

@@ -1,16 +1,19 @@
 """Pages of solidarity links: a project's members propose, answer and withdraw links
 (/actors/{username}/links), and a hub shows the graph of its members' links between regions
-(/hub/links and /hub/links.json).
+(/hub/links and /hub/links.json). `link_views` also serves the project page's list of links.
 
 Every POST has passed the CSRF check of fedsph/web/auth_middleware.py before it reaches a handler.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from fedsph.core import vocab
 from fedsph.errors import BadRequest, NotFound
+from fedsph.federation.actors import get_actor_by_uri
 from fedsph.hub.links_graph import hub_graph, region_layout, region_table
 from fedsph.hub.membership import local_hub
 from fedsph.i18n import N_
@@ -18,17 +21,58 @@ from fedsph.links import service as links
 from fedsph.models import Actor
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.documents import forget_actor
+from fedsph.web.hrefs import page_href, remote_href
 from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WRITER
-from fedsph.web.pages import visitor_lang
+from fedsph.web.languages import visitor_lang
 from fedsph.web.render import error_message, html_response, json_response
 
 DONE = ("proposed", "accepted", "rejected", "withdrawn")
 
 
+@dataclass
+class LinkView:
+    id: int
+    kind: str
+    label: str
+    state: str
+    proposer_name: str
+    proposer_href: str
+    partner_name: str
+    partner_href: str
+    incoming: bool  # proposed to the project the page is about
+
+
+def _name(actor: Actor) -> str:
+    return actor.name or f"{actor.username}@{actor.domain}"
+
+
+async def link_views(db, project: Actor, lang: str,
+                     states: tuple[str, ...] = ("accepted",)) -> list[LinkView]:
+    """The project's links as a page shows them; a remote project's from its carried profile."""
+    if project.local:
+        rows = await links.links_of(db, project, states)
+        return [LinkView(link.id, link.kind, vocab.label("solidarity_link", link.kind, lang),
+                         link.state, _name(proposer), page_href(proposer), _name(partner),
+                         page_href(partner), partner.id == project.id)
+                for link, proposer, partner in rows]
+    views = []
+    for number, carried in enumerate((project.profile or {}).get("solidarity_links", [])):
+        ends = []
+        for uri in (carried["subject"], carried["object"]):
+            actor = await get_actor_by_uri(db, uri)
+            # An end we never fetched is shown by its address, through our remote page.
+            ends.append((_name(actor), page_href(actor)) if actor
+                        else (uri, remote_href("actors", uri)))
+        views.append(LinkView(number, carried["kind"],
+                              vocab.label("solidarity_link", carried["kind"], lang), "accepted",
+                              *ends[0], *ends[1], carried["object"] == project.uri))
+    return views
+
+
 async def _render(request: web.Request, actor: Actor, status: int = 200, **extra):
     lang = visitor_lang(request)
     async with request.app[SESSIONS]() as db:
-        views = await links.link_views(db, actor, lang, states=links.OPEN_STATES)
+        views = await link_views(db, actor, lang, states=links.OPEN_STATES)
         not_shown = await links.count_links(db, actor) - len(views)
     done = request.query.get("done")
     return html_response(

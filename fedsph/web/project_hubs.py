@@ -3,7 +3,7 @@ an invitation, leave. The same steps as `fedsph hub join/accept-invite/decline-i
 (fedsph/hub/commands.py), through fedsph.hub.membership.
 
 The handlers take (request, project, user, form) like the other Manage actions
-(fedsph/web/members.py dispatches to them); a BadRequest carries a message the page shows.
+(fedsph/web/project_manage.py dispatches to them); a BadRequest carries a message the page shows.
 """
 
 from __future__ import annotations

@@ -364,7 +364,7 @@ async def test_relay_commands_list_approve_and_reject(node, peer, capsys):
 
 async def test_follower_and_request_lists_of_the_manage_page_are_capped(node):
     from fedsph.projects.queries import relation_actors
-    from fedsph.web.members import _manage_context
+    from fedsph.web.project_manage import _manage_context
 
     project = await node.create_actor("coop")
     async with node.sessions() as db, db.begin():
