@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from fedsph.events import commands as event_commands
+from fedsph.events.participation import answer_participant
 from fedsph.events.received import event_columns
 from fedsph.events.service import cancel_event, edit_event, publish_event
 from fedsph.federation.actors import get_local_actor
-from fedsph.handlers.events import answer_participant
 from fedsph.hub.membership import ensure_hub
 from fedsph.models import Activity, Event, EventParticipant, HubMembership, Object
 from fedsph.web.keys import REMOTE

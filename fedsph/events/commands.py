@@ -9,10 +9,10 @@ from sqlalchemy import select
 
 from fedsph.core import vocab
 from fedsph.events import service as events
+from fedsph.events.participation import answer_participant, send_join, send_leave
 from fedsph.federation.actors import actor_uris, get_local_actor, resolve_actor
 from fedsph.federation.remote import FetchError
 from fedsph.federation.remote_objects import author_of, fetch_object, get_object, store_object
-from fedsph.handlers.events import answer_participant, send_join, send_leave
 from fedsph.models import Actor, Event, EventParticipant, Object
 
 

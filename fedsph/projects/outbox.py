@@ -19,8 +19,8 @@ from fedsph.core.mention_markup import link_mentions
 from fedsph.core.safe_links import http_url
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
+from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity, build_tombstone
-from fedsph.federation.emit import enqueue_deliveries, follower_actors, record_activity
 from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.media import attachment_document
@@ -415,18 +415,16 @@ async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, obje
     The followers of our actors who boosted the post saw it too (a project announcing its
     member's post, FEP-1b12): its edits and its deletion reach them as well, as on Mastodon.
     """
-    activity = await record_activity(db, actor, document, object_uri,
-                                     public=visibility in ("public", "unlisted"))
+    public = visibility in ("public", "unlisted")
     if visibility == DIRECT:  # the addressed actors only: no followers, boosters, hubs or relays
-        await enqueue_deliveries(db, activity, await addressed_actors(db, object_uri))
-        return activity
-    recipients = await follower_actors(db, actor)
+        return await emit.send(db, actor, document, await addressed_actors(db, object_uri),
+                               object_uri, public)
+    recipients = await emit.follower_actors(db, actor)
     known = {r.id for r in recipients}
     recipients += [a for a in await _booster_followers(db, actor, object_uri) if a.id not in known]
     known = {r.id for r in recipients}
     recipients += [a for a in also if a.id not in known]
-    await enqueue_deliveries(db, activity, recipients)
-    return activity
+    return await emit.send(db, actor, document, recipients, object_uri, public)
 
 
 async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> Follow:
@@ -441,8 +439,7 @@ async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> F
     relation = Follow(follower_id=actor.id, followed_id=target.id, state="pending",
                       activity_uri=document["id"])
     db.add(relation)
-    activity = await record_activity(db, actor, document, target.uri)
-    await enqueue_deliveries(db, activity, [target])
+    await emit.send(db, actor, document, [target], target.uri)
     return relation
 
 
@@ -456,8 +453,7 @@ async def unfollow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) ->
                 "object": target.uri}
     document = build_activity("Undo", urls.new_activity(), actor.uri, original, to=[target.uri])
     await db.delete(relation)
-    activity = await record_activity(db, actor, document, relation.activity_uri)
-    await enqueue_deliveries(db, activity, [target])
+    await emit.send(db, actor, document, [target], relation.activity_uri)
     return True
 
 
@@ -474,5 +470,4 @@ async def answer_follow(db: AsyncSession, urls: URLs, relation: Follow, accept: 
         relation.state = "accepted"
     else:
         await db.execute(delete(Follow).where(Follow.id == relation.id))
-    activity = await record_activity(db, followed, document, relation.activity_uri)
-    await enqueue_deliveries(db, activity, [follower])
+    await emit.send(db, followed, document, [follower], relation.activity_uri)

@@ -18,8 +18,8 @@ from fedsph.core import vocab
 from fedsph.errors import Gone, NotFound
 from fedsph.events import ical
 from fedsph.events import service as events
+from fedsph.events.participation import send_join, send_leave
 from fedsph.federation.actors import actor_uris
-from fedsph.handlers.events import send_join, send_leave
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.i18n import N_, pick_translation
 from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
