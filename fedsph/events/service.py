@@ -27,7 +27,6 @@ from fedsph.federation.activitystreams import (
     FEDSPH_NS,
     PUBLIC,
     build_activity,
-    build_tombstone,
     iso,
 )
 from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
@@ -452,21 +451,16 @@ async def edit_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, **
 
 
 async def cancel_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -> Object:
-    """Cancel (delete) an event: a tombstone, and Delete to the followers and participants."""
+    """Cancel (delete) an event: the tombstone every delete makes, and a Delete to the followers
+    and the participants; the Note that announced it is deleted too."""
     if obj.type != "Event" or not obj.local or obj.actor_id != actor.id:
         raise UserError(N_("this event belongs to someone else"))
     if obj.deleted_at is not None:
         return obj
-    obj.deleted_at = utcnow()
-    tombstone = build_tombstone(obj.uri, "Event", obj.deleted_at)
-    tombstone.pop("@context")
-    delete = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=[PUBLIC],
-                            cc=[actor.followers_url])
     participants = list(await db.scalars(select(Actor).join(
         EventParticipant, EventParticipant.actor_id == Actor.id).where(
         EventParticipant.event_id == obj.id, Actor.local.is_(False))))
-    obj.document = None
-    await send_to_followers(db, actor, delete, obj.uri, "public", also=participants)
+    await delete_note(db, urls, actor, obj, also=participants)
     # The note that announced it must not go on telling people to come.
     event = await db.get(Event, obj.id)
     note = await db.get(Object, event.note_id) if event and event.note_id else None

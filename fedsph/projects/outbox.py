@@ -20,7 +20,7 @@ from fedsph.core.safe_links import http_url
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation import emit
-from fedsph.federation.activitystreams import PUBLIC, build_activity, build_tombstone
+from fedsph.federation.activitystreams import PUBLIC, build_activity
 from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.media import attachment_document
@@ -33,6 +33,7 @@ from fedsph.projects.notes import (
 )
 from fedsph.projects.notifications import notify
 from fedsph.projects.profile import location_precision, public_location, set_profile
+from fedsph.projects.tombstone import bury
 
 LANGUAGE_TAG_MAX = 16
 
@@ -375,22 +376,17 @@ async def approve_comment(db: AsyncSession, obj: Object) -> Object:
     return obj
 
 
-async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -> Object:
-    """Turn a Note into a tombstone and queue a Delete; its URL then answers 410."""
+async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
+                      also: list[Actor] = ()) -> Object:
+    """Delete one of our posts or events: it becomes a tombstone (fedsph.projects.tombstone,
+    its URL then answers 410) and a Delete goes where it went, and to the actors in `also`."""
     if obj.deleted_at is not None:
         return obj
-    obj.deleted_at = utcnow()
-    obj.content, obj.content_map, obj.summary = None, None, None
-    # Nothing of a deleted update stays to be shown, pinned or fed (its images are let go too).
-    obj.name = obj.name_map = obj.tags = obj.place = obj.attachments = obj.pinned_at = None
-    for item in await db.scalars(select(Media).where(Media.object_id == obj.id)):
-        item.object_id = None
-    tombstone = build_tombstone(obj.uri, obj.type, obj.deleted_at)
-    tombstone.pop("@context")
+    # Addressed as the object was; its document is cleared with the rest.
     to, cc = (obj.document or {}).get("to"), (obj.document or {}).get("cc")
-    obj.document = None
+    tombstone = await bury(db, obj)
     delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
-    await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility)
+    await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility, also=also)
     return obj
 
 
