@@ -243,7 +243,7 @@ def test_our_event_has_what_mobilizon_requires():
     # public when as:Public is in `to`. converter/address.ex keeps a position only from floats.
     from uuid import UUID
 
-    from fedsph.events.service import _wire_place, build_event
+    from fedsph.events.document import _wire_place, build_event
     obj = SimpleNamespace(uri="https://n.example/objects/1", name="A", name_map=None,
                           content=None, content_map=None, language="es", place={
                               "type": "Place", "name": "X", "latitude": -35, "longitude": -56},

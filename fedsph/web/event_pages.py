@@ -18,6 +18,7 @@ from fedsph.core import vocab
 from fedsph.errors import Gone, NotFound
 from fedsph.events import ical
 from fedsph.events import service as events
+from fedsph.events.fields import JOIN_MODES, local_time
 from fedsph.events.participation import send_join, send_leave
 from fedsph.federation.actors import actor_uris
 from fedsph.hub.membership import approved_projects, local_hub
@@ -37,8 +38,8 @@ HUB_PAST_SHOWN = 10  # the hub's page lists only the latest past events
 
 
 def _when(event: Event) -> dict:
-    start = events.local_time(event.starts_at, event.timezone)
-    end = events.local_time(event.ends_at, event.timezone)
+    start = local_time(event.starts_at, event.timezone)
+    end = local_time(event.ends_at, event.timezone)
     same_day = end is not None and end.date() == start.date()
     return {"date": f"{start:%Y-%m-%d}", "start": f"{start:%H:%M}",
             "end": (f"{end:%H:%M}" if same_day else f"{end:%Y-%m-%d %H:%M}") if end else None,
@@ -218,7 +219,7 @@ def _render_form(request, actor: Actor, form: MultiDict, error: str | None = Non
               else f"/p/{actor.username}/events/new")
     return html_response(request, "event_form.html", status=status, actor=actor, form=form,
                          error=error, kinds=tuple(vocab.EVENT_KIND),
-                         join_modes=events.JOIN_MODES, editing=obj is not None, action=action,
+                         join_modes=JOIN_MODES, editing=obj is not None, action=action,
                          event_url=obj.url[len(request.app[URLS].base):] if obj else None)
 
 
