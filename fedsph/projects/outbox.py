@@ -27,7 +27,7 @@ from fedsph.projects.notes import NOTE_CONTEXT, build_note, source_texts
 from fedsph.projects.notifications import notify
 from fedsph.projects.post_fields import link_mentions_in, mention_tags, post_columns
 from fedsph.projects.profile import set_profile
-from fedsph.projects.tombstone import bury
+from fedsph.projects.tombstone import turn_into_tombstone
 
 
 def featured_url(actor: Actor) -> str:
@@ -241,7 +241,7 @@ async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
         return obj
     # Addressed as the object was; its document is cleared with the rest.
     to, cc = (obj.document or {}).get("to"), (obj.document or {}).get("cc")
-    tombstone = await bury(db, obj)
+    tombstone = await turn_into_tombstone(db, obj)
     delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
     await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility, also=also)
     return obj

@@ -22,7 +22,7 @@ def tombstone_document(obj: Object) -> dict:
     return document
 
 
-async def bury(db: AsyncSession, obj: Object) -> dict:
+async def turn_into_tombstone(db: AsyncSession, obj: Object) -> dict:
     """Turn `obj` into a tombstone (in the caller's transaction) and return its Tombstone.
 
     Kept: what the row needs to stay a tombstone and to answer for it (uri, type, owner,
