@@ -14,7 +14,7 @@ from fedsph.cli import main
 from fedsph.errors import N_, Term, UserError
 from fedsph.hub.directory import FilterError, parse_filters
 from fedsph.i18n import get_translations
-from fedsph.projects import outbox, profile
+from fedsph.projects import post_fields, profile
 from fedsph.projects.media import MediaError, clean_alt
 from tests.support.members import csrf_from, login, make_user, multipart
 
@@ -33,7 +33,7 @@ def test_str_is_english_and_translate_uses_the_catalog():
 @pytest.mark.parametrize("raise_it, english", [
     (lambda: clean_alt(""), "Describe the image in a few words"),
     (lambda: parse_filters({"q": "x" * 500}), "q: at most 200 characters"),
-    (lambda: outbox.language_tag("not a tag!"), "'not a tag!' is not a language tag"),
+    (lambda: post_fields.language_tag("not a tag!"), "'not a tag!' is not a language tag"),
 ])
 def test_every_converted_error_is_a_translatable_value_error(raise_it, english):
     with pytest.raises(ValueError) as caught:

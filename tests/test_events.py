@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from fedsph.events import commands as event_commands
+from fedsph.events.participation import answer_participant
 from fedsph.events.received import event_columns
 from fedsph.events.service import cancel_event, edit_event
 from fedsph.federation.actors import get_local_actor
-from fedsph.handlers.events import answer_participant
 from fedsph.hub.membership import ensure_hub
 from fedsph.models import Activity, Event, EventParticipant, HubMembership, Object
 from tests.dbfixtures import add_follow, add_remote_follower, store_remote
@@ -224,7 +224,7 @@ def test_our_event_has_what_mobilizon_requires():
     # public when as:Public is in `to`. converter/address.ex keeps a position only from floats.
     from uuid import UUID
 
-    from fedsph.events.service import _wire_place, build_event
+    from fedsph.events.document import _wire_place, build_event
     obj = SimpleNamespace(uri="https://n.example/objects/1", name="A", name_map=None,
                           content=None, content_map=None, language="es", place={
                               "type": "Place", "name": "X", "latitude": -35, "longitude": -56},

@@ -9,10 +9,11 @@ from sqlalchemy import select
 
 from fedsph.core import vocab
 from fedsph.events import service as events
+from fedsph.events.fields import JOIN_MODES, local_time
+from fedsph.events.participation import answer_participant, send_join, send_leave
 from fedsph.federation.actors import actor_uris, get_local_actor, resolve_actor
 from fedsph.federation.remote import FetchError
 from fedsph.federation.remote_objects import author_of, fetch_object, get_object, store_object
-from fedsph.handlers.events import answer_participant, send_join, send_leave
 from fedsph.models import Actor, Event, EventParticipant, Object
 
 
@@ -32,7 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--online", help="the link to join online")
     create.add_argument("--languages", nargs="*", default=[], metavar="LANG")
     create.add_argument("--interpretation", nargs="*", default=[], metavar="LANG")
-    create.add_argument("--join-mode", default="free", choices=events.JOIN_MODES)
+    create.add_argument("--join-mode", default="free", choices=JOIN_MODES)
     create.add_argument("--related", nargs="*", default=[], metavar="HANDLE",
                         help="related projects (user@host or actor URL)")
     create.add_argument("--text", default="", help="what the event is about")
@@ -50,7 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     edit.add_argument("--online", help='the link to join online; "" for none')
     edit.add_argument("--languages", nargs="*", metavar="LANG")
     edit.add_argument("--interpretation", nargs="*", metavar="LANG")
-    edit.add_argument("--join-mode", help=f"one of {', '.join(events.JOIN_MODES)}")
+    edit.add_argument("--join-mode", help=f"one of {', '.join(JOIN_MODES)}")
     edit.add_argument("--related", nargs="*", metavar="HANDLE",
                       help="related projects (user@host or actor URL); replaces the list")
     edit.add_argument("--text", help="what the event is about (replaces the description)")
@@ -123,7 +124,7 @@ def edited_fields(current: dict, args) -> dict:
     if fields["starts_at"] is None:
         raise ValueError("an event needs a start time, e.g. 2027-03-10T09:00")
     if fields["join_mode"] is None:
-        raise ValueError(f"the join mode is one of {', '.join(events.JOIN_MODES)}")
+        raise ValueError(f"the join mode is one of {', '.join(JOIN_MODES)}")
     return fields
 
 
@@ -147,7 +148,7 @@ async def list_events(node, args) -> int:
                                 .where(Object.actor_id == actor.id, Object.deleted_at.is_(None))
                                 .order_by(Event.starts_at))
         for obj, event in rows:
-            start = events.local_time(event.starts_at, event.timezone)
+            start = local_time(event.starts_at, event.timezone)
             print(f"{start:%Y-%m-%d %H:%M} {event.timezone or 'UTC'}\t{obj.name}\t{obj.uri}")
     return 0
 

@@ -14,7 +14,7 @@ from icalendar import Event as VEvent
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.events.service import local_time
+from fedsph.events.fields import local_time
 from fedsph.models import Actor, Event, Object
 from fedsph.projects.notes import html_to_text
 from fedsph.projects.queries import shown_to_visitors

@@ -2,7 +2,7 @@
 
 `event_columns` turns a received Event document into Event columns; `store_event_details` keeps
 them (and the Place's postal address) when fedsph.federation.remote_objects stores an Event object.
-Validation rules shared with our own events (zones, URLs, limits) live in fedsph.events.service.
+Validation rules shared with our own events (zones, URLs, limits) live in fedsph.events.fields.
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.core import vocab
 from fedsph.core.safe_links import http_url
 from fedsph.core.sanitize import plain_text
-from fedsph.events.service import (
-    JOIN_MODES,
-    MAX_ACTORS,
-    MAX_LANGUAGES,
-    ONLINE_LINK_NAME,
-    check_url,
-    zone,
-)
+from fedsph.events.document import ONLINE_LINK_NAME
+from fedsph.events.fields import JOIN_MODES, MAX_ACTORS, MAX_LANGUAGES, check_url, zone
 from fedsph.federation.activitystreams import as_list, get_id, get_type, term
 from fedsph.models import Event, Object
-from fedsph.projects.outbox import language_tag
+from fedsph.projects.post_fields import language_tag
 
 
 def _uris(value) -> list[str] | None:

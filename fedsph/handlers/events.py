@@ -1,79 +1,19 @@
-"""Joining and leaving events (Join / Leave of an Event, as Mobilizon sends them).
+"""Joins and Leaves of our events, as Mobilizon sends them, and the answers (Accept, Reject)
+to our own Joins of other servers' events.
 
-Both sides live here: the handlers for Joins of our events (and the answers to our own Joins of
-other servers' events), and the functions that send Join, Leave, Accept and Reject. Mobilizon
-waits for an Accept{Join} before it counts someone as taking part, so a free event answers at
-once; a restricted one keeps the Join pending until a coordinator approves it
-(`fedsph event participants SLUG EVENT --approve ID`); an invitation-only one rejects it.
+What we send (Join, Leave, and our answers to Joins) lives in fedsph/events/participation.py.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.core.urls import URLs
+from fedsph.events.participation import answer_participant
 from fedsph.events.service import refresh_document
-from fedsph.federation.activitystreams import build_activity, get_id, same_origin
-from fedsph.federation.emit import enqueue_deliveries, record_activity
+from fedsph.federation.activitystreams import get_id, same_origin
 from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, Event, EventParticipant, Object
 
-# --- sending ----------------------------------------------------------------------------------
-
-
-async def send_join(db: AsyncSession, urls: URLs, actor: Actor, event_obj: Object,
-                    owner: Actor) -> EventParticipant:
-    """Ask to take part in another server's event; pending until its Accept arrives."""
-    existing = await db.scalar(select(EventParticipant).where(
-        EventParticipant.event_id == event_obj.id, EventParticipant.actor_id == actor.id))
-    if existing is not None:
-        return existing
-    join = build_activity("Join", urls.new_activity(), actor.uri, event_obj.uri, to=[owner.uri])
-    row = EventParticipant(event_id=event_obj.id, actor_id=actor.id, activity_uri=join["id"],
-                           state="pending")
-    db.add(row)
-    activity = await record_activity(db, actor, join, event_obj.uri)
-    await enqueue_deliveries(db, activity, [owner])
-    return row
-
-
-async def send_leave(db: AsyncSession, urls: URLs, actor: Actor, event_obj: Object,
-                     owner: Actor) -> bool:
-    """Stop taking part in another server's event. False if we had not joined it."""
-    row = await db.scalar(select(EventParticipant).where(
-        EventParticipant.event_id == event_obj.id, EventParticipant.actor_id == actor.id))
-    if row is None:
-        return False
-    await db.delete(row)
-    leave = build_activity("Leave", urls.new_activity(), actor.uri, event_obj.uri, to=[owner.uri])
-    activity = await record_activity(db, actor, leave, event_obj.uri)
-    await enqueue_deliveries(db, activity, [owner])
-    return True
-
-
-async def answer_participant(db: AsyncSession, urls: URLs, row: EventParticipant,
-                             accept: bool) -> None:
-    """Accept or Reject a Join of one of our events, and keep participantCount right."""
-    obj = await db.get(Object, row.event_id)
-    owner = await db.get(Actor, obj.actor_id)
-    joiner = await db.get(Actor, row.actor_id)
-    original = {"id": row.activity_uri, "type": "Join", "actor": joiner.uri, "object": obj.uri}
-    answer = build_activity("Accept" if accept else "Reject", urls.new_activity(), owner.uri,
-                            original, to=[joiner.uri])
-    join_uri = row.activity_uri
-    if accept:
-        row.state = "accepted"
-    else:
-        await db.delete(row)
-    await db.flush()
-    await refresh_document(db, obj, owner)
-    activity = await record_activity(db, owner, answer, join_uri)
-    if not joiner.local:
-        await enqueue_deliveries(db, activity, [joiner])
-
-
-# --- receiving --------------------------------------------------------------------------------
 
 async def _our_event(ctx: HandlerContext, activity: dict) -> tuple[Object, Event]:
     uri = get_id(activity.get("object"))

@@ -7,9 +7,15 @@ from __future__ import annotations
 
 from fedsph.federation.activitystreams import get_id
 from fedsph.federation.actors import get_actor_by_uri
-from fedsph.handlers import events, hubs
 from fedsph.handlers.answers import answered_activity
 from fedsph.handlers.context import HandlerContext
+from fedsph.handlers.events import (
+    accept_event_join,
+    handle_event_join,
+    handle_event_leave,
+    reject_event_join,
+)
+from fedsph.handlers.hubs import accept_hub_join, handle_hub_join, handle_hub_leave, reject_hub_join
 from fedsph.models import Actor
 
 
@@ -25,23 +31,23 @@ async def _join_target(ctx: HandlerContext, answer: dict) -> str | None:
 
 async def handle_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     if await _names_an_actor(ctx, get_id(activity.get("object"))):
-        return await hubs.handle_hub_join(ctx, activity, actor)
-    return await events.handle_event_join(ctx, activity, actor)
+        return await handle_hub_join(ctx, activity, actor)
+    return await handle_event_join(ctx, activity, actor)
 
 
 async def handle_leave(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     if await _names_an_actor(ctx, get_id(activity.get("object"))):
-        return await hubs.handle_hub_leave(ctx, activity, actor)
-    return await events.handle_event_leave(ctx, activity, actor)
+        return await handle_hub_leave(ctx, activity, actor)
+    return await handle_event_leave(ctx, activity, actor)
 
 
 async def accept_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     if await _names_an_actor(ctx, await _join_target(ctx, activity)):
-        return await hubs.accept_hub_join(ctx, activity, actor)
-    return await events.accept_event_join(ctx, activity, actor)
+        return await accept_hub_join(ctx, activity, actor)
+    return await accept_event_join(ctx, activity, actor)
 
 
 async def reject_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     if await _names_an_actor(ctx, await _join_target(ctx, activity)):
-        return await hubs.reject_hub_join(ctx, activity, actor)
-    return await events.reject_event_join(ctx, activity, actor)
+        return await reject_hub_join(ctx, activity, actor)
+    return await reject_event_join(ctx, activity, actor)

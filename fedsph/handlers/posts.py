@@ -24,6 +24,7 @@ from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.projects.notifications import mentioned_or_replied, notify
+from fedsph.projects.tombstone import turn_into_tombstone
 
 
 async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) -> dict:
@@ -175,7 +176,6 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if obj.local != actor.local or (obj.actor_id != actor.id and not speaks_for_group(
             owner, actor, obj.type, _organiser(obj.document))):
         raise Ignored("Delete of an object this actor does not own")
-    obj.deleted_at = utcnow()
-    obj.content, obj.content_map, obj.summary, obj.document = None, None, None, None
+    await turn_into_tombstone(ctx.db, obj)
     await reshare_member_activity(ctx, activity, actor, public=obj.visibility in VISIBLE_TO_ALL)
     return "done"

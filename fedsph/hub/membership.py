@@ -146,11 +146,6 @@ async def _row(db: AsyncSession, hub: Actor, project: Actor, state: str,
     return row
 
 
-async def _send(db: AsyncSession, sender: Actor, document: dict, to: Actor,
-                object_uri: str | None) -> None:
-    await emit.send(db, sender, document, [to], object_uri)
-
-
 async def opening(db: AsyncSession, row: HubMembership, hub: Actor, project: Actor) -> dict:
     """The Join or Invite that began `row`: ours are recorded with their type; one from the
     other side is known by the row's state (invited: theirs was an Invite)."""
@@ -177,7 +172,7 @@ async def refuse_join(db: AsyncSession, urls: URLs, hub: Actor, project: Actor,
     """Reject{Join} without a row: the hub keeps no trace of a request it will not consider."""
     join = {"id": join_id, "type": "Join", "actor": project.uri, "object": hub.uri}
     document = build_activity("Reject", urls.new_activity(), hub.uri, join, to=[project.uri])
-    await _send(db, hub, document, project, join_id)
+    await emit.send(db, hub, document, [project], join_id)
 
 
 # -- the project's side -------------------------------------------------------------------------
@@ -196,7 +191,7 @@ async def request_join(db: AsyncSession, urls: URLs, project: Actor, hub: Actor)
     document = build_activity("Join", urls.new_activity(), project.uri, hub.uri, to=[hub.uri])
     row = await _row(db, hub, project, "requested", document["id"])
     row.activity_uri = document["id"]
-    await _send(db, project, document, hub, hub.uri)
+    await emit.send(db, project, document, [hub], hub.uri)
     return row
 
 
@@ -224,7 +219,7 @@ async def _answer_invitation(db: AsyncSession, urls: URLs, project: Actor, hub: 
         row.state, row.approved_at = "approved", utcnow()
     else:
         await db.delete(row)
-    await _send(db, project, document, hub, row.activity_uri)
+    await emit.send(db, project, document, [hub], row.activity_uri)
     return row
 
 
@@ -235,7 +230,7 @@ async def leave(db: AsyncSession, urls: URLs, project: Actor, hub: Actor) -> Non
         raise UserError(N_("%(project)s is not in %(hub)s"), project=project.username, hub=hub.uri)
     document = build_activity("Leave", urls.new_activity(), project.uri, hub.uri, to=[hub.uri])
     await db.delete(row)
-    await _send(db, project, document, hub, hub.uri)
+    await emit.send(db, project, document, [hub], hub.uri)
 
 
 # -- the hub's side -----------------------------------------------------------------------------
@@ -261,7 +256,7 @@ async def approve(db: AsyncSession, urls: URLs, hub: Actor, project: Actor) -> H
     join = await opening(db, row, hub, project)
     document = build_activity("Accept", urls.new_activity(), hub.uri, join, to=[project.uri])
     row.state, row.approved_at = "approved", row.approved_at or utcnow()
-    await _send(db, hub, document, project, row.activity_uri)
+    await emit.send(db, hub, document, [project], row.activity_uri)
     await start_following(db, urls, hub, project)
     return row
 
@@ -280,7 +275,7 @@ async def invite(db: AsyncSession, urls: URLs, hub: Actor, project: Actor) -> Hu
                               target=project.uri)
     row = await _row(db, hub, project, "invited", document["id"])
     row.activity_uri = document["id"]
-    await _send(db, hub, document, project, project.uri)
+    await emit.send(db, hub, document, [project], project.uri)
     return row
 
 
@@ -294,7 +289,7 @@ async def reject_or_remove(db: AsyncSession, urls: URLs, hub: Actor, project: Ac
     document = build_activity("Reject", urls.new_activity(), hub.uri, began, to=[project.uri])
     state = row.state
     await db.delete(row)
-    await _send(db, hub, document, project, row.activity_uri)
+    await emit.send(db, hub, document, [project], row.activity_uri)
     await outbox.unfollow(db, urls, hub, project)
     return state
 

@@ -22,10 +22,10 @@ from sqlalchemy.orm import aliased
 from fedsph.core import vocab
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, FetchError, UserError
+from fedsph.federation import emit
 from fedsph.federation.activitystreams import AS_CONTEXT, build_activity, get_id
 from fedsph.federation.actors import get_actor_by_uri, get_local_actor, resolve_handle
 from fedsph.federation.blocks import host_of
-from fedsph.federation.emit import enqueue_deliveries, record_activity
 from fedsph.federation.remote import Remote
 from fedsph.models import Actor, SolidarityLink, utcnow
 from fedsph.projects.profile import send_actor_update
@@ -200,10 +200,9 @@ async def propose_link(db: AsyncSession, urls: URLs, project: Actor, partner: Ac
     link = SolidarityLink(kind=kind, proposer_id=project.id, partner_id=partner.id,
                           state="proposed", offer_uri=offer["id"])
     db.add(link)
-    activity = await record_activity(db, project, offer, partner.uri)
     # A partner on this node gets the Offer through the local inbox; its handler finds the
     # link already stored (same offer id) and leaves it.
-    await enqueue_deliveries(db, activity, [partner])
+    await emit.send(db, project, offer, [partner], partner.uri)
     return link
 
 
@@ -223,9 +222,8 @@ async def answer_link(db: AsyncSession, urls: URLs, link: SolidarityLink, accept
     verb = "Accept" if accept else "Reject"
     document = build_activity(verb, urls.new_activity(), partner.uri, offer, to=[proposer.uri])
     document["@context"] = OFFER_CONTEXT
-    activity = await record_activity(db, partner, document, link.offer_uri)
+    await emit.send(db, partner, document, [proposer], link.offer_uri)
     await settle(db, urls, link, "accepted" if accept else "rejected", document["id"])
-    await enqueue_deliveries(db, activity, [proposer])
 
 
 async def refuse_offer(db: AsyncSession, urls: URLs, partner: Actor, proposer: Actor,
@@ -234,8 +232,7 @@ async def refuse_offer(db: AsyncSession, urls: URLs, partner: Actor, proposer: A
     offer = offer_document(offer_uri, proposer.uri, partner.uri, kind)
     document = build_activity("Reject", urls.new_activity(), partner.uri, offer, to=[proposer.uri])
     document["@context"] = OFFER_CONTEXT
-    activity = await record_activity(db, partner, document, offer_uri)
-    await enqueue_deliveries(db, activity, [proposer])
+    await emit.send(db, partner, document, [proposer], offer_uri)
 
 
 async def withdraw_link(db: AsyncSession, urls: URLs, project: Actor,
@@ -255,9 +252,8 @@ async def withdraw_link(db: AsyncSession, urls: URLs, project: Actor,
         raise UserError(N_("this link is only proposed: reject it instead"))
     document = build_activity("Undo", urls.new_activity(), project.uri, undone, to=[other.uri])
     document["@context"] = OFFER_CONTEXT
-    activity = await record_activity(db, project, document, undone["id"])
+    await emit.send(db, project, document, [other], undone["id"])
     await settle(db, urls, link, "withdrawn")
-    await enqueue_deliveries(db, activity, [other])
 
 
 async def find_project(sessions: async_sessionmaker[AsyncSession], remote: Remote, domain: str,

@@ -61,7 +61,7 @@ async def used_keys(db: AsyncSession) -> set[str]:
     for icon, header, profile in await db.execute(
             select(Actor.icon_url, Actor.header_url, Actor.profile).where(Actor.local.is_(True))):
         texts += [icon, header, str(profile or "")]
-    # An update's attachments name its images; a deleted update's are cleared (outbox.delete_note).
+    # An update's attachments name its images; a deleted one's are cleared (projects.tombstone).
     for attachments in await db.scalars(select(Object.attachments).where(
             Object.local.is_(True), Object.attachments.is_not(None))):
         texts.append(str(attachments))

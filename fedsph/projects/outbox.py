@@ -1,180 +1,38 @@
-"""Local actions become activities: store the result, serialise once, queue the deliveries.
+"""What a project does with its posts, and whom it follows: each action is stored and sent.
 
+Publishing, editing, pinning, moderating comments and deleting posts (a deleted post becomes the
+tombstone of fedsph.projects.tombstone), sending them to followers, and Follow, Undo{Follow} and
+the answer to a follow request. The fields of a post are checked in fedsph.projects.post_fields.
 Each function runs inside the caller's transaction, so the object, the activity and its
-delivery rows are committed together or not at all.
+delivery rows are committed together or not at all; sending goes through fedsph.federation.emit.
 """
 
 from __future__ import annotations
 
 import html
-import re
 from datetime import datetime
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from fedsph.core import vocab
-from fedsph.core.mention_markup import link_mentions
-from fedsph.core.safe_links import http_url
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
-from fedsph.federation.activitystreams import PUBLIC, build_activity, build_tombstone
-from fedsph.federation.emit import enqueue_deliveries, follower_actors, record_activity
+from fedsph.federation import emit
+from fedsph.federation.activitystreams import PUBLIC, build_activity
 from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.media import attachment_document
-from fedsph.projects.notes import (
-    NOTE_CONTEXT,
-    build_content,
-    build_note,
-    clean_hashtag,
-    source_texts,
-)
+from fedsph.projects.notes import NOTE_CONTEXT, build_note, source_texts
 from fedsph.projects.notifications import notify
-from fedsph.projects.profile import location_precision, public_location, set_profile
-
-LANGUAGE_TAG_MAX = 16
-
-
-VISIBILITIES = ("public", "unlisted", "followers", DIRECT)
-MAX_IMAGES = 4  # what Mastodon shows
-MAX_TITLE_CHARS = 200
-MAX_SUMMARY_CHARS = 500
-MAX_HASHTAGS = 20
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+from fedsph.projects.post_fields import link_mentions_in, mention_tags, post_columns
+from fedsph.projects.profile import set_profile
+from fedsph.projects.tombstone import turn_into_tombstone
 
 
 def featured_url(actor: Actor) -> str:
     """The actor's collection of pinned updates (Mastodon's `featured`)."""
     return actor.uri + "/featured"
-
-
-def language_tag(tag: str | None) -> str:
-    if not tag:
-        return ""
-    if len(tag) > LANGUAGE_TAG_MAX or not _LANGUAGE_TAG.match(tag):
-        raise UserError(N_("%(value)r is not a language tag"), value=tag)
-    return tag
-
-
-def clean_place(place: dict | None, precision: str) -> dict | None:
-    """An AS2 Place with a name and/or coordinates; anything else in the dict is dropped.
-
-    Coordinates are rounded to the project's location precision: a settlement that hides where
-    it is must not give itself away in an update's place.
-    """
-    if not place:
-        return None
-    clean: dict = {"type": "Place"}
-    name = str(place.get("name") or "").strip()
-    if name:
-        clean["name"] = name[:200]
-    lat, lon = place.get("latitude"), place.get("longitude")
-    if lat is not None or lon is not None:
-        try:
-            lat, lon = float(lat), float(lon)
-        except (TypeError, ValueError):
-            raise UserError(N_("a place needs both latitude and longitude as numbers")) from None
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise UserError(N_("latitude must be within ±90 and longitude within ±180"))
-        rounded = public_location({"latitude": lat, "longitude": lon, "precision": precision})
-        clean["latitude"], clean["longitude"] = rounded["latitude"], rounded["longitude"]
-    if len(clean) == 1:
-        raise UserError(N_("a place needs a name or coordinates"))
-    return clean
-
-
-def _check_slug(field: str, slug: str, message_id: str) -> str:
-    if not vocab.is_valid(field, slug):
-        raise UserError(message_id, value=slug)
-    return slug
-
-
-def _update_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | None,
-                    kind: str | None, stage_change: str | None, hashtags, themes,
-                    place: dict | None, summary: str | None, media: list[Media],
-                    visibility: str) -> dict:
-    """Validate an update's fields and turn them into Object column values (no attachments yet).
-
-    Empty translations (a blank language tab) are dropped; the first language left is the primary.
-    """
-    texts = {language_tag(lang): text.strip() for lang, text in (contents or {}).items()
-             if text and text.strip()}
-    if not texts:
-        raise UserError(N_("an update needs some text"))
-    if "" in texts and len(texts) > 1:
-        raise UserError(N_("every text of a multilingual update needs its language"))
-    primary = next(iter(texts))
-    titles = {language_tag(lang): " ".join(t.split()) for lang, t in (title_map or {}).items()
-              if t and t.strip()}
-    if any(len(t) > MAX_TITLE_CHARS for t in titles.values()):
-        raise UserError(N_("a title is limited to %(limit)s characters"), limit=MAX_TITLE_CHARS)
-    if visibility not in VISIBILITIES:
-        raise UserError(N_("visibility must be one of %(choices)s"), choices=", ".join(VISIBILITIES))
-    if kind:
-        _check_slug("update_kind", kind, N_("%(value)r is not a known update kind"))
-    if stage_change:
-        if kind != "milestone":
-            raise UserError(N_("only a milestone can change the project's stage"))
-        _check_slug("stage", stage_change, N_("%(value)r is not a known stage"))
-    if len(media) > MAX_IMAGES:
-        raise UserError(N_("an update can carry at most %(limit)s images, not %(count)s"),
-                        limit=MAX_IMAGES, count=len(media))
-    if any(m.owner_id != actor.id for m in media):
-        raise UserError(N_("an image belongs to another project"))
-    summary = " ".join((summary or "").split())
-    if len(summary) > MAX_SUMMARY_CHARS:
-        raise UserError(N_("a content warning is limited to %(limit)s characters"),
-                        limit=MAX_SUMMARY_CHARS)
-
-    names = list(dict.fromkeys(clean_hashtag(h) for h in hashtags))
-    if len(names) > MAX_HASHTAGS:
-        raise UserError(N_("an update can carry at most %(limit)s hashtags"), limit=MAX_HASHTAGS)
-    hashtag_tags = [{"type": "Hashtag", "name": "#" + n, "href": f"{urls.base}/tags/{n.lower()}"}
-                    for n in names]
-    theme_tags = [{"type": "theme", "name": _check_slug("themes", t, N_("%(value)r is not a known theme")),
-                   "href": f"{urls.base}/tags/{t}"} for t in dict.fromkeys(themes)]
-
-    def title_for(lang: str) -> str | None:
-        return titles.get(lang) or titles.get(primary) or next(iter(titles.values()), None)
-
-    content_map = {lang: build_content(text, title_for(lang), hashtag_tags)
-                   for lang, text in texts.items()}
-    # Only the titles written: a reader's node falls back to `name` as it does for any text.
-    name_map = {lang: titles[lang] for lang in texts if lang in titles}
-    return {
-        "content": content_map[primary],
-        "content_map": content_map if primary else None,
-        "language": primary or None,
-        "name": title_for(primary),
-        "name_map": name_map if primary and name_map else None,
-        "kind": kind or None,
-        "stage_change": stage_change or None,
-        "tags": hashtag_tags + theme_tags or None,
-        "place": clean_place(place, location_precision(actor)),
-        "summary": html.escape(summary, quote=False) or None,
-        "visibility": visibility,
-    }
-
-
-def _link_mentions(columns: dict, author: Actor, mentioned: list[Actor]) -> None:
-    """Mentions of stored actors become Mastodon's mention links in every language's content."""
-    links = {(a.username.lower(), (a.domain or "").lower()): http_url(a.url) or a.uri
-             for a in mentioned}
-    if not links:
-        return
-    columns["content"] = link_mentions(columns["content"], links, author.domain)
-    if columns["content_map"]:
-        columns["content_map"] = {lang: link_mentions(html, links, author.domain)
-                                  for lang, html in columns["content_map"].items()}
-
-
-def mention_tags(actors: list[Actor]) -> list[dict]:
-    """AS2 Mention tags as Mastodon reads them: href is the actor, name is @user@host."""
-    tags = {a.uri: {"type": "Mention", "name": f"@{a.username}@{a.domain}", "href": a.uri}
-            for a in actors}
-    return list(tags.values())
 
 
 async def _attach_media(db: AsyncSession, urls: URLs, obj: Object, media: list[Media]) -> None:
@@ -212,15 +70,15 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
     `in_reply_to` is the URI of the object this answers (a reply made from a Mastodon app).
     `mentions` are actors named in the text: they get Mention tags, are cc'd, and are sent the
     Create even when they do not follow `actor` (so their servers notify them).
-    Raises ValueError with a message for people when a field is not acceptable.
+    Raises UserError with a message for people when a field is not acceptable.
     """
     media = list(media)
-    columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
-                              themes, place, summary, media, visibility)
+    columns = post_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
+                           themes, place, summary, media, visibility)
     if visibility == DIRECT and not [m for m in mentions if m.id != actor.id]:
         raise UserError(N_("a direct message needs at least one mentioned account"))
     columns["tags"] = (columns["tags"] or []) + mention_tags(mentions) or None
-    _link_mentions(columns, actor, list(mentions))
+    link_mentions_in(columns, actor, list(mentions))
     uri = urls.new_object()
     obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
                  published=published or utcnow(), in_reply_to=in_reply_to, **columns)
@@ -262,14 +120,14 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
         raise UserError(N_("a direct message stays direct: who it addresses cannot change"))
     media = list(media)
     previous_stage = obj.stage_change
-    columns = _update_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
-                              themes, place, summary, media, visibility or obj.visibility)
+    columns = post_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
+                           themes, place, summary, media, visibility or obj.visibility)
     # The edit forms do not send mentions: the ones the update was published with stay.
     kept = [t for t in obj.tags or [] if t.get("type") == "Mention"]
     columns["tags"] = (columns["tags"] or []) + kept or None
     mentioned = list(await db.scalars(select(Actor).where(
         Actor.uri.in_([t["href"] for t in kept])))) if kept else []
-    _link_mentions(columns, actor, mentioned)
+    link_mentions_in(columns, actor, mentioned)
     for column, value in columns.items():
         setattr(obj, column, value)
     await _attach_media(db, urls, obj, media)
@@ -375,22 +233,17 @@ async def approve_comment(db: AsyncSession, obj: Object) -> Object:
     return obj
 
 
-async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) -> Object:
-    """Turn a Note into a tombstone and queue a Delete; its URL then answers 410."""
+async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
+                      also: list[Actor] = ()) -> Object:
+    """Delete one of our posts or events: it becomes a tombstone (fedsph.projects.tombstone,
+    its URL then answers 410) and a Delete goes where it went, and to the actors in `also`."""
     if obj.deleted_at is not None:
         return obj
-    obj.deleted_at = utcnow()
-    obj.content, obj.content_map, obj.summary = None, None, None
-    # Nothing of a deleted update stays to be shown, pinned or fed (its images are let go too).
-    obj.name = obj.name_map = obj.tags = obj.place = obj.attachments = obj.pinned_at = None
-    for item in await db.scalars(select(Media).where(Media.object_id == obj.id)):
-        item.object_id = None
-    tombstone = build_tombstone(obj.uri, obj.type, obj.deleted_at)
-    tombstone.pop("@context")
+    # Addressed as the object was; its document is cleared with the rest.
     to, cc = (obj.document or {}).get("to"), (obj.document or {}).get("cc")
-    obj.document = None
+    tombstone = await turn_into_tombstone(db, obj)
     delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
-    await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility)
+    await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility, also=also)
     return obj
 
 
@@ -415,18 +268,16 @@ async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, obje
     The followers of our actors who boosted the post saw it too (a project announcing its
     member's post, FEP-1b12): its edits and its deletion reach them as well, as on Mastodon.
     """
-    activity = await record_activity(db, actor, document, object_uri,
-                                     public=visibility in ("public", "unlisted"))
+    public = visibility in ("public", "unlisted")
     if visibility == DIRECT:  # the addressed actors only: no followers, boosters, hubs or relays
-        await enqueue_deliveries(db, activity, await addressed_actors(db, object_uri))
-        return activity
-    recipients = await follower_actors(db, actor)
+        return await emit.send(db, actor, document, await addressed_actors(db, object_uri),
+                               object_uri, public)
+    recipients = await emit.follower_actors(db, actor)
     known = {r.id for r in recipients}
     recipients += [a for a in await _booster_followers(db, actor, object_uri) if a.id not in known]
     known = {r.id for r in recipients}
     recipients += [a for a in also if a.id not in known]
-    await enqueue_deliveries(db, activity, recipients)
-    return activity
+    return await emit.send(db, actor, document, recipients, object_uri, public)
 
 
 async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> Follow:
@@ -441,8 +292,7 @@ async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> F
     relation = Follow(follower_id=actor.id, followed_id=target.id, state="pending",
                       activity_uri=document["id"])
     db.add(relation)
-    activity = await record_activity(db, actor, document, target.uri)
-    await enqueue_deliveries(db, activity, [target])
+    await emit.send(db, actor, document, [target], target.uri)
     return relation
 
 
@@ -456,8 +306,7 @@ async def unfollow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) ->
                 "object": target.uri}
     document = build_activity("Undo", urls.new_activity(), actor.uri, original, to=[target.uri])
     await db.delete(relation)
-    activity = await record_activity(db, actor, document, relation.activity_uri)
-    await enqueue_deliveries(db, activity, [target])
+    await emit.send(db, actor, document, [target], relation.activity_uri)
     return True
 
 
@@ -474,5 +323,4 @@ async def answer_follow(db: AsyncSession, urls: URLs, relation: Follow, accept: 
         relation.state = "accepted"
     else:
         await db.execute(delete(Follow).where(Follow.id == relation.id))
-    activity = await record_activity(db, followed, document, relation.activity_uri)
-    await enqueue_deliveries(db, activity, [follower])
+    await emit.send(db, followed, document, [follower], relation.activity_uri)

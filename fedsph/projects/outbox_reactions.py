@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.urls import URLs
+from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity
-from fedsph.federation.emit import enqueue_deliveries, follower_actors, record_activity
 from fedsph.models import Actor, Object, Reaction
 from fedsph.projects.notifications import REACTION_NOTIFICATIONS, notify
 
@@ -31,7 +31,7 @@ async def _reaction_audience(db: AsyncSession, actor: Actor, kind: str, obj: Obj
     if kind == "Like":
         return {"to": [a.uri for a in others]}, others
     cc = [actor.followers_url] + [a.uri for a in others]
-    return {"to": [PUBLIC], "cc": cc}, others + await follower_actors(db, actor)
+    return {"to": [PUBLIC], "cc": cc}, others + await emit.follower_actors(db, actor)
 
 
 async def _react(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, kind: str) -> Reaction:
@@ -47,8 +47,7 @@ async def _react(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, kind: 
     reaction = Reaction(type=kind, actor_id=actor.id, object_uri=obj.uri,
                         activity_uri=document["id"])
     db.add(reaction)
-    activity = await record_activity(db, actor, document, obj.uri, public=kind == "Announce")
-    await enqueue_deliveries(db, activity, recipients)
+    await emit.send(db, actor, document, recipients, obj.uri, public=kind == "Announce")
     # The row exists already when our inbox handles the local copy, so it would not notify.
     await notify(db, recipients[:1], REACTION_NOTIFICATIONS[kind], actor, document["id"], obj.uri)
     return reaction
@@ -63,9 +62,8 @@ async def _unreact(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, kind
                 **addressing}
     document = build_activity("Undo", urls.new_activity(), actor.uri, original, **addressing)
     await db.delete(reaction)
-    activity = await record_activity(db, actor, document, reaction.activity_uri,
-                                     public=kind == "Announce")
-    await enqueue_deliveries(db, activity, recipients)
+    await emit.send(db, actor, document, recipients, reaction.activity_uri,
+                    public=kind == "Announce")
     return True
 
 

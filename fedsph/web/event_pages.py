@@ -17,8 +17,9 @@ from fedsph.core import vocab
 from fedsph.errors import Gone, NotFound
 from fedsph.events import ical
 from fedsph.events import service as events
+from fedsph.events.fields import JOIN_MODES
+from fedsph.events.participation import send_join, send_leave
 from fedsph.federation.actors import actor_uris
-from fedsph.handlers.events import send_join, send_leave
 from fedsph.hub.membership import approved_projects, local_hub
 from fedsph.i18n import N_
 from fedsph.models import Actor, Event, Object, utcnow
@@ -94,7 +95,7 @@ def _render_form(request, actor: Actor, form: MultiDict, error: str | None = Non
               else f"/p/{actor.username}/events/new")
     return html_response(request, "event_form.html", status=status, actor=actor, form=form,
                          error=error, kinds=tuple(vocab.EVENT_KIND),
-                         join_modes=events.JOIN_MODES, editing=obj is not None, action=action,
+                         join_modes=JOIN_MODES, editing=obj is not None, action=action,
                          event_url=obj.url[len(request.app[URLS].base):] if obj else None)
 
 

@@ -1,0 +1,42 @@
+"""One tombstone for every delete: our posts and events, and other servers' posts and events.
+
+A deleted object keeps its row, so that its id answers 410 Gone with an AS2 Tombstone (what
+Mastodon expects) and a late Create or Update of it is refused; everything it said is cleared,
+so nothing of it is shown, fed, searched or re-sent. Its images are let go (Media.object_id
+cleared): fedsph.projects.media_prune deletes them and their files once they are old enough.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.federation.activitystreams import build_tombstone
+from fedsph.models import Event, Media, Object, utcnow
+
+
+def tombstone_document(obj: Object) -> dict:
+    """The AS2 Tombstone of a deleted object, to embed in a Delete (no @context)."""
+    document = build_tombstone(obj.uri, obj.type, obj.deleted_at)
+    document.pop("@context")
+    return document
+
+
+async def turn_into_tombstone(db: AsyncSession, obj: Object) -> dict:
+    """Turn `obj` into a tombstone (in the caller's transaction) and return its Tombstone.
+
+    Kept: what the row needs to stay a tombstone and to answer for it (uri, type, owner,
+    visibility and addressees, reply target, dates). A second call changes nothing more.
+    """
+    obj.deleted_at = obj.deleted_at or utcnow()
+    obj.content = obj.content_map = obj.summary = obj.document = None
+    obj.name = obj.name_map = obj.kind = obj.stage_change = None
+    obj.tags = obj.place = obj.attachments = obj.pinned_at = None
+    for item in await db.scalars(select(Media).where(Media.object_id == obj.id)):
+        item.object_id = None
+    event = await db.get(Event, obj.id) if obj.type == "Event" else None
+    if event is not None:
+        # The times stay (the row needs them); where and with whom it was to happen go.
+        event.kind = event.online_url = event.languages = event.interpretation = None
+        event.organizers = event.related_projects = None
+    return tombstone_document(obj)
