@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from fedsph.accounts import new_token
-from fedsph.admin.commands import create_user
+from fedsph.admin.user_commands import create_user
 from fedsph.api.tokens import issue_token
 from fedsph.federation.actors import resolve_actor
 from fedsph.models import Actor, Follow, OAuthApp, Object, Reaction

@@ -26,7 +26,7 @@ from fedsph.accounts import (
 )
 from fedsph.core.numbers import parse_id
 from fedsph.core.safe_links import local_path
-from fedsph.errors import BadRequest, FetchError, Forbidden
+from fedsph.errors import BadRequest, FetchError, Forbidden, UserError
 from fedsph.federation import blocks
 from fedsph.federation.actors import get_actor_by_uri, resolve_handle
 from fedsph.i18n import N_
@@ -146,7 +146,7 @@ async def invite_accept(request: web.Request) -> web.Response:
         return again(N_("The two passwords are not the same."))
     try:
         check_password_rules(password)
-    except ValueError as exc:
+    except UserError as exc:
         return again(error_message(request, exc))
     password_hash = await hash_password(password)
     settings = request.app[SETTINGS]
@@ -158,7 +158,7 @@ async def invite_accept(request: web.Request) -> web.Response:
     except LookupError:
         return html_response(request, "invite.html", status=410, project=None, username="",
                              error=None)
-    except ValueError as exc:
+    except UserError as exc:
         return again(error_message(request, exc))
     response = web.HTTPSeeOther(f"/actors/{project.username}/manage?done=joined")
     set_cookie(request, response, SESSION_COOKIE, token)
@@ -252,7 +252,7 @@ async def manage_action(request: web.Request) -> web.Response:
         raise BadRequest(f"unknown action {action!r}")
     try:
         return await handler(request, actor, user, form)
-    except (BadRequest, ValueError) as exc:
+    except (BadRequest, UserError) as exc:
         message = exc.message if isinstance(exc, BadRequest) else error_message(request, exc)
         return await _render_manage(request, actor, status=400, error=message)
 
@@ -305,7 +305,7 @@ def clean_domain(raw: str) -> str:
     """`https://Example.org/path` or `@user@example.org` -> `example.org` (see fedsph.federation.blocks)."""
     try:
         return blocks.parse_domain(raw)
-    except ValueError:
+    except UserError:
         raise BadRequest(N_("Enter a domain like example.org.")) from None
 
 
