@@ -12,10 +12,10 @@ import argparse
 
 from sqlalchemy import func, select, update
 
-from fedsph.errors import FetchError, UserError
+from fedsph.errors import UserError
 from fedsph.federation import blocks
-from fedsph.federation.actors import resolve_handle
 from fedsph.models import Actor, OAuthToken, User, utcnow
+from fedsph.projects.commands import resolve_target
 
 
 async def _user(db, username: str) -> User:
@@ -56,12 +56,9 @@ async def block_domain(node, args) -> int:
 
 
 async def block_account(node, args) -> int:
-    try:
-        actor_id = await resolve_handle(node.sessions, node.remote, args.account.strip())
-    except FetchError as exc:
-        raise UserError(f"cannot find {args.account}: {exc}") from None
+    target = await resolve_target(node, args.account)  # resolve_handle strips it
     async with node.sessions() as db, db.begin():
-        actor = await db.get(Actor, actor_id)
+        actor = await db.get(Actor, target.id)
         if actor.local:
             raise UserError("accounts on this node cannot be blocked")
         await blocks.block_account(db, actor)

@@ -9,12 +9,11 @@ import argparse
 from sqlalchemy import select
 
 from fedsph.core import vocab
-from fedsph.errors import FetchError, UserError
-from fedsph.federation.actors import resolve_handle
+from fedsph.errors import UserError
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.models import Actor, HubMembership
-from fedsph.projects.commands import PROJECT, local_actor
+from fedsph.projects.commands import PROJECT, local_actor, resolve_target
 
 
 async def _project(db, slug: str) -> Actor:
@@ -31,12 +30,7 @@ async def _remote(node, target: str, fresh: bool = False) -> Actor:
         known = None if fresh else await _known(db, target)
     if known is not None:
         return known
-    try:
-        actor_id = await resolve_handle(node.sessions, node.remote, target)
-    except FetchError as exc:
-        raise UserError(f"cannot find {target}: {exc}") from None
-    async with node.sessions() as db:
-        return await db.get(Actor, actor_id)
+    return await resolve_target(node, target)
 
 
 async def _known(db, target: str) -> Actor | None:
