@@ -94,3 +94,12 @@ async def test_a_user_error_in_an_api_handler_is_a_422():
     response = await api_middleware(request, _fails(UserError("an update needs some text")))
     assert response.status == 422
     assert orjson.loads(response.body) == {"error": "Validation failed: an update needs some text"}
+
+
+@pytest.mark.parametrize("link_id", ["x", "-1", "9" * 30])
+def test_a_link_number_that_is_no_row_id_is_a_user_error(fedsph, link_id):
+    fedsph("migrate")
+    fedsph("project", "create", "coop", "--name", "Cooperativa")
+    code, out = fedsph("link", "accept", "coop", link_id)
+    assert code == 1 and f"coop has no solidarity link {link_id}" in out
+    assert "Traceback" not in out
