@@ -11,7 +11,14 @@ from fedsph.core import vocab
 from fedsph.errors import FetchError, UserError
 from fedsph.events import service as events
 from fedsph.federation.actors import actor_uris, resolve_actor
-from fedsph.federation.remote_objects import author_of, fetch_object, get_object, store_object
+from fedsph.federation.remote_objects import (
+    NotTheOwner,
+    OlderThanHeld,
+    author_of,
+    fetch_object,
+    get_object,
+    store_object,
+)
 from fedsph.handlers.events import answer_participant, send_join, send_leave
 from fedsph.models import Actor, Event, EventParticipant, Object
 from fedsph.projects.commands import NOT_THE_INSTANCE, local_actor
@@ -173,7 +180,10 @@ async def _remote_event(node, uri: str) -> tuple[Object, Actor]:
         raise UserError(f"cannot fetch the event {uri}: {exc}") from None
     async with node.sessions() as db, db.begin():
         owner = await db.get(Actor, owner_id)
-        return await store_object(db, document, owner), owner
+        try:
+            return await store_object(db, document, owner), owner
+        except (NotTheOwner, OlderThanHeld) as exc:  # what the other server sent breaks a rule
+            raise UserError(str(exc)) from None
 
 
 async def join(node, args) -> int:
