@@ -22,6 +22,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.urls import URLs
+from fedsph.errors import UserError
 from fedsph.federation.actors import check_username, create_local_actor, get_local_actor
 from fedsph.models import Actor, Invite, LoginSession, Membership, User, utcnow
 
@@ -51,7 +52,7 @@ async def hash_password(password: str) -> str:
 
 def check_password_rules(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"the password must have at least {MIN_PASSWORD} characters")
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
 
 
 def csrf_matches(expected: str | None, given: str | None) -> bool:
@@ -242,7 +243,7 @@ async def accept_invite(db: AsyncSession, urls: URLs, domain: str, token: str, u
     username = check_username(username.strip().lower())
     if await get_local_actor(db, username) or await db.scalar(
             select(User.id).where(User.username == username)):
-        raise ValueError(f"the name {username!r} is already taken on this node")
+        raise UserError(f"the name {username!r} is already taken on this node")
     person = await create_local_actor(db, urls, domain, username, "Person")
     user = User(username=username, password_hash=password_hash, actor_id=person.id)
     db.add(user)

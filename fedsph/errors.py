@@ -67,8 +67,12 @@ class Term(str):
     """A UserError parameter that is itself translated: an English word naming a field ("start")."""
 
 
-class UserError(ValueError):
+class UserError(Exception):
     """Input someone can fix: English in str() (CLI, logs, the API), translatable for web pages.
+
+    The only exception (with HTTPProblem) whose message reaches the person: the CLI prints it on
+    one line and exits 1, the web middleware answers 400, the client API 422. It is not a
+    ValueError on purpose: a ValueError is a bug (or unparsed input) and must show its traceback.
 
     Built from a message id (an English %-format string marked with N_ so Babel extracts it) and
     named parameters: UserError(N_("a title is limited to %(limit)s characters"), limit=200).

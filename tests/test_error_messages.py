@@ -23,7 +23,7 @@ def test_str_is_english_and_translate_uses_the_catalog():
     with pytest.raises(profile.ProfileError) as caught:
         profile.validate_field("start_year", "19")
     exc = caught.value
-    assert isinstance(exc, ValueError) and isinstance(exc, UserError)
+    assert isinstance(exc, UserError) and not isinstance(exc, ValueError)
     assert str(exc) == "start_year: 19 is not a year from 1800 to 2100"
     assert exc.translate(get_translations("es").gettext) == (
         "start_year: 19 no es un año entre 1800 y 2100")
@@ -35,12 +35,13 @@ def test_str_is_english_and_translate_uses_the_catalog():
     (lambda: parse_filters({"q": "x" * 500}), "q: at most 200 characters"),
     (lambda: post_fields.language_tag("not a tag!"), "'not a tag!' is not a language tag"),
 ])
-def test_every_converted_error_is_a_translatable_value_error(raise_it, english):
-    with pytest.raises(ValueError) as caught:
+def test_every_converted_error_is_a_translatable_user_error(raise_it, english):
+    with pytest.raises(UserError) as caught:
         raise_it()
     assert isinstance(caught.value, UserError) and str(caught.value).startswith(english)
     assert caught.value.translate(get_translations("fr").gettext) != str(caught.value)
-    assert isinstance(MediaError("x"), ValueError) and isinstance(FilterError("x"), ValueError)
+    assert isinstance(MediaError("x"), UserError) and isinstance(FilterError("x"), UserError)
+    assert not isinstance(MediaError("x"), ValueError)  # a ValueError is a bug, never a message
 
 
 def test_terms_are_translated_and_a_broken_translation_falls_back_to_english():

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from fedsph.errors import UserError
 from fedsph.events import commands as event_commands
 from fedsph.events.participation import answer_participant
 from fedsph.events.received import event_columns
@@ -90,7 +91,7 @@ def test_received_event_columns_are_lenient():
 ])
 async def test_unacceptable_events_are_refused(node, changes, message):
     await node.create_actor("coop")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(UserError, match=message):
         await make_event(node, **changes)
 
 

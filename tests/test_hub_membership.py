@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from fedsph.errors import UserError
 from fedsph.federation.activitystreams import PUBLIC
 from fedsph.federation.actors import get_local_actor
 from fedsph.hub import membership as hubs
@@ -324,7 +325,7 @@ def test_an_auto_approve_rule_may_name_several_regions_and_countries():
     assert rule == {"regions": ["europe"], "countries": ["UY", "SN"]}
     assert hubs.auto_approves(rule, Actor(profile={"country": "SN"}))
     assert not hubs.auto_approves(rule, Actor(profile={"country": "AR", "region": "africa"}))
-    with pytest.raises(ValueError, match="region:<region>"):
+    with pytest.raises(UserError, match="region:<region>"):
         hubs.parse_auto_approve("region:europe,planet:mars")
 
 

@@ -9,6 +9,7 @@ import requests
 from mastodon import MastodonAPIError
 from sqlalchemy import select
 
+from fedsph.errors import UserError
 from fedsph.federation.activitystreams import PUBLIC
 from fedsph.models import Actor, Notification, Object, Reaction
 from fedsph.projects import outbox, outbox_reactions
@@ -77,7 +78,7 @@ async def test_followers_only_posts_cannot_be_announced(node, peer):
     async with node.sessions() as db, db.begin():
         obj = await db.get(Object, note.id)
         obj.visibility = "followers"
-        with pytest.raises(ValueError, match="public"):
+        with pytest.raises(UserError, match="public"):
             await outbox_reactions.announce_object(db, node.urls, await db.get(Actor, project.id), obj)
 
 

@@ -11,6 +11,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from fedsph.errors import UserError
 from fedsph.models import Actor
 from fedsph.projects.media import (
     MediaError,
@@ -164,7 +165,7 @@ async def test_alt_text_may_come_later_but_is_needed_to_publish(node):
         attachment_document(media, node.urls)
     async with node.sessions() as db, db.begin():
         own = await db.get(type(media), media.id)
-        with pytest.raises(ValueError, match="alt text"):
+        with pytest.raises(UserError, match="alt text"):
             await publish_update(db, node.urls, await db.get(Actor, own.owner_id),
                                  contents={"": "hola"}, media=[own])
     media.alt = "A ladder"

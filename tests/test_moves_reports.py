@@ -105,7 +105,8 @@ def test_actor_documents_keep_moved_to_and_also_known_as():
 # -- Flag ----------------------------------------------------------------------------------------
 
 async def run_reports(node, capsys, *args: str) -> str:
-    assert await commands.run(node.settings, build_parser().parse_args(["reports", *args])) == 0
+    parsed = build_parser().parse_args(["reports", *args])
+    assert await commands.run(node.settings, commands.reports, parsed) == 0
     return capsys.readouterr().out
 
 

@@ -11,6 +11,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from fedsph.errors import UserError
 from fedsph.federation.actors import parse_actor_document
 from fedsph.models import Actor
 from fedsph.projects import profile, profile_wire
@@ -48,7 +49,7 @@ EXACT_LAT, EXACT_LON = -34.901234, -56.164567
     ("stage_history", [{"stage": "building"}], "stage_history date: None is not a date"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(field, raw, message):
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(UserError) as error:
         profile.validate_field(field, raw)
     assert message in str(error.value)
 

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from fedsph.errors import UserError
 from fedsph.federation.actors import build_actor_document, get_actor_by_uri, parse_actor_document
 from fedsph.hub.links_graph import Member, build_graph
 from fedsph.links import service as links
@@ -126,7 +127,7 @@ async def test_propose_accept_carried_in_both_profiles_and_shown_on_both_pages(p
     assert "Mentors" in remote_page and "/actors/sur" in remote_page
 
     # Proposing it again while it stands is refused with a clear message.
-    with pytest.raises(ValueError, match="a mentors link between norte and .* is already accepted"):
+    with pytest.raises(UserError, match="a mentors link between norte and .* is already accepted"):
         await propose(a, "norte", sur_on_a, "mentors")
 
 
@@ -167,7 +168,7 @@ async def test_a_proposal_is_withdrawn_by_its_proposer_not_by_the_partner(pair):
     a, b, sur_on_a, _ = pair
     offer_uri = (await propose(a, "norte", sur_on_a)).offer_uri
     await settle_all(a, b)
-    with pytest.raises(ValueError, match="reject it instead"):
+    with pytest.raises(UserError, match="reject it instead"):
         await withdraw(b, "sur", offer_uri)
     await withdraw(a, "norte", offer_uri)
     await settle_all(a, b)

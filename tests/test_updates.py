@@ -9,6 +9,7 @@ import orjson
 import pytest
 from sqlalchemy import select, update
 
+from fedsph.errors import UserError
 from fedsph.federation.actors import get_local_actor
 from fedsph.federation.proofs import DATA_INTEGRITY_CONTEXT
 from fedsph.federation.remote_objects import object_columns
@@ -147,7 +148,7 @@ async def test_plain_update_has_no_extras(node):
 async def test_unacceptable_fields_are_refused(node, fields, message):
     project = await node.create_actor("coop")
     async with node.sessions() as db, db.begin():
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(UserError, match=message):
             await publish_update(db, node.urls, project, **fields)
 
 
@@ -155,7 +156,7 @@ async def test_five_images_are_refused(node):
     await node.create_actor("coop")
     async with node.sessions() as db, db.begin():
         project, media = await project_with_media(node, db, 5)
-        with pytest.raises(ValueError, match="at most 4 images"):
+        with pytest.raises(UserError, match="at most 4 images"):
             await publish_update(db, node.urls, project, contents={"es": "Fotos"}, media=media)
 
 
@@ -212,7 +213,7 @@ async def test_pinned_updates_are_the_featured_collection(node):
         hidden = await publish_note(db, node.urls, project, "Members", visibility="followers")
         await pin_update(db, project, first, urls=node.urls)
         await pin_update(db, project, second)
-        with pytest.raises(ValueError):
+        with pytest.raises(UserError):
             await pin_update(db, project, hidden)
         add = await sent(db, first.uri, "Add")
     assert add["target"] == f"{project.uri}/featured" and add["object"] == first.uri

@@ -22,13 +22,14 @@ from pathlib import Path, PurePosixPath
 from fedsph import __version__
 from fedsph.config import Settings
 from fedsph.core.files import FILE_MODE, create_private_file, private_dir
+from fedsph.errors import UserError
 
 DATABASE = "fedsph.sqlite3"
 MEDIA = "media"
 MANIFEST = "fedsph-backup.json"
 
 
-class BackupError(ValueError):
+class BackupError(UserError):
     """The backup or restore cannot be done; the message says why and what to do."""
 
 

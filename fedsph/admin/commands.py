@@ -1,51 +1,41 @@
-"""What each CLI command does. Each opens what it needs and closes it again."""
+"""The node's own commands: `migrate`, `serve`, `worker`, `bootstrap`, `queue`, `reports`,
+`backup`, `restore` and `media prune`; and `open_node`, which every command that acts runs in.
+
+The people (`user`, `invite`) are in user_commands.py, the node-wide powers (`admin`, `block`,
+`token`) in node_commands.py; fedsph.cli gathers every feature's parsers and COMMANDS.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import secrets
 import signal
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.accounts import create_invite
+from fedsph.admin import backup
+from fedsph.admin.user_commands import create_user
 from fedsph.app import create_app
-from fedsph.cli import CommandError
 from fedsph.config import Settings
 from fedsph.core.files import private_dir
 from fedsph.core.urls import URLs
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.db import migrate as migrate_database
-from fedsph.errors import FetchError
-from fedsph.federation.actors import (
-    create_local_actor,
-    get_local_actor,
-    get_or_create_instance_actor,
-    resolve_handle,
-    signer_for,
-)
+from fedsph.errors import UserError
+from fedsph.federation.actors import create_local_actor, get_or_create_instance_actor, signer_for
 from fedsph.federation.queue import prune_finished
 from fedsph.federation.remote import Remote, make_client_session
-from fedsph.models import (
-    Actor,
-    Delivery,
-    Follow,
-    InboxItem,
-    Membership,
-    Object,
-    Report,
-    User,
-    utcnow,
-)
-from fedsph.projects import outbox, profile, profile_cli, queries
+from fedsph.hub.membership import ensure_hub_exists
+from fedsph.models import Actor, Delivery, InboxItem, Report, User, utcnow
+from fedsph.projects import queries
 from fedsph.projects.media_prune import prune_media
 from fedsph.web.access_log import access_log_options
 from fedsph.worker import Worker
@@ -82,24 +72,10 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
         await engine.dispose()
 
 
-async def run(settings: Settings, args) -> int:
-    if args.command == "serve":
-        return await serve(settings, run_worker=not args.no_worker)
-    if args.command == "worker":
-        return await worker(settings)
+async def run(settings: Settings, handler, args) -> int:
+    """Run one command's `handler(node, args)` with the node opened for it."""
     async with open_node(settings) as node:
-        # Commands with actions (`project set`, `hub join`…) are keyed "command action".
-        action = getattr(args, f"{args.command}_command", None)
-        key = f"{args.command} {action}" if action else args.command
-        handler = COMMANDS.get(key) or network_commands()[key]
         return await handler(node, args) or 0
-
-
-def network_commands() -> dict:
-    """The commands of hubs, solidarity links and events, each kept beside its feature."""
-    from fedsph.admin.network_cli import COMMANDS as network
-
-    return network
 
 
 async def _wait_for_signal() -> None:
@@ -123,7 +99,7 @@ async def serve(settings: Settings, run_worker: bool) -> int:
         await web.TCPSite(runner, settings.host, settings.port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
                            " (another program uses that port? set FEDSPH_PORT)") from None
     print(f"fedsph serving {settings.base_url} on http://{settings.host}:{settings.port}"
           f"{'' if run_worker else ' (no worker)'}", flush=True)
@@ -144,184 +120,6 @@ async def worker(settings: Settings) -> int:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    return 0
-
-
-async def _local_actor(db: AsyncSession, slug: str) -> Actor:
-    actor = await get_local_actor(db, slug)
-    if actor is None:
-        raise CommandError(f"there is no project or user called {slug!r} on this node")
-    return actor
-
-
-async def project_create(node: Node, args) -> int:
-    async with node.sessions() as db, db.begin():
-        actor = await create_local_actor(
-            db, node.urls, node.settings.domain, args.slug, "Group", name=args.name,
-            summary=args.summary, manually_approves=args.manual_approval)
-    print(f"created project @{actor.username}@{node.settings.domain} at {actor.uri}")
-    return 0
-
-
-async def project_set(node: Node, args) -> int:
-    if (args.file is None) == (args.field is None):
-        raise CommandError("give either FIELD VALUE... or --file PROFILE.json")
-    if args.file is not None:
-        changes = profile_cli.load_file(args.file)
-    else:
-        changes = profile_cli.parse_cli(args.field, args.values)
-    async with node.sessions() as db, db.begin():
-        actor = await _local_actor(db, args.slug)
-        inboxes = await profile.set_profile(db, node.urls, actor, changes)
-    what = args.file or args.field
-    print(f"updated {what} of @{actor.username}; Update queued for {inboxes} inbox(es)")
-    return 0
-
-
-async def project_list(node: Node, args) -> int:
-    async with node.sessions() as db:
-        for actor in await db.scalars(select(Actor).where(Actor.local.is_(True),
-                                                          Actor.type == "Group")):
-            print(f"{actor.username}\t{actor.name}\t{actor.uri}")
-    return 0
-
-
-async def create_user(node: Node, username: str, password: str, admin: bool,
-                      project: str | None) -> User:
-    async with node.sessions() as db, db.begin():
-        if project:
-            group = await _local_actor(db, project)
-        actor = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
-        user = User(username=username, password_hash=PasswordHasher().hash(password),
-                    is_admin=admin, actor_id=actor.id)
-        db.add(user)
-        await db.flush()
-        if project:
-            db.add(Membership(user_id=user.id, project_id=group.id, role="admin" if admin else "member"))
-    return user
-
-
-async def user_create(node: Node, args) -> int:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-        if len(password) < 8:
-            raise CommandError("the password must have at least 8 characters")
-        shown = None
-    else:
-        password = shown = secrets.token_urlsafe(12)
-    await create_user(node, args.username, password, args.admin, args.project)
-    print(f"created user {args.username}" + (f" with password: {shown}" if shown else ""))
-    return 0
-
-
-async def bootstrap(node: Node, args) -> int:
-    """First run: a project and an admin if the node has none, with the password printed once."""
-    async with node.sessions() as db:
-        has_users = await db.scalar(select(func.count(User.id)))
-        has_projects = await db.scalar(select(func.count(Actor.id)).where(
-            Actor.local.is_(True), Actor.type == "Group"))
-    if not has_projects:
-        async with node.sessions() as db, db.begin():
-            await create_local_actor(db, node.urls, node.settings.domain, "demo", "Group",
-                                     name="Demo housing project")
-        print(f"created project @demo@{node.settings.domain}")
-    if not has_users:
-        password = secrets.token_urlsafe(12)
-        await create_user(node, "admin", password, True, None if has_projects else "demo")
-        print(f"created admin user: username admin, password {password}\n"
-              "publish with: fedsph post demo --text 'Hello'")
-    if node.settings.hub:  # hub mode (FEDSPH_HUB=1): the hub actor exists from the start
-        from fedsph.hub.membership import ensure_hub_exists
-
-        hub = await ensure_hub_exists(node.sessions, node.urls, node.settings)
-        print(f"hub @{hub.username}@{node.settings.domain}")
-    return 0
-
-
-async def post(node: Node, args) -> int:
-    async with node.sessions() as db, db.begin():
-        actor = await _local_actor(db, args.slug)
-        obj = await outbox.publish_note(db, node.urls, actor, args.text, language=args.lang)
-    print(obj.uri)
-    return 0
-
-
-async def _own_object(db: AsyncSession, actor: Actor, uri: str) -> Object:
-    obj = await db.scalar(select(Object).where(Object.uri == uri, Object.actor_id == actor.id))
-    if obj is None:
-        raise CommandError(f"{uri} is not an update by {actor.username}")
-    return obj
-
-
-async def edit(node: Node, args) -> int:
-    async with node.sessions() as db, db.begin():
-        actor = await _local_actor(db, args.slug)
-        await outbox.edit_note(db, node.urls, actor, await _own_object(db, actor, args.object), args.text)
-    print(f"edited {args.object}")
-    return 0
-
-
-async def delete(node: Node, args) -> int:
-    async with node.sessions() as db, db.begin():
-        actor = await _local_actor(db, args.slug)
-        await outbox.delete_note(db, node.urls, actor, await _own_object(db, actor, args.object))
-    print(f"deleted {args.object}")
-    return 0
-
-
-async def resolve_target(node: Node, target: str) -> Actor:
-    """user@host through WebFinger, or an actor URL; fetched (signed) and cached."""
-    try:
-        actor_id = await resolve_handle(node.sessions, node.remote, target)
-        async with node.sessions() as db:
-            return await db.get(Actor, actor_id)
-    except FetchError as exc:
-        raise CommandError(f"cannot find {target}: {exc}") from None
-
-
-async def follow(node: Node, args) -> int:
-    target = await resolve_target(node, args.target)
-    async with node.sessions() as db, db.begin():
-        actor = await _local_actor(db, args.slug)
-        relation = await outbox.follow(db, node.urls, actor, target)
-    print(f"{args.slug} follows {target.uri} ({relation.state})")
-    return 0
-
-
-async def unfollow(node: Node, args) -> int:
-    target = await resolve_target(node, args.target)
-    async with node.sessions() as db, db.begin():
-        actor = await _local_actor(db, args.slug)
-        done = await outbox.unfollow(db, node.urls, actor, target)
-    print(f"{args.slug} no longer follows {target.uri}" if done else
-          f"{args.slug} did not follow {target.uri}")
-    return 0
-
-
-async def follow_requests(node: Node, args) -> int:
-    async with node.sessions() as db, db.begin():
-        actor = await _local_actor(db, args.slug)
-        chosen = args.approve or args.reject
-        if chosen:
-            relation = await db.scalar(select(Follow).where(
-                Follow.id == chosen, Follow.followed_id == actor.id, Follow.state == "pending"))
-            if relation is None:
-                raise CommandError(f"no pending follow request {chosen} for {args.slug}")
-            await outbox.answer_follow(db, node.urls, relation, accept=bool(args.approve))
-            print(f"{'approved' if args.approve else 'rejected'} request {chosen}")
-            return 0
-        rows = await db.execute(select(Follow.id, Actor.uri).join(Actor, Actor.id == Follow.follower_id)
-                                .where(Follow.followed_id == actor.id, Follow.state == "pending"))
-        for request_id, uri in rows:
-            print(f"{request_id}\t{uri}")
-    return 0
-
-
-async def invite(node: Node, args) -> int:
-    async with node.sessions() as db, db.begin():
-        project = await _local_actor(db, args.slug)
-        token = await create_invite(db, project, None)
-    print(f"{node.urls.base}/invite/{token}\n(works once, for 7 days)")
     return 0
 
 
@@ -358,7 +156,7 @@ async def reports(node: Node, args) -> int:
         if args.resolve:
             report = await db.get(Report, args.resolve)
             if report is None or report.resolved_at is not None:
-                raise CommandError(f"no open report {args.resolve}")
+                raise UserError(f"no open report {args.resolve}")
             report.resolved_at = utcnow()
             print(f"resolved report {args.resolve}")
             return 0
@@ -378,26 +176,91 @@ async def media_prune(node: Node, args) -> int:
     except ValueError:
         hours = -1.0
     if not 0 <= hours <= 100_000:  # also refuses nan and inf
-        raise CommandError(f"--older-than takes a number of hours, not {args.older_than!r}")
+        raise UserError(f"--older-than takes a number of hours, not {args.older_than!r}")
     pruned = await prune_media(node.sessions, node.settings, timedelta(hours=hours))
     print(f"removed {pruned.count} unused image(s), {pruned.bytes} bytes")
     return 0
 
 
-COMMANDS = {
-    "bootstrap": bootstrap,
-    "project create": project_create,
-    "project list": project_list,
-    "project set": project_set,
-    "user create": user_create,
-    "post": post,
-    "edit": edit,
-    "delete": delete,
-    "follow": follow,
-    "unfollow": unfollow,
-    "follow-requests": follow_requests,
-    "invite": invite,
+async def bootstrap(node: Node, args) -> int:
+    """First run: a project and an admin if the node has none, with the password printed once."""
+    async with node.sessions() as db:
+        has_users = await db.scalar(select(func.count(User.id)))
+        has_projects = await db.scalar(select(func.count(Actor.id)).where(
+            Actor.local.is_(True), Actor.type == "Group"))
+    if not has_projects:
+        async with node.sessions() as db, db.begin():
+            await create_local_actor(db, node.urls, node.settings.domain, "demo", "Group",
+                                     name="Demo housing project")
+        print(f"created project @demo@{node.settings.domain}")
+    if not has_users:
+        password = secrets.token_urlsafe(12)
+        await create_user(node, "admin", password, True, None if has_projects else "demo")
+        print(f"created admin user: username admin, password {password}\n"
+              "publish with: fedsph post demo --text 'Hello'")
+    if node.settings.hub:  # hub mode (FEDSPH_HUB=1): the hub actor exists from the start
+        hub = await ensure_hub_exists(node.sessions, node.urls, node.settings)
+        print(f"hub @{hub.username}@{node.settings.domain}")
+    return 0
+
+
+COMMANDS: dict = {
     "queue": queue,
     "reports": reports,
     "media prune": media_prune,
 }
+
+
+# -- commands that do not open the node: they run before it can be opened, or own the event loop
+
+
+def _migrate(settings: Settings, args) -> int:
+    migrate(settings)
+    if args.command == "bootstrap":  # first run: the schema, then the project and the admin
+        return asyncio.run(run(settings, bootstrap, args))
+    return 0
+
+
+def _serve(settings: Settings, args) -> int:
+    if args.command == "worker":
+        return asyncio.run(worker(settings))
+    return asyncio.run(serve(settings, run_worker=not args.no_worker))
+
+
+def _backup(settings: Settings, args) -> int:
+    if args.command == "backup":
+        print(backup.backup(settings, Path(args.file)))
+        return 0
+    print(backup.restore(settings, Path(args.file), force=args.force))
+    migrate(settings)  # a backup from an older fedsph is brought up to date
+    return 0
+
+
+WITHOUT_NODE: dict = {"migrate": _migrate, "bootstrap": _migrate, "serve": _serve,
+                      "worker": _serve, "backup": _backup, "restore": _backup}
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add these subcommands to the `fedsph` parser."""
+    sub.add_parser("migrate", help="create or upgrade the database schema")
+    serve_cmd = sub.add_parser("serve", help="run the web server (with a worker unless --no-worker)")
+    serve_cmd.add_argument("--no-worker", action="store_true", help="do not process queues here")
+    sub.add_parser("worker", help="run only the queue worker (for a separate process)")
+    sub.add_parser("bootstrap", help="first run: migrate, then create a project and an admin")
+    queue_cmd = sub.add_parser("queue", help="counts of pending, failed and sent work, and the last errors")
+    queue_cmd.add_argument("--prune", action="store_true", help="first delete processed inbox rows and "
+                           "finished deliveries older than FEDSPH_INBOX_RETENTION_DAYS")
+    reports_cmd = sub.add_parser("reports", help="list reports (Flag) received from other servers")
+    reports_cmd.add_argument("--resolve", type=int, metavar="ID", help="mark a report as handled")
+    reports_cmd.add_argument("--all", action="store_true", help="include resolved reports")
+    backup_cmd = sub.add_parser("backup", help="write the database and photos to one file (SQLite)")
+    backup_cmd.add_argument("file", help="the archive to write, e.g. fedsph-2026-11-23.tar.gz")
+    restore = sub.add_parser("restore", help="restore a backup into the data directory "
+                                             "(stop the node first), then migrate")
+    restore.add_argument("file", help="an archive made by `fedsph backup`")
+    restore.add_argument("--force", action="store_true", help="replace the existing database")
+    media = sub.add_parser("media", help="manage uploaded images").add_subparsers(
+        dest="media_command", required=True, metavar="ACTION")
+    prune = media.add_parser("prune", help="delete images no update, icon or header uses")
+    prune.add_argument("--older-than", default="24", metavar="HOURS",
+                       help="only images uploaded more than HOURS ago (default 24)")

@@ -1,5 +1,5 @@
 """`fedsph admin …`, `fedsph block …` and `fedsph token …`: the node-wide powers, for whoever
-runs the node's shell (see fedsph/admin/network_cli.py for how the commands are wired in).
+runs the node's shell (fedsph.cli adds the parsers and COMMANDS below).
 
 admin grant/revoke/list: who may change blocks on the web pages and act as any local actor.
 block domain/account/list/remove: node-wide blocks (the rules live in fedsph.federation.blocks).
@@ -12,16 +12,16 @@ import argparse
 
 from sqlalchemy import func, select, update
 
-from fedsph.errors import FetchError
+from fedsph.errors import UserError
 from fedsph.federation import blocks
-from fedsph.federation.actors import resolve_handle
 from fedsph.models import Actor, OAuthToken, User, utcnow
+from fedsph.projects.commands import resolve_target
 
 
 async def _user(db, username: str) -> User:
     user = await db.scalar(select(User).where(User.username == username.strip().lower()))
     if user is None:
-        raise ValueError(f"there is no user called {username!r} on this node")
+        raise UserError(f"there is no user called {username!r} on this node")
     return user
 
 
@@ -31,7 +31,7 @@ async def admin_set(node, args) -> int:
         user = await _user(db, args.username)
         if not grant and user.is_admin and await db.scalar(
                 select(func.count(User.id)).where(User.is_admin.is_(True))) == 1:
-            raise ValueError("this is the only admin: grant another user first")
+            raise UserError("this is the only admin: grant another user first")
         user.is_admin = grant
     print(f"{user.username} is {'now' if grant else 'no longer'} an admin")
     return 0
@@ -48,7 +48,7 @@ async def admin_list(node, args) -> int:
 async def block_domain(node, args) -> int:
     domain = blocks.parse_domain(args.domain)
     if blocks.covers(domain, blocks.host_of(node.urls.base)):
-        raise ValueError("this node cannot block itself")
+        raise UserError("this node cannot block itself")
     async with node.sessions() as db, db.begin():
         await blocks.block_domain(db, domain)
     print(f"blocked {domain} and every name under it")
@@ -56,14 +56,11 @@ async def block_domain(node, args) -> int:
 
 
 async def block_account(node, args) -> int:
-    try:
-        actor_id = await resolve_handle(node.sessions, node.remote, args.account.strip())
-    except FetchError as exc:
-        raise ValueError(f"cannot find {args.account}: {exc}") from None
+    target = await resolve_target(node, args.account)  # resolve_handle strips it
     async with node.sessions() as db, db.begin():
-        actor = await db.get(Actor, actor_id)
+        actor = await db.get(Actor, target.id)
         if actor.local:
-            raise ValueError("accounts on this node cannot be blocked")
+            raise UserError("accounts on this node cannot be blocked")
         await blocks.block_account(db, actor)
     print(f"blocked {actor.uri}")
     return 0
@@ -79,7 +76,7 @@ async def block_list(node, args) -> int:
 async def block_remove(node, args) -> int:
     async with node.sessions() as db, db.begin():
         if not await blocks.unblock(db, args.id):
-            raise ValueError(f"there is no block {args.id}")
+            raise UserError(f"there is no block {args.id}")
     print(f"block {args.id} lifted")
     return 0
 

@@ -3,6 +3,9 @@
 A middleware scoped to /api/, /oauth/token, /oauth/revoke and the OAuth metadata turns every
 failure there into that JSON (never an HTML page, since apps parse it), and adds CORS headers so
 browser apps (Elk, Phanpy) may call these endpoints from another origin.
+
+Only an ApiError, an HTTPProblem or a UserError (Mastodon's 422 "Validation failed: …") tells the
+app what went wrong; anything else is a bug, logged with its traceback and answered with a 500.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import orjson
 from aiohttp import web
 
-from fedsph.errors import HTTPProblem
+from fedsph.errors import HTTPProblem, UserError
 
 log = logging.getLogger("fedsph.api")
 
@@ -80,6 +83,8 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
         return api_json(error.body(), error.status, headers)
     except HTTPProblem as problem:
         return api_json({"error": problem.message}, problem.status, problem.headers)
+    except UserError as exc:  # a domain rule refused the input and no handler said it better
+        return api_json({"error": f"Validation failed: {exc}"}, 422)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -17,6 +17,7 @@ from fedsph.api.follows import wake_worker
 from fedsph.api.pagination import fetch_page, link_header, page_params
 from fedsph.api.statuses import _visible_object, status_entity
 from fedsph.api.tokens import optional_caller, require_account
+from fedsph.errors import UserError
 from fedsph.models import Actor, Reaction
 from fedsph.projects import outbox_reactions
 from fedsph.web.keys import SESSIONS, URLS, WRITER
@@ -34,7 +35,7 @@ async def _act(request: web.Request, action: str) -> tuple[int, int | None, Acto
         obj = await _visible_object(db, request.match_info["id"], me)
         try:
             result = await ACTIONS[action](db, request.app[URLS], me, obj)
-        except ValueError as exc:
+        except UserError as exc:
             raise ApiError(422, f"Validation failed: {exc}") from None
         await db.flush()
         reaction_id = result.id if isinstance(result, Reaction) else None

@@ -20,6 +20,7 @@ from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
 from fedsph.api.params import get_by_id, list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
+from fedsph.errors import UserError
 from fedsph.federation.visibility import may_see
 from fedsph.models import Actor, Media, Object, Reaction
 from fedsph.projects import outbox
@@ -187,7 +188,7 @@ async def create_status(request: web.Request) -> web.Response:
                 summary=params.get("spoiler_text") or None, media=media, visibility=visibility,
                 in_reply_to=in_reply_to, hashtags=status_text.hashtags(text),
                 mentions=await _mentioned(db, text, request.app[SETTINGS].domain))
-        except ValueError as exc:
+        except UserError as exc:
             raise _invalid(str(exc)) from None
         await announce_member_post(db, request.app[URLS], author, obj)
     if cache_key:
@@ -224,7 +225,7 @@ async def edit_status(request: web.Request) -> web.Response:
             fields["media"] = media
         try:
             await outbox.edit_update(db, request.app[URLS], author, obj, **fields)
-        except ValueError as exc:
+        except UserError as exc:
             raise _invalid(str(exc)) from None
     return await _answer(request, obj.id, caller.actor)
 

@@ -8,13 +8,21 @@ import argparse
 from sqlalchemy import select
 
 from fedsph.core import vocab
+from fedsph.errors import FetchError, UserError
 from fedsph.events import service as events
 from fedsph.events.fields import JOIN_MODES, local_time
 from fedsph.events.participation import answer_participant, send_join, send_leave
-from fedsph.federation.actors import actor_uris, get_local_actor, resolve_actor
-from fedsph.federation.remote import FetchError
-from fedsph.federation.remote_objects import author_of, fetch_object, get_object, store_object
+from fedsph.federation.actors import actor_uris, resolve_actor
+from fedsph.federation.remote_objects import (
+    NotTheOwner,
+    OlderThanHeld,
+    author_of,
+    fetch_object,
+    get_object,
+    store_object,
+)
 from fedsph.models import Actor, Event, EventParticipant, Object
+from fedsph.projects.commands import NOT_THE_INSTANCE, local_actor
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -73,16 +81,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 async def _actor(db, slug: str) -> Actor:
-    actor = await get_local_actor(db, slug)
-    if actor is None or actor.type == "Application":
-        raise ValueError(f"there is no project or hub called {slug!r} on this node")
-    return actor
+    return await local_actor(db, slug, NOT_THE_INSTANCE, called="project or hub")
 
 
 async def _own_event(db, actor: Actor, uri: str) -> Object:
     obj = await get_object(db, uri)
     if obj is None or obj.type != "Event" or obj.actor_id != actor.id:
-        raise ValueError(f"{uri} is not an event of {actor.username}")
+        raise UserError(f"{uri} is not an event of {actor.username}")
     return obj
 
 
@@ -122,9 +127,9 @@ def edited_fields(current: dict, args) -> dict:
     if args.place is not None:
         fields["place"] = {"name": args.place} if args.place.strip() else None
     if fields["starts_at"] is None:
-        raise ValueError("an event needs a start time, e.g. 2027-03-10T09:00")
+        raise UserError("an event needs a start time, e.g. 2027-03-10T09:00")
     if fields["join_mode"] is None:
-        raise ValueError(f"the join mode is one of {', '.join(JOIN_MODES)}")
+        raise UserError(f"the join mode is one of {', '.join(JOIN_MODES)}")
     return fields
 
 
@@ -170,18 +175,21 @@ async def _remote_event(node, uri: str) -> tuple[Object, Actor]:
     try:
         document = await fetch_object(node.remote, uri)
         if document.get("type") != "Event" or author_of(document) is None:
-            raise ValueError(f"{uri} is not an Event")
+            raise UserError(f"{uri} is not an Event")
         owner_id = await resolve_actor(node.sessions, node.remote, author_of(document))
     except FetchError as exc:
-        raise ValueError(f"cannot fetch the event {uri}: {exc}") from None
+        raise UserError(f"cannot fetch the event {uri}: {exc}") from None
     async with node.sessions() as db, db.begin():
         owner = await db.get(Actor, owner_id)
-        return await store_object(db, document, owner), owner
+        try:
+            return await store_object(db, document, owner), owner
+        except (NotTheOwner, OlderThanHeld) as exc:  # what the other server sent breaks a rule
+            raise UserError(str(exc)) from None
 
 
 async def join(node, args) -> int:
     if node.urls.is_local(args.event):
-        raise ValueError("that event is on this node: nothing to send")
+        raise UserError("that event is on this node: nothing to send")
     obj, owner = await _remote_event(node, args.event)
     async with node.sessions() as db, db.begin():
         actor = await _actor(db, args.slug)
@@ -195,7 +203,7 @@ async def leave(node, args) -> int:
         actor = await _actor(db, args.slug)
         obj = await get_object(db, args.event)
         if obj is None or obj.type != "Event":
-            raise ValueError(f"{args.event} is not an event known here")
+            raise UserError(f"{args.event} is not an event known here")
         done = await send_leave(db, node.urls, actor, obj, await db.get(Actor, obj.actor_id))
     print(f"left {args.event}" if done else f"{args.slug} had not joined {args.event}")
     return 0
@@ -210,7 +218,7 @@ async def participants(node, args) -> int:
                 continue
             row = await db.get(EventParticipant, wanted)
             if row is None or row.event_id != obj.id:
-                raise ValueError(f"no request {wanted} for this event")
+                raise UserError(f"no request {wanted} for this event")
             await answer_participant(db, node.urls, row, accept=accept)
         rows = await db.execute(select(EventParticipant, Actor).join(
             Actor, Actor.id == EventParticipant.actor_id).where(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.core import vocab
 from fedsph.core.safe_links import http_url
 from fedsph.core.sanitize import plain_text
+from fedsph.errors import UserError
 from fedsph.events.document import ONLINE_LINK_NAME
 from fedsph.events.fields import JOIN_MODES, MAX_ACTORS, MAX_LANGUAGES, check_url, zone
 from fedsph.federation.activitystreams import as_list, get_id, get_type, term
@@ -31,7 +32,7 @@ def _tags(value) -> list[str] | None:
     for tag in as_list(value)[:MAX_LANGUAGES]:
         try:
             kept.append(language_tag(tag) if isinstance(tag, str) else "")
-        except ValueError:
+        except UserError:
             continue
     return [t for t in dict.fromkeys(kept) if t] or None
 
@@ -66,7 +67,7 @@ def _online_url(document: dict) -> str | None:
     for item in links:
         try:
             return check_url(item["href"])
-        except ValueError:
+        except UserError:
             continue
     return None
 
@@ -77,7 +78,7 @@ def event_columns(document: dict) -> dict:
     tz = term(document, "timezone", "mz:")
     try:
         zone(tz if isinstance(tz, str) else None)
-    except ValueError:
+    except UserError:
         tz = None  # an unknown zone: times are shown in UTC
     tz = tz if isinstance(tz, str) else None
     start = _received_time(document.get("startTime"), "start time", tz)

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fedsph.core.safe_links import first_http_url, http_url
 from fedsph.core.sanitize import clean_html
 from fedsph.core.urls import RESERVED_USERNAMES, URLs
-from fedsph.errors import FetchError
+from fedsph.errors import FetchError, UserError
 from fedsph.federation.activitystreams import (
     ACTOR_CONTEXT,
     as_list,
@@ -49,11 +49,11 @@ class InvalidActor(ValueError):
 def check_username(username: str) -> str:
     """Lower-case letters, digits and underscores; not one of the reserved names."""
     if not USERNAME_RE.match(username):
-        raise ValueError(
+        raise UserError(
             f"{username!r} is not a valid name: use 1-63 lower-case letters, digits or _, "
             "starting with a letter or digit")
     if username in RESERVED_USERNAMES:
-        raise ValueError(f"{username!r} is reserved")
+        raise UserError(f"{username!r} is reserved")
     return username
 
 
@@ -69,10 +69,10 @@ async def create_local_actor(
     db: AsyncSession, urls: URLs, domain: str, username: str, actor_type: str,
     name: str | None = None, summary: str | None = None, manually_approves: bool = False,
 ) -> Actor:
-    """Create a local Group/Person with a fresh RSA key. Raises ValueError if the name is taken."""
+    """Create a local Group/Person with a fresh RSA key. Raises UserError if the name is taken."""
     check_username(username)
     if await get_local_actor(db, username):
-        raise ValueError(f"the name {username!r} is already taken on this node")
+        raise UserError(f"the name {username!r} is already taken on this node")
     private_pem, public_pem = generate_rsa_keypair()
     uri = urls.actor(username)
     actor = Actor(
@@ -367,13 +367,13 @@ async def resolve_handle(sessions: async_sessionmaker[AsyncSession], remote: Rem
 async def actor_uris(sessions: async_sessionmaker[AsyncSession], remote: Remote,
                      targets: list[str]) -> list[str]:
     """The ids of the actors named by `user@host` handles or URLs (resolve_handle: network I/O,
-    so called before a write transaction opens). ValueError for one that cannot be found."""
+    so called before a write transaction opens). UserError for one that cannot be found."""
     uris = []
     for target in targets:
         try:
             actor_id = await resolve_handle(sessions, remote, target)
         except FetchError as exc:
-            raise ValueError(f"cannot find {target}: {exc}") from None
+            raise UserError(f"cannot find {target}: {exc}") from None
         async with sessions() as db:
             uris.append((await db.get(Actor, actor_id)).uri)
     return uris

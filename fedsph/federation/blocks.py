@@ -16,6 +16,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.safe_links import http_url, origin
+from fedsph.errors import UserError
 from fedsph.models import Actor, Block, Follow
 
 HOST_MAX = 253
@@ -53,13 +54,13 @@ def host_of(uri: str | None) -> str | None:
 
 def parse_domain(raw: str) -> str:
     """A domain as someone types it (`https://Example.org/path`, `@user@example.org`,
-    `example.org:8443`) -> `example.org`. ValueError if it is not a domain."""
+    `example.org:8443`) -> `example.org`. UserError if it is not a domain."""
     text = raw.strip()
     if "://" not in text:
         text = "//" + text.rsplit("@", 1)[-1]
     host = host_of(text)
     if host is None or ("." not in host and ":" not in host):
-        raise ValueError("not a domain")
+        raise UserError("not a domain")
     return host
 
 

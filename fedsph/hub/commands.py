@@ -1,5 +1,5 @@
 """`fedsph hub …`: make this node a hub, and join, invite, approve and leave (see
-fedsph/admin/network_cli.py). Project-side commands name a local project by its slug and the hub by
+fedsph.cli). Project-side commands name a local project by its slug and the hub by
 handle or URL; hub-side commands name the project by handle, URL or (on this node) slug."""
 
 from __future__ import annotations
@@ -9,18 +9,15 @@ import argparse
 from sqlalchemy import select
 
 from fedsph.core import vocab
-from fedsph.errors import FetchError
-from fedsph.federation.actors import get_local_actor, resolve_handle
+from fedsph.errors import UserError
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.models import Actor, HubMembership
+from fedsph.projects.commands import PROJECT, local_actor, resolve_target
 
 
 async def _project(db, slug: str) -> Actor:
-    actor = await get_local_actor(db, slug)
-    if actor is None or actor.type != "Group":
-        raise ValueError(f"there is no project called {slug!r} on this node")
-    return actor
+    return await local_actor(db, slug, PROJECT, called="project")
 
 
 async def _remote(node, target: str, fresh: bool = False) -> Actor:
@@ -28,20 +25,12 @@ async def _remote(node, target: str, fresh: bool = False) -> Actor:
     target = target.strip().lstrip("@")
     if "@" not in target and not target.startswith(("http://", "https://")):
         async with node.sessions() as db:
-            actor = await get_local_actor(db, target)
-        if actor is None:
-            raise ValueError(f"there is no actor called {target!r} on this node")
-        return actor
+            return await local_actor(db, target, called="actor")
     async with node.sessions() as db:
         known = None if fresh else await _known(db, target)
     if known is not None:
         return known
-    try:
-        actor_id = await resolve_handle(node.sessions, node.remote, target)
-    except FetchError as exc:
-        raise ValueError(f"cannot find {target}: {exc}") from None
-    async with node.sessions() as db:
-        return await db.get(Actor, actor_id)
+    return await resolve_target(node, target)
 
 
 async def _known(db, target: str) -> Actor | None:
@@ -56,7 +45,7 @@ async def _known(db, target: str) -> Actor | None:
 async def _hub_of_this_node(db) -> Actor:
     hub = await hubs.local_hub(db)
     if hub is None:
-        raise ValueError("this node is not a hub: run `fedsph hub enable --name NAME` first")
+        raise UserError("this node is not a hub: run `fedsph hub enable --name NAME` first")
     return hub
 
 
@@ -124,13 +113,13 @@ async def relay_command(node, args) -> int:
             print(f"{actor.uri}\t{follow.state}\t{follow.created_at:%Y-%m-%d %H:%M}")
         return 0
     if not args.subscriber:
-        raise ValueError("name the subscriber: its actor URL as `fedsph hub relay list` shows it")
+        raise UserError("name the subscriber: its actor URL as `fedsph hub relay list` shows it")
     accept = args.relay_action == "approve"
     async with node.sessions() as db, db.begin():
         hub = await _hub_of_this_node(db)
         subscriber = await db.scalar(select(Actor).where(Actor.uri == args.subscriber))
         if subscriber is None:
-            raise ValueError(f"{args.subscriber} has not asked to subscribe to the relay")
+            raise UserError(f"{args.subscriber} has not asked to subscribe to the relay")
         await relay.decide_subscription(db, node.urls, hub, subscriber, accept)
     print(f"{'approved' if accept else 'rejected'} {args.subscriber}")
     return 0
@@ -146,7 +135,7 @@ async def _project_action(node, args, action, done: str) -> int:
     async with node.sessions() as db, db.begin():
         project = await _project(db, args.slug)
         if not hubs.is_hub_actor(hub):
-            raise ValueError(f"{hub.uri} is not a hub")
+            raise UserError(f"{hub.uri} is not a hub")
         row = await action(db, node.urls, project, hub)
     state = getattr(row, "state", None)
     print(f"{args.slug} {done} {hub.uri}" + (f" ({state})" if state else ""))

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
+from fedsph.errors import UserError
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
 from fedsph.federation.blocks import host_of
 from fedsph.federation.emit import enqueue_deliveries, record_activity
@@ -144,7 +145,7 @@ async def decide_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscrib
         Follow.follower_id == subscriber.id, Follow.followed_id == hub.id,
         Follow.relay.is_(True)))
     if relation is None:
-        raise ValueError(f"{subscriber.uri} has not asked to subscribe to the relay")
+        raise UserError(f"{subscriber.uri} has not asked to subscribe to the relay")
     if accept:
         relation.state = "accepted"
     await answer_subscription(db, urls, hub, subscriber, relation.activity_uri, accept)

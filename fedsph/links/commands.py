@@ -1,22 +1,20 @@
 """`fedsph link …`: propose, list, accept, reject and withdraw solidarity links of a project.
 
-Mistakes raise ValueError with one line (fedsph.cli prints it and exits 1).
+Mistakes raise UserError with one line (fedsph.cli prints it and exits 1).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from fedsph.federation.actors import get_local_actor
+from fedsph.errors import UserError
 from fedsph.links import service as links
 from fedsph.models import Actor
+from fedsph.projects.commands import PROJECT, local_actor
 
 
 async def _project(db, slug: str) -> Actor:
-    project = await get_local_actor(db, slug)
-    if project is None or project.type != "Group":
-        raise ValueError(f"there is no project called {slug!r} on this node")
-    return project
+    return await local_actor(db, slug, PROJECT, called="project")
 
 
 async def link_propose(node, args) -> int:
@@ -49,7 +47,7 @@ async def _decide(node, args, action: str) -> int:
         if action == "withdraw":
             await links.withdraw_link(db, node.urls, project, link)
         elif link.partner_id != project.id:
-            raise ValueError(f"link {args.id} was proposed by {args.slug}: only the other "
+            raise UserError(f"link {args.id} was proposed by {args.slug}: only the other "
                              f"project can {action} it (withdraw it instead)")
         else:
             await links.answer_link(db, node.urls, link, accept=action == "accept")

@@ -128,9 +128,11 @@ async def offers_waiting_from(db: AsyncSession, host: str | None) -> int:
 async def get_link(db: AsyncSession, project: Actor, link_id) -> SolidarityLink:
     """One of the project's links by id; ValueError when it is not one of them."""
     try:
-        link = await db.get(SolidarityLink, int(link_id))
-    except (TypeError, ValueError):
-        link = None
+        number = int(link_id)
+    except (TypeError, ValueError):  # what was typed is not a number: no such link
+        number = 0
+    # Out of a 64-bit row id's range is no link either, not an error of the database driver.
+    link = await db.get(SolidarityLink, number) if 0 < number < 2**63 else None
     if link is None or project.id not in (link.proposer_id, link.partner_id):
         raise UserError(N_("%(project)s has no solidarity link %(link)s"), project=project.username,
                         link=link_id)

@@ -13,6 +13,7 @@ import re
 
 from fedsph.core.mention_markup import unlink_mentions
 from fedsph.core.sanitize import clean_html, link
+from fedsph.errors import UserError
 from fedsph.federation.activitystreams import AS_CONTEXT, FEDSPH_NS, PUBLIC, iso
 from fedsph.models import Actor, Object
 
@@ -72,7 +73,7 @@ def clean_hashtag(raw: str) -> str:
     """A hashtag without its '#': letters, digits and underscores, not only digits."""
     name = raw.strip().lstrip("#")
     if not _HASHTAG.match(name) or name.isdigit():
-        raise ValueError(f"{raw!r} is not a hashtag: use letters, digits and _ only")
+        raise UserError(f"{raw!r} is not a hashtag: use letters, digits and _ only")
     return name
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.urls import URLs
+from fedsph.errors import UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity
 from fedsph.models import Actor, Object, Reaction
@@ -36,9 +37,9 @@ async def _reaction_audience(db: AsyncSession, actor: Actor, kind: str, obj: Obj
 
 async def _react(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, kind: str) -> Reaction:
     if obj.deleted_at is not None:
-        raise ValueError("this post was deleted")
+        raise UserError("this post was deleted")
     if kind == "Announce" and obj.visibility not in ("public", "unlisted"):
-        raise ValueError("only public posts can be boosted")
+        raise UserError("only public posts can be boosted")
     existing = await my_reaction(db, actor, kind, obj)
     if existing is not None:
         return existing

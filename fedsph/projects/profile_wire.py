@@ -23,6 +23,7 @@ from fedsph.projects.profile import (
     MAX_ITEMS,
     MAX_TEXT,
     PRECISION,
+    ProfileError,
     http_url,
     language_tag,
     primary_language,
@@ -264,7 +265,7 @@ def profile_from_document(document: dict) -> dict | None:
             value = {k: v for k, v in value.items() if isinstance(v, str)}
         try:
             checked = _lenient(field, value)
-        except (ValueError, TypeError):  # whatever another server sends must not stop us
+        except (ProfileError, TypeError):  # whatever another server sends must not stop us
             continue
         if checked is not None:
             profile[field] = checked
@@ -304,7 +305,7 @@ def _lenient(field: str, value: Any) -> Any:
         for item in value[:MAX_ITEMS]:
             try:
                 kept.extend(validate_field(field, [item], strict=False) or [])
-            except ValueError:
+            except ProfileError:
                 continue
         return validate_field(field, kept, strict=False) if kept else None
     if field == "description_map" and isinstance(value, dict):
@@ -312,7 +313,7 @@ def _lenient(field: str, value: Any) -> Any:
         for lang, text in list(value.items())[:MAX_ITEMS]:
             try:
                 kept.update(text_map("description", {lang: text}))
-            except ValueError:
+            except ProfileError:
                 continue
         return kept or None
     return validate_field(field, value, strict=False)
@@ -326,7 +327,7 @@ def language_map(value: Any, limit: int, as_html: bool = False) -> dict[str, str
     for lang, text in list(value.items())[:MAX_ITEMS]:
         try:
             tag = language_tag(lang)
-        except ValueError:
+        except ProfileError:
             continue
         if isinstance(text, str) and text.strip():
             kept[tag] = clean_html(text[:limit]) if as_html else text[:limit]
@@ -339,7 +340,7 @@ def image_url(value: Any) -> str | None:
         url = get_id(item.get("url")) if isinstance(item, dict) and item.get("url") else get_id(item)
         try:
             return http_url("image", url)
-        except ValueError:
+        except ProfileError:
             continue
     return None
 

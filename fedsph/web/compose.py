@@ -15,7 +15,7 @@ from multidict import MultiDict
 from sqlalchemy import select
 
 from fedsph.core import vocab
-from fedsph.errors import NotFound, PayloadTooLarge
+from fedsph.errors import NotFound, PayloadTooLarge, UserError
 from fedsph.models import Actor, Media, Object
 from fedsph.projects import outbox
 from fedsph.projects.media import MediaError, read_limited, save_upload
@@ -205,7 +205,7 @@ async def _save(request: web.Request, actor: Actor, obj: Object | None) -> web.R
                                                    media=rows, **fields)
             forget_actor(request.app[DOCUMENTS], actor.username)  # a milestone may change the stage
             raise web.HTTPSeeOther(obj.uri[len(urls.base):])
-        except ValueError as exc:
+        except UserError as exc:
             errors["form"] = error_message(request, exc)
     return await render_form(request, actor, form, obj=obj, media=media, errors=errors,
                              status=413 if too_large else 400)

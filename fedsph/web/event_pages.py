@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from fedsph.accounts import may_act_as
 from fedsph.core import vocab
-from fedsph.errors import Gone, NotFound
+from fedsph.errors import Gone, NotFound, UserError
 from fedsph.events import ical
 from fedsph.events import service as events
 from fedsph.events.fields import JOIN_MODES
@@ -115,7 +115,7 @@ async def form_submit(request: web.Request) -> web.Response:
             obj = await events.publish_event(db, request.app[URLS], await db.get(Actor, actor.id),
                                              **{**fields_from_form(form),
                                                 "related_projects": related})
-    except ValueError as exc:
+    except UserError as exc:
         return _render_form(request, actor, form, error_message(request, exc), status=400)
     raise web.HTTPSeeOther(obj.url[len(request.app[URLS].base):])
 
@@ -141,7 +141,7 @@ async def edit_submit(request: web.Request) -> web.Response:
                       "related_projects": related}
             await events.edit_event(db, request.app[URLS], await db.get(Actor, actor.id),
                                     await db.get(Object, obj.id), **fields)
-    except ValueError as exc:
+    except UserError as exc:
         return _render_form(request, actor, form, error_message(request, exc), status=400,
                             obj=obj)
     raise web.HTTPSeeOther(obj.url[len(request.app[URLS].base):])

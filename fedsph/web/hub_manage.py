@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from fedsph.core.numbers import parse_id
-from fedsph.errors import BadRequest, NotFound
+from fedsph.errors import BadRequest, NotFound, UserError
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.i18n import N_
@@ -95,7 +95,7 @@ async def _act_on_chosen(request: web.Request, form, field: str, missing: str,
             raise BadRequest(missing)
         try:
             await act(db, actor)
-        except ValueError as exc:
+        except UserError as exc:
             raise BadRequest(error_message(request, exc)) from None
     # Post/redirect/get: reloading the page does not send the form again.
     raise web.HTTPSeeOther(f"/hub/manage?done={form['action']}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from fedsph.core import vocab
-from fedsph.errors import BadRequest, NotFound
+from fedsph.errors import BadRequest, NotFound, UserError
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.hub.links_graph import hub_graph, region_layout, region_table
 from fedsph.hub.membership import local_hub
@@ -102,7 +102,7 @@ async def links_action(request: web.Request) -> web.Response:
             await _propose(request, actor, form.get("partner", ""), form.get("kind", ""))
         else:
             await _decide(request, actor, action, form.get("link", ""))
-    except ValueError as exc:
+    except UserError as exc:
         return await _render(request, actor, status=400, error=error_message(request, exc),
                              partner=form.get("partner", ""), kind=form.get("kind", ""))
     done = {"propose": "proposed", "accept": "accepted", "reject": "rejected"}.get(action, "withdrawn")
@@ -125,7 +125,7 @@ async def _decide(request: web.Request, actor: Actor, action: str, link_id: str)
         if action == "withdraw":
             await links.withdraw_link(db, request.app[URLS], project, link)
         elif link.partner_id != project.id:
-            raise ValueError(N_("Only the project that was offered a link can answer it."))
+            raise UserError(N_("Only the project that was offered a link can answer it."))
         else:
             await links.answer_link(db, request.app[URLS], link, accept=action == "accept")
         ends = [await db.get(Actor, link.proposer_id), await db.get(Actor, link.partner_id)]

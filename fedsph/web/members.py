@@ -22,6 +22,7 @@ from fedsph.accounts import (
     start_session,
 )
 from fedsph.core.safe_links import local_path
+from fedsph.errors import UserError
 from fedsph.i18n import N_
 from fedsph.models import Actor
 from fedsph.web.auth_middleware import LIMITER, read_form, set_cookie
@@ -130,7 +131,7 @@ async def invite_accept(request: web.Request) -> web.Response:
         return again(N_("The two passwords are not the same."))
     try:
         check_password_rules(password)
-    except ValueError as exc:
+    except UserError as exc:
         return again(error_message(request, exc))
     password_hash = await hash_password(password)
     settings = request.app[SETTINGS]
@@ -142,7 +143,7 @@ async def invite_accept(request: web.Request) -> web.Response:
     except LookupError:
         return html_response(request, "invite.html", status=410, project=None, username="",
                              error=None)
-    except ValueError as exc:
+    except UserError as exc:
         return again(error_message(request, exc))
     response = web.HTTPSeeOther(f"/actors/{project.username}/manage?done=joined")
     set_cookie(request, response, SESSION_COOKIE, token)

@@ -1,4 +1,8 @@
-"""One place that turns exceptions into HTTP answers: JSON for machines, a page for people."""
+"""One place that turns exceptions into HTTP answers: JSON for machines, a page for people.
+
+Only an HTTPProblem or a UserError becomes a message for the visitor; anything else (a
+ValueError included) is a bug: logged with its traceback, answered with a plain 500.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import logging
 
 from aiohttp import web
 
-from fedsph.errors import HTTPProblem
-from fedsph.web.render import html_response, json_response, wants_html
+from fedsph.errors import HTTPProblem, UserError
+from fedsph.web.render import error_message, html_response, json_response, wants_html
 
 log = logging.getLogger("fedsph.web")
 
@@ -29,6 +33,8 @@ async def errors(request: web.Request, handler):
         return await handler(request)
     except HTTPProblem as problem:
         return problem_response(request, problem.status, problem.message, problem.headers)
+    except UserError as exc:  # a domain rule refused what was sent, and no page caught it
+        return problem_response(request, 400, error_message(request, exc))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

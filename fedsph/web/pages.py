@@ -14,7 +14,7 @@ from yarl import URL
 
 from fedsph.core.safe_links import http_url
 from fedsph.core.vocab import is_valid, label
-from fedsph.errors import FetchError, NotFound
+from fedsph.errors import FetchError, NotFound, UserError
 from fedsph.federation.activitystreams import as_list
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.models import Actor, Object
@@ -50,7 +50,7 @@ async def tag_page(request: web.Request) -> web.Response:
     """Updates carrying a hashtag or theme: where the hashtag links in our Notes lead."""
     try:
         tag = clean_hashtag(request.match_info["tag"])
-    except ValueError:
+    except UserError:
         raise NotFound("no such tag") from None
     lang = visitor_lang(request)
     async with request.app[SESSIONS]() as db:

@@ -13,6 +13,7 @@ from aiohttp import web
 from multidict import MultiDict
 
 from fedsph.core import vocab
+from fedsph.errors import UserError
 from fedsph.i18n import N_
 from fedsph.models import Actor
 from fedsph.projects import profile
@@ -59,16 +60,16 @@ def _texts(form: MultiDict, field: str) -> dict[str, str]:
             if key.startswith(field + "_") and value.strip()}
 
 
-def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, str | ValueError]]:
+def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, str | UserError]]:
     """(changes for profile.set_profile, errors by form field: N_ texts or the exceptions)."""
     current = actor.profile or {}
     changes: dict = {}
-    errors: dict[str, str | ValueError] = {}
+    errors: dict[str, str | UserError] = {}
 
     def check(field: str, raw, error_key: str | None = None):
         try:
             changes[field] = profile.validate_field(field, raw)
-        except ValueError as exc:
+        except UserError as exc:
             errors[error_key or field] = exc
 
     check("languages", [t for t in re.split(r"[\s,]+", form.get("languages", "")) if t])
@@ -76,7 +77,7 @@ def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, st
         texts = _texts(form, field)
         try:
             changes[field] = profile.text_map(field, texts) if texts else {}
-        except ValueError as exc:
+        except UserError as exc:
             errors[field] = exc
     if "name" not in errors and not changes.get("name"):
         errors["name"] = N_("A project needs a name.")
@@ -88,7 +89,7 @@ def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, st
             try:  # validated as a history entry: the slug and the date both
                 profile.validate_field("stage_history", [{"stage": stage, "date": when}])
                 changes["stage"] = {"stage": stage, "date": when}
-            except ValueError as exc:
+            except UserError as exc:
                 errors["stage"] = exc
         else:
             changes["stage"] = None
@@ -111,7 +112,7 @@ def changes_from_form(form: MultiDict, actor: Actor) -> tuple[dict, dict[str, st
         url = form.get(f"{image}_url", "").strip()
         try:
             changes[image] = profile.http_url(image, url) if url else None
-        except ValueError as exc:
+        except UserError as exc:
             errors[image] = exc
     return changes, errors
 
@@ -189,7 +190,7 @@ async def edit_submit(request: web.Request) -> web.Response:
     settings, urls = request.app[SETTINGS], request.app[URLS]
     form, uploads, errors = await read_multipart(request, settings.max_upload_bytes, IMAGE_INPUTS)
     changes, field_errors = changes_from_form(form, actor)
-    errors.update({field: error_message(request, error) if isinstance(error, ValueError) else error
+    errors.update({field: error_message(request, error) if isinstance(error, UserError) else error
                    for field, error in field_errors.items()})
     for upload in uploads if not errors else ():
         image = upload.name.removesuffix("_file")
@@ -207,7 +208,7 @@ async def edit_submit(request: web.Request) -> web.Response:
                 await profile.set_profile(db, urls, await db.get(Actor, actor.id), changes)
             forget_actor(request.app[DOCUMENTS], actor.username)
             raise web.HTTPSeeOther(f"/actors/{actor.username}/edit?done=saved")
-        except ValueError as exc:
+        except UserError as exc:
             errors["form"] = error_message(request, exc)
     return render(request, actor, form, errors, status=400)
 

@@ -48,7 +48,7 @@ async def _hub_by_handle(request: web.Request, target: str) -> Actor:
         raise BadRequest(N_("Enter a hub's handle like hub@example.org or its address."))
     try:
         actor_id = await resolve_handle(request.app[SESSIONS], request.app[REMOTE], target)
-    except (FetchError, ValueError):
+    except FetchError:  # every lookup failure, a bad document included
         raise BadRequest(N_("No hub was found at that handle or address.")) from None
     async with request.app[SESSIONS]() as db:
         hub = await db.get(Actor, actor_id)

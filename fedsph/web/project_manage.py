@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from fedsph.accounts import create_invite
 from fedsph.core.numbers import parse_id
-from fedsph.errors import BadRequest, FetchError, Forbidden
+from fedsph.errors import BadRequest, FetchError, Forbidden, UserError
 from fedsph.federation import blocks
 from fedsph.federation.actors import get_actor_by_uri, resolve_handle
 from fedsph.i18n import N_
@@ -109,7 +109,7 @@ async def manage_action(request: web.Request) -> web.Response:
         raise BadRequest(f"unknown action {action!r}")
     try:
         return await handler(request, actor, user, form)
-    except (BadRequest, ValueError) as exc:
+    except (BadRequest, UserError) as exc:
         message = exc.message if isinstance(exc, BadRequest) else error_message(request, exc)
         return await _render_manage(request, actor, status=400, error=message)
 
@@ -162,7 +162,7 @@ def clean_domain(raw: str) -> str:
     """`https://Example.org/path` or `@user@example.org` -> `example.org` (see fedsph.federation.blocks)."""
     try:
         return blocks.parse_domain(raw)
-    except ValueError:
+    except UserError:
         raise BadRequest(N_("Enter a domain like example.org.")) from None
 
 

@@ -12,6 +12,7 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from fedsph.errors import UserError
 from fedsph.federation import blocks
 from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.federation.crypto import generate_rsa_keypair
@@ -147,7 +148,7 @@ def test_a_typed_domain_is_stored_in_one_form(typed, stored):
 @pytest.mark.parametrize("typed", ["", "evil", "evil example.org", "a..b", "https://",
                                    "x" * 300 + ".example"])
 def test_what_is_not_a_domain_is_refused(typed):
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         blocks.parse_domain(typed)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from fedsph.db import alembic_config, make_engine, migrate
+from fedsph.errors import UserError
 from fedsph.federation.actors import resolve_actor
 from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectAudience, Reaction
 from fedsph.projects.outbox import edit_update, publish_update, update_fields
@@ -264,7 +265,7 @@ async def test_a_dm_cannot_be_edited_into_a_public_post(node, sent_dm):
         ana = await db.get(Actor, sent_dm["ana"].id)
         fields = await update_fields(db, obj)
         fields["visibility"] = "public"
-        with pytest.raises(ValueError, match="direct"):
+        with pytest.raises(UserError, match="direct"):
             await edit_update(db, node.urls, ana, obj, **fields)
     async with node.sessions() as db:
         obj = await db.scalar(select(Object).where(Object.uri == sent_dm["entity"]["uri"]))
@@ -342,7 +343,7 @@ async def test_the_web_form_cannot_publish_a_direct_post(node):
     project = await node.create_actor("coop")
     async with node.sessions() as db, db.begin():
         actor = await db.get(Actor, project.id)
-        with pytest.raises(ValueError, match="direct"):
+        with pytest.raises(UserError, match="direct"):
             await publish_update(db, node.urls, actor, contents={"en": SECRET},
                                  visibility="direct")
     async with node.sessions() as db:

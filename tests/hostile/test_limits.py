@@ -14,6 +14,7 @@ import orjson
 import pytest
 from sqlalchemy import func, select
 
+from fedsph.errors import UserError
 from fedsph.hub import relay
 from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem, Object, utcnow
@@ -358,7 +359,7 @@ async def test_relay_commands_list_approve_and_reject(node, peer, capsys):
     assert "rejected" in await relay_cli("reject", instance.uri)
     assert await relay_cli("list") == ""
     assert await relay_a_member_post(node, hub) == 0
-    with pytest.raises(ValueError, match="has not asked"):
+    with pytest.raises(UserError, match="has not asked"):
         await relay_cli("approve", "https://nobody.example/actor")
 
 

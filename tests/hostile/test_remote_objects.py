@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fedsph.accounts import hash_token
+from fedsph.errors import UserError
 from fedsph.events.commands import _remote_event
 from fedsph.hub.backfill import fetch_backfill
 from fedsph.models import Actor, OAuthApp, OAuthToken, Object, User, utcnow
@@ -118,7 +119,7 @@ async def test_joining_an_event_forged_through_an_open_redirect_fails(node, peer
     class Cli:  # what fedsph.cli hands the event commands
         sessions, remote = node.sessions, node.app[REMOTE]
 
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError):
         await _remote_event(Cli, out)
     assert await _remote_rows(node) == (0, 0)
 

@@ -1,0 +1,69 @@
+"""`fedsph user create` and `fedsph invite`: the people who log in, and the one-time links that
+let someone join a project."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+
+from argon2 import PasswordHasher
+
+from fedsph.accounts import create_invite
+from fedsph.errors import UserError
+from fedsph.federation.actors import create_local_actor
+from fedsph.models import Membership, User
+from fedsph.projects.commands import local_actor
+
+
+async def create_user(node, username: str, password: str, admin: bool,
+                      project: str | None) -> User:
+    async with node.sessions() as db, db.begin():
+        if project:
+            group = await local_actor(db, project)
+        actor = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
+        user = User(username=username, password_hash=PasswordHasher().hash(password),
+                    is_admin=admin, actor_id=actor.id)
+        db.add(user)
+        await db.flush()
+        if project:
+            db.add(Membership(user_id=user.id, project_id=group.id, role="admin" if admin else "member"))
+    return user
+
+
+async def user_create(node, args) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < 8:
+            raise UserError("the password must have at least 8 characters")
+        shown = None
+    else:
+        password = shown = secrets.token_urlsafe(12)
+    await create_user(node, args.username, password, args.admin, args.project)
+    print(f"created user {args.username}" + (f" with password: {shown}" if shown else ""))
+    return 0
+
+
+async def invite(node, args) -> int:
+    async with node.sessions() as db, db.begin():
+        project = await local_actor(db, args.slug)
+        token = await create_invite(db, project, None)
+    print(f"{node.urls.base}/invite/{token}\n(works once, for 7 days)")
+    return 0
+
+
+COMMANDS: dict = {"user create": user_create, "invite": invite}
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add these subcommands to the `fedsph` parser."""
+    user = sub.add_parser("user", help="manage people who log in").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION")
+    ucreate = user.add_parser("create", help="create a user (with a Person actor)")
+    ucreate.add_argument("username")
+    ucreate.add_argument("--password-stdin", action="store_true",
+                         help="read the password from standard input (else one is generated)")
+    ucreate.add_argument("--admin", action="store_true")
+    ucreate.add_argument("--project", help="make the user a member of this project")
+    invite_cmd = sub.add_parser("invite", help="print a one-time link (7 days) to join a project")
+    invite_cmd.add_argument("slug")
