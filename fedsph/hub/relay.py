@@ -27,10 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
+from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
 from fedsph.federation.blocks import host_of
-from fedsph.federation.emit import enqueue_deliveries, record_activity
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.emit import enqueue_deliveries
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.hub.membership import local_hub
 from fedsph.models import Activity, Actor, Follow
 
@@ -133,8 +134,7 @@ async def answer_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscrib
     original = {"id": follow_id, "type": "Follow", "actor": subscriber.uri, "object": PUBLIC}
     document = build_activity("Accept" if accept else "Reject", urls.new_activity(), hub.uri,
                               original, to=[subscriber.uri])
-    answer = await record_activity(db, hub, document, follow_id)
-    await enqueue_deliveries(db, answer, [subscriber])
+    await emit.send(db, hub, document, [subscriber], follow_id)
 
 
 async def decide_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscriber: Actor,
