@@ -26,12 +26,13 @@ from fedsph.federation.activitystreams import (
     build_ordered_collection,
     build_tombstone,
 )
-from fedsph.federation.actors import build_actor_document, get_actor_by_uri, get_local_actor
+from fedsph.federation.actors import get_actor_by_uri, get_local_actor
 from fedsph.federation.inbox import SignedRequest, claimed_key_id, receive
 from fedsph.federation.integrity import stored_proof_key
 from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.models import Activity, Actor, Object
 from fedsph.projects import queries
+from fedsph.projects.actor_document import build_actor_document
 from fedsph.projects.notes import NOTE_CONTEXT
 from fedsph.projects.outbox import featured_url
 from fedsph.web import pages
