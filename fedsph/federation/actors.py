@@ -87,7 +87,9 @@ async def create_local_actor(
         followers_url=urls.followers(username), following_url=urls.following(username),
         key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
         manually_approves=manually_approves,
-        proof_key_pem=generate_proof_key(),  # signs integrity proofs (FEP-8b32)
+        # Signs integrity proofs (FEP-8b32). Made here, with the actor, and nowhere else: actors
+        # made before proofs got theirs from migration 0010, so reading a key never writes.
+        proof_key_pem=generate_proof_key(),
     )
     db.add(actor)
     await db.flush()
@@ -107,6 +109,7 @@ async def get_or_create_instance_actor(db: AsyncSession, urls: URLs, domain: str
         inbox=uri + "/inbox", shared_inbox=urls.shared_inbox(), outbox=uri + "/outbox",
         key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
         manually_approves=True,
+        proof_key_pem=generate_proof_key(),  # every local actor has one (migration 0010)
     )
     db.add(actor)
     await db.flush()
