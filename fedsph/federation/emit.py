@@ -87,3 +87,16 @@ async def send(db: AsyncSession, actor: Actor, document: dict, recipients: list[
     activity = await record_activity(db, actor, document, object_uri, public)
     await enqueue_deliveries(db, activity, recipients)
     return activity
+
+
+async def forward(db: AsyncSession, actor: Actor, body: bytes, uri: str, activity_type: str,
+                  recipients: list[Actor]) -> Activity:
+    """Queue another actor's activity to `recipients` as it was received: `body` unchanged, so its
+    author's integrity proof still verifies, HTTP-signed by `actor` when sent (a hub forwarding
+    its members' activities to relay subscribers, fedsph/hub/relay.py). `uri` keys the row."""
+    activity = Activity(uri=uri, type=activity_type[:32], actor_id=actor.id, object_uri=None,
+                        public=True, body=body)
+    db.add(activity)
+    await db.flush()
+    await enqueue_deliveries(db, activity, recipients)
+    return activity

@@ -30,7 +30,6 @@ from fedsph.core.urls import URLs
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
 from fedsph.federation.blocks import host_of
-from fedsph.federation.emit import enqueue_deliveries
 from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.hub.membership import local_hub
 from fedsph.models import Activity, Actor, Follow
@@ -180,8 +179,4 @@ async def forward_to_relays(db: AsyncSession, hub: Actor, body: bytes) -> None:
     uri = "urn:fedsph:relayed:" + hashlib.sha256(key).hexdigest()
     if not subscribers or await db.scalar(select(Activity.id).where(Activity.uri == uri)):
         return
-    activity = Activity(uri=uri, type=(get_type(document) or "Create")[:32], actor_id=hub.id,
-                        object_uri=None, public=True, body=body)
-    db.add(activity)
-    await db.flush()
-    await enqueue_deliveries(db, activity, subscribers)
+    await emit.forward(db, hub, body, uri, get_type(document) or "Create", subscribers)
