@@ -64,7 +64,10 @@ postgres-server:
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# lint-imports checks the layering contract of pyproject.toml ([tool.importlinter]) first: an
+# upward import or an import cycle fails the run in a second, before the 20-minute suite.
 test: $(VENV)/.installed-test catalogs peers postgres-server browser
+	$(BIN)/lint-imports
 	FEDSPH_PEERS_PYTHON=$(CURDIR)/$(PEERS_VENV)/bin/python $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # wrk (Debian's package) is the load generator when present; without it the benchmarks fall back
@@ -76,6 +79,7 @@ bench: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/pip install --quiet ruff==0.17.5
 	$(BIN)/ruff check fedsph tests bench
+	$(BIN)/lint-imports
 
 # Re-resolves both locks to the newest versions pyproject.toml and tests/peers-requirements.txt
 # allow. Run `make test` afterwards and commit the locks with whatever the new versions needed.

@@ -16,9 +16,12 @@ from aiohttp import web
 from babel.support import NullTranslations, Translations
 
 from fedsph.core.vocab import UI_LANGUAGES
-from fedsph.web.keys import LANG
 
 log = logging.getLogger("fedsph.i18n")
+
+# The request's interface language, set by `middleware` below. Defined here rather than with the
+# other keys in fedsph/web/keys.py (which re-exports it) because i18n sits below web.
+LANG = web.RequestKey("lang", str)
 
 DEFAULT_LANGUAGE = "en"
 COOKIE = "lang"

@@ -97,37 +97,27 @@ class Worker:
                 pass
 
     async def _prune_now_and_then(self) -> None:
-        """Housekeeping, if an hour has passed since last time: unused uploads, old queue rows."""
+        """Housekeeping, if an hour has passed since last time: unused uploads
+        (fedsph/projects/media_prune.py), then inbox rows and deliveries finished more than
+        FEDSPH_INBOX_RETENTION_DAYS ago. It must never stop the queue: a failure is logged with
+        its traceback, which keeps a bug visible."""
         if time.monotonic() < self.next_prune:
             return
         self.next_prune = time.monotonic() + PRUNE_EVERY
-        await self._prune_media()
-        await self._prune_queue()
-
-    async def _prune_media(self) -> None:
-        """Delete unused uploads (fedsph/projects/media_prune.py)."""
         try:
-            pruned = await prune_media(self.sessions, self.settings)
+            media = await prune_media(self.sessions, self.settings)
+            if media.count:
+                log.info("pruned %d unused image(s), %d bytes", media.count, media.bytes)
         except Exception:
-            # Housekeeping must never stop the queue; the traceback keeps a bug visible.
             log.exception("pruning unused images failed")
-            return
-        if pruned.count:
-            log.info("pruned %d unused image(s), %d bytes", pruned.count, pruned.bytes)
-
-    async def _prune_queue(self) -> None:
-        """Delete processed inbox rows and finished deliveries past FEDSPH_INBOX_RETENTION_DAYS."""
         try:
             async with self.sessions() as db, db.begin():
-                pruned = await prune_finished(
-                    db, timedelta(days=self.settings.inbox_retention_days))
+                rows = await prune_finished(db, timedelta(days=self.settings.inbox_retention_days))
+            if rows.inbox or rows.deliveries:
+                log.info("pruned %d processed inbox row(s) and %d finished deliveries",
+                         rows.inbox, rows.deliveries)
         except Exception:
-            # As for images: housekeeping must never stop the queue.
             log.exception("pruning processed queue rows failed")
-            return
-        if pruned.inbox or pruned.deliveries:
-            log.info("pruned %d processed inbox row(s) and %d finished deliveries",
-                     pruned.inbox, pruned.deliveries)
 
     # -- inbox -------------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ implementation written here from the spec, the FEP's test vector, and relayed ac
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime
 
@@ -10,10 +11,12 @@ import base58
 import jcs
 import orjson
 import pytest
+from alembic import command
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
 
+from fedsph.db import alembic_config
 from fedsph.federation import proofs
 from fedsph.models import Activity, Actor, InboxItem
 from fedsph.projects.outbox import follow, publish_note
@@ -204,14 +207,22 @@ async def test_actor_document_publishes_the_multikey(node, peer):
     assert method["publicKeyMultibase"].startswith("z6Mk")  # Ed25519 multikeys read z6Mk…
 
 
-async def test_actor_created_before_proofs_gets_a_lasting_key(node, peer):
-    project = await node.create_actor("older")
-    async with node.sessions() as db, db.begin():
-        await db.execute(update(Actor).where(Actor.id == project.id).values(proof_key_pem=None))
-    first = method_of((await peer.get(None, project.uri))[1])
+async def test_migration_0010_gives_actors_made_before_proofs_a_lasting_key(node, peer):
+    older, other = await node.create_actor("older"), await node.create_actor("other")
+    remote = peer.add_actor("alice")
+    await add_remote_follower(node, older, remote)
+    async with node.sessions() as db, db.begin():  # as a database from before proofs held them
+        await db.execute(update(Actor).values(proof_key_pem=None))
+    config = alembic_config(node.settings.effective_database_url)
+    await asyncio.to_thread(command.downgrade, config, "0009_inbox_signer")
+    await asyncio.to_thread(command.upgrade, config, "head")
     async with node.readers() as db:
-        stored = await db.scalar(select(Actor.proof_key_pem).where(Actor.id == project.id))
-    assert stored and proofs.multikey(project.uri, stored) == first
+        keys = dict((await db.execute(select(Actor.uri, Actor.proof_key_pem))).all())
+    assert keys[remote.uri] is None  # another server's actor: its keys are its own
+    local = [keys[older.uri], keys[other.uri], keys[node.urls.instance_actor()]]
+    assert all(local) and len(set(local)) == 3  # one key each
+    first = method_of((await peer.get(None, older.uri))[1])
+    assert proofs.multikey(older.uri, keys[older.uri]) == first
 
 
 async def test_every_public_activity_we_send_carries_a_valid_proof(node, peer):
@@ -236,15 +247,31 @@ async def test_every_public_activity_we_send_carries_a_valid_proof(node, peer):
     assert "proof" not in peer.activities("Follow")[0]
 
 
-async def test_actor_without_a_key_gets_one_when_it_publishes(node, peer):
-    project = await node.create_actor("older")
-    async with node.sessions() as db, db.begin():
-        await db.execute(update(Actor).where(Actor.id == project.id).values(proof_key_pem=None))
+async def test_keys_are_made_with_the_actor_and_only_read_after(node, peer):
+    project = await node.create_actor("coop")
+    async with node.readers() as db:
+        made = await db.scalar(select(Actor.proof_key_pem).where(Actor.id == project.id))
+        instance = await db.scalar(select(Actor.proof_key_pem)
+                                   .where(Actor.uri == node.urls.instance_actor()))
+    assert made and instance and made != instance
     async with node.sessions() as db, db.begin():
         note = await publish_note(db, node.urls, await db.get(Actor, project.id), "First signed")
         body = await db.scalar(select(Activity.body).where(Activity.object_uri == note.uri))
     method = method_of((await peer.get(None, project.uri))[1])
     independent_verify(orjson.loads(body), method["publicKeyMultibase"])
+    assert method == proofs.multikey(project.uri, made)  # served and used as it was made
+
+    # Serving a document never writes: an actor without a key (a database that skipped
+    # migration 0010) is served without one, and refuses to publish rather than make one.
+    keyless = await node.create_actor("keyless")
+    async with node.sessions() as db, db.begin():
+        await db.execute(update(Actor).where(Actor.id == keyless.id).values(proof_key_pem=None))
+    assert "assertionMethod" not in (await peer.get(None, keyless.uri))[1]
+    async with node.readers() as db:
+        assert await db.scalar(select(Actor.proof_key_pem).where(Actor.id == keyless.id)) is None
+    with pytest.raises(RuntimeError, match="fedsph migrate"):
+        async with node.sessions() as db, db.begin():
+            await publish_note(db, node.urls, await db.get(Actor, keyless.id), "Unsigned?")
 
 
 # -- receiving -------------------------------------------------------------------------------

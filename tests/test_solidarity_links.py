@@ -9,11 +9,12 @@ import pytest
 from sqlalchemy import func, select
 
 from fedsph.errors import UserError
-from fedsph.federation.actors import build_actor_document, get_actor_by_uri, parse_actor_document
+from fedsph.federation.actors import get_actor_by_uri, parse_actor_document
 from fedsph.hub.links_graph import Member, build_graph
 from fedsph.links import service as links
 from fedsph.models import Actor, Hub, HubMembership, SolidarityLink
 from fedsph.projects import outbox
+from fedsph.projects.actor_document import build_actor_document
 from fedsph.web.keys import DOCUMENTS, REMOTE
 from tests.support.members import browser, login, make_user, post_form
 from tests.support.nodes import settle_all

@@ -1,8 +1,13 @@
-"""Local actor documents, local actor creation, and the cache of remote actors and keys."""
+"""Local actor creation, and the cache of remote actors and keys.
+
+The document a local actor serves is fedsph/projects/actor_document.py (it carries the project
+profile, which is projects' business).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urldefrag, urlsplit
 
@@ -14,25 +19,16 @@ from fedsph.core.sanitize import clean_html
 from fedsph.core.urls import RESERVED_USERNAMES, URLs
 from fedsph.errors import FetchError, UserError
 from fedsph.federation.activitystreams import (
-    ACTOR_CONTEXT,
     as_list,
     get_id,
     get_type,
-    iso,
     parse_iso,
     same_origin,
 )
 from fedsph.federation.crypto import generate_rsa_keypair
-from fedsph.federation.proofs import (
-    DATA_INTEGRITY_CONTEXT,
-    MULTIKEY_CONTEXT,
-    generate_proof_key,
-    multikey,
-)
+from fedsph.federation.proofs import generate_proof_key
 from fedsph.federation.remote import Remote, Signer
 from fedsph.models import Actor, utcnow
-from fedsph.projects.profile_wire import CONTEXT as PROFILE_CONTEXT
-from fedsph.projects.profile_wire import actor_profile_properties, remote_profile_values
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 ACTOR_TYPES = {"Person", "Group", "Organization", "Application", "Service"}
@@ -40,6 +36,15 @@ ACTOR_TYPES = {"Person", "Group", "Organization", "Application", "Service"}
 ACTOR_MAX_AGE = timedelta(days=1)
 # Actor.username and Actor.domain are String(255).
 NAME_MAX = 255
+
+
+# What a feature keeps of a remote actor's document beyond the generic fields below: the
+# projects package reads the housing profile, translations and images
+# (fedsph.projects.profile_wire.remote_profile_values). A hook the feature fills (in its package
+# __init__), because federation sits below the features and may not import them. Each reader
+# returns column values of Actor; a bad value is dropped by the reader, never fatal.
+ActorReader = Callable[[dict], dict]
+ACTOR_READERS: list[ActorReader] = []
 
 
 class InvalidActor(ValueError):
@@ -82,7 +87,9 @@ async def create_local_actor(
         followers_url=urls.followers(username), following_url=urls.following(username),
         key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
         manually_approves=manually_approves,
-        proof_key_pem=generate_proof_key(),  # signs integrity proofs (FEP-8b32)
+        # Signs integrity proofs (FEP-8b32). Made here, with the actor, and nowhere else: actors
+        # made before proofs got theirs from migration 0010, so reading a key never writes.
+        proof_key_pem=generate_proof_key(),
     )
     db.add(actor)
     await db.flush()
@@ -102,6 +109,7 @@ async def get_or_create_instance_actor(db: AsyncSession, urls: URLs, domain: str
         inbox=uri + "/inbox", shared_inbox=urls.shared_inbox(), outbox=uri + "/outbox",
         key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
         manually_approves=True,
+        proof_key_pem=generate_proof_key(),  # every local actor has one (migration 0010)
     )
     db.add(actor)
     await db.flush()
@@ -110,43 +118,6 @@ async def get_or_create_instance_actor(db: AsyncSession, urls: URLs, domain: str
 
 def signer_for(actor: Actor) -> Signer:
     return Signer(actor.key_id, actor.private_key_pem)
-
-
-# The fedsph terms are embedded like Mastodon's toot: terms, so no one needs to fetch {base}/ns.
-# data-integrity and multikey define `proof` and the Multikey in `assertionMethod` (FEP-521a).
-LOCAL_ACTOR_CONTEXT = [*ACTOR_CONTEXT[:-1], DATA_INTEGRITY_CONTEXT, MULTIKEY_CONTEXT,
-                       {**ACTOR_CONTEXT[-1], **PROFILE_CONTEXT}]
-
-
-def build_actor_document(actor: Actor, urls: URLs) -> dict:
-    """The AS2 document for a local actor (Group, Person or the Application)."""
-    document = {
-        "@context": LOCAL_ACTOR_CONTEXT,
-        "id": actor.uri,
-        "type": actor.type,
-        "preferredUsername": actor.username,
-        "name": actor.name,
-        "summary": actor.summary or "",
-        "url": actor.url,
-        "inbox": actor.inbox,
-        "outbox": actor.outbox,
-        "endpoints": {"sharedInbox": actor.shared_inbox},
-        "manuallyApprovesFollowers": actor.manually_approves,
-        "discoverable": actor.type != "Application",
-        "indexable": actor.type != "Application",
-        "published": iso(actor.created_at),
-        "publicKey": {"id": actor.key_id, "owner": actor.uri, "publicKeyPem": actor.public_key_pem},
-    }
-    if actor.proof_key_pem:
-        document["assertionMethod"] = [multikey(actor.uri, actor.proof_key_pem)]
-    if actor.followers_url:
-        document["followers"] = actor.followers_url
-        document["following"] = actor.following_url
-        document["featured"] = actor.uri + "/featured"  # pinned updates (fedsph.projects.outbox.pin_update)
-    document.update(actor_profile_properties(actor, urls))
-    if (actor.profile or {}).get("hub"):
-        document["fedsph:hub"] = True  # a hub (fedsph/hub): projects may Join it
-    return document
 
 
 def parse_actor_document(document: dict) -> dict:
@@ -191,7 +162,7 @@ def parse_actor_document(document: dict) -> dict:
                           if alias] or None,
         "document": document,
         # Translations, images and (from other fedsph nodes) the project profile, checked.
-        **remote_profile_values(document),
+        **{column: value for read in ACTOR_READERS for column, value in read(document).items()},
     }
 
 

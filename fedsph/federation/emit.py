@@ -10,27 +10,24 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.federation import blocks, proofs
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem
 
 
-async def signed_body(db: AsyncSession, actor: Actor, document: dict) -> dict:
+def signed_body(actor: Actor, document: dict) -> dict:
     """`document` as we send it: with a proof by `actor` when it is a public
     Create/Update/Delete/Announce (what relays may pass on), unchanged otherwise.
 
-    An actor made before proofs gets its key here, written with an UPDATE of its own so that
-    it is kept even when `actor` is not attached to `db`.
+    The key is only read: every local actor is created with one (federation/actors.py), and
+    migration 0010 gave one to those made before proofs.
     """
     if not actor.local or not proofs.should_sign(document) or "proof" in document:
         return document
     if not actor.proof_key_pem:
-        await db.execute(update(Actor).where(Actor.id == actor.id, Actor.proof_key_pem.is_(None))
-                         .values(proof_key_pem=proofs.generate_proof_key()))
-        actor.proof_key_pem = await db.scalar(select(Actor.proof_key_pem)
-                                              .where(Actor.id == actor.id))
+        raise RuntimeError(f"local actor {actor.uri} has no proof key: run `fedsph migrate`")
     return proofs.sign_activity(document, actor.uri, actor.proof_key_pem)
 
 
@@ -40,7 +37,7 @@ async def record_activity(db: AsyncSession, actor: Actor, document: dict, object
 
     A public Create/Update/Delete/Announce gets its integrity proof here (FEP-8b32), once.
     """
-    document = await signed_body(db, actor, document)
+    document = signed_body(actor, document)
     activity = Activity(uri=document["id"], type=document["type"], actor_id=actor.id,
                         object_uri=object_uri, public=public, body=orjson.dumps(document))
     db.add(activity)
@@ -88,5 +85,18 @@ async def send(db: AsyncSession, actor: Actor, document: dict, recipients: list[
                object_uri: str | None = None, public: bool = False) -> Activity:
     """Record `document` as `actor`'s activity and queue it to `recipients`."""
     activity = await record_activity(db, actor, document, object_uri, public)
+    await enqueue_deliveries(db, activity, recipients)
+    return activity
+
+
+async def forward(db: AsyncSession, actor: Actor, body: bytes, uri: str, activity_type: str,
+                  recipients: list[Actor]) -> Activity:
+    """Queue another actor's activity to `recipients` as it was received: `body` unchanged, so its
+    author's integrity proof still verifies, HTTP-signed by `actor` when sent (a hub forwarding
+    its members' activities to relay subscribers, fedsph/hub/relay.py). `uri` keys the row."""
+    activity = Activity(uri=uri, type=activity_type[:32], actor_id=actor.id, object_uri=None,
+                        public=True, body=body)
+    db.add(activity)
+    await db.flush()
     await enqueue_deliveries(db, activity, recipients)
     return activity

@@ -1,5 +1,5 @@
-"""Integrity proofs (FEP-8b32) in use: our actors' proof keys, signing what we publish,
-checking what we receive. The cryptography itself is in fedsph/federation/proofs.py (pure)."""
+"""Integrity proofs (FEP-8b32) in use: checking what we receive (what we publish is signed by
+fedsph/federation/emit.py with the key each local actor is created with). The cryptography itself is in fedsph/federation/proofs.py (pure)."""
 
 from __future__ import annotations
 
@@ -16,23 +16,6 @@ from fedsph.federation.remote import Remote
 from fedsph.models import Actor, InboxItem
 
 log = logging.getLogger("fedsph.integrity")
-
-
-def ensure_proof_key(actor: Actor) -> str:
-    """The local actor's Ed25519 key, made now for actors created before proofs existed (the
-    caller's transaction stores it)."""
-    if not actor.proof_key_pem:
-        actor.proof_key_pem = proofs.generate_proof_key()
-    return actor.proof_key_pem
-
-
-async def stored_proof_key(writer: async_sessionmaker[AsyncSession], actor: Actor) -> Actor:
-    """`actor` with a proof key kept in the database (for serving its actor document)."""
-    async with writer() as db, db.begin():
-        row = await db.get(Actor, actor.id)
-        ensure_proof_key(row)
-    actor.proof_key_pem = row.proof_key_pem
-    return actor
 
 
 async def _actor_document(sessions: async_sessionmaker[AsyncSession], remote: Remote, uri: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from urllib.parse import urldefrag
 
 from sqlalchemy import select
@@ -12,7 +13,6 @@ from fedsph.core import vocab
 from fedsph.core.safe_links import first_http_url, http_url
 from fedsph.core.sanitize import clean_html, plain_text
 from fedsph.errors import FetchError
-from fedsph.events.received import store_event_details
 from fedsph.federation.activitystreams import (
     as_list,
     get_id,
@@ -170,6 +170,13 @@ async def holds_replies(db: AsyncSession, reply_to: str | None) -> bool:
     return bool(held)
 
 
+# What a feature stores of a received object beyond the columns above, by object type: the events
+# package keeps an Event's time, place and how to join (fedsph.events.received.store_event_details).
+# A hook the feature fills in its package __init__, because federation may not import features.
+ObjectDetails = Callable[[AsyncSession, Object, dict], Awaitable[object]]
+OBJECT_DETAILS: dict[str, ObjectDetails] = {}
+
+
 class NotTheOwner(ValueError):
     """A received object that `actor` may not create or change (handlers check this first)."""
 
@@ -222,9 +229,10 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
     obj.updated = parse_iso(document.get("updated"))
     await db.flush()
     await store_addressees(db, obj, addressees(document, actor.followers_url))
-    if obj.type == "Event":
-        # When, where and how to join (an Event without a usable start is kept as a post only).
-        await store_event_details(db, obj, document)
+    details = OBJECT_DETAILS.get(obj.type)
+    if details is not None:
+        # An Event's time, place and how to join (one without a usable start is a post only).
+        await details(db, obj, document)
     return obj
 
 

@@ -1,4 +1,8 @@
-"""One handler per activity type, and the table that dispatches to them."""
+"""One handler per activity type, and the table that dispatches to them.
+
+May import the feature packages (projects, events, links, hub), `fedsph.federation` and below;
+never `worker`, `web`, `api` or the CLI (the import-linter contract in pyproject.toml).
+"""
 
 from __future__ import annotations
 

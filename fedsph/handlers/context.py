@@ -1,32 +1,6 @@
-"""What every activity handler receives, and how it says an activity was not for us."""
+"""The handlers' context, defined in fedsph/federation/incoming.py (the features the handlers
+call take it too, and they sit below the handlers); the handlers import it from here."""
 
-from __future__ import annotations
+from fedsph.federation.incoming import HandlerContext, Ignored
 
-from dataclasses import dataclass, field
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from fedsph.config import Settings
-from fedsph.core.urls import URLs
-from fedsph.federation.remote import Remote
-
-
-class Ignored(Exception):
-    """The activity is valid enough but has nothing for this node: recorded, not retried."""
-
-
-@dataclass
-class HandlerContext:
-    db: AsyncSession
-    remote: Remote
-    urls: URLs
-    settings: Settings
-    # The activity's bytes as received (the inbox item's body): a hub forwards them unchanged to
-    # its relay subscribers, so the author's integrity proof still verifies (fedsph/hub/reshare.py).
-    body: bytes | None = None
-    # The actor's own key signed the request (not a relay for it): fedsph/federation/actors.py reads its
-    # Update of itself then.
-    signed_by_actor: bool = False
-    # Our recorded activities that an Accept/Reject/Undo names, parsed, by id (None: not ours):
-    # several steps of one handler call look at the same one (fedsph/handlers/answers.py).
-    answered: dict[str, dict | None] = field(default_factory=dict)
+__all__ = ["HandlerContext", "Ignored"]

@@ -28,10 +28,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.errors import UserError
+from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
 from fedsph.federation.blocks import host_of
-from fedsph.federation.emit import enqueue_deliveries, record_activity
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.hub.membership import local_hub
 from fedsph.models import Activity, Actor, Follow
 
@@ -134,8 +134,7 @@ async def answer_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscrib
     original = {"id": follow_id, "type": "Follow", "actor": subscriber.uri, "object": PUBLIC}
     document = build_activity("Accept" if accept else "Reject", urls.new_activity(), hub.uri,
                               original, to=[subscriber.uri])
-    answer = await record_activity(db, hub, document, follow_id)
-    await enqueue_deliveries(db, answer, [subscriber])
+    await emit.send(db, hub, document, [subscriber], follow_id)
 
 
 async def decide_subscription(db: AsyncSession, urls: URLs, hub: Actor, subscriber: Actor,
@@ -181,8 +180,4 @@ async def forward_to_relays(db: AsyncSession, hub: Actor, body: bytes) -> None:
     uri = "urn:fedsph:relayed:" + hashlib.sha256(key).hexdigest()
     if not subscribers or await db.scalar(select(Activity.id).where(Activity.uri == uri)):
         return
-    activity = Activity(uri=uri, type=(get_type(document) or "Create")[:32], actor_id=hub.id,
-                        object_uri=None, public=True, body=body)
-    db.add(activity)
-    await db.flush()
-    await enqueue_deliveries(db, activity, subscribers)
+    await emit.forward(db, hub, body, uri, get_type(document) or "Create", subscribers)

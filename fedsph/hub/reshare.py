@@ -23,20 +23,17 @@ stays with the project's followers. Backfilled posts never come through here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
-from fedsph.federation.emit import enqueue_deliveries, follower_actors, record_activity
+from fedsph.federation.emit import follower_actors
+from fedsph.federation.incoming import HandlerContext
 from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.hub import relay
 from fedsph.hub.membership import local_hub, membership
 from fedsph.models import Activity, Actor, Object
-
-if TYPE_CHECKING:
-    from fedsph.handlers.context import HandlerContext
 
 BOOSTED_TYPES = {"Note", "Article", "Page", "Question", "Event"}
 BOOST_SUFFIX = "-boost"  # still one path segment: /activities/<hex>-boost is served
@@ -84,19 +81,22 @@ async def reshare_member_activity(ctx: HandlerContext, activity: dict, author: A
     sent = 0
     embedded_id = urls.new_activity()
     embedded = build_activity("Announce", embedded_id, hub.uri, activity, to=to, cc=cc)
-    sent += await _queue(db, hub, embedded, activity["id"], recipients)
+    await emit.send(db, hub, embedded, recipients, activity["id"], public=True)
+    sent += 1
     obj = activity.get("object")
     kind = get_type(activity)
     if kind == "Create" and isinstance(obj, dict) and get_type(obj) in BOOSTED_TYPES:
         boost = build_activity("Announce", embedded_id + BOOST_SUFFIX, hub.uri, obj["id"],
                                to=to, cc=cc)
-        sent += await _queue(db, hub, boost, obj["id"], recipients)
+        await emit.send(db, hub, boost, recipients, obj["id"], public=True)
+        sent += 1
     if kind == "Delete":
         for announce in await _boosts_of(db, hub, get_id(obj) or ""):
             original = {"id": announce.uri, "type": "Announce", "actor": hub.uri,
                         "object": announce.object_uri}
             undo = build_activity("Undo", urls.new_activity(), hub.uri, original, to=to, cc=cc)
-            sent += await _queue(db, hub, undo, announce.uri, recipients)
+            await emit.send(db, hub, undo, recipients, announce.uri, public=True)
+            sent += 1
     if ctx.body is not None:
         await relay.forward_to_relays(db, hub, ctx.body)
     return sent
@@ -116,10 +116,3 @@ async def _is_public(db: AsyncSession, activity: dict) -> bool:
         return True  # a profile Update, or an activity with nothing stored to look at
     visibility = await db.scalar(select(Object.visibility).where(Object.uri == object_uri))
     return visibility in VISIBLE_TO_ALL
-
-
-async def _queue(db: AsyncSession, hub: Actor, document: dict, object_uri: str,
-                 recipients: list[Actor]) -> int:
-    activity = await record_activity(db, hub, document, object_uri, public=True)
-    await enqueue_deliveries(db, activity, recipients)
-    return 1

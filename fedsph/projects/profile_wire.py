@@ -17,7 +17,7 @@ from fedsph.core.sanitize import link as html_link
 from fedsph.core.urls import URLs
 from fedsph.federation.activitystreams import FEDSPH_NS, as_list, compact_term, get_id
 from fedsph.models import Actor
-from fedsph.projects.profile import (
+from fedsph.projects.profile_fields import (
     COUNTS_AS_OF,
     LIST_ENUMS,
     MAX_ITEMS,

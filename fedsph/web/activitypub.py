@@ -26,12 +26,12 @@ from fedsph.federation.activitystreams import (
     build_ordered_collection,
     build_tombstone,
 )
-from fedsph.federation.actors import build_actor_document, get_actor_by_uri, get_local_actor
+from fedsph.federation.actors import get_actor_by_uri, get_local_actor
 from fedsph.federation.inbox import SignedRequest, claimed_key_id, receive
-from fedsph.federation.integrity import stored_proof_key
 from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.models import Activity, Actor, Object
 from fedsph.projects import queries
+from fedsph.projects.actor_document import build_actor_document
 from fedsph.projects.notes import NOTE_CONTEXT
 from fedsph.projects.outbox import featured_url
 from fedsph.web import pages
@@ -58,8 +58,6 @@ async def actor_view(request: web.Request) -> web.Response:
     body = request.app[DOCUMENTS].get(key)
     if body is None:
         actor = await _actor_or_404(request)
-        if not actor.proof_key_pem:  # made before integrity proofs: its key is made now
-            actor = await stored_proof_key(request.app[WRITER], actor)
         body = request.app[DOCUMENTS][key] = orjson.dumps(
             build_actor_document(actor, request.app[URLS]))
     return ap_response(body)

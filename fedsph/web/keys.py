@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.federation.remote import Remote
+from fedsph.i18n import LANG  # noqa: F401 (re-exported: see below)
 
 SETTINGS = web.AppKey("settings", Settings)
 URLS = web.AppKey("urls", URLs)
@@ -21,8 +22,8 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 WORKER = web.AppKey("worker", object)
 DOCUMENTS = web.AppKey("documents", TTLCache)
 
-# Per-request values set by middleware (fedsph/i18n.py, fedsph/web/auth_middleware.py).
-LANG = web.RequestKey("lang", str)
+# Per-request values set by middleware (fedsph/i18n.py, fedsph/web/auth_middleware.py); LANG is
+# defined in fedsph/i18n.py, the lower layer that sets it, and kept here with the others.
 USER = web.RequestKey("user", object)  # a fedsph.models.User, or None
 LOGIN_SESSION = web.RequestKey("login_session", object)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
