@@ -34,7 +34,7 @@ async def run_fedsph_worker() -> dict:
 
     settings = load_settings()
     async with open_node(settings) as node:
-        worker = Worker(settings, node.sessions, node.remote)
+        worker = Worker(settings, node.writers, node.remote)
         profiler = _profiler()
         started = time.perf_counter()
         stats = await worker.run_once()

@@ -229,7 +229,7 @@ async def get_invite(db: AsyncSession, token: str) -> tuple[Invite, Actor] | Non
     return (found[0], found[1]) if found else None
 
 
-async def accept_invite(db: AsyncSession, urls: URLs, domain: str, token: str, username: str,
+async def redeem_invitation(db: AsyncSession, urls: URLs, domain: str, token: str, username: str,
                         password_hash: str) -> User:
     """Use an invite: a new user with a Person actor, member of the project.
 

@@ -46,13 +46,13 @@ from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (
     DOCUMENTS,
     ENGINE,
+    READERS,
     REMOTE,
-    SESSIONS,
     SETTINGS,
     TEMPLATES,
     URLS,
     WORKER,
-    WRITER,
+    WRITERS,
 )
 from fedsph.web.middleware import errors
 from fedsph.web.render import make_templates
@@ -113,15 +113,15 @@ async def _database(app: web.Application):
     engine = make_engine(app[SETTINGS])
     await ensure_migrated(engine)
     app[ENGINE] = engine
-    app[SESSIONS] = make_sessionmaker(engine)
-    app[WRITER] = make_sessionmaker(engine, writer=True)
+    app[READERS] = make_sessionmaker(engine)
+    app[WRITERS] = make_sessionmaker(engine, writer=True)
     yield
     await engine.dispose()
 
 
 async def _http_client(app: web.Application):
     settings = app[SETTINGS]
-    async with app[WRITER]() as db, db.begin():
+    async with app[WRITERS]() as db, db.begin():
         instance = await get_or_create_instance_actor(db, app[URLS], settings.domain)
     session = make_client_session(settings.allow_private_networks, settings.http_timeout)
     app[REMOTE] = Remote(session, signer_for(instance), settings.allow_private_networks)
@@ -130,7 +130,7 @@ async def _http_client(app: web.Application):
 
 
 async def _worker(app: web.Application):
-    worker = Worker(app[SETTINGS], app[WRITER], app[REMOTE])
+    worker = Worker(app[SETTINGS], app[WRITERS], app[REMOTE])
     app[WORKER] = worker
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run_forever(stop), name="fedsph-worker")

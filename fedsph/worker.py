@@ -57,9 +57,9 @@ class WorkerStats:
 
 
 class Worker:
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession], remote: Remote):
+    def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession], remote: Remote):
         self.settings = settings
-        self.sessions = sessions
+        self.writers = writers
         self.remote = remote
         self.urls = URLs(settings.base_url)
         self.wakeup = asyncio.Event()
@@ -105,13 +105,13 @@ class Worker:
             return
         self.next_prune = time.monotonic() + PRUNE_EVERY
         try:
-            media = await prune_media(self.sessions, self.settings)
+            media = await prune_media(self.writers, self.settings)
             if media.count:
                 log.info("pruned %d unused image(s), %d bytes", media.count, media.bytes)
         except Exception:
             log.exception("pruning unused images failed")
         try:
-            async with self.sessions() as db, db.begin():
+            async with self.writers() as db, db.begin():
                 rows = await prune_finished(db, timedelta(days=self.settings.inbox_retention_days))
             if rows.inbox or rows.deliveries:
                 log.info("pruned %d processed inbox row(s) and %d finished deliveries",
@@ -122,7 +122,7 @@ class Worker:
     # -- inbox -------------------------------------------------------------------------------
 
     async def _inbox_round(self) -> int:
-        async with self.sessions() as db, db.begin():
+        async with self.writers() as db, db.begin():
             ids = await claim(db, InboxItem, self.settings.worker_batch)
         for item_id in ids:
             await self._process_item(item_id)
@@ -135,10 +135,10 @@ class Worker:
             # checked before the prefetches so that a refused activity costs no fetches. A relayed
             # one was checked at the inbox already; checked again here, that needs no request
             # (the actor's key is in our copy).
-            refused = actor_id and await proof_problem(self.sessions, self.remote, item_id)
+            refused = actor_id and await proof_problem(self.writers, self.remote, item_id)
             if actor_id is not None and not refused:
                 await self._fetch_what_the_handler_needs(activity, actor_id, signed_by_actor)
-            async with self.sessions() as db, db.begin():
+            async with self.writers() as db, db.begin():
                 item = await db.get(InboxItem, item_id)
                 if refused:
                     status, error = "ignored", refused
@@ -166,11 +166,11 @@ class Worker:
         transaction (on SQLite: the database's only write lock) is held while another server
         takes its time to answer.
         """
-        async with self.sessions() as db:
+        async with self.writers() as db:
             item = await db.get(InboxItem, item_id)
             activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
         try:
-            actor_id = await resolve_actor(self.sessions, self.remote,
+            actor_id = await resolve_actor(self.writers, self.remote,
                                            get_id(activity.get("actor")) or "")
         except FetchError as exc:
             if exc.status in (404, 410):
@@ -184,7 +184,7 @@ class Worker:
         URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
         if get_type(activity) == "Update" and get_id(obj) == actor_uri:
-            async with self.sessions() as db:  # maybe old unless certainly new (fedsph.federation.actors)
+            async with self.writers() as db:  # maybe old unless certainly new (fedsph.federation.actors)
                 fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id),
                                                  signed_by_actor)
             if not (isinstance(obj, dict) and fresh):
@@ -208,7 +208,7 @@ class Worker:
 
     async def _may_fetch(self, *uris: str | None) -> bool:
         """True when every URI is another server's and fetchable (fedsph.federation.blocks.fetchable)."""
-        async with self.sessions() as db:
+        async with self.writers() as db:
             for uri in uris:
                 if uri is None or self.urls.is_local(uri) or not await fetchable(db, uri):
                     return False
@@ -240,7 +240,7 @@ class Worker:
             author = author_of(document)
             if get_id(document) != uri or author is None or not await self._may_fetch(author):
                 return  # the handler ignores the boost: no post of a known author to keep
-            await resolve_actor(self.sessions, self.remote, author)
+            await resolve_actor(self.writers, self.remote, author)
         except FetchError as exc:
             if exc.status in (404, 410) or isinstance(exc, BlockedAddress | UnboundObject):
                 return  # gone, or not somewhere we may ask: the boost is ignored
@@ -249,7 +249,7 @@ class Worker:
 
     async def _boost_needs_fetching(self, uri: str, actor_id: int) -> bool:
         """False when nobody here follows the booster, or we keep the post (or deleted it)."""
-        async with self.sessions() as db:
+        async with self.writers() as db:
             booster = await db.get(Actor, actor_id)
             if booster is None or not await is_followed_locally(db, booster):
                 return False
@@ -262,7 +262,7 @@ class Worker:
         if not await self._may_fetch(uri):
             return
         try:
-            await resolve_actor(self.sessions, self.remote, uri, refresh=True)
+            await resolve_actor(self.writers, self.remote, uri, refresh=True)
         except FetchError as exc:
             if exc.status not in (404, 410) and not isinstance(exc, BlockedAddress):
                 raise
@@ -289,7 +289,7 @@ class Worker:
         return status, None
 
     async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> None:
-        async with self.sessions() as db, db.begin():
+        async with self.writers() as db, db.begin():
             item = await db.get(InboxItem, item_id)
             item.attempts += 1
             item.last_error = error[:4000]
@@ -302,7 +302,7 @@ class Worker:
     # -- delivery ----------------------------------------------------------------------------
 
     async def _delivery_round(self) -> int:
-        async with self.sessions() as db, db.begin():
+        async with self.writers() as db, db.begin():
             ids = await claim(db, Delivery, self.settings.worker_batch)
             if not ids:
                 return 0
@@ -341,7 +341,7 @@ class Worker:
             values, host_failed = self._delivery_values(row, result, now)
             groups.setdefault(tuple(sorted(values.items())), []).append(row.id)
             (host_failure if host_failed else host_success).add(row.host)
-        async with self.sessions() as db, db.begin():
+        async with self.writers() as db, db.begin():
             # Host rows first, then delivery rows: the inbox reviving a host locks them in the
             # same order, so on PostgreSQL the two cannot deadlock.
             await self._update_hosts(db, host_success - host_failure, host_failure, now)

@@ -50,13 +50,13 @@ async def pg_node(tmp_path, pg_database_url):
 
 async def store_remote(node: Node, document: dict) -> Actor:
     """Cache a remote actor document as we would after fetching it."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         return await store_remote_actor(db, parse_actor_document(document))
 
 
 async def add_follow(node: Node, follower: Actor, followed: Actor) -> None:
     """An accepted follow, as if the Follow/Accept handshake had happened earlier."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Follow(follower_id=follower.id, followed_id=followed.id, state="accepted",
                       activity_uri=f"{follower.uri}/follows/{followed.id}"))
 
@@ -81,13 +81,13 @@ async def inbox_items(node: Node) -> list[InboxItem]:
 
 async def make_due(node: Node, model: type[Delivery | InboxItem]) -> None:
     """Pretend the retry delay has passed: every pending row is due now."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(model).where(model.status == "pending").values(
             next_attempt_at=utcnow() - timedelta(seconds=1)))
 
 
 async def expire_leases(node: Node, model: type[Delivery | InboxItem]) -> None:
     """What a worker that crashed mid-batch leaves behind once its lease has run out."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(model).where(model.locked_until.is_not(None)).values(
             locked_until=utcnow() - timedelta(seconds=1)))

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from fedsph.models import Hub, HubMembership
-from fedsph.projects.outbox import publish_update
+from fedsph.projects.outbox import publish_post
 from tests.support.members import browser, login, make_user
 from tests.support.pages import audit
 
@@ -24,15 +24,15 @@ async def site(node):
     """A project with a member, a full-ish profile and an update with a photo."""
     project = await node.create_actor("coop", "Group")
     await make_user(node, "ana", project)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await db.merge(project)
         project.profile = {"stage": "building", "approach": ["self_build"], "country": "UY",
                            "location": {"name": "Barrio", "latitude": -34.9, "longitude": -56.2,
                                         "precision": "city"}}
-        update = await publish_update(db, node.urls, project, contents={"es": "Hola", "en": "Hi"},
+        update = await publish_post(db, node.urls, project, contents={"es": "Hola", "en": "Hi"},
                                       title_map={"es": "Título"}, hashtags=["minga"])
     hub = await node.create_actor("hub", "Group")  # the node is a hub too: its pages get checked
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Hub(actor_id=hub.id))
         db.add(HubMembership(hub_id=hub.id, project_id=project.id, state="approved"))
     return project, update

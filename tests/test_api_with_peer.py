@@ -88,8 +88,8 @@ async def test_a_followed_accounts_boost_shows_in_home_as_a_reblog(node, mastodo
     token, ana = await member_token(node, "ana", None)
     mia, leo = mastodon.add_actor("mia"), mastodon.add_actor("leo")
     # Ana follows Mia (accepted); nobody here follows Leo.
-    mia_id = await resolve_actor(node.sessions, node.app[REMOTE], mia.uri)
-    async with node.sessions() as db, db.begin():
+    mia_id = await resolve_actor(node.writers, node.app[REMOTE], mia.uri)
+    async with node.writers() as db, db.begin():
         db.add(Follow(follower_id=ana.id, followed_id=mia_id, state="accepted"))
 
     leos_post = mastodon.create_note(leo, "Leo shares the plans")["object"]
@@ -124,8 +124,8 @@ async def test_a_followed_accounts_boost_shows_in_home_as_a_reblog(node, mastodo
 async def test_a_reply_from_an_app_reaches_the_author_it_answers(node, mastodon):
     token, ana = await member_token(node, "ana", None)
     mia = mastodon.add_actor("mia")
-    mia_id = await resolve_actor(node.sessions, node.app[REMOTE], mia.uri)
-    async with node.sessions() as db, db.begin():
+    mia_id = await resolve_actor(node.writers, node.app[REMOTE], mia.uri)
+    async with node.writers() as db, db.begin():
         db.add(Follow(follower_id=ana.id, followed_id=mia_id, state="accepted"))
     mias_post = mastodon.create_note(mia, "Who has a cement mixer?")
     await deliver(node, mastodon, mia, mias_post)
@@ -146,8 +146,8 @@ async def test_what_a_booster_embeds_is_never_stored(node, mastodon):
     otherwise anyone could rewrite a stored post, or invent one, by 'boosting' it."""
     token, ana = await member_token(node, "ana", None)
     mia, leo = mastodon.add_actor("mia"), mastodon.add_actor("leo")
-    mia_id = await resolve_actor(node.sessions, node.app[REMOTE], mia.uri)
-    async with node.sessions() as db, db.begin():
+    mia_id = await resolve_actor(node.writers, node.app[REMOTE], mia.uri)
+    async with node.writers() as db, db.begin():
         db.add(Follow(follower_id=ana.id, followed_id=mia_id, state="accepted"))
     real = mastodon.create_note(leo, "The assembly is on Tuesday")["object"]
     forged = {**real, "content": "<p>The assembly is cancelled</p>",

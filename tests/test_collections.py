@@ -20,7 +20,7 @@ async def get(url, accept="application/activity+json"):
 
 async def publish(node, project, count):
     start = utcnow() - timedelta(hours=1)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         return [await publish_note(db, node.urls, project, f"Update number {n}",
                                    published=start + timedelta(minutes=n)) for n in range(count)]
 
@@ -81,11 +81,11 @@ async def test_note_and_its_create_can_be_fetched_at_their_ids(node):
 async def test_edited_note_carries_updated_and_deleted_note_is_a_410_tombstone(node):
     project = await node.create_actor("coop")
     [note] = await publish(node, project, 1)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await edit_note(db, node.urls, project, await db.merge(note), "Edited text")
     status, document = await get(note.uri)
     assert document["content"] == "<p>Edited text</p>" and document["updated"]
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await delete_note(db, node.urls, project, await db.merge(note))
     status, tombstone = await get(note.uri)
     assert status == 410
@@ -97,7 +97,7 @@ async def test_edited_note_carries_updated_and_deleted_note_is_a_410_tombstone(n
 
 async def test_followers_only_notes_are_not_served_to_anonymous_fetches(node):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
     assert (await get(note.uri))[0] == 404
     assert (await get(f"{node.base}/objects/{'0' * 32}"))[0] == 404
@@ -112,7 +112,7 @@ async def test_followers_only_notes_are_served_to_signed_fetches_from_followers_
     follower = peer.add_actor("ana")
     await add_remote_follower(node, project, follower)
     instance = peer.add_actor("instance.actor", "Application")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
 
     status, document = await peer.get(instance, note.uri)

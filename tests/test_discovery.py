@@ -67,7 +67,7 @@ async def test_host_meta_as_xrd_and_json(node):
 
 async def test_nodeinfo_20_and_21_count_what_is_there(node):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await publish_note(db, node.urls, project, "Primera piedra", language="es")
         await publish_note(db, node.urls, project, "Segunda piedra", language="es")
     status, _, body = await get(f"{node.base}/.well-known/nodeinfo")

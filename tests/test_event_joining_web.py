@@ -33,7 +33,7 @@ async def remote_event(nodes):
     await make_user(a, "ana", coop)
     await make_user(a, "eve")
     obj = await make_event(b, "obra")
-    cli = SimpleNamespace(settings=a.settings, urls=a.urls, sessions=a.sessions,
+    cli = SimpleNamespace(settings=a.settings, urls=a.urls, writers=a.writers,
                           remote=a.app[REMOTE])
     await event_commands._remote_event(cli, obj.uri)
     return obj.uri
@@ -106,11 +106,11 @@ async def test_others_are_refused_with_a_clear_message(nodes, remote_event):
             response = await post_form(client, f"{a.base}/remote/events/join", fields, page)
             assert response.status == status and message in await response.text()
         # Cancelled on B (Delete sent to nobody here): A marks it gone when it hears of it.
-        async with b.sessions() as db, db.begin():
+        async with b.writers() as db, db.begin():
             obra = await get_local_actor(db, "obra")
             stored = await db.scalar(select(Object).where(Object.uri == remote_event))
             await cancel_event(db, b.urls, obra, stored)
-        async with a.sessions() as db, db.begin():
+        async with a.writers() as db, db.begin():
             (await db.scalar(select(Object).where(Object.uri == remote_event))).deleted_at = \
                 stored.deleted_at
         response = await post_form(client, f"{a.base}/remote/events/join",

@@ -113,7 +113,7 @@ async def test_followers_get_the_event_and_a_note_announcing_it(node, peer):
     assert "2027-03-10 09:00–17:00 (America/Montevideo)" in note["content"]
     assert obj.url in note["content"] and "FUCVAM" in note["content"]
 
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await get_local_actor(db, "coop")
         await edit_event(db, node.urls, project, await db.get(Object, obj.id),
                          **{**MEETING, "starts_at": "2027-03-10T10:00"})
@@ -121,7 +121,7 @@ async def test_followers_get_the_event_and_a_note_announcing_it(node, peer):
     update = next(a["object"] for a in peer.activities("Update")
                   if a["object"]["type"] == "Event")
     assert update["startTime"] == "2027-03-10T10:00:00-03:00" and "updated" in update
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await get_local_actor(db, "coop")
         await cancel_event(db, node.urls, project, await db.get(Object, obj.id))
     await node.run_worker()
@@ -184,7 +184,7 @@ async def test_a_restricted_event_waits_for_approval(node, peer):
     await peer.post(alice, node.urls.shared_inbox(), join)
     await node.run_worker()
     assert peer.activities("Accept") == []
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         row = await db.scalar(select(EventParticipant))
         assert row.state == "pending"
         await answer_participant(db, node.urls, row, accept=True)
@@ -360,7 +360,7 @@ async def test_ical_feeds_of_a_project_and_of_the_hub(node):
 
     async with peer_session() as http, http.get(f"{node.base}/hub/events.ics") as resp:
         assert resp.status == 404  # not a hub yet
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         hub = await ensure_hub(db, node.urls, node.settings.domain, name="Hub LatAm")
         db.add(HubMembership(hub_id=hub.id, project_id=project.id, state="approved"))
     await make_event(node, "hub", name="Webinar", kind="webinar", place=None)

@@ -239,7 +239,7 @@ async def fedsph_node(tmp_path_factory):
 
 async def _follow_locally(node, actor_uri: str) -> None:
     """The member follows the sender (if the inbox stored it), as after a Follow/Accept."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         sender = await get_actor_by_uri(db, actor_uri)
         if sender is None:
             return

@@ -250,7 +250,7 @@ async def test_rfc9421_on_the_shared_inbox_and_key_rotation(node, peer):
     inbox = f"{node.base}/inbox"
     assert (await post9421(peer, alice, inbox, follow(peer, alice, project.uri)))[0] == 202
     peer.rotate_key(alice)  # the cached key fails once, the key is fetched again
-    async with node.sessions() as db, db.begin():  # once our copy is old enough to be stale
+    async with node.writers() as db, db.begin():  # once our copy is old enough to be stale
         await db.execute(update(Actor).where(Actor.uri == alice.uri).values(
             fetched_at=utcnow() - KEY_REFETCH_AFTER))
     assert (await post9421(peer, alice, inbox, follow(peer, alice, project.uri)))[0] == 202

@@ -74,7 +74,7 @@ def post(actor: Actor, n: int, text: str, kind: str = "Note") -> Object:
 
 
 async def add_member(node, hub: Actor, actor: Actor, state: str = "approved") -> Actor:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         if actor.id is None:
             db.add(actor)
             await db.flush()
@@ -88,7 +88,7 @@ async def hub_site(node):
     approval and one that never asked; updates from members and non-members, and an event."""
     hub = await node.create_actor("hub", "Group")
     verde = await node.create_actor("verde", "Group")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Hub(actor_id=hub.id, region="latin_america_caribbean"))
         verde = await db.merge(verde)
         verde.name = VERDE
@@ -98,7 +98,7 @@ async def hub_site(node):
     for name in (NANDE, AYUDA, GRANBY):
         actors[name] = await add_member(node, hub, remote_project(name))
     actors[HIDDEN[0]] = await add_member(node, hub, remote_project(HIDDEN[0]), "requested")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actors[HIDDEN[1]] = ajena = remote_project(HIDDEN[1])
         db.add(ajena)
         await db.flush()
@@ -335,7 +335,7 @@ async def test_csv_parses_and_guards_against_formulas(node, hub_site):
 
 async def test_pages_stay_small_with_fifty_projects(node, hub_site):
     hub, _ = hub_site
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         for n in range(46):
             actor = Actor(uri=f"https://n{n}.example/actors/p", local=False, type="Group",
                           username="p", domain=f"n{n}.example", name=f"Proyecto número {n}",

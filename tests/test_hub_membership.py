@@ -29,7 +29,7 @@ from tests.support.pages import audit
 
 
 async def hub_follows_project(hub_node) -> str | None:
-    async with hub_node.sessions() as db:
+    async with hub_node.writers() as db:
         hub = await hubs.local_hub(db)
         return await db.scalar(select(Follow.state).where(Follow.follower_id == hub.id))
 
@@ -38,7 +38,7 @@ async def test_hub_mode_makes_a_hub_whose_document_says_so(nodes):
     hub_node, _ = nodes
     hub = await hub_actor(hub_node)
     assert hub is not None and hub.username == "hub" and hub.name == "Red Hub"
-    async with hub_node.sessions() as db:
+    async with hub_node.writers() as db:
         rules = await hubs.hub_rules(db, hub)
     assert rules.auto_approve == {}
     await run(hub_node, "hub enable", name="Hub LatAm", region="latin_america_caribbean",
@@ -77,7 +77,7 @@ async def test_join_waits_for_approval_then_approved(nodes):
 
 async def test_region_rule_matches_the_project_profile(nodes):
     hub_node, project_node = nodes
-    async with project_node.sessions() as db, db.begin():
+    async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
         coop.profile = {"country": "UY"}
     await set_auto_approve(hub_node, "country:UY")
@@ -114,7 +114,7 @@ async def test_leave_ends_the_membership_and_the_follow(nodes):
     await settle(hub_node, project_node)
     assert await states(hub_node) == [] and await states(project_node) == []
     assert await hub_follows_project(hub_node) is None
-    async with project_node.sessions() as db:  # the project no longer has the hub as follower
+    async with project_node.writers() as db:  # the project no longer has the hub as follower
         assert await db.scalar(select(func.count(Follow.id))) == 0
 
 
@@ -125,7 +125,7 @@ async def test_remove_by_the_hub(nodes):
     await run(hub_node, "hub remove", project=coop_handle(project_node))
     await settle(hub_node, project_node)
     assert await states(hub_node) == [] and await states(project_node) == []
-    async with project_node.sessions() as db:
+    async with project_node.writers() as db:
         assert await db.scalar(select(func.count(Follow.id))) == 0
 
 
@@ -170,7 +170,7 @@ async def test_member_posts_reach_hub_followers_as_both_announces(nodes, peer):
     assert all(PUBLIC in a["to"] for a in announces)
     assert hidden.uri not in str(announces)  # followers-only is never re-shared
     # The deletion follows: Announce{Delete} and the boost undone.
-    async with project_node.sessions() as db, db.begin():
+    async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
         await outbox.delete_note(db, project_node.urls, coop, await db.get(Object, note.id))
     await settle(project_node, hub_node)
@@ -186,16 +186,16 @@ async def test_a_non_member_is_not_reshared(nodes, peer):
     hub_node, project_node = nodes
     await follow_hub(hub_node, peer)
     hub = await hub_actor(hub_node)
-    async with project_node.sessions() as db, db.begin():  # the hub follows, but no membership
+    async with project_node.writers() as db, db.begin():  # the hub follows, but no membership
         coop = await get_local_actor(db, "coop")
         coop.manually_approves = False
-    async with hub_node.sessions() as db, db.begin():
+    async with hub_node.writers() as db, db.begin():
         remote_coop = await db.get(type(hub), await _resolve(hub_node, project_node))
         await outbox.follow(db, hub_node.urls, hub, remote_coop)
     await settle(hub_node, project_node)
     await post(project_node, "No soy miembro")
     await settle(project_node, hub_node)
-    async with hub_node.sessions() as db:  # stored (the hub follows it) but not announced
+    async with hub_node.writers() as db:  # stored (the hub follows it) but not announced
         assert await db.scalar(select(func.count(Object.id))) == 1
     assert peer.activities("Announce") == []
 
@@ -203,7 +203,7 @@ async def test_a_non_member_is_not_reshared(nodes, peer):
 async def _resolve(hub_node, project_node) -> int:
     from fedsph.federation.actors import resolve_actor
 
-    return await resolve_actor(hub_node.sessions, hub_node.app[REMOTE],
+    return await resolve_actor(hub_node.writers, hub_node.app[REMOTE],
                                project_node.urls.actor("coop"))
 
 
@@ -215,7 +215,7 @@ async def test_backfill_stores_earlier_posts_without_announcing(nodes, peer):
     await settle(project_node)
     await set_auto_approve(hub_node, "all")
     await join(hub_node, project_node)
-    async with hub_node.sessions() as db:
+    async with hub_node.writers() as db:
         stored = list(await db.scalars(select(Object.uri)))
     assert stored == [first.uri]
     assert peer.activities("Announce") == []
@@ -265,7 +265,7 @@ async def test_member_profile_updates_are_announced(nodes, peer):
     await set_auto_approve(hub_node, "all")
     await join(hub_node, project_node)
     await follow_hub(hub_node, peer)
-    async with project_node.sessions() as db, db.begin():
+    async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
         await set_profile(db, project_node.urls, coop, {"country": "UY"})
     await settle(project_node, hub_node)
@@ -289,7 +289,7 @@ async def test_manage_page_approves_with_csrf(nodes):
         async with client.post(f"{hub_node.base}/hub/manage",
                                data={"action": "approve", "project": "1"}) as resp:
             assert resp.status == 403  # no CSRF token
-        async with hub_node.sessions() as db:
+        async with hub_node.writers() as db:
             project_id = await db.scalar(select(HubMembership.project_id))
         response = await post_form(client, f"{hub_node.base}/hub/manage",
                                    {"action": "approve", "project": str(project_id)})
@@ -299,7 +299,7 @@ async def test_manage_page_approves_with_csrf(nodes):
         assert response.status == 400
         # An invitation withdrawn says so (not "request turned down").
         other = await hub_node.create_actor("otra")
-        async with hub_node.sessions() as db, db.begin():
+        async with hub_node.writers() as db, db.begin():
             db.add(HubMembership(hub_id=(await hubs.local_hub(db)).id, project_id=other.id,
                                  state="invited"))
         response = await post_form(client, f"{hub_node.base}/hub/manage",
@@ -316,7 +316,7 @@ async def test_hub_takes_another_name_when_hub_is_taken(node):
     await run(node, "hub enable", name="Hub Europa", region="europe", auto_approve="region:europe")
     hub = await hub_actor(node)
     assert hub.username == "hub_2" and hub.profile == {"hub": True, "region": "europe"}
-    async with node.sessions() as db:
+    async with node.writers() as db:
         assert (await hubs.hub_rules(db, hub)).auto_approve == {"regions": ["europe"]}
 
 
@@ -357,7 +357,7 @@ async def test_only_projects_join_and_only_from_their_own_server(nodes, peer):
 async def test_a_hub_cannot_answer_its_own_invitation_for_the_project(nodes, peer):
     _, project_node = nodes
     hub = peer.add_actor("hub", "Group", **{"fedsph:hub": True})
-    async with project_node.sessions() as db:
+    async with project_node.writers() as db:
         coop = await get_local_actor(db, "coop")
     inbox = project_node.urls.shared_inbox()
     invite = {"@context": AS, "id": peer.new_id(), "type": "Invite", "actor": hub.uri,

@@ -69,7 +69,7 @@ async def manage_page(client, project_node) -> str:
 
 
 async def logged_in_member(client, project_node) -> None:
-    async with project_node.sessions() as db:
+    async with project_node.writers() as db:
         coop = await get_local_actor(db, "coop")
     await make_user(project_node, "ana", coop)
     await login(client, project_node, "ana")
@@ -148,5 +148,5 @@ async def test_manage_page_explains_bad_hub_handles(nodes):
                                    {"action": "hub_join", "handle": hub_handle(hub_node)})
         assert response.status == 400
         assert "already a member" in html.unescape(await response.text())
-    async with project_node.sessions() as db:
+    async with project_node.writers() as db:
         assert list(await db.scalars(select(HubMembership.state))) == ["approved"]

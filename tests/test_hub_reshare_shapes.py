@@ -70,7 +70,7 @@ async def test_deleting_undoes_both_announces(hub_and_project, peer):
     note = await post(project_node, "Se borrará")
     await settle(project_node, hub_node)
     embedded, boost = split(peer.activities("Announce"))
-    async with project_node.sessions() as db, db.begin():
+    async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
         await outbox.delete_note(db, project_node.urls, coop, await db.get(Object, note.id))
     await settle(project_node, hub_node)
@@ -89,7 +89,7 @@ async def test_an_update_is_announced_embedded_only(hub_and_project, peer):
     await follow_hub(hub_node, peer)
     note = await post(project_node, "Primera versión")
     await settle(project_node, hub_node)
-    async with project_node.sessions() as db, db.begin():
+    async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
         await outbox.edit_note(db, project_node.urls, coop, await db.get(Object, note.id),
                                "Segunda versión")

@@ -119,7 +119,7 @@ async def test_rotated_key_is_fetched_again(node, peer):
     project, alice, inbox = await project_and_sender(node, peer)
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
     peer.rotate_key(alice)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(Actor).where(Actor.uri == alice.uri).values(
             fetched_at=utcnow() - KEY_REFETCH_AFTER))
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202

@@ -78,7 +78,7 @@ def test_followers_only_posts_need_a_follow(server, ana, bea):
 async def _token(node) -> str:
     """A read token acting as a fresh local member, made directly in the database."""
     actor = await node.create_actor("lector", "Person")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         user = User(username="lector", actor_id=actor.id)
         app = OAuthApp(client_id="test-client", client_secret_hash=hash_token("secret"),
                        name="tests", website=None, redirect_uris="urn:ietf:wg:oauth:2.0:oob",
@@ -123,7 +123,7 @@ async def test_search_resolves_a_remote_post_by_url(node, peer):
     await peer.stop()
     status, found = await _search(node, token, q=note_id, type="statuses")
     assert [s["id"] for s in found["statuses"]] == [entity["id"]]
-    async with node.sessions() as db:
+    async with node.writers() as db:
         stored = await db.get(Object, int(entity["id"]))
         assert stored.uri == note_id and (await db.get(Actor, stored.actor_id)).uri == eva.uri
 

@@ -12,7 +12,7 @@ from mastodon import Mastodon
 from fedsph.api.text import hashtags, link_mentions, mentions, unlink_mentions
 from fedsph.core.sanitize import clean_html
 from fedsph.models import Object
-from fedsph.projects.outbox import edit_note, publish_update
+from fedsph.projects.outbox import edit_note, publish_post
 from tests.dbfixtures import store_remote
 from tests.mastodon_client import logged_in, start_server, stop_server
 
@@ -64,8 +64,8 @@ async def test_mention_of_a_remote_actor_reaches_its_inbox(node, peer):
     project = await node.create_actor("casa")
     bob = peer.add_actor("bob")
     stored = await store_remote(node, bob.document)
-    async with node.sessions() as db, db.begin():
-        obj = await publish_update(db, node.urls, await db.get(type(project), project.id),
+    async with node.writers() as db, db.begin():
+        obj = await publish_post(db, node.urls, await db.get(type(project), project.id),
                                    contents={"": "hola @bob@peer"}, mentions=[stored])
     note = obj.document
     mention = {"type": "Mention", "href": bob.uri, "name": f"@bob@{stored.domain}"}
@@ -76,7 +76,7 @@ async def test_mention_of_a_remote_actor_reaches_its_inbox(node, peer):
     assert bob.uri in created[0]["cc"] and mention in created[0]["object"]["tag"]
 
     # An edit keeps the mention and tells the mentioned actor too.
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await edit_note(db, node.urls, await db.get(type(project), project.id),
                         await db.get(Object, obj.id), "hola otra vez @bob@peer")
     await node.run_worker()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from fedsph.federation import httpsig
 from fedsph.models import Actor, Follow, Notification, Object, Reaction
 from fedsph.projects import queries
-from fedsph.projects.outbox import delete_note, edit_update, publish_update
+from fedsph.projects.outbox import delete_note, edit_post, publish_post
 from tests.mastodon_peer import PUBLIC, MastodonPeer
 
 
@@ -62,8 +62,8 @@ async def test_a_whole_round_passes_mastodons_checks(node, mastodon):
     assert ana.uri in mastodon.fetched
 
     # The project posts: the Create reaches Ana as a public Note.
-    async with node.sessions() as db, db.begin():
-        update = await publish_update(db, node.urls, project, contents={"en": "The walls are up"})
+    async with node.writers() as db, db.begin():
+        update = await publish_post(db, node.urls, project, contents={"en": "The walls are up"})
     await flush(node)
     [create] = mastodon.activities("Create")
     note = create["object"]
@@ -100,14 +100,14 @@ async def test_a_whole_round_passes_mastodons_checks(node, mastodon):
         assert await queries.comments_for(db, update) == []
 
     # The project edits and deletes its update: Update (with `updated`) and Delete reach Ana.
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         obj = await db.get(Object, update.id)
-        await edit_update(db, node.urls, project, obj, contents={"en": "Walls and roof are up"})
+        await edit_post(db, node.urls, project, obj, contents={"en": "Walls and roof are up"})
     await flush(node)
     [edit] = mastodon.activities("Update")
     assert edit["object"]["id"] == update.uri and edit["object"]["updated"]
     assert "roof" in edit["object"]["content"]
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await delete_note(db, node.urls, project, await db.get(Object, update.id))
     await flush(node)
     [gone] = mastodon.activities("Delete")

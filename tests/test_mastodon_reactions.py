@@ -21,7 +21,7 @@ async def _peer_note(node, peer) -> tuple[Actor, Object]:
     """A peer's post, stored as if it had arrived in a Create."""
     bob = peer.add_actor("bob")
     author = await store_remote(node, bob.document)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = Object(uri=bob.uri + "/notes/1", type="Note", actor_id=author.id,
                       content="<p>Hello</p>", visibility="public")
         db.add(note)
@@ -31,7 +31,7 @@ async def _peer_note(node, peer) -> tuple[Actor, Object]:
 async def test_like_and_unlike_a_peer_post(node, peer):
     ana = await node.create_actor("ana", "Person")
     author, note = await _peer_note(node, peer)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         me, obj = await db.get(Actor, ana.id), await db.get(Object, note.id)
         first = await outbox_reactions.like_object(db, node.urls, me, obj)
         again = await outbox_reactions.like_object(db, node.urls, me, obj)
@@ -40,7 +40,7 @@ async def test_like_and_unlike_a_peer_post(node, peer):
     [like] = peer.activities("Like")
     assert like["actor"] == ana.uri and like["object"] == note.uri and like["to"] == [author.uri]
 
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         me, obj = await db.get(Actor, ana.id), await db.get(Object, note.id)
         assert await outbox_reactions.unlike_object(db, node.urls, me, obj) is True
         assert await outbox_reactions.unlike_object(db, node.urls, me, obj) is False
@@ -56,7 +56,7 @@ async def test_announce_goes_to_the_author_and_followers(node, peer):
     author, note = await _peer_note(node, peer)
     carol = peer.add_actor("carol")
     await add_remote_follower(node, project, carol)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await outbox_reactions.announce_object(db, node.urls, await db.get(Actor, project.id),
                                      await db.get(Object, note.id))
     await node.run_worker()
@@ -65,7 +65,7 @@ async def test_announce_goes_to_the_author_and_followers(node, peer):
     announce = announces[-1]
     assert announce["object"] == note.uri and announce["to"] == [PUBLIC]
     assert set(announce["cc"]) == {project.followers_url, author.uri}
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await outbox_reactions.unannounce_object(db, node.urls, await db.get(Actor, project.id),
                                        await db.get(Object, note.id))
     await node.run_worker()
@@ -75,7 +75,7 @@ async def test_announce_goes_to_the_author_and_followers(node, peer):
 async def test_followers_only_posts_cannot_be_announced(node, peer):
     project = await node.create_actor("casa")
     _, note = await _peer_note(node, peer)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         obj = await db.get(Object, note.id)
         obj.visibility = "followers"
         with pytest.raises(UserError, match="public"):
@@ -85,7 +85,7 @@ async def test_followers_only_posts_cannot_be_announced(node, peer):
 async def test_liking_a_local_post_notifies_its_author(node):
     ana = await node.create_actor("ana", "Person")
     casa = await node.create_actor("casa")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await outbox.publish_note(db, node.urls, await db.get(Actor, casa.id), "Hola")
         await outbox_reactions.like_object(db, node.urls, await db.get(Actor, ana.id), note)
     await node.run_worker()  # our inbox handles the local copy without counting it twice

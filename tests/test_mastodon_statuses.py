@@ -12,7 +12,7 @@ from mastodon import Mastodon, MastodonAPIError, MastodonNotFoundError
 from PIL import Image
 
 from fedsph.projects.notes import build_note
-from fedsph.projects.outbox import publish_note, publish_update
+from fedsph.projects.outbox import publish_note, publish_post
 from tests.mastodon_client import logged_in, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
@@ -168,10 +168,10 @@ def test_followers_only_and_refusals(server, api):
 
 async def test_publish_update_in_reply_to(node):
     project = await node.create_actor("huerta")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         author = await db.get(type(project), project.id)
         parent = await publish_note(db, node.urls, author, "Parent")
-        reply = await publish_update(db, node.urls, author, contents={"": "Child"},
+        reply = await publish_post(db, node.urls, author, contents={"": "Child"},
                                      in_reply_to=parent.uri)
         assert reply.in_reply_to == parent.uri
         assert build_note(reply, author)["inReplyTo"] == parent.uri

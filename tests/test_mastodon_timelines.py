@@ -10,7 +10,7 @@ import pytest
 import requests
 from mastodon import Mastodon, MastodonNotFoundError
 
-from fedsph.projects.outbox import publish_update
+from fedsph.projects.outbox import publish_post
 from tests.mastodon_client import logged_in, start_server, stop_server
 from tests.processes import wait_for
 
@@ -80,11 +80,11 @@ def test_public_local_timeline_without_token(server, ana):
 async def test_hashtag_timeline(node):
     # Hashtags come with updates written on the site (the API does not parse them from text).
     project = await node.create_actor("huerta")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         author = await db.get(type(project), project.id)
-        tagged = await publish_update(db, node.urls, author, contents={"": "Sembramos hoy"},
+        tagged = await publish_post(db, node.urls, author, contents={"": "Sembramos hoy"},
                                       hashtags=["Huerta_Viva"])
-        await publish_update(db, node.urls, author, contents={"": "Sin etiqueta"})
+        await publish_post(db, node.urls, author, contents={"": "Sin etiqueta"})
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{node.base}/api/v1/timelines/tag/huerta_viva") as answer:
             assert answer.status == 200

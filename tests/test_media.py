@@ -20,7 +20,7 @@ from fedsph.projects.media import (
     save_upload,
     srcset,
 )
-from fedsph.projects.outbox import publish_update
+from fedsph.projects.outbox import publish_post
 from tests.support.images import GPS_IFD, exif_jpeg
 
 MiB = 1024 * 1024
@@ -36,7 +36,7 @@ async def upload(node, data: bytes, **fields):
     settings = fields.pop("settings", node.settings)
     actor = await node.create_actor(fields.pop("slug", "coop"))
     values = {"alt": "Builders on the roof", "license": "CC-BY-4.0", "author": "Ana"} | fields
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         return await save_upload(db, settings, actor, data, **values)
 
 
@@ -163,10 +163,10 @@ async def test_alt_text_may_come_later_but_is_needed_to_publish(node):
     assert media.alt is None
     with pytest.raises(MediaError, match=rf"alt text.*image {media.id}"):
         attachment_document(media, node.urls)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         own = await db.get(type(media), media.id)
         with pytest.raises(UserError, match="alt text"):
-            await publish_update(db, node.urls, await db.get(Actor, own.owner_id),
+            await publish_post(db, node.urls, await db.get(Actor, own.owner_id),
                                  contents={"": "hola"}, media=[own])
     media.alt = "A ladder"
     assert attachment_document(media, node.urls)["name"] == "A ladder"

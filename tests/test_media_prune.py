@@ -15,7 +15,7 @@ from fedsph.db import make_engine, make_sessionmaker
 from fedsph.models import Actor, Media, Object, utcnow
 from fedsph.projects.media import largest_url, media_dir, save_upload
 from fedsph.projects.media_prune import keys_in, prune_media
-from fedsph.projects.outbox import delete_note, publish_update
+from fedsph.projects.outbox import delete_note, publish_post
 from fedsph.projects.profile import set_profile
 from tests.support.images import exif_jpeg
 
@@ -37,31 +37,31 @@ def files_of(settings, media: Media) -> list:
 
 
 async def remaining_ids(node) -> set[int]:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         return set(await db.scalars(select(Media.id)))
 
 
 async def test_only_old_unused_images_are_pruned_with_their_files(node):
     settings = node.settings
     project = await node.create_actor("coop")
-    old, recent = (await add_image(node.sessions, settings, project),
-                   await add_image(node.sessions, settings, project, age=timedelta(hours=2)))
-    attached, icon, header = [await add_image(node.sessions, settings, project) for _ in range(3)]
-    let_go = await add_image(node.sessions, settings, project)
-    async with node.sessions() as db, db.begin():
+    old, recent = (await add_image(node.writers, settings, project),
+                   await add_image(node.writers, settings, project, age=timedelta(hours=2)))
+    attached, icon, header = [await add_image(node.writers, settings, project) for _ in range(3)]
+    let_go = await add_image(node.writers, settings, project)
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
-        await publish_update(db, node.urls, actor, contents={"es": "Techo"},
+        await publish_post(db, node.urls, actor, contents={"es": "Techo"},
                              media=[await db.get(Media, attached.id)])
         await set_profile(db, node.urls, actor, {"icon": largest_url(icon, node.urls),
                                                  "header": largest_url(header, node.urls)})
-        deleted = await publish_update(db, node.urls, actor, contents={"es": "Borrar"},
+        deleted = await publish_post(db, node.urls, actor, contents={"es": "Borrar"},
                                        media=[await db.get(Media, let_go.id)])
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await delete_note(db, node.urls, await db.get(Actor, project.id),
                           await db.get(Object, deleted.id))
     size = sum(path.stat().st_size for m in (old, let_go) for path in set(files_of(settings, m)))
 
-    pruned = await prune_media(node.sessions, settings)
+    pruned = await prune_media(node.writers, settings)
 
     # The old upload and the image of the deleted update go; the rest stays.
     assert (pruned.count, pruned.bytes) == (2, size)
@@ -69,9 +69,9 @@ async def test_only_old_unused_images_are_pruned_with_their_files(node):
     assert not any(path.exists() for m in (old, let_go) for path in files_of(settings, m))
     for kept in (recent, attached, icon, header):
         assert all(path.exists() for path in files_of(settings, kept))
-    assert (await prune_media(node.sessions, settings)).count == 0
+    assert (await prune_media(node.writers, settings)).count == 0
     # With a cutoff of zero hours the recent upload goes too.
-    assert (await prune_media(node.sessions, settings, timedelta(0))).count == 1
+    assert (await prune_media(node.writers, settings, timedelta(0))).count == 1
 
 
 def test_keys_are_found_in_our_file_urls_only():
@@ -83,11 +83,11 @@ def test_keys_are_found_in_our_file_urls_only():
 
 async def test_the_worker_prunes_at_most_once_an_hour_and_logs_failures(node, monkeypatch, caplog):
     project = await node.create_actor("coop")
-    first = await add_image(node.sessions, node.settings, project)
+    first = await add_image(node.writers, node.settings, project)
     worker = node.worker()
     await worker._prune_now_and_then()
     assert first.id not in await remaining_ids(node)
-    second = await add_image(node.sessions, node.settings, project)
+    second = await add_image(node.writers, node.settings, project)
     await worker._prune_now_and_then()  # within the hour: nothing happens
     assert second.id in await remaining_ids(node)
 

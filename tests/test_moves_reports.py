@@ -112,14 +112,14 @@ async def run_reports(node, capsys, *args: str) -> str:
 
 async def test_flag_is_stored_once_and_listed_by_the_cli(node, peer, capsys):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Hola")
     moderator = peer.add_actor("instance", "Application")
     flag = activity(peer, moderator, "Flag", [project.uri, note.uri], content="Spam\nlinks")
     item = await send(node, peer, moderator, flag)
     assert (item.status, item.last_error) == ("done", None)
     # The same report again, under a new inbox row (its id is what makes it the same).
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(InboxItem(activity_uri=flag["id"] + "#again", type="Flag", actor_uri=moderator.uri,
                          body=item.body))
     await node.run_worker()
@@ -138,7 +138,7 @@ async def test_flag_is_stored_once_and_listed_by_the_cli(node, peer, capsys):
 
 async def test_flag_about_a_post_only_targets_its_author(node, peer):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Hola")
     ana = peer.add_actor("ana")
     item = await send(node, peer, ana, activity(peer, ana, "Flag", [note.uri]))
@@ -184,7 +184,7 @@ async def test_follow_and_follow_request_notify_the_project(node, peer):
 async def test_like_announce_and_mentions_notify_the_author(node, peer):
     project = await node.create_actor("coop")
     other = await node.create_actor("other")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Hola")
     ana = peer.add_actor("ana")
     await send(node, peer, ana, activity(peer, ana, "Like", note.uri))

@@ -17,7 +17,7 @@ from PIL import Image
 from fedsph.core import vocab
 from fedsph.models import Actor, Follow, Object, utcnow
 from fedsph.projects.media import save_upload
-from fedsph.projects.outbox import publish_update
+from fedsph.projects.outbox import publish_post
 from tests.fakepeer import FakePeer
 from tests.support.pages import fetch, make_project, publish
 
@@ -30,7 +30,7 @@ def jpeg(width: int = 800, height: int = 600) -> bytes:
 
 async def add_remote_actors(node, project: Actor, count: int) -> list[Actor]:
     """Remote accounts that follow the project and that it follows."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         others = []
         for i in range(count):
             other = Actor(uri=f"https://remote{i}.example/users/friend{i}", local=False,
@@ -49,11 +49,11 @@ async def test_project_page_with_full_profile_and_20_updates_is_under_30_kb(node
     await add_remote_actors(node, project, 20)
     start = utcnow() - timedelta(days=30)
     for i in range(20):
-        async with node.sessions() as db, db.begin():
+        async with node.writers() as db, db.begin():
             actor = await db.get(Actor, project.id)
             media = [await save_upload(db, node.settings, actor, jpeg(), f"Obra, semana {i}",
                                        "CC-BY-4.0", None)] if i < 4 else []
-            await publish_update(
+            await publish_post(
                 db, node.urls, actor,
                 contents={"es": f"Avanzamos con la obra, semana {i}. Losas y muros.",
                           "en": f"Building goes on, week {i}. Slabs and walls."},
@@ -143,7 +143,7 @@ async def test_content_warning_is_a_details_element(node):
 async def test_hidden_and_held_comments_are_not_shown(node):
     project = await make_project(node)
     obj = await publish(node, project, contents={"es": "¿Qué opinan?"})
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         friend = Actor(uri="https://remote.example/users/ana", local=False, type="Person",
                        username="ana", domain="remote.example", name="Ana")
         db.add(friend)
@@ -161,7 +161,7 @@ async def test_hidden_and_held_comments_are_not_shown(node):
 
 
 async def test_remote_project_and_update_pages(node):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         other = Actor(uri="https://lyon.example/actors/hlm", local=False, type="Group",
                       username="hlm", domain="lyon.example", name="Habitat Lyon",
                       name_map={"fr": "Habitat Lyon"}, profile={"stage": "living", "country": "FR"})
@@ -236,7 +236,7 @@ async def test_project_page_pages_its_updates_with_pinned_first(node):
     start = utcnow() - timedelta(days=40)
     objects = [await publish(node, project, contents={"en": f"Update number {i}."},
                              published=start + timedelta(days=i)) for i in range(22)]
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         (await db.get(Object, objects[0].id)).pinned_at = utcnow()
     _, _, first = await fetch(project.uri)
     assert first.index("Update number 0.") < first.index("Update number 21.")
@@ -247,10 +247,10 @@ async def test_project_page_pages_its_updates_with_pinned_first(node):
 
 async def test_tag_page_lists_updates_with_that_hashtag_or_theme(node):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
-        await publish_update(db, node.urls, project, contents={"es": "Minga de sábado"},
+    async with node.writers() as db, db.begin():
+        await publish_post(db, node.urls, project, contents={"es": "Minga de sábado"},
                              hashtags=["minga_2026"], themes=["mutual_aid"])
-        await publish_update(db, node.urls, project, contents={"es": "Otra cosa"},
+        await publish_post(db, node.urls, project, contents={"es": "Otra cosa"},
                              hashtags=["minga2026"])
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{node.base}/tags/minga_2026?lang=es") as resp:

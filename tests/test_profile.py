@@ -267,7 +267,7 @@ FULL = {
 
 async def project_with_profile(node, changes: dict = FULL) -> Actor:
     await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.scalar(select(Actor).where(Actor.username == "coop"))
         await profile.set_profile(db, node.urls, actor, dict(changes))
     return actor
@@ -372,7 +372,7 @@ def test_invalid_values_from_another_node_are_dropped_not_fatal():
 async def test_setting_a_profile_sends_update_to_followers(node, peer):
     project = await node.create_actor("coop")
     await add_remote_follower(node, project, peer.add_actor("alice"))
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
         queued = await profile.set_profile(db, node.urls, actor, {"stage": "planning",
                                                                   "homes_planned": 30})

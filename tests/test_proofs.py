@@ -211,7 +211,7 @@ async def test_migration_0010_gives_actors_made_before_proofs_a_lasting_key(node
     older, other = await node.create_actor("older"), await node.create_actor("other")
     remote = peer.add_actor("alice")
     await add_remote_follower(node, older, remote)
-    async with node.sessions() as db, db.begin():  # as a database from before proofs held them
+    async with node.writers() as db, db.begin():  # as a database from before proofs held them
         await db.execute(update(Actor).values(proof_key_pem=None))
     config = alembic_config(node.settings.effective_database_url)
     await asyncio.to_thread(command.downgrade, config, "0009_inbox_signer")
@@ -229,7 +229,7 @@ async def test_every_public_activity_we_send_carries_a_valid_proof(node, peer):
     project = await node.create_actor("coop")
     alice = peer.add_actor("alice")
     await add_remote_follower(node, project, alice)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         coop = await db.get(Actor, project.id)
         await publish_note(db, node.urls, coop, "Public news")
         await publish_note(db, node.urls, coop, "Members only", visibility="followers")
@@ -254,7 +254,7 @@ async def test_keys_are_made_with_the_actor_and_only_read_after(node, peer):
         instance = await db.scalar(select(Actor.proof_key_pem)
                                    .where(Actor.uri == node.urls.instance_actor()))
     assert made and instance and made != instance
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, await db.get(Actor, project.id), "First signed")
         body = await db.scalar(select(Activity.body).where(Activity.object_uri == note.uri))
     method = method_of((await peer.get(None, project.uri))[1])
@@ -264,13 +264,13 @@ async def test_keys_are_made_with_the_actor_and_only_read_after(node, peer):
     # Serving a document never writes: an actor without a key (a database that skipped
     # migration 0010) is served without one, and refuses to publish rather than make one.
     keyless = await node.create_actor("keyless")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(Actor).where(Actor.id == keyless.id).values(proof_key_pem=None))
     assert "assertionMethod" not in (await peer.get(None, keyless.uri))[1]
     async with node.readers() as db:
         assert await db.scalar(select(Actor.proof_key_pem).where(Actor.id == keyless.id)) is None
     with pytest.raises(RuntimeError, match="fedsph migrate"):
-        async with node.sessions() as db, db.begin():
+        async with node.writers() as db, db.begin():
             await publish_note(db, node.urls, await db.get(Actor, keyless.id), "Unsigned?")
 
 

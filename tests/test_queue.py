@@ -58,7 +58,7 @@ async def test_migrate_brings_an_empty_database_to_head(tmp_path, database_url):
 async def add_inbox_items(node, count: int, due_in: timedelta = timedelta(0)) -> list[int]:
     """`count` pending inbox rows that become due `due_in` from now."""
     due = utcnow() + due_in
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         items = [InboxItem(activity_uri=f"https://peer.example/activities/{uuid.uuid4().hex}",
                            type="Like", actor_uri="https://peer.example/users/ana",
                            body=b"{}", next_attempt_at=due)
@@ -69,14 +69,14 @@ async def add_inbox_items(node, count: int, due_in: timedelta = timedelta(0)) ->
 
 
 async def claim_in_own_transaction(node, model, limit: int) -> list[int]:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         return await claim(db, model, limit)
 
 
 async def add_deliveries(node, hosts: list[str]) -> dict[str, int]:
     """One pending delivery of one activity to an inbox on each host; returns host -> row id."""
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         document = {"id": node.urls.new_activity(), "type": "Create", "actor": project.uri}
         activity = await record_activity(db, project, document, None)
         rows = {host: Delivery(activity_id=activity.id, inbox=f"http://{host}/inbox", host=host)
@@ -128,7 +128,7 @@ async def test_concurrent_claimers_never_share_a_row(db_node):
 @pytest.mark.postgres
 async def test_postgres_claimer_skips_rows_locked_by_an_open_transaction(pg_node):
     ids = await add_inbox_items(pg_node, 6)
-    async with pg_node.sessions() as first_db, first_db.begin():
+    async with pg_node.writers() as first_db, first_db.begin():
         first = await claim(first_db, InboxItem, 4)
         # The first worker has not committed: without SKIP LOCKED the second would wait for it.
         # The timeout only turns such a hang into a failure; it is not a speed assertion.
@@ -140,7 +140,7 @@ async def test_postgres_claimer_skips_rows_locked_by_an_open_transaction(pg_node
 
 async def test_deliveries_to_a_paused_host_are_not_claimed(db_node):
     rows = await add_deliveries(db_node, ["paused.example", "resting.example", "up.example"])
-    async with db_node.sessions() as db, db.begin():
+    async with db_node.writers() as db, db.begin():
         db.add(HostState(host="paused.example", consecutive_failures=7,
                          paused_until=utcnow() + timedelta(hours=1)))
         # A pause that has run out no longer holds anything back.

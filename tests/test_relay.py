@@ -23,7 +23,7 @@ async def subscribe(node, peer, hub, inbox: str):
     status, text = await peer.post(instance, inbox, follow)
     assert status == 202, text
     await node.run_worker()
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         subscriber = await db.scalar(select(Actor).where(Actor.uri == instance.uri))
         await decide_subscription(db, node.urls, await db.get(Actor, hub.id), subscriber, True)
     await node.run_worker()
@@ -46,7 +46,7 @@ async def test_mastodon_subscribes_and_gets_the_original_create_with_its_proof(n
         assert row.state == "accepted" and row.followed_id == hub.id
 
         # A member's public update, as the hub received it: forwarded byte for byte.
-        async with node.sessions() as db, db.begin():
+        async with node.writers() as db, db.begin():
             note = await publish_note(db, node.urls, await db.get(Actor, coop.id), "Assembly")
             body = await db.scalar(select(Activity.body).where(
                 Activity.type == "Create", Activity.object_uri == note.uri))
@@ -77,7 +77,7 @@ async def test_subscription_at_the_hub_inbox_and_undo(node):
         await node.run_worker()
         assert await relay_rows(node) == []
         # Nobody subscribed: nothing is queued.
-        async with node.sessions() as db, db.begin():
+        async with node.writers() as db, db.begin():
             await forward_to_relays(db, await db.get(Actor, hub.id), orjson.dumps(
                 {"@context": AS, "type": "Create", "actor": "x", "to": [PUBLIC], "proof": {}}))
             assert await db.scalar(select(Activity.id).where(Activity.actor_id == hub.id,
@@ -112,7 +112,7 @@ async def test_follow_of_public_on_a_node_without_a_hub_is_ignored(node, peer):
 async def test_activities_without_a_proof_are_not_relayed(node, peer):
     hub = await hub_node(node)
     await subscribe(node, peer, hub, f"{node.base}/inbox")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         before = await db.scalar(select(Activity.id).order_by(Activity.id.desc()).limit(1))
         await forward_to_relays(db, await db.get(Actor, hub.id), orjson.dumps(
             {"@context": AS, "id": peer.new_id(), "type": "Create", "actor": peer.base + "/users/a",
@@ -129,7 +129,7 @@ async def test_an_activity_is_relayed_once_whatever_its_bytes(node, peer):
     activity = {"@context": AS, "id": "https://elsewhere.example/a/1", "type": "Create",
                 "actor": "https://elsewhere.example/users/a", "to": [PUBLIC],
                 "object": {"type": "Note", "content": "x"}, "proof": {"type": "DataIntegrityProof"}}
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         hub_row = await db.get(Actor, hub.id)
         await forward_to_relays(db, hub_row, orjson.dumps(activity))
         await forward_to_relays(db, hub_row, orjson.dumps(activity, option=orjson.OPT_SORT_KEYS))

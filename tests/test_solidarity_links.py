@@ -27,7 +27,7 @@ def nodes(two_nodes):
 
 
 async def find(node, handle_or_uri: str) -> Actor:
-    return await links.find_project(node.sessions, node.app[REMOTE], node.settings.domain,
+    return await links.find_project(node.writers, node.app[REMOTE], node.settings.domain,
                                     handle_or_uri)
 
 
@@ -37,20 +37,20 @@ async def link_on(node, offer_uri: str) -> SolidarityLink | None:
 
 
 async def propose(node, slug: str, partner: Actor, kind: str = "twinned_with") -> SolidarityLink:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await db.scalar(select(Actor).where(Actor.username == slug, Actor.local))
         return await links.propose_link(db, node.urls, project, await db.get(Actor, partner.id),
                                         kind)
 
 
 async def answer(node, offer_uri: str, accept: bool):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         link = await db.scalar(select(SolidarityLink).where(SolidarityLink.offer_uri == offer_uri))
         await links.answer_link(db, node.urls, link, accept)
 
 
 async def withdraw(node, slug: str, offer_uri: str):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         link = await db.scalar(select(SolidarityLink).where(SolidarityLink.offer_uri == offer_uri))
         project = await db.scalar(select(Actor).where(Actor.username == slug, Actor.local))
         await links.withdraw_link(db, node.urls, project, link)
@@ -80,7 +80,7 @@ async def pair(nodes):
     await b.create_actor("sur")
     sur_on_a = await find(a, f"{b.base}/actors/sur")
     norte_on_b = await find(b, f"{a.base}/actors/norte")
-    async with b.sessions() as db, db.begin():
+    async with b.writers() as db, db.begin():
         sur = await db.scalar(select(Actor).where(Actor.username == "sur", Actor.local))
         await outbox.follow(db, b.urls, sur, await db.get(Actor, norte_on_b.id))
     await settle_all(a, b)
@@ -296,7 +296,7 @@ async def test_hub_graph_from_stored_profiles_in_two_regions(node):
     hub_actor = await node.create_actor("hub")
     europe, latin = "https://eu.example/actors/casa", "https://uy.example/actors/coop"
     carried = [{"kind": "twinned_with", "subject": europe, "object": latin}]
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Hub(actor_id=hub_actor.id, region="europe"))
         for uri, name, country, region in ((europe, "Casa", "DE", "europe"),
                                            (latin, "Coop", "UY", "latin_america_caribbean")):

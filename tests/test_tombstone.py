@@ -14,7 +14,7 @@ from fedsph.federation.actors import get_local_actor
 from fedsph.models import Activity, Actor, Event, Media, Object
 from fedsph.projects.media import media_dir, save_upload
 from fedsph.projects.media_prune import prune_media
-from fedsph.projects.outbox import delete_note, publish_update
+from fedsph.projects.outbox import delete_note, publish_post
 from tests.dbfixtures import add_follow, add_remote_follower, store_remote
 from tests.test_api_with_peer import api, member_token
 from tests.test_events import MEETING, make_event
@@ -85,15 +85,15 @@ async def test_a_local_delete_frees_its_media_and_answers_with_a_tombstone(node,
     project = await node.create_actor("coop")
     alice = peer.add_actor("alice")
     await add_remote_follower(node, project, alice)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
         image = await save_upload(db, node.settings, actor, jpeg(640, 480), "A roof", "CC0", None)
-        post = await publish_update(db, node.urls, actor, contents={"es": "Techo"},
+        post = await publish_post(db, node.urls, actor, contents={"es": "Techo"},
                                     title_map={"es": "Obra"}, hashtags=["obra"],
                                     place={"name": "Montevideo"}, summary="Obra",
                                     media=[image])
     files = [media_dir(node.settings) / info["file"] for info in image.renditions.values()]
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await delete_note(db, node.urls, await db.get(Actor, project.id),
                           await db.get(Object, post.id))
     await node.run_worker()
@@ -103,7 +103,7 @@ async def test_a_local_delete_frees_its_media_and_answers_with_a_tombstone(node,
     async with node.readers() as db:
         assert (await db.get(Media, image.id)).object_id is None
     # Let go, so the pruner deletes the image and its files.
-    assert (await prune_media(node.sessions, node.settings, timedelta(0))).count == 1
+    assert (await prune_media(node.writers, node.settings, timedelta(0))).count == 1
     assert not any(path.exists() for path in files)
 
     # The served Tombstone is Mastodon's shape, and the Delete embeds it.
@@ -123,7 +123,7 @@ async def test_a_cancelled_event_becomes_the_same_tombstone(node, peer):
     obj = await make_event(node)
     await deliver(node, peer, alice, {"@context": AS, "id": peer.new_id(), "type": "Join",
                                       "actor": alice.uri, "object": obj.uri})
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await get_local_actor(db, "coop")
         await cancel_event(db, node.urls, project, await db.get(Object, obj.id))
     await node.run_worker()

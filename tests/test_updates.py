@@ -19,13 +19,13 @@ from fedsph.projects.notes import FEDSPH_NS, html_to_text
 from fedsph.projects.outbox import (
     approve_comment,
     edit_note,
-    edit_update,
+    edit_post,
+    editable_post_fields,
     hide_comment,
-    pin_update,
+    pin_post,
     publish_note,
-    publish_update,
-    unpin_update,
-    update_fields,
+    publish_post,
+    unpin_post,
 )
 
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -70,9 +70,9 @@ BILINGUAL = {"es": "Terminamos los muros.\n\nGracias a todas & todos <3",
 
 async def test_bilingual_update_is_a_note_with_everything(node):
     await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project, media = await project_with_media(node, db, 2)
-        obj = await publish_update(
+        obj = await publish_post(
             db, node.urls, project, contents=BILINGUAL,
             title_map={"es": "Muros listos", "en": "Walls done"}, kind="milestone",
             stage_change="building", hashtags=["#Cooperativa", "vivienda"],
@@ -126,7 +126,7 @@ async def test_bilingual_update_is_a_note_with_everything(node):
 
 async def test_plain_update_has_no_extras(node):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         obj = await publish_note(db, node.urls, project, "Hello", language="en")
         note = (await sent(db, obj.uri, "Create"))["object"]
     assert note["content"] == "<p>Hello</p>" and note["contentMap"] == {"en": "<p>Hello</p>"}
@@ -147,32 +147,32 @@ async def test_plain_update_has_no_extras(node):
 ])
 async def test_unacceptable_fields_are_refused(node, fields, message):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         with pytest.raises(UserError, match=message):
-            await publish_update(db, node.urls, project, **fields)
+            await publish_post(db, node.urls, project, **fields)
 
 
 async def test_five_images_are_refused(node):
     await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project, media = await project_with_media(node, db, 5)
         with pytest.raises(UserError, match="at most 4 images"):
-            await publish_update(db, node.urls, project, contents={"es": "Fotos"}, media=media)
+            await publish_post(db, node.urls, project, contents={"es": "Fotos"}, media=media)
 
 
 async def test_edit_sends_update_with_updated_and_new_translations(node):
     await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project, media = await project_with_media(node, db, 2)
-        obj = await publish_update(db, node.urls, project, contents=BILINGUAL,
+        obj = await publish_post(db, node.urls, project, contents=BILINGUAL,
                                    title_map={"es": "Muros"}, hashtags=["obra"], media=media)
-        fields = await update_fields(db, obj)
+        fields = await editable_post_fields(db, obj)
         assert fields["contents"] == BILINGUAL and fields["title_map"] == {"es": "Muros"}
         assert fields["hashtags"] == ["obra"] and [m.id for m in fields["media"]] == [
             m.id for m in media]
         fields["contents"] = {"es": "Muros terminados", "fr": "Murs terminés"}
         fields["media"] = media[1:]
-        await edit_update(db, node.urls, project, obj, **fields)
+        await edit_post(db, node.urls, project, obj, **fields)
         edit = await sent(db, obj.uri, "Update")
         dropped = await db.get(Media, media[0].id)
         assert dropped.object_id is None
@@ -188,8 +188,8 @@ async def test_edit_sends_update_with_updated_and_new_translations(node):
 
 async def test_edit_note_changes_only_the_primary_text(node):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
-        obj = await publish_update(db, node.urls, project, contents=BILINGUAL, themes=["finance"])
+    async with node.writers() as db, db.begin():
+        obj = await publish_post(db, node.urls, project, contents=BILINGUAL, themes=["finance"])
         await edit_note(db, node.urls, project, obj, "Nuevo texto")
         note = (await sent(db, obj.uri, "Update"))["object"]
     assert note["contentMap"]["es"] == "<p>Nuevo texto</p>"
@@ -207,14 +207,14 @@ def test_html_to_text_reverses_what_we_build():
 
 async def test_pinned_updates_are_the_featured_collection(node):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         first = await publish_note(db, node.urls, project, "First", language="es")
         second = await publish_note(db, node.urls, project, "Second", language="es")
         hidden = await publish_note(db, node.urls, project, "Members", visibility="followers")
-        await pin_update(db, project, first, urls=node.urls)
-        await pin_update(db, project, second)
+        await pin_post(db, project, first, urls=node.urls)
+        await pin_post(db, project, second)
         with pytest.raises(UserError):
-            await pin_update(db, project, hidden)
+            await pin_post(db, project, hidden)
         add = await sent(db, first.uri, "Add")
     assert add["target"] == f"{project.uri}/featured" and add["object"] == first.uri
     status, actor_document = await get_json(project.uri)
@@ -224,8 +224,8 @@ async def test_pinned_updates_are_the_featured_collection(node):
     assert featured["totalItems"] == 2
     assert [n["id"] for n in featured["orderedItems"]] == [second.uri, first.uri]
     assert featured["orderedItems"][0]["content"] == "<p>Second</p>"
-    async with node.sessions() as db, db.begin():
-        await unpin_update(db, project, await db.merge(second), urls=node.urls)
+    async with node.writers() as db, db.begin():
+        await unpin_post(db, project, await db.merge(second), urls=node.urls)
     status, featured = await get_json(f"{project.uri}/featured")
     assert [n["id"] for n in featured["orderedItems"]] == [first.uri]
 
@@ -251,11 +251,11 @@ async def receive_reply(node, peer, alice, target: Object, text: str) -> Object:
 async def test_replies_are_comments_that_members_moderate(node, peer):
     project = await node.create_actor("coop")
     alice = peer.add_actor("alice")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         obj = await publish_note(db, node.urls, project, "Nuestra obra", language="es")
     comment = await receive_reply(node, peer, alice, obj, "¡Felicitaciones!")
     assert comment is not None and comment.approved and "<script>" not in comment.content
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         assert [c.uri for c, _ in await queries.comments_for(db, obj)] == [comment.uri]
         assert (await queries.comment_owner(db, comment)).id == project.id
         await hide_comment(db, await db.merge(comment), True)
@@ -264,11 +264,11 @@ async def test_replies_are_comments_that_members_moderate(node, peer):
         assert len(await queries.comments_for(db, obj, include_hidden=True)) == 1
 
     # A project that holds replies shows them only once approved.
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(Actor).where(Actor.id == project.id).values(hold_replies=True))
     held = await receive_reply(node, peer, alice, obj, "Second comment")
     assert held.approved is False
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         assert await queries.comments_for(db, obj) == []
         assert len(await queries.comments_for(db, obj, include_held=True)) == 1
         await approve_comment(db, await db.merge(held))
@@ -317,9 +317,9 @@ def test_received_fedsph_note_keeps_every_field():
 
 async def test_atom_feed_lists_public_updates(node):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
-        await publish_update(db, node.urls, project, contents={"es": "Sin título & <más>"})
-        titled = await publish_update(db, node.urls, project, contents={"es": "Texto"},
+    async with node.writers() as db, db.begin():
+        await publish_post(db, node.urls, project, contents={"es": "Sin título & <más>"})
+        titled = await publish_post(db, node.urls, project, contents={"es": "Texto"},
                                       title_map={"es": "Con título"})
         await publish_note(db, node.urls, project, "Members only", visibility="followers")
     async with aiohttp.ClientSession() as http, http.get(f"{project.uri}/feed.atom") as resp:
@@ -348,12 +348,12 @@ async def test_atom_feed_lists_public_updates(node):
 async def test_an_updates_place_is_no_more_precise_than_the_project_allows(node, precision,
                                                                          expected):
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await db.merge(project)
         if precision:
             project.profile = {"location": {"name": "Barrio", "latitude": -34.9,
                                             "longitude": -56.2, "precision": precision}}
-        obj = await publish_update(db, node.urls, project, contents={"es": "Asamblea"},
+        obj = await publish_post(db, node.urls, project, contents={"es": "Asamblea"},
                                    place={"name": "Salón", "latitude": -34.908712,
                                           "longitude": -56.164523})
         note = (await sent(db, obj.uri, "Create"))["object"]

@@ -115,7 +115,7 @@ class Clock:
 
 
 async def publish(node, project, text: str) -> None:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await publish_note(db, node.urls, project, text)
 
 
@@ -133,7 +133,7 @@ async def host_state(node, host: str) -> HostState | None:
 def patient_worker(node) -> Worker:
     """A worker with minute-long retry steps: a paused host then stays paused during the test."""
     settings = dataclasses.replace(node.settings, retry_base_seconds=60)
-    return Worker(settings, node.sessions, node.app[REMOTE])
+    return Worker(settings, node.writers, node.app[REMOTE])
 
 
 # -- delivery ----------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ async def test_workers_failing_on_one_new_host_at_once_all_count(db_node, sink):
         await publish(db_node, project, f"Boletín {number}")
     one_each = dataclasses.replace(db_node.settings, worker_batch=1)
 
-    rounds = [Worker(one_each, db_node.sessions, db_node.app[REMOTE]).run_once()
+    rounds = [Worker(one_each, db_node.writers, db_node.app[REMOTE]).run_once()
               for _ in range(workers)]
     # The timeout only turns a hang into a failure.
     await asyncio.wait_for(asyncio.gather(*rounds), 30)
@@ -347,7 +347,7 @@ async def test_posts_of_a_followed_actor_are_stored_edited_and_tombstoned(db_nod
     ana = peer.add_actor("ana")
     followed = await store_remote(db_node, ana.document)
     # Our project follows ana: the Follow goes out, ana's server accepts it.
-    async with db_node.sessions() as db, db.begin():
+    async with db_node.writers() as db, db.begin():
         await follow(db, db_node.urls, project, followed)
     await db_node.run_worker()
     [request] = peer.activities("Follow")
@@ -421,13 +421,13 @@ class CountingSessions:
     """Hands out sessions and asks the worker to stop after a few rounds."""
 
     def __init__(self, sessions, stop: asyncio.Event, rounds: int):
-        self.sessions, self.stop, self.rounds, self.calls = sessions, stop, rounds, 0
+        self.writers, self.stop, self.rounds, self.calls = sessions, stop, rounds, 0
 
     def __call__(self):
         self.calls += 1
         if self.calls >= self.rounds:
             self.stop.set()
-        return self.sessions()
+        return self.writers()
 
 
 def unreachable_database(tmp_path, kind: str) -> str:

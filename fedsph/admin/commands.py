@@ -51,7 +51,7 @@ def migrate(settings: Settings) -> None:
 class Node:
     settings: Settings
     urls: URLs
-    sessions: async_sessionmaker[AsyncSession]
+    writers: async_sessionmaker[AsyncSession]
     remote: Remote
 
 
@@ -61,12 +61,12 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
     engine = make_engine(settings)
     try:
         await ensure_migrated(engine)
-        sessions = make_sessionmaker(engine, writer=True)
+        writers = make_sessionmaker(engine, writer=True)
         urls = URLs(settings.base_url)
-        async with sessions() as db, db.begin():
+        async with writers() as db, db.begin():
             instance = await get_or_create_instance_actor(db, urls, settings.domain)
         async with make_client_session(settings.allow_private_networks, settings.http_timeout) as http:
-            yield Node(settings, urls, sessions, Remote(http, signer_for(instance),
+            yield Node(settings, urls, writers, Remote(http, signer_for(instance),
                                                         settings.allow_private_networks))
     finally:
         await engine.dispose()
@@ -113,7 +113,7 @@ async def serve(settings: Settings, run_worker: bool) -> int:
 async def worker(settings: Settings) -> int:
     async with open_node(settings) as node:
         stop = asyncio.Event()
-        task = asyncio.create_task(Worker(settings, node.sessions, node.remote).run_forever(stop))
+        task = asyncio.create_task(Worker(settings, node.writers, node.remote).run_forever(stop))
         print("fedsph worker running", flush=True)
         await _wait_for_signal()
         stop.set()
@@ -125,10 +125,10 @@ async def worker(settings: Settings) -> int:
 
 async def queue(node: Node, args) -> int:
     if getattr(args, "prune", False):
-        async with node.sessions() as db, db.begin():
+        async with node.writers() as db, db.begin():
             pruned = await prune_finished(db, timedelta(days=node.settings.inbox_retention_days))
         print(f"pruned {pruned.inbox} inbox row(s) and {pruned.deliveries} deliveries")
-    async with node.sessions() as db:
+    async with node.writers() as db:
         for name, model in (("deliveries", Delivery), ("inbox", InboxItem)):
             counts = dict((await db.execute(select(model.status, func.count(model.id))
                                             .group_by(model.status))).all())
@@ -152,7 +152,7 @@ def _one_line(text: str | None, limit: int = 300) -> str:
 
 
 async def reports(node: Node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         if args.resolve:
             report = await db.get(Report, args.resolve)
             if report is None or report.resolved_at is not None:
@@ -177,19 +177,19 @@ async def media_prune(node: Node, args) -> int:
         hours = -1.0
     if not 0 <= hours <= 100_000:  # also refuses nan and inf
         raise UserError(f"--older-than takes a number of hours, not {args.older_than!r}")
-    pruned = await prune_media(node.sessions, node.settings, timedelta(hours=hours))
+    pruned = await prune_media(node.writers, node.settings, timedelta(hours=hours))
     print(f"removed {pruned.count} unused image(s), {pruned.bytes} bytes")
     return 0
 
 
 async def bootstrap(node: Node, args) -> int:
     """First run: a project and an admin if the node has none, with the password printed once."""
-    async with node.sessions() as db:
+    async with node.writers() as db:
         has_users = await db.scalar(select(func.count(User.id)))
         has_projects = await db.scalar(select(func.count(Actor.id)).where(
             Actor.local.is_(True), Actor.type == "Group"))
     if not has_projects:
-        async with node.sessions() as db, db.begin():
+        async with node.writers() as db, db.begin():
             await create_local_actor(db, node.urls, node.settings.domain, "demo", "Group",
                                      name="Demo housing project")
         print(f"created project @demo@{node.settings.domain}")
@@ -199,7 +199,7 @@ async def bootstrap(node: Node, args) -> int:
         print(f"created admin user: username admin, password {password}\n"
               "publish with: fedsph post demo --text 'Hello'")
     if node.settings.hub:  # hub mode (FEDSPH_HUB=1): the hub actor exists from the start
-        hub = await ensure_hub_exists(node.sessions, node.urls, node.settings)
+        hub = await ensure_hub_exists(node.writers, node.urls, node.settings)
         print(f"hub @{hub.username}@{node.settings.domain}")
     return 0
 

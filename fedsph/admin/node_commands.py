@@ -27,7 +27,7 @@ async def _user(db, username: str) -> User:
 
 async def admin_set(node, args) -> int:
     grant = args.admin_command == "grant"
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         user = await _user(db, args.username)
         if not grant and user.is_admin and await db.scalar(
                 select(func.count(User.id)).where(User.is_admin.is_(True))) == 1:
@@ -38,7 +38,7 @@ async def admin_set(node, args) -> int:
 
 
 async def admin_list(node, args) -> int:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         for username in await db.scalars(select(User.username).where(User.is_admin.is_(True))
                                          .order_by(User.username)):
             print(username)
@@ -49,7 +49,7 @@ async def block_domain(node, args) -> int:
     domain = blocks.parse_domain(args.domain)
     if blocks.covers(domain, blocks.host_of(node.urls.base)):
         raise UserError("this node cannot block itself")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await blocks.block_domain(db, domain)
     print(f"blocked {domain} and every name under it")
     return 0
@@ -57,7 +57,7 @@ async def block_domain(node, args) -> int:
 
 async def block_account(node, args) -> int:
     target = await resolve_target(node, args.account)  # resolve_handle strips it
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, target.id)
         if actor.local:
             raise UserError("accounts on this node cannot be blocked")
@@ -67,14 +67,14 @@ async def block_account(node, args) -> int:
 
 
 async def block_list(node, args) -> int:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         for block in await blocks.get_blocks(db):
             print(f"{block.id}\t{block.domain or block.actor_uri}")
     return 0
 
 
 async def block_remove(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         if not await blocks.unblock(db, args.id):
             raise UserError(f"there is no block {args.id}")
     print(f"block {args.id} lifted")
@@ -82,7 +82,7 @@ async def block_remove(node, args) -> int:
 
 
 async def token_revoke(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         user = await _user(db, args.username)
         ended = await db.execute(update(OAuthToken).where(
             OAuthToken.user_id == user.id, OAuthToken.revoked_at.is_(None))

@@ -18,7 +18,7 @@ from fedsph.projects.commands import local_actor
 
 async def create_user(node, username: str, password: str, admin: bool,
                       project: str | None) -> User:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         if project:
             group = await local_actor(db, project)
         actor = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
@@ -45,7 +45,7 @@ async def user_create(node, args) -> int:
 
 
 async def invite(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await local_actor(db, args.slug)
         token = await create_invite(db, project, None)
     print(f"{node.urls.base}/invite/{token}\n(works once, for 7 days)")

@@ -18,7 +18,7 @@ from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller
 from fedsph.models import Actor, Follow, Media, Object
 from fedsph.projects.queries import not_withheld
-from fedsph.web.keys import SESSIONS
+from fedsph.web.keys import READERS
 
 
 def _visibilities(may_see_followers: bool) -> tuple[str, ...]:
@@ -28,7 +28,7 @@ def _visibilities(may_see_followers: bool) -> tuple[str, ...]:
 async def account_statuses(request: web.Request) -> web.Response:
     caller = await optional_caller(request)
     me = caller.actor if caller else None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         account = visible(await get_by_id(db, Actor, request.match_info["id"]))
         if account is None:
             raise not_found()

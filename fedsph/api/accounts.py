@@ -19,7 +19,7 @@ from fedsph.models import Actor, Follow
 from fedsph.projects import queries
 from fedsph.projects.profile import ProfileError, apply_changes, send_actor_update
 from fedsph.web.documents import forget_actor
-from fedsph.web.keys import DOCUMENTS, LANG, SESSIONS, SETTINGS, URLS, WORKER, WRITER
+from fedsph.web.keys import DOCUMENTS, LANG, READERS, SETTINGS, URLS, WORKER, WRITERS
 
 MAX_RELATIONSHIPS = 40
 
@@ -42,7 +42,7 @@ def visible(actor: Actor | None) -> Actor | None:
 
 async def verify_credentials(request: web.Request) -> web.Response:
     caller = await require_account(request, "read:accounts")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         return api_json(await _credential_entity(request, db, caller.actor))
 
 
@@ -63,7 +63,7 @@ async def update_credentials(request: web.Request) -> web.Response:
     params = await read_params(request)
     changes = {key: params[name] for name, key in (("display_name", "name"), ("note", "summary"))
                if name in params}
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         actor = await db.get(Actor, caller.actor.id)
         try:
             apply_changes(actor, changes)
@@ -83,7 +83,7 @@ async def update_credentials(request: web.Request) -> web.Response:
 async def get_account(request: web.Request) -> web.Response:
     await optional_caller(request)  # a token sent must be valid, but none is needed
     raw = request.match_info["id"]
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         actor = visible(await get_by_id(db, Actor, raw))
         if actor is None:
             raise not_found()
@@ -95,7 +95,7 @@ async def lookup(request: web.Request) -> web.Response:
     await optional_caller(request)
     username, _, domain = request.query.get("acct", "").strip().lstrip("@").partition("@")
     domain = domain.lower() or request.app[SETTINGS].domain
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         actor = visible(await db.scalar(select(Actor).where(
             Actor.username == username, Actor.domain == domain)))
         if actor is None:
@@ -109,7 +109,7 @@ async def relationships(request: web.Request) -> web.Response:
     ids = [i for i in map(parse_id, list_param(request.query, "id")) if i is not None]
     ids = ids[:MAX_RELATIONSHIPS]
     me = caller.actor
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         targets = {a.id: a for a in await db.scalars(select(Actor).where(Actor.id.in_(ids)))}
         rows = await db.execute(select(Follow.follower_id, Follow.followed_id, Follow.state).where(
             ((Follow.follower_id == me.id) & Follow.followed_id.in_(ids))

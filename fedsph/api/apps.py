@@ -13,7 +13,7 @@ from fedsph.api.params import list_param, read_params
 from fedsph.api.tokens import parse_scopes, require_token
 from fedsph.core.safe_links import http_url
 from fedsph.models import OAuthApp
-from fedsph.web.keys import WRITER
+from fedsph.web.keys import WRITERS
 
 OOB = "urn:ietf:wg:oauth:2.0:oob"
 NAME_MAX, URI_MAX = 255, 2000
@@ -71,7 +71,7 @@ async def create_app(request: web.Request) -> web.Response:
     scopes = parse_scopes(" ".join(list_param(params, "scopes")))
     website = _website(params.get("website"))
     secret = secrets.token_urlsafe(32)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         app = OAuthApp(client_id=secrets.token_urlsafe(32), client_secret_hash=hash_token(secret),
                        name=name, website=website, redirect_uris="\n".join(uris),
                        scopes=" ".join(scopes))

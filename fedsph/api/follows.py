@@ -20,7 +20,7 @@ from fedsph.api.tokens import optional_caller, require_account
 from fedsph.core.numbers import parse_id
 from fedsph.models import Actor, Follow
 from fedsph.projects import outbox
-from fedsph.web.keys import SESSIONS, URLS, WORKER, WRITER
+from fedsph.web.keys import READERS, URLS, WORKER, WRITERS
 
 
 def wake_worker(app: web.Application) -> None:
@@ -59,7 +59,7 @@ async def _account_page(request: web.Request, db: AsyncSession, subject_id: int,
 
 async def _relation_list(request: web.Request, followers: bool) -> web.Response:
     await optional_caller(request)  # public lists; a token sent must still be valid
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         subject = await _account_or_404(db, request.match_info["id"])
         return await _account_page(request, db, subject.id, followers, "accepted")
 
@@ -74,7 +74,7 @@ async def following(request: web.Request) -> web.Response:
 
 async def follow(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:follows")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         target = await _account_or_404(db, request.match_info["id"])
         me = await db.get(Actor, caller.actor.id)
         if target.id == me.id:
@@ -88,7 +88,7 @@ async def follow(request: web.Request) -> web.Response:
 
 async def unfollow(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:follows")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         target = await _account_or_404(db, request.match_info["id"])
         me = await db.get(Actor, caller.actor.id)
         await outbox.unfollow(db, request.app[URLS], me, target)  # not following is no error
@@ -100,7 +100,7 @@ async def unfollow(request: web.Request) -> web.Response:
 
 async def follow_requests(request: web.Request) -> web.Response:
     caller = await require_account(request, "read:follows")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         return await _account_page(request, db, caller.actor.id, True, "pending")
 
 
@@ -110,7 +110,7 @@ async def _answer(request: web.Request, accept: bool) -> web.Response:
     follower_id = parse_id(request.match_info["id"])
     if follower_id is None:
         raise not_found()
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         relation = await db.scalar(select(Follow).where(
             Follow.follower_id == follower_id,
             Follow.followed_id == caller.actor.id, Follow.state == "pending"))

@@ -10,7 +10,7 @@ from fedsph.api.entities import MISSING_IMAGE
 from fedsph.api.errors import api_json
 from fedsph.core.vocab import UI_LANGUAGES
 from fedsph.models import Actor, Object, User
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS
+from fedsph.web.keys import READERS, SETTINGS, URLS
 
 # Mastodon.py and apps compare the first word to Mastodon versions to know what they may call.
 COMPATIBLE_API_VERSION = "4.2.0"
@@ -48,7 +48,7 @@ def _configuration(settings, base: str) -> dict:
 
 
 async def _stats(request: web.Request) -> dict[str, int]:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         users = await db.scalar(select(func.count(User.id))) or 0
         statuses = await db.scalar(select(func.count(Object.id)).join(
             Actor, Actor.id == Object.actor_id).where(
@@ -96,7 +96,7 @@ async def instance_v2(request: web.Request) -> web.Response:
 
 
 async def peers(request: web.Request) -> web.Response:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         domains = await db.scalars(select(distinct(Actor.domain)).where(
             Actor.local.is_(False)).order_by(Actor.domain))
         return api_json(list(domains))

@@ -17,7 +17,7 @@ from fedsph.api.status_entities import media_attachment
 from fedsph.api.tokens import Caller, require_account
 from fedsph.models import Media
 from fedsph.projects.media import MediaError, clean_alt, read_limited, save_upload
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import READERS, SETTINGS, URLS, WRITERS
 
 DEFAULT_LICENSE = "CC-BY-4.0"
 MAX_PARTS = 10
@@ -55,7 +55,7 @@ async def upload(request: web.Request) -> web.Response:
         raise ApiError(422, "Validation failed: File can't be blank")
     actor = caller.actor
     try:
-        async with request.app[WRITER]() as db, db.begin():
+        async with request.app[WRITERS]() as db, db.begin():
             media = await save_upload(db, request.app[SETTINGS], actor, data,
                                       fields.get("description"), DEFAULT_LICENSE,
                                       actor.name or actor.username, alt_later=True)
@@ -73,7 +73,7 @@ async def _own_media(db, caller: Caller, raw: str) -> Media:
 
 async def get_media(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:media")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         media = await _own_media(db, caller, request.match_info["id"])
     return api_json(media_attachment(media, request.app[URLS]))
 
@@ -82,7 +82,7 @@ async def update_media(request: web.Request) -> web.Response:
     """Change the description of an image not yet attached to a post (as on Mastodon)."""
     caller = await require_account(request, "write:media")
     params = await read_params(request)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         media = await _own_media(db, caller, request.match_info["id"])
         if "description" in params:
             if media.object_id is not None:

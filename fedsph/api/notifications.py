@@ -21,7 +21,7 @@ from fedsph.api.params import get_by_id, list_param, read_params
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import require_account
 from fedsph.models import Actor, Marker, Notification, Object, utcnow
-from fedsph.web.keys import SESSIONS, WRITER
+from fedsph.web.keys import READERS, WRITERS
 
 WITH_STATUS = ("mention", "favourite", "reblog")
 MARKER_TIMELINES = ("home", "notifications")
@@ -54,7 +54,7 @@ async def list_notifications(request: web.Request) -> web.Response:
         query = query.where(Notification.type.in_(types))
     if excluded := list_param(request.query, "exclude_types"):
         query = query.where(Notification.type.not_in(excluded))
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         rows = await fetch_page(db, query, Notification.id, page_params(request.query, 15, 30))
         answer = [await notification_entity(request, db, n, sender, caller.actor)
                   for _, n, sender in rows]
@@ -71,7 +71,7 @@ async def _mine(db: AsyncSession, raw: str, me: Actor) -> Notification:
 
 async def get_notification(request: web.Request) -> web.Response:
     caller = await require_account(request, "read:notifications")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         notification = await _mine(db, request.match_info["id"], caller.actor)
         sender = await db.get(Actor, notification.from_actor_id)
         return api_json(await notification_entity(request, db, notification, sender,
@@ -80,7 +80,7 @@ async def get_notification(request: web.Request) -> web.Response:
 
 async def dismiss(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:notifications")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         notification = await _mine(db, request.match_info["id"], caller.actor)
         notification.dismissed_at = utcnow()
     return api_json({})
@@ -88,7 +88,7 @@ async def dismiss(request: web.Request) -> web.Response:
 
 async def clear(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:notifications")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await db.execute(update(Notification).where(
             Notification.recipient_id == caller.actor.id, Notification.dismissed_at.is_(None)
         ).values(dismissed_at=utcnow()))
@@ -104,7 +104,7 @@ async def get_markers(request: web.Request) -> web.Response:
     """`timeline[]=home&timeline[]=notifications`; markers never set are left out."""
     caller = await require_account(request, "read:statuses")
     wanted = list_param(request.query, "timeline") or list(MARKER_TIMELINES)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         saved = {m.timeline: m for m in await db.scalars(select(Marker).where(
             Marker.actor_id == caller.actor.id, Marker.timeline.in_(wanted)))}
     return api_json({name: marker_entity(saved[name]) for name in wanted if name in saved})
@@ -153,7 +153,7 @@ async def set_markers(request: web.Request) -> web.Response:
     params = await read_params(request)
     body = await request.json() if request.content_type == "application/json" else {}
     wanted = _last_read_ids(params, body)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         saved = [await _save_marker(db, caller.actor.id, name, last_read)
                  for name, last_read in wanted.items()]
         return api_json({m.timeline: marker_entity(m) for m in saved})

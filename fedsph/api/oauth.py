@@ -34,7 +34,7 @@ from fedsph.projects.queries import actors_of_user
 from fedsph.web.auth_middleware import LIMITER, read_form
 from fedsph.web.client_address import client_address
 from fedsph.web.headers import allow_form_target
-from fedsph.web.keys import LANG, SESSIONS, URLS, USER, WRITER
+from fedsph.web.keys import LANG, READERS, URLS, USER, WRITERS
 from fedsph.web.render import html_response
 
 log = logging.getLogger("fedsph.login")
@@ -105,7 +105,7 @@ async def _authorize_request(request: web.Request, params) -> dict:
     """The checked parameters of an authorize request (from the query, or the consent form)."""
     if params.get("response_type", "code") != "code":
         raise _Refused("unsupported response_type: only 'code' is available")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         app = await db.scalar(select(OAuthApp).where(
             OAuthApp.client_id == (params.get("client_id") or "")))
     if app is None:
@@ -141,7 +141,7 @@ async def authorize_form(request: web.Request) -> web.Response:
         checked = await _authorize_request(request, request.query)
     except _Refused as refused:
         return _page(request, status=400, error=str(refused))
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         accounts = await actors_of_user(db, request[USER])
     page = _page(request, error=None, accounts=accounts, app=checked["app"],
                  redirect_uri=checked["redirect_uri"], scope=" ".join(checked["scopes"]),
@@ -175,7 +175,7 @@ async def authorize(request: web.Request) -> web.Response:
         raise _back_to_app(checked["redirect_uri"], {"error": "access_denied",
                                                      "state": checked["state"]})
     code = new_token()
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         actor = await get_by_id(db, Actor, form.get("account"))
         if actor is None or not await may_act_as(db, user, actor):
             return _page(request, status=403, error="You may not act as this account.")
@@ -209,7 +209,7 @@ async def _client(request: web.Request, params) -> OAuthApp:
     (POST /api/v1/apps always issues a secret), so the secret is required on every grant, PKCE
     or not: a code_verifier proves who started the flow, not which app is asking."""
     client_id, secret = _client_credentials(request, params)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         app = await db.scalar(select(OAuthApp).where(OAuthApp.client_id == client_id))
     if app is None or not secret or not hmac.compare_digest(app.client_secret_hash,
                                                             hash_token(secret)):
@@ -246,7 +246,7 @@ async def token(request: web.Request) -> web.Response:
         app = await _client(request, params)
         scopes = parse_scopes(params.get("scope"))
         check_within(scopes, app.scopes.split())
-        async with request.app[WRITER]() as db, db.begin():
+        async with request.app[WRITERS]() as db, db.begin():
             secret, row = await issue_token(db, app, None, None, scopes)
         return api_json(token_entity(secret, row, token_lifetime(request)))
     raise ApiError(400, "unsupported_grant_type",
@@ -256,7 +256,7 @@ async def token(request: web.Request) -> web.Response:
 async def _code_grant(request: web.Request, params) -> web.Response:
     app = await _client(request, params)
     now = utcnow()
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         code = await db.scalar(select(OAuthCode).where(
             OAuthCode.code_hash == hash_token(params.get("code") or ""),
             OAuthCode.app_id == app.id))
@@ -286,7 +286,7 @@ async def _password_grant(request: web.Request, params) -> web.Response:
     if limiter.retry_after(address):
         log.warning("token refused: throttled; user %r from %s", username, address)
         raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         user, _ = await authenticate(db, username, params.get("password") or "")
     if user is None:
         wait = limiter.fail(address, username)
@@ -295,7 +295,7 @@ async def _password_grant(request: web.Request, params) -> web.Response:
             raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
         raise _invalid_grant("The username or password is wrong.")
     limiter.succeed(address, username)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         secret, row = await issue_token(db, app, user.id, user.actor_id, scopes)
     return api_json(token_entity(secret, row, token_lifetime(request)))
 
@@ -304,7 +304,7 @@ async def revoke(request: web.Request) -> web.Response:
     """RFC 7009: always 200 for a known client, whether or not the token existed."""
     params = await read_params(request)
     app = await _client(request, params)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await db.execute(update(OAuthToken).where(
             OAuthToken.token_hash == hash_token(params.get("token") or ""),
             OAuthToken.app_id == app.id, OAuthToken.revoked_at.is_(None))

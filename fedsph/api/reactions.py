@@ -20,7 +20,7 @@ from fedsph.api.tokens import optional_caller, require_account
 from fedsph.errors import UserError
 from fedsph.models import Actor, Reaction
 from fedsph.projects import outbox_reactions
-from fedsph.web.keys import SESSIONS, URLS, WRITER
+from fedsph.web.keys import READERS, URLS, WRITERS
 
 ACTIONS = {"favourite": outbox_reactions.like_object, "unfavourite": outbox_reactions.unlike_object,
            "reblog": outbox_reactions.announce_object, "unreblog": outbox_reactions.unannounce_object}
@@ -30,7 +30,7 @@ async def _act(request: web.Request, action: str) -> tuple[int, int | None, Acto
     """Do `action` on the status; its id, the reaction's id (for a reblog) and who acted."""
     caller = await require_account(request, "write:favourites" if "favourite" in action
                                    else "write:statuses")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         me = await db.get(Actor, caller.actor.id)
         obj = await _visible_object(db, request.match_info["id"], me)
         try:
@@ -44,7 +44,7 @@ async def _act(request: web.Request, action: str) -> tuple[int, int | None, Acto
 
 
 async def _status_answer(request: web.Request, object_id: int, me: Actor) -> dict:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         return await status_entity(request, db, await _visible_object(db, str(object_id), me), me)
 
 
@@ -80,7 +80,7 @@ async def reblog_entity(request: web.Request, db, original: dict, booster: Actor
 async def reblog(request: web.Request) -> web.Response:
     object_id, reaction_id, me = await _act(request, "reblog")
     original = await _status_answer(request, object_id, me)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         reaction = await db.get(Reaction, reaction_id)
         wrapper = await reblog_entity(request, db, original, await db.get(Actor, me.id), reaction)
     return api_json(wrapper)
@@ -94,7 +94,7 @@ async def unreblog(request: web.Request) -> web.Response:
 async def _reactors(request: web.Request, kind: str) -> web.Response:
     caller = await optional_caller(request)  # public lists; a token sent must still be valid
     me = caller.actor if caller else None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await _visible_object(db, request.match_info["id"], me)
         query = (select(Reaction.id, Actor).join(Actor, Actor.id == Reaction.actor_id)
                  .where(Reaction.object_uri == obj.uri, Reaction.type == kind))

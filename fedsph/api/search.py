@@ -32,7 +32,7 @@ from fedsph.federation.remote_objects import (
 from fedsph.federation.visibility import may_see
 from fedsph.models import Actor, Object
 from fedsph.projects.queries import not_withheld
-from fedsph.web.keys import REMOTE, SESSIONS, WRITER
+from fedsph.web.keys import READERS, REMOTE, WRITERS
 
 DEFAULT_LIMIT, MAX_LIMIT = 20, 40
 STATUS_TYPES = ("Note", "Article", "Page", "Question", "Event")
@@ -63,11 +63,11 @@ async def _known(db: AsyncSession, query: str) -> Actor | None:
 
 async def _resolve(request: web.Request, query: str) -> Actor | None:
     try:
-        actor_id = await resolve_handle(request.app[SESSIONS], request.app[REMOTE], query,
+        actor_id = await resolve_handle(request.app[READERS], request.app[REMOTE], query,
                                         refresh=False)
     except FetchError:
         return None  # not an account, or its server did not answer: nothing found
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         return visible(await db.get(Actor, actor_id))
 
 
@@ -106,10 +106,10 @@ async def _resolve_status(request: web.Request, url: str) -> str | None:
         if fetched is None:
             return None
         document, author_uri = fetched
-        author_id = await resolve_actor(request.app[SESSIONS], request.app[REMOTE], author_uri)
+        author_id = await resolve_actor(request.app[READERS], request.app[REMOTE], author_uri)
     except FetchError:
         return None  # not a post, or its server did not answer: nothing found
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         existing = await get_object(db, document["id"])
         if existing is not None and (existing.deleted_at is not None
                                      or existing.actor_id != author_id):
@@ -129,12 +129,12 @@ async def _resolve_status(request: web.Request, url: str) -> str | None:
 async def _statuses(request: web.Request, query: str, caller: Caller | None,
                     resolve: bool) -> list[dict]:
     me = caller.actor if caller else None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await _known_status(db, query, me)
         is_actor = obj is None and await _known(db, query) is not None
     resolved = await _resolve_status(request, query) if obj is None and resolve and not is_actor \
         else None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         if resolved is not None:
             # Found under its id, which may differ from the URL asked for (a page's address).
             obj = await _known_status(db, resolved, me)
@@ -155,7 +155,7 @@ async def search_v2(request: web.Request) -> web.Response:
     found: list[Actor] = []
     if query and kind in ("", "accounts"):
         exact = _handle(query) is not None or query.startswith(("https://", "http://"))
-        async with request.app[SESSIONS]() as db:
+        async with request.app[READERS]() as db:
             if exact:
                 actor = await _known(db, query)
                 found = [actor] if actor is not None else []
@@ -168,6 +168,6 @@ async def search_v2(request: web.Request) -> web.Response:
     if (query.startswith(("https://", "http://")) and kind in ("", "statuses") and offset == 0
             and not found):
         statuses = await _statuses(request, query, caller, resolve)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         accounts = [await account_entity(request, db, actor) for actor in found]
     return api_json({"accounts": accounts, "statuses": statuses, "hashtags": []})

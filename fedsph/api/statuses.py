@@ -1,7 +1,7 @@
 """Statuses from apps: post, read, edit, delete, and a status's thread (context).
 
 A status is an Object; its id is Object.id. Posting and editing go through fedsph.projects.outbox
-(publish_update, edit_update, delete_note), the same path as the web compose form, so a status
+(publish_post, edit_post, delete_note), the same path as the web compose form, so a status
 from an app federates exactly like an update written on the site.
 """
 
@@ -28,7 +28,7 @@ from fedsph.projects.group_announce import announce_member_post
 from fedsph.projects.media import has_alt
 from fedsph.projects.notes import source_texts
 from fedsph.projects.queries import not_withheld
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import READERS, SETTINGS, URLS, WRITERS
 
 # Idempotency-Key: the same key from the same token within an hour gives back the same status,
 # so an app retrying after a lost answer does not post twice. In memory: a restart forgets them.
@@ -123,7 +123,7 @@ async def _mentioned(db: AsyncSession, text: str, local_domain: str) -> list[Act
 
 
 async def _answer(request: web.Request, object_id: int, me: Actor) -> web.Response:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await db.get(Object, object_id)
         return api_json(await status_entity(request, db, obj, me))
 
@@ -176,14 +176,14 @@ async def create_status(request: web.Request) -> web.Response:
     if any(name.startswith("poll") for name in params):
         raise _invalid("polls are not supported here")
     text, visibility = _text(params), _visibility(params)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         author = await db.get(Actor, caller.actor.id)
         media = await _media(db, params, author) or []
         in_reply_to = None
         if params.get("in_reply_to_id"):
             in_reply_to = (await _visible_object(db, str(params["in_reply_to_id"]), author)).uri
         try:
-            obj = await outbox.publish_update(
+            obj = await outbox.publish_post(
                 db, request.app[URLS], author, contents={params.get("language") or "": text},
                 summary=params.get("spoiler_text") or None, media=media, visibility=visibility,
                 in_reply_to=in_reply_to, hashtags=status_text.hashtags(text),
@@ -199,7 +199,7 @@ async def create_status(request: web.Request) -> web.Response:
 async def get_status(request: web.Request) -> web.Response:
     caller = await optional_caller(request)  # public statuses need no token
     me = caller.actor if caller else None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await _visible_object(db, request.match_info["id"], me)
         return api_json(await status_entity(request, db, obj, me))
 
@@ -209,10 +209,10 @@ async def edit_status(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:statuses")
     params = await read_params(request)
     text = _text(params)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         author = await db.get(Actor, caller.actor.id)
         obj = await _own_object(db, request.match_info["id"], author)
-        fields = await outbox.update_fields(db, obj)
+        fields = await outbox.editable_post_fields(db, obj)
         old_primary = next(iter(fields["contents"]), "")
         language = params.get("language", old_primary) or ""
         # Translations written on the site stay; the primary text is what the app edits.
@@ -224,7 +224,7 @@ async def edit_status(request: web.Request) -> web.Response:
         if media is not None:
             fields["media"] = media
         try:
-            await outbox.edit_update(db, request.app[URLS], author, obj, **fields)
+            await outbox.edit_post(db, request.app[URLS], author, obj, **fields)
         except UserError as exc:
             raise _invalid(str(exc)) from None
     return await _answer(request, obj.id, caller.actor)
@@ -233,11 +233,11 @@ async def edit_status(request: web.Request) -> web.Response:
 async def delete_status(request: web.Request) -> web.Response:
     """Delete one's own status; the answer carries its source `text` (for "delete and redraft")."""
     caller = await require_account(request, "write:statuses")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await _own_object(db, request.match_info["id"], caller.actor)
         entity = await status_entity(request, db, obj, caller.actor)
         entity["text"] = next(iter(source_texts(obj).values()), "")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await outbox.delete_note(db, request.app[URLS], await db.get(Actor, caller.actor.id),
                                  await db.get(Object, obj.id))
     return api_json(entity)
@@ -278,7 +278,7 @@ async def context(request: web.Request) -> web.Response:
     """The stored thread around a status: ancestors oldest first, then the replies level by level."""
     caller: Caller | None = await optional_caller(request)
     me = caller.actor if caller else None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await _visible_object(db, request.match_info["id"], me)
         ancestors = await _ancestors(db, obj, me)
         descendants = await _descendants(db, obj, me)

@@ -24,7 +24,7 @@ from fedsph.api.tokens import optional_caller, require_account
 from fedsph.federation.visibility import VISIBLE_TO_ALL, addressed_to, direct_shown_to
 from fedsph.models import Actor, Follow, Object, Reaction
 from fedsph.projects.queries import has_tag, not_withheld, shown_to_visitors
-from fedsph.web.keys import SESSIONS
+from fedsph.web.keys import READERS
 
 
 def _shown():
@@ -39,7 +39,7 @@ async def _timeline(request: web.Request, query: Select, me: Actor | None,
     With `boosters` (a selection of actor ids), a post whose author is not among them but that
     one of them boosted is shown as that account's reblog (its latest boost).
     """
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         rows = await fetch_page(db, query, Object.id, page_params(request.query, default=20))
         authors = set(await db.scalars(boosters)) if boosters is not None else set()
         statuses = []

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from fedsph.accounts import hash_token, may_act_as, new_token
 from fedsph.api.errors import ApiError, unauthorized
 from fedsph.models import Actor, OAuthApp, OAuthToken, User, utcnow
-from fedsph.web.keys import SESSIONS, SETTINGS
+from fedsph.web.keys import READERS, SETTINGS
 
 TOP_SCOPES = ("read", "write", "follow", "push")
 GRANULAR_PREFIXES = ("read:", "write:", "admin:read", "admin:write")
@@ -103,7 +103,7 @@ async def optional_caller(request: web.Request) -> Caller | None:
     token = bearer_token(request)
     if token is None:
         return None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         found = (await db.execute(
             select(OAuthToken, OAuthApp).join(OAuthApp, OAuthApp.id == OAuthToken.app_id)
             .where(OAuthToken.token_hash == hash_token(token)))).first()

@@ -252,12 +252,6 @@ LICENSE = {
 }
 
 # The licence deeds, for links next to an image and for the wire.
-LICENSE_URLS = {
-    "CC0": "https://creativecommons.org/publicdomain/zero/1.0/",
-    "CC-BY-4.0": "https://creativecommons.org/licenses/by/4.0/",
-    "CC-BY-SA-4.0": "https://creativecommons.org/licenses/by-sa/4.0/",
-}
-
 LABELS: dict[str, dict[str, dict[str, str]]] = {
     "stage": STAGE,
     "approach": APPROACH,

@@ -92,12 +92,12 @@ async def _own_event(db, actor: Actor, uri: str) -> Object:
 
 
 async def _related_uris(node, handles) -> list[str]:
-    return await actor_uris(node.sessions, node.remote, handles)
+    return await actor_uris(node.writers, node.remote, handles)
 
 
 async def create(node, args) -> int:
     related = await _related_uris(node, args.related)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await _actor(db, args.slug)
         obj = await events.publish_event(
             db, node.urls, actor, name=args.name, content=args.text, kind=args.kind,
@@ -135,7 +135,7 @@ def edited_fields(current: dict, args) -> dict:
 
 async def edit(node, args) -> int:
     related = await _related_uris(node, args.related) if args.related is not None else None
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await _actor(db, args.slug)
         obj = await _own_event(db, actor, args.event)
         fields = edited_fields(events.event_fields(obj, await db.get(Event, obj.id)), args)
@@ -147,7 +147,7 @@ async def edit(node, args) -> int:
 
 
 async def list_events(node, args) -> int:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         actor = await _actor(db, args.slug)
         rows = await db.execute(select(Object, Event).join(Event, Event.object_id == Object.id)
                                 .where(Object.actor_id == actor.id, Object.deleted_at.is_(None))
@@ -159,7 +159,7 @@ async def list_events(node, args) -> int:
 
 
 async def cancel(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await _actor(db, args.slug)
         await events.cancel_event(db, node.urls, actor, await _own_event(db, actor, args.event))
     print(f"cancelled {args.event}")
@@ -168,7 +168,7 @@ async def cancel(node, args) -> int:
 
 async def _remote_event(node, uri: str) -> tuple[Object, Actor]:
     """Another server's event, fetched and stored (with its organiser) when we lack it."""
-    async with node.sessions() as db:
+    async with node.writers() as db:
         obj = await get_object(db, uri)
         if obj is not None and obj.type == "Event":
             return obj, await db.get(Actor, obj.actor_id)
@@ -176,10 +176,10 @@ async def _remote_event(node, uri: str) -> tuple[Object, Actor]:
         document = await fetch_object(node.remote, uri)
         if document.get("type") != "Event" or author_of(document) is None:
             raise UserError(f"{uri} is not an Event")
-        owner_id = await resolve_actor(node.sessions, node.remote, author_of(document))
+        owner_id = await resolve_actor(node.writers, node.remote, author_of(document))
     except FetchError as exc:
         raise UserError(f"cannot fetch the event {uri}: {exc}") from None
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         owner = await db.get(Actor, owner_id)
         try:
             return await store_object(db, document, owner), owner
@@ -191,7 +191,7 @@ async def join(node, args) -> int:
     if node.urls.is_local(args.event):
         raise UserError("that event is on this node: nothing to send")
     obj, owner = await _remote_event(node, args.event)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await _actor(db, args.slug)
         row = await send_join(db, node.urls, actor, await db.get(Object, obj.id), owner)
     print(f"asked to join {args.event} ({row.state})")
@@ -199,7 +199,7 @@ async def join(node, args) -> int:
 
 
 async def leave(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await _actor(db, args.slug)
         obj = await get_object(db, args.event)
         if obj is None or obj.type != "Event":
@@ -210,7 +210,7 @@ async def leave(node, args) -> int:
 
 
 async def participants(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await _actor(db, args.slug)
         obj = await _own_event(db, actor, args.event)
         for wanted, accept in ((args.approve, True), (args.reject, False)):

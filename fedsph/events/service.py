@@ -24,10 +24,10 @@ from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
 from fedsph.projects.notes import html_to_text, primary_first
 from fedsph.projects.outbox import (
     delete_note,
-    edit_update,
-    publish_update,
+    edit_post,
+    editable_post_fields,
+    publish_post,
     send_to_followers,
-    update_fields,
 )
 from fedsph.projects.profile import location_precision
 
@@ -107,7 +107,7 @@ async def publish_event(db: AsyncSession, urls: URLs, actor: Actor, *, name: str
     create["@context"] = EVENT_CONTEXT
     await send_to_followers(db, actor, create, obj.uri, "public")
     if announce:
-        note = await publish_update(db, urls, actor, contents={
+        note = await publish_post(db, urls, actor, contents={
             obj.language or "": announcement_text(obj, event, obj.url)},
             title_map={obj.language or "": obj.name})
         event.note_id = note.id
@@ -155,10 +155,10 @@ async def _edit_announcement(db: AsyncSession, urls: URLs, actor: Actor, obj: Ob
     note = await db.get(Object, event.note_id) if event.note_id else None
     if note is None or note.deleted_at is not None:
         return
-    fields = await update_fields(db, note)
+    fields = await editable_post_fields(db, note)
     fields["contents"] = {obj.language or "": announcement_text(obj, event, obj.url)}
     fields["title_map"] = {obj.language or "": obj.name}
-    await edit_update(db, urls, actor, note, **fields)
+    await edit_post(db, urls, actor, note, **fields)
 
 
 async def edit_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, **fields) -> Object:

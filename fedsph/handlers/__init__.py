@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fedsph.handlers.answers import dispatch
 from fedsph.handlers.context import HandlerContext, Ignored
-from fedsph.handlers.follows import accept_follow, handle_follow, reject_follow
-from fedsph.handlers.hubs import accept_invite, handle_backfill, handle_invite, reject_invite
-from fedsph.handlers.joins import accept_join, handle_join, handle_leave, reject_join
-from fedsph.handlers.links import accept_offer, handle_offer, reject_offer, undo_link
+from fedsph.handlers.follows import follow_accepted, follow_rejected, handle_follow
+from fedsph.handlers.hubs import handle_backfill, handle_invite, invite_accepted, invite_rejected
+from fedsph.handlers.joins import handle_join, handle_leave, join_accepted, join_rejected
+from fedsph.handlers.links import handle_offer, offer_accepted, offer_rejected, undo_link
 from fedsph.handlers.moves import handle_move
 from fedsph.handlers.posts import handle_create, handle_delete, handle_update
 from fedsph.handlers.reactions import handle_announce, handle_like
@@ -19,10 +19,10 @@ from fedsph.handlers.reports import handle_flag
 from fedsph.handlers.undo import undo_follow_or_reaction
 
 # Accept, Reject and Undo by the type of the activity they name (None: the type is not known).
-ACCEPTED = {"Follow": accept_follow, "Join": accept_join, "Invite": accept_invite,
-            "Offer": accept_offer, None: accept_follow}
-REJECTED = {"Follow": reject_follow, "Join": reject_join, "Invite": reject_invite,
-            "Offer": reject_offer, None: reject_follow}
+ACCEPTED = {"Follow": follow_accepted, "Join": join_accepted, "Invite": invite_accepted,
+            "Offer": offer_accepted, None: follow_accepted}
+REJECTED = {"Follow": follow_rejected, "Join": join_rejected, "Invite": invite_rejected,
+            "Offer": offer_rejected, None: follow_rejected}
 UNDONE = {"Follow": undo_follow_or_reaction, "Like": undo_follow_or_reaction,
           "Announce": undo_follow_or_reaction, "EmojiReact": undo_follow_or_reaction,
           "Offer": undo_link, "Accept": undo_link, None: undo_follow_or_reaction}

@@ -61,7 +61,7 @@ async def _our_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> Foll
         Follow.follower_id == follower.id, Follow.followed_id == actor.id))
 
 
-async def accept_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def follow_accepted(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     relation = await _our_follow(ctx, activity, actor)
     if relation is None:
         raise Ignored("Accept of nothing we asked for")
@@ -69,7 +69,7 @@ async def accept_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     return "done"
 
 
-async def reject_follow(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def follow_rejected(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     relation = await _our_follow(ctx, activity, actor)
     if relation is None:
         raise Ignored("Reject of nothing we asked for")

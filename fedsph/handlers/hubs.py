@@ -89,7 +89,7 @@ async def handle_hub_leave(ctx: HandlerContext, activity: dict, actor: Actor) ->
     return "done"
 
 
-async def accept_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def invite_accepted(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     """The project accepts the hub's invitation: approved, and the hub follows it."""
     invite = await _answered(ctx, activity)
     hub = await _our_hub(ctx, get_id(invite.get("actor")))
@@ -168,7 +168,7 @@ async def reject_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
     return "done"
 
 
-async def reject_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def invite_rejected(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     """Either side ends what an Invite began: the project declines it, or the hub withdraws it
     (or removes the member it brought in)."""
     invite = await _answered(ctx, activity)

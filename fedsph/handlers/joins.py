@@ -41,13 +41,13 @@ async def handle_leave(ctx: HandlerContext, activity: dict, actor: Actor) -> str
     return await handle_event_leave(ctx, activity, actor)
 
 
-async def accept_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def join_accepted(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     if await _names_an_actor(ctx, await _join_target(ctx, activity)):
         return await accept_hub_join(ctx, activity, actor)
     return await accept_event_join(ctx, activity, actor)
 
 
-async def reject_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def join_rejected(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     if await _names_an_actor(ctx, await _join_target(ctx, activity)):
         return await reject_hub_join(ctx, activity, actor)
     return await reject_event_join(ctx, activity, actor)

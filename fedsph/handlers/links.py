@@ -77,11 +77,11 @@ async def _answer(ctx: HandlerContext, activity: dict, actor: Actor, state: str)
     return "done"
 
 
-async def accept_offer(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def offer_accepted(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     return await _answer(ctx, activity, actor, "accepted")
 
 
-async def reject_offer(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
+async def offer_rejected(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     return await _answer(ctx, activity, actor, "rejected")
 
 

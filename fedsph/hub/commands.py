@@ -24,9 +24,9 @@ async def _remote(node, target: str, fresh: bool = False) -> Actor:
     """An actor by handle or URL (a bare slug means this node's), fetched when needed."""
     target = target.strip().lstrip("@")
     if "@" not in target and not target.startswith(("http://", "https://")):
-        async with node.sessions() as db:
+        async with node.writers() as db:
             return await local_actor(db, target, called="actor")
-    async with node.sessions() as db:
+    async with node.writers() as db:
         known = None if fresh else await _known(db, target)
     if known is not None:
         return known
@@ -58,7 +58,7 @@ def _handle(actor: Actor) -> str:
 
 async def enable(node, args) -> int:
     rule = hubs.parse_auto_approve(args.auto_approve) if args.auto_approve else None
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         hub = await hubs.ensure_hub(db, node.urls, node.settings.domain, name=args.name,
                                     region=args.region, auto_approve=rule)
     print(f"hub @{_handle(hub)} at {hub.uri}")
@@ -67,7 +67,7 @@ async def enable(node, args) -> int:
 
 async def _hub_action(node, args, action, done: str) -> int:
     project = await _remote(node, args.project)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         hub = await _hub_of_this_node(db)
         await action(db, node.urls, hub, project)
     print(f"{done} {_handle(project)}")
@@ -92,7 +92,7 @@ async def invite(node, args) -> int:
 
 async def members(node, args) -> int:
     """Every membership this node knows: of its hub, and of its projects in other hubs."""
-    async with node.sessions() as db:
+    async with node.writers() as db:
         rows = (await db.execute(
             select(HubMembership.state, Actor.uri, Actor.username, Actor.domain,
                    HubMembership.hub_id)
@@ -107,7 +107,7 @@ async def members(node, args) -> int:
 async def relay_command(node, args) -> int:
     """`hub relay list|approve|reject [SERVER]`: the relay's subscriptions (FEP-ae0c)."""
     if args.relay_action == "list":
-        async with node.sessions() as db:
+        async with node.writers() as db:
             rows = await relay.relay_subscriptions(db, await _hub_of_this_node(db))
         for follow, actor in rows:
             print(f"{actor.uri}\t{follow.state}\t{follow.created_at:%Y-%m-%d %H:%M}")
@@ -115,7 +115,7 @@ async def relay_command(node, args) -> int:
     if not args.subscriber:
         raise UserError("name the subscriber: its actor URL as `fedsph hub relay list` shows it")
     accept = args.relay_action == "approve"
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         hub = await _hub_of_this_node(db)
         subscriber = await db.scalar(select(Actor).where(Actor.uri == args.subscriber))
         if subscriber is None:
@@ -129,10 +129,10 @@ async def relay_command(node, args) -> int:
 
 
 async def _project_action(node, args, action, done: str) -> int:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         await _project(db, args.slug)  # a mistyped slug is told before any network request
     hub = await _remote(node, args.hub, fresh=True)  # it may have become a hub since
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await _project(db, args.slug)
         if not hubs.is_hub_actor(hub):
             raise UserError(f"{hub.uri} is not a hub")
@@ -146,11 +146,11 @@ async def join(node, args) -> int:
     return await _project_action(node, args, hubs.request_join, "asked to join")
 
 
-async def accept_invite(node, args) -> int:
+async def accept_hub_invitation(node, args) -> int:
     return await _project_action(node, args, hubs.accept_invitation, "accepted the invitation of")
 
 
-async def decline_invite(node, args) -> int:
+async def decline_hub_invitation(node, args) -> int:
     return await _project_action(node, args, hubs.decline_invitation, "declined the invitation of")
 
 
@@ -161,7 +161,7 @@ async def leave(node, args) -> int:
 COMMANDS: dict = {
     "hub enable": enable, "hub approve": approve, "hub reject": reject, "hub remove": remove,
     "hub invite": invite, "hub members": members, "hub join": join,
-    "hub accept-invite": accept_invite, "hub decline-invite": decline_invite, "hub leave": leave,
+    "hub accept-invite": accept_hub_invitation, "hub decline-invite": decline_hub_invitation, "hub leave": leave,
     "hub relay": relay_command,
 }
 

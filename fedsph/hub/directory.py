@@ -179,11 +179,6 @@ def public_point(actor: Actor) -> tuple[float, float, str] | None:
     return rounded["latitude"], rounded["longitude"], location.get("precision") or "exact"
 
 
-def project_url(actor: Actor) -> str:
-    """The project's own page (on its node), for exports read elsewhere."""
-    return actor.url or actor.uri
-
-
 def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -243,7 +238,7 @@ async def hub_and_members(db: AsyncSession) -> tuple[Actor | None, list[Actor]]:
     return hub, list(await db.scalars(approved_projects(db, hub)))
 
 
-async def member_updates(db: AsyncSession, actor_ids: list[int], page: int = 1,
+async def member_posts(db: AsyncSession, actor_ids: list[int], page: int = 1,
                          per_page: int = 20) -> list[tuple[Object, Actor]]:
     """Public top-level posts of these projects, newest first; one extra to tell a next page."""
     if not actor_ids:

@@ -19,11 +19,11 @@ async def _project(db, slug: str) -> Actor:
 
 async def link_propose(node, args) -> int:
     links.check_kind(args.kind)
-    async with node.sessions() as db:
+    async with node.writers() as db:
         await _project(db, args.slug)
-    partner = await links.find_project(node.sessions, node.remote, node.settings.domain,
+    partner = await links.find_project(node.writers, node.remote, node.settings.domain,
                                        args.partner)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await _project(db, args.slug)
         link = await links.propose_link(db, node.urls, project, await db.get(Actor, partner.id),
                                         args.kind)
@@ -32,7 +32,7 @@ async def link_propose(node, args) -> int:
 
 
 async def link_list(node, args) -> int:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         project = await _project(db, args.slug)
         states = ("proposed", "accepted", "rejected", "withdrawn") if args.all else links.OPEN_STATES
         for link, proposer, partner in await links.links_of(db, project, states, limit=None):
@@ -41,7 +41,7 @@ async def link_list(node, args) -> int:
 
 
 async def _decide(node, args, action: str) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await _project(db, args.slug)
         link = await links.get_link(db, project, args.id)
         if action == "withdraw":

@@ -38,15 +38,15 @@ async def local_actor(db: AsyncSession, slug: str, types: tuple[str, ...] = ANY_
 async def resolve_target(node, target: str) -> Actor:
     """user@host through WebFinger, or an actor URL; fetched (signed) and cached."""
     try:
-        actor_id = await resolve_handle(node.sessions, node.remote, target)
+        actor_id = await resolve_handle(node.writers, node.remote, target)
     except FetchError as exc:
         raise UserError(f"cannot find {target}: {exc}") from None
-    async with node.sessions() as db:
+    async with node.writers() as db:
         return await db.get(Actor, actor_id)
 
 
 async def project_create(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await create_local_actor(
             db, node.urls, node.settings.domain, args.slug, "Group", name=args.name,
             summary=args.summary, manually_approves=args.manual_approval)
@@ -61,7 +61,7 @@ async def project_set(node, args) -> int:
         changes = profile_cli.load_file(args.file)
     else:
         changes = profile_cli.parse_cli(args.field, args.values)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         inboxes = await profile.set_profile(db, node.urls, actor, changes)
     what = args.file or args.field
@@ -70,7 +70,7 @@ async def project_set(node, args) -> int:
 
 
 async def project_list(node, args) -> int:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         for actor in await db.scalars(select(Actor).where(Actor.local.is_(True),
                                                           Actor.type == "Group")):
             print(f"{actor.username}\t{actor.name}\t{actor.uri}")
@@ -78,7 +78,7 @@ async def project_list(node, args) -> int:
 
 
 async def post(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         obj = await outbox.publish_note(db, node.urls, actor, args.text, language=args.lang)
     print(obj.uri)
@@ -93,7 +93,7 @@ async def _own_object(db: AsyncSession, actor: Actor, uri: str) -> Object:
 
 
 async def edit(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         await outbox.edit_note(db, node.urls, actor, await _own_object(db, actor, args.object), args.text)
     print(f"edited {args.object}")
@@ -101,7 +101,7 @@ async def edit(node, args) -> int:
 
 
 async def delete(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         await outbox.delete_note(db, node.urls, actor, await _own_object(db, actor, args.object))
     print(f"deleted {args.object}")
@@ -110,7 +110,7 @@ async def delete(node, args) -> int:
 
 async def follow(node, args) -> int:
     target = await resolve_target(node, args.target)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         relation = await outbox.follow(db, node.urls, actor, target)
     print(f"{args.slug} follows {target.uri} ({relation.state})")
@@ -119,7 +119,7 @@ async def follow(node, args) -> int:
 
 async def unfollow(node, args) -> int:
     target = await resolve_target(node, args.target)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         done = await outbox.unfollow(db, node.urls, actor, target)
     print(f"{args.slug} no longer follows {target.uri}" if done else
@@ -128,7 +128,7 @@ async def unfollow(node, args) -> int:
 
 
 async def follow_requests(node, args) -> int:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         chosen = args.approve or args.reject
         if chosen:

@@ -57,7 +57,7 @@ async def _apply_stage_change(db: AsyncSession, urls: URLs, actor: Actor, stage:
                               {"stage": {"stage": stage, "date": utcnow().date().isoformat()}})
 
 
-async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents: dict[str, str],
+async def publish_post(db: AsyncSession, urls: URLs, actor: Actor, *, contents: dict[str, str],
                          title_map: dict[str, str] | None = None, kind: str | None = None,
                          stage_change: str | None = None, hashtags=(), themes=(),
                          place: dict | None = None, summary: str | None = None,
@@ -103,7 +103,7 @@ async def publish_update(db: AsyncSession, urls: URLs, actor: Actor, *, contents
     return obj
 
 
-async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
+async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
                       contents: dict[str, str], title_map: dict[str, str] | None = None,
                       kind: str | None = None, stage_change: str | None = None, hashtags=(),
                       themes=(), place: dict | None = None, summary: str | None = None,
@@ -144,8 +144,8 @@ async def edit_update(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *
     return obj
 
 
-async def update_fields(db: AsyncSession, obj: Object) -> dict:
-    """An update's current fields as publish_update/edit_update take them (for edit forms)."""
+async def editable_post_fields(db: AsyncSession, obj: Object) -> dict:
+    """An update's current fields as publish_post/edit_post take them (for edit forms)."""
     tags = obj.tags or []
     return {
         "contents": source_texts(obj),
@@ -165,22 +165,22 @@ async def update_fields(db: AsyncSession, obj: Object) -> dict:
 async def publish_note(db: AsyncSession, urls: URLs, actor: Actor, text: str,
                        language: str | None = None, visibility: str = "public",
                        summary: str | None = None, published: datetime | None = None) -> Object:
-    """A plain update in one language (the CLI's `post`): publish_update with only a text."""
-    return await publish_update(db, urls, actor, contents={language or "": text},
+    """A plain update in one language (the CLI's `post`): publish_post with only a text."""
+    return await publish_post(db, urls, actor, contents={language or "": text},
                                 visibility=visibility, summary=summary, published=published)
 
 
 async def edit_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, text: str) -> Object:
     """Change the primary language's text of an update, keeping everything else."""
-    fields = await update_fields(db, obj)
+    fields = await editable_post_fields(db, obj)
     primary = next(iter(fields["contents"]), "")
     fields["contents"] = {**fields["contents"], primary: text}
     if not text.strip():
         raise UserError(N_("an update needs some text"))
-    return await edit_update(db, urls, actor, obj, **fields)
+    return await edit_post(db, urls, actor, obj, **fields)
 
 
-async def pin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
+async def pin_post(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
     """Put an update in the actor's `featured` collection (what a new Mastodon follower sees).
 
     With `urls`, followers are also sent Add{Note, target: featured}, which Mastodon applies.
@@ -195,7 +195,7 @@ async def pin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | N
     return obj
 
 
-async def unpin_update(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
+async def unpin_post(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
     """Take an update out of the `featured` collection (Remove{Note} to followers with `urls`)."""
     if obj.actor_id != actor.id:
         raise UserError(N_("only this project's own updates can be unpinned"))

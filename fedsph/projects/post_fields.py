@@ -1,6 +1,6 @@
 """A post's fields as people give them, checked and turned into Object columns (pure: no I/O).
 
-`post_columns` is what publish_update and edit_update (fedsph.projects.outbox) store; the checks
+`post_columns` is what publish_post and edit_post (fedsph.projects.outbox) store; the checks
 raise UserError with a message for people. Events reuse `language_tag` and `clean_place`.
 """
 

@@ -133,7 +133,7 @@ async def reaction_counts(db: AsyncSession, uri: str) -> dict[str, int]:
 
 # -- web pages -------------------------------------------------------------------------------------
 
-async def project_updates(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
+async def project_posts(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
     """An actor's public top-level updates for its page: pinned ones first, then newest first."""
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, shown_to_visitors(),
@@ -205,7 +205,7 @@ async def comment_owner(db: AsyncSession, comment: Object) -> Actor | None:
         Object.uri == comment.in_reply_to, Object.local.is_(True)))
 
 
-async def pinned_updates(db: AsyncSession, actor: Actor) -> list[Object]:
+async def pinned_posts(db: AsyncSession, actor: Actor) -> list[Object]:
     """The actor's `featured` updates, most recently pinned first."""
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, Object.pinned_at.is_not(None),
@@ -213,7 +213,7 @@ async def pinned_updates(db: AsyncSession, actor: Actor) -> list[Object]:
         .order_by(Object.pinned_at.desc(), Object.id.desc())))
 
 
-async def public_updates(db: AsyncSession, actor: Actor, limit: int = PAGE_SIZE) -> list[Object]:
+async def public_posts(db: AsyncSession, actor: Actor, limit: int = PAGE_SIZE) -> list[Object]:
     """The actor's latest public updates (not replies): the Atom feed."""
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, shown_to_visitors(),

@@ -35,7 +35,7 @@ from fedsph.projects.actor_document import build_actor_document
 from fedsph.projects.notes import NOTE_CONTEXT
 from fedsph.projects.outbox import featured_url
 from fedsph.web import pages
-from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WORKER, WRITER
+from fedsph.web.keys import DOCUMENTS, READERS, REMOTE, SETTINGS, URLS, WORKER, WRITERS
 from fedsph.web.params import page_number
 from fedsph.web.render import ap_response, wants_html
 from fedsph.web.signed_fetch import may_fetch
@@ -44,7 +44,7 @@ inbox_log = logging.getLogger("fedsph.inbox")
 
 
 async def _actor_or_404(request: web.Request) -> Actor:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         actor = await get_local_actor(db, request.match_info["username"])
     if actor is None:
         raise NotFound("no such actor here")
@@ -66,7 +66,7 @@ async def actor_view(request: web.Request) -> web.Response:
 async def instance_actor_view(request: web.Request) -> web.Response:
     body = request.app[DOCUMENTS].get(("actor", ""))
     if body is None:
-        async with request.app[SESSIONS]() as db:
+        async with request.app[READERS]() as db:
             actor = await get_actor_by_uri(db, request.app[URLS].instance_actor())
         body = request.app[DOCUMENTS][("actor", "")] = orjson.dumps(
             build_actor_document(actor, request.app[URLS]))
@@ -115,7 +115,7 @@ async def _receive(request: web.Request) -> str:
         method=request.method, path=request.rel_url.raw_path, query=request.rel_url.raw_query_string,
         headers={k.lower(): v for k, v in request.headers.items()}, body=body,
         target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
-    return await receive(request.app[SESSIONS], request.app[WRITER], request.app[REMOTE],
+    return await receive(request.app[READERS], request.app[WRITERS], request.app[REMOTE],
                          signed, request.headers.get("Content-Type"))
 
 
@@ -131,7 +131,7 @@ def _page_links(collection: str, page: int, has_next: bool) -> tuple[str, str | 
 async def outbox_view(request: web.Request) -> web.Response:
     actor = await _actor_or_404(request)
     page = _page_number(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         if page is None:
             total = await queries.outbox_count(db, actor)
             return ap_response(build_ordered_collection(actor.outbox, total, f"{actor.outbox}?page=1"))
@@ -148,7 +148,7 @@ async def _relations_view(request: web.Request, followers: bool) -> web.Response
     actor = await _actor_or_404(request)
     collection = actor.followers_url if followers else actor.following_url
     page = _page_number(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         if page is None:
             total = await queries.relation_count(db, actor, followers)
             return ap_response(build_ordered_collection(collection, total, f"{collection}?page=1"))
@@ -168,7 +168,7 @@ async def following_view(request: web.Request) -> web.Response:
 
 async def object_view(request: web.Request) -> web.Response:
     uri = request.app[URLS].object(request.match_info["object_id"])
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await db.scalar(select(Object).where(Object.uri == uri, Object.local.is_(True)))
         if obj is None:
             raise NotFound("no such object here")
@@ -190,8 +190,8 @@ async def object_view(request: web.Request) -> web.Response:
 async def featured_view(request: web.Request) -> web.Response:
     """Pinned updates as full Notes: Mastodon shows them to new followers (it never backfills)."""
     actor = await _actor_or_404(request)
-    async with request.app[SESSIONS]() as db:
-        pinned = await queries.pinned_updates(db, actor)
+    async with request.app[READERS]() as db:
+        pinned = await queries.pinned_posts(db, actor)
     items = [p.document for p in pinned if p.document]
     return ap_response({"@context": NOTE_CONTEXT, "id": featured_url(actor),
                         "type": "OrderedCollection", "totalItems": len(items),
@@ -200,7 +200,7 @@ async def featured_view(request: web.Request) -> web.Response:
 
 async def activity_view(request: web.Request) -> web.Response:
     uri = request.app[URLS].activity(request.match_info["activity_id"])
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         activity = await db.scalar(select(Activity).where(Activity.uri == uri))
         if activity is None:
             raise NotFound("no such activity here")

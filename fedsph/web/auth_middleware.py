@@ -27,7 +27,7 @@ from fedsph.errors import Forbidden, NotFound
 from fedsph.federation.actors import get_local_actor
 from fedsph.i18n import N_
 from fedsph.models import Actor, User
-from fedsph.web.keys import CSRF_TOKEN, LOGIN_SESSION, MULTIPART, SESSIONS, SETTINGS, USER
+from fedsph.web.keys import CSRF_TOKEN, LOGIN_SESSION, MULTIPART, READERS, SETTINGS, USER
 
 LIMITER = web.AppKey("login_limiter", FailureLimiter)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -93,7 +93,7 @@ async def authentication(request: web.Request, handler):
     request[LOGIN_SESSION] = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        async with request.app[SESSIONS]() as db:
+        async with request.app[READERS]() as db:
             found = await get_session(db, token)
         if found is not None:
             request[LOGIN_SESSION], request[USER] = found
@@ -123,7 +123,7 @@ async def authentication(request: web.Request, handler):
 
 async def local_actor_or_404(request: web.Request) -> Actor:
     """The local project or person named in the URL ({username}); never the instance actor."""
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         actor = await get_local_actor(db, request.match_info["username"])
     if actor is None or actor.type == "Application":
         raise NotFound(N_("There is no such project here."))
@@ -136,7 +136,7 @@ async def require_member(request: web.Request, actor: Actor) -> User:
     if user is None:
         target = request.path_qs if request.method in SAFE_METHODS else request.path
         raise web.HTTPSeeOther(f"/login?next={quote(target, safe='')}")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         allowed = await may_act_as(db, user, actor)
     if not allowed:
         raise Forbidden(N_("You are not a member of this project."))

@@ -22,7 +22,7 @@ from fedsph.projects.media import MediaError, read_limited, save_upload
 from fedsph.projects.media import src as media_src
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.documents import forget_actor
-from fedsph.web.keys import DOCUMENTS, MULTIPART, SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import DOCUMENTS, MULTIPART, READERS, SETTINGS, URLS, WRITERS
 from fedsph.web.render import error_message, html_response
 
 IMAGE_SLOTS = (1, 2, 3, 4)
@@ -89,8 +89,8 @@ def form_languages(actor: Actor, obj: Object | None = None) -> list[str]:
     return [lang for lang in dict.fromkeys([*languages, *TAB_LANGUAGES]) if lang]
 
 
-def update_fields_from_form(form: MultiDict, languages: list[str]) -> dict:
-    """publish_update's keyword arguments from the posted form (validation happens there)."""
+def post_fields_from_form(form: MultiDict, languages: list[str]) -> dict:
+    """publish_post's keyword arguments from the posted form (validation happens there)."""
     filled = [lang for lang in languages if form.get(f"text_{lang}", "").strip()]
     chosen = form.get("primary")
     primary = chosen if chosen in filled else (filled[0] if filled else None)
@@ -112,8 +112,8 @@ def update_fields_from_form(form: MultiDict, languages: list[str]) -> dict:
     }
 
 
-def form_from_update(fields: dict) -> MultiDict:
-    """The edit form's initial values, from outbox.update_fields."""
+def form_from_post(fields: dict) -> MultiDict:
+    """The edit form's initial values, from outbox.editable_post_fields."""
     form = MultiDict()
     contents = fields["contents"]
     for lang, text in contents.items():
@@ -135,7 +135,7 @@ def form_from_update(fields: dict) -> MultiDict:
 
 async def _object_or_404(request: web.Request, actor: Actor) -> Object:
     uri = request.app[URLS].object(request.match_info["object_id"])
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await db.scalar(select(Object).where(
             Object.uri == uri, Object.actor_id == actor.id, Object.local.is_(True),
             Object.deleted_at.is_(None)))
@@ -149,7 +149,7 @@ async def _kept_media(request: web.Request, actor: Actor, keys: list[str],
     """The images the member ticked to keep: this actor's, and free or already on this update."""
     if not keys:
         return []
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         rows = {m.key: m for m in await db.scalars(select(Media).where(
             Media.key.in_(keys), Media.owner_id == actor.id))}
     allowed = (None, obj.id if obj else None)
@@ -159,7 +159,7 @@ async def _kept_media(request: web.Request, actor: Actor, keys: list[str],
 async def render_form(request: web.Request, actor: Actor, form: MultiDict, *, obj=None,
                       media=(), errors=None, status: int = 200) -> web.Response:
     settings, urls = request.app[SETTINGS], request.app[URLS]
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         recent = list(await db.scalars(
             select(Object).where(Object.actor_id == actor.id, Object.local.is_(True),
                                  Object.deleted_at.is_(None), Object.in_reply_to.is_(None))
@@ -185,7 +185,7 @@ async def _save(request: web.Request, actor: Actor, obj: Object | None) -> web.R
         n = upload.slot
         try:
             # One short transaction per photo: the resizing runs before the write lock is taken.
-            async with request.app[WRITER]() as db, db.begin():
+            async with request.app[WRITERS]() as db, db.begin():
                 media.append(await save_upload(
                     db, settings, actor, upload.data, form.get(f"alt_{n}"),
                     form.get(f"license_{n}") or DEFAULT_LICENSE, form.get(f"author_{n}"),
@@ -194,14 +194,14 @@ async def _save(request: web.Request, actor: Actor, obj: Object | None) -> web.R
             errors[f"image_{n}"] = error_message(request, exc)
     if not errors:
         try:
-            fields = update_fields_from_form(form, form_languages(actor, obj))
-            async with request.app[WRITER]() as db, db.begin():
+            fields = post_fields_from_form(form, form_languages(actor, obj))
+            async with request.app[WRITERS]() as db, db.begin():
                 author = await db.get(Actor, actor.id)
                 rows = [await db.get(Media, m.id) for m in media]
                 if obj is None:
-                    obj = await outbox.publish_update(db, urls, author, media=rows, **fields)
+                    obj = await outbox.publish_post(db, urls, author, media=rows, **fields)
                 else:
-                    obj = await outbox.edit_update(db, urls, author, await db.get(Object, obj.id),
+                    obj = await outbox.edit_post(db, urls, author, await db.get(Object, obj.id),
                                                    media=rows, **fields)
             forget_actor(request.app[DOCUMENTS], actor.username)  # a milestone may change the stage
             raise web.HTTPSeeOther(obj.uri[len(urls.base):])
@@ -224,9 +224,9 @@ async def compose_submit(request: web.Request) -> web.Response:
 async def edit_page(request: web.Request) -> web.Response:
     actor = await _member_actor(request)
     obj = await _object_or_404(request, actor)
-    async with request.app[SESSIONS]() as db:
-        fields = await outbox.update_fields(db, obj)
-    return await render_form(request, actor, form_from_update(fields), obj=obj,
+    async with request.app[READERS]() as db:
+        fields = await outbox.editable_post_fields(db, obj)
+    return await render_form(request, actor, form_from_post(fields), obj=obj,
                              media=fields["media"])
 
 
@@ -238,7 +238,7 @@ async def edit_submit(request: web.Request) -> web.Response:
 async def delete_submit(request: web.Request) -> web.Response:
     actor = await _member_actor(request)
     obj = await _object_or_404(request, actor)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await outbox.delete_note(db, request.app[URLS], await db.get(Actor, actor.id),
                                  await db.get(Object, obj.id))
     raise web.HTTPSeeOther(f"/actors/{actor.username}/compose?done=deleted")
@@ -248,12 +248,12 @@ async def pin_submit(request: web.Request) -> web.Response:
     actor = await _member_actor(request)
     obj = await _object_or_404(request, actor)
     pin = (await read_form(request)).get("pin") == "1"
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         author, row = await db.get(Actor, actor.id), await db.get(Object, obj.id)
         if pin:
-            await outbox.pin_update(db, author, row, request.app[URLS])
+            await outbox.pin_post(db, author, row, request.app[URLS])
         else:
-            await outbox.unpin_update(db, author, row, request.app[URLS])
+            await outbox.unpin_post(db, author, row, request.app[URLS])
     raise web.HTTPSeeOther(f"/actors/{actor.username}/compose?done={'pinned' if pin else 'unpinned'}")
 
 

@@ -26,7 +26,7 @@ from fedsph.models import Actor, Event, Object, utcnow
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.event_forms import edited_fields, fields_from_form, form_from_fields, words
 from fedsph.web.event_views import event_rows, event_view, events_of
-from fedsph.web.keys import REMOTE, SESSIONS, URLS, USER, WRITER
+from fedsph.web.keys import READERS, REMOTE, URLS, USER, WRITERS
 from fedsph.web.languages import visitor_lang
 from fedsph.web.render import ap_response, error_message, html_response, wants_html
 
@@ -38,7 +38,7 @@ HUB_PAST_SHOWN = 10  # the hub's page lists only the latest past events
 async def list_page(request: web.Request) -> web.Response:
     actor = await local_actor_or_404(request)
     lang = visitor_lang(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         views = [await event_view(db, *row, lang) for row in await events_of(db, [actor.id])]
         user = request.get(USER)
         member = user is not None and await may_act_as(db, user, actor)
@@ -53,7 +53,7 @@ async def list_page(request: web.Request) -> web.Response:
 
 async def _event_or_404(request: web.Request, actor: Actor) -> tuple[Object, Event]:
     uri = request.app[URLS].object(request.match_info["object_id"])
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         obj = await db.scalar(select(Object).where(Object.uri == uri, Object.actor_id == actor.id,
                                                    Object.type == "Event"))
         event = await db.get(Event, obj.id) if obj is not None else None
@@ -69,7 +69,7 @@ async def event_page(request: web.Request) -> web.Response:
     obj, event = await _event_or_404(request, actor)
     if not wants_html(request):
         return ap_response(obj.document or {})
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         view = await event_view(db, obj, event, actor, visitor_lang(request))
         user = request.get(USER)
         member = user is not None and await may_act_as(db, user, actor)
@@ -84,7 +84,7 @@ async def _related_projects(request: web.Request, form: MultiDict) -> list[str]:
     publish_event checks it."""
     entries = words(form.get("related"))
     handles = [e for e in entries if "@" in e and not e.startswith(("http://", "https://"))]
-    found = dict(zip(handles, await actor_uris(request.app[SESSIONS], request.app[REMOTE],
+    found = dict(zip(handles, await actor_uris(request.app[READERS], request.app[REMOTE],
                                                handles)))
     return [found.get(e, e) for e in entries]
 
@@ -111,7 +111,7 @@ async def form_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     try:
         related = await _related_projects(request, form)
-        async with request.app[WRITER]() as db, db.begin():
+        async with request.app[WRITERS]() as db, db.begin():
             obj = await events.publish_event(db, request.app[URLS], await db.get(Actor, actor.id),
                                              **{**fields_from_form(form),
                                                 "related_projects": related})
@@ -136,7 +136,7 @@ async def edit_submit(request: web.Request) -> web.Response:
     form = await read_form(request)
     try:
         related = await _related_projects(request, form)
-        async with request.app[WRITER]() as db, db.begin():
+        async with request.app[WRITERS]() as db, db.begin():
             fields = {**edited_fields(events.event_fields(obj, event), form),
                       "related_projects": related}
             await events.edit_event(db, request.app[URLS], await db.get(Actor, actor.id),
@@ -151,7 +151,7 @@ async def cancel_submit(request: web.Request) -> web.Response:
     actor = await local_actor_or_404(request)
     await require_member(request, actor)
     obj, _ = await _event_or_404(request, actor)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await events.cancel_event(db, request.app[URLS], await db.get(Actor, actor.id),
                                   await db.get(Object, obj.id))
     raise web.HTTPSeeOther(f"/p/{actor.username}/events")
@@ -165,7 +165,7 @@ def _ics(body: bytes, name: str) -> web.Response:
 
 async def actor_ics(request: web.Request) -> web.Response:
     actor = await local_actor_or_404(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         rows = await ical.calendar_rows(db, [actor.id])
     return _ics(ical.build_calendar(actor.name or actor.username, rows), actor.username)
 
@@ -181,7 +181,7 @@ async def hub_and_event_actors(db) -> tuple[Actor, list[int]]:
 
 
 async def hub_ics(request: web.Request) -> web.Response:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         hub, actor_ids = await hub_and_event_actors(db)
         rows = await ical.calendar_rows(db, actor_ids)
     return _ics(ical.build_calendar(hub.name or hub.username, rows), "hub-events")
@@ -192,7 +192,7 @@ async def hub_list_page(request: web.Request) -> web.Response:
     A remote event links to its own server's page, where one can take part."""
     lang = visitor_lang(request)
     now = utcnow()
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         hub, actor_ids = await hub_and_event_actors(db)
         upcoming = await event_rows(db, actor_ids, True, now)
         past = await event_rows(db, actor_ids, False, now, HUB_PAST_SHOWN)
@@ -218,7 +218,7 @@ async def remote_join_submit(request: web.Request) -> web.Response:
     then back to the event's page, which shows the answer once the organisers send it."""
     form = await read_form(request)
     uri = form.get("uri", "")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         project = await db.scalar(select(Actor).where(
             Actor.username == form.get("project", ""), Actor.local.is_(True),
             Actor.type == "Group"))
@@ -226,7 +226,7 @@ async def remote_join_submit(request: web.Request) -> web.Response:
         raise NotFound(N_("There is no such project here."))
     await require_member(request, project)
     send = send_leave if request.path.endswith("/leave") else send_join
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         obj, owner = await _remote_event(db, uri)
         await send(db, request.app[URLS], await db.get(Actor, project.id), obj, owner)
     raise web.HTTPSeeOther("/remote/objects?" + urlencode({"uri": uri}))

@@ -18,7 +18,7 @@ from fedsph.i18n import pick_translation
 from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
 from fedsph.projects import queries
 from fedsph.web.hrefs import page_href, remote_href
-from fedsph.web.keys import SESSIONS, USER
+from fedsph.web.keys import READERS, USER
 from fedsph.web.languages import language_name, visitor_lang
 from fedsph.web.render import html_response, sanitized
 
@@ -108,7 +108,7 @@ async def remote_event_page(request: web.Request, obj: Object,
     """Another server's event (from /remote/objects), with a Join or Leave button for each of the
     member's projects. None when we kept no details of it: it is shown as a plain update then."""
     lang = visitor_lang(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         event = await db.get(Event, obj.id)
         if event is None:
             return None

@@ -9,7 +9,7 @@ from fedsph.errors import NotFound
 from fedsph.federation.actors import get_local_actor
 from fedsph.projects import queries
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE, build_atom
-from fedsph.web.keys import SESSIONS
+from fedsph.web.keys import READERS
 
 ACTOR_FEED = ACTOR + "/feed.atom"
 
@@ -20,11 +20,11 @@ def feed_url(actor_uri: str) -> str:
 
 
 async def atom_view(request: web.Request) -> web.Response:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         actor = await get_local_actor(db, request.match_info["username"])
         if actor is None or actor.type == "Application":
             raise NotFound("no such actor here")
-        updates = await queries.public_updates(db, actor)
+        updates = await queries.public_posts(db, actor)
     body = build_atom(actor, updates, feed_url(actor.uri))
     return web.Response(body=body, headers={"Content-Type": ATOM_CONTENT_TYPE,
                                             "Cache-Control": "public, max-age=300"})

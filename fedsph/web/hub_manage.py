@@ -19,7 +19,7 @@ from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
 from fedsph.projects import queries
 from fedsph.web.auth_middleware import read_form, require_member
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import READERS, SETTINGS, URLS, WRITERS
 from fedsph.web.render import error_message, html_response
 
 ACTIONS = {"approve": hubs.approve, "reject": hubs.reject_or_remove,
@@ -28,7 +28,7 @@ RELAY_ACTIONS = {"relay-approve": True, "relay-reject": False}
 
 
 async def _hub_or_404(request: web.Request) -> Actor:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         hub = await hubs.local_hub(db)
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
@@ -38,7 +38,7 @@ async def _hub_or_404(request: web.Request) -> Actor:
 async def manage_page(request: web.Request) -> web.Response:
     hub = await _hub_or_404(request)
     await require_member(request, hub)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         groups = {state: await _listed(db, hub, state) for state in hubs.STATES}
         hidden = {state: await _count(db, hub, state) - len(groups[state])
                   for state in hubs.STATES}
@@ -89,7 +89,7 @@ async def _act_on_chosen(request: web.Request, form, field: str, missing: str,
     actor_id = parse_id(form.get(field))
     if actor_id is None:
         raise BadRequest(missing)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         actor = await db.get(Actor, actor_id)
         if actor is None:
             raise BadRequest(missing)
@@ -104,7 +104,7 @@ async def _act_on_chosen(request: web.Request, form, field: str, missing: str,
 async def ensure_hub_on_startup(app: web.Application) -> None:
     """Hub mode: make sure the hub exists (runs after the database is open)."""
     if app[SETTINGS].hub:
-        await hubs.ensure_hub_exists(app[WRITER], app[URLS], app[SETTINGS])
+        await hubs.ensure_hub_exists(app[WRITERS], app[URLS], app[SETTINGS])
 
 
 def add_routes(app: web.Application) -> None:

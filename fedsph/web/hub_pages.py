@@ -20,7 +20,7 @@ from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE
 from fedsph.web.hrefs import page_href
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS
+from fedsph.web.keys import READERS, SETTINGS, URLS
 from fedsph.web.languages import actor_texts, country_name, language_name, visitor_lang
 from fedsph.web.params import page_number
 from fedsph.web.post_views import post_views
@@ -53,7 +53,7 @@ async def load_view(request: web.Request) -> View:
         filters = directory.parse_filters(request.query)
     except directory.FilterError as exc:
         raise BadRequest(error_message(request, exc)) from None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         hub, members = await directory.hub_and_members(db)
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
@@ -189,8 +189,8 @@ async def stats_page(request: web.Request) -> web.Response:
 async def feed_page(request: web.Request) -> web.Response:
     view, lang = await load_view(request), visitor_lang(request)
     page = _page_number(request)
-    async with request.app[SESSIONS]() as db:
-        rows = await directory.member_updates(db, [a.id for a in view.projects], page,
+    async with request.app[READERS]() as db:
+        rows = await directory.member_posts(db, [a.id for a in view.projects], page,
                                               FEED_PAGE_SIZE)
         posts = await post_views(db, rows[:FEED_PAGE_SIZE], lang, request.app[URLS])
     items = view.filters.query_items()
@@ -207,8 +207,8 @@ async def feed_page(request: web.Request) -> web.Response:
 
 async def feed_atom(request: web.Request) -> web.Response:
     view = await load_view(request)
-    async with request.app[SESSIONS]() as db:
-        rows = await directory.member_updates(db, [a.id for a in view.projects], 1, ATOM_ENTRIES)
+    async with request.app[READERS]() as db:
+        rows = await directory.member_posts(db, [a.id for a in view.projects], 1, ATOM_ENTRIES)
     feed_url = request.app[SETTINGS].base_url + "/hub/feed.atom" + view.query
     body = exports.hub_atom(view.hub, [obj for obj, _ in rows[:ATOM_ENTRIES]], feed_url)
     return web.Response(body=body, headers={"Content-Type": ATOM_CONTENT_TYPE, **CACHE})

@@ -15,7 +15,7 @@ from aiohttp import web
 from fedsph.errors import BadRequest
 from fedsph.i18n import N_
 from fedsph.projects import queries
-from fedsph.web.keys import SESSIONS, USER
+from fedsph.web.keys import READERS, USER
 from fedsph.web.render import html_response
 
 SUBSCRIBE_REL = "http://ostatus.org/schema/1.0/subscribe"
@@ -32,7 +32,7 @@ async def authorize_interaction(request: web.Request) -> web.Response:
     user = request.get(USER)
     if user is None:
         raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         actors = await queries.actors_of_user(db, user)
     choices = [(actor, f"/actors/{actor.username}/manage?{urlencode({'follow': target})}#follow")
                for actor in actors]

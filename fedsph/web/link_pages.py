@@ -22,7 +22,7 @@ from fedsph.models import Actor
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.documents import forget_actor
 from fedsph.web.hrefs import page_href, remote_href
-from fedsph.web.keys import DOCUMENTS, REMOTE, SESSIONS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import DOCUMENTS, READERS, REMOTE, SETTINGS, URLS, WRITERS
 from fedsph.web.languages import visitor_lang
 from fedsph.web.render import error_message, html_response, json_response
 
@@ -71,7 +71,7 @@ async def link_views(db, project: Actor, lang: str,
 
 async def _render(request: web.Request, actor: Actor, status: int = 200, **extra):
     lang = visitor_lang(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         views = await link_views(db, actor, lang, states=links.OPEN_STATES)
         not_shown = await links.count_links(db, actor) - len(views)
     done = request.query.get("done")
@@ -111,15 +111,15 @@ async def links_action(request: web.Request) -> web.Response:
 
 async def _propose(request: web.Request, actor: Actor, handle: str, kind: str) -> None:
     links.check_kind(kind)  # before any request to another server
-    partner = await links.find_project(request.app[SESSIONS], request.app[REMOTE],
+    partner = await links.find_project(request.app[READERS], request.app[REMOTE],
                                        request.app[SETTINGS].domain, handle)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await links.propose_link(db, request.app[URLS], await db.get(Actor, actor.id),
                                  await db.get(Actor, partner.id), kind)
 
 
 async def _decide(request: web.Request, actor: Actor, action: str, link_id: str) -> None:
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         project = await db.get(Actor, actor.id)
         link = await links.get_link(db, project, link_id)
         if action == "withdraw":
@@ -138,7 +138,7 @@ async def _decide(request: web.Request, actor: Actor, action: str, link_id: str)
 
 
 async def _graph(request: web.Request) -> dict:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         hub = await local_hub(db)
         if hub is None:
             raise NotFound(N_("This node is not a hub."))

@@ -13,12 +13,12 @@ from aiohttp import web
 
 from fedsph.accounts import (
     SESSION_COOKIE,
-    accept_invite,
     authenticate,
     check_password_rules,
     end_session,
     get_invite,
     hash_password,
+    redeem_invitation,
     start_session,
 )
 from fedsph.core.safe_links import local_path
@@ -27,7 +27,7 @@ from fedsph.i18n import N_
 from fedsph.models import Actor
 from fedsph.web.auth_middleware import LIMITER, read_form, set_cookie
 from fedsph.web.client_address import client_address
-from fedsph.web.keys import SESSIONS, SETTINGS, URLS, USER, WRITER
+from fedsph.web.keys import READERS, SETTINGS, URLS, USER, WRITERS
 from fedsph.web.render import error_message, html_response
 
 USERNAME_MAX = 255
@@ -68,7 +68,7 @@ async def login(request: web.Request) -> web.Response:
     wait = limiter.retry_after(address)
     if wait:
         return _refused_login(request, username, "too_many", 429, following, wait)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         user, new_hash = await authenticate(db, username, form.get("password", ""))
     if user is None:
         wait = limiter.fail(address, username)
@@ -76,7 +76,7 @@ async def login(request: web.Request) -> web.Response:
             return _refused_login(request, username, "too_many", 429, following, wait)
         return _refused_login(request, username, "wrong", 401, following)
     limiter.succeed(address, username)
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         if new_hash:
             user = await db.merge(user)
             user.password_hash = new_hash
@@ -89,7 +89,7 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        async with request.app[WRITER]() as db, db.begin():
+        async with request.app[WRITERS]() as db, db.begin():
             await end_session(db, token)
     response = web.HTTPSeeOther("/")
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -99,7 +99,7 @@ async def logout(request: web.Request) -> web.Response:
 # --- invitations ---------------------------------------------------------------------------------
 
 async def _open_invite(request: web.Request) -> Actor:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         found = await get_invite(db, request.match_info["token"])
     if found is None:
         return None
@@ -136,8 +136,8 @@ async def invite_accept(request: web.Request) -> web.Response:
     password_hash = await hash_password(password)
     settings = request.app[SETTINGS]
     try:
-        async with request.app[WRITER]() as db, db.begin():
-            user = await accept_invite(db, request.app[URLS], settings.domain,
+        async with request.app[WRITERS]() as db, db.begin():
+            user = await redeem_invitation(db, request.app[URLS], settings.domain,
                                        request.match_info["token"], username, password_hash)
             token, _ = await start_session(db, user)
     except LookupError:

@@ -23,7 +23,7 @@ from fedsph.projects.notes import clean_hashtag
 from fedsph.web.event_views import remote_event_page, upcoming_events
 from fedsph.web.hrefs import page_href, with_query
 from fedsph.web.interact import SUBSCRIBE_REL
-from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, USER
+from fedsph.web.keys import READERS, REMOTE, SETTINGS, URLS, USER
 from fedsph.web.languages import actor_texts, visitor_lang
 from fedsph.web.link_pages import link_views
 from fedsph.web.params import page_number
@@ -34,7 +34,7 @@ from fedsph.web.render import html_response
 
 async def home(request: web.Request) -> web.Response:
     lang, urls = visitor_lang(request), request.app[URLS]
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         projects = await queries.local_projects(db)
         feed = await post_views(db, await queries.node_feed(db), lang, urls)
     cards = []
@@ -53,7 +53,7 @@ async def tag_page(request: web.Request) -> web.Response:
     except UserError:
         raise NotFound("no such tag") from None
     lang = visitor_lang(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         feed = await post_views(db, await queries.tagged_posts(db, tag), lang, request.app[URLS])
     theme = label("themes", tag, lang) if is_valid("themes", tag) else None
     return html_response(request, "tag.html", tag=tag, theme=theme, feed=feed, visitor_lang=lang)
@@ -61,10 +61,10 @@ async def tag_page(request: web.Request) -> web.Response:
 
 async def actor_page(request: web.Request, actor: Actor) -> web.Response:
     lang, urls, page = visitor_lang(request), request.app[URLS], page_number(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         user = request.get(USER)
         member = await queries.is_member(db, user, actor)
-        updates = await queries.project_updates(db, actor, page)
+        updates = await queries.project_posts(db, actor, page)
         has_next = len(updates) > queries.PAGE_SIZE
         posts = await post_views(db, [(obj, actor) for obj in updates[:queries.PAGE_SIZE]],
                                  lang, urls)
@@ -89,7 +89,7 @@ async def actor_page(request: web.Request, actor: Actor) -> web.Response:
 
 async def object_page(request: web.Request, obj: Object, actor: Actor) -> web.Response:
     lang, urls, page = visitor_lang(request), request.app[URLS], page_number(request)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         media = (await queries.media_for(db, [obj.id])).get(obj.id, []) if obj.local else []
         post = post_view(obj, actor, lang, media, urls, show=request.query.get("show"))
         # Followers-only replies are not for every visitor, whatever their author intended:
@@ -108,7 +108,7 @@ async def object_page(request: web.Request, obj: Object, actor: Actor) -> web.Re
 
 async def remote_actor_page(request: web.Request) -> web.Response:
     """A project or person from another server, as this node has stored it (profile included)."""
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         actor = await get_actor_by_uri(db, request.query.get("uri", ""))
     if actor is None or actor.local:
         raise NotFound("this node knows no such account")
@@ -116,7 +116,7 @@ async def remote_actor_page(request: web.Request) -> web.Response:
 
 
 async def remote_object_page(request: web.Request) -> web.Response:
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         found = await queries.public_remote_object(db, request.query.get("uri", ""))
     if found is None:
         raise NotFound("this node has no such public update")
@@ -160,7 +160,7 @@ async def remote_follow(request: web.Request) -> web.Response:
     """Send a visitor to their own server's follow page for one of our projects."""
     urls = request.app[URLS]
     target_uri = request.query.get("target", "")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         target = await get_actor_by_uri(db, target_uri) if urls.is_local(target_uri) else None
     if target is None or not target.local:
         raise NotFound("there is no such project here to follow")

@@ -22,7 +22,7 @@ from fedsph.projects.notes import html_to_text
 from fedsph.web.auth_middleware import local_actor_or_404, require_member
 from fedsph.web.compose import form_languages, read_multipart
 from fedsph.web.documents import forget_actor
-from fedsph.web.keys import DOCUMENTS, SETTINGS, URLS, WRITER
+from fedsph.web.keys import DOCUMENTS, SETTINGS, URLS, WRITERS
 from fedsph.web.render import error_message, html_response
 
 TEXTS = ("name", "summary", "description")
@@ -195,7 +195,7 @@ async def edit_submit(request: web.Request) -> web.Response:
     for upload in uploads if not errors else ():
         image = upload.name.removesuffix("_file")
         try:
-            async with request.app[WRITER]() as db, db.begin():
+            async with request.app[WRITERS]() as db, db.begin():
                 media = await save_upload(db, settings, actor, upload.data,
                                           f"{actor.name or actor.username} ({image})",
                                           "CC-BY-4.0", None)
@@ -204,7 +204,7 @@ async def edit_submit(request: web.Request) -> web.Response:
             errors[upload.name] = error_message(request, exc)
     if not errors:
         try:
-            async with request.app[WRITER]() as db, db.begin():
+            async with request.app[WRITERS]() as db, db.begin():
                 await profile.set_profile(db, urls, await db.get(Actor, actor.id), changes)
             forget_actor(request.app[DOCUMENTS], actor.username)
             raise web.HTTPSeeOther(f"/actors/{actor.username}/edit?done=saved")

@@ -17,7 +17,7 @@ from fedsph.hub import membership as hubs
 from fedsph.i18n import N_
 from fedsph.models import Actor, HubMembership
 from fedsph.projects import queries
-from fedsph.web.keys import REMOTE, SESSIONS, URLS, WRITER
+from fedsph.web.keys import READERS, REMOTE, URLS, WRITERS
 
 
 async def memberships(db, project: Actor) -> list[tuple[HubMembership, Actor]]:
@@ -47,10 +47,10 @@ async def _hub_by_handle(request: web.Request, target: str) -> Actor:
     if not target:
         raise BadRequest(N_("Enter a hub's handle like hub@example.org or its address."))
     try:
-        actor_id = await resolve_handle(request.app[SESSIONS], request.app[REMOTE], target)
+        actor_id = await resolve_handle(request.app[READERS], request.app[REMOTE], target)
     except FetchError:  # every lookup failure, a bad document included
         raise BadRequest(N_("No hub was found at that handle or address.")) from None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         hub = await db.get(Actor, actor_id)
     if hub is None or not hubs.is_hub_actor(hub):
         raise BadRequest(N_("That account is not a hub."))
@@ -59,7 +59,7 @@ async def _hub_by_handle(request: web.Request, target: str) -> Actor:
 
 async def _join(request, project, user, form):
     hub = await _hub_by_handle(request, form.get("handle", ""))
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         row = await hubs.membership(db, hub, project)
         if row is not None and row.state == "approved":
             raise BadRequest(N_("This project is already a member of that hub."))
@@ -81,7 +81,7 @@ async def _known_membership(db, project: Actor, form, states: tuple[str, ...]) -
 
 
 async def _answer_invitation(request, project, form, accept: bool):
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         hub = await _known_membership(db, project, form, ("invited",))
         answer = hubs.accept_invitation if accept else hubs.decline_invitation
         await answer(db, request.app[URLS], await db.get(Actor, project.id), hub)
@@ -97,7 +97,7 @@ async def _decline(request, project, user, form):
 
 
 async def _leave(request, project, user, form):
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         hub = await _known_membership(db, project, form, ("requested", "approved"))
         await hubs.leave(db, request.app[URLS], await db.get(Actor, project.id), hub)
     raise _done(project, "hub_left")

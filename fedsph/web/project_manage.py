@@ -20,7 +20,7 @@ from fedsph.projects import outbox, queries
 from fedsph.web import project_hubs
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.hrefs import remote_href
-from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, URLS, USER, WRITER
+from fedsph.web.keys import READERS, REMOTE, SETTINGS, URLS, USER, WRITERS
 from fedsph.web.render import error_message, html_response
 
 
@@ -64,7 +64,7 @@ async def _mentions(db, actor: Actor) -> list[tuple]:
 
 async def _render_manage(request: web.Request, actor: Actor, status: int = 200, **extra):
     admin = request.get(USER) is not None and request[USER].is_admin
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         context = await _manage_context(db, actor)
         # Only admins see (and may change) the node-wide blocks.
         context["blocks"] = await blocks.get_blocks(db) if admin else None
@@ -92,10 +92,10 @@ async def _remote_actor(request: web.Request, target: str) -> Actor:
     if not target:
         raise BadRequest(N_("Enter a handle like name@example.org or an account address."))
     try:
-        actor_id = await resolve_handle(request.app[SESSIONS], request.app[REMOTE], target)
+        actor_id = await resolve_handle(request.app[READERS], request.app[REMOTE], target)
     except FetchError as exc:
         raise BadRequest(f"cannot find {target}: {exc}") from None
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         return await db.get(Actor, actor_id)
 
 
@@ -116,13 +116,13 @@ async def manage_action(request: web.Request) -> web.Response:
 
 async def _follow(request, actor, user, form):
     target = await _remote_actor(request, form.get("handle", ""))
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await outbox.follow(db, request.app[URLS], await db.get(Actor, actor.id), target)
     raise _done(actor, "follow")
 
 
 async def _unfollow(request, actor, user, form):
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         target = await get_actor_by_uri(db, form.get("target", ""))
         if target is None or not await outbox.unfollow(db, request.app[URLS], actor, target):
             raise BadRequest("this project does not follow that account")
@@ -133,7 +133,7 @@ async def _answer(request, actor, user, form, accept: bool):
     request_id = parse_id(form.get("request"))
     if request_id is None:
         raise BadRequest("which follow request?")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         relation = await db.scalar(select(Follow).where(
             Follow.id == request_id, Follow.followed_id == actor.id, Follow.state == "pending"))
         if relation is None:
@@ -151,7 +151,7 @@ async def _reject(request, actor, user, form):
 
 
 async def _invite(request, actor, user, form):
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         token = await create_invite(db, actor, user)
     # Shown once, never stored in clear: no redirect, the link is in this answer only.
     link = f"{request.app[URLS].base}/invite/{token}"
@@ -178,7 +178,7 @@ async def _block_account(request, actor, user, form):
     target = await _remote_actor(request, form.get("handle", ""))
     if target.local:
         raise BadRequest("accounts on this node cannot be blocked here")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await blocks.block_account(db, target)
     raise _done(actor, "blocked")
 
@@ -188,7 +188,7 @@ async def _block_domain(request, actor, user, form):
     domain = clean_domain(form.get("domain", ""))
     if blocks.covers(domain, blocks.host_of(request.app[URLS].base)):
         raise BadRequest(N_("This node cannot block itself."))
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await blocks.block_domain(db, domain)
     raise _done(actor, "blocked")
 
@@ -198,13 +198,13 @@ async def _unblock(request, actor, user, form):
     block_id = parse_id(form.get("block"))
     if block_id is None:
         raise BadRequest("which block?")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         await blocks.unblock(db, block_id)
     raise _done(actor, "unblocked")
 
 
 async def _hold_replies(request, actor, user, form):
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         (await db.get(Actor, actor.id)).hold_replies = form.get("hold_replies") == "on"
     raise _done(actor, "saved")
 
@@ -224,7 +224,7 @@ async def _comment(request, actor, form, db) -> Object:
 
 async def _moderate(request, actor, user, form):
     verb = form.get("action")
-    async with request.app[WRITER]() as db, db.begin():
+    async with request.app[WRITERS]() as db, db.begin():
         comment = await _comment(request, actor, form, db)
         if verb == "approve_comment":
             await outbox.approve_comment(db, comment)

@@ -22,7 +22,7 @@ from fedsph.federation.inbox import SignedRequest, signature_params, verified_si
 from fedsph.federation.visibility import DIRECT, VISIBLE_TO_ALL, domain_addressed
 from fedsph.models import Actor, Follow, Object
 from fedsph.web.client_address import client_address
-from fedsph.web.keys import REMOTE, SESSIONS, SETTINGS, WRITER
+from fedsph.web.keys import READERS, REMOTE, SETTINGS, WRITERS
 from fedsph.web.render import wants_html
 
 log = logging.getLogger("fedsph.signed_fetch")
@@ -38,7 +38,7 @@ async def fetch_signer(request: web.Request) -> tuple[str, str] | None:
                                query=request.rel_url.raw_query_string, headers=headers,
                                body=None,
                                target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
-        signer = await verified_signer(request.app[SESSIONS], request.app[WRITER],
+        signer = await verified_signer(request.app[READERS], request.app[WRITERS],
                                        request.app[REMOTE], params, signed)
     except (Unauthorized, BadRequest) as exc:
         log.warning("signed fetch of %s refused: %s; key %r from %s", request.rel_url.raw_path,
@@ -67,7 +67,7 @@ async def may_fetch(request: web.Request, obj: Object, author: Actor) -> bool:
     if signer is None:
         return False
     signer_uri, domain = signer
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         if await blocks.is_blocked_domain(db, domain) or await blocks.is_blocked(db, signer_uri):
             allowed = False  # a blocked server or account sees nothing more
         elif obj.visibility == DIRECT:

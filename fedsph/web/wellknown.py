@@ -16,7 +16,7 @@ from fedsph.errors import BadRequest, NotFound
 from fedsph.federation.actors import USERNAME_RE, get_actor_by_uri, get_local_actor
 from fedsph.models import Actor, Object, User
 from fedsph.web.interact import SUBSCRIBE_REL, subscribe_template
-from fedsph.web.keys import DOCUMENTS, SESSIONS, SETTINGS, URLS
+from fedsph.web.keys import DOCUMENTS, READERS, SETTINGS, URLS
 from fedsph.web.render import ap_response, json_response
 
 CORS = {"Access-Control-Allow-Origin": "*"}
@@ -49,7 +49,7 @@ def parse_resource(resource: str, domain: str, is_local: Callable[[str], bool]) 
 async def _actor_for_resource(request: web.Request, resource: str) -> Actor:
     settings, urls = request.app[SETTINGS], request.app[URLS]
     kind, value = parse_resource(resource, settings.domain, urls.is_local)
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         if kind == "acct":
             actor = await get_local_actor(db, value)
             if actor is None and value in ("instance", settings.domain.lower()):
@@ -120,7 +120,7 @@ async def nodeinfo(request: web.Request) -> web.Response:
     version = request.match_info["version"]
     if version not in NODEINFO_SCHEMAS:
         raise NotFound("NodeInfo versions 2.0 and 2.1 are served")
-    async with request.app[SESSIONS]() as db:
+    async with request.app[READERS]() as db:
         users = await db.scalar(select(func.count(User.id))) or 0
         projects = await db.scalar(select(func.count(Actor.id)).where(
             Actor.local.is_(True), Actor.type == "Group")) or 0

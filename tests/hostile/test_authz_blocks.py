@@ -36,7 +36,7 @@ async def block_rows(node) -> set[tuple]:
 
 async def seed_blocks(node) -> set[tuple]:
     """What an admin blocked earlier: a domain and an account."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Block(domain="evil.example"))
         db.add(Block(actor_uri="https://bad.example/users/troll"))
     return await block_rows(node)
@@ -102,7 +102,7 @@ async def cached_actor(node, uri: str) -> PeerActor:
     document = {"@context": AS, "id": uri, "type": "Person", "preferredUsername": "m",
                 "inbox": f"{uri}/inbox",
                 "publicKey": {"id": f"{uri}#main-key", "owner": uri, "publicKeyPem": public_pem}}
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await store_remote_actor(db, parse_actor_document(document))
     return PeerActor("m", uri, f"{uri}#main-key", private_pem, public_pem, document)
 
@@ -118,7 +118,7 @@ BLOCKED_SPELLINGS = [
 
 @pytest.mark.parametrize("uri", BLOCKED_SPELLINGS)
 async def test_the_inbox_drops_every_spelling_of_a_blocked_domain(node, peer, project, uri):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Block(domain="evil.example"))
     blocked, allowed = await cached_actor(node, uri), await cached_actor(
         node, "https://notevil.example/users/m")  # a name that only ends like the block
@@ -160,7 +160,7 @@ def test_what_is_not_a_domain_is_refused(typed):
     ("https://ev%69l.example/u", True),  # a host we cannot read in one form fails closed
 ])
 async def test_is_blocked_reads_hosts_in_one_form(node, uri, blocked):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Block(domain="evil.example"))
     async with node.readers() as db:
         assert await blocks.is_blocked(db, uri) is blocked
@@ -223,7 +223,7 @@ async def test_nothing_is_delivered_to_a_blocked_account_or_server(node, project
                 "https://good.example/users/friend"):
         await cached_actor(node, uri)
     await seed_blocks(node)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         recipients = list(await db.scalars(select(Actor).where(Actor.local.is_(False))))
         activity = Activity(uri=f"{project.uri}/activities/1", type="Create",
                             actor_id=project.id, body=b"{}")
@@ -236,7 +236,7 @@ async def test_nothing_is_delivered_to_a_blocked_account_or_server(node, project
 
 
 async def test_a_blocked_server_is_not_a_server_that_may_fetch_private_posts(node):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Block(domain="evil.example"))
     async with node.readers() as db:
         assert await blocks.is_blocked_domain(db, "sub.evil.example:8443")

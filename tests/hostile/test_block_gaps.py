@@ -21,12 +21,12 @@ async def test_a_blocked_account_cannot_fetch_followers_only_posts(node, peer):
     project = await node.create_actor("coop")
     await add_remote_follower(node, project, peer.add_actor("bob"))
     mallory = peer.add_actor("mallory")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
     status, document = await peer.get(mallory, note.uri)
     assert status == 200 and document["id"] == note.uri  # her server is allowed: bob follows
 
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Block(actor_uri=mallory.uri))
     status, document = await peer.get(mallory, note.uri)
     assert status == 404 and "Members only" not in str(document)
@@ -44,7 +44,7 @@ async def remote_actor(node, uri: str, **places) -> Actor:
                               "publicKeyPem": generate_rsa_keypair()[1]}}
     if "shared" in places:
         document["endpoints"] = {"sharedInbox": places["shared"]}
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         return await store_remote_actor(db, parse_actor_document(document))
 
 
@@ -60,9 +60,9 @@ async def test_nothing_is_delivered_to_an_inbox_on_a_blocked_host_or_on_this_nod
                            inbox=f"{node.base}/actors/coop/inbox"),
         await remote_actor(node, "https://good.example/users/e"),
     ]
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Block(domain="evil.example"))
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         activity = Activity(uri=f"{project.uri}/activities/1", type="Create",
                             actor_id=project.id, body=b"{}")
         db.add(activity)

@@ -19,7 +19,7 @@ from fedsph.db import alembic_config, make_engine, migrate
 from fedsph.errors import UserError
 from fedsph.federation.actors import resolve_actor
 from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectAudience, Reaction
-from fedsph.projects.outbox import edit_update, publish_update, update_fields
+from fedsph.projects.outbox import edit_post, editable_post_fields, publish_post
 from fedsph.web.keys import REMOTE
 from tests.fakepeer import AS, FakePeer
 from tests.support.members import api, member_token
@@ -37,7 +37,7 @@ async def third_host():
 
 
 async def _follow(node, follower_id: int, followed_id: int) -> None:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Follow(follower_id=follower_id, followed_id=followed_id, state="accepted",
                       activity_uri=f"{node.base}/follows/{follower_id}-{followed_id}"))
 
@@ -66,7 +66,7 @@ async def received_dm(node, peer):
     ana_token, ana = await member_token(node, "ana", None)
     bea_token, bea = await member_token(node, "bea", None)
     eva = peer.add_actor("eva")
-    eva_id = await resolve_actor(node.sessions, node.app[REMOTE], eva.uri)
+    eva_id = await resolve_actor(node.writers, node.app[REMOTE], eva.uri)
     await _follow(node, bea.id, eva_id)
     public = await _send_note(node, peer, eva, text="Open day on Saturday #secret",
                               to=[PUBLIC], cc=[eva.document["followers"]],
@@ -74,7 +74,7 @@ async def received_dm(node, peer):
     dm = await _send_note(node, peer, eva, text=f"{SECRET} #secret", to=[ana.uri], cc=[],
                           tag=[{"type": "Mention", "href": ana.uri, "name": "@ana"},
                                {"type": "Hashtag", "name": "#secret"}])
-    async with node.sessions() as db:
+    async with node.writers() as db:
         dm_id = await db.scalar(select(Object.id).where(Object.uri == dm["id"]))
         public_id = await db.scalar(select(Object.id).where(Object.uri == public["id"]))
     return {"ana": (ana_token, ana), "bea": (bea_token, bea), "eva": eva, "dm": dm,
@@ -83,7 +83,7 @@ async def received_dm(node, peer):
 
 async def test_a_received_dm_is_stored_direct_with_its_addressee(node, received_dm):
     ana = received_dm["ana"][1]
-    async with node.sessions() as db:
+    async with node.writers() as db:
         obj = await db.get(Object, received_dm["dm_id"])
         audience = list(await db.scalars(select(ObjectAudience.actor_uri).where(
             ObjectAudience.object_id == obj.id)))
@@ -119,13 +119,13 @@ async def test_a_follower_of_the_author_never_sees_someone_elses_dm(node, receiv
 
 
 async def _eva_id(node) -> int:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         return await db.scalar(select(Actor.id).where(Actor.username == "eva",
                                                       Actor.local.is_(False)))
 
 
 async def _nothing_changed(node, received_dm) -> None:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         reactions = await db.scalar(select(func.count(Reaction.id)).where(
             Reaction.object_uri == received_dm["dm"]["id"]))
         deliveries = await db.scalar(select(func.count(Delivery.id)))
@@ -158,7 +158,7 @@ async def test_the_addressee_sees_it_labelled_direct_and_is_notified(node, recei
     # Mastodon refuses to boost a direct post, even for its addressee.
     status, body = await api(node, token, "POST", f"/api/v1/statuses/{dm_id}/reblog")
     assert status == 422, body
-    async with node.sessions() as db:
+    async with node.writers() as db:
         assert await db.scalar(select(func.count(Reaction.id))) == 0
         assert await db.scalar(select(func.count(Delivery.id))) == 0
 
@@ -168,7 +168,7 @@ async def test_a_dm_addressed_only_in_to_without_a_mention_tag_is_direct(node, p
     token, ana = await member_token(node, "ana", None)
     eva = peer.add_actor("eva")
     note = await _send_note(node, peer, eva, text=SECRET, cc=[ana.uri])
-    async with node.sessions() as db:
+    async with node.writers() as db:
         obj = await db.scalar(select(Object).where(Object.uri == note["id"]))
     assert obj.visibility == "direct"
     status, entity = await api(node, token, "GET", f"/api/v1/statuses/{obj.id}")
@@ -178,11 +178,11 @@ async def test_a_dm_addressed_only_in_to_without_a_mention_tag_is_direct(node, p
 async def test_followers_only_stays_followers_only(node, peer):
     _, ana = await member_token(node, "ana", None)
     eva = peer.add_actor("eva")
-    eva_id = await resolve_actor(node.sessions, node.app[REMOTE], eva.uri)
+    eva_id = await resolve_actor(node.writers, node.app[REMOTE], eva.uri)
     await _follow(node, ana.id, eva_id)
     note = await _send_note(node, peer, eva, text="members", to=[eva.document["followers"]],
                             cc=[ana.uri])
-    async with node.sessions() as db:
+    async with node.writers() as db:
         obj = await db.scalar(select(Object).where(Object.uri == note["id"]))
     assert obj.visibility == "followers"
 
@@ -196,8 +196,8 @@ async def sent_dm(node, peer, third_host):
     token, ana = await member_token(node, "ana", None)
     bea_token, bea = await member_token(node, "bea", None)
     mia, fol = peer.add_actor("mia"), third_host.add_actor("fol")
-    await resolve_actor(node.sessions, node.app[REMOTE], mia.uri)
-    fol_id = await resolve_actor(node.sessions, node.app[REMOTE], fol.uri)
+    await resolve_actor(node.writers, node.app[REMOTE], mia.uri)
+    fol_id = await resolve_actor(node.writers, node.app[REMOTE], fol.uri)
     await _follow(node, fol_id, ana.id)
     await _follow(node, bea.id, ana.id)
     status, entity = await api(node, token, "POST", "/api/v1/statuses", data={
@@ -214,7 +214,7 @@ async def test_a_composed_dm_goes_only_to_the_mentioned_actor(node, peer, third_
     assert create["object"]["to"] == [sent_dm["mia"].uri] and create["object"].get("cc") in (None, [])
     assert PUBLIC not in create["to"] + create.get("cc", [])
     assert third_host.received == []  # a follower's server gets nothing
-    async with node.sessions() as db:
+    async with node.writers() as db:
         inboxes = list(await db.scalars(select(Delivery.inbox)))
     assert all(i.startswith(peer.base) for i in inboxes) and inboxes
 
@@ -236,7 +236,7 @@ async def test_a_composed_dm_is_served_only_to_the_addressed_server(node, peer, 
 
 
 async def test_a_composed_dm_is_not_shown_to_local_followers(node, sent_dm):
-    async with node.sessions() as db:
+    async with node.writers() as db:
         obj_id = await db.scalar(select(Object.id).where(Object.uri == sent_dm["entity"]["uri"]))
     bea_token = sent_dm["bea_token"]
     status, home = await api(node, bea_token, "GET", "/api/v1/timelines/home")
@@ -254,20 +254,20 @@ async def test_a_dm_to_nobody_is_refused_and_nothing_is_stored(node):
     status, body = await api(node, token, "POST", "/api/v1/statuses",
                              data={"status": SECRET, "visibility": "direct"})
     assert status == 422 and "direct" in body["error"]
-    async with node.sessions() as db:
+    async with node.writers() as db:
         assert await db.scalar(select(func.count(Object.id))) == 0
         assert await db.scalar(select(func.count(Delivery.id))) == 0
 
 
 async def test_a_dm_cannot_be_edited_into_a_public_post(node, sent_dm):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         obj = await db.scalar(select(Object).where(Object.uri == sent_dm["entity"]["uri"]))
         ana = await db.get(Actor, sent_dm["ana"].id)
-        fields = await update_fields(db, obj)
+        fields = await editable_post_fields(db, obj)
         fields["visibility"] = "public"
         with pytest.raises(UserError, match="direct"):
-            await edit_update(db, node.urls, ana, obj, **fields)
-    async with node.sessions() as db:
+            await edit_post(db, node.urls, ana, obj, **fields)
+    async with node.writers() as db:
         obj = await db.scalar(select(Object).where(Object.uri == sent_dm["entity"]["uri"]))
         deliveries = await db.scalar(select(func.count(Delivery.id)))
     assert obj.visibility == "direct" and obj.updated is None and deliveries == 1
@@ -331,7 +331,7 @@ async def test_a_dm_between_members_reaches_only_its_addressee(node):
     assert status == 404
     _, notifications = await api(node, cai_token, "GET", "/api/v1/notifications")
     assert notifications == []
-    async with node.sessions() as db:
+    async with node.writers() as db:
         obj = await db.get(Object, int(entity["id"]))
         assert obj.local and obj.visibility == "direct"
         assert await db.scalar(select(func.count(Delivery.id))) == 0
@@ -339,13 +339,13 @@ async def test_a_dm_between_members_reaches_only_its_addressee(node):
 
 async def test_the_web_form_cannot_publish_a_direct_post(node):
     """The compose form has no DM choice and sends no mentions: a forged visibility=direct is
-    refused by publish_update (what the form calls) and nothing is stored or sent."""
+    refused by publish_post (what the form calls) and nothing is stored or sent."""
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
         with pytest.raises(UserError, match="direct"):
-            await publish_update(db, node.urls, actor, contents={"en": SECRET},
+            await publish_post(db, node.urls, actor, contents={"en": SECRET},
                                  visibility="direct")
-    async with node.sessions() as db:
+    async with node.writers() as db:
         assert await db.scalar(select(func.count(Object.id))) == 0
         assert await db.scalar(select(func.count(Delivery.id))) == 0

@@ -85,7 +85,7 @@ async def test_a_bad_id_in_relationships_is_left_out(node):
 
 async def test_bad_ids_in_api_writes_change_nothing(node):
     token, me = await member_token(node, "ana", None)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         bob = Actor(uri="https://remote.example/users/bob", local=False, type="Person",
                     username="bob", domain="remote.example", name="Bob")
         db.add(bob)
@@ -112,7 +112,7 @@ async def test_bad_ids_in_manage_forms_change_nothing(node):
     await make_user(node, "ana", project, admin=True)
     update = await publish(node, project, contents={"es": "Asamblea"})
     uris = await add_tagged_replies(node, update)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Follow(state="pending",
                       follower_id=(await db.scalar(select(Actor.id).where(
                           Actor.username == "ana", Actor.local.is_(False)))),

@@ -37,7 +37,7 @@ async def rows(node, state: str) -> set[tuple[int, int]]:
 async def add_strangers(node, domain: str, count: int, state: str, **actor) -> None:
     """`count` remote actors on `domain`, each with a waiting row in `state` (with coop or the
     hub: whichever side is ours)."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         hub, coop = await hubs.local_hub(db), await get_local_actor(db, "coop")
         for n in range(count):
             other = Actor(uri=f"https://{domain}/actors/s{n}", local=False, type="Group",

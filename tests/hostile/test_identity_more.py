@@ -201,7 +201,7 @@ async def test_a_boost_of_a_post_on_a_blocked_server_fetches_and_keeps_nothing(
     await follower_of(node, bob)
     evil = blocked_host.add_actor("evil")
     document = hosted_note(blocked_host, evil)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await block_domain(db, "127.0.0.2")
     for boosted in (document["id"], document):  # a bare id, or embedded
         assert await deliver(node, peer, bob, "Announce", boosted) == "ignored"
@@ -214,7 +214,7 @@ async def test_a_boost_of_a_blocked_accounts_post_fetches_and_keeps_nothing(node
     await follower_of(node, bob)
     document = hosted_note(peer, evil)
     evil_row = await store_remote(node, evil.document)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await block_account(db, await db.get(Actor, evil_row.id))
         await db.delete(await db.get(Actor, evil_row.id))  # blocked, and nothing cached of it
     seen = len(peer.requests)
@@ -227,7 +227,7 @@ async def test_a_move_to_a_blocked_server_fetches_and_changes_nothing(node, peer
     bob = peer.add_actor("bob")
     member = await follower_of(node, bob)
     target = blocked_host.add_actor("bob", alsoKnownAs=[bob.uri])
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await block_domain(db, "127.0.0.2")
     assert await deliver(node, peer, bob, "Move", bob.uri, target=target.uri) == "ignored"
     assert blocked_host.requests == []
@@ -251,13 +251,13 @@ async def hub_node(tmp_path):
 async def hub_with_member(hub_node, member: PeerActor, follower: PeerActor,
                           relay: PeerActor) -> Actor:
     """The hub, `member` approved in it, `follower` following it and `relay` subscribed to it."""
-    async with hub_node.sessions() as db, db.begin():
+    async with hub_node.writers() as db, db.begin():
         hub = await ensure_hub(db, hub_node.urls, hub_node.settings.domain, name="Red Hub")
     member_row = await store_remote(hub_node, member.document)
     await add_follow(hub_node, await store_remote(hub_node, follower.document), hub)
     await add_follow(hub_node, hub, member_row)
     relay_row = await store_remote(hub_node, relay.document)
-    async with hub_node.sessions() as db, db.begin():
+    async with hub_node.writers() as db, db.begin():
         db.add(HubMembership(hub_id=hub.id, project_id=member_row.id, state="approved"))
         db.add(Follow(follower_id=relay_row.id, followed_id=hub.id, state="accepted",
                       relay=True, activity_uri=relay.uri + "/follows/hub"))

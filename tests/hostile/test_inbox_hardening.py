@@ -84,7 +84,7 @@ async def test_a_rotated_key_is_refetched_once_our_copy_is_old_enough(node, peer
     # Just fetched: a signature that fails against it is refused without asking again.
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 401
     assert peer.fetched.count(alice.uri) == 1
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(Actor).where(Actor.uri == alice.uri).values(
             fetched_at=utcnow() - KEY_REFETCH_AFTER - timedelta(seconds=1)))
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
@@ -135,7 +135,7 @@ async def test_impossible_signature_times_are_401_and_store_nothing(node, peer, 
 async def test_impossible_signature_times_on_a_signed_fetch_are_a_404_not_a_500(node, peer):
     project = await node.create_actor("coop")
     await add_remote_follower(node, project, peer.add_actor("ana"))
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
     alice = peer.add_actor("alice")
     for headers in (cavage_headers(alice, note.uri, b"", "(request-target) host (created)",

@@ -35,7 +35,7 @@ async def add_queue_rows(node) -> dict[str, int]:
     old, recent = utcnow() - timedelta(days=8), utcnow() - timedelta(days=1)
     project = await node.create_actor("coop")
     ids = {}
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         activity = Activity(uri="https://x.example/a", type="Create", actor_id=project.id,
                             public=True, body=b"{}")
         db.add(activity)
@@ -84,7 +84,7 @@ def test_queue_prune_from_the_command_line(fedsph):
 
 async def post_with_replies(node, count: int) -> Object:
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         post = await publish_note(db, node.urls, await db.get(Actor, project.id), "Assembly")
         stranger = Actor(uri="https://spam.example/users/s", local=False, type="Person",
                          username="s", domain="spam.example", name="S")
@@ -157,7 +157,7 @@ async def relay_a_member_post(node, hub) -> int:
                 "actor": "https://elsewhere.example/users/a",
                 "to": ["https://www.w3.org/ns/activitystreams#Public"],
                 "object": {"type": "Note", "content": "x"}, "proof": {"type": "DataIntegrityProof"}}
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         before = await db.scalar(select(func.count(Delivery.id)))
         await forward_to_relays(db, await db.get(Actor, hub.id), orjson.dumps(activity))
         return await db.scalar(select(func.count(Delivery.id))) - before
@@ -173,7 +173,7 @@ async def test_unknown_subscriber_waits_for_approval_and_gets_nothing_until_then
     await node.run_worker()
     assert [r.activity["type"] for r in peer.received] == []
 
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         subscriber = await db.scalar(select(Actor).where(Actor.uri == instance.uri))
         await decide_subscription(db, node.urls, await db.get(Actor, hub.id), subscriber, True)
     await node.run_worker()
@@ -185,7 +185,7 @@ async def test_unknown_subscriber_waits_for_approval_and_gets_nothing_until_then
 async def test_coordinator_rejects_a_subscription(node, peer):
     hub = await hub_node(node)
     instance = await ask_to_subscribe(node, peer)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         subscriber = await db.scalar(select(Actor).where(Actor.uri == instance.uri))
         await decide_subscription(db, node.urls, await db.get(Actor, hub.id), subscriber, False)
     await node.run_worker()
@@ -281,7 +281,7 @@ async def test_another_port_of_the_same_host_is_the_same_server(node, peer):
 
 
 async def store_actor(node, uri: str) -> Actor:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = Actor(uri=uri, local=False, type="Application", username=uri.rsplit("/", 1)[-1],
                       domain=uri.split("/")[2], inbox=uri + "/inbox")
         db.add(actor)
@@ -293,7 +293,7 @@ async def store_actor(node, uri: str) -> Actor:
 async def test_spellings_of_one_host_are_one_server(node, spelling):
     hub = await hub_node(node)
     subscribed = await store_actor(node, "https://evil.example/actor")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Follow(follower_id=subscribed.id, followed_id=hub.id, relay=True, state="pending"))
     newcomer = await store_actor(node, spelling)
     async with node.readers() as db:
@@ -368,7 +368,7 @@ async def test_follower_and_request_lists_of_the_manage_page_are_capped(node):
     from fedsph.web.project_manage import _manage_context
 
     project = await node.create_actor("coop")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         for i in range(MAX_LISTED + 5):
             for state in ("accepted", "pending"):
                 other = Actor(uri=f"https://spam.example/users/{state}{i}", local=False,

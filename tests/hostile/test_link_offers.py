@@ -58,7 +58,7 @@ async def test_offers_past_the_cap_of_one_server_are_rejected_and_not_stored(nod
 
 async def add_links(node, coop: Actor, waiting: int) -> tuple[Actor, Actor]:
     """`waiting` offers from strangers, newer than one accepted and one outgoing link."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         remote = [Actor(uri=f"https://s{n}.example/g", local=False, type="Group", username="g",
                         domain=f"s{n}.example", inbox=f"https://s{n}.example/g/inbox")
                   for n in range(waiting + 2)]

@@ -70,7 +70,7 @@ async def pkce_code(node, app) -> str:
     user = await make_user(node, "ana")
     challenge = base64.urlsafe_b64encode(hashlib.sha256(VERIFIER.encode()).digest())
     code = new_token()
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         registered = await db.scalar(select(OAuthApp).where(OAuthApp.client_id == app[0]))
         db.add(OAuthCode(code_hash=hash_token(code), app_id=registered.id, user_id=user.id,
                          actor_id=user.actor_id, redirect_uri=REDIRECT, scopes="read",
@@ -116,7 +116,7 @@ async def test_a_token_expires_after_the_configured_lifetime(node, http, app):
     assert entity["expires_in"] == 90 * 24 * 3600  # the default FEDSPH_TOKEN_LIFETIME_DAYS
     token = entity["access_token"]
     assert (await verify(node, http, token))[0] == 200
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(OAuthToken).values(created_at=utcnow() - timedelta(days=91)))
     status, body = await verify(node, http, token)
     assert status == 401 and body == {"error": "The access token expired"}
@@ -176,7 +176,7 @@ async def test_the_password_grant_lets_the_member_in_while_others_guess_their_pa
 
 async def project_token(node, app, user, project) -> str:
     """A read/write token of `user` acting as `project`, as the consent page would issue it."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         registered = await db.scalar(select(OAuthApp).where(OAuthApp.client_id == app[0]))
         token, _ = await issue_token(db, registered, user.id, project.id, ["read", "write"])
     return token
@@ -187,7 +187,7 @@ async def test_a_token_stops_acting_as_a_project_its_user_may_no_longer_act_as(n
     admin = await make_user(node, "ana", admin=True)
     token = await project_token(node, app, admin, other)
     assert (await verify(node, http, token))[0] == 200
-    async with node.sessions() as db, db.begin():  # `fedsph admin revoke ana`
+    async with node.writers() as db, db.begin():  # `fedsph admin revoke ana`
         await db.execute(update(User).where(User.id == admin.id).values(is_admin=False))
     before = await count(node, Object.id)
     status, body = await verify(node, http, token)
@@ -203,7 +203,7 @@ async def test_a_token_stops_acting_as_a_project_its_member_left(node, http, app
     member = await make_user(node, "ana", project)
     token = await project_token(node, app, member, project)
     assert (await verify(node, http, token))[0] == 200
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(delete(Membership).where(Membership.user_id == member.id))
     before = await count(node, Object.id)
     assert (await verify(node, http, token))[0] == 401

@@ -73,7 +73,7 @@ async def test_oauth_consent_page_lets_its_form_reach_the_app_only(node):
         app = orjson.loads(await response.read())
     # The API refuses such a website now (test_oauth.py); a row stored before that still renders
     # as text, never as a link.
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         await db.execute(update(OAuthApp).where(OAuthApp.client_id == app["client_id"])
                          .values(website="javascript:alert(1)"))
     async with browser() as client:

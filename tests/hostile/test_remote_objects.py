@@ -34,7 +34,7 @@ async def _token(node, member: bool = True) -> str:
     user = actor = None
     if member:
         actor = await node.create_actor("lector", "Person")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         if member:
             user = User(username="lector", actor_id=actor.id)
             db.add(user)
@@ -117,7 +117,7 @@ async def test_joining_an_event_forged_through_an_open_redirect_fails(node, peer
     out, _ = _open_redirect(peer, attacker, kind="Event")
 
     class Cli:  # what fedsph.cli hands the event commands
-        sessions, remote = node.sessions, node.app[REMOTE]
+        sessions, remote = node.writers, node.app[REMOTE]
 
     with pytest.raises(UserError):
         await _remote_event(Cli, out)

@@ -108,7 +108,7 @@ async def test_safe_next_keeps_local_paths(node, member):
 
 async def test_a_path_ending_in_inbox_is_not_a_way_around_csrf(node, member):
     """Only the inbox routes themselves skip the CSRF check, not any path that ends in /inbox."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         token = await create_invite(db, member, None)
     before = await count_users(node)
     async with browser() as client:
@@ -351,7 +351,7 @@ async def test_refused_and_throttled_logins_are_logged_without_the_password(node
 async def test_refused_signed_fetches_are_logged_with_reason_key_and_address(node, peer, caplog):
     project = await node.create_actor("coop")
     await add_remote_follower(node, project, peer.add_actor("ana"))
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
     caplog.set_level(logging.INFO, logger="fedsph")
     stranger = await FakePeer().start()

@@ -22,7 +22,7 @@ from fedsph.core.safe_links import http_url
 from fedsph.federation.activitystreams import PUBLIC
 from fedsph.models import Actor, Object
 from fedsph.projects.notes import text_to_html
-from fedsph.projects.outbox import publish_update
+from fedsph.projects.outbox import publish_post
 from fedsph.web.render import safe_href
 from tests.hostile.xss import PAYLOADS, problems
 from tests.support.images import jpeg
@@ -208,7 +208,7 @@ async def assert_api_safe(node, actor_uri: str) -> dict:
 
 async def test_stored_remote_urls_are_never_links(node):
     """Whatever ends up stored, a page links only http(s): the template side of the rule."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         other = Actor(uri="https://evil.example/actors/x", local=False, type="Group",
                       username="x", domain="evil.example", name='"><img src=x onerror=alert(1)>',
                       url="javascript:alert('actor')", icon_url="javascript:alert('icon')",
@@ -229,7 +229,7 @@ async def test_stored_remote_urls_are_never_links(node):
 
 async def test_rows_stored_by_older_versions_are_sanitised_by_the_api(node):
     """The client API cleans stored HTML again, as pages do: old rows reach apps harmless."""
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         old = Actor(uri="https://old.example/users/o", local=False, type="Person", username="o",
                     domain="old.example", name="O", url="https://old.example/@o",
                     summary=LEGACY_XSS, document={"attachment": [
@@ -248,7 +248,7 @@ async def test_rows_stored_by_older_versions_are_sanitised_by_the_api(node):
 async def test_rows_stored_by_older_versions_are_sanitised_when_shown(node):
     """The stored XSS of the report is already in some databases: pages clean HTML again."""
     project = await node.create_actor("coop", "Group")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Object(uri=f"{project.uri}/objects/old", type="Note", actor_id=project.id,
                       local=True, content=LEGACY_XSS, visibility="public"))
     await assert_pages_safe(node, ["/", "/actors/coop"])
@@ -284,9 +284,9 @@ async def test_corpus_through_the_web_forms(node):
 async def test_corpus_through_the_publishing_service(node):
     """What `fedsph post` and the API call: text, titles, content warning, place."""
     project = await node.create_actor("coop", "Group")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
-        posts = [await publish_update(db, node.urls, actor, contents={"en": payload},
+        posts = [await publish_post(db, node.urls, actor, contents={"en": payload},
                                       title_map={"en": payload[:200]}, summary=payload,
                                       place={"name": payload}) for payload in PAYLOADS[14:26]]
     paths = [post.uri[len(node.base):] for post in posts]

@@ -15,6 +15,6 @@ MEETING = {"name": "Encuentro HUB regional", "content": "Orden del día: viviend
 
 
 async def make_event(node, project_name="coop", **changes):
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         project = await get_local_actor(db, project_name)
         return await publish_event(db, node.urls, project, **{**MEETING, **changes})

@@ -21,12 +21,12 @@ async def run(node, command: str, **args) -> int:
 
 
 async def states(node) -> list[str]:
-    async with node.sessions() as db:
+    async with node.writers() as db:
         return list(await db.scalars(select(HubMembership.state)))
 
 
 async def hub_actor(node):
-    async with node.sessions() as db:
+    async with node.writers() as db:
         return await hubs.local_hub(db)
 
 
@@ -45,7 +45,7 @@ def coop_handle(project_node) -> str:
 
 
 async def post(project_node, text: str, visibility: str = "public") -> Object:
-    async with project_node.sessions() as db, db.begin():
+    async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
         return await outbox.publish_note(db, project_node.urls, coop, text,
                                          visibility=visibility)
@@ -85,7 +85,7 @@ class RelaySubscriber(MastodonPeer):
 
 async def hub_node(node):
     hub = await node.create_actor("hub", "Group")
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         db.add(Hub(actor_id=hub.id))
     return hub
 

@@ -24,7 +24,7 @@ CSRF_RE = re.compile(r'name="csrf" value="([^"]+)"')
 
 async def make_user(node, username: str, project: Actor | None = None, admin: bool = False,
                     password: str = PASSWORD) -> User:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         person = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
         user = User(username=username, password_hash=PasswordHasher().hash(password),
                     is_admin=admin, actor_id=person.id)
@@ -78,7 +78,7 @@ def multipart(token: str, fields: dict, files: dict | None = None) -> aiohttp.Fo
 async def member_token(node, username: str, project: str | None) -> tuple[str, Actor]:
     """A member of `project` (or of none) and a token acting as their own Person."""
     user = await create_user(node, username, PASSWORD, False, project)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         app = OAuthApp(client_id=new_token()[:32], client_secret_hash="-", name="tests",
                        redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read write follow")
         db.add(app)

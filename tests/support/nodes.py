@@ -14,7 +14,7 @@ from fedsph.app import create_app
 from fedsph.config import Settings, load_settings
 from fedsph.db import migrate
 from fedsph.federation.actors import create_local_actor
-from fedsph.web.keys import REMOTE, SESSIONS, URLS, WRITER
+from fedsph.web.keys import READERS, REMOTE, URLS, WRITERS
 from fedsph.worker import Worker
 from tests.fakepeer import free_port
 
@@ -39,12 +39,12 @@ class Node:
         return self.settings.base_url
 
     @property
-    def sessions(self):
-        return self.app[WRITER]
+    def writers(self):
+        return self.app[WRITERS]
 
     @property
     def readers(self):
-        return self.app[SESSIONS]
+        return self.app[READERS]
 
     @property
     def urls(self):
@@ -52,12 +52,12 @@ class Node:
 
     async def create_actor(self, username: str, actor_type: str = "Group", **kwargs):
         """A local project (Group) or member (Person), committed."""
-        async with self.sessions() as db, db.begin():
+        async with self.writers() as db, db.begin():
             return await create_local_actor(db, self.urls, self.settings.domain, username,
                                             actor_type, name=username.title(), **kwargs)
 
     def worker(self) -> Worker:
-        return Worker(self.settings, self.app[WRITER], self.app[REMOTE])
+        return Worker(self.settings, self.app[WRITERS], self.app[REMOTE])
 
     async def run_worker(self):
         return await self.worker().run_once()
@@ -85,8 +85,8 @@ def use_data_dir(monkeypatch, data_dir) -> None:
 
 
 def cli_node(node):
-    """What the CLI commands take: settings, urls, sessions, remote."""
-    return types.SimpleNamespace(settings=node.settings, urls=node.urls, sessions=node.sessions,
+    """What the CLI commands take: settings, urls, writers, remote."""
+    return types.SimpleNamespace(settings=node.settings, urls=node.urls, writers=node.writers,
                                  remote=node.app[REMOTE])
 
 

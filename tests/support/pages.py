@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import aiohttp
 
 from fedsph.models import Actor, Object
-from fedsph.projects.outbox import publish_update
+from fedsph.projects.outbox import publish_post
 
 HTML = "text/html"
 
@@ -52,7 +52,7 @@ PROFILE = {
 
 async def make_project(node, username: str = "coop", **columns) -> Actor:
     project = await node.create_actor(username)
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
         actor.profile = PROFILE
         actor.name_map = {"es": "Cooperativa Sur", "en": "South Cooperative"}
@@ -66,9 +66,9 @@ async def make_project(node, username: str = "coop", **columns) -> Actor:
 
 
 async def publish(node, project: Actor, **fields) -> Object:
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
-        return await publish_update(db, node.urls, actor, **fields)
+        return await publish_post(db, node.urls, actor, **fields)
 
 
 class PageAudit(HTMLParser):
@@ -137,7 +137,7 @@ REPLIES = {"visible": {}, "hidden": {"hidden": True}, "held": {"approved": False
 async def add_tagged_replies(node, update: Object) -> dict[str, str]:
     """A remote member's three replies carrying #minga: visible, hidden, held; URI by label."""
     uris = {label: f"https://remote.example/notes/{label}" for label in REPLIES}
-    async with node.sessions() as db, db.begin():
+    async with node.writers() as db, db.begin():
         friend = Actor(uri="https://remote.example/users/ana", local=False, type="Person",
                        username="ana", domain="remote.example", name="Ana")
         db.add(friend)
