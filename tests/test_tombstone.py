@@ -16,9 +16,9 @@ from fedsph.projects.media import media_dir, save_upload
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.outbox import delete_note, publish_post
 from tests.dbfixtures import add_follow, add_remote_follower, store_remote
-from tests.test_api_with_peer import api, member_token
-from tests.test_events import MEETING, make_event
-from tests.test_media import jpeg
+from tests.support.events import MEETING, make_event
+from tests.support.images import exif_jpeg
+from tests.support.members import api, member_token
 
 AS = "https://www.w3.org/ns/activitystreams"
 PUBLIC = AS + "#Public"
@@ -87,7 +87,7 @@ async def test_a_local_delete_frees_its_media_and_answers_with_a_tombstone(node,
     await add_remote_follower(node, project, alice)
     async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
-        image = await save_upload(db, node.settings, actor, jpeg(640, 480), "A roof", "CC0", None)
+        image = await save_upload(db, node.settings, actor, exif_jpeg(640, 480), "A roof", "CC0", None)
         post = await publish_post(db, node.urls, actor, contents={"es": "Techo"},
                                     title_map={"es": "Obra"}, hashtags=["obra"],
                                     place={"name": "Montevideo"}, summary="Obra",
