@@ -20,9 +20,12 @@ from fedsph.api.errors import api_middleware
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
-from fedsph.federation.actors import get_or_create_instance_actor, signer_for
+from fedsph.events.received import store_event_details
+from fedsph.federation.actors import ACTOR_READERS, get_or_create_instance_actor, signer_for
 from fedsph.federation.remote import Remote, make_client_session
+from fedsph.federation.remote_objects import OBJECT_DETAILS
 from fedsph.i18n import language_middleware
+from fedsph.projects.profile_wire import remote_profile_values
 from fedsph.web import (
     activitypub,
     compose,
@@ -69,8 +72,19 @@ MIDDLEWARES = (
 )
 
 
+def connect_features() -> None:
+    """Fill the two hooks through which federation hands a feature what only it can read
+    (federation may not import features): the housing profile in another server's actor
+    document, and an Event's details. Every process calls this before it meets the network:
+    create_app, and open_node for the CLI and the standalone worker. Calling it again is harmless."""
+    if remote_profile_values not in ACTOR_READERS:
+        ACTOR_READERS.append(remote_profile_values)
+    OBJECT_DETAILS["Event"] = store_event_details
+
+
 def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     """Build the application; nothing touches the network or the database until it starts."""
+    connect_features()
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes + 1)
     app[SETTINGS] = settings
     app[URLS] = URLs(settings.base_url)

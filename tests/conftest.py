@@ -6,6 +6,7 @@ import io
 
 import pytest
 
+from fedsph.app import connect_features
 from tests.fakepeer import FakePeer
 from tests.support.nodes import make_settings, start_node, use_data_dir
 
@@ -67,3 +68,10 @@ async def nodes(tmp_path):
     yield hub_node, project_node
     await project_node.runner.cleanup()
     await hub_node.runner.cleanup()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _features_connected():
+    """The hooks every fedsph process fills at start (fedsph.app.connect_features), for the tests
+    that parse documents without starting an app."""
+    connect_features()

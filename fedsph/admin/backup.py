@@ -112,6 +112,8 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
             manifest = {}
             if MANIFEST in archive.getnames():
                 manifest = json.loads(archive.extractfile(MANIFEST).read() or b"{}")
+                if not isinstance(manifest, dict):
+                    raise ValueError("the manifest is not a JSON object")
             archive.extractall(scratch, filter="data",
                                members=[m for m in members if m.name != MANIFEST])
             for suffix in ("-wal", "-shm"):  # leftovers of the replaced database would corrupt it
@@ -122,7 +124,7 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
             if media.is_dir():
                 shutil.copytree(media, settings.data_dir / MEDIA, dirs_exist_ok=True)
                 private_dir(settings.data_dir / MEDIA)
-    except (tarfile.TarError, OSError, EOFError) as exc:
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:  # ValueError: bad manifest
         raise BackupError(f"{source} is not a readable fedsph backup ({exc})") from None
     summary = f"restored {source} into {settings.data_dir}"
     if manifest.get("base_url") and manifest["base_url"] != settings.base_url:

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.admin import backup
 from fedsph.admin.user_commands import create_user
-from fedsph.app import create_app
+from fedsph.app import connect_features, create_app
 from fedsph.config import Settings
 from fedsph.core.files import private_dir
 from fedsph.core.urls import URLs
@@ -58,6 +58,7 @@ class Node:
 @contextlib.asynccontextmanager
 async def open_node(settings: Settings) -> AsyncIterator[Node]:
     """Engine, writer sessions and a signing HTTP client, for commands that act."""
+    connect_features()
     engine = make_engine(settings)
     try:
         await ensure_migrated(engine)

@@ -19,6 +19,7 @@ JOIN_MODES = tuple(vocab.JOIN_MODE)
 MAX_NAME_CHARS = 200
 MAX_LANGUAGES = 10
 MAX_ACTORS = 50
+ZONE_NAME_MAX = 64  # the longest IANA zone name is about 30 characters
 
 # The field names that messages below take as Term, marked for the catalogs.
 _TERMS = (N_("start"), N_("end"), N_("online link"), N_("organiser"), N_("related project"))
@@ -29,9 +30,11 @@ _TOO_MANY = {"organiser": N_("an event lists at most %(limit)s organisers"),
 def zone(name: str | None) -> ZoneInfo:
     if not name:
         raise UserError(N_("an event needs a time zone, e.g. America/Montevideo"))
+    if len(name) > ZONE_NAME_MAX:  # a long name reaches the file system as ENAMETOOLONG (OSError)
+        raise UserError(N_("%(value)r is not a known time zone"), value=name[:ZONE_NAME_MAX])
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         raise UserError(N_("%(value)r is not a known time zone"), value=name) from None
 
 
@@ -54,7 +57,7 @@ def local_time(moment: datetime | None, tz_name: str | None) -> datetime | None:
         return None
     try:
         tz = ZoneInfo(tz_name) if tz_name else UTC
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         tz = UTC
     return moment.replace(tzinfo=UTC).astimezone(tz)
 

@@ -48,7 +48,10 @@ def _received_time(value, what: str, tz: str | None) -> datetime | None:
     if moment.tzinfo is None and tz:
         moment = moment.replace(tzinfo=zone(tz))
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # year 1 with a positive offset falls before datetime.min
+            raise ValueError(f"the event's {what} {str(value)[:40]!r} is not a date") from None
     return moment
 
 

@@ -9,5 +9,5 @@ incoming-activity handler receives.
 May import `fedsph.core`, `fedsph.models`, `config` and `errors`; never a feature package,
 `web`, `api` or the CLI. A feature that must add to what federation does (the project profile
 of a remote actor, an Event's details) fills a hook here: `actors.ACTOR_READERS`,
-`remote_objects.OBJECT_DETAILS`.
+`remote_objects.OBJECT_DETAILS`, filled by `fedsph.app.connect_features` when a process starts.
 """

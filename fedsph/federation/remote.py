@@ -55,7 +55,11 @@ class GuardedResolver(AbstractResolver):
 
 def check_url(url: str, allow_private: bool) -> None:
     """Refuse non-HTTP URLs and, unless allowed, literal private addresses and localhost."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port, like a bad IPv6 literal, raises only when read
+    except ValueError:  # typed in a form or sent by another server: a fetch that cannot be made
+        raise FetchError(f"not a valid URL: {url[:200]!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError(f"not an http(s) URL: {url!r}")
     if allow_private:
@@ -68,6 +72,14 @@ def check_url(url: str, allow_private: bool) -> None:
             raise BlockedAddress(f"refusing to contact private address {host}")
     except ValueError:
         pass  # a name, not an address: the resolver checks what it resolves to
+
+
+def _redirect_target(url: str, location: str) -> str:
+    """Where a redirect points; another server's unparseable Location is its failure, not ours."""
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise FetchError(f"GET {url}: redirected to an invalid URL") from None
 
 
 def make_client_session(allow_private: bool, timeout: float, limit: int = 100) -> aiohttp.ClientSession:
@@ -129,7 +141,7 @@ class Remote:
             try:
                 async with self.session.get(url, headers=headers, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
-                        url = urljoin(url, resp.headers["Location"])
+                        url = _redirect_target(url, resp.headers["Location"])
                         continue
                     if resp.status == 410:
                         raise FetchError(f"GET {url}: gone", 410)

@@ -117,7 +117,7 @@ async def test_joining_an_event_forged_through_an_open_redirect_fails(node, peer
     out, _ = _open_redirect(peer, attacker, kind="Event")
 
     class Cli:  # what fedsph.cli hands the event commands
-        sessions, remote = node.writers, node.app[REMOTE]
+        writers, remote = node.writers, node.app[REMOTE]
 
     with pytest.raises(UserError):
         await _remote_event(Cli, out)
