@@ -5,6 +5,9 @@ auth), apps and oauth (registration and OAuth 2), instance, accounts, follows,
 search, pagination (Link headers), entities (pure builders), statuses and media
 (posting from apps) with status_entities (their builders), timelines (home, public, hashtag,
 preferences) and notifications (with read markers).
+
+May import `fedsph.web` (keys, rendering, the session middleware) and everything below it; never
+`app` or the CLI. `fedsph/app.py` adds these routes and the API middleware.
 """
 
 from __future__ import annotations

@@ -7,4 +7,7 @@ relay: relay subscribers (FEP-ae0c) get the members' public activities as they a
 directory, exports, mapsvg: the hub's pages and exports.
 links_graph: the solidarity links between member projects, by region.
 commands: `fedsph hub …`.
+
+A feature package beside events and links (which it does not import): may import
+`fedsph.projects`, `fedsph.federation`, `fedsph.core` and `fedsph.models`.
 """

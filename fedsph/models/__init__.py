@@ -1,4 +1,7 @@
-"""SQLAlchemy models, one module per area. Import from here."""
+"""SQLAlchemy models, one module per area. Import from here.
+
+The lowest layer beside `db` and `i18n`: imports nothing of fedsph but its own modules.
+"""
 
 from fedsph.models.actors import Actor, Block, Follow, Membership, User
 from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
