@@ -12,8 +12,8 @@ from fedsph.federation.actors import get_actor_by_uri, parse_actor_document
 from fedsph.models import Actor, Follow, InboxItem, Notification, Report
 from fedsph.projects.outbox import publish_note
 from fedsph.projects.queries import notifications_for
-from tests.dbfixtures import add_follow, store_remote
 from tests.fakepeer import FakePeer
+from tests.support.db import add_follow, store_remote
 from tests.support.members import browser, login, make_user
 
 
