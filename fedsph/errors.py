@@ -26,10 +26,6 @@ class NotFound(HTTPProblem):
     status = 404
 
 
-class NotAcceptable(HTTPProblem):
-    status = 406
-
-
 class Gone(HTTPProblem):
     status = 410
 
@@ -40,10 +36,6 @@ class PayloadTooLarge(HTTPProblem):
 
 class UnsupportedMediaType(HTTPProblem):
     status = 415
-
-
-class UnprocessableEntity(HTTPProblem):
-    status = 422
 
 
 class FetchError(Exception):

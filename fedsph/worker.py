@@ -1,4 +1,5 @@
-"""The worker: processes received activities and sends deliveries, one batch at a time.
+"""The worker: processes received activities and sends deliveries, one batch at a time
+(the sending is fedsph/worker_delivery.py).
 
 `run_once()` does one round and is what tests call; `run_forever()` loops for processes.
 """
@@ -13,9 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -23,12 +22,12 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.federation.activitystreams import get_id, get_type, same_origin
-from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor, signer_for
+from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
 from fedsph.federation.blocks import fetchable
-from fedsph.federation.delivery import backoff, decide, pause_for
+from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
 from fedsph.federation.queue import claim, prune_finished
-from fedsph.federation.remote import PostResult, Remote
+from fedsph.federation.remote import Remote
 from fedsph.federation.remote_objects import (
     UnboundObject,
     author_of,
@@ -37,8 +36,9 @@ from fedsph.federation.remote_objects import (
 )
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.hub.backfill import BACKFILL, fetch_backfill
-from fedsph.models import Activity, Actor, Delivery, HostState, InboxItem, Object, utcnow
+from fedsph.models import Actor, InboxItem, Object, utcnow
 from fedsph.projects.media_prune import prune_media
+from fedsph.worker_delivery import DeliverySender
 
 log = logging.getLogger("fedsph.worker")
 
@@ -65,13 +65,14 @@ class Worker:
         self.wakeup = asyncio.Event()
         self.retry_base = settings.retry_base_seconds
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
+        self.deliveries = DeliverySender(settings, writers, remote)
 
     async def run_once(self) -> WorkerStats:
         """Process every due inbox item and delivery once; returns what was done."""
         stats = WorkerStats()
         while True:
             processed = await self._inbox_round()
-            sent = await self._delivery_round()
+            sent = await self.deliveries.round()
             stats.processed += processed
             stats.sent += sent
             if not processed and not sent:
@@ -298,102 +299,3 @@ class Worker:
                 item.next_attempt_at = utcnow() + backoff(item.attempts, self.retry_base)
             else:
                 item.status, item.finished_at = "failed", utcnow()
-
-    # -- delivery ----------------------------------------------------------------------------
-
-    async def _delivery_round(self) -> int:
-        async with self.writers() as db, db.begin():
-            ids = await claim(db, Delivery, self.settings.worker_batch)
-            if not ids:
-                return 0
-            rows = (await db.execute(
-                select(Delivery.id, Delivery.inbox, Delivery.host, Delivery.attempts, Activity.body,
-                       Actor.key_id, Actor.private_key_pem)
-                .join(Activity, Activity.id == Delivery.activity_id)
-                .join(Actor, Actor.id == Activity.actor_id)
-                .where(Delivery.id.in_(ids)))).all()
-        limit = asyncio.Semaphore(self.settings.delivery_concurrency)
-
-        async def send(row):
-            async with limit:
-                return row, await self._send_one(row)
-
-        results = await asyncio.gather(*(send(row) for row in rows))
-        await self._record_results(results)
-        return len(rows)
-
-    async def _send_one(self, row) -> PostResult | FetchError:
-        signer = signer_for(Actor(key_id=row.key_id, private_key_pem=row.private_key_pem))
-        try:
-            return await self.remote.post_signed(row.inbox, row.body, signer)
-        except FetchError as exc:
-            return exc
-
-    async def _record_results(self, results) -> None:
-        """Write every outcome of a batch in one transaction (one commit per batch, not per row)."""
-        now = utcnow()
-        # Rows whose new columns are equal (every first-try success of a batch, typically) share
-        # one UPDATE: a statement per row cost more than the signing (bench/fanout.py).
-        groups: dict[tuple, list[int]] = {}
-        host_success: set[str] = set()
-        host_failure: set[str] = set()
-        for row, result in results:
-            values, host_failed = self._delivery_values(row, result, now)
-            groups.setdefault(tuple(sorted(values.items())), []).append(row.id)
-            (host_failure if host_failed else host_success).add(row.host)
-        async with self.writers() as db, db.begin():
-            # Host rows first, then delivery rows: the inbox reviving a host locks them in the
-            # same order, so on PostgreSQL the two cannot deadlock.
-            await self._update_hosts(db, host_success - host_failure, host_failure, now)
-            for values, ids in groups.items():
-                await db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(**dict(values)))
-
-    def _delivery_values(self, row, result: PostResult | FetchError, now) -> tuple[dict, bool]:
-        """A delivery row's new columns after one attempt, and whether its host failed."""
-        attempts = row.attempts + 1
-        if isinstance(result, FetchError):
-            outcome = decide(None, None, attempts, now, self.retry_base)
-            status_code, error = None, str(result)
-        else:
-            outcome = decide(result.status, result.retry_after, attempts, now, self.retry_base)
-            status_code = result.status
-            error = None if outcome.status == "sent" else f"HTTP {result.status}: {result.text[:500]}"
-        values = {"status": outcome.status, "attempts": attempts, "last_status": status_code,
-                  "last_error": error, "locked_until": None}
-        if outcome.status == "pending":
-            values["next_attempt_at"] = outcome.next_attempt_at
-        else:
-            values["finished_at"] = now
-        return values, outcome.host_failed
-
-    async def _update_hosts(self, db: AsyncSession, ok: set[str], failed: set[str], now) -> None:
-        # Only hosts that once failed have a row; one SELECT finds them instead of a no-op UPDATE
-        # per healthy host.
-        if ok:
-            ok = set(await db.scalars(select(HostState.host).where(HostState.host.in_(ok))))
-        # Hosts in one fixed order, so two workers updating the same hosts cannot deadlock.
-        for host in sorted(ok | failed):
-            if host in failed:
-                await self._count_host_failure(db, host, now)
-            else:
-                await db.execute(update(HostState).where(HostState.host == host).values(
-                    consecutive_failures=0, paused_until=None, last_success_at=now))
-
-    async def _count_host_failure(self, db: AsyncSession, host: str, now) -> None:
-        """Add one to the host's failure count and pause it when that count calls for it."""
-        # One upsert, not read-then-insert: several workers may fail on a new host at the same
-        # moment, and on PostgreSQL all but one of them would then hit the primary key.
-        dialect = db.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        failures = await db.scalar(
-            insert(HostState)
-            .values(host=host, consecutive_failures=1, last_failure_at=now)
-            .on_conflict_do_update(index_elements=[HostState.host], set_={
-                "consecutive_failures": HostState.consecutive_failures + 1,
-                "last_failure_at": now})
-            .returning(HostState.consecutive_failures))
-        pause = pause_for(failures, self.retry_base)
-        if pause is not None:
-            await db.execute(update(HostState).where(HostState.host == host).values(
-                paused_until=now + pause))
-            log.warning("pausing deliveries to %s for %s after %d failures", host, pause, failures)

@@ -8,7 +8,7 @@ import orjson
 from fedsph.models import utcnow
 from fedsph.projects.outbox import delete_note, edit_note, publish_note
 from fedsph.projects.queries import PAGE_SIZE
-from tests.dbfixtures import add_remote_follower
+from tests.support.db import add_remote_follower
 
 
 async def get(url, accept="application/activity+json"):

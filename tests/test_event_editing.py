@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from fedsph.events import commands as event_commands
 from fedsph.models import Event, Object
-from tests.dbfixtures import add_remote_follower
+from tests.support.db import add_remote_follower
 from tests.support.events import MEETING, make_event
 from tests.support.members import browser, login, make_user, post_form
 from tests.support.nodes import cli_node, use_data_dir

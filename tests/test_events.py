@@ -23,7 +23,7 @@ from fedsph.events.service import cancel_event, edit_event
 from fedsph.federation.actors import get_local_actor
 from fedsph.hub.membership import ensure_hub
 from fedsph.models import Activity, Event, EventParticipant, HubMembership, Object
-from tests.dbfixtures import add_follow, add_remote_follower, store_remote
+from tests.support.db import add_follow, add_remote_follower, store_remote
 from tests.support.events import MEETING, make_event
 from tests.support.members import browser, csrf_from, login, make_user, post_form
 from tests.support.nodes import cli_node, use_data_dir

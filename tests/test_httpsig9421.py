@@ -21,7 +21,7 @@ from fedsph.federation.crypto import generate_rsa_keypair, load_private_key
 from fedsph.federation.httpsig9421 import parse_message_signature, verify_message
 from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, utcnow
-from tests.dbfixtures import inbox_items
+from tests.support.db import inbox_items
 
 PRIVATE_PEM, PUBLIC_PEM = generate_rsa_keypair()
 KEY_ID = "https://remote.example/users/alice#main-key"

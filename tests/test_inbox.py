@@ -10,7 +10,7 @@ from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.httpsig import sign_request
 from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, utcnow
-from tests.dbfixtures import inbox_items
+from tests.support.db import inbox_items
 from tests.support.inbox import follow, post_raw, project_and_sender
 
 

@@ -13,8 +13,8 @@ from fedsph.api.text import hashtags, link_mentions, mentions, unlink_mentions
 from fedsph.core.sanitize import clean_html
 from fedsph.models import Object
 from fedsph.projects.outbox import edit_note, publish_post
-from tests.dbfixtures import store_remote
 from tests.mastodon_client import logged_in, start_server, stop_server
+from tests.support.db import store_remote
 
 
 def test_hashtags_in_text():

@@ -13,8 +13,8 @@ from fedsph.errors import UserError
 from fedsph.federation.activitystreams import PUBLIC
 from fedsph.models import Actor, Notification, Object, Reaction
 from fedsph.projects import outbox, outbox_reactions
-from tests.dbfixtures import add_remote_follower, store_remote
 from tests.mastodon_client import logged_in, start_server, stop_server
+from tests.support.db import add_remote_follower, store_remote
 
 
 async def _peer_note(node, peer) -> tuple[Actor, Object]:

@@ -3,7 +3,7 @@ notifications our actors get for follows, favourites, reblogs and mentions."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fedsph.admin import commands
 from fedsph.cli import build_parser
@@ -11,9 +11,9 @@ from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.actors import get_actor_by_uri, parse_actor_document
 from fedsph.models import Actor, Follow, InboxItem, Notification, Report
 from fedsph.projects.outbox import publish_note
-from fedsph.projects.queries import notifications_for, unread_notification_count
-from tests.dbfixtures import add_follow, store_remote
+from fedsph.projects.queries import notifications_for
 from tests.fakepeer import FakePeer
+from tests.support.db import add_follow, store_remote
 from tests.support.members import browser, login, make_user
 
 
@@ -179,6 +179,12 @@ async def test_follow_and_follow_request_notify_the_project(node, peer):
         [(notification, sender)] = await notifications_for(db, open_project)
         assert notification.activity_uri == request["id"] and sender.uri == ana.uri
         assert await unread_notification_count(db, open_project) == 1
+
+
+async def unread_notification_count(db, actor: Actor) -> int:
+    """Notifications of `actor` not dismissed yet."""
+    return await db.scalar(select(func.count(Notification.id)).where(
+        Notification.recipient_id == actor.id, Notification.dismissed_at.is_(None))) or 0
 
 
 async def test_like_announce_and_mentions_notify_the_author(node, peer):

@@ -15,7 +15,7 @@ from fedsph.errors import UserError
 from fedsph.federation.actors import parse_actor_document
 from fedsph.models import Actor
 from fedsph.projects import profile, profile_wire
-from tests.dbfixtures import add_remote_follower
+from tests.support.db import add_remote_follower
 
 AP = {"Accept": "application/activity+json"}
 # A point that must never leave the node once its precision is blurred.

@@ -20,7 +20,7 @@ from fedsph.db import alembic_config
 from fedsph.federation import proofs
 from fedsph.models import Activity, Actor, InboxItem
 from fedsph.projects.outbox import follow, publish_note
-from tests.dbfixtures import add_remote_follower, inbox_items
+from tests.support.db import add_remote_follower, inbox_items
 from tests.support.proofs import independent_verify, mastodon_verify, method_of
 
 AS = "https://www.w3.org/ns/activitystreams"

@@ -26,7 +26,7 @@ from fedsph.db import (
 from fedsph.federation.emit import record_activity
 from fedsph.federation.queue import claim
 from fedsph.models import Base, Delivery, HostState, InboxItem, utcnow
-from tests.dbfixtures import expire_leases
+from tests.support.db import expire_leases
 from tests.support.nodes import make_settings
 
 # -- migrations --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from fedsph.models import Activity, Actor, Event, Media, Object
 from fedsph.projects.media import media_dir, save_upload
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.outbox import delete_note, publish_post
-from tests.dbfixtures import add_follow, add_remote_follower, store_remote
+from tests.support.db import add_follow, add_remote_follower, store_remote
 from tests.support.events import MEETING, make_event
 from tests.support.images import exif_jpeg
 from tests.support.members import api, member_token

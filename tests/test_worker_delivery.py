@@ -27,7 +27,8 @@ from fedsph.models import Delivery, Follow, HostState, InboxItem, Object, utcnow
 from fedsph.projects.outbox import follow, publish_note
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
-from tests.dbfixtures import (
+from tests.fakepeer import FakePeer, free_port
+from tests.support.db import (
     add_follow,
     add_remote_follower,
     deliveries,
@@ -35,7 +36,6 @@ from tests.dbfixtures import (
     make_due,
     store_remote,
 )
-from tests.fakepeer import FakePeer, free_port
 from tests.support.nodes import make_settings
 
 # -- a misbehaving inbox -----------------------------------------------------------------------

@@ -72,30 +72,28 @@ async def following(request: web.Request) -> web.Response:
     return await _relation_list(request, followers=False)
 
 
-async def follow(request: web.Request) -> web.Response:
-    caller = await require_account(request, "write:follows")
+async def _change_follow(request: web.Request, caller, change) -> web.Response:
+    """Run `change` (outbox.follow or unfollow) from the caller to the path's account."""
     async with request.app[WRITERS]() as db, db.begin():
         target = await _account_or_404(db, request.match_info["id"])
         me = await db.get(Actor, caller.actor.id)
-        if target.id == me.id:
+        if change is outbox.follow and target.id == me.id:  # unfollowing oneself is a no-op
             raise ApiError(422, "You cannot follow yourself")
-        await outbox.follow(db, request.app[URLS], me, target)
+        await change(db, request.app[URLS], me, target)
         await db.flush()
         answer = await relationship_of(db, me, target)
     wake_worker(request.app)
     return api_json(answer)
+
+
+async def follow(request: web.Request) -> web.Response:
+    caller = await require_account(request, "write:follows")
+    return await _change_follow(request, caller, outbox.follow)
 
 
 async def unfollow(request: web.Request) -> web.Response:
     caller = await require_account(request, "write:follows")
-    async with request.app[WRITERS]() as db, db.begin():
-        target = await _account_or_404(db, request.match_info["id"])
-        me = await db.get(Actor, caller.actor.id)
-        await outbox.unfollow(db, request.app[URLS], me, target)  # not following is no error
-        await db.flush()
-        answer = await relationship_of(db, me, target)
-    wake_worker(request.app)
-    return api_json(answer)
+    return await _change_follow(request, caller, outbox.unfollow)  # not following is no error
 
 
 async def follow_requests(request: web.Request) -> web.Response:

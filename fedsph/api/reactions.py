@@ -15,7 +15,7 @@ from fedsph.api.entities import iso
 from fedsph.api.errors import ApiError, api_json
 from fedsph.api.follows import wake_worker
 from fedsph.api.pagination import fetch_page, link_header, page_params
-from fedsph.api.statuses import _visible_object, status_entity
+from fedsph.api.statuses import status_entity, visible_object
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.errors import UserError
 from fedsph.models import Actor, Reaction
@@ -32,7 +32,7 @@ async def _act(request: web.Request, action: str) -> tuple[int, int | None, Acto
                                    else "write:statuses")
     async with request.app[WRITERS]() as db, db.begin():
         me = await db.get(Actor, caller.actor.id)
-        obj = await _visible_object(db, request.match_info["id"], me)
+        obj = await visible_object(db, request.match_info["id"], me)
         try:
             result = await ACTIONS[action](db, request.app[URLS], me, obj)
         except UserError as exc:
@@ -45,7 +45,7 @@ async def _act(request: web.Request, action: str) -> tuple[int, int | None, Acto
 
 async def _status_answer(request: web.Request, object_id: int, me: Actor) -> dict:
     async with request.app[READERS]() as db:
-        return await status_entity(request, db, await _visible_object(db, str(object_id), me), me)
+        return await status_entity(request, db, await visible_object(db, str(object_id), me), me)
 
 
 async def favourite(request: web.Request) -> web.Response:
@@ -95,7 +95,7 @@ async def _reactors(request: web.Request, kind: str) -> web.Response:
     caller = await optional_caller(request)  # public lists; a token sent must still be valid
     me = caller.actor if caller else None
     async with request.app[READERS]() as db:
-        obj = await _visible_object(db, request.match_info["id"], me)
+        obj = await visible_object(db, request.match_info["id"], me)
         query = (select(Reaction.id, Actor).join(Actor, Actor.id == Reaction.actor_id)
                  .where(Reaction.object_uri == obj.uri, Reaction.type == kind))
         rows = await fetch_page(db, query, Reaction.id, page_params(request.query))

@@ -57,7 +57,7 @@ async def _can_see(db: AsyncSession, obj: Object, me: Actor | None) -> bool:
     return await may_see(db, obj, me)
 
 
-async def _visible_object(db: AsyncSession, raw: str, me: Actor | None) -> Object:
+async def visible_object(db: AsyncSession, raw: str, me: Actor | None) -> Object:
     obj = await get_by_id(db, Object, raw)
     if obj is None or not await _can_see(db, obj, me):
         raise not_found()
@@ -181,7 +181,7 @@ async def create_status(request: web.Request) -> web.Response:
         media = await _media(db, params, author) or []
         in_reply_to = None
         if params.get("in_reply_to_id"):
-            in_reply_to = (await _visible_object(db, str(params["in_reply_to_id"]), author)).uri
+            in_reply_to = (await visible_object(db, str(params["in_reply_to_id"]), author)).uri
         try:
             obj = await outbox.publish_post(
                 db, request.app[URLS], author, contents={params.get("language") or "": text},
@@ -200,7 +200,7 @@ async def get_status(request: web.Request) -> web.Response:
     caller = await optional_caller(request)  # public statuses need no token
     me = caller.actor if caller else None
     async with request.app[READERS]() as db:
-        obj = await _visible_object(db, request.match_info["id"], me)
+        obj = await visible_object(db, request.match_info["id"], me)
         return api_json(await status_entity(request, db, obj, me))
 
 
@@ -279,7 +279,7 @@ async def context(request: web.Request) -> web.Response:
     caller: Caller | None = await optional_caller(request)
     me = caller.actor if caller else None
     async with request.app[READERS]() as db:
-        obj = await _visible_object(db, request.match_info["id"], me)
+        obj = await visible_object(db, request.match_info["id"], me)
         ancestors = await _ancestors(db, obj, me)
         descendants = await _descendants(db, obj, me)
         return api_json({

@@ -76,15 +76,21 @@ async def home(request: web.Request) -> web.Response:
     return await _timeline(request, query, me, boosters=me_and_followed)
 
 
+def _local_or_remote(request: web.Request, query):
+    """`local=true` keeps this node's posts, `remote=true` the others."""
+    if flag(request.query, "local"):
+        return query.where(Object.local.is_(True))
+    if flag(request.query, "remote"):
+        return query.where(Object.local.is_(False))
+    return query
+
+
 async def public(request: web.Request) -> web.Response:
     """`local=true` keeps this node's posts, `remote=true` the others; `only_media` is ignored."""
     caller = await optional_caller(request)
     query = select(Object.id, Object).where(shown_to_visitors(), Object.visibility == "public")
-    if flag(request.query, "local"):
-        query = query.where(Object.local.is_(True))
-    elif flag(request.query, "remote"):
-        query = query.where(Object.local.is_(False))
-    return await _timeline(request, query, caller.actor if caller else None)
+    return await _timeline(request, _local_or_remote(request, query),
+                           caller.actor if caller else None)
 
 
 async def tag(request: web.Request) -> web.Response:
@@ -93,11 +99,8 @@ async def tag(request: web.Request) -> web.Response:
     name = request.match_info["hashtag"].lstrip("#")
     query = select(Object.id, Object).where(shown_to_visitors(), Object.visibility == "public",
                                             has_tag(name))
-    if flag(request.query, "local"):
-        query = query.where(Object.local.is_(True))
-    elif flag(request.query, "remote"):
-        query = query.where(Object.local.is_(False))
-    return await _timeline(request, query, caller.actor if caller else None)
+    return await _timeline(request, _local_or_remote(request, query),
+                           caller.actor if caller else None)
 
 
 async def preferences(request: web.Request) -> web.Response:

@@ -1,7 +1,7 @@
 """The one way to send: an activity is recorded once, and one delivery row is queued per inbox.
 
-Every feature sends through here (`send`, or `record_activity` then `enqueue_deliveries` when the
-recipients are chosen after recording); no other module makes `Activity` or `Delivery` rows for
+Every feature sends through here (`send`, `send_to_followers`, or `forward` for another actor's
+activity as received); no other module makes `Activity` or `Delivery` rows for
 outgoing activities. The worker (fedsph/worker.py) sends the rows later, with retries.
 """
 
@@ -84,9 +84,24 @@ async def enqueue_deliveries(db: AsyncSession, activity: Activity, recipients: l
 async def send(db: AsyncSession, actor: Actor, document: dict, recipients: list[Actor],
                object_uri: str | None = None, public: bool = False) -> Activity:
     """Record `document` as `actor`'s activity and queue it to `recipients`."""
-    activity = await record_activity(db, actor, document, object_uri, public)
-    await enqueue_deliveries(db, activity, recipients)
+    activity, _ = await _record_and_queue(db, actor, document, recipients, object_uri, public)
     return activity
+
+
+async def send_to_followers(db: AsyncSession, actor: Actor, document: dict,
+                            object_uri: str | None = None, public: bool = False) -> int:
+    """`send` to `actor`'s accepted followers (relay subscribers left out); returns how many
+    remote inboxes were queued."""
+    recipients = await follower_actors(db, actor)
+    _, queued = await _record_and_queue(db, actor, document, recipients, object_uri, public)
+    return queued
+
+
+async def _record_and_queue(db: AsyncSession, actor: Actor, document: dict,
+                            recipients: list[Actor], object_uri: str | None,
+                            public: bool) -> tuple[Activity, int]:
+    activity = await record_activity(db, actor, document, object_uri, public)
+    return activity, await enqueue_deliveries(db, activity, recipients)
 
 
 async def forward(db: AsyncSession, actor: Actor, body: bytes, uri: str, activity_type: str,

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.errors import N_, UserError
 from fedsph.federation.activitystreams import as_list
-from fedsph.hub.membership import approved_projects, local_hub
+from fedsph.hub.links_graph import member_projects
+from fedsph.hub.membership import local_hub
 from fedsph.models import Actor, Object
 from fedsph.projects.profile import public_location
 from fedsph.projects.queries import shown_to_visitors
@@ -235,7 +236,7 @@ async def hub_and_members(db: AsyncSession) -> tuple[Actor | None, list[Actor]]:
     hub = await local_hub(db)
     if hub is None:
         return None, []
-    return hub, list(await db.scalars(approved_projects(db, hub)))
+    return hub, await member_projects(db, hub)
 
 
 async def member_posts(db: AsyncSession, actor_ids: list[int], page: int = 1,

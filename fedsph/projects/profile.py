@@ -154,5 +154,4 @@ async def send_actor_update(db: AsyncSession, urls: URLs, actor: Actor) -> int:
     update = build_activity("Update", urls.new_activity(), actor.uri, document,
                             to=[PUBLIC], cc=[actor.followers_url] if actor.followers_url else None)
     update["@context"] = context
-    activity = await emit.record_activity(db, actor, update, actor.uri, public=True)  # + proof
-    return await emit.enqueue_deliveries(db, activity, await emit.follower_actors(db, actor))
+    return await emit.send_to_followers(db, actor, update, actor.uri, public=True)  # + proof

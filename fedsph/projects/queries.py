@@ -197,14 +197,6 @@ async def comment_count(db: AsyncSession, obj: Object,
         Object.visibility.in_(visibilities))) or 0
 
 
-async def comment_owner(db: AsyncSession, comment: Object) -> Actor | None:
-    """The local actor whose update `comment` replies to: its members may moderate it."""
-    if not comment.in_reply_to:
-        return None
-    return await db.scalar(select(Actor).join(Object, Object.actor_id == Actor.id).where(
-        Object.uri == comment.in_reply_to, Object.local.is_(True)))
-
-
 async def pinned_posts(db: AsyncSession, actor: Actor) -> list[Object]:
     """The actor's `featured` updates, most recently pinned first."""
     return list(await db.scalars(
@@ -242,12 +234,6 @@ async def notifications_for(db: AsyncSession, actor: Actor, limit: int = PAGE_SI
         query = query.where(Notification.type.in_(list(types)))
     rows = await db.execute(query.order_by(Notification.id.desc()).limit(limit))
     return [(notification, sender) for notification, sender in rows]
-
-
-async def unread_notification_count(db: AsyncSession, actor: Actor) -> int:
-    """Notifications of `actor` not dismissed yet."""
-    return await db.scalar(select(func.count(Notification.id)).where(
-        Notification.recipient_id == actor.id, Notification.dismissed_at.is_(None))) or 0
 
 
 async def reports(db: AsyncSession, include_resolved: bool = False,

@@ -20,7 +20,7 @@ from fedsph.events import service as events
 from fedsph.events.fields import JOIN_MODES
 from fedsph.events.participation import send_join, send_leave
 from fedsph.federation.actors import actor_uris
-from fedsph.hub.membership import approved_projects, local_hub
+from fedsph.hub import directory
 from fedsph.i18n import N_
 from fedsph.models import Actor, Event, Object, utcnow
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
@@ -173,10 +173,9 @@ async def actor_ics(request: web.Request) -> web.Response:
 async def hub_and_event_actors(db) -> tuple[Actor, list[int]]:
     """The hub, and the actors whose events are the hub's: itself and its approved member
     projects, wherever they live (the page and the iCal feed both list these)."""
-    hub = await local_hub(db)
+    hub, members = await directory.hub_and_members(db)
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
-    members = list(await db.scalars(approved_projects(db, hub)))
     return hub, [hub.id] + [m.id for m in members]
 
 

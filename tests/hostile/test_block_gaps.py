@@ -12,7 +12,7 @@ from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.emit import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
 from fedsph.projects.outbox import publish_note
-from tests.dbfixtures import add_remote_follower
+from tests.support.db import add_remote_follower
 
 AS = "https://www.w3.org/ns/activitystreams"
 

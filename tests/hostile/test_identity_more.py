@@ -25,8 +25,8 @@ from fedsph.models import (
     Object,
     Reaction,
 )
-from tests.dbfixtures import add_follow, store_remote
 from tests.fakepeer import AS, FakePeer, PeerActor
+from tests.support.db import add_follow, store_remote
 from tests.support.nodes import make_settings, start_node
 
 PUBLIC = AS + "#Public"

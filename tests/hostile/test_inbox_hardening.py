@@ -34,7 +34,7 @@ from fedsph.federation.httpsig9421 import MessageSignature, check_message, parse
 from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.outbox import publish_note
-from tests.dbfixtures import add_remote_follower
+from tests.support.db import add_remote_follower
 from tests.support.inbox import follow, post_raw, project_and_sender
 
 AS = "https://www.w3.org/ns/activitystreams"

@@ -18,8 +18,8 @@ from fedsph.models import LoginSession, User
 from fedsph.projects.outbox import publish_note
 from fedsph.web.auth_middleware import LIMITER
 from fedsph.web.client_address import forwarded_client
-from tests.dbfixtures import add_remote_follower
 from tests.fakepeer import FakePeer
+from tests.support.db import add_remote_follower
 from tests.support.members import PASSWORD, browser, csrf_from, login, make_user
 from tests.support.nodes import make_settings, start_node
 

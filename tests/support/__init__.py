@@ -7,5 +7,10 @@ single test module stays in that module. One module per subject:
 - members: users, logging in with a browser-like client, forms, API tokens;
 - pages: fetching and auditing pages, a project with a full profile, its posts;
 - images: JPEG uploads; events: a HUB meeting; hub: hub membership and relay subscriptions;
-- inbox: activities as a remote server sends them; proofs: a second FEP-8b32 verifier.
+- inbox: activities as a remote server sends them; proofs: a second FEP-8b32 verifier;
+- db: rows set up or read back (remote actors, follows, delivery and inbox queues).
+
+Harnesses, not helpers, live beside the tests: tests/fakepeer.py (a fake remote server),
+tests/processes.py (real node processes) and tests/mastodon_peer.py (a Mastodon-like peer).
+Fixture plugins (tests/dbfixtures.py, tests/pgcluster.py) hold fixtures only.
 """
