@@ -14,8 +14,8 @@ import argparse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.errors import FetchError, UserError
-from fedsph.federation.actors import create_local_actor, get_local_actor, resolve_handle
+from fedsph.errors import UserError
+from fedsph.federation.actors import create_local_actor, find_actor, get_local_actor
 from fedsph.models import Actor, Follow, Object
 from fedsph.projects import outbox, profile, profile_cli
 
@@ -35,14 +35,9 @@ async def local_actor(db: AsyncSession, slug: str, types: tuple[str, ...] = ANY_
     return actor
 
 
-async def resolve_target(node, target: str) -> Actor:
-    """user@host through WebFinger, or an actor URL; fetched (signed) and cached."""
-    try:
-        actor_id = await resolve_handle(node.writers, node.remote, target)
-    except FetchError as exc:
-        raise UserError(f"cannot find {target}: {exc}") from None
-    async with node.writers() as db:
-        return await db.get(Actor, actor_id)
+async def local_project(db: AsyncSession, slug: str) -> Actor:
+    """The local project (Group) named `slug`; UserError "there is no project called …"."""
+    return await local_actor(db, slug, PROJECT, called="project")
 
 
 async def project_create(node, args) -> int:
@@ -109,7 +104,7 @@ async def delete(node, args) -> int:
 
 
 async def follow(node, args) -> int:
-    target = await resolve_target(node, args.target)
+    target = await find_actor(node.writers, node.remote, args.target)
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         relation = await outbox.follow(db, node.urls, actor, target)
@@ -118,7 +113,7 @@ async def follow(node, args) -> int:
 
 
 async def unfollow(node, args) -> int:
-    target = await resolve_target(node, args.target)
+    target = await find_actor(node.writers, node.remote, args.target)
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         done = await outbox.unfollow(db, node.urls, actor, target)

@@ -68,12 +68,12 @@ async def used_keys(db: AsyncSession) -> set[str]:
     return keys_in(texts)
 
 
-async def prune_media(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+async def prune_media(writers: async_sessionmaker[AsyncSession], settings: Settings,
                       older_than: timedelta = timedelta(hours=DEFAULT_HOURS)) -> Pruned:
     """Delete unused images older than `older_than`, rows first, then their files."""
     cutoff = utcnow() - older_than
     removed: list[Media] = []
-    async with sessions() as db, db.begin():
+    async with writers() as db, db.begin():
         candidates = await db.scalars(select(Media).where(Media.object_id.is_(None),
                                                           Media.created_at < cutoff))
         chosen = {m.id: m for m in prunable(candidates, await used_keys(db), cutoff)}
