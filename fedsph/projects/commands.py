@@ -75,7 +75,7 @@ async def project_list(node, args) -> int:
 async def post(node, args) -> int:
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
-        obj = await outbox.publish_note(db, node.urls, actor, args.text, language=args.lang)
+        obj = await outbox.publish_text_post(db, node.urls, actor, args.text, language=args.lang)
     print(obj.uri)
     return 0
 
@@ -90,7 +90,7 @@ async def _own_object(db: AsyncSession, actor: Actor, uri: str) -> Object:
 async def edit(node, args) -> int:
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
-        await outbox.edit_note(db, node.urls, actor, await _own_object(db, actor, args.object), args.text)
+        await outbox.edit_post_text(db, node.urls, actor, await _own_object(db, actor, args.object), args.text)
     print(f"edited {args.object}")
     return 0
 
@@ -98,7 +98,7 @@ async def edit(node, args) -> int:
 async def delete(node, args) -> int:
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
-        await outbox.delete_note(db, node.urls, actor, await _own_object(db, actor, args.object))
+        await outbox.delete_post(db, node.urls, actor, await _own_object(db, actor, args.object))
     print(f"deleted {args.object}")
     return 0
 
