@@ -126,7 +126,7 @@ async def offers_waiting_from(db: AsyncSession, host: str | None) -> int:
 
 
 async def get_link(db: AsyncSession, project: Actor, link_id) -> SolidarityLink:
-    """One of the project's links by id; ValueError when it is not one of them."""
+    """One of the project's links by id; UserError when it is not one of them."""
     try:
         number = int(link_id)
     except (TypeError, ValueError):  # what was typed is not a number: no such link
