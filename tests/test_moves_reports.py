@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.admin import commands
+from fedsph.admin import node as admin_node
 from fedsph.cli import build_parser
 from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.actors import get_actor_by_uri, parse_actor_document
@@ -106,7 +106,7 @@ def test_actor_documents_keep_moved_to_and_also_known_as():
 
 async def run_reports(node, capsys, *args: str) -> str:
     parsed = build_parser().parse_args(["reports", *args])
-    assert await commands.run(node.settings, commands.reports, parsed) == 0
+    assert await admin_node.run(node.settings, admin_node.reports, parsed) == 0
     return capsys.readouterr().out
 
 

@@ -3,7 +3,7 @@ a project does from the command line; and `local_actor`, the one lookup of a loc
 user, or hub) by name that every feature's commands use.
 
 Each command takes `node` (settings, urls, writer sessions and a signing Remote: see
-fedsph.admin.commands.Node) and the parsed arguments; a mistake raises UserError, which the
+fedsph.admin.node.Node) and the parsed arguments; a mistake raises UserError, which the
 `fedsph` command prints on one line.
 """
 
