@@ -2,7 +2,7 @@
 
 The database is seeded directly with remote followers (half the hosts offer a shared inbox, half
 do not, so 5,000 followers on 1,000 hosts make 500 + 2,500 = 3,000 deliveries). One note is
-published with fedsph.projects.outbox.publish_note; then fedsph's Worker sends the deliveries (in its own
+published with fedsph.projects.outbox.publish_text_post; then fedsph's Worker sends the deliveries (in its own
 process) and, after it, a bare signing client sends the same requests. Sinks check every
 signature and count every (inbox, activity) pair, so lost or duplicated deliveries show.
 """
@@ -113,7 +113,7 @@ async def seed_and_publish(settings, actor_rows: list[dict]) -> dict:
     from fedsph.db import make_engine, make_sessionmaker
     from fedsph.federation.actors import get_local_actor
     from fedsph.models import Activity, Actor, Delivery, Follow, utcnow
-    from fedsph.projects.outbox import publish_note
+    from fedsph.projects.outbox import publish_text_post
 
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine, writer=True)
@@ -129,7 +129,7 @@ async def seed_and_publish(settings, actor_rows: list[dict]) -> dict:
         started = time.perf_counter()
         async with sessions() as db, db.begin():
             project = await get_local_actor(db, PROJECT)
-            note = await publish_note(db, URLs(settings.base_url), project, "A benchmark update.")
+            note = await publish_text_post(db, URLs(settings.base_url), project, "A benchmark update.")
         publish_seconds = time.perf_counter() - started
         async with sessions() as db:
             activity = await db.scalar(select(Activity).where(Activity.object_uri == note.uri))
@@ -199,7 +199,7 @@ def run(config, node: BenchNode, workdir: Path) -> list[dict]:
         "errors": sum(p[0] for p in problems),
         "note": f"{config.followers} followers on {len(hosts)} hosts -> {len(expected)} deliveries; "
                 f"fedsph {fedsph['seconds']:.2f}s, baseline {baseline['seconds']:.2f}s; "
-                f"publish_note {published['publish_seconds'] * 1000:.0f} ms; "
+                f"publish_text_post {published['publish_seconds'] * 1000:.0f} ms; "
                 f"concurrency {config.concurrency}, batch {config.worker_batch}",
         "checks": [p[1] for p in problems],
     }]

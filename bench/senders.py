@@ -28,7 +28,7 @@ CONNECTION_LIMIT = 100
 
 
 async def run_fedsph_worker() -> dict:
-    from fedsph.admin.commands import open_node
+    from fedsph.admin.node import open_node
     from fedsph.config import load_settings
     from fedsph.worker import Worker
 

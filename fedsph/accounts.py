@@ -117,6 +117,10 @@ async def may_act_as(db: AsyncSession, user: User, actor: Actor) -> bool:
         Membership.user_id == user.id, Membership.project_id == actor.id)) is not None
 
 
+class InvitationGone(UserError):
+    """The invitation was already used, has expired or never existed (the page answers 410)."""
+
+
 class Backoff:
     """Failures per key; past `free` of them, each try must wait 1 s, 2 s, 4 s… up to `cap`.
 
@@ -233,12 +237,12 @@ async def redeem_invitation(db: AsyncSession, urls: URLs, domain: str, token: st
                         password_hash: str) -> User:
     """Use an invite: a new user with a Person actor, member of the project.
 
-    LookupError if the invite cannot be used, ValueError if the name cannot be. The password is
+    InvitationGone if the invite cannot be used, UserError if the name cannot be. The password is
     hashed by the caller before the transaction (argon2 is slow; SQLite has one writer).
     """
     found = await get_invite(db, token)
     if found is None:
-        raise LookupError("this invitation was already used or has expired")
+        raise InvitationGone("this invitation was already used or has expired")
     invite, project = found
     username = check_username(username.strip().lower())
     if await get_local_actor(db, username) or await db.scalar(
@@ -253,5 +257,5 @@ async def redeem_invitation(db: AsyncSession, urls: URLs, domain: str, token: st
     claimed = await db.execute(update(Invite).where(Invite.id == invite.id, Invite.used_at.is_(None))
                                .values(used_at=utcnow(), used_by=user.id))
     if claimed.rowcount != 1:
-        raise LookupError("this invitation was already used or has expired")
+        raise InvitationGone("this invitation was already used or has expired")
     return user

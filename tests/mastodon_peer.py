@@ -407,7 +407,7 @@ class MastodonPeer(FakePeer):
                 "type": "Update", "actor": actor.uri, "published": now, "to": note["to"],
                 "cc": note["cc"], "object": note}
 
-    def delete_note(self, actor: PeerActor, note: dict) -> dict:
+    def delete_post(self, actor: PeerActor, note: dict) -> dict:
         self.objects.pop(note["id"], None)
         return {"@context": AS, "id": note["id"] + "#delete", "type": "Delete", "actor": actor.uri,
                 "to": [PUBLIC], "object": {"id": note["id"], "type": "Tombstone",

@@ -6,7 +6,7 @@ import aiohttp
 import orjson
 
 from fedsph.models import utcnow
-from fedsph.projects.outbox import delete_note, edit_note, publish_note
+from fedsph.projects.outbox import delete_post, edit_post_text, publish_text_post
 from fedsph.projects.queries import PAGE_SIZE
 from tests.support.db import add_remote_follower
 
@@ -21,8 +21,8 @@ async def get(url, accept="application/activity+json"):
 async def publish(node, project, count):
     start = utcnow() - timedelta(hours=1)
     async with node.writers() as db, db.begin():
-        return [await publish_note(db, node.urls, project, f"Update number {n}",
-                                   published=start + timedelta(minutes=n)) for n in range(count)]
+        return [await publish_text_post(db, node.urls, project, f"Update number {n}",
+                                        published=start + timedelta(minutes=n)) for n in range(count)]
 
 
 async def test_outbox_pages_newest_first_with_create_activities(node):
@@ -82,11 +82,11 @@ async def test_edited_note_carries_updated_and_deleted_note_is_a_410_tombstone(n
     project = await node.create_actor("coop")
     [note] = await publish(node, project, 1)
     async with node.writers() as db, db.begin():
-        await edit_note(db, node.urls, project, await db.merge(note), "Edited text")
+        await edit_post_text(db, node.urls, project, await db.merge(note), "Edited text")
     status, document = await get(note.uri)
     assert document["content"] == "<p>Edited text</p>" and document["updated"]
     async with node.writers() as db, db.begin():
-        await delete_note(db, node.urls, project, await db.merge(note))
+        await delete_post(db, node.urls, project, await db.merge(note))
     status, tombstone = await get(note.uri)
     assert status == 410
     assert tombstone["type"] == "Tombstone" and tombstone["formerType"] == "Note"
@@ -98,7 +98,7 @@ async def test_edited_note_carries_updated_and_deleted_note_is_a_410_tombstone(n
 async def test_followers_only_notes_are_not_served_to_anonymous_fetches(node):
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
+        note = await publish_text_post(db, node.urls, project, "Members only", visibility="followers")
     assert (await get(note.uri))[0] == 404
     assert (await get(f"{node.base}/objects/{'0' * 32}"))[0] == 404
 
@@ -113,7 +113,7 @@ async def test_followers_only_notes_are_served_to_signed_fetches_from_followers_
     await add_remote_follower(node, project, follower)
     instance = peer.add_actor("instance.actor", "Application")
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
+        note = await publish_text_post(db, node.urls, project, "Members only", visibility="followers")
 
     status, document = await peer.get(instance, note.uri)
     assert status == 200 and document["id"] == note.uri and "Members only" in document["content"]

@@ -4,7 +4,7 @@ import aiohttp
 import orjson
 import pytest
 
-from fedsph.projects.outbox import publish_note
+from fedsph.projects.outbox import publish_text_post
 
 
 async def get(url, **headers):
@@ -68,8 +68,8 @@ async def test_host_meta_as_xrd_and_json(node):
 async def test_nodeinfo_20_and_21_count_what_is_there(node):
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
-        await publish_note(db, node.urls, project, "Primera piedra", language="es")
-        await publish_note(db, node.urls, project, "Segunda piedra", language="es")
+        await publish_text_post(db, node.urls, project, "Primera piedra", language="es")
+        await publish_text_post(db, node.urls, project, "Segunda piedra", language="es")
     status, _, body = await get(f"{node.base}/.well-known/nodeinfo")
     links = orjson.loads(body)["links"]
     assert status == 200 and [link["href"].rsplit("/", 1)[1] for link in links] == ["2.0", "2.1"]

@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from fedsph import cli
-from fedsph.admin import commands as node_commands
+from fedsph.admin import node as admin_node
 from fedsph.api.errors import api_middleware
 from fedsph.errors import UserError
 from fedsph.web.middleware import errors as web_errors
@@ -35,13 +35,13 @@ def test_a_bug_in_a_command_keeps_its_traceback(fedsph, monkeypatch):
     def broken(settings, args):
         raise ValueError("a bug, not a mistake of the operator")
 
-    monkeypatch.setitem(node_commands.WITHOUT_NODE, "migrate", broken)
+    monkeypatch.setitem(admin_node.WITHOUT_NODE, "migrate", broken)
     with pytest.raises(ValueError, match="a bug"):
         fedsph("migrate")
 
 
 def test_the_fedsph_command_prints_a_bug_with_its_traceback(tmp_path):
-    script = ("import fedsph.cli as cli, fedsph.admin.commands as c\n"
+    script = ("import fedsph.cli as cli, fedsph.admin.node as c\n"
               "def broken(settings, args): raise KeyError('no such column')\n"
               "c.WITHOUT_NODE['migrate'] = broken\n"
               "raise SystemExit(cli.main(['migrate']))\n")

@@ -172,7 +172,7 @@ async def test_member_posts_reach_hub_followers_as_both_announces(nodes, peer):
     # The deletion follows: Announce{Delete} and the boost undone.
     async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
-        await outbox.delete_note(db, project_node.urls, coop, await db.get(Object, note.id))
+        await outbox.delete_post(db, project_node.urls, coop, await db.get(Object, note.id))
     await settle(project_node, hub_node)
     assert any(isinstance(a["object"], dict) and a["object"]["type"] == "Delete"
                for a in peer.activities("Announce"))

@@ -72,7 +72,7 @@ async def test_deleting_undoes_both_announces(hub_and_project, peer):
     embedded, boost = split(peer.activities("Announce"))
     async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
-        await outbox.delete_note(db, project_node.urls, coop, await db.get(Object, note.id))
+        await outbox.delete_post(db, project_node.urls, coop, await db.get(Object, note.id))
     await settle(project_node, hub_node)
     undone = {u["object"]["id"]: u["object"] for u in peer.activities("Undo")}
     assert set(undone) == {boost["id"], embedded["id"]}
@@ -91,8 +91,8 @@ async def test_an_update_is_announced_embedded_only(hub_and_project, peer):
     await settle(project_node, hub_node)
     async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
-        await outbox.edit_note(db, project_node.urls, coop, await db.get(Object, note.id),
-                               "Segunda versión")
+        await outbox.edit_post_text(db, project_node.urls, coop, await db.get(Object, note.id),
+                                    "Segunda versión")
     await settle(project_node, hub_node)
     announces = peer.activities("Announce")
     assert [a["object"]["type"] for a in announces if isinstance(a["object"], dict)] == [

@@ -12,7 +12,7 @@ from mastodon import Mastodon
 from fedsph.api.text import hashtags, link_mentions, mentions, unlink_mentions
 from fedsph.core.sanitize import clean_html
 from fedsph.models import Object
-from fedsph.projects.outbox import edit_note, publish_post
+from fedsph.projects.outbox import edit_post_text, publish_post
 from tests.mastodon_client import logged_in, start_server, stop_server
 from tests.support.db import store_remote
 
@@ -77,8 +77,8 @@ async def test_mention_of_a_remote_actor_reaches_its_inbox(node, peer):
 
     # An edit keeps the mention and tells the mentioned actor too.
     async with node.writers() as db, db.begin():
-        await edit_note(db, node.urls, await db.get(type(project), project.id),
-                        await db.get(Object, obj.id), "hola otra vez @bob@peer")
+        await edit_post_text(db, node.urls, await db.get(type(project), project.id),
+                             await db.get(Object, obj.id), "hola otra vez @bob@peer")
     await node.run_worker()
     updated = peer.activities("Update")
     assert updated and mention in updated[0]["object"]["tag"]

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from fedsph.federation import httpsig
 from fedsph.models import Actor, Follow, Notification, Object, Reaction
 from fedsph.projects import queries
-from fedsph.projects.outbox import delete_note, edit_post, publish_post
+from fedsph.projects.outbox import delete_post, edit_post, publish_post
 from tests.mastodon_peer import PUBLIC, MastodonPeer
 
 
@@ -94,7 +94,7 @@ async def test_a_whole_round_passes_mastodons_checks(node, mastodon):
     await deliver(node, mastodon, ana, mastodon.update_note(ana, reply["object"], "Well done!"))
     edited = await comment(node, reply["object"]["id"])
     assert "Well done!" in edited.content and edited.updated is not None
-    await deliver(node, mastodon, ana, mastodon.delete_note(ana, reply["object"]))
+    await deliver(node, mastodon, ana, mastodon.delete_post(ana, reply["object"]))
     assert (await comment(node, reply["object"]["id"])).deleted_at is not None
     async with node.readers() as db:
         assert await queries.comments_for(db, update) == []
@@ -108,7 +108,7 @@ async def test_a_whole_round_passes_mastodons_checks(node, mastodon):
     assert edit["object"]["id"] == update.uri and edit["object"]["updated"]
     assert "roof" in edit["object"]["content"]
     async with node.writers() as db, db.begin():
-        await delete_note(db, node.urls, project, await db.get(Object, update.id))
+        await delete_post(db, node.urls, project, await db.get(Object, update.id))
     await flush(node)
     [gone] = mastodon.activities("Delete")
     assert (gone["object"]["id"] if isinstance(gone["object"], dict) else gone["object"]) == update.uri

@@ -86,7 +86,7 @@ async def test_liking_a_local_post_notifies_its_author(node):
     ana = await node.create_actor("ana", "Person")
     casa = await node.create_actor("casa")
     async with node.writers() as db, db.begin():
-        note = await outbox.publish_note(db, node.urls, await db.get(Actor, casa.id), "Hola")
+        note = await outbox.publish_text_post(db, node.urls, await db.get(Actor, casa.id), "Hola")
         await outbox_reactions.like_object(db, node.urls, await db.get(Actor, ana.id), note)
     await node.run_worker()  # our inbox handles the local copy without counting it twice
     async with node.readers() as db:

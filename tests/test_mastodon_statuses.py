@@ -12,7 +12,7 @@ from mastodon import Mastodon, MastodonAPIError, MastodonNotFoundError
 from PIL import Image
 
 from fedsph.projects.notes import build_note
-from fedsph.projects.outbox import publish_note, publish_post
+from fedsph.projects.outbox import publish_post, publish_text_post
 from tests.mastodon_client import logged_in, start_server, stop_server
 
 pytestmark = pytest.mark.e2e
@@ -170,7 +170,7 @@ async def test_publish_update_in_reply_to(node):
     project = await node.create_actor("huerta")
     async with node.writers() as db, db.begin():
         author = await db.get(type(project), project.id)
-        parent = await publish_note(db, node.urls, author, "Parent")
+        parent = await publish_text_post(db, node.urls, author, "Parent")
         reply = await publish_post(db, node.urls, author, contents={"": "Child"},
                                      in_reply_to=parent.uri)
         assert reply.in_reply_to == parent.uri

@@ -15,7 +15,7 @@ from fedsph.db import make_engine, make_sessionmaker
 from fedsph.models import Actor, Media, Object, utcnow
 from fedsph.projects.media import largest_url, media_dir, save_upload
 from fedsph.projects.media_prune import keys_in, prune_media
-from fedsph.projects.outbox import delete_note, publish_post
+from fedsph.projects.outbox import delete_post, publish_post
 from fedsph.projects.profile import set_profile
 from tests.support.images import exif_jpeg
 
@@ -57,7 +57,7 @@ async def test_only_old_unused_images_are_pruned_with_their_files(node):
         deleted = await publish_post(db, node.urls, actor, contents={"es": "Borrar"},
                                        media=[await db.get(Media, let_go.id)])
     async with node.writers() as db, db.begin():
-        await delete_note(db, node.urls, await db.get(Actor, project.id),
+        await delete_post(db, node.urls, await db.get(Actor, project.id),
                           await db.get(Object, deleted.id))
     size = sum(path.stat().st_size for m in (old, let_go) for path in set(files_of(settings, m)))
 

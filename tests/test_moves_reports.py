@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from fedsph.admin import commands
+from fedsph.admin import node as admin_node
 from fedsph.cli import build_parser
 from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.actors import get_actor_by_uri, parse_actor_document
 from fedsph.models import Actor, Follow, InboxItem, Notification, Report
-from fedsph.projects.outbox import publish_note
+from fedsph.projects.outbox import publish_text_post
 from fedsph.projects.queries import notifications_for
 from tests.fakepeer import FakePeer
 from tests.support.db import add_follow, store_remote
@@ -106,14 +106,14 @@ def test_actor_documents_keep_moved_to_and_also_known_as():
 
 async def run_reports(node, capsys, *args: str) -> str:
     parsed = build_parser().parse_args(["reports", *args])
-    assert await commands.run(node.settings, commands.reports, parsed) == 0
+    assert await admin_node.run(node.settings, admin_node.reports, parsed) == 0
     return capsys.readouterr().out
 
 
 async def test_flag_is_stored_once_and_listed_by_the_cli(node, peer, capsys):
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Hola")
+        note = await publish_text_post(db, node.urls, project, "Hola")
     moderator = peer.add_actor("instance", "Application")
     flag = activity(peer, moderator, "Flag", [project.uri, note.uri], content="Spam\nlinks")
     item = await send(node, peer, moderator, flag)
@@ -139,7 +139,7 @@ async def test_flag_is_stored_once_and_listed_by_the_cli(node, peer, capsys):
 async def test_flag_about_a_post_only_targets_its_author(node, peer):
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Hola")
+        note = await publish_text_post(db, node.urls, project, "Hola")
     ana = peer.add_actor("ana")
     item = await send(node, peer, ana, activity(peer, ana, "Flag", [note.uri]))
     assert item.status == "done"
@@ -191,7 +191,7 @@ async def test_like_announce_and_mentions_notify_the_author(node, peer):
     project = await node.create_actor("coop")
     other = await node.create_actor("other")
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Hola")
+        note = await publish_text_post(db, node.urls, project, "Hola")
     ana = peer.add_actor("ana")
     await send(node, peer, ana, activity(peer, ana, "Like", note.uri))
     await send(node, peer, ana, activity(peer, ana, "Announce", note.uri))

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from fedsph.db import alembic_config
 from fedsph.federation import proofs
 from fedsph.models import Activity, Actor, InboxItem
-from fedsph.projects.outbox import follow, publish_note
+from fedsph.projects.outbox import follow, publish_text_post
 from tests.support.db import add_remote_follower, inbox_items
 from tests.support.proofs import independent_verify, mastodon_verify, method_of
 
@@ -231,8 +231,8 @@ async def test_every_public_activity_we_send_carries_a_valid_proof(node, peer):
     await add_remote_follower(node, project, alice)
     async with node.writers() as db, db.begin():
         coop = await db.get(Actor, project.id)
-        await publish_note(db, node.urls, coop, "Public news")
-        await publish_note(db, node.urls, coop, "Members only", visibility="followers")
+        await publish_text_post(db, node.urls, coop, "Public news")
+        await publish_text_post(db, node.urls, coop, "Members only", visibility="followers")
         target = await db.scalar(select(Actor).where(Actor.uri == alice.uri))
         await follow(db, node.urls, coop, target)
     await node.run_worker()
@@ -255,7 +255,7 @@ async def test_keys_are_made_with_the_actor_and_only_read_after(node, peer):
                                    .where(Actor.uri == node.urls.instance_actor()))
     assert made and instance and made != instance
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, await db.get(Actor, project.id), "First signed")
+        note = await publish_text_post(db, node.urls, await db.get(Actor, project.id), "First signed")
         body = await db.scalar(select(Activity.body).where(Activity.object_uri == note.uri))
     method = method_of((await peer.get(None, project.uri))[1])
     independent_verify(orjson.loads(body), method["publicKeyMultibase"])
@@ -271,7 +271,7 @@ async def test_keys_are_made_with_the_actor_and_only_read_after(node, peer):
         assert await db.scalar(select(Actor.proof_key_pem).where(Actor.id == keyless.id)) is None
     with pytest.raises(RuntimeError, match="fedsph migrate"):
         async with node.writers() as db, db.begin():
-            await publish_note(db, node.urls, await db.get(Actor, keyless.id), "Unsigned?")
+            await publish_text_post(db, node.urls, await db.get(Actor, keyless.id), "Unsigned?")
 
 
 # -- receiving -------------------------------------------------------------------------------

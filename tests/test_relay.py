@@ -9,7 +9,7 @@ from sqlalchemy import select
 from fedsph.federation.httpsig import parse_signature_header
 from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Follow, InboxItem
-from fedsph.projects.outbox import publish_note
+from fedsph.projects.outbox import publish_text_post
 from tests.mastodon_peer import AS, PUBLIC, MastodonPeer
 from tests.support.hub import RelaySubscriber, hub_node, relay_follow, relay_rows
 from tests.support.proofs import independent_verify, method_of
@@ -47,7 +47,7 @@ async def test_mastodon_subscribes_and_gets_the_original_create_with_its_proof(n
 
         # A member's public update, as the hub received it: forwarded byte for byte.
         async with node.writers() as db, db.begin():
-            note = await publish_note(db, node.urls, await db.get(Actor, coop.id), "Assembly")
+            note = await publish_text_post(db, node.urls, await db.get(Actor, coop.id), "Assembly")
             body = await db.scalar(select(Activity.body).where(
                 Activity.type == "Create", Activity.object_uri == note.uri))
             await forward_to_relays(db, await db.get(Actor, hub.id), body)

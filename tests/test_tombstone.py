@@ -14,7 +14,7 @@ from fedsph.federation.actors import get_local_actor
 from fedsph.models import Activity, Actor, Event, Media, Object
 from fedsph.projects.media import media_dir, save_upload
 from fedsph.projects.media_prune import prune_media
-from fedsph.projects.outbox import delete_note, publish_post
+from fedsph.projects.outbox import delete_post, publish_post
 from tests.support.db import add_follow, add_remote_follower, store_remote
 from tests.support.events import MEETING, make_event
 from tests.support.images import exif_jpeg
@@ -94,7 +94,7 @@ async def test_a_local_delete_frees_its_media_and_answers_with_a_tombstone(node,
                                     media=[image])
     files = [media_dir(node.settings) / info["file"] for info in image.renditions.values()]
     async with node.writers() as db, db.begin():
-        await delete_note(db, node.urls, await db.get(Actor, project.id),
+        await delete_post(db, node.urls, await db.get(Actor, project.id),
                           await db.get(Object, post.id))
     await node.run_worker()
 

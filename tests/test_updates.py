@@ -18,13 +18,13 @@ from fedsph.projects import queries
 from fedsph.projects.notes import FEDSPH_NS, html_to_text
 from fedsph.projects.outbox import (
     approve_comment,
-    edit_note,
     edit_post,
+    edit_post_text,
     editable_post_fields,
     hide_comment,
     pin_post,
-    publish_note,
     publish_post,
+    publish_text_post,
     unpin_post,
 )
 
@@ -127,7 +127,7 @@ async def test_bilingual_update_is_a_note_with_everything(node):
 async def test_plain_update_has_no_extras(node):
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
-        obj = await publish_note(db, node.urls, project, "Hello", language="en")
+        obj = await publish_text_post(db, node.urls, project, "Hello", language="en")
         note = (await sent(db, obj.uri, "Create"))["object"]
     assert note["content"] == "<p>Hello</p>" and note["contentMap"] == {"en": "<p>Hello</p>"}
     assert note["sensitive"] is False
@@ -190,7 +190,7 @@ async def test_edit_note_changes_only_the_primary_text(node):
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
         obj = await publish_post(db, node.urls, project, contents=BILINGUAL, themes=["finance"])
-        await edit_note(db, node.urls, project, obj, "Nuevo texto")
+        await edit_post_text(db, node.urls, project, obj, "Nuevo texto")
         note = (await sent(db, obj.uri, "Update"))["object"]
     assert note["contentMap"]["es"] == "<p>Nuevo texto</p>"
     assert note["contentMap"]["en"].startswith("<p>We finished")
@@ -208,9 +208,9 @@ def test_html_to_text_reverses_what_we_build():
 async def test_pinned_updates_are_the_featured_collection(node):
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
-        first = await publish_note(db, node.urls, project, "First", language="es")
-        second = await publish_note(db, node.urls, project, "Second", language="es")
-        hidden = await publish_note(db, node.urls, project, "Members", visibility="followers")
+        first = await publish_text_post(db, node.urls, project, "First", language="es")
+        second = await publish_text_post(db, node.urls, project, "Second", language="es")
+        hidden = await publish_text_post(db, node.urls, project, "Members", visibility="followers")
         await pin_post(db, project, first, urls=node.urls)
         await pin_post(db, project, second)
         with pytest.raises(UserError):
@@ -260,7 +260,7 @@ async def test_replies_are_comments_that_members_moderate(node, peer):
     project = await node.create_actor("coop")
     alice = peer.add_actor("alice")
     async with node.writers() as db, db.begin():
-        obj = await publish_note(db, node.urls, project, "Nuestra obra", language="es")
+        obj = await publish_text_post(db, node.urls, project, "Nuestra obra", language="es")
     comment = await receive_reply(node, peer, alice, obj, "¡Felicitaciones!")
     assert comment is not None and comment.approved and "<script>" not in comment.content
     async with node.writers() as db, db.begin():
@@ -329,7 +329,7 @@ async def test_atom_feed_lists_public_updates(node):
         await publish_post(db, node.urls, project, contents={"es": "Sin título & <más>"})
         titled = await publish_post(db, node.urls, project, contents={"es": "Texto"},
                                       title_map={"es": "Con título"})
-        await publish_note(db, node.urls, project, "Members only", visibility="followers")
+        await publish_text_post(db, node.urls, project, "Members only", visibility="followers")
     async with aiohttp.ClientSession() as http, http.get(f"{project.uri}/feed.atom") as resp:
         assert resp.status == 200
         assert resp.content_type == "application/atom+xml"

@@ -24,7 +24,7 @@ from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.delivery import PAUSE_AFTER_FAILURES
 from fedsph.models import Delivery, Follow, HostState, InboxItem, Object, utcnow
-from fedsph.projects.outbox import follow, publish_note
+from fedsph.projects.outbox import follow, publish_text_post
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
 from tests.fakepeer import FakePeer, free_port
@@ -116,7 +116,7 @@ class Clock:
 
 async def publish(node, project, text: str) -> None:
     async with node.writers() as db, db.begin():
-        await publish_note(db, node.urls, project, text)
+        await publish_text_post(db, node.urls, project, text)
 
 
 async def only_delivery(node) -> Delivery:

@@ -63,7 +63,7 @@ async def _known(db: AsyncSession, query: str) -> Actor | None:
 
 async def _resolve(request: web.Request, query: str) -> Actor | None:
     try:
-        actor_id = await resolve_handle(request.app[READERS], request.app[REMOTE], query,
+        actor_id = await resolve_handle(request.app[WRITERS], request.app[REMOTE], query,
                                         refresh=False)
     except FetchError:
         return None  # not an account, or its server did not answer: nothing found
@@ -106,7 +106,7 @@ async def _resolve_status(request: web.Request, url: str) -> str | None:
         if fetched is None:
             return None
         document, author_uri = fetched
-        author_id = await resolve_actor(request.app[READERS], request.app[REMOTE], author_uri)
+        author_id = await resolve_actor(request.app[WRITERS], request.app[REMOTE], author_uri)
     except FetchError:
         return None  # not a post, or its server did not answer: nothing found
     async with request.app[WRITERS]() as db, db.begin():

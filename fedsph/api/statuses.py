@@ -1,7 +1,7 @@
 """Statuses from apps: post, read, edit, delete, and a status's thread (context).
 
 A status is an Object; its id is Object.id. Posting and editing go through fedsph.projects.outbox
-(publish_post, edit_post, delete_note), the same path as the web compose form, so a status
+(publish_post, edit_post, delete_post), the same path as the web compose form, so a status
 from an app federates exactly like an update written on the site.
 """
 
@@ -238,7 +238,7 @@ async def delete_status(request: web.Request) -> web.Response:
         entity = await status_entity(request, db, obj, caller.actor)
         entity["text"] = next(iter(source_texts(obj).values()), "")
     async with request.app[WRITERS]() as db, db.begin():
-        await outbox.delete_note(db, request.app[URLS], await db.get(Actor, caller.actor.id),
+        await outbox.delete_post(db, request.app[URLS], await db.get(Actor, caller.actor.id),
                                  await db.get(Object, obj.id))
     return api_json(entity)
 

@@ -109,7 +109,7 @@ def validate(*, name_map: dict, contents: dict, kind: str | None, starts_at, end
              timezone: str, place: dict | None, online_url: str | None, languages,
              interpretation, organizers, related_projects, join_mode: str,
              precision: str) -> tuple[dict, dict]:
-    """(Object columns, Event columns) of a local event, or ValueError for people to read."""
+    """(Object columns, Event columns) of a local event, or UserError for people to read."""
     names = {language_tag(lang): " ".join(n.split()) for lang, n in (name_map or {}).items()
              if n and n.strip()}
     if not names:

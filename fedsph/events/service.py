@@ -23,7 +23,7 @@ from fedsph.federation.activitystreams import build_activity
 from fedsph.models import Actor, Event, EventParticipant, Object, utcnow
 from fedsph.projects.notes import html_to_text, primary_first
 from fedsph.projects.outbox import (
-    delete_note,
+    delete_post,
     edit_post,
     editable_post_fields,
     publish_post,
@@ -205,10 +205,10 @@ async def cancel_event(db: AsyncSession, urls: URLs, actor: Actor, obj: Object) 
     participants = list(await db.scalars(select(Actor).join(
         EventParticipant, EventParticipant.actor_id == Actor.id).where(
         EventParticipant.event_id == obj.id, Actor.local.is_(False))))
-    await delete_note(db, urls, actor, obj, also=participants)
+    await delete_post(db, urls, actor, obj, also=participants)
     # The note that announced it must not go on telling people to come.
     event = await db.get(Event, obj.id)
     note = await db.get(Object, event.note_id) if event and event.note_id else None
     if note is not None:
-        await delete_note(db, urls, actor, note)
+        await delete_post(db, urls, actor, note)
     return obj

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fedsph.core.safe_links import first_http_url, http_url
 from fedsph.core.sanitize import clean_html
 from fedsph.core.urls import RESERVED_USERNAMES, URLs
-from fedsph.errors import FetchError, UserError
+from fedsph.errors import N_, FetchError, UserError
 from fedsph.federation.activitystreams import (
     as_list,
     get_id,
@@ -248,7 +248,7 @@ async def _is_our_domain(db: AsyncSession, domain: str) -> bool:
     return found is not None
 
 
-async def resolve_actor(sessions: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
+async def resolve_actor(writers: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
                         refresh: bool = False) -> int:
     """The row id of the actor at `uri`, fetched (signed) when we lack it or it is stale.
 
@@ -257,7 +257,7 @@ async def resolve_actor(sessions: async_sessionmaker[AsyncSession], remote: Remo
     while another server takes its time to answer.
     """
     uri = urldefrag(uri)[0]
-    async with sessions() as db:
+    async with writers() as db:
         cached = await get_actor_by_uri(db, uri)
     if cached is not None and (cached.local or (not refresh and not _is_stale(cached))):
         return cached.id
@@ -269,7 +269,7 @@ async def resolve_actor(sessions: async_sessionmaker[AsyncSession], remote: Remo
         if cached is not None:
             return cached.id  # a stale copy beats none when the other server is down
         raise
-    async with sessions() as db, db.begin():
+    async with writers() as db, db.begin():
         try:
             return (await store_remote_actor(db, values)).id
         except InvalidActor as exc:
@@ -327,24 +327,32 @@ async def fetch_key_owner(remote: Remote, key_id: str) -> dict:
     return {**values, "key_id": key_id, "public_key_pem": pem}
 
 
-async def resolve_handle(sessions: async_sessionmaker[AsyncSession], remote: Remote, target: str,
+async def resolve_handle(writers: async_sessionmaker[AsyncSession], remote: Remote, target: str,
                          refresh: bool = True) -> int:
     """The row id of the actor named by `user@host` (through WebFinger) or by its URL."""
     target = target.strip()
     uri = target if target.startswith(("http://", "https://")) else await remote.webfinger(target)
-    return await resolve_actor(sessions, remote, uri, refresh=refresh)
+    return await resolve_actor(writers, remote, uri, refresh=refresh)
 
 
-async def actor_uris(sessions: async_sessionmaker[AsyncSession], remote: Remote,
+async def find_actor(writers: async_sessionmaker[AsyncSession], remote: Remote, target: str,
+                     refresh: bool = True) -> Actor:
+    """The actor named by `user@host` (through WebFinger) or by its URL, fetched (signed) and
+    cached (resolve_handle: network I/O, so called before a write transaction opens).
+
+    UserError "cannot find TARGET: why" when it cannot be fetched.
+    """
+    try:
+        actor_id = await resolve_handle(writers, remote, target, refresh=refresh)
+    except FetchError as exc:
+        raise UserError(N_("cannot find %(handle)s: %(reason)s"), handle=target,
+                        reason=str(exc)) from None
+    async with writers() as db:
+        return await db.get(Actor, actor_id)
+
+
+async def actor_uris(writers: async_sessionmaker[AsyncSession], remote: Remote,
                      targets: list[str]) -> list[str]:
-    """The ids of the actors named by `user@host` handles or URLs (resolve_handle: network I/O,
+    """The ids of the actors named by `user@host` handles or URLs (find_actor: network I/O,
     so called before a write transaction opens). UserError for one that cannot be found."""
-    uris = []
-    for target in targets:
-        try:
-            actor_id = await resolve_handle(sessions, remote, target)
-        except FetchError as exc:
-            raise UserError(f"cannot find {target}: {exc}") from None
-        async with sessions() as db:
-            uris.append((await db.get(Actor, actor_id)).uri)
-    return uris
+    return [(await find_actor(writers, remote, target)).uri for target in targets]

@@ -124,7 +124,7 @@ def check_origins(remote: Remote, activity: dict, key_id: str) -> None:
 
 
 async def verified_signer(
-    sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
+    readers: async_sessionmaker[AsyncSession], writers: async_sessionmaker[AsyncSession],
     remote: Remote, params: SignatureParams | MessageSignature, request: SignedRequest,
 ) -> tuple[str, str]:
     """(actor URI, host) of the verified signer; refetches the key once if verification fails
@@ -134,7 +134,7 @@ async def verified_signer(
     coverage, digest) is checked first here, so no caller can make a bad request cost a fetch.
     """
     request.check(params)
-    async with sessions() as db:
+    async with readers() as db:
         cached = await get_cached_key_owner(db, params.key_id)
         cached_pem = cached.public_key_pem if cached else None
     if cached is not None:
@@ -157,7 +157,7 @@ async def verified_signer(
     try:
         # Kept even when the signature fails: the actor's own server gave us this document, and
         # the next forged request naming the key is then refused without another fetch.
-        async with writer() as db, db.begin():
+        async with writers() as db, db.begin():
             await store_remote_actor(db, values)
     except InvalidActor as exc:
         raise Forbidden(str(exc)) from None
@@ -208,7 +208,7 @@ class SignedRequest:
 
 
 async def receive(
-    sessions: async_sessionmaker[AsyncSession], writer: async_sessionmaker[AsyncSession],
+    readers: async_sessionmaker[AsyncSession], writers: async_sessionmaker[AsyncSession],
     remote: Remote, request: SignedRequest, content_type: str | None,
 ) -> str:
     """Verify and store one incoming activity. Returns "stored", "duplicate" or "dropped".
@@ -221,7 +221,7 @@ async def receive(
     activity = parse_activity(request.body or b"")
     actor_uri = get_id(activity["actor"])
     check_origins(remote, activity, params.key_id)
-    async with sessions() as db:
+    async with readers() as db:
         # A blocked server is refused before we fetch anything from it.
         if await is_blocked(db, actor_uri) or await is_blocked(db, params.key_id):
             return "dropped"
@@ -229,24 +229,24 @@ async def receive(
             known = await db.scalar(select(Actor.id).where(Actor.uri == actor_uri))
             if known is None:
                 return "dropped"  # an account we never saw was deleted: do not fetch its key
-    signer_uri, signer_host = await verified_signer(sessions, writer, remote, params, request)
+    signer_uri, signer_host = await verified_signer(readers, writers, remote, params, request)
     if signer_uri != actor_uri:
         # Relayed (FEP-ae0c): only the actor's integrity proof (FEP-8b32) can vouch for it.
-        await verify_relayed(writer, remote, activity, signer_uri)
-    async with sessions() as db:
+        await verify_relayed(writers, remote, activity, signer_uri)
+    async with readers() as db:
         if signer_uri != actor_uri and await is_blocked(db, signer_uri):
             return "dropped"  # a blocked server does not speak through a relay either
     activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
     item = InboxItem(activity_uri=activity_uri[:2048], type=get_type(activity)[:64],
                      actor_uri=actor_uri, body=request.body,
                      signed_by_actor=signer_uri == actor_uri)
-    return await _store(writer, item, signer_host)
+    return await _store(writers, item, signer_host)
 
 
-async def _store(writer, item: InboxItem, host: str) -> str:
+async def _store(writers, item: InboxItem, host: str) -> str:
     """One INSERT (unique on the activity id), plus reviving the sender's host if it was down."""
     try:
-        async with writer() as db, db.begin():
+        async with writers() as db, db.begin():
             db.add(item)
             await db.flush()
             await _revive_host(db, host)

@@ -18,10 +18,10 @@ from fedsph.models import Actor, InboxItem
 log = logging.getLogger("fedsph.integrity")
 
 
-async def _actor_document(sessions: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
+async def _actor_document(writers: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
                           refresh: bool) -> dict | None:
-    actor_id = await resolve_actor(sessions, remote, uri, refresh=refresh)
-    async with sessions() as db:
+    actor_id = await resolve_actor(writers, remote, uri, refresh=refresh)
+    async with writers() as db:
         actor = await db.get(Actor, actor_id)
         if actor is None:
             return None
@@ -31,19 +31,19 @@ async def _actor_document(sessions: async_sessionmaker[AsyncSession], remote: Re
         return actor.document
 
 
-async def check_activity_proof(sessions: async_sessionmaker[AsyncSession], remote: Remote,
+async def check_activity_proof(writers: async_sessionmaker[AsyncSession], remote: Remote,
                                activity: dict) -> None:
     """Verify the activity's proof against its actor's `assertionMethod`, refetching the actor
     once when the key is not in our copy (a new or rotated key). Raises proofs.ProofError
     (ProofUnusable when it cannot be checked) or FetchError."""
     proof = proofs.supported_proof(activity)  # nothing to fetch for a proof we cannot check
     uri = get_id(activity.get("actor")) or ""
-    document = await _actor_document(sessions, remote, uri, refresh=False)
+    document = await _actor_document(writers, remote, uri, refresh=False)
     method_id = proof.get("verificationMethod")
     if isinstance(method_id, str) and not _lists_key(document, method_id):
         # Fetched anew only for a key our copy lacks: a proof that does not verify against a
         # key we have is refused without a request.
-        document = await _actor_document(sessions, remote, uri, refresh=True)
+        document = await _actor_document(writers, remote, uri, refresh=True)
     proofs.verify_activity(activity, document or {})
 
 
@@ -57,7 +57,7 @@ def _lists_key(document: dict | None, method_id: str) -> bool:
     return True
 
 
-async def verify_relayed(sessions: async_sessionmaker[AsyncSession], remote: Remote,
+async def verify_relayed(writers: async_sessionmaker[AsyncSession], remote: Remote,
                          activity: dict, signer_uri: str) -> None:
     """An activity delivered by someone else than its actor (a relay): only its integrity
     proof can vouch for it. Raises Unauthorized with the reason."""
@@ -71,19 +71,19 @@ async def verify_relayed(sessions: async_sessionmaker[AsyncSession], remote: Rem
         raise Unauthorized(f"{prefix}: only public Create, Update, Delete and Announce may be "
                            "relayed")
     try:
-        await check_activity_proof(sessions, remote, activity)
+        await check_activity_proof(writers, remote, activity)
     except proofs.ProofError as exc:
         raise Unauthorized(f"{prefix}, and its integrity proof fails: {exc}") from None
     except FetchError as exc:
         raise Unauthorized(f"{prefix}, and its actor cannot be fetched: {exc}") from None
 
 
-async def proof_problem(sessions: async_sessionmaker[AsyncSession], remote: Remote,
+async def proof_problem(writers: async_sessionmaker[AsyncSession], remote: Remote,
                         item_id: int) -> str | None:
     """Why a received activity must be ignored because of its proof (None: no proof, or it
     verifies). A proof we cannot check is left aside: the HTTP signature authenticated the
     sender (FEP-8b32 says to fall back on other authentication)."""
-    async with sessions() as db:
+    async with writers() as db:
         body = (await db.get(InboxItem, item_id)).body
     if b'"proof"' not in body:
         return None
@@ -91,7 +91,7 @@ async def proof_problem(sessions: async_sessionmaker[AsyncSession], remote: Remo
     if "proof" not in activity:
         return None
     try:
-        await check_activity_proof(sessions, remote, activity)
+        await check_activity_proof(writers, remote, activity)
     except proofs.ProofUnusable as exc:
         log.info("integrity proof of %s not checked: %s", activity.get("id"), exc)
         return None

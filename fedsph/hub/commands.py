@@ -10,14 +10,11 @@ from sqlalchemy import select
 
 from fedsph.core import vocab
 from fedsph.errors import UserError
+from fedsph.federation.actors import find_actor
 from fedsph.hub import membership as hubs
 from fedsph.hub import relay
 from fedsph.models import Actor, HubMembership
-from fedsph.projects.commands import PROJECT, local_actor, resolve_target
-
-
-async def _project(db, slug: str) -> Actor:
-    return await local_actor(db, slug, PROJECT, called="project")
+from fedsph.projects.commands import local_actor, local_project
 
 
 async def _remote(node, target: str, fresh: bool = False) -> Actor:
@@ -30,7 +27,7 @@ async def _remote(node, target: str, fresh: bool = False) -> Actor:
         known = None if fresh else await _known(db, target)
     if known is not None:
         return known
-    return await resolve_target(node, target)
+    return await find_actor(node.writers, node.remote, target)
 
 
 async def _known(db, target: str) -> Actor | None:
@@ -130,10 +127,10 @@ async def relay_command(node, args) -> int:
 
 async def _project_action(node, args, action, done: str) -> int:
     async with node.writers() as db:
-        await _project(db, args.slug)  # a mistyped slug is told before any network request
+        await local_project(db, args.slug)  # a mistyped slug is told before any network request
     hub = await _remote(node, args.hub, fresh=True)  # it may have become a hub since
     async with node.writers() as db, db.begin():
-        project = await _project(db, args.slug)
+        project = await local_project(db, args.slug)
         if not hubs.is_hub_actor(hub):
             raise UserError(f"{hub.uri} is not a hub")
         row = await action(db, node.urls, project, hub)

@@ -311,10 +311,10 @@ async def hub_follow_agreed(db: AsyncSession, follower: Actor, project: Actor) -
     return row is not None and row.state == "approved"
 
 
-async def ensure_hub_exists(sessions, urls: URLs, settings) -> Actor:
+async def ensure_hub_exists(writers, urls: URLs, settings) -> Actor:
     """Hub mode (FEDSPH_HUB=1) at `serve` or `bootstrap`: the hub, made with FEDSPH_HUB_NAME
     when there is none; an existing hub is left as it is."""
-    async with sessions() as db, db.begin():
+    async with writers() as db, db.begin():
         hub = await local_hub(db)
         if hub is None:
             hub = await ensure_hub(db, urls, settings.domain, name=settings.hub_name)

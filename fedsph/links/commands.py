@@ -10,21 +10,17 @@ import argparse
 from fedsph.errors import UserError
 from fedsph.links import service as links
 from fedsph.models import Actor
-from fedsph.projects.commands import PROJECT, local_actor
-
-
-async def _project(db, slug: str) -> Actor:
-    return await local_actor(db, slug, PROJECT, called="project")
+from fedsph.projects.commands import local_project
 
 
 async def link_propose(node, args) -> int:
     links.check_kind(args.kind)
     async with node.writers() as db:
-        await _project(db, args.slug)
+        await local_project(db, args.slug)
     partner = await links.find_project(node.writers, node.remote, node.settings.domain,
                                        args.partner)
     async with node.writers() as db, db.begin():
-        project = await _project(db, args.slug)
+        project = await local_project(db, args.slug)
         link = await links.propose_link(db, node.urls, project, await db.get(Actor, partner.id),
                                         args.kind)
     print(f"proposed link {link.id}: {args.slug} {args.kind} {partner.uri}")
@@ -33,7 +29,7 @@ async def link_propose(node, args) -> int:
 
 async def link_list(node, args) -> int:
     async with node.writers() as db:
-        project = await _project(db, args.slug)
+        project = await local_project(db, args.slug)
         states = ("proposed", "accepted", "rejected", "withdrawn") if args.all else links.OPEN_STATES
         for link, proposer, partner in await links.links_of(db, project, states, limit=None):
             print(f"{link.id}\t{link.state}\t{proposer.uri}\t{link.kind}\t{partner.uri}")
@@ -42,7 +38,7 @@ async def link_list(node, args) -> int:
 
 async def _decide(node, args, action: str) -> int:
     async with node.writers() as db, db.begin():
-        project = await _project(db, args.slug)
+        project = await local_project(db, args.slug)
         link = await links.get_link(db, project, args.id)
         if action == "withdraw":
             await links.withdraw_link(db, node.urls, project, link)

@@ -21,10 +21,10 @@ from sqlalchemy.orm import aliased
 
 from fedsph.core import vocab
 from fedsph.core.urls import URLs
-from fedsph.errors import N_, FetchError, UserError
+from fedsph.errors import N_, UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import AS_CONTEXT, build_activity, get_id
-from fedsph.federation.actors import get_actor_by_uri, get_local_actor, resolve_handle
+from fedsph.federation.actors import find_actor, get_actor_by_uri, get_local_actor
 from fedsph.federation.blocks import host_of
 from fedsph.federation.remote import Remote
 from fedsph.models import Actor, SolidarityLink, utcnow
@@ -126,7 +126,7 @@ async def offers_waiting_from(db: AsyncSession, host: str | None) -> int:
 
 
 async def get_link(db: AsyncSession, project: Actor, link_id) -> SolidarityLink:
-    """One of the project's links by id; ValueError when it is not one of them."""
+    """One of the project's links by id; UserError when it is not one of them."""
     try:
         number = int(link_id)
     except (TypeError, ValueError):  # what was typed is not a number: no such link
@@ -258,17 +258,17 @@ async def withdraw_link(db: AsyncSession, urls: URLs, project: Actor,
     await settle(db, urls, link, "withdrawn")
 
 
-async def find_project(sessions: async_sessionmaker[AsyncSession], remote: Remote, domain: str,
+async def find_project(writers: async_sessionmaker[AsyncSession], remote: Remote, domain: str,
                        handle: str) -> Actor:
     """A project by handle (name@host, or a bare name on this node) or actor URL.
 
-    Projects of this node are found without a request. Raises ValueError when not found.
+    Projects of this node are found without a request. Raises UserError when not found.
     """
     handle = handle.strip().lstrip("@")
     if not handle:
         raise UserError(N_("give the partner project's handle, like name@example.org"))
     name, _, host = handle.partition("@")
-    async with sessions() as db:
+    async with writers() as db:
         if not handle.startswith(("http://", "https://")) and host in ("", domain):
             found = await get_local_actor(db, name)
         else:
@@ -277,10 +277,4 @@ async def find_project(sessions: async_sessionmaker[AsyncSession], remote: Remot
             return found
     if host in ("", domain) and not handle.startswith(("http://", "https://")):
         raise UserError(N_("there is no project called %(name)r on this node"), name=name)
-    try:
-        actor_id = await resolve_handle(sessions, remote, handle)
-    except FetchError as exc:
-        raise UserError(N_("cannot find %(handle)s: %(reason)s"), handle=handle,
-                        reason=str(exc)) from None
-    async with sessions() as db:
-        return await db.get(Actor, actor_id)
+    return await find_actor(writers, remote, handle)

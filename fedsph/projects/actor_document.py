@@ -41,7 +41,7 @@ def build_actor_document(actor: Actor, urls: URLs) -> dict:
     if actor.followers_url:
         document["followers"] = actor.followers_url
         document["following"] = actor.following_url
-        document["featured"] = actor.uri + "/featured"  # pinned updates (fedsph.projects.outbox.pin_post)
+        document["featured"] = actor.uri + "/featured"  # pinned posts (fedsph.projects.outbox.pin_post)
     document.update(actor_profile_properties(actor, urls))
     if (actor.profile or {}).get("hub"):
         document["fedsph:hub"] = True  # a hub (fedsph/hub): projects may Join it

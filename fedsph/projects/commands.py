@@ -3,7 +3,7 @@ a project does from the command line; and `local_actor`, the one lookup of a loc
 user, or hub) by name that every feature's commands use.
 
 Each command takes `node` (settings, urls, writer sessions and a signing Remote: see
-fedsph.admin.commands.Node) and the parsed arguments; a mistake raises UserError, which the
+fedsph.admin.node.Node) and the parsed arguments; a mistake raises UserError, which the
 `fedsph` command prints on one line.
 """
 
@@ -14,8 +14,8 @@ import argparse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from fedsph.errors import FetchError, UserError
-from fedsph.federation.actors import create_local_actor, get_local_actor, resolve_handle
+from fedsph.errors import UserError
+from fedsph.federation.actors import create_local_actor, find_actor, get_local_actor
 from fedsph.models import Actor, Follow, Object
 from fedsph.projects import outbox, profile, profile_cli
 
@@ -35,14 +35,9 @@ async def local_actor(db: AsyncSession, slug: str, types: tuple[str, ...] = ANY_
     return actor
 
 
-async def resolve_target(node, target: str) -> Actor:
-    """user@host through WebFinger, or an actor URL; fetched (signed) and cached."""
-    try:
-        actor_id = await resolve_handle(node.writers, node.remote, target)
-    except FetchError as exc:
-        raise UserError(f"cannot find {target}: {exc}") from None
-    async with node.writers() as db:
-        return await db.get(Actor, actor_id)
+async def local_project(db: AsyncSession, slug: str) -> Actor:
+    """The local project (Group) named `slug`; UserError "there is no project called …"."""
+    return await local_actor(db, slug, PROJECT, called="project")
 
 
 async def project_create(node, args) -> int:
@@ -80,7 +75,7 @@ async def project_list(node, args) -> int:
 async def post(node, args) -> int:
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
-        obj = await outbox.publish_note(db, node.urls, actor, args.text, language=args.lang)
+        obj = await outbox.publish_text_post(db, node.urls, actor, args.text, language=args.lang)
     print(obj.uri)
     return 0
 
@@ -95,7 +90,7 @@ async def _own_object(db: AsyncSession, actor: Actor, uri: str) -> Object:
 async def edit(node, args) -> int:
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
-        await outbox.edit_note(db, node.urls, actor, await _own_object(db, actor, args.object), args.text)
+        await outbox.edit_post_text(db, node.urls, actor, await _own_object(db, actor, args.object), args.text)
     print(f"edited {args.object}")
     return 0
 
@@ -103,13 +98,13 @@ async def edit(node, args) -> int:
 async def delete(node, args) -> int:
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
-        await outbox.delete_note(db, node.urls, actor, await _own_object(db, actor, args.object))
+        await outbox.delete_post(db, node.urls, actor, await _own_object(db, actor, args.object))
     print(f"deleted {args.object}")
     return 0
 
 
 async def follow(node, args) -> int:
-    target = await resolve_target(node, args.target)
+    target = await find_actor(node.writers, node.remote, args.target)
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         relation = await outbox.follow(db, node.urls, actor, target)
@@ -118,7 +113,7 @@ async def follow(node, args) -> int:
 
 
 async def unfollow(node, args) -> int:
-    target = await resolve_target(node, args.target)
+    target = await find_actor(node.writers, node.remote, args.target)
     async with node.writers() as db, db.begin():
         actor = await local_actor(db, args.slug)
         done = await outbox.unfollow(db, node.urls, actor, target)

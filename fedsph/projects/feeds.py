@@ -1,4 +1,4 @@
-"""Atom 1.0 feeds (RFC 4287) of a project's public updates, for feed readers.
+"""Atom 1.0 feeds (RFC 4287) of a project's public posts, for feed readers.
 
 Built with xml.etree, which escapes text and attributes, rather than a feed library: an Atom
 feed is a dozen elements, not worth a dependency that pulls in lxml.
@@ -24,7 +24,7 @@ _TITLE_PARAGRAPH = re.compile(r"^<p><strong>.*?</strong></p>", re.DOTALL)
 
 
 def entry_title(obj: Object) -> str:
-    """The update's title, or its first words when it has none."""
+    """The post's title, or its first words when it has none."""
     if obj.name:
         return obj.name
     words = html.unescape(_TAGS.sub(" ", obj.content or "")).split()
@@ -55,14 +55,14 @@ def _when(moment: datetime | None) -> str:
     return iso(moment or utcnow())
 
 
-def build_atom(actor: Actor, updates: list[Object], feed_url: str) -> bytes:
-    """The feed document: newest updates first, as UTF-8 XML bytes."""
+def build_atom(actor: Actor, posts: list[Object], feed_url: str) -> bytes:
+    """The feed document: newest posts first, as UTF-8 XML bytes."""
     feed = ET.Element("feed", {"xmlns": ATOM_NS})
     _text(feed, "id", feed_url)
     _text(feed, "title", actor.name or actor.username)
     if actor.summary:
         _text(feed, "subtitle", actor.summary, type="html")
-    newest = max((u.updated or u.published for u in updates), default=actor.created_at)
+    newest = max((u.updated or u.published for u in posts), default=actor.created_at)
     _text(feed, "updated", _when(newest))
     ET.SubElement(feed, "link", {"rel": "self", "type": "application/atom+xml", "href": feed_url})
     ET.SubElement(feed, "link", {"rel": "alternate", "type": "text/html",
@@ -71,17 +71,17 @@ def build_atom(actor: Actor, updates: list[Object], feed_url: str) -> bytes:
     _text(author, "name", actor.name or actor.username)
     _text(author, "uri", actor.url or actor.uri)
     _text(feed, "generator", "fedsph")
-    for update in updates:
+    for post in posts:
         entry = ET.SubElement(feed, "entry")
-        _text(entry, "id", update.uri)
-        _text(entry, "title", entry_title(update))
-        _text(entry, "published", _when(update.published))
-        _text(entry, "updated", _when(update.updated or update.published))
+        _text(entry, "id", post.uri)
+        _text(entry, "title", entry_title(post))
+        _text(entry, "published", _when(post.published))
+        _text(entry, "updated", _when(post.updated or post.published))
         ET.SubElement(entry, "link", {"rel": "alternate", "type": "text/html",
-                                      "href": http_url(update.url) or update.uri})
-        if update.summary:
-            _text(entry, "summary", update.summary, type="html")
-        content = _text(entry, "content", entry_html(update), type="html")
-        if update.language:
-            content.set("{http://www.w3.org/XML/1998/namespace}lang", update.language)
+                                      "href": http_url(post.url) or post.uri})
+        if post.summary:
+            _text(entry, "summary", post.summary, type="html")
+        content = _text(entry, "content", entry_html(post), type="html")
+        if post.language:
+            content.set("{http://www.w3.org/XML/1998/namespace}lang", post.language)
     return ET.tostring(feed, encoding="utf-8", xml_declaration=True)

@@ -1,11 +1,11 @@
 """Pruning images nobody uses, so that a node on a small SD card does not fill up.
 
-An image is uploaded before the update that carries it exists: a web form that then failed, or a
+An image is uploaded before the post that carries it exists: a web form that then failed, or a
 Mastodon app's POST /api/v2/media never followed by a status, leaves a Media row with no object
-and its files. An edited or deleted update lets its images go the same way. Once such an image
+and its files. An edited or deleted post lets its images go the same way. Once such an image
 is older than the cutoff it is deleted, unless its URL is still in use somewhere: a project's
 icon or header (profile images are Media rows with no object, see fedsph/web/profile_edit.py),
-a profile link, or an update's attachments.
+a profile link, or a post's attachments.
 """
 
 from __future__ import annotations
@@ -61,19 +61,19 @@ async def used_keys(db: AsyncSession) -> set[str]:
     for icon, header, profile in await db.execute(
             select(Actor.icon_url, Actor.header_url, Actor.profile).where(Actor.local.is_(True))):
         texts += [icon, header, str(profile or "")]
-    # An update's attachments name its images; a deleted one's are cleared (projects.tombstone).
+    # A post's attachments name its images; a deleted one's are cleared (projects.tombstone).
     for attachments in await db.scalars(select(Object.attachments).where(
             Object.local.is_(True), Object.attachments.is_not(None))):
         texts.append(str(attachments))
     return keys_in(texts)
 
 
-async def prune_media(sessions: async_sessionmaker[AsyncSession], settings: Settings,
+async def prune_media(writers: async_sessionmaker[AsyncSession], settings: Settings,
                       older_than: timedelta = timedelta(hours=DEFAULT_HOURS)) -> Pruned:
     """Delete unused images older than `older_than`, rows first, then their files."""
     cutoff = utcnow() - older_than
     removed: list[Media] = []
-    async with sessions() as db, db.begin():
+    async with writers() as db, db.begin():
         candidates = await db.scalars(select(Media).where(Media.object_id.is_(None),
                                                           Media.created_at < cutoff))
         chosen = {m.id: m for m in prunable(candidates, await used_keys(db), cutoff)}

@@ -1,6 +1,6 @@
-"""Pure builders for the Notes we publish (project updates), from their database rows.
+"""Pure builders for the Notes we publish (project posts), from their database rows.
 
-A project update goes out as a `Note` because Mastodon shows only Notes in full. The title is
+A project post goes out as a `Note` because Mastodon shows only Notes in full. The title is
 kept in `name`/`nameMap` for fedsph nodes and repeated as a bold first paragraph of every
 language's content, so Mastodon readers see it too. Update kind, stage change and theme slugs are
 extension terms in the fedsph namespace; themes are also sent as Hashtags so Mastodon links them.
@@ -106,7 +106,7 @@ def html_to_text(content: str | None) -> str:
 
 
 def source_texts(obj: Object) -> dict[str, str]:
-    """{language: plain text} of a local update, primary language first ('' when it has none)."""
+    """{language: plain text} of a local post, primary language first ('' when it has none)."""
     if not obj.content_map:
         return {obj.language or "": html_to_text(obj.content)}
     return {lang: html_to_text(content) for lang, content in primary_first(obj.content_map,

@@ -31,7 +31,7 @@ from fedsph.projects.tombstone import turn_into_tombstone
 
 
 def featured_url(actor: Actor) -> str:
-    """The actor's collection of pinned updates (Mastodon's `featured`)."""
+    """The actor's collection of pinned posts (Mastodon's `featured`)."""
     return actor.uri + "/featured"
 
 
@@ -64,7 +64,7 @@ async def publish_post(db: AsyncSession, urls: URLs, actor: Actor, *, contents: 
                          media: list[Media] = (), visibility: str = "public",
                          published: datetime | None = None, in_reply_to: str | None = None,
                          mentions: list[Actor] = ()) -> Object:
-    """Create a project update (a Note) as `actor` and queue a Create to its followers.
+    """Create a project post (a Note) as `actor` and queue a Create to its followers.
 
     `contents` maps language tags to plain text; the first is the primary language.
     `in_reply_to` is the URI of the object this answers (a reply made from a Mastodon app).
@@ -108,7 +108,7 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
                       kind: str | None = None, stage_change: str | None = None, hashtags=(),
                       themes=(), place: dict | None = None, summary: str | None = None,
                       media: list[Media] = (), visibility: str | None = None) -> Object:
-    """Replace an update's fields and queue an Update carrying `updated`.
+    """Replace a post's fields and queue an Update carrying `updated`.
 
     Every field is replaced (the edit form sends them all); visibility stays unless given.
     """
@@ -122,7 +122,7 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
     previous_stage = obj.stage_change
     columns = post_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
                            themes, place, summary, media, visibility or obj.visibility)
-    # The edit forms do not send mentions: the ones the update was published with stay.
+    # The edit forms do not send mentions: the ones the post was published with stay.
     kept = [t for t in obj.tags or [] if t.get("type") == "Mention"]
     columns["tags"] = (columns["tags"] or []) + kept or None
     mentioned = list(await db.scalars(select(Actor).where(
@@ -145,7 +145,7 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
 
 
 async def editable_post_fields(db: AsyncSession, obj: Object) -> dict:
-    """An update's current fields as publish_post/edit_post take them (for edit forms)."""
+    """A post's current fields as publish_post/edit_post take them (for edit forms)."""
     tags = obj.tags or []
     return {
         "contents": source_texts(obj),
@@ -162,16 +162,16 @@ async def editable_post_fields(db: AsyncSession, obj: Object) -> dict:
     }
 
 
-async def publish_note(db: AsyncSession, urls: URLs, actor: Actor, text: str,
-                       language: str | None = None, visibility: str = "public",
-                       summary: str | None = None, published: datetime | None = None) -> Object:
-    """A plain update in one language (the CLI's `post`): publish_post with only a text."""
+async def publish_text_post(db: AsyncSession, urls: URLs, actor: Actor, text: str,
+                            language: str | None = None, visibility: str = "public",
+                            summary: str | None = None, published: datetime | None = None) -> Object:
+    """A plain post in one language (the CLI's `post`): publish_post with only a text."""
     return await publish_post(db, urls, actor, contents={language or "": text},
                                 visibility=visibility, summary=summary, published=published)
 
 
-async def edit_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, text: str) -> Object:
-    """Change the primary language's text of an update, keeping everything else."""
+async def edit_post_text(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, text: str) -> Object:
+    """Change the primary language's text of a post, keeping everything else."""
     fields = await editable_post_fields(db, obj)
     primary = next(iter(fields["contents"]), "")
     fields["contents"] = {**fields["contents"], primary: text}
@@ -181,7 +181,7 @@ async def edit_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, tex
 
 
 async def pin_post(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
-    """Put an update in the actor's `featured` collection (what a new Mastodon follower sees).
+    """Put a post in the actor's `featured` collection (what a new Mastodon follower sees).
 
     With `urls`, followers are also sent Add{Note, target: featured}, which Mastodon applies.
     """
@@ -196,7 +196,7 @@ async def pin_post(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | Non
 
 
 async def unpin_post(db: AsyncSession, actor: Actor, obj: Object, urls: URLs | None = None) -> Object:
-    """Take an update out of the `featured` collection (Remove{Note} to followers with `urls`)."""
+    """Take a post out of the `featured` collection (Remove{Note} to followers with `urls`)."""
     if obj.actor_id != actor.id:
         raise UserError(N_("only this project's own updates can be unpinned"))
     if obj.pinned_at is not None:
@@ -220,7 +220,7 @@ def _check_comment(obj: Object) -> None:
 
 
 async def hide_comment(db: AsyncSession, obj: Object, hidden: bool = True) -> Object:
-    """Hide (or show again) a reply under one of our updates. Nothing is sent: it is our page."""
+    """Hide (or show again) a reply under one of our posts. Nothing is sent: it is our page."""
     _check_comment(obj)
     obj.hidden = hidden
     return obj
@@ -233,7 +233,7 @@ async def approve_comment(db: AsyncSession, obj: Object) -> Object:
     return obj
 
 
-async def delete_note(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
+async def delete_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
                       also: list[Actor] = ()) -> Object:
     """Delete one of our posts or events: it becomes a tombstone (fedsph.projects.tombstone,
     its URL then answers 410) and a Delete goes where it went, and to the actors in `also`."""

@@ -40,7 +40,7 @@ def clean_place(place: dict | None, precision: str) -> dict | None:
     """An AS2 Place with a name and/or coordinates; anything else in the dict is dropped.
 
     Coordinates are rounded to the project's location precision: a settlement that hides where
-    it is must not give itself away in an update's place.
+    it is must not give itself away in a post's place.
     """
     if not place:
         return None
@@ -73,7 +73,7 @@ def post_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | Non
                  kind: str | None, stage_change: str | None, hashtags, themes,
                  place: dict | None, summary: str | None, media: list[Media],
                  visibility: str) -> dict:
-    """Validate an update's fields and turn them into Object column values (no attachments yet).
+    """Validate a post's fields and turn them into Object column values (no attachments yet).
 
     Empty translations (a blank language tab) are dropped; the first language left is the primary.
     """

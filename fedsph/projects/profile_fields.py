@@ -67,7 +67,7 @@ class ProfileError(UserError):
 
 
 def validate_field(field: str, raw: Any, strict: bool = True) -> Any:
-    """The stored form of one profile field, or None (clear it). ValueError names the problem.
+    """The stored form of one profile field, or None (clear it). ProfileError names the problem.
 
     strict=False is for documents from other nodes: a well-formed slug from a newer vocabulary is
     kept (it is shown as the slug) rather than refused.
@@ -173,7 +173,7 @@ def _country(raw: Any) -> str:
 
 
 def language_tag(raw: Any) -> str:
-    """A BCP-47 tag in its usual case (es, pt-BR, zh-Hant-TW); ValueError otherwise."""
+    """A BCP-47 tag in its usual case (es, pt-BR, zh-Hant-TW); ProfileError otherwise."""
     match = LANGUAGE_RE.match(raw.strip()) if isinstance(raw, str) else None
     if not match:
         raise ProfileError(N_("language: %(value)r is not a language tag such as es, fr or pt-BR"), value=raw)

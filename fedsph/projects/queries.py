@@ -134,7 +134,7 @@ async def reaction_counts(db: AsyncSession, uri: str) -> dict[str, int]:
 # -- web pages -------------------------------------------------------------------------------------
 
 async def project_posts(db: AsyncSession, actor: Actor, page: int = 1) -> list[Object]:
-    """An actor's public top-level updates for its page: pinned ones first, then newest first."""
+    """An actor's public top-level posts for its page: pinned ones first, then newest first."""
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, shown_to_visitors(),
                              Object.in_reply_to.is_(None))
@@ -175,7 +175,7 @@ async def comments_for(db: AsyncSession, obj: Object, include_hidden: bool = Fal
                        include_held: bool = False, page: int = 1,
                        visibilities: tuple[str, ...] = VISIBLE_TO_ALL,
                        ) -> list[tuple[Object, Actor]]:
-    """One page (MAX_LISTED) of the replies under an update, oldest first. Visitors see neither
+    """One page (MAX_LISTED) of the replies under a post, oldest first. Visitors see neither
     hidden nor held ones; members moderating pass include_hidden/include_held."""
     query = (select(Object, Actor).join(Actor, Actor.id == Object.actor_id)
              .where(Object.in_reply_to == obj.uri, Object.deleted_at.is_(None),
@@ -191,14 +191,14 @@ async def comments_for(db: AsyncSession, obj: Object, include_hidden: bool = Fal
 
 async def comment_count(db: AsyncSession, obj: Object,
                         visibilities: tuple[str, ...] = VISIBLE_TO_ALL) -> int:
-    """How many replies a visitor may see under an update (what comments_for pages through)."""
+    """How many replies a visitor may see under a post (what comments_for pages through)."""
     return await db.scalar(select(func.count(Object.id)).where(
         Object.in_reply_to == obj.uri, not_withheld(),
         Object.visibility.in_(visibilities))) or 0
 
 
 async def pinned_posts(db: AsyncSession, actor: Actor) -> list[Object]:
-    """The actor's `featured` updates, most recently pinned first."""
+    """The actor's `featured` posts, most recently pinned first."""
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, Object.pinned_at.is_not(None),
                              shown_to_visitors())
@@ -206,7 +206,7 @@ async def pinned_posts(db: AsyncSession, actor: Actor) -> list[Object]:
 
 
 async def public_posts(db: AsyncSession, actor: Actor, limit: int = PAGE_SIZE) -> list[Object]:
-    """The actor's latest public updates (not replies): the Atom feed."""
+    """The actor's latest public posts (not replies): the Atom feed."""
     return list(await db.scalars(
         select(Object).where(Object.actor_id == actor.id, shown_to_visitors(),
                              Object.visibility == "public", Object.in_reply_to.is_(None))

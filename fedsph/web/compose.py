@@ -239,7 +239,7 @@ async def delete_submit(request: web.Request) -> web.Response:
     actor = await _member_actor(request)
     obj = await _object_or_404(request, actor)
     async with request.app[WRITERS]() as db, db.begin():
-        await outbox.delete_note(db, request.app[URLS], await db.get(Actor, actor.id),
+        await outbox.delete_post(db, request.app[URLS], await db.get(Actor, actor.id),
                                  await db.get(Object, obj.id))
     raise web.HTTPSeeOther(f"/actors/{actor.username}/compose?done=deleted")
 

@@ -84,7 +84,7 @@ async def _related_projects(request: web.Request, form: MultiDict) -> list[str]:
     publish_event checks it."""
     entries = words(form.get("related"))
     handles = [e for e in entries if "@" in e and not e.startswith(("http://", "https://"))]
-    found = dict(zip(handles, await actor_uris(request.app[READERS], request.app[REMOTE],
+    found = dict(zip(handles, await actor_uris(request.app[WRITERS], request.app[REMOTE],
                                                handles)))
     return [found.get(e, e) for e in entries]
 

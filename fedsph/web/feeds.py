@@ -1,4 +1,4 @@
-"""GET {actor}/feed.atom: a project's latest public updates for feed readers."""
+"""GET {actor}/feed.atom: a project's latest public posts for feed readers."""
 
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ async def atom_view(request: web.Request) -> web.Response:
         actor = await get_local_actor(db, request.match_info["username"])
         if actor is None or actor.type == "Application":
             raise NotFound("no such actor here")
-        updates = await queries.public_posts(db, actor)
-    body = build_atom(actor, updates, feed_url(actor.uri))
+        posts = await queries.public_posts(db, actor)
+    body = build_atom(actor, posts, feed_url(actor.uri))
     return web.Response(body=body, headers={"Content-Type": ATOM_CONTENT_TYPE,
                                             "Cache-Control": "public, max-age=300"})
 

@@ -111,7 +111,7 @@ async def links_action(request: web.Request) -> web.Response:
 
 async def _propose(request: web.Request, actor: Actor, handle: str, kind: str) -> None:
     links.check_kind(kind)  # before any request to another server
-    partner = await links.find_project(request.app[READERS], request.app[REMOTE],
+    partner = await links.find_project(request.app[WRITERS], request.app[REMOTE],
                                        request.app[SETTINGS].domain, handle)
     async with request.app[WRITERS]() as db, db.begin():
         await links.propose_link(db, request.app[URLS], await db.get(Actor, actor.id),

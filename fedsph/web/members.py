@@ -13,6 +13,7 @@ from aiohttp import web
 
 from fedsph.accounts import (
     SESSION_COOKIE,
+    InvitationGone,
     authenticate,
     check_password_rules,
     end_session,
@@ -140,7 +141,7 @@ async def invite_accept(request: web.Request) -> web.Response:
             user = await redeem_invitation(db, request.app[URLS], settings.domain,
                                        request.match_info["token"], username, password_hash)
             token, _ = await start_session(db, user)
-    except LookupError:
+    except InvitationGone:
         return html_response(request, "invite.html", status=410, project=None, username="",
                              error=None)
     except UserError as exc:

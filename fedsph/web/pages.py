@@ -1,4 +1,4 @@
-"""HTML pages for people: the node home, a project page, an update page, and remote follow.
+"""HTML pages for people: the node home, a project page, a post page, and remote follow.
 
 Views are prepared in the modules these handlers call (languages, post_views, profile_view,
 event_views, link_pages) so the templates stay plain markup; every UI string in them goes
@@ -64,9 +64,9 @@ async def actor_page(request: web.Request, actor: Actor) -> web.Response:
     async with request.app[READERS]() as db:
         user = request.get(USER)
         member = await queries.is_member(db, user, actor)
-        updates = await queries.project_posts(db, actor, page)
-        has_next = len(updates) > queries.PAGE_SIZE
-        posts = await post_views(db, [(obj, actor) for obj in updates[:queries.PAGE_SIZE]],
+        rows = await queries.project_posts(db, actor, page)
+        has_next = len(rows) > queries.PAGE_SIZE
+        posts = await post_views(db, [(obj, actor) for obj in rows[:queries.PAGE_SIZE]],
                                  lang, urls)
         followers = await queries.relation_actors(db, actor, followers=True, page=1)
         following = await queries.relation_actors(db, actor, followers=False, page=1)

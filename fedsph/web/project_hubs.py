@@ -47,7 +47,7 @@ async def _hub_by_handle(request: web.Request, target: str) -> Actor:
     if not target:
         raise BadRequest(N_("Enter a hub's handle like hub@example.org or its address."))
     try:
-        actor_id = await resolve_handle(request.app[READERS], request.app[REMOTE], target)
+        actor_id = await resolve_handle(request.app[WRITERS], request.app[REMOTE], target)
     except FetchError:  # every lookup failure, a bad document included
         raise BadRequest(N_("No hub was found at that handle or address.")) from None
     async with request.app[READERS]() as db:

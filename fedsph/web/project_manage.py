@@ -92,7 +92,7 @@ async def _remote_actor(request: web.Request, target: str) -> Actor:
     if not target:
         raise BadRequest(N_("Enter a handle like name@example.org or an account address."))
     try:
-        actor_id = await resolve_handle(request.app[READERS], request.app[REMOTE], target)
+        actor_id = await resolve_handle(request.app[WRITERS], request.app[REMOTE], target)
     except FetchError as exc:
         raise BadRequest(f"cannot find {target}: {exc}") from None
     async with request.app[READERS]() as db:

@@ -11,7 +11,7 @@ from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.emit import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
-from fedsph.projects.outbox import publish_note
+from fedsph.projects.outbox import publish_text_post
 from tests.support.db import add_remote_follower
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -22,7 +22,7 @@ async def test_a_blocked_account_cannot_fetch_followers_only_posts(node, peer):
     await add_remote_follower(node, project, peer.add_actor("bob"))
     mallory = peer.add_actor("mallory")
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
+        note = await publish_text_post(db, node.urls, project, "Members only", visibility="followers")
     status, document = await peer.get(mallory, note.uri)
     assert status == 200 and document["id"] == note.uri  # her server is allowed: bob follows
 

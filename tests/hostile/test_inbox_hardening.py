@@ -33,7 +33,7 @@ from fedsph.federation.httpsig import (
 from fedsph.federation.httpsig9421 import MessageSignature, check_message, parse_message_signature
 from fedsph.federation.inbox import KEY_REFETCH_AFTER
 from fedsph.models import Actor, InboxItem, utcnow
-from fedsph.projects.outbox import publish_note
+from fedsph.projects.outbox import publish_text_post
 from tests.support.db import add_remote_follower
 from tests.support.inbox import follow, post_raw, project_and_sender
 
@@ -136,7 +136,7 @@ async def test_impossible_signature_times_on_a_signed_fetch_are_a_404_not_a_500(
     project = await node.create_actor("coop")
     await add_remote_follower(node, project, peer.add_actor("ana"))
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
+        note = await publish_text_post(db, node.urls, project, "Members only", visibility="followers")
     alice = peer.add_actor("alice")
     for headers in (cavage_headers(alice, note.uri, b"", "(request-target) host (created)",
                                    created=HUGE),

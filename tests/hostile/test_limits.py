@@ -18,7 +18,7 @@ from fedsph.errors import UserError
 from fedsph.hub import relay
 from fedsph.hub.relay import decide_subscription, forward_to_relays
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem, Object, utcnow
-from fedsph.projects.outbox import publish_note
+from fedsph.projects.outbox import publish_text_post
 from fedsph.projects.queries import MAX_LISTED, comments_for
 from tests.fakepeer import FakePeer
 from tests.support.hub import hub_node, relay_follow, relay_rows
@@ -85,7 +85,7 @@ def test_queue_prune_from_the_command_line(fedsph):
 async def post_with_replies(node, count: int) -> Object:
     project = await node.create_actor("coop")
     async with node.writers() as db, db.begin():
-        post = await publish_note(db, node.urls, await db.get(Actor, project.id), "Assembly")
+        post = await publish_text_post(db, node.urls, await db.get(Actor, project.id), "Assembly")
         stranger = Actor(uri="https://spam.example/users/s", local=False, type="Person",
                          username="s", domain="spam.example", name="S")
         db.add(stranger)

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from fedsph.accounts import Backoff, FailureLimiter, create_invite, get_invite, throttle_key
 from fedsph.config import ConfigError, load_settings, proxy_networks
 from fedsph.models import LoginSession, User
-from fedsph.projects.outbox import publish_note
+from fedsph.projects.outbox import publish_text_post
 from fedsph.web.auth_middleware import LIMITER
 from fedsph.web.client_address import forwarded_client
 from tests.fakepeer import FakePeer
@@ -352,7 +352,7 @@ async def test_refused_signed_fetches_are_logged_with_reason_key_and_address(nod
     project = await node.create_actor("coop")
     await add_remote_follower(node, project, peer.add_actor("ana"))
     async with node.writers() as db, db.begin():
-        note = await publish_note(db, node.urls, project, "Members only", visibility="followers")
+        note = await publish_text_post(db, node.urls, project, "Members only", visibility="followers")
     caplog.set_level(logging.INFO, logger="fedsph")
     stranger = await FakePeer().start()
     try:

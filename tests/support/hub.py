@@ -47,8 +47,8 @@ def coop_handle(project_node) -> str:
 async def post(project_node, text: str, visibility: str = "public") -> Object:
     async with project_node.writers() as db, db.begin():
         coop = await get_local_actor(db, "coop")
-        return await outbox.publish_note(db, project_node.urls, coop, text,
-                                         visibility=visibility)
+        return await outbox.publish_text_post(db, project_node.urls, coop, text,
+                                              visibility=visibility)
 
 
 async def follow_hub(hub_node, peer):

@@ -11,7 +11,7 @@ import requests
 from argon2 import PasswordHasher
 
 from fedsph.accounts import new_token
-from fedsph.admin.commands import create_user
+from fedsph.admin.user_commands import create_user
 from fedsph.api.tokens import issue_token
 from fedsph.federation.actors import create_local_actor
 from fedsph.models import Actor, Membership, OAuthApp, User

@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 
 from fedsph.errors import UserError
 from fedsph.federation import blocks
+from fedsph.federation.actors import find_actor
 from fedsph.models import Actor, OAuthToken, User, utcnow
-from fedsph.projects.commands import resolve_target
 
 
 async def _user(db, username: str) -> User:
@@ -56,7 +56,7 @@ async def block_domain(node, args) -> int:
 
 
 async def block_account(node, args) -> int:
-    target = await resolve_target(node, args.account)  # resolve_handle strips it
+    target = await find_actor(node.writers, node.remote, args.account)  # resolve_handle strips it
     async with node.writers() as db, db.begin():
         actor = await db.get(Actor, target.id)
         if actor.local:

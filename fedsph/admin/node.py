@@ -2,7 +2,7 @@
 `backup`, `restore` and `media prune`; and `open_node`, which every command that acts runs in.
 
 The people (`user`, `invite`) are in user_commands.py, the node-wide powers (`admin`, `block`,
-`token`) in node_commands.py; fedsph.cli gathers every feature's parsers and COMMANDS.
+`token`) in powers.py; fedsph.cli gathers every feature's parsers and COMMANDS.
 """
 
 from __future__ import annotations
