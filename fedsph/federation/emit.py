@@ -2,7 +2,7 @@
 
 Every feature sends through here (`send`, `send_to_followers`, or `forward` for another actor's
 activity as received); no other module makes `Activity` or `Delivery` rows for
-outgoing activities. The worker (fedsph/worker.py) sends the rows later, with retries.
+outgoing activities. The worker sends the rows later (fedsph/worker_delivery.py), with retries.
 """
 
 from __future__ import annotations

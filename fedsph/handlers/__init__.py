@@ -6,8 +6,8 @@ never `worker`, `web`, `api` or the CLI (the import-linter contract in pyproject
 
 from __future__ import annotations
 
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.handlers.answers import dispatch
-from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.handlers.follows import follow_accepted, follow_rejected, handle_follow
 from fedsph.handlers.hubs import handle_backfill, handle_invite, invite_accepted, invite_rejected
 from fedsph.handlers.joins import handle_join, handle_leave, join_accepted, join_rejected

@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy import select
 
 from fedsph.federation.activitystreams import get_id, get_type
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, SolidarityLink
 
 Handler = Callable[[HandlerContext, dict, Actor], Awaitable[str]]

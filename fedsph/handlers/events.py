@@ -11,7 +11,7 @@ from sqlalchemy import select
 from fedsph.events.participation import answer_participant
 from fedsph.events.service import refresh_document
 from fedsph.federation.activitystreams import get_id, same_origin
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.models import Activity, Actor, Event, EventParticipant, Object
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 
 from fedsph.federation.activitystreams import PUBLIC_ALIASES, get_id
 from fedsph.federation.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.hub import relay
 from fedsph.hub.membership import hub_follow_agreed
 from fedsph.models import Actor, Follow

@@ -15,8 +15,8 @@ from sqlalchemy import select
 
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.handlers.answers import answered_activity
-from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub import membership as hubs
 from fedsph.hub.backfill import store_backfilled
 from fedsph.models import Actor, Follow, HubMembership, utcnow

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from fedsph.federation.activitystreams import get_id
 from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.incoming import HandlerContext
 from fedsph.handlers.answers import answered_activity
-from fedsph.handlers.context import HandlerContext
 from fedsph.handlers.events import (
     accept_event_join,
     handle_event_join,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.blocks import host_of
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.links.service import (
     MAX_WAITING_OFFERS_PER_SERVER,
     kind_of,

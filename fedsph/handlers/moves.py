@@ -7,7 +7,7 @@ from sqlalchemy import select
 from fedsph.federation.activitystreams import get_id
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.inbox import is_blocked
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.models import Actor, Follow
 from fedsph.projects.outbox import follow, unfollow
 

@@ -12,6 +12,7 @@ from fedsph.federation.actors import (
     store_remote_actor,
     values_from_update,
 )
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.federation.remote_objects import (
     POST_TYPES,
     OlderThanHeld,
@@ -20,7 +21,6 @@ from fedsph.federation.remote_objects import (
     store_object,
 )
 from fedsph.federation.visibility import DIRECT, VISIBLE_TO_ALL, addressed_actors
-from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.projects.notifications import mentioned_or_replied, notify

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.blocks import fetchable
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.federation.remote_objects import (
     POST_TYPES,
     get_object,
@@ -14,7 +15,6 @@ from fedsph.federation.remote_objects import (
     store_object,
 )
 from fedsph.federation.remote_objects import visibility_of as document_visibility
-from fedsph.handlers.context import HandlerContext, Ignored
 from fedsph.models import Actor, Reaction
 from fedsph.projects.notifications import REACTION_NOTIFICATIONS, notify
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from fedsph.federation.activitystreams import as_list, get_id
 from fedsph.federation.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.models import Actor, Object, Report
 
 MAX_OBJECTS = 100

@@ -6,7 +6,7 @@ from sqlalchemy import delete, or_, select
 
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
-from fedsph.handlers.context import HandlerContext, Ignored
+from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.models import Actor, Follow, Reaction
 
 

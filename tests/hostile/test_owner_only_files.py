@@ -9,7 +9,8 @@ import tarfile
 
 import pytest
 
-from fedsph.admin import backup, commands
+from fedsph.admin import backup
+from fedsph.admin import node as admin_node
 from fedsph.db import make_engine
 from fedsph.projects.media import _write_atomically, media_dir
 from tests.support.nodes import make_settings, start_node
@@ -31,7 +32,7 @@ def permissive_umask():
 
 def test_migrate_makes_an_owner_only_data_dir_and_database(tmp_path, permissive_umask):
     settings = make_settings(tmp_path / "data")
-    commands.migrate(settings)
+    admin_node.migrate(settings)
     assert mode(settings.data_dir) == 0o700
     assert mode(settings.data_dir / DATABASE) == 0o600
     for companion in ("-wal", "-shm"):
@@ -42,7 +43,7 @@ def test_migrate_makes_an_owner_only_data_dir_and_database(tmp_path, permissive_
 async def test_a_world_readable_database_from_an_older_version_is_closed(tmp_path,
                                                                         permissive_umask):
     settings = make_settings(tmp_path / "data")
-    await asyncio.to_thread(commands.migrate, settings)  # Alembic runs its own event loop
+    await asyncio.to_thread(admin_node.migrate, settings)  # Alembic runs its own event loop
     (settings.data_dir / DATABASE).chmod(0o644)
     settings.data_dir.chmod(0o755)
     await make_engine(settings).dispose()
@@ -70,7 +71,7 @@ def test_photos_live_in_an_owner_only_directory(tmp_path, permissive_umask):
 
 def test_backups_and_restores_are_owner_only(tmp_path, permissive_umask):
     settings = make_settings(tmp_path / "data")
-    commands.migrate(settings)
+    admin_node.migrate(settings)
     _write_atomically(media_dir(settings), "abc.webp", b"RIFF")
     archive = tmp_path / "backup.tar.gz"
     (tmp_path / "backup.tar.gz.partial").write_bytes(b"left by a crash")
