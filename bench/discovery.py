@@ -29,7 +29,20 @@ def _capture(url: str, accept: str) -> dict:
     return {"headers": kept, "body": base64.b64encode(body).decode(), "size": len(body)}
 
 
-def run(config, node: BenchNode, workdir: Path) -> list[dict]:
+ENGINE_AWARE = True
+
+
+def run(config, workdir: Path, database_url: str = "") -> list[dict]:
+    node = BenchNode(workdir / "node", config, database_url)
+    node.setup()
+    node.serve()
+    try:
+        return measure(config, node, workdir)
+    finally:
+        node.stop()
+
+
+def measure(config, node: BenchNode, workdir: Path) -> list[dict]:
     targets = [("GET actor document", node.actor_url, ACTOR_ACCEPT),
                ("GET WebFinger", node.webfinger_url, WEBFINGER_ACCEPT)]
     spec = {urlsplit(url).path: _capture(url, accept) for _, url, accept in targets}

@@ -160,7 +160,12 @@ async def delivery_statuses(settings, activity_uri: str) -> dict[str, int]:
         await engine.dispose()
 
 
-def run(config, node: BenchNode, workdir: Path) -> list[dict]:
+ENGINE_AWARE = True
+
+
+def run(config, workdir: Path, database_url: str = "") -> list[dict]:
+    node = BenchNode(workdir / "node", config, database_url)
+    node.setup()
     key_id, private_pem, public_pem = node.project_key()
     settings = node.settings()
     sinks = Sinks(config, key_id, public_pem, workdir)

@@ -12,7 +12,7 @@ PROJECT = "bench"
 
 
 class BenchNode:
-    def __init__(self, data_dir: Path, config):
+    def __init__(self, data_dir: Path, config, database_url: str = ""):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.domain = f"127.0.0.1:{self.port}"
@@ -25,6 +25,8 @@ class BenchNode:
             "FEDSPH_DELIVERY_CONCURRENCY": str(config.concurrency),
             "FEDSPH_WORKER_BATCH": str(config.worker_batch),
         }
+        if database_url:  # empty: SQLite in data_dir, as `make run` has it
+            self.env["FEDSPH_DATABASE_URL"] = database_url
         self.server = None
 
     @property
