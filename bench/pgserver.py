@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Self
 
 from bench.common import free_port
 
@@ -30,7 +31,7 @@ class PostgresCluster:
         self.datadir = self.workdir / "data"
         self.port = free_port()
 
-    def __enter__(self) -> PostgresCluster:
+    def __enter__(self) -> Self:
         if not (PG_BIN / "initdb").exists():
             raise RuntimeError(f"PostgreSQL binaries not found in {PG_BIN} (make postgres-server)")
         if os.geteuid() == 0:
