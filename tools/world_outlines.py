@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from itertools import pairwise
 from pathlib import Path
 
 from shapely import affinity
@@ -56,7 +57,7 @@ def unwrap(points: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int]:
     """The ring made continuous where it crosses the antimeridian (a jump of more than half the
     map), and how many map widths it wrapped (non-zero for a ring around a pole: Antarctica)."""
     out, offset = [points[0]], 0
-    for (x0, _), (x1, y1) in zip(points, points[1:]):
+    for (x0, _), (x1, y1) in pairwise(points):
         if x1 - x0 > WIDTH / 2:
             offset -= WIDTH
         elif x0 - x1 > WIDTH / 2:
@@ -68,7 +69,7 @@ def unwrap(points: list[tuple[int, int]]) -> tuple[list[tuple[int, int]], int]:
 def split_at_antimeridian(points: list[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     """A ring as one or more rings inside the map: the parts beyond an edge come back in at the
     other (Fiji, Chukotka); a ring around the pole is closed along the map's edge."""
-    if all(abs(x1 - x0) <= WIDTH / 2 for (x0, _), (x1, _) in zip(points, points[1:])):
+    if all(abs(x1 - x0) <= WIDTH / 2 for (x0, _), (x1, _) in pairwise(points)):
         return [points]
     continuous, wrapped = unwrap(points)
     if wrapped:
@@ -128,7 +129,7 @@ def border_path(topology: dict, arcs) -> str:
         if used[i] < 2:
             continue
         pieces, piece = [], [arcs[i][0]]  # cut where a border would jump across the map
-        for (x0, y0), (x1, y1) in zip(arcs[i], arcs[i][1:]):
+        for (x0, y0), (x1, y1) in pairwise(arcs[i]):
             if abs(x1 - x0) > WIDTH / 2:
                 pieces.append(piece)
                 piece = []
