@@ -32,13 +32,16 @@ MAX_MARKS = 200
 MARKS_BUDGET = 22_000
 CELL_SIZES = (2, 5, 10, 15, 30, 60)  # degrees, tried in turn
 MAX_RADIUS = 15  # pixels
+# Narrower than this (a phone), the page scrolls the map sideways rather than shrink its
+# counts past reading; pinch-zoom enlarges it crisply (a vector drawing, no JavaScript).
+MIN_WIDTH = 560
 SPREAD_ROUNDS = 8
 TITLE_CHARS = 80  # a name is someone else's text: long ones are cut in the tooltip
 OUTLINES = "mapdata/world_110m.txt"
 # Colours: sea (background), land, coast and borders, graticule, projects. The red marks keep a
 # contrast of more than 4.5:1 against both the land and the sea; their white rim separates them.
 SEA, LAND, COAST, BORDER, GRID, MARK = \
-    "#eef4f8", "#e4dfd2", "#a9a18c", "#fff", "#c5d5e2", "#a00000"
+    "#dbe8f1", "#efebe0", "#a9a18c", "#fff", "#c3d5e3", "#a00000"
 
 
 @dataclass
@@ -109,8 +112,10 @@ def _grouped(points: list[MapPoint], size: float) -> list[MapPoint | Cluster]:
         x, y = project(sum(p.latitude for p in cell) / len(cell),
                        sum(p.longitude for p in cell) / len(cell))
         r, same_country = radius(len(cell)), kept.setdefault(cell[0].country, [])
-        into = next((k for k in same_country if len(cell) > 1
-                     and math.hypot(k[0] - x, k[1] - y) < k[2] + r), None)
+        # A circle joins a bigger one it would touch; a lone point, one it lies under.
+        reach = r if len(cell) > 1 else 0
+        into = next((k for k in same_country if math.hypot(k[0] - x, k[1] - y) < k[2] + reach),
+                    None)
         if into is None:
             same_country.append([x, y, r, list(cell)])
         else:
@@ -223,7 +228,8 @@ def render(points: list[MapPoint], label: str,
     """
     svg = ET.Element("svg", {"xmlns": SVG_NS, "viewBox": f"0 0 {WIDTH} {HEIGHT}",
                              "width": "100%", "role": "group", "aria-label": label,
-                             "style": f"max-width:{WIDTH}px;height:auto;background:{SEA}"})
+                             "style": f"max-width:{WIDTH}px;min-width:{MIN_WIDTH}px;height:auto;"
+                                      f"background:{SEA}"})
     _background(svg)
     dots = _element(svg, "g", fill=MARK, stroke="#fff", stroke_width="1")
     counts = _element(svg, "g", fill="#fff", font_size="9", font_weight="bold",
