@@ -88,6 +88,10 @@ async def test_map_page_stays_small_with_outlines(node, count):
     svg = svg_of(page)
     shapes = mapsvg.outlines()
     assert outline_paths(svg) == [shapes["land"], shapes["borders"]]
+    # The budget that decides when to group holds for what is really written.
+    marks = len(re.search(r"<svg.*?</svg>", page, re.DOTALL).group(0).encode()) \
+        - len(mapsvg.render([], svg.get("aria-label")).encode())
+    assert marks <= mapsvg.MARKS_BUDGET * 1.1, marks
     assert svg.get("aria-label") and svg.get("viewBox") == "0 0 720 360"
     assert svg.get("width") == "100%"  # scales down to a phone's width, no JavaScript
     # Every project with a place is on the map: drawn alone or counted in a circle.

@@ -85,10 +85,11 @@ def _title(point: MapPoint) -> str:
     return f"{name} ({point.latitude}, {point.longitude})"
 
 
-def mark_bytes(mark: MapPoint | Cluster) -> int:
-    """About what one mark adds to the SVG (the fixed part measured on rendered marks)."""
+def mark_bytes(mark: MapPoint | Cluster, link_bytes: int = 40) -> int:
+    """About what one mark adds to the SVG (the fixed parts measured on rendered marks);
+    link_bytes: the length of a counted circle's link, which carries the view's filters."""
     if isinstance(mark, Cluster):
-        return 190
+        return 150 + link_bytes
     return 70 + len(_title(mark).encode()) + len(mark.href.encode())
 
 
@@ -106,7 +107,8 @@ def _grouped(points: list[MapPoint], size: float) -> list[MapPoint | Cluster]:
         key = (point.country, math.floor(point.latitude / size),
                math.floor(point.longitude / size))
         cells.setdefault(key, []).append(point)
-    # Per country: [x, y, radius, points] of the circles kept so far, biggest first.
+    # Per country: [x, y, radius, points] of the circles kept so far, biggest first (a circle
+    # keeps the place and size of its first cell while it grows: close enough to decide).
     kept: dict[str | None, list[list]] = {}
     for cell in sorted(cells.values(), key=len, reverse=True):
         x, y = project(sum(p.latitude for p in cell) / len(cell),
@@ -159,22 +161,24 @@ def _spread(clusters: list[Cluster]) -> None:
             cluster.moved = (round(x, 1), round(y, 1))
 
 
-def _fits(marks: list[MapPoint | Cluster]) -> bool:
-    return len(marks) <= MAX_MARKS and sum(map(mark_bytes, marks)) <= MARKS_BUDGET
+def _fits(marks: list[MapPoint | Cluster], link_bytes: int) -> bool:
+    return len(marks) <= MAX_MARKS and \
+        sum(mark_bytes(m, link_bytes) for m in marks) <= MARKS_BUDGET
 
 
-def marks(points: list[MapPoint]) -> list[MapPoint | Cluster]:
+def marks(points: list[MapPoint], link_bytes: int = 40) -> list[MapPoint | Cluster]:
     """The points as they are, or grouped by country and grid cell when they would not fit.
     Bigger circles come first, so the smaller ones drawn after stay visible and clickable."""
-    if _fits(points):
+    if _fits(points, link_bytes):
         return list(points)
     for size in CELL_SIZES:
         grouped = _grouped(points, size)
-        if _fits(grouped):
+        if _fits(grouped, link_bytes):
             break
     else:
         grouped = _grouped(points, 360)  # one circle per country
-    clusters = [m for m in grouped if isinstance(m, Cluster)]
+    clusters = sorted((m for m in grouped if isinstance(m, Cluster)),
+                      key=lambda c: len(c.points), reverse=True)
     _spread(clusters)
     return clusters + [m for m in grouped if not isinstance(m, Cluster)]
 
@@ -235,7 +239,8 @@ def render(points: list[MapPoint], label: str,
     counts = _element(svg, "g", fill="#fff", font_size="9", font_weight="bold",
                       font_family="sans-serif", text_anchor="middle", pointer_events="none",
                       aria_hidden="true")
-    for mark in marks(points):
+    link_bytes = len(cluster_href("XX").encode()) if cluster_href else 0
+    for mark in marks(points, link_bytes):
         if isinstance(mark, Cluster):
             x, y = mark.xy
             country = mark.country
