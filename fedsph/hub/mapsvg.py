@@ -31,6 +31,7 @@ MAX_MARKS = 200
 # (~18 KB) and the page around them this keeps /hub/map under 60 KB.
 MARKS_BUDGET = 22_000
 CELL_SIZES = (2, 5, 10, 15, 30, 60)  # degrees, tried in turn
+COARSE_CELLS = (15, 30, 60, 90)  # then these, whatever the countries
 MAX_RADIUS = 15  # pixels
 # Narrower than this (a phone), the page scrolls the map sideways rather than shrink its
 # counts past reading; pinch-zoom enlarges it crisply (a vector drawing, no JavaScript).
@@ -99,12 +100,14 @@ def radius(count: int) -> float:
     return round(min(6 + 1.5 * math.log2(count), MAX_RADIUS), 1)
 
 
-def _grouped(points: list[MapPoint], size: float) -> list[MapPoint | Cluster]:
+def _grouped(points: list[MapPoint], size: float,
+             by_country: bool = True) -> list[MapPoint | Cluster]:
     """One circle per country and grid cell (so it can link to that country's directory);
-    circles of one country that would overlap become one."""
+    circles of one country that would overlap become one. Without by_country, one circle per
+    cell, whatever the countries in it."""
     cells: dict[tuple, list[MapPoint]] = {}
     for point in points:
-        key = (point.country, math.floor(point.latitude / size),
+        key = (point.country if by_country else None, math.floor(point.latitude / size),
                math.floor(point.longitude / size))
         cells.setdefault(key, []).append(point)
     # Per country: [x, y, radius, points] of the circles kept so far, biggest first (a circle
@@ -113,7 +116,8 @@ def _grouped(points: list[MapPoint], size: float) -> list[MapPoint | Cluster]:
     for cell in sorted(cells.values(), key=len, reverse=True):
         x, y = project(sum(p.latitude for p in cell) / len(cell),
                        sum(p.longitude for p in cell) / len(cell))
-        r, same_country = radius(len(cell)), kept.setdefault(cell[0].country, [])
+        r = radius(len(cell))
+        same_country = kept.setdefault(cell[0].country if by_country else None, [])
         # A circle joins a bigger one it would touch; a lone point, one it lies under.
         reach = r if len(cell) > 1 else 0
         into = next((k for k in same_country if math.hypot(k[0] - x, k[1] - y) < k[2] + reach),
@@ -171,12 +175,13 @@ def marks(points: list[MapPoint], link_bytes: int = 40) -> list[MapPoint | Clust
     Bigger circles come first, so the smaller ones drawn after stay visible and clickable."""
     if _fits(points, link_bytes):
         return list(points)
-    for size in CELL_SIZES:
-        grouped = _grouped(points, size)
+    # Per country first (every circle links to its country); members in very many countries
+    # may still not fit, then per cell whatever the country (a circle of several has no link).
+    tries = [(size, True) for size in CELL_SIZES] + [(size, False) for size in COARSE_CELLS]
+    for size, by_country in tries:
+        grouped = _grouped(points, size, by_country)
         if _fits(grouped, link_bytes):
             break
-    else:
-        grouped = _grouped(points, 360)  # one circle per country
     clusters = sorted((m for m in grouped if isinstance(m, Cluster)),
                       key=lambda c: len(c.points), reverse=True)
     _spread(clusters)

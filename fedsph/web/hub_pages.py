@@ -165,7 +165,8 @@ async def map_page(request: web.Request) -> web.Response:
     view, lang = await load_view(request), visitor_lang(request)
     points, beside = map_points(view, lang)
     # Thousands of names would swamp the page: past BESIDE_NAMES, a count per country (linked
-    # to that country's directory) and the first names of those that name no country.
+    # to that country's directory, the BESIDE_NAMES biggest) and the first names of those that
+    # name no country; the rest as one count.
     by_country, more = [], 0
     if len(beside) > BESIDE_NAMES:
         href, counts = _country_view(view), Counter(c["country_code"] for c in beside)
@@ -173,7 +174,9 @@ async def map_page(request: web.Request) -> web.Response:
         by_country = [{"name": names[code], "href": href(code), "count": n}
                       for code, n in counts.most_common() if code]
         beside = [c for c in beside if not c["country_code"]]
-        beside, more = beside[:BESIDE_NAMES], max(0, len(beside) - BESIDE_NAMES)
+        more = sum(c["count"] for c in by_country[BESIDE_NAMES:]) \
+            + max(0, len(beside) - BESIDE_NAMES)
+        by_country, beside = by_country[:BESIDE_NAMES], beside[:BESIDE_NAMES]
     return _render(request, "hub_map.html", view, svg=_render_map(view, points, lang),
                    drawn=len(points), beside=beside, beside_countries=by_country,
                    beside_more=more)
