@@ -7,6 +7,7 @@ hub answers 404 on all of them.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -28,6 +29,7 @@ from fedsph.web.render import error_message, html_response
 
 DIRECTORY_PAGE_SIZE = 50
 FEED_PAGE_SIZE = 20
+BESIDE_NAMES = 40  # projects listed by name under the map before they are counted by country
 ATOM_ENTRIES = 50
 # URL filter -> vocabulary of its values (country and language are named by Babel instead).
 FILTER_VOCAB = {"region": "region", "stage": "stage", "approach": "approach",
@@ -131,38 +133,53 @@ def map_points(view: View, lang: str) -> tuple[list[mapsvg.MapPoint], list[dict]
     points, beside = [], []
     for actor in view.projects:
         point = directory.public_point(actor)
+        country = (actor.profile or {}).get("country") if isinstance(actor.profile, dict) \
+            else None
+        country = country if isinstance(country, str) else None
         if mapsvg.drawable(point):
-            country = (actor.profile or {}).get("country") if isinstance(actor.profile, dict) \
-                else None
             points.append(mapsvg.MapPoint(actor_texts(actor, lang)[0], page_href(actor),
-                                          point[0], point[1],
-                                          country if isinstance(country, str) else None))
+                                          point[0], point[1], country))
         else:
-            beside.append(card(actor, lang))
+            beside.append({**card(actor, lang), "country_code": country})
     return points, beside
+
+
+def _country_view(view: View, base: str = ""):
+    """The directory of one country, with the view's other filters."""
+    items = [(k, v) for k, v in view.filters.query_items() if k != "country"]
+    return lambda country: f"{base}/hub?" + urlencode([*items, ("country", country)])
 
 
 def _render_map(view: View, points: list[mapsvg.MapPoint], lang: str, base: str = "") -> str:
     """The SVG, in the visitor's language; a counted circle of one country links to the
     directory filtered by that country (with the view's other filters)."""
     translations = get_translations(lang)
-    items = [(k, v) for k, v in view.filters.query_items() if k != "country"]
-
-    def country_view(country: str) -> str:
-        return f"{base}/hub?" + urlencode([*items, ("country", country)])
-
     return mapsvg.render(
         points, translations.gettext("Map of member projects"),
         cluster_title=lambda n: translations.ngettext(
             "%(num)d project here", "%(num)d projects here", n) % {"num": n},
-        cluster_href=country_view)
+        cluster_href=_country_view(view, base))
 
 
 async def map_page(request: web.Request) -> web.Response:
     view, lang = await load_view(request), visitor_lang(request)
     points, beside = map_points(view, lang)
+    # Thousands of names would swamp the page: past BESIDE_NAMES, a count per country (linked
+    # to that country's directory, the BESIDE_NAMES biggest) and the first names of those that
+    # name no country; the rest as one count.
+    by_country, more = [], 0
+    if len(beside) > BESIDE_NAMES:
+        href, counts = _country_view(view), Counter(c["country_code"] for c in beside)
+        names = {c["country_code"]: c["country"] for c in beside}
+        by_country = [{"name": names[code], "href": href(code), "count": n}
+                      for code, n in counts.most_common() if code]
+        beside = [c for c in beside if not c["country_code"]]
+        more = sum(c["count"] for c in by_country[BESIDE_NAMES:]) \
+            + max(0, len(beside) - BESIDE_NAMES)
+        by_country, beside = by_country[:BESIDE_NAMES], beside[:BESIDE_NAMES]
     return _render(request, "hub_map.html", view, svg=_render_map(view, points, lang),
-                   drawn=len(points), beside=beside)
+                   drawn=len(points), beside=beside, beside_countries=by_country,
+                   beside_more=more)
 
 
 async def map_svg(request: web.Request) -> web.Response:
