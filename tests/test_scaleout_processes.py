@@ -100,7 +100,7 @@ async def test_an_edit_through_one_process_shows_on_the_other(tmp_path, pg_datab
     settings = load_settings(environ={}, base_url=first.base, data_dir=tmp_path / "a",
                              database_url=pg_database_url)
     async with open_node(settings) as node:
-        token, person = await member_token(node, "ana", "coop")
+        token, _person = await member_token(node, "ana", "coop")
     first.start()
     second.start()
     try:

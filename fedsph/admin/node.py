@@ -110,9 +110,9 @@ async def serve(settings: Settings, run_worker: bool, reuse_port: bool = False) 
         await runner.cleanup()
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
                            " (another program uses that port? set FEDSPH_PORT)") from None
+    which = f" [pid {os.getpid()}]" if reuse_port else ""
     print(f"fedsph serving {settings.base_url} on http://{settings.host}:{settings.port}"
-          f"{'' if run_worker else ' (no worker)'}{' [pid %d]' % os.getpid() if reuse_port else ''}",
-          flush=True)
+          f"{'' if run_worker else ' (no worker)'}{which}", flush=True)
     try:
         await _wait_for_signal()
     finally:
