@@ -80,6 +80,26 @@ def test_a_dead_child_stops_the_group_with_an_error(tmp_path):
         stop_process(group)
 
 
+def test_children_do_not_outlive_a_killed_parent(tmp_path):
+    node = NodeProcess(tmp_path / "n")
+    node.cli("migrate")
+    log = tmp_path / "group.log"
+    with open(log, "w") as out:
+        group = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2"],
+                                 env=node.env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 2, timeout=90,
+                 what="both children to listen")
+        children = _children(group.pid)
+        group.kill()
+        group.wait(timeout=10)
+        wait_for(lambda: not any(_alive(pid) for pid in children), timeout=20,
+                 what="the children to stop after their parent was killed")
+        assert node.get("/.well-known/nodeinfo")[0] == 0  # nobody answers on the port
+    finally:
+        stop_process(group)
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/status") as status:

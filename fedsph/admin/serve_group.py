@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import signal
 import sys
@@ -25,6 +26,7 @@ from fedsph.db import is_sqlite
 log = logging.getLogger("fedsph.serve")
 
 STOP_GRACE_SECONDS = 10
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 MAX_PROCESSES = 64
 
 
@@ -60,7 +62,8 @@ async def serve_processes(settings: Settings, processes: int, run_worker: bool) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    children = [await asyncio.create_subprocess_exec(*child_command(i, run_worker))
+    children = [await asyncio.create_subprocess_exec(*child_command(i, run_worker),
+                                                     preexec_fn=_end_with_parent)
                 for i in range(processes)]
     print(f"fedsph: started {processes} server processes (pids "
           f"{', '.join(str(c.pid) for c in children)}) on {settings.host}:{settings.port}"
@@ -69,7 +72,7 @@ async def serve_processes(settings: Settings, processes: int, run_worker: bool) 
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopping, *waits], return_when=asyncio.FIRST_COMPLETED)
     status = 0
-    if stopping not in done:
+    if not stop.is_set():  # a child exited by itself (not our signal, which all got on Ctrl-C)
         for task in done:
             child = waits[task]
             log.error("server process %s exited with status %s; stopping the others (not "
@@ -79,6 +82,14 @@ async def serve_processes(settings: Settings, processes: int, run_worker: bool) 
     stopping.cancel()
     await _stop_all(children)
     return status
+
+
+def _end_with_parent() -> None:
+    """In the child before exec (Linux): SIGTERM when the parent dies, even by SIGKILL, so no
+    server process is left answering on the port with nobody watching it."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def _stop_all(children: list[asyncio.subprocess.Process]) -> None:
