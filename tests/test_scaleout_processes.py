@@ -12,9 +12,12 @@ import time
 import urllib.request
 
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from fedsph.admin.node import open_node
 from fedsph.config import load_settings
+from fedsph.models import Hub
 from tests.processes import NodeProcess, stop_process, wait_for
 from tests.support.members import api, member_token
 
@@ -30,6 +33,14 @@ def _children(parent: int) -> set[int]:
     return {int(pid) for pid in found}
 
 
+def _start_group(node: NodeProcess, processes: int, log) -> subprocess.Popen:
+    """`fedsph serve --processes N`, its output (the children's too) in `log`."""
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes",
+                                 str(processes)], env=node.env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
 def _fresh_connection_get(url: str) -> int:
     with urllib.request.urlopen(url, timeout=10) as response:  # urllib: a new connection each time
         return response.status
@@ -39,9 +50,7 @@ def test_two_processes_answer_on_one_port_and_stop_on_sigterm(tmp_path):
     node = NodeProcess(tmp_path / "n")
     node.cli("migrate")
     log = tmp_path / "group.log"
-    with open(log, "w") as out:
-        group = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2"],
-                                 env=node.env, stdout=out, stderr=subprocess.STDOUT)
+    group = _start_group(node, 2, log)
     try:
         wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 2, timeout=90,
                  what="both children to listen")
@@ -64,9 +73,7 @@ def test_a_dead_child_stops_the_group_with_an_error(tmp_path):
     node = NodeProcess(tmp_path / "n")
     node.cli("migrate")
     log = tmp_path / "group.log"
-    with open(log, "w") as out:
-        group = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2"],
-                                 env=node.env, stdout=out, stderr=subprocess.STDOUT)
+    group = _start_group(node, 2, log)
     try:
         wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 2, timeout=90,
                  what="both children to listen")
@@ -84,9 +91,7 @@ def test_children_do_not_outlive_a_killed_parent(tmp_path):
     node = NodeProcess(tmp_path / "n")
     node.cli("migrate")
     log = tmp_path / "group.log"
-    with open(log, "w") as out:
-        group = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2"],
-                                 env=node.env, stdout=out, stderr=subprocess.STDOUT)
+    group = _start_group(node, 2, log)
     try:
         wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 2, timeout=90,
                  what="both children to listen")
@@ -106,6 +111,29 @@ def _alive(pid: int) -> bool:
             return "zombie" not in status.read()
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.postgres
+async def test_a_fresh_postgresql_hub_starts_with_several_processes(tmp_path, pg_database_url):
+    """The rows every child would race to create (instance actor, hub) are made once, first."""
+    node = NodeProcess(tmp_path / "n", FEDSPH_DATABASE_URL=pg_database_url, FEDSPH_HUB="1")
+    node.cli("migrate")
+    log = tmp_path / "group.log"
+    group = _start_group(node, 3, log)
+    try:
+        wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 3, timeout=120,
+                 what="three children to listen")
+        assert "SQLite" not in log.read_text()
+        engine = create_async_engine(pg_database_url)
+        try:
+            async with engine.connect() as conn:
+                assert await conn.scalar(select(func.count()).select_from(Hub)) == 1
+        finally:
+            await engine.dispose()
+        group.send_signal(signal.SIGTERM)
+        assert group.wait(timeout=30) == 0
+    finally:
+        stop_process(group)
 
 
 @pytest.mark.postgres

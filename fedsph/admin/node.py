@@ -237,10 +237,19 @@ def _serve(settings: Settings, args) -> int:
     if not 1 <= args.processes <= serve_group.MAX_PROCESSES:
         raise UserError(f"--processes takes 1 to {serve_group.MAX_PROCESSES}, not {args.processes}")
     if args.processes > 1:
-        asyncio.run(_check_migrated(settings))  # one clear message rather than one per child
+        asyncio.run(_prepare_group(settings))
         return asyncio.run(serve_group.serve_processes(settings, args.processes,
                                                        run_worker=not args.no_worker))
     return asyncio.run(serve(settings, run_worker=not args.no_worker, reuse_port=args.reuse_port))
+
+
+async def _prepare_group(settings: Settings) -> None:
+    """Before `serve --processes N` starts its children: one clear message if the schema is
+    old, and the rows each child would otherwise race to create on a fresh database (the
+    instance actor, in hub mode the hub), made once here."""
+    async with open_node(settings) as node:
+        if settings.hub:
+            await ensure_hub_exists(node.writers, node.urls, settings)
 
 
 def _backup(settings: Settings, args) -> int:
