@@ -164,7 +164,7 @@ async def test_an_edit_through_one_process_shows_on_the_other(tmp_path, pg_datab
         assert "Ana of the Coop" in second.html("/actors/ana")  # pages are never cached
         wait_for(lambda: "Ana of the Coop" in second.get("/actors/ana")[1], timeout=bound + 5,
                  interval=0.1, what="the other process's actor document")
-        assert time.monotonic() - edited <= bound + 1
+        assert time.monotonic() - edited <= bound + 3  # the bound, plus requests on a busy machine
     finally:
         first.stop()
         second.stop()
