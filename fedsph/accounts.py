@@ -7,6 +7,7 @@ only their SHA-256, so a leaked database backup cannot be used to log in or to j
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -34,8 +35,14 @@ INVITE_LIFETIME = timedelta(days=7)
 MIN_PASSWORD = 8
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so both cases take the same time.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so both cases take the same time. Made on
+    first use, not at import: argon2 takes 64 MB while it hashes, which set every process's peak."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
 
 
 def new_token() -> str:
@@ -70,7 +77,8 @@ async def authenticate(db: AsyncSession, username: str, password: str
     password was set. Only reads: call it outside a write transaction, since argon2 is slow.
     """
     user = await db.scalar(select(User).where(User.username == username.strip().lower()))
-    stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+    stored = (user.password_hash if user is not None and user.password_hash
+              else await asyncio.to_thread(_dummy_hash))
     try:
         # argon2 is slow on purpose (tens of ms): keep the event loop free meanwhile.
         await asyncio.to_thread(_hasher.verify, stored, password)

@@ -89,7 +89,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     app[SETTINGS] = settings
     app[URLS] = URLs(settings.base_url)
     app[TEMPLATES] = make_templates(settings.templates_dir)
-    app[DOCUMENTS] = make_document_cache()
+    app[DOCUMENTS] = make_document_cache(settings.document_cache_seconds)
     app[LIMITER] = FailureLimiter()  # failed logins per address and name (members.login)
     api_statuses.setup(app)  # the API's Idempotency-Key cache, so a retried post is not doubled
     security_headers.setup(app)  # CSP, nosniff, frame and referrer rules on every response

@@ -2,7 +2,7 @@
 
 Each feature module has `add_parsers(subparsers)` and a COMMANDS table of `handler(node, args)`
 keyed "command" or "command action"; the few commands that cannot run inside an opened node
-(migrate, serve, backup…) are fedsph.admin.node.WITHOUT_NODE. A UserError is printed on one
+(migrate, serve, backup, db copy…) are the features' WITHOUT_NODE tables. A UserError is printed on one
 line (exit 1); any other exception is a bug and keeps its traceback.
 
 Only `fedsph.__main__` and the console script import this module.
@@ -17,7 +17,7 @@ import os
 import sys
 
 from fedsph import __version__
-from fedsph.admin import node, powers, user_commands
+from fedsph.admin import dbcopy, node, powers, user_commands
 from fedsph.config import ConfigError, load_settings
 from fedsph.db import NotMigrated
 from fedsph.errors import UserError
@@ -28,8 +28,11 @@ from fedsph.projects import commands as project_commands
 
 # In the order `fedsph --help` lists them.
 FEATURES = (node, project_commands, user_commands, hub_commands, link_commands, event_commands,
-            powers)
+            powers, dbcopy)
 COMMANDS: dict = {key: handler for feature in FEATURES for key, handler in feature.COMMANDS.items()}
+# Commands that run before the node can be opened, or own the event loop (migrate, serve, db copy…).
+WITHOUT_NODE: dict = {key: handler for feature in FEATURES
+                      for key, handler in getattr(feature, "WITHOUT_NODE", {}).items()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +72,7 @@ def _main(argv: list[str] | None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     key = command_key(args)
     try:
-        without_node = node.WITHOUT_NODE.get(key)
+        without_node = WITHOUT_NODE.get(key)
         if without_node is not None:
             return without_node(settings, args) or 0
         return asyncio.run(node.run(settings, COMMANDS[key], args)) or 0

@@ -15,6 +15,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 TOKEN_LIFETIME_MAX_DAYS = 3650
+DOCUMENT_CACHE_MAX_SECONDS = 3600
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -49,6 +50,9 @@ class Settings:
     trusted_proxies: str = ""  # IPs/CIDRs whose X-Forwarded-For we believe (fedsph/web/client_address.py)
     access_log: bool = True  # one line per request from `fedsph serve` (fedsph/web/access_log.py)
     log_level: str = "INFO"
+    # How long a process may serve an actor document or WebFinger answer after another process
+    # changed it (fedsph/web/documents.py; ARCHITECTURE.md, "Caches and several processes").
+    document_cache_seconds: float = 30.0
 
     @property
     def domain(self) -> str:
@@ -89,6 +93,7 @@ ENV_NAMES = {
     "trusted_proxies": "FEDSPH_TRUSTED_PROXIES",
     "access_log": "FEDSPH_ACCESS_LOG",
     "log_level": "FEDSPH_LOG_LEVEL",
+    "document_cache_seconds": "FEDSPH_DOCUMENT_CACHE_SECONDS",
 }
 
 
@@ -160,6 +165,9 @@ def _validated(settings: Settings) -> Settings:
         proxy_networks(settings.trusted_proxies)
     except ValueError as exc:
         raise ConfigError(f"FEDSPH_TRUSTED_PROXIES: {exc}") from None
+    if not 0 <= settings.document_cache_seconds <= DOCUMENT_CACHE_MAX_SECONDS:
+        raise ConfigError(f"FEDSPH_DOCUMENT_CACHE_SECONDS must be 0-{DOCUMENT_CACHE_MAX_SECONDS} "
+                          f"(0: no cache), got {settings.document_cache_seconds}")
     level = settings.log_level.strip().upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -15,6 +17,9 @@ from sqlalchemy.ext.asyncio import (
 
 from fedsph.config import PROJECT_ROOT, Settings
 from fedsph.core.files import private_dir, protect_database
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 
@@ -68,16 +73,44 @@ def make_sessionmaker(engine: AsyncEngine, writer: bool = False) -> async_sessio
 
 
 def alembic_config(database_url: str) -> AlembicConfig:
+    # Imported here: Alembic (with Mako) costs some 12 MB resident, and `serve` never migrates.
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
+@functools.cache
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
+    """The newest migration, read from the scripts' `revision`/`down_revision` lines.
 
-    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    Hand-written instead of Alembic's ScriptDirectory, which would keep Alembic loaded in every
+    server process for this one check (see alembic_config). tests/test_scaleout_memory.py checks
+    both give the same answer."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+        values = _revision_lines(script)
+        revisions.add(values["revision"])
+        down = values.get("down_revision")
+        parents.update(down if isinstance(down, tuple) else (down,) if down else ())
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"migrations/versions has {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def _revision_lines(script: Path) -> dict:
+    values = {}
+    for node in ast.parse(script.read_text()).body:
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                    values[target.id] = ast.literal_eval(node.value)
+    return values
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -8,8 +8,6 @@ import asyncio
 import logging
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
@@ -114,8 +112,11 @@ class DeliverySender:
         """Add one to the host's failure count and pause it when that count calls for it."""
         # One upsert, not read-then-insert: several workers may fail on a new host at the same
         # moment, and on PostgreSQL all but one of them would then hit the primary key.
-        dialect = db.get_bind().dialect.name
-        insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        # Imported here so that only the engine's own dialect is loaded (the other is ~2 MB).
+        if db.get_bind().dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
         failures = await db.scalar(
             insert(HostState)
             .values(host=host, consecutive_failures=1, last_failure_at=now)

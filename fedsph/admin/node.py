@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import signal
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.admin import backup
+from fedsph.admin import backup, serve_group
 from fedsph.admin.user_commands import create_user
 from fedsph.app import connect_features, create_app
 from fedsph.config import Settings
@@ -87,23 +88,31 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
-async def serve(settings: Settings, run_worker: bool) -> int:
+async def _check_migrated(settings: Settings) -> None:
     engine = make_engine(settings)
     try:
         await ensure_migrated(engine)
     finally:
         await engine.dispose()
+
+
+async def serve(settings: Settings, run_worker: bool, reuse_port: bool = False) -> int:
+    """One server process; with reuse_port, one of `serve --processes N` (serve_group.py)."""
+    await _check_migrated(settings)
+    if reuse_port:  # one of several: say which process wrote each line
+        serve_group.tag_log_lines()
     runner = web.AppRunner(create_app(settings, run_worker=run_worker),
                            **access_log_options(settings))
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
     except OSError as exc:
         await runner.cleanup()
         raise UserError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
                            " (another program uses that port? set FEDSPH_PORT)") from None
+    which = f" [pid {os.getpid()}]" if reuse_port else ""
     print(f"fedsph serving {settings.base_url} on http://{settings.host}:{settings.port}"
-          f"{'' if run_worker else ' (no worker)'}", flush=True)
+          f"{'' if run_worker else ' (no worker)'}{which}", flush=True)
     try:
         await _wait_for_signal()
     finally:
@@ -225,7 +234,22 @@ def _migrate(settings: Settings, args) -> int:
 def _serve(settings: Settings, args) -> int:
     if args.command == "worker":
         return asyncio.run(worker(settings))
-    return asyncio.run(serve(settings, run_worker=not args.no_worker))
+    if not 1 <= args.processes <= serve_group.MAX_PROCESSES:
+        raise UserError(f"--processes takes 1 to {serve_group.MAX_PROCESSES}, not {args.processes}")
+    if args.processes > 1:
+        asyncio.run(_prepare_group(settings))
+        return asyncio.run(serve_group.serve_processes(settings, args.processes,
+                                                       run_worker=not args.no_worker))
+    return asyncio.run(serve(settings, run_worker=not args.no_worker, reuse_port=args.reuse_port))
+
+
+async def _prepare_group(settings: Settings) -> None:
+    """Before `serve --processes N` starts its children: one clear message if the schema is
+    old, and the rows each child would otherwise race to create on a fresh database (the
+    instance actor, in hub mode the hub), made once here."""
+    async with open_node(settings) as node:
+        if settings.hub:
+            await ensure_hub_exists(node.writers, node.urls, settings)
 
 
 def _backup(settings: Settings, args) -> int:
@@ -246,6 +270,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     sub.add_parser("migrate", help="create or upgrade the database schema")
     serve_cmd = sub.add_parser("serve", help="run the web server (with a worker unless --no-worker)")
     serve_cmd.add_argument("--no-worker", action="store_true", help="do not process queues here")
+    serve_cmd.add_argument("--processes", type=int, default=1, metavar="N",
+                           help="run N server processes on the one port (SO_REUSEPORT, Linux); the "
+                                "worker runs in the first unless --no-worker. Use PostgreSQL for N > 1")
+    serve_cmd.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)  # children
     sub.add_parser("worker", help="run only the queue worker (for a separate process)")
     sub.add_parser("bootstrap", help="first run: migrate, then create a project and an admin")
     queue_cmd = sub.add_parser("queue", help="counts of pending, failed and sent work, and the last errors")

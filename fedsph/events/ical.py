@@ -8,9 +8,8 @@ TZID (calendar apps know the IANA zones); an event without a known zone is given
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from icalendar import Calendar
-from icalendar import Event as VEvent
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +17,9 @@ from fedsph.events.fields import local_time
 from fedsph.models import Actor, Event, Object
 from fedsph.projects.notes import html_to_text
 from fedsph.projects.queries import shown_to_visitors
+
+if TYPE_CHECKING:
+    from icalendar import Event as VEvent
 
 CONTENT_TYPE = "text/calendar"
 PAST_DAYS_KEPT = 90  # how far back a feed goes: calendars keep what they saw before
@@ -33,6 +35,9 @@ def _location(obj: Object, event: Event) -> str | None:
 
 
 def vevent(obj: Object, event: Event, actor: Actor) -> VEvent:
+    # icalendar is imported where it is used: some 3 MB that an idle server need not hold.
+    from icalendar import Event as VEvent
+
     item = VEvent()
     item.add("uid", obj.uri)
     item.add("dtstamp", (obj.updated or obj.published).replace(tzinfo=UTC))
@@ -54,6 +59,8 @@ def vevent(obj: Object, event: Event, actor: Actor) -> VEvent:
 
 
 def build_calendar(name: str, rows: list[tuple[Object, Event, Actor]]) -> bytes:
+    from icalendar import Calendar  # see vevent
+
     calendar = Calendar()
     calendar.add("prodid", "-//fedsph//events//EN")
     calendar.add("version", "2.0")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import blurhash
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
+from PIL import Image, UnidentifiedImageError, features
 
 from fedsph.config import Settings
 from fedsph.core.files import private_dir
@@ -107,6 +107,9 @@ def _open(data: bytes, max_bytes: int) -> Image.Image:
 
 def _to_srgb(image: Image.Image) -> Image.Image:
     """Convert colours to sRGB so that dropping the embedded profile does not shift them."""
+    # Imported here: LittleCMS costs ~2 MB resident, needed only while an upload is processed.
+    from PIL import ImageCms
+
     profile = image.info.get("icc_profile")
     if not profile or image.mode not in ("RGB", "RGBA"):
         return image
@@ -120,6 +123,8 @@ def _to_srgb(image: Image.Image) -> Image.Image:
 
 def _normalised(image: Image.Image) -> Image.Image:
     """Upright (EXIF orientation applied), in RGB or RGBA, sRGB, with no metadata left."""
+    from PIL import ImageOps  # see _to_srgb
+
     try:
         image = ImageOps.exif_transpose(image)
     except (OSError, ValueError, SyntaxError):

@@ -9,6 +9,7 @@ earlier can leak either.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from datetime import date
@@ -53,8 +54,15 @@ SLUG_RE = re.compile(r"^[a-z0-9_]{1,64}$")
 DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # Babel's territories include groupings and private-use codes that are no country.
 _NOT_COUNTRIES = {"EU", "EZ", "QO", "UN", "XA", "XB", "ZZ"}
-COUNTRIES = frozenset(code for code in Locale("en").territories
-                      if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES)
+
+
+@functools.cache
+def countries() -> frozenset[str]:
+    """ISO 3166-1 alpha-2 codes. Built on first use, not at import: Babel's English locale data
+    costs some 4 MB resident, which an idle server need not carry."""
+    return frozenset(code for code in Locale("en").territories
+                     if len(code) == 2 and code.isalpha() and code not in _NOT_COUNTRIES)
+
 
 assert set(PRECISION) == set(vocab.VOCABULARIES["location_precision"])
 
@@ -166,7 +174,7 @@ def _date(what: str, raw: Any) -> str:
 
 def _country(raw: Any) -> str:
     code = raw.strip().upper() if isinstance(raw, str) else None
-    if code not in COUNTRIES:
+    if code not in countries():
         raise ProfileError(N_("country: %(value)r is not an ISO 3166-1 alpha-2 code such as UY, FR or PH"),
                            value=raw)
     return code

@@ -4,22 +4,28 @@ Every delivery we send makes its receiver fetch our actor (to check the signatur
 follow from Mastodon starts with a WebFinger lookup; both answers change rarely. Building them costs
 a database round trip, which on SQLite through aiosqlite is some 20 times the cost of sending the
 bytes (bench/discovery.py), so they are kept for a few seconds: the web forms drop an actor's entry
-when they change it; a change made by the CLI, in another process, shows once the entry expires.
+when they change it; a change made by the CLI or by another `fedsph serve` process shows once the
+entry expires, after FEDSPH_DOCUMENT_CACHE_SECONDS (30 by default) at most.
+
+Why a TTL and no invalidation signal between processes: peers themselves keep our actor for
+hours or days (Mastodon refetches it daily, or on an Update we send), so seconds of staleness in
+what a refetch returns change nothing they see, and an Update activity carries the new document
+anyway. The HTML pages, which people look at right after an edit, are never cached.
 """
 
 from __future__ import annotations
 
 from cachetools import TTLCache
 
-# Long enough to absorb the burst of fetches that follows a fan-out, short enough that an edit
-# made from the command line is visible to peers almost at once.
-DOCUMENT_TTL_SECONDS = 30
 MAX_DOCUMENTS = 4096
 
 
-def make_document_cache() -> TTLCache:
-    """Rendered bodies keyed by (kind, key), e.g. ("actor", "coop") or ("webfinger", resource)."""
-    return TTLCache(maxsize=MAX_DOCUMENTS, ttl=DOCUMENT_TTL_SECONDS)
+def make_document_cache(ttl_seconds: float) -> TTLCache:
+    """Rendered bodies keyed by (kind, key), e.g. ("actor", "coop") or ("webfinger", resource).
+
+    The TTL (FEDSPH_DOCUMENT_CACHE_SECONDS): long enough to absorb the burst of fetches that
+    follows a fan-out, short enough that an edit made elsewhere reaches peers almost at once."""
+    return TTLCache(maxsize=MAX_DOCUMENTS, ttl=ttl_seconds)
 
 
 def forget_actor(cache: TTLCache, username: str) -> None:
