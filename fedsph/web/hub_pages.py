@@ -8,20 +8,27 @@ hub answers 404 on all of them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-import orjson
 from aiohttp import web
 
 from fedsph.core.vocab import label
 from fedsph.errors import BadRequest, NotFound
-from fedsph.hub import directory, exports, mapsvg
+from fedsph.hub import directory, directory_query, exports, mapsvg
+from fedsph.hub.directory_index import ENTRY
+from fedsph.hub.membership import local_hub
 from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE
-from fedsph.web.hrefs import page_href
-from fedsph.web.keys import READERS, SETTINGS, URLS
-from fedsph.web.languages import actor_texts, country_name, language_name, visitor_lang
+from fedsph.web.hrefs import remote_href
+from fedsph.web.keys import FACET_CACHE, READERS, SETTINGS, URLS
+from fedsph.web.languages import (
+    actor_texts,
+    country_name,
+    language_name,
+    translated,
+    visitor_lang,
+)
 from fedsph.web.params import page_number
 from fedsph.web.post_views import post_views
 from fedsph.web.render import error_message, html_response
@@ -38,9 +45,11 @@ CACHE = {"Cache-Control": "public, max-age=300"}
 @dataclass
 class View:
     hub: Actor
-    members: list[Actor]
     filters: directory.Filters
-    projects: list[Actor]  # the members this view shows
+    query_view: directory_query.View  # the SQL of this view
+    total: int  # members listed (blocked ones left out)
+    facets: dict[str, list[tuple[str, int]]]  # per filter: values among all members, counts
+    shown: int | None = None  # projects this view shows, when a page needs the number
 
     @property
     def query(self) -> str:
@@ -48,16 +57,33 @@ class View:
         return "?" + urlencode(items) if items else ""
 
 
-async def load_view(request: web.Request) -> View:
+async def _member_facets(request: web.Request, db, hub_id: int) -> tuple[int, dict]:
+    """The members' number and facet counts, kept per process until the index's generation
+    moves (any process's change of a listed project, membership or block moves it)."""
+    generation = await directory_query.generation(db)
+    cache = request.app[FACET_CACHE]
+    held = cache.get(hub_id)
+    if held is None or held[0] != generation:
+        held = (generation, *await directory_query.member_facets(db, hub_id))
+        cache.clear()  # one hub per node: nothing else worth keeping
+        cache[hub_id] = held
+    return held[1], held[2]
+
+
+async def load_view(request: web.Request, db, count_shown: bool = True) -> View:
     try:
         filters = directory.parse_filters(request.query)
     except directory.FilterError as exc:
         raise BadRequest(error_message(request, exc)) from None
-    async with request.app[READERS]() as db:
-        hub, members = await directory.hub_and_members(db)
+    hub = await local_hub(db)
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
-    return View(hub, members, filters, directory.select_projects(members, filters))
+    query_view = directory_query.View(hub.id, filters, directory_query.is_sqlite(db))
+    total, facets = await _member_facets(request, db, hub.id)
+    view = View(hub, filters, query_view, total, facets)
+    if count_shown:
+        view.shown = await directory_query.count(db, query_view) if filters else total
+    return view
 
 
 def _page_number(request: web.Request) -> int:
@@ -75,7 +101,7 @@ def value_text(name: str, value: str, lang: str) -> str:
 def filter_options(view: View, lang: str) -> list[dict]:
     """The filter form: per filter, the values members have (with counts) plus those chosen."""
     form = []
-    for name, found in directory.facets(view.members).items():
+    for name, found in view.facets.items():
         chosen = view.filters.selected(name)
         counts = dict(found)
         values = sorted(set(counts) | set(chosen), key=lambda v: value_text(name, v, lang))
@@ -85,17 +111,25 @@ def filter_options(view: View, lang: str) -> list[dict]:
     return form
 
 
-def card(actor: Actor, lang: str) -> dict:
-    profile = actor.profile if isinstance(actor.profile, dict) else {}
-    name, name_lang, _summary, _summary_lang = actor_texts(actor, lang)
+def entry_href(entry) -> str:
+    """hrefs.page_href for an index row: a local project's own path, else this node's view."""
+    return urlsplit(entry.uri).path if entry.local else remote_href("actors", entry.uri)
+
+
+def entry_name(entry, lang: str) -> tuple[str, str | None]:
+    """The name in the visitor's language when translated (as languages.actor_texts)."""
+    name_map = entry.name_map if isinstance(entry.name_map, dict) else None
+    return translated(name_map, lang, entry.name, next(iter(name_map), None) if name_map else None)
+
+
+def card(entry, lang: str) -> dict:
+    name, name_lang = entry_name(entry, lang)
+    lists = entry.lists if isinstance(entry.lists, dict) else {}
     return {
-        "name": name, "name_lang": name_lang, "href": page_href(actor),
-        "country": country_name(profile["country"], lang) if isinstance(
-            profile.get("country"), str) else None,
-        "stage": label("stage", profile["stage"], lang) if isinstance(
-            profile.get("stage"), str) else None,
-        "approach": [label("approach", a, lang) for a in profile.get("approach") or []
-                     if isinstance(a, str)],
+        "name": name, "name_lang": name_lang, "href": entry_href(entry),
+        "country": country_name(entry.country, lang) if entry.country else None,
+        "stage": label("stage", entry.stage, lang) if entry.stage else None,
+        "approach": [label("approach", a, lang) for a in lists.get("approach") or []],
     }
 
 
@@ -103,42 +137,53 @@ def _render(request: web.Request, template: str, view: View, **context) -> web.R
     lang = visitor_lang(request)
     hub_name = actor_texts(view.hub, lang)[0]
     return html_response(request, template, hub_name=hub_name, query=view.query,
-                         filtered=bool(view.filters), total=len(view.members),
-                         shown=len(view.projects), q=view.filters.q,
+                         filtered=bool(view.filters), total=view.total,
+                         shown=view.shown, q=view.filters.q,
                          filter_form=filter_options(view, lang), **context)
 
 
 # -- pages --------------------------------------------------------------------------------------
 
 async def directory_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    page = _page_number(request)
-    start = (page - 1) * DIRECTORY_PAGE_SIZE
-    shown = view.projects[start:start + DIRECTORY_PAGE_SIZE]
+    lang, page = visitor_lang(request), _page_number(request)
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db)
+        rows = await directory_query.page(db, view.query_view, page, DIRECTORY_PAGE_SIZE)
     items = view.filters.query_items()
 
     def page_link(number: int) -> str:
         return "/hub?" + urlencode([*items, ("page", number)])
 
-    return _render(request, "hub.html", view, cards=[card(a, lang) for a in shown],
-                   next_page=page_link(page + 1) if start + DIRECTORY_PAGE_SIZE < len(
-                       view.projects) else None,
+    return _render(request, "hub.html", view,
+                   cards=[card(e, lang) for e in rows[:DIRECTORY_PAGE_SIZE]],
+                   next_page=page_link(page + 1) if len(rows) > DIRECTORY_PAGE_SIZE else None,
                    prev_page=page_link(page - 1) if page > 1 else None)
 
 
-def map_points(view: View, lang: str) -> tuple[list[mapsvg.MapPoint], list[dict]]:
+MAP_COLUMNS = ("name", "name_map", "uri", "local", "country", "latitude", "longitude",
+               "precision", "stage", "lists")
+
+
+async def map_entries(request: web.Request) -> tuple[View, list]:
+    """The view and its projects' index rows, only the columns the map needs."""
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db)
+        columns = [ENTRY.c[c] for c in MAP_COLUMNS]
+        rows = list(await db.execute(view.query_view.rows(*columns)))
+    return view, rows
+
+
+def map_points(entries: list, lang: str) -> tuple[list[mapsvg.MapPoint], list[dict]]:
     """Points to draw, and the projects listed beside the map (country precision, no place)."""
     points, beside = [], []
-    for actor in view.projects:
-        point = directory.public_point(actor)
+    for entry in entries:
+        point = None if entry.latitude is None else (entry.latitude, entry.longitude,
+                                                      entry.precision)
         if mapsvg.drawable(point):
-            country = (actor.profile or {}).get("country") if isinstance(actor.profile, dict) \
-                else None
-            points.append(mapsvg.MapPoint(actor_texts(actor, lang)[0], page_href(actor),
-                                          point[0], point[1],
-                                          country if isinstance(country, str) else None))
+            points.append(mapsvg.MapPoint(entry_name(entry, lang)[0], entry_href(entry),
+                                          point[0], point[1], entry.country))
         else:
-            beside.append(card(actor, lang))
+            beside.append(card(entry, lang))
     return points, beside
 
 
@@ -159,15 +204,17 @@ def _render_map(view: View, points: list[mapsvg.MapPoint], lang: str, base: str 
 
 
 async def map_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    points, beside = map_points(view, lang)
+    lang = visitor_lang(request)
+    view, entries = await map_entries(request)
+    points, beside = map_points(entries, lang)
     return _render(request, "hub_map.html", view, svg=_render_map(view, points, lang),
                    drawn=len(points), beside=beside)
 
 
 async def map_svg(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    points, _beside = map_points(view, lang)
+    lang = visitor_lang(request)
+    view, entries = await map_entries(request)
+    points, _beside = map_points(entries, lang)
     base = request.app[SETTINGS].base_url
     # A standalone file is read elsewhere: absolute links.
     for point in points:
@@ -177,8 +224,10 @@ async def map_svg(request: web.Request) -> web.Response:
 
 
 async def stats_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    counted = directory.stats(view.projects)
+    lang = visitor_lang(request)
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db)
+        counted = await directory_query.stats(db, view.query_view)
     return _render(
         request, "hub_stats.html", view, stats=counted,
         by_stage=[(label("stage", s, lang), n) for s, n in counted.by_stage],
@@ -187,11 +236,10 @@ async def stats_page(request: web.Request) -> web.Response:
 
 
 async def feed_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    page = _page_number(request)
+    lang, page = visitor_lang(request), _page_number(request)
     async with request.app[READERS]() as db:
-        rows = await directory.member_posts(db, [a.id for a in view.projects], page,
-                                              FEED_PAGE_SIZE)
+        view = await load_view(request, db)
+        rows = await directory.member_posts(db, view.query_view.ids(), page, FEED_PAGE_SIZE)
         posts = await post_views(db, rows[:FEED_PAGE_SIZE], lang, request.app[URLS])
     items = view.filters.query_items()
 
@@ -206,28 +254,50 @@ async def feed_page(request: web.Request) -> web.Response:
 # -- exports ------------------------------------------------------------------------------------
 
 async def feed_atom(request: web.Request) -> web.Response:
-    view = await load_view(request)
     async with request.app[READERS]() as db:
-        rows = await directory.member_posts(db, [a.id for a in view.projects], 1, ATOM_ENTRIES)
+        view = await load_view(request, db, count_shown=False)
+        rows = await directory.member_posts(db, view.query_view.ids(), 1, ATOM_ENTRIES)
     feed_url = request.app[SETTINGS].base_url + "/hub/feed.atom" + view.query
     body = exports.hub_atom(view.hub, [obj for obj, _ in rows[:ATOM_ENTRIES]], feed_url)
     return web.Response(body=body, headers={"Content-Type": ATOM_CONTENT_TYPE, **CACHE})
 
 
-async def directory_geojson(request: web.Request) -> web.Response:
-    view = await load_view(request)
-    return web.Response(body=orjson.dumps(exports.geojson(view.projects)),
-                        headers={"Content-Type": exports.GEOJSON_CONTENT_TYPE, **CACHE})
+async def _stream(request: web.Request, headers: dict, start: bytes, piece, end: bytes):
+    """Send an export as its rows are read: `piece(rows, first)` gives the bytes of a batch.
+    The view is checked (400, 404) before anything is sent."""
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db, count_shown=False)
+        response = web.StreamResponse(headers={**headers, **CACHE})
+        response.enable_compression()
+        await response.prepare(request)
+        await response.write(start)
+        first = True
+        async for rows in directory_query.stream_rows(db, view.query_view):
+            body, first = piece(rows, first)
+            if body:
+                await response.write(body)
+    await response.write(end)
+    await response.write_eof()
+    return response
 
 
-async def directory_csv(request: web.Request) -> web.Response:
-    view = await load_view(request)
-    return web.Response(body=exports.csv_text(view.projects).encode("utf-8"),
-                        headers={"Content-Type": exports.CSV_CONTENT_TYPE, **CACHE,
-                                 "Content-Disposition": 'attachment; filename="directory.csv"'})
+async def directory_geojson(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, {"Content-Type": exports.GEOJSON_CONTENT_TYPE},
+                         exports.GEOJSON_START, exports.geojson_chunk, exports.GEOJSON_END)
+
+
+async def directory_csv(request: web.Request) -> web.StreamResponse:
+    def piece(rows: list, first: bool) -> tuple[bytes, bool]:
+        return exports.csv_chunk(rows).encode("utf-8"), first
+
+    header = exports.csv_chunk([], header=True).encode("utf-8")
+    return await _stream(request, {"Content-Type": exports.CSV_CONTENT_TYPE,
+                                   "Content-Disposition": 'attachment; filename="directory.csv"'},
+                         header, piece, b"")
 
 
 def add_routes(app: web.Application) -> None:
+    app[FACET_CACHE] = {}
     app.router.add_get("/hub", directory_page)
     app.router.add_get("/hub/map", map_page)
     app.router.add_get("/hub/map.svg", map_svg)

@@ -21,6 +21,8 @@ REMOTE = web.AppKey("remote", Remote)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 WORKER = web.AppKey("worker", object)
 DOCUMENTS = web.AppKey("documents", TTLCache)
+# The hub directory's member count and facet counts, with the index generation they are of.
+FACET_CACHE = web.AppKey("hub_facet_cache", dict)
 
 # Per-request values set by middleware (fedsph/i18n.py, fedsph/web/auth_middleware.py); LANG is
 # defined in fedsph/i18n.py, the lower layer that sets it, and kept here with the others.
