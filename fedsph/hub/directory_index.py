@@ -16,6 +16,7 @@ filtering said.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import SimpleNamespace
 
 from sqlalchemy import delete, event, insert, inspect, select, update
 from sqlalchemy.engine import Connection
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from fedsph.federation.activitystreams import as_list
 from fedsph.federation.blocks import host_of
+from fedsph.hub import exports
 from fedsph.hub.directory import LIST_FILTERS, fold, public_point, searchable_text
 from fedsph.models import (
     Actor,
@@ -61,7 +63,7 @@ def entry_values(actor) -> dict:
     point = public_point(actor)
     completed, planned = _int(profile.get("homes_completed")), _int(profile.get("homes_planned"))
     name = actor.name or actor.username
-    return {
+    values = {
         "actor_id": actor.id, "sort_name": fold(name), "uri": actor.uri,
         "host": host_of(actor.uri) or "", "local": bool(actor.local), "name": name,
         "name_map": actor.name_map if isinstance(actor.name_map, dict) else None,
@@ -77,6 +79,8 @@ def entry_values(actor) -> dict:
         "precision": point[2] if point else None,
         "search_text": searchable_text(actor),
     }
+    entry = SimpleNamespace(**values)
+    return {**values, "feature": exports.feature_json(entry), "csv_row": exports.csv_chunk([entry])}
 
 
 def facet_values(actor) -> set[tuple[str, str]]:
@@ -197,8 +201,8 @@ def after_flush(session: Session, _context) -> None:
             ids.update(conn.execute(select(HubMembership.project_id).where(
                 HubMembership.hub_id.in_(hubs))).scalars())
         reindex(conn, ids)
-        if blocks:
-            bump(conn)  # blocked members are left out when the directory is read
+        if blocks or (ids and conn.execute(select(Hub.id).where(Hub.actor_id.in_(ids))).first()):
+            bump(conn)  # blocked members are left out when read; the hub's name heads its pages
 
 
 def on_bulk_statement(state) -> None:

@@ -169,9 +169,9 @@ async def stats(db: AsyncSession, view: View) -> Stats:
                  int(completed), int(planned))
 
 
-async def stream_rows(db: AsyncSession, view: View) -> AsyncIterator[list]:
-    """The view's rows in batches, read as they are sent (exports of any size in bounded
-    memory)."""
-    result = await db.stream(view.rows().execution_options(yield_per=STREAM_BATCH))
-    async for batch in result.partitions(STREAM_BATCH):
+async def stream_column(db: AsyncSession, view: View, name: str) -> AsyncIterator[list]:
+    """One column of the view's rows (an export's precomputed piece), in batches read as they
+    are sent: exports of any size in bounded memory."""
+    result = await db.stream(view.rows(ENTRY.c[name]).execution_options(yield_per=STREAM_BATCH))
+    async for batch in result.scalars().partitions(STREAM_BATCH):
         yield list(batch)

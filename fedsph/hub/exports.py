@@ -62,13 +62,19 @@ def geojson_feature(entry) -> dict | None:
     }
 
 
-def geojson_chunk(entries: list, first: bool) -> tuple[bytes, bool]:
-    """The features of some rows as a piece of the FeatureCollection's array (streamed
-    between GEOJSON_START and GEOJSON_END); returns whether the array is still empty."""
-    parts = [orjson.dumps(f) for f in map(geojson_feature, entries) if f is not None]
+def feature_json(entry) -> str | None:
+    """The Feature as JSON text, kept in the index row (None: not in the GeoJSON)."""
+    feature = geojson_feature(entry)
+    return orjson.dumps(feature).decode() if feature is not None else None
+
+
+def geojson_chunk(features: list[str | None], first: bool) -> tuple[bytes, bool]:
+    """Some rows' Features (feature_json) as a piece of the FeatureCollection's array
+    (streamed between GEOJSON_START and GEOJSON_END); returns whether it is still empty."""
+    parts = [f for f in features if f]
     if not parts:
         return b"", first
-    return (b"" if first else b",") + b",".join(parts), False
+    return ("" if first else ",").encode() + ",".join(parts).encode(), False
 
 
 # -- CSV (RFC 4180) ----------------------------------------------------------------------------------

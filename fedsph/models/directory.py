@@ -41,6 +41,10 @@ class DirectoryEntry(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     precision: Mapped[str | None] = mapped_column(String(32))
     search_text: Mapped[str] = mapped_column(Text)  # directory.searchable_text
+    # The project's GeoJSON Feature (None without coordinates) and CSV line, written with the
+    # row: an export of 10,000 projects is then a concatenation read from the database.
+    feature: Mapped[str | None] = mapped_column(Text)
+    csv_row: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_hub_directory_order", "hub_id", "sort_name", "uri"),
                       Index("ix_hub_directory_actor", "actor_id"))

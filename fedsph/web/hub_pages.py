@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
+from cachetools import LRUCache
 
 from fedsph.core.vocab import label
 from fedsph.errors import BadRequest, NotFound
@@ -21,7 +22,7 @@ from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE
 from fedsph.web.hrefs import remote_href
-from fedsph.web.keys import FACET_CACHE, READERS, SETTINGS, URLS
+from fedsph.web.keys import FACET_CACHE, HUB_PAGE_CACHE, READERS, SETTINGS, URLS, USER
 from fedsph.web.languages import (
     actor_texts,
     country_name,
@@ -40,6 +41,11 @@ ATOM_ENTRIES = 50
 FILTER_VOCAB = {"region": "region", "stage": "stage", "approach": "approach",
                 "tenure": "tenure", "theme": "themes"}
 CACHE = {"Cache-Control": "public, max-age=300"}
+# Rendered directory, map and counts pages kept per process, by the index's generation: a page
+# is the same for every visitor who is not logged in, and rendering 50 cards and the filter form
+# costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out).
+PAGE_CACHE_BYTES = 8 * 1024 * 1024
+KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Cache-Control")
 
 
 @dataclass
@@ -262,8 +268,10 @@ async def feed_atom(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": ATOM_CONTENT_TYPE, **CACHE})
 
 
-async def _stream(request: web.Request, headers: dict, start: bytes, piece, end: bytes):
-    """Send an export as its rows are read: `piece(rows, first)` gives the bytes of a batch.
+async def _stream(request: web.Request, headers: dict, column: str, start: bytes, piece,
+                  end: bytes):
+    """Send an export as its rows are read: `piece(values, first)` gives the bytes of a batch
+    of the index's precomputed `column`.
     The view is checked (400, 404) before anything is sent."""
     async with request.app[READERS]() as db:
         view = await load_view(request, db, count_shown=False)
@@ -272,7 +280,7 @@ async def _stream(request: web.Request, headers: dict, start: bytes, piece, end:
         await response.prepare(request)
         await response.write(start)
         first = True
-        async for rows in directory_query.stream_rows(db, view.query_view):
+        async for rows in directory_query.stream_column(db, view.query_view, column):
             body, first = piece(rows, first)
             if body:
                 await response.write(body)
@@ -282,26 +290,50 @@ async def _stream(request: web.Request, headers: dict, start: bytes, piece, end:
 
 
 async def directory_geojson(request: web.Request) -> web.StreamResponse:
-    return await _stream(request, {"Content-Type": exports.GEOJSON_CONTENT_TYPE},
+    return await _stream(request, {"Content-Type": exports.GEOJSON_CONTENT_TYPE}, "feature",
                          exports.GEOJSON_START, exports.geojson_chunk, exports.GEOJSON_END)
 
 
 async def directory_csv(request: web.Request) -> web.StreamResponse:
-    def piece(rows: list, first: bool) -> tuple[bytes, bool]:
-        return exports.csv_chunk(rows).encode("utf-8"), first
+    def piece(lines: list[str], first: bool) -> tuple[bytes, bool]:
+        return "".join(lines).encode("utf-8"), first
 
     header = exports.csv_chunk([], header=True).encode("utf-8")
     return await _stream(request, {"Content-Type": exports.CSV_CONTENT_TYPE,
                                    "Content-Disposition": 'attachment; filename="directory.csv"'},
-                         header, piece, b"")
+                         "csv_row", header, piece, b"")
+
+
+def cached(handler):
+    """The handler's answer from the page cache when the index has not moved since it was
+    rendered for this URL and language; only for visitors who are not logged in (a member's
+    page carries their name and a CSRF token)."""
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if request.get(USER) is not None:
+            return await handler(request)
+        async with request.app[READERS]() as db:
+            generation = await directory_query.generation(db)
+        key = (generation, request.path, request.query_string, visitor_lang(request))
+        cache = request.app[HUB_PAGE_CACHE]
+        held = cache.get(key)
+        if held is not None:
+            return web.Response(body=held[0], headers=held[1])
+        response = await handler(request)
+        if response.status == 200 and isinstance(response.body, bytes):
+            headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
+            cache[key] = (response.body, headers)
+        return response
+
+    return serve
 
 
 def add_routes(app: web.Application) -> None:
     app[FACET_CACHE] = {}
-    app.router.add_get("/hub", directory_page)
-    app.router.add_get("/hub/map", map_page)
-    app.router.add_get("/hub/map.svg", map_svg)
-    app.router.add_get("/hub/stats", stats_page)
+    app[HUB_PAGE_CACHE] = LRUCache(PAGE_CACHE_BYTES, getsizeof=lambda held: len(held[0]))
+    app.router.add_get("/hub", cached(directory_page))
+    app.router.add_get("/hub/map", cached(map_page))
+    app.router.add_get("/hub/map.svg", cached(map_svg))
+    app.router.add_get("/hub/stats", cached(stats_page))
     app.router.add_get("/hub/feed", feed_page)
     app.router.add_get("/hub/feed.atom", feed_atom)
     app.router.add_get("/hub/directory.geojson", directory_geojson)

@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("longitude", sa.Float),
         sa.Column("precision", sa.String(32)),
         sa.Column("search_text", sa.Text, nullable=False),
+        sa.Column("feature", sa.Text),
+        sa.Column("csv_row", sa.Text, nullable=False),
         sa.PrimaryKeyConstraint("hub_id", "actor_id", name="pk_hub_directory"))
     op.create_index("ix_hub_directory_order", "hub_directory", ["hub_id", "sort_name", "uri"])
     op.create_index("ix_hub_directory_actor", "hub_directory", ["actor_id"])
