@@ -18,6 +18,7 @@ import base64
 import json
 import random
 import statistics
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -73,7 +74,7 @@ def _profile(rng: random.Random, n: int) -> tuple[str, dict, str]:
 
 
 async def _seed(settings, members: int) -> None:
-    from sqlalchemy import insert, select
+    from sqlalchemy import func, insert, select
 
     from fedsph.app import connect_features
     from fedsph.core.urls import URLs
@@ -91,8 +92,9 @@ async def _seed(settings, members: int) -> None:
     try:
         async with make_sessionmaker(engine, writer=True)() as db, db.begin():
             hub = await ensure_hub(db, URLs(settings.base_url), settings.domain, name="Hub")
+            have = await db.scalar(select(func.count()).select_from(HubMembership))
             rows = []
-            for n in range(members):
+            for n in range(have, members):
                 name, profile, lang = _profile(rng, n)
                 domain = f"n{n % 400}.example"
                 uri = f"https://{domain}/actors/p{n}"
@@ -103,13 +105,25 @@ async def _seed(settings, members: int) -> None:
                              "hold_replies": False})
             for start_at in range(0, len(rows), 1000):  # Core inserts: no flush hook per row
                 await db.execute(insert(Actor), rows[start_at:start_at + 1000])
-            ids = (await db.scalars(select(Actor.id).where(Actor.local.is_(False)))).all()
+            ids = (await db.scalars(select(Actor.id).where(
+                Actor.local.is_(False), Actor.id.not_in(select(HubMembership.project_id))))).all()
             await db.execute(insert(HubMembership), [
                 {"hub_id": hub.id, "project_id": i, "state": "approved"} for i in ids])
             if directory_index is not None:
                 await (await db.connection()).run_sync(directory_index.rebuild)
     finally:
         await engine.dispose()
+
+
+def _setup(node: BenchNode) -> None:
+    """`migrate` and `project create`, once more after a failure (a loaded machine has made
+    the CLI fail now and then), saying why."""
+    try:
+        node.setup()
+    except subprocess.CalledProcessError as exc:
+        print(f"setup failed, once more: {exc.stderr.decode(errors='replace')[-2000:]}",
+              flush=True)
+        node.setup()
 
 
 def _timed(url: str) -> tuple[float, int, int]:
@@ -127,9 +141,12 @@ def _rss_mb(pid: int, field: str = "VmHWM") -> float:
 
 def run(config, workdir: Path, database_url: str = "") -> list[dict]:
     rows = []
-    for members in [int(s) for s in str(config.directory_members).split(",") if s]:
+    for index, members in enumerate(int(s) for s in str(config.directory_members).split(",") if s):
         node = BenchNode(workdir / f"hub{members}", config, database_url)
-        node.setup()
+        if database_url and index:  # one PostgreSQL database per benchmark: grow the hub
+            node.data_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            _setup(node)
         began = time.perf_counter()
         asyncio.run(_seed(node.settings(), members))
         seeded = time.perf_counter() - began
