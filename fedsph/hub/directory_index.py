@@ -164,6 +164,11 @@ def rebuild(conn: Connection) -> None:
                            .where(HubMembership.state == "approved")).scalars().all()
     reindex(conn, members)
     bump(conn)
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics after a bulk load: without them the planner takes the tables for
+        # empty and nests loops over thousands of rows (seconds instead of milliseconds).
+        conn.exec_driver_sql("ANALYZE hub_directory")
+        conn.exec_driver_sql("ANALYZE hub_directory_facets")
 
 
 # -- the hook --------------------------------------------------------------------------------------
