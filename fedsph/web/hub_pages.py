@@ -188,8 +188,8 @@ def map_points(entries: list, lang: str) -> tuple[list[mapsvg.MapPoint], list[di
         if mapsvg.drawable(point):
             points.append(mapsvg.MapPoint(entry_name(entry, lang)[0], entry_href(entry),
                                           point[0], point[1], entry.country))
-        else:
-            beside.append(card(entry, lang))
+        else:  # with its code, so the map page can count them by country
+            beside.append({**card(entry, lang), "country_code": entry.country})
     return points, beside
 
 
