@@ -31,6 +31,7 @@ class Config:
     sink_procs: int = 2          # processes serving the sink hosts
     concurrency: int = 32        # FEDSPH_DELIVERY_CONCURRENCY, used by fedsph and the baseline
     worker_batch: int = 64       # FEDSPH_WORKER_BATCH
+    directory_members: str = "1000,10000"  # hub sizes of the directory benchmark
     only: str = "all"            # all, or a comma-separated list of bench/__main__.py BENCHMARKS
     engines: str = "sqlite,postgresql"  # the databases every engine-aware benchmark runs on
     out: str = "bench/results/last.md"  # where the table is written as well as printed

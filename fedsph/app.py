@@ -24,6 +24,7 @@ from fedsph.events.received import store_event_details
 from fedsph.federation.actors import ACTOR_READERS, get_or_create_instance_actor, signer_for
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.federation.remote_objects import OBJECT_DETAILS
+from fedsph.hub import directory_index
 from fedsph.i18n import language_middleware
 from fedsph.projects.profile_wire import remote_profile_values
 from fedsph.web import (
@@ -80,6 +81,7 @@ def connect_features() -> None:
     if remote_profile_values not in ACTOR_READERS:
         ACTOR_READERS.append(remote_profile_values)
     OBJECT_DETAILS["Event"] = store_event_details
+    directory_index.connect()  # the hub directory's index follows every flush of actors
 
 
 def create_app(settings: Settings, run_worker: bool = True) -> web.Application:

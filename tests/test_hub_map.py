@@ -12,7 +12,7 @@ import pytest
 from babel import Locale
 from sqlalchemy import insert, select
 
-from fedsph.hub import mapsvg
+from fedsph.hub import directory_index, mapsvg
 from fedsph.models import Actor, Hub, HubMembership
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -69,6 +69,8 @@ async def hub_with_members(node, count: int, places=PLACES) -> None:
                ).all()
         await db.execute(insert(HubMembership), [
             {"hub_id": hub.id, "project_id": i, "state": "approved"} for i in ids])
+        # Bulk inserts pass by the ORM's flush, which keeps the directory index: build it here.
+        await (await db.connection()).run_sync(directory_index.rebuild)
 
 
 async def fetch(node, path: str) -> str:

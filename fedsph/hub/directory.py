@@ -1,10 +1,11 @@
 """The hub's directory: which member projects a view shows, and what visitors can search.
 
-A view is a Filters value read from the URL's query (so any view can be shared as a link); the
-matching, the search folding and the counts are pure functions over the projects' stored
-profiles, so the pages and every export (Atom, GeoJSON, CSV, the map) agree on what they show.
-Projects are filtered in Python: a hub has dozens to a few thousand members, and the profile
-fields are JSON, which SQLite and PostgreSQL query differently.
+A view is a Filters value read from the URL's query (so any view can be shared as a link). The
+matching, the search folding and the counts here are pure functions over the projects' stored
+profiles: they define what a view means. The pages and exports do not call them on every
+member: they query an index derived with these same functions (directory_index.py writes it,
+directory_query.py reads it in SQL), so a hub of 10,000 members is never loaded into Python;
+tests check that both agree.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.errors import N_, UserError
@@ -239,10 +240,11 @@ async def hub_and_members(db: AsyncSession) -> tuple[Actor | None, list[Actor]]:
     return hub, await member_projects(db, hub)
 
 
-async def member_posts(db: AsyncSession, actor_ids: list[int], page: int = 1,
+async def member_posts(db: AsyncSession, actor_ids: list[int] | Select, page: int = 1,
                          per_page: int = 20) -> list[tuple[Object, Actor]]:
-    """Public top-level posts of these projects, newest first; one extra to tell a next page."""
-    if not actor_ids:
+    """Public top-level posts of these projects (ids, or a select of them: one view of the
+    directory), newest first; one extra to tell a next page."""
+    if isinstance(actor_ids, list) and not actor_ids:
         return []
     rows = await db.execute(
         select(Object, Actor).join(Actor, Actor.id == Object.actor_id)

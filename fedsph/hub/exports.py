@@ -1,7 +1,8 @@
 """The directory as data: CSV for spreadsheets, GeoJSON for GIS tools, Atom for feed readers.
 
-Each export takes the projects one view selected (directory.select_projects), so a filtered
-page and its exports always agree. Values are vocabulary slugs, not labels: they are stable
+Each export takes the index rows of the projects one view selected (directory_query.View), so
+a filtered page and its exports always agree; GeoJSON and CSV are written in pieces, as the rows
+are read, so an export of any size is sent in bounded memory. Values are vocabulary slugs, not labels: they are stable
 across languages and what other fedsph nodes and tools understand.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 import csv
 import io
 
-from fedsph.federation.activitystreams import as_list
-from fedsph.hub.directory import public_point
+import orjson
+
 from fedsph.models import Actor, Object
 from fedsph.projects.feeds import build_atom
 
@@ -24,53 +25,56 @@ CSV_COLUMNS = ("name", "url", "country", "region", "stage", "approach", "tenure"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _profile(actor: Actor) -> dict:
-    return actor.profile if isinstance(actor.profile, dict) else {}
-
-
-def _list(value) -> list[str]:
-    return [v for v in as_list(value) if isinstance(v, str)]
-
-
-def _number(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def properties(actor: Actor) -> dict:
-    """What the exports say about a project (coordinates apart)."""
-    profile = _profile(actor)
+def properties(entry) -> dict:
+    """What the exports say about a project (coordinates apart), from its directory index row
+    (fedsph/hub/directory_index.entry_values)."""
+    lists = entry.lists if isinstance(entry.lists, dict) else {}
     return {
-        "name": actor.name or actor.username,
-        "url": actor.url or actor.uri,
-        "id": actor.uri,
-        "country": profile.get("country"),
-        "region": profile.get("region"),
-        "stage": profile.get("stage"),
-        "approach": _list(profile.get("approach")),
-        "tenure": _list(profile.get("tenure")),
-        "themes": _list(profile.get("themes")),
-        "languages": _list(profile.get("languages")),
-        "homes_completed": _number(profile.get("homes_completed")),
-        "homes_planned": _number(profile.get("homes_planned")),
+        "name": entry.name,
+        "url": entry.url,
+        "id": entry.uri,
+        "country": entry.country,
+        "region": entry.region,
+        "stage": entry.stage,
+        "approach": lists.get("approach") or [],
+        "tenure": lists.get("tenure") or [],
+        "themes": lists.get("themes") or [],
+        "languages": lists.get("languages") or [],
+        "homes_completed": entry.homes_completed_raw,
+        "homes_planned": entry.homes_planned_raw,
     }
 
 
 # -- GeoJSON (RFC 7946) ------------------------------------------------------------------------------
 
-def geojson(actors: list[Actor]) -> dict:
-    """A FeatureCollection of Points; projects that published no coordinates are left out."""
-    features = []
-    for actor in actors:
-        point = public_point(actor)
-        if point is None:
-            continue
-        lat, lon, precision = point
-        features.append({
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [lon, lat]},  # RFC 7946: lon, lat
-            "properties": {**properties(actor), "location_precision": precision},
-        })
-    return {"type": "FeatureCollection", "features": features}
+GEOJSON_START = b'{"type":"FeatureCollection","features":['
+GEOJSON_END = b"]}"
+
+
+def geojson_feature(entry) -> dict | None:
+    """A Point Feature; None for a project that published no coordinates (left out)."""
+    if entry.latitude is None or entry.longitude is None:
+        return None
+    return {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [entry.longitude, entry.latitude]},
+        "properties": {**properties(entry), "location_precision": entry.precision},
+    }
+
+
+def feature_json(entry) -> str | None:
+    """The Feature as JSON text, kept in the index row (None: not in the GeoJSON)."""
+    feature = geojson_feature(entry)
+    return orjson.dumps(feature).decode() if feature is not None else None
+
+
+def geojson_chunk(features: list[str | None], first: bool) -> tuple[bytes, bool]:
+    """Some rows' Features (feature_json) as a piece of the FeatureCollection's array
+    (streamed between GEOJSON_START and GEOJSON_END); returns whether it is still empty."""
+    parts = [f for f in features if f]
+    if not parts:
+        return b"", first
+    return ("" if first else ",").encode() + ",".join(parts).encode(), False
 
 
 # -- CSV (RFC 4180) ----------------------------------------------------------------------------------
@@ -88,16 +92,17 @@ def guard_cell(value) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_text(actors: list[Actor]) -> str:
-    """One row per project under a header row; lists joined with "; ", CRLF line ends."""
+def csv_chunk(entries: list, header: bool = False) -> str:
+    """Rows for some projects (after the header row when asked); lists joined with "; ",
+    CRLF line ends."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerow(CSV_COLUMNS)
-    for actor in actors:
-        row = properties(actor)
-        point = public_point(actor)
-        row.update(latitude=point[0] if point else None, longitude=point[1] if point else None,
-                   location_precision=point[2] if point else None)
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    for entry in entries:
+        row = properties(entry)
+        row.update(latitude=entry.latitude, longitude=entry.longitude,
+                   location_precision=entry.precision)
         writer.writerow([guard_cell("; ".join(row[c]) if isinstance(row[c], list) else row[c])
                          for c in CSV_COLUMNS])
     return out.getvalue()

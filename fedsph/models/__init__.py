@@ -8,6 +8,7 @@ from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, ObjectAudience, Reaction
+from fedsph.models.directory import DirectoryEntry, DirectoryFacet, DirectoryState
 from fedsph.models.media import Media
 from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, SolidarityLink
 from fedsph.models.queue import Delivery, HostState, InboxItem
@@ -19,6 +20,9 @@ __all__ = [
     "Base",
     "Block",
     "Delivery",
+    "DirectoryEntry",
+    "DirectoryFacet",
+    "DirectoryState",
     "Event",
     "EventParticipant",
     "Follow",

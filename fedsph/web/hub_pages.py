@@ -9,20 +9,28 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-import orjson
 from aiohttp import web
+from cachetools import LRUCache
 
 from fedsph.core.vocab import label
 from fedsph.errors import BadRequest, NotFound
-from fedsph.hub import directory, exports, mapsvg
+from fedsph.hub import directory, directory_query, exports, mapsvg
+from fedsph.hub.directory_index import ENTRY
+from fedsph.hub.membership import local_hub
 from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE
-from fedsph.web.hrefs import page_href
-from fedsph.web.keys import READERS, SETTINGS, URLS
-from fedsph.web.languages import actor_texts, country_name, language_name, visitor_lang
+from fedsph.web.hrefs import remote_href
+from fedsph.web.keys import FACET_CACHE, HUB_PAGE_CACHE, READERS, SETTINGS, URLS, USER
+from fedsph.web.languages import (
+    actor_texts,
+    country_name,
+    language_name,
+    translated,
+    visitor_lang,
+)
 from fedsph.web.params import page_number
 from fedsph.web.post_views import post_views
 from fedsph.web.render import error_message, html_response
@@ -35,14 +43,21 @@ ATOM_ENTRIES = 50
 FILTER_VOCAB = {"region": "region", "stage": "stage", "approach": "approach",
                 "tenure": "tenure", "theme": "themes"}
 CACHE = {"Cache-Control": "public, max-age=300"}
+# Rendered directory, map and counts pages kept per process, by the index's generation: a page
+# is the same for every visitor who is not logged in, and rendering 50 cards and the filter form
+# costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out).
+PAGE_CACHE_BYTES = 8 * 1024 * 1024
+KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Cache-Control")
 
 
 @dataclass
 class View:
     hub: Actor
-    members: list[Actor]
     filters: directory.Filters
-    projects: list[Actor]  # the members this view shows
+    query_view: directory_query.View  # the SQL of this view
+    total: int  # members listed (blocked ones left out)
+    facets: dict[str, list[tuple[str, int]]]  # per filter: values among all members, counts
+    shown: int | None = None  # projects this view shows, when a page needs the number
 
     @property
     def query(self) -> str:
@@ -50,16 +65,33 @@ class View:
         return "?" + urlencode(items) if items else ""
 
 
-async def load_view(request: web.Request) -> View:
+async def _member_facets(request: web.Request, db, hub_id: int) -> tuple[int, dict]:
+    """The members' number and facet counts, kept per process until the index's generation
+    moves (any process's change of a listed project, membership or block moves it)."""
+    generation = await directory_query.generation(db)
+    cache = request.app[FACET_CACHE]
+    held = cache.get(hub_id)
+    if held is None or held[0] != generation:
+        held = (generation, *await directory_query.member_facets(db, hub_id))
+        cache.clear()  # one hub per node: nothing else worth keeping
+        cache[hub_id] = held
+    return held[1], held[2]
+
+
+async def load_view(request: web.Request, db, count_shown: bool = True) -> View:
     try:
         filters = directory.parse_filters(request.query)
     except directory.FilterError as exc:
         raise BadRequest(error_message(request, exc)) from None
-    async with request.app[READERS]() as db:
-        hub, members = await directory.hub_and_members(db)
+    hub = await local_hub(db)
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
-    return View(hub, members, filters, directory.select_projects(members, filters))
+    query_view = directory_query.View(hub.id, filters, directory_query.is_sqlite(db))
+    total, facets = await _member_facets(request, db, hub.id)
+    view = View(hub, filters, query_view, total, facets)
+    if count_shown:
+        view.shown = await directory_query.count(db, query_view) if filters else total
+    return view
 
 
 def _page_number(request: web.Request) -> int:
@@ -77,7 +109,7 @@ def value_text(name: str, value: str, lang: str) -> str:
 def filter_options(view: View, lang: str) -> list[dict]:
     """The filter form: per filter, the values members have (with counts) plus those chosen."""
     form = []
-    for name, found in directory.facets(view.members).items():
+    for name, found in view.facets.items():
         chosen = view.filters.selected(name)
         counts = dict(found)
         values = sorted(set(counts) | set(chosen), key=lambda v: value_text(name, v, lang))
@@ -87,17 +119,25 @@ def filter_options(view: View, lang: str) -> list[dict]:
     return form
 
 
-def card(actor: Actor, lang: str) -> dict:
-    profile = actor.profile if isinstance(actor.profile, dict) else {}
-    name, name_lang, _summary, _summary_lang = actor_texts(actor, lang)
+def entry_href(entry) -> str:
+    """hrefs.page_href for an index row: a local project's own path, else this node's view."""
+    return urlsplit(entry.uri).path if entry.local else remote_href("actors", entry.uri)
+
+
+def entry_name(entry, lang: str) -> tuple[str, str | None]:
+    """The name in the visitor's language when translated (as languages.actor_texts)."""
+    name_map = entry.name_map if isinstance(entry.name_map, dict) else None
+    return translated(name_map, lang, entry.name, next(iter(name_map), None) if name_map else None)
+
+
+def card(entry, lang: str) -> dict:
+    name, name_lang = entry_name(entry, lang)
+    lists = entry.lists if isinstance(entry.lists, dict) else {}
     return {
-        "name": name, "name_lang": name_lang, "href": page_href(actor),
-        "country": country_name(profile["country"], lang) if isinstance(
-            profile.get("country"), str) else None,
-        "stage": label("stage", profile["stage"], lang) if isinstance(
-            profile.get("stage"), str) else None,
-        "approach": [label("approach", a, lang) for a in profile.get("approach") or []
-                     if isinstance(a, str)],
+        "name": name, "name_lang": name_lang, "href": entry_href(entry),
+        "country": country_name(entry.country, lang) if entry.country else None,
+        "stage": label("stage", entry.stage, lang) if entry.stage else None,
+        "approach": [label("approach", a, lang) for a in lists.get("approach") or []],
     }
 
 
@@ -105,42 +145,53 @@ def _render(request: web.Request, template: str, view: View, **context) -> web.R
     lang = visitor_lang(request)
     hub_name = actor_texts(view.hub, lang)[0]
     return html_response(request, template, hub_name=hub_name, query=view.query,
-                         filtered=bool(view.filters), total=len(view.members),
-                         shown=len(view.projects), q=view.filters.q,
+                         filtered=bool(view.filters), total=view.total,
+                         shown=view.shown, q=view.filters.q,
                          filter_form=filter_options(view, lang), **context)
 
 
 # -- pages --------------------------------------------------------------------------------------
 
 async def directory_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    page = _page_number(request)
-    start = (page - 1) * DIRECTORY_PAGE_SIZE
-    shown = view.projects[start:start + DIRECTORY_PAGE_SIZE]
+    lang, page = visitor_lang(request), _page_number(request)
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db)
+        rows = await directory_query.page(db, view.query_view, page, DIRECTORY_PAGE_SIZE)
     items = view.filters.query_items()
 
     def page_link(number: int) -> str:
         return "/hub?" + urlencode([*items, ("page", number)])
 
-    return _render(request, "hub.html", view, cards=[card(a, lang) for a in shown],
-                   next_page=page_link(page + 1) if start + DIRECTORY_PAGE_SIZE < len(
-                       view.projects) else None,
+    return _render(request, "hub.html", view,
+                   cards=[card(e, lang) for e in rows[:DIRECTORY_PAGE_SIZE]],
+                   next_page=page_link(page + 1) if len(rows) > DIRECTORY_PAGE_SIZE else None,
                    prev_page=page_link(page - 1) if page > 1 else None)
 
 
-def map_points(view: View, lang: str) -> tuple[list[mapsvg.MapPoint], list[dict]]:
+MAP_COLUMNS = ("name", "name_map", "uri", "local", "country", "latitude", "longitude",
+               "precision", "stage", "lists")
+
+
+async def map_entries(request: web.Request) -> tuple[View, list]:
+    """The view and its projects' index rows, only the columns the map needs."""
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db)
+        columns = [ENTRY.c[c] for c in MAP_COLUMNS]
+        rows = list(await db.execute(view.query_view.rows(*columns)))
+    return view, rows
+
+
+def map_points(entries: list, lang: str) -> tuple[list[mapsvg.MapPoint], list[dict]]:
     """Points to draw, and the projects listed beside the map (country precision, no place)."""
     points, beside = [], []
-    for actor in view.projects:
-        point = directory.public_point(actor)
-        country = (actor.profile or {}).get("country") if isinstance(actor.profile, dict) \
-            else None
-        country = country if isinstance(country, str) else None
+    for entry in entries:
+        point = None if entry.latitude is None else (entry.latitude, entry.longitude,
+                                                      entry.precision)
         if mapsvg.drawable(point):
-            points.append(mapsvg.MapPoint(actor_texts(actor, lang)[0], page_href(actor),
-                                          point[0], point[1], country))
-        else:
-            beside.append({**card(actor, lang), "country_code": country})
+            points.append(mapsvg.MapPoint(entry_name(entry, lang)[0], entry_href(entry),
+                                          point[0], point[1], entry.country))
+        else:  # with its code, so the map page can count them by country
+            beside.append({**card(entry, lang), "country_code": entry.country})
     return points, beside
 
 
@@ -162,8 +213,9 @@ def _render_map(view: View, points: list[mapsvg.MapPoint], lang: str, base: str 
 
 
 async def map_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    points, beside = map_points(view, lang)
+    lang = visitor_lang(request)
+    view, entries = await map_entries(request)
+    points, beside = map_points(entries, lang)
     # Thousands of names would swamp the page: past BESIDE_NAMES, a count per country (linked
     # to that country's directory, the BESIDE_NAMES biggest) and the first names of those that
     # name no country; the rest as one count.
@@ -183,8 +235,9 @@ async def map_page(request: web.Request) -> web.Response:
 
 
 async def map_svg(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    points, _beside = map_points(view, lang)
+    lang = visitor_lang(request)
+    view, entries = await map_entries(request)
+    points, _beside = map_points(entries, lang)
     base = request.app[SETTINGS].base_url
     # A standalone file is read elsewhere: absolute links.
     for point in points:
@@ -194,8 +247,10 @@ async def map_svg(request: web.Request) -> web.Response:
 
 
 async def stats_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    counted = directory.stats(view.projects)
+    lang = visitor_lang(request)
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db)
+        counted = await directory_query.stats(db, view.query_view)
     return _render(
         request, "hub_stats.html", view, stats=counted,
         by_stage=[(label("stage", s, lang), n) for s, n in counted.by_stage],
@@ -204,11 +259,10 @@ async def stats_page(request: web.Request) -> web.Response:
 
 
 async def feed_page(request: web.Request) -> web.Response:
-    view, lang = await load_view(request), visitor_lang(request)
-    page = _page_number(request)
+    lang, page = visitor_lang(request), _page_number(request)
     async with request.app[READERS]() as db:
-        rows = await directory.member_posts(db, [a.id for a in view.projects], page,
-                                              FEED_PAGE_SIZE)
+        view = await load_view(request, db)
+        rows = await directory.member_posts(db, view.query_view.ids(), page, FEED_PAGE_SIZE)
         posts = await post_views(db, rows[:FEED_PAGE_SIZE], lang, request.app[URLS])
     items = view.filters.query_items()
 
@@ -223,32 +277,80 @@ async def feed_page(request: web.Request) -> web.Response:
 # -- exports ------------------------------------------------------------------------------------
 
 async def feed_atom(request: web.Request) -> web.Response:
-    view = await load_view(request)
     async with request.app[READERS]() as db:
-        rows = await directory.member_posts(db, [a.id for a in view.projects], 1, ATOM_ENTRIES)
+        view = await load_view(request, db, count_shown=False)
+        rows = await directory.member_posts(db, view.query_view.ids(), 1, ATOM_ENTRIES)
     feed_url = request.app[SETTINGS].base_url + "/hub/feed.atom" + view.query
     body = exports.hub_atom(view.hub, [obj for obj, _ in rows[:ATOM_ENTRIES]], feed_url)
     return web.Response(body=body, headers={"Content-Type": ATOM_CONTENT_TYPE, **CACHE})
 
 
-async def directory_geojson(request: web.Request) -> web.Response:
-    view = await load_view(request)
-    return web.Response(body=orjson.dumps(exports.geojson(view.projects)),
-                        headers={"Content-Type": exports.GEOJSON_CONTENT_TYPE, **CACHE})
+async def _stream(request: web.Request, headers: dict, column: str, start: bytes, piece,
+                  end: bytes):
+    """Send an export as its rows are read: `piece(values, first)` gives the bytes of a batch
+    of the index's precomputed `column`.
+    The view is checked (400, 404) before anything is sent."""
+    async with request.app[READERS]() as db:
+        view = await load_view(request, db, count_shown=False)
+        response = web.StreamResponse(headers={**headers, **CACHE})
+        response.enable_compression()
+        await response.prepare(request)
+        await response.write(start)
+        first = True
+        async for rows in directory_query.stream_column(db, view.query_view, column):
+            body, first = piece(rows, first)
+            if body:
+                await response.write(body)
+    await response.write(end)
+    await response.write_eof()
+    return response
 
 
-async def directory_csv(request: web.Request) -> web.Response:
-    view = await load_view(request)
-    return web.Response(body=exports.csv_text(view.projects).encode("utf-8"),
-                        headers={"Content-Type": exports.CSV_CONTENT_TYPE, **CACHE,
-                                 "Content-Disposition": 'attachment; filename="directory.csv"'})
+async def directory_geojson(request: web.Request) -> web.StreamResponse:
+    return await _stream(request, {"Content-Type": exports.GEOJSON_CONTENT_TYPE}, "feature",
+                         exports.GEOJSON_START, exports.geojson_chunk, exports.GEOJSON_END)
+
+
+async def directory_csv(request: web.Request) -> web.StreamResponse:
+    def piece(lines: list[str], first: bool) -> tuple[bytes, bool]:
+        return "".join(lines).encode("utf-8"), first
+
+    header = exports.csv_chunk([], header=True).encode("utf-8")
+    return await _stream(request, {"Content-Type": exports.CSV_CONTENT_TYPE,
+                                   "Content-Disposition": 'attachment; filename="directory.csv"'},
+                         "csv_row", header, piece, b"")
+
+
+def cached(handler):
+    """The handler's answer from the page cache when the index has not moved since it was
+    rendered for this URL and language; only for visitors who are not logged in (a member's
+    page carries their name and a CSRF token)."""
+    async def serve(request: web.Request) -> web.StreamResponse:
+        if request.get(USER) is not None:
+            return await handler(request)
+        async with request.app[READERS]() as db:
+            generation = await directory_query.generation(db)
+        key = (generation, request.path, request.query_string, visitor_lang(request))
+        cache = request.app[HUB_PAGE_CACHE]
+        held = cache.get(key)
+        if held is not None:
+            return web.Response(body=held[0], headers=held[1])
+        response = await handler(request)
+        if response.status == 200 and isinstance(response.body, bytes):
+            headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
+            cache[key] = (response.body, headers)
+        return response
+
+    return serve
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/hub", directory_page)
-    app.router.add_get("/hub/map", map_page)
-    app.router.add_get("/hub/map.svg", map_svg)
-    app.router.add_get("/hub/stats", stats_page)
+    app[FACET_CACHE] = {}
+    app[HUB_PAGE_CACHE] = LRUCache(PAGE_CACHE_BYTES, getsizeof=lambda held: len(held[0]))
+    app.router.add_get("/hub", cached(directory_page))
+    app.router.add_get("/hub/map", cached(map_page))
+    app.router.add_get("/hub/map.svg", cached(map_svg))
+    app.router.add_get("/hub/stats", cached(stats_page))
     app.router.add_get("/hub/feed", feed_page)
     app.router.add_get("/hub/feed.atom", feed_atom)
     app.router.add_get("/hub/directory.geojson", directory_geojson)

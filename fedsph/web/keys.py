@@ -21,6 +21,10 @@ REMOTE = web.AppKey("remote", Remote)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 WORKER = web.AppKey("worker", object)
 DOCUMENTS = web.AppKey("documents", TTLCache)
+# The hub directory's member count and facet counts, with the index generation they are of.
+FACET_CACHE = web.AppKey("hub_facet_cache", dict)
+# Rendered hub pages for visitors who are not logged in, by index generation (web/hub_pages.py).
+HUB_PAGE_CACHE = web.AppKey("hub_page_cache", object)
 
 # Per-request values set by middleware (fedsph/i18n.py, fedsph/web/auth_middleware.py); LANG is
 # defined in fedsph/i18n.py, the lower layer that sets it, and kept here with the others.

@@ -1,0 +1,227 @@
+"""Keeps the directory's index (fedsph/models/directory.py) in step with actors and memberships.
+
+Whatever changes a listed project — a remote profile stored by federation, a local profile
+edit, a membership approved, left or removed, an actor deleted — goes through a session flush,
+so one `after_flush` listener re-derives the index rows of the actors it touched, in the same
+transaction (a reader never sees a profile without its index, nor the reverse). Federation does
+not import the hub: `connect(Session)` is called by fedsph.app.connect_features, like the
+other hooks. Bulk statements bypass the unit of work: `do_orm_execute` bumps the generation
+for those on actors, memberships and blocks, and rows of deleted actors go by ON DELETE CASCADE.
+
+The values are computed here with the same functions the pure directory uses
+(directory.searchable_text, directory.public_point), so the index says what the old in-Python
+filtering said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from types import SimpleNamespace
+
+from sqlalchemy import delete, event, insert, inspect, select, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from fedsph.federation.activitystreams import as_list
+from fedsph.federation.blocks import host_of
+from fedsph.hub import exports
+from fedsph.hub.directory import LIST_FILTERS, fold, public_point, searchable_text
+from fedsph.models import (
+    Actor,
+    Block,
+    DirectoryEntry,
+    DirectoryFacet,
+    DirectoryState,
+    Hub,
+    HubMembership,
+)
+
+ENTRY = DirectoryEntry.__table__
+FACET = DirectoryFacet.__table__
+STATE = DirectoryState.__table__
+ACTOR = Actor.__table__
+FTS_TABLE = "hub_directory_fts"
+# Changing any of these changes what the directory shows about an actor.
+ACTOR_FIELDS = ("name", "username", "summary", "name_map", "summary_map", "profile", "url",
+                "uri", "local")
+LIST_FIELDS = ("approach", "tenure", "themes", "languages")
+WATCHED_TABLES = {"actors", "hub_memberships", "blocks"}
+CHUNK = 500
+
+
+def _strings(value) -> list[str]:
+    return [v for v in as_list(value) if isinstance(v, str)]
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def entry_values(actor) -> dict:
+    """The index row of one actor (an Actor or a row with the same attributes), hub apart."""
+    profile = actor.profile if isinstance(actor.profile, dict) else {}
+    point = public_point(actor)
+    completed, planned = _int(profile.get("homes_completed")), _int(profile.get("homes_planned"))
+    name = actor.name or actor.username
+    values = {
+        "actor_id": actor.id, "sort_name": fold(name), "uri": actor.uri,
+        "host": host_of(actor.uri) or "", "local": bool(actor.local), "name": name,
+        "name_map": actor.name_map if isinstance(actor.name_map, dict) else None,
+        "url": actor.url or actor.uri,
+        "country": profile["country"] if isinstance(profile.get("country"), str) else None,
+        "region": profile.get("region") if isinstance(profile.get("region"), str) else None,
+        "stage": profile["stage"] if isinstance(profile.get("stage"), str) else None,
+        "lists": {key: _strings(profile.get(key)) for key in LIST_FIELDS},
+        "homes_completed": completed if completed and completed > 0 else 0,
+        "homes_planned": planned if planned and planned > 0 else 0,
+        "homes_completed_raw": completed, "homes_planned_raw": planned,
+        "latitude": point[0] if point else None, "longitude": point[1] if point else None,
+        "precision": point[2] if point else None,
+        "search_text": searchable_text(actor),
+    }
+    entry = SimpleNamespace(**values)
+    return {**values, "feature": exports.feature_json(entry), "csv_row": exports.csv_chunk([entry])}
+
+
+def facet_values(actor) -> set[tuple[str, str]]:
+    """(facet, value) pairs: what the filters match and the filter form counts."""
+    profile = actor.profile if isinstance(actor.profile, dict) else {}
+    pairs = set()
+    for name, key in LIST_FILTERS.items():
+        for value in _strings(profile.get(key)):
+            if name == "language":
+                pairs.add(("language", value.split("-")[0].lower()[:255]))
+                pairs.add(("language_tag", value.lower()[:255]))
+            else:
+                pairs.add((name, value[:255]))
+    return pairs
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+def _is_sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def bump(conn: Connection) -> None:
+    conn.execute(update(STATE).where(STATE.c.id == 1)
+                 .values(generation=STATE.c.generation + 1))
+
+
+def reindex(conn: Connection, actor_ids: Iterable[int]) -> None:
+    """Re-derive the index rows of these actors: rows for each local hub they are an approved
+    member of, none otherwise."""
+    ids = sorted(set(actor_ids))
+    changed = False
+    for start in range(0, len(ids), CHUNK):
+        changed = _reindex_chunk(conn, ids[start:start + CHUNK]) or changed
+    if changed:  # most flushes touch actors no hub lists: no write to the shared counter
+        bump(conn)
+
+
+def _reindex_chunk(conn: Connection, ids: list[int]) -> bool:
+    """True when the chunk had or now has index rows."""
+    conn.execute(delete(FACET).where(FACET.c.actor_id.in_(ids)))
+    had = conn.execute(delete(ENTRY).where(ENTRY.c.actor_id.in_(ids))).rowcount > 0
+    if _is_sqlite(conn):
+        conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({','.join(map(str, ids))})")
+    memberships = conn.execute(
+        select(HubMembership.project_id, HubMembership.hub_id)
+        .join(Hub, Hub.actor_id == HubMembership.hub_id)
+        .where(HubMembership.project_id.in_(ids), HubMembership.state == "approved")).all()
+    hubs_of: dict[int, list[int]] = {}
+    for project_id, hub_id in memberships:
+        hubs_of.setdefault(project_id, []).append(hub_id)
+    if not hubs_of:
+        return had
+    actors = conn.execute(select(*(ACTOR.c[c] for c in ("id", *ACTOR_FIELDS)))
+                          .where(ACTOR.c.id.in_(list(hubs_of)))).all()
+    entries, facets, texts = [], [], []
+    for actor in actors:
+        values, pairs = entry_values(actor), facet_values(actor)
+        texts.append({"rowid": actor.id, "text": values["search_text"]})
+        for hub_id in hubs_of[actor.id]:
+            entries.append({**values, "hub_id": hub_id})
+            facets.extend({"hub_id": hub_id, "actor_id": actor.id, "facet": f, "value": v}
+                          for f, v in pairs)
+    conn.execute(insert(ENTRY), entries)
+    if facets:
+        conn.execute(insert(FACET), facets)
+    if _is_sqlite(conn) and texts:
+        conn.exec_driver_sql(f"INSERT INTO {FTS_TABLE}(rowid, text) VALUES (?, ?)",
+                             [(t["rowid"], t["text"]) for t in texts])
+    return True
+
+
+def rebuild(conn: Connection) -> None:
+    """The whole index from scratch: every approved member of every local hub."""
+    conn.execute(delete(FACET))
+    conn.execute(delete(ENTRY))
+    if _is_sqlite(conn):
+        conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE}")
+    members = conn.execute(select(HubMembership.project_id).distinct()
+                           .join(Hub, Hub.actor_id == HubMembership.hub_id)
+                           .where(HubMembership.state == "approved")).scalars().all()
+    reindex(conn, members)
+    bump(conn)
+    if conn.dialect.name == "postgresql":
+        # Fresh statistics after a bulk load: without them the planner takes the tables for
+        # empty and nests loops over thousands of rows (seconds instead of milliseconds).
+        conn.exec_driver_sql("ANALYZE hub_directory")
+        conn.exec_driver_sql("ANALYZE hub_directory_facets")
+
+
+# -- the hook --------------------------------------------------------------------------------------
+
+def _changed(obj) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in ACTOR_FIELDS)
+
+
+def touched_actors(session: Session) -> tuple[set[int], set[int], bool]:
+    """Actor ids whose index rows may have changed in this flush, hub actors that became (or
+    stopped being) this node's hub, and whether blocks changed."""
+    ids: set[int] = set()
+    hubs: set[int] = set()
+    blocks = False
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Hub):
+            hubs.add(obj.actor_id)
+        elif isinstance(obj, Actor):
+            if obj in session.new or obj in session.deleted or _changed(obj):
+                ids.add(obj.id)
+        elif isinstance(obj, HubMembership):
+            ids.add(obj.project_id)
+        elif isinstance(obj, Block):
+            blocks = True
+    ids.discard(None)
+    return ids, hubs, blocks
+
+
+def after_flush(session: Session, _context) -> None:
+    ids, hubs, blocks = touched_actors(session)
+    if ids or hubs or blocks:
+        conn = session.connection()
+        if hubs:  # its members, approved before it was a hub here, are listed now (or not)
+            ids.update(conn.execute(select(HubMembership.project_id).where(
+                HubMembership.hub_id.in_(hubs))).scalars())
+        reindex(conn, ids)
+        if blocks or (ids and conn.execute(select(Hub.id).where(Hub.actor_id.in_(ids))).first()):
+            bump(conn)  # blocked members are left out when read; the hub's name heads its pages
+
+
+def on_bulk_statement(state) -> None:
+    """An UPDATE or DELETE statement on actors, memberships or blocks, run without the unit of
+    work (an actor deleting its account, an unblock): the cached views may be stale."""
+    if not (state.is_update or state.is_delete):
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) in WATCHED_TABLES:
+        bump(state.session.connection())
+
+
+def connect(session_class: type[Session] = Session) -> None:
+    """Install the listeners (again is harmless)."""
+    for name, listener in (("after_flush", after_flush), ("do_orm_execute", on_bulk_statement)):
+        if not event.contains(session_class, name, listener):
+            event.listen(session_class, name, listener)

@@ -1,0 +1,177 @@
+"""The directory's views as SQL over its index (fedsph/models/directory.py).
+
+A view (directory.Filters) becomes conditions on `hub_directory`; filters, search, counts and
+pages all run in the database, so no request loads every member. The semantics are those of
+directory.matches, kept by construction:
+
+- a list filter matches when any of its values is among the project's (languages: the tag or a
+  more specific one, "es" matches "es-UY");
+- every search word must be a substring of the project's folded text (directory.fold, applied
+  in Python when the index is written and to the query). On SQLite, words of three characters
+  or more go through the FTS5 trigram table, shorter ones through instr(); on PostgreSQL every
+  word is a LIKE '%word%' that the pg_trgm GIN index serves. Words are bound parameters or
+  quoted FTS strings: FTS syntax (NEAR, *, ^, quotes, parentheses) is searched literally.
+
+Projects of blocked accounts or domains are left out when read, so a block or unblock needs no
+rewrite of the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sqlalchemy import Integer, Select, column, exists, func, literal, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.hub.directory import LIST_FILTERS, Filters, Stats, search_words
+from fedsph.hub.directory_index import ENTRY, FACET, FTS_TABLE, STATE
+from fedsph.models import Block
+
+SHORT_WORD = 3  # trigrams: shorter words cannot use the FTS index
+STREAM_BATCH = 500
+
+
+def _fts_phrase(word: str) -> str:
+    """An FTS5 string literal: the word as text, whatever FTS syntax it contains."""
+    return '"' + word.replace('"', '""') + '"'
+
+
+def _like_pattern(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def not_blocked():
+    return ~exists(select(Block.id).where(or_(
+        Block.actor_uri == ENTRY.c.uri, Block.domain == ENTRY.c.host,
+        ENTRY.c.host.like(literal("%.") + Block.domain))))
+
+
+def _search_conditions(words: list[str], sqlite: bool) -> list:
+    if not words:
+        return []
+    if not sqlite:
+        return [ENTRY.c.search_text.like(_like_pattern(w), escape="\\") for w in words]
+    conditions = [func.instr(ENTRY.c.search_text, w) > 0 for w in words if len(w) < SHORT_WORD]
+    long_words = [w for w in words if len(w) >= SHORT_WORD]
+    if long_words:
+        expression = " AND ".join(_fts_phrase(w) for w in long_words)
+        conditions.append(ENTRY.c.actor_id.in_(
+            text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :fts")
+            .bindparams(fts=expression).columns(column("rowid", Integer))))
+    return conditions
+
+
+def _facet_members(hub_id: int, facet: str, condition) -> Select:
+    return select(FACET.c.actor_id).where(FACET.c.hub_id == hub_id, FACET.c.facet == facet,
+                                          condition)
+
+
+def _filter_conditions(hub_id: int, filters: Filters) -> list:
+    conditions = []
+    for name, wanted in filters.values.items():
+        if not wanted or name not in LIST_FILTERS:
+            continue
+        if name == "language":
+            match = or_(FACET.c.value.in_(wanted),
+                        *(FACET.c.value.like(_like_pattern(w)[1:-1] + "-%", escape="\\")
+                          for w in wanted))
+            conditions.append(ENTRY.c.actor_id.in_(_facet_members(hub_id, "language_tag", match)))
+        else:
+            conditions.append(ENTRY.c.actor_id.in_(
+                _facet_members(hub_id, name, FACET.c.value.in_(wanted))))
+    return conditions
+
+
+def view_conditions(hub_id: int, filters: Filters, sqlite: bool) -> list:
+    return [ENTRY.c.hub_id == hub_id, not_blocked(), *_filter_conditions(hub_id, filters),
+            *_search_conditions(search_words(filters.q), sqlite)]
+
+
+@dataclass(frozen=True)
+class View:
+    """One view of one hub's directory, ready to query."""
+
+    hub_id: int
+    filters: Filters
+    sqlite: bool
+
+    @property
+    def where(self) -> list:
+        return view_conditions(self.hub_id, self.filters, self.sqlite)
+
+    def ids(self) -> Select:
+        return select(ENTRY.c.actor_id).where(*self.where)
+
+    def rows(self, *columns) -> Select:
+        return (select(*(columns or ENTRY.c)).where(*self.where)
+                .order_by(ENTRY.c.sort_name, ENTRY.c.uri))
+
+
+def is_sqlite(db: AsyncSession) -> bool:
+    return db.get_bind().dialect.name == "sqlite"
+
+
+async def generation(db: AsyncSession) -> int:
+    return await db.scalar(select(STATE.c.generation).where(STATE.c.id == 1)) or 0
+
+
+async def count(db: AsyncSession, view: View) -> int:
+    return await db.scalar(select(func.count()).select_from(ENTRY).where(*view.where)) or 0
+
+
+async def page(db: AsyncSession, view: View, number: int, size: int) -> list:
+    """One page of the view's projects by name; one extra row tells whether there is a next."""
+    result = await db.execute(view.rows().offset((number - 1) * size).limit(size + 1))
+    return list(result)
+
+
+async def member_facets(db: AsyncSession, hub_id: int) -> tuple[int, dict[str, list]]:
+    """All members (not one view: the filter form shows what the hub has): their number and,
+    per filter, each value with the number of projects that have it."""
+    total = await db.scalar(select(func.count()).select_from(ENTRY).where(
+        ENTRY.c.hub_id == hub_id, not_blocked())) or 0
+    listed = select(ENTRY.c.actor_id).where(ENTRY.c.hub_id == hub_id, not_blocked())
+    rows = await db.execute(
+        select(FACET.c.facet, FACET.c.value, func.count())
+        .where(FACET.c.hub_id == hub_id, FACET.c.facet != "language_tag",
+               FACET.c.actor_id.in_(listed))
+        .group_by(FACET.c.facet, FACET.c.value).order_by(FACET.c.facet, FACET.c.value))
+    found: dict[str, list] = {name: [] for name in LIST_FILTERS}
+    for facet, value, n in rows:
+        if facet in found:
+            found[facet].append((value, n))
+    return total, found
+
+
+def _ranked(rows) -> list[tuple[str, int]]:
+    return sorted(((value, n) for value, n in rows if value is not None),
+                  key=lambda item: (-item[1], item[0]))
+
+
+async def stats(db: AsyncSession, view: View) -> Stats:
+    """directory.stats over the view, counted by the database."""
+    where = view.where
+    projects, completed, planned = (await db.execute(
+        select(func.count(), func.coalesce(func.sum(ENTRY.c.homes_completed), 0),
+               func.coalesce(func.sum(ENTRY.c.homes_planned), 0))
+        .select_from(ENTRY).where(*where))).one()
+    by_stage = await db.execute(select(ENTRY.c.stage, func.count()).where(*where)
+                                .group_by(ENTRY.c.stage))
+    by_country = await db.execute(select(ENTRY.c.country, func.count()).where(*where)
+                                  .group_by(ENTRY.c.country))
+    by_approach = await db.execute(
+        select(FACET.c.value, func.count())
+        .where(FACET.c.hub_id == view.hub_id, FACET.c.facet == "approach",
+               FACET.c.actor_id.in_(view.ids()))
+        .group_by(FACET.c.value))
+    return Stats(projects, _ranked(by_stage), _ranked(by_approach), _ranked(by_country),
+                 int(completed), int(planned))
+
+
+async def stream_column(db: AsyncSession, view: View, name: str) -> AsyncIterator[list]:
+    """One column of the view's rows (an export's precomputed piece), in batches read as they
+    are sent: exports of any size in bounded memory."""
+    result = await db.stream(view.rows(ENTRY.c[name]).execution_options(yield_per=STREAM_BATCH))
+    async for batch in result.scalars().partitions(STREAM_BATCH):
+        yield list(batch)
