@@ -1,5 +1,5 @@
-"""The worker: processes received activities and sends deliveries, one batch at a time
-(the sending is fedsph/worker_delivery.py).
+"""The worker: processes received activities, many at once but those of one sender in order,
+and sends deliveries (the sending is fedsph/worker_delivery.py).
 
 `run_once()` does one round and is what tests call; `run_forever()` loops for processes.
 """
@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
@@ -26,7 +26,7 @@ from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
 from fedsph.federation.blocks import fetchable
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
-from fedsph.federation.queue import claim, prune_finished
+from fedsph.federation.queue import claim_inbox_items, prune_finished
 from fedsph.federation.remote import Remote
 from fedsph.federation.remote_objects import (
     UnboundObject,
@@ -46,6 +46,8 @@ log = logging.getLogger("fedsph.worker")
 INBOX_MAX_ATTEMPTS = 6
 # Activities whose object may arrive as a bare id and must then be fetched from its server.
 DEREFERENCED_OBJECTS = {"Create", "Update"}
+# Times an item is done again at once when its write conflicted with another item's (below).
+CONFLICT_RETRIES = 3
 # Unused uploads are pruned when the worker is idle, at most this often (seconds).
 PRUNE_EVERY = 3600
 
@@ -56,14 +58,26 @@ class WorkerStats:
     sent: int = 0
 
 
+class Wakeup:
+    """`Worker.wakeup`: set (by the web side) when there may be new work; wakes both loops."""
+
+    def __init__(self) -> None:
+        self.inbox, self.deliveries = asyncio.Event(), asyncio.Event()
+
+    def set(self) -> None:
+        self.inbox.set()
+        self.deliveries.set()
+
+
 class Worker:
     def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession], remote: Remote):
         self.settings = settings
         self.writers = writers
         self.remote = remote
         self.urls = URLs(settings.base_url)
-        self.wakeup = asyncio.Event()
+        self.wakeup = Wakeup()
         self.retry_base = settings.retry_base_seconds
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
         self.deliveries = DeliverySender(settings, writers, remote)
 
@@ -79,21 +93,33 @@ class Worker:
                 return stats
 
     async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        """The inbox and the deliveries as two loops side by side, so that a burst of received
+        activities does not hold back what we send (and the other way round)."""
+        await asyncio.gather(
+            self._loop(stop, idle_seconds, self._inbox_round, self.wakeup.inbox),
+            self._loop(stop, idle_seconds, self._delivery_round, self.wakeup.deliveries))
+
+    async def _delivery_round(self) -> int:
+        sent = await self.deliveries.round()
+        if not sent:
+            await self._prune_now_and_then()
+        return sent
+
+    async def _loop(self, stop: asyncio.Event, idle_seconds: float, round_, wakeup) -> None:
         while not stop.is_set():
             try:
-                stats = await self.run_once()
+                done = await round_()
             except (DBAPIError, OSError) as exc:
                 # The database is busy, restarting or unreachable: nothing is lost, the rows wait
                 # for us. SQLite says OperationalError; asyncpg raises OSError while PostgreSQL is
                 # down and other DBAPIErrors while it shuts down or starts up.
                 log.warning("worker round failed on the database: %s", exc)
-                stats = WorkerStats()
-            if stats.processed or stats.sent:
+                done = 0
+            if done:
                 continue
-            await self._prune_now_and_then()
-            self.wakeup.clear()
+            wakeup.clear()
             try:
-                await asyncio.wait_for(self.wakeup.wait(), idle_seconds)
+                await asyncio.wait_for(wakeup.wait(), idle_seconds)
             except TimeoutError:
                 pass
 
@@ -123,13 +149,72 @@ class Worker:
     # -- inbox -------------------------------------------------------------------------------
 
     async def _inbox_round(self) -> int:
+        """Process due inbox items until none is left, up to FEDSPH_WORKER_CONCURRENCY at once;
+        returns how many were processed.
+
+        Items are claimed as places free up, never more than there are free places, so a
+        lease does not run while its item waits. A claim hands out the items of one sender
+        (the ordering key) in id order and none while an earlier one is still in hand
+        (fedsph/federation/queue.py claim_inbox_items); the items of one sender in one claim
+        are processed one after another, as one chain, in that order. A database error ends
+        the round once the chains in hand have finished: the items not done keep their lease
+        and are claimed again when it runs out.
+        """
+        running: set[asyncio.Task[int]] = set()
+        processed, failure = 0, None
+        try:
+            while True:
+                free = self.settings.worker_concurrency - len(running)
+                if free > 0 and failure is None:
+                    try:
+                        running.update(asyncio.create_task(self._process_chain(chain))
+                                       for chain in await self._claim(free))
+                    except (DBAPIError, OSError) as exc:
+                        failure = exc
+                if not running:
+                    if failure is not None:
+                        raise failure
+                    return processed
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:
+                        failure = failure or task.exception()
+                    else:
+                        processed += task.result()
+        finally:
+            for task in running:  # cancelled (the worker stops): their leases run out
+                task.cancel()
+
+    async def _claim(self, free: int) -> list[list[int]]:
+        """Up to `free` items claimed, grouped by ordering key, each group in id order."""
         async with self.writers() as db, db.begin():
-            ids = await claim(db, InboxItem, self.settings.worker_batch)
-        for item_id in ids:
+            ids = await claim_inbox_items(db, min(free, self.settings.worker_batch), self.lease)
+            rows = await db.execute(select(InboxItem.id, InboxItem.actor_uri)
+                                    .where(InboxItem.id.in_(ids)).order_by(InboxItem.id))
+            chains: dict[str, list[int]] = {}
+            for item_id, key in rows:
+                chains.setdefault(key, []).append(item_id)
+        return list(chains.values())
+
+    async def _process_chain(self, chain: list[int]) -> int:
+        for item_id in chain:
             await self._process_item(item_id)
-        return len(ids)
+        return len(chain)
 
     async def _process_item(self, item_id: int) -> None:
+        # Two items of different senders may store the same new row (the actor or post both
+        # name) at the same moment; on PostgreSQL the second insert then fails on the unique
+        # index. That is no bug: done again, the item finds the row the other one stored.
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return await self._process_item_once(item_id)
+            except IntegrityError:
+                if attempt == CONFLICT_RETRIES:  # not a race after all: a bug, as below
+                    log.exception("handler failed for inbox item %s", item_id)
+                    error = traceback.format_exc(limit=8)
+        await self._reschedule_item(item_id, error, retry=False)
+
+    async def _process_item_once(self, item_id: int) -> None:
         try:
             actor_id, activity, signed_by_actor = await self._sender(item_id)
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
@@ -151,8 +236,8 @@ class Worker:
             return
         except FetchError as exc:
             error, retry = f"{exc}", True
-        except (OperationalError, InterfaceError, OSError):
-            raise  # the database is away: the item keeps its lease and is claimed again later
+        except (OperationalError, InterfaceError, OSError, IntegrityError):
+            raise  # the database is away (the item keeps its lease), or a conflict (above)
         except Exception:
             # A bug in a handler: keep the item with its traceback for the admin, move on.
             log.exception("handler failed for inbox item %s", item_id)
