@@ -7,6 +7,7 @@ and sends deliveries (the sending is fedsph/worker_delivery.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
+from fedsph.db import is_sqlite
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.federation.activitystreams import get_id, get_type, same_origin
 from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
@@ -60,18 +62,33 @@ class WorkerStats:
 
 class Wakeup:
     """`Worker.wakeup`: set (by the web side) when there may be new work; wakes both loops."""
-
     def __init__(self) -> None:
         self.inbox, self.deliveries = asyncio.Event(), asyncio.Event()
-
     def set(self) -> None:
-        self.inbox.set()
-        self.deliveries.set()
+        self.inbox.set(), self.deliveries.set()
+
+
+class OneWriterAtATime:
+    """The worker's writer sessions on SQLite, one at a time in the process. Each takes the
+    only write lock (BEGIN IMMEDIATE); dozens of items waiting for it in SQLite's busy handler
+    would sleep in steps of up to 100 ms and could run out its timeout ("database is locked").
+    An asyncio lock hands it on at once. No session is open across a fetch, and none is opened
+    inside another (it would wait for itself)."""
+
+    def __init__(self, writers: async_sessionmaker[AsyncSession]):
+        self.writers, self.lock = writers, asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def __call__(self):
+        async with self.lock, self.writers() as db:
+            yield db
 
 
 class Worker:
     def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession], remote: Remote):
         self.settings = settings
+        if is_sqlite(settings.effective_database_url):
+            writers = OneWriterAtATime(writers)
         self.writers = writers
         self.remote = remote
         self.urls = URLs(settings.base_url)
@@ -152,13 +169,11 @@ class Worker:
         """Process due inbox items until none is left, up to FEDSPH_WORKER_CONCURRENCY at once;
         returns how many were processed.
 
-        Items are claimed as places free up, never more than there are free places, so a
-        lease does not run while its item waits. A claim hands out the items of one sender
-        (the ordering key) in id order and none while an earlier one is still in hand
-        (fedsph/federation/queue.py claim_inbox_items); the items of one sender in one claim
-        are processed one after another, as one chain, in that order. A database error ends
-        the round once the chains in hand have finished: the items not done keep their lease
-        and are claimed again when it runs out.
+        Items are claimed as places free up (no more than are free: a lease does not run
+        while its item waits). A claim gives one sender's items (the ordering key) in id order,
+        none while an earlier one is in hand (queue.py claim_inbox_items); those of one claim
+        are processed one after another, as a chain. A database error ends the round once the
+        chains in hand are done; items not done keep their lease, claimed again when it ends.
         """
         running: set[asyncio.Task[int]] = set()
         processed, failure = 0, None
@@ -197,14 +212,13 @@ class Worker:
         return list(chains.values())
 
     async def _process_chain(self, chain: list[int]) -> int:
-        for item_id in chain:
+        for item_id in chain:  # one after another: one sender's items, in arrival order
             await self._process_item(item_id)
         return len(chain)
 
     async def _process_item(self, item_id: int) -> None:
-        # Two items of different senders may store the same new row (the actor or post both
-        # name) at the same moment; on PostgreSQL the second insert then fails on the unique
-        # index. That is no bug: done again, the item finds the row the other one stored.
+        # Items of two senders may insert the same new row (an actor, a post) at once; on
+        # PostgreSQL one then fails on the unique index. Done again, it finds the row.
         for attempt in range(1, CONFLICT_RETRIES + 1):
             try:
                 return await self._process_item_once(item_id)
