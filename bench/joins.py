@@ -94,6 +94,7 @@ def run(config, workdir: Path, database_url: str = "") -> list[dict]:
         result = asyncio.run(wait_for_approvals(settings, count, timeout=count * 3 * DELAY + 60))
         peer_stats = http_json(stats_url)
         gets = peer_stats["gets"]
+        worker_cpu = _cpu_seconds(worker.pid)
     finally:
         stop(worker)
         stop(peer)
@@ -106,9 +107,17 @@ def run(config, workdir: Path, database_url: str = "") -> list[dict]:
         "note": f"{result['approved']}/{count} Joins approved in {result['seconds']:.1f}s "
                 f"({result['approved'] / result['seconds']:.0f}/s); the peer answered {gets} "
                 f"GETs meanwhile: sequential floor {floor:.0f}s; at most {peer_stats['most_waiting']} GETs at once; "
-                f"{result['failed']} failed items; "
+                f"{result['failed']} failed items; worker CPU {worker_cpu:.1f}s; "
                 f"Joins queued as inbox items (the worker alone, one `fedsph worker` process)",
     }]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process has used: near the elapsed time, it was CPU-bound."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _answers(url: str) -> bool:
