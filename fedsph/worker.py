@@ -50,6 +50,9 @@ INBOX_MAX_ATTEMPTS = 6
 DEREFERENCED_OBJECTS = {"Create", "Update"}
 # Times an item is done again at once when its write conflicted with another item's (below).
 CONFLICT_RETRIES = 3
+# Below the pool that fedsph/db.py keeps (10, room left for `fedsph serve`'s web side): more
+# sessions at once would open and close a PostgreSQL connection each time.
+PG_SESSIONS = 8
 # Unused uploads are pruned when the worker is idle, at most this often (seconds).
 PRUNE_EVERY = 3600
 
@@ -68,27 +71,26 @@ class Wakeup:
         self.inbox.set(), self.deliveries.set()
 
 
-class OneWriterAtATime:
-    """The worker's writer sessions on SQLite, one at a time in the process. Each takes the
-    only write lock (BEGIN IMMEDIATE); dozens of items waiting for it in SQLite's busy handler
-    would sleep in steps of up to 100 ms and could run out its timeout ("database is locked").
-    An asyncio lock hands it on at once. No session is open across a fetch, and none is opened
-    inside another (it would wait for itself)."""
+class FewSessions:
+    """The worker's writer sessions, at most `limit` open at once. On SQLite one (limit 1): each
+    takes the only write lock (BEGIN IMMEDIATE), and dozens of items waiting for it in SQLite's
+    busy handler would sleep in steps of up to 100 ms, and could run out its timeout ("database
+    is locked"); an asyncio lock hands it on at once. On PostgreSQL, PG_SESSIONS. No session is
+    open across a fetch, and none is opened inside another (it could wait for itself)."""
 
-    def __init__(self, writers: async_sessionmaker[AsyncSession]):
-        self.writers, self.lock = writers, asyncio.Lock()
+    def __init__(self, writers: async_sessionmaker[AsyncSession], limit: int):
+        self.writers, self.limit = writers, asyncio.Semaphore(limit)
 
     @contextlib.asynccontextmanager
     async def __call__(self):
-        async with self.lock, self.writers() as db:
+        async with self.limit, self.writers() as db:
             yield db
 
 
 class Worker:
     def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession], remote: Remote):
         self.settings = settings
-        if is_sqlite(settings.effective_database_url):
-            writers = OneWriterAtATime(writers)
+        writers = FewSessions(writers, 1 if is_sqlite(settings.effective_database_url) else PG_SESSIONS)
         self.writers = writers
         self.remote = remote
         self.urls = URLs(settings.base_url)
@@ -141,10 +143,9 @@ class Worker:
                 pass
 
     async def _prune_now_and_then(self) -> None:
-        """Housekeeping, if an hour has passed since last time: unused uploads
-        (fedsph/projects/media_prune.py), then inbox rows and deliveries finished more than
-        FEDSPH_INBOX_RETENTION_DAYS ago. It must never stop the queue: a failure is logged with
-        its traceback, which keeps a bug visible."""
+        """Housekeeping, hourly: unused uploads (fedsph/projects/media_prune.py), then queue rows
+        finished more than FEDSPH_INBOX_RETENTION_DAYS ago. It must never stop the queue: a
+        failure is logged with its traceback, which keeps a bug visible."""
         if time.monotonic() < self.next_prune:
             return
         self.next_prune = time.monotonic() + PRUNE_EVERY
@@ -194,8 +195,9 @@ class Worker:
                 for task in done:
                     if task.exception() is not None:
                         failure = failure or task.exception()
-                    else:
+                    else:  # what it did may have queued deliveries: no need to wait for them
                         processed += task.result()
+                        self.wakeup.deliveries.set()
         finally:
             for task in running:  # cancelled (the worker stops): their leases run out
                 task.cancel()
@@ -232,10 +234,10 @@ class Worker:
         try:
             actor_id, activity, signed_by_actor = await self._sender(item_id)
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
-            # checked before the prefetches so that a refused activity costs no fetches. A relayed
-            # one was checked at the inbox already; checked again here, that needs no request
-            # (the actor's key is in our copy).
-            refused = actor_id and await proof_problem(self.writers, self.remote, item_id)
+            # checked before the prefetches so that a refused activity costs no fetches. Checked
+            # again here (a relayed one was at the inbox), it needs no request (the key is ours).
+            refused = actor_id and "proof" in activity and await proof_problem(
+                self.writers, self.remote, item_id)  # (it would read the item again to see none)
             if actor_id is not None and not refused:
                 await self._fetch_what_the_handler_needs(activity, actor_id, signed_by_actor)
             async with self.writers() as db, db.begin():
@@ -260,12 +262,8 @@ class Worker:
 
     async def _sender(self, item_id: int) -> tuple[int | None, dict, bool]:
         """The sender's actor row, the activity and whether the actor signed it itself; None
-        for an actor that is gone (404/410): the handler ignores it.
-
-        This and the fetches below are done before the handler's transaction opens, so no
-        transaction (on SQLite: the database's only write lock) is held while another server
-        takes its time to answer.
-        """
+        for an actor that is gone (404/410): the handler ignores it. This and the fetches below
+        come before the handler's transaction: none is open while another server answers."""
         async with self.writers() as db:
             item = await db.get(InboxItem, item_id)
             activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
