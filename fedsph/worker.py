@@ -97,6 +97,7 @@ class Worker:
         self.wakeup = Wakeup()
         self.retry_base = settings.retry_base_seconds
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self.claim_step = max(1, settings.worker_concurrency // 4)
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
         self.deliveries = DeliverySender(settings, writers, remote)
 
@@ -181,7 +182,8 @@ class Worker:
         try:
             while True:
                 free = self.settings.worker_concurrency - len(running)
-                if free > 0 and failure is None:
+                # A claim once a quarter of the places are free (or none is busy), not per item.
+                if failure is None and (free >= self.claim_step or not running):
                     try:
                         running.update(asyncio.create_task(self._process_chain(chain))
                                        for chain in await self._claim(free))
