@@ -112,6 +112,27 @@ async def test_no_more_items_at_once_than_the_concurrency_and_that_many_overlap(
         await peer.stop()
 
 
+async def test_many_items_at_once_all_commit_without_database_is_locked(db_node, caplog):
+    # On SQLite every handler transaction takes the one write lock: 32 items at once must
+    # queue for it (Worker.writers), not fail with "database is locked".
+    peer = await start_peer()
+    try:
+        project = await db_node.create_actor("coop")
+        senders = [peer.add_actor(f"user{n}") for n in range(64)]
+        await queue_items(db_node, [follow(peer, sender, project.uri) for sender in senders])
+        worker = RecordingWorker(db_node, worker_concurrency=32)
+
+        assert (await worker.run_once()).processed == 64
+
+        async with db_node.readers() as db:
+            statuses = list(await db.scalars(select(InboxItem.status)))
+        assert statuses == ["done"] * 64
+        assert await follower_uris(db_node) == {sender.uri for sender in senders}
+        assert "locked" not in caplog.text
+    finally:
+        await peer.stop()
+
+
 # -- the claim, as several workers see it ----------------------------------------------------
 
 
