@@ -7,7 +7,6 @@ and sends deliveries (the sending is fedsph/worker_delivery.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import traceback
@@ -21,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
-from fedsph.db import is_sqlite
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.federation.activitystreams import get_id, get_type, same_origin
 from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
@@ -41,6 +39,7 @@ from fedsph.hub.backfill import BACKFILL, fetch_backfill
 from fedsph.models import Actor, InboxItem, Object, utcnow
 from fedsph.projects.media_prune import prune_media
 from fedsph.worker_delivery import DeliverySender
+from fedsph.worker_sessions import worker_sessions
 
 log = logging.getLogger("fedsph.worker")
 
@@ -50,9 +49,6 @@ INBOX_MAX_ATTEMPTS = 6
 DEREFERENCED_OBJECTS = {"Create", "Update"}
 # Times an item is done again at once when its write conflicted with another item's (below).
 CONFLICT_RETRIES = 3
-# Below the pool that fedsph/db.py keeps (10, room left for `fedsph serve`'s web side): more
-# sessions at once would open and close a PostgreSQL connection each time.
-PG_SESSIONS = 8
 # Unused uploads are pruned when the worker is idle, at most this often (seconds).
 PRUNE_EVERY = 3600
 
@@ -65,33 +61,21 @@ class WorkerStats:
 
 class Wakeup:
     """`Worker.wakeup`: set (by the web side) when there may be new work; wakes both loops."""
+
     def __init__(self) -> None:
         self.inbox, self.deliveries = asyncio.Event(), asyncio.Event()
+
     def set(self) -> None:
-        self.inbox.set(), self.deliveries.set()
-
-
-class FewSessions:
-    """The worker's writer sessions, at most `limit` open at once. On SQLite one (limit 1): each
-    takes the only write lock (BEGIN IMMEDIATE), and dozens of items waiting for it in SQLite's
-    busy handler would sleep in steps of up to 100 ms, and could run out its timeout ("database
-    is locked"); an asyncio lock hands it on at once. On PostgreSQL, PG_SESSIONS. No session is
-    open across a fetch, and none is opened inside another (it could wait for itself)."""
-
-    def __init__(self, writers: async_sessionmaker[AsyncSession], limit: int):
-        self.writers, self.limit = writers, asyncio.Semaphore(limit)
-
-    @contextlib.asynccontextmanager
-    async def __call__(self):
-        async with self.limit, self.writers() as db:
-            yield db
+        self.inbox.set()
+        self.deliveries.set()
 
 
 class Worker:
     def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession], remote: Remote):
         self.settings = settings
-        writers = FewSessions(writers, 1 if is_sqlite(settings.effective_database_url) else PG_SESSIONS)
-        self.writers = writers
+        # Reads (the item, what may be fetched) go to readers; see fedsph/worker_sessions.py.
+        self.readers, self.writers = worker_sessions(settings, writers)
+        writers = self.writers
         self.remote = remote
         self.urls = URLs(settings.base_url)
         self.wakeup = Wakeup()
@@ -266,7 +250,7 @@ class Worker:
         """The sender's actor row, the activity and whether the actor signed it itself; None
         for an actor that is gone (404/410): the handler ignores it. This and the fetches below
         come before the handler's transaction: none is open while another server answers."""
-        async with self.writers() as db:
+        async with self.readers() as db:
             item = await db.get(InboxItem, item_id)
             activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
         try:
@@ -284,7 +268,7 @@ class Worker:
         URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
         if get_type(activity) == "Update" and get_id(obj) == actor_uri:
-            async with self.writers() as db:  # maybe old unless certainly new (fedsph.federation.actors)
+            async with self.readers() as db:  # maybe old unless certainly new (fedsph.federation.actors)
                 fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id),
                                                  signed_by_actor)
             if not (isinstance(obj, dict) and fresh):
@@ -308,7 +292,7 @@ class Worker:
 
     async def _may_fetch(self, *uris: str | None) -> bool:
         """True when every URI is another server's and fetchable (fedsph.federation.blocks.fetchable)."""
-        async with self.writers() as db:
+        async with self.readers() as db:
             for uri in uris:
                 if uri is None or self.urls.is_local(uri) or not await fetchable(db, uri):
                     return False
@@ -349,7 +333,7 @@ class Worker:
 
     async def _boost_needs_fetching(self, uri: str, actor_id: int) -> bool:
         """False when nobody here follows the booster, or we keep the post (or deleted it)."""
-        async with self.writers() as db:
+        async with self.readers() as db:
             booster = await db.get(Actor, actor_id)
             if booster is None or not await is_followed_locally(db, booster):
                 return False
