@@ -1,7 +1,7 @@
 """`python -m bench [--quick] [options]`: run the benchmarks and print fedsph vs baseline.
 
 Every size can also come from the environment: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_FOLLOWERS,
-BENCH_HOSTS, BENCH_SINK_PROCS, BENCH_CONCURRENCY, BENCH_WORKER_BATCH, BENCH_LOADGEN, BENCH_ONLY,
+BENCH_HOSTS, BENCH_SINK_PROCS, BENCH_CONCURRENCY, BENCH_WORKER_BATCH, BENCH_JOINS, BENCH_LOADGEN, BENCH_ONLY,
 BENCH_KEEP, BENCH_STRICT, BENCH_ENGINES, BENCH_OUT (flags beat the environment).
 """
 
@@ -18,7 +18,7 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
-from bench import directory, discovery, fanout, memory
+from bench import directory, discovery, fanout, ingest, joins, memory
 from bench.common import Config
 from bench.pgserver import PostgresCluster
 
@@ -26,7 +26,8 @@ from bench.pgserver import PostgresCluster
 # for SQLite in the benchmark's own data dir. A module with ENGINE_AWARE = True runs once per
 # engine of --engines; the others run on SQLite only. A row: name, fedsph, baseline, unit, target,
 # errors, note, optional checks (lines), kind ("ratio", the default, or "max") and digits.
-BENCHMARKS = {"discovery": discovery, "fanout": fanout, "memory": memory, "directory": directory}
+BENCHMARKS = {"discovery": discovery, "fanout": fanout, "ingest": ingest, "joins": joins,
+              "directory": directory, "memory": memory}
 
 
 def parse_config(argv: list[str]) -> Config:

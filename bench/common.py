@@ -32,6 +32,7 @@ class Config:
     concurrency: int = 32        # FEDSPH_DELIVERY_CONCURRENCY, used by fedsph and the baseline
     worker_batch: int = 64       # FEDSPH_WORKER_BATCH
     directory_members: str = "1000,10000"  # hub sizes of the directory benchmark
+    joins: int = 1000            # remote projects that Join the hub in bench/joins.py
     only: str = "all"            # all, or a comma-separated list of bench/__main__.py BENCHMARKS
     engines: str = "sqlite,postgresql"  # the databases every engine-aware benchmark runs on
     out: str = "bench/results/last.md"  # where the table is written as well as printed
@@ -40,7 +41,7 @@ class Config:
 
     @classmethod
     def quick(cls) -> Config:
-        return cls(duration=3.0, warmup=0.5, followers=500, hosts=100)
+        return cls(duration=3.0, warmup=0.5, followers=500, hosts=100, joins=200)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -37,6 +37,10 @@ class Settings:
     max_upload_bytes: int = 10 * 1024 * 1024  # one original image, before we shrink it
     delivery_concurrency: int = 32
     worker_batch: int = 64
+    # Inbox items a worker processes at once (each mostly waits on other servers' answers).
+    worker_concurrency: int = 32
+    # How long a claimed queue row stays a worker's before another may take it (a crashed one's).
+    worker_lease_seconds: float = 300.0
     http_timeout: float = 15.0
     retry_base_seconds: float = 30.0
     templates_dir: Path = field(default=PROJECT_ROOT / "templates")
@@ -82,6 +86,8 @@ ENV_NAMES = {
     "max_upload_bytes": "FEDSPH_MAX_UPLOAD_BYTES",
     "delivery_concurrency": "FEDSPH_DELIVERY_CONCURRENCY",
     "worker_batch": "FEDSPH_WORKER_BATCH",
+    "worker_concurrency": "FEDSPH_WORKER_CONCURRENCY",
+    "worker_lease_seconds": "FEDSPH_WORKER_LEASE_SECONDS",
     "http_timeout": "FEDSPH_HTTP_TIMEOUT",
     "retry_base_seconds": "FEDSPH_RETRY_BASE_SECONDS",
     "hub": "FEDSPH_HUB",
@@ -161,6 +167,9 @@ def _validated(settings: Settings) -> Settings:
     if settings.inbox_retention_days < 1 or settings.relay_max_subscribers < 0:
         raise ConfigError("FEDSPH_INBOX_RETENTION_DAYS must be at least 1 and "
                           "FEDSPH_RELAY_MAX_SUBSCRIBERS not negative")
+    if settings.worker_batch < 1 or settings.worker_concurrency < 1 or settings.worker_lease_seconds <= 0:
+        raise ConfigError("FEDSPH_WORKER_BATCH and FEDSPH_WORKER_CONCURRENCY must be at least 1 "
+                          "and FEDSPH_WORKER_LEASE_SECONDS more than 0")
     try:
         proxy_networks(settings.trusted_proxies)
     except ValueError as exc:

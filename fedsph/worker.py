@@ -1,5 +1,5 @@
-"""The worker: processes received activities and sends deliveries, one batch at a time
-(the sending is fedsph/worker_delivery.py).
+"""The worker: processes received activities, many at once but those of one sender in order,
+and sends deliveries (the sending is fedsph/worker_delivery.py).
 
 `run_once()` does one round and is what tests call; `run_forever()` loops for processes.
 """
@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
@@ -26,7 +26,7 @@ from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
 from fedsph.federation.blocks import fetchable
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
-from fedsph.federation.queue import claim, prune_finished
+from fedsph.federation.queue import claim_inbox_items, prune_finished
 from fedsph.federation.remote import Remote
 from fedsph.federation.remote_objects import (
     UnboundObject,
@@ -39,6 +39,7 @@ from fedsph.hub.backfill import BACKFILL, fetch_backfill
 from fedsph.models import Actor, InboxItem, Object, utcnow
 from fedsph.projects.media_prune import prune_media
 from fedsph.worker_delivery import DeliverySender
+from fedsph.worker_sessions import worker_sessions
 
 log = logging.getLogger("fedsph.worker")
 
@@ -46,6 +47,8 @@ log = logging.getLogger("fedsph.worker")
 INBOX_MAX_ATTEMPTS = 6
 # Activities whose object may arrive as a bare id and must then be fetched from its server.
 DEREFERENCED_OBJECTS = {"Create", "Update"}
+# Times an item is done again at once when its write conflicted with another item's (below).
+CONFLICT_RETRIES = 3
 # Unused uploads are pruned when the worker is idle, at most this often (seconds).
 PRUNE_EVERY = 3600
 
@@ -56,14 +59,29 @@ class WorkerStats:
     sent: int = 0
 
 
+class Wakeup:
+    """`Worker.wakeup`: set (by the web side) when there may be new work; wakes both loops."""
+
+    def __init__(self) -> None:
+        self.inbox, self.deliveries = asyncio.Event(), asyncio.Event()
+
+    def set(self) -> None:
+        self.inbox.set()
+        self.deliveries.set()
+
+
 class Worker:
     def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession], remote: Remote):
         self.settings = settings
-        self.writers = writers
+        # Reads (the item, what may be fetched) go to readers; see fedsph/worker_sessions.py.
+        self.readers, self.writers = worker_sessions(settings, writers)
+        writers = self.writers
         self.remote = remote
         self.urls = URLs(settings.base_url)
-        self.wakeup = asyncio.Event()
+        self.wakeup = Wakeup()
         self.retry_base = settings.retry_base_seconds
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
+        self.claim_step = max(1, settings.worker_concurrency // 4)
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
         self.deliveries = DeliverySender(settings, writers, remote)
 
@@ -79,29 +97,40 @@ class Worker:
                 return stats
 
     async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        """The inbox and the deliveries as two loops side by side, so that a burst of received
+        activities does not hold back what we send (and the other way round)."""
+        await asyncio.gather(
+            self._loop(stop, idle_seconds, self._inbox_round, self.wakeup.inbox),
+            self._loop(stop, idle_seconds, self._delivery_round, self.wakeup.deliveries))
+
+    async def _delivery_round(self) -> int:
+        sent = await self.deliveries.round()
+        if not sent:
+            await self._prune_now_and_then()
+        return sent
+
+    async def _loop(self, stop: asyncio.Event, idle_seconds: float, round_, wakeup) -> None:
         while not stop.is_set():
             try:
-                stats = await self.run_once()
+                done = await round_()
             except (DBAPIError, OSError) as exc:
                 # The database is busy, restarting or unreachable: nothing is lost, the rows wait
                 # for us. SQLite says OperationalError; asyncpg raises OSError while PostgreSQL is
                 # down and other DBAPIErrors while it shuts down or starts up.
                 log.warning("worker round failed on the database: %s", exc)
-                stats = WorkerStats()
-            if stats.processed or stats.sent:
+                done = 0
+            if done:
                 continue
-            await self._prune_now_and_then()
-            self.wakeup.clear()
+            wakeup.clear()
             try:
-                await asyncio.wait_for(self.wakeup.wait(), idle_seconds)
+                await asyncio.wait_for(wakeup.wait(), idle_seconds)
             except TimeoutError:
                 pass
 
     async def _prune_now_and_then(self) -> None:
-        """Housekeeping, if an hour has passed since last time: unused uploads
-        (fedsph/projects/media_prune.py), then inbox rows and deliveries finished more than
-        FEDSPH_INBOX_RETENTION_DAYS ago. It must never stop the queue: a failure is logged with
-        its traceback, which keeps a bug visible."""
+        """Housekeeping, hourly: unused uploads (fedsph/projects/media_prune.py), then queue rows
+        finished more than FEDSPH_INBOX_RETENTION_DAYS ago. It must never stop the queue: a
+        failure is logged with its traceback, which keeps a bug visible."""
         if time.monotonic() < self.next_prune:
             return
         self.next_prune = time.monotonic() + PRUNE_EVERY
@@ -123,20 +152,78 @@ class Worker:
     # -- inbox -------------------------------------------------------------------------------
 
     async def _inbox_round(self) -> int:
+        """Process due inbox items until none is left, up to FEDSPH_WORKER_CONCURRENCY at once;
+        returns how many were processed.
+
+        Items are claimed as places free up (no more than are free: a lease does not run
+        while its item waits). A claim gives one sender's items (the ordering key) in id order,
+        none while an earlier one is in hand (queue.py claim_inbox_items); those of one claim
+        are processed one after another, as a chain. A database error ends the round once the
+        chains in hand are done; items not done keep their lease, claimed again when it ends.
+        """
+        running: set[asyncio.Task[int]] = set()
+        processed, failure = 0, None
+        try:
+            while True:
+                free = self.settings.worker_concurrency - len(running)
+                # A claim once a quarter of the places are free (or none is busy), not per item.
+                if failure is None and (free >= self.claim_step or not running):
+                    try:
+                        running.update(asyncio.create_task(self._process_chain(chain))
+                                       for chain in await self._claim(free))
+                    except (DBAPIError, OSError) as exc:
+                        failure = exc
+                if not running:
+                    if failure is not None:
+                        raise failure
+                    return processed
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is not None:
+                        failure = failure or task.exception()
+                    else:  # what it did may have queued deliveries: no need to wait for them
+                        processed += task.result()
+                        self.wakeup.deliveries.set()
+        finally:
+            for task in running:  # cancelled (the worker stops): their leases run out
+                task.cancel()
+
+    async def _claim(self, free: int) -> list[list[int]]:
+        """Up to `free` items claimed, grouped by ordering key, each group in id order."""
         async with self.writers() as db, db.begin():
-            ids = await claim(db, InboxItem, self.settings.worker_batch)
-        for item_id in ids:
+            ids = await claim_inbox_items(db, min(free, self.settings.worker_batch), self.lease)
+            rows = await db.execute(select(InboxItem.id, InboxItem.actor_uri)
+                                    .where(InboxItem.id.in_(ids)).order_by(InboxItem.id))
+            chains: dict[str, list[int]] = {}
+            for item_id, key in rows:
+                chains.setdefault(key, []).append(item_id)
+        return list(chains.values())
+
+    async def _process_chain(self, chain: list[int]) -> int:
+        for item_id in chain:  # one after another: one sender's items, in arrival order
             await self._process_item(item_id)
-        return len(ids)
+        return len(chain)
 
     async def _process_item(self, item_id: int) -> None:
+        # Items of two senders may insert the same new row (an actor, a post) at once; on
+        # PostgreSQL one then fails on the unique index. Done again, it finds the row.
+        for attempt in range(1, CONFLICT_RETRIES + 1):
+            try:
+                return await self._process_item_once(item_id)
+            except IntegrityError:
+                if attempt == CONFLICT_RETRIES:  # not a race after all: a bug, as below
+                    log.exception("handler failed for inbox item %s", item_id)
+                    error = traceback.format_exc(limit=8)
+        await self._reschedule_item(item_id, error, retry=False)
+
+    async def _process_item_once(self, item_id: int) -> None:
         try:
             actor_id, activity, signed_by_actor = await self._sender(item_id)
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
-            # checked before the prefetches so that a refused activity costs no fetches. A relayed
-            # one was checked at the inbox already; checked again here, that needs no request
-            # (the actor's key is in our copy).
-            refused = actor_id and await proof_problem(self.writers, self.remote, item_id)
+            # checked before the prefetches so that a refused activity costs no fetches. Checked
+            # again here (a relayed one was at the inbox), it needs no request (the key is ours).
+            refused = actor_id and "proof" in activity and await proof_problem(
+                self.writers, self.remote, item_id)  # (it would read the item again to see none)
             if actor_id is not None and not refused:
                 await self._fetch_what_the_handler_needs(activity, actor_id, signed_by_actor)
             async with self.writers() as db, db.begin():
@@ -151,8 +238,8 @@ class Worker:
             return
         except FetchError as exc:
             error, retry = f"{exc}", True
-        except (OperationalError, InterfaceError, OSError):
-            raise  # the database is away: the item keeps its lease and is claimed again later
+        except (OperationalError, InterfaceError, OSError, IntegrityError):
+            raise  # the database is away (the item keeps its lease), or a conflict (above)
         except Exception:
             # A bug in a handler: keep the item with its traceback for the admin, move on.
             log.exception("handler failed for inbox item %s", item_id)
@@ -161,13 +248,9 @@ class Worker:
 
     async def _sender(self, item_id: int) -> tuple[int | None, dict, bool]:
         """The sender's actor row, the activity and whether the actor signed it itself; None
-        for an actor that is gone (404/410): the handler ignores it.
-
-        This and the fetches below are done before the handler's transaction opens, so no
-        transaction (on SQLite: the database's only write lock) is held while another server
-        takes its time to answer.
-        """
-        async with self.writers() as db:
+        for an actor that is gone (404/410): the handler ignores it. This and the fetches below
+        come before the handler's transaction: none is open while another server answers."""
+        async with self.readers() as db:
             item = await db.get(InboxItem, item_id)
             activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
         try:
@@ -185,7 +268,7 @@ class Worker:
         URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
         if get_type(activity) == "Update" and get_id(obj) == actor_uri:
-            async with self.writers() as db:  # maybe old unless certainly new (fedsph.federation.actors)
+            async with self.readers() as db:  # maybe old unless certainly new (fedsph.federation.actors)
                 fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id),
                                                  signed_by_actor)
             if not (isinstance(obj, dict) and fresh):
@@ -209,7 +292,7 @@ class Worker:
 
     async def _may_fetch(self, *uris: str | None) -> bool:
         """True when every URI is another server's and fetchable (fedsph.federation.blocks.fetchable)."""
-        async with self.writers() as db:
+        async with self.readers() as db:
             for uri in uris:
                 if uri is None or self.urls.is_local(uri) or not await fetchable(db, uri):
                     return False
@@ -250,7 +333,7 @@ class Worker:
 
     async def _boost_needs_fetching(self, uri: str, actor_id: int) -> bool:
         """False when nobody here follows the booster, or we keep the post (or deleted it)."""
-        async with self.writers() as db:
+        async with self.readers() as db:
             booster = await db.get(Actor, actor_id)
             if booster is None or not await is_followed_locally(db, booster):
                 return False

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -27,12 +28,13 @@ class DeliverySender:
         self.writers = writers
         self.remote = remote
         self.retry_base = settings.retry_base_seconds
+        self.lease = timedelta(seconds=settings.worker_lease_seconds)
 
     async def round(self) -> int:
         """Claim a batch of due deliveries, send them concurrently and record the outcomes;
         returns how many were sent (attempted)."""
         async with self.writers() as db, db.begin():
-            ids = await claim(db, Delivery, self.settings.worker_batch)
+            ids = await claim(db, Delivery, self.settings.worker_batch, self.lease)
             if not ids:
                 return 0
             rows = (await db.execute(

@@ -55,14 +55,16 @@ async def test_migrate_brings_an_empty_database_to_head(tmp_path, database_url):
 # -- helpers -----------------------------------------------------------------------------------
 
 
-async def add_inbox_items(node, count: int, due_in: timedelta = timedelta(0)) -> list[int]:
-    """`count` pending inbox rows that become due `due_in` from now."""
+async def add_inbox_items(node, count: int, due_in: timedelta = timedelta(0),
+                          sender: str | None = None) -> list[int]:
+    """`count` pending inbox rows that become due `due_in` from now, each of its own sender
+    unless `sender` is given (the items of one sender are claimed in order: test_worker_order.py)."""
     due = utcnow() + due_in
     async with node.writers() as db, db.begin():
         items = [InboxItem(activity_uri=f"https://peer.example/activities/{uuid.uuid4().hex}",
-                           type="Like", actor_uri="https://peer.example/users/ana",
+                           type="Like", actor_uri=sender or f"https://peer.example/users/u{n}",
                            body=b"{}", next_attempt_at=due)
-                 for _ in range(count)]
+                 for n in range(count)]
         db.add_all(items)
         await db.flush()
         return [item.id for item in items]
@@ -127,15 +129,17 @@ async def test_concurrent_claimers_never_share_a_row(db_node):
 
 @pytest.mark.postgres
 async def test_postgres_claimer_skips_rows_locked_by_an_open_transaction(pg_node):
-    ids = await add_inbox_items(pg_node, 6)
+    # Deliveries: inbox claims instead wait for each other (an advisory lock keeps the items
+    # of one sender in order across workers, test_worker_order.py).
+    rows = await add_deliveries(pg_node, [f"h{n}.example" for n in range(6)])
     async with pg_node.writers() as first_db, first_db.begin():
-        first = await claim(first_db, InboxItem, 4)
+        first = await claim(first_db, Delivery, 4)
         # The first worker has not committed: without SKIP LOCKED the second would wait for it.
         # The timeout only turns such a hang into a failure; it is not a speed assertion.
-        second = await asyncio.wait_for(claim_in_own_transaction(pg_node, InboxItem, 10), 30)
+        second = await asyncio.wait_for(claim_in_own_transaction(pg_node, Delivery, 10), 30)
     assert len(first) == 4
     assert set(first).isdisjoint(second)
-    assert sorted(first + second) == ids
+    assert sorted(first + second) == sorted(rows.values())
 
 
 async def test_deliveries_to_a_paused_host_are_not_claimed(db_node):

@@ -7,37 +7,89 @@ from datetime import timedelta
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from fedsph.models import Delivery, HostState, InboxItem, utcnow
 
 LEASE = timedelta(minutes=5)
 # What a finished row may be in; pending rows are work still to do and are never pruned.
 FINISHED_STATES = {InboxItem: ("done", "ignored", "failed"), Delivery: ("sent", "failed", "gone")}
+# Inbox claims take this PostgreSQL advisory lock (any constant; "fsph") one at a time: see
+# claim_inbox_items.
+INBOX_CLAIM_LOCK = 0x66737068
 
 
-async def claim(db: AsyncSession, model: type[InboxItem | Delivery], limit: int) -> list[int]:
+async def claim(db: AsyncSession, model: type[InboxItem | Delivery], limit: int,
+                lease: timedelta = LEASE) -> list[int]:
     """Lease up to `limit` due rows and return their ids.
 
     One UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING: on PostgreSQL several
     workers skip each other's rows; on SQLite the statement holds the write lock. A worker that
-    crashes leaves a lease that simply runs out, and its rows are claimed again.
+    crashes leaves a lease that simply runs out, and its rows are claimed again. Inbox items
+    are claimed in order (claim_inbox_items).
     """
+    if model is InboxItem:
+        return await claim_inbox_items(db, limit, lease)
     now = utcnow()
+    paused = select(HostState.host).where(HostState.paused_until > now)
     due = (
-        select(model.id)
-        .where(model.status == "pending", model.next_attempt_at <= now,
-               or_(model.locked_until.is_(None), model.locked_until < now))
-        .order_by(model.next_attempt_at, model.id)
+        select(Delivery.id)
+        .where(Delivery.status == "pending", Delivery.next_attempt_at <= now, _unleased(Delivery, now),
+               Delivery.host.not_in(paused))
+        .order_by(Delivery.next_attempt_at, Delivery.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    if model is Delivery:
-        paused = select(HostState.host).where(HostState.paused_until > now)
-        due = due.where(Delivery.host.not_in(paused))
+    return await _lease(db, Delivery, due, now + lease)
+
+
+async def claim_inbox_items(db: AsyncSession, limit: int, lease: timedelta = LEASE) -> list[int]:
+    """Lease up to `limit` due inbox items that may be processed now, oldest first.
+
+    Items with the same ordering key (the sender's actor URI, InboxItem.actor_uri; why that
+    key: ARCHITECTURE.md, "The worker") are processed one after another in id (arrival) order,
+    by whichever worker process: an item is not claimed while an earlier pending item with its
+    key is leased (being processed, here or by another worker) or waiting for a retry. Taken in
+    id order, a batch therefore holds every earlier pending item of each key it holds: the
+    caller processes the items of one key in the batch in id order (fedsph/worker.py).
+
+    On PostgreSQL two claims must not run side by side: each would see the other's leases only
+    once committed, and both could take a different item of one key. So a claim first waits
+    for a transaction-level advisory lock (in its own statement: the UPDATE's snapshot, taken
+    after, then sees every claim committed before). A claim is one short statement, so workers
+    queue for it briefly; on SQLite the write lock (BEGIN IMMEDIATE) already serializes them.
+    """
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(select(func.pg_advisory_xact_lock(INBOX_CLAIM_LOCK)))
+    now = utcnow()
+    earlier = aliased(InboxItem)
+    waits_behind = (
+        select(earlier.id)
+        .where(earlier.actor_uri == InboxItem.actor_uri, earlier.status == "pending",
+               earlier.id < InboxItem.id,
+               or_(earlier.locked_until >= now, earlier.next_attempt_at > now))
+        .exists()
+    )
+    due = (
+        select(InboxItem.id)
+        .where(InboxItem.status == "pending", InboxItem.next_attempt_at <= now,
+               _unleased(InboxItem, now), ~waits_behind)
+        .order_by(InboxItem.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return await _lease(db, InboxItem, due, now + lease)
+
+
+def _unleased(model: type[InboxItem | Delivery], now):
+    return or_(model.locked_until.is_(None), model.locked_until < now)
+
+
+async def _lease(db: AsyncSession, model: type[InboxItem | Delivery], due, until) -> list[int]:
     result = await db.execute(
         update(model)
         .where(model.id.in_(due.scalar_subquery()))
-        .values(locked_until=now + LEASE)
+        .values(locked_until=until)
         .returning(model.id)
         .execution_options(synchronize_session=False)
     )

@@ -48,7 +48,12 @@ class InboxItem(QueueColumns, Base):
     # fresh as a fetch (fedsph/actors.embedded_update_is_fresh).
     signed_by_actor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
-    __table_args__ = (Index("ix_inbox_items_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_inbox_items_due", "status", "next_attempt_at"),
+        # A claim looks for earlier pending items of the same sender (the ordering key,
+        # fedsph/federation/queue.py claim_inbox_items).
+        Index("ix_inbox_items_order", "actor_uri", "status", "id"),
+    )
 
 
 class Delivery(QueueColumns, Base):
