@@ -21,6 +21,7 @@ REMOTE = web.AppKey("remote", Remote)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 WORKER = web.AppKey("worker", object)
 DOCUMENTS = web.AppKey("documents", TTLCache)
+INGEST = web.AppKey("ingest", object)  # fedsph.federation.ingest.Ingest: the inbox's group commit
 
 # Per-request values set by middleware (fedsph/i18n.py, fedsph/web/auth_middleware.py); LANG is
 # defined in fedsph/i18n.py, the lower layer that sets it, and kept here with the others.

@@ -1,0 +1,161 @@
+"""Group commit of received activities: one transaction for the inbox rows of many requests.
+
+The inbox hands each verified activity to `Ingest.store()` and waits. One task collects what
+concurrent requests hand it for up to FEDSPH_INGEST_WAIT_MS (or FEDSPH_INGEST_BATCH items),
+writes them in ONE transaction (one INSERT … ON CONFLICT (activity_uri) DO NOTHING … RETURNING,
+plus reviving the senders' hosts), and only after the commit answers every waiting request:
+"stored" or "duplicate" for each, or IngestFailed for all of them when the commit failed. So a
+202 is only ever sent for a row that is in the database, and nothing is half-stored.
+
+Why: on SQLite every write transaction takes the database's one write lock and a commit costs
+the same for one row or hundreds; on PostgreSQL a commit waits for the WAL flush. Batching turns
+one lock and one flush per request into one per batch. A batch's transaction is only this
+INSERT and the host revival: it never waits on the network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from fedsph.models import Delivery, HostState, InboxItem, utcnow
+
+log = logging.getLogger("fedsph.ingest")
+
+
+class IngestFailed(RuntimeError):
+    """The batch this activity was in could not be committed: nothing of it was stored."""
+
+
+@dataclass
+class Received:
+    """A verified activity waiting for its batch: the row's values and the signer's host."""
+
+    activity_uri: str
+    type: str
+    actor_uri: str
+    body: bytes
+    signed_by_actor: bool
+    host: str
+    outcome: asyncio.Future = field(default=None, repr=False)  # type: ignore[assignment]
+
+
+class Ingest:
+    """The one writer of inbox rows in this process; start() with the app, stop() flushes."""
+
+    def __init__(self, writers: async_sessionmaker[AsyncSession], wait_ms: float = 2.0,
+                 max_batch: int = 256):
+        self.writers = writers
+        self.wait = wait_ms / 1000
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[Received] | None = None
+        self._task: asyncio.Task | None = None
+        self._closing = False
+        self.batches = 0  # committed batches, for tests and logs
+
+    def start(self) -> None:
+        self._closing = False
+        self._queue = asyncio.Queue()
+        self._task = asyncio.create_task(self._run(), name="fedsph-ingest")
+
+    async def stop(self) -> None:
+        """Write what is queued, then end the task (requests still waiting get their answer)."""
+        if self._task is None:
+            return
+        self._closing = True  # from now on store() refuses, so nothing queues behind the marker
+        await self._queue.put(None)  # type: ignore[arg-type]  # the end marker, after the rest
+        await self._task
+        self._task = None
+
+    async def store(self, item: Received) -> str:
+        """"stored" or "duplicate" once the item's batch is committed; IngestFailed if not."""
+        if self._task is None or self._task.done() or self._closing:
+            raise IngestFailed("the inbox is not accepting activities now (shutting down)")
+        item.outcome = asyncio.get_running_loop().create_future()
+        await self._queue.put(item)
+        return await item.outcome
+
+    async def _run(self) -> None:
+        done = False
+        while not done:
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            done = await self._gather(batch)
+            await self._commit(batch)
+
+    async def _gather(self, batch: list[Received]) -> bool:
+        """Add what arrives within the wait (or is queued already) to `batch`; True at the end
+        marker. Requests that arrive during a commit are queued and make the next batch."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return False
+                try:
+                    item = await asyncio.wait_for(self._queue.get(), remaining)
+                except TimeoutError:
+                    return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
+
+    async def _commit(self, batch: list[Received]) -> None:
+        try:
+            stored = await write_batch(self.writers, batch)
+        except Exception as exc:  # noqa: BLE001  # every waiter hears of it: nothing was stored
+            log.error("could not store %d received activities: %s", len(batch), exc)
+            for item in batch:
+                if not item.outcome.done():
+                    item.outcome.set_exception(IngestFailed(
+                        "the activity could not be stored now; send it again later"))
+            return
+        self.batches += 1
+        for item in batch:
+            if not item.outcome.done():  # a request whose sender went away is cancelled
+                item.outcome.set_result("stored" if id(item) in stored else "duplicate")
+
+
+async def write_batch(writers: async_sessionmaker[AsyncSession], batch: list[Received]) -> set[int]:
+    """Insert the batch in one transaction; the id() of each item that made a new row. The
+    first of several items with one activity id wins; the others are duplicates, like an id
+    already in the table."""
+    first: dict[str, Received] = {}
+    for item in batch:
+        first.setdefault(item.activity_uri, item)
+    now = utcnow()
+    rows = [{"activity_uri": item.activity_uri, "type": item.type, "actor_uri": item.actor_uri,
+             "body": item.body, "signed_by_actor": item.signed_by_actor, "status": "pending",
+             "attempts": 0, "next_attempt_at": now, "created_at": now}
+            for item in first.values()]
+    async with writers() as db, db.begin():
+        insert = pg_insert if db.bind.dialect.name == "postgresql" else sqlite_insert
+        statement = (insert(InboxItem).on_conflict_do_nothing(index_elements=["activity_uri"])
+                     .returning(InboxItem.activity_uri))
+        new = set((await db.execute(statement, rows)).scalars())
+        await _revive_hosts(db, {item.host for item in batch})
+    return {id(item) for uri, item in first.items() if uri in new}
+
+
+async def _revive_hosts(db: AsyncSession, hosts: set[str]) -> None:
+    """Hosts that sign requests to us are up again: retry what we owe them now (as Mastodon
+    does). One query finds those that were failing; usually there are none."""
+    down = list(await db.scalars(select(HostState).where(
+        HostState.host.in_(hosts), HostState.consecutive_failures > 0)))
+    for state in down:
+        state.consecutive_failures, state.paused_until = 0, None
+        await db.execute(update(Delivery).where(
+            Delivery.host == state.host, Delivery.status == "pending")
+            .values(next_attempt_at=utcnow()))
