@@ -18,7 +18,7 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
-from bench import discovery, fanout
+from bench import discovery, fanout, ingest
 from bench.common import Config
 from bench.pgserver import PostgresCluster
 
@@ -26,7 +26,7 @@ from bench.pgserver import PostgresCluster
 # for SQLite in the benchmark's own data dir. A module with ENGINE_AWARE = True runs once per
 # engine of --engines; the others run on SQLite only. A row: name, fedsph, baseline, unit, target,
 # errors, note, optional checks (lines), kind ("ratio", the default, or "max") and digits.
-BENCHMARKS = {"discovery": discovery, "fanout": fanout}
+BENCHMARKS = {"discovery": discovery, "fanout": fanout, "ingest": ingest}
 
 
 def parse_config(argv: list[str]) -> Config:

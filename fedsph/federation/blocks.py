@@ -15,6 +15,7 @@ one added by another process (the CLI, another `fedsph serve`) takes effect here
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import time
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ from fedsph.models import Actor, Block, Follow
 HOST_MAX = 253
 
 
+@functools.lru_cache(maxsize=4096)  # pure; the inbox asks it for the same few hosts all the time
 def normalise_host(raw: str | None) -> str | None:
     """`Evil.Example.` or `ｅvil.example` -> `evil.example`; an IP in its short form; None if
     `raw` is not a host name (no port: use `host_of` for URLs and `parse_domain` for input)."""

@@ -129,6 +129,7 @@ def check_origins(remote: Remote, activity: dict, key_id: str) -> None:
 async def verified_signer(
     readers: async_sessionmaker[AsyncSession], writers: async_sessionmaker[AsyncSession],
     remote: Remote, params: SignatureParams | MessageSignature, request: SignedRequest,
+    checked: bool = False,
 ) -> tuple[str, str]:
     """(actor URI, host) of the verified signer; refetches the key once if verification fails
     and our copy is older than KEY_REFETCH_AFTER.
@@ -136,9 +137,10 @@ async def verified_signer(
     The key comes from the in-memory cache (fedsph/federation/keycache.py) when it holds it, so
     a known sender costs no database round trip. No database transaction is held open during
     the network fetch. What needs no key (window, coverage, digest) is checked first here, so no
-    caller can make a bad request cost a fetch.
+    caller can make a bad request cost a fetch (`checked`: the caller did it already).
     """
-    request.check(params)
+    if not checked:
+        request.check(params)
     cached = keys_for(readers.kw["bind"]).get(params.key_id)
     if cached is None:
         async with readers() as db:
@@ -252,7 +254,8 @@ async def receive(
     deletes_itself = get_type(activity) == "Delete" and get_id(activity.get("object")) == actor_uri
     if deletes_itself and not await _known_actor(readers, actor_uri, params.key_id):
         return "dropped"  # an account we never saw was deleted: do not fetch its key
-    signer_uri, signer_host = await verified_signer(readers, writers, remote, params, request)
+    signer_uri, signer_host = await verified_signer(readers, writers, remote, params, request,
+                                                    checked=True)
     if signer_uri != actor_uri:
         # Relayed (FEP-ae0c): only the actor's integrity proof (FEP-8b32) can vouch for it.
         await verify_relayed(writers, remote, activity, signer_uri)
