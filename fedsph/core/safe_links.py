@@ -55,9 +55,13 @@ def local_path(value: object) -> str | None:
     return value
 
 
-@functools.lru_cache(maxsize=4096)  # pure; the inbox compares the same few origins all the time
 def origin(uri: str | None) -> tuple[str, str, int] | None:
     """(scheme, host, port) of an http(s) URI, the port made explicit; None for anything else."""
+    return _origin(uri) if isinstance(uri, str) else None
+
+
+@functools.lru_cache(maxsize=4096)  # pure; the inbox compares the same few origins all the time
+def _origin(uri: str) -> tuple[str, str, int] | None:
     if not uri or not http_url(uri):
         return None
     parts = urlsplit(uri)

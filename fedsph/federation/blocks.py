@@ -30,10 +30,14 @@ from fedsph.models import Actor, Block, Follow
 HOST_MAX = 253
 
 
-@functools.lru_cache(maxsize=4096)  # pure; the inbox asks it for the same few hosts all the time
 def normalise_host(raw: str | None) -> str | None:
     """`Evil.Example.` or `ｅvil.example` -> `evil.example`; an IP in its short form; None if
     `raw` is not a host name (no port: use `host_of` for URLs and `parse_domain` for input)."""
+    return _normalise_host(raw) if isinstance(raw, str) else None
+
+
+@functools.lru_cache(maxsize=4096)  # pure; the inbox asks it for the same few hosts all the time
+def _normalise_host(raw: str) -> str | None:
     host = (raw or "").strip().strip("[]").rstrip(".")
     if not host or len(host) > HOST_MAX:
         return None
