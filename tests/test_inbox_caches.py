@@ -11,7 +11,6 @@ from fedsph.models import Actor, Block, utcnow
 from tests.support.db import inbox_items, store_remote
 from tests.support.inbox import follow, project_and_sender
 
-
 FETCHED = utcnow()
 
 
