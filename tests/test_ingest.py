@@ -3,13 +3,14 @@ duplicates answered per item, a failed commit fails every waiter and stores noth
 stopping writes what is queued. On SQLite and PostgreSQL."""
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from fedsph.federation import ingest as ingest_module
 from fedsph.federation.ingest import Ingest, IngestFailed, Received
-from fedsph.models import InboxItem
+from fedsph.models import HostState, InboxItem, utcnow
 from fedsph.web.keys import INGEST
 from tests.support.db import inbox_items
 from tests.support.inbox import follow, project_and_sender
@@ -98,3 +99,21 @@ async def test_inbox_answers_503_and_stores_nothing_when_the_commit_fails(node, 
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
     assert len(await inbox_items(node)) == 1
     assert node.app[INGEST].batches >= 1
+
+
+async def test_a_batch_revives_the_hosts_of_its_senders(db_node):
+    async with db_node.writers() as db, db.begin():
+        db.add(HostState(host="down.example", consecutive_failures=3,
+                         paused_until=utcnow() + timedelta(hours=1)))
+        db.add(HostState(host="other.example", consecutive_failures=2))
+    ingest = Ingest(db_node.writers)
+    ingest.start()
+    try:
+        assert await ingest.store(received("https://down.example/a/1", "down.example")) == "stored"
+    finally:
+        await ingest.stop()
+    async with db_node.readers() as db:
+        down = await db.get(HostState, "down.example")
+        other = await db.get(HostState, "other.example")
+    assert (down.consecutive_failures, down.paused_until) == (0, None)
+    assert other.consecutive_failures == 2  # it sent nothing

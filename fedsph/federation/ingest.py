@@ -20,7 +20,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, update
+from sqlalchemy import Connection, Engine, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -165,6 +165,11 @@ class BatchWriter:
         self._thread: ThreadPoolExecutor | None = None
 
     async def write(self, rows: list[dict], hosts: list[str]) -> set[str]:
+        if self.bind.dialect.name == "postgresql":
+            # One statement, so one round trip: atomic on its own, without BEGIN and COMMIT.
+            async with self.bind.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                return set((await conn.execute(PG_BATCH, _pg_arrays(rows, hosts))).scalars())
         if self.bind.dialect.name != "sqlite":
             async with self.bind.begin() as conn:
                 return await conn.run_sync(_write, rows, hosts)
@@ -183,6 +188,38 @@ class BatchWriter:
             self._thread.shutdown(wait=True)
             self._sync.dispose()
             self._sync = self._thread = None
+
+
+# The whole batch on PostgreSQL: the rows from arrays, the hosts revived, the new ids returned.
+# Data-modifying WITH clauses run once and to completion whether or not the query reads them.
+PG_BATCH = text("""
+WITH new AS (
+    INSERT INTO inbox_items (activity_uri, type, actor_uri, body, signed_by_actor, status,
+                             attempts, next_attempt_at, created_at)
+    SELECT row.activity_uri, row.type, row.actor_uri, row.body, row.signed_by_actor, 'pending',
+           0, :now, :now
+    FROM unnest(CAST(:uris AS varchar[]), CAST(:types AS varchar[]), CAST(:actors AS varchar[]),
+                CAST(:bodies AS bytea[]), CAST(:signed AS boolean[]))
+         AS row(activity_uri, type, actor_uri, body, signed_by_actor)
+    ON CONFLICT (activity_uri) DO NOTHING
+    RETURNING activity_uri
+), revived AS (
+    UPDATE host_states SET consecutive_failures = 0, paused_until = NULL
+    WHERE host = ANY(CAST(:hosts AS varchar[])) AND consecutive_failures > 0
+    RETURNING host
+), retried AS (
+    UPDATE deliveries SET next_attempt_at = :now
+    WHERE status = 'pending' AND host IN (SELECT host FROM revived)
+)
+SELECT activity_uri FROM new
+""")
+
+
+def _pg_arrays(rows: list[dict], hosts: list[str]) -> dict:
+    return {"uris": [row["activity_uri"] for row in rows], "types": [row["type"] for row in rows],
+            "actors": [row["actor_uri"] for row in rows], "bodies": [row["body"] for row in rows],
+            "signed": [row["signed_by_actor"] for row in rows], "hosts": hosts,
+            "now": rows[0]["created_at"]}
 
 
 def _write(conn: Connection, rows: list[dict], hosts: list[str]) -> set[str]:
