@@ -30,6 +30,8 @@ from fedsph.models import Delivery, HostState, InboxItem, utcnow
 
 log = logging.getLogger("fedsph.ingest")
 
+PARALLEL_COMMITS = 4  # batches in flight at once on PostgreSQL (SQLite: 1)
+
 
 class IngestFailed(RuntimeError):
     """The batch this activity was in could not be committed: nothing of it was stored."""
@@ -59,10 +61,16 @@ class Ingest:
         self._queue: asyncio.Queue[Received] | None = None
         self._task: asyncio.Task | None = None
         self._closing = False
+        # Batches committing at once: SQLite has one writer; PostgreSQL flushes its WAL for
+        # several concurrent commits at a time, so the next batch need not wait for the last.
+        self.parallel = 1 if self.writer.bind.dialect.name == "sqlite" else PARALLEL_COMMITS
+        self._slots: asyncio.Semaphore | None = None
+        self._commits: set[asyncio.Task] = set()
         self.batches = self.items = 0  # committed batches and their items, for tests and logs
 
     def start(self) -> None:
         self._closing = False
+        self._slots = asyncio.Semaphore(self.parallel)
         self._queue = asyncio.Queue()
         self._task = asyncio.create_task(self._run(), name="fedsph-ingest")
 
@@ -88,12 +96,22 @@ class Ingest:
     async def _run(self) -> None:
         done = False
         while not done:
+            await self._slots.acquire()  # a free slot first: meanwhile requests queue up
             first = await self._queue.get()
             if first is None:
-                return
+                break
             batch = [first]
             done = await self._gather(batch)
-            await self._commit(batch)
+            commit = asyncio.create_task(self._commit(batch))
+            self._commits.add(commit)
+            commit.add_done_callback(self._commits.discard)
+        await asyncio.gather(*self._commits)
+
+    async def _commit(self, batch: list[Received]) -> None:
+        try:
+            await self._write(batch)
+        finally:
+            self._slots.release()
 
     async def _gather(self, batch: list[Received]) -> bool:
         """Add what arrives within the wait (or is queued already) to `batch`; True at the end
@@ -116,7 +134,7 @@ class Ingest:
             batch.append(item)
         return False
 
-    async def _commit(self, batch: list[Received]) -> None:
+    async def _write(self, batch: list[Received]) -> None:
         started = asyncio.get_running_loop().time()
         try:
             stored = await write_batch(self.writer, batch)
