@@ -73,7 +73,8 @@ def _row(config, per_sender, fedsph, baseline, warm, rows: dict[str, int]) -> di
     extra = sorted(set(rows) - set(accepted))
     refused = count - len(fedsph["accepted"])
     bare_refused = count - baseline["statuses"].get("202", 0)
-    checks = [f"fedsph answers: {fedsph['statuses']}; bare answers: {baseline['statuses']}",
+    checks = [(f"fedsph answers: {fedsph['statuses']} (warm-up, with the key fetch: "
+              f"{warm['statuses']}); bare answers: {baseline['statuses']}"),
               (f"{len(accepted)} requests answered 202, {len(rows)} inbox rows; {len(lost)} "
                f"accepted without exactly one row, {len(extra)} rows never answered 202")]
     return {
