@@ -2,7 +2,10 @@
 (fedsph/federation/blocks.py BlockSnapshot). Changes made in this process count at once;
 changes another process makes to the database count within the documented bound."""
 
-from sqlalchemy import delete, update
+import asyncio
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, select, update
 
 from fedsph.federation import blocks
 from fedsph.federation.actors import get_cached_key_owner
@@ -152,3 +155,15 @@ async def test_a_block_written_by_another_process_counts_within_the_bound(node):
     assert await snapshot.blocks(node.readers, "https://good.example/users/z")
     assert await snapshot.blocks(node.readers, "https://ev%69l.example/")  # unreadable host
 
+
+
+async def test_a_burst_from_a_new_server_fetches_its_key_once(db_node, peer):
+    project, alice, inbox = await project_and_sender(db_node, peer)
+    answers = await asyncio.gather(*(peer.post(alice, inbox, follow(peer, alice, project.uri))
+                                     for _ in range(20)))
+    assert [status for status, _ in answers] == [202] * 20
+    assert peer.gets().count(urlsplit(alice.uri).path) == 1
+    assert len(await inbox_items(db_node)) == 20
+    async with db_node.readers() as db:
+        assert await db.scalar(select(func.count()).select_from(Actor)
+                               .where(Actor.uri == alice.uri)) == 1

@@ -6,8 +6,10 @@ The rows are written in batches by fedsph/federation/ingest.py (group commit).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -59,6 +61,8 @@ log = logging.getLogger("fedsph.inbox")
 # signature must not make us fetch a third party's actor on every request (we would become its
 # reflector). A genuinely rotated key is still picked up within this time, as on Mastodon.
 KEY_REFETCH_AFTER = timedelta(minutes=10)
+# key id -> the lock of its fetch in progress (gone with the last request that waits on it).
+_KEY_FETCHES: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -160,7 +164,22 @@ async def verified_signer(
                 if cached is not None and (not again.message.startswith(
                         "signature does not verify") or _recent(cached)):
                     raise
-    # Unknown key, or the key may have been rotated since we cached it: fetch it (once).
+    # Unknown key, or the key may have been rotated since we cached it: fetch it (once). Requests
+    # naming the same key wait for one fetch: a burst from a server we never met costs one
+    # request to it, and its actor row is not inserted by all of them at once.
+    lock = _KEY_FETCHES.get(params.key_id)
+    if lock is None:
+        lock = _KEY_FETCHES[params.key_id] = asyncio.Lock()
+    async with lock:
+        fetched = keys_for(readers.kw["bind"]).get(params.key_id)
+        if fetched is not None and fetched != cached:
+            return _verified_by(request, params, fetched)  # fetched just now by another request
+        return await _fetch_and_verify(writers, remote, params, request)
+
+
+async def _fetch_and_verify(writers: async_sessionmaker[AsyncSession], remote: Remote,
+                            params: SignatureParams | MessageSignature,
+                            request: SignedRequest) -> tuple[str, str]:
     try:
         values = await fetch_key_owner(remote, params.key_id)
     except FetchError as exc:
