@@ -22,6 +22,9 @@ from fedsph.core.urls import URLs
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.events.received import store_event_details
 from fedsph.federation.actors import ACTOR_READERS, get_or_create_instance_actor, signer_for
+from fedsph.federation.blocks import snapshot_for
+from fedsph.federation.ingest import Ingest
+from fedsph.federation.keycache import keys_for
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.federation.remote_objects import OBJECT_DETAILS
 from fedsph.hub import directory_index
@@ -50,6 +53,7 @@ from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (
     DOCUMENTS,
     ENGINE,
+    INGEST,
     READERS,
     REMOTE,
     SETTINGS,
@@ -97,6 +101,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     security_headers.setup(app)  # CSP, nosniff, frame and referrer rules on every response
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client)
+    app.cleanup_ctx.append(_ingest)
     if run_worker:
         app.cleanup_ctx.append(_worker)
     # After the database is open (cleanup_ctx runs first): in hub mode, the hub is made here.
@@ -143,6 +148,22 @@ async def _http_client(app: web.Application):
     app[REMOTE] = Remote(session, signer_for(instance), settings.allow_private_networks)
     yield
     await session.close()
+
+
+async def _ingest(app: web.Application):
+    """The inbox's group commit and its in-memory keys and blocks (fedsph/federation/ingest.py,
+    keycache.py, blocks.py), with their bounds from the settings. Stopped before the database
+    closes, so what it holds is written first."""
+    settings = app[SETTINGS]
+    keys_for(app[ENGINE]).configure(settings.key_cache_seconds)
+    snapshot = snapshot_for(app[ENGINE])
+    snapshot.max_age = settings.block_refresh_seconds
+    snapshot.invalidate()
+    ingest = Ingest(app[WRITERS], settings.ingest_wait_ms, settings.ingest_batch)
+    ingest.start()
+    app[INGEST] = ingest
+    yield
+    await ingest.stop()
 
 
 async def _worker(app: web.Application):

@@ -41,6 +41,12 @@ class Settings:
     worker_concurrency: int = 32
     # How long a claimed queue row stays a worker's before another may take it (a crashed one's).
     worker_lease_seconds: float = 300.0
+    # The inbox (fedsph/federation/ingest.py, keycache.py, blocks.py): how long a batch waits for
+    # neighbours, its largest size, and how stale another process's changes may be seen here.
+    ingest_wait_ms: float = 2.0
+    ingest_batch: int = 256
+    key_cache_seconds: float = 60.0
+    block_refresh_seconds: float = 5.0
     http_timeout: float = 15.0
     retry_base_seconds: float = 30.0
     templates_dir: Path = field(default=PROJECT_ROOT / "templates")
@@ -88,6 +94,10 @@ ENV_NAMES = {
     "worker_batch": "FEDSPH_WORKER_BATCH",
     "worker_concurrency": "FEDSPH_WORKER_CONCURRENCY",
     "worker_lease_seconds": "FEDSPH_WORKER_LEASE_SECONDS",
+    "ingest_wait_ms": "FEDSPH_INGEST_WAIT_MS",
+    "ingest_batch": "FEDSPH_INGEST_BATCH",
+    "key_cache_seconds": "FEDSPH_KEY_CACHE_SECONDS",
+    "block_refresh_seconds": "FEDSPH_BLOCK_REFRESH_SECONDS",
     "http_timeout": "FEDSPH_HTTP_TIMEOUT",
     "retry_base_seconds": "FEDSPH_RETRY_BASE_SECONDS",
     "hub": "FEDSPH_HUB",
@@ -170,6 +180,11 @@ def _validated(settings: Settings) -> Settings:
     if settings.worker_batch < 1 or settings.worker_concurrency < 1 or settings.worker_lease_seconds <= 0:
         raise ConfigError("FEDSPH_WORKER_BATCH and FEDSPH_WORKER_CONCURRENCY must be at least 1 "
                           "and FEDSPH_WORKER_LEASE_SECONDS more than 0")
+    if not (0 <= settings.ingest_wait_ms <= 1000 and 1 <= settings.ingest_batch <= 5000
+            and 0 <= settings.key_cache_seconds <= 3600
+            and 0 <= settings.block_refresh_seconds <= 300):
+        raise ConfigError("FEDSPH_INGEST_WAIT_MS must be 0-1000, FEDSPH_INGEST_BATCH 1-5000, "
+                          "FEDSPH_KEY_CACHE_SECONDS 0-3600 and FEDSPH_BLOCK_REFRESH_SECONDS 0-300")
     try:
         proxy_networks(settings.trusted_proxies)
     except ValueError as exc:

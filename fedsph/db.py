@@ -7,7 +7,8 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -43,6 +44,17 @@ def make_engine(settings: Settings) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def make_sync_sqlite_engine(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, with the same pragmas, whose transactions
+    take the write lock up front: for work done whole in one thread (the inbox's group commit,
+    fedsph/federation/ingest.py), so a transaction never waits for the event loop between its
+    statements."""
+    engine = create_engine(make_url(url).set(drivername="sqlite"), connect_args={"timeout": 30})
+    event.listen(engine, "connect", _sqlite_pragmas)
+    event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

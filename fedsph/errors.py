@@ -38,6 +38,12 @@ class UnsupportedMediaType(HTTPProblem):
     status = 415
 
 
+class ServiceUnavailable(HTTPProblem):
+    """We cannot do it now (e.g. the database refused a write); trying later may work."""
+
+    status = 503
+
+
 class FetchError(Exception):
     """A remote fetch failed; `status` is the HTTP status if there was one."""
 

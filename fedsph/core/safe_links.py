@@ -8,14 +8,20 @@ browsers rewrite into other URLs) is refused, never "cleaned".
 
 from __future__ import annotations
 
+import functools
+import re
 from urllib.parse import unquote, urlsplit
 
 MAX_URL_LENGTH = 2048
 SCHEMES = ("http", "https")
+# Control characters, space, DEL and the backslash. A regular expression, because the inbox
+# checks several URLs of every request and a loop over characters in Python cost more than the
+# signature check.
+UNSAFE_CHARACTERS = re.compile(r"[\x00-\x20\x7f\\]")
 
 
 def _has_unsafe_characters(value: str) -> bool:
-    return any(ord(ch) < 0x21 or ch in "\x7f\\" for ch in value)
+    return UNSAFE_CHARACTERS.search(value) is not None
 
 
 def http_url(value: object) -> str | None:
@@ -51,6 +57,11 @@ def local_path(value: object) -> str | None:
 
 def origin(uri: str | None) -> tuple[str, str, int] | None:
     """(scheme, host, port) of an http(s) URI, the port made explicit; None for anything else."""
+    return _origin(uri) if isinstance(uri, str) else None
+
+
+@functools.lru_cache(maxsize=4096)  # pure; the inbox compares the same few origins all the time
+def _origin(uri: str) -> tuple[str, str, int] | None:
     if not uri or not http_url(uri):
         return None
     parts = urlsplit(uri)

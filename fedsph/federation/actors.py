@@ -26,6 +26,7 @@ from fedsph.federation.activitystreams import (
     same_origin,
 )
 from fedsph.federation.crypto import generate_rsa_keypair
+from fedsph.federation.keycache import CachedKey, keys_for
 from fedsph.federation.proofs import generate_proof_key
 from fedsph.federation.remote import Remote, Signer
 from fedsph.models import Actor, utcnow
@@ -239,6 +240,7 @@ async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
         setattr(actor, column, value)
     actor.fetched_at = utcnow()
     await db.flush()
+    keys_for(db.bind).forget_actor(actor.uri)  # its key may have changed: the next request reads the row
     return actor
 
 
@@ -280,8 +282,26 @@ def _is_stale(actor: Actor) -> bool:
     return actor.fetched_at is None or utcnow() - actor.fetched_at > ACTOR_MAX_AGE
 
 
-async def get_cached_key_owner(db: AsyncSession, key_id: str) -> Actor | None:
-    return await db.scalar(select(Actor).where(Actor.key_id == key_id))
+async def get_cached_key_owner(db: AsyncSession, key_id: str, fresh: bool = False
+                               ) -> CachedKey | None:
+    """The key `key_id` as we hold it: from the in-memory cache (fedsph/federation/keycache.py),
+    else (or with `fresh`) from the database, which then fills the cache."""
+    keys = keys_for(db.bind)
+    entry = None if fresh else keys.get(key_id)
+    if entry is None:
+        row = (await db.execute(select(Actor.uri, Actor.domain, Actor.public_key_pem,
+                                       Actor.fetched_at).where(Actor.key_id == key_id))).first()
+        if row is None:
+            return None
+        entry = CachedKey(key_id, row.uri, row.domain, row.public_key_pem, row.fetched_at)
+        keys.put(entry)
+    return entry
+
+
+def remember_key(bind, values: dict, fetched_at) -> None:
+    """Put a key just stored (and committed) into the cache: the next request needs no read."""
+    keys_for(bind).put(CachedKey(values["key_id"], values["uri"], values["domain"],
+                       values["public_key_pem"], fetched_at))
 
 
 async def fetch_actor(remote: Remote, uri: str, refetch: bool = True) -> dict:

@@ -5,15 +5,23 @@ are compared in one form: lower case, no trailing dot, no port, IDNA (punycode) 
 so `EVIL.example.`, `evil.example:8443` and a full-width spelling are the same host. Domains
 are stored in that form too, so the inbox asks with one `IN (…)` of the host and its parents.
 Only admins change blocks (fedsph/web/project_manage.py and the CLI check that before calling).
+
+The inbox asks `snapshot_for(engine)` instead of the database: every block, loaded in one query and reloaded
+when older than FEDSPH_BLOCK_REFRESH_SECONDS (default 5). A block added or lifted in this
+process (block_account, block_domain, unblock) reloads it at the next request after the commit;
+one added by another process (the CLI, another `fedsph serve`) takes effect here within that time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import ipaddress
+import time
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import delete, event, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.core.safe_links import http_url, origin
 from fedsph.errors import UserError
@@ -25,6 +33,11 @@ HOST_MAX = 253
 def normalise_host(raw: str | None) -> str | None:
     """`Evil.Example.` or `ｅvil.example` -> `evil.example`; an IP in its short form; None if
     `raw` is not a host name (no port: use `host_of` for URLs and `parse_domain` for input)."""
+    return _normalise_host(raw) if isinstance(raw, str) else None
+
+
+@functools.lru_cache(maxsize=4096)  # pure; the inbox asks it for the same few hosts all the time
+def _normalise_host(raw: str) -> str | None:
     host = (raw or "").strip().strip("[]").rstrip(".")
     if not host or len(host) > HOST_MAX:
         return None
@@ -89,6 +102,72 @@ async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
         Block.actor_uri == actor_uri, Block.domain.in_(parent_domains(host)))).limit(1)) is not None
 
 
+class BlockSnapshot:
+    """Every block of the node, in memory: the rules of `is_blocked` without a query."""
+
+    def __init__(self, max_age: float = 5.0, timer=time.monotonic):
+        self.max_age = max_age
+        self._timer = timer
+        self.accounts: frozenset[str] = frozenset()
+        self.domains: frozenset[str] = frozenset()
+        self._loaded_at: float | None = None  # None: never loaded, or stale
+        self._generation = 0  # bumped by invalidate(), so a load that raced it is not trusted
+        self._lock: asyncio.Lock | None = None
+
+    def invalidate(self) -> None:
+        self._loaded_at = None
+        self._generation += 1
+
+    def fresh(self) -> bool:
+        return self._loaded_at is not None and self._timer() - self._loaded_at < self.max_age
+
+    async def blocks(self, readers: async_sessionmaker[AsyncSession], *uris: str) -> bool:
+        """True if any URI is blocked (as `is_blocked` decides), reloading the snapshot first
+        when it is stale."""
+        if not self.fresh():
+            await self._reload(readers)
+        return any(self._blocks(uri) for uri in uris)
+
+    def _blocks(self, uri: str) -> bool:
+        return uri in self.accounts or _host_blocked(self.domains, uri)
+
+    async def _reload(self, readers: async_sessionmaker[AsyncSession]) -> None:
+        if self._lock is None:
+            self._lock = asyncio.Lock()  # made on first use, inside the running loop
+        async with self._lock:
+            if self.fresh():
+                return  # another request reloaded it while this one waited
+            generation, started = self._generation, self._timer()
+            async with readers() as db:
+                rows = (await db.execute(select(Block.actor_uri, Block.domain))).all()
+            self.accounts = frozenset(row.actor_uri for row in rows if row.actor_uri)
+            self.domains = frozenset(row.domain for row in rows if row.domain)
+            if generation == self._generation:
+                self._loaded_at = started
+
+
+# One snapshot per database in this process (two nodes in one process, as in tests, keep their
+# own); each is empty until first used.
+_SNAPSHOTS: dict[str, BlockSnapshot] = {}
+
+
+def snapshot_for(bind) -> BlockSnapshot:
+    """The snapshot of the database behind `bind` (an engine: a session's `.bind`)."""
+    name = str(bind.url)
+    snapshot = _SNAPSHOTS.get(name)
+    if snapshot is None:
+        snapshot = _SNAPSHOTS[name] = BlockSnapshot()
+    return snapshot
+
+
+def _reload_after_commit(db: AsyncSession) -> None:
+    """The snapshot is reloaded once this change is committed (and now, in case it is already)."""
+    snapshot = snapshot_for(db.bind)
+    snapshot.invalidate()
+    event.listen(db.sync_session, "after_commit", lambda _session: snapshot.invalidate(),
+                 once=True)
+
+
 async def fetchable(db: AsyncSession, uri: str | None) -> bool:
     """True when a URI that came in an activity may be fetched: an http(s) URL of an account and
     server that are not blocked. A followed account's boost, reply or Move must not make us ask
@@ -134,6 +213,7 @@ async def block_account(db: AsyncSession, actor: Actor) -> None:
     """Block one remote actor; it no longer follows nor is followed by anyone here."""
     if await db.scalar(select(Block.id).where(Block.actor_uri == actor.uri)) is None:
         db.add(Block(actor_uri=actor.uri))
+        _reload_after_commit(db)
     await _drop_follows(db, [actor.id])
 
 
@@ -141,6 +221,7 @@ async def block_domain(db: AsyncSession, domain: str) -> None:
     """Block a normalised domain and all names under it; their follows here are dropped."""
     if await db.scalar(select(Block.id).where(Block.domain == domain)) is None:
         db.add(Block(domain=domain))
+        _reload_after_commit(db)
     # Actor.domain keeps the host as it was sent (with port, maybe not IDNA): test the URIs.
     related = select(Follow.follower_id).union(select(Follow.followed_id))
     candidates = await db.execute(select(Actor.id, Actor.uri).where(
@@ -150,6 +231,7 @@ async def block_domain(db: AsyncSession, domain: str) -> None:
 
 async def unblock(db: AsyncSession, block_id: int) -> bool:
     """Lift a block by its id; False if there was none."""
+    _reload_after_commit(db)
     return (await db.execute(delete(Block).where(Block.id == block_id))).rowcount > 0
 
 

@@ -1,19 +1,21 @@
 """Receiving activities: check only what we need to trust them, store them, answer 202.
 
 Everything else (side effects, fetching referenced objects) happens later in the worker.
+The rows are written in batches by fedsph/federation/ingest.py (group commit).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 import orjson
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.core.safe_links import http_url
@@ -31,6 +33,7 @@ from fedsph.federation.actors import (
     InvalidActor,
     fetch_key_owner,
     get_cached_key_owner,
+    remember_key,
     store_remote_actor,
 )
 from fedsph.federation.httpsig import (
@@ -45,10 +48,12 @@ from fedsph.federation.httpsig9421 import (
     parse_message_signature,
     verify_message,
 )
+from fedsph.federation.ingest import Ingest, Received
 from fedsph.federation.integrity import verify_relayed
+from fedsph.federation.keycache import CachedKey, keys_for
 from fedsph.federation.proofs import should_sign
 from fedsph.federation.remote import Remote
-from fedsph.models import Actor, Delivery, HostState, InboxItem, utcnow
+from fedsph.models import Actor, utcnow
 
 log = logging.getLogger("fedsph.inbox")
 
@@ -56,6 +61,8 @@ log = logging.getLogger("fedsph.inbox")
 # signature must not make us fetch a third party's actor on every request (we would become its
 # reflector). A genuinely rotated key is still picked up within this time, as on Mastodon.
 KEY_REFETCH_AFTER = timedelta(minutes=10)
+# key id -> the lock of its fetch in progress (gone with the last request that waits on it).
+_KEY_FETCHES: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -126,25 +133,53 @@ def check_origins(remote: Remote, activity: dict, key_id: str) -> None:
 async def verified_signer(
     readers: async_sessionmaker[AsyncSession], writers: async_sessionmaker[AsyncSession],
     remote: Remote, params: SignatureParams | MessageSignature, request: SignedRequest,
+    checked: bool = False,
 ) -> tuple[str, str]:
     """(actor URI, host) of the verified signer; refetches the key once if verification fails
     and our copy is older than KEY_REFETCH_AFTER.
 
-    No database transaction is held open during the network fetch. What needs no key (window,
-    coverage, digest) is checked first here, so no caller can make a bad request cost a fetch.
+    The key comes from the in-memory cache (fedsph/federation/keycache.py) when it holds it, so
+    a known sender costs no database round trip. No database transaction is held open during
+    the network fetch. What needs no key (window, coverage, digest) is checked first here, so no
+    caller can make a bad request cost a fetch (`checked`: the caller did it already).
     """
-    request.check(params)
-    async with readers() as db:
-        cached = await get_cached_key_owner(db, params.key_id)
-        cached_pem = cached.public_key_pem if cached else None
+    if not checked:
+        request.check(params)
+    cached = keys_for(readers.kw["bind"]).get(params.key_id)
+    if cached is None:
+        async with readers() as db:
+            cached = await get_cached_key_owner(db, params.key_id)
     if cached is not None:
         try:
-            request.verify(params, cached_pem or "")
-            return cached.uri, cached.domain
+            return _verified_by(request, params, cached)
         except Unauthorized as failure:
-            if not failure.message.startswith("signature does not verify") or _recent(cached):
+            if not failure.message.startswith("signature does not verify"):
                 raise
-    # Unknown key, or the key may have been rotated since we cached it: fetch it (once).
+            # Another process may have refetched a rotated key: the database's copy decides.
+            async with readers() as db:
+                cached = await get_cached_key_owner(db, params.key_id, fresh=True)
+            try:
+                return _verified_by(request, params, cached)
+            except Unauthorized as again:
+                if cached is not None and (not again.message.startswith(
+                        "signature does not verify") or _recent(cached)):
+                    raise
+    # Unknown key, or the key may have been rotated since we cached it: fetch it (once). Requests
+    # naming the same key wait for one fetch: a burst from a server we never met costs one
+    # request to it, and its actor row is not inserted by all of them at once.
+    lock = _KEY_FETCHES.get(params.key_id)
+    if lock is None:
+        lock = _KEY_FETCHES[params.key_id] = asyncio.Lock()
+    async with lock:
+        fetched = keys_for(readers.kw["bind"]).get(params.key_id)
+        if fetched is not None and fetched != cached:
+            return _verified_by(request, params, fetched)  # fetched just now by another request
+        return await _fetch_and_verify(writers, remote, params, request)
+
+
+async def _fetch_and_verify(writers: async_sessionmaker[AsyncSession], remote: Remote,
+                            params: SignatureParams | MessageSignature,
+                            request: SignedRequest) -> tuple[str, str]:
     try:
         values = await fetch_key_owner(remote, params.key_id)
     except FetchError as exc:
@@ -158,7 +193,8 @@ async def verified_signer(
         # Kept even when the signature fails: the actor's own server gave us this document, and
         # the next forged request naming the key is then refused without another fetch.
         async with writers() as db, db.begin():
-            await store_remote_actor(db, values)
+            actor = await store_remote_actor(db, values)
+        remember_key(db.bind, values, actor.fetched_at)  # after the commit, never before
     except InvalidActor as exc:
         raise Forbidden(str(exc)) from None
     if failure is not None:
@@ -166,9 +202,16 @@ async def verified_signer(
     return values["uri"], values["domain"]
 
 
-def _recent(actor: Actor) -> bool:
-    """The actor's document was fetched less than KEY_REFETCH_AFTER ago."""
-    return actor.fetched_at is not None and utcnow() - actor.fetched_at < KEY_REFETCH_AFTER
+def _verified_by(request: SignedRequest, params, cached: CachedKey | None) -> tuple[str, str]:
+    if cached is None:
+        raise Unauthorized("signature does not verify: the key is no longer known")
+    request.verify(params, cached.public_key_pem or "")
+    return cached.uri, cached.domain
+
+
+def _recent(key: CachedKey) -> bool:
+    """The key's actor document was fetched less than KEY_REFETCH_AFTER ago."""
+    return key.fetched_at is not None and utcnow() - key.fetched_at < KEY_REFETCH_AFTER
 
 
 async def is_blocked(db: AsyncSession, actor_uri: str) -> bool:
@@ -209,11 +252,14 @@ class SignedRequest:
 
 async def receive(
     readers: async_sessionmaker[AsyncSession], writers: async_sessionmaker[AsyncSession],
-    remote: Remote, request: SignedRequest, content_type: str | None,
+    remote: Remote, request: SignedRequest, content_type: str | None, ingest: Ingest,
 ) -> str:
     """Verify and store one incoming activity. Returns "stored", "duplicate" or "dropped".
 
-    Raises HTTPProblems for everything we refuse.
+    Raises HTTPProblems for everything we refuse, and IngestFailed when the activity could not
+    be stored (the caller answers 503: the sender tries again later). For a known sender this
+    reads no database: the key and the blocks are in memory, and the row is written with its
+    neighbours' (fedsph/federation/ingest.py).
     """
     check_content_type(content_type)
     params = signature_params(request.headers)
@@ -221,45 +267,32 @@ async def receive(
     activity = parse_activity(request.body or b"")
     actor_uri = get_id(activity["actor"])
     check_origins(remote, activity, params.key_id)
-    async with readers() as db:
-        # A blocked server is refused before we fetch anything from it.
-        if await is_blocked(db, actor_uri) or await is_blocked(db, params.key_id):
-            return "dropped"
-        if get_type(activity) == "Delete" and get_id(activity.get("object")) == actor_uri:
-            known = await db.scalar(select(Actor.id).where(Actor.uri == actor_uri))
-            if known is None:
-                return "dropped"  # an account we never saw was deleted: do not fetch its key
-    signer_uri, signer_host = await verified_signer(readers, writers, remote, params, request)
+    # A blocked server is refused before we fetch anything from it.
+    if await blocks.snapshot_for(readers.kw["bind"]).blocks(readers, actor_uri, params.key_id):
+        return "dropped"
+    deletes_itself = get_type(activity) == "Delete" and get_id(activity.get("object")) == actor_uri
+    if deletes_itself and not await _known_actor(readers, actor_uri, params.key_id):
+        return "dropped"  # an account we never saw was deleted: do not fetch its key
+    signer_uri, signer_host = await verified_signer(readers, writers, remote, params, request,
+                                                    checked=True)
     if signer_uri != actor_uri:
         # Relayed (FEP-ae0c): only the actor's integrity proof (FEP-8b32) can vouch for it.
         await verify_relayed(writers, remote, activity, signer_uri)
-    async with readers() as db:
-        if signer_uri != actor_uri and await is_blocked(db, signer_uri):
+        if await blocks.snapshot_for(readers.kw["bind"]).blocks(readers, signer_uri):
             return "dropped"  # a blocked server does not speak through a relay either
     activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
-    item = InboxItem(activity_uri=activity_uri[:2048], type=get_type(activity)[:64],
-                     actor_uri=actor_uri, body=request.body,
-                     signed_by_actor=signer_uri == actor_uri)
-    return await _store(writers, item, signer_host)
+    outcome = await ingest.store(Received(
+        activity_uri=activity_uri[:2048], type=get_type(activity)[:64], actor_uri=actor_uri,
+        body=request.body, signed_by_actor=signer_uri == actor_uri, host=signer_host))
+    if deletes_itself:
+        keys_for(readers.kw["bind"]).deleting(actor_uri)  # its key is read from the database until it is gone
+    return outcome
 
 
-async def _store(writers, item: InboxItem, host: str) -> str:
-    """One INSERT (unique on the activity id), plus reviving the sender's host if it was down."""
-    try:
-        async with writers() as db, db.begin():
-            db.add(item)
-            await db.flush()
-            await _revive_host(db, host)
-    except IntegrityError:
-        return "duplicate"
-    return "stored"
-
-
-async def _revive_host(db: AsyncSession, host: str) -> None:
-    """A host that signs requests to us is up again: retry what we owe it now (as Mastodon does)."""
-    state = await db.get(HostState, host)
-    if state is None or not state.consecutive_failures:
-        return
-    state.consecutive_failures, state.paused_until = 0, None
-    await db.execute(update(Delivery).where(
-        Delivery.host == host, Delivery.status == "pending").values(next_attempt_at=utcnow()))
+async def _known_actor(readers: async_sessionmaker[AsyncSession], actor_uri: str,
+                       key_id: str) -> bool:
+    cached = keys_for(readers.kw["bind"]).get(key_id)
+    if cached is not None and cached.uri == actor_uri:
+        return True
+    async with readers() as db:
+        return await db.scalar(select(Actor.id).where(Actor.uri == actor_uri)) is not None

@@ -20,7 +20,7 @@ from fedsph.core.urls import (
     OBJECT,
     SHARED_INBOX,
 )
-from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge
+from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge, ServiceUnavailable
 from fedsph.federation.activitystreams import (
     build_collection_page,
     build_ordered_collection,
@@ -28,6 +28,7 @@ from fedsph.federation.activitystreams import (
 )
 from fedsph.federation.actors import get_actor_by_uri, get_local_actor
 from fedsph.federation.inbox import SignedRequest, claimed_key_id, receive
+from fedsph.federation.ingest import IngestFailed
 from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.models import Activity, Actor, Object
 from fedsph.projects import queries
@@ -35,7 +36,16 @@ from fedsph.projects.actor_document import build_actor_document
 from fedsph.projects.notes import NOTE_CONTEXT
 from fedsph.projects.outbox import featured_url
 from fedsph.web import pages
-from fedsph.web.keys import DOCUMENTS, READERS, REMOTE, SETTINGS, URLS, WORKER, WRITERS
+from fedsph.web.keys import (
+    DOCUMENTS,
+    INGEST,
+    READERS,
+    REMOTE,
+    SETTINGS,
+    URLS,
+    WORKER,
+    WRITERS,
+)
 from fedsph.web.params import page_number
 from fedsph.web.render import ap_response, wants_html
 from fedsph.web.signed_fetch import may_fetch
@@ -91,6 +101,11 @@ async def inbox_view(request: web.Request) -> web.Response:
     """POST to an actor's inbox or the shared inbox: verify, store, 202."""
     try:
         outcome = await _receive(request)
+    except IngestFailed as exc:
+        # Not stored (the batch's commit failed, or we are shutting down): the sender retries.
+        inbox_log.error("inbox could not store a request from %s (key %s): %s", request.remote,
+                        printable(claimed_key_id(request.headers)), exc)
+        raise ServiceUnavailable(str(exc)) from None
     except HTTPProblem as exc:
         # The one log line of a refused request: reason, peer, key id; never the body.
         inbox_log.warning("inbox refused %s from %s (key %s): %s", exc.status, request.remote,
@@ -116,7 +131,7 @@ async def _receive(request: web.Request) -> str:
         headers={k.lower(): v for k, v in request.headers.items()}, body=body,
         target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
     return await receive(request.app[READERS], request.app[WRITERS], request.app[REMOTE],
-                         signed, request.headers.get("Content-Type"))
+                         signed, request.headers.get("Content-Type"), request.app[INGEST])
 
 
 def _page_number(request: web.Request) -> int | None:

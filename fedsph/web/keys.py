@@ -25,6 +25,7 @@ DOCUMENTS = web.AppKey("documents", TTLCache)
 FACET_CACHE = web.AppKey("hub_facet_cache", dict)
 # Rendered hub pages for visitors who are not logged in, by index generation (web/hub_pages.py).
 HUB_PAGE_CACHE = web.AppKey("hub_page_cache", object)
+INGEST = web.AppKey("ingest", object)  # fedsph.federation.ingest.Ingest: the inbox's group commit
 
 # Per-request values set by middleware (fedsph/i18n.py, fedsph/web/auth_middleware.py); LANG is
 # defined in fedsph/i18n.py, the lower layer that sets it, and kept here with the others.

@@ -30,7 +30,9 @@ PUBLIC = AS + "#Public"
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    process = NodeProcess(tmp_path_factory.mktemp("identity"))
+    # Blocks are written straight into the database below, as another process would: the inbox
+    # rereads them on every request here instead of within FEDSPH_BLOCK_REFRESH_SECONDS.
+    process = NodeProcess(tmp_path_factory.mktemp("identity"), FEDSPH_BLOCK_REFRESH_SECONDS="0")
     process.cli("migrate")
     process.cli("project", "create", "alpha", "--name", "Project Alpha")
     process.start()

@@ -1,0 +1,89 @@
+"""The signing keys of remote actors, held in memory so the inbox verifies without the database.
+
+key id -> (actor URI, domain, public key PEM, fetched_at), least recently used first out, each
+entry kept at most `ttl` seconds (FEDSPH_KEY_CACHE_SECONDS, default 60). The database stays
+the truth; this is a copy of what was read from it or written to it:
+
+One cache per database (`keys_for`), so two nodes in one process never share keys.
+
+- In this process, storing an actor (fedsph/federation/actors.py `store_remote_actor`) drops its
+  entries at once, and the inbox puts the key it fetched and stored after the commit.
+- A signature that fails against a cached key is checked against the database's copy before
+  anything is fetched, so a key another process refetched is used at once.
+- An actor deleted by another process (its Delete handled by `fedsph worker`) is still believed
+  for at most `ttl` seconds here; the inbox marks an actor whose Delete of itself it accepts,
+  and its key is then read from the database (never cached) for `ttl` seconds, as before.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from cachetools import TTLCache
+
+CACHE_SIZE = 4096  # keys of as many senders; an entry is about 1 KB (a PEM and two URIs)
+DEFAULT_TTL = 60.0
+
+
+@dataclass(frozen=True)
+class CachedKey:
+    """What verifying a request needs of its signer."""
+
+    key_id: str
+    uri: str
+    domain: str
+    public_key_pem: str | None
+    fetched_at: datetime | None
+
+
+class KeyCache:
+    """An LRU of CachedKey with a time-to-live; `timer` is replaceable for tests."""
+
+    def __init__(self, ttl: float = DEFAULT_TTL, size: int = CACHE_SIZE, timer=time.monotonic):
+        self.ttl = ttl
+        self._timer = timer
+        self._keys: TTLCache[str, CachedKey] = TTLCache(size, max(ttl, 1e-9), timer=timer)
+        # Actors whose Delete of themselves was accepted: never cached while it may be pending.
+        self._deleting: TTLCache[str, bool] = TTLCache(size, max(ttl, 1e-9), timer=timer)
+
+    def configure(self, ttl: float) -> None:
+        """A new, empty cache with this time-to-live (0: nothing is kept)."""
+        self.__init__(ttl, self._keys.maxsize, self._timer)
+
+    def get(self, key_id: str) -> CachedKey | None:
+        return self._keys.get(key_id)
+
+    def put(self, entry: CachedKey) -> None:
+        if self.ttl > 0 and entry.uri not in self._deleting:
+            self._keys[entry.key_id] = entry
+
+    def forget_actor(self, uri: str) -> None:
+        """Drop every key of the actor at `uri` (its row changed or went in this process)."""
+        for key_id in [k for k, entry in self._keys.items() if entry.uri == uri]:
+            self._keys.pop(key_id, None)
+
+    def deleting(self, uri: str) -> None:
+        """The actor asked to be deleted: forget its keys and keep none for `ttl` seconds."""
+        self.forget_actor(uri)
+        if self.ttl > 0:
+            self._deleting[uri] = True
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self._deleting.clear()
+
+
+# One cache per database in this process (the inbox, signed fetches and the in-process worker of
+# a node share it; two nodes in one process, as in tests, do not). Empty until used.
+_CACHES: dict[str, KeyCache] = {}
+
+
+def keys_for(bind) -> KeyCache:
+    """The cache of the database behind `bind` (an engine: a session's `.bind`)."""
+    name = str(bind.url)
+    cache = _CACHES.get(name)
+    if cache is None:
+        cache = _CACHES[name] = KeyCache()
+    return cache

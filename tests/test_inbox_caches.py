@@ -1,0 +1,169 @@
+"""The inbox's in-memory copies: signing keys (fedsph/federation/keycache.py) and blocks
+(fedsph/federation/blocks.py BlockSnapshot). Changes made in this process count at once;
+changes another process makes to the database count within the documented bound."""
+
+import asyncio
+from urllib.parse import urlsplit
+
+from sqlalchemy import delete, func, select, update
+
+from fedsph.federation import blocks
+from fedsph.federation.actors import get_cached_key_owner
+from fedsph.federation.keycache import CachedKey, KeyCache, keys_for
+from fedsph.models import Actor, Block, utcnow
+from tests.support.db import inbox_items, store_remote
+from tests.support.inbox import follow, project_and_sender
+
+FETCHED = utcnow()
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def key(n: int, uri: str = "https://peer.example/users/a") -> CachedKey:
+    return CachedKey(f"{uri}#key{n}", uri, "peer.example", f"PEM {n}", FETCHED)
+
+
+def test_key_cache_expires_and_is_bounded():
+    clock = Clock()
+    cache = KeyCache(ttl=60, size=2, timer=clock)
+    cache.put(key(1))
+    clock.now += 59
+    assert cache.get(key(1).key_id) == key(1)
+    clock.now += 2
+    assert cache.get(key(1).key_id) is None  # older than its time-to-live
+    cache.put(key(1))
+    cache.put(key(2))
+    cache.get(key(1).key_id)  # used: key 2 is now the least recently used
+    cache.put(key(3))
+    assert cache.get(key(2).key_id) is None
+    assert cache.get(key(1).key_id) is not None and cache.get(key(3).key_id) is not None
+
+
+def test_an_actor_deleting_itself_is_not_cached_for_a_while():
+    clock = Clock()
+    cache = KeyCache(ttl=60, timer=clock)
+    cache.put(key(1))
+    cache.put(key(2, uri="https://peer.example/users/b"))
+    cache.deleting("https://peer.example/users/a")
+    assert cache.get(key(1).key_id) is None
+    cache.put(key(1))
+    assert cache.get(key(1).key_id) is None  # read from the database until it is gone
+    assert cache.get(key(2, uri="https://peer.example/users/b").key_id) is not None
+    clock.now += 61
+    cache.put(key(1))
+    assert cache.get(key(1).key_id) is not None
+
+
+def test_a_zero_lifetime_keeps_nothing():
+    cache = KeyCache(ttl=0)
+    cache.put(key(1))
+    assert cache.get(key(1).key_id) is None
+
+
+async def test_key_is_read_once_then_served_from_memory_and_dropped_when_stored(node, peer):
+    alice = peer.add_actor("alice")
+    await store_remote(node, alice.document)
+    keys = keys_for(node.writers.kw["bind"])
+    assert keys.get(alice.key_id) is None  # storing an actor drops, never fills
+    async with node.readers() as db:
+        first = await get_cached_key_owner(db, alice.key_id)
+    assert keys.get(alice.key_id) == first and first.uri == alice.uri
+    # Another process changes the row: this process keeps its copy (bounded by the lifetime)…
+    async with node.writers() as db, db.begin():
+        await db.execute(update(Actor).where(Actor.uri == alice.uri)
+                         .values(public_key_pem="changed elsewhere"))
+    async with node.readers() as db:
+        assert (await get_cached_key_owner(db, alice.key_id)).public_key_pem == alice.public_pem
+        # … unless asked for the database's copy, as the inbox does when a signature fails.
+        fresh = await get_cached_key_owner(db, alice.key_id, fresh=True)
+    assert fresh.public_key_pem == "changed elsewhere"
+    # Stored in this process (a refetch): dropped at once.
+    await store_remote(node, alice.document)
+    assert keys.get(alice.key_id) is None
+
+
+async def test_a_key_rotated_by_another_process_is_used_at_once(node, peer):
+    project, alice, inbox = await project_and_sender(node, peer)
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    fetches = len(peer.gets())
+    # Another process refetched the rotated key and stored it: our cached copy is the old one.
+    peer.rotate_key(alice)
+    async with node.writers() as db, db.begin():
+        await db.execute(update(Actor).where(Actor.uri == alice.uri)
+                         .values(public_key_pem=alice.public_pem))
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    assert len(peer.gets()) == fetches  # the database's copy verified it: nothing fetched
+    assert len(await inbox_items(node)) == 2
+
+
+async def test_a_deleted_actor_is_refetched_not_believed_from_memory(node, peer):
+    project, alice, inbox = await project_and_sender(node, peer)
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    delete_self = {"@context": "https://www.w3.org/ns/activitystreams", "id": peer.new_id(),
+                   "type": "Delete", "actor": alice.uri, "object": alice.uri}
+    assert (await peer.post(alice, inbox, delete_self))[0] == 202
+    await node.run_worker()  # the Delete is handled: the row is gone
+    async with node.readers() as db:
+        assert await get_cached_key_owner(db, alice.key_id) is None
+    del peer.actors["alice"]  # its server answers 404 for it now
+    status, _ = await peer.post(alice, inbox, follow(peer, alice, project.uri))
+    assert status == 401
+    assert len(await inbox_items(node)) == 2
+
+
+async def test_a_block_added_in_this_process_counts_at_once(node, peer):
+    project, alice, inbox = await project_and_sender(node, peer)
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    snapshot = blocks.snapshot_for(node.writers.kw["bind"])
+    assert snapshot.fresh()
+    async with node.writers() as db, db.begin():
+        await blocks.block_domain(db, blocks.parse_domain(peer.domain))
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    assert len(await inbox_items(node)) == 1  # dropped: the snapshot was reloaded
+    async with node.writers() as db, db.begin():
+        for block in await blocks.get_blocks(db):
+            await blocks.unblock(db, block.id)
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    assert len(await inbox_items(node)) == 2
+
+
+async def test_a_block_written_by_another_process_counts_within_the_bound(node):
+    clock = Clock()
+    snapshot = blocks.BlockSnapshot(max_age=5, timer=clock)
+    account = "https://bad.example:8443/users/x"
+    assert not await snapshot.blocks(node.readers, account)
+    # What `fedsph block domain` in another process does: a row, and no word to this process.
+    async with node.writers() as db, db.begin():
+        db.add(Block(domain="bad.example"))
+    clock.now += 4.9
+    assert not await snapshot.blocks(node.readers, account)  # within the bound: not yet seen
+    clock.now += 0.2
+    assert await snapshot.blocks(node.readers, account)
+    assert await snapshot.blocks(node.readers, "https://sub.bad.example/users/y")
+    assert not await snapshot.blocks(node.readers, "https://good.example/users/z")
+    async with node.writers() as db, db.begin():
+        await db.execute(delete(Block))
+        db.add(Block(actor_uri="https://good.example/users/z"))
+    clock.now += 5.1
+    assert not await snapshot.blocks(node.readers, account)
+    assert await snapshot.blocks(node.readers, "https://good.example/users/z")
+    assert await snapshot.blocks(node.readers, "https://ev%69l.example/")  # unreadable host
+
+
+
+async def test_a_burst_from_a_new_server_fetches_its_key_once(db_node, peer):
+    project, alice, inbox = await project_and_sender(db_node, peer)
+    answers = await asyncio.gather(*(peer.post(alice, inbox, follow(peer, alice, project.uri))
+                                     for _ in range(20)))
+    assert [status for status, _ in answers] == [202] * 20
+    assert peer.gets().count(urlsplit(alice.uri).path) == 1
+    assert len(await inbox_items(db_node)) == 20
+    async with db_node.readers() as db:
+        assert await db.scalar(select(func.count()).select_from(Actor)
+                               .where(Actor.uri == alice.uri)) == 1

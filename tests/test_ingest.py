@@ -1,0 +1,119 @@
+"""The inbox's group commit (fedsph/federation/ingest.py): one transaction for many requests,
+duplicates answered per item, a failed commit fails every waiter and stores nothing, and
+stopping writes what is queued. On SQLite and PostgreSQL."""
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from fedsph.federation import ingest as ingest_module
+from fedsph.federation.ingest import Ingest, IngestFailed, Received
+from fedsph.models import HostState, InboxItem, utcnow
+from fedsph.web.keys import INGEST
+from tests.support.db import inbox_items
+from tests.support.inbox import follow, project_and_sender
+
+
+def received(uri: str | None, host: str = "peer.example") -> Received:
+    return Received(activity_uri=uri, type="Create", actor_uri="https://peer.example/users/a",
+                    body=b'{"type": "Create"}', signed_by_actor=True, host=host)
+
+
+async def row_count(node) -> int:
+    async with node.readers() as db:
+        return await db.scalar(select(func.count()).select_from(InboxItem))
+
+
+async def test_duplicates_in_one_batch_and_across_batches(db_node):
+    ingest = Ingest(db_node.writers, wait_ms=200, max_batch=100)
+    ingest.start()
+    try:
+        assert await ingest.store(received("https://peer.example/a/1")) == "stored"
+        outcomes = await asyncio.gather(*(ingest.store(received(uri)) for uri in [
+            "https://peer.example/a/2", "https://peer.example/a/2",  # twice in this batch
+            "https://peer.example/a/1",  # stored by the batch before
+            "https://peer.example/a/3"]))
+    finally:
+        await ingest.stop()
+    assert outcomes == ["stored", "duplicate", "duplicate", "stored"]
+    assert ingest.batches == 2  # the four concurrent requests made one transaction
+    assert sorted(item.activity_uri for item in await inbox_items(db_node)) == [
+        "https://peer.example/a/1", "https://peer.example/a/2", "https://peer.example/a/3"]
+
+
+async def test_a_failing_commit_fails_every_waiter_and_stores_nothing(db_node):
+    ingest = Ingest(db_node.writers, wait_ms=200, max_batch=100)
+    ingest.start()
+    try:
+        # A NULL activity id breaks the INSERT: the whole batch must go, the good item too.
+        outcomes = await asyncio.gather(ingest.store(received("https://peer.example/a/1")),
+                                        ingest.store(received(None)), return_exceptions=True)
+        assert all(isinstance(outcome, IngestFailed) for outcome in outcomes)
+        assert await row_count(db_node) == 0
+        # The batcher goes on: the next batch is stored.
+        assert await ingest.store(received("https://peer.example/a/1")) == "stored"
+    finally:
+        await ingest.stop()
+    assert await row_count(db_node) == 1
+
+
+async def test_stopping_writes_what_is_queued_then_refuses(db_node):
+    ingest = Ingest(db_node.writers, wait_ms=10_000, max_batch=1000)  # only stop() ends the wait
+    ingest.start()
+    waiting = [asyncio.create_task(ingest.store(received(f"https://peer.example/a/{n}")))
+               for n in range(5)]
+    await asyncio.sleep(0.05)
+    assert await row_count(db_node) == 0
+    await ingest.stop()
+    assert [task.result() for task in waiting] == ["stored"] * 5
+    assert await row_count(db_node) == 5
+    with pytest.raises(IngestFailed):
+        await ingest.store(received("https://peer.example/a/late"))
+
+
+async def test_a_full_batch_is_written_without_waiting(db_node):
+    ingest = Ingest(db_node.writers, wait_ms=60_000, max_batch=3)
+    ingest.start()
+    try:
+        outcomes = await asyncio.wait_for(asyncio.gather(
+            *(ingest.store(received(f"https://peer.example/a/{n}")) for n in range(3))), 30)
+    finally:
+        await ingest.stop()
+    assert outcomes == ["stored"] * 3
+
+
+async def test_inbox_answers_503_and_stores_nothing_when_the_commit_fails(node, peer, monkeypatch):
+    project, alice, inbox = await project_and_sender(node, peer)
+
+    async def broken(writers, batch):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ingest_module, "write_batch", broken)
+    status, text = await peer.post(alice, inbox, follow(peer, alice, project.uri))
+    assert status == 503
+    assert "send it again later" in text
+    assert await inbox_items(node) == []
+    monkeypatch.undo()
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    assert len(await inbox_items(node)) == 1
+    assert node.app[INGEST].batches >= 1
+
+
+async def test_a_batch_revives_the_hosts_of_its_senders(db_node):
+    async with db_node.writers() as db, db.begin():
+        db.add(HostState(host="down.example", consecutive_failures=3,
+                         paused_until=utcnow() + timedelta(hours=1)))
+        db.add(HostState(host="other.example", consecutive_failures=2))
+    ingest = Ingest(db_node.writers)
+    ingest.start()
+    try:
+        assert await ingest.store(received("https://down.example/a/1", "down.example")) == "stored"
+    finally:
+        await ingest.stop()
+    async with db_node.readers() as db:
+        down = await db.get(HostState, "down.example")
+        other = await db.get(HostState, "other.example")
+    assert (down.consecutive_failures, down.paused_until) == (0, None)
+    assert other.consecutive_failures == 2  # it sent nothing
