@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -243,7 +242,12 @@ def _pg_arrays(rows: list[dict], hosts: list[str]) -> dict:
 def _write(conn: Connection, rows: list[dict], hosts: list[str]) -> set[str]:
     """The batch's statements (in the caller's transaction): the activity ids that made rows."""
     inbox = InboxItem.__table__
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    if conn.dialect.name == "postgresql":
+        # Imported here: a node on SQLite never loads the PostgreSQL dialect (idle memory,
+        # tests/test_scaleout_memory.py).
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        insert = sqlite_insert
     statement = (insert(inbox).on_conflict_do_nothing(index_elements=["activity_uri"])
                  .returning(inbox.c.activity_uri))
     new = set(conn.execute(statement, rows).scalars())
