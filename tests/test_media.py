@@ -189,8 +189,7 @@ async def test_png_with_alpha(node):
 
 def test_jpeg_fallback_flattens_alpha(monkeypatch):
     # Pillow builds without WebP write JPEG; transparency is laid on white, metadata still gone.
-    monkeypatch.setattr("fedsph.projects.media.OUTPUT_EXT", "jpg")
-    monkeypatch.setattr("fedsph.projects.media.OUTPUT_TYPE", "image/jpeg")
+    monkeypatch.setattr("fedsph.projects.media.output_format", lambda: ("image/jpeg", "jpg"))
     image = Image.new("RGBA", (400, 300), (0, 0, 0, 0))
     out = io.BytesIO()
     image.save(out, "PNG")

@@ -14,15 +14,18 @@ import io
 import json
 import shutil
 import sqlite3
-import tarfile
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from fedsph import __version__
 from fedsph.config import Settings
 from fedsph.core.files import FILE_MODE, create_private_file, private_dir
 from fedsph.errors import UserError
+
+if TYPE_CHECKING:
+    import tarfile
 
 DATABASE = "fedsph.sqlite3"
 MEDIA = "media"
@@ -42,6 +45,8 @@ def _database_path(settings: Settings) -> Path:
 
 def backup(settings: Settings, target: Path) -> str:
     """Write the archive to `target` (which must not exist yet); returns a summary line."""
+    import tarfile  # here, not at the top: `fedsph serve` loads this module and never needs it
+
     source = _database_path(settings)
     if not source.exists():
         raise BackupError(f"there is no database at {source}: nothing to back up")
@@ -97,6 +102,8 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
     warning when the backup came from a node with another base URL (its actors' ids would no
     longer match the address it is served at).
     """
+    import tarfile  # see backup()
+
     target = _database_path(settings)
     if not source.is_file():
         raise BackupError(f"there is no file {source}")

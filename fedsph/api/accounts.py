@@ -6,7 +6,6 @@ import io
 from functools import cache
 
 from aiohttp import web
-from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -127,6 +126,8 @@ async def relationships(request: web.Request) -> web.Response:
 @cache
 def _missing_png() -> bytes:
     """Mastodon's default avatar/header path serves a plain grey square."""
+    from PIL import Image  # on first use only: see fedsph/projects/media.py _pillow
+
     out = io.BytesIO()
     Image.new("RGB", (120, 120), (200, 200, 200)).save(out, "PNG")
     return out.getvalue()

@@ -15,11 +15,14 @@ within both bounds. The page then stays under 60 KB at 10,000 projects (tests/te
 from __future__ import annotations
 
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 SVG_NS = "http://www.w3.org/2000/svg"
 SCALE = 2  # pixels per degree: 720 x 360
@@ -206,6 +209,8 @@ def outlines() -> dict[str, str]:
 
 
 def _element(parent: ET.Element, tag: str, **attributes) -> ET.Element:
+    import xml.etree.ElementTree as ET  # imported on use: only a hub's map needs it (idle memory)
+
     return ET.SubElement(parent, tag, {k.replace("_", "-"): str(v) for k, v in attributes.items()})
 
 
@@ -235,6 +240,8 @@ def render(points: list[MapPoint], label: str,
     cluster_title names a counted circle; cluster_href(country) links one whose projects all
     share a country (to the directory filtered by it).
     """
+    import xml.etree.ElementTree as ET  # see above
+
     svg = ET.Element("svg", {"xmlns": SVG_NS, "viewBox": f"0 0 {WIDTH} {HEIGHT}",
                              "width": "100%", "role": "group", "aria-label": label,
                              "style": f"max-width:{WIDTH}px;min-width:{MIN_WIDTH}px;height:auto;"

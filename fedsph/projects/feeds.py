@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import html
 import re
-import xml.etree.ElementTree as ET
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from fedsph.core.safe_links import http_url
 from fedsph.core.sanitize import clean_html
 from fedsph.federation.activitystreams import iso
 from fedsph.models import Actor, Object, utcnow
+
+if TYPE_CHECKING:
+    import xml.etree.ElementTree as ET
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 ATOM_CONTENT_TYPE = "application/atom+xml; charset=utf-8"
@@ -46,6 +49,8 @@ def entry_html(obj: Object) -> str:
 
 
 def _text(parent: ET.Element, tag: str, text: str, **attributes) -> ET.Element:
+    import xml.etree.ElementTree as ET  # imported on use: most processes never write a feed (idle memory)
+
     element = ET.SubElement(parent, tag, attributes)
     element.text = text
     return element
@@ -57,6 +62,8 @@ def _when(moment: datetime | None) -> str:
 
 def build_atom(actor: Actor, posts: list[Object], feed_url: str) -> bytes:
     """The feed document: newest posts first, as UTF-8 XML bytes."""
+    import xml.etree.ElementTree as ET  # see above
+
     feed = ET.Element("feed", {"xmlns": ATOM_NS})
     _text(feed, "id", feed_url)
     _text(feed, "title", actor.name or actor.username)

@@ -8,27 +8,26 @@ re-encoded renditions (WebP, or JPEG when this Pillow cannot write WebP).
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
-
-import blurhash
-from PIL import Image, UnidentifiedImageError, features
+from typing import TYPE_CHECKING, NamedTuple
 
 from fedsph.config import Settings
 from fedsph.core.files import private_dir
 from fedsph.errors import N_, UserError
 from fedsph.models import Actor, Media
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 # Rendition name -> widest it may be. Height is capped at twice that, so a very tall strip cannot
 # produce a huge file (and stays under WebP's 16383 px limit).
 RENDITION_WIDTHS = {"320": 320, "1280": 1280}
-WEBP_OK = features.check("webp")
-OUTPUT_TYPE, OUTPUT_EXT = ("image/webp", "webp") if WEBP_OK else ("image/jpeg", "jpg")
 EXTENSION_TYPES = {"webp": "image/webp", "jpg": "image/jpeg"}
 QUALITY = 80
 # Formats people actually upload (phone "MPO" JPEGs come through the JPEG opener). Anything else
@@ -73,6 +72,22 @@ class Processed:
         return self.renditions[0].content_type
 
 
+def _pillow():
+    """Pillow's Image module, imported on first use: Pillow costs about 2 MB resident, which a
+    node that receives no upload need not carry (the idle-memory target, bench/memory.py)."""
+    from PIL import Image
+
+    return Image
+
+
+@functools.cache
+def output_format() -> tuple[str, str]:
+    """(content type, extension) of the renditions: WebP when this Pillow build writes it."""
+    from PIL import features  # see _pillow
+
+    return ("image/webp", "webp") if features.check("webp") else ("image/jpeg", "jpg")
+
+
 def _megabytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB"
 
@@ -84,20 +99,21 @@ def _open(data: bytes, max_bytes: int) -> Image.Image:
         raise MediaError(N_("The image is %(size)s; the largest accepted is %(limit)s. "
                             "Please send a smaller photo."),
                          size=_megabytes(len(data)), limit=_megabytes(max_bytes))
+    pil = _pillow()
     try:
-        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
-    except Image.DecompressionBombError:
+        image = pil.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except pil.DecompressionBombError:
         raise MediaError(N_("The image has too many pixels to process.")) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except (pil.UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise MediaError(N_("This file is not an image we can read (use JPEG, PNG, WebP or GIF).")) \
             from None
     width, height = image.size
     # Checked before decoding: a small file can declare billions of pixels.
-    if width < 1 or height < 1 or width * height > Image.MAX_IMAGE_PIXELS:
+    if width < 1 or height < 1 or width * height > pil.MAX_IMAGE_PIXELS:
         raise MediaError(N_("The image has too many pixels to process."))
     try:
         image.load()
-    except Image.DecompressionBombError:
+    except pil.DecompressionBombError:
         raise MediaError(N_("The image has too many pixels to process.")) from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise MediaError(N_("The image file is damaged or incomplete; please send it again.")) \
@@ -145,11 +161,11 @@ def _fit(width: int, height: int, max_width: int) -> tuple[int, int]:
 
 def _encode(image: Image.Image) -> bytes:
     out = io.BytesIO()
-    if OUTPUT_EXT == "webp":
+    if output_format()[1] == "webp":
         image.save(out, "WEBP", quality=QUALITY, method=4)
     else:
         if image.mode == "RGBA":  # JPEG has no alpha: lay it on white
-            flat = Image.new("RGB", image.size, (255, 255, 255))
+            flat = _pillow().new("RGB", image.size, (255, 255, 255))
             flat.paste(image, mask=image.getchannel("A"))
             image = flat
         image.save(out, "JPEG", quality=QUALITY, optimize=True, progressive=True)
@@ -157,11 +173,13 @@ def _encode(image: Image.Image) -> bytes:
 
 
 def _blurhash(image: Image.Image) -> str:
-    # The blurhash package is pure Python: work on a tiny copy.
+    # The blurhash package is pure Python: work on a tiny copy. Imported here, as Pillow is.
+    import blurhash
+
     small = image.copy()
     small.thumbnail((32, 32))
     if small.mode == "RGBA":
-        flat = Image.new("RGB", small.size, (255, 255, 255))
+        flat = _pillow().new("RGB", small.size, (255, 255, 255))
         flat.paste(small, mask=small.getchannel("A"))
         small = flat
     width, height = small.size
@@ -182,9 +200,10 @@ def process_image(data: bytes, max_bytes: int) -> Processed:
         if size in seen:
             continue  # a small original yields one rendition, not two copies
         seen.add(size)
-        resized = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+        resized = image if size == image.size else image.resize(size,
+                                                                _pillow().Resampling.LANCZOS)
         resized.info = {}
-        renditions.append(Rendition(size[0], size[1], _encode(resized), OUTPUT_TYPE))
+        renditions.append(Rendition(size[0], size[1], _encode(resized), output_format()[0]))
     largest = renditions[-1]
     return Processed(largest.width, largest.height, _blurhash(image), renditions)
 
