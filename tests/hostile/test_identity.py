@@ -94,7 +94,8 @@ def forged_actor_document(attacker: PeerActor, claimed_id: str, inbox: str) -> d
 
 
 def objects_containing(node: NodeProcess, marker: str) -> list[tuple]:
-    return rows(node, "SELECT uri FROM objects WHERE content LIKE ? OR document LIKE ?",
+    # document is a JSON column: PostgreSQL has no LIKE on json, so it is read as text.
+    return rows(node, "SELECT uri FROM objects WHERE content LIKE ? OR CAST(document AS TEXT) LIKE ?",
                 f"%{marker}%", f"%{marker}%")
 
 

@@ -122,9 +122,9 @@ def empty_database_url(data_dir) -> str:
 
 
 def node_env(data_dir) -> dict[str, str]:
-    """Environment entries that point a `python -m fedsph` process at data_dir's database."""
-    url = database_url_for(data_dir)
-    return {"FEDSPH_DATABASE_URL": url} if url else {}
+    """Environment entries that point a `fedsph` command or process at data_dir's database: on
+    PostgreSQL an empty one, as a fresh data dir has no SQLite file until `fedsph migrate`."""
+    return {"FEDSPH_DATABASE_URL": empty_database_url(data_dir)} if on_postgresql() else {}
 
 
 def sql(data_dir, statement: str, **params) -> list[tuple]:
