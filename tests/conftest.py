@@ -8,9 +8,25 @@ import pytest
 
 from fedsph.app import connect_features
 from tests.fakepeer import FakePeer
+from tests.support import testdb
 from tests.support.nodes import make_settings, start_node, use_data_dir
 
 pytest_plugins = ["tests.pgcluster", "tests.dbfixtures"]
+
+
+def pytest_report_header(config):
+    return f"database engine: {testdb.engine()} ({testdb.VARIABLE})"
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test about one engine runs only in that engine's run: `make test` runs both."""
+    on_postgresql = testdb.on_postgresql()
+    for item in items:
+        if on_postgresql and item.get_closest_marker("sqlite"):
+            item.add_marker(pytest.mark.skip(reason="about SQLite itself: runs in the SQLite run"))
+        elif not on_postgresql and item.get_closest_marker("postgres"):
+            item.add_marker(pytest.mark.skip(
+                reason=f"PostgreSQL only: runs with {testdb.VARIABLE}=postgresql"))
 
 
 @pytest.fixture

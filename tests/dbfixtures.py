@@ -11,9 +11,30 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import testdb
 from tests.support.nodes import make_settings, start_node
 
-DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# Each case runs only in its own engine's run of the suite (see the `sqlite`/`postgres` markers).
+DATABASES = [pytest.param("sqlite", marks=pytest.mark.sqlite),
+             pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _test_databases(request):
+    """With FEDSPH_TEST_DATABASE=postgresql: the cluster and the migrated template every node's
+    database is cloned from (tests/support/testdb.py). Nothing on SQLite."""
+    if testdb.on_postgresql():
+        testdb.start(request.getfixturevalue("pg_server"))
+
+
+@pytest.fixture(autouse=True)
+def _drop_test_databases(_test_databases):
+    """Drop the databases a test created once it is over (a module's shared node keeps its own)."""
+    databases = testdb.current()
+    kept = set(databases.by_data_dir) if databases else set()
+    yield
+    if databases:
+        databases.drop_all_but(kept)
 
 
 @pytest.fixture(params=DATABASES)

@@ -3,6 +3,8 @@ records (and verifies) everything delivered to it. Runs on loopback in the test'
 
 from __future__ import annotations
 
+import itertools
+import os
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -18,10 +20,32 @@ from fedsph.federation.httpsig import parse_signature_header, sign_request, veri
 AS = "https://www.w3.org/ns/activitystreams"
 
 
+# Ports are handed out from a block of their own to each pytest-xdist worker of each engine's run
+# (`make test` runs both at once), below the kernel's ephemeral range (32768 up): asking the kernel
+# for port 0 and closing it, as this once did, let two workers, or an outgoing connection, get the
+# same port between the check and the server's bind.
+PORT_BASE, PORT_BLOCK, WORKER_BLOCKS = 20000, 750, 8
+_next_port = itertools.count()
+
+
+def _port_block() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    engine = 1 if os.environ.get("FEDSPH_TEST_DATABASE", "").lower().startswith("p") else 0
+    return engine * WORKER_BLOCKS + (int(worker) if worker.isdigit() else 0) % WORKER_BLOCKS
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nobody listens on, not handed out before by this process (until it wraps)."""
+    first = PORT_BASE + _port_block() * PORT_BLOCK
+    for _ in range(PORT_BLOCK):
+        port = first + next(_next_port) % PORT_BLOCK
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + PORT_BLOCK - 1}")
 
 
 @dataclass

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.fakepeer import free_port
+from tests.support import testdb
 
 
 class NodeProcess:
@@ -24,7 +25,7 @@ class NodeProcess:
         self.data_dir = data_dir
         self.env = {**os.environ, "FEDSPH_DATA_DIR": str(data_dir), "FEDSPH_PORT": str(self.port),
                     "FEDSPH_BASE_URL": self.base, "FEDSPH_ALLOW_PRIVATE_NETWORKS": "1",
-                    "FEDSPH_RETRY_BASE_SECONDS": "1", **env}
+                    "FEDSPH_RETRY_BASE_SECONDS": "1", **testdb.node_env(data_dir), **env}
         self.server: subprocess.Popen | None = None
         self.log = data_dir / "serve.log"
 

@@ -11,6 +11,9 @@ import pytest
 from fedsph.cli import main
 from tests.support.nodes import use_data_dir
 
+# Backups copy the SQLite file (a PostgreSQL node is backed up with pg_dump, as README says).
+pytestmark = pytest.mark.sqlite
+
 
 @pytest.fixture
 def fedsph(tmp_path, monkeypatch, capsys):

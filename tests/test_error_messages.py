@@ -17,6 +17,7 @@ from fedsph.i18n import get_translations
 from fedsph.projects import post_fields, profile
 from fedsph.projects.media import MediaError, clean_alt
 from tests.support.members import csrf_from, login, make_user, multipart
+from tests.support.nodes import use_data_dir
 
 
 def test_str_is_english_and_translate_uses_the_catalog():
@@ -92,10 +93,8 @@ async def test_a_spanish_visitor_sees_form_errors_in_spanish(node):
 
 
 def test_the_cli_still_speaks_english(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
+    use_data_dir(monkeypatch, tmp_path / "data")
     monkeypatch.setenv("LANG", "es_UY.UTF-8")
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
     assert main(["migrate"]) == 0
     assert main(["project", "create", "coop", "--name", "Cooperativa"]) == 0

@@ -24,7 +24,7 @@ from tests.support.hub import (
     states,
 )
 from tests.support.members import browser, login, make_user, post_form
-from tests.support.nodes import settle
+from tests.support.nodes import settle, use_data_dir
 from tests.support.pages import audit
 
 
@@ -232,11 +232,9 @@ async def test_backfill_stores_earlier_posts_without_announcing(nodes, peer):
 def test_cli_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, message):
     from fedsph.cli import main
 
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
+    use_data_dir(monkeypatch, tmp_path / "data")
     monkeypatch.setenv("FEDSPH_ALLOW_PRIVATE_NETWORKS", "1")
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG",
-                 "FEDSPH_HUB"):
-        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("FEDSPH_HUB", raising=False)
     assert main(["bootstrap"]) == 0
     capsys.readouterr()
     assert main(args) == 1
@@ -248,11 +246,9 @@ def test_cli_bad_input_is_one_line(tmp_path, monkeypatch, capsys, args, message)
 def test_bootstrap_in_hub_mode_makes_the_hub(tmp_path, monkeypatch, capsys):
     from fedsph.cli import main
 
-    monkeypatch.setenv("FEDSPH_DATA_DIR", str(tmp_path / "data"))
+    use_data_dir(monkeypatch, tmp_path / "data")
     monkeypatch.setenv("FEDSPH_HUB", "1")
     monkeypatch.setenv("FEDSPH_HUB_NAME", "Hub Europa")
-    for name in ("FEDSPH_DATABASE_URL", "FEDSPH_BASE_URL", "FEDSPH_PORT", "FEDSPH_CONFIG"):
-        monkeypatch.delenv(name, raising=False)
     assert main(["bootstrap"]) == 0
     assert "hub @hub@" in capsys.readouterr().out
     assert main(["hub", "members"]) == 0

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import aiohttp
 import pytest
 import requests
@@ -15,6 +13,7 @@ from fedsph.accounts import hash_token
 from fedsph.models import Actor, OAuthApp, OAuthToken, Object, User, utcnow
 from tests.mastodon_client import logged_in, start_server, stop_server
 from tests.processes import wait_for
+from tests.support import testdb
 
 AS = "https://www.w3.org/ns/activitystreams"
 
@@ -49,9 +48,8 @@ def test_account_statuses_pages_pins_and_replies(server, ana):
     assert reply.id not in [s.id for s in ana.account_statuses(me, exclude_replies=True)]
 
     # Pinning from apps is not this test's subject: the row is pinned directly.
-    with sqlite3.connect(server.data_dir / "fedsph.sqlite3") as db:
-        db.execute("UPDATE objects SET pinned_at = ? WHERE id = ?",
-                   (utcnow().strftime("%Y-%m-%d %H:%M:%S.%f"), int(posts[1].id)))
+    testdb.sql(server.data_dir, "UPDATE objects SET pinned_at = :at WHERE id = :id",
+               at=utcnow(), id=int(posts[1].id))
     pinned = ana.account_statuses(me, pinned=True)
     assert [s.id for s in pinned] == [posts[1].id] and pinned[0].pinned
     assert ana.account_statuses(me, only_media=True) == []

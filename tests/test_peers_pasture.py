@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import urllib.error
 import urllib.parse
@@ -29,6 +28,7 @@ from fedsph.federation.httpsig import sign_request
 from fedsph.federation.remote import Remote, Signer, make_client_session
 from tests.fakepeer import free_port
 from tests.processes import NodeProcess, stop_process, wait_for
+from tests.support import testdb
 
 pytestmark = pytest.mark.peers
 
@@ -116,11 +116,10 @@ def pasture(tmp_path):
 
 def local_signer(node: NodeProcess, username: str) -> Signer:
     """The key pair of a local actor, read from the node's SQLite database."""
-    with sqlite3.connect(node.data_dir / "fedsph.sqlite3") as db:
-        row = db.execute("SELECT key_id, private_key_pem FROM actors WHERE local = 1 AND "
-                         "username = ?", (username,)).fetchone()
-    assert row, f"no local actor {username!r}"
-    return Signer(*row)
+    found = testdb.sql(node.data_dir, "SELECT key_id, private_key_pem FROM actors WHERE local "
+                       "AND username = :username", username=username)
+    assert found, f"no local actor {username!r}"
+    return Signer(*found[0])
 
 
 def ask_verify_actor(verifier: PastureProcess, actor_uri: str) -> tuple[dict, str]:

@@ -3,7 +3,6 @@
 profile of another fedsph node's actor read back."""
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 
 import aiohttp
@@ -15,6 +14,7 @@ from fedsph.errors import UserError
 from fedsph.federation.actors import parse_actor_document
 from fedsph.models import Actor
 from fedsph.projects import profile, profile_wire
+from tests.support import testdb
 from tests.support.db import add_remote_follower
 
 AP = {"Accept": "application/activity+json"}
@@ -99,12 +99,13 @@ def fedsph(fedsph):
 
 
 def stored_actor(tmp_path, username: str = "coop") -> dict:
-    with sqlite3.connect(tmp_path / "data" / "fedsph.sqlite3") as db:
-        db.row_factory = sqlite3.Row
-        row = db.execute("SELECT name, name_map, summary, summary_map, profile, icon_url "
-                         "FROM actors WHERE username = ?", (username,)).fetchone()
-    return {key: json.loads(value) if key.endswith(("map", "profile")) and value else value
-            for key, value in dict(row).items()}
+    columns = ("name", "name_map", "summary", "summary_map", "profile", "icon_url")
+    row, = testdb.sql(tmp_path / "data", f"SELECT {', '.join(columns)} FROM actors "
+                      "WHERE username = :username", username=username)
+    # A JSON column comes back parsed from PostgreSQL, as text from SQLite.
+    return {key: json.loads(value) if key.endswith(("map", "profile")) and isinstance(value, str)
+            else value
+            for key, value in zip(columns, row, strict=True)}
 
 
 def test_cli_sets_lists_numbers_locations_and_translations(fedsph, tmp_path):

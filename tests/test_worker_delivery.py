@@ -436,7 +436,8 @@ def unreachable_database(tmp_path, kind: str) -> str:
     return f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/fedsph"
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+@pytest.mark.parametrize("kind", [pytest.param("sqlite", marks=pytest.mark.sqlite),
+                                  pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_worker_loop_outlives_an_unreachable_database(tmp_path, kind, caplog):
     settings = make_settings(tmp_path, database_url=unreachable_database(tmp_path, kind))
     engine = make_engine(settings)

@@ -19,6 +19,7 @@ from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.emit import enqueue_deliveries
 from fedsph.models import Activity, Actor, Block, Delivery, InboxItem
 from tests.fakepeer import PeerActor
+from tests.support import testdb
 from tests.support.members import browser, login, make_user, post_form
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -169,8 +170,8 @@ async def test_is_blocked_reads_hosts_in_one_form(node, uri, blocked):
 # --- the command line ------------------------------------------------------------------------------
 
 def blocks_in(tmp_path) -> set[str]:
-    with sqlite3.connect(tmp_path / "data" / "fedsph.sqlite3") as db:
-        return {row[0] for row in db.execute("SELECT coalesce(domain, actor_uri) FROM blocks")}
+    return {row[0] for row in testdb.sql(tmp_path / "data",
+                                         "SELECT coalesce(domain, actor_uri) FROM blocks")}
 
 
 def test_cli_blocks_and_admin_role(fedsph, tmp_path):
@@ -191,6 +192,7 @@ def test_cli_blocks_and_admin_role(fedsph, tmp_path):
 
 # --- data stored under the old rules ---------------------------------------------------------------
 
+@pytest.mark.sqlite  # the old rows are written through SQLite's own driver
 def test_the_migration_normalises_old_blocks_and_drops_unsafe_app_websites(tmp_path):
     from alembic import command
 

@@ -22,6 +22,7 @@ from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectA
 from fedsph.projects.outbox import edit_post, editable_post_fields, publish_post
 from fedsph.web.keys import REMOTE
 from tests.fakepeer import AS, FakePeer
+from tests.support import testdb
 from tests.support.members import api, member_token
 from tests.support.nodes import flush, make_settings
 
@@ -279,7 +280,7 @@ async def test_a_dm_cannot_be_edited_into_a_public_post(node, sent_dm):
 async def test_migration_reclassifies_dms_stored_as_followers_only(tmp_path):
     """Migration 0007: a remote post stored as `followers` whose document addresses neither the
     public nor its author's followers was a DM; it becomes direct, with its addressees."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, database_url=testdb.empty_database_url(tmp_path))
     url = settings.effective_database_url
     await asyncio.to_thread(command.upgrade, alembic_config(url), "0005")
     engine = make_engine(settings)

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import sqlite3
+import re
 import uuid
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -22,6 +21,7 @@ from fedsph.federation.crypto import rsa_sign
 from fedsph.federation.httpsig import http_date, request_target, sha256_digest, sign_request
 from tests.fakepeer import AS, FakePeer, PeerActor
 from tests.processes import NodeProcess
+from tests.support import testdb
 
 pytestmark = pytest.mark.e2e
 
@@ -52,10 +52,10 @@ async def hosts():
 
 
 def rows(node: NodeProcess, sql: str, *args) -> list[tuple]:
-    """Read the node's database directly (read-only): what was really stored."""
-    path = node.data_dir / "fedsph.sqlite3"
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-        return db.execute(sql, args).fetchall()
+    """Read the node's database directly, on either engine: what was really stored."""
+    numbered = iter(range(len(args)))
+    statement = re.sub(r"\?", lambda _: f":p{next(numbered)}", sql)
+    return testdb.sql(node.data_dir, statement, **{f"p{n}": arg for n, arg in enumerate(args)})
 
 
 async def eventually(predicate, what: str, timeout: float = 30):
@@ -96,7 +96,8 @@ def forged_actor_document(attacker: PeerActor, claimed_id: str, inbox: str) -> d
 
 
 def objects_containing(node: NodeProcess, marker: str) -> list[tuple]:
-    return rows(node, "SELECT uri FROM objects WHERE content LIKE ? OR document LIKE ?",
+    # document is a JSON column: PostgreSQL has no LIKE on json, so it is read as text.
+    return rows(node, "SELECT uri FROM objects WHERE content LIKE ? OR CAST(document AS TEXT) LIKE ?",
                 f"%{marker}%", f"%{marker}%")
 
 
@@ -330,10 +331,8 @@ async def test_our_own_origin_is_never_fetched(remote):
 async def test_a_blocked_actor_is_dropped_before_any_fetch(node, hosts):
     victim_host, _, _ = hosts
     blocked = victim_host.add_actor("blocked")
-    path = node.data_dir / "fedsph.sqlite3"
-    with closing(sqlite3.connect(path)) as db, db:
-        db.execute("INSERT INTO blocks (actor_uri, created_at) VALUES (?, ?)",
-                   (blocked.uri, datetime.now(UTC).replace(tzinfo=None)))
+    rows(node, "INSERT INTO blocks (actor_uri, created_at) VALUES (?, ?)",
+         blocked.uri, datetime.now(UTC).replace(tzinfo=None))
     try:
         marker = "BLOCKED-" + uuid.uuid4().hex
         sent = activity(victim_host, "Create", blocked.uri,
@@ -344,5 +343,4 @@ async def test_a_blocked_actor_is_dropped_before_any_fetch(node, hosts):
         assert not rows(node, "SELECT id FROM actors WHERE uri = ?", blocked.uri)
         assert shows_nowhere(node, marker)
     finally:
-        with closing(sqlite3.connect(path)) as db, db:
-            db.execute("DELETE FROM blocks WHERE actor_uri = ?", (blocked.uri,))
+        rows(node, "DELETE FROM blocks WHERE actor_uri = ?", blocked.uri)

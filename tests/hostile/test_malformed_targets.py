@@ -46,6 +46,7 @@ def test_the_cli_refuses_an_unparseable_handle_in_one_line(fedsph):
     assert code == 1 and "Traceback" not in out and "cannot find" in out
 
 
+@pytest.mark.sqlite  # restore puts back a SQLite file
 def test_a_restore_with_a_broken_manifest_is_one_line(fedsph, tmp_path):
     archive = tmp_path / "broken.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:

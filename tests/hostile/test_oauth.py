@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import aiohttp
 import pytest
@@ -20,6 +20,7 @@ from fedsph.api.tokens import issue_token
 from fedsph.config import ConfigError, load_settings
 from fedsph.models import Membership, OAuthApp, OAuthCode, OAuthToken, Object, User, utcnow
 from fedsph.web.auth_middleware import LIMITER
+from tests.support import testdb
 from tests.support.members import PASSWORD, make_user
 
 REDIRECT = "https://app.example/callback"
@@ -221,19 +222,17 @@ def test_tokens_cannot_be_made_to_live_forever():
 
 
 def test_cli_revokes_every_token_of_a_member(fedsph, tmp_path):
-    import sqlite3
-
     assert fedsph("migrate")[0] == 0
     assert fedsph("user", "create", "ana")[0] == 0
-    with sqlite3.connect(tmp_path / "data" / "fedsph.sqlite3") as db:
-        db.execute("INSERT INTO oauth_apps (client_id, client_secret_hash, name, redirect_uris, "
-                   "scopes, created_at) VALUES ('c', 'h', 'app', 'urn:x', 'read', '2026-01-01')")
-        db.execute("INSERT INTO oauth_tokens (token_hash, app_id, user_id, actor_id, scopes, "
-                   "created_at) SELECT 't', 1, id, actor_id, 'read', '2026-01-01' FROM users")
+    data, at = tmp_path / "data", datetime(2026, 1, 1)
+    testdb.sql(data, "INSERT INTO oauth_apps (client_id, client_secret_hash, name, redirect_uris, "
+               "scopes, created_at) VALUES ('c', 'h', 'app', 'urn:x', 'read', :at)", at=at)
+    testdb.sql(data, "INSERT INTO oauth_tokens (token_hash, app_id, user_id, actor_id, scopes, "
+               "created_at) SELECT 't', (SELECT id FROM oauth_apps), id, actor_id, 'read', :at "
+               "FROM users", at=at)
     code, out = fedsph("token", "revoke", "ana")
     assert code == 0 and "revoked 1 token" in out
-    with sqlite3.connect(tmp_path / "data" / "fedsph.sqlite3") as db:
-        assert db.execute("SELECT revoked_at IS NOT NULL FROM oauth_tokens").fetchone() == (1,)
+    assert testdb.sql(data, "SELECT revoked_at IS NOT NULL FROM oauth_tokens") == [(True,)]
 
 
 # --- an app's website becomes a link: http(s) only ---------------------------------------------

@@ -15,6 +15,9 @@ from fedsph.db import make_engine
 from fedsph.projects.media import _write_atomically, media_dir
 from tests.support.nodes import make_settings, start_node
 
+# About the SQLite file's own permissions (and the backups that copy it).
+pytestmark = pytest.mark.sqlite
+
 DATABASE = "fedsph.sqlite3"
 
 

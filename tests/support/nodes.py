@@ -17,10 +17,12 @@ from fedsph.federation.actors import create_local_actor
 from fedsph.web.keys import READERS, REMOTE, URLS, WRITERS
 from fedsph.worker import Worker
 from tests.fakepeer import free_port
+from tests.support import testdb
 
 
 def make_settings(tmp_path, port: int | None = None, **overrides) -> Settings:
     port = port or free_port()
+    overrides.setdefault("database_url", testdb.database_url_for(tmp_path))
     return load_settings(environ={}, base_url=f"http://127.0.0.1:{port}", port=port,
                          data_dir=tmp_path, allow_private_networks=True, retry_base_seconds=1,
                          **overrides)
@@ -82,6 +84,8 @@ def use_data_dir(monkeypatch, data_dir) -> None:
     monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))
     for name in CLEARED_ENV:
         monkeypatch.delenv(name, raising=False)
+    for name, value in testdb.node_env(data_dir).items():
+        monkeypatch.setenv(name, value)
 
 
 def cli_node(node):
