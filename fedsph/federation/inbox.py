@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -92,6 +93,9 @@ def claimed_key_id(headers: Mapping[str, str]) -> str | None:
         return None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def parse_activity(body: bytes) -> dict:
     try:
         activity = orjson.loads(body)
@@ -101,6 +105,9 @@ def parse_activity(body: bytes) -> dict:
         raise BadRequest("body is not a JSON object")
     if not get_type(activity):
         raise BadRequest("activity has no type")
+    if _CONTROL.search(get_type(activity)):
+        # PostgreSQL refuses NUL in text, and no vocabulary has such a type.
+        raise BadRequest("the activity's type contains control characters")
     if get_type(activity).startswith("fedsph:"):
         # Our own queue items (fedsph:Backfill) are made by this node, never received.
         raise BadRequest(f"{get_type(activity)} is not an activity other servers may send")

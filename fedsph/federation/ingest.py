@@ -137,8 +137,16 @@ class Ingest:
         started = asyncio.get_running_loop().time()
         try:
             stored = await write_batch(self.writer, batch)
-        except Exception as exc:  # noqa: BLE001  # every waiter hears of it: nothing was stored
-            log.error("could not store %d received activities: %s", len(batch), exc)
+        except Exception as exc:  # noqa: BLE001  # nothing of the batch was stored
+            if len(batch) > 1:
+                # One item the database refuses must not cost its neighbours their 202: each
+                # is tried on its own, and only what still fails hears of it.
+                log.warning("a batch of %d received activities failed (%s); storing them one "
+                            "by one", len(batch), exc)
+                for item in batch:
+                    await self._write([item])
+                return
+            log.error("could not store a received activity: %s", exc)
             for item in batch:
                 if not item.outcome.done():
                     item.outcome.set_exception(IngestFailed(
@@ -164,7 +172,9 @@ async def write_batch(writer: BatchWriter, batch: list[Received]) -> set[int]:
     rows = [{"activity_uri": item.activity_uri, "type": item.type, "actor_uri": item.actor_uri,
              "body": item.body, "signed_by_actor": item.signed_by_actor, "status": "pending",
              "attempts": 0, "next_attempt_at": now, "created_at": now}
-            for item in first.values()]
+            # Sorted: batches committing at once (PostgreSQL) then take their unique-index locks
+            # in one order, so two batches holding the same ids cannot deadlock each other.
+            for item in sorted(first.values(), key=lambda item: item.activity_uri)]
     new = await writer.write(rows, sorted({item.host for item in batch}))
     return {id(item) for uri, item in first.items() if uri in new}
 
