@@ -117,6 +117,21 @@ async def test_a_deleted_actor_is_refetched_not_believed_from_memory(node, peer)
     assert len(await inbox_items(node)) == 2
 
 
+async def test_handling_an_account_delete_drops_its_key_from_memory(node, peer):
+    # Review: a Delete that waits in the queue longer than the "deleting" mark lasts lets a
+    # request cache the key again; handling the Delete must drop it, not leave it trusted.
+    project, alice, inbox = await project_and_sender(node, peer)
+    assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
+    delete_self = {"@context": "https://www.w3.org/ns/activitystreams", "id": peer.new_id(),
+                   "type": "Delete", "actor": alice.uri, "object": alice.uri}
+    assert (await peer.post(alice, inbox, delete_self))[0] == 202
+    cache = keys_for(node.readers.kw["bind"])
+    cache._deleting.clear()  # the mark has run out
+    cache.put(CachedKey(alice.key_id, alice.uri, peer.domain, "PEM", FETCHED))
+    await node.run_worker()
+    assert cache.get(alice.key_id) is None
+
+
 async def test_a_block_added_in_this_process_counts_at_once(node, peer):
     project, alice, inbox = await project_and_sender(node, peer)
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202
