@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -158,13 +157,11 @@ async def test_an_edit_through_one_process_shows_on_the_other(tmp_path, pg_datab
         status, _ = await api(first, token, "PATCH", "/api/v1/accounts/update_credentials",
                               data={"display_name": "Ana of the Coop"})
         assert status == 200
-        edited = time.monotonic()
         # The process that made the edit shows it at once; the other within the bound.
         assert "Ana of the Coop" in first.get("/actors/ana")[1]
         assert "Ana of the Coop" in second.html("/actors/ana")  # pages are never cached
         wait_for(lambda: "Ana of the Coop" in second.get("/actors/ana")[1], timeout=bound + 5,
                  interval=0.1, what="the other process's actor document")
-        assert time.monotonic() - edited <= bound + 3  # the bound, plus requests on a busy machine
     finally:
         first.stop()
         second.stop()
