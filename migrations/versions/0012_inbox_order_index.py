@@ -4,8 +4,8 @@ A claim skips an item while an earlier pending item of the same sender is being 
 waits for a retry; this index finds those earlier items without reading the sender's whole
 history.
 
-Revision ID: 0012
-Revises: 0010_proof_keys
+Revision ID: 0012_inbox_order_index
+Revises: 0011_hub_directory
 """
 
 from alembic import op
