@@ -256,5 +256,10 @@ async def test_hostile_search_text_is_searched_literally(node):
         assert ("Cooperativa (Uno)" in page) is found, q
     status, page = await get(node, "/hub", {"q": "x" * 201})
     assert status == 400 and re.search("200", page)
+    for q in ("co\x00op", "a\x01b", "\x7f"):  # FTS5 and PostgreSQL refuse NUL: a 400, not a 500
+        for path in ("/hub", "/hub/stats", "/hub/map", "/hub/directory.csv",
+                     "/hub/directory.geojson"):
+            status, page = await get(node, path, {"q": q})
+            assert status == 400 and "control characters" in page, (q, path, status)
     async with node.readers() as db:
         assert await db.scalar(select(func.count()).select_from(Actor)) == actors

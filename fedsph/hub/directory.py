@@ -37,6 +37,7 @@ _SLUG = re.compile(r"^[a-z0-9_]{1,64}$")
 _COUNTRY = re.compile(r"^[A-Za-z]{2}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 _TAGS = re.compile(r"<[^>]+>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 class FilterError(UserError):
@@ -125,6 +126,9 @@ def parse_filters(query: Mapping) -> Filters:
     q = query.get("q") or ""
     if not isinstance(q, str) or len(q) > MAX_QUERY:
         raise FilterError(N_("q: at most %(limit)s characters"), limit=MAX_QUERY)
+    if _CONTROL.search(q):
+        # No one types them; FTS5 and PostgreSQL refuse a NUL (a 500 before this check).
+        raise FilterError(N_("q: the search text contains control characters"))
     return Filters(values, q.strip())
 
 
