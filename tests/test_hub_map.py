@@ -184,3 +184,11 @@ def synthetic_points(count: int) -> list[mapsvg.MapPoint]:
                             r["profile"]["location"]["latitude"],
                             r["profile"]["location"]["longitude"], r["profile"]["country"])
             for r in synthetic_members(count) if "location" in r["profile"]]
+
+
+def test_a_name_with_characters_xml_cannot_carry_still_gives_a_readable_svg():
+    # Names come from other servers; one with \x01 in it made the standalone SVG unparseable.
+    points = [mapsvg.MapPoint("Coop\x01\x00 Uno\ufffe", "/remote/actors?uri=x", -34.9, -56.2, "UY")]
+    svg = ET.fromstring(mapsvg.render(points, "Map"))
+    titles = [t.text for t in svg.iter("{http://www.w3.org/2000/svg}title")]
+    assert any(t and t.startswith("Coop Uno") for t in titles), titles

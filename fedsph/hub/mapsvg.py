@@ -15,6 +15,7 @@ within both bounds. The page then stays under 60 KB at 10,000 projects (tests/te
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
@@ -84,8 +85,14 @@ class Cluster:
         return self.moved or project(self.latitude, self.longitude)
 
 
+# Characters XML 1.0 cannot carry at all: ElementTree writes them as they are, and one member's
+# name would make the whole standalone SVG unreadable (and cached so).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
 def _title(point: MapPoint) -> str:
-    name = point.name if len(point.name) <= TITLE_CHARS else point.name[:TITLE_CHARS - 1] + "…"
+    name = _NOT_XML.sub("", point.name)
+    name = name if len(name) <= TITLE_CHARS else name[:TITLE_CHARS - 1] + "…"
     return f"{name} ({point.latitude}, {point.longitude})"
 
 
