@@ -33,6 +33,11 @@ async def _get(url: str, accept: str = "application/activity+json") -> tuple[int
         return resp.status, await resp.text()
 
 
+def sqlite_settings_for(tmp_path):
+    """A node on SQLite, whatever engine the run gives other tests: the copy's source."""
+    return make_settings(tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path / 'fedsph.sqlite3'}")
+
+
 async def _counts(url: str) -> dict[str, int]:
     engine = create_async_engine(url)
     try:
@@ -67,7 +72,7 @@ async def _fill(node) -> dict:
 
 @pytest.mark.postgres
 async def test_a_sqlite_node_moves_to_postgresql_whole(tmp_path, pg_database_url):
-    sqlite_settings = make_settings(tmp_path)
+    sqlite_settings = sqlite_settings_for(tmp_path)
     node = await start_node(sqlite_settings)
     try:
         before = await _fill(node)
@@ -116,7 +121,7 @@ async def test_a_sqlite_node_moves_to_postgresql_whole(tmp_path, pg_database_url
 @pytest.mark.postgres
 async def test_a_source_not_migrated_is_refused(tmp_path, pg_database_url):
     with pytest.raises(CopyRefused, match="run `fedsph migrate` first"):
-        await copy_database(make_settings(tmp_path), pg_database_url)
+        await copy_database(sqlite_settings_for(tmp_path), pg_database_url)
     engine = create_async_engine(pg_database_url)
     try:
         async with engine.connect() as conn:
@@ -125,6 +130,37 @@ async def test_a_source_not_migrated_is_refused(tmp_path, pg_database_url):
         await engine.dispose()
 
 
+@pytest.mark.postgres
+async def test_a_row_postgresql_refuses_is_named_and_nothing_is_kept(tmp_path, pg_database_url):
+    # SQLite keeps a NUL in a remote actor's name; PostgreSQL refuses it. The copy must say
+    # which row, and keep nothing.
+    settings = sqlite_settings_for(tmp_path)
+    node = await start_node(settings)
+    try:
+        await make_project(node, "coop")
+    finally:
+        await node.runner.cleanup()
+    with sqlite3.connect(settings.effective_database_url.split("///", 1)[1]) as raw:
+        raw.execute("UPDATE actors SET name = 'Co' || char(0) || 'op' WHERE username = 'coop'")
+        actor_id = raw.execute("SELECT id FROM actors WHERE username = 'coop'").fetchone()[0]
+    with pytest.raises(CopyRefused, match=rf"actors with id={actor_id}.*Nothing was kept"):
+        await copy_database(settings, pg_database_url)
+    counts = await _counts(pg_database_url)
+    assert counts["actors"] == counts["objects"] == 0
+
+
+@pytest.mark.sqlite
+def test_the_target_may_come_from_the_environment(fedsph, monkeypatch):
+    # A URL with a password on the command line is visible to every local user.
+    fedsph("migrate")
+    code, out = fedsph("db", "copy")
+    assert code == 1 and "FEDSPH_COPY_TO_DATABASE_URL" in out
+    monkeypatch.setenv("FEDSPH_COPY_TO_DATABASE_URL", "sqlite+aiosqlite:////tmp/x.sqlite3")
+    code, out = fedsph("db", "copy")
+    assert code == 1 and "postgresql+asyncpg://" in out  # it was read, and refused as before
+
+
+@pytest.mark.sqlite
 def test_the_command_refuses_a_target_that_is_not_postgresql(fedsph):
     fedsph("migrate")
     code, out = fedsph("db", "copy", "--to", "sqlite+aiosqlite:////tmp/x.sqlite3")

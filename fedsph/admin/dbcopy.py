@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Iterable
 
 from sqlalchemy import Table, bindparam, func, inspect, or_, select, text
@@ -102,10 +103,32 @@ async def _copy_table(source: AsyncConnection, target: AsyncConnection, table: T
     order = list(table.primary_key.columns)
     result = await source.stream(select(table).order_by(*order))
     async for batch in result.partitions(BATCH_ROWS):
-        rows = [dict(row._mapping) for row in batch]
-        await target.execute(table.insert(), [{**row, **dict.fromkeys(deferred)} for row in rows])
+        rows = [{**dict(row._mapping), **dict.fromkeys(deferred)} for row in batch]
+        try:
+            async with target.begin_nested():
+                await target.execute(table.insert(), rows)
+        except DBAPIError:
+            await _name_the_refused_row(target, table, rows)
+            raise
         copied += len(rows)
     return copied
+
+
+async def _name_the_refused_row(target: AsyncConnection, table: Table, rows: list[dict]) -> None:
+    """A batch PostgreSQL refused: find its first row PostgreSQL refuses on its own, and say
+    which (SQLite keeps what PostgreSQL will not: a NUL in text, an over-long string)."""
+    keys = [column.name for column in table.primary_key.columns]
+    for row in rows:
+        try:
+            async with target.begin_nested():
+                await target.execute(table.insert(), [row])
+        except DBAPIError as exc:
+            where = ", ".join(f"{k}={row[k]!r}" for k in keys)
+            raise CopyRefused(
+                f"PostgreSQL refuses the row of {table.name} with {where}: {exc.orig}. Nothing "
+                "was kept. Correct or delete that row in the SQLite database (a value SQLite "
+                "accepts but PostgreSQL does not, such as a NUL character in a text), then copy "
+                "again") from None
 
 
 async def _fill_deferred(source: AsyncConnection, target: AsyncConnection, table: Table,
@@ -196,11 +219,17 @@ async def _copy(source_engine, target_url: str) -> list[str]:
 
 
 def _db_copy(settings: Settings, args) -> int:
-    for line in asyncio.run(copy_database(settings, args.to)):
+    target = args.to or os.environ.get(TARGET_ENV, "")
+    if not target:
+        raise UserError(f"name the target database with --to URL or in {TARGET_ENV}")
+    for line in asyncio.run(copy_database(settings, target)):
         print(line)
     return 0
 
 
+# Where the target URL may come from instead of --to: a command line is visible to every local
+# user (ps, /proc/PID/cmdline) and stays in the shell's history, and the URL has a password.
+TARGET_ENV = "FEDSPH_COPY_TO_DATABASE_URL"
 COMMANDS: dict = {}
 WITHOUT_NODE: dict = {"db copy": _db_copy}
 
@@ -211,5 +240,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         dest="db_command", required=True, metavar="ACTION")
     copy = db.add_parser("copy", help="copy this SQLite node into an empty PostgreSQL database "
                                       "(stop the node first)")
-    copy.add_argument("--to", required=True, metavar="URL",
-                      help="postgresql+asyncpg://user:password@host/database (empty)")
+    copy.add_argument("--to", metavar="URL",
+                      help="postgresql+asyncpg://user:password@host/database (empty); or set "
+                           f"{TARGET_ENV}, which keeps a password out of the process list and "
+                           "the shell's history")
