@@ -2,7 +2,8 @@
 
 Every size can also come from the environment: BENCH_DURATION, BENCH_CONNECTIONS, BENCH_FOLLOWERS,
 BENCH_HOSTS, BENCH_SINK_PROCS, BENCH_CONCURRENCY, BENCH_WORKER_BATCH, BENCH_JOINS, BENCH_LOADGEN, BENCH_ONLY,
-BENCH_KEEP, BENCH_STRICT, BENCH_ENGINES, BENCH_OUT (flags beat the environment).
+BENCH_KEEP, BENCH_STRICT, BENCH_ENGINES, BENCH_OUT, BENCH_JOINS,
+BENCH_DIRECTORY_MEMBERS (flags beat the environment).
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def format_table(rows: list[dict]) -> list[str]:
     return lines
 
 
-def engines(config: Config, cluster) -> list[tuple[str, str]]:
+def engines(config: Config) -> list[tuple[str, str | None]]:
     """(engine name, database URL) pairs to run on: "" is SQLite in the node's data dir."""
     chosen = []
     for name in config.engines.split(","):
@@ -106,14 +107,20 @@ def main(argv: list[str] | None = None) -> int:
                f"{platform.python_version()}, {platform.platform()})")
     print(f"fedsph benchmarks on {machine}: {config}", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="fedsph-bench-"))
-    wanted = list(BENCHMARKS) if config.only == "all" else config.only.split(",")
+    wanted = list(BENCHMARKS) if config.only == "all" else [
+        name.strip() for name in config.only.split(",")]
+    unknown = [name for name in wanted if name not in BENCHMARKS]
+    if unknown:
+        print(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}",
+              file=sys.stderr)
+        return 2
     rows: list[dict] = []
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
         cluster = None
         for name in wanted:
             module = BENCHMARKS[name.strip()]
-            for engine, url in engines(config, cluster):
+            for engine, url in engines(config):
                 if engine != "sqlite" and not getattr(module, "ENGINE_AWARE", False):
                     continue
                 if url is None:
