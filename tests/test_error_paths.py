@@ -13,7 +13,6 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from fedsph import cli
-from fedsph.admin import node as admin_node
 from fedsph.api.errors import api_middleware
 from fedsph.errors import UserError
 from fedsph.web.middleware import errors as web_errors
@@ -35,15 +34,15 @@ def test_a_bug_in_a_command_keeps_its_traceback(fedsph, monkeypatch):
     def broken(settings, args):
         raise ValueError("a bug, not a mistake of the operator")
 
-    monkeypatch.setitem(admin_node.WITHOUT_NODE, "migrate", broken)
+    monkeypatch.setitem(cli.WITHOUT_NODE, "migrate", broken)
     with pytest.raises(ValueError, match="a bug"):
         fedsph("migrate")
 
 
 def test_the_fedsph_command_prints_a_bug_with_its_traceback(tmp_path):
-    script = ("import fedsph.cli as cli, fedsph.admin.node as c\n"
+    script = ("import fedsph.cli as cli\n"
               "def broken(settings, args): raise KeyError('no such column')\n"
-              "c.WITHOUT_NODE['migrate'] = broken\n"
+              "cli.WITHOUT_NODE['migrate'] = broken\n"
               "raise SystemExit(cli.main(['migrate']))\n")
     env = {**os.environ, "FEDSPH_DATA_DIR": str(tmp_path / "data")}
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, check=False,
