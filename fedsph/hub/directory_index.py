@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import SimpleNamespace
 
-from sqlalchemy import delete, event, insert, inspect, select, text, update
+from sqlalchemy import delete, event, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -125,11 +125,13 @@ def _reindex_chunk(conn: Connection, ids: list[int]) -> bool:
     # instead of three deletes. Facets exist only beside an entry; a search row may outlive its
     # entry (a deleted actor's goes by ON DELETE CASCADE, the virtual table's does not).
     listed = ",".join(map(str, ids))  # ints: row ids
-    found = select(ENTRY.c.actor_id).where(ENTRY.c.actor_id.in_(ids)).limit(1)
-    if _is_sqlite(conn):
-        found = text(f"SELECT actor_id FROM {ENTRY.name} WHERE actor_id IN ({listed}) UNION ALL "
-                     f"SELECT rowid FROM {FTS_TABLE} WHERE rowid IN ({listed}) LIMIT 1")
-    had = conn.execute(found).first() is not None
+    if _is_sqlite(conn):  # as a driver statement: its text differs each time (no compile cache)
+        had = conn.exec_driver_sql(
+            f"SELECT actor_id FROM {ENTRY.name} WHERE actor_id IN ({listed}) UNION ALL "
+            f"SELECT rowid FROM {FTS_TABLE} WHERE rowid IN ({listed}) LIMIT 1").first() is not None
+    else:
+        had = conn.execute(select(ENTRY.c.actor_id).where(ENTRY.c.actor_id.in_(ids))
+                           .limit(1)).first() is not None
     if had:
         conn.execute(delete(FACET).where(FACET.c.actor_id.in_(ids)))
         conn.execute(delete(ENTRY).where(ENTRY.c.actor_id.in_(ids)))
