@@ -87,7 +87,7 @@ def run(config, workdir: Path, database_url: str = "") -> list[dict]:
         stats_url = f"http://127.0.0.1:{port}/_stats"
         wait_for(lambda: _answers(stats_url), what="slow peer", proc=peer)
         log = workdir / "worker.log"
-        worker = start([PYTHON, "-m", "fedsph", "worker"], env=node.env, log=log)
+        worker = start([PYTHON, *_profiler(), "-m", "fedsph", "worker"], env=node.env, log=log)
         wait_for(lambda: "worker running" in log.read_text(), what="fedsph worker", proc=worker)
         asyncio.run(queue_joins(settings, f"http://127.0.0.1:{port}", count))
         # Generous: the sequential worker this replaces needs count x 2 x DELAY seconds.
@@ -110,6 +110,15 @@ def run(config, workdir: Path, database_url: str = "") -> list[dict]:
                 f"{result['failed']} failed items; worker CPU {worker_cpu:.1f}s; "
                 f"Joins queued as inbox items (the worker alone, one `fedsph worker` process)",
     }]
+
+
+def _profiler() -> list[str]:
+    """BENCH_PROFILE_WORKER=FILE runs the worker under cProfile, its profile written to FILE
+    when it stops (read it with `python -m pstats FILE`): where a Join's CPU time goes."""
+    import os
+
+    target = os.environ.get("BENCH_PROFILE_WORKER")
+    return ["-m", "cProfile", "-o", str(Path(target).resolve())] if target else []
 
 
 def _cpu_seconds(pid: int) -> float:

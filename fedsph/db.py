@@ -29,6 +29,10 @@ class NotMigrated(RuntimeError):
     """The database has no schema, or an old one."""
 
 
+# SQLite connections kept open: the worker's readers and writer, the web side's, with room.
+SQLITE_POOL = 12
+
+
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
@@ -39,7 +43,10 @@ def make_engine(settings: Settings) -> AsyncEngine:
     if is_sqlite(url):
         private_dir(Path(settings.data_dir))
         protect_database(url)  # a database made by an older fedsph may still be 0644
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        # Connections kept open as for PostgreSQL: SQLAlchemy's default keeps 5 and closes any
+        # more on return, and the worker reads through 8 at once (fedsph/worker_sessions.py):
+        # each closed one is a new connection, its own aiosqlite thread and pragmas, per session.
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine

@@ -255,7 +255,7 @@ class Worker:
             activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
         try:
             actor_id = await resolve_actor(self.writers, self.remote,
-                                           get_id(activity.get("actor")) or "")
+                                           get_id(activity.get("actor")) or "", readers=self.readers)
         except FetchError as exc:
             if exc.status in (404, 410):
                 return None, activity, signed_by_actor
@@ -324,7 +324,7 @@ class Worker:
             author = author_of(document)
             if get_id(document) != uri or author is None or not await self._may_fetch(author):
                 return  # the handler ignores the boost: no post of a known author to keep
-            await resolve_actor(self.writers, self.remote, author)
+            await resolve_actor(self.writers, self.remote, author, readers=self.readers)
         except FetchError as exc:
             if exc.status in (404, 410) or isinstance(exc, BlockedAddress | UnboundObject):
                 return  # gone, or not somewhere we may ask: the boost is ignored
@@ -346,7 +346,7 @@ class Worker:
         if not await self._may_fetch(uri):
             return
         try:
-            await resolve_actor(self.writers, self.remote, uri, refresh=True)
+            await resolve_actor(self.writers, self.remote, uri, refresh=True, readers=self.readers)
         except FetchError as exc:
             if exc.status not in (404, 410) and not isinstance(exc, BlockedAddress):
                 raise

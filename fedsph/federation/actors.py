@@ -251,15 +251,17 @@ async def _is_our_domain(db: AsyncSession, domain: str) -> bool:
 
 
 async def resolve_actor(writers: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
-                        refresh: bool = False) -> int:
+                        refresh: bool = False, readers=None) -> int:
     """The row id of the actor at `uri`, fetched (signed) when we lack it or it is stale.
 
     No transaction is open during the network fetch: on SQLite a
     writer's transaction holds the database's only write lock, and the inbox must keep accepting
-    while another server takes its time to answer.
+    while another server takes its time to answer. The row we hold is read through `readers`
+    when given (the worker's, fedsph/worker_sessions.py): most items' senders are known, and
+    on SQLite a read through the writers would queue for the only write lock.
     """
     uri = urldefrag(uri)[0]
-    async with writers() as db:
+    async with (readers or writers)() as db:
         cached = await get_actor_by_uri(db, uri)
     if cached is not None and (cached.local or (not refresh and not _is_stale(cached))):
         return cached.id

@@ -121,10 +121,22 @@ def reindex(conn: Connection, actor_ids: Iterable[int]) -> None:
 
 def _reindex_chunk(conn: Connection, ids: list[int]) -> bool:
     """True when the chunk had or now has index rows."""
-    conn.execute(delete(FACET).where(FACET.c.actor_id.in_(ids)))
-    had = conn.execute(delete(ENTRY).where(ENTRY.c.actor_id.in_(ids))).rowcount > 0
-    if _is_sqlite(conn):
-        conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({','.join(map(str, ids))})")
+    # Most flushes touch actors no hub lists (a new actor, a membership requested): one read
+    # instead of three deletes. Facets exist only beside an entry; a search row may outlive its
+    # entry (a deleted actor's goes by ON DELETE CASCADE, the virtual table's does not).
+    listed = ",".join(map(str, ids))  # ints: row ids
+    if _is_sqlite(conn):  # as a driver statement: its text differs each time (no compile cache)
+        had = conn.exec_driver_sql(
+            f"SELECT actor_id FROM {ENTRY.name} WHERE actor_id IN ({listed}) UNION ALL "
+            f"SELECT rowid FROM {FTS_TABLE} WHERE rowid IN ({listed}) LIMIT 1").first() is not None
+    else:
+        had = conn.execute(select(ENTRY.c.actor_id).where(ENTRY.c.actor_id.in_(ids))
+                           .limit(1)).first() is not None
+    if had:
+        conn.execute(delete(FACET).where(FACET.c.actor_id.in_(ids)))
+        conn.execute(delete(ENTRY).where(ENTRY.c.actor_id.in_(ids)))
+        if _is_sqlite(conn):
+            conn.exec_driver_sql(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({listed})")
     memberships = conn.execute(
         select(HubMembership.project_id, HubMembership.hub_id)
         .join(Hub, Hub.actor_id == HubMembership.hub_id)
