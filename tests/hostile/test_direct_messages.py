@@ -12,12 +12,14 @@ import asyncio
 import aiohttp
 import pytest
 from alembic import command
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm import Session
 
 from fedsph.db import alembic_config, make_engine, migrate
 from fedsph.errors import UserError
 from fedsph.federation.actors import resolve_actor
+from fedsph.hub import directory_index
 from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectAudience, Reaction
 from fedsph.projects.outbox import edit_post, editable_post_fields, publish_post
 from fedsph.web.keys import REMOTE
@@ -290,6 +292,9 @@ async def test_migration_reclassifies_dms_stored_as_followers_only(tmp_path):
                "tag": [{"type": "Mention", "href": "https://here.example/users/bo"}]},
         "followers": {"to": [eva_uri + "/followers"], "cc": ["https://here.example/users/ana"]},
     }
+    # Today's models write rows into the 0005 schema: the hub directory's index (0011, kept by a
+    # flush hook) has no tables yet, so the hook is left out while they are written.
+    event.remove(Session, "after_flush", directory_index.after_flush)
     try:
         async with async_sessionmaker(engine)() as db, db.begin():
             eva = Actor(uri=eva_uri, local=False, type="Person", username="eva",
@@ -300,12 +305,14 @@ async def test_migration_reclassifies_dms_stored_as_followers_only(tmp_path):
                               actor_id=eva.id, local=False, visibility="followers",
                               document={"id": f"https://peer.example/notes/{name}", **document})
                        for name, document in documents.items())
+        directory_index.connect()
         await asyncio.to_thread(migrate, url)
         async with async_sessionmaker(engine)() as db:
             kept = dict((await db.execute(select(Object.uri, Object.visibility))).all())
             audience = list(await db.scalars(select(ObjectAudience.actor_uri)
                                              .order_by(ObjectAudience.id)))
     finally:
+        directory_index.connect()
         await engine.dispose()
     assert kept == {"https://peer.example/notes/dm": "direct",
                     "https://peer.example/notes/followers": "followers"}
