@@ -11,7 +11,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import orjson
 from sqlalchemy import select
@@ -26,7 +26,7 @@ from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
 from fedsph.federation.blocks import fetchable
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
-from fedsph.federation.queue import claim_inbox_items, prune_finished
+from fedsph.federation.queue import claim_inbox_items, finish_inbox_item, prune_finished
 from fedsph.federation.remote import Remote
 from fedsph.federation.remote_objects import (
     UnboundObject,
@@ -38,6 +38,7 @@ from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.hub.backfill import BACKFILL, fetch_backfill
 from fedsph.models import Actor, InboxItem, Object, utcnow
 from fedsph.projects.media_prune import prune_media
+from fedsph.worker_chains import Chains
 from fedsph.worker_delivery import DeliverySender
 from fedsph.worker_sessions import worker_sessions
 
@@ -51,6 +52,10 @@ DEREFERENCED_OBJECTS = {"Create", "Update"}
 CONFLICT_RETRIES = 3
 # Unused uploads are pruned when the worker is idle, at most this often (seconds).
 PRUNE_EVERY = 3600
+
+
+class LeaseLost(Exception):
+    """Another claim took the item since ours: its handler's writes are rolled back."""
 
 
 @dataclass
@@ -82,6 +87,7 @@ class Worker:
         self.retry_base = settings.retry_base_seconds
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self.claim_step = max(1, settings.worker_concurrency // 4)
+        self.chains = Chains(self.writers, self.lease)  # and the leases of items in hand
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
         self.deliveries = DeliverySender(settings, writers, remote)
 
@@ -158,8 +164,9 @@ class Worker:
         Items are claimed as places free up (no more than are free: a lease does not run
         while its item waits). A claim gives one sender's items (the ordering key) in id order,
         none while an earlier one is in hand (queue.py claim_inbox_items); those of one claim
-        are processed one after another, as a chain. A database error ends the round once the
-        chains in hand are done; items not done keep their lease, claimed again when it ends.
+        are processed one after another, as a chain, which stops at an item left pending (a
+        retry) and gives back the rest. A database error ends the round once the chains in
+        hand are done; items not done keep their lease, claimed again when it ends.
         """
         running: set[asyncio.Task[int]] = set()
         processed, failure = 0, None
@@ -169,7 +176,7 @@ class Worker:
                 # A claim once a quarter of the places are free (or none is busy), not per item.
                 if failure is None and (free >= self.claim_step or not running):
                     try:
-                        running.update(asyncio.create_task(self._process_chain(chain))
+                        running.update(asyncio.create_task(self._process_chain(*chain))
                                        for chain in await self._claim(free))
                     except (DBAPIError, OSError) as exc:
                         failure = exc
@@ -188,23 +195,22 @@ class Worker:
             for task in running:  # cancelled (the worker stops): their leases run out
                 task.cancel()
 
-    async def _claim(self, free: int) -> list[list[int]]:
-        """Up to `free` items claimed, grouped by ordering key, each group in id order."""
+    async def _claim(self, free: int) -> list[tuple[list[int], datetime]]:
+        """Up to `free` items claimed: per ordering key, (its ids in id order, the lease)."""
         async with self.writers() as db, db.begin():
             ids = await claim_inbox_items(db, min(free, self.settings.worker_batch), self.lease)
-            rows = await db.execute(select(InboxItem.id, InboxItem.actor_uri)
+            rows = await db.execute(select(InboxItem.id, InboxItem.actor_uri, InboxItem.locked_until)
                                     .where(InboxItem.id.in_(ids)).order_by(InboxItem.id))
-            chains: dict[str, list[int]] = {}
-            for item_id, key in rows:
-                chains.setdefault(key, []).append(item_id)
+            chains: dict[str, tuple[list[int], datetime]] = {}
+            for item_id, key, held in rows:
+                chains.setdefault(key, ([], held))[0].append(item_id)
         return list(chains.values())
 
-    async def _process_chain(self, chain: list[int]) -> int:
-        for item_id in chain:  # one after another: one sender's items, in arrival order
-            await self._process_item(item_id)
-        return len(chain)
+    async def _process_chain(self, chain: list[int], held: datetime) -> int:
+        return await self.chains.run(chain, held, self._process_item)
 
-    async def _process_item(self, item_id: int) -> None:
+    async def _process_item(self, item_id: int) -> bool:
+        """True when the item ended (done, ignored, failed); False when it is left pending."""
         # Items of two senders may insert the same new row (an actor, a post) at once; on
         # PostgreSQL one then fails on the unique index. Done again, it finds the row.
         for attempt in range(1, CONFLICT_RETRIES + 1):
@@ -214,9 +220,9 @@ class Worker:
                 if attempt == CONFLICT_RETRIES:  # not a race after all: a bug, as below
                     log.exception("handler failed for inbox item %s", item_id)
                     error = traceback.format_exc(limit=8)
-        await self._reschedule_item(item_id, error, retry=False)
+        return await self._reschedule_item(item_id, error, retry=False)
 
-    async def _process_item_once(self, item_id: int) -> None:
+    async def _process_item_once(self, item_id: int) -> bool:
         try:
             actor_id, activity, signed_by_actor = await self._sender(item_id)
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
@@ -232,10 +238,14 @@ class Worker:
                     status, error = "ignored", refused
                 else:
                     status, error = await self._dispatch(db, item, activity, actor_id)
-                item.status, item.last_error = status, error
-                item.attempts += 1
-                item.locked_until, item.finished_at = None, utcnow()
-            return
+                # Written only while we hold the item; else its handler's writes are undone.
+                if not await finish_inbox_item(db, item_id, self.chains.held.get(item_id), status,
+                                               error):
+                    raise LeaseLost
+            return True
+        except LeaseLost:
+            log.warning("inbox item %s was claimed again while in hand: not written", item_id)
+            return False
         except FetchError as exc:
             error, retry = f"{exc}", True
         except (OperationalError, InterfaceError, OSError, IntegrityError):
@@ -244,7 +254,7 @@ class Worker:
             # A bug in a handler: keep the item with its traceback for the admin, move on.
             log.exception("handler failed for inbox item %s", item_id)
             error, retry = traceback.format_exc(limit=8), False
-        await self._reschedule_item(item_id, error, retry)
+        return await self._reschedule_item(item_id, error, retry)
 
     async def _sender(self, item_id: int) -> tuple[int | None, dict, bool]:
         """The sender's actor row, the activity and whether the actor signed it itself; None
@@ -372,9 +382,13 @@ class Worker:
             raise
         return status, None
 
-    async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> None:
+    async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> bool:
+        """The item retried later, or failed for good (True); not written unless still ours."""
         async with self.writers() as db, db.begin():
-            item = await db.get(InboxItem, item_id)
+            item = await db.get(InboxItem, item_id, with_for_update=True)
+            if item.status != "pending" or item.locked_until != self.chains.held.get(item_id):
+                log.warning("inbox item %s was claimed again while in hand: not written", item_id)
+                return False
             item.attempts += 1
             item.last_error = error[:4000]
             item.locked_until = None
@@ -382,3 +396,4 @@ class Worker:
                 item.next_attempt_at = utcnow() + backoff(item.attempts, self.retry_base)
             else:
                 item.status, item.finished_at = "failed", utcnow()
+            return item.status != "pending"

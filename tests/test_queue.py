@@ -70,7 +70,7 @@ async def add_inbox_items(node, count: int, due_in: timedelta = timedelta(0),
     due = utcnow() + due_in
     async with node.writers() as db, db.begin():
         items = [InboxItem(activity_uri=f"https://peer.example/activities/{uuid.uuid4().hex}",
-                           type="Like", actor_uri=sender or f"https://peer.example/users/u{n}",
+                           type="Like", actor_uri=sender or f"https://peer.example/users/{uuid.uuid4().hex}",
                            body=b"{}", next_attempt_at=due)
                  for n in range(count)]
         db.add_all(items)

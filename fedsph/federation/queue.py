@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from fedsph.models import Delivery, HostState, InboxItem, utcnow
 
@@ -48,10 +47,11 @@ async def claim_inbox_items(db: AsyncSession, limit: int, lease: timedelta = LEA
 
     Items with the same ordering key (the sender's actor URI, InboxItem.actor_uri; why that
     key: ARCHITECTURE.md, "The worker") are processed one after another in id (arrival) order,
-    by whichever worker process: an item is not claimed while an earlier pending item with its
+    by whichever worker process: no item of a key is claimed while a pending item with that
     key is leased (being processed, here or by another worker) or waiting for a retry. Taken in
     id order, a batch therefore holds every earlier pending item of each key it holds: the
-    caller processes the items of one key in the batch in id order (fedsph/worker.py).
+    caller processes the items of one key in the batch in id order (fedsph/worker.py), and
+    gives back the leases of the rest when one is left pending (a retry).
 
     On PostgreSQL two claims must not run side by side: each would see the other's leases only
     once committed, and both could take a different item of one key. So a claim first waits
@@ -62,23 +62,56 @@ async def claim_inbox_items(db: AsyncSession, limit: int, lease: timedelta = LEA
     if db.get_bind().dialect.name == "postgresql":
         await db.execute(select(func.pg_advisory_xact_lock(INBOX_CLAIM_LOCK)))
     now = utcnow()
-    earlier = aliased(InboxItem)
-    waits_behind = (
-        select(earlier.id)
-        .where(earlier.actor_uri == InboxItem.actor_uri, earlier.status == "pending",
-               earlier.id < InboxItem.id,
-               or_(earlier.locked_until >= now, earlier.next_attempt_at > now))
-        .exists()
-    )
+    # The senders with an item in hand or waiting for a retry, found once per claim: a per-item
+    # EXISTS cost one probe for every item of a flooding sender held behind a slow one. Any
+    # such item holds back all of its sender's (not only the later ones): the same in every
+    # state the worker leaves, and it keeps one sender's items from ever running side by side.
+    blocked = select(InboxItem.actor_uri).where(
+        InboxItem.status == "pending",
+        or_(InboxItem.locked_until >= now, InboxItem.next_attempt_at > now))
     due = (
         select(InboxItem.id)
         .where(InboxItem.status == "pending", InboxItem.next_attempt_at <= now,
-               _unleased(InboxItem, now), ~waits_behind)
+               _unleased(InboxItem, now), InboxItem.actor_uri.not_in(blocked))
         .order_by(InboxItem.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     return await _lease(db, InboxItem, due, now + lease)
+
+
+# The end of an item's lease is also its fencing token: a worker holds an item while its
+# locked_until is still the value it set (any other claim or renewal sets a new one).
+
+
+async def renew_inbox_lease(db: AsyncSession, item_id: int, held: datetime,
+                            lease: timedelta) -> datetime | None:
+    """A full lease for a pending item whose lease is still `held`; None when it is not."""
+    until = utcnow() + lease
+    result = await db.execute(_held(update(InboxItem).where(InboxItem.id == item_id), held)
+                              .values(locked_until=until))
+    return until if result.rowcount == 1 else None
+
+
+async def release_inbox_items(db: AsyncSession, ids: list[int], held: datetime) -> None:
+    """Leases given back (the next claim takes the items again, in order), where still held."""
+    await db.execute(_held(update(InboxItem).where(InboxItem.id.in_(ids)), held)
+                     .values(locked_until=None))
+
+
+async def finish_inbox_item(db: AsyncSession, item_id: int, held: datetime | None, status: str,
+                            error: str | None) -> bool:
+    """The item's outcome, written only while its lease is still `held`; False when another
+    claim took it since (the caller rolls back what its handler did)."""
+    result = await db.execute(_held(update(InboxItem).where(InboxItem.id == item_id), held).values(
+        status=status, last_error=error, attempts=InboxItem.attempts + 1, locked_until=None,
+        finished_at=utcnow()))
+    return result.rowcount == 1
+
+
+def _held(statement, held: datetime | None):
+    return statement.where(InboxItem.status == "pending", InboxItem.locked_until == held
+                           ).execution_options(synchronize_session=False)
 
 
 def _unleased(model: type[InboxItem | Delivery], now):

@@ -26,6 +26,7 @@ class HoldingPeer(FakePeer):
     in_flight: int = 0
     max_in_flight: int = 0
     gather_timeouts: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)  # path -> an error status answered
 
     def __post_init__(self):
         super().__post_init__()
@@ -42,6 +43,8 @@ class HoldingPeer(FakePeer):
             await asyncio.sleep(self.delays.get(request.path, self.delay))
             if self.gather:
                 await self._barrier()
+            if request.path in self.statuses:
+                return web.Response(status=self.statuses[request.path])
             return await super()._hostile(request, handler)
         finally:
             self.in_flight -= 1
