@@ -7,7 +7,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -157,3 +157,15 @@ def migrate(database_url: str) -> None:
 
     command.upgrade(alembic_config(database_url), "head")
     protect_database(database_url)
+
+
+async def one_at_a_time(db: AsyncSession, key: str) -> None:
+    """The rest of this transaction runs alone among transactions that named the same key.
+
+    For a limit that is checked and then filled (a cap per server on waiting requests): the
+    concurrent worker runs different senders' activities side by side, and on PostgreSQL two
+    transactions could both count below the cap and both insert. There a transaction-level
+    advisory lock orders them; on SQLite the database's one write lock already does.
+    """
+    if db.bind.dialect.name == "postgresql":
+        await db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})

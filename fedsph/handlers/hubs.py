@@ -13,6 +13,7 @@ import logging
 
 from sqlalchemy import select
 
+from fedsph.db import one_at_a_time
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.incoming import HandlerContext, Ignored
@@ -58,6 +59,7 @@ async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
         raise Ignored("a hub cannot join itself")
     if actor.type != "Group":
         raise Ignored("only projects (Group actors) join a hub")
+    await one_at_a_time(ctx.db, f"hub requests from {actor.domain}")  # the cap below
     row = await hubs.membership(ctx.db, hub, actor)
     if row is None and await hubs.waiting_from(ctx.db, actor.domain, "requested", hub) \
             >= hubs.MAX_PENDING_PER_DOMAIN:
@@ -124,6 +126,7 @@ async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if get_id(activity.get("object")) != actor.uri or not hubs.is_hub_actor(actor):
         raise Ignored("Invite to something other than the inviting hub")
     project = await _local_project(ctx, get_id(activity.get("target")))
+    await one_at_a_time(ctx.db, f"hub invitations from {actor.domain}")  # the cap below
     row = await hubs.membership(ctx.db, actor, project)
     if row is None and await hubs.waiting_from(ctx.db, actor.domain, "invited") \
             >= hubs.MAX_PENDING_PER_DOMAIN:

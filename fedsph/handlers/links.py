@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from fedsph.db import one_at_a_time
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.blocks import host_of
@@ -47,6 +48,7 @@ async def handle_offer(ctx: HandlerContext, activity: dict, actor: Actor) -> str
         return "done"  # ours, through the local inbox, or a second delivery
     if await open_link(ctx.db, actor, partner, kind) is not None:
         raise Ignored(f"there is already an open {kind} link between these projects")
+    await one_at_a_time(ctx.db, f"link offers from {host_of(actor.uri)}")  # the cap below
     if await offers_waiting_from(ctx.db, host_of(actor.uri)) >= MAX_WAITING_OFFERS_PER_SERVER:
         # Any remote Group can offer: one server may not fill our projects' pages and table.
         await refuse_offer(ctx.db, ctx.urls, partner, actor, offer_uri, kind)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
+from fedsph.db import one_at_a_time
 from fedsph.errors import UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity, get_id, get_type, is_public
@@ -107,6 +108,7 @@ async def subscription_refusal(db: AsyncSession, settings: Settings, hub: Actor,
     have a small cap of their own, so strangers cannot fill the approved places either.
     """
     host = host_of(actor.uri)
+    await one_at_a_time(db, "relay subscriptions")  # the caps below count every subscriber
     rows = (await db.execute(select(Actor.uri, Follow.state)
                              .join(Follow, Follow.follower_id == Actor.id)
                              .where(Follow.followed_id == hub.id, Follow.relay.is_(True)))).all()
