@@ -9,6 +9,10 @@ The parent only starts and stops: SIGTERM or SIGINT is passed on to every child 
 STOP_GRACE_SECONDS). If one child exits by itself, the parent does not restart it silently: it
 logs which one and how, stops the others and exits with status 1, so the supervisor above it
 (systemd, Docker's restart policy) restarts the whole group and the failure shows in its log.
+
+Written by hand rather than run under gunicorn's aiohttp worker: gunicorn would be one more
+dependency and server to learn for a volunteer, its workers are identical (our first child also
+runs the queue worker), and what is left here is a loop over subprocesses and signals.
 """
 
 from __future__ import annotations
