@@ -324,9 +324,8 @@ async def test_hub_graph_from_stored_profiles_in_two_regions(node):
     # A blocked domain's member leaves the graph, as it leaves the directory.
     async with node.writers() as db, db.begin():
         await block_domain(db, "uy.example")
-    async with aiohttp.ClientSession() as http:
-        async with http.get(f"{node.base}/hub/links.json") as response:
-            graph = await response.json()
+    async with aiohttp.ClientSession() as http, http.get(f"{node.base}/hub/links.json") as r:
+        graph = await r.json()
     assert [n["name"] for n in graph["nodes"]] == ["Casa"] and graph["edges"] == []
 
 

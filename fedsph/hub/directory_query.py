@@ -132,6 +132,18 @@ async def page(db: AsyncSession, view: View, number: int, size: int) -> list:
     return list(result)
 
 
+async def counted_page(db: AsyncSession, view: View, number: int, size: int) -> tuple[list, int]:
+    """`page` and `count` in one statement: the number of projects the view shows comes with
+    each row (a window count, taken before LIMIT), so the filters run once, not twice. Only a
+    page past the last one asks again."""
+    shown = func.count().over().label("view_count")
+    rows = list(await db.execute(view.rows(*ENTRY.c, shown)
+                                 .offset((number - 1) * size).limit(size + 1)))
+    if rows:
+        return rows, rows[0].view_count
+    return rows, await count(db, view)
+
+
 async def member_facets(db: AsyncSession, hub_id: int) -> tuple[int, dict[str, list]]:
     """All members (not one view: the filter form shows what the hub has): their number and,
     per filter, each value with the number of projects that have it."""
