@@ -102,8 +102,8 @@ async def sql_view(node, hub: Actor, filters: directory.Filters):
     async with node.readers() as db:
         view = directory_query.View(hub.id, filters, directory_query.is_sqlite(db))
         rows = await directory_query.page(db, view, 1, 1000)
-        return ([r.uri for r in rows], await directory_query.count(db, view),
-                await directory_query.stats(db, view))
+        shown = await directory_query.count(db, view)
+        return [r.uri for r in rows], shown, await directory_query.stats(db, view)
 
 
 async def python_view(node, hub: Actor, filters: directory.Filters):

@@ -135,13 +135,8 @@ def _render(request: web.Request, template: str, view: View, **context) -> web.R
 async def directory_page(request: web.Request) -> web.Response:
     lang, page = visitor_lang(request), _page_number(request)
     async with request.app[READERS]() as db:
-        view = await load_view(request, db, count_shown=False)
-        if view.filters:  # the page and the number shown in one query
-            rows, view.shown = await directory_query.counted_page(
-                db, view.query_view, page, DIRECTORY_PAGE_SIZE)
-        else:
-            rows, view.shown = await directory_query.page(
-                db, view.query_view, page, DIRECTORY_PAGE_SIZE), view.total
+        view = await load_view(request, db)
+        rows = await directory_query.page(db, view.query_view, page, DIRECTORY_PAGE_SIZE)
     items = view.filters.query_items()
 
     def page_link(number: int) -> str:
