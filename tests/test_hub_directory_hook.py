@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from fedsph.hub import directory_index, directory_query
 from fedsph.models import Actor, DirectoryEntry, Hub, HubMembership
@@ -94,3 +94,11 @@ async def test_an_empty_index_is_filled_at_start_up(db_node):
 def test_migration_0011_runs_no_application_code():
     source = MIGRATION.read_text()
     assert "from fedsph" not in source and "import fedsph" not in source
+
+
+async def test_a_bulk_statement_first_in_a_session_moves_the_generation(db_node):
+    before = await generation(db_node)
+    async with db_node.writers() as db:  # no begin(): the statement starts the transaction
+        await db.execute(update(Actor).where(Actor.id == -1).values(name="x"))
+        await db.commit()
+    assert await generation(db_node) == before + 1

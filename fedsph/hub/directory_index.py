@@ -113,9 +113,10 @@ def bump_once(session: Session) -> None:
     """Move the generation once per transaction: every process's caches see the change when it
     commits, and on PostgreSQL a transaction takes the counter's row lock once, not per flush
     (concurrent writers queue on that row until commit either way)."""
+    conn = session.connection()  # begins the transaction if a bulk statement comes first
     root = session.get_transaction()
     if session.info.get(BUMPED) is not root:
-        bump(session.connection())
+        bump(conn)
         session.info[BUMPED] = root
 
 
