@@ -47,7 +47,7 @@ CACHE = {"Cache-Control": "public, max-age=300"}
 # costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out).
 PAGE_CACHE_BYTES = 8 * 1024 * 1024
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Cache-Control")
-GENERATION = "fedsph.hub_generation"  # request: the generation the page cache keyed it by
+GENERATION = web.RequestKey("hub_generation", int)  # what the page cache keyed this request by
 
 
 @dataclass
