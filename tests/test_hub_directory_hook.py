@@ -1,6 +1,7 @@
 """What the directory's index costs the rest of the node (issue 12 review): a node without a hub
 writes nothing for it, a transaction moves the cache generation once however many listed
-projects it changes, and an index migration 0011 left empty is filled at start-up."""
+projects it changes, an index migration 0011 left empty is filled at start-up; and the hub's
+events take its listed members from the index."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 from sqlalchemy import delete, func, select, update
 
+from fedsph.federation.blocks import block_account
 from fedsph.hub import directory_index, directory_query
 from fedsph.models import Actor, DirectoryEntry, Hub, HubMembership
+from fedsph.web.event_pages import hub_and_event_actors
 from tests.support.nodes import statements
 
 MIGRATION = Path(__file__).parents[1] / "migrations" / "versions" / "0011_hub_directory.py"
@@ -102,3 +105,22 @@ async def test_a_bulk_statement_first_in_a_session_moves_the_generation(db_node)
         await db.execute(update(Actor).where(Actor.id == -1).values(name="x"))
         await db.commit()
     assert await generation(db_node) == before + 1
+
+
+async def test_the_hub_events_actors_are_the_listed_members(db_node):
+    """/hub/events and its iCal feed: the hub and its listed members, from the index (a
+    requested membership and a blocked member are left out, as in the directory)."""
+    hub = await db_node.create_actor("hub", "Group")
+    async with db_node.writers() as db, db.begin():
+        db.add(Hub(actor_id=hub.id))
+        members = [remote("uno"), remote("dos"), remote("tres")]
+        db.add_all(members)
+        await db.flush()
+        db.add_all(HubMembership(hub_id=hub.id, project_id=m.id,
+                                 state="requested" if m.username == "tres" else "approved")
+                   for m in members)
+        await block_account(db, members[1])
+    async with db_node.readers() as db:
+        found, actors = await hub_and_event_actors(db)
+        assert found.id == hub.id
+        assert set(await db.scalars(actors)) == {hub.id, members[0].id}
