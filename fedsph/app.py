@@ -106,6 +106,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
         app.cleanup_ctx.append(_worker)
     # After the database is open (cleanup_ctx runs first): in hub mode, the hub is made here.
     app.on_startup.append(hub_manage.ensure_hub_on_startup)
+    app.on_startup.append(_directory_index)
     _add_routes(app)
     return app
 
@@ -138,6 +139,13 @@ async def _database(app: web.Application):
     app[WRITERS] = make_sessionmaker(engine, writer=True)
     yield
     await engine.dispose()
+
+
+async def _directory_index(app: web.Application) -> None:
+    """The hub directory's index, filled once after migration 0011 created it empty on a node
+    that already had members (the migration cannot run the application's code)."""
+    async with app[WRITERS]() as db, db.begin():
+        await (await db.connection()).run_sync(directory_index.rebuild_if_needed)
 
 
 async def _http_client(app: web.Application):

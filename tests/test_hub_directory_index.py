@@ -1,5 +1,5 @@
 """The hub directory as a query (issue 12): the SQL views over the index say what the pure
-Python semantics (fedsph.hub.directory) say, on both engines; the index follows profiles,
+Python semantics (tests/support/directory_reference.py) say, on both engines; the index follows profiles,
 memberships, blocks and deletions; pages and counts; caches see other processes' writes;
 hostile search text is searched literally, never an error."""
 
@@ -15,9 +15,9 @@ from sqlalchemy import delete, func, select
 from fedsph.federation.actors import store_remote_actor
 from fedsph.federation.blocks import block_account, block_domain, unblock
 from fedsph.hub import directory, directory_query
-from fedsph.hub.links_graph import member_projects
 from fedsph.hub.membership import forget
 from fedsph.models import Actor, Block, DirectoryEntry, Hub, HubMembership
+from tests.support import directory_reference as reference
 from tests.support.nodes import make_settings, start_node
 
 # (username, name, profile, name_map): accents, case, several languages and tags.
@@ -102,15 +102,15 @@ async def sql_view(node, hub: Actor, filters: directory.Filters):
     async with node.readers() as db:
         view = directory_query.View(hub.id, filters, directory_query.is_sqlite(db))
         rows = await directory_query.page(db, view, 1, 1000)
-        return ([r.uri for r in rows], await directory_query.count(db, view),
-                await directory_query.stats(db, view))
+        shown = await directory_query.count(db, view)
+        return [r.uri for r in rows], shown, await directory_query.stats(db, view)
 
 
 async def python_view(node, hub: Actor, filters: directory.Filters):
     async with node.readers() as db:
-        members = await member_projects(db, hub)
-    chosen = directory.select_projects(members, filters)
-    return [a.uri for a in chosen], len(chosen), directory.stats(chosen)
+        members = await reference.member_projects(db, hub)
+    chosen = reference.select_projects(members, filters)
+    return [a.uri for a in chosen], len(chosen), reference.stats(chosen)
 
 
 async def listed(node, hub: Actor, q: str = "", **values) -> list[str]:
@@ -129,9 +129,9 @@ async def test_sql_views_equal_the_python_semantics(varied):
                 (params, q)
     async with node.readers() as db:
         total, facets = await directory_query.member_facets(db, hub.id)
-        members = await member_projects(db, hub)
+        members = await reference.member_projects(db, hub)
     assert total == len(members) == len(VARIED)
-    assert facets == directory.facets(members)
+    assert facets == reference.facets(members)
     assert dict(facets["language"])["es"] == 2 and dict(facets["language"])["pt"] == 2
 
 

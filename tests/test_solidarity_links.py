@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from fedsph.errors import UserError
 from fedsph.federation.actors import get_actor_by_uri, parse_actor_document
+from fedsph.federation.blocks import block_domain
 from fedsph.hub.links_graph import Member, build_graph
 from fedsph.links import service as links
 from fedsph.models import Actor, Hub, HubMembership, SolidarityLink
@@ -320,6 +321,12 @@ async def test_hub_graph_from_stored_profiles_in_two_regions(node):
         {"regions": ["europe", "latin_america_caribbean"], "kind": "twinned_with", "count": 1}]
     assert "<svg" in page and "Twinned with" in page and "Europe" in page
     assert audit(page) == []
+    # A blocked domain's member leaves the graph, as it leaves the directory.
+    async with node.writers() as db, db.begin():
+        await block_domain(db, "uy.example")
+    async with aiohttp.ClientSession() as http, http.get(f"{node.base}/hub/links.json") as r:
+        graph = await r.json()
+    assert [n["name"] for n in graph["nodes"]] == ["Casa"] and graph["edges"] == []
 
 
 async def test_hub_links_on_a_node_that_is_no_hub_is_404(node):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.events.fields import local_time
@@ -72,7 +72,7 @@ def build_calendar(name: str, rows: list[tuple[Object, Event, Actor]]) -> bytes:
     return calendar.to_ical()
 
 
-async def calendar_rows(db: AsyncSession, actor_ids: list[int],
+async def calendar_rows(db: AsyncSession, actor_ids: list[int] | Select,
                         now: datetime | None = None) -> list[tuple[Object, Event, Actor]]:
     """Public, not cancelled events of these actors that did not end long ago, by start."""
     now = now or datetime.now(UTC).replace(tzinfo=None)

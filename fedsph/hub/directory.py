@@ -1,18 +1,17 @@
 """The hub's directory: which member projects a view shows, and what visitors can search.
 
 A view is a Filters value read from the URL's query (so any view can be shared as a link). The
-matching, the search folding and the counts here are pure functions over the projects' stored
-profiles: they define what a view means. The pages and exports do not call them on every
-member: they query an index derived with these same functions (directory_index.py writes it,
-directory_query.py reads it in SQL), so a hub of 10,000 members is never loaded into Python;
-tests check that both agree.
+search folding and the facts shown about a project are pure functions over its stored profile.
+The pages and exports query an index derived with these functions (directory_index.py writes
+it, directory_query.py reads it in SQL), so a hub of 10,000 members is never loaded into
+Python; tests/support/directory_reference.py spells the same semantics out in Python over
+loaded members, and tests check that both agree.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -21,8 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.errors import N_, UserError
 from fedsph.federation.activitystreams import as_list
-from fedsph.hub.links_graph import member_projects
-from fedsph.hub.membership import local_hub
 from fedsph.models import Actor, Object
 from fedsph.projects.profile import public_location
 from fedsph.projects.queries import shown_to_visitors
@@ -132,48 +129,13 @@ def parse_filters(query: Mapping) -> Filters:
     return Filters(values, q.strip())
 
 
-def _profile(actor: Actor) -> dict:
-    return actor.profile if isinstance(actor.profile, dict) else {}
-
-
-def _language_matches(wanted: str, tags) -> bool:
-    """"es" matches a project speaking "es-UY"; "pt-br" matches only pt-BR."""
-    for tag in as_list(tags):
-        if isinstance(tag, str) and (tag.lower() == wanted or tag.lower().startswith(wanted + "-")):
-            return True
-    return False
-
-
-def matches(actor: Actor, filters: Filters) -> bool:
-    profile = _profile(actor)
-    for name, wanted in filters.values.items():
-        if not wanted:
-            continue
-        have = profile.get(LIST_FILTERS[name])
-        if name == "language":
-            if not any(_language_matches(w, have) for w in wanted):
-                return False
-        elif not set(wanted) & {v for v in as_list(have) if isinstance(v, str)}:
-            return False
-    words = search_words(filters.q)
-    if words:
-        text = searchable_text(actor)
-        return all(word in text for word in words)
-    return True
-
-
-def select_projects(actors: list[Actor], filters: Filters) -> list[Actor]:
-    """The projects a view shows, by name (ignoring accents and case)."""
-    chosen = [a for a in actors if matches(a, filters)]
-    return sorted(chosen, key=lambda a: (fold(a.name or a.username), a.uri))
-
-
 # -- facts shown about each project ----------------------------------------------------------------
 
 def public_point(actor: Actor) -> tuple[float, float, str] | None:
     """(latitude, longitude, precision) as the project published it, rounded again to its
     precision so nothing stored can show more than that; None without coordinates."""
-    location = _profile(actor).get("location")
+    profile = actor.profile if isinstance(actor.profile, dict) else {}
+    location = profile.get("location")
     if not isinstance(location, dict):
         return None
     lat, lon = location.get("latitude"), location.get("longitude")
@@ -183,10 +145,6 @@ def public_point(actor: Actor) -> tuple[float, float, str] | None:
         return None
     rounded = public_location({**location, "precision": location.get("precision") or "exact"})
     return rounded["latitude"], rounded["longitude"], location.get("precision") or "exact"
-
-
-def _count(value) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 @dataclass
@@ -199,50 +157,7 @@ class Stats:
     homes_planned: int
 
 
-def _ranked(counter: Counter) -> list[tuple[str, int]]:
-    return sorted(counter.items(), key=lambda item: (-item[1], item[0]))
-
-
-def stats(actors: list[Actor]) -> Stats:
-    """Counts over a view: projects per stage, approach (a project may have several) and
-    country, and the homes its projects completed and plan."""
-    stage, approach, country = Counter(), Counter(), Counter()
-    completed = planned = 0
-    for actor in actors:
-        profile = _profile(actor)
-        if isinstance(profile.get("stage"), str):
-            stage[profile["stage"]] += 1
-        approach.update({a for a in as_list(profile.get("approach")) if isinstance(a, str)})
-        if isinstance(profile.get("country"), str):
-            country[profile["country"]] += 1
-        completed += _count(profile.get("homes_completed"))
-        planned += _count(profile.get("homes_planned"))
-    return Stats(len(actors), _ranked(stage), _ranked(approach), _ranked(country),
-                 completed, planned)
-
-
-def facets(actors: list[Actor]) -> dict[str, list[tuple[str, int]]]:
-    """For the filter form: each filter's values present among the members, with counts."""
-    found: dict[str, Counter] = {name: Counter() for name in LIST_FILTERS}
-    for actor in actors:
-        profile = _profile(actor)
-        for name, key in LIST_FILTERS.items():
-            values = {v for v in as_list(profile.get(key)) if isinstance(v, str)}
-            if name == "language":
-                values = {v.split("-")[0].lower() for v in values}
-            found[name].update(values)
-    return {name: sorted(counter.items()) for name, counter in found.items()}
-
-
 # -- queries ---------------------------------------------------------------------------------------
-
-async def hub_and_members(db: AsyncSession) -> tuple[Actor | None, list[Actor]]:
-    """This node's hub actor and its approved member projects (hub-core's queries)."""
-    hub = await local_hub(db)
-    if hub is None:
-        return None, []
-    return hub, await member_projects(db, hub)
-
 
 async def member_posts(db: AsyncSession, actor_ids: list[int] | Select, page: int = 1,
                          per_page: int = 20) -> list[tuple[Object, Actor]]:

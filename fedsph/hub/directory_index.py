@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from types import SimpleNamespace
 
-from sqlalchemy import delete, event, insert, inspect, select, update
+from sqlalchemy import delete, event, exists, insert, inspect, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -47,6 +47,7 @@ ACTOR_FIELDS = ("name", "username", "summary", "name_map", "summary_map", "profi
 LIST_FIELDS = ("approach", "tenure", "themes", "languages")
 WATCHED_TABLES = {"actors", "hub_memberships", "blocks"}
 CHUNK = 500
+BUMPED = "fedsph.directory_bumped"  # session.info: the transaction that moved the generation
 
 
 def _strings(value) -> list[str]:
@@ -108,15 +109,33 @@ def bump(conn: Connection) -> None:
                  .values(generation=STATE.c.generation + 1))
 
 
-def reindex(conn: Connection, actor_ids: Iterable[int]) -> None:
+def bump_once(session: Session) -> None:
+    """Move the generation once per transaction: every process's caches see the change when it
+    commits, and on PostgreSQL a transaction takes the counter's row lock once, not per flush
+    (concurrent writers queue on that row until commit either way)."""
+    conn = session.connection()  # begins the transaction if a bulk statement comes first
+    root = session.get_transaction()
+    if session.info.get(BUMPED) is not root:
+        bump(conn)
+        session.info[BUMPED] = root
+
+
+def transaction_ended(session: Session, transaction) -> None:
+    """Forget the bump when its transaction ends, and when a savepoint ends (a savepoint rolled
+    back may have undone it: the next change bumps again, which is only one more write)."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(BUMPED, None)
+
+
+def reindex(conn: Connection, actor_ids: Iterable[int]) -> bool:
     """Re-derive the index rows of these actors: rows for each local hub they are an approved
-    member of, none otherwise."""
+    member of, none otherwise. True when any of them had or now has rows (most flushes touch
+    actors no hub lists: the caller then leaves the shared counter alone)."""
     ids = sorted(set(actor_ids))
     changed = False
     for start in range(0, len(ids), CHUNK):
         changed = _reindex_chunk(conn, ids[start:start + CHUNK]) or changed
-    if changed:  # most flushes touch actors no hub lists: no write to the shared counter
-        bump(conn)
+    return changed
 
 
 def _reindex_chunk(conn: Connection, ids: list[int]) -> bool:
@@ -183,6 +202,31 @@ def rebuild(conn: Connection) -> None:
         conn.exec_driver_sql("ANALYZE hub_directory_facets")
 
 
+def unindexed_member(conn: Connection):
+    """An approved member of a local hub that has no index row for it, if any (an index that
+    migration 0011 created empty on a node that already had members; the index is kept by
+    the hook afterwards)."""
+    return conn.execute(
+        select(HubMembership.project_id).join(Hub, Hub.actor_id == HubMembership.hub_id)
+        .where(HubMembership.state == "approved", ~exists(select(ENTRY.c.actor_id).where(
+            ENTRY.c.hub_id == HubMembership.hub_id,
+            ENTRY.c.actor_id == HubMembership.project_id)))
+        .limit(1)).first()
+
+
+def rebuild_if_needed(conn: Connection) -> bool:
+    """Fill the index when members lack rows (run at start-up, see fedsph.app); True if it did.
+    The counter's row is written (locked) before the second look, so two processes starting
+    together rebuild once."""
+    if unindexed_member(conn) is None:
+        return False
+    bump(conn)
+    if unindexed_member(conn) is None:
+        return False
+    rebuild(conn)
+    return True
+
+
 # -- the hook --------------------------------------------------------------------------------------
 
 def _changed(obj) -> bool:
@@ -210,16 +254,27 @@ def touched_actors(session: Session) -> tuple[set[int], set[int], bool]:
     return ids, hubs, blocks
 
 
+def has_hub(conn: Connection) -> bool:
+    """Whether this node has a hub at all: one look at a table of at most a row or two. A node
+    without one keeps no index, so its flushes write nothing for it."""
+    return conn.execute(select(Hub.id).limit(1)).first() is not None
+
+
 def after_flush(session: Session, _context) -> None:
     ids, hubs, blocks = touched_actors(session)
-    if ids or hubs or blocks:
-        conn = session.connection()
-        if hubs:  # its members, approved before it was a hub here, are listed now (or not)
-            ids.update(conn.execute(select(HubMembership.project_id).where(
-                HubMembership.hub_id.in_(hubs))).scalars())
-        reindex(conn, ids)
-        if blocks or (ids and conn.execute(select(Hub.id).where(Hub.actor_id.in_(ids))).first()):
-            bump(conn)  # blocked members are left out when read; the hub's name heads its pages
+    if not (ids or hubs or blocks):
+        return
+    conn = session.connection()
+    if not hubs and not has_hub(conn):
+        return
+    if hubs:  # its members, approved before it was a hub here, are listed now (or not)
+        ids.update(conn.execute(select(HubMembership.project_id).where(
+            HubMembership.hub_id.in_(hubs))).scalars())
+    changed = reindex(conn, ids)
+    # Blocked members are left out when read; the hub's name heads its pages.
+    if changed or hubs or blocks or (
+            ids and conn.execute(select(Hub.id).where(Hub.actor_id.in_(ids))).first()):
+        bump_once(session)
 
 
 def on_bulk_statement(state) -> None:
@@ -229,11 +284,12 @@ def on_bulk_statement(state) -> None:
         return
     table = getattr(state.statement, "table", None)
     if getattr(table, "name", None) in WATCHED_TABLES:
-        bump(state.session.connection())
+        bump_once(state.session)
 
 
 def connect(session_class: type[Session] = Session) -> None:
     """Install the listeners (again is harmless)."""
-    for name, listener in (("after_flush", after_flush), ("do_orm_execute", on_bulk_statement)):
+    for name, listener in (("after_flush", after_flush), ("do_orm_execute", on_bulk_statement),
+                           ("after_transaction_end", transaction_ended)):
         if not event.contains(session_class, name, listener):
             event.listen(session_class, name, listener)

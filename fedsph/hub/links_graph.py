@@ -13,18 +13,15 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core import vocab
-from fedsph.hub.membership import approved_projects
+from fedsph.hub.directory_index import ENTRY
+from fedsph.hub.directory_query import not_blocked
 from fedsph.models import Actor
 
 UNKNOWN_REGION = "unknown"
-
-
-async def member_projects(db: AsyncSession, hub: Actor) -> list[Actor]:
-    """The hub's approved member projects."""
-    return list(await db.scalars(approved_projects(db, hub)))
 
 
 @dataclass(frozen=True)
@@ -37,12 +34,13 @@ class Member:
     links: tuple[tuple[str, str, str], ...]  # (subject, kind, object) as carried
 
 
-def member_of(actor: Actor) -> Member:
-    profile = actor.profile or {}
-    carried = tuple((link["subject"], link["kind"], link["object"])
-                    for link in profile.get("solidarity_links", []) if isinstance(link, dict))
-    return Member(actor.uri, actor.name or actor.username, actor.url or actor.uri,
-                  profile.get("country"), profile.get("region"), carried)
+def carried_links(links) -> tuple[tuple[str, str, str], ...]:
+    """(subject, kind, object) of each link a profile carries; anything else is skipped."""
+    if not isinstance(links, list):
+        return ()
+    return tuple((link["subject"], link["kind"], link["object"]) for link in links
+                 if isinstance(link, dict)
+                 and all(isinstance(link.get(k), str) for k in ("subject", "kind", "object")))
 
 
 def build_graph(members: list[Member]) -> dict:
@@ -70,7 +68,15 @@ def build_graph(members: list[Member]) -> dict:
 
 
 async def hub_graph(db: AsyncSession, hub: Actor) -> dict:
-    return build_graph([member_of(actor) for actor in await member_projects(db, hub)])
+    """The graph of the hub's listed members (approved, not blocked): the directory's index
+    gives names, places and uris, and only the links are read from each profile."""
+    rows = await db.execute(
+        select(ENTRY.c.uri, ENTRY.c.name, ENTRY.c.url, ENTRY.c.country, ENTRY.c.region,
+               Actor.profile["solidarity_links"].label("links"))
+        .join(Actor, Actor.id == ENTRY.c.actor_id)
+        .where(ENTRY.c.hub_id == hub.id, not_blocked()))
+    return build_graph([Member(row.uri, row.name, row.url, row.country, row.region,
+                               carried_links(row.links)) for row in rows])
 
 
 # -- for the page -----------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import MultiDict
-from sqlalchemy import select
+from sqlalchemy import Select, literal, select, union_all
 
 from fedsph.accounts import may_act_as
 from fedsph.core import vocab
@@ -20,7 +20,8 @@ from fedsph.events import service as events
 from fedsph.events.fields import JOIN_MODES
 from fedsph.events.participation import send_join, send_leave
 from fedsph.federation.actors import actor_uris
-from fedsph.hub import directory
+from fedsph.hub import directory_query
+from fedsph.hub.membership import local_hub
 from fedsph.i18n import N_
 from fedsph.models import Actor, Event, Object, utcnow
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
@@ -170,13 +171,14 @@ async def actor_ics(request: web.Request) -> web.Response:
     return _ics(ical.build_calendar(actor.name or actor.username, rows), actor.username)
 
 
-async def hub_and_event_actors(db) -> tuple[Actor, list[int]]:
-    """The hub, and the actors whose events are the hub's: itself and its approved member
-    projects, wherever they live (the page and the iCal feed both list these)."""
-    hub, members = await directory.hub_and_members(db)
+async def hub_and_event_actors(db) -> tuple[Actor, Select]:
+    """The hub, and the actors whose events are the hub's: itself and its listed member
+    projects (approved, not blocked), wherever they live (the page and the iCal feed both list
+    these). A subquery over the directory's index: no member is loaded."""
+    hub = await local_hub(db)
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
-    return hub, [hub.id] + [m.id for m in members]
+    return hub, union_all(select(literal(hub.id)), directory_query.listed_ids(hub.id))
 
 
 async def hub_ics(request: web.Request) -> web.Response:

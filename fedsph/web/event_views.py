@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from fedsph.core import vocab
 from fedsph.events import service as events
@@ -64,9 +64,10 @@ async def event_view(db, obj: Object, event: Event, actor: Actor, lang: str) -> 
 _ENDS = func.coalesce(Event.ends_at, Event.starts_at)
 
 
-async def event_rows(db, actor_ids: list[int], upcoming: bool, now: datetime,
+async def event_rows(db, actor_ids: list[int] | Select, upcoming: bool, now: datetime,
                       limit: int | None = None) -> list[tuple[Object, Event, Actor]]:
-    """Upcoming events soonest first, or past ones latest first."""
+    """Upcoming events soonest first, or past ones latest first, of these actors (ids, or a
+    select of them)."""
     query = (select(Object, Event, Actor).join(Event, Event.object_id == Object.id)
              .join(Actor, Actor.id == Object.actor_id)
              .where(Object.actor_id.in_(actor_ids), queries.shown_to_visitors())

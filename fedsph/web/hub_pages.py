@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from aiohttp import web
 from cachetools import LRUCache
@@ -22,13 +22,12 @@ from fedsph.hub.membership import local_hub
 from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE
-from fedsph.web.hrefs import remote_href
+from fedsph.web.hub_cards import card, card_items, entry_href, entry_name
 from fedsph.web.keys import FACET_CACHE, HUB_PAGE_CACHE, READERS, SETTINGS, URLS, USER
 from fedsph.web.languages import (
     actor_texts,
     country_name,
     language_name,
-    translated,
     visitor_lang,
 )
 from fedsph.web.params import page_number
@@ -48,6 +47,7 @@ CACHE = {"Cache-Control": "public, max-age=300"}
 # costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out).
 PAGE_CACHE_BYTES = 8 * 1024 * 1024
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Cache-Control")
+GENERATION = web.RequestKey("hub_generation", int)  # what the page cache keyed this request by
 
 
 @dataclass
@@ -68,7 +68,9 @@ class View:
 async def _member_facets(request: web.Request, db, hub_id: int) -> tuple[int, dict]:
     """The members' number and facet counts, kept per process until the index's generation
     moves (any process's change of a listed project, membership or block moves it)."""
-    generation = await directory_query.generation(db)
+    generation = request.get(GENERATION)  # read by the page cache for this request
+    if generation is None:
+        generation = await directory_query.generation(db)
     cache = request.app[FACET_CACHE]
     held = cache.get(hub_id)
     if held is None or held[0] != generation:
@@ -119,28 +121,6 @@ def filter_options(view: View, lang: str) -> list[dict]:
     return form
 
 
-def entry_href(entry) -> str:
-    """hrefs.page_href for an index row: a local project's own path, else this node's view."""
-    return urlsplit(entry.uri).path if entry.local else remote_href("actors", entry.uri)
-
-
-def entry_name(entry, lang: str) -> tuple[str, str | None]:
-    """The name in the visitor's language when translated (as languages.actor_texts)."""
-    name_map = entry.name_map if isinstance(entry.name_map, dict) else None
-    return translated(name_map, lang, entry.name, next(iter(name_map), None) if name_map else None)
-
-
-def card(entry, lang: str) -> dict:
-    name, name_lang = entry_name(entry, lang)
-    lists = entry.lists if isinstance(entry.lists, dict) else {}
-    return {
-        "name": name, "name_lang": name_lang, "href": entry_href(entry),
-        "country": country_name(entry.country, lang) if entry.country else None,
-        "stage": label("stage", entry.stage, lang) if entry.stage else None,
-        "approach": [label("approach", a, lang) for a in lists.get("approach") or []],
-    }
-
-
 def _render(request: web.Request, template: str, view: View, **context) -> web.Response:
     lang = visitor_lang(request)
     hub_name = actor_texts(view.hub, lang)[0]
@@ -163,7 +143,7 @@ async def directory_page(request: web.Request) -> web.Response:
         return "/hub?" + urlencode([*items, ("page", number)])
 
     return _render(request, "hub.html", view,
-                   cards=[card(e, lang) for e in rows[:DIRECTORY_PAGE_SIZE]],
+                   cards=card_items(rows[:DIRECTORY_PAGE_SIZE], lang),
                    next_page=page_link(page + 1) if len(rows) > DIRECTORY_PAGE_SIZE else None,
                    prev_page=page_link(page - 1) if page > 1 else None)
 
@@ -330,6 +310,7 @@ def cached(handler):
             return await handler(request)
         async with request.app[READERS]() as db:
             generation = await directory_query.generation(db)
+        request[GENERATION] = generation
         key = (generation, request.path, request.query_string, visitor_lang(request))
         cache = request.app[HUB_PAGE_CACHE]
         held = cache.get(key)

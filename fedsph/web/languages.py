@@ -3,6 +3,8 @@ to show, and languages' and countries' names as the visitor reads them."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from aiohttp import web
 from babel import Locale, UnknownLocaleError
 from markupsafe import Markup
@@ -25,6 +27,9 @@ def translated(mapping, lang: str, fallback: str | None,
                             fallback_lang)
 
 
+# Babel parses the locale on every call; pages name the same few countries and languages in a
+# few languages thousands of times (the hub's directory: each card, each filter option).
+@lru_cache(maxsize=4096)
 def language_name(tag: str) -> str:
     """A language's name as its speakers write it ("español"), so a reader recognises their own."""
     try:
@@ -33,6 +38,7 @@ def language_name(tag: str) -> str:
         return tag
 
 
+@lru_cache(maxsize=4096)
 def country_name(code: str, lang: str) -> str:
     try:
         return Locale.parse(lang).territories.get(code.upper(), code)

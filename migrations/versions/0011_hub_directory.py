@@ -1,6 +1,11 @@
 """The hub directory as a query: an index of the listed member projects, their filter values,
 search text (SQLite: an FTS5 trigram table; PostgreSQL: a pg_trgm GIN index), and a
-generation counter for caches; filled here for the members a hub already has.
+generation counter for caches.
+
+The tables are created empty: filling them takes the application's code (the folding and
+exports of fedsph.hub), which a migration must not import (a later revision's columns would
+break this one). `fedsph serve` fills the index at start-up when a hub's approved members lack
+rows (fedsph.hub.directory_index.rebuild_if_needed); from then on a flush hook keeps it.
 
 Revision ID: 0011_hub_directory
 Revises: 0010_proof_keys
@@ -9,10 +14,9 @@ Revises: 0010_proof_keys
 import sqlalchemy as sa
 from alembic import op
 
-from fedsph.hub.directory_index import FTS_TABLE, rebuild
-
 revision = "0011_hub_directory"
 down_revision = "0010_proof_keys"
+FTS_TABLE = "hub_directory_fts"
 branch_labels = None
 depends_on = None
 
@@ -79,7 +83,6 @@ def upgrade() -> None:
     else:
         # Text already folded in Python (directory.fold); trigrams give substring matches.
         op.execute(f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(text, tokenize='trigram')")
-    rebuild(conn)
 
 
 def downgrade() -> None:
