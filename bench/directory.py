@@ -235,11 +235,16 @@ def measure(config, node: BenchNode, workdir: Path, members: int, seeded: float)
     idle = _rss_mb(node.server.pid, "VmRSS")
     sampler = RssSampler(node.server.pid)
     sampler.start()
+    phases = []  # the peak after each phase: which part of the load the memory goes to
     try:
         rows = _exports(node, members)  # first: the time of a first, uncached request
+        phases.append(f"exports {sampler.peak:.0f}")
         rows.extend(_sequential(config, node, members))
+        phases.append(f"sequential pages {sampler.peak:.0f}")
         rows.append(_throughput(config, node, workdir, members, bust=False))
+        phases.append(f"cached load {sampler.peak:.0f}")
         rows.append(_throughput(config, node, workdir, members, bust=True))
+        phases.append(f"rendered load {sampler.peak:.0f}")
     finally:
         sampler.running = False
         sampler.join()
@@ -248,7 +253,7 @@ def measure(config, node: BenchNode, workdir: Path, members: int, seeded: float)
                  "kind": "max", "errors": 0, "digits": 0,
                  "note": f"largest VmRSS sampled every 50 ms; {idle:.0f} MB before the first "
                          f"request, start-up peak (VmHWM) {_rss_mb(node.server.pid):.0f} MB;"
-                         f" seeded in {seeded:.1f}s"})
+                         f" seeded in {seeded:.1f}s; peak after {', '.join(phases)} MB"})
     return rows
 
 

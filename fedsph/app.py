@@ -19,7 +19,7 @@ from fedsph.api import statuses as api_statuses
 from fedsph.api.errors import api_middleware
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
-from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
+from fedsph.db import QuickSQLiteReads, ensure_migrated, is_sqlite, make_engine, make_sessionmaker
 from fedsph.events.received import store_event_details
 from fedsph.federation.actors import ACTOR_READERS, get_or_create_instance_actor, signer_for
 from fedsph.federation.blocks import snapshot_for
@@ -54,6 +54,7 @@ from fedsph.web.keys import (
     DOCUMENTS,
     ENGINE,
     INGEST,
+    QUICK_READS,
     READERS,
     REMOTE,
     SETTINGS,
@@ -137,7 +138,11 @@ async def _database(app: web.Application):
     app[ENGINE] = engine
     app[READERS] = make_sessionmaker(engine)
     app[WRITERS] = make_sessionmaker(engine, writer=True)
+    url = app[SETTINGS].effective_database_url
+    app[QUICK_READS] = QuickSQLiteReads(url) if is_sqlite(url) else None
     yield
+    if app[QUICK_READS] is not None:
+        app[QUICK_READS].close()
     await engine.dispose()
 
 

@@ -118,8 +118,12 @@ def is_sqlite(db: AsyncSession) -> bool:
     return db.get_bind().dialect.name == "sqlite"
 
 
+# The index's generation: moved in the same transaction as any change the directory shows.
+GENERATION = select(STATE.c.generation).where(STATE.c.id == 1)
+
+
 async def generation(db: AsyncSession) -> int:
-    return await db.scalar(select(STATE.c.generation).where(STATE.c.id == 1)) or 0
+    return await db.scalar(GENERATION) or 0
 
 
 async def count(db: AsyncSession, view: View) -> int:
