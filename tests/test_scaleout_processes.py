@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import func, select
@@ -41,19 +42,29 @@ def _start_group(node: NodeProcess, processes: int, log) -> subprocess.Popen:
                                 stderr=subprocess.STDOUT)
 
 
+@contextmanager
+def _running_group(tmp_path, processes: int, **env):
+    """A migrated node served by `fedsph serve --processes N`, once all N children listen:
+    (node, the parent process, its log file); the parent is stopped afterwards if still running."""
+    node = NodeProcess(tmp_path / "n", **env)
+    node.cli("migrate")
+    log = tmp_path / "group.log"
+    group = _start_group(node, processes, log)
+    try:
+        wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == processes, timeout=120,
+                 what=f"{processes} children to listen")
+        yield node, group, log
+    finally:
+        stop_process(group)
+
+
 def _fresh_connection_get(url: str) -> int:
     with urllib.request.urlopen(url, timeout=10) as response:  # urllib: a new connection each time
         return response.status
 
 
 def test_two_processes_answer_on_one_port_and_stop_on_sigterm(tmp_path):
-    node = NodeProcess(tmp_path / "n")
-    node.cli("migrate")
-    log = tmp_path / "group.log"
-    group = _start_group(node, 2, log)
-    try:
-        wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 2, timeout=90,
-                 what="both children to listen")
+    with _running_group(tmp_path, 2) as (node, group, log):
         children = _children(group.pid)
         assert len(children) == 2
         if not testdb.on_postgresql():  # the warning: several processes want PostgreSQL
@@ -66,44 +77,26 @@ def test_two_processes_answer_on_one_port_and_stop_on_sigterm(tmp_path):
         group.send_signal(signal.SIGTERM)
         assert group.wait(timeout=30) == 0
         assert not any(_alive(pid) for pid in children)
-    finally:
-        stop_process(group)
 
 
 def test_a_dead_child_stops_the_group_with_an_error(tmp_path):
-    node = NodeProcess(tmp_path / "n")
-    node.cli("migrate")
-    log = tmp_path / "group.log"
-    group = _start_group(node, 2, log)
-    try:
-        wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 2, timeout=90,
-                 what="both children to listen")
+    with _running_group(tmp_path, 2) as (_node, group, log):
         children = _children(group.pid)
         victim = min(children)
         subprocess.run(["kill", "-KILL", str(victim)], check=True)
         assert group.wait(timeout=30) == 1  # not restarted silently: the group goes down
         assert f"server process {victim} exited" in log.read_text()
         assert not any(_alive(pid) for pid in children)
-    finally:
-        stop_process(group)
 
 
 def test_children_do_not_outlive_a_killed_parent(tmp_path):
-    node = NodeProcess(tmp_path / "n")
-    node.cli("migrate")
-    log = tmp_path / "group.log"
-    group = _start_group(node, 2, log)
-    try:
-        wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 2, timeout=90,
-                 what="both children to listen")
+    with _running_group(tmp_path, 2) as (node, group, _log):
         children = _children(group.pid)
         group.kill()
         group.wait(timeout=10)
         wait_for(lambda: not any(_alive(pid) for pid in children), timeout=20,
                  what="the children to stop after their parent was killed")
         assert node.get("/.well-known/nodeinfo")[0] == 0  # nobody answers on the port
-    finally:
-        stop_process(group)
 
 
 def _alive(pid: int) -> bool:
@@ -117,13 +110,8 @@ def _alive(pid: int) -> bool:
 @pytest.mark.postgres
 async def test_a_fresh_postgresql_hub_starts_with_several_processes(tmp_path, pg_database_url):
     """The rows every child would race to create (instance actor, hub) are made once, first."""
-    node = NodeProcess(tmp_path / "n", FEDSPH_DATABASE_URL=pg_database_url, FEDSPH_HUB="1")
-    node.cli("migrate")
-    log = tmp_path / "group.log"
-    group = _start_group(node, 3, log)
-    try:
-        wait_for(lambda: len(set(PID_RE.findall(log.read_text()))) == 3, timeout=120,
-                 what="three children to listen")
+    with _running_group(tmp_path, 3, FEDSPH_DATABASE_URL=pg_database_url,
+                        FEDSPH_HUB="1") as (_node, group, log):
         assert "SQLite" not in log.read_text()
         engine = create_async_engine(pg_database_url)
         try:
@@ -133,8 +121,6 @@ async def test_a_fresh_postgresql_hub_starts_with_several_processes(tmp_path, pg
             await engine.dispose()
         group.send_signal(signal.SIGTERM)
         assert group.wait(timeout=30) == 0
-    finally:
-        stop_process(group)
 
 
 @pytest.mark.postgres
