@@ -23,7 +23,15 @@ from fedsph.i18n import N_, get_translations
 from fedsph.models import Actor
 from fedsph.projects.feeds import ATOM_CONTENT_TYPE
 from fedsph.web.hub_cards import card, card_items, entry_href, entry_name
-from fedsph.web.keys import FACET_CACHE, HUB_PAGE_CACHE, READERS, SETTINGS, URLS, USER
+from fedsph.web.keys import (
+    FACET_CACHE,
+    HUB_GENERATION,
+    HUB_PAGE_CACHE,
+    READERS,
+    SETTINGS,
+    URLS,
+    USER,
+)
 from fedsph.web.languages import (
     actor_texts,
     country_name,
@@ -47,7 +55,6 @@ CACHE = {"Cache-Control": "public, max-age=300"}
 # costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out).
 PAGE_CACHE_BYTES = 8 * 1024 * 1024
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Cache-Control")
-GENERATION = web.RequestKey("hub_generation", int)  # what the page cache keyed this request by
 
 
 @dataclass
@@ -68,7 +75,7 @@ class View:
 async def _member_facets(request: web.Request, db, hub_id: int) -> tuple[int, dict]:
     """The members' number and facet counts, kept per process until the index's generation
     moves (any process's change of a listed project, membership or block moves it)."""
-    generation = request.get(GENERATION)  # read by the page cache for this request
+    generation = request.get(HUB_GENERATION)  # read by the page cache for this request
     if generation is None:
         generation = await directory_query.generation(db)
     cache = request.app[FACET_CACHE]
@@ -301,25 +308,50 @@ async def directory_csv(request: web.Request) -> web.StreamResponse:
                          "csv_row", header, piece, b"")
 
 
-def cached(handler):
+def canonical_query(request: web.Request, paged: bool) -> tuple | None:
+    """The URL's view as parameters: its filters as parsed and normalised (in their stable
+    order; parameters the page does not know are dropped), then the page number where the page
+    has pages and it is not the first. None when the URL is refused (a 400, never cached)."""
+    try:
+        filters = directory.parse_filters(request.query)
+        page = _page_number(request) if paged else 1
+    except (directory.FilterError, BadRequest):
+        return None
+    return (*filters.query_items(), *([("page", str(page))] if page > 1 else []))
+
+
+def _key_size(key: tuple) -> int:
+    """About the bytes a key holds (a search text may be a few hundred characters)."""
+    return len(repr(key))
+
+
+def cached(handler, paged: bool = False):
     """The handler's answer from the page cache when the index has not moved since it was
-    rendered for this URL and language; only for visitors who are not logged in (a member's
-    page carries their name and a CSRF token)."""
+    rendered for this view and language; only for visitors who are not logged in (a member's
+    page carries their name and a CSRF token).
+
+    Keyed by the view, not the raw query string: with `?x=<random>` or the parameters reordered
+    anyone could make a fresh entry per request and push every other page out. The page is
+    rendered from the canonical query (the language links repeat the query), so the one entry
+    is right for every spelling of the view."""
     async def serve(request: web.Request) -> web.StreamResponse:
         if request.get(USER) is not None:
             return await handler(request)
         async with request.app[READERS]() as db:
             generation = await directory_query.generation(db)
-        request[GENERATION] = generation
-        key = (generation, request.path, request.query_string, visitor_lang(request))
+        request[HUB_GENERATION] = generation
+        query = canonical_query(request, paged)
+        if query is None:
+            return await handler(request)
+        key = (generation, request.path, query, visitor_lang(request))
         cache = request.app[HUB_PAGE_CACHE]
         held = cache.get(key)
         if held is not None:
             return web.Response(body=held[0], headers=held[1])
-        response = await handler(request)
+        response = await handler(request.clone(rel_url=request.rel_url.with_query(query)))
         if response.status == 200 and isinstance(response.body, bytes):
             headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-            cache[key] = (response.body, headers)
+            cache[key] = (response.body, headers, _key_size(key))
         return response
 
     return serve
@@ -327,8 +359,10 @@ def cached(handler):
 
 def add_routes(app: web.Application) -> None:
     app[FACET_CACHE] = {}
-    app[HUB_PAGE_CACHE] = LRUCache(PAGE_CACHE_BYTES, getsizeof=lambda held: len(held[0]))
-    app.router.add_get("/hub", cached(directory_page))
+    # An entry's size is its body and its key (LRUCache sizes values only: the key's size is
+    # kept beside the body).
+    app[HUB_PAGE_CACHE] = LRUCache(PAGE_CACHE_BYTES, getsizeof=lambda held: len(held[0]) + held[2])
+    app.router.add_get("/hub", cached(directory_page, paged=True))
     app.router.add_get("/hub/map", cached(map_page))
     app.router.add_get("/hub/map.svg", cached(map_svg))
     app.router.add_get("/hub/stats", cached(stats_page))
