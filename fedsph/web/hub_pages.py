@@ -351,7 +351,9 @@ def cached(handler, paged: bool = False):
         response = await handler(request.clone(rel_url=request.rel_url.with_query(query)))
         if response.status == 200 and isinstance(response.body, bytes):
             headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-            cache[key] = (response.body, headers, _key_size(key))
+            held = (response.body, headers, _key_size(key))
+            if cache.getsizeof(held) <= cache.maxsize:  # else LRUCache raises ValueError
+                cache[key] = held
         return response
 
     return serve
