@@ -255,9 +255,9 @@ async def test_the_page_cache_keys_on_the_view_not_the_raw_query(node):
     assert all(held[2] >= len("/hub") for held in cache.values())  # its key counts in its size
 
 
-async def test_a_page_larger_than_the_whole_cache_is_served_not_kept(tmp_path, monkeypatch):
-    monkeypatch.setattr("fedsph.web.hub_pages.PAGE_CACHE_BYTES", 100)  # LRUCache would raise
-    small = await start_node(make_settings(tmp_path))
+async def test_a_page_larger_than_the_whole_cache_is_served_not_kept(tmp_path):
+    # FEDSPH_HUB_PAGE_CACHE_MB=0: every page is larger than the cache (LRUCache would raise).
+    small = await start_node(make_settings(tmp_path, hub_page_cache_mb=0))
     try:
         await make_hub(small)
         status, _ = await get(small, "/hub")

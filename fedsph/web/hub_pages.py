@@ -52,8 +52,8 @@ FILTER_VOCAB = {"region": "region", "stage": "stage", "approach": "approach",
 CACHE = {"Cache-Control": "public, max-age=300"}
 # Rendered directory, map and counts pages kept per process, by the index's generation: a page
 # is the same for every visitor who is not logged in, and rendering 50 cards and the filter form
-# costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out).
-PAGE_CACHE_BYTES = 8 * 1024 * 1024
+# costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out):
+# FEDSPH_HUB_PAGE_CACHE_MB.
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Cache-Control")
 
 
@@ -363,7 +363,8 @@ def add_routes(app: web.Application) -> None:
     app[FACET_CACHE] = {}
     # An entry's size is its body and its key (LRUCache sizes values only: the key's size is
     # kept beside the body).
-    app[HUB_PAGE_CACHE] = LRUCache(PAGE_CACHE_BYTES, getsizeof=lambda held: len(held[0]) + held[2])
+    app[HUB_PAGE_CACHE] = LRUCache(app[SETTINGS].hub_page_cache_mb * 1024 * 1024,
+                                   getsizeof=lambda held: len(held[0]) + held[2])
     app.router.add_get("/hub", cached(directory_page, paged=True))
     app.router.add_get("/hub/map", cached(map_page))
     app.router.add_get("/hub/map.svg", cached(map_svg))
