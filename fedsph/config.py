@@ -16,6 +16,7 @@ TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
 TOKEN_LIFETIME_MAX_DAYS = 3650
 DOCUMENT_CACHE_MAX_SECONDS = 3600
+HUB_PAGE_CACHE_MAX_MB = 1024
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -63,6 +64,9 @@ class Settings:
     # How long a process may serve an actor document or WebFinger answer after another process
     # changed it (fedsph/web/documents.py; ARCHITECTURE.md, "Caches and several processes").
     document_cache_seconds: float = 30.0
+    # Rendered hub directory pages kept per process (fedsph/web/hub_pages.py); 0: none (the
+    # directory benchmark measures pages rendered every time so).
+    hub_page_cache_mb: int = 8
 
     @property
     def domain(self) -> str:
@@ -110,6 +114,7 @@ ENV_NAMES = {
     "access_log": "FEDSPH_ACCESS_LOG",
     "log_level": "FEDSPH_LOG_LEVEL",
     "document_cache_seconds": "FEDSPH_DOCUMENT_CACHE_SECONDS",
+    "hub_page_cache_mb": "FEDSPH_HUB_PAGE_CACHE_MB",
 }
 
 
@@ -192,6 +197,9 @@ def _validated(settings: Settings) -> Settings:
     if not 0 <= settings.document_cache_seconds <= DOCUMENT_CACHE_MAX_SECONDS:
         raise ConfigError(f"FEDSPH_DOCUMENT_CACHE_SECONDS must be 0-{DOCUMENT_CACHE_MAX_SECONDS} "
                           f"(0: no cache), got {settings.document_cache_seconds}")
+    if not 0 <= settings.hub_page_cache_mb <= HUB_PAGE_CACHE_MAX_MB:
+        raise ConfigError(f"FEDSPH_HUB_PAGE_CACHE_MB must be 0-{HUB_PAGE_CACHE_MAX_MB} "
+                          f"(0: no cache), got {settings.hub_page_cache_mb}")
     level = settings.log_level.strip().upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "

@@ -30,6 +30,8 @@ class NotMigrated(RuntimeError):
     """The database has no schema, or an old one."""
 
 
+# one_at_a_time's PostgreSQL advisory locks: the first of two int4 keys, any constant ("caps").
+CAP_LOCKS = 0x63617073
 # SQLite connections kept open: the worker's readers and writer, the web side's, with room.
 SQLITE_POOL = 12
 # SQLite's own memory (page caches above all) for the whole process, in bytes (_sqlite_pragmas).
@@ -210,6 +212,16 @@ async def one_at_a_time(db: AsyncSession, key: str) -> None:
     concurrent worker runs different senders' activities side by side, and on PostgreSQL two
     transactions could both count below the cap and both insert. There a transaction-level
     advisory lock orders them; on SQLite the database's one write lock already does.
+
+    Taken in a savepoint (the worker runs each handler in one), the lock passes to the outer
+    transaction when the savepoint is released and is held until that commits, so the rows it
+    guards are visible before the next transaction counts. When the savepoint rolls back,
+    PostgreSQL releases the lock with it (measured: pg_locks), together with the rows it
+    guarded, so nothing counted is left unguarded.
     """
-    if db.bind.dialect.name == "postgresql":
-        await db.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+    if db.get_bind().dialect.name == "postgresql":
+        # The two-int4 form: its key space is separate from the single-bigint one, so a key a
+        # remote server chose (its domain) can never hash to the inbox claim's lock
+        # (federation/queue.py INBOX_CLAIM_LOCK) and stall every worker's claims.
+        await db.execute(text("SELECT pg_advisory_xact_lock(:kind, hashtext(:key))"),
+                         {"kind": CAP_LOCKS, "key": key})

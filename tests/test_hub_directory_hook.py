@@ -11,7 +11,7 @@ from sqlalchemy import delete, func, select, update
 
 from fedsph.federation.blocks import block_account
 from fedsph.hub import directory_index, directory_query
-from fedsph.models import Actor, DirectoryEntry, Hub, HubMembership
+from fedsph.models import Actor, DirectoryEntry, DirectoryState, Hub, HubMembership
 from fedsph.web.event_pages import hub_and_event_actors
 from tests.support.nodes import statements
 
@@ -92,6 +92,48 @@ async def test_an_empty_index_is_filled_at_start_up(db_node):
         rebuilt = await (await db.connection()).run_sync(directory_index.rebuild_if_needed)
         assert rebuilt is False  # nothing missing: no second rebuild
         assert await db.scalar(select(func.count()).select_from(DirectoryEntry)) == 1
+
+
+async def listed_member(node) -> Actor:
+    hub = await node.create_actor("hub", "Group")
+    async with node.writers() as db, db.begin():
+        db.add(Hub(actor_id=hub.id))
+        member = remote("listed")
+        db.add(member)
+        await db.flush()
+        db.add(HubMembership(hub_id=hub.id, project_id=member.id, state="approved"))
+    return hub
+
+
+async def test_a_missing_generation_row_is_recreated(db_node):
+    """Without the counter's row, generation() read 0 and a bump updated nothing: the page
+    caches never saw a change again."""
+    await listed_member(db_node)
+    async with db_node.writers() as db, db.begin():
+        await db.execute(delete(DirectoryState))
+    async with db_node.writers() as db, db.begin():  # at start-up
+        await (await db.connection()).run_sync(directory_index.rebuild_if_needed)
+    async with db_node.readers() as db:
+        assert (await db.execute(select(DirectoryState.id, DirectoryState.generation))).all() \
+            == [(1, 0)]
+    async with db_node.writers() as db, db.begin():  # gone again while serving: a change
+        await db.execute(delete(DirectoryState))
+    async with db_node.writers() as db, db.begin():
+        member = await db.scalar(select(Actor).where(Actor.username == "listed"))
+        member.name = "Listed Renamed"
+    assert await generation(db_node) == 1
+
+
+async def test_a_change_to_the_hub_actor_moves_the_generation(db_node):
+    """Its name heads the hub's pages; the hub actors are compared in Python, not bound as an
+    IN list of every id the flush touched."""
+    hub = await listed_member(db_node)
+    before = await generation(db_node)
+    with statements(db_node) as seen:
+        async with db_node.writers() as db, db.begin():
+            (await db.get(Actor, hub.id)).name = "Red Hub"
+    assert await generation(db_node) == before + 1
+    assert not [s for s in seen if "hubs.actor_id IN" in s], seen
 
 
 def test_migration_0011_runs_no_application_code():

@@ -17,6 +17,7 @@ from fedsph.federation.blocks import block_account, block_domain, unblock
 from fedsph.hub import directory, directory_query
 from fedsph.hub.membership import forget
 from fedsph.models import Actor, Block, DirectoryEntry, Hub, HubMembership
+from fedsph.web.keys import HUB_PAGE_CACHE
 from tests.support import directory_reference as reference
 from tests.support.nodes import make_settings, start_node
 
@@ -233,6 +234,36 @@ async def test_another_process_sees_a_change_through_the_generation(node, tmp_pa
         assert "2 member projects" in page and "Uruguay (2)" in page and "Dos" in page
     finally:
         await other.runner.cleanup()
+
+
+async def test_the_page_cache_keys_on_the_view_not_the_raw_query(node):
+    hub = await make_hub(node)
+    await add_project(node, hub, "uno", "Cooperativa Uno", {"country": "UY", "stage": "living"})
+    await add_project(node, hub, "dos", "Cooperativa Dos", {"country": "AR", "stage": "living"})
+    cache = node.app[HUB_PAGE_CACHE]
+    _, plain = await get(node, "/hub")
+    _, junk = await get(node, "/hub?x=1&utm_source=y")  # unknown parameters: the same entry
+    assert len(cache) == 1 and junk == plain and "utm_source" not in junk
+    _, one = await get(node, "/hub?country=UY&stage=living&junk=2")
+    _, other = await get(node, "/hub?stage=living&country=UY")  # reordered: the same entry
+    assert len(cache) == 2 and other == one and "Cooperativa Dos" not in one
+    assert "junk" not in other  # the language links repeat the canonical query only
+    _, page_one = await get(node, "/hub?page=1")
+    assert len(cache) == 2 and page_one == plain
+    _, spanish = await get(node, "/hub?lang=es&x=3")  # another language: an entry of its own
+    assert len(cache) == 3 and spanish != plain
+    assert all(held[2] >= len("/hub") for held in cache.values())  # its key counts in its size
+
+
+async def test_a_page_larger_than_the_whole_cache_is_served_not_kept(tmp_path):
+    # FEDSPH_HUB_PAGE_CACHE_MB=0: every page is larger than the cache (LRUCache would raise).
+    small = await start_node(make_settings(tmp_path, hub_page_cache_mb=0))
+    try:
+        await make_hub(small)
+        status, _ = await get(small, "/hub")
+        assert status == 200 and len(small.app[HUB_PAGE_CACHE]) == 0
+    finally:
+        await small.runner.cleanup()
 
 
 HOSTILE = ['"', "NEAR(a b)", "coop*", "^coop", "(coop", ")", "a AND", "OR", '"unterminated',

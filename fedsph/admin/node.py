@@ -22,6 +22,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import configure_mappers
 
 from fedsph.admin import backup, serve_group
 from fedsph.admin.user_commands import create_user
@@ -97,19 +98,27 @@ async def _check_migrated(settings: Settings) -> None:
         await engine.dispose()
 
 
+def freeze_start_up_objects() -> None:
+    """Move what start-up loaded (modules, the templates' environment, SQLAlchemy's mappings:
+    ~140,000 objects) out of the collector's sight: it lives as long as the process, and a full
+    collection walking it took several ms of a rendered page's time (issue 12 review,
+    profiled). Called before the runner's setup: what that makes (the database pool's
+    connections, the worker, the HTTP client) must stay collectable, or cyclic garbage made
+    from it later would never be freed."""
+    configure_mappers()  # otherwise done by the first query, after the freeze
+    gc.collect()
+    gc.freeze()
+
+
 async def serve(settings: Settings, run_worker: bool, reuse_port: bool = False) -> int:
     """One server process; with reuse_port, one of `serve --processes N` (serve_group.py)."""
     await _check_migrated(settings)
     if reuse_port:  # one of several: say which process wrote each line
         serve_group.tag_log_lines()
-    runner = web.AppRunner(create_app(settings, run_worker=run_worker),
-                           **access_log_options(settings))
+    app = create_app(settings, run_worker=run_worker)
+    freeze_start_up_objects()
+    runner = web.AppRunner(app, **access_log_options(settings))
     await runner.setup()
-    # Everything loaded so far (modules, templates, SQLAlchemy's mappings: ~140,000 objects)
-    # lives as long as the process: out of the collector's sight, a full collection no longer
-    # walks it, which took several ms of a rendered page's time (issue 12 review, profiled).
-    gc.collect()
-    gc.freeze()
     try:
         await web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None).start()
     except OSError as exc:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from fedsph.db import one_at_a_time
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.blocks import host_of
 from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.handlers.answers import answered_activity
 from fedsph.hub import membership as hubs
@@ -59,12 +60,13 @@ async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
         raise Ignored("a hub cannot join itself")
     if actor.type != "Group":
         raise Ignored("only projects (Group actors) join a hub")
-    await one_at_a_time(ctx.db, f"hub requests from {actor.domain}")  # the cap below
+    host = host_of(actor.uri)  # every spelling of a server (case, port, user info) is one
+    await one_at_a_time(ctx.db, f"hub requests from {host}")  # the cap below
     row = await hubs.membership(ctx.db, hub, actor)
-    if row is None and await hubs.waiting_from(ctx.db, actor.domain, "requested", hub) \
+    if row is None and await hubs.waiting_from(ctx.db, host, "requested", hub) \
             >= hubs.MAX_PENDING_PER_DOMAIN:
         log.warning("Join of the hub by %s refused: %s requests from %s wait", actor.uri,
-                    hubs.MAX_PENDING_PER_DOMAIN, actor.domain)
+                    hubs.MAX_PENDING_PER_DOMAIN, host)
         await hubs.refuse_join(ctx.db, ctx.urls, hub, actor, activity["id"])
         return "done"
     if row is None:
@@ -126,11 +128,12 @@ async def handle_invite(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if get_id(activity.get("object")) != actor.uri or not hubs.is_hub_actor(actor):
         raise Ignored("Invite to something other than the inviting hub")
     project = await _local_project(ctx, get_id(activity.get("target")))
-    await one_at_a_time(ctx.db, f"hub invitations from {actor.domain}")  # the cap below
+    host = host_of(actor.uri)  # every spelling of a server (case, port, user info) is one
+    await one_at_a_time(ctx.db, f"hub invitations from {host}")  # the cap below
     row = await hubs.membership(ctx.db, actor, project)
-    if row is None and await hubs.waiting_from(ctx.db, actor.domain, "invited") \
+    if row is None and await hubs.waiting_from(ctx.db, host, "invited") \
             >= hubs.MAX_PENDING_PER_DOMAIN:
-        raise Ignored(f"{hubs.MAX_PENDING_PER_DOMAIN} invitations from {actor.domain} wait")
+        raise Ignored(f"{hubs.MAX_PENDING_PER_DOMAIN} invitations from {host} wait")
     if row is None:
         ctx.db.add(HubMembership(hub_id=actor.id, project_id=project.id, state="invited",
                                  activity_uri=activity["id"]))

@@ -15,6 +15,7 @@ filtering said.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from types import SimpleNamespace
 
@@ -36,10 +37,14 @@ from fedsph.models import (
     HubMembership,
 )
 
+log = logging.getLogger("fedsph.directory")
+
 ENTRY = DirectoryEntry.__table__
 FACET = DirectoryFacet.__table__
 STATE = DirectoryState.__table__
 ACTOR = Actor.__table__
+# SQLite's FTS5 search table; migration 0011 creates it under the same name (a migration runs no
+# application code, so the name is spelled in both: change both together).
 FTS_TABLE = "hub_directory_fts"
 # Changing any of these changes what the directory shows about an actor.
 ACTOR_FIELDS = ("name", "username", "summary", "name_map", "summary_map", "profile", "url",
@@ -105,8 +110,27 @@ def _is_sqlite(conn: Connection) -> bool:
 
 
 def bump(conn: Connection) -> None:
-    conn.execute(update(STATE).where(STATE.c.id == 1)
-                 .values(generation=STATE.c.generation + 1))
+    """Move the generation; recreate the counter's row if it is missing (an UPDATE of no row
+    would leave every process's page cache stale for good, and nothing would say so)."""
+    moved = conn.execute(update(STATE).where(STATE.c.id == 1)
+                         .values(generation=STATE.c.generation + 1))
+    if moved.rowcount == 0:
+        ensure_state_row(conn)
+        conn.execute(update(STATE).where(STATE.c.id == 1)
+                     .values(generation=STATE.c.generation + 1))
+
+
+def ensure_state_row(conn: Connection) -> bool:
+    """Insert the generation counter's one row when it is missing (migration 0011 inserts it;
+    someone may have emptied the table); True if it was missing. ON CONFLICT: two processes
+    may find it missing at once (SQLite and PostgreSQL both take this syntax)."""
+    if conn.execute(select(STATE.c.id).where(STATE.c.id == 1)).first() is not None:
+        return False
+    conn.exec_driver_sql(f"INSERT INTO {STATE.name} (id, generation) VALUES (1, 0) "
+                         "ON CONFLICT (id) DO NOTHING")
+    log.warning("%s had no row: recreated (page caches could not see changes meanwhile)",
+                STATE.name)
+    return True
 
 
 def bump_once(session: Session) -> None:
@@ -217,7 +241,12 @@ def unindexed_member(conn: Connection):
 def rebuild_if_needed(conn: Connection) -> bool:
     """Fill the index when members lack rows (run at start-up, see fedsph.app); True if it did.
     The counter's row is written (locked) before the second look, so two processes starting
-    together rebuild once."""
+    together rebuild once; a missing counter row is recreated first.
+
+    This is what a migration that changes what the index keeps relies on: it must empty
+    `hub_directory` itself (plain SQL), not only the FTS table, because only members without
+    a `hub_directory` row trigger the rebuild."""
+    ensure_state_row(conn)
     if unindexed_member(conn) is None:
         return False
     bump(conn)
@@ -254,10 +283,10 @@ def touched_actors(session: Session) -> tuple[set[int], set[int], bool]:
     return ids, hubs, blocks
 
 
-def has_hub(conn: Connection) -> bool:
-    """Whether this node has a hub at all: one look at a table of at most a row or two. A node
-    without one keeps no index, so its flushes write nothing for it."""
-    return conn.execute(select(Hub.id).limit(1)).first() is not None
+def hub_actor_ids(conn: Connection) -> set[int]:
+    """This node's hub actors: one look at a table of a row or two. A node without a hub keeps
+    no index, so its flushes write nothing for it."""
+    return set(conn.execute(select(Hub.actor_id)).scalars())
 
 
 def after_flush(session: Session, _context) -> None:
@@ -265,15 +294,16 @@ def after_flush(session: Session, _context) -> None:
     if not (ids or hubs or blocks):
         return
     conn = session.connection()
-    if not hubs and not has_hub(conn):
+    hub_actors = hub_actor_ids(conn)
+    if not hubs and not hub_actors:
         return
     if hubs:  # its members, approved before it was a hub here, are listed now (or not)
         ids.update(conn.execute(select(HubMembership.project_id).where(
             HubMembership.hub_id.in_(hubs))).scalars())
     changed = reindex(conn, ids)
-    # Blocked members are left out when read; the hub's name heads its pages.
-    if changed or hubs or blocks or (
-            ids and conn.execute(select(Hub.id).where(Hub.actor_id.in_(ids))).first()):
+    # Blocked members are left out when read; the hub's name heads its pages. The hubs are
+    # compared in Python: a flush may touch more ids than a statement may bind (~32,000).
+    if changed or hubs or blocks or not ids.isdisjoint(hub_actors):
         bump_once(session)
 
 

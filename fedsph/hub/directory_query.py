@@ -47,10 +47,16 @@ def not_blocked():
         ENTRY.c.host.like(literal("%.") + Block.domain))))
 
 
+def listed(hub_id: int) -> list:
+    """What "listed" means, as conditions on the index: a row for the hub (an approved member)
+    whose account and domain are not blocked."""
+    return [ENTRY.c.hub_id == hub_id, not_blocked()]
+
+
 def listed_ids(hub_id: int) -> Select:
-    """The ids of the hub's listed members (approved, not blocked): a subquery for pages that
-    gather what members publish (events, the links graph) without loading them."""
-    return select(ENTRY.c.actor_id).where(ENTRY.c.hub_id == hub_id, not_blocked())
+    """The ids of the hub's listed members: a subquery for pages that gather what members
+    publish (events, the links graph) without loading them."""
+    return select(ENTRY.c.actor_id).where(*listed(hub_id))
 
 
 def _search_conditions(words: list[str], sqlite: bool) -> list:
@@ -90,7 +96,7 @@ def _filter_conditions(hub_id: int, filters: Filters) -> list:
 
 
 def view_conditions(hub_id: int, filters: Filters, sqlite: bool) -> list:
-    return [ENTRY.c.hub_id == hub_id, not_blocked(), *_filter_conditions(hub_id, filters),
+    return [*listed(hub_id), *_filter_conditions(hub_id, filters),
             *_search_conditions(search_words(filters.q), sqlite)]
 
 
@@ -152,13 +158,11 @@ async def page(db: AsyncSession, view: View, number: int, size: int) -> list:
 async def member_facets(db: AsyncSession, hub_id: int) -> tuple[int, dict[str, list]]:
     """All members (not one view: the filter form shows what the hub has): their number and,
     per filter, each value with the number of projects that have it."""
-    total = await db.scalar(select(func.count()).select_from(ENTRY).where(
-        ENTRY.c.hub_id == hub_id, not_blocked())) or 0
-    listed = select(ENTRY.c.actor_id).where(ENTRY.c.hub_id == hub_id, not_blocked())
+    total = await db.scalar(select(func.count()).select_from(ENTRY).where(*listed(hub_id))) or 0
     rows = await db.execute(
         select(FACET.c.facet, FACET.c.value, func.count())
         .where(FACET.c.hub_id == hub_id, FACET.c.facet != "language_tag",
-               FACET.c.actor_id.in_(listed))
+               FACET.c.actor_id.in_(listed_ids(hub_id)))
         .group_by(FACET.c.facet, FACET.c.value).order_by(FACET.c.facet, FACET.c.value))
     found: dict[str, list] = {name: [] for name in LIST_FILTERS}
     for facet, value, n in rows:

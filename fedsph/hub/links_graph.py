@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core import vocab
 from fedsph.hub.directory_index import ENTRY
-from fedsph.hub.directory_query import not_blocked
+from fedsph.hub.directory_query import listed
 from fedsph.models import Actor
 
 UNKNOWN_REGION = "unknown"
@@ -74,7 +74,7 @@ async def hub_graph(db: AsyncSession, hub: Actor) -> dict:
         select(ENTRY.c.uri, ENTRY.c.name, ENTRY.c.url, ENTRY.c.country, ENTRY.c.region,
                Actor.profile["solidarity_links"].label("links"))
         .join(Actor, Actor.id == ENTRY.c.actor_id)
-        .where(ENTRY.c.hub_id == hub.id, not_blocked()))
+        .where(*listed(hub.id)))
     return build_graph([Member(row.uri, row.name, row.url, row.country, row.region,
                                carried_links(row.links)) for row in rows])
 

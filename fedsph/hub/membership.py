@@ -13,7 +13,7 @@ The inbox side is fedsph/handlers/hubs.py.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core import vocab
@@ -22,6 +22,7 @@ from fedsph.errors import N_, UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import build_activity
 from fedsph.federation.actors import create_local_actor, get_local_actor
+from fedsph.federation.blocks import host_of
 from fedsph.hub.backfill import queue_backfill
 from fedsph.models import Activity, Actor, Follow, Hub, HubMembership, utcnow
 from fedsph.projects import outbox
@@ -31,8 +32,9 @@ HUB_USERNAME = "hub"
 HUB_TERM = "fedsph:hub"  # in the hub actor's document: this Group is a hub
 STATES = ("requested", "invited", "approved")
 # Rows a stranger's server alone can create wait for a person's answer: past this many waiting
-# (requested Joins of our hub, or Invites of our projects) from one domain, a Join gets a
-# Reject and an Invite is dropped, and nothing is stored.
+# (requested Joins of our hub, or Invites of our projects) from one server (its normalised
+# host, however its actors' URIs spell it), a Join gets a Reject and an Invite is dropped, and
+# nothing is stored.
 MAX_PENDING_PER_DOMAIN = 20
 
 
@@ -156,15 +158,19 @@ async def opening(db: AsyncSession, row: HubMembership, hub: Actor, project: Act
     return {"id": row.activity_uri, "type": "Join", "actor": project.uri, "object": hub.uri}
 
 
-async def waiting_from(db: AsyncSession, domain: str, state: str, hub: Actor | None = None) -> int:
-    """Rows waiting in `state` whose stranger is on `domain`: the project asking to join `hub`
-    ("requested"), or the hub inviting any of our projects ("invited")."""
+async def waiting_from(db: AsyncSession, host: str | None, state: str,
+                       hub: Actor | None = None) -> int:
+    """Rows waiting in `state` whose stranger is on `host` (normalised, blocks.host_of): the
+    project asking to join `hub` ("requested"), or the hub inviting any of our projects
+    ("invited"). Compared in Python, as links.service.offers_waiting_from does: Actor.domain is
+    the netloc as sent, so `EVIL.example`, `evil.example:443` and `x@evil.example` would each
+    get a cap of their own in SQL."""
     stranger = HubMembership.project_id if state == "requested" else HubMembership.hub_id
-    query = (select(func.count(HubMembership.id)).join(Actor, Actor.id == stranger)
-             .where(HubMembership.state == state, Actor.domain == domain))
+    query = (select(Actor.uri).join(HubMembership, Actor.id == stranger)
+             .where(HubMembership.state == state))
     if hub is not None:
         query = query.where(HubMembership.hub_id == hub.id)
-    return await db.scalar(query) or 0
+    return sum(host_of(uri) == host for uri in await db.scalars(query))
 
 
 async def refuse_join(db: AsyncSession, urls: URLs, hub: Actor, project: Actor,

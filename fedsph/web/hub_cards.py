@@ -4,14 +4,15 @@ loaded Actor), in the visitor's language.
 The directory page renders its 50 list items here, in Python, rather than in a Jinja loop:
 the loop's attribute lookups, filters and escaping were most of the time of a page that is not
 in the page cache (issue 12 review). The markup is the one templates/hub.html had; every value
-is escaped and every href goes through safe_href, as in a template.
+is escaped by Markup.format (by construction, as in a template) and every href goes through
+safe_href.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from fedsph.core.vocab import label
 from fedsph.web.hrefs import remote_href
@@ -41,16 +42,26 @@ def card(entry, lang: str) -> dict:
     }
 
 
-def card_item(entry, lang: str) -> str:
+# Markup.format escapes every argument that is not already markup, so a field added later
+# cannot go into the page unescaped, as it could into an f-string. It costs about 1.2 ms more
+# for the page's 50 items than the f-strings did (2.1 instead of 0.9 ms; only pages the page
+# cache misses pay it).
+CARD_ITEM = Markup('<li><a href="{href}"{lang}>{name}</a>{meta}</li>\n')
+NAME_LANG = Markup(' lang="{}"')
+META = Markup(' <span class="meta">· {}</span>')
+FACT_SEPARATOR = Markup(" · ")
+
+
+def card_item(entry, lang: str) -> Markup:
     """One `<li>` of the directory: the linked name, then country, stage and approaches."""
     c = card(entry, lang)
-    lang_attr = f' lang="{escape(c["name_lang"])}"' if c["name_lang"] else ""
-    facts = [escape(v) for v in (c["country"], c["stage"], ", ".join(c["approach"])) if v]
-    meta = f' <span class="meta">· {" · ".join(facts)}</span>' if facts else ""
-    return (f'<li><a href="{escape(safe_href(c["href"]))}"{lang_attr}>{escape(c["name"])}</a>'
-            f"{meta}</li>\n")
+    facts = [v for v in (c["country"], c["stage"], ", ".join(c["approach"])) if v]
+    return CARD_ITEM.format(
+        href=safe_href(c["href"]), name=c["name"],
+        lang=NAME_LANG.format(c["name_lang"]) if c["name_lang"] else "",
+        meta=META.format(FACT_SEPARATOR.join(facts)) if facts else "")
 
 
 def card_items(entries, lang: str) -> Markup:
-    """The directory's list items, each value escaped (so the joined text is safe markup)."""
-    return Markup("".join(card_item(entry, lang) for entry in entries))
+    """The directory's list items (Markup.join escapes anything that is not markup)."""
+    return Markup("").join(card_item(entry, lang) for entry in entries)

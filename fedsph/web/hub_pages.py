@@ -25,6 +25,7 @@ from fedsph.projects.feeds import ATOM_CONTENT_TYPE
 from fedsph.web.hub_cards import card, card_items, entry_href, entry_name
 from fedsph.web.keys import (
     FACET_CACHE,
+    HUB_GENERATION,
     HUB_PAGE_CACHE,
     QUICK_READS,
     READERS,
@@ -52,10 +53,9 @@ FILTER_VOCAB = {"region": "region", "stage": "stage", "approach": "approach",
 CACHE = {"Cache-Control": "public, max-age=300"}
 # Rendered directory, map and counts pages kept per process, by the index's generation: a page
 # is the same for every visitor who is not logged in, and rendering 50 cards and the filter form
-# costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out).
-PAGE_CACHE_BYTES = 8 * 1024 * 1024
+# costs far more than the query. Bounded in bytes (many distinct URLs only push old ones out):
+# FEDSPH_HUB_PAGE_CACHE_MB.
 KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Cache-Control")
-GENERATION = web.RequestKey("hub_generation", int)  # what the page cache keyed this request by
 
 
 @dataclass
@@ -76,7 +76,7 @@ class View:
 async def _member_facets(request: web.Request, db, hub_id: int) -> tuple[int, dict]:
     """The members' number and facet counts, kept per process until the index's generation
     moves (any process's change of a listed project, membership or block moves it)."""
-    generation = request.get(GENERATION)  # read by the page cache for this request
+    generation = request.get(HUB_GENERATION)  # read by the page cache for this request
     if generation is None:
         generation = await directory_query.generation(db)
     cache = request.app[FACET_CACHE]
@@ -319,24 +319,51 @@ async def _generation(request: web.Request) -> int:
         return await directory_query.generation(db)
 
 
-def cached(handler):
+def canonical_query(request: web.Request, paged: bool) -> tuple | None:
+    """The URL's view as parameters: its filters as parsed and normalised (in their stable
+    order; parameters the page does not know are dropped), then the page number where the page
+    has pages and it is not the first. None when the URL is refused (a 400, never cached)."""
+    try:
+        filters = directory.parse_filters(request.query)
+        page = _page_number(request) if paged else 1
+    except (directory.FilterError, BadRequest):
+        return None
+    return (*filters.query_items(), *([("page", str(page))] if page > 1 else []))
+
+
+def _key_size(key: tuple) -> int:
+    """About the bytes a key holds (a search text may be a few hundred characters)."""
+    return len(repr(key))
+
+
+def cached(handler, paged: bool = False):
     """The handler's answer from the page cache when the index has not moved since it was
-    rendered for this URL and language; only for visitors who are not logged in (a member's
-    page carries their name and a CSRF token)."""
+    rendered for this view and language; only for visitors who are not logged in (a member's
+    page carries their name and a CSRF token).
+
+    Keyed by the view, not the raw query string: with `?x=<random>` or the parameters reordered
+    anyone could make a fresh entry per request and push every other page out. The page is
+    rendered from the canonical query (the language links repeat the query), so the one entry
+    is right for every spelling of the view."""
     async def serve(request: web.Request) -> web.StreamResponse:
         if request.get(USER) is not None:
             return await handler(request)
         generation = await _generation(request)
-        request[GENERATION] = generation
-        key = (generation, request.path, request.query_string, visitor_lang(request))
+        request[HUB_GENERATION] = generation
+        query = canonical_query(request, paged)
+        if query is None:
+            return await handler(request)
+        key = (generation, request.path, query, visitor_lang(request))
         cache = request.app[HUB_PAGE_CACHE]
         held = cache.get(key)
         if held is not None:
             return web.Response(body=held[0], headers=held[1])
-        response = await handler(request)
+        response = await handler(request.clone(rel_url=request.rel_url.with_query(query)))
         if response.status == 200 and isinstance(response.body, bytes):
             headers = {k: response.headers[k] for k in KEPT_HEADERS if k in response.headers}
-            cache[key] = (response.body, headers)
+            held = (response.body, headers, _key_size(key))
+            if cache.getsizeof(held) <= cache.maxsize:  # else LRUCache raises ValueError
+                cache[key] = held
         return response
 
     return serve
@@ -344,8 +371,11 @@ def cached(handler):
 
 def add_routes(app: web.Application) -> None:
     app[FACET_CACHE] = {}
-    app[HUB_PAGE_CACHE] = LRUCache(PAGE_CACHE_BYTES, getsizeof=lambda held: len(held[0]))
-    app.router.add_get("/hub", cached(directory_page))
+    # An entry's size is its body and its key (LRUCache sizes values only: the key's size is
+    # kept beside the body).
+    app[HUB_PAGE_CACHE] = LRUCache(app[SETTINGS].hub_page_cache_mb * 1024 * 1024,
+                                   getsizeof=lambda held: len(held[0]) + held[2])
+    app.router.add_get("/hub", cached(directory_page, paged=True))
     app.router.add_get("/hub/map", cached(map_page))
     app.router.add_get("/hub/map.svg", cached(map_svg))
     app.router.add_get("/hub/stats", cached(stats_page))

@@ -36,3 +36,6 @@ LOGIN_SESSION = web.RequestKey("login_session", object)
 CSRF_TOKEN = web.RequestKey("csrf_token", str)
 # A file-upload form's multipart reader, once the CSRF check has read its first field.
 MULTIPART = web.RequestKey("multipart", object)
+# The hub directory index's generation the page cache keyed this request by (web/hub_pages.py),
+# so the facet counts of the same request read it once.
+HUB_GENERATION = web.RequestKey("hub_generation", int)

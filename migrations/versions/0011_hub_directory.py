@@ -16,6 +16,8 @@ from alembic import op
 
 revision = "0011_hub_directory"
 down_revision = "0010_proof_keys"
+# fedsph/hub/directory_index.py FTS_TABLE names the same table (a migration runs no application
+# code, so the name is spelled in both: change both together).
 FTS_TABLE = "hub_directory_fts"
 branch_labels = None
 depends_on = None
