@@ -19,6 +19,7 @@ import sys
 from fedsph import __version__
 from fedsph.admin import dbcopy, node, powers, user_commands
 from fedsph.config import ConfigError, load_settings
+from fedsph.core.logtext import LogFormatter
 from fedsph.db import NotMigrated
 from fedsph.errors import UserError
 from fedsph.events import commands as event_commands
@@ -68,8 +69,9 @@ def _main(argv: list[str] | None) -> int:
     except ConfigError as exc:
         print(f"fedsph: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[stderr])
     key = command_key(args)
     try:
         without_node = WITHOUT_NODE.get(key)

@@ -7,6 +7,7 @@ files by the build (`make`); a missing .mo means English for that language, with
 
 from __future__ import annotations
 
+import functools
 import gettext as _gettext
 import logging
 import threading
@@ -85,12 +86,25 @@ def negotiate(query: str | None = None, cookie: str | None = None,
 
 
 def request_language(request: web.Request) -> str:
-    return negotiate(request.query.get("lang"), request.cookies.get(COOKIE),
-                     request.headers.get("Accept-Language"))
+    """negotiate() for a request; its hot path (no ?lang=, no cookie) costs one dict lookup."""
+    lang = normalize(_query_lang(request)) or normalize(request.cookies.get(COOKIE))
+    return lang or _accept_language_choice(request.headers.get("Accept-Language"))
+
+
+@functools.lru_cache(maxsize=256)
+def _accept_language_choice(header: str | None) -> str:
+    """negotiate() on Accept-Language alone; browsers send a handful of distinct headers, so it
+    is parsed once per header text (aiohttp caps a header at 8 KB: the cache stays small)."""
+    return negotiate(accept_language=header)
+
+
+def _query_lang(request: web.Request) -> str | None:
+    # Most requests have no query string: skip building the query multidict for them.
+    return request.query.get("lang") if request.rel_url.raw_query_string else None
 
 
 def _remember(request: web.Request, response: web.StreamResponse) -> None:
-    chosen = normalize(request.query.get("lang"))
+    chosen = normalize(_query_lang(request))
     if chosen and not response.prepared and request.cookies.get(COOKIE) != chosen:
         response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, path="/", samesite="Lax",
                             httponly=True, secure=request.secure or None)

@@ -25,6 +25,7 @@ import signal
 import sys
 
 from fedsph.config import Settings
+from fedsph.core.logtext import LogFormatter
 from fedsph.db import is_sqlite
 
 log = logging.getLogger("fedsph.serve")
@@ -45,7 +46,7 @@ def child_command(index: int, run_worker: bool) -> list[str]:
 def tag_log_lines() -> None:
     """In a child: every log line (the access log too) names the process that wrote it."""
     for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter(
+        handler.setFormatter(LogFormatter(
             "%(asctime)s %(levelname)s %(name)s [pid %(process)d]: %(message)s"))
 
 

@@ -28,16 +28,19 @@ def http_url(value: object) -> str | None:
     """`value` if it is an absolute http(s) URL with a host, else None."""
     if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH:
         return None
+    return value if _is_http_url(value) else None
+
+
+@functools.lru_cache(maxsize=1024)  # pure; the inbox checks the same actor and key ids all the time
+def _is_http_url(value: str) -> bool:
     if _has_unsafe_characters(value):
-        return None
+        return False
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        return None
-    if parts.scheme.lower() not in SCHEMES or not parts.hostname:
-        return None
-    return value
+        return False
+    return parts.scheme.lower() in SCHEMES and bool(parts.hostname)
 
 
 def local_path(value: object) -> str | None:

@@ -9,6 +9,7 @@ Mastodon's rules: app/lib/signed_request.rb and app/controllers/concerns/signatu
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -166,11 +167,9 @@ def check_freshness(params: SignatureParams, headers: Mapping[str, str], now: da
     """The signature must cover a Date or (created) inside our window."""
     if "date" in params.headers:
         try:
-            sent = parsedate_to_datetime(headers["date"])
+            sent = _http_date(headers["date"])
         except (TypeError, ValueError, OverflowError, KeyError):
             raise Unauthorized("Date header is not an HTTP date") from None
-        if sent.tzinfo is None:
-            sent = sent.replace(tzinfo=UTC)
     elif "(created)" in params.headers and params.created is not None:
         sent = signature_time(params.created, "created")
     else:
@@ -181,6 +180,13 @@ def check_freshness(params: SignatureParams, headers: Mapping[str, str], now: da
         raise Unauthorized("Date is too old")
     if params.expires is not None and signature_time(params.expires, "expires") < now:
         raise Unauthorized("signature has expired")
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date(text: str) -> datetime:
+    # Parsed once per distinct text: a burst of requests shares a few Date values (one a second).
+    sent = parsedate_to_datetime(text)
+    return sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
 
 
 def check_coverage(params: SignatureParams, body: bytes | None) -> None:
@@ -218,13 +224,17 @@ def verify_request(
     headers: Mapping[str, str],
     body: bytes | None,
     now: datetime | None = None,
+    checked: bool = False,
 ) -> None:
     """Raise Unauthorized unless the request is signed by `public_pem` and fresh.
 
     `headers` must have lower-case names. Some servers sign the path without the query string,
-    so both forms of (request-target) are tried.
+    so both forms of (request-target) are tried. `checked`: the caller has run check_request on
+    this very request already (the inbox does, before it looks for the key), so the Date is not
+    parsed and the body not hashed a second time.
     """
-    check_request(params, headers, body, now)
+    if not checked:
+        check_request(params, headers, body, now)
     targets = [f"{path}?{query}", path] if query else [path]
     for target in targets:
         text = signing_string(params, method, target, headers)

@@ -249,12 +249,14 @@ class SignedRequest:
             check_request(params, self.headers, self.body)
 
     def verify(self, params: SignatureParams | MessageSignature, public_pem: str) -> None:
+        """The signature against the key, once check() passed: verified_signer, the only caller,
+        always runs check() (or its caller did, `checked=True`) before it looks for a key."""
         if isinstance(params, MessageSignature):
             verify_message(params, public_pem, self.method, self.target_uri, self.headers,
-                           self.body)
+                           self.body, checked=True)
             return
         verify_request(params, public_pem, self.method, self.path, self.query, self.headers,
-                       self.body)
+                       self.body, checked=True)
 
 
 async def receive(

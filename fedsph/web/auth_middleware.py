@@ -99,19 +99,22 @@ async def authentication(request: web.Request, handler):
             request[LOGIN_SESSION], request[USER] = found
             request[CSRF_TOKEN] = found[0].csrf_token
     fresh_anon_token = None
+    safe = request.method in SAFE_METHODS
+    exempt = not safe and csrf_exempt(request)
     if request[USER] is None:
         anon = request.cookies.get(ANON_CSRF_COOKIE, "")
         if 20 <= len(anon) <= CSRF_TOKEN_MAX:
             pass
-        elif request.method in SAFE_METHODS and "json" in request.headers.get("Accept", ""):
-            # A machine read that asks for JSON (AS2, JRD, the API) renders no form: no token
-            # to make on this hot path. An empty token never matches (auth.csrf_matches).
+        elif (safe and "json" in request.headers.get("Accept", "")) or exempt:
+            # A machine read that asks for JSON (AS2, JRD, the API) renders no form, nor does a
+            # POST to an inbox or the API (signed or token-bearing, never a browser's form): no
+            # token to make on these hot paths. An empty token never matches (csrf_matches).
             # (Not wants_html: pages answer `*/*` too, and their forms need the token.)
             anon = ""
         else:
             anon = fresh_anon_token = new_token()
         request[CSRF_TOKEN] = anon
-    if (request.method not in SAFE_METHODS and not csrf_exempt(request)
+    if (not safe and not exempt
             and not csrf_matches(request[CSRF_TOKEN], await _posted_csrf(request))):
         raise Forbidden(CSRF_REFUSED)
     response = await handler(request)

@@ -50,6 +50,8 @@ def forwarded_client(peer: str | None, forwarded_for: Sequence[str],
 
 def address_of(request: web.BaseRequest, trusted: Sequence[IPNetwork]) -> str:
     """The client address of any request aiohttp hands on, given the trusted proxies."""
+    if not trusted:  # no proxy is believed: X-Forwarded-For is never read (forwarded_client)
+        return request.remote or UNKNOWN
     headers = request.headers
     # aiohttp's stand-in request for a message it could not parse has a plain dict of headers.
     forwarded = (headers.getall("X-Forwarded-For", []) if hasattr(headers, "getall")

@@ -55,18 +55,28 @@ def allow_form_target(response: web.StreamResponse, uri: str) -> None:
 
 
 def content_security_policy(form_targets: list[str] = ()) -> str:
-    policy = dict(POLICY)
-    if form_targets:
-        policy["form-action"] = " ".join([POLICY["form-action"], *form_targets])
+    if not form_targets:
+        return DEFAULT_CSP
+    return _policy_text({**POLICY, "form-action": " ".join([POLICY["form-action"], *form_targets])})
+
+
+def _policy_text(policy: dict[str, str]) -> str:
     return "; ".join(f"{name} {value}" for name, value in policy.items())
+
+
+# The policy of nearly every response, built once rather than per request.
+DEFAULT_CSP = _policy_text(POLICY)
+_ALWAYS_ITEMS = tuple(ALWAYS.items())
 
 
 async def _add_headers(request: web.Request, response: web.StreamResponse) -> None:
     """Runs for every response just before its headers go out, errors and files included."""
-    for name, value in ALWAYS.items():
-        response.headers.setdefault(name, value)
-    response.headers["Content-Security-Policy"] = content_security_policy(
-        response.get(FORM_TARGETS, []))
+    headers = response.headers
+    for name, value in _ALWAYS_ITEMS:
+        if name not in headers:
+            headers[name] = value
+    targets = response.get(FORM_TARGETS)
+    headers["Content-Security-Policy"] = content_security_policy(targets) if targets else DEFAULT_CSP
 
 
 def setup(app: web.Application) -> None:

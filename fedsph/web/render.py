@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 from urllib.parse import urlencode
 
 import jinja2
@@ -137,7 +138,13 @@ def wants_html(request: web.Request) -> bool:
 
     fediverse-pasture fetches keys with a bare GET, so no Accept header means JSON.
     """
-    accept = request.headers.get("Accept", "").lower()
+    return _accept_wants_html(request.headers.get("Accept", ""))
+
+
+@functools.lru_cache(maxsize=256)
+def _accept_wants_html(header: str) -> bool:
+    # Decided once per Accept text: clients send few distinct ones (8 KB at most each).
+    accept = header.lower()
     if any(t in accept for t in AP_ACCEPTS):
         return False
     return "text/html" in accept
