@@ -22,7 +22,13 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.federation.activitystreams import get_id, get_type, same_origin
-from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
+from fedsph.federation.actors import (
+    embedded_update_is_fresh,
+    fetch_and_store_actor,
+    held_actor,
+    needs_fetch,
+    resolve_actor,
+)
 from fedsph.federation.blocks import fetchable
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
@@ -224,7 +230,8 @@ class Worker:
 
     async def _process_item_once(self, item_id: int) -> bool:
         try:
-            actor_id, activity, signed_by_actor = await self._sender(item_id)
+            actor_id, activity, item = await self._sender(item_id)
+            signed_by_actor = item.signed_by_actor
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
             # checked before the prefetches so that a refused activity costs no fetches. Checked
             # again here (a relayed one was at the inbox), it needs no request (the key is ours).
@@ -233,7 +240,8 @@ class Worker:
             if actor_id is not None and not refused:
                 await self._fetch_what_the_handler_needs(activity, actor_id, signed_by_actor)
             async with self.writers() as db, db.begin():
-                item = await db.get(InboxItem, item_id)
+                # `item` as read by _sender: what is used of it (type, body, signer) never
+                # changes, and finish_inbox_item checks below that the item is still ours.
                 if refused:
                     status, error = "ignored", refused
                 else:
@@ -256,21 +264,25 @@ class Worker:
             error, retry = traceback.format_exc(limit=8), False
         return await self._reschedule_item(item_id, error, retry)
 
-    async def _sender(self, item_id: int) -> tuple[int | None, dict, bool]:
-        """The sender's actor row, the activity and whether the actor signed it itself; None
-        for an actor that is gone (404/410): the handler ignores it. This and the fetches below
-        come before the handler's transaction: none is open while another server answers."""
+    async def _sender(self, item_id: int) -> tuple[int | None, dict, InboxItem]:
+        """The sender's actor row, the activity and the item (as read, detached); None for an
+        actor that is gone (404/410): the handler ignores it. This and the fetches below come
+        before the handler's transaction: none is open while another server answers."""
         async with self.readers() as db:
             item = await db.get(InboxItem, item_id)
-            activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
+            activity = orjson.loads(item.body)
+            uri = get_id(activity.get("actor")) or ""
+            # The sender's row is read in this same session (as resolve_actor would read it).
+            cached = await held_actor(db, uri)
+        if not needs_fetch(cached):
+            return cached.id, activity, item
         try:
-            actor_id = await resolve_actor(self.writers, self.remote,
-                                           get_id(activity.get("actor")) or "", readers=self.readers)
+            actor_id = await fetch_and_store_actor(self.writers, self.remote, uri, cached)
         except FetchError as exc:
             if exc.status in (404, 410):
-                return None, activity, signed_by_actor
+                return None, activity, item
             raise
-        return actor_id, activity, signed_by_actor
+        return actor_id, activity, item
 
     async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int,
                                             signed_by_actor: bool) -> None:
