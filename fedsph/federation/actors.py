@@ -264,9 +264,7 @@ async def resolve_actor(writers: async_sessionmaker[AsyncSession], remote: Remot
     """
     async with (readers or writers)() as db:
         cached = await held_actor(db, uri)
-    if not needs_fetch(cached, refresh):
-        return cached.id
-    return await fetch_and_store_actor(writers, remote, uri, cached)
+    return await resolve_held(writers, remote, uri, cached, refresh)
 
 
 async def held_actor(db: AsyncSession, uri: str) -> Actor | None:
@@ -274,16 +272,12 @@ async def held_actor(db: AsyncSession, uri: str) -> Actor | None:
     return await get_actor_by_uri(db, urldefrag(uri)[0])
 
 
-def needs_fetch(cached: Actor | None, refresh: bool = False) -> bool:
-    """Whether resolve_actor fetches the actor whose row (if any) is `cached`: a local one
-    never, a remote one when missing, stale, or asked afresh."""
-    return cached is None or not (cached.local or (not refresh and not _is_stale(cached)))
-
-
-async def fetch_and_store_actor(writers: async_sessionmaker[AsyncSession], remote: Remote,
-                                uri: str, cached: Actor | None) -> int:
-    """resolve_actor's fetch, for a caller that has read `cached` (held_actor) itself: the
-    actor fetched from `uri` and stored; on failure the stale copy, if any."""
+async def resolve_held(writers: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
+                       cached: Actor | None, refresh: bool = False) -> int:
+    """resolve_actor for a caller that has read the row itself (`cached`, by held_actor, in a
+    session it has closed): its id when it needs no fetch, else fetched and stored."""
+    if cached is not None and (cached.local or (not refresh and not _is_stale(cached))):
+        return cached.id
     uri = urldefrag(uri)[0]
     try:
         values = await fetch_actor(remote, uri)
