@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.errors import BlockedAddress, FetchError
+from fedsph.federation import actors as actor_rows
 from fedsph.federation.activitystreams import get_id, get_type, same_origin
 from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
 from fedsph.federation.blocks import fetchable
@@ -224,16 +225,15 @@ class Worker:
 
     async def _process_item_once(self, item_id: int) -> bool:
         try:
-            actor_id, activity, signed_by_actor = await self._sender(item_id)
+            actor_id, activity, item = await self._sender(item_id)
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
             # checked before the prefetches so that a refused activity costs no fetches. Checked
             # again here (a relayed one was at the inbox), it needs no request (the key is ours).
             refused = actor_id and "proof" in activity and await proof_problem(
                 self.writers, self.remote, item_id)  # (it would read the item again to see none)
             if actor_id is not None and not refused:
-                await self._fetch_what_the_handler_needs(activity, actor_id, signed_by_actor)
+                await self._fetch_what_the_handler_needs(activity, actor_id, item.signed_by_actor)
             async with self.writers() as db, db.begin():
-                item = await db.get(InboxItem, item_id)
                 if refused:
                     status, error = "ignored", refused
                 else:
@@ -256,21 +256,22 @@ class Worker:
             error, retry = traceback.format_exc(limit=8), False
         return await self._reschedule_item(item_id, error, retry)
 
-    async def _sender(self, item_id: int) -> tuple[int | None, dict, bool]:
-        """The sender's actor row, the activity and whether the actor signed it itself; None
-        for an actor that is gone (404/410): the handler ignores it. This and the fetches below
-        come before the handler's transaction: none is open while another server answers."""
+    async def _sender(self, item_id: int) -> tuple[int | None, dict, InboxItem]:
+        """The sender's row (read with the item), the activity and the item (its type, body and
+        signer never change); None for an actor gone (404/410): the handler ignores it. This and
+        the fetches below come before the handler's transaction (none is open across a fetch)."""
         async with self.readers() as db:
             item = await db.get(InboxItem, item_id)
-            activity, signed_by_actor = orjson.loads(item.body), item.signed_by_actor
+            activity = orjson.loads(item.body)
+            uri = get_id(activity.get("actor")) or ""
+            cached = await actor_rows.held_actor(db, uri)
         try:
-            actor_id = await resolve_actor(self.writers, self.remote,
-                                           get_id(activity.get("actor")) or "", readers=self.readers)
+            actor_id = await actor_rows.resolve_held(self.writers, self.remote, uri, cached)
         except FetchError as exc:
             if exc.status in (404, 410):
-                return None, activity, signed_by_actor
+                return None, activity, item
             raise
-        return actor_id, activity, signed_by_actor
+        return actor_id, activity, item
 
     async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int,
                                             signed_by_actor: bool) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urldefrag, urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.core.safe_links import first_http_url, http_url
@@ -225,13 +225,21 @@ def values_from_update(document: dict, held: Actor) -> dict:
 async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
     """Insert or refresh a remote actor row from parsed values (bound by fetch_actor, or sent
     by the actor itself). Never touches an actor of this node."""
-    actor = await get_actor_by_uri(db, values["uri"])
-    if (actor is not None and actor.local) or await _is_our_domain(db, values["domain"]):
+    # One read for three questions: the row at this uri, a row holding its handle, and whether
+    # the domain is ours (a local actor of it). Local actors all have this node's domain, so
+    # for another domain at most two rows match; for ours one local row is enough to refuse.
+    uri, username, domain = values["uri"], values["username"], values["domain"]
+    rows = (await db.scalars(select(Actor).where(or_(
+        Actor.uri == uri, and_(Actor.username == username, Actor.domain == domain),
+        and_(Actor.local.is_(True), Actor.domain == domain))).limit(3))).all()
+    actor = next((row for row in rows if row.uri == uri), None)
+    if (actor is not None and actor.local) or any(row.local and row.domain == domain
+                                                   for row in rows):
         raise InvalidActor(f"{values['uri']} is on this node: it is never taken from the network")
     if actor is None:
         # Another actor may have held this handle before (an account re-created on its server).
-        clash = await db.scalar(select(Actor).where(
-            Actor.username == values["username"], Actor.domain == values["domain"]))
+        clash = next((row for row in rows
+                      if row.username == username and row.domain == domain), None)
         if clash is not None and not clash.local:
             clash.username = f"{clash.username[:NAME_MAX - 21]}~{clash.id}"
         actor = Actor(local=False)
@@ -244,12 +252,6 @@ async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
     return actor
 
 
-async def _is_our_domain(db: AsyncSession, domain: str) -> bool:
-    found = await db.scalar(select(Actor.id).where(Actor.local.is_(True), Actor.domain == domain)
-                            .limit(1))
-    return found is not None
-
-
 async def resolve_actor(writers: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
                         refresh: bool = False, readers=None) -> int:
     """The row id of the actor at `uri`, fetched (signed) when we lack it or it is stale.
@@ -260,11 +262,23 @@ async def resolve_actor(writers: async_sessionmaker[AsyncSession], remote: Remot
     when given (the worker's, fedsph/worker_sessions.py): most items' senders are known, and
     on SQLite a read through the writers would queue for the only write lock.
     """
-    uri = urldefrag(uri)[0]
     async with (readers or writers)() as db:
-        cached = await get_actor_by_uri(db, uri)
+        cached = await held_actor(db, uri)
+    return await resolve_held(writers, remote, uri, cached, refresh)
+
+
+async def held_actor(db: AsyncSession, uri: str) -> Actor | None:
+    """The row we hold for the actor at `uri` (its fragment dropped), if any."""
+    return await get_actor_by_uri(db, urldefrag(uri)[0])
+
+
+async def resolve_held(writers: async_sessionmaker[AsyncSession], remote: Remote, uri: str,
+                       cached: Actor | None, refresh: bool = False) -> int:
+    """resolve_actor for a caller that has read the row itself (`cached`, by held_actor, in a
+    session it has closed): its id when it needs no fetch, else fetched and stored."""
     if cached is not None and (cached.local or (not refresh and not _is_stale(cached))):
         return cached.id
+    uri = urldefrag(uri)[0]
     try:
         values = await fetch_actor(remote, uri)
         if not same_origin(values["uri"], uri):

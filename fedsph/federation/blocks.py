@@ -162,6 +162,7 @@ def snapshot_for(bind) -> BlockSnapshot:
 
 def _reload_after_commit(db: AsyncSession) -> None:
     """The snapshot is reloaded once this change is committed (and now, in case it is already)."""
+    db.info.pop(SESSION_BLOCKS, None)  # this transaction's reads of the blocks, too
     snapshot = snapshot_for(db.bind)
     snapshot.invalidate()
     event.listen(db.sync_session, "after_commit", lambda _session: snapshot.invalidate(),
@@ -194,13 +195,40 @@ async def unblocked(db: AsyncSession, recipients: list[Actor]) -> list[Actor]:
     remote = [actor for actor in recipients if not actor.local]
     if not remote:
         return recipients
-    rows = (await db.execute(select(Block.actor_uri, Block.domain))).all()
-    accounts = {row.actor_uri for row in rows if row.actor_uri}
-    domains = {row.domain for row in rows if row.domain}
-    own = origin(await db.scalar(select(Actor.uri).where(Actor.local.is_(True)).limit(1)))
+    accounts, domains = await _blocks_of_transaction(db)
+    own = await _own_origin(db)
     return [actor for actor in recipients if actor.local or (
         actor.uri not in accounts and origin(actor.delivery_inbox) != own
         and not any(_host_blocked(domains, uri) for uri in (actor.uri, actor.delivery_inbox)))]
+
+
+SESSION_BLOCKS = "fedsph.blocks"  # session.info: (transaction, accounts, domains) read in it
+
+
+async def _blocks_of_transaction(db: AsyncSession) -> tuple[set[str], set[str]]:
+    """Every block, read once per transaction (one that sends several activities reads them
+    once). Not across transactions: a block committed meanwhile counts from the next one on.
+    Blocking here (block_account, block_domain, unblock) drops what was read."""
+    transaction = db.sync_session.get_transaction()
+    held = db.info.get(SESSION_BLOCKS)
+    if transaction is None or held is None or held[0] is not transaction:
+        rows = (await db.execute(select(Block.actor_uri, Block.domain))).all()
+        held = (db.sync_session.get_transaction(), {row.actor_uri for row in rows if row.actor_uri},
+                {row.domain for row in rows if row.domain})
+        db.info[SESSION_BLOCKS] = held
+    return held[1], held[2]
+
+
+OWN_ORIGIN = "fedsph.own_origin"  # session.info: this node's origin, read once per session
+
+
+async def _own_origin(db: AsyncSession) -> str | None:
+    """The origin of this node's actors, read once per session (a transaction that sends
+    several activities asks once): the node's URL does not change while it runs."""
+    if OWN_ORIGIN not in db.info:
+        db.info[OWN_ORIGIN] = origin(await db.scalar(
+            select(Actor.uri).where(Actor.local.is_(True)).limit(1)))
+    return db.info[OWN_ORIGIN]
 
 
 def _host_blocked(domains: set[str], uri: str | None) -> bool:

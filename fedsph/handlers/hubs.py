@@ -21,7 +21,7 @@ from fedsph.federation.incoming import HandlerContext, Ignored
 from fedsph.handlers.answers import answered_activity
 from fedsph.hub import membership as hubs
 from fedsph.hub.backfill import store_backfilled
-from fedsph.models import Actor, Follow, HubMembership, utcnow
+from fedsph.models import Actor, Follow, Hub, HubMembership, utcnow
 from fedsph.projects.outbox import answer_follow
 
 log = logging.getLogger("fedsph.hubs")
@@ -29,10 +29,23 @@ log = logging.getLogger("fedsph.hubs")
 
 async def _our_hub(ctx: HandlerContext, uri: str | None) -> Actor:
     """The local hub actor named by `uri`; Ignored for anything else."""
-    hub = await get_actor_by_uri(ctx.db, uri or "")
-    if hub is None or not hub.local or await hubs.hub_rules(ctx.db, hub) is None:
+    return (await _our_hub_and_rules(ctx, uri))[0]
+
+
+async def _our_hub_and_rules(ctx: HandlerContext, uri: str | None,
+                             named: Actor | None = None) -> tuple[Actor, Hub]:
+    """The local hub named by `uri` and its rules, in one query (or one for the rules when the
+    caller has read the actor `uri` names already: `named`); Ignored for anything else."""
+    if named is not None:
+        rules = await hubs.hub_rules(ctx.db, named) if named.local else None
+        found = (named, rules) if rules is not None else None
+    else:
+        found = (await ctx.db.execute(select(Actor, Hub).join(Hub, Hub.actor_id == Actor.id)
+                                      .where(Actor.uri == (uri or ""), Actor.local.is_(True))
+                                      .limit(1))).first()
+    if found is None:
         raise Ignored("not addressed to a hub of this node")
-    return hub
+    return found[0], found[1]
 
 
 async def _local_project(ctx: HandlerContext, uri: str | None) -> Actor:
@@ -53,9 +66,11 @@ async def _answered(ctx: HandlerContext, activity: dict) -> dict:
 # -- the hub's side -----------------------------------------------------------------------------
 
 
-async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    """A project asks to join: approved at once when the hub invited it or its rule says so."""
-    hub = await _our_hub(ctx, get_id(activity.get("object")))
+async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor,
+                          named: Actor | None = None) -> str:
+    """A project asks to join: approved at once when the hub invited it or its rule says so.
+    `named`: the actor the Join's object names, when the caller has read it already."""
+    hub, rules = await _our_hub_and_rules(ctx, get_id(activity.get("object")), named)
     if actor.id == hub.id:
         raise Ignored("a hub cannot join itself")
     if actor.type != "Group":
@@ -70,20 +85,24 @@ async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor) -> 
         await hubs.refuse_join(ctx.db, ctx.urls, hub, actor, activity["id"])
         return "done"
     if row is None:
+        # Not flushed here: approved at once, it is written once, as approved (the directory
+        # index, fedsph/hub/directory_index.py, is then derived once, not twice).
         row = HubMembership(hub_id=hub.id, project_id=actor.id, state="requested",
                             activity_uri=activity["id"])
         ctx.db.add(row)
-        await ctx.db.flush()
     elif row.state == "requested":
         row.activity_uri = activity["id"]
-    rules = await hubs.hub_rules(ctx.db, hub)
     if row.state == "invited":
         # The hub asked first: the Join is the project's yes (answered as the Join it is).
         row.state, row.activity_uri = "requested", activity["id"]
-        await hubs.approve(ctx.db, ctx.urls, hub, actor)
-    elif row.state == "approved" or hubs.auto_approves(rules.auto_approve, actor):
-        # Approved again when approved already: the project may have lost our first Accept.
-        await hubs.approve(ctx.db, ctx.urls, hub, actor)
+    elif not (row.state == "approved" or hubs.auto_approves(rules.auto_approve, actor)):
+        return "done"
+    # Approved again when approved already: the project may have lost our first Accept. The
+    # row names this Join unless approved already (then the Join or Invite that began it).
+    # This Join's id is the project's (the inbox takes no id of ours from outside), or, from a
+    # project of this node, recorded as a Join: `opening` would find it a Join either way.
+    known = "Join" if row.activity_uri == activity["id"] else None
+    await hubs.approve(ctx.db, ctx.urls, hub, actor, row, known)
     return "done"
 
 
@@ -112,10 +131,14 @@ async def handle_backfill(ctx: HandlerContext, activity: dict, actor: Actor) -> 
     """Store what the worker fetched from a new member's outbox (fedsph/hub/backfill.py)."""
     if not ctx.urls.is_local(get_id(activity)):
         raise Ignored("backfills are queued by this node only")
-    hub = await _our_hub(ctx, get_id(activity.get("target")))
-    row = await hubs.membership(ctx.db, hub, actor)
+    # The hub and its membership in one query: the backfill's is the common case.
+    row = (await ctx.db.execute(
+        select(HubMembership.state).join(Actor, Actor.id == HubMembership.hub_id)
+        .join(Hub, Hub.actor_id == Actor.id)
+        .where(Actor.uri == (get_id(activity.get("target")) or ""), Actor.local.is_(True),
+               HubMembership.project_id == actor.id))).first()
     if row is None or row.state != "approved":
-        raise Ignored("no longer a member")
+        raise Ignored("not addressed to a hub of this node, or no longer a member")
     await store_backfilled(ctx.db, activity.get("items") or [], actor)
     return "done"
 

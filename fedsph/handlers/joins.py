@@ -30,8 +30,10 @@ async def _join_target(ctx: HandlerContext, answer: dict) -> str | None:
 
 
 async def handle_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
-    if await _names_an_actor(ctx, get_id(activity.get("object"))):
-        return await handle_hub_join(ctx, activity, actor)
+    uri = get_id(activity.get("object"))
+    named = await get_actor_by_uri(ctx.db, uri) if uri else None
+    if named is not None:  # read once: the hub's handler needs it too
+        return await handle_hub_join(ctx, activity, actor, named)
     return await handle_event_join(ctx, activity, actor)
 
 

@@ -273,7 +273,11 @@ def touched_actors(session: Session) -> tuple[set[int], set[int], bool]:
         if isinstance(obj, Hub):
             hubs.add(obj.actor_id)
         elif isinstance(obj, Actor):
-            if obj in session.new or obj in session.deleted or _changed(obj):
+            # A new actor has no index rows nor memberships yet (both go with a deleted actor by
+            # ON DELETE CASCADE, so even a reused SQLite id has none; a search row it might
+            # inherit matches no entry, and is replaced when it is listed). A membership made
+            # in the same flush adds its id below. Most new actors are remote senders.
+            if obj in session.deleted or (obj not in session.new and _changed(obj)):
                 ids.add(obj.id)
         elif isinstance(obj, HubMembership):
             ids.add(obj.project_id)

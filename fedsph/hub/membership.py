@@ -250,18 +250,28 @@ async def start_following(db: AsyncSession, urls: URLs, hub: Actor, project: Act
     existing = await db.scalar(select(Follow.id).where(
         Follow.follower_id == hub.id, Follow.followed_id == project.id))
     if existing is None:
-        await outbox.follow(db, urls, hub, project)
+        await outbox.follow(db, urls, hub, project, checked=True)
         await queue_backfill(db, urls, hub, project)
 
 
-async def approve(db: AsyncSession, urls: URLs, hub: Actor, project: Actor) -> HubMembership:
-    """Approve a request to join: Accept{Join} to the project, then follow it."""
-    row = await membership(db, hub, project)
+async def approve(db: AsyncSession, urls: URLs, hub: Actor, project: Actor,
+                  row: HubMembership | None = None, join_type: str | None = None
+                  ) -> HubMembership:
+    """Approve a request to join: Accept{Join} to the project, then follow it. `row`: the
+    membership, when the caller holds it already; `join_type`: "Join" when the caller knows
+    that row.activity_uri is the project's Join (it has just received it), so `opening` need
+    not look it up."""
+    row = row if row is not None else await membership(db, hub, project)
     if row is None or row.state not in ("requested", "approved"):
         raise UserError(N_("%(project)s has not asked to join"), project=f"{project.username}@{project.domain}")
-    join = await opening(db, row, hub, project)
-    document = build_activity("Accept", urls.new_activity(), hub.uri, join, to=[project.uri])
+    # Approved before `opening` reads (and so flushes): a new row is written once, approved.
+    # `opening` reads the state only for an invited row, which this is not.
     row.state, row.approved_at = "approved", row.approved_at or utcnow()
+    if join_type == "Join":
+        join = {"id": row.activity_uri, "type": "Join", "actor": project.uri, "object": hub.uri}
+    else:
+        join = await opening(db, row, hub, project)
+    document = build_activity("Accept", urls.new_activity(), hub.uri, join, to=[project.uri])
     await emit.send(db, hub, document, [project], row.activity_uri)
     await start_following(db, urls, hub, project)
     return row

@@ -280,11 +280,13 @@ async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, obje
     return await emit.send(db, actor, document, recipients, object_uri, public)
 
 
-async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor) -> Follow:
-    """Ask `target` to let `actor` follow it; pending until an Accept arrives."""
+async def follow(db: AsyncSession, urls: URLs, actor: Actor, target: Actor,
+                 checked: bool = False) -> Follow:
+    """Ask `target` to let `actor` follow it; pending until an Accept arrives. `checked`: the
+    caller has just found that `actor` does not follow `target` (no second look)."""
     if target.id == actor.id:
         raise UserError(N_("an actor cannot follow itself"))
-    existing = await db.scalar(select(Follow).where(
+    existing = None if checked else await db.scalar(select(Follow).where(
         Follow.follower_id == actor.id, Follow.followed_id == target.id))
     if existing is not None:
         return existing
