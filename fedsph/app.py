@@ -19,7 +19,7 @@ from fedsph.api import statuses as api_statuses
 from fedsph.api.errors import api_middleware
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
-from fedsph.db import QuickSQLiteReads, ensure_migrated, is_sqlite, make_engine, make_sessionmaker
+from fedsph.db import QuickSQLiteRead, ensure_migrated, is_sqlite, make_engine, make_sessionmaker
 from fedsph.events.received import store_event_details
 from fedsph.federation.actors import ACTOR_READERS, get_or_create_instance_actor, signer_for
 from fedsph.federation.blocks import snapshot_for
@@ -27,7 +27,7 @@ from fedsph.federation.ingest import Ingest
 from fedsph.federation.keycache import keys_for
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.federation.remote_objects import OBJECT_DETAILS
-from fedsph.hub import directory_index
+from fedsph.hub import directory_index, directory_query
 from fedsph.i18n import language_middleware
 from fedsph.projects.profile_wire import remote_profile_values
 from fedsph.web import (
@@ -54,7 +54,7 @@ from fedsph.web.keys import (
     DOCUMENTS,
     ENGINE,
     INGEST,
-    QUICK_READS,
+    QUICK_GENERATION,
     READERS,
     REMOTE,
     SETTINGS,
@@ -139,10 +139,11 @@ async def _database(app: web.Application):
     app[READERS] = make_sessionmaker(engine)
     app[WRITERS] = make_sessionmaker(engine, writer=True)
     url = app[SETTINGS].effective_database_url
-    app[QUICK_READS] = QuickSQLiteReads(url) if is_sqlite(url) else None
+    app[QUICK_GENERATION] = (QuickSQLiteRead(url, directory_query.GENERATION)
+                             if is_sqlite(url) else None)
     yield
-    if app[QUICK_READS] is not None:
-        app[QUICK_READS].close()
+    if app[QUICK_GENERATION] is not None:
+        app[QUICK_GENERATION].close()
     await engine.dispose()
 
 

@@ -69,35 +69,44 @@ def make_sync_sqlite_engine(url: str) -> Engine:
     return engine
 
 
-class QuickSQLiteReads:
-    """Reads of one row by its key on the event loop's own thread, for SQLite only.
+class QuickSQLiteRead:
+    """One read of one row by its key (`statement`), on the event loop's own thread, SQLite only.
 
     Through aiosqlite every statement waits for a hop to the connection's thread and back, about
     1 ms against some 30 µs for the read itself; for the one read in front of a cached page (the
-    hub directory's generation, fedsph/web/hub_pages.py) that hop was most of the request. This
-    connection is read-only and in autocommit: each SELECT sees the last commit of any process
-    (WAL: a reader never waits for the writer). Its busy timeout is short, since it blocks the
-    loop: `scalar` answers None when the file is busy and the caller reads the slow way."""
+    hub directory's generation, fedsph/web/hub_pages.py) that hop was most of the request. The
+    connection is read-only and in autocommit: each read sees the last commit of any process. It
+    never waits, since it would hold up the whole loop: in WAL mode a reader does not wait for the
+    writer, and when the file is busy anyway (a checkpoint) `value` answers None at once and the
+    caller reads the usual way. Where WAL is not available (some network filesystems keep the
+    rollback journal, whose writers lock readers out) it is never used: always None."""
 
-    BUSY_MS = 50
-
-    def __init__(self, url: str):
+    def __init__(self, url: str, statement):
+        self.statement = statement
         self.engine = create_engine(make_url(url).set(drivername="sqlite"), pool_size=1,
-                                    max_overflow=0)
+                                    max_overflow=0, connect_args={"timeout": 0})
         event.listen(self.engine, "connect", self._pragmas)
+        self.usable = None  # known at the first read: is the file in WAL mode?
 
-    @classmethod
-    def _pragmas(cls, dbapi_connection, _record) -> None:
+    @staticmethod
+    def _pragmas(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None  # autocommit: one SELECT, one snapshot
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA query_only=ON")
-        cursor.execute(f"PRAGMA busy_timeout={cls.BUSY_MS}")
+        cursor.execute("PRAGMA busy_timeout=0")
         cursor.close()
 
-    def scalar(self, statement):
+    def value(self):
+        if self.usable is False:
+            return None
         try:
             with self.engine.connect() as conn:
-                return conn.scalar(statement)
+                if self.usable is None:
+                    mode = conn.exec_driver_sql("PRAGMA journal_mode").scalar()
+                    self.usable = str(mode).lower() == "wal"
+                    if not self.usable:
+                        return None
+                return conn.scalar(self.statement)
         except OperationalError:
             return None
 

@@ -88,13 +88,23 @@ def negotiate(query: str | None = None, cookie: str | None = None,
 def request_language(request: web.Request) -> str:
     """negotiate() for a request; its hot path (no ?lang=, no cookie) costs one dict lookup."""
     lang = normalize(_query_lang(request)) or normalize(request.cookies.get(COOKIE))
-    return lang or _accept_language_choice(request.headers.get("Accept-Language"))
+    if lang:
+        return lang
+    header = request.headers.get("Accept-Language")
+    if header is not None and len(header) > CACHED_HEADER_LENGTH:
+        return negotiate(accept_language=header)
+    return _accept_language_choice(header)
+
+
+# Browsers send a handful of distinct Accept-Language texts, each a few dozen characters: each
+# is parsed once. Longer ones are parsed every time, so strangers cannot fill the cache with
+# 256 headers of 8 KB.
+CACHED_HEADER_LENGTH = 256
 
 
 @functools.lru_cache(maxsize=256)
 def _accept_language_choice(header: str | None) -> str:
-    """negotiate() on Accept-Language alone; browsers send a handful of distinct headers, so it
-    is parsed once per header text (aiohttp caps a header at 8 KB: the cache stays small)."""
+    """negotiate() on Accept-Language alone, once per header text."""
     return negotiate(accept_language=header)
 
 

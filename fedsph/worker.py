@@ -20,35 +20,25 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
-from fedsph.errors import BlockedAddress, FetchError
-from fedsph.federation import actors as actor_rows
-from fedsph.federation.activitystreams import get_id, get_type, same_origin
-from fedsph.federation.actors import embedded_update_is_fresh, resolve_actor
-from fedsph.federation.blocks import fetchable
+from fedsph.errors import FetchError
+from fedsph.federation.actors import held_actor, resolve_held
+from fedsph.federation.activitystreams import get_id
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
 from fedsph.federation.queue import claim_inbox_items, finish_inbox_item, prune_finished
 from fedsph.federation.remote import Remote
-from fedsph.federation.remote_objects import (
-    UnboundObject,
-    author_of,
-    fetch_object,
-    is_followed_locally,
-)
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
-from fedsph.hub.backfill import BACKFILL, fetch_backfill
-from fedsph.models import Actor, InboxItem, Object, utcnow
+from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.media_prune import prune_media
 from fedsph.worker_chains import Chains
 from fedsph.worker_delivery import DeliverySender
+from fedsph.worker_prefetch import Prefetch
 from fedsph.worker_sessions import worker_sessions
 
 log = logging.getLogger("fedsph.worker")
 
 # Inbox items whose handler could not reach another server are retried this often.
 INBOX_MAX_ATTEMPTS = 6
-# Activities whose object may arrive as a bare id and must then be fetched from its server.
-DEREFERENCED_OBJECTS = {"Create", "Update"}
 # Times an item is done again at once when its write conflicted with another item's (below).
 CONFLICT_RETRIES = 3
 # Unused uploads are pruned when the worker is idle, at most this often (seconds).
@@ -88,6 +78,7 @@ class Worker:
         self.retry_base = settings.retry_base_seconds
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
         self.claim_step = max(1, settings.worker_concurrency // 4)
+        self.prefetch = Prefetch(self.readers, self.writers, self.remote, self.urls)
         self.chains = Chains(self.writers, self.lease)  # and the leases of items in hand
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
         self.deliveries = DeliverySender(settings, writers, remote)
@@ -232,7 +223,8 @@ class Worker:
             refused = actor_id and "proof" in activity and await proof_problem(
                 self.writers, self.remote, item_id)  # (it would read the item again to see none)
             if actor_id is not None and not refused:
-                await self._fetch_what_the_handler_needs(activity, actor_id, item.signed_by_actor)
+                await self.prefetch.what_the_handler_needs(activity, actor_id,
+                                                          item.signed_by_actor)
             async with self.writers() as db, db.begin():
                 if refused:
                     status, error = "ignored", refused
@@ -264,103 +256,14 @@ class Worker:
             item = await db.get(InboxItem, item_id)
             activity = orjson.loads(item.body)
             uri = get_id(activity.get("actor")) or ""
-            cached = await actor_rows.held_actor(db, uri)
+            cached = await held_actor(db, uri)
         try:
-            actor_id = await actor_rows.resolve_held(self.writers, self.remote, uri, cached)
+            actor_id = await resolve_held(self.writers, self.remote, uri, cached)
         except FetchError as exc:
             if exc.status in (404, 410):
                 return None, activity, item
             raise
         return actor_id, activity, item
-
-    async def _fetch_what_the_handler_needs(self, activity: dict, actor_id: int,
-                                            signed_by_actor: bool) -> None:
-        """The activity's object dereferenced (in place), and what its handler reads; every
-        URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
-        obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
-        if get_type(activity) == "Update" and get_id(obj) == actor_uri:
-            async with self.readers() as db:  # maybe old unless certainly new (fedsph.federation.actors)
-                fresh = embedded_update_is_fresh(activity, await db.get(Actor, actor_id),
-                                                 signed_by_actor)
-            if not (isinstance(obj, dict) and fresh):
-                await self._refresh_actor(actor_uri)  # its own document decides
-        elif (get_type(activity) in DEREFERENCED_OBJECTS and isinstance(obj, str)
-                and same_origin(obj, actor_uri) and await self._may_fetch(obj)):
-            # Only the object's own server is asked, as Mastodon does; a foreign one is refused
-            # later by the handler's origin check without a request.
-            try:
-                activity["object"] = await fetch_object(self.remote, obj)
-            except UnboundObject:
-                pass  # left a bare id: the handler finds no object it could believe
-        if get_type(activity) == "Move" and get_id(activity.get("target")):
-            await self._refresh_actor(get_id(activity.get("target")))
-        if get_type(activity) == "Announce":
-            await self._fetch_boosted_post(activity, actor_id)
-        if get_type(activity) == BACKFILL:
-            activity["items"] = []  # nothing to keep from a blocked project's outbox
-            if await self._may_fetch(get_id(activity.get("object"))):
-                await fetch_backfill(self.remote, activity)
-
-    async def _may_fetch(self, *uris: str | None) -> bool:
-        """True when every URI is another server's and fetchable (fedsph.federation.blocks.fetchable)."""
-        async with self.readers() as db:
-            for uri in uris:
-                if uri is None or self.urls.is_local(uri) or not await fetchable(db, uri):
-                    return False
-        return True
-
-    async def _fetch_boosted_post(self, activity: dict, actor_id: int) -> None:
-        """A followed account's boost of a post that is not ours: the post, fetched from its own
-        server, and its author's actor row, so the handler can keep it for home timelines.
-
-        What the booster embeds is never trusted: the object is first cut down to its id, and
-        only a copy fetched here is put back. So an Announce whose object reaches the handler
-        as a document carries a post its own server gave us. Boosts of our posts, of posts we
-        keep already, by accounts nobody here follows, and of blocked posts or authors (as the
-        booster says, then as the post's server says) need nothing fetched. Lemmy-style groups
-        (FEP-1b12) announce the Create activity: its object is the post."""
-        boosted = activity.get("object")
-        if isinstance(boosted, dict) and get_type(boosted) in ("Create", "Update"):
-            boosted = boosted.get("object")
-        uri = get_id(boosted)
-        if not uri or self.urls.is_local(uri):
-            return
-        activity["object"] = uri
-        claimed = [get_id(boosted.get("attributedTo")) or uri] if isinstance(boosted, dict) else []
-        if not (await self._boost_needs_fetching(uri, actor_id)
-                and await self._may_fetch(uri, *claimed)):
-            return
-        try:
-            document = await fetch_object(self.remote, uri, refetch=False)
-            author = author_of(document)
-            if get_id(document) != uri or author is None or not await self._may_fetch(author):
-                return  # the handler ignores the boost: no post of a known author to keep
-            await resolve_actor(self.writers, self.remote, author, readers=self.readers)
-        except FetchError as exc:
-            if exc.status in (404, 410) or isinstance(exc, BlockedAddress | UnboundObject):
-                return  # gone, or not somewhere we may ask: the boost is ignored
-            raise
-        activity["object"] = document
-
-    async def _boost_needs_fetching(self, uri: str, actor_id: int) -> bool:
-        """False when nobody here follows the booster, or we keep the post (or deleted it)."""
-        async with self.readers() as db:
-            booster = await db.get(Actor, actor_id)
-            if booster is None or not await is_followed_locally(db, booster):
-                return False
-            return await db.scalar(select(Object.id).where(Object.uri == uri)) is None
-
-    async def _refresh_actor(self, uri: str) -> None:
-        """An actor fetched afresh from its own id (a Move's target, fedsph/handlers/moves.py,
-        or the sender of an Update of itself). Gone or blocked: we keep the copy we hold, if
-        any (the handler ignores a Move to none); other failures retry the item."""
-        if not await self._may_fetch(uri):
-            return
-        try:
-            await resolve_actor(self.writers, self.remote, uri, refresh=True, readers=self.readers)
-        except FetchError as exc:
-            if exc.status not in (404, 410) and not isinstance(exc, BlockedAddress):
-                raise
 
     async def _dispatch(self, db: AsyncSession, item: InboxItem, activity: dict,
                         actor_id: int | None) -> tuple[str, str | None]:

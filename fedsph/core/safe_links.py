@@ -28,10 +28,10 @@ def http_url(value: object) -> str | None:
     """`value` if it is an absolute http(s) URL with a host, else None."""
     if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH:
         return None
-    return value if _is_http_url(value) else None
+    check = _is_http_url_cached if len(value) <= CACHED_URL_LENGTH else _is_http_url
+    return value if check(value) else None
 
 
-@functools.lru_cache(maxsize=1024)  # pure; the inbox checks the same actor and key ids all the time
 def _is_http_url(value: str) -> bool:
     if _has_unsafe_characters(value):
         return False
@@ -41,6 +41,12 @@ def _is_http_url(value: str) -> bool:
     except ValueError:
         return False
     return parts.scheme.lower() in SCHEMES and bool(parts.hostname)
+
+
+# Pure, and the inbox checks the same actor and key ids all the time. Only URLs up to
+# CACHED_URL_LENGTH are kept, so what strangers send can fill it with 512 KB of text at most.
+CACHED_URL_LENGTH = 512
+_is_http_url_cached = functools.lru_cache(maxsize=1024)(_is_http_url)
 
 
 def local_path(value: object) -> str | None:

@@ -208,12 +208,16 @@ SESSION_BLOCKS = "fedsph.blocks"  # session.info: (transaction, accounts, domain
 async def _blocks_of_transaction(db: AsyncSession) -> tuple[set[str], set[str]]:
     """Every block, read once per transaction (one that sends several activities reads them
     once). Not across transactions: a block committed meanwhile counts from the next one on.
-    Blocking here (block_account, block_domain, unblock) drops what was read."""
-    transaction = db.sync_session.get_transaction()
+    Blocking here (block_account, block_domain, unblock) drops what was read. The innermost
+    savepoint is the key, so what was read inside a savepoint that rolled back (an unblock
+    undone) is read again."""
+    session = db.sync_session
+    transaction = session.get_nested_transaction() or session.get_transaction()
     held = db.info.get(SESSION_BLOCKS)
     if transaction is None or held is None or held[0] is not transaction:
         rows = (await db.execute(select(Block.actor_uri, Block.domain))).all()
-        held = (db.sync_session.get_transaction(), {row.actor_uri for row in rows if row.actor_uri},
+        transaction = session.get_nested_transaction() or session.get_transaction()
+        held = (transaction, {row.actor_uri for row in rows if row.actor_uri},
                 {row.domain for row in rows if row.domain})
         db.info[SESSION_BLOCKS] = held
     return held[1], held[2]

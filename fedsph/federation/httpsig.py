@@ -182,11 +182,19 @@ def check_freshness(params: SignatureParams, headers: Mapping[str, str], now: da
         raise Unauthorized("signature has expired")
 
 
-@functools.lru_cache(maxsize=256)
 def _http_date(text: str) -> datetime:
-    # Parsed once per distinct text: a burst of requests shares a few Date values (one a second).
+    # A burst of requests shares a few Date values (one a second): each is parsed once. A real
+    # Date has 29 characters; longer texts (junk after a date still parses) are parsed every time,
+    # so strangers cannot fill the cache with long ones.
+    return _cached_http_date(text) if len(text) <= 64 else _parse_http_date(text)
+
+
+def _parse_http_date(text: str) -> datetime:
     sent = parsedate_to_datetime(text)
     return sent if sent.tzinfo is not None else sent.replace(tzinfo=UTC)
+
+
+_cached_http_date = functools.lru_cache(maxsize=256)(_parse_http_date)
 
 
 def check_coverage(params: SignatureParams, body: bytes | None) -> None:

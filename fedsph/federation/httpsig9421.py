@@ -31,7 +31,8 @@ REQUIRED_COMPONENTS = ("@method", "@target-uri")
 @cache
 def _library() -> SimpleNamespace:
     """http-message-signatures and http-sf, imported at the first RFC 9421 request: most peers
-    still sign the draft-cavage way, and the two cost some 1.7 MB in every process."""
+    still sign the draft-cavage way, and the two cost some 1.7 MB in every process. A saving
+    while it lasts: any request with a Signature-Input header loads them, signed or not."""
     import http_sf
     from http_message_signatures import (
         ContentDigest,

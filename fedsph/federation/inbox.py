@@ -12,7 +12,7 @@ import logging
 import re
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import orjson
@@ -240,6 +240,8 @@ class SignedRequest:
     headers: Mapping[str, str]
     body: bytes | None
     target_uri: str = ""
+    # The signatures whose window, coverage and digest check() passed: verify() refuses others.
+    checked: set = field(default_factory=set, compare=False, repr=False)
 
     def check(self, params: SignatureParams | MessageSignature) -> None:
         """What can be checked without the key: coverage, freshness, body digest."""
@@ -247,10 +249,13 @@ class SignedRequest:
             check_message(params, self.headers, self.body)
         else:
             check_request(params, self.headers, self.body)
+        self.checked.add(id(params))
 
     def verify(self, params: SignatureParams | MessageSignature, public_pem: str) -> None:
-        """The signature against the key, once check() passed: verified_signer, the only caller,
-        always runs check() (or its caller did, `checked=True`) before it looks for a key."""
+        """The signature against the key, after check() passed for `params` (so the window and
+        digest are not checked twice): a caller that skipped check() gets an error, not a pass."""
+        if id(params) not in self.checked:
+            raise RuntimeError("SignedRequest.verify before check(): the window and digest first")
         if isinstance(params, MessageSignature):
             verify_message(params, public_pem, self.method, self.target_uri, self.headers,
                            self.body, checked=True)

@@ -101,8 +101,8 @@ async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor,
     # row names this Join unless approved already (then the Join or Invite that began it).
     # This Join's id is the project's (the inbox takes no id of ours from outside), or, from a
     # project of this node, recorded as a Join: `opening` would find it a Join either way.
-    known = "Join" if row.activity_uri == activity["id"] else None
-    await hubs.approve(ctx.db, ctx.urls, hub, actor, row, known)
+    await hubs.approve(ctx.db, ctx.urls, hub, actor, row,
+                       row_names_their_join=row.activity_uri == activity["id"])
     return "done"
 
 

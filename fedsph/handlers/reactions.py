@@ -44,7 +44,7 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
 async def _keep_boosted_post(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     """A followed account boosted someone's post: keep the post and the boost, so home timelines
     show it as a reblog. The object is a document only when the worker fetched it from the
-    post's own server (fedsph.worker._fetch_boosted_post); a bare id names a post we keep."""
+    post's own server (fedsph.worker_prefetch.Prefetch.boosted_post); a bare id names a post we keep."""
     if not await is_followed_locally(ctx.db, actor):
         raise Ignored("boost by an account nobody here follows")
     document = activity["object"]

@@ -255,19 +255,21 @@ async def start_following(db: AsyncSession, urls: URLs, hub: Actor, project: Act
 
 
 async def approve(db: AsyncSession, urls: URLs, hub: Actor, project: Actor,
-                  row: HubMembership | None = None, join_type: str | None = None
+                  row: HubMembership | None = None, row_names_their_join: bool = False
                   ) -> HubMembership:
     """Approve a request to join: Accept{Join} to the project, then follow it. `row`: the
-    membership, when the caller holds it already; `join_type`: "Join" when the caller knows
+    membership, when the caller holds it already; `row_names_their_join`: the caller knows
     that row.activity_uri is the project's Join (it has just received it), so `opening` need
     not look it up."""
     row = row if row is not None else await membership(db, hub, project)
+    if row is not None and (row.hub_id, row.project_id) != (hub.id, project.id):
+        raise ValueError("approve() was given the membership of another hub or project")
     if row is None or row.state not in ("requested", "approved"):
         raise UserError(N_("%(project)s has not asked to join"), project=f"{project.username}@{project.domain}")
     # Approved before `opening` reads (and so flushes): a new row is written once, approved.
     # `opening` reads the state only for an invited row, which this is not.
     row.state, row.approved_at = "approved", row.approved_at or utcnow()
-    if join_type == "Join":
+    if row_names_their_join:
         join = {"id": row.activity_uri, "type": "Join", "actor": project.uri, "object": hub.uri}
     else:
         join = await opening(db, row, hub, project)

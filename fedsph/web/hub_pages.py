@@ -27,7 +27,7 @@ from fedsph.web.keys import (
     FACET_CACHE,
     HUB_GENERATION,
     HUB_PAGE_CACHE,
-    QUICK_READS,
+    QUICK_GENERATION,
     READERS,
     SETTINGS,
     URLS,
@@ -311,8 +311,8 @@ async def directory_csv(request: web.Request) -> web.StreamResponse:
 
 async def _generation(request: web.Request) -> int:
     """The index's generation, read on this thread on SQLite (a cache hit's one statement)."""
-    quick = request.app.get(QUICK_READS)
-    held = quick.scalar(directory_query.GENERATION) if quick is not None else None
+    quick = request.app.get(QUICK_GENERATION)
+    held = quick.value() if quick is not None else None
     if held is not None:
         return held
     async with request.app[READERS]() as db:

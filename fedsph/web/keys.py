@@ -21,8 +21,9 @@ REMOTE = web.AppKey("remote", Remote)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 WORKER = web.AppKey("worker", object)
 DOCUMENTS = web.AppKey("documents", TTLCache)
-# fedsph.db.QuickSQLiteReads on SQLite, None on PostgreSQL: one-row reads without a thread hop.
-QUICK_READS = web.AppKey("quick_reads", object)
+# The hub index's generation as a fedsph.db.QuickSQLiteRead on SQLite (no thread hop); None on
+# PostgreSQL.
+QUICK_GENERATION = web.AppKey("quick_generation", object)
 # The hub directory's member count and facet counts, with the index generation they are of.
 FACET_CACHE = web.AppKey("hub_facet_cache", dict)
 # Rendered hub pages for visitors who are not logged in, by index generation (web/hub_pages.py).

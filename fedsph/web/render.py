@@ -138,16 +138,25 @@ def wants_html(request: web.Request) -> bool:
 
     fediverse-pasture fetches keys with a bare GET, so no Accept header means JSON.
     """
-    return _accept_wants_html(request.headers.get("Accept", ""))
+    header = request.headers.get("Accept", "")
+    if len(header) > CACHED_ACCEPT_LENGTH:
+        return _decide_wants_html(header)
+    return _accept_wants_html(header)
 
 
-@functools.lru_cache(maxsize=256)
-def _accept_wants_html(header: str) -> bool:
-    # Decided once per Accept text: clients send few distinct ones (8 KB at most each).
+# Decided once per Accept text: clients send few distinct ones. Longer texts are decided every
+# time, so strangers cannot fill the cache with 256 headers of 8 KB.
+CACHED_ACCEPT_LENGTH = 512
+
+
+def _decide_wants_html(header: str) -> bool:
     accept = header.lower()
     if any(t in accept for t in AP_ACCEPTS):
         return False
     return "text/html" in accept
+
+
+_accept_wants_html = functools.lru_cache(maxsize=256)(_decide_wants_html)
 
 
 def ap_response(document: dict | bytes, status: int = 200, content_type: str = AP_CONTENT_TYPE,
