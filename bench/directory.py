@@ -226,6 +226,8 @@ def _throughput(config, node: BenchNode, workdir: Path, members: int, kind: str)
             "fedsph": fedsph["rps"], "baseline": baseline["rps"], "target": 0.05,
             "errors": fedsph["errors"] + baseline["errors"],
             "note": f"{len(body)} B page, {config.connections} connections, "
+                    f"errors: {fedsph.get('non_2xx', 0)} non-2xx answers, "
+                    f"{fedsph.get('timeouts', 0)} requests over wrk's 2 s timeout; "
                     f"{config.duration:g}s, {loadgen.choose(config.loadgen)}"}
 
 

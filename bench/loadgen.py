@@ -94,9 +94,13 @@ def _wrk(url: str, accept: str, connections: int, seconds: float, bust: bool = F
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
                               out)
-    failed = int(errors.group(1)) if errors else 0
-    failed += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    non_2xx = int(errors.group(1)) if errors else 0
+    # wrk gives up on a request after 2 s: under a load the server cannot keep up with, those
+    # are timeouts, not failed answers; the note tells them apart.
+    timeouts = int(socket_errors.group(4)) if socket_errors else 0
+    failed = non_2xx + (sum(int(n) for n in socket_errors.groups()) if socket_errors else 0)
     return {"requests": int(total.group(1)) if total else 0, "errors": failed,
+            "non_2xx": non_2xx, "timeouts": timeouts,
             "rps": float(rps.group(1)) if rps else 0.0}
 
 
