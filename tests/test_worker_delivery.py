@@ -22,11 +22,13 @@ from fedsph.db import make_engine, make_sessionmaker
 from fedsph.federation import httpsig
 from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.blocks import block_domain
 from fedsph.federation.delivery import PAUSE_AFTER_FAILURES
 from fedsph.models import Delivery, Follow, HostState, InboxItem, Object, utcnow
 from fedsph.projects.outbox import follow, publish_text_post
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
+from fedsph.worker_delivery import BLOCKED
 from tests.fakepeer import FakePeer, free_port
 from tests.support.db import (
     add_follow,
@@ -192,6 +194,25 @@ async def test_server_error_is_retried_with_a_fresh_signature(db_node, sink, mon
     assert first_headers["Date"] == "Wed, 01 May 2030 12:00:00 GMT"
     assert retry_headers["Date"] == "Wed, 01 May 2030 12:02:00 GMT"
     assert first_headers["Signature"] != retry_headers["Signature"]
+
+
+async def test_a_server_blocked_after_its_delivery_was_queued_gets_nothing_more(db_node, sink):
+    sink.answers = [(503, {})]  # down at first: the delivery waits for a retry
+    project = await db_node.create_actor("coop")
+    await add_remote_follower(db_node, project, sink.follower_document())
+    await publish(db_node, project, "Nueva cooperativa")
+    await db_node.run_worker()
+    assert len(sink.requests) == 1 and (await only_delivery(db_node)).status == "pending"
+
+    async with db_node.writers() as db, db.begin():
+        await block_domain(db, "127.0.0.1")
+    await make_due(db_node, Delivery)
+    await db_node.run_worker()
+
+    row = await only_delivery(db_node)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1, BLOCKED)
+    assert row.finished_at is not None
+    assert len(sink.requests) == 1  # the retry was never sent
 
 
 @pytest.mark.parametrize("status, outcome", [(410, "gone"), (404, "failed"), (400, "failed")])
