@@ -52,26 +52,31 @@ class DeliverySender:
                 .join(Activity, Activity.id == Delivery.activity_id)
                 .join(Actor, Actor.id == Activity.actor_id)
                 .where(Delivery.id.in_(ids)))).all()
-        blocked = await self._blocked(rows)
         limit = asyncio.Semaphore(self.settings.delivery_concurrency)
+        blocked: set[int] = set()
 
         async def send(row):
-            async with limit:
+            async with limit:  # checked once its turn comes: a batch may wait its turn a while
+                if await self._server_blocked(row.inbox):
+                    blocked.add(row.id)
+                    return None
                 return row, await self._send_one(row)
 
-        results = await asyncio.gather(*(send(row) for row in rows if row.id not in blocked))
+        results = [sent for sent in await asyncio.gather(*(send(row) for row in rows)) if sent]
         await self._record_results(results, blocked)
         return len(rows)
 
-    async def _blocked(self, rows) -> set[int]:
-        """Rows whose inbox is on a server blocked since they were queued: a block stops what
-        waits in the queue too (retries can wait for days). The in-memory snapshot of the blocks
+    async def _server_blocked(self, inbox: str) -> bool:
+        """The inbox's server was blocked after the row was queued: a block stops what waits in
+        the queue too (retries can wait for days). The in-memory snapshot of the blocks
         (fedsph/federation/blocks.py) sees one made in this process at once, in another within
-        FEDSPH_BLOCK_REFRESH_SECONDS."""
+        FEDSPH_BLOCK_REFRESH_SECONDS. Only server blocks: a row names an inbox, not an account
+        (an account's block stops what is queued after it)."""
         if self.blocks is None:
             async with self.readers() as db:  # the worker's session factories may be wrappers
                 self.blocks = snapshot_for(db.bind)
-        return {row.id for row in rows if await self.blocks.blocks(self.readers, row.inbox)}
+            self.blocks.max_age = self.settings.block_refresh_seconds
+        return await self.blocks.blocks_server(self.readers, inbox)
 
     async def _send_one(self, row) -> PostResult | FetchError:
         signer = signer_for(Actor(key_id=row.key_id, private_key_pem=row.private_key_pem))
@@ -101,7 +106,8 @@ class DeliverySender:
                 await db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(**dict(values)))
             if blocked:
                 await db.execute(update(Delivery).where(Delivery.id.in_(blocked)).values(
-                    status="failed", last_error=BLOCKED, locked_until=None, finished_at=now))
+                    status="failed", last_status=None, last_error=BLOCKED, locked_until=None,
+                    finished_at=now))
 
     def _delivery_values(self, row, result: PostResult | FetchError, now) -> tuple[dict, bool]:
         """A delivery row's new columns after one attempt, and whether its host failed."""
