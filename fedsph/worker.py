@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.errors import FetchError
-from fedsph.federation.actors import held_actor, resolve_held
 from fedsph.federation.activitystreams import get_id
+from fedsph.federation.actors import held_actor, resolve_held
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
 from fedsph.federation.queue import claim_inbox_items, finish_inbox_item, prune_finished
@@ -81,7 +81,7 @@ class Worker:
         self.prefetch = Prefetch(self.readers, self.writers, self.remote, self.urls)
         self.chains = Chains(self.writers, self.lease)  # and the leases of items in hand
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
-        self.deliveries = DeliverySender(settings, writers, remote)
+        self.deliveries = DeliverySender(settings, writers, remote, readers=self.readers)
 
     async def run_once(self) -> WorkerStats:
         """Process every due inbox item and delivery once; returns what was done."""

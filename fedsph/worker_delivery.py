@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from fedsph.config import Settings
 from fedsph.errors import FetchError
 from fedsph.federation.actors import signer_for
+from fedsph.federation.blocks import snapshot_for
 from fedsph.federation.delivery import decide, pause_for
 from fedsph.federation.queue import claim
 from fedsph.federation.remote import PostResult, Remote
@@ -22,10 +23,18 @@ from fedsph.models import Activity, Actor, Delivery, HostState, utcnow
 log = logging.getLogger("fedsph.worker")
 
 
+# What a delivery row says when it was not sent because its server was blocked after it was
+# queued (emit.send leaves blocked servers out when it queues).
+BLOCKED = "not sent: the receiving server is blocked on this node"
+
+
 class DeliverySender:
-    def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession], remote: Remote):
+    def __init__(self, settings: Settings, writers: async_sessionmaker[AsyncSession],
+                 remote: Remote, readers: async_sessionmaker[AsyncSession] | None = None):
         self.settings = settings
         self.writers = writers
+        self.readers = readers or writers
+        self.blocks = None  # the database's BlockSnapshot, found at the first round
         self.remote = remote
         self.retry_base = settings.retry_base_seconds
         self.lease = timedelta(seconds=settings.worker_lease_seconds)
@@ -44,14 +53,30 @@ class DeliverySender:
                 .join(Actor, Actor.id == Activity.actor_id)
                 .where(Delivery.id.in_(ids)))).all()
         limit = asyncio.Semaphore(self.settings.delivery_concurrency)
+        blocked: set[int] = set()
 
         async def send(row):
-            async with limit:
+            async with limit:  # checked once its turn comes: a batch may wait its turn a while
+                if await self._server_blocked(row.inbox):
+                    blocked.add(row.id)
+                    return None
                 return row, await self._send_one(row)
 
-        results = await asyncio.gather(*(send(row) for row in rows))
-        await self._record_results(results)
+        results = [sent for sent in await asyncio.gather(*(send(row) for row in rows)) if sent]
+        await self._record_results(results, blocked)
         return len(rows)
+
+    async def _server_blocked(self, inbox: str) -> bool:
+        """The inbox's server was blocked after the row was queued: a block stops what waits in
+        the queue too (retries can wait for days). The in-memory snapshot of the blocks
+        (fedsph/federation/blocks.py) sees one made in this process at once, in another within
+        FEDSPH_BLOCK_REFRESH_SECONDS. Only server blocks: a row names an inbox, not an account
+        (an account's block stops what is queued after it)."""
+        if self.blocks is None:
+            async with self.readers() as db:  # the worker's session factories may be wrappers
+                self.blocks = snapshot_for(db.bind)
+            self.blocks.max_age = self.settings.block_refresh_seconds
+        return await self.blocks.blocks_server(self.readers, inbox)
 
     async def _send_one(self, row) -> PostResult | FetchError:
         signer = signer_for(Actor(key_id=row.key_id, private_key_pem=row.private_key_pem))
@@ -60,8 +85,9 @@ class DeliverySender:
         except FetchError as exc:
             return exc
 
-    async def _record_results(self, results) -> None:
-        """Write every outcome of a batch in one transaction (one commit per batch, not per row)."""
+    async def _record_results(self, results, blocked: set[int] = frozenset()) -> None:
+        """Write every outcome of a batch in one transaction (one commit per batch, not per row);
+        `blocked` rows end as failed, not attempted."""
         now = utcnow()
         # Rows whose new columns are equal (every first-try success of a batch, typically) share
         # one UPDATE: a statement per row cost more than the signing (bench/fanout.py).
@@ -78,6 +104,10 @@ class DeliverySender:
             await self._update_hosts(db, host_success - host_failure, host_failure, now)
             for values, ids in groups.items():
                 await db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(**dict(values)))
+            if blocked:
+                await db.execute(update(Delivery).where(Delivery.id.in_(blocked)).values(
+                    status="failed", last_status=None, last_error=BLOCKED, locked_until=None,
+                    finished_at=now))
 
     def _delivery_values(self, row, result: PostResult | FetchError, now) -> tuple[dict, bool]:
         """A delivery row's new columns after one attempt, and whether its host failed."""

@@ -22,11 +22,13 @@ from fedsph.db import make_engine, make_sessionmaker
 from fedsph.federation import httpsig
 from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.actors import get_actor_by_uri
+from fedsph.federation.blocks import block_domain
 from fedsph.federation.delivery import PAUSE_AFTER_FAILURES
-from fedsph.models import Delivery, Follow, HostState, InboxItem, Object, utcnow
+from fedsph.models import Block, Delivery, Follow, HostState, InboxItem, Object, utcnow
 from fedsph.projects.outbox import follow, publish_text_post
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
+from fedsph.worker_delivery import BLOCKED
 from tests.fakepeer import FakePeer, free_port
 from tests.support.db import (
     add_follow,
@@ -192,6 +194,52 @@ async def test_server_error_is_retried_with_a_fresh_signature(db_node, sink, mon
     assert first_headers["Date"] == "Wed, 01 May 2030 12:00:00 GMT"
     assert retry_headers["Date"] == "Wed, 01 May 2030 12:02:00 GMT"
     assert first_headers["Signature"] != retry_headers["Signature"]
+
+
+async def test_a_server_blocked_after_its_delivery_was_queued_gets_nothing_more(db_node, sink):
+    sink.answers = [(503, {})]  # down at first: the delivery waits for a retry
+    project = await db_node.create_actor("coop")
+    await add_remote_follower(db_node, project, sink.follower_document())
+    await publish(db_node, project, "Nueva cooperativa")
+    await db_node.run_worker()
+    assert len(sink.requests) == 1 and (await only_delivery(db_node)).status == "pending"
+
+    async with db_node.writers() as db, db.begin():
+        await block_domain(db, "127.0.0.1")
+    await make_due(db_node, Delivery)
+    await db_node.run_worker()
+
+    row = await only_delivery(db_node)
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1, BLOCKED)
+    assert row.finished_at is not None
+    assert len(sink.requests) == 1  # the retry was never sent
+
+
+async def test_a_block_made_by_another_process_stops_the_queue_within_the_refresh(db_node, sink):
+    """The row is written straight, as another process's block would be: this process learns of
+    it by rereading (FEDSPH_BLOCK_REFRESH_SECONDS, 0 here), not by its own invalidation. An
+    account's block does not stop a server's other inboxes."""
+    sink.answers = [(503, {})]
+    project = await db_node.create_actor("coop")
+    await add_remote_follower(db_node, project, sink.follower_document())
+    await publish(db_node, project, "Nueva cooperativa")
+    worker = Worker(dataclasses.replace(db_node.settings, block_refresh_seconds=0),
+                    db_node.writers, db_node.app[REMOTE])
+    await worker.run_once()
+    async with db_node.writers() as db, db.begin():
+        db.add(Block(actor_uri=f"{sink.base}/users/someone-else"))
+    await make_due(db_node, Delivery)
+    await worker.run_once()
+    assert len(sink.requests) == 2  # an account's block: the server still gets its retry
+
+    async with db_node.writers() as db, db.begin():
+        db.add(Block(domain="127.0.0.1"))
+    await make_due(db_node, Delivery)
+    await worker.run_once()
+    row = await only_delivery(db_node)
+    assert (row.status, row.last_error, row.last_status, row.locked_until) == (
+        "failed", BLOCKED, None, None)
+    assert len(sink.requests) == 2
 
 
 @pytest.mark.parametrize("status, outcome", [(410, "gone"), (404, "failed"), (400, "failed")])

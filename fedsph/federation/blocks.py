@@ -128,6 +128,12 @@ class BlockSnapshot:
             await self._reload(readers)
         return any(self._blocks(uri) for uri in uris)
 
+    async def blocks_server(self, readers: async_sessionmaker[AsyncSession], url: str) -> bool:
+        """True if the server of `url` (an inbox: it names no account) is blocked."""
+        if not self.fresh():
+            await self._reload(readers)
+        return _host_blocked(self.domains, url)
+
     def _blocks(self, uri: str) -> bool:
         return uri in self.accounts or _host_blocked(self.domains, uri)
 
