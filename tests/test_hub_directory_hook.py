@@ -73,13 +73,7 @@ async def test_one_transaction_moves_the_generation_once(db_node):
 
 
 async def test_an_empty_index_is_filled_at_start_up(db_node):
-    hub = await db_node.create_actor("hub", "Group")
-    async with db_node.writers() as db, db.begin():
-        db.add(Hub(actor_id=hub.id))
-        member = remote("listed")
-        db.add(member)
-        await db.flush()
-        db.add(HubMembership(hub_id=hub.id, project_id=member.id, state="approved"))
+    hub = await hub_with_a_listed_member(db_node)
     async with db_node.writers() as db, db.begin():
         await db.execute(delete(DirectoryEntry))  # as migration 0011 leaves it: empty
     (fill,) = [hook for hook in db_node.app.on_startup  # as `fedsph serve` starts
@@ -94,7 +88,8 @@ async def test_an_empty_index_is_filled_at_start_up(db_node):
         assert await db.scalar(select(func.count()).select_from(DirectoryEntry)) == 1
 
 
-async def listed_member(node) -> Actor:
+async def hub_with_a_listed_member(node) -> Actor:
+    """A local hub with one approved remote member, "Listed"; returns the hub."""
     hub = await node.create_actor("hub", "Group")
     async with node.writers() as db, db.begin():
         db.add(Hub(actor_id=hub.id))
@@ -108,7 +103,7 @@ async def listed_member(node) -> Actor:
 async def test_a_missing_generation_row_is_recreated(db_node):
     """Without the counter's row, generation() read 0 and a bump updated nothing: the page
     caches never saw a change again."""
-    await listed_member(db_node)
+    await hub_with_a_listed_member(db_node)
     async with db_node.writers() as db, db.begin():
         await db.execute(delete(DirectoryState))
     async with db_node.writers() as db, db.begin():  # at start-up
@@ -127,7 +122,7 @@ async def test_a_missing_generation_row_is_recreated(db_node):
 async def test_a_change_to_the_hub_actor_moves_the_generation(db_node):
     """Its name heads the hub's pages; the hub actors are compared in Python, not bound as an
     IN list of every id the flush touched."""
-    hub = await listed_member(db_node)
+    hub = await hub_with_a_listed_member(db_node)
     before = await generation(db_node)
     with statements(db_node) as seen:
         async with db_node.writers() as db, db.begin():
