@@ -63,7 +63,8 @@ QUERIES = ["", "cooperativa", "COOPÉRATIVE", "nande", "ñandé vivienda", "nand
            "x" * 200]
 FILTERS = [[], [("country", "UY"), ("country", "ar")], [("language", "es")],
            [("language", "es-uy")], [("language", "ES-AR")], [("language", "pt")],
-           [("language", "pt-br")], [("stage", "living")], [("stage", "planning")],
+           [("language", "pt-br")], [("language", "pt-br"), ("language", "es")],
+           [("language", "gn"), ("language", "es-ar")], [("stage", "living")], [("stage", "planning")],
            [("approach", "self_build"), ("approach", "cohousing")],
            [("region", "europe"), ("language", "fr")], [("theme", "access_to_land")],
            [("tenure", "collective_ownership_cooperative")], [("country", "ZZ")]]
@@ -104,6 +105,14 @@ async def sql_view(node, hub: Actor, filters: directory.Filters):
         view = directory_query.View(hub.id, filters, directory_query.is_sqlite(db))
         rows = await directory_query.page(db, view, 1, 1000)
         shown = await directory_query.count(db, view)
+        # The pages' one statement (PostgreSQL) finds what the two do, on every page and past
+        # the last one (no row then carries the count).
+        for number, size in ((1, 1000), (1, 2), (2, 2), (50, 2)):
+            cut, counted = await directory_query.counted_page(db, view, number, size)
+            assert counted == shown
+            expected = await directory_query.page(db, view, number, size)
+            assert [tuple(r)[:len(directory_query.CARD_COLUMNS)] for r in cut] == \
+                [tuple(r) for r in expected]
         return [r.uri for r in rows], shown, await directory_query.stats(db, view)
 
 

@@ -143,8 +143,13 @@ def _render(request: web.Request, template: str, view: View, **context) -> web.R
 async def directory_page(request: web.Request) -> web.Response:
     lang, page = visitor_lang(request), _page_number(request)
     async with request.app[READERS]() as db:
-        view = await load_view(request, db)
-        rows = await directory_query.page(db, view.query_view, page, DIRECTORY_PAGE_SIZE)
+        view = await load_view(request, db, count_shown=False)
+        if view.filters:
+            rows, view.shown = await directory_query.counted_page(
+                db, view.query_view, page, DIRECTORY_PAGE_SIZE)
+        else:
+            rows = await directory_query.page(db, view.query_view, page, DIRECTORY_PAGE_SIZE)
+            view.shown = view.total
     items = view.filters.query_items()
 
     def page_link(number: int) -> str:
@@ -163,9 +168,10 @@ MAP_COLUMNS = ("name", "name_map", "uri", "local", "country", "latitude", "longi
 async def map_entries(request: web.Request) -> tuple[View, list]:
     """The view and its projects' index rows, only the columns the map needs."""
     async with request.app[READERS]() as db:
-        view = await load_view(request, db)
+        view = await load_view(request, db, count_shown=False)
         columns = [ENTRY.c[c] for c in MAP_COLUMNS]
         rows = list(await db.execute(view.query_view.rows(*columns)))
+    view.shown = len(rows)  # every match: counting them again would find them twice
     return view, rows
 
 
@@ -237,8 +243,9 @@ async def map_svg(request: web.Request) -> web.Response:
 async def stats_page(request: web.Request) -> web.Response:
     lang = visitor_lang(request)
     async with request.app[READERS]() as db:
-        view = await load_view(request, db)
+        view = await load_view(request, db, count_shown=False)
         counted = await directory_query.stats(db, view.query_view)
+    view.shown = counted.projects  # the view's count, found with the others
     return _render(
         request, "hub_stats.html", view, stats=counted,
         by_stage=[(label("stage", s, lang), n) for s, n in counted.by_stage],
