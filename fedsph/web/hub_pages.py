@@ -97,6 +97,7 @@ async def load_view(request: web.Request, db, count_shown: bool = True) -> View:
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
     query_view = directory_query.View(hub.id, filters, directory_query.is_sqlite(db))
+    await directory_query.plan_each_view(db)
     total, facets = await _member_facets(request, db, hub.id)
     view = View(hub, filters, query_view, total, facets)
     if count_shown:
@@ -143,13 +144,8 @@ def _render(request: web.Request, template: str, view: View, **context) -> web.R
 async def directory_page(request: web.Request) -> web.Response:
     lang, page = visitor_lang(request), _page_number(request)
     async with request.app[READERS]() as db:
-        view = await load_view(request, db, count_shown=False)
-        if view.filters:
-            rows, view.shown = await directory_query.counted_page(
-                db, view.query_view, page, DIRECTORY_PAGE_SIZE)
-        else:
-            rows = await directory_query.page(db, view.query_view, page, DIRECTORY_PAGE_SIZE)
-            view.shown = view.total
+        view = await load_view(request, db)
+        rows = await directory_query.page(db, view.query_view, page, DIRECTORY_PAGE_SIZE)
     items = view.filters.query_items()
 
     def page_link(number: int) -> str:
