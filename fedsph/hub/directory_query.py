@@ -155,8 +155,8 @@ async def plan_each_view(db: AsyncSession) -> None:
     """On PostgreSQL, plan this transaction's statements for their values. asyncpg prepares
     each statement once per connection, and after five runs PostgreSQL may keep one generic
     plan that knows no value: for a search with two filters that plan expected one row where
-    there were hundreds, and took 15-21 ms instead of 1.6-2.2 ms (issue 12, item 3). Planning
-    a directory statement costs well under a millisecond."""
+    there were hundreds, and the count took 7-8 ms instead of 2-3 ms (issue 12, item 3;
+    bench/README.md section 5). Planning a directory statement costs 0.3-2 ms."""
     if not is_sqlite(db):
         await db.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
