@@ -10,7 +10,7 @@ import re
 import aiohttp
 import pytest
 from multidict import MultiDict
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from fedsph.federation.actors import store_remote_actor
 from fedsph.federation.blocks import block_account, block_domain, unblock
@@ -63,7 +63,8 @@ QUERIES = ["", "cooperativa", "COOPÉRATIVE", "nande", "ñandé vivienda", "nand
            "x" * 200]
 FILTERS = [[], [("country", "UY"), ("country", "ar")], [("language", "es")],
            [("language", "es-uy")], [("language", "ES-AR")], [("language", "pt")],
-           [("language", "pt-br")], [("stage", "living")], [("stage", "planning")],
+           [("language", "pt-br")], [("language", "pt-br"), ("language", "es")],
+           [("language", "gn"), ("language", "es-ar")], [("stage", "living")], [("stage", "planning")],
            [("approach", "self_build"), ("approach", "cohousing")],
            [("region", "europe"), ("language", "fr")], [("theme", "access_to_land")],
            [("tenure", "collective_ownership_cooperative")], [("country", "ZZ")]]
@@ -294,3 +295,17 @@ async def test_hostile_search_text_is_searched_literally(node):
             assert status == 400 and "control characters" in page, (q, path, status)
     async with node.readers() as db:
         assert await db.scalar(select(func.count()).select_from(Actor)) == actors
+
+
+async def test_custom_plans_last_only_for_the_view(db_node):
+    """plan_each_view asks PostgreSQL to plan each statement for its values for one transaction
+    only: the pooled connection goes back with the server's default (SQLite: nothing to do)."""
+    async with db_node.readers() as db:
+        sqlite = directory_query.is_sqlite(db)
+        await db.execute(select(1))
+        await directory_query.plan_each_view(db)
+        if not sqlite:
+            assert await db.scalar(text("SHOW plan_cache_mode")) == "force_custom_plan"
+    async with db_node.readers() as db:
+        if not sqlite:
+            assert await db.scalar(text("SHOW plan_cache_mode")) == "auto"

@@ -97,6 +97,7 @@ async def load_view(request: web.Request, db, count_shown: bool = True) -> View:
     if hub is None:
         raise NotFound(N_("This node is not a hub."))
     query_view = directory_query.View(hub.id, filters, directory_query.is_sqlite(db))
+    await directory_query.plan_each_view(db)
     total, facets = await _member_facets(request, db, hub.id)
     view = View(hub, filters, query_view, total, facets)
     if count_shown:
@@ -163,9 +164,10 @@ MAP_COLUMNS = ("name", "name_map", "uri", "local", "country", "latitude", "longi
 async def map_entries(request: web.Request) -> tuple[View, list]:
     """The view and its projects' index rows, only the columns the map needs."""
     async with request.app[READERS]() as db:
-        view = await load_view(request, db)
+        view = await load_view(request, db, count_shown=False)
         columns = [ENTRY.c[c] for c in MAP_COLUMNS]
         rows = list(await db.execute(view.query_view.rows(*columns)))
+    view.shown = len(rows)  # every match: counting them again would find them twice
     return view, rows
 
 
@@ -237,8 +239,9 @@ async def map_svg(request: web.Request) -> web.Response:
 async def stats_page(request: web.Request) -> web.Response:
     lang = visitor_lang(request)
     async with request.app[READERS]() as db:
-        view = await load_view(request, db)
+        view = await load_view(request, db, count_shown=False)
         counted = await directory_query.stats(db, view.query_view)
+    view.shown = counted.projects  # the view's count, found with the others
     return _render(
         request, "hub_stats.html", view, stats=counted,
         by_stage=[(label("stage", s, lang), n) for s, n in counted.by_stage],
