@@ -92,7 +92,7 @@ class Ingest:
         if self._task is None or self._task.done() or self._closing:
             raise IngestFailed("the inbox is not accepting activities now (shutting down)")
         item.outcome = asyncio.get_running_loop().create_future()
-        await self._queue.put(item)
+        self._queue.put_nowait(item)  # the queue is unbounded: put() would only add an await
         return await item.outcome
 
     async def _run(self) -> None:
