@@ -28,7 +28,6 @@ from fedsph.federation.keycache import keys_for
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.federation.remote_objects import OBJECT_DETAILS
 from fedsph.hub import directory_index, directory_query
-from fedsph.i18n import language_middleware
 from fedsph.projects.profile_wire import remote_profile_values
 from fedsph.web import (
     activitypub,
@@ -63,7 +62,7 @@ from fedsph.web.keys import (
     WORKER,
     WRITERS,
 )
-from fedsph.web.middleware import errors
+from fedsph.web.middleware import errors, servers_apart
 from fedsph.web.render import make_templates
 from fedsph.worker import Worker
 
@@ -71,7 +70,9 @@ log = logging.getLogger("fedsph.app")
 
 # Outermost first: a request passes them top to bottom, its answer bottom to top.
 MIDDLEWARES = (
-    language_middleware,  # first, so even an error page is in the visitor's language
+    # language_middleware first, so even an error page is in the visitor's language; a POST
+    # to an inbox skips straight to its handler through `errors` (fedsph/web/middleware.py)
+    servers_apart,
     errors,  # any exception raised below becomes a problem page or JSON, never a bare 500
     authentication,  # request[USER] from the session cookie; the CSRF check of every POST
     api_middleware,  # inside errors: API failures get Mastodon's JSON (and CORS) before it

@@ -72,6 +72,9 @@ def _main(argv: list[str] | None) -> int:
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(LogFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=settings.log_level, handlers=[stderr])
+    # No format of ours shows a thread or multiprocessing name, and every record (one a request
+    # with the access log on) would look both up: about a µs of the access log's few.
+    logging.logThreads = logging.logMultiprocessing = False
     key = command_key(args)
     try:
         without_node = WITHOUT_NODE.get(key)

@@ -58,6 +58,21 @@ def make_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
 
+# id(URL) -> (the URL, its text): database_name below.
+_NAMES: dict[int, tuple[object, str]] = {}
+
+
+def database_name(bind) -> str:
+    """`str(bind.url)`, the key of this process's per-database caches (the inbox's keys and
+    blocks), remembered per URL object: rendering a URL costs some µs, and the inbox asks on
+    every request. The entry holds its URL, so no other object can take its id meanwhile."""
+    url = bind.url
+    known = _NAMES.get(id(url))
+    if known is None or known[0] is not url:
+        known = _NAMES[id(url)] = (url, str(url))
+    return known[1]
+
+
 def make_sync_sqlite_engine(url: str) -> Engine:
     """A synchronous engine on the same SQLite file, with the same pragmas, whose transactions
     take the write lock up front: for work done whole in one thread (the inbox's group commit,

@@ -147,3 +147,23 @@ async def test_a_type_with_control_characters_is_refused_and_not_stored(node, pe
     assert status == 400
     assert "control characters" in text
     assert await inbox_items(node) == []
+
+
+async def test_a_batch_larger_than_one_sqlite_insert_is_stored_whole(db_node):
+    # SQLite writes a batch in INSERTs of SQLITE_ROWS_PER_INSERT rows (bound parameters have a
+    # limit); the statement's numbered parameters must give every row its own values.
+    uris = [f"https://peer.example/a/{n}" for n in range(ingest_module.SQLITE_ROWS_PER_INSERT + 40)]
+    ingest = Ingest(db_node.writers, wait_ms=60_000, max_batch=len(uris) + 3)  # one full batch
+    ingest.start()
+    try:
+        outcomes = await asyncio.gather(*(ingest.store(received(uri)) for uri in uris + uris[:3]))
+    finally:
+        await ingest.stop()
+    assert ingest.batches == 1
+    assert outcomes == ["stored"] * len(uris) + ["duplicate"] * 3
+    items = await inbox_items(db_node)
+    assert sorted(item.activity_uri for item in items) == sorted(uris)
+    assert {(item.status, item.attempts, item.type, item.body, item.signed_by_actor)
+            for item in items} == {("pending", 0, "Create", b'{"type": "Create"}', True)}
+    assert all(item.next_attempt_at == item.created_at and item.next_attempt_at <= utcnow()
+               for item in items)

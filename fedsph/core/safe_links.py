@@ -71,11 +71,18 @@ def origin(uri: str | None) -> tuple[str, str, int] | None:
 
 @functools.lru_cache(maxsize=4096)  # pure; the inbox compares the same few origins all the time
 def _origin(uri: str) -> tuple[str, str, int] | None:
-    if not uri or not http_url(uri):
+    # http_url's checks, with the one urlsplit: every activity id is new, so each costs a parse.
+    if not uri or len(uri) > MAX_URL_LENGTH or _has_unsafe_characters(uri):
         return None
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        return None
     scheme = parts.scheme.lower()
-    return scheme, (parts.hostname or "").lower(), parts.port or (443 if scheme == "https" else 80)
+    if scheme not in SCHEMES or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or (443 if scheme == "https" else 80)
 
 
 def first_http_url(value: object) -> str | None:

@@ -24,6 +24,7 @@ from sqlalchemy import delete, event, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.core.safe_links import http_url, origin
+from fedsph.db import database_name
 from fedsph.errors import UserError
 from fedsph.models import Actor, Block, Follow
 
@@ -159,7 +160,7 @@ _SNAPSHOTS: dict[str, BlockSnapshot] = {}
 
 def snapshot_for(bind) -> BlockSnapshot:
     """The snapshot of the database behind `bind` (an engine: a session's `.bind`)."""
-    name = str(bind.url)
+    name = database_name(bind)
     snapshot = _SNAPSHOTS.get(name)
     if snapshot is None:
         snapshot = _SNAPSHOTS[name] = BlockSnapshot()

@@ -23,6 +23,8 @@ from datetime import datetime
 
 from cachetools import TTLCache
 
+from fedsph.db import database_name
+
 CACHE_SIZE = 4096  # keys of as many senders; an entry is about 1 KB (a PEM and two URIs)
 DEFAULT_TTL = 60.0
 
@@ -82,7 +84,7 @@ _CACHES: dict[str, KeyCache] = {}
 
 def keys_for(bind) -> KeyCache:
     """The cache of the database behind `bind` (an engine: a session's `.bind`)."""
-    name = str(bind.url)
+    name = database_name(bind)
     cache = _CACHES.get(name)
     if cache is None:
         cache = _CACHES[name] = KeyCache()

@@ -87,7 +87,14 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
     """The whole body, refused once it passes `limit` (chunked bodies have no Content-Length).
 
     StreamReader.read(n) returns what has arrived so far, not n bytes, so it must be looped.
+    A body that came whole with the headers (an activity of a few KB nearly always does) is
+    taken at once, without the loop's awaits.
     """
+    if request.content.is_eof():
+        body = request.content.read_nowait()
+        if len(body) > limit:
+            raise PayloadTooLarge(f"activities are limited to {limit} bytes")
+        return body
     chunks, size = [], 0
     async for chunk in request.content.iter_any():
         size += len(chunk)

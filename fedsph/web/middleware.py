@@ -2,6 +2,8 @@
 
 Only an HTTPProblem or a UserError becomes a message for the visitor; anything else (a
 ValueError included) is a bug: logged with its traceback, answered with a plain 500.
+
+`servers_apart`, the outermost middleware, sends a POST to an inbox through `errors` alone.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import logging
 
 from aiohttp import web
 
+from fedsph.core.urls import ACTOR_INBOX, INSTANCE_ACTOR, SHARED_INBOX
 from fedsph.errors import HTTPProblem, UserError
+from fedsph.i18n import language_middleware
 from fedsph.web.render import error_message, html_response, json_response, wants_html
 
 log = logging.getLogger("fedsph.web")
@@ -43,3 +47,27 @@ async def errors(request: web.Request, handler):
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem_response(request, 500, "internal error")
+
+
+# Routes (as registered) that only other servers post to, every request signed.
+SERVER_POST_ROUTES = frozenset({SHARED_INBOX, INSTANCE_ACTOR + "/inbox", ACTOR_INBOX})
+
+
+@web.middleware
+async def servers_apart(request: web.Request, handler):
+    """A POST to an inbox goes to its handler through `errors` alone; every other request
+    through the whole chain, `language_middleware` first.
+
+    The inbox is a node's busiest route, and the middlewares made for people and apps have
+    nothing to do there: no page in the visitor's language (an error is rendered all the same,
+    from the Accept-Language header), no login session or CSRF token (servers authenticate
+    each request with an HTTP signature; the inboxes are exempt from CSRF), no client API.
+    Decided by the route that matched, never the path's text, as `csrf_exempt` does. Written
+    as one middleware around `language_middleware`, not another in front of it, so the other
+    requests pay one call, not one more layer of aiohttp's chain.
+    """
+    if request.method == "POST":
+        resource = request.match_info.route.resource
+        if resource is not None and resource.canonical in SERVER_POST_ROUTES:
+            return await errors(request, request.match_info.handler)
+    return await language_middleware(request, handler)
