@@ -22,7 +22,7 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.errors import FetchError
 from fedsph.federation.activitystreams import get_id
-from fedsph.federation.actors import held_actor, resolve_held
+from fedsph.federation.actors import fetch_unless_held, held_actor, store_fetched_actor
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
 from fedsph.federation.queue import claim_inbox_items, finish_inbox_item, prune_finished
@@ -32,7 +32,7 @@ from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.media_prune import prune_media
 from fedsph.worker_chains import Chains
 from fedsph.worker_delivery import DeliverySender
-from fedsph.worker_prefetch import Prefetch
+from fedsph.worker_prefetch import Prefetch, reads_the_sender
 from fedsph.worker_sessions import worker_sessions
 
 log = logging.getLogger("fedsph.worker")
@@ -216,16 +216,20 @@ class Worker:
 
     async def _process_item_once(self, item_id: int) -> bool:
         try:
-            actor_id, activity, item = await self._sender(item_id)
+            sender, activity, item = await self._sender(item_id)
+            if isinstance(sender, dict) and ("proof" in activity or reads_the_sender(activity)):
+                # The proof's check and these prefetches read the sender's row: stored first.
+                async with self.writers() as db, db.begin():
+                    sender = (await store_fetched_actor(db, sender)).id
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
             # checked before the prefetches so that a refused activity costs no fetches. Checked
             # again here (a relayed one was at the inbox), it needs no request (the key is ours).
-            refused = actor_id and "proof" in activity and await proof_problem(
+            refused = sender and "proof" in activity and await proof_problem(
                 self.writers, self.remote, item_id)  # (it would read the item again to see none)
-            if actor_id is not None and not refused:
-                await self.prefetch.what_the_handler_needs(activity, actor_id,
-                                                          item.signed_by_actor)
-            await self._handle(item_id, item, activity, actor_id, refused)
+            if sender is not None and not refused:
+                await self.prefetch.what_the_handler_needs(
+                    activity, sender if isinstance(sender, int) else None, item.signed_by_actor)
+            await self._handle(item_id, item, activity, sender, refused)
             return True
         except LeaseLost:
             log.warning("inbox item %s was claimed again while in hand: not written", item_id)
@@ -240,25 +244,26 @@ class Worker:
             error, retry = traceback.format_exc(limit=8), False
         return await self._reschedule_item(item_id, error, retry)
 
-    async def _sender(self, item_id: int) -> tuple[int | None, dict, InboxItem]:
-        """The sender's row (read with the item), the activity and the item (its type, body and
-        signer never change); None for an actor gone (404/410): the handler ignores it. This and
-        the fetches below come before the handler's transaction (none is open across a fetch)."""
+    async def _sender(self, item_id: int) -> tuple[int | dict | None, dict, InboxItem]:
+        """The sender: the id of its row (read with the item), or its document's values fetched
+        anew, stored in the handler's transaction (not one of their own before it); None for an
+        actor gone (404/410): the handler ignores it. Then the activity and the item (its type,
+        body and signer never change). This and the fetches below come before the handler's
+        transaction (none is open across a fetch)."""
         async with self.readers() as db:
             item = await db.get(InboxItem, item_id)
             activity = orjson.loads(item.body)
             uri = get_id(activity.get("actor")) or ""
             cached = await held_actor(db, uri)
         try:
-            actor_id = await resolve_held(self.writers, self.remote, uri, cached)
+            return await fetch_unless_held(self.remote, uri, cached), activity, item
         except FetchError as exc:
             if exc.status in (404, 410):
                 return None, activity, item
             raise
-        return actor_id, activity, item
 
-    async def _handle(self, item_id: int, item: InboxItem, activity: dict, actor_id: int | None,
-                      refused: str | None) -> None:
+    async def _handle(self, item_id: int, item: InboxItem, activity: dict,
+                      sender: int | dict | None, refused: str | None) -> None:
         """The handler and the item's end in one transaction. An item the handler ignores
         (Ignored, or what it names is gone) ends in a transaction of its own: the handler's
         writes went with the first one, rolled back. (A savepoint round the handler did this
@@ -266,7 +271,7 @@ class Worker:
         try:
             async with self.writers() as db, db.begin():
                 status, error = (("ignored", refused) if refused
-                                 else await self._dispatch(db, item, activity, actor_id))
+                                 else await self._dispatch(db, item, activity, sender))
                 await self._finish(db, item_id, status, error)
                 return
         except Ignored as exc:
@@ -284,16 +289,19 @@ class Worker:
             raise LeaseLost
 
     async def _dispatch(self, db: AsyncSession, item: InboxItem, activity: dict,
-                        actor_id: int | None) -> tuple[str, str | None]:
-        """The item's handler in `db`; it raises Ignored (or FetchError) to have its writes undone."""
+                        sender: int | dict | None) -> tuple[str, str | None]:
+        """The item's handler in `db`; it raises Ignored (or FetchError) to have its writes
+        undone, the sender's row (when new or refreshed: `sender` is its values) with them."""
         handler = HANDLERS.get(item.type)
         if handler is None:
             return "ignored", f"no handler for {item.type}"
-        if actor_id is None:
+        if sender is None:
             return "ignored", "the sender's actor is gone from its server"
+        actor = (await store_fetched_actor(db, sender) if isinstance(sender, dict)
+                 else await db.get(Actor, sender))
         ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings,
                              body=item.body, signed_by_actor=item.signed_by_actor)
-        return await handler(ctx, activity, await db.get(Actor, actor_id)), None
+        return await handler(ctx, activity, actor), None
 
     async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> bool:
         """The item retried later, or failed for good (True); not written unless still ours."""
