@@ -12,6 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urldefrag
 
 import orjson
 from sqlalchemy import select
@@ -251,10 +252,14 @@ class Worker:
         body and signer never change). This and the fetches below come before the handler's
         transaction (none is open across a fetch)."""
         async with self.readers() as db:
-            item = await db.get(InboxItem, item_id)
+            # With the item, the row of its ordering key: the sender's, as the inbox stores it.
+            item, held = (await db.execute(
+                select(InboxItem, Actor).outerjoin(Actor, Actor.uri == InboxItem.actor_uri)
+                .where(InboxItem.id == item_id))).one()
             activity = orjson.loads(item.body)
             uri = get_id(activity.get("actor")) or ""
-            cached = await held_actor(db, uri)
+            same = item.actor_uri == urldefrag(uri)[0]  # else read as held_actor reads it
+            cached = held if same else await held_actor(db, uri)
         try:
             return await fetch_unless_held(self.remote, uri, cached), activity, item
         except FetchError as exc:

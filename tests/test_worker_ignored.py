@@ -4,6 +4,7 @@ PostgreSQL; a handled one keeps both, in one transaction."""
 
 from __future__ import annotations
 
+import orjson
 from sqlalchemy import func, select
 
 from fedsph.handlers import HANDLERS, Ignored
@@ -11,7 +12,8 @@ from fedsph.models import Actor, Block, InboxItem
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
 from tests.support.slowpeer import HoldingPeer
-from tests.test_worker_order import follow, queue_items
+
+AS = "https://www.w3.org/ns/activitystreams"
 
 
 def _written_then(outcome: str):
@@ -31,7 +33,14 @@ async def _run(db_node, monkeypatch, outcome: str):
         project = await db_node.create_actor("coop")
         ana = peer.add_actor("ana")
         monkeypatch.setitem(HANDLERS, "Follow", _written_then(outcome))
-        [item_id] = await queue_items(db_node, [follow(peer, ana, project.uri)])
+        activity = {"@context": AS, "id": peer.new_id(), "type": "Follow", "actor": ana.uri,
+                    "object": project.uri}
+        async with db_node.writers() as db, db.begin():  # as the inbox stores it
+            item = InboxItem(activity_uri=activity["id"], type="Follow", actor_uri=ana.uri,
+                             body=orjson.dumps(activity), signed_by_actor=True)
+            db.add(item)
+            await db.flush()
+            item_id = item.id
         worker = Worker(db_node.settings, db_node.writers, db_node.app[REMOTE])
         assert (await worker.run_once()).processed == 1
         async with db_node.readers() as db:
