@@ -237,7 +237,7 @@ _OWN_ORIGINS: dict[str, str] = {}
 
 async def _own_origin(db: AsyncSession) -> str | None:
     """The origin of this node's actors (None while it has none: not kept, asked again)."""
-    name = str(db.bind.url)
+    name = database_name(db.bind)
     if name not in _OWN_ORIGINS:
         found = origin(await db.scalar(select(Actor.uri).where(Actor.local.is_(True)).limit(1)))
         if found is None:
