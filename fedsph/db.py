@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import ast
+import collections
 import functools
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import aiosqlite
 from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -51,7 +59,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
         # Connections kept open as for PostgreSQL: SQLAlchemy's default keeps 5 and closes any
         # more on return, and the worker reads through 8 at once (fedsph/worker_sessions.py):
         # each closed one is a new connection, its own aiosqlite thread and pragmas, per session.
-        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL,
+                                     module=OneHopDBAPI(aiosqlite, sqlite3))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -71,6 +80,108 @@ def database_name(bind) -> str:
     if known is None or known[0] is not url:
         known = _NAMES[id(url)] = (url, str(url))
     return known[1]
+
+
+# -- SQLite statements in one hop to its thread ------------------------------------------------
+#
+# aiosqlite runs each connection's calls in a thread of its own, and every call is a round trip
+# to it and back (a queue, a wakeup of the event loop: some 60 µs of CPU on a small VM).
+# SQLAlchemy's adapter makes four per statement (make a cursor, execute, fetch the rows, close
+# it); the worker runs some 40 statements per Join (bench/README.md section 4). These classes
+# do the four in one call on the connection's thread: the rows, the description, the row count
+# and the last row id come back together. The rest (transactions, errors, the pool) is
+# SQLAlchemy's adapter unchanged; aiosqlite and SQLAlchemy are pinned (requirements.lock),
+# and every test on SQLite runs through this.
+
+
+def _run_statement(connection: sqlite3.Connection, operation: str, parameters, many: bool):
+    """On the connection's thread: the statement run, its rows fetched, the cursor closed."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        rows = cursor.fetchall() if cursor.description else ()
+        return cursor.description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    """A cursor that holds no driver cursor: each statement is one call to the thread."""
+
+    __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
+
+    def __init__(self, adapt_connection):
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self._cursor = None  # (the base class's close() has nothing to close then)
+        self._soft_closed_memoized = {}
+        self._rows = collections.deque()
+        self._description, self._rowcount, self._lastrowid, self._arraysize = None, -1, None, 1
+
+    @property
+    def description(self):
+        return self._description
+
+    @property
+    def rowcount(self) -> int:
+        return self._rowcount
+
+    @property
+    def lastrowid(self):
+        return self._lastrowid
+
+    @property
+    def arraysize(self) -> int:
+        return self._arraysize
+
+    @arraysize.setter
+    def arraysize(self, value: int) -> None:
+        self._arraysize = value
+
+    async def _async_soft_close(self) -> None:
+        pass  # the driver's cursor was closed with its statement
+
+    async def _execute_async(self, operation, parameters):
+        return await self._run(operation, parameters, many=False)
+
+    async def _executemany_async(self, operation, seq_of_parameters):
+        return await self._run(operation, seq_of_parameters, many=True)
+
+    async def _run(self, operation, parameters, many: bool):
+        async with self._adapt_connection._execute_mutex:
+            connection = self._connection
+            description, self._rowcount, self._lastrowid, rows = await connection._execute(
+                _run_statement, connection._conn, operation, parameters, many)
+            self._description = description
+            self._rows = collections.deque(rows)
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+    _cursor_cls = OneHopCursor
+
+    def rollback(self) -> None:
+        # The pool rolls back every connection given back to it, also after a commit or after
+        # the session's own rollback: with no transaction open SQLite's driver would do nothing
+        # (sqlite3_get_autocommit, what `in_transaction` reads), so neither does the call to
+        # the thread (five of the eight rollbacks per Join of bench/joins.py).
+        driver = self._connection._connection  # None once closed: the base class says so
+        if driver is not None and not driver.in_transaction:
+            return
+        super().rollback()
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """SQLAlchemy's aiosqlite DB-API adapter, its connections making OneHopCursors."""
+
+    def connect(self, *arg, **kw) -> OneHopConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneHopConnection(self, adapted._connection)
 
 
 def make_sync_sqlite_engine(url: str) -> Engine:

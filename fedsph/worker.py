@@ -12,6 +12,7 @@ import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urldefrag
 
 import orjson
 from sqlalchemy import select
@@ -22,7 +23,7 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.errors import FetchError
 from fedsph.federation.activitystreams import get_id
-from fedsph.federation.actors import held_actor, resolve_held
+from fedsph.federation.actors import fetch_unless_held, held_actor, store_fetched_actor
 from fedsph.federation.delivery import backoff
 from fedsph.federation.integrity import proof_problem
 from fedsph.federation.queue import claim_inbox_items, finish_inbox_item, prune_finished
@@ -32,7 +33,7 @@ from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.media_prune import prune_media
 from fedsph.worker_chains import Chains
 from fedsph.worker_delivery import DeliverySender
-from fedsph.worker_prefetch import Prefetch
+from fedsph.worker_prefetch import Prefetch, reads_the_sender
 from fedsph.worker_sessions import worker_sessions
 
 log = logging.getLogger("fedsph.worker")
@@ -216,24 +217,20 @@ class Worker:
 
     async def _process_item_once(self, item_id: int) -> bool:
         try:
-            actor_id, activity, item = await self._sender(item_id)
+            sender, activity, item = await self._sender(item_id)
+            if isinstance(sender, dict) and ("proof" in activity or reads_the_sender(activity)):
+                # The proof's check and these prefetches read the sender's row: stored first.
+                async with self.writers() as db, db.begin():
+                    sender = (await store_fetched_actor(db, sender)).id
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
             # checked before the prefetches so that a refused activity costs no fetches. Checked
             # again here (a relayed one was at the inbox), it needs no request (the key is ours).
-            refused = actor_id and "proof" in activity and await proof_problem(
+            refused = sender and "proof" in activity and await proof_problem(
                 self.writers, self.remote, item_id)  # (it would read the item again to see none)
-            if actor_id is not None and not refused:
-                await self.prefetch.what_the_handler_needs(activity, actor_id,
-                                                          item.signed_by_actor)
-            async with self.writers() as db, db.begin():
-                if refused:
-                    status, error = "ignored", refused
-                else:
-                    status, error = await self._dispatch(db, item, activity, actor_id)
-                # Written only while we hold the item; else its handler's writes are undone.
-                if not await finish_inbox_item(db, item_id, self.chains.held.get(item_id), status,
-                                               error):
-                    raise LeaseLost
+            if sender is not None and not refused:
+                await self.prefetch.what_the_handler_needs(
+                    activity, sender if isinstance(sender, int) else None, item.signed_by_actor)
+            await self._handle(item_id, item, activity, sender, refused)
             return True
         except LeaseLost:
             log.warning("inbox item %s was claimed again while in hand: not written", item_id)
@@ -248,43 +245,68 @@ class Worker:
             error, retry = traceback.format_exc(limit=8), False
         return await self._reschedule_item(item_id, error, retry)
 
-    async def _sender(self, item_id: int) -> tuple[int | None, dict, InboxItem]:
-        """The sender's row (read with the item), the activity and the item (its type, body and
-        signer never change); None for an actor gone (404/410): the handler ignores it. This and
-        the fetches below come before the handler's transaction (none is open across a fetch)."""
+    async def _sender(self, item_id: int) -> tuple[int | dict | None, dict, InboxItem]:
+        """The sender: the id of its row (read with the item), or its document's values fetched
+        anew, stored in the handler's transaction (not one of their own before it); None for an
+        actor gone (404/410): the handler ignores it. Then the activity and the item (its type,
+        body and signer never change). This and the fetches below come before the handler's
+        transaction (none is open across a fetch)."""
         async with self.readers() as db:
-            item = await db.get(InboxItem, item_id)
+            # With the item, the row of its ordering key: the sender's, as the inbox stores it.
+            item, held = (await db.execute(
+                select(InboxItem, Actor).outerjoin(Actor, Actor.uri == InboxItem.actor_uri)
+                .where(InboxItem.id == item_id))).one()
             activity = orjson.loads(item.body)
             uri = get_id(activity.get("actor")) or ""
-            cached = await held_actor(db, uri)
+            same = item.actor_uri == urldefrag(uri)[0]  # else read as held_actor reads it
+            cached = held if same else await held_actor(db, uri)
         try:
-            actor_id = await resolve_held(self.writers, self.remote, uri, cached)
+            return await fetch_unless_held(self.remote, uri, cached), activity, item
         except FetchError as exc:
             if exc.status in (404, 410):
                 return None, activity, item
             raise
-        return actor_id, activity, item
+
+    async def _handle(self, item_id: int, item: InboxItem, activity: dict,
+                      sender: int | dict | None, refused: str | None) -> None:
+        """The handler and the item's end in one transaction. An item the handler ignores
+        (Ignored, or what it names is gone) ends in a transaction of its own: the handler's
+        writes went with the first one, rolled back. (A savepoint round the handler did this
+        at two statements per item, and nearly every item is not ignored.)"""
+        try:
+            async with self.writers() as db, db.begin():
+                status, error = (("ignored", refused) if refused
+                                 else await self._dispatch(db, item, activity, sender))
+                await self._finish(db, item_id, status, error)
+                return
+        except Ignored as exc:
+            error = str(exc)
+        except FetchError as exc:
+            if exc.status not in (404, 410):
+                raise
+            error = f"gone elsewhere: {exc}"
+        async with self.writers() as db, db.begin():
+            await self._finish(db, item_id, "ignored", error)
+
+    async def _finish(self, db: AsyncSession, item_id: int, status: str, error: str | None) -> None:
+        # Written only while we hold the item; else its handler's writes are undone.
+        if not await finish_inbox_item(db, item_id, self.chains.held.get(item_id), status, error):
+            raise LeaseLost
 
     async def _dispatch(self, db: AsyncSession, item: InboxItem, activity: dict,
-                        actor_id: int | None) -> tuple[str, str | None]:
+                        sender: int | dict | None) -> tuple[str, str | None]:
+        """The item's handler in `db`; it raises Ignored (or FetchError) to have its writes
+        undone, the sender's row (when new or refreshed: `sender` is its values) with them."""
         handler = HANDLERS.get(item.type)
         if handler is None:
             return "ignored", f"no handler for {item.type}"
-        if actor_id is None:
+        if sender is None:
             return "ignored", "the sender's actor is gone from its server"
+        actor = (await store_fetched_actor(db, sender) if isinstance(sender, dict)
+                 else await db.get(Actor, sender))
         ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings,
                              body=item.body, signed_by_actor=item.signed_by_actor)
-        try:
-            actor = await db.get(Actor, actor_id)
-            async with db.begin_nested():
-                status = await handler(ctx, activity, actor)
-        except Ignored as exc:
-            return "ignored", str(exc)
-        except FetchError as exc:
-            if exc.status in (404, 410):
-                return "ignored", f"gone elsewhere: {exc}"
-            raise
-        return status, None
+        return await handler(ctx, activity, actor), None
 
     async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> bool:
         """The item retried later, or failed for good (True); not written unless still ours."""

@@ -29,15 +29,22 @@ from fedsph.models import Actor, Object
 DEREFERENCED_OBJECTS = {"Create", "Update"}
 
 
+def reads_the_sender(activity: dict) -> bool:
+    """Whether Prefetch.what_the_handler_needs reads the sender's row (an Update of itself, the
+    booster of an Announce): the worker stores a sender fetched anew before it, not after."""
+    return get_type(activity) in ("Update", "Announce")
+
+
 class Prefetch:
     def __init__(self, readers: async_sessionmaker[AsyncSession],
                  writers: async_sessionmaker[AsyncSession], remote: Remote, urls: URLs):
         self.readers, self.writers, self.remote, self.urls = readers, writers, remote, urls
 
-    async def what_the_handler_needs(self, activity: dict, actor_id: int,
+    async def what_the_handler_needs(self, activity: dict, actor_id: int | None,
                                      signed_by_actor: bool) -> None:
         """The activity's object dereferenced (in place), and what its handler reads; every
-        URI fetched here came in the activity, so each is asked of `_may_fetch` first."""
+        URI fetched here came in the activity, so each is asked of `_may_fetch` first.
+        `actor_id`: the sender's row, None when not stored yet (never so when reads_the_sender)."""
         obj, actor_uri = activity.get("object"), get_id(activity.get("actor"))
         if get_type(activity) == "Update" and get_id(obj) == actor_uri:
             async with self.readers() as db:  # maybe old unless certainly new (fedsph.federation.actors)

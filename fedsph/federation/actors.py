@@ -1,8 +1,5 @@
-"""Local actor creation, and the cache of remote actors and keys.
-
-The document a local actor serves is fedsph/projects/actor_document.py (it carries the project
-profile, which is projects' business).
-"""
+"""Local actor creation, and the cache of remote actors and keys. The document a local actor
+serves is fedsph/projects/actor_document.py (it carries the profile: projects' business)."""
 
 from __future__ import annotations
 
@@ -18,13 +15,7 @@ from fedsph.core.safe_links import first_http_url, http_url
 from fedsph.core.sanitize import clean_html
 from fedsph.core.urls import RESERVED_USERNAMES, URLs
 from fedsph.errors import N_, FetchError, UserError
-from fedsph.federation.activitystreams import (
-    as_list,
-    get_id,
-    get_type,
-    parse_iso,
-    same_origin,
-)
+from fedsph.federation.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
 from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.keycache import CachedKey, keys_for
 from fedsph.federation.proofs import generate_proof_key
@@ -39,11 +30,10 @@ ACTOR_MAX_AGE = timedelta(days=1)
 NAME_MAX = 255
 
 
-# What a feature keeps of a remote actor's document beyond the generic fields below: the
-# projects package reads the housing profile, translations and images
-# (fedsph.projects.profile_wire.remote_profile_values). A hook the feature fills (in its package
-# __init__), because federation sits below the features and may not import them. Each reader
-# returns column values of Actor; a bad value is dropped by the reader, never fatal.
+# What a feature keeps of a remote actor's document beyond the generic fields below (projects:
+# fedsph.projects.profile_wire.remote_profile_values). A hook the feature fills (in its package
+# __init__): federation may not import the features above it. Each reader returns column values
+# of Actor; a bad value is dropped by the reader, never fatal.
 ActorReader = Callable[[dict], dict]
 ACTOR_READERS: list[ActorReader] = []
 
@@ -276,6 +266,16 @@ async def resolve_held(writers: async_sessionmaker[AsyncSession], remote: Remote
                        cached: Actor | None, refresh: bool = False) -> int:
     """resolve_actor for a caller that has read the row itself (`cached`, by held_actor, in a
     session it has closed): its id when it needs no fetch, else fetched and stored."""
+    found = await fetch_unless_held(remote, uri, cached, refresh)
+    if isinstance(found, int):
+        return found
+    async with writers() as db, db.begin():
+        return (await store_fetched_actor(db, found)).id
+
+
+async def fetch_unless_held(remote: Remote, uri: str, cached: Actor | None,
+                            refresh: bool = False) -> int | dict:
+    """`cached`'s id when it needs no fetch (or one failed); else the values fetched, to store."""
     if cached is not None and (cached.local or (not refresh and not _is_stale(cached))):
         return cached.id
     uri = urldefrag(uri)[0]
@@ -287,11 +287,15 @@ async def resolve_held(writers: async_sessionmaker[AsyncSession], remote: Remote
         if cached is not None:
             return cached.id  # a stale copy beats none when the other server is down
         raise
-    async with writers() as db, db.begin():
-        try:
-            return (await store_remote_actor(db, values)).id
-        except InvalidActor as exc:
-            raise FetchError(str(exc)) from None
+    return values
+
+
+async def store_fetched_actor(db: AsyncSession, values: dict) -> Actor:
+    """store_remote_actor for values from fetch_unless_held; an actor it refuses: FetchError."""
+    try:
+        return await store_remote_actor(db, values)
+    except InvalidActor as exc:
+        raise FetchError(str(exc)) from None
 
 
 def _is_stale(actor: Actor) -> bool:

@@ -230,16 +230,20 @@ async def _blocks_of_transaction(db: AsyncSession) -> tuple[set[str], set[str]]:
     return held[1], held[2]
 
 
-OWN_ORIGIN = "fedsph.own_origin"  # session.info: this node's origin, read once per session
+# This node's origin, per database (as _SNAPSHOTS): the origin of its actors, which the node's
+# URL fixes while it runs; read once per process, not once per transaction that sends.
+_OWN_ORIGINS: dict[str, str] = {}
 
 
 async def _own_origin(db: AsyncSession) -> str | None:
-    """The origin of this node's actors, read once per session (a transaction that sends
-    several activities asks once): the node's URL does not change while it runs."""
-    if OWN_ORIGIN not in db.info:
-        db.info[OWN_ORIGIN] = origin(await db.scalar(
-            select(Actor.uri).where(Actor.local.is_(True)).limit(1)))
-    return db.info[OWN_ORIGIN]
+    """The origin of this node's actors (None while it has none: not kept, asked again)."""
+    name = database_name(db.bind)
+    if name not in _OWN_ORIGINS:
+        found = origin(await db.scalar(select(Actor.uri).where(Actor.local.is_(True)).limit(1)))
+        if found is None:
+            return None
+        _OWN_ORIGINS[name] = found
+    return _OWN_ORIGINS[name]
 
 
 def _host_blocked(domains: set[str], uri: str | None) -> bool:

@@ -32,13 +32,19 @@ async def _our_hub(ctx: HandlerContext, uri: str | None) -> Actor:
     return (await _our_hub_and_rules(ctx, uri))[0]
 
 
+async def actor_and_rules(ctx: HandlerContext, uri: str) -> tuple[Actor, Hub | None] | None:
+    """The actor at `uri` and, when it is a hub, its rules (one query); None for no actor."""
+    found = (await ctx.db.execute(select(Actor, Hub).outerjoin(Hub, Hub.actor_id == Actor.id)
+                                  .where(Actor.uri == uri).limit(1))).first()
+    return (found[0], found[1]) if found is not None else None
+
+
 async def _our_hub_and_rules(ctx: HandlerContext, uri: str | None,
-                             named: Actor | None = None) -> tuple[Actor, Hub]:
-    """The local hub named by `uri` and its rules, in one query (or one for the rules when the
-    caller has read the actor `uri` names already: `named`); Ignored for anything else."""
+                             named: tuple[Actor, Hub | None] | None = None) -> tuple[Actor, Hub]:
+    """The local hub named by `uri` and its rules, in one query (none when the caller has read
+    them already: `named`, from actor_and_rules); Ignored for anything else."""
     if named is not None:
-        rules = await hubs.hub_rules(ctx.db, named) if named.local else None
-        found = (named, rules) if rules is not None else None
+        found = named if named[0].local and named[1] is not None else None
     else:
         found = (await ctx.db.execute(select(Actor, Hub).join(Hub, Hub.actor_id == Actor.id)
                                       .where(Actor.uri == (uri or ""), Actor.local.is_(True))
@@ -67,9 +73,10 @@ async def _answered(ctx: HandlerContext, activity: dict) -> dict:
 
 
 async def handle_hub_join(ctx: HandlerContext, activity: dict, actor: Actor,
-                          named: Actor | None = None) -> str:
+                          named: tuple[Actor, Hub | None] | None = None) -> str:
     """A project asks to join: approved at once when the hub invited it or its rule says so.
-    `named`: the actor the Join's object names, when the caller has read it already."""
+    `named`: the actor the Join's object names and its hub rules (actor_and_rules), when the
+    caller has read them already."""
     hub, rules = await _our_hub_and_rules(ctx, get_id(activity.get("object")), named)
     if actor.id == hub.id:
         raise Ignored("a hub cannot join itself")

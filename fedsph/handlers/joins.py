@@ -15,7 +15,13 @@ from fedsph.handlers.events import (
     handle_event_leave,
     reject_event_join,
 )
-from fedsph.handlers.hubs import accept_hub_join, handle_hub_join, handle_hub_leave, reject_hub_join
+from fedsph.handlers.hubs import (
+    accept_hub_join,
+    actor_and_rules,
+    handle_hub_join,
+    handle_hub_leave,
+    reject_hub_join,
+)
 from fedsph.models import Actor
 
 
@@ -31,8 +37,8 @@ async def _join_target(ctx: HandlerContext, answer: dict) -> str | None:
 
 async def handle_join(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
     uri = get_id(activity.get("object"))
-    named = await get_actor_by_uri(ctx.db, uri) if uri else None
-    if named is not None:  # read once: the hub's handler needs it too
+    named = await actor_and_rules(ctx, uri) if uri else None
+    if named is not None:  # read once, with its hub rules: the hub's handler needs them too
         return await handle_hub_join(ctx, activity, actor, named)
     return await handle_event_join(ctx, activity, actor)
 
