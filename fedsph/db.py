@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import collections
 import functools
+import logging
 import sqlite3
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +44,9 @@ class NotMigrated(RuntimeError):
 CAP_LOCKS = 0x63617073
 # SQLite connections kept open: the worker's readers and writer, the web side's, with room.
 SQLITE_POOL = 12
+# The versions OneHopDBAPI (below) was written and tested against: it subclasses their private
+# parts. With others installed, SQLAlchemy's own adapter is used (slower, never wrong).
+ONE_HOP_VERSIONS = {"sqlalchemy": "2.1.", "aiosqlite": "0.22."}
 # SQLite's own memory (page caches above all) for the whole process, in bytes (_sqlite_pragmas).
 SQLITE_HEAP_LIMIT = 16 * 1024 * 1024
 
@@ -60,7 +65,7 @@ def make_engine(settings: Settings) -> AsyncEngine:
         # more on return, and the worker reads through 8 at once (fedsph/worker_sessions.py):
         # each closed one is a new connection, its own aiosqlite thread and pragmas, per session.
         engine = create_async_engine(url, connect_args={"timeout": 30}, pool_size=SQLITE_POOL,
-                                     module=OneHopDBAPI(aiosqlite, sqlite3))
+                                     **_sqlite_adapter())
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -92,6 +97,19 @@ def database_name(bind) -> str:
 # and the last row id come back together. The rest (transactions, errors, the pool) is
 # SQLAlchemy's adapter unchanged; aiosqlite and SQLAlchemy are pinned (requirements.lock),
 # and every test on SQLite runs through this.
+
+
+@functools.cache
+def _sqlite_adapter() -> dict:
+    """create_async_engine's `module` argument: OneHopDBAPI where the versions it was made for
+    are installed, else nothing (SQLAlchemy's own adapter), said once in the log."""
+    installed = {name: metadata.version(name) for name in ONE_HOP_VERSIONS}
+    if all(installed[name].startswith(prefix) for name, prefix in ONE_HOP_VERSIONS.items()):
+        return {"module": OneHopDBAPI(aiosqlite, sqlite3)}
+    logging.getLogger("fedsph.db").warning(
+        "SQLite through SQLAlchemy's own aiosqlite adapter (slower): fedsph's faster one is made "
+        "for %s, these are %s", ONE_HOP_VERSIONS, installed)
+    return {}
 
 
 def _run_statement(connection: sqlite3.Connection, operation: str, parameters, many: bool):
@@ -169,7 +187,10 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
         # The pool rolls back every connection given back to it, also after a commit or after
         # the session's own rollback: with no transaction open SQLite's driver would do nothing
         # (sqlite3_get_autocommit, what `in_transaction` reads), so neither does the call to
-        # the thread (five of the eight rollbacks per Join of bench/joins.py).
+        # the thread (five of the eight rollbacks per Join of bench/joins.py). Read without
+        # waiting for the thread: nothing is queued there when the pool takes a connection back,
+        # as a statement or commit cancelled midway makes SQLAlchemy invalidate the connection
+        # (a disconnect) instead of returning it.
         driver = self._connection._connection  # None once closed: the base class says so
         if driver is not None and not driver.in_transaction:
             return
@@ -348,11 +369,11 @@ async def one_at_a_time(db: AsyncSession, key: str) -> None:
     transactions could both count below the cap and both insert. There a transaction-level
     advisory lock orders them; on SQLite the database's one write lock already does.
 
-    Taken in a savepoint (the worker runs each handler in one), the lock passes to the outer
-    transaction when the savepoint is released and is held until that commits, so the rows it
-    guards are visible before the next transaction counts. When the savepoint rolls back,
-    PostgreSQL releases the lock with it (measured: pg_locks), together with the rows it
-    guarded, so nothing counted is left unguarded.
+    The lock is held until the transaction (the worker's handler transaction) commits, so the
+    rows it guards are visible before the next transaction counts; a rollback releases it
+    together with the rows it guarded. Taken in a savepoint, it passes to the outer
+    transaction when the savepoint is released; when the savepoint rolls back, PostgreSQL
+    releases it with it (measured: pg_locks), so nothing counted is left unguarded.
     """
     if db.get_bind().dialect.name == "postgresql":
         # The two-int4 form: its key space is separate from the single-bigint one, so a key a

@@ -272,7 +272,9 @@ class Worker:
         """The handler and the item's end in one transaction. An item the handler ignores
         (Ignored, or what it names is gone) ends in a transaction of its own: the handler's
         writes went with the first one, rolled back. (A savepoint round the handler did this
-        at two statements per item, and nearly every item is not ignored.)"""
+        at two statements per item, and nearly every item is not ignored.) The sender's row,
+        when fetched anew, is stored again there: it passed its checks, and dropping it would
+        cost a fetch of the same document for each of its next ignored activities."""
         try:
             async with self.writers() as db, db.begin():
                 status, error = (("ignored", refused) if refused
@@ -286,6 +288,8 @@ class Worker:
                 raise
             error = f"gone elsewhere: {exc}"
         async with self.writers() as db, db.begin():
+            if isinstance(sender, dict):
+                await store_fetched_actor(db, sender)
             await self._finish(db, item_id, "ignored", error)
 
     async def _finish(self, db: AsyncSession, item_id: int, status: str, error: str | None) -> None:
@@ -296,14 +300,14 @@ class Worker:
     async def _dispatch(self, db: AsyncSession, item: InboxItem, activity: dict,
                         sender: int | dict | None) -> tuple[str, str | None]:
         """The item's handler in `db`; it raises Ignored (or FetchError) to have its writes
-        undone, the sender's row (when new or refreshed: `sender` is its values) with them."""
-        handler = HANDLERS.get(item.type)
-        if handler is None:
-            return "ignored", f"no handler for {item.type}"
+        undone (the sender's row, when new or refreshed, is stored again by `_handle`)."""
         if sender is None:
             return "ignored", "the sender's actor is gone from its server"
         actor = (await store_fetched_actor(db, sender) if isinstance(sender, dict)
                  else await db.get(Actor, sender))
+        handler = HANDLERS.get(item.type)
+        if handler is None:  # (the sender's row is kept: this transaction commits)
+            return "ignored", f"no handler for {item.type}"
         ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings,
                              body=item.body, signed_by_actor=item.signed_by_actor)
         return await handler(ctx, activity, actor), None

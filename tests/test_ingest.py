@@ -153,17 +153,46 @@ async def test_a_batch_larger_than_one_sqlite_insert_is_stored_whole(db_node):
     # SQLite writes a batch in INSERTs of SQLITE_ROWS_PER_INSERT rows (bound parameters have a
     # limit); the statement's numbered parameters must give every row its own values.
     uris = [f"https://peer.example/a/{n}" for n in range(ingest_module.SQLITE_ROWS_PER_INSERT + 40)]
+
+    def own_values(n: int, uri: str) -> Received:  # every column differs from row to row
+        return Received(activity_uri=uri, type=f"Type{n}", actor_uri=f"https://peer.example/u/{n}",
+                        body=b'{"n": %d}' % n, signed_by_actor=n % 2 == 0, host="peer.example")
+
     ingest = Ingest(db_node.writers, wait_ms=60_000, max_batch=len(uris) + 3)  # one full batch
     ingest.start()
     try:
-        outcomes = await asyncio.gather(*(ingest.store(received(uri)) for uri in uris + uris[:3]))
+        outcomes = await asyncio.gather(*(ingest.store(own_values(n, uri))
+                                          for n, uri in enumerate(uris + uris[:3])))
     finally:
         await ingest.stop()
     assert ingest.batches == 1
     assert outcomes == ["stored"] * len(uris) + ["duplicate"] * 3
     items = await inbox_items(db_node)
     assert sorted(item.activity_uri for item in items) == sorted(uris)
-    assert {(item.status, item.attempts, item.type, item.body, item.signed_by_actor)
-            for item in items} == {("pending", 0, "Create", b'{"type": "Create"}', True)}
+    assert {item.activity_uri: (item.type, item.actor_uri, item.body, item.signed_by_actor)
+            for item in items} == {
+        uri: (f"Type{n}", f"https://peer.example/u/{n}", b'{"n": %d}' % n, n % 2 == 0)
+        for n, uri in enumerate(uris)}
+    assert {(item.status, item.attempts) for item in items} == {("pending", 0)}
     assert all(item.next_attempt_at == item.created_at and item.next_attempt_at <= utcnow()
                for item in items)
+
+
+async def test_one_bad_row_in_a_later_insert_costs_only_itself(db_node):
+    # A row the driver cannot bind (a lone surrogate), in the second of SQLite's INSERTs: the
+    # batch's transaction is rolled back whole, then each item is stored on its own.
+    uris = [f"https://peer.example/a/{n}" for n in range(ingest_module.SQLITE_ROWS_PER_INSERT + 44)]
+    bad = "https://peer.example/a/\ud800"
+    uris[-20] = bad
+    ingest = Ingest(db_node.writers, wait_ms=60_000, max_batch=len(uris))
+    ingest.start()
+    try:
+        outcomes = await asyncio.gather(*(ingest.store(received(uri)) for uri in uris),
+                                        return_exceptions=True)
+    finally:
+        await ingest.stop()
+    assert [type(o) for o in outcomes if not isinstance(o, str)] == [IngestFailed]
+    assert isinstance(outcomes[-20], IngestFailed)
+    assert outcomes.count("stored") == len(uris) - 1
+    stored = [item.activity_uri for item in await inbox_items(db_node)]
+    assert sorted(stored) == sorted(uri for uri in uris if uri != bad)  # each once, the bad none

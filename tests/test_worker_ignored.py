@@ -1,6 +1,7 @@
-"""An item its handler ignores keeps nothing of what the handler wrote, nor the sender's row
-fetched for it (stored in the handler's transaction: fedsph/worker.py), on SQLite and
-PostgreSQL; a handled one keeps both, in one transaction."""
+"""An item its handler ignores keeps nothing of what the handler wrote, but the sender's row
+fetched for it is kept (stored in the handler's transaction, and again in the one that marks
+the item ignored: fedsph/worker.py), on SQLite and PostgreSQL; a handled one keeps both, in one
+transaction. An item of a type with no handler keeps its sender's row too."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ async def _run(db_node, monkeypatch, outcome: str):
     try:
         project = await db_node.create_actor("coop")
         ana = peer.add_actor("ana")
-        monkeypatch.setitem(HANDLERS, "Follow", _written_then(outcome))
+        if outcome == "unhandled":
+            monkeypatch.delitem(HANDLERS, "Follow")
+        else:
+            monkeypatch.setitem(HANDLERS, "Follow", _written_then(outcome))
         activity = {"@context": AS, "id": peer.new_id(), "type": "Follow", "actor": ana.uri,
                     "object": project.uri}
         async with db_node.writers() as db, db.begin():  # as the inbox stores it
@@ -52,12 +56,19 @@ async def _run(db_node, monkeypatch, outcome: str):
         await peer.stop()
 
 
-async def test_an_ignored_item_keeps_none_of_its_writes_nor_its_new_sender(db_node, monkeypatch):
+async def test_an_ignored_item_keeps_none_of_its_writes_but_its_new_sender(db_node, monkeypatch):
     item, blocks, sender = await _run(db_node, monkeypatch, "ignored")
     assert (item.status, item.last_error, item.locked_until) == ("ignored", "not for us after all",
                                                                  None)
     assert blocks == 0
-    assert sender is None
+    assert sender is not None  # else each next ignored activity would fetch it again
+
+
+async def test_an_item_with_no_handler_keeps_its_new_sender(db_node, monkeypatch):
+    item, blocks, sender = await _run(db_node, monkeypatch, "unhandled")
+    assert (item.status, item.last_error) == ("ignored", "no handler for Follow")
+    assert blocks == 0
+    assert sender is not None
 
 
 async def test_a_handled_item_keeps_its_writes_and_its_new_sender(db_node, monkeypatch):

@@ -10,10 +10,15 @@ INSTANCE_ACTOR = "/actor"
 SHARED_INBOX = "/inbox"
 ACTOR = "/actors/{username}"
 ACTOR_INBOX = "/actors/{username}/inbox"
+INSTANCE_INBOX = INSTANCE_ACTOR + "/inbox"
 ACTOR_OUTBOX = "/actors/{username}/outbox"
 ACTOR_FOLLOWERS = "/actors/{username}/followers"
 ACTOR_FOLLOWING = "/actors/{username}/following"
 OBJECT = "/objects/{object_id}"
+
+# The routes only servers post to, each request signed: kept in one place for the router, the
+# CSRF exemption (web/auth_middleware.py) and the short middleware path (web/middleware.py).
+INBOX_ROUTES = frozenset({SHARED_INBOX, INSTANCE_INBOX, ACTOR_INBOX})
 ACTIVITY = "/activities/{activity_id}"
 
 # Usernames that stand for paths or for the node itself and so cannot be projects or users.

@@ -2,8 +2,9 @@
 
 The inbox hands each verified activity to `Ingest.store()` and waits. One task collects what
 concurrent requests hand it for up to FEDSPH_INGEST_WAIT_MS (or FEDSPH_INGEST_BATCH items),
-writes them in ONE transaction (one INSERT … ON CONFLICT (activity_uri) DO NOTHING … RETURNING,
-plus reviving the senders' hosts), and only after the commit answers every waiting request:
+writes them in ONE transaction (an INSERT … ON CONFLICT (activity_uri) DO NOTHING … RETURNING,
+on SQLite one per SQLITE_ROWS_PER_INSERT rows, plus reviving the senders' hosts), and only
+after the commit answers every waiting request:
 "stored" or "duplicate" for each, or IngestFailed for all of them when the commit failed. So a
 202 is only ever sent for a row that is in the database, and nothing is half-stored.
 

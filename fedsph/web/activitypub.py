@@ -17,6 +17,7 @@ from fedsph.core.urls import (
     ACTOR_INBOX,
     ACTOR_OUTBOX,
     INSTANCE_ACTOR,
+    INSTANCE_INBOX,
     OBJECT,
     SHARED_INBOX,
 )
@@ -36,6 +37,7 @@ from fedsph.projects.actor_document import build_actor_document
 from fedsph.projects.notes import NOTE_CONTEXT
 from fedsph.projects.outbox import featured_url
 from fedsph.web import pages
+from fedsph.web.client_address import client_address
 from fedsph.web.keys import (
     DOCUMENTS,
     INGEST,
@@ -110,17 +112,18 @@ async def inbox_view(request: web.Request) -> web.Response:
         outcome = await _receive(request)
     except IngestFailed as exc:
         # Not stored (the batch's commit failed, or we are shutting down): the sender retries.
-        inbox_log.error("inbox could not store a request from %s (key %s): %s", request.remote,
-                        printable(claimed_key_id(request.headers)), exc)
+        inbox_log.error("inbox could not store a request from %s (key %s): %s",
+                        client_address(request), printable(claimed_key_id(request.headers)), exc)
         raise ServiceUnavailable(str(exc)) from None
     except HTTPProblem as exc:
         # The one log line of a refused request: reason, peer, key id; never the body.
-        inbox_log.warning("inbox refused %s from %s (key %s): %s", exc.status, request.remote,
-                          printable(claimed_key_id(request.headers)), printable(exc.message))
+        inbox_log.warning("inbox refused %s from %s (key %s): %s", exc.status,
+                          client_address(request), printable(claimed_key_id(request.headers)),
+                          printable(exc.message))
         raise
     if outcome == "dropped":
         inbox_log.info("inbox dropped a request from %s (key %s): blocked or unknown actor",
-                       request.remote, printable(claimed_key_id(request.headers)))
+                       client_address(request), printable(claimed_key_id(request.headers)))
     if outcome == "stored" and request.app.get(WORKER) is not None:
         request.app[WORKER].wakeup.set()
     return web.Response(status=202, text="")
@@ -236,7 +239,7 @@ async def activity_view(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get(INSTANCE_ACTOR, instance_actor_view)
-    app.router.add_post(INSTANCE_ACTOR + "/inbox", inbox_view)
+    app.router.add_post(INSTANCE_INBOX, inbox_view)
     app.router.add_post(SHARED_INBOX, inbox_view)
     app.router.add_get(ACTOR, actor_view)
     app.router.add_post(ACTOR_INBOX, inbox_view)

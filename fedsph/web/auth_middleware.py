@@ -22,7 +22,7 @@ from fedsph.accounts import (
     may_act_as,
     new_token,
 )
-from fedsph.core.urls import ACTOR_INBOX, INSTANCE_ACTOR, SHARED_INBOX
+from fedsph.core.urls import INBOX_ROUTES
 from fedsph.errors import Forbidden, NotFound
 from fedsph.federation.actors import get_local_actor
 from fedsph.i18n import N_
@@ -38,8 +38,7 @@ CSRF_TOKEN_MAX = 128
 
 
 # Routes (as registered, e.g. "/actors/{username}/inbox") that browsers never post forms to.
-CSRF_EXEMPT_ROUTES = frozenset({SHARED_INBOX, INSTANCE_ACTOR + "/inbox", ACTOR_INBOX,
-                                "/oauth/token", "/oauth/revoke"})
+CSRF_EXEMPT_ROUTES = INBOX_ROUTES | {"/oauth/token", "/oauth/revoke"}
 
 
 def csrf_exempt(request: web.Request) -> bool:

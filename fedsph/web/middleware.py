@@ -12,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from fedsph.core.urls import ACTOR_INBOX, INSTANCE_ACTOR, SHARED_INBOX
+from fedsph.core.urls import INBOX_ROUTES
 from fedsph.errors import HTTPProblem, UserError
 from fedsph.i18n import language_middleware
 from fedsph.web.render import error_message, html_response, json_response, wants_html
@@ -49,9 +49,6 @@ async def errors(request: web.Request, handler):
         return problem_response(request, 500, "internal error")
 
 
-# Routes (as registered) that only other servers post to, every request signed.
-SERVER_POST_ROUTES = frozenset({SHARED_INBOX, INSTANCE_ACTOR + "/inbox", ACTOR_INBOX})
-
 
 @web.middleware
 async def servers_apart(request: web.Request, handler):
@@ -68,6 +65,6 @@ async def servers_apart(request: web.Request, handler):
     """
     if request.method == "POST":
         resource = request.match_info.route.resource
-        if resource is not None and resource.canonical in SERVER_POST_ROUTES:
+        if resource is not None and resource.canonical in INBOX_ROUTES:
             return await errors(request, request.match_info.handler)
     return await language_middleware(request, handler)
