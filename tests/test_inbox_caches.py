@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, select, update
 
 from fedsph.federation import blocks
-from fedsph.federation.actors import get_cached_key_owner
+from fedsph.federation.actors import get_cached_key_owner, parse_actor_document, store_remote_actor
 from fedsph.federation.keycache import CachedKey, KeyCache, keys_for
 from fedsph.models import Actor, Block, utcnow
 from tests.support.db import inbox_items, store_remote
@@ -86,6 +86,20 @@ async def test_key_is_read_once_then_served_from_memory_and_dropped_when_stored(
     # Stored in this process (a refetch): dropped at once.
     await store_remote(node, alice.document)
     assert keys.get(alice.key_id) is None
+
+
+async def test_a_key_cached_while_its_row_is_replaced_is_dropped_at_the_commit(node, peer):
+    # The worker refreshes an actor inside its handler's transaction; an inbox request in the
+    # meantime reads the row still committed (the old key) and caches it.
+    alice = peer.add_actor("alice")
+    await store_remote(node, alice.document)
+    keys = keys_for(node.writers.kw["bind"])
+    old = CachedKey(alice.key_id, alice.uri, "old.example", "the old PEM", FETCHED)
+    async with node.writers() as db, db.begin():
+        await store_remote_actor(db, parse_actor_document(alice.document))
+        keys.put(old)  # the request in between
+        assert keys.get(alice.key_id) == old
+    assert keys.get(alice.key_id) is None  # dropped when the new row was committed
 
 
 async def test_a_key_rotated_by_another_process_is_used_at_once(node, peer):

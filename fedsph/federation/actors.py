@@ -17,7 +17,7 @@ from fedsph.core.urls import RESERVED_USERNAMES, URLs
 from fedsph.errors import N_, FetchError, UserError
 from fedsph.federation.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
 from fedsph.federation.crypto import generate_rsa_keypair
-from fedsph.federation.keycache import CachedKey, keys_for
+from fedsph.federation.keycache import CachedKey, forget_when_committed, keys_for
 from fedsph.federation.proofs import generate_proof_key
 from fedsph.federation.remote import Remote, Signer
 from fedsph.models import Actor, utcnow
@@ -238,7 +238,7 @@ async def store_remote_actor(db: AsyncSession, values: dict) -> Actor:
         setattr(actor, column, value)
     actor.fetched_at = utcnow()
     await db.flush()
-    keys_for(db.bind).forget_actor(actor.uri)  # its key may have changed: the next request reads the row
+    forget_when_committed(db, actor.uri)  # its key may have changed: the next request reads the row
     return actor
 
 

@@ -7,7 +7,8 @@ the truth; this is a copy of what was read from it or written to it:
 One cache per database (`keys_for`), so two nodes in one process never share keys.
 
 - In this process, storing an actor (fedsph/federation/actors.py `store_remote_actor`) drops its
-  entries at once, and the inbox puts the key it fetched and stored after the commit.
+  entries at once and again when that transaction commits (`forget_when_committed`: a request
+  in between may have cached the row not yet replaced), and the inbox puts the key it fetched and stored after the commit.
 - A signature that fails against a cached key is checked against the database's copy before
   anything is fetched, so a key another process refetched is used at once.
 - An actor deleted by another process (its Delete handled by `fedsph worker`) is still believed
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cachetools import TTLCache
+from sqlalchemy import event
 
 from fedsph.db import database_name
 
@@ -89,3 +91,13 @@ def keys_for(bind) -> KeyCache:
     if cache is None:
         cache = _CACHES[name] = KeyCache()
     return cache
+
+
+def forget_when_committed(db, uri: str) -> None:
+    """Drop the keys of the actor at `uri`, whose row `db` (an AsyncSession) is changing: now,
+    and again once that transaction commits. A worker's handler transaction stays open while
+    it runs, and an inbox request meanwhile reads the old row and may cache its key."""
+    keys = keys_for(db.bind)
+    keys.forget_actor(uri)
+    event.listen(db.sync_session, "after_commit", lambda _session: keys.forget_actor(uri),
+                 once=True)
