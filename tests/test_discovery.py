@@ -35,7 +35,11 @@ async def test_webfinger_round_trip(node):
     ("", 400),
     ("coop", 400),
     ("acct:coop", 400),
-    ("mailto:coop@example.org", 400),
+    ("mailto:coop@example.org", 404),  # RFC 7033 §4.5: well formed, of another scheme
+    ("foo://bar/baz", 404),
+    ("xmpp:coop@{domain}", 404),
+    ("1abc:coop", 400),  # a scheme begins with a letter
+    ("coop@{domain}", 400),
     ("acct:nobody@{domain}", 404),
     ("acct:coop@elsewhere.example", 404),
     ("https://elsewhere.example/actors/coop", 404),

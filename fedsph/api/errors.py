@@ -89,7 +89,8 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         message = {404: "Record not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
-        return api_json({"error": message}, exc.status)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # RFC 9110
+        return api_json({"error": message}, exc.status, allow)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return api_json({"error": "Internal server error"}, 500)

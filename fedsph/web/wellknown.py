@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from urllib.parse import unquote, urlsplit
 from xml.sax.saxutils import escape
@@ -24,11 +25,15 @@ NODEINFO_SCHEMAS = {
     "2.0": "http://nodeinfo.diaspora.software/ns/schema/2.0",
     "2.1": "http://nodeinfo.diaspora.software/ns/schema/2.1",
 }
+# A URI of any scheme (RFC 3986 §3.1: a letter, then letters, digits, "+", "-" or "."), with no
+# space or control character after its colon.
+ANY_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s\x00-\x1f\x7f]*\Z")
 
 
 def parse_resource(resource: str, domain: str, is_local: Callable[[str], bool]) -> tuple[str, str]:
     """What a WebFinger `resource` asks for: ("acct", lower-cased name) on this server, or
-    ("url", URL) of this server. BadRequest when malformed, NotFound for another server's.
+    ("url", URL) of this server. BadRequest when malformed, NotFound for another server's or
+    for a well-formed URI of another scheme (RFC 7033 §4.5: nothing known about it is a 404).
     Pure, so the parser a stranger reaches is property-tested (tests/hostile)."""
     if resource.startswith("acct:"):
         user, sep, host = unquote(resource[5:]).lstrip("@").rpartition("@")
@@ -43,6 +48,8 @@ def parse_resource(resource: str, domain: str, is_local: Callable[[str], bool]) 
         if http_url(resource) is None or not is_local(resource):
             raise NotFound("that URL is not on this server")
         return "url", resource
+    if ANY_URI_RE.match(resource):  # mailto:, xmpp:, foo://…: well formed, nothing of ours
+        raise NotFound("this server answers only for acct: URIs and its own http(s) URLs")
     raise BadRequest("resource must be an acct: URI or an http(s) URL")
 
 
