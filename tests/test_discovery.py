@@ -39,6 +39,8 @@ async def test_webfinger_round_trip(node):
     ("foo://bar/baz", 404),
     ("xmpp:coop@{domain}", 404),
     ("1abc:coop", 400),  # a scheme begins with a letter
+    ("ACCT:coop", 400),  # acct:, whatever its case
+    ("ACCT:nobody@{domain}", 404),
     ("coop@{domain}", 400),
     ("acct:nobody@{domain}", 404),
     ("acct:coop@elsewhere.example", 404),

@@ -102,6 +102,36 @@ async def test_a_key_cached_while_its_row_is_replaced_is_dropped_at_the_commit(n
     assert keys.get(alice.key_id) is None  # dropped when the new row was committed
 
 
+async def test_a_read_begun_before_a_change_puts_nothing(node, peer):
+    # The inbox read the old row, then the actor was replaced and committed, then the read's
+    # answer comes back: it must not be cached.
+    alice = peer.add_actor("alice")
+    await store_remote(node, alice.document)
+    keys = keys_for(node.writers.kw["bind"])
+    epoch = keys.epoch  # taken before the read, as get_cached_key_owner does
+    await store_remote(node, alice.document)
+    keys.put(CachedKey(alice.key_id, alice.uri, "peer.example", "the old PEM", FETCHED), epoch)
+    assert keys.get(alice.key_id) is None
+
+
+async def test_a_savepoint_does_not_end_the_wait_and_one_listener_serves_a_session(node, peer):
+    alice, bob = peer.add_actor("alice"), peer.add_actor("bob")
+    keys = keys_for(node.writers.kw["bind"])
+    old = CachedKey(alice.key_id, alice.uri, "peer.example", "the old PEM", FETCHED)
+    async with node.writers() as db:
+        for _ in range(3):  # several transactions of one session, each storing actors
+            async with db.begin():
+                async with db.begin_nested():
+                    await store_remote_actor(db, parse_actor_document(alice.document))
+                await store_remote_actor(db, parse_actor_document(bob.document))
+                keys.put(old)  # after the savepoint's release, before the commit
+                assert keys.get(alice.key_id) == old
+            assert keys.get(alice.key_id) is None
+        listeners = [fn for fn in db.sync_session.dispatch.after_transaction_end
+                     if fn.__name__ == "_forget_pending"]
+    assert len(listeners) == 1
+
+
 async def test_a_key_rotated_by_another_process_is_used_at_once(node, peer):
     project, alice, inbox = await project_and_sender(node, peer)
     assert (await peer.post(alice, inbox, follow(peer, alice, project.uri)))[0] == 202

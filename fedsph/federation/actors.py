@@ -309,12 +309,13 @@ async def get_cached_key_owner(db: AsyncSession, key_id: str, fresh: bool = Fals
     keys = keys_for(db.bind)
     entry = None if fresh else keys.get(key_id)
     if entry is None:
+        epoch = keys.epoch  # the row read may be replaced before this put (keycache.py)
         row = (await db.execute(select(Actor.uri, Actor.domain, Actor.public_key_pem,
                                        Actor.fetched_at).where(Actor.key_id == key_id))).first()
         if row is None:
             return None
         entry = CachedKey(key_id, row.uri, row.domain, row.public_key_pem, row.fetched_at)
-        keys.put(entry)
+        keys.put(entry, epoch)
     return entry
 
 

@@ -7,8 +7,9 @@ the truth; this is a copy of what was read from it or written to it:
 One cache per database (`keys_for`), so two nodes in one process never share keys.
 
 - In this process, storing an actor (fedsph/federation/actors.py `store_remote_actor`) drops its
-  entries at once and again when that transaction commits (`forget_when_committed`: a request
-  in between may have cached the row not yet replaced), and the inbox puts the key it fetched and stored after the commit.
+  entries when that transaction ends (`forget_when_committed`), and a read from the database
+  that began before a change (an `epoch` ago) puts nothing: it may hold the row being
+  replaced. The inbox puts the key it fetched and stored after the commit.
 - A signature that fails against a cached key is checked against the database's copy before
   anything is fetched, so a key another process refetched is used at once.
 - An actor deleted by another process (its Delete handled by `fedsph worker`) is still believed
@@ -51,6 +52,9 @@ class KeyCache:
         self._keys: TTLCache[str, CachedKey] = TTLCache(size, max(ttl, 1e-9), timer=timer)
         # Actors whose Delete of themselves was accepted: never cached while it may be pending.
         self._deleting: TTLCache[str, bool] = TTLCache(size, max(ttl, 1e-9), timer=timer)
+        # Moved by every change of an actor in this process: a database read that started
+        # before one (put(entry, epoch) with the epoch it read first) may be of the old row.
+        self.epoch = getattr(self, "epoch", 0) + 1
 
     def configure(self, ttl: float) -> None:
         """A new, empty cache with this time-to-live (0: nothing is kept)."""
@@ -59,12 +63,14 @@ class KeyCache:
     def get(self, key_id: str) -> CachedKey | None:
         return self._keys.get(key_id)
 
-    def put(self, entry: CachedKey) -> None:
-        if self.ttl > 0 and entry.uri not in self._deleting:
+    def put(self, entry: CachedKey, epoch: int | None = None) -> None:
+        """Keep `entry`; read from the database, with the `epoch` taken before that read."""
+        if self.ttl > 0 and entry.uri not in self._deleting and epoch in (None, self.epoch):
             self._keys[entry.key_id] = entry
 
     def forget_actor(self, uri: str) -> None:
         """Drop every key of the actor at `uri` (its row changed or went in this process)."""
+        self.epoch += 1
         for key_id in [k for k, entry in self._keys.items() if entry.uri == uri]:
             self._keys.pop(key_id, None)
 
@@ -93,11 +99,32 @@ def keys_for(bind) -> KeyCache:
     return cache
 
 
+
+PENDING = "fedsph_keys_to_forget"  # session.info: {(KeyCache, actor URI)} to forget at its end
+
+
 def forget_when_committed(db, uri: str) -> None:
-    """Drop the keys of the actor at `uri`, whose row `db` (an AsyncSession) is changing: now,
-    and again once that transaction commits. A worker's handler transaction stays open while
-    it runs, and an inbox request meanwhile reads the old row and may cache its key."""
+    """The keys of the actor at `uri`, whose row `db` (an AsyncSession) is changing, are
+    dropped when the transaction ends (committed or not: a rollback only costs a read), and no
+    read under way puts the old row's key meanwhile (the epoch moves now). A worker's handler
+    transaction stays open while it runs; an inbox request may read the old row meanwhile.
+
+    One listener per session, whatever the number of actors and transactions; it acts at the
+    end of the outermost transaction only, never at a savepoint's."""
     keys = keys_for(db.bind)
-    keys.forget_actor(uri)
-    event.listen(db.sync_session, "after_commit", lambda _session: keys.forget_actor(uri),
-                 once=True)
+    keys.epoch += 1
+    session = db.sync_session
+    pending = session.info.get(PENDING)
+    if pending is None:
+        pending = session.info[PENDING] = set()
+        event.listen(session, "after_transaction_end", _forget_pending)
+    pending.add((keys, uri))
+
+
+def _forget_pending(session, transaction) -> None:
+    if transaction.parent is not None:
+        return
+    pending = session.info.get(PENDING, ())
+    for keys, uri in list(pending):
+        keys.forget_actor(uri)
+    pending.clear()

@@ -35,7 +35,7 @@ def parse_resource(resource: str, domain: str, is_local: Callable[[str], bool]) 
     ("url", URL) of this server. BadRequest when malformed, NotFound for another server's or
     for a well-formed URI of another scheme (RFC 7033 §4.5: nothing known about it is a 404).
     Pure, so the parser a stranger reaches is property-tested (tests/hostile)."""
-    if resource.startswith("acct:"):
+    if resource[:5].lower() == "acct:":  # a scheme is case-insensitive (RFC 3986 3.1)
         user, sep, host = unquote(resource[5:]).lstrip("@").rpartition("@")
         if not sep or not user or not host:
             raise BadRequest("resource must look like acct:name@host")
@@ -44,7 +44,7 @@ def parse_resource(resource: str, domain: str, is_local: Callable[[str], bool]) 
         if not USERNAME_RE.match(user.lower()) and user.lower() != domain.lower():
             raise NotFound("no such account here")  # no name of ours looks like that
         return "acct", user.lower()
-    if resource.startswith(("http://", "https://")):
+    if resource[:8].lower().startswith(("http://", "https://")):
         if http_url(resource) is None or not is_local(resource):
             raise NotFound("that URL is not on this server")
         return "url", resource
