@@ -8,7 +8,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import delete, func, select, update
 
 from fedsph.federation import blocks
-from fedsph.federation.actors import get_cached_key_owner, parse_actor_document, store_remote_actor
+from fedsph.federation.actors import (
+    get_cached_key_owner,
+    parse_actor_document,
+    remember_key,
+    store_remote_actor,
+)
 from fedsph.federation.keycache import CachedKey, KeyCache, keys_for
 from fedsph.models import Actor, Block, utcnow
 from tests.support.db import inbox_items, store_remote
@@ -112,6 +117,23 @@ async def test_a_read_begun_before_a_change_puts_nothing(node, peer):
     await store_remote(node, alice.document)
     keys.put(CachedKey(alice.key_id, alice.uri, "peer.example", "the old PEM", FETCHED), epoch)
     assert keys.get(alice.key_id) is None
+
+
+async def test_a_key_remembered_after_a_newer_change_is_not_kept(node, peer):
+    # The inbox stored what it fetched and committed; before it remembers the key, the worker
+    # stores a newer document of the same actor: the inbox's (older) key is not cached.
+    alice = peer.add_actor("alice")
+    await store_remote(node, alice.document)
+    bind = node.writers.kw["bind"]
+    keys = keys_for(bind)
+    epoch = keys.epoch  # as the inbox reads it after its commit
+    await store_remote(node, alice.document)  # the worker's newer store
+    remember_key(bind, {"key_id": alice.key_id, "uri": alice.uri, "domain": "peer.example",
+                        "public_key_pem": "the older PEM"}, FETCHED, epoch)
+    assert keys.get(alice.key_id) is None
+    remember_key(bind, {"key_id": alice.key_id, "uri": alice.uri, "domain": "peer.example",
+                        "public_key_pem": alice.public_pem}, FETCHED, keys.epoch)
+    assert keys.get(alice.key_id).public_key_pem == alice.public_pem
 
 
 async def test_a_savepoint_does_not_end_the_wait_and_one_listener_serves_a_session(node, peer):

@@ -319,10 +319,11 @@ async def get_cached_key_owner(db: AsyncSession, key_id: str, fresh: bool = Fals
     return entry
 
 
-def remember_key(bind, values: dict, fetched_at) -> None:
-    """Put a key just stored (and committed) into the cache: the next request needs no read."""
+def remember_key(bind, values: dict, fetched_at, epoch: int) -> None:
+    """Put a key just stored (and committed) into the cache: the next request needs no read;
+    `epoch`, read after the commit, keeps it out if the actor changed again since."""
     keys_for(bind).put(CachedKey(values["key_id"], values["uri"], values["domain"],
-                       values["public_key_pem"], fetched_at))
+                       values["public_key_pem"], fetched_at), epoch)
 
 
 async def fetch_actor(remote: Remote, uri: str, refetch: bool = True) -> dict:

@@ -199,9 +199,11 @@ async def _fetch_and_verify(writers: async_sessionmaker[AsyncSession], remote: R
     try:
         # Kept even when the signature fails: the actor's own server gave us this document, and
         # the next forged request naming the key is then refused without another fetch.
-        async with writers() as db, db.begin():
-            actor = await store_remote_actor(db, values)
-        remember_key(db.bind, values, actor.fetched_at)  # after the commit, never before
+        async with writers() as db:
+            async with db.begin():
+                actor = await store_remote_actor(db, values)
+            epoch = keys_for(db.bind).epoch  # after the commit and its own forget
+        remember_key(db.bind, values, actor.fetched_at, epoch)  # after the commit, never before
     except InvalidActor as exc:
         raise Forbidden(str(exc)) from None
     if failure is not None:

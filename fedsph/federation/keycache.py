@@ -71,8 +71,10 @@ class KeyCache:
     def forget_actor(self, uri: str) -> None:
         """Drop every key of the actor at `uri` (its row changed or went in this process)."""
         self.epoch += 1
-        for key_id in [k for k, entry in self._keys.items() if entry.uri == uri]:
-            self._keys.pop(key_id, None)
+        for key_id in list(self._keys):  # (an entry may expire meanwhile: .get, never [])
+            entry = self._keys.get(key_id)
+            if entry is not None and entry.uri == uri:
+                self._keys.pop(key_id, None)
 
     def deleting(self, uri: str) -> None:
         """The actor asked to be deleted: forget its keys and keep none for `ttl` seconds."""
@@ -105,14 +107,16 @@ PENDING = "fedsph_keys_to_forget"  # session.info: {(KeyCache, actor URI)} to fo
 
 def forget_when_committed(db, uri: str) -> None:
     """The keys of the actor at `uri`, whose row `db` (an AsyncSession) is changing, are
-    dropped when the transaction ends (committed or not: a rollback only costs a read), and no
-    read under way puts the old row's key meanwhile (the epoch moves now). A worker's handler
+    dropped now and again when the transaction ends (committed or not: a rollback only costs a
+    read), and no read under way puts the old row's key meanwhile (the epoch moves with each).
+    Now too, as the end's drop could be missed: SQLAlchemy signals the end after giving the
+    connection back, which can fail or be cancelled after the commit. A worker's handler
     transaction stays open while it runs; an inbox request may read the old row meanwhile.
 
     One listener per session, whatever the number of actors and transactions; it acts at the
     end of the outermost transaction only, never at a savepoint's."""
     keys = keys_for(db.bind)
-    keys.epoch += 1
+    keys.forget_actor(uri)
     session = db.sync_session
     pending = session.info.get(PENDING)
     if pending is None:
@@ -124,7 +128,9 @@ def forget_when_committed(db, uri: str) -> None:
 def _forget_pending(session, transaction) -> None:
     if transaction.parent is not None:
         return
-    pending = session.info.get(PENDING, ())
-    for keys, uri in list(pending):
-        keys.forget_actor(uri)
-    pending.clear()
+    pending = session.info.get(PENDING, set())
+    try:
+        for keys, uri in list(pending):
+            keys.forget_actor(uri)
+    finally:
+        pending.clear()

@@ -13,7 +13,7 @@ from fedsph.federation.actors import (
     values_from_update,
 )
 from fedsph.federation.incoming import HandlerContext, Ignored
-from fedsph.federation.keycache import keys_for
+from fedsph.federation.keycache import forget_when_committed
 from fedsph.federation.remote_objects import (
     POST_TYPES,
     OlderThanHeld,
@@ -170,7 +170,7 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         # The account is gone: its follows, posts and reactions go with it (ON DELETE CASCADE),
         # and the inbox of this process stops believing its key at once.
         await ctx.db.execute(delete(Actor).where(Actor.id == actor.id))
-        keys_for(ctx.db.bind).forget_actor(actor.uri)
+        forget_when_committed(ctx.db, actor.uri)
         return "done"
     obj = await ctx.db.scalar(select(Object).where(Object.uri == target))
     if obj is None:

@@ -44,7 +44,7 @@ def parse_resource(resource: str, domain: str, is_local: Callable[[str], bool]) 
         if not USERNAME_RE.match(user.lower()) and user.lower() != domain.lower():
             raise NotFound("no such account here")  # no name of ours looks like that
         return "acct", user.lower()
-    if resource[:8].lower().startswith(("http://", "https://")):
+    if resource.startswith(("http://", "https://")):
         if http_url(resource) is None or not is_local(resource):
             raise NotFound("that URL is not on this server")
         return "url", resource
