@@ -159,7 +159,8 @@ async def _http_client(app: web.Application):
     settings = app[SETTINGS]
     async with app[WRITERS]() as db, db.begin():
         instance = await get_or_create_instance_actor(db, app[URLS], settings.domain)
-    session = make_client_session(settings.allow_private_networks, settings.http_timeout)
+    session = make_client_session(settings.allow_private_networks, settings.http_timeout,
+                                  ca_bundle=settings.ca_bundle)
     app[REMOTE] = Remote(session, signer_for(instance), settings.allow_private_networks)
     yield
     await session.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import os
+import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -67,6 +68,9 @@ class Settings:
     # Rendered hub directory pages kept per process (fedsph/web/hub_pages.py); 0: none (the
     # directory benchmark measures pages rendered every time so).
     hub_page_cache_mb: int = 8
+    # A PEM file of certificate authorities to trust for outgoing HTTPS, in addition to the
+    # system's (a private hub or test network with its own CA). Verification is never turned off.
+    ca_bundle: str = ""
 
     @property
     def domain(self) -> str:
@@ -115,6 +119,7 @@ ENV_NAMES = {
     "log_level": "FEDSPH_LOG_LEVEL",
     "document_cache_seconds": "FEDSPH_DOCUMENT_CACHE_SECONDS",
     "hub_page_cache_mb": "FEDSPH_HUB_PAGE_CACHE_MB",
+    "ca_bundle": "FEDSPH_CA_BUNDLE",
 }
 
 
@@ -200,12 +205,30 @@ def _validated(settings: Settings) -> Settings:
     if not 0 <= settings.hub_page_cache_mb <= HUB_PAGE_CACHE_MAX_MB:
         raise ConfigError(f"FEDSPH_HUB_PAGE_CACHE_MB must be 0-{HUB_PAGE_CACHE_MAX_MB} "
                           f"(0: no cache), got {settings.hub_page_cache_mb}")
+    if settings.ca_bundle:
+        try:
+            outgoing_tls_context(settings.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"FEDSPH_CA_BUNDLE={settings.ca_bundle}: not a readable file of PEM "
+                              f"certificates ({exc})") from None
     level = settings.log_level.strip().upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
                           f"got {settings.log_level!r}")
     return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/"),
                        "log_level": level})
+
+
+@functools.lru_cache(maxsize=4)
+def outgoing_tls_context(ca_bundle: str) -> ssl.SSLContext | None:
+    """The TLS context of outgoing requests: the system's trust store plus FEDSPH_CA_BUNDLE's
+    authorities, with certificate and host name checks on; None (aiohttp's default) without one.
+    OSError or ssl.SSLError if the file cannot be read as PEM certificates."""
+    if not ca_bundle:
+        return None
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=ca_bundle)
+    return context
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import ssl
 import uuid
 from dataclasses import dataclass, field
 
@@ -84,9 +85,10 @@ class FakePeer:
     documents: dict[str, dict] = field(default_factory=dict)  # path -> JSON served at it
     redirects: dict[str, str] = field(default_factory=dict)  # path -> Location
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    tls: ssl.SSLContext | None = None  # serve HTTPS with this server context (tests/support/tls.py)
 
     def __post_init__(self):
-        self.base = f"http://{self.host}:{self.port}"
+        self.base = f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
         self.domain = f"{self.host}:{self.port}"
         self._runner: web.AppRunner | None = None
         self.http: aiohttp.ClientSession | None = None
@@ -224,7 +226,7 @@ class FakePeer:
         app.router.add_get("/{kind}/{id}", self._object)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        await web.TCPSite(self._runner, self.host, self.port, ssl_context=self.tls).start()
         self.http = aiohttp.ClientSession()
         return self
 

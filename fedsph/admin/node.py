@@ -69,7 +69,8 @@ async def open_node(settings: Settings) -> AsyncIterator[Node]:
         urls = URLs(settings.base_url)
         async with writers() as db, db.begin():
             instance = await get_or_create_instance_actor(db, urls, settings.domain)
-        async with make_client_session(settings.allow_private_networks, settings.http_timeout) as http:
+        async with make_client_session(settings.allow_private_networks, settings.http_timeout,
+                                       ca_bundle=settings.ca_bundle) as http:
             yield Node(settings, urls, writers, Remote(http, signer_for(instance),
                                                         settings.allow_private_networks))
     finally:

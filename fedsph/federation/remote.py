@@ -17,6 +17,7 @@ import orjson
 from aiohttp.abc import AbstractResolver
 
 from fedsph import __version__
+from fedsph.config import outgoing_tls_context
 from fedsph.core.safe_links import origin
 from fedsph.errors import BlockedAddress, FetchError
 from fedsph.federation.activitystreams import AP_CONTENT_TYPE
@@ -82,9 +83,14 @@ def _redirect_target(url: str, location: str) -> str:
         raise FetchError(f"GET {url}: redirected to an invalid URL") from None
 
 
-def make_client_session(allow_private: bool, timeout: float, limit: int = 100) -> aiohttp.ClientSession:
+def make_client_session(allow_private: bool, timeout: float, limit: int = 100,
+                        ca_bundle: str = "") -> aiohttp.ClientSession:
+    """The one HTTP client of a process. `ca_bundle` (FEDSPH_CA_BUNDLE) adds certificate
+    authorities to the system's; certificates are always verified."""
     resolver = None if allow_private else GuardedResolver()
-    connector = aiohttp.TCPConnector(limit=limit, resolver=resolver, ttl_dns_cache=300)
+    tls = outgoing_tls_context(ca_bundle)
+    connector = aiohttp.TCPConnector(limit=limit, resolver=resolver, ttl_dns_cache=300,
+                                     **({"ssl": tls} if tls is not None else {}))
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 10)),
