@@ -85,7 +85,7 @@ async def test_wrong_password_is_refused_and_repeated_failures_are_slowed(node, 
     async with browser() as client:
         response = await login(client, node, "ana", "wrong password")
         assert response.status == 401
-        assert "Wrong username or password" in await response.text()
+        assert "Wrong username, e-mail address or password" in await response.text()
         assert "fedsph_session" not in response.cookies
         response = await login(client, node, "nobody", "whatever1")
         assert response.status == 401

@@ -1,5 +1,5 @@
-"""`fedsph user create` and `fedsph invite`: the people who log in, and the one-time links that
-let someone join a project."""
+"""`fedsph user create`, `fedsph user email` and `fedsph invite`: the people who log in (and the
+address they may log in with), and the one-time links that let someone join a project."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import secrets
 import sys
 
 from argon2 import PasswordHasher
+from sqlalchemy import select
 
-from fedsph.accounts import create_invite
+from fedsph.accounts import EMAIL_TAKEN, create_invite, email_taken, normalize_email
 from fedsph.errors import UserError
 from fedsph.federation.actors import create_local_actor
 from fedsph.models import Membership, User
@@ -17,13 +18,16 @@ from fedsph.projects.commands import local_actor
 
 
 async def create_user(node, username: str, password: str, admin: bool,
-                      project: str | None) -> User:
+                      project: str | None, email: str | None = None) -> User:
+    email = normalize_email(email)
     async with node.writers() as db, db.begin():
         if project:
             group = await local_actor(db, project)
+        if await email_taken(db, email):
+            raise UserError(EMAIL_TAKEN)
         actor = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
         user = User(username=username, password_hash=PasswordHasher().hash(password),
-                    is_admin=admin, actor_id=actor.id)
+                    is_admin=admin, actor_id=actor.id, email=email)
         db.add(user)
         await db.flush()
         if project:
@@ -39,8 +43,27 @@ async def user_create(node, args) -> int:
         shown = None
     else:
         password = shown = secrets.token_urlsafe(12)
-    await create_user(node, args.username, password, args.admin, args.project)
+    await create_user(node, args.username, password, args.admin, args.project, args.email)
     print(f"created user {args.username}" + (f" with password: {shown}" if shown else ""))
+    return 0
+
+
+async def user_email(node, args) -> int:
+    """Show, set or remove the address a member may log in with."""
+    if args.address is not None and args.remove:
+        raise UserError("give an address or --remove, not both")
+    email = normalize_email(args.address) if args.address is not None else None
+    async with node.writers() as db, db.begin():
+        user = await db.scalar(select(User).where(User.username == args.username.strip().lower()))
+        if user is None:
+            raise UserError(f"no user {args.username!r} on this node")
+        if args.address is None and not args.remove:
+            print(user.email or "(no e-mail address)")
+            return 0
+        if await email_taken(db, email, but=user.id):
+            raise UserError(EMAIL_TAKEN)
+        user.email = email
+    print(f"{user.username}: e-mail address {'set to ' + email if email else 'removed'}")
     return 0
 
 
@@ -52,7 +75,7 @@ async def invite(node, args) -> int:
     return 0
 
 
-COMMANDS: dict = {"user create": user_create, "invite": invite}
+COMMANDS: dict = {"user create": user_create, "user email": user_email, "invite": invite}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -65,5 +88,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          help="read the password from standard input (else one is generated)")
     ucreate.add_argument("--admin", action="store_true")
     ucreate.add_argument("--project", help="make the user a member of this project")
+    ucreate.add_argument("--email", help="an e-mail address the user may also log in with")
+    uemail = user.add_parser("email", help="show, set or remove the e-mail address a user may "
+                                           "log in with")
+    uemail.add_argument("username")
+    uemail.add_argument("address", nargs="?", help="the new address (none: show the current one)")
+    uemail.add_argument("--remove", action="store_true", help="remove the address")
     invite_cmd = sub.add_parser("invite", help="print a one-time link (7 days) to join a project")
     invite_cmd.add_argument("slug")

@@ -277,7 +277,8 @@ async def _code_grant(request: web.Request, params) -> web.Response:
 
 
 async def _password_grant(request: web.Request, params) -> web.Response:
-    """Username and password of a member; the token acts as the member's own Person."""
+    """Username (or e-mail address, as Mastodon takes) and password of a member; the token acts
+    as the member's own Person."""
     app = await _client(request, params)
     scopes = parse_scopes(params.get("scope"))
     check_within(scopes, app.scopes.split())
@@ -287,14 +288,15 @@ async def _password_grant(request: web.Request, params) -> web.Response:
         log.warning("token refused: throttled; user %r from %s", username, address)
         raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
     async with request.app[READERS]() as db:
-        user, _ = await authenticate(db, username, params.get("password") or "")
+        found = await authenticate(db, username, params.get("password") or "")
+    user = found.user
     if user is None:
-        wait = limiter.fail(address, username)
+        wait = limiter.fail(address, found.account)
         log.warning("token refused: wrong password; user %r from %s", username, address)
         if wait:  # the account is under attack: this address waits before its next guess
             raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
         raise _invalid_grant("The username or password is wrong.")
-    limiter.succeed(address, username)
+    limiter.succeed(address, found.account)
     async with request.app[WRITERS]() as db, db.begin():
         secret, row = await issue_token(db, app, user.id, user.actor_id, scopes)
     return api_json(token_entity(secret, row, token_lifetime(request)))

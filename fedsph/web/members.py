@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from fedsph.accounts import (
+    EMAIL_MAX,
     SESSION_COOKIE,
     InvitationGone,
     authenticate,
@@ -19,6 +21,7 @@ from fedsph.accounts import (
     end_session,
     get_invite,
     hash_password,
+    normalize_email,
     redeem_invitation,
     start_session,
 )
@@ -70,17 +73,18 @@ async def login(request: web.Request) -> web.Response:
     if wait:
         return _refused_login(request, username, "too_many", 429, following, wait)
     async with request.app[READERS]() as db:
-        user, new_hash = await authenticate(db, username, form.get("password", ""))
+        found = await authenticate(db, username, form.get("password", ""))
+    user = found.user
     if user is None:
-        wait = limiter.fail(address, username)
+        wait = limiter.fail(address, found.account)
         if wait:
             return _refused_login(request, username, "too_many", 429, following, wait)
         return _refused_login(request, username, "wrong", 401, following)
-    limiter.succeed(address, username)
+    limiter.succeed(address, found.account)
     async with request.app[WRITERS]() as db, db.begin():
-        if new_hash:
+        if found.new_hash:
             user = await db.merge(user)
-            user.password_hash = new_hash
+            user.password_hash = found.new_hash
         token, _ = await start_session(db, user)
     response = web.HTTPSeeOther(following)
     set_cookie(request, response, SESSION_COOKIE, token)
@@ -112,7 +116,8 @@ async def invite_form(request: web.Request) -> web.Response:
     if project is None:
         return html_response(request, "invite.html", status=410, project=None, username="",
                              error=None)
-    return html_response(request, "invite.html", project=project, username="", error=None)
+    return html_response(request, "invite.html", project=project, username="", email="",
+                         error=None)
 
 
 async def invite_accept(request: web.Request) -> web.Response:
@@ -122,16 +127,18 @@ async def invite_accept(request: web.Request) -> web.Response:
                              error=None)
     form = await read_form(request)
     username = form.get("username", "").strip().lower()[:USERNAME_MAX]
+    email_typed = form.get("email", "").strip()[:EMAIL_MAX + 1]
     password = form.get("password", "")
 
     def again(error: str) -> web.Response:
         return html_response(request, "invite.html", status=400, project=project,
-                             username=username, error=error)
+                             username=username, email=email_typed, error=error)
 
     if password != form.get("password2", ""):
         return again(N_("The two passwords are not the same."))
     try:
         check_password_rules(password)
+        email = normalize_email(email_typed)
     except UserError as exc:
         return again(error_message(request, exc))
     password_hash = await hash_password(password)
@@ -139,8 +146,11 @@ async def invite_accept(request: web.Request) -> web.Response:
     try:
         async with request.app[WRITERS]() as db, db.begin():
             user = await redeem_invitation(db, request.app[URLS], settings.domain,
-                                       request.match_info["token"], username, password_hash)
+                                           request.match_info["token"], username, password_hash,
+                                           email)
             token, _ = await start_session(db, user)
+    except IntegrityError:  # someone took the name or the address between the check and the insert
+        return again(N_("This name or e-mail address was taken a moment ago; choose another."))
     except InvitationGone:
         return html_response(request, "invite.html", status=410, project=None, username="",
                              error=None)
