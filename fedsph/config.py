@@ -208,7 +208,7 @@ def _validated(settings: Settings) -> Settings:
     if settings.ca_bundle:
         try:
             outgoing_tls_context(settings.ca_bundle)
-        except (OSError, ssl.SSLError) as exc:
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise ConfigError(f"FEDSPH_CA_BUNDLE={settings.ca_bundle}: not a readable file of PEM "
                               f"certificates ({exc})") from None
     level = settings.log_level.strip().upper()
@@ -223,11 +223,12 @@ def _validated(settings: Settings) -> Settings:
 def outgoing_tls_context(ca_bundle: str) -> ssl.SSLContext | None:
     """The TLS context of outgoing requests: the system's trust store plus FEDSPH_CA_BUNDLE's
     authorities, with certificate and host name checks on; None (aiohttp's default) without one.
-    OSError or ssl.SSLError if the file cannot be read as PEM certificates."""
+    OSError (ssl.SSLError among them) or ValueError if the file cannot be read as certificates."""
     if not ca_bundle:
         return None
-    context = ssl.create_default_context()
+    context = ssl.create_default_context()  # CERT_REQUIRED and check_hostname, as aiohttp's
     context.load_verify_locations(cafile=ca_bundle)
+    context.set_alpn_protocols(["http/1.1"])  # what aiohttp offers with its own context
     return context
 
 

@@ -14,8 +14,9 @@ from mastodon import Mastodon
 from mastodon.errors import MastodonIllegalArgumentError
 from sqlalchemy import func, select
 
-from fedsph.accounts import authenticate
-from fedsph.models import Invite, User
+from fedsph import accounts
+from fedsph.accounts import authenticate, normalize_email
+from fedsph.models import Invite, LoginSession, OAuthToken, User
 from fedsph.web.auth_middleware import LIMITER
 from tests.processes import NodeProcess
 from tests.support import testdb
@@ -59,6 +60,8 @@ def test_apps_and_the_login_form_take_the_address_or_the_username(tmp_path):
         for wrong in ("nobody@example.org", "ana.ruiz@example.com"):
             with pytest.raises(MastodonIllegalArgumentError, match="invalid_grant"):
                 _password_grant(node, wrong)
+        tokens = testdb.sql(node.data_dir, "SELECT count(*) FROM oauth_tokens")
+        assert tokens == [(3,)]  # the three right logins' only
 
         page = requests.Session()
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.get(f"{node.base}/login").text)
@@ -72,6 +75,8 @@ def test_apps_and_the_login_form_take_the_address_or_the_username(tmp_path):
         node.cli("user", "email", "ana", "ana@cooperativa.example")
         bad = node.cli("user", "email", "ana", "ana@@x", check=False)
         assert bad.returncode == 1 and "is not an e-mail address" in bad.stderr
+        empty = node.cli("user", "email", "ana", " ", check=False)  # an unset shell variable
+        assert empty.returncode == 1 and "use --remove" in empty.stderr
         assert _users(node) == {"ana": "ana@cooperativa.example"}
         assert _password_grant(node, "ana@cooperativa.example").me()["username"] == "ana"
         with pytest.raises(MastodonIllegalArgumentError, match="invalid_grant"):
@@ -140,22 +145,87 @@ async def test_the_invitation_form_takes_an_optional_address(node, project):
             "carla@coop.example"
 
 
-async def test_failures_by_address_and_by_name_count_against_the_same_account(node, project):
+async def _token_request(client, node, login_name: str, password: str):
+    async with client.post(f"{node.base}/api/v1/apps", data={
+            "client_name": "probe", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"}) as answer:
+        app = await answer.json()
+    return await client.post(f"{node.base}/oauth/token", data={
+        "grant_type": "password", "client_id": app["client_id"],
+        "client_secret": app["client_secret"], "username": login_name, "password": password})
+
+
+async def _sessions_and_tokens(node) -> tuple[int, int]:
+    async with node.readers() as db:
+        return (await db.scalar(select(func.count()).select_from(LoginSession)),
+                await db.scalar(select(func.count()).select_from(OAuthToken)))
+
+
+async def test_a_wrong_try_counts_against_what_was_typed_never_the_account_it_names(node,
+                                                                                    project):
+    """A wrong password by address is counted under the address: if it counted under the
+    account's name, a busy account's 429 would tell a stranger which address is whose."""
     await make_user(node, "ana", project)
     async with node.writers() as db, db.begin():
         (await db.scalar(select(User).where(User.username == "ana"))).email = "ana@coop.example"
     async with node.readers() as db:
-        by_name = await authenticate(db, "Ana", "wrong password")
+        by_name = await authenticate(db, " Ana", "wrong password")
         by_address = await authenticate(db, " ANA@coop.example ", "wrong password")
         unknown = await authenticate(db, "Nobody@Coop.Example", "wrong password")
         right = await authenticate(db, "ana@coop.example", PASSWORD)
     assert by_name.user is None and by_address.user is None and unknown.user is None
-    assert by_name.account == by_address.account == "ana"
+    assert (by_name.account, by_address.account) == ("ana", "ana@coop.example")
     assert unknown.account == "nobody@coop.example"
     assert right.user is not None and right.user.username == "ana"
 
     limiter = node.app[LIMITER]
     async with browser() as client:
         await login(client, node, "ana@coop.example", password="wrong password")
-        await login(client, node, "ana", password="wrong password")
+        await login(client, node, "Ana", password="wrong password")
+        for login_name in ("ANA@coop.example", "ana"):
+            async with await _token_request(client, node, login_name, "wrong password") as answer:
+                assert answer.status == 400 and (await answer.json())["error"] == "invalid_grant"
     assert limiter.by_account._failures["ana"][0] == 2
+    assert limiter.by_account._failures["ana@coop.example"][0] == 2
+    assert await _sessions_and_tokens(node) == (0, 0)
+
+
+async def test_control_characters_and_odd_forms_of_an_address(node, project):
+    """A NUL (PostgreSQL refuses it in a query) is a wrong login, never a 500; an address is
+    found in any of the forms email-validator reads as the same (case, IDNA)."""
+    await make_user(node, "ana", project)
+    async with node.writers() as db, db.begin():
+        (await db.scalar(select(User).where(User.username == "ana"))).email = \
+            normalize_email("Ana@Bücher.Example")
+    async with browser() as client:
+        for login_name in ("ana\x00@coop.example", "an\x00a", "ana\x7f", "@", "a@b@c"):
+            answer = await login(client, node, login_name, password=PASSWORD)
+            assert answer.status in (401, 429), login_name  # 429 once this address is slowed
+            async with await _token_request(client, node, login_name, PASSWORD) as answer:
+                assert answer.status in (400, 429), login_name
+        assert await _sessions_and_tokens(node) == (0, 0)
+        limiter = node.app[LIMITER]
+        limiter.by_address._failures.clear()  # a quiet hour later
+        limiter._held.clear()
+        for login_name in ("ana@xn--bcher-kva.example", "ANA@BÜCHER.example"):
+            async with await _token_request(client, node, login_name, PASSWORD) as answer:
+                assert answer.status == 200, login_name
+
+
+async def test_an_address_taken_between_the_check_and_the_write_is_a_clear_refusal(
+        node, project, monkeypatch):
+    link = await _invite_link(node, project)
+    async with node.writers() as db, db.begin():
+        (await db.scalar(select(User).where(User.username == "ana"))).email = "ana@coop.example"
+    before = await _counts(node)
+
+    async def never_taken(*args, **kwargs) -> bool:  # as if the other insert had not committed yet
+        return False
+
+    monkeypatch.setattr(accounts, "email_taken", never_taken)
+    async with browser() as newcomer:
+        response = await post_form(newcomer, link, {
+            "username": "carla", "email": "ana@coop.example", "password": PASSWORD,
+            "password2": PASSWORD})
+        assert response.status == 400
+        assert "taken a moment ago" in await response.text()
+    assert await _counts(node) == before

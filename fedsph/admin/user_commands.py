@@ -9,6 +9,7 @@ import sys
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from fedsph.accounts import EMAIL_TAKEN, create_invite, email_taken, normalize_email
 from fedsph.errors import UserError
@@ -29,10 +30,20 @@ async def create_user(node, username: str, password: str, admin: bool,
         user = User(username=username, password_hash=PasswordHasher().hash(password),
                     is_admin=admin, actor_id=actor.id, email=email)
         db.add(user)
-        await db.flush()
+        await _flush_unless_taken(db)
         if project:
             db.add(Membership(user_id=user.id, project_id=group.id, role="admin" if admin else "member"))
     return user
+
+
+async def _flush_unless_taken(db) -> None:
+    """Flush; a unique index's refusal (another command took the name or the address between
+    the check and the write) is a clear message, not a traceback."""
+    try:
+        await db.flush()
+    except IntegrityError:
+        raise UserError("the name or the e-mail address was taken by someone else just now; "
+                        "try again") from None
 
 
 async def user_create(node, args) -> int:
@@ -52,6 +63,9 @@ async def user_email(node, args) -> int:
     """Show, set or remove the address a member may log in with."""
     if args.address is not None and args.remove:
         raise UserError("give an address or --remove, not both")
+    if args.address is not None and not args.address.strip():
+        # An unset shell variable must not wipe the address: removing it is said explicitly.
+        raise UserError("the address is empty; to remove it, use --remove")
     email = normalize_email(args.address) if args.address is not None else None
     async with node.writers() as db, db.begin():
         user = await db.scalar(select(User).where(User.username == args.username.strip().lower()))
@@ -63,6 +77,7 @@ async def user_email(node, args) -> int:
         if await email_taken(db, email, but=user.id):
             raise UserError(EMAIL_TAKEN)
         user.email = email
+        await _flush_unless_taken(db)
     print(f"{user.username}: e-mail address {'set to ' + email if email else 'removed'}")
     return 0
 

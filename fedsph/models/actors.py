@@ -67,6 +67,8 @@ class User(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(255), unique=True)
     # Optional; another way to log in (fedsph.accounts.normalize_email: lower case, unique).
+    # Nobody has proved they receive mail there: never send a password reset to it before it
+    # has been confirmed.
     email: Mapped[str | None] = mapped_column(String(254), unique=True, index=True)
     password_hash: Mapped[str | None] = mapped_column(Text)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)

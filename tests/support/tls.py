@@ -32,7 +32,8 @@ def _name(common_name: str) -> x509.Name:
 
 
 def make_ca(folder: Path, address: str = "127.0.0.1") -> TestCA:
-    """A new authority and a certificate for `address`, valid for a day, written to `folder`."""
+    """A new authority and a certificate for `address`, valid for a day, written to `folder`.
+    The authority's key stays in memory only, for `issue_for`."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (x509.CertificateBuilder().subject_name(_name("fedsph test CA"))
@@ -48,6 +49,29 @@ def make_ca(folder: Path, address: str = "127.0.0.1") -> TestCA:
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
                               critical=False)
                .sign(ca_key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    found = TestCA(folder / "ca.pem", folder / "server.pem", folder / "server.key")
+    found.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _issue(ca_cert, ca_key, address, found.cert_file, found.key_file)
+    _KEYS[found.ca_file] = (ca_cert, ca_key)
+    return found
+
+
+_KEYS: dict = {}
+
+
+def issue_for(ca: TestCA, address: str, folder: Path) -> TestCA:
+    """Another server certificate from the same authority, for `address` (a test serves it on
+    another address to check that the name is verified too)."""
+    ca_cert, ca_key = _KEYS[ca.ca_file]
+    folder.mkdir(parents=True, exist_ok=True)
+    other = TestCA(ca.ca_file, folder / "server.pem", folder / "server.key")
+    _issue(ca_cert, ca_key, address, other.cert_file, other.key_file)
+    return other
+
+
+def _issue(ca_cert, ca_key, address: str, cert_file: Path, key_file: Path) -> None:
+    now = datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder().subject_name(_name(address)).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -60,11 +84,7 @@ def make_ca(folder: Path, address: str = "127.0.0.1") -> TestCA:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))
-    folder.mkdir(parents=True, exist_ok=True)
-    found = TestCA(folder / "ca.pem", folder / "server.pem", folder / "server.key")
-    found.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    found.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    found.key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                 serialization.PrivateFormat.PKCS8,
-                                                 serialization.NoEncryption()))
-    return found
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
