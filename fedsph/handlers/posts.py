@@ -27,6 +27,7 @@ from fedsph.federation.visibility import (
     addressed_actors,
     is_addressed,
     store_addressees,
+    visibility_of,
     with_activity_addressing,
 )
 from fedsph.hub.reshare import reshare_member_activity
@@ -188,6 +189,10 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     check_may_change(existing, owner, actor)
     if existing.deleted_at is not None:
         raise Ignored("Update of a deleted object")
+    if existing.visibility == DIRECT and visibility_of(obj, owner.followers_url) != DIRECT:
+        # Mastodon never changes a post's visibility on edit; a direct message above all must
+        # not be opened to more people by an Update (nor by the activity's addressing).
+        raise Ignored("an Update cannot make a direct message visible to more people")
     if not owner.local:
         inbox_owner = await _delivered_to(ctx)
         try:

@@ -180,3 +180,25 @@ async def test_an_unaddressed_post_to_the_shared_inbox_is_still_dropped(node, pe
     note = await _send(node, peer, eva, {}, {"to": ["https://elsewhere.example/u/x"]})
     obj, _ = await _stored(node, note["id"])
     assert obj is None
+
+
+async def test_an_update_never_opens_a_direct_message(node, peer):
+    """Neither an Update addressed to Public nor one whose activity alone is: the DM stays a DM
+    to Ana, with its text, and the public timeline stays empty."""
+    token, ana = await member_token(node, "ana", None)
+    eva = peer.add_actor("eva")
+    note = await _send(node, peer, eva, {"to": [ana.uri]}, {})
+    for note_addressing, activity_addressing in (({"to": [PUBLIC]}, {}),
+                                                 ({}, {"to": [PUBLIC]})):
+        edited = {**{k: v for k, v in note.items() if k not in ("to", "cc")},
+                  "content": "<p>now for everyone</p>", "updated": "2026-01-03T10:00:00Z",
+                  **note_addressing}
+        update = {"@context": AS, "id": peer.new_id(), "type": "Update", "actor": eva.uri,
+                  "object": edited, **activity_addressing}
+        status, body = await peer.post(eva, f"{node.base}/inbox", update)
+        assert status == 202, body
+        await flush(node)
+        obj, audience = await _stored(node, note["id"])
+        assert obj.visibility == "direct" and audience == [ana.uri] and SECRET in obj.content
+    status, public = await api(node, token, "GET", "/api/v1/timelines/public")
+    assert status == 200 and public == []
