@@ -8,11 +8,16 @@ headers, as Mastodon's. Another account's conversation cannot be read or changed
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
+import pytest
 from sqlalchemy import func, select
 
 from fedsph.api.tokens import issue_token
 from fedsph.models import Conversation, Notification, OAuthApp, User
+from fedsph.projects.conversations import conversation_id_for
+from tests.support import testdb
 from tests.support.members import api, member_token
 
 
@@ -153,3 +158,32 @@ async def test_a_read_only_token_cannot_change_conversations(node):
     status, _ = await api(node, readonly, "POST", f"/api/v1/conversations/{on_bea['id']}/read")
     assert status == 403
     assert await _rows(node) == before
+
+
+@pytest.mark.skipif(not testdb.on_postgresql(), reason="SQLite runs one writer at a time")
+async def test_two_transactions_making_one_conversation_at_once_share_it(node):
+    """PostgreSQL: the second INSERT waits for the first transaction, hits the unique index,
+    and finds the committed row instead of failing the post."""
+    _, ana = await member_token(node, "ana", None)
+    others = [f"{node.base}/actors/bea"]
+    first_flushed, release = asyncio.Event(), asyncio.Event()
+
+    async def first():
+        async with node.writers() as db, db.begin():
+            made = await conversation_id_for(db, ana, others)
+            first_flushed.set()
+            await release.wait()
+            return made
+
+    async def second():
+        await first_flushed.wait()
+        async with node.writers() as db, db.begin():
+            waiting = asyncio.ensure_future(conversation_id_for(db, ana, others))
+            await asyncio.sleep(0.3)  # blocked on the first transaction's row
+            release.set()
+            return await waiting
+
+    made, found = await asyncio.gather(first(), second())
+    assert made == found
+    async with node.readers() as db:
+        assert await db.scalar(select(func.count(Conversation.id))) == 1

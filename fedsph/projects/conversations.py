@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.federation.visibility import DIRECT
@@ -44,16 +45,31 @@ async def add_direct_post(db: AsyncSession, obj: Object) -> None:
                              .order_by(Actor.id))
     for account in local:
         others = sorted(u for u in everyone if u != account.uri)
-        key = participants_key(others)
-        row = await db.scalar(select(Conversation).where(
-            Conversation.actor_id == account.id, Conversation.participants_key == key))
-        if row is None:
+        row_id = await conversation_id_for(db, account, others)
+        # One statement: of two posts of one conversation stored at once, the newer stays on top.
+        await db.execute(update(Conversation).where(
+            Conversation.id == row_id, or_(Conversation.last_status_id.is_(None),
+                                           Conversation.last_status_id <= obj.id))
+            .values(last_status_id=obj.id, unread=account.uri != author))
+
+
+async def conversation_id_for(db: AsyncSession, account: Actor, others: list[str]) -> int:
+    """The id of `account`'s conversation with `others`, made if new. Two transactions making
+    the same one at once (PostgreSQL): the second finds the first's once it has committed."""
+    key = participants_key(others)
+    query = select(Conversation.id).where(Conversation.actor_id == account.id,
+                                          Conversation.participants_key == key)
+    found = await db.scalar(query)
+    if found is not None:
+        return found
+    try:
+        async with db.begin_nested():
             row = Conversation(actor_id=account.id, participants_key=key, participants=others)
             db.add(row)
-        if row.last_status_id is None or row.last_status_id <= obj.id:
-            row.last_status_id = obj.id
-            row.unread = account.uri != author
-    await db.flush()
+            await db.flush()
+            return row.id
+    except IntegrityError:
+        return await db.scalar(query)
 
 
 async def remove_direct_post(db: AsyncSession, obj: Object) -> None:
