@@ -309,7 +309,8 @@ class Worker:
         if handler is None:  # (the sender's row is kept: this transaction commits)
             return "ignored", f"no handler for {item.type}"
         ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings,
-                             body=item.body, signed_by_actor=item.signed_by_actor)
+                             body=item.body, signed_by_actor=item.signed_by_actor,
+                             delivered_to=item.delivered_to)
         return await handler(ctx, activity, actor), None
 
     async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> bool:

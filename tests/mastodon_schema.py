@@ -232,6 +232,10 @@ PREFERENCES = {
 
 ERROR = {"error": STR, "error_description": optional(STR)}
 
+# Issue 13: direct-message conversations (docs.joinmastodon.org/entities/Conversation/).
+CONVERSATION = {"id": ID, "unread": BOOL, "accounts": array(entity("Account")),
+                "last_status": nullable(entity("Status"))}
+
 ENTITIES: dict[str, dict[str, Spec]] = {
     "Field": FIELD, "CustomEmoji": CUSTOM_EMOJI, "Account": ACCOUNT,
     "CredentialAccount": CREDENTIAL_ACCOUNT, "Mention": MENTION, "StatusTag": STATUS_TAG,
@@ -240,6 +244,7 @@ ENTITIES: dict[str, dict[str, Spec]] = {
     "Application": APPLICATION, "CredentialApplication": CREDENTIAL_APPLICATION,
     "Token": TOKEN, "Context": CONTEXT, "Tag": TAG, "Marker": MARKER, "Search": SEARCH,
     "Preferences": PREFERENCES, "Error": ERROR,
+    "Conversation": CONVERSATION,
 }
 
 

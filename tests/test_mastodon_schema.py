@@ -131,6 +131,18 @@ def answers(server) -> dict[str, tuple[str, object]]:
         "home[last_read_id]": posted["id"], "notifications[last_read_id]": notes[0]["id"]}))
     found["GET /api/v1/markers"] = (
         "Marker{}", ana.get("/api/v1/markers", params={"timeline[]": ["home", "notifications"]}))
+    # Issue 13: a direct message and the conversations it makes.
+    dm = ana.post("/api/v1/statuses", json={"status": "@bea a word for you",
+                                             "visibility": "direct"})
+    assert dm["visibility"] == "direct"
+    found["POST /api/v1/statuses (direct)"] = ("Status", dm)
+    conversations = bea.get("/api/v1/conversations")
+    assert conversations and conversations[0]["last_status"]["id"] == dm["id"]
+    found["GET /api/v1/conversations"] = ("Conversation[]", conversations)
+    found["POST /api/v1/conversations/:id/read"] = (
+        "Conversation", bea.post(f"/api/v1/conversations/{conversations[0]['id']}/read"))
+    found["GET /api/v1/conversations (author)"] = (
+        "Conversation[]", ana.get("/api/v1/conversations"))
     found["GET /api/v1/instance"] = ("V1Instance", ana.get("/api/v1/instance"))
     found["GET /api/v2/instance"] = ("Instance", ana.get("/api/v2/instance"))
     found["GET /api/v2/search"] = ("Search", ana.get("/api/v2/search", params={"q": "bea"}))

@@ -14,9 +14,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from mastodon import MastodonNotFoundError
 
 from tests.fakepeer import free_port
+from tests.mastodon_client import PASSWORD, logged_in
 from tests.processes import NodeProcess, stop_process, wait_for
+from tests.support import testdb
 
 pytestmark = pytest.mark.peers
 
@@ -107,6 +110,8 @@ def fedsph(tmp_path_factory):
     node.cli("migrate")
     node.cli("project", "create", "alpha", "--name", "Project Alpha")
     node.cli("project", "create", "beta", "--name", "Project Beta")
+    for name in ("dora", "enzo"):  # issue 13: a DM addressed on the activity alone
+        node.cli("user", "create", name, "--password-stdin", stdin=PASSWORD + "\n")
     node.start()
     yield node
     node.stop()
@@ -165,4 +170,27 @@ def test_fedsph_project_follows_bovine_user_and_shows_its_post(bovine, fedsph):
     bovine.client("post", "Ordenhando as vacas ao amanhecer")
     eventually(lambda: "Ordenhando as vacas ao amanhecer" in fedsph.html("/"),
                "bovine's post to show on fedsph's home page", fedsph, bovine)
+    assert "Traceback" not in fedsph.server_log()
+
+
+def test_bovine_dm_addressed_on_the_activity_alone_reaches_only_its_addressee(bovine, fedsph):
+    """bovine's client posts a Create whose Note has no `to`/`cc`; bovine delivers it by the
+    activity's `to` (dora). fedsph keeps it as a direct message for dora alone, with a mention
+    notification; enzo, on the same node, sees nothing of it."""
+    dora, enzo = logged_in(fedsph, "dora"), logged_in(fedsph, "enzo")
+    bovine.client("post-direct", f"{fedsph.base}/actors/dora", "Só para ti: a chave está no vaso")
+    [mention] = eventually(lambda: dora.notifications(types=["mention"]),
+                           "bovine's DM to reach dora", fedsph, bovine)
+    assert mention.status.visibility == "direct" and "chave" in mention.status.content
+    assert mention.account.acct == f"moocow@{bovine.domain}"
+    creates = testdb.sql(fedsph.data_dir, "SELECT body FROM inbox_items WHERE type = 'Create' "
+                         "AND actor_uri = :actor", actor=bovine.actor_id)
+    [received] = [json.loads(bytes(body)) for (body,) in creates if b"chave" in bytes(body)]
+    dora_uri = f"{fedsph.base}/actors/dora"
+    assert received["to"] in (dora_uri, [dora_uri])  # addressed on the activity (compacted)...
+    assert isinstance(received["object"], dict) and not received["object"].get("to")  # alone
+    assert [c.last_status.id for c in dora.conversations()] == [mention.status.id]
+    with pytest.raises(MastodonNotFoundError):
+        enzo.status(mention.status.id)
+    assert enzo.notifications() == [] and enzo.conversations() == []
     assert "Traceback" not in fedsph.server_log()

@@ -15,6 +15,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from fedsph.api import account_statuses, accounts, apps, follows, instance, oauth, search, statuses
+from fedsph.api import conversations as api_conversations
 from fedsph.api import media as api_media
 from fedsph.api import notifications as api_notifications
 from fedsph.api import reactions as api_reactions
@@ -69,6 +70,10 @@ def add_routes(app: web.Application) -> None:
     api("POST", r"/api/v1/notifications/{id:\d+}/dismiss", api_notifications.dismiss)
     api("GET", "/api/v1/markers", api_notifications.get_markers)
     api("POST", "/api/v1/markers", api_notifications.set_markers)
+    # Issue 13: direct-message conversations.
+    api("GET", "/api/v1/conversations", api_conversations.list_conversations)
+    api("DELETE", r"/api/v1/conversations/{id:\d+}", api_conversations.remove)
+    api("POST", r"/api/v1/conversations/{id:\d+}/read", api_conversations.mark_read)
     api("POST", "/api/v1/media", api_media.upload)
     api("POST", "/api/v2/media", api_media.upload)
     api("GET", r"/api/v1/media/{id:\d+}", api_media.get_media)

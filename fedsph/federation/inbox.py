@@ -269,6 +269,7 @@ class SignedRequest:
 async def receive(
     readers: async_sessionmaker[AsyncSession], writers: async_sessionmaker[AsyncSession],
     remote: Remote, request: SignedRequest, content_type: str | None, ingest: Ingest,
+    delivered_to: str | None = None,
 ) -> str:
     """Verify and store one incoming activity. Returns "stored", "duplicate" or "dropped".
 
@@ -299,7 +300,8 @@ async def receive(
     activity_uri = get_id(activity.get("id")) or "urn:sha256:" + hashlib.sha256(request.body).hexdigest()
     outcome = await ingest.store(Received(
         activity_uri=activity_uri[:2048], type=get_type(activity)[:64], actor_uri=actor_uri,
-        body=request.body, signed_by_actor=signer_uri == actor_uri, host=signer_host))
+        body=request.body, signed_by_actor=signer_uri == actor_uri, host=signer_host,
+        delivered_to=delivered_to))
     if deletes_itself:
         keys_for(readers.kw["bind"]).deleting(actor_uri)  # its key is read from the database until it is gone
     return outcome

@@ -31,6 +31,9 @@ class HandlerContext:
     # The actor's own key signed the request (not a relay for it): fedsph/federation/actors.py reads its
     # Update of itself then.
     signed_by_actor: bool = False
+    # The local actor whose own inbox received the activity (None: the shared inbox or this
+    # node's own delivery): a Create delivered there addresses that actor (fedsph/handlers/posts.py).
+    delivered_to: str | None = None
     # Our recorded activities that an Accept/Reject/Undo names, parsed, by id (None: not ours):
     # several steps of one handler call look at the same one (fedsph/handlers/answers.py).
     answered: dict[str, dict | None] = field(default_factory=dict)

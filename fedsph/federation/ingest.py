@@ -32,7 +32,7 @@ from fedsph.models import Delivery, InboxItem, utcnow
 log = logging.getLogger("fedsph.ingest")
 
 PARALLEL_COMMITS = 4  # batches in flight at once on PostgreSQL (SQLite: 1)
-# Rows per INSERT on SQLite: 5 parameters a row stay far below SQLite's limit of 32,766.
+# Rows per INSERT on SQLite: 6 parameters a row stay far below SQLite's limit of 32,766.
 SQLITE_ROWS_PER_INSERT = 256
 
 
@@ -50,6 +50,7 @@ class Received:
     body: bytes
     signed_by_actor: bool
     host: str
+    delivered_to: str | None = None  # the local actor whose own inbox it came to; None: shared
     outcome: asyncio.Future = field(default=None, repr=False)  # type: ignore[assignment]
 
 
@@ -237,13 +238,14 @@ class BatchWriter:
 # Data-modifying WITH clauses run once and to completion whether or not the query reads them.
 PG_BATCH = text("""
 WITH new AS (
-    INSERT INTO inbox_items (activity_uri, type, actor_uri, body, signed_by_actor, status,
-                             attempts, next_attempt_at, created_at)
-    SELECT row.activity_uri, row.type, row.actor_uri, row.body, row.signed_by_actor, 'pending',
-           0, :now, :now
+    INSERT INTO inbox_items (activity_uri, type, actor_uri, body, signed_by_actor, delivered_to,
+                             status, attempts, next_attempt_at, created_at)
+    SELECT row.activity_uri, row.type, row.actor_uri, row.body, row.signed_by_actor,
+           row.delivered_to, 'pending', 0, :now, :now
     FROM unnest(CAST(:uris AS varchar[]), CAST(:types AS varchar[]), CAST(:actors AS varchar[]),
-                CAST(:bodies AS bytea[]), CAST(:signed AS boolean[]))
-         AS row(activity_uri, type, actor_uri, body, signed_by_actor)
+                CAST(:bodies AS bytea[]), CAST(:signed AS boolean[]),
+                CAST(:delivered AS varchar[]))
+         AS row(activity_uri, type, actor_uri, body, signed_by_actor, delivered_to)
     ON CONFLICT (activity_uri) DO NOTHING
     RETURNING activity_uri
 ), revived AS (
@@ -261,7 +263,8 @@ SELECT activity_uri FROM new
 def _pg_arrays(rows: list[Received], hosts: list[str], now: datetime) -> dict:
     return {"uris": [row.activity_uri for row in rows], "types": [row.type for row in rows],
             "actors": [row.actor_uri for row in rows], "bodies": [row.body for row in rows],
-            "signed": [row.signed_by_actor for row in rows], "hosts": hosts, "now": now}
+            "signed": [row.signed_by_actor for row in rows],
+            "delivered": [row.delivered_to for row in rows], "hosts": hosts, "now": now}
 
 
 def _write(conn: Connection, rows: list[Received], hosts: list[str], now: datetime) -> set[str]:
@@ -281,7 +284,8 @@ def _write(conn: Connection, rows: list[Received], hosts: list[str], now: dateti
             chunk = rows[start:start + SQLITE_ROWS_PER_INSERT]
             values = []
             for row in chunk:
-                values += (row.activity_uri, row.type, row.actor_uri, row.body, row.signed_by_actor)
+                values += (row.activity_uri, row.type, row.actor_uri, row.body,
+                           row.signed_by_actor, row.delivered_to)
             values.append(stamp)
             new.update(uri for (uri,) in cursor.execute(_sqlite_insert(len(chunk)), values))
         revived = [host for (host,) in cursor.execute(_sqlite_revive(len(hosts)), hosts)]
@@ -300,14 +304,14 @@ def _sqlite_datetime(dialect):
 @functools.lru_cache(maxsize=SQLITE_ROWS_PER_INSERT)
 def _sqlite_insert(count: int) -> str:
     """INSERT of `count` rows, one statement text per count (the driver keeps each prepared).
-    Parameters are numbered: row n's five values are ?(5n+1) to ?(5n+5), and the batch's time,
+    Parameters are numbered: row n's six values are ?(6n+1) to ?(6n+6), and the batch's time,
     the last one, serves every row (SQLite numbers a bare ? after the highest so far, so the
     two spellings must not be mixed)."""
-    stamp = f"?{count * 5 + 1}"
-    rows = ", ".join(f"(?{n * 5 + 1}, ?{n * 5 + 2}, ?{n * 5 + 3}, ?{n * 5 + 4}, ?{n * 5 + 5}, "
-                     f"'pending', 0, {stamp}, {stamp})" for n in range(count))
+    stamp = f"?{count * 6 + 1}"
+    rows = ", ".join("(" + ", ".join(f"?{n * 6 + k}" for k in range(1, 7))
+                     + f", 'pending', 0, {stamp}, {stamp})" for n in range(count))
     return ("INSERT INTO inbox_items (activity_uri, type, actor_uri, body, signed_by_actor, "
-            "status, attempts, next_attempt_at, created_at) VALUES " + rows
+            "delivered_to, status, attempts, next_attempt_at, created_at) VALUES " + rows
             + " ON CONFLICT (activity_uri) DO NOTHING RETURNING activity_uri")
 
 

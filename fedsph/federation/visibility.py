@@ -38,6 +38,28 @@ def visibility_of(document: dict, followers_url: str | None = None) -> str:
     return DIRECT
 
 
+def with_activity_addressing(document: dict, activity: dict) -> dict:
+    """The object with its activity's `to` and `cc` when it carries no addressing of its own.
+
+    Some servers address only the activity; Mastodon reads `object.to || activity.to` (and cc
+    likewise, app/lib/activitypub/activity/create.rb). Here the activity's addressing is taken
+    only whole, for an object that addresses nobody: an object that names any audience keeps
+    exactly its own, so the activity (same author, same signature) can never widen it. Mastodon's
+    field-by-field fallback would make an object `to: [bob]` in an activity with as:Public in
+    `cc` an unlisted post.
+    """
+    if _ids(document.get("to")) or _ids(document.get("cc")):
+        return document
+    to, cc = _ordered_ids(activity.get("to")), _ordered_ids(activity.get("cc"))
+    if not (to or cc):
+        return document
+    return {**document, "to": to, "cc": cc}
+
+
+def _ordered_ids(value) -> list[str]:
+    return list(dict.fromkeys(i for i in (get_id(x) for x in as_list(value)) if isinstance(i, str)))
+
+
 def addressees(document: dict, followers_url: str | None = None) -> list[str]:
     """The actors a post addresses: `to`, `cc` and its Mention tags, collections left out."""
     mentions = [get_id(t.get("href")) for t in as_list(document.get("tag"))
@@ -49,11 +71,21 @@ def addressees(document: dict, followers_url: str | None = None) -> list[str]:
 
 
 async def store_addressees(db: AsyncSession, obj: Object, uris: list[str]) -> None:
-    """Replace who `obj` addresses; only direct posts keep the list (the others need none)."""
-    await db.execute(delete(ObjectAudience).where(ObjectAudience.object_id == obj.id))
-    if obj.visibility == DIRECT:
-        db.add_all(ObjectAudience(object_id=obj.id, actor_uri=u)
-                   for u in dict.fromkeys(uris[:MAX_ADDRESSEES]))
+    """Add to whom `obj` addresses; only direct posts keep the list (the others need none).
+
+    Added to, never narrowed: an edit of a direct post cannot take it back from an account
+    that has it already (it was delivered), and an account reached through its own inbox
+    without being named (fedsph/handlers/posts.py) stays addressed when an Update names the
+    others only. A post that stops being direct drops the list."""
+    if obj.visibility != DIRECT:
+        await db.execute(delete(ObjectAudience).where(ObjectAudience.object_id == obj.id))
+        await db.flush()
+        return
+    held = set(await db.scalars(select(ObjectAudience.actor_uri)
+                                .where(ObjectAudience.object_id == obj.id)))
+    room = MAX_ADDRESSEES - len(held)
+    new = [u for u in dict.fromkeys(uris) if u not in held][:max(room, 0)]
+    db.add_all(ObjectAudience(object_id=obj.id, actor_uri=u) for u in new)
     await db.flush()
 
 

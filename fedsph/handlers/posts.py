@@ -21,9 +21,18 @@ from fedsph.federation.remote_objects import (
     is_followed_locally,
     store_object,
 )
-from fedsph.federation.visibility import DIRECT, VISIBLE_TO_ALL, addressed_actors
+from fedsph.federation.visibility import (
+    DIRECT,
+    VISIBLE_TO_ALL,
+    addressed_actors,
+    is_addressed,
+    store_addressees,
+    visibility_of,
+    with_activity_addressing,
+)
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
+from fedsph.projects.conversations import add_direct_post
 from fedsph.projects.notifications import mentioned_or_replied, notify
 from fedsph.projects.tombstone import turn_into_tombstone
 
@@ -41,7 +50,17 @@ async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) ->
         raise Ignored("activity has no usable object")
     if not same_origin(obj["id"], actor.uri):
         raise Ignored("object is on another host than its actor")
-    return obj
+    return with_activity_addressing(obj, activity)
+
+
+async def _delivered_to(ctx: HandlerContext) -> Actor | None:
+    """Our actor whose own inbox the activity came to (None: the shared inbox). As on Mastodon,
+    that delivery addresses it: a direct post reaches it even when it names nobody here."""
+    if ctx.delivered_to is None:
+        return None
+    found = await get_actor_by_uri(ctx.db, ctx.delivered_to)
+    # The node's own actor (an Application) is nobody's account: nothing is addressed to it.
+    return found if found is not None and found.local and found.type != "Application" else None
 
 
 def _organiser(document: dict | None) -> str | None:
@@ -112,7 +131,9 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if get_type(obj) not in POST_TYPES:
         raise Ignored(f"{get_type(activity)} of a {get_type(obj)}, which we do not keep")
     owner = await _owner(ctx, obj, actor)
-    if not (await _concerns_us(ctx, obj, owner) or await _concerns_us(ctx, obj, actor)):
+    inbox_owner = await _delivered_to(ctx)
+    if not (inbox_owner or await _concerns_us(ctx, obj, owner)
+            or await _concerns_us(ctx, obj, actor)):
         raise Ignored("post from an actor nobody here follows, not addressed to us")
     existing = await get_object(ctx.db, obj["id"])
     if existing is not None and existing.deleted_at is not None:
@@ -122,12 +143,28 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     elif owner.local:
         raise Ignored("a post of this node that we do not hold")
     # Ours is stored already (a local hub receives its member's post): never rewritten from here.
-    stored = existing if owner.local else await store_object(ctx.db, obj, owner, keep_held=True)
+    also = [inbox_owner.uri] if inbox_owner else []
+    stored = existing if owner.local else await store_object(ctx.db, obj, owner, keep_held=True,
+                                                             also_addressed=also)
     if existing is None:  # a post sent again (another Create of it) does not notify again
         await notify(ctx.db, await _to_notify(ctx, obj, stored), "mention", actor,
                      activity["id"], obj["id"])
+        await add_direct_post(ctx.db, stored)
+    elif inbox_owner and not owner.local:
+        await _reached_another_inbox(ctx, stored, inbox_owner, actor, activity["id"])
     await reshare_member_activity(ctx, activity, actor)  # a hub shares its members' posts
     return "done"
+
+
+async def _reached_another_inbox(ctx: HandlerContext, stored: Object, inbox_owner: Actor,
+                                  sender: Actor, activity_uri: str) -> None:
+    """A direct post we hold, sent again to the own inbox of an account it did not reach yet
+    (a sender without a shared inbox): that account is added to it, as Mastodon does."""
+    if stored.visibility != DIRECT or await is_addressed(ctx.db, stored, inbox_owner):
+        return
+    await store_addressees(ctx.db, stored, [inbox_owner.uri])
+    await notify(ctx.db, [inbox_owner], "mention", sender, activity_uri, stored.uri)
+    await add_direct_post(ctx.db, stored)
 
 
 async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
@@ -152,9 +189,15 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     check_may_change(existing, owner, actor)
     if existing.deleted_at is not None:
         raise Ignored("Update of a deleted object")
+    if existing.visibility == DIRECT and visibility_of(obj, owner.followers_url) != DIRECT:
+        # Mastodon never changes a post's visibility on edit; a direct message above all must
+        # not be opened to more people by an Update (nor by the activity's addressing).
+        raise Ignored("an Update cannot make a direct message visible to more people")
     if not owner.local:
+        inbox_owner = await _delivered_to(ctx)
         try:
-            await store_object(ctx.db, obj, owner)
+            await store_object(ctx.db, obj, owner,
+                               also_addressed=[inbox_owner.uri] if inbox_owner else [])
         except OlderThanHeld:
             raise Ignored("Update older than the version we hold") from None
         existing.updated = parse_iso(obj.get("updated")) or utcnow()

@@ -8,6 +8,9 @@ from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, ObjectAudience, Reaction
+
+# Issue 13: direct-message conversations.
+from fedsph.models.conversations import Conversation
 from fedsph.models.directory import DirectoryEntry, DirectoryFacet, DirectoryState
 from fedsph.models.media import Media
 from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, SolidarityLink
@@ -19,6 +22,7 @@ __all__ = [
     "Actor",
     "Base",
     "Block",
+    "Conversation",
     "Delivery",
     "DirectoryEntry",
     "DirectoryFacet",

@@ -47,6 +47,9 @@ class InboxItem(QueueColumns, Base):
     # The actor's own key signed the request (not a relay's): its Update of itself is then as
     # fresh as a fetch (fedsph/actors.embedded_update_is_fresh).
     signed_by_actor: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The local actor whose own inbox received it (NULL: the shared inbox). A Create delivered
+    # to a personal inbox addresses that account, named or not (Mastodon's delivered_to_account).
+    delivered_to: Mapped[str | None] = mapped_column(String(2048))
 
     __table_args__ = (
         Index("ix_inbox_items_due", "status", "next_attempt_at"),

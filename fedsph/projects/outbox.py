@@ -22,6 +22,7 @@ from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity
 from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
+from fedsph.projects.conversations import add_direct_post
 from fedsph.projects.media import attachment_document
 from fedsph.projects.notes import NOTE_CONTEXT, build_note, source_texts
 from fedsph.projects.notifications import notify
@@ -99,6 +100,7 @@ async def publish_post(db: AsyncSession, urls: URLs, actor: Actor, *, contents: 
     # Our inbox finds the object already stored when it handles the local copy, so local
     # mentioned actors are notified here (notify skips remote ones).
     await notify(db, list(mentions), "mention", actor, create["id"], obj.uri)
+    await add_direct_post(db, obj)  # the conversations of the author and local addressees
     await _apply_stage_change(db, urls, actor, obj.stage_change)
     return obj
 

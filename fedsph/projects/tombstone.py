@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.federation.activitystreams import build_tombstone
 from fedsph.models import Event, Media, Object, utcnow
+from fedsph.projects.conversations import remove_direct_post
 
 
 def tombstone_document(obj: Object) -> dict:
@@ -28,7 +29,9 @@ async def turn_into_tombstone(db: AsyncSession, obj: Object) -> dict:
     Kept: what the row needs to stay a tombstone and to answer for it (uri, type, owner,
     visibility and addressees, reply target, dates). A second call changes nothing more.
     """
-    obj.deleted_at = obj.deleted_at or utcnow()
+    if obj.deleted_at is None:  # a direct message leaves its conversations once
+        obj.deleted_at = utcnow()
+        await remove_direct_post(db, obj)
     obj.content = obj.content_map = obj.summary = obj.document = None
     obj.name = obj.name_map = obj.kind = obj.stage_change = None
     obj.tags = obj.place = obj.attachments = obj.pinned_at = None

@@ -130,8 +130,9 @@ async def inbox_view(request: web.Request) -> web.Response:
 
 
 async def _receive(request: web.Request) -> str:
-    if "username" in request.match_info:
-        await _actor_or_404(request)
+    # A personal inbox: the lookup it takes anyway names the account it addresses (recorded on
+    # the row, so the worker counts it as an addressee of a Create).
+    owner = (await _actor_or_404(request)).uri if "username" in request.match_info else None
     limit = request.app[SETTINGS].max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"activities are limited to {limit} bytes")
@@ -141,7 +142,8 @@ async def _receive(request: web.Request) -> str:
         headers={k.lower(): v for k, v in request.headers.items()}, body=body,
         target_uri=request.app[SETTINGS].base_url + request.rel_url.raw_path_qs)
     return await receive(request.app[READERS], request.app[WRITERS], request.app[REMOTE],
-                         signed, request.headers.get("Content-Type"), request.app[INGEST])
+                         signed, request.headers.get("Content-Type"), request.app[INGEST],
+                         delivered_to=owner)
 
 
 def _page_number(request: web.Request) -> int | None:

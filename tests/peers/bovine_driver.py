@@ -7,6 +7,8 @@ Runs with the peers python (.venv-peers), never imported by the fedsph test suit
   follow   --base URL --secret S TARGET       outbox gets Follow{TARGET}
   accept-follows --base URL --secret S        the user accepts every Follow in its inbox
   post     --base URL --secret S TEXT         outbox gets a public Create{Note} (cc followers)
+  post-direct --base URL --secret S TO TEXT   outbox gets a Create addressed (on the activity
+                                              only) to TO, its Note unaddressed
   inbox    --base URL --secret S              prints the user's inbox activities as a JSON list
 
 Client commands authenticate with Moo-Auth-1 (an Ed25519 did:key added to the user at
@@ -109,6 +111,15 @@ async def post(client, text: str) -> dict:
     return await outbox_post(client, activity_factory.create(note).build())
 
 
+async def post_direct(client, target: str, text: str) -> dict:
+    """A Create whose Note carries no addressing: only the activity is addressed, to `target`
+    (issue 13: some servers address the activity alone). bovine delivers by the activity's."""
+    note = {"type": "Note", "attributedTo": client.actor_id, "content": text}
+    activity = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Create",
+                "actor": client.actor_id, "to": [target], "object": note}
+    return await outbox_post(client, activity)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command", required=True)
@@ -119,12 +130,14 @@ def main() -> None:
     p.add_argument("--db", required=True)
     p.add_argument("--base", required=True)
     p.add_argument("--handle", required=True)
-    for name in ("follow", "accept-follows", "post", "inbox"):
+    for name in ("follow", "accept-follows", "post", "inbox", "post-direct"):
         p = commands.add_parser(name)
         p.add_argument("--base", required=True)
         p.add_argument("--secret", required=True)
-        if name in ("follow", "post"):
+        if name in ("follow", "post", "post-direct"):
             p.add_argument("argument")
+        if name == "post-direct":
+            p.add_argument("text")
     args = parser.parse_args()
 
     if args.command == "serve":
@@ -137,6 +150,7 @@ def main() -> None:
             "follow": lambda client: follow(client, args.argument),
             "accept-follows": accept_follows,
             "post": lambda client: post(client, args.argument),
+            "post-direct": lambda client: post_direct(client, args.argument, args.text),
             "inbox": inbox_items,
         }
         result = asyncio.run(with_client(args.base, args.secret, actions[args.command]))
