@@ -1,0 +1,152 @@
+"""The streaming API end to end, against real `fedsph serve` processes: aiohttp's WebSocket
+client and Mastodon.py's server-sent-events client (stream_user) get a post, a notification, an
+edit and a delete as Mastodon's events; with two processes on one PostgreSQL database, a post
+made through one reaches a stream held by the other (fedsph/api/stream_hub.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+import aiohttp
+import pytest
+from mastodon import StreamListener
+
+from fedsph.admin.node import open_node
+from fedsph.config import load_settings
+from tests.mastodon_client import logged_in, start_server, stop_server
+from tests.processes import NodeProcess, wait_for
+from tests.support.members import api, member_token
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("streaming"))
+    yield server
+    stop_server(server)
+
+
+def ws_base(base: str) -> str:
+    return "ws" + base[len("http"):]
+
+
+async def next_event(ws, event: str, timeout: float = 20) -> dict:
+    async with asyncio.timeout(timeout):
+        while True:
+            message = await ws.receive()
+            assert message.type == aiohttp.WSMsgType.TEXT, message
+            body = json.loads(message.data)
+            if body.get("event") == event:
+                return body
+
+
+async def test_websocket_gets_post_notification_edit_and_delete(server):
+    ana, bea = logged_in(server, "ana"), logged_in(server, "bea")
+    instance = await asyncio.to_thread(ana.instance_v2)
+    streaming = instance.configuration.urls.streaming
+    assert streaming == ws_base(server.base)
+    url = f"{streaming}/api/v1/streaming?stream=user&access_token={ana.access_token}"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        posted = await asyncio.to_thread(ana.status_post, "Hoy terminamos el techo")
+        event = await next_event(ws, "update")
+        assert event["stream"] == ["user"]
+        assert json.loads(event["payload"])["id"] == str(posted.id)
+
+        await asyncio.to_thread(bea.status_favourite, posted.id)  # through the worker
+        event = await next_event(ws, "notification")
+        note = json.loads(event["payload"])
+        assert note["type"] == "favourite" and note["status"]["id"] == str(posted.id)
+        assert note["account"]["username"] == "bea"
+
+        await asyncio.to_thread(ana.status_update, posted.id, "Hoy terminamos el techo (y la puerta)")
+        event = await next_event(ws, "status.update")
+        edited = json.loads(event["payload"])
+        assert "la puerta" in edited["content"] and edited["edited_at"] is not None
+
+        await asyncio.to_thread(ana.status_delete, posted.id)
+        event = await next_event(ws, "delete")
+        assert event["payload"] == str(posted.id)
+
+
+class Collect(StreamListener):
+    def __init__(self):
+        self.updates, self.notifications = [], []
+        self.lock = threading.Lock()
+
+    def on_update(self, status):
+        with self.lock:
+            self.updates.append(status)
+
+    def on_notification(self, notification):
+        with self.lock:
+            self.notifications.append(notification)
+
+
+def test_mastodon_py_stream_user_gets_an_update_and_a_notification(server):
+    ana, bea = logged_in(server, "ana"), logged_in(server, "bea")
+    listener = Collect()
+    handle = bea.stream_user(listener, run_async=True, timeout=30)
+    try:
+        wait_for(handle.is_receiving, timeout=20, what="the stream to be open")
+        own = bea.status_post("Bea cuenta cómo va la obra")
+        wait_for(lambda: [s.id for s in listener.updates] == [own.id], timeout=20,
+                 what="bea's post on her user stream")
+        assert listener.updates[0].account.username == "bea"
+        ana.account_follow(bea.account_verify_credentials().id)
+        wait_for(lambda: listener.notifications, timeout=20, what="the follow notification")
+        [note] = listener.notifications
+        assert note.type == "follow" and note.account.username == "ana"
+    finally:
+        handle.close()
+
+
+def test_notification_stream_over_sse_gets_only_notifications(server):
+    ana, bea = logged_in(server, "ana"), logged_in(server, "bea")
+    listener = Collect()
+    handle = ana.stream_user_notifications(listener, run_async=True, timeout=30)
+    try:
+        wait_for(handle.is_receiving, timeout=20, what="the stream to be open")
+        post = ana.status_post("Una nota de ana para favoritos")
+        bea.status_favourite(post.id)
+        wait_for(lambda: listener.notifications, timeout=20, what="the favourite notification")
+        assert listener.notifications[0].type == "favourite"
+        assert listener.updates == []  # user:notification carries no statuses
+    finally:
+        handle.close()
+
+
+@pytest.mark.postgres
+async def test_a_post_through_one_process_reaches_a_stream_on_another(tmp_path, pg_database_url):
+    first = NodeProcess(tmp_path / "a", FEDSPH_DATABASE_URL=pg_database_url)
+    second = NodeProcess(tmp_path / "b", FEDSPH_DATABASE_URL=pg_database_url,
+                         FEDSPH_BASE_URL=first.base)
+    first.cli("migrate")
+    settings = load_settings(environ={}, base_url=first.base, data_dir=tmp_path / "a",
+                             database_url=pg_database_url)
+    async with open_node(settings) as node:
+        token, _person = await member_token(node, "ana", None)
+    first.start()
+    second.start()
+    try:
+        url = f"{ws_base(second.base)}/api/v1/streaming?access_token={token}"
+        async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws, \
+                http.ws_connect(f"{ws_base(second.base)}/api/v1/streaming?stream=public") as pub:
+            await ws.send_json({"type": "subscribe", "stream": "user"})
+            await asyncio.sleep(0.5)  # the subscription is read before the post is made
+            status, posted = await api(first, token, "POST", "/api/v1/statuses",
+                                       data={"status": "Desde el primer proceso"})
+            assert status == 200
+            for stream in (ws, pub):
+                event = await next_event(stream, "update", timeout=10)
+                assert json.loads(event["payload"])["id"] == posted["id"]
+            await api(first, token, "DELETE", f"/api/v1/statuses/{posted['id']}")
+            assert (await next_event(ws, "delete", timeout=10))["payload"] == posted["id"]
+    finally:
+        first.stop()
+        second.stop()
+    for process in (first, second):
+        assert "Traceback" not in process.server_log()
+
