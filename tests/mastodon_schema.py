@@ -232,6 +232,12 @@ PREFERENCES = {
 
 ERROR = {"error": STR, "error_description": optional(STR)}
 
+# The streaming API (issue 13): a WebSocket message; its payload is a Status or Notification
+# as JSON text, or a status id (docs.joinmastodon.org/methods/streaming/#events).
+STREAMING_EVENT = {"stream": array(STR), "payload": STR,
+                   "event": one_of("update", "status.update", "delete", "notification")}
+STREAMING_ERROR = {"error": STR, "status": INT}
+
 ENTITIES: dict[str, dict[str, Spec]] = {
     "Field": FIELD, "CustomEmoji": CUSTOM_EMOJI, "Account": ACCOUNT,
     "CredentialAccount": CREDENTIAL_ACCOUNT, "Mention": MENTION, "StatusTag": STATUS_TAG,
@@ -240,6 +246,7 @@ ENTITIES: dict[str, dict[str, Spec]] = {
     "Application": APPLICATION, "CredentialApplication": CREDENTIAL_APPLICATION,
     "Token": TOKEN, "Context": CONTEXT, "Tag": TAG, "Marker": MARKER, "Search": SEARCH,
     "Preferences": PREFERENCES, "Error": ERROR,
+    "StreamingEvent": STREAMING_EVENT, "StreamingError": STREAMING_ERROR,
 }
 
 

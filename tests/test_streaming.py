@@ -17,6 +17,7 @@ from fedsph.federation.actors import resolve_actor
 from fedsph.models import Follow, OAuthToken, StreamEvent, utcnow
 from fedsph.projects.outbox import delete_post, edit_post_text, follow, publish_post
 from fedsph.web.keys import REMOTE
+from tests.mastodon_schema import mismatches
 from tests.support.members import api, member_token
 from tests.support.nodes import settle
 
@@ -130,8 +131,9 @@ async def test_multiplexed_subscriptions_hashtag_and_errors(node):
             http.ws_connect(ws_url(node), protocols=(token,)) as ws:
         assert ws.protocol == token  # the token as Sec-WebSocket-Protocol, echoed back
         await ws.send_json({"type": "subscribe", "stream": "nonsense"})
-        assert await receive(ws, lambda m: m) == [{"error": "Unknown stream type",
-                                                    "status": 400}]
+        refused = await receive(ws, lambda m: m)
+        assert refused == [{"error": "Unknown stream type", "status": 400}]
+        assert mismatches(refused[0], "StreamingError") == []
         await ws.send_json({"type": "subscribe", "stream": "hashtag"})
         assert (await receive(ws, lambda m: m))[0]["error"] == "Missing tag name parameter"
         await ws.send_str("not json")
@@ -270,3 +272,21 @@ async def test_a_received_post_edit_and_delete_reach_a_local_followers_stream(tw
         got = await receive(ws, has_event("delete"))
         assert got[-1]["payload"] == status_id
 
+
+
+async def test_a_boost_by_a_followed_account_is_an_update_with_reblog(node):
+    ana_token, ana = await member_token(node, "ana", None)
+    bea_token, bea = await member_token(node, "bea", None)
+    carla_token, _carla = await member_token(node, "carla", None)
+    await _accepted_follow(node, bea, ana)
+    _, posted = await api(node, carla_token, "POST", "/api/v1/statuses",
+                          data={"status": "Carla cuenta algo"})
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as ws:
+        status, _ = await api(node, ana_token, "POST",
+                              f"/api/v1/statuses/{posted['id']}/reblog")
+        assert status == 200
+        got = await receive(ws, has_event("update"))
+    boost = json.loads(got[-1]["payload"])
+    assert boost["reblog"]["id"] == posted["id"] and boost["account"]["id"] == str(ana.id)
+    assert mismatches(boost, "Status") == []

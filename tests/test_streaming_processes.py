@@ -16,6 +16,7 @@ from mastodon import StreamListener
 from fedsph.admin.node import open_node
 from fedsph.config import load_settings
 from tests.mastodon_client import logged_in, start_server, stop_server
+from tests.mastodon_schema import mismatches
 from tests.processes import NodeProcess, wait_for
 from tests.support.members import api, member_token
 
@@ -33,12 +34,19 @@ def ws_base(base: str) -> str:
     return "ws" + base[len("http"):]
 
 
+PAYLOADS = {"update": "Status", "status.update": "Status", "notification": "Notification"}
+
+
 async def next_event(ws, event: str, timeout: float = 20) -> dict:
+    """The next message of `event`, checked against Mastodon's documented shapes."""
     async with asyncio.timeout(timeout):
         while True:
             message = await ws.receive()
             assert message.type == aiohttp.WSMsgType.TEXT, message
             body = json.loads(message.data)
+            assert mismatches(body, "StreamingEvent") == []
+            if event in PAYLOADS:
+                assert mismatches(json.loads(body["payload"]), PAYLOADS[event]) == []
             if body.get("event") == event:
                 return body
 

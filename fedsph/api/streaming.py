@@ -62,10 +62,12 @@ def setup(app: web.Application) -> None:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/streaming/health", health)
-    app.router.add_get("/api/v1/streaming", streaming)
-    app.router.add_get("/api/v1/streaming/", streaming)
-    app.router.add_get("/api/v1/streaming/{path:.+}", server_sent_events)
+    """GET only: a HEAD of a stream would hold its connection open with nothing to send."""
+    app.router.add_route("GET", "/api/v1/streaming/health", health)
+    app.router.add_route("HEAD", "/api/v1/streaming/health", health)
+    app.router.add_route("GET", "/api/v1/streaming", streaming)
+    app.router.add_route("GET", "/api/v1/streaming/", streaming)
+    app.router.add_route("GET", "/api/v1/streaming/{path:.+}", server_sent_events)
 
 
 async def health(request: web.Request) -> web.Response:
