@@ -19,7 +19,7 @@ from fedsph.projects.outbox import delete_post, edit_post_text, follow, publish_
 from fedsph.web.keys import REMOTE
 from tests.mastodon_schema import mismatches
 from tests.support.members import api, member_token
-from tests.support.nodes import settle
+from tests.support.nodes import make_settings, settle, start_node
 
 
 def ws_url(node, query: str = "") -> str:
@@ -290,3 +290,18 @@ async def test_a_boost_by_a_followed_account_is_an_update_with_reblog(node):
     boost = json.loads(got[-1]["payload"])
     assert boost["reblog"]["id"] == posted["id"] and boost["account"]["id"] == str(ana.id)
     assert mismatches(boost, "Status") == []
+
+
+async def test_shutdown_ends_open_streams(tmp_path):
+    running = await start_node(make_settings(tmp_path))
+    token, _ana = await member_token(running, "ana", None)
+    async with aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(ws_url(running, f"stream=user&access_token={token}"))
+        sse = await http.get(running.base + "/api/v1/streaming/public")
+        assert sse.status == 200
+        # The app answers the close handshake as a real one does (reading while it waits).
+        async with asyncio.timeout(5):
+            _, closing = await asyncio.gather(running.runner.cleanup(), ws.receive())
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            await sse.content.read()
+        sse.release()

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fedsph.models import StreamEvent
@@ -114,15 +115,18 @@ class StreamHub:
     async def close(self) -> None:
         """At shutdown: streams end (their handlers see `closing`), the task stops."""
         self.closing = True
-        for listener in list(self.listeners):
-            listener.overflowed = True  # its handler ends at its next look
-            with contextlib.suppress(asyncio.QueueFull):
-                listener.queue.put_nowait(None)  # wakes a handler waiting for a row
+        self._end_streams()
         task, self.task = self.task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def _end_streams(self) -> None:
+        for listener in list(self.listeners):
+            listener.overflowed = True  # its handler ends at its next look
+            with contextlib.suppress(asyncio.QueueFull):
+                listener.queue.put_nowait(None)  # wakes a handler waiting for a row
 
     async def _run(self) -> None:
         try:
@@ -131,10 +135,16 @@ class StreamHub:
                     async with self._notified() as notified:
                         await self._tail(notified)
                     return
-                except (TimeoutError, OSError, ConnectionError) as exc:
+                except (OSError, SQLAlchemyError) as exc:  # the database went away for a while
                     log.warning("stream events: %s; trying again", exc)
                     await asyncio.sleep(1)
-                if not self.listeners:
+                except Exception:
+                    # A bug, with its traceback: the streams end, so apps reconnect (and start
+                    # a new task) rather than wait for events that will not come.
+                    log.exception("stream events: reading failed; closing the streams")
+                    self._end_streams()
+                    return
+                if not self.listeners or self.closing:
                     return
         finally:
             self.ready.set()  # a failed start leaves no stream waiting for it
