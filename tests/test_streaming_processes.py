@@ -79,6 +79,18 @@ async def test_websocket_gets_post_notification_edit_and_delete(server):
         assert event["payload"] == str(posted.id)
 
 
+async def test_a_post_made_by_another_process_reaches_an_open_stream(server):
+    """`fedsph post` runs as a process of its own: its event reaches the serve process's stream
+    through the database (a poll on SQLite, NOTIFY on PostgreSQL)."""
+    url = f"{ws_base(server.base)}/api/v1/streaming?stream=public:local"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        await asyncio.to_thread(server.cli, "post", "casa", "--text", "Desde la línea de órdenes")
+        event = await next_event(ws, "update")
+        assert event["stream"] == ["public:local"]
+        status = json.loads(event["payload"])
+        assert "línea de órdenes" in status["content"] and status["account"]["username"] == "casa"
+
+
 class Collect(StreamListener):
     def __init__(self):
         self.updates, self.notifications = [], []
@@ -96,6 +108,7 @@ class Collect(StreamListener):
 def test_mastodon_py_stream_user_gets_an_update_and_a_notification(server):
     ana, bea = logged_in(server, "ana"), logged_in(server, "bea")
     listener = Collect()
+    assert bea.stream_healthy()  # GET /api/v1/streaming/health answers "OK"
     handle = bea.stream_user(listener, run_async=True, timeout=30)
     try:
         wait_for(handle.is_receiving, timeout=20, what="the stream to be open")
