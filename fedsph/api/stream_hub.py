@@ -56,10 +56,13 @@ class Listener:
 
     token_key: str | None
     address: str
+    account_id: int | None = None
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
 
     def offer(self, row: Row) -> None:
+        if row.kind == "notification" and row.actor_id != self.account_id:
+            return  # someone else's: decided here, without a query
         try:
             self.queue.put_nowait(row)
         except asyncio.QueueFull:

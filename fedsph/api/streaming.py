@@ -32,6 +32,7 @@ from fedsph.api.stream_filters import Stream, StreamError, matching, parse_strea
 from fedsph.api.stream_hub import Listener, Row, StreamHub
 from fedsph.api.tokens import Caller, bearer_token, caller_for
 from fedsph.models import Actor
+from fedsph.web.client_address import client_address
 from fedsph.web.keys import ENGINE, READERS
 
 log = logging.getLogger("fedsph.streaming")
@@ -75,19 +76,21 @@ async def health(request: web.Request) -> web.Response:
 
 
 def _address(request: web.Request) -> str:
-    return request.remote or "?"
+    """The app's address, not the reverse proxy's (FEDSPH_TRUSTED_PROXIES), as for logins."""
+    return client_address(request)
 
 
 async def _authenticate(request: web.Request, token: str | None) -> Caller | None:
     return await caller_for(request, token) if token else None
 
 
-async def _admit(request: web.Request, token: str | None) -> Listener:
+async def _admit(request: web.Request, token: str | None, caller: Caller | None) -> Listener:
     hub = request.app[HUB]
     key = hash_token(token) if token else None
     if hub.closing or not hub.admits(key, _address(request)):
         raise ApiError(429, "Too many streams open")
-    listener = Listener(key, _address(request))
+    account = caller.actor.id if caller and caller.actor else None
+    listener = Listener(key, _address(request), account)
     await hub.add(listener)
     return listener
 
@@ -167,7 +170,7 @@ async def _sse(request: web.Request, name: str | None) -> web.StreamResponse:
     caller = await _authenticate(request, token)
     connection = Connection(request, token, caller)
     connection.streams.append(connection.parse(name, request.query.get("tag")))
-    listener = await _admit(request, token)
+    listener = await _admit(request, token, caller)
     try:
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store",
@@ -198,7 +201,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     protocol = _protocol_token(request)
     token = bearer_token(request) or protocol
     caller = await _authenticate(request, token)
-    listener = await _admit(request, token)
+    listener = await _admit(request, token, caller)
     connection = Connection(request, token, caller)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_CLIENT_MESSAGE,
                                protocols=(protocol,) if protocol else ())
