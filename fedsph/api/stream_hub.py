@@ -132,11 +132,12 @@ class StreamHub:
                 listener.queue.put_nowait(None)  # wakes a handler waiting for a row
 
     async def _run(self) -> None:
+        ready = self.ready  # this task's: a task started after it has its own
         try:
             while True:
                 try:
                     async with self._notified() as notified:
-                        await self._tail(notified)
+                        await self._tail(notified, ready)
                     return
                 except (OSError, SQLAlchemyError) as exc:  # the database went away for a while
                     log.warning("stream events: %s; trying again", exc)
@@ -150,7 +151,7 @@ class StreamHub:
                 if not self.listeners or self.closing:
                     return
         finally:
-            self.ready.set()  # a failed start leaves no stream waiting for it
+            ready.set()  # a failed start leaves no stream waiting for it
             if self.task is asyncio.current_task():
                 self.task = None
 
@@ -173,11 +174,11 @@ class StreamHub:
                 with contextlib.suppress(Exception):  # the connection may be gone already
                     await driver.remove_listener(CHANNEL, ping)
 
-    async def _tail(self, notified: bool) -> None:
+    async def _tail(self, notified: bool, ready: asyncio.Event) -> None:
         async with self.readers() as db:
             self.last_id = await db.scalar(select(func.max(StreamEvent.id))) or 0
         self.gaps.clear()
-        self.ready.set()
+        ready.set()
         wait = NOTIFY_SAFETY_SECONDS if notified else SQLITE_POLL_SECONDS
         while self.listeners and not self.closing:
             with contextlib.suppress(asyncio.TimeoutError):
