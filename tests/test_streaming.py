@@ -16,7 +16,7 @@ from fedsph.api.instance import streaming_url
 from fedsph.federation.actors import resolve_actor
 from fedsph.models import Follow, OAuthToken, StreamEvent, utcnow
 from fedsph.projects.outbox import delete_post, edit_post_text, follow, publish_post
-from fedsph.web.keys import REMOTE
+from fedsph.web.keys import ENGINE, REMOTE
 from tests.mastodon_schema import mismatches
 from tests.support.members import api, member_token
 from tests.support.nodes import make_settings, settle, start_node
@@ -305,3 +305,24 @@ async def test_shutdown_ends_open_streams(tmp_path):
             assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
             await sse.content.read()
         sse.release()
+
+
+async def test_an_event_committed_after_a_later_one_is_still_delivered(node):
+    """PostgreSQL takes ids at INSERT, so id 2 can be visible before id 1: the hub asks again
+    for the ids it skipped (stream_hub.GAP_SECONDS)."""
+    hub = stream_hub.StreamHub(node.app[ENGINE], node.readers)
+    listener = stream_hub.Listener(None, "test")
+    await hub.add(listener)
+    try:
+        first = hub.last_id
+        async with node.writers() as db, db.begin():
+            db.add(StreamEvent(id=first + 2, kind="delete", ref_id=2, actor_id=1))
+        await hub._read()
+        async with node.writers() as db, db.begin():
+            db.add(StreamEvent(id=first + 1, kind="delete", ref_id=1, actor_id=1))
+        await hub._read()
+        got = [listener.queue.get_nowait().ref_id for _ in range(listener.queue.qsize())]
+        assert got == [2, 1] and not hub.gaps
+    finally:
+        hub.remove(listener)
+        await hub.close()
