@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
+import sys
 import threading
 
 import aiohttp
@@ -17,10 +20,13 @@ from fedsph.admin.node import open_node
 from fedsph.config import load_settings
 from tests.mastodon_client import logged_in, start_server, stop_server
 from tests.mastodon_schema import mismatches
-from tests.processes import NodeProcess, wait_for
+from tests.processes import NodeProcess, stop_process, wait_for
 from tests.support.members import api, member_token
 
 pytestmark = pytest.mark.e2e
+
+SERVING = re.compile(r"fedsph serving .*\[pid (\d+)\]")  # a child's line once it listens
+STREAM_ACCESS = re.compile(r"fedsph\.access \[pid (\d+)\].*GET /api/v1/streaming")
 
 
 @pytest.fixture(scope="module")
@@ -171,3 +177,40 @@ async def test_a_post_through_one_process_reaches_a_stream_on_another(tmp_path, 
     for process in (first, second):
         assert "Traceback" not in process.server_log()
 
+
+
+@pytest.mark.postgres
+async def test_serve_processes_share_events_through_the_database(tmp_path, pg_database_url):
+    """`fedsph serve --processes 2`: streams land on both children (the kernel spreads the
+    connections), and each gets a post made through whichever child took the request."""
+    node = NodeProcess(tmp_path / "n", FEDSPH_DATABASE_URL=pg_database_url)
+    node.cli("migrate")
+    settings = load_settings(environ={}, base_url=node.base, data_dir=tmp_path / "n",
+                             database_url=pg_database_url)
+    async with open_node(settings) as opened:
+        token, _person = await member_token(opened, "ana", None)
+    log = tmp_path / "group.log"
+    with open(log, "w") as out:
+        group = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2"],
+                                 env=node.env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: len(set(SERVING.findall(log.read_text()))) == 2, timeout=120,
+                 what="both children to listen")
+        url = f"{ws_base(node.base)}/api/v1/streaming?stream=public"
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            # 16: all on one child by chance once in 2^15 runs
+            streams = [await http.ws_connect(url) for _ in range(16)]
+            status, posted = await api(node, token, "POST", "/api/v1/statuses",
+                                       data={"status": "Para todos los procesos"})
+            assert status == 200
+            for ws in streams:
+                event = await next_event(ws, "update", timeout=10)
+                assert json.loads(event["payload"])["id"] == posted["id"]
+            for ws in streams:
+                await ws.close()
+        # Which child held each stream: its access line, written when the stream closed.
+        wait_for(lambda: len(set(STREAM_ACCESS.findall(log.read_text()))) == 2, timeout=10,
+                 what="streams held by both children")
+    finally:
+        stop_process(group)
+    assert "Traceback" not in log.read_text()
