@@ -179,6 +179,12 @@ async def test_a_post_through_one_process_reaches_a_stream_on_another(tmp_path, 
 
 
 
+def _start_group(node: NodeProcess, log) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2"],
+                                env=node.env, stdout=out, stderr=subprocess.STDOUT)
+
+
 @pytest.mark.postgres
 async def test_serve_processes_share_events_through_the_database(tmp_path, pg_database_url):
     """`fedsph serve --processes 2`: streams land on both children (the kernel spreads the
@@ -190,9 +196,7 @@ async def test_serve_processes_share_events_through_the_database(tmp_path, pg_da
     async with open_node(settings) as opened:
         token, _person = await member_token(opened, "ana", None)
     log = tmp_path / "group.log"
-    with open(log, "w") as out:
-        group = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2"],
-                                 env=node.env, stdout=out, stderr=subprocess.STDOUT)
+    group = await asyncio.to_thread(_start_group, node, log)
     try:
         wait_for(lambda: len(set(SERVING.findall(log.read_text()))) == 2, timeout=120,
                  what="both children to listen")
