@@ -13,8 +13,9 @@ from sqlalchemy import func, select, update
 
 from fedsph.api import stream_hub, streaming
 from fedsph.api.instance import streaming_url
+from fedsph.api.tokens import issue_token
 from fedsph.federation.actors import resolve_actor
-from fedsph.models import Follow, OAuthToken, StreamEvent, utcnow
+from fedsph.models import Follow, OAuthApp, OAuthToken, StreamEvent, utcnow
 from fedsph.projects.outbox import delete_post, edit_post_text, follow, publish_post
 from fedsph.web.keys import ENGINE, REMOTE
 from tests.mastodon_schema import mismatches
@@ -312,17 +313,39 @@ async def test_an_event_committed_after_a_later_one_is_still_delivered(node):
     for the ids it skipped (stream_hub.GAP_SECONDS)."""
     hub = stream_hub.StreamHub(node.app[ENGINE], node.readers)
     listener = stream_hub.Listener(None, "test")
-    await hub.add(listener)
-    try:
-        first = hub.last_id
-        async with node.writers() as db, db.begin():
-            db.add(StreamEvent(id=first + 2, kind="delete", ref_id=2, actor_id=1))
-        await hub._read()
-        async with node.writers() as db, db.begin():
-            db.add(StreamEvent(id=first + 1, kind="delete", ref_id=1, actor_id=1))
-        await hub._read()
-        got = [listener.queue.get_nowait().ref_id for _ in range(listener.queue.qsize())]
-        assert got == [2, 1] and not hub.gaps
-    finally:
-        hub.remove(listener)
-        await hub.close()
+    hub.listeners.add(listener)  # no task: the reads below are the only ones
+    async with node.readers() as db:
+        first = hub.last_id = await db.scalar(select(func.max(StreamEvent.id))) or 0
+    async with node.writers() as db, db.begin():
+        db.add(StreamEvent(id=first + 2, kind="delete", ref_id=2, actor_id=1))
+    await hub._read()
+    assert list(hub.gaps) == [first + 1]
+    async with node.writers() as db, db.begin():
+        db.add(StreamEvent(id=first + 1, kind="delete", ref_id=1, actor_id=1))
+    await hub._read()
+    got = [listener.queue.get_nowait().ref_id for _ in range(listener.queue.qsize())]
+    assert got == [2, 1] and not hub.gaps
+
+
+async def test_a_user_stream_needs_a_read_scope(node):
+    token, ana = await member_token(node, "ana", None)
+    async with node.writers() as db, db.begin():
+        row = await db.scalar(select(OAuthToken))
+        write_only, _ = await issue_token(db, await db.get(OAuthApp, row.app_id), row.user_id,
+                                          ana.id, ["write"])
+    async with aiohttp.ClientSession() as http:
+        for path in ("/api/v1/streaming/user", "/api/v1/streaming/user/notification"):
+            async with http.get(node.base + path,
+                                headers={"Authorization": f"Bearer {write_only}"}) as answer:
+                assert answer.status == 401
+                assert (await answer.json())["error"] == \
+                    "Access token does not have the required scopes"
+        async with http.get(node.base + "/api/v1/streaming/public/local",
+                            headers={"Authorization": f"Bearer {write_only}"}) as answer:
+            assert answer.status == 200  # public streams need no scope
+            assert node.app[streaming.HUB].listeners
+    for _ in range(40):  # the server sees the app gone within GONE_CHECK_SECONDS
+        if not node.app[streaming.HUB].listeners:
+            break
+        await asyncio.sleep(0.1)
+    assert not node.app[streaming.HUB].listeners

@@ -39,6 +39,9 @@ log = logging.getLogger("fedsph.streaming")
 
 HUB = web.AppKey("stream_hub", StreamHub)
 HEARTBEAT_SECONDS = 15.0  # Mastodon's streaming server also beats every 15 s
+# aiohttp does not stop a handler whose client left; an event stream looks this often, so a
+# closed one stops counting against its token's and address's limits.
+GONE_CHECK_SECONDS = 1.0
 MAX_CLIENT_MESSAGE = 4096  # a subscribe message is some 60 bytes
 MAX_STREAMS = 16  # per WebSocket connection
 BATCH = 50
@@ -177,10 +180,15 @@ async def _sse(request: web.Request, name: str | None) -> web.StreamResponse:
             "X-Accel-Buffering": "no", **CORS_HEADERS})  # nginx: pass each event at once
         await response.prepare(request)
         await response.write(b":)\n")
+        beat = time.monotonic()
         while not listener.overflowed and await connection.still_allowed():
-            rows = await _next_rows(listener, HEARTBEAT_SECONDS)
+            rows = await _next_rows(listener, GONE_CHECK_SECONDS)
+            if request.transport is None or request.transport.is_closing():
+                break  # the app went away: its place counts no longer
             if not rows:
-                await response.write(b":thump\n")
+                if time.monotonic() - beat >= HEARTBEAT_SECONDS:
+                    await response.write(b":thump\n")
+                    beat = time.monotonic()
                 continue
             for _, event, data in await connection.events(rows):
                 await response.write(f"event: {event}\ndata: {data}\n\n".encode())
