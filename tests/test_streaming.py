@@ -328,7 +328,7 @@ async def test_an_event_committed_after_a_later_one_is_still_delivered(node):
 
 
 async def test_a_user_stream_needs_a_read_scope(node):
-    token, ana = await member_token(node, "ana", None)
+    _token, ana = await member_token(node, "ana", None)
     async with node.writers() as db, db.begin():
         row = await db.scalar(select(OAuthToken))
         write_only, _ = await issue_token(db, await db.get(OAuthApp, row.app_id), row.user_id,
