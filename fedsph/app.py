@@ -16,6 +16,7 @@ from aiohttp import web
 from fedsph import api
 from fedsph.accounts import FailureLimiter
 from fedsph.api import statuses as api_statuses
+from fedsph.api import streaming as api_streaming
 from fedsph.api.errors import api_middleware
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
@@ -28,6 +29,7 @@ from fedsph.federation.keycache import keys_for
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.federation.remote_objects import OBJECT_DETAILS
 from fedsph.hub import directory_index, directory_query
+from fedsph.projects import stream_events
 from fedsph.projects.profile_wire import remote_profile_values
 from fedsph.web import (
     activitypub,
@@ -88,6 +90,7 @@ def connect_features() -> None:
         ACTOR_READERS.append(remote_profile_values)
     OBJECT_DETAILS["Event"] = store_event_details
     directory_index.connect()  # the hub directory's index follows every flush of actors
+    stream_events.connect()  # the streaming API's events, written with what they report
 
 
 def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
@@ -101,6 +104,7 @@ def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     app[LIMITER] = FailureLimiter()  # failed logins per address and name (members.login)
     api_statuses.setup(app)  # the API's Idempotency-Key cache, so a retried post is not doubled
     security_headers.setup(app)  # CSP, nosniff, frame and referrer rules on every response
+    api_streaming.setup(app)  # the streaming API's hub, and its streams closed at shutdown
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_http_client)
     app.cleanup_ctx.append(_ingest)

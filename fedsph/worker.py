@@ -31,6 +31,7 @@ from fedsph.federation.remote import Remote
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.media_prune import prune_media
+from fedsph.projects.stream_events import prune_stream_events
 from fedsph.worker_chains import Chains
 from fedsph.worker_delivery import DeliverySender
 from fedsph.worker_prefetch import Prefetch, reads_the_sender
@@ -142,6 +143,7 @@ class Worker:
         try:
             async with self.writers() as db, db.begin():
                 rows = await prune_finished(db, timedelta(days=self.settings.inbox_retention_days))
+                await prune_stream_events(db)  # the streaming API's events, minutes old
             if rows.inbox or rows.deliveries:
                 log.info("pruned %d processed inbox row(s) and %d finished deliveries",
                          rows.inbox, rows.deliveries)

@@ -235,6 +235,11 @@ ERROR = {"error": STR, "error_description": optional(STR)}
 # Issue 13: direct-message conversations (docs.joinmastodon.org/entities/Conversation/).
 CONVERSATION = {"id": ID, "unread": BOOL, "accounts": array(entity("Account")),
                 "last_status": nullable(entity("Status"))}
+# The streaming API (issue 13): a WebSocket message; its payload is a Status or Notification
+# as JSON text, or a status id (docs.joinmastodon.org/methods/streaming/#events).
+STREAMING_EVENT = {"stream": array(STR), "payload": STR,
+                   "event": one_of("update", "status.update", "delete", "notification")}
+STREAMING_ERROR = {"error": STR, "status": INT}
 
 ENTITIES: dict[str, dict[str, Spec]] = {
     "Field": FIELD, "CustomEmoji": CUSTOM_EMOJI, "Account": ACCOUNT,
@@ -245,6 +250,7 @@ ENTITIES: dict[str, dict[str, Spec]] = {
     "Token": TOKEN, "Context": CONTEXT, "Tag": TAG, "Marker": MARKER, "Search": SEARCH,
     "Preferences": PREFERENCES, "Error": ERROR,
     "Conversation": CONVERSATION,
+    "StreamingEvent": STREAMING_EVENT, "StreamingError": STREAMING_ERROR,
 }
 
 

@@ -146,6 +146,11 @@ def test_instance_v1_and_v2(node):
     assert statuses.max_characters == 5000 and statuses.max_media_attachments == 4
     assert "image/webp" in v2.configuration.media_attachments.supported_mime_types
     assert v2.registrations.enabled is False
+    # Issue 13: no api_versions (Mastodon added it in 4.3; a 4.2 server has none), and a
+    # streaming URL that apps can open (tests/test_streaming.py).
+    assert v2.api_versions is None and api.mastodon_api_version == 0
+    assert v2.configuration.urls.streaming == "ws" + node.base[len("http"):]
+    assert v1.urls.streaming_api == v2.configuration.urls.streaming
     assert api.instance_peers() == []
     assert api.custom_emojis() == []
     info = api.oauth_authorization_server_info()

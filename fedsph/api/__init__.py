@@ -19,6 +19,7 @@ from fedsph.api import conversations as api_conversations
 from fedsph.api import media as api_media
 from fedsph.api import notifications as api_notifications
 from fedsph.api import reactions as api_reactions
+from fedsph.api import streaming as api_streaming
 from fedsph.api import timelines as api_timelines
 from fedsph.api.entities import MISSING_IMAGE
 
@@ -84,3 +85,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/oauth/revoke", oauth.revoke)
     app.router.add_get("/.well-known/oauth-authorization-server", oauth.metadata)
     app.router.add_get(MISSING_IMAGE, accounts.missing_image)
+    # The streaming API (issue 13): WebSocket and server-sent events, and its health check.
+    api_streaming.add_routes(app)

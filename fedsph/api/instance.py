@@ -13,6 +13,9 @@ from fedsph.models import Actor, Object, User
 from fedsph.web.keys import READERS, SETTINGS, URLS
 
 # Mastodon.py and apps compare the first word to Mastodon versions to know what they may call.
+# 4.2, not 4.3: apps take 4.3 to mean its new endpoints (grouped notifications) are there.
+# Hence no `api_versions` in instance v2 either: Mastodon added it in 4.3.0 for the API changes
+# made from then on, and a 4.2 server has none (Mastodon.py reads an absent one as version 0).
 COMPATIBLE_API_VERSION = "4.2.0"
 MAX_CHARACTERS = 5000
 MAX_MEDIA = 4
@@ -25,9 +28,12 @@ def version() -> str:
 
 
 def streaming_url(base: str) -> str:
-    """Mastodon documents this as a URL, never null, and typed clients fail to decode a null.
-    fedsph has no streaming API: apps that connect are refused and keep polling instead."""
-    return "ws" + base[len("http"):] if base.startswith("http") else base
+    """Where apps open the streaming API (fedsph/api/streaming.py, served by every `fedsph
+    serve`): this node's public URL with ws:// for http:// and wss:// for https://, so a node
+    behind a TLS proxy is reached through it. Apps add /api/v1/streaming to it."""
+    if base.startswith(("http://", "https://")):
+        return "ws" + base[len("http"):].rstrip("/")
+    return base
 
 
 def _configuration(settings, base: str) -> dict:
@@ -89,7 +95,6 @@ async def instance_v2(request: web.Request) -> web.Response:
         "configuration": _configuration(settings, base),
         "registrations": {"enabled": False, "approval_required": False, "message": None,
                           "url": None},
-        "api_versions": {"mastodon": 0},
         "contact": {"email": "", "account": None},
         "rules": [],
     })

@@ -103,6 +103,12 @@ async def optional_caller(request: web.Request) -> Caller | None:
     token = bearer_token(request)
     if token is None:
         return None
+    return await caller_for(request, token)
+
+
+async def caller_for(request: web.Request, token: str) -> Caller:
+    """Who `token` acts for, checked now (401 if it is unknown, revoked or expired): also
+    what an open stream asks again and again (fedsph/api/streaming.py)."""
     async with request.app[READERS]() as db:
         found = (await db.execute(
             select(OAuthToken, OAuthApp).join(OAuthApp, OAuthApp.id == OAuthToken.app_id)

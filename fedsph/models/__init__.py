@@ -17,6 +17,9 @@ from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, S
 from fedsph.models.queue import Delivery, HostState, InboxItem
 from fedsph.models.social import Notification, Report
 
+# The streaming API's event rows (issue 13).
+from fedsph.models.streams import StreamEvent
+
 __all__ = [
     "Activity",
     "Actor",
@@ -48,6 +51,7 @@ __all__ = [
     "Reaction",
     "Report",
     "SolidarityLink",
+    "StreamEvent",
     "User",
     "utcnow",
 ]

@@ -2,14 +2,14 @@
 item 6). Existing accounts have none until one is set (`fedsph user email`).
 
 Revision ID: 0018_user_email
-Revises: 0014_conversations
+Revises: 0017_stream_events
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018_user_email"
-down_revision = "0014_conversations"
+down_revision = "0017_stream_events"
 branch_labels = None
 depends_on = None
 
