@@ -20,8 +20,16 @@ from fedsph.db import alembic_config, make_engine, migrate
 from fedsph.errors import UserError
 from fedsph.federation.actors import resolve_actor
 from fedsph.hub import directory_index
-from fedsph.models import Actor, Delivery, Follow, Notification, Object, ObjectAudience, Reaction
-from fedsph.models import status_ids
+from fedsph.models import (
+    Actor,
+    Delivery,
+    Follow,
+    Notification,
+    Object,
+    ObjectAudience,
+    Reaction,
+    status_ids,
+)
 from fedsph.projects.outbox import edit_post, editable_post_fields, publish_post
 from fedsph.web.keys import REMOTE
 from tests.fakepeer import AS, FakePeer
