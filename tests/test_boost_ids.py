@@ -157,3 +157,27 @@ async def test_the_migration_numbers_existing_boosts_after_every_post(tmp_path):
             assert (note.id, boost.status_id) in ((6, 7), (7, 6))
     finally:
         await engine.dispose()
+
+
+async def test_a_post_boosted_twice_shows_once_in_home_as_its_latest_boost(node):
+    tokens = {}
+    for name in ("ana", "bea", "cai", "dan"):
+        tokens[name], actor = await member_token(node, name, None)
+        tokens[name + "_id"] = actor.id
+    for followed in ("ana", "cai"):
+        status, _ = await api(node, tokens["bea"], "POST",
+                              f"/api/v1/accounts/{tokens[followed + '_id']}/follow")
+        assert status == 200
+    await flush(node)  # the follows accepted
+    _, post = await api(node, tokens["dan"], "POST", "/api/v1/statuses", data={"status": "dan's"})
+    _, first = await api(node, tokens["ana"], "POST", f"/api/v1/statuses/{post['id']}/reblog")
+    _, second = await api(node, tokens["cai"], "POST", f"/api/v1/statuses/{post['id']}/reblog")
+    _, home = await api(node, tokens["bea"], "GET", "/api/v1/timelines/home")
+    assert [(s["id"], s["account"]["username"]) for s in home] == [(second["id"], "cai")]
+    # The latest boost undone, the earlier one shows; that undone too, nothing is left.
+    await api(node, tokens["cai"], "DELETE", f"/api/v1/statuses/{second['id']}")
+    _, home = await api(node, tokens["bea"], "GET", "/api/v1/timelines/home")
+    assert [s["id"] for s in home] == [first["id"]]
+    await api(node, tokens["ana"], "POST", f"/api/v1/statuses/{post['id']}/unreblog")
+    _, home = await api(node, tokens["bea"], "GET", "/api/v1/timelines/home")
+    assert home == []

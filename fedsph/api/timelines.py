@@ -13,7 +13,7 @@ and held (unapproved) comments never show, nor deleted posts. Replies are kept, 
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import Select, func, null, select
+from sqlalchemy import Select, exists, null, select
 from sqlalchemy.orm import aliased
 
 from fedsph.api.errors import api_json
@@ -56,15 +56,18 @@ async def home(request: web.Request) -> web.Response:
         | (Object.actor_id.in_(followed) & direct_shown_to(me)))
     # Boosts by me and the accounts I follow, of public posts only; a post boosted by several
     # of them shows once, as its latest boost (Mastodon too keeps one reblog of a post in home).
-    latest = (select(func.max(Reaction.status_id))
-              .where(Reaction.type == "Announce", Reaction.actor_id.in_(me_and_followed))
-              .group_by(Reaction.object_uri))
-    booster = aliased(Actor)
+    # "No later boost" rather than a max() per post: the index on status_id is then read
+    # newest first and stops at the page (a grouped max read every boost, twice the time).
+    later, booster = aliased(Reaction), aliased(Actor)
     boosts = (select(Reaction.status_id, Object, Reaction, booster)
               .join(Object, Object.uri == Reaction.object_uri)
               .join(booster, booster.id == Reaction.actor_id)
-              .where(Reaction.status_id.in_(latest), *_shown(),
-                     Object.visibility.in_(VISIBLE_TO_ALL)))
+              .where(Reaction.type == "Announce", Reaction.actor_id.in_(me_and_followed),
+                     ~exists().where(later.object_uri == Reaction.object_uri,
+                                     later.type == "Announce",
+                                     later.status_id > Reaction.status_id,
+                                     later.actor_id.in_(me_and_followed)),
+                     *_shown(), Object.visibility.in_(VISIBLE_TO_ALL)))
     async with request.app[READERS]() as db:
         rows = await fetch_merged_page(db, [(posts, Object.id), (boosts, Reaction.status_id)],
                                        page_params(request.query, default=20))
