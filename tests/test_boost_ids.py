@@ -12,7 +12,8 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from fedsph.db import alembic_config, make_engine, migrate
-from fedsph.models import Object, Reaction
+from fedsph.models import Actor, Object, Reaction
+from fedsph.projects import outbox, outbox_reactions
 from tests.mastodon_schema import mismatches, mismatches_of_list
 from tests.support import testdb
 from tests.support.db import add_remote_follower
@@ -181,3 +182,28 @@ async def test_a_post_boosted_twice_shows_once_in_home_as_its_latest_boost(node)
     await api(node, tokens["ana"], "POST", f"/api/v1/statuses/{post['id']}/unreblog")
     _, home = await api(node, tokens["bea"], "GET", "/api/v1/timelines/home")
     assert home == []
+
+
+async def test_posts_and_boosts_made_at_once_never_share_an_id(node):
+    """Concurrent writers (each its own transaction): every status id is taken once."""
+    ana_token, ana = await member_token(node, "ana", None)
+    boosters = [(await member_token(node, f"b{n}", None))[1] for n in range(6)]
+    _, post = await api(node, ana_token, "POST", "/api/v1/statuses", data={"status": "first"})
+
+    async def write_post(n: int) -> None:
+        async with node.writers() as db, db.begin():
+            await outbox.publish_post(db, node.urls, await db.get(Actor, ana.id),
+                                      contents={"": f"<p>post {n}</p>"})
+
+    async def boost(actor) -> None:
+        async with node.writers() as db, db.begin():
+            await outbox_reactions.announce_object(db, node.urls, await db.get(Actor, actor.id),
+                                                   await db.get(Object, int(post["id"])))
+
+    await asyncio.gather(*(write_post(n) for n in range(6)), *(boost(b) for b in boosters))
+    async with node.readers() as db:
+        posts = list(await db.scalars(select(Object.id)))
+        boosts = list(await db.scalars(select(Reaction.status_id).where(
+            Reaction.type == "Announce")))
+    assert len(posts) == 7 and len(boosts) == 6 and None not in boosts
+    assert len(set(posts) | set(boosts)) == 13
