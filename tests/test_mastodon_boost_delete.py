@@ -16,7 +16,7 @@ import pytest
 import requests
 from mastodon import Mastodon, MastodonNotFoundError
 
-from tests.mastodon_client import PASSWORD
+from tests.mastodon_client import PASSWORD, logged_in, start_server, stop_server
 from tests.mastodon_schema import mismatches, mismatches_of_list
 from tests.processes import NodeProcess, wait_for
 
@@ -126,3 +126,31 @@ def test_a_deleted_post_leaves_the_boosters_followers_too(nodes):
         assert about(api, post.uri) == []
         assert [s for s in api.timeline_home(limit=40)
                 if post.uri in (s.uri, (s.reblog or {}).get("uri"))] == []
+
+
+def test_a_boost_is_read_and_deleted_by_its_own_id(tmp_path):
+    """Item 4 on one node, through Mastodon.py: the wrapper's id opens the wrapper, deletes the
+    boost for its owner only, and pages home among posts."""
+    server = start_server(tmp_path)
+    try:
+        ana, bea = logged_in(server, "ana"), logged_in(server, "bea")
+        old = ana.status_post("An old post")
+        newer = ana.status_post("A newer post")
+        bea.account_follow(ana.me().id)
+        wait_for(lambda: bea.account_relationships(ana.me().id)[0].following, timeout=30,
+                 what="the local follow")
+        boost = bea.status_reblog(old.id)
+        assert boost.id > newer.id and boost.reblog.id == old.id
+        assert [s.id for s in bea.timeline_home()] == [boost.id, newer.id, old.id]
+        assert [s.id for s in bea.timeline_home(max_id=boost.id)] == [newer.id, old.id]
+        assert [s.id for s in bea.timeline_home(min_id=newer.id)] == [boost.id]
+        assert ana.status(boost.id).reblog.id == old.id  # anyone who may see the post
+        with pytest.raises(MastodonNotFoundError):
+            ana.status_delete(boost.id)  # not hers
+        assert [a.username for a in ana.status_reblogged_by(old.id)] == ["bea"]
+        deleted = bea.status_delete(boost.id)
+        assert deleted.id == boost.id and deleted.reblog.id == old.id
+        assert ana.status_reblogged_by(old.id) == [] and gone(bea, boost.id)
+        assert not gone(bea, old.id) and [s.id for s in bea.timeline_home()] == [newer.id, old.id]
+    finally:
+        stop_server(server)
