@@ -9,9 +9,12 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from fedsph.models import Actor, Delivery, Notification, Object, Reaction
+from fedsph.federation.actors import resolve_actor
+from fedsph.models import Actor, Delivery, Follow, Notification, Object, Reaction
 from fedsph.projects import outbox
+from fedsph.web.keys import REMOTE
 from tests.fakepeer import AS, FakePeer
+from tests.mastodon_peer import MastodonPeer
 from tests.support.db import add_remote_follower, store_remote
 from tests.support.members import api, member_token
 from tests.support.nodes import flush
@@ -148,3 +151,41 @@ async def test_a_local_authors_delete_withdraws_local_boosts(node, peer, elsewhe
         obj = await db.get(Object, int(post["id"]))
         await outbox.delete_post(db, node.urls, await db.get(Actor, ana.id), obj)
     assert len(peer.activities("Undo")) == 1
+
+
+async def test_a_mastodon_follower_of_our_booster_is_told_in_a_way_mastodon_accepts(node):
+    """The strict Mastodon-like peer (tests/mastodon_peer.py): leo writes, our bea boosts, mia
+    follows bea. leo's Delete reaches bea's node, and mia gets bea's Undo{Announce}, which
+    passes every check Mastodon makes (its undo.rb then removes the reblog)."""
+    mastodon = await MastodonPeer().start()
+    try:
+        bea_token, bea = await member_token(node, "bea", None)
+        leo, mia = mastodon.add_actor("leo"), mastodon.add_actor("mia")
+        leo_id = await resolve_actor(node.writers, node.app[REMOTE], leo.uri)
+        async with node.writers() as db, db.begin():
+            db.add(Follow(follower_id=bea.id, followed_id=leo_id, state="accepted"))
+        for sender, activity in ((mia, mastodon.follow(mia, bea.uri)),
+                                 (leo, create := mastodon.create_note(leo, "Leo's plans"))):
+            status, text_ = await mastodon.post(sender, f"{node.base}/inbox", activity)
+            assert status == 202, text_
+        await flush(node)
+        async with node.readers() as db:
+            post_id = await db.scalar(select(Object.id).where(
+                Object.uri == create["object"]["id"]))
+        status, wrapper = await api(node, bea_token, "POST", f"/api/v1/statuses/{post_id}/reblog")
+        assert status == 200, wrapper
+        await flush(node)
+        [announce] = mastodon.activities("Announce")
+
+        delete = mastodon.delete_post(leo, create["object"])
+        status, _ = await mastodon.post(leo, f"{node.base}/inbox", delete)
+        assert status == 202
+        await flush(node)
+        [undo] = mastodon.activities("Undo")
+        assert undo["actor"] == bea.uri and undo["object"]["id"] == announce["id"]
+        assert mastodon.activities("Delete") == []  # no proof: nothing anyone could trust
+        assert not mastodon.failures
+        status, _ = await api(node, bea_token, "GET", f"/api/v1/statuses/{wrapper['id']}")
+        assert status == 404
+    finally:
+        await mastodon.stop()
