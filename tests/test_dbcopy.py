@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from fedsph.admin.dbcopy import CopyRefused, copy_database
 from fedsph.federation.crypto import rsa_sign, rsa_verify
-from fedsph.models import Actor, Base, Delivery, InboxItem, Media, Object
+from fedsph.models import Actor, Base, Delivery, InboxItem, Media, Object, Reaction
 from fedsph.projects.media import save_upload
+from fedsph.projects.outbox_reactions import announce_object
 from tests.support.db import add_remote_follower
 from tests.support.images import jpeg
 from tests.support.nodes import make_settings, start_node
@@ -59,6 +60,9 @@ async def _fill(node) -> dict:
         photo = await save_upload(db, node.settings, owner, jpeg(), "Obra", "CC-BY-4.0", None)
     post = await publish(node, project, contents={"es": "<p>Primera piedra</p>"}, media=[photo])
     async with node.writers() as db, db.begin():
+        # A boost: its status id comes after the post's, from the posts' sequence once moved.
+        await announce_object(db, node.urls, await db.scalar(
+            select(Actor).where(Actor.username == "barrio")), await db.get(Object, post.id))
         db.add(InboxItem(activity_uri="https://peer.example/activities/1", type="Like",
                          actor_uri=FOLLOWER["id"], body=orjson.dumps({"type": "Like"})))
     async with node.readers() as db:
@@ -108,6 +112,7 @@ async def test_a_sqlite_node_moves_to_postgresql_whole(tmp_path, pg_database_url
         post = await publish(moved, coop, contents={"es": "<p>Después de la mudanza</p>"})
         async with moved.readers() as db:
             assert post.id == await db.scalar(select(func.max(Object.id)))
+            assert post.id > await db.scalar(select(func.max(Reaction.status_id)))
     finally:
         await moved.runner.cleanup()
 

@@ -112,6 +112,9 @@ def answers(server) -> dict[str, tuple[str, object]]:
     reblog = bea.post(f"/api/v1/statuses/{posted['id']}/reblog")
     assert reblog["reblog"] is not None
     found["POST /api/v1/statuses/:id/reblog"] = ("Status", reblog)
+    # Issue 13, item 4: a boost's own id reads it (the wrapper); see tests/test_boost_ids.py.
+    found["GET /api/v1/statuses/:id (a boost)"] = (
+        "Status", bea.get(f"/api/v1/statuses/{reblog['id']}"))
     found["GET /api/v1/timelines/home (bea)"] = ("Status[]", bea.get("/api/v1/timelines/home"))
     found["GET /api/v1/timelines/tag/fachada"] = (
         "Status[]", ana.get("/api/v1/timelines/tag/fachada"))

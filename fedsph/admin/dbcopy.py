@@ -145,6 +145,11 @@ async def _fill_deferred(source: AsyncConnection, target: AsyncConnection, table
              **{f"v_{c}": row._mapping[c] for c in columns}} for row in batch])
 
 
+# Columns whose ids are drawn from another table's sequence: a boost's status id comes from the
+# posts' (fedsph/models/status_ids.py), so that sequence must also pass the boosts' ids.
+ALSO_DRAWN = {"objects": (("reactions", "status_id"),)}
+
+
 async def _reset_sequences(target: AsyncConnection, tables: Iterable[Table]) -> int:
     reset = 0
     for table in tables:
@@ -154,9 +159,12 @@ async def _reset_sequences(target: AsyncConnection, tables: Iterable[Table]) -> 
         sequence = await target.scalar(text("SELECT pg_get_serial_sequence(:t, :c)"),
                                        {"t": table.name, "c": keys[0].name})
         if sequence:
+            highest = [f'SELECT MAX("{keys[0].name}") AS n FROM "{table.name}"'] + [
+                f'SELECT MAX("{column}") AS n FROM "{other}"'
+                for other, column in ALSO_DRAWN.get(table.name, ())]
             await target.execute(text(
-                f'SELECT setval(:s, (SELECT COALESCE(MAX("{keys[0].name}"), 0) + 1 '
-                f'FROM "{table.name}"), false)'), {"s": sequence})
+                f"SELECT setval(:s, (SELECT COALESCE(MAX(n), 0) + 1 "
+                f"FROM ({' UNION ALL '.join(highest)}) AS highest), false)"), {"s": sequence})
             reset += 1
     return reset
 

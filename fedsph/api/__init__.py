@@ -19,6 +19,7 @@ from fedsph.api import conversations as api_conversations
 from fedsph.api import media as api_media
 from fedsph.api import notifications as api_notifications
 from fedsph.api import reactions as api_reactions
+from fedsph.api import reblogs as api_reblogs
 from fedsph.api import streaming as api_streaming
 from fedsph.api import timelines as api_timelines
 from fedsph.api.entities import MISSING_IMAGE
@@ -53,9 +54,9 @@ def add_routes(app: web.Application) -> None:
     api("POST", r"/api/v1/follow_requests/{id:\d+}/reject", follows.reject_request)
     api("GET", "/api/v2/search", search.search_v2)
     api("POST", "/api/v1/statuses", statuses.create_status)
-    api("GET", r"/api/v1/statuses/{id:\d+}", statuses.get_status)
+    api("GET", r"/api/v1/statuses/{id:\d+}", api_reblogs.get_status)  # a post's or a boost's
     api("PUT", r"/api/v1/statuses/{id:\d+}", statuses.edit_status)
-    api("DELETE", r"/api/v1/statuses/{id:\d+}", statuses.delete_status)
+    api("DELETE", r"/api/v1/statuses/{id:\d+}", api_reblogs.delete_status)
     api("GET", r"/api/v1/statuses/{id:\d+}/context", statuses.context)
     for action in ("favourite", "unfavourite", "reblog", "unreblog"):
         api("POST", rf"/api/v1/statuses/{{id:\d+}}/{action}", getattr(api_reactions, action))

@@ -52,6 +52,18 @@ async def fetch_page(db: AsyncSession, query: Select, column, page: Page) -> lis
     return rows[::-1] if page.min_id is not None else rows
 
 
+async def fetch_merged_page(db: AsyncSession, branches: list[tuple[Select, object]],
+                            page: Page) -> list:
+    """One page over several queries whose ids share one space (posts and boosts in home):
+    each `(query, column)` gives at most a page of its own, the merge keeps the page's rows.
+    Two short indexed queries rather than a UNION, whose ORDER BY and LIMIT the engines would
+    apply only after reading every row of both."""
+    rows = [row for query, column in branches for row in await fetch_page(db, query, column, page)]
+    rows.sort(key=lambda row: row[0], reverse=True)
+    # With min_id the page is the rows just after it: the oldest ones of the merge.
+    return rows[-page.limit:] if page.min_id is not None else rows[:page.limit]
+
+
 def link_header(request: web.Request, ids: list[int]) -> dict[str, str]:
     """`{"Link": ...}` for a page whose rows have these ids (newest first); {} when empty."""
     if not ids:

@@ -11,10 +11,10 @@ from aiohttp import web
 from sqlalchemy import select
 
 from fedsph.api.accounts import account_entity
-from fedsph.api.entities import iso
 from fedsph.api.errors import ApiError, api_json
 from fedsph.api.follows import wake_worker
 from fedsph.api.pagination import fetch_page, link_header, page_params
+from fedsph.api.reblogs import reblog_entity
 from fedsph.api.statuses import status_entity, visible_object
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.errors import UserError
@@ -56,25 +56,6 @@ async def favourite(request: web.Request) -> web.Response:
 async def unfavourite(request: web.Request) -> web.Response:
     object_id, _, me = await _act(request, "unfavourite")
     return api_json(await _status_answer(request, object_id, me))
-
-
-async def reblog_entity(request: web.Request, db, original: dict, booster: Actor,
-                        reaction: Reaction) -> dict:
-    """A boost as Mastodon shows it: a status by the booster whose `reblog` is the post.
-
-    A boost is not a post here, so the wrapper takes the boosted post's id: ids stay numeric,
-    a timeline never holds the same id twice (a post shows once, boosted or not), and apps that
-    act on the wrapper act on the post, as they do with `reblog.id`.
-    """
-    account = await account_entity(request, db, booster)
-    wrapper = {**original, "uri": reaction.activity_uri, "url": reaction.activity_uri,
-            "created_at": iso(reaction.created_at), "edited_at": None, "account": account,
-            "content": "", "spoiler_text": "", "media_attachments": [], "mentions": [],
-            "tags": [], "emojis": [], "sensitive": False, "pinned": False, "poll": None,
-            "card": None, "in_reply_to_id": None, "in_reply_to_account_id": None,
-            "language": None, "reblog": original}
-    wrapper.pop("application", None)  # optional, never null, in Mastodon's Status
-    return wrapper
 
 
 async def reblog(request: web.Request) -> web.Response:

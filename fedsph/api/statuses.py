@@ -1,8 +1,10 @@
 """Statuses from apps: post, read, edit, delete, and a status's thread (context).
 
-A status is an Object; its id is Object.id. Posting and editing go through fedsph.projects.outbox
-(publish_post, edit_post, delete_post), the same path as the web compose form, so a status
-from an app federates exactly like an update written on the site.
+A status is an Object; its id is Object.id. A boost's reblog wrapper has an id of its own from
+the same space (Reaction.status_id, fedsph.models.status_ids; fedsph.api.reblogs). Posting and
+editing go through fedsph.projects.outbox (publish_post, edit_post, delete_post), the same path
+as the web compose form, so a status from an app federates exactly like an update written on
+the site.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
 from fedsph.api.params import get_by_id, list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
+from fedsph.core.numbers import parse_id
 from fedsph.errors import UserError
 from fedsph.federation.visibility import may_see
 from fedsph.models import Actor, Media, Object, Reaction
@@ -57,8 +60,23 @@ async def _can_see(db: AsyncSession, obj: Object, me: Actor | None) -> bool:
     return await may_see(db, obj, me)
 
 
+async def boost_by_status_id(db: AsyncSession, raw: str) -> Reaction | None:
+    """The boost whose reblog wrapper has the status id `raw` (fedsph.models.status_ids)."""
+    number = parse_id(raw)
+    if number is None:
+        return None
+    return await db.scalar(select(Reaction).where(Reaction.status_id == number,
+                                                  Reaction.type == "Announce"))
+
+
 async def visible_object(db: AsyncSession, raw: str, me: Actor | None) -> Object:
+    """The post `raw` names and `me` may see; a boost's id names the post it boosted, so that
+    favouriting, boosting or opening the thread of a reblog acts on the post, as on Mastodon."""
     obj = await get_by_id(db, Object, raw)
+    if obj is None:
+        boost = await boost_by_status_id(db, raw)
+        if boost is not None:
+            obj = await db.scalar(select(Object).where(Object.uri == boost.object_uri))
     if obj is None or not await _can_see(db, obj, me):
         raise not_found()
     return obj

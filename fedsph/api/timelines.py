@@ -1,24 +1,25 @@
-"""Timelines for apps: home, public and hashtag, newest first and paged by status (Object) id.
+"""Timelines for apps: home, public and hashtag, newest first and paged by status id.
 
 Also the account preferences apps read (fixed defaults).
 
 Home is the acting account's own posts and those of the accounts it follows (accepted follows),
 including their followers-only posts, the direct posts that address the acting account, and the
-public posts those accounts (or the acting account) boosted, shown as reblogs; a direct post
-never shows to anyone else (fedsph.federation.visibility). Public and hashtag timelines hold public posts
-only. Hidden
+public posts those accounts (or the acting account) boosted, shown as reblogs with the boost's
+own status id (fedsph.models.status_ids); a direct post never shows to anyone else
+(fedsph.federation.visibility). Public and hashtag timelines hold public posts only. Hidden
 and held (unapproved) comments never show, nor deleted posts. Replies are kept, as in Mastodon.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, null, select
+from sqlalchemy.orm import aliased
 
 from fedsph.api.errors import api_json
-from fedsph.api.pagination import fetch_page, link_header, page_params
+from fedsph.api.pagination import fetch_merged_page, fetch_page, link_header, page_params
 from fedsph.api.params import flag
-from fedsph.api.reactions import reblog_entity
+from fedsph.api.reblogs import reblog_entity
 from fedsph.api.statuses import status_entity
 from fedsph.api.tokens import optional_caller, require_account
 from fedsph.federation.visibility import VISIBLE_TO_ALL, addressed_to, direct_shown_to
@@ -32,48 +33,51 @@ def _shown():
     return (not_withheld(),)
 
 
-async def _timeline(request: web.Request, query: Select, me: Actor | None,
-                    boosters: Select | None = None) -> web.Response:
-    """`query` selects (Object.id, Object); the answer is one page of Status entities.
-
-    With `boosters` (a selection of actor ids), a post whose author is not among them but that
-    one of them boosted is shown as that account's reblog (its latest boost).
-    """
+async def _timeline(request: web.Request, query: Select, me: Actor | None) -> web.Response:
+    """`query` selects (Object.id, Object); the answer is one page of Status entities."""
     async with request.app[READERS]() as db:
         rows = await fetch_page(db, query, Object.id, page_params(request.query, default=20))
-        authors = set(await db.scalars(boosters)) if boosters is not None else set()
-        statuses = []
-        for _, obj in rows:
-            entity = await status_entity(request, db, obj, me)
-            boost = None
-            if boosters is not None and obj.actor_id not in authors:
-                boost = (await db.execute(
-                    select(Reaction, Actor).join(Actor, Actor.id == Reaction.actor_id)
-                    .where(Reaction.type == "Announce", Reaction.object_uri == obj.uri,
-                           Reaction.actor_id.in_(boosters))
-                    .order_by(Reaction.id.desc()).limit(1))).first()
-            if boost is not None:
-                entity = await reblog_entity(request, db, entity, boost.Actor, boost.Reaction)
-            statuses.append(entity)
+        statuses = [await status_entity(request, db, obj, me) for _, obj in rows]
     return api_json(statuses, headers=link_header(request, [object_id for object_id, _ in rows]))
 
 
 async def home(request: web.Request) -> web.Response:
+    """Posts by their ids and boosts by theirs, in one order: a boost of an old post comes to
+    the top when it is made, as on Mastodon."""
     caller = await require_account(request, "read:statuses")
     me = caller.actor
     followed = select(Follow.followed_id).where(Follow.follower_id == me.id,
                                                 Follow.state == "accepted")
     me_and_followed = select(Actor.id).where((Actor.id == me.id) | Actor.id.in_(followed))
-    boosted = select(Reaction.object_uri).where(Reaction.type == "Announce",
-                                                Reaction.actor_id.in_(me_and_followed))
     # A followed account's posts (public, unlisted, followers: an accepted follow is exactly
     # what followers-only needs), but its direct posts only when they address me.
-    # Boosts only carry public posts.
-    query = select(Object.id, Object).where(
+    posts = select(Object.id, Object, null(), null()).where(
         *_shown(), (Object.actor_id == me.id) | addressed_to(me)
-        | (Object.actor_id.in_(followed) & direct_shown_to(me))
-        | (Object.uri.in_(boosted) & Object.visibility.in_(VISIBLE_TO_ALL)))
-    return await _timeline(request, query, me, boosters=me_and_followed)
+        | (Object.actor_id.in_(followed) & direct_shown_to(me)))
+    # Boosts by me and the accounts I follow, of public posts only; a post boosted by several
+    # of them shows once, as its latest boost (Mastodon too keeps one reblog of a post in home).
+    # "No later boost" rather than a max() per post: the index on status_id is then read
+    # newest first and stops at the page (a grouped max read every boost, twice the time).
+    later, booster = aliased(Reaction), aliased(Actor)
+    boosts = (select(Reaction.status_id, Object, Reaction, booster)
+              .join(Object, Object.uri == Reaction.object_uri)
+              .join(booster, booster.id == Reaction.actor_id)
+              .where(Reaction.type == "Announce", Reaction.actor_id.in_(me_and_followed),
+                     ~exists().where(later.object_uri == Reaction.object_uri,
+                                     later.type == "Announce",
+                                     later.status_id > Reaction.status_id,
+                                     later.actor_id.in_(me_and_followed)),
+                     *_shown(), Object.visibility.in_(VISIBLE_TO_ALL)))
+    async with request.app[READERS]() as db:
+        rows = await fetch_merged_page(db, [(posts, Object.id), (boosts, Reaction.status_id)],
+                                       page_params(request.query, default=20))
+        statuses = []
+        for _, obj, boost, boosted_by in rows:
+            entity = await status_entity(request, db, obj, me)
+            if boost is not None:
+                entity = await reblog_entity(request, db, entity, boosted_by, boost)
+            statuses.append(entity)
+    return api_json(statuses, headers=link_header(request, [row[0] for row in rows]))
 
 
 def _local_or_remote(request: web.Request, query):

@@ -33,6 +33,7 @@ from fedsph.federation.visibility import (
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.projects.conversations import add_direct_post
+from fedsph.projects.deleted_boosts import withdraw_boosts
 from fedsph.projects.notifications import mentioned_or_replied, notify
 from fedsph.projects.tombstone import turn_into_tombstone
 
@@ -223,5 +224,6 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
             owner, actor, obj.type, _organiser(obj.document))):
         raise Ignored("Delete of an object this actor does not own")
     await turn_into_tombstone(ctx.db, obj)
+    await withdraw_boosts(ctx.db, ctx.urls, obj, activity, ctx.body)
     await reshare_member_activity(ctx, activity, actor, public=obj.visibility in VISIBLE_TO_ALL)
     return "done"

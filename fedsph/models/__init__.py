@@ -3,6 +3,8 @@
 The lowest layer beside `db` and `i18n`: imports nothing of fedsph but its own modules.
 """
 
+# Registers the shared id space of posts and boosts (its listeners) with every import of models.
+from fedsph.models import status_ids  # noqa: F401
 from fedsph.models.actors import Actor, Block, Follow, Membership, User
 from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession

@@ -91,6 +91,9 @@ class Reaction(Base):
     object_uri: Mapped[str] = mapped_column(String(2048), index=True)
     activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # An Announce's status id in the client API (its reblog wrapper), from the objects' id
+    # space: fedsph.models.status_ids. NULL for a Like.
+    status_id: Mapped[int | None] = mapped_column(Integer, index=True, unique=True)
 
 
 

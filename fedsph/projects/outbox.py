@@ -23,6 +23,7 @@ from fedsph.federation.activitystreams import PUBLIC, build_activity
 from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.conversations import add_direct_post
+from fedsph.projects.deleted_boosts import withdraw_boosts
 from fedsph.projects.media import attachment_document
 from fedsph.projects.notes import NOTE_CONTEXT, build_note, source_texts
 from fedsph.projects.notifications import notify
@@ -246,12 +247,16 @@ async def delete_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
     tombstone = await turn_into_tombstone(db, obj)
     delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
     await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility, also=also)
+    # After the Delete's recipients were found among the boosters and their followers.
+    await withdraw_boosts(db, urls, obj)
     return obj
 
 
 async def _booster_followers(db: AsyncSession, actor: Actor, object_uri: str) -> list[Actor]:
-    """The followers of our other actors who boosted `object_uri`, in one query (the follows
-    follower_actors counts: accepted, relay subscribers left out)."""
+    """The followers of our other actors who boosted `object_uri` (the follows follower_actors
+    counts: accepted, relay subscribers left out), and the other servers' actors who boosted it,
+    whose servers then withdraw their boosts (Mastodon's StatusReachFinder reaches reblogs'
+    accounts too), in one query."""
     booster = aliased(Actor)
     follower_ids = (
         select(Follow.follower_id)
@@ -260,7 +265,12 @@ async def _booster_followers(db: AsyncSession, actor: Actor, object_uri: str) ->
         .where(Reaction.type == "Announce", Reaction.object_uri == object_uri,
                booster.local.is_(True), booster.id != actor.id,
                Follow.state == "accepted", Follow.relay.is_(False)))
-    return list(await db.scalars(select(Actor).where(Actor.id.in_(follower_ids))))
+    remote_boosters = (
+        select(Reaction.actor_id).join(booster, booster.id == Reaction.actor_id)
+        .where(Reaction.type == "Announce", Reaction.object_uri == object_uri,
+               booster.local.is_(False)))
+    return list(await db.scalars(select(Actor).where(
+        Actor.id.in_(follower_ids) | Actor.id.in_(remote_boosters))))
 
 
 async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, object_uri: str,

@@ -1,0 +1,68 @@
+"""One id space for statuses: posts (Object.id) and boosts (Reaction.status_id of an Announce).
+
+The client API shows a boost as a status of its own (a reblog wrapper), and Mastodon apps key
+statuses by id, page timelines by id (max_id, since_id, min_id) and expect a boost made now to
+sort above every post made before it. So a boost takes its id from the same counter as posts,
+at the moment it is stored.
+
+Why not boosts as rows of `objects`: some forty queries select objects (timelines, pages,
+search, feeds, federation lookups by URI) and each would need a filter to keep boosts out; one
+forgotten filter would show a boost as a post. A nullable column on the reaction that already
+records the boost, drawn from the objects' counter, changes only the queries that want boosts.
+
+How the counter is shared, concurrency-safe on both engines:
+- PostgreSQL: `objects.id` is a serial column; a boost takes `nextval` of the same sequence, so
+  posts and boosts never share a number whatever the concurrency.
+- SQLite: `objects.id` is a rowid without AUTOINCREMENT (the next one is the largest + 1, and
+  the table cannot be rebuilt safely under its foreign keys). So each new post and boost takes
+  the largest id of both plus one, in the INSERT's own transaction: fedsph's SQLite writers
+  begin with BEGIN IMMEDIATE (fedsph.db), so no other writer runs between that read and the
+  INSERT. An undone boost's number can be taken again by the next status, as SQLite reuses the
+  largest rowid of a deleted row anyway; its wrapper is gone by then.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import event, text
+
+from fedsph.models.content import Object, Reaction
+
+NEXT_SQLITE = text("SELECT max(coalesce((SELECT max(id) FROM objects), 0), "
+                   "coalesce((SELECT max(status_id) FROM reactions), 0)) + 1")
+NEXT_POSTGRESQL = text("SELECT nextval(pg_get_serial_sequence('objects', 'id'))")
+
+
+LAST_TAKEN = "fedsph_last_status_id"
+
+
+def next_status_id(connection) -> int:
+    """The next id of the shared space, on the caller's (writing) connection."""
+    if connection.dialect.name == "postgresql":
+        return connection.scalar(NEXT_POSTGRESQL)
+    # A flush runs every before_insert of its rows before their INSERTs, so two new statuses
+    # of one flush would read the same largest id: the connection remembers the last it gave.
+    # One remembered from a transaction rolled back only leaves a gap.
+    taken = max(connection.scalar(NEXT_SQLITE), connection.info.get(LAST_TAKEN, 0) + 1)
+    connection.info[LAST_TAKEN] = taken
+    return taken
+
+
+def give_object_id(mapper, connection, target: Object) -> None:
+    # PostgreSQL's serial default already draws from the shared sequence.
+    if target.id is None and connection.dialect.name != "postgresql":
+        target.id = next_status_id(connection)
+
+
+def give_boost_id(mapper, connection, target: Reaction) -> None:
+    if target.type == "Announce" and target.status_id is None:
+        target.status_id = next_status_id(connection)
+
+
+def connect() -> None:
+    """Listen to new posts and boosts (again after a test left them out); twice is once."""
+    for model, listener in ((Object, give_object_id), (Reaction, give_boost_id)):
+        if not event.contains(model, "before_insert", listener):
+            event.listen(model, "before_insert", listener)
+
+
+connect()
