@@ -18,6 +18,7 @@ from fedsph.api import account_statuses, accounts, apps, follows, instance, oaut
 from fedsph.api import media as api_media
 from fedsph.api import notifications as api_notifications
 from fedsph.api import reactions as api_reactions
+from fedsph.api import status_history as api_status_history
 from fedsph.api import timelines as api_timelines
 from fedsph.api.entities import MISSING_IMAGE
 
@@ -59,6 +60,9 @@ def add_routes(app: web.Application) -> None:
         api("POST", rf"/api/v1/statuses/{{id:\d+}}/{action}", getattr(api_reactions, action))
     api("GET", r"/api/v1/statuses/{id:\d+}/favourited_by", api_reactions.favourited_by)
     api("GET", r"/api/v1/statuses/{id:\d+}/reblogged_by", api_reactions.reblogged_by)
+    # Issue 13: a status's source and edit history.
+    api("GET", r"/api/v1/statuses/{id:\d+}/source", api_status_history.status_source)
+    api("GET", r"/api/v1/statuses/{id:\d+}/history", api_status_history.status_history)
     api("GET", "/api/v1/timelines/home", api_timelines.home)
     api("GET", "/api/v1/timelines/public", api_timelines.public)
     api("GET", "/api/v1/timelines/tag/{hashtag:[^/]+}", api_timelines.tag)

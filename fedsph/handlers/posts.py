@@ -24,6 +24,7 @@ from fedsph.federation.remote_objects import (
 from fedsph.federation.visibility import DIRECT, VISIBLE_TO_ALL, addressed_actors
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
+from fedsph.projects.edits import current_version, keep_version
 from fedsph.projects.notifications import mentioned_or_replied, notify
 from fedsph.projects.tombstone import turn_into_tombstone
 
@@ -153,11 +154,14 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if existing.deleted_at is not None:
         raise Ignored("Update of a deleted object")
     if not owner.local:
+        before = current_version(existing)
         try:
             await store_object(ctx.db, obj, owner)
         except OlderThanHeld:
             raise Ignored("Update older than the version we hold") from None
         existing.updated = parse_iso(obj.get("updated")) or utcnow()
+        if existing.type != "Event":  # an event's changes are its own (fedsph.events.received)
+            keep_version(ctx.db, existing, before)
     await reshare_member_activity(ctx, activity, actor)
     return "done"
 

@@ -7,7 +7,7 @@ from fedsph.models.actors import Actor, Block, Follow, Membership, User
 from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
-from fedsph.models.content import Activity, Object, ObjectAudience, Reaction
+from fedsph.models.content import Activity, Object, ObjectAudience, Reaction, StatusEdit
 from fedsph.models.directory import DirectoryEntry, DirectoryFacet, DirectoryState
 from fedsph.models.media import Media
 from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, SolidarityLink
@@ -44,6 +44,7 @@ __all__ = [
     "Reaction",
     "Report",
     "SolidarityLink",
+    "StatusEdit",
     "User",
     "utcnow",
 ]

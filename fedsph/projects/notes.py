@@ -106,11 +106,18 @@ def html_to_text(content: str | None) -> str:
 
 
 def source_texts(obj: Object) -> dict[str, str]:
-    """{language: plain text} of a local post, primary language first ('' when it has none)."""
+    """{language: plain text} of a local post, primary language first ('' when it has none).
+
+    The primary text is the one stored as typed (`source`); a post from before it was kept, and
+    other languages, are recovered from their HTML."""
     if not obj.content_map:
-        return {obj.language or "": html_to_text(obj.content)}
-    return {lang: html_to_text(content) for lang, content in primary_first(obj.content_map,
-                                                                           obj.language).items()}
+        texts = {obj.language or "": html_to_text(obj.content)}
+    else:
+        texts = {lang: html_to_text(content)
+                 for lang, content in primary_first(obj.content_map, obj.language).items()}
+    if obj.source is not None and texts:
+        texts[next(iter(texts))] = obj.source
+    return texts
 
 
 def primary_first(mapping: dict | None, primary: str | None) -> dict:
