@@ -154,14 +154,17 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if existing.deleted_at is not None:
         raise Ignored("Update of a deleted object")
     if not owner.local:
-        before = current_version(existing)
+        before, edited_at = current_version(existing), existing.updated
         try:
             await store_object(ctx.db, obj, owner)
         except OlderThanHeld:
             raise Ignored("Update older than the version we hold") from None
         existing.updated = parse_iso(obj.get("updated")) or utcnow()
-        if existing.type != "Event":  # an event's changes are its own (fedsph.events.received)
-            keep_version(ctx.db, existing, before)
+        # An event's changes are its own (fedsph.events.received). A post's Update that changes
+        # nothing readers see keeps its edit date, as on Mastodon (the stored document still
+        # dates it, so a replay of an older one stays refused).
+        if existing.type != "Event" and not keep_version(ctx.db, existing, before):
+            existing.updated = edited_at
     await reshare_member_activity(ctx, activity, actor)
     return "done"
 

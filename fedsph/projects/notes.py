@@ -157,6 +157,12 @@ def _wire_tags(obj: Object) -> tuple[list[dict], list[str]]:
     return [{k: v for k, v in t.items() if v} for t in tags], themes
 
 
+def note_collections(uri: str) -> dict:
+    """Where a local post's replies, likes and shares are counted (fedsph.web.note_collections):
+    named by URL, as their totals change after the Note is sent."""
+    return {name: f"{uri}/{name}" for name in ("replies", "likes", "shares")}
+
+
 def build_note(obj: Object, actor: Actor) -> dict:
     """The AS2 Note for a local object, without @context (it is embedded in activities).
 
@@ -198,5 +204,6 @@ def build_note(obj: Object, actor: Actor) -> dict:
         "updateKind": obj.kind,
         "stageChange": obj.stage_change,
         "themes": themes or None,
+        **note_collections(obj.uri),
     }
     return {k: v for k, v in note.items() if v is not None}
