@@ -98,7 +98,7 @@ async def test_another_accounts_source_and_unknown_ids_are_404_and_change_nothin
 
 async def test_history_is_no_more_visible_than_its_post(node):
     token, ana = await member_token(node, "ana", None)
-    bea_token, bea = await member_token(node, "bea", None)
+    bea_token, _ = await member_token(node, "bea", None)
     eva_token, eva = await member_token(node, "eva", None)
     await add_follow(node, eva, ana)
     _, private = await api(node, token, "POST", "/api/v1/statuses", json={
