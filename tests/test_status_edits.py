@@ -15,14 +15,16 @@ from sqlalchemy import func, select
 
 from fedsph.api.text import hashtags as api_hashtags
 from fedsph.core.hashtags import hashtags
-from fedsph.models import Actor, Notification, Object, StatusEdit
+from fedsph.models import Actor, Media, Notification, Object, StatusEdit
 from fedsph.projects import commands
-from fedsph.projects.outbox import editable_post_fields, publish_post
+from fedsph.projects.media_prune import prune_media
+from fedsph.projects.outbox import delete_post, edit_post, editable_post_fields, publish_post
 from fedsph.web.compose import form_from_post, post_fields_from_form
 from tests.fakepeer import AS
 from tests.support.db import add_follow, add_remote_follower
 from tests.support.members import api, member_token
 from tests.support.nodes import cli_node, flush
+from tests.test_media_prune import add_image
 
 PUBLIC = f"{AS}#Public"
 
@@ -265,3 +267,22 @@ async def test_the_web_form_reads_hashtags_in_the_text_as_the_client_api_does(no
 @pytest.mark.parametrize("typed", ["#tag", "a#b x/#frag #123 #ok"])
 def test_hashtags_are_read_alike(typed):
     assert hashtags(typed) == api_hashtags(typed)
+
+
+async def test_an_earlier_versions_image_is_not_pruned_until_its_post_is_deleted(node):
+    project = await node.create_actor("coop")
+    first, second = [await add_image(node.writers, node.settings, project) for _ in range(2)]
+    async with node.writers() as db, db.begin():
+        actor = await db.get(Actor, project.id)
+        post = await publish_post(db, node.urls, actor, contents={"es": "Techo"},
+                                  media=[await db.get(Media, first.id)])
+    async with node.writers() as db, db.begin():
+        actor, obj = await db.get(Actor, project.id), await db.get(Object, post.id)
+        fields = await editable_post_fields(db, obj)
+        await edit_post(db, node.urls, actor, obj, **{**fields, "media": [
+            await db.get(Media, second.id)]})
+    assert (await prune_media(node.writers, node.settings)).count == 0  # the history shows it
+    async with node.writers() as db, db.begin():
+        await delete_post(db, node.urls, await db.get(Actor, project.id),
+                          await db.get(Object, post.id))
+    assert (await prune_media(node.writers, node.settings)).count == 2

@@ -3,7 +3,8 @@
 Modules: errors (JSON errors and CORS), params (query/form/JSON), tokens (scopes and Bearer
 auth), apps and oauth (registration and OAuth 2), instance, accounts, follows,
 search, pagination (Link headers), entities (pure builders), statuses and media
-(posting from apps) with status_entities (their builders), timelines (home, public, hashtag,
+(posting from apps) with status_entities (their builders) and status_history (a status's
+source and versions), timelines (home, public, hashtag,
 preferences) and notifications (with read markers).
 
 May import `fedsph.web` (keys, rendering, the session middleware) and everything below it; never
