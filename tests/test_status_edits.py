@@ -7,24 +7,26 @@ tests are in test_status_history_e2e.py.
 from __future__ import annotations
 
 import types
+from datetime import timedelta
 
 import aiohttp
 import pytest
 from multidict import MultiDict
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from fedsph.api.text import hashtags as api_hashtags
 from fedsph.core.hashtags import hashtags
-from fedsph.models import Actor, Media, Notification, Object, StatusEdit
+from fedsph.models import Actor, Media, Notification, Object, StatusEdit, utcnow
 from fedsph.projects import commands
+from fedsph.projects.media import save_upload
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.outbox import delete_post, edit_post, editable_post_fields, publish_post
 from fedsph.web.compose import form_from_post, post_fields_from_form
 from tests.fakepeer import AS
 from tests.support.db import add_follow, add_remote_follower
+from tests.support.images import exif_jpeg
 from tests.support.members import api, member_token
 from tests.support.nodes import cli_node, flush
-from tests.test_media_prune import add_image
 
 PUBLIC = f"{AS}#Public"
 
@@ -269,9 +271,19 @@ def test_hashtags_are_read_alike(typed):
     assert hashtags(typed) == api_hashtags(typed)
 
 
+async def _old_image(node, project) -> Media:
+    """An upload old enough to be pruned once nothing uses it."""
+    async with node.writers() as db, db.begin():
+        media = await save_upload(db, node.settings, project, exif_jpeg(640, 480), "A roof",
+                                  "CC0", None)
+        await db.execute(update(Media).where(Media.id == media.id)
+                         .values(created_at=utcnow() - timedelta(hours=30)))
+    return media
+
+
 async def test_an_earlier_versions_image_is_not_pruned_until_its_post_is_deleted(node):
     project = await node.create_actor("coop")
-    first, second = [await add_image(node.writers, node.settings, project) for _ in range(2)]
+    first, second = [await _old_image(node, project) for _ in range(2)]
     async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
         post = await publish_post(db, node.urls, actor, contents={"es": "Techo"},
