@@ -25,7 +25,15 @@ from fedsph.web.compose import form_from_post, post_fields_from_form
 from tests.fakepeer import AS
 from tests.support.db import add_follow, add_remote_follower
 from tests.support.images import exif_jpeg
-from tests.support.members import api, member_token
+from tests.support.members import (
+    api,
+    browser,
+    csrf_from,
+    login,
+    make_user,
+    member_token,
+    multipart,
+)
 from tests.support.nodes import cli_node, flush
 
 PUBLIC = f"{AS}#Public"
@@ -298,3 +306,36 @@ async def test_an_earlier_versions_image_is_not_pruned_until_its_post_is_deleted
         await delete_post(db, node.urls, await db.get(Actor, project.id),
                           await db.get(Object, post.id))
     assert (await prune_media(node.writers, node.settings)).count == 2
+
+
+async def test_the_web_form_sends_the_texts_hashtags_and_its_edits_keep_versions(node, peer):
+    project = await node.create_actor("coop")
+    await make_user(node, "ana", project)
+    await add_remote_follower(node, project, peer.add_actor("mia"))
+    async with browser() as client:
+        await login(client, node, "ana")
+        compose = f"{node.base}/actors/coop/compose"
+        token = await csrf_from(client, compose)
+        async with client.post(compose, data=multipart(token, {
+                "text_es": "Minga el sábado #Huerta", "primary": "es"}),
+                allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+        await flush(node)
+        [create] = peer.activities("Create")
+        note = create["object"]
+        assert {"type": "Hashtag", "name": "#Huerta",
+                "href": f"{node.base}/tags/huerta"} in note["tag"]
+        edit = f"{node.base}/actors/coop/updates/{note['id'].rsplit('/', 1)[1]}/edit"
+        token = await csrf_from(client, edit)
+        async with client.post(edit, data=multipart(token, {
+                "text_es": "Minga el domingo #Huerta", "primary": "es"}),
+                allow_redirects=False) as response:
+            assert response.status == 303, await response.text()
+    await flush(node)
+    [update] = peer.activities("Update")
+    assert "domingo" in update["object"]["content"]
+    assert [t["name"] for t in update["object"]["tag"]] == ["#Huerta"]
+    async with node.readers() as db:
+        obj = await db.scalar(select(Object).where(Object.uri == note["id"]))
+        [version] = await db.scalars(select(StatusEdit).where(StatusEdit.object_id == obj.id))
+    assert "sábado" in version.content and obj.source == "Minga el domingo #Huerta"
