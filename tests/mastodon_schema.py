@@ -253,6 +253,16 @@ ENTITIES: dict[str, dict[str, Spec]] = {
     "StreamingEvent": STREAMING_EVENT, "StreamingError": STREAMING_ERROR,
 }
 
+# Issue 13: a status's source and its versions (docs.joinmastodon.org/entities/StatusSource/,
+# /entities/StatusEdit/).
+STATUS_SOURCE = {"id": ID, "text": STR, "spoiler_text": STR}
+STATUS_EDIT = {
+    "content": STR, "spoiler_text": STR, "sensitive": BOOL, "created_at": DATETIME,
+    "account": entity("Account"), "poll": optional(nullable(ANY_HASH)),
+    "media_attachments": array(entity("MediaAttachment")), "emojis": array(entity("CustomEmoji")),
+}
+ENTITIES.update({"StatusSource": STATUS_SOURCE, "StatusEdit": STATUS_EDIT})
+
 
 def _short(value) -> str:
     text = repr(value)

@@ -104,6 +104,15 @@ def answers(server) -> dict[str, tuple[str, object]]:
         "status": "@ana ¡qué bien!", "in_reply_to_id": posted["id"]})
     found["POST /api/v1/statuses (reply)"] = ("Status", reply)
     found["GET /api/v1/statuses/:id"] = ("Status", bea.get(f"/api/v1/statuses/{posted['id']}"))
+    # Issue 13: editing, then the source and the versions.
+    found["PUT /api/v1/statuses/:id"] = ("Status", ana.call("PUT", f"/api/v1/statuses/{posted['id']}",
+        json={"status": "Obras terminadas con @bea #Fachada", "spoiler_text": "Ruido"}))
+    found["GET /api/v1/statuses/:id/source"] = (
+        "StatusSource", ana.get(f"/api/v1/statuses/{posted['id']}/source"))
+    found["GET /api/v1/statuses/:id/history"] = (
+        "StatusEdit[]", bea.get(f"/api/v1/statuses/{posted['id']}/history"))
+    found["GET /api/v1/statuses/:id/source (not hers)"] = (
+        "Error", bea.get(f"/api/v1/statuses/{posted['id']}/source", expect=404))
     for status in (posted, reply):
         found[f"GET /api/v1/statuses/{status['id']}/context"] = (
             "Context", ana.get(f"/api/v1/statuses/{status['id']}/context"))
@@ -193,6 +202,8 @@ def test_the_sample_has_the_nested_parts_worth_checking(answers):
     assert search["accounts"]
     _, error = answers["POST /oauth/token (bad grant)"]
     assert "error" in error
+    _, history = answers["GET /api/v1/statuses/:id/history"]
+    assert len(history) == 2 and history[0]["media_attachments"] and history[0]["spoiler_text"]
 
 
 def test_validator_reports_every_mismatch_with_its_path():

@@ -3,7 +3,8 @@
 Modules: errors (JSON errors and CORS), params (query/form/JSON), tokens (scopes and Bearer
 auth), apps and oauth (registration and OAuth 2), instance, accounts, follows,
 search, pagination (Link headers), entities (pure builders), statuses and media
-(posting from apps) with status_entities (their builders), timelines (home, public, hashtag,
+(posting from apps) with status_entities (their builders) and status_history (a status's
+source and versions), timelines (home, public, hashtag,
 preferences) and notifications (with read markers).
 
 May import `fedsph.web` (keys, rendering, the session middleware) and everything below it; never
@@ -20,6 +21,7 @@ from fedsph.api import media as api_media
 from fedsph.api import notifications as api_notifications
 from fedsph.api import reactions as api_reactions
 from fedsph.api import reblogs as api_reblogs
+from fedsph.api import status_history as api_status_history
 from fedsph.api import streaming as api_streaming
 from fedsph.api import timelines as api_timelines
 from fedsph.api.entities import MISSING_IMAGE
@@ -62,6 +64,9 @@ def add_routes(app: web.Application) -> None:
         api("POST", rf"/api/v1/statuses/{{id:\d+}}/{action}", getattr(api_reactions, action))
     api("GET", r"/api/v1/statuses/{id:\d+}/favourited_by", api_reactions.favourited_by)
     api("GET", r"/api/v1/statuses/{id:\d+}/reblogged_by", api_reactions.reblogged_by)
+    # Issue 13: a status's source and edit history.
+    api("GET", r"/api/v1/statuses/{id:\d+}/source", api_status_history.status_source)
+    api("GET", r"/api/v1/statuses/{id:\d+}/history", api_status_history.status_history)
     api("GET", "/api/v1/timelines/home", api_timelines.home)
     api("GET", "/api/v1/timelines/public", api_timelines.public)
     api("GET", "/api/v1/timelines/tag/{hashtag:[^/]+}", api_timelines.tag)

@@ -85,7 +85,8 @@ def account(actor: Actor, base_url: str, counts: dict[str, int], lang: str = "en
         "suspended": False,
         "limited": False,
         "created_at": iso(created),
-        "last_status_at": None,
+        # A date, not a time, as Mastodon gives it (AccountSerializer: last_status_at.to_date).
+        "last_status_at": actor.last_status_at.date().isoformat() if actor.last_status_at else None,
         "statuses_count": counts.get("statuses", 0),
         "followers_count": counts.get("followers", 0),
         "following_count": counts.get("following", 0),

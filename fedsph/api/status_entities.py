@@ -68,7 +68,12 @@ def remote_attachment(obj: Object, position: int, document: dict) -> dict:
 
 def spoiler_text(obj: Object) -> str:
     """Our summaries are stored as escaped text (local) or sanitised HTML (remote)."""
-    return html.unescape(obj.summary or "")
+    return spoiler_text_of(obj.summary)
+
+
+def spoiler_text_of(summary: str | None) -> str:
+    """A stored summary (of a post or one of its earlier versions) as the API's spoiler_text."""
+    return html.unescape(summary or "")
 
 
 def hashtags(obj: Object) -> list[dict]:

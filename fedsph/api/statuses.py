@@ -22,6 +22,7 @@ from fedsph.api.errors import ApiError, api_json, not_found
 from fedsph.api.instance import MAX_CHARACTERS, MAX_MEDIA
 from fedsph.api.params import get_by_id, list_param, read_params
 from fedsph.api.tokens import Caller, optional_caller, require_account
+from fedsph.core.hashtags import retagged
 from fedsph.core.numbers import parse_id
 from fedsph.errors import UserError
 from fedsph.federation.visibility import may_see
@@ -233,6 +234,9 @@ async def edit_status(request: web.Request) -> web.Response:
         fields = await outbox.editable_post_fields(db, obj)
         old_primary = next(iter(fields["contents"]), "")
         language = params.get("language", old_primary) or ""
+        # Hashtags follow the new text; ones given apart from it (the web form's) stay.
+        fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].get(old_primary, ""),
+                                      text)
         # Translations written on the site stay; the primary text is what the app edits.
         fields["contents"] = {language: text, **{lang: t for lang, t in fields["contents"].items()
                                                  if lang not in (old_primary, language)}}

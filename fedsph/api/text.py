@@ -7,25 +7,11 @@ into the status's HTML as Mastodon does.
 
 from __future__ import annotations
 
-import re
-
-# Mention parsing and linking live outside fedsph.api so the outbox can use them too.
+# Hashtag and mention parsing live outside fedsph.api so the outbox, the web compose form and
+# the CLI read a text the same way.
+from fedsph.core.hashtags import hashtags
 from fedsph.core.mention_markup import MENTION as _MENTION
 from fedsph.core.mention_markup import link_mentions, unlink_mentions
-
-# A tag starts at the beginning or after a character that cannot be part of a word,
-# a URL path or an address, so "a#b" and "x/#frag" are not tags.
-_HASHTAG = re.compile(r"(?:^|(?<=[^\w/#&]))#(\w{1,100})(?!\w)")
-
-
-def hashtags(text: str) -> list[str]:
-    """Hashtag names in order of first use, without '#'; names made only of digits are not tags."""
-    found: dict[str, str] = {}
-    for match in _HASHTAG.finditer(text):
-        name = match.group(1)
-        if not name.isdigit():
-            found.setdefault(name.lower(), name)
-    return list(found.values())
 
 
 def mentions(text: str, local_domain: str) -> list[tuple[str, str]]:
@@ -35,7 +21,6 @@ def mentions(text: str, local_domain: str) -> list[tuple[str, str]]:
         username, domain = match.group(1), (match.group(2) or local_domain)
         found.setdefault((username.lower(), domain.lower()), (username, domain))
     return list(found.values())
-
 
 
 __all__ = ["hashtags", "link_mentions", "mentions", "unlink_mentions"]

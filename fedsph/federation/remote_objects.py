@@ -226,6 +226,8 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
                      published=parse_iso(document.get("published")) or utcnow(),
                      approved=not await holds_replies(db, values["in_reply_to"]))
         db.add(obj)
+        if values.get("type") != "Event":
+            actor.saw_post(obj.published)
     for column, value in values.items():
         setattr(obj, column, value)
     obj.updated = parse_iso(document.get("updated"))

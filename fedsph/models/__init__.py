@@ -9,7 +9,7 @@ from fedsph.models.actors import Actor, Block, Follow, Membership, User
 from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
-from fedsph.models.content import Activity, Object, ObjectAudience, Reaction
+from fedsph.models.content import Activity, Object, ObjectAudience, Reaction, StatusEdit
 
 # Issue 13: direct-message conversations.
 from fedsph.models.conversations import Conversation
@@ -54,6 +54,7 @@ __all__ = [
     "Report",
     "SolidarityLink",
     "StreamEvent",
+    "StatusEdit",
     "User",
     "utcnow",
 ]

@@ -51,6 +51,28 @@ class Object(Base):
     # Comments: members may hide one; a project that holds replies shows them once approved.
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
     approved: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The primary language's text as its author typed it (local posts since issue 13; older ones
+    # have none and their text is recovered from `content`): what GET /statuses/:id/source gives.
+    source: Mapped[str | None] = mapped_column(Text)
+
+
+class StatusEdit(Base):
+    """An earlier version of an edited post, kept when it was replaced (Mastodon's StatusEdit).
+
+    The current version is the Object itself, so a post never edited has no rows here.
+    """
+
+    __tablename__ = "status_edits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    object_id: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"),
+                                           index=True)
+    content: Mapped[str | None] = mapped_column(Text)  # sanitised HTML, as the post had it
+    summary: Mapped[str | None] = mapped_column(Text)
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    attachments: Mapped[list | None] = mapped_column(JSON)  # AS2 Document/Image dicts
+    # When this version was published (the post's `published`, or the edit that made it).
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class ObjectAudience(Base):

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
-from fedsph.models import Actor, Media, Object, utcnow
+from fedsph.models import Actor, Media, Object, StatusEdit, utcnow
 from fedsph.projects.media import MEDIA_ROUTE, delete_files
 
 log = logging.getLogger("fedsph.media_prune")
@@ -64,6 +64,11 @@ async def used_keys(db: AsyncSession) -> set[str]:
     # A post's attachments name its images; a deleted one's are cleared (projects.tombstone).
     for attachments in await db.scalars(select(Object.attachments).where(
             Object.local.is_(True), Object.attachments.is_not(None))):
+        texts.append(str(attachments))
+    # So do the earlier versions of our edited posts (their edit history shows them).
+    for attachments in await db.scalars(select(StatusEdit.attachments).join(
+            Object, Object.id == StatusEdit.object_id).where(
+            Object.local.is_(True), StatusEdit.attachments.is_not(None))):
         texts.append(str(attachments))
     return keys_in(texts)
 

@@ -106,11 +106,18 @@ def html_to_text(content: str | None) -> str:
 
 
 def source_texts(obj: Object) -> dict[str, str]:
-    """{language: plain text} of a local post, primary language first ('' when it has none)."""
+    """{language: plain text} of a local post, primary language first ('' when it has none).
+
+    The primary text is the one stored as typed (`source`); a post from before it was kept, and
+    other languages, are recovered from their HTML."""
     if not obj.content_map:
-        return {obj.language or "": html_to_text(obj.content)}
-    return {lang: html_to_text(content) for lang, content in primary_first(obj.content_map,
-                                                                           obj.language).items()}
+        texts = {obj.language or "": html_to_text(obj.content)}
+    else:
+        texts = {lang: html_to_text(content)
+                 for lang, content in primary_first(obj.content_map, obj.language).items()}
+    if obj.source is not None and texts:
+        texts[next(iter(texts))] = obj.source
+    return texts
 
 
 def primary_first(mapping: dict | None, primary: str | None) -> dict:
@@ -148,6 +155,12 @@ def _wire_tags(obj: Object) -> tuple[list[dict], list[str]]:
         tags.append({"type": tag.get("type") if tag.get("type") != "theme" else "Hashtag",
                      "name": name, "href": tag.get("href")})
     return [{k: v for k, v in t.items() if v} for t in tags], themes
+
+
+def note_collections(uri: str) -> dict:
+    """Where a local post's replies, likes and shares are counted (fedsph.web.note_collections):
+    named by URL, as their totals change after the Note is sent."""
+    return {name: f"{uri}/{name}" for name in ("replies", "likes", "shares")}
 
 
 def build_note(obj: Object, actor: Actor) -> dict:
@@ -191,5 +204,6 @@ def build_note(obj: Object, actor: Actor) -> dict:
         "updateKind": obj.kind,
         "stageChange": obj.stage_change,
         "themes": themes or None,
+        **note_collections(obj.uri),
     }
     return {k: v for k, v in note.items() if v is not None}

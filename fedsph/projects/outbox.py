@@ -16,6 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from fedsph.core.hashtags import hashtags, retagged
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation import emit
@@ -24,6 +25,7 @@ from fedsph.federation.visibility import DIRECT, addressed_actors, store_address
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.conversations import add_direct_post
 from fedsph.projects.deleted_boosts import withdraw_boosts
+from fedsph.projects.edits import current_version, keep_version
 from fedsph.projects.media import attachment_document
 from fedsph.projects.notes import NOTE_CONTEXT, build_note, source_texts
 from fedsph.projects.notifications import notify
@@ -85,6 +87,7 @@ async def publish_post(db: AsyncSession, urls: URLs, actor: Actor, *, contents: 
     obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
                  published=published or utcnow(), in_reply_to=in_reply_to, **columns)
     db.add(obj)
+    actor.saw_post(obj.published)
     await db.flush()
     await store_addressees(db, obj, [m.uri for m in mentions if m.id != actor.id])
     await _attach_media(db, urls, obj, media)
@@ -131,10 +134,12 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
     mentioned = list(await db.scalars(select(Actor).where(
         Actor.uri.in_([t["href"] for t in kept])))) if kept else []
     link_mentions_in(columns, actor, mentioned)
+    before = current_version(obj)
     for column, value in columns.items():
         setattr(obj, column, value)
     await _attach_media(db, urls, obj, media)
     obj.updated = utcnow()
+    keep_version(db, obj, before)
     note = build_note(obj, actor)
     obj.document = note
     update = build_activity("Update", urls.new_activity(), actor.uri, note,
@@ -168,15 +173,18 @@ async def editable_post_fields(db: AsyncSession, obj: Object) -> dict:
 async def publish_text_post(db: AsyncSession, urls: URLs, actor: Actor, text: str,
                             language: str | None = None, visibility: str = "public",
                             summary: str | None = None, published: datetime | None = None) -> Object:
-    """A plain post in one language (the CLI's `post`): publish_post with only a text."""
+    """A plain post in one language (the CLI's `post`): publish_post with only a text, whose
+    #hashtags become Hashtag tags as they do from the client API."""
     return await publish_post(db, urls, actor, contents={language or "": text},
-                                visibility=visibility, summary=summary, published=published)
+                              visibility=visibility, summary=summary, published=published,
+                              hashtags=hashtags(text))
 
 
 async def edit_post_text(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, text: str) -> Object:
     """Change the primary language's text of a post, keeping everything else."""
     fields = await editable_post_fields(db, obj)
     primary = next(iter(fields["contents"]), "")
+    fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].get(primary, ""), text)
     fields["contents"] = {**fields["contents"], primary: text}
     if not text.strip():
         raise UserError(N_("an update needs some text"))

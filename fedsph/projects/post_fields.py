@@ -133,6 +133,7 @@ def post_columns(urls: URLs, actor: Actor, contents: dict, title_map: dict | Non
         "place": clean_place(place, location_precision(actor)),
         "summary": html.escape(summary, quote=False) or None,
         "visibility": visibility,
+        "source": texts[primary],  # as typed: what the client API's source and edit forms give
     }
 
 

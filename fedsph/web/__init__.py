@@ -1,6 +1,7 @@
 """HTTP for people and for other servers: pages, forms and the ActivityPub endpoints.
 
-- ActivityPub and discovery: `activitypub` (actors, inboxes, outboxes, objects), `wellknown`
+- ActivityPub and discovery: `activitypub` (actors, inboxes, outboxes, objects),
+  `note_collections` (a post's replies, likes and shares), `wellknown`
   (WebFinger, NodeInfo, host-meta), `signed_fetch` (authorised GETs), `interact` (remote follow).
 - Public pages: `pages`, `post_views`, `profile_view`, `languages`, `hrefs` (the one `page_href`),
   `feeds` (Atom), `media`.

@@ -34,8 +34,9 @@ from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.models import Activity, Actor, Object
 from fedsph.projects import queries
 from fedsph.projects.actor_document import build_actor_document
-from fedsph.projects.notes import NOTE_CONTEXT
+from fedsph.projects.notes import NOTE_CONTEXT, note_collections
 from fedsph.projects.outbox import featured_url
+from fedsph.web import note_collections as collections_of_notes
 from fedsph.web import pages
 from fedsph.web.client_address import client_address
 from fedsph.web.keys import (
@@ -210,7 +211,10 @@ async def object_view(request: web.Request) -> web.Response:
     if wants_html(request):
         return await pages.object_page(request, obj, actor)
     # A followers-only or direct post must never be served from a shared cache to someone else.
-    return ap_response({"@context": NOTE_CONTEXT, **(obj.document or {})},
+    document = obj.document or {}
+    if obj.type == "Note" and document:  # a post sent before its collections were named
+        document = {**note_collections(obj.uri), **document}
+    return ap_response({"@context": NOTE_CONTEXT, **document},
                        headers={"Cache-Control": "private, no-store"} if private else None)
 
 
@@ -251,3 +255,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(OBJECT, object_view)
     app.router.add_get(ACTIVITY, activity_view)
     app.router.add_get(ACTOR + "/featured", featured_view)
+    collections_of_notes.add_routes(app)  # a post's replies, likes and shares

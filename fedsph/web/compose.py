@@ -15,6 +15,7 @@ from multidict import MultiDict
 from sqlalchemy import select
 
 from fedsph.core import vocab
+from fedsph.core.hashtags import hashtags, merged
 from fedsph.errors import NotFound, PayloadTooLarge, UserError
 from fedsph.models import Actor, Media, Object
 from fedsph.projects import outbox
@@ -104,7 +105,9 @@ def post_fields_from_form(form: MultiDict, languages: list[str]) -> dict:
                       if form.get(f"title_{lang}", "").strip()},
         "kind": form.get("kind") or None,
         "stage_change": form.get("stage_change") or None,
-        "hashtags": [h for h in re.split(r"[\s,]+", form.get("hashtags", "")) if h.strip("#")],
+        # The field's hashtags, then those typed in the texts, read as the client API reads them.
+        "hashtags": merged([h for h in re.split(r"[\s,]+", form.get("hashtags", "")) if h.strip("#")],
+                           *(hashtags(form[f"text_{lang}"]) for lang in order)),
         "themes": form.getall("themes", []),
         "place": place if any(place.values()) else None,
         "summary": form.get("summary") or None,
@@ -123,7 +126,10 @@ def form_from_post(fields: dict) -> MultiDict:
     form.add("primary", next(iter(contents), ""))
     for key in ("kind", "stage_change", "summary", "visibility"):
         form.add(key, fields.get(key) or "")
-    form.add("hashtags", " ".join("#" + h for h in fields["hashtags"]))
+    # The field holds only the hashtags the texts do not name: the texts' own come back from
+    # them when the form is saved, so taking one out of a text takes it off the post.
+    typed = {h.lower() for text in contents.values() for h in hashtags(text)}
+    form.add("hashtags", " ".join("#" + h for h in fields["hashtags"] if h.lower() not in typed))
     for theme in fields["themes"]:
         form.add("themes", theme)
     place = fields.get("place") or {}

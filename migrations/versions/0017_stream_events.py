@@ -6,14 +6,14 @@ at commit to the serve processes that hold streams (fedsph/api/stream_hub.py): t
 for no extra statement. SQLite has no NOTIFY: processes with open streams poll the table.
 
 Revision ID: 0017_stream_events
-Revises: 0015_boost_status_ids
+Revises: 0016_status_edits
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0017_stream_events"
-down_revision = "0015_boost_status_ids"
+down_revision = "0016_status_edits"
 branch_labels = None
 depends_on = None
 
