@@ -53,8 +53,8 @@ __all__ = [
     "Reaction",
     "Report",
     "SolidarityLink",
-    "StreamEvent",
     "StatusEdit",
+    "StreamEvent",
     "User",
     "utcnow",
 ]
