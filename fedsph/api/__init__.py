@@ -77,7 +77,6 @@ def add_routes(app: web.Application) -> None:
     api("POST", r"/api/v1/notifications/{id:\d+}/dismiss", api_notifications.dismiss)
     api("GET", "/api/v1/markers", api_notifications.get_markers)
     api("POST", "/api/v1/markers", api_notifications.set_markers)
-    # Issue 13: direct-message conversations.
     api("GET", "/api/v1/conversations", api_conversations.list_conversations)
     api("DELETE", r"/api/v1/conversations/{id:\d+}", api_conversations.remove)
     api("POST", r"/api/v1/conversations/{id:\d+}/read", api_conversations.mark_read)

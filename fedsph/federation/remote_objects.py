@@ -201,7 +201,7 @@ class OlderThanHeld(ValueError):
 
 
 async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
-                       keep_held: bool = False, also_addressed: list[str] = ()) -> Object:
+                       keep_held: bool = False, silently_addressed: list[str] = ()) -> Object:
     """Insert a received object, or refresh it if we have it already.
 
     The last line of the ownership rule: a remote actor keeps objects of its own origin only,
@@ -209,8 +209,8 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
     replaced: a relay or a replay can deliver an old signed activity at any time (an integrity
     proof has no Date window), so an older version raises OlderThanHeld, and with `keep_held`
     (a Create: sent again, it is not an edit) an object we hold is returned unchanged.
-    `also_addressed`: our actors a direct post addresses beyond its own addressing (the owner
-    of the personal inbox it was delivered to).
+    `silently_addressed`: our actors a direct post addresses beyond its own addressing (the
+    owner of the personal inbox it was delivered to), kept as silent addressees.
     """
     values = object_columns(document, actor.followers_url)
     obj = await get_object(db, document["id"])
@@ -232,7 +232,7 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
         setattr(obj, column, value)
     obj.updated = parse_iso(document.get("updated"))
     await db.flush()
-    await store_addressees(db, obj, [*addressees(document, actor.followers_url), *also_addressed])
+    await store_addressees(db, obj, addressees(document, actor.followers_url), silently_addressed)
     details = OBJECT_DETAILS.get(obj.type)
     if details is not None:
         # An Event's time, place and how to join (one without a usable start is a post only).

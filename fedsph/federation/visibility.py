@@ -10,7 +10,7 @@ the addressed actors (`to`, `cc` and Mention tags, as Mastodon's mentions) are k
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, delete, exists, or_, select
+from sqlalchemy import ColumnElement, delete, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.safe_links import http_url
@@ -70,22 +70,31 @@ def addressees(document: dict, followers_url: str | None = None) -> list[str]:
     return list(dict.fromkeys(kept))[:MAX_ADDRESSEES]
 
 
-async def store_addressees(db: AsyncSession, obj: Object, uris: list[str]) -> None:
+async def store_addressees(db: AsyncSession, obj: Object, uris: list[str],
+                           silent: list[str] = ()) -> None:
     """Add to whom `obj` addresses; only direct posts keep the list (the others need none).
 
     Added to, never narrowed: an edit of a direct post cannot take it back from an account
     that has it already (it was delivered), and an account reached through its own inbox
     without being named (fedsph/handlers/posts.py) stays addressed when an Update names the
-    others only. A post that stops being direct drops the list."""
+    others only. `silent`: such accounts, kept apart (ObjectAudience.silent) so that the others
+    in the post are not shown them; one the post names is not silent. A post that stops being
+    direct drops the list."""
     if obj.visibility != DIRECT:
         await db.execute(delete(ObjectAudience).where(ObjectAudience.object_id == obj.id))
         await db.flush()
         return
-    held = set(await db.scalars(select(ObjectAudience.actor_uri)
-                                .where(ObjectAudience.object_id == obj.id)))
+    held = dict((await db.execute(select(ObjectAudience.actor_uri, ObjectAudience.silent)
+                                  .where(ObjectAudience.object_id == obj.id))).all())
+    named = set(uris)
+    now_named = [u for u, quiet in held.items() if quiet and u in named]
+    if now_named:
+        await db.execute(update(ObjectAudience).where(
+            ObjectAudience.object_id == obj.id, ObjectAudience.actor_uri.in_(now_named))
+            .values(silent=False))
     room = MAX_ADDRESSEES - len(held)
-    new = [u for u in dict.fromkeys(uris) if u not in held][:max(room, 0)]
-    db.add_all(ObjectAudience(object_id=obj.id, actor_uri=u) for u in new)
+    new = [u for u in dict.fromkeys([*uris, *silent]) if u not in held][:max(room, 0)]
+    db.add_all(ObjectAudience(object_id=obj.id, actor_uri=u, silent=u not in named) for u in new)
     await db.flush()
 
 

@@ -32,7 +32,7 @@ from fedsph.federation.visibility import (
 )
 from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
-from fedsph.projects.conversations import add_direct_post
+from fedsph.projects.conversations import add_direct_post, before_actor_deleted
 from fedsph.projects.deleted_boosts import withdraw_boosts
 from fedsph.projects.edits import current_version, keep_version
 from fedsph.projects.notifications import mentioned_or_replied, notify
@@ -57,8 +57,10 @@ async def _embedded_object(ctx: HandlerContext, activity: dict, actor: Actor) ->
 
 async def _delivered_to(ctx: HandlerContext) -> Actor | None:
     """Our actor whose own inbox the activity came to (None: the shared inbox). As on Mastodon,
-    that delivery addresses it: a direct post reaches it even when it names nobody here."""
-    if ctx.delivered_to is None:
+    that delivery addresses it: a direct post reaches it even when it names nobody here. Only
+    when the actor's own key signed the request: a relay (signer other than the actor, believed
+    on the integrity proof, which does not cover the inbox) chose that inbox, not the author."""
+    if ctx.delivered_to is None or not ctx.signed_by_actor:
         return None
     found = await get_actor_by_uri(ctx.db, ctx.delivered_to)
     # The node's own actor (an Application) is nobody's account: nothing is addressed to it.
@@ -134,6 +136,10 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         raise Ignored(f"{get_type(activity)} of a {get_type(obj)}, which we do not keep")
     owner = await _owner(ctx, obj, actor)
     inbox_owner = await _delivered_to(ctx)
+    if inbox_owner is not None and visibility_of(obj, owner.followers_url) != DIRECT:
+        # Only a direct message is for the inbox's owner alone: a public post sent there by an
+        # actor nobody here follows would otherwise reach the public and tag timelines.
+        inbox_owner = None
     if not (inbox_owner or await _concerns_us(ctx, obj, owner)
             or await _concerns_us(ctx, obj, actor)):
         raise Ignored("post from an actor nobody here follows, not addressed to us")
@@ -145,9 +151,9 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     elif owner.local:
         raise Ignored("a post of this node that we do not hold")
     # Ours is stored already (a local hub receives its member's post): never rewritten from here.
-    also = [inbox_owner.uri] if inbox_owner else []
+    silent = [inbox_owner.uri] if inbox_owner else []
     stored = existing if owner.local else await store_object(ctx.db, obj, owner, keep_held=True,
-                                                             also_addressed=also)
+                                                             silently_addressed=silent)
     if existing is None:  # a post sent again (another Create of it) does not notify again
         await notify(ctx.db, await _to_notify(ctx, obj, stored), "mention", actor,
                      activity["id"], obj["id"])
@@ -161,12 +167,13 @@ async def handle_create(ctx: HandlerContext, activity: dict, actor: Actor) -> st
 async def _reached_another_inbox(ctx: HandlerContext, stored: Object, inbox_owner: Actor,
                                   sender: Actor, activity_uri: str) -> None:
     """A direct post we hold, sent again to the own inbox of an account it did not reach yet
-    (a sender without a shared inbox): that account is added to it, as Mastodon does."""
+    (a sender without a shared inbox): that account is added to it silently, as Mastodon does,
+    and only its own conversation changes (the others' neither show it nor turn unread)."""
     if stored.visibility != DIRECT or await is_addressed(ctx.db, stored, inbox_owner):
         return
-    await store_addressees(ctx.db, stored, [inbox_owner.uri])
+    await store_addressees(ctx.db, stored, [], silent=[inbox_owner.uri])
     await notify(ctx.db, [inbox_owner], "mention", sender, activity_uri, stored.uri)
-    await add_direct_post(ctx.db, stored)
+    await add_direct_post(ctx.db, stored, only=inbox_owner)
 
 
 async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
@@ -196,11 +203,11 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         # not be opened to more people by an Update (nor by the activity's addressing).
         raise Ignored("an Update cannot make a direct message visible to more people")
     if not owner.local:
-        inbox_owner = await _delivered_to(ctx)
+        # The personal inbox an Update came to adds nobody (as on Mastodon): else an edit would
+        # widen a direct message without a notification or a conversation.
         before, edited_at = current_version(existing), existing.updated
         try:
-            await store_object(ctx.db, obj, owner,
-                               also_addressed=[inbox_owner.uri] if inbox_owner else [])
+            await store_object(ctx.db, obj, owner)
         except OlderThanHeld:
             raise Ignored("Update older than the version we hold") from None
         existing.updated = parse_iso(obj.get("updated")) or utcnow()
@@ -219,7 +226,9 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
         raise Ignored("Delete without an object")
     if target == actor.uri:
         # The account is gone: its follows, posts and reactions go with it (ON DELETE CASCADE),
-        # and the inbox of this process stops believing its key at once.
+        # and the inbox of this process stops believing its key at once. Conversations its
+        # posts were the newest of show the previous post first (not an empty conversation).
+        await before_actor_deleted(ctx.db, actor.id)
         await ctx.db.execute(delete(Actor).where(Actor.id == actor.id))
         forget_when_committed(ctx.db, actor.uri)
         return "done"

@@ -10,8 +10,6 @@ from fedsph.models.api import Marker, OAuthApp, OAuthCode, OAuthToken
 from fedsph.models.auth import Invite, LoginSession
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, ObjectAudience, Reaction, StatusEdit
-
-# Issue 13: direct-message conversations.
 from fedsph.models.conversations import Conversation
 from fedsph.models.directory import DirectoryEntry, DirectoryFacet, DirectoryState
 from fedsph.models.media import Media

@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -85,6 +86,9 @@ class ObjectAudience(Base):
     object_id: Mapped[int] = mapped_column(ForeignKey("objects.id", ondelete="CASCADE"),
                                            index=True)
     actor_uri: Mapped[str] = mapped_column(String(2048), index=True)
+    # Reached only through its own inbox, named nowhere in the post (Mastodon's silent
+    # mention): it may read the post, but the others in it are not told of it.
+    silent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Activity(Base):

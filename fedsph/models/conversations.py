@@ -27,4 +27,6 @@ class Conversation(Base):
     __table_args__ = (
         UniqueConstraint("actor_id", "participants_key", name="uq_conversations_participants"),
         Index("ix_conversations_actor_last", "actor_id", "last_status_id"),
+        # A deleted post finds the rows it was the newest of (and ON DELETE SET NULL does).
+        Index("ix_conversations_last_status", "last_status_id"),
     )

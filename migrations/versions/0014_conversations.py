@@ -2,7 +2,8 @@
 
 `inbox_items.delivered_to` is the local actor whose own inbox received the activity (NULL for
 the shared inbox): as on Mastodon, a post delivered to a personal inbox addresses that account
-even when it does not name it. `conversations` lists each local account's direct messages by
+even when it does not name it; such an addressee is `object_audience.silent` (the others in the
+post are not told of it). `conversations` lists each local account's direct messages by
 the set of other actors in them (GET /api/v1/conversations).
 
 Revision ID: 0014_conversations
@@ -21,6 +22,9 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("inbox_items") as batch:
         batch.add_column(sa.Column("delivered_to", sa.String(length=2048), nullable=True))
+    with op.batch_alter_table("object_audience") as batch:
+        batch.add_column(sa.Column("silent", sa.Boolean(), nullable=False,
+                                   server_default=sa.false()))
     op.create_table(
         "conversations",
         sa.Column("id", sa.Integer(), primary_key=True),
@@ -35,10 +39,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_conversations_actor_last", "conversations",
                     ["actor_id", "last_status_id"])
+    op.create_index("ix_conversations_last_status", "conversations", ["last_status_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_conversations_last_status", table_name="conversations")
     op.drop_index("ix_conversations_actor_last", table_name="conversations")
     op.drop_table("conversations")
     with op.batch_alter_table("inbox_items") as batch:
         batch.drop_column("delivered_to")
+    with op.batch_alter_table("object_audience") as batch:
+        batch.drop_column("silent")
