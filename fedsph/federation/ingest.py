@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from fedsph.db import make_sync_sqlite_engine
@@ -186,15 +187,54 @@ class Ingest:
 async def write_batch(writer: BatchWriter, batch: list[Received]) -> set[int]:
     """Insert the batch in one transaction; the id() of each item that made a new row. The
     first of several items with one activity id wins; the others are duplicates, like an id
-    already in the table."""
+    already in the table (but see extra_deliveries)."""
     first: dict[str, Received] = {}
+    personal: list[Received] = []
     for item in batch:
         first.setdefault(item.activity_uri, item)
+        if item.delivered_to is not None:
+            personal.append(item)
     # Sorted: batches committing at once (PostgreSQL) then take their unique-index locks in one
     # order, so two batches holding the same ids cannot deadlock each other.
     rows = sorted(first.values(), key=lambda item: item.activity_uri)
-    new = await writer.write(rows, sorted({item.host for item in batch}), utcnow())
+    new = await writer.write(rows, sorted({item.host for item in batch}), utcnow(), personal)
     return {id(item) for uri, item in first.items() if uri in new}
+
+
+def extra_deliveries(rows: list[Received], personal: list[Received],
+                     new: set[str]) -> list[tuple[str, Received]]:
+    """Rows of their own for a Create that came to a personal inbox again under an activity id
+    we have (a server without a shared inbox sends the same activity to each inbox it
+    delivers to): the worker handles each as that Create sent again to that inbox
+    (fedsph/handlers/posts.py adds the account to a direct post it holds), in order after the
+    first (the same sender). Keyed by a digest of the activity id and the inbox: the same
+    delivery twice makes one row, and no sender can take the key first (the inbox refuses
+    activity ids that are not http(s) ids of the actor's own server). Only personal-inbox items
+    are looked at: the shared inbox's cost nothing here. Each as (its activity id, the row)."""
+    winners = {row.activity_uri: row for row in rows}
+    extra: dict[str, tuple[str, Received]] = {}
+    for item in personal:
+        winner = winners[item.activity_uri]
+        if item.type != "Create" or (winner.activity_uri in new
+                                     and winner.delivered_to == item.delivered_to):
+            continue  # its own row (or the one it came with in this batch) records it
+        key = "urn:fedsph:delivered:" + hashlib.sha256(
+            f"{item.activity_uri}\n{item.delivered_to}".encode()).hexdigest()
+        extra.setdefault(key, (item.activity_uri, replace(item, activity_uri=key)))
+    return sorted(extra.values(), key=lambda pair: pair[1].activity_uri)
+
+
+def held_deliveries(extra: list[tuple[str, Received]]):
+    """SQL: the inbox each of their activities' rows came to (a delivery again to the same
+    inbox, a retry, needs no row of its own)."""
+    items = InboxItem.__table__
+    return select(items.c.activity_uri, items.c.delivered_to).where(
+        items.c.activity_uri.in_(sorted({uri for uri, _ in extra})))
+
+
+def not_held(held, extra: list[tuple[str, Received]]) -> list[Received]:
+    seen = {(uri, inbox) for uri, inbox in held}
+    return [row for uri, row in extra if (uri, row.delivered_to) not in seen]
 
 
 class BatchWriter:
@@ -209,23 +249,44 @@ class BatchWriter:
         self._sync: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
 
-    async def write(self, rows: list[Received], hosts: list[str], now: datetime) -> set[str]:
+    async def write(self, rows: list[Received], hosts: list[str], now: datetime,
+                    personal: list[Received] = ()) -> set[str]:
         """Insert `rows` (distinct activity ids) and revive `hosts`: the activity ids that made
-        new rows."""
+        new rows. `personal`: the batch's items that came to a personal inbox, whose Creates
+        already held get rows of their own in the same transaction (extra_deliveries)."""
         if self.bind.dialect.name == "postgresql":
-            # One statement, so one round trip: atomic on its own, without BEGIN and COMMIT.
             async with self.bind.connect() as conn:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return set((await conn.execute(PG_BATCH, _pg_arrays(rows, hosts, now))).scalars())
+                if not personal:
+                    # One statement, so one round trip: atomic on its own, without BEGIN and
+                    # COMMIT (the shared inbox's usual batch).
+                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    return set((await conn.execute(PG_BATCH, _pg_arrays(rows, hosts, now)))
+                               .scalars())
+                async with conn.begin():
+                    new = set((await conn.execute(PG_BATCH, _pg_arrays(rows, hosts, now)))
+                              .scalars())
+                    extra = extra_deliveries(rows, personal, new)
+                    if extra:
+                        extra = not_held((await conn.execute(held_deliveries(extra))).all(), extra)
+                    if extra:
+                        await conn.execute(PG_BATCH, _pg_arrays(extra, [], now))
+                    return new
         if self._sync is None:
             self._sync = make_sync_sqlite_engine(self.bind.url.render_as_string(False))
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="fedsph-ingest")
         return await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._write_in_thread, rows, hosts, now)
+            self._thread, self._write_in_thread, rows, hosts, now, personal)
 
-    def _write_in_thread(self, rows: list[Received], hosts: list[str], now: datetime) -> set[str]:
+    def _write_in_thread(self, rows: list[Received], hosts: list[str], now: datetime,
+                         personal: list[Received]) -> set[str]:
         with self._sync.begin() as conn:  # BEGIN IMMEDIATE … COMMIT, or ROLLBACK on error
-            return _write(conn, rows, hosts, now)
+            new = _write(conn, rows, hosts, now)
+            extra = extra_deliveries(rows, personal, new) if personal else []
+            if extra:
+                extra = not_held(conn.execute(held_deliveries(extra)).all(), extra)
+            if extra:
+                _write(conn, extra, [], now)
+            return new
 
     def close(self) -> None:
         if self._thread is not None:
