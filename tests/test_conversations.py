@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import func, select
 
 from fedsph.api.tokens import issue_token
-from fedsph.models import Conversation, Notification, OAuthApp, User
+from fedsph.models import Conversation, Notification, OAuthApp, Object, User
 from fedsph.projects.conversations import conversation_id_for
+from tests.fakepeer import AS
 from tests.support import testdb
 from tests.support.members import api, member_token
+from tests.support.nodes import flush
 
 
 async def _dm(node, token: str, text: str, **extra) -> dict:
@@ -187,3 +189,79 @@ async def test_two_transactions_making_one_conversation_at_once_share_it(node):
     assert made == found
     async with node.readers() as db:
         assert await db.scalar(select(func.count(Conversation.id))) == 1
+
+
+async def _from(node, peer, author, to: list[str], kind: str = "Create",
+                note: dict | None = None) -> dict:
+    note = note or {"id": peer.new_id("notes"), "type": "Note", "attributedTo": author.uri,
+                    "content": "<p>between us</p>", "published": "2026-01-02T10:00:00Z"}
+    note = {**note, "to": to}
+    status, body = await peer.post(author, f"{node.base}/inbox", {
+        "@context": AS, "id": peer.new_id(), "type": kind, "actor": author.uri, "object": note})
+    assert status == 202, body
+    await flush(node)
+    return note
+
+
+async def _status_id(node, uri: str) -> str:
+    async with node.readers() as db:
+        return str(await db.scalar(select(Object.id).where(Object.uri == uri)))
+
+
+async def test_a_remote_dm_deleted_falls_back_to_the_previous_one(node, peer):
+    """Eva's second DM to Ana, later edited to also name Cid, then deleted by Eva: Ana's
+    conversation shows the first again (compared with the people it was made with, not the
+    edited post's). A Delete by someone else changes nothing; Eva's Delete of the first ends it."""
+    ana_token, ana = await member_token(node, "ana", None)
+    _, cid = await member_token(node, "cid", None)
+    eva, mallory = peer.add_actor("eva"), peer.add_actor("mallory")
+    first = await _from(node, peer, eva, [ana.uri])
+    second = await _from(node, peer, eva, [ana.uri])
+    await _from(node, peer, eva, [ana.uri, cid.uri], "Update",
+                {**second, "content": "<p>and Cid</p>", "updated": "2026-01-03T10:00:00Z"})
+    [row] = await _conversations(node, ana_token)
+    assert row["last_status"]["id"] == await _status_id(node, second["id"])
+    status, _ = await peer.post(mallory, f"{node.base}/inbox", {
+        "@context": AS, "id": peer.new_id(), "type": "Delete", "actor": mallory.uri,
+        "object": first["id"]})
+    assert status == 202
+    before = await _rows(node)
+    await flush(node)
+    assert await _rows(node) == before
+    for note, left in ((second, [await _status_id(node, first["id"])]), (first, [])):
+        status, _ = await peer.post(eva, f"{node.base}/inbox", {
+            "@context": AS, "id": peer.new_id(), "type": "Delete", "actor": eva.uri,
+            "object": note["id"]})
+        assert status == 202
+        await flush(node)
+        assert [c["last_status"]["id"] for c in await _conversations(node, ana_token)] == left
+    async with node.readers() as db:
+        assert await db.scalar(select(func.count(Conversation.id))) == 0
+
+
+async def test_a_deleted_actor_leaves_the_conversation_with_an_earlier_post(node, peer):
+    """Zed's account is deleted, and its posts with it: Ana's conversation with Eva and Zed
+    shows Eva's earlier post instead of vanishing (its newest post gone, NULL, not listed)."""
+    ana_token, ana = await member_token(node, "ana", None)
+    eva, zed = peer.add_actor("eva"), peer.add_actor("zed")
+    earlier = await _from(node, peer, eva, [ana.uri, zed.uri])
+    await _from(node, peer, zed, [ana.uri, eva.uri])
+    [row] = await _conversations(node, ana_token)
+    status, _ = await peer.post(zed, f"{node.base}/inbox", {
+        "@context": AS, "id": f"{zed.uri}#delete", "type": "Delete", "actor": zed.uri,
+        "object": zed.uri})
+    assert status == 202
+    await flush(node)
+    [after] = await _conversations(node, ana_token)
+    assert after["id"] == row["id"]
+    assert after["last_status"]["id"] == await _status_id(node, earlier["id"])
+
+
+async def test_since_id_gives_the_conversations_newer_than_a_post(node):
+    ana_token, _ = await member_token(node, "ana", None)
+    for name in ("bea", "cid", "dan"):
+        await member_token(node, name, None)
+    posted = [await _dm(node, ana_token, f"@{name} hello") for name in ("bea", "cid", "dan")]
+    newer = await _conversations(node, ana_token, since_id=posted[0]["id"])
+    assert [c["last_status"]["id"] for c in newer] == [posted[2]["id"], posted[1]["id"]]
+    assert await _conversations(node, ana_token, since_id=posted[2]["id"]) == []

@@ -5,6 +5,7 @@ stopping writes what is queued. On SQLite and PostgreSQL."""
 import asyncio
 from datetime import timedelta
 
+import orjson
 import pytest
 from sqlalchemy import func, select
 
@@ -196,3 +197,38 @@ async def test_one_bad_row_in_a_later_insert_costs_only_itself(db_node):
     assert outcomes.count("stored") == len(uris) - 1
     stored = [item.activity_uri for item in await inbox_items(db_node)]
     assert sorted(stored) == sorted(uri for uri in uris if uri != bad)  # each once, the bad none
+
+
+async def test_a_create_held_already_gets_a_row_for_each_other_personal_inbox(db_node):
+    """Servers without a shared inbox send one activity, same id, to each inbox: each further
+    personal inbox gets a row of its own (handled as the Create sent there again), in the
+    batch's transaction, once per inbox; the shared inbox and other types get none."""
+    def to(uri: str, inbox: str | None, kind: str = "Create") -> Received:
+        item = received(uri)
+        item.delivered_to, item.type = inbox, kind
+        return item
+
+    ana, bea, cid = (f"https://node.example/actors/{n}" for n in ("ana", "bea", "cid"))
+    ingest = Ingest(db_node.writers, wait_ms=200, max_batch=100)
+    ingest.start()
+    try:
+        assert await ingest.store(to("https://peer.example/a/1", ana)) == "stored"
+        outcomes = await asyncio.gather(*(ingest.store(item) for item in [
+            to("https://peer.example/a/1", bea),  # held: a row for Bea
+            to("https://peer.example/a/1", ana),  # Ana's again (a retry): nothing
+            to("https://peer.example/a/2", ana), to("https://peer.example/a/2", cid),  # one batch
+            to("https://peer.example/a/2", cid),
+            to("https://peer.example/a/1", None),  # the shared inbox: nothing more
+            to("https://peer.example/a/3", bea, "Update"), to("https://peer.example/a/3", cid,
+                                                              "Update")]))
+        assert outcomes == ["duplicate", "duplicate", "stored", "duplicate", "duplicate",
+                            "duplicate", "stored", "duplicate"]
+        assert await ingest.store(to("https://peer.example/a/1", bea)) == "duplicate"
+    finally:
+        await ingest.stop()
+    rows = sorted((item.delivered_to, orjson.loads(item.body) == {"type": "Create"},
+                   item.activity_uri.startswith("urn:fedsph:delivered:"), item.type)
+                  for item in await inbox_items(db_node))
+    assert rows == sorted([(ana, True, False, "Create"), (bea, True, True, "Create"),
+                           (ana, True, False, "Create"), (cid, True, True, "Create"),
+                           (bea, True, False, "Update")])
