@@ -12,11 +12,11 @@ import asyncio
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from fedsph.api.tokens import issue_token
-from fedsph.models import Conversation, Notification, OAuthApp, Object, User
-from fedsph.projects.conversations import conversation_id_for
+from fedsph.models import Conversation, Notification, OAuthApp, Object, User, utcnow
+from fedsph.projects.conversations import conversation_id_for, remove_direct_post
 from tests.fakepeer import AS
 from tests.support import testdb
 from tests.support.members import api, member_token
@@ -265,3 +265,36 @@ async def test_since_id_gives_the_conversations_newer_than_a_post(node):
     newer = await _conversations(node, ana_token, since_id=posted[0]["id"])
     assert [c["last_status"]["id"] for c in newer] == [posted[2]["id"], posted[1]["id"]]
     assert await _conversations(node, ana_token, since_id=posted[2]["id"]) == []
+
+
+async def test_a_deleted_dm_costs_the_same_statements_for_any_number_of_conversations(node):
+    """Finding the previous post reads the candidates and their audiences once for all the
+    conversations of the deleted post, not once per conversation (nor per candidate)."""
+    ana_token, _ = await member_token(node, "ana", None)
+    names = ["bea", "cid", "dan", "eli", "fay"]
+    for name in names:
+        await member_token(node, name, None)
+    engine = node.writers.kw["bind"].sync_engine
+    counts = []
+    for people in (names[:1], names):
+        mentions = " ".join(f"@{n}" for n in people)
+        earlier = await _dm(node, ana_token, f"{mentions} one")
+        newest = await _dm(node, ana_token, f"{mentions} two")
+        seen: list[str] = []
+
+        def record(_conn, _cursor, statement, *_args, seen=seen):
+            seen.append(statement)
+
+        async with node.writers() as db, db.begin():
+            obj = await db.get(Object, int(newest["id"]))
+            obj.deleted_at = utcnow()
+            await db.flush()
+            event.listen(engine, "before_cursor_execute", record)
+            try:
+                await remove_direct_post(db, obj)
+            finally:
+                event.remove(engine, "before_cursor_execute", record)
+        counts.append(len(seen))
+        rows = await _rows(node)
+        assert {last for _, _, _, last in rows if last is not None} >= {int(earlier["id"])}
+    assert counts[0] == counts[1], counts

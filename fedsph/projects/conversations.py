@@ -128,15 +128,18 @@ async def _fall_back(db: AsyncSession, rows: list[Conversation],
                 select(ObjectAudience.object_id, ObjectAudience.actor_uri, ObjectAudience.silent)
                 .where(ObjectAudience.object_id.in_([c for c, _ in candidates]))):
             audiences.setdefault(object_id, []).append((uri, silent))
+    ended = []
     for row in rows:
         account, wanted = accounts.get(row.actor_id), sorted(row.participants)
         previous = next((c for c, author in candidates if c < row.last_status_id
                          and _others(author, audiences.get(c, []), account) == wanted), None)
         if previous is None:
-            await db.execute(delete(Conversation).where(Conversation.id == row.id))
+            ended.append(row.id)
         else:
             row.last_status_id = previous
     await db.flush()
+    if ended:
+        await db.execute(delete(Conversation).where(Conversation.id.in_(ended)))
 
 
 async def conversation_of(db: AsyncSession, account: Actor, conversation_id: int) -> Conversation | None:
