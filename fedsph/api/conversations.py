@@ -26,11 +26,13 @@ from fedsph.web.keys import READERS, WRITERS
 
 
 async def conversation_entity(request: web.Request, db: AsyncSession, row: Conversation,
-                              me: Actor) -> dict:
+                              me: Actor, held: dict[str, Actor] | None = None) -> dict:
     """Mastodon's Conversation: `accounts` are the other people we hold (the account itself
-    when there are none, as Mastodon), `last_status` the newest post if it can still be seen."""
-    people = list(await db.scalars(select(Actor).where(Actor.uri.in_(row.participants))
-                                   .order_by(Actor.id))) if row.participants else []
+    when there are none, as Mastodon), `last_status` the newest post if it can still be seen.
+    `held`: the actors by URI, read beforehand for a whole page."""
+    if held is None:
+        held = await _actors(db, [row])
+    people = sorted((held[u] for u in row.participants if u in held), key=lambda a: a.id)
     last = None
     if row.last_status_id is not None:
         try:
@@ -43,6 +45,14 @@ async def conversation_entity(request: web.Request, db: AsyncSession, row: Conve
             "last_status": last}
 
 
+async def _actors(db: AsyncSession, rows: list[Conversation]) -> dict[str, Actor]:
+    """The actors in `rows`, by URI, in one query."""
+    uris = {u for row in rows for u in row.participants}
+    if not uris:
+        return {}
+    return {a.uri: a for a in await db.scalars(select(Actor).where(Actor.uri.in_(uris)))}
+
+
 async def list_conversations(request: web.Request) -> web.Response:
     caller = await require_account(request, "read:statuses")
     query = (select(Conversation.last_status_id, Conversation)
@@ -51,7 +61,9 @@ async def list_conversations(request: web.Request) -> web.Response:
     async with request.app[READERS]() as db:
         rows = await fetch_page(db, query, Conversation.last_status_id,
                                 page_params(request.query, 20, 40))
-        answer = [await conversation_entity(request, db, row, caller.actor) for _, row in rows]
+        held = await _actors(db, [row for _, row in rows])
+        answer = [await conversation_entity(request, db, row, caller.actor, held)
+                  for _, row in rows]
     return api_json(answer, headers=link_header(request, [last for last, _ in rows]))
 
 
