@@ -11,7 +11,8 @@ after the commit answers every waiting request:
 Why: on SQLite every write transaction takes the database's one write lock and a commit costs
 the same for one row or hundreds; on PostgreSQL a commit waits for the WAL flush. Batching turns
 one lock and one flush per request into one per batch. A batch's transaction is only this
-INSERT and the host revival: it never waits on the network.
+INSERT and the host revival (and, for a Create held already that came to another personal
+inbox, that inbox's row: extra_deliveries): it never waits on the network.
 """
 
 from __future__ import annotations
