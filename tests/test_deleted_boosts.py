@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from fedsph.federation.actors import resolve_actor
-from fedsph.models import Actor, Delivery, Follow, Notification, Object, Reaction
+from fedsph.models import Activity, Actor, Delivery, Follow, Notification, Object, Reaction
 from fedsph.projects import outbox
 from fedsph.web.keys import REMOTE
 from tests.fakepeer import AS, FakePeer
@@ -38,6 +38,7 @@ async def _state(node) -> dict:
             "reactions": sorted(await db.scalars(select(Reaction.activity_uri))),
             "notifications": sorted(await db.scalars(select(Notification.activity_uri))),
             "deliveries": await db.scalar(select(func.count(Delivery.id))),
+            "activities": await db.scalar(select(func.count(Activity.id))),
         }
 
 
@@ -189,3 +190,41 @@ async def test_a_mastodon_follower_of_our_booster_is_told_in_a_way_mastodon_acce
         assert status == 404
     finally:
         await mastodon.stop()
+
+
+async def test_a_boost_of_a_followers_only_post_is_refused_and_reaches_nothing(node, peer,
+                                                                            elsewhere):
+    """mal announces ana's followers-only post to learn its edits: nothing is stored, and the
+    edit (and a boost row left from before, yan's) sends mal and yan nothing."""
+    ana_token, _ = await member_token(node, "ana", None)
+    mal, yan = peer.add_actor("mal"), elsewhere.add_actor("yan")
+    await store_remote(node, mal.document)
+    yan_row = await store_remote(node, yan.document)
+    status, post = await api(node, ana_token, "POST", "/api/v1/statuses",
+                             data={"status": "members only", "visibility": "private"})
+    assert status == 200 and post["visibility"] == "private"
+    await flush(node)
+    before = await _state(node)
+
+    announce = {"@context": AS, "id": peer.new_id(), "type": "Announce", "actor": mal.uri,
+                "object": post["uri"], "to": [PUBLIC]}
+    status, _ = await peer.post(mal, f"{node.base}/inbox", announce)
+    assert status == 202
+    await flush(node)
+    assert await _state(node) == before
+    _, notifications = await api(node, ana_token, "GET", "/api/v1/notifications")
+    assert notifications == []
+
+    async with node.writers() as db, db.begin():
+        db.add(Reaction(type="Announce", actor_id=yan_row.id, object_uri=post["uri"],
+                        activity_uri=yan.uri + "/announces/1"))
+    status, edited = await api(node, ana_token, "PUT", f"/api/v1/statuses/{post['id']}",
+                               data={"status": "members only: the new secret"})
+    assert status == 200, edited
+    status, _ = await api(node, ana_token, "DELETE", f"/api/v1/statuses/{post['id']}")
+    assert status == 200
+    await flush(node)
+    assert peer.received == [] and elsewhere.received == []
+    async with node.readers() as db:
+        assert list(await db.scalars(select(Reaction.activity_uri))) == []  # yan's went with it
+        assert await db.scalar(select(func.count(Delivery.id))) == before["deliveries"]
