@@ -117,6 +117,27 @@ async def test_unreblog_answers_the_post_and_a_new_post_comes_after_the_boost(no
     assert await _boosts(node) == []
 
 
+async def test_an_undone_boosts_id_is_never_given_again(node):
+    """The newest status, a boost, undone; after the pool's connections are gone (a restart),
+    the next post still comes after it: polling since_id finds it, the old id names nothing."""
+    ana_token, _ = await member_token(node, "ana", None)
+    bea_token, _ = await member_token(node, "bea", None)
+    _, post = await api(node, ana_token, "POST", "/api/v1/statuses", data={"status": "hello"})
+    _, wrapper = await api(node, bea_token, "POST", f"/api/v1/statuses/{post['id']}/reblog")
+    _, home = await api(node, bea_token, "GET", "/api/v1/timelines/home")
+    assert [s["id"] for s in home] == [wrapper["id"]]
+    status, _ = await api(node, bea_token, "DELETE", f"/api/v1/statuses/{wrapper['id']}")
+    assert status == 200
+    for sessions in (node.writers, node.readers):
+        await sessions.kw["bind"].dispose()
+    _, later = await api(node, bea_token, "POST", "/api/v1/statuses", data={"status": "later"})
+    assert int(later["id"]) > int(wrapper["id"])
+    _, since = await api(node, bea_token, "GET", f"/api/v1/timelines/home?since_id={wrapper['id']}")
+    assert [s["id"] for s in since] == [later["id"]]
+    status, _ = await api(node, bea_token, "GET", f"/api/v1/statuses/{wrapper['id']}")
+    assert status == 404
+
+
 async def test_the_migration_numbers_existing_boosts_after_every_post(tmp_path):
     settings = make_settings(tmp_path, database_url=testdb.empty_database_url(tmp_path))
     url = settings.effective_database_url

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -116,6 +117,9 @@ class Reaction(Base):
     # An Announce's status id in the client API (its reblog wrapper), from the objects' id
     # space: fedsph.models.status_ids. NULL for a Like.
     status_id: Mapped[int | None] = mapped_column(Integer, index=True, unique=True)
+
+    # Home's boosts: those of the accounts one follows, newest first (fedsph.api.timelines).
+    __table_args__ = (Index("ix_reactions_actor_status", "actor_id", "status_id"),)
 
 
 
