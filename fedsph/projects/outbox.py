@@ -260,7 +260,8 @@ async def delete_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
     tombstone = await turn_into_tombstone(db, obj)
     delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
     await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility, also=also)
-    # After the Delete's recipients were found among the boosters and their followers.
+    # Only now: the Delete's recipients were found among the boosters (remote ones by their
+    # boost rows, which go here) and their followers (tests/test_deleted_boosts.py checks).
     await withdraw_boosts(db, urls, obj)
     return obj
 
