@@ -7,16 +7,18 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import aiohttp
 from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from fedsph.db import alembic_config, make_engine, migrate
-from fedsph.models import Actor, Object, Reaction
+from fedsph.models import Actor, Follow, Object, Reaction
 from fedsph.projects import outbox, outbox_reactions
+from tests.fakepeer import AS
 from tests.mastodon_schema import mismatches, mismatches_of_list
 from tests.support import testdb
-from tests.support.db import add_remote_follower
+from tests.support.db import add_remote_follower, store_remote
 from tests.support.members import api, member_token
 from tests.support.nodes import flush, make_settings
 
@@ -255,3 +257,31 @@ async def test_a_post_already_in_home_is_not_shown_again_as_a_boost(node):
     assert [(s["reblog"] or s)["id"] for s in home] == [wrapper["reblog"]["id"], beas["id"],
                                                          anas["id"]]
     assert home[0]["id"] == wrapper["id"] and [s["reblog"] for s in home[1:]] == [None, None]
+
+
+async def test_a_followers_only_boost_shows_to_the_boosters_followers_only(node, peer):
+    """zoe (elsewhere) boosts ana's public post for her followers only (Misskey does): bea, who
+    follows zoe, opens the wrapper by its id; ana, and anyone without a token, get a 404."""
+    ana_token, _ = await member_token(node, "ana", None)
+    bea_token, bea = await member_token(node, "bea", None)
+    zoe = peer.add_actor("zoe")
+    zoe_row = await store_remote(node, zoe.document)
+    async with node.writers() as db, db.begin():
+        db.add(Follow(follower_id=bea.id, followed_id=zoe_row.id, state="accepted"))
+    _, post = await api(node, ana_token, "POST", "/api/v1/statuses", data={"status": "hello"})
+    announce = {"@context": AS, "id": peer.new_id(), "type": "Announce", "actor": zoe.uri,
+                "object": post["uri"], "to": [zoe.uri + "/followers"], "cc": [post["account"]["url"]]}
+    status, _ = await peer.post(zoe, f"{node.base}/inbox", announce)
+    assert status == 202
+    await flush(node)
+    [boost] = await _boosts(node)
+    assert boost.followers_only and boost.status_id > int(post["id"])
+    status, wrapper = await api(node, bea_token, "GET", f"/api/v1/statuses/{boost.status_id}")
+    assert status == 200 and wrapper["reblog"]["id"] == post["id"]
+    _, home = await api(node, bea_token, "GET", "/api/v1/timelines/home")
+    assert [s["id"] for s in home] == [str(boost.status_id)]
+    status, _ = await api(node, ana_token, "GET", f"/api/v1/statuses/{boost.status_id}")
+    assert status == 404
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{node.base}/api/v1/statuses/{boost.status_id}") as response:
+        assert response.status == 404

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.federation.activitystreams import get_id, get_type
+from fedsph.federation.activitystreams import get_id, get_type, is_public
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.blocks import fetchable
 from fedsph.federation.incoming import HandlerContext, Ignored
@@ -41,7 +41,7 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
     exists = await ctx.db.scalar(select(Reaction.id).where(Reaction.activity_uri == activity["id"]))
     if exists is None:
         ctx.db.add(Reaction(type=kind, actor_id=actor.id, object_uri=object_uri,
-                            activity_uri=activity["id"]))
+                            activity_uri=activity["id"], followers_only=not is_public(activity)))
         owner = await ctx.db.get(Actor, obj.actor_id)
         await notify(ctx.db, [owner], REACTION_NOTIFICATIONS[kind], actor, activity["id"], object_uri)
     return "done"
@@ -91,7 +91,7 @@ async def _record_boost(ctx: HandlerContext, activity: dict, actor: Actor, uri: 
     exists = await ctx.db.scalar(select(Reaction.id).where(Reaction.activity_uri == activity["id"]))
     if exists is None:
         ctx.db.add(Reaction(type="Announce", actor_id=actor.id, object_uri=uri,
-                            activity_uri=activity["id"]))
+                            activity_uri=activity["id"], followers_only=not is_public(activity)))
 
 
 async def handle_like(ctx: HandlerContext, activity: dict, actor: Actor) -> str:

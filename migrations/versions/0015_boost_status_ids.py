@@ -7,6 +7,7 @@ were made: their true place among older posts has no free number, so the first h
 read after the upgrade shows them above the posts they came after, once. They are numbered in
 one statement (row_number), not one round trip per boost.
 
+`followers_only` marks a boost not addressed to the public (read before as public).
 (actor_id, status_id) serves home's boosts: those of the accounts one follows, newest first.
 
 Revision ID: 0015_boost_status_ids
@@ -37,6 +38,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_status_counter")))
     with op.batch_alter_table("reactions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("status_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("followers_only", sa.Boolean(), nullable=False,
+                                      server_default=sa.false()))
         batch_op.create_index(batch_op.f("ix_reactions_status_id"), ["status_id"], unique=True)
         batch_op.create_index("ix_reactions_actor_status", ["actor_id", "status_id"])
     bind = op.get_bind()
@@ -58,5 +61,6 @@ def downgrade() -> None:
     with op.batch_alter_table("reactions", schema=None) as batch_op:
         batch_op.drop_index("ix_reactions_actor_status")
         batch_op.drop_index(batch_op.f("ix_reactions_status_id"))
+        batch_op.drop_column("followers_only")
         batch_op.drop_column("status_id")
     op.drop_table("status_counter")
