@@ -227,12 +227,13 @@ class Worker:
             # A proof that fails (FEP-8b32) outweighs the HTTP signature: the activity is ignored,
             # checked before the prefetches so that a refused activity costs no fetches. Checked
             # again here (a relayed one was at the inbox), it needs no request (the key is ours).
-            refused = sender and "proof" in activity and await proof_problem(
-                self.writers, self.remote, item_id)  # (it would read the item again to see none)
+            refused, proven = (await proof_problem(self.writers, self.remote, item_id)
+                               if sender and "proof" in activity  # (else it reads the item)
+                               else (None, False))
             if sender is not None and not refused:
                 await self.prefetch.what_the_handler_needs(
                     activity, sender if isinstance(sender, int) else None, item.signed_by_actor)
-            await self._handle(item_id, item, activity, sender, refused)
+            await self._handle(item_id, item, activity, sender, refused, proven)
             return True
         except LeaseLost:
             log.warning("inbox item %s was claimed again while in hand: not written", item_id)
@@ -270,7 +271,7 @@ class Worker:
             raise
 
     async def _handle(self, item_id: int, item: InboxItem, activity: dict,
-                      sender: int | dict | None, refused: str | None) -> None:
+                      sender: int | dict | None, refused: str | None, proven: bool) -> None:
         """The handler and the item's end in one transaction. An item the handler ignores
         (Ignored, or what it names is gone) ends in a transaction of its own: the handler's
         writes went with the first one, rolled back. (A savepoint round the handler did this
@@ -280,7 +281,7 @@ class Worker:
         try:
             async with self.writers() as db, db.begin():
                 status, error = (("ignored", refused) if refused
-                                 else await self._dispatch(db, item, activity, sender))
+                                 else await self._dispatch(db, item, activity, sender, proven))
                 await self._finish(db, item_id, status, error)
                 return
         except Ignored as exc:
@@ -300,7 +301,7 @@ class Worker:
             raise LeaseLost
 
     async def _dispatch(self, db: AsyncSession, item: InboxItem, activity: dict,
-                        sender: int | dict | None) -> tuple[str, str | None]:
+                        sender: int | dict | None, proven: bool) -> tuple[str, str | None]:
         """The item's handler in `db`; it raises Ignored (or FetchError) to have its writes
         undone (the sender's row, when new or refreshed, is stored again by `_handle`)."""
         if sender is None:
@@ -312,7 +313,7 @@ class Worker:
             return "ignored", f"no handler for {item.type}"
         ctx = HandlerContext(db=db, remote=self.remote, urls=self.urls, settings=self.settings,
                              body=item.body, signed_by_actor=item.signed_by_actor,
-                             delivered_to=item.delivered_to)
+                             delivered_to=item.delivered_to, proof_verified=proven)
         return await handler(ctx, activity, actor), None
 
     async def _reschedule_item(self, item_id: int, error: str, retry: bool) -> bool:

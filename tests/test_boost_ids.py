@@ -7,16 +7,18 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import aiohttp
 from alembic import command
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from fedsph.db import alembic_config, make_engine, migrate
-from fedsph.models import Actor, Object, Reaction
+from fedsph.models import Actor, Follow, Object, Reaction
 from fedsph.projects import outbox, outbox_reactions
+from tests.fakepeer import AS
 from tests.mastodon_schema import mismatches, mismatches_of_list
 from tests.support import testdb
-from tests.support.db import add_remote_follower
+from tests.support.db import add_remote_follower, store_remote
 from tests.support.members import api, member_token
 from tests.support.nodes import flush, make_settings
 
@@ -29,11 +31,12 @@ async def _boosts(node) -> list[Reaction]:
 async def test_a_boost_has_its_own_id_and_its_owner_alone_deletes_it(node, peer):
     ana_token, ana = await member_token(node, "ana", None)
     bea_token, bea = await member_token(node, "bea", None)
+    dan_token, _ = await member_token(node, "dan", None)
     carol = peer.add_actor("carol")
     await add_remote_follower(node, bea, carol)
-    posts = []
-    for n in range(3):
-        status, post = await api(node, ana_token, "POST", "/api/v1/statuses",
+    posts = []  # dan's (whom bea does not follow), then ana's
+    for n, token in enumerate((dan_token, ana_token, ana_token, ana_token)):
+        status, post = await api(node, token, "POST", "/api/v1/statuses",
                                  data={"status": f"post {n}"})
         assert status == 200, post
         posts.append(post)
@@ -44,12 +47,12 @@ async def test_a_boost_has_its_own_id_and_its_owner_alone_deletes_it(node, peer)
     status, wrapper = await api(node, bea_token, "POST", f"/api/v1/statuses/{posts[0]['id']}/reblog")
     assert status == 200 and mismatches(wrapper, "Status") == []
     assert wrapper["reblog"]["id"] == posts[0]["id"]
-    assert int(wrapper["id"]) > int(posts[2]["id"]) and wrapper["account"]["id"] == str(bea.id)
+    assert int(wrapper["id"]) > int(posts[3]["id"]) and wrapper["account"]["id"] == str(bea.id)
     await flush(node)
     [announce] = peer.activities("Announce")
 
     # Its id answers the wrapper, to anyone who may see the post.
-    for token in (ana_token, bea_token):
+    for token in (ana_token, bea_token, dan_token):
         status, got = await api(node, token, "GET", f"/api/v1/statuses/{wrapper['id']}")
         assert status == 200 and got["id"] == wrapper["id"], got
         assert got["reblog"]["id"] == posts[0]["id"] and got["account"]["id"] == str(bea.id)
@@ -57,7 +60,7 @@ async def test_a_boost_has_its_own_id_and_its_owner_alone_deletes_it(node, peer)
     # Home: the boost of the old post on top, then the posts; pages by max_id, since_id, min_id.
     status, home = await api(node, bea_token, "GET", "/api/v1/timelines/home")
     assert mismatches_of_list(home, "Status") == []
-    ids = [wrapper["id"]] + [p["id"] for p in reversed(posts)]
+    ids = [wrapper["id"]] + [p["id"] for p in reversed(posts[1:])]
     assert [s["id"] for s in home] == ids
     assert home[0]["reblog"]["id"] == posts[0]["id"]
     _, first = await api(node, bea_token, "GET", "/api/v1/timelines/home?limit=2")
@@ -73,7 +76,7 @@ async def test_a_boost_has_its_own_id_and_its_owner_alone_deletes_it(node, peer)
     assert [s["id"] for s in since] == ids[:2]
 
     # Favouriting by the wrapper's id favourites the post, as Mastodon does.
-    status, liked = await api(node, ana_token, "POST", f"/api/v1/statuses/{wrapper['id']}/favourite")
+    status, liked = await api(node, dan_token, "POST", f"/api/v1/statuses/{wrapper['id']}/favourite")
     assert status == 200 and liked["id"] == posts[0]["id"] and liked["favourited"] is True
 
     # Someone else's boost cannot be deleted: 404, and nothing changed or was sent.
@@ -115,6 +118,27 @@ async def test_unreblog_answers_the_post_and_a_new_post_comes_after_the_boost(no
     status, undone = await api(node, bea_token, "POST", f"/api/v1/statuses/{wrapper['id']}/unreblog")
     assert status == 200 and undone["id"] == post["id"] and undone["reblogged"] is False
     assert await _boosts(node) == []
+
+
+async def test_an_undone_boosts_id_is_never_given_again(node):
+    """The newest status, a boost, undone; after the pool's connections are gone (a restart),
+    the next post still comes after it: polling since_id finds it, the old id names nothing."""
+    ana_token, _ = await member_token(node, "ana", None)
+    bea_token, _ = await member_token(node, "bea", None)
+    _, post = await api(node, ana_token, "POST", "/api/v1/statuses", data={"status": "hello"})
+    _, wrapper = await api(node, bea_token, "POST", f"/api/v1/statuses/{post['id']}/reblog")
+    _, home = await api(node, bea_token, "GET", "/api/v1/timelines/home")
+    assert [s["id"] for s in home] == [wrapper["id"]]
+    status, _ = await api(node, bea_token, "DELETE", f"/api/v1/statuses/{wrapper['id']}")
+    assert status == 200
+    for sessions in (node.writers, node.readers):
+        await sessions.kw["bind"].dispose()
+    _, later = await api(node, bea_token, "POST", "/api/v1/statuses", data={"status": "later"})
+    assert int(later["id"]) > int(wrapper["id"])
+    _, since = await api(node, bea_token, "GET", f"/api/v1/timelines/home?since_id={wrapper['id']}")
+    assert [s["id"] for s in since] == [later["id"]]
+    status, _ = await api(node, bea_token, "GET", f"/api/v1/statuses/{wrapper['id']}")
+    assert status == 404
 
 
 async def test_the_migration_numbers_existing_boosts_after_every_post(tmp_path):
@@ -207,3 +231,57 @@ async def test_posts_and_boosts_made_at_once_never_share_an_id(node):
             Reaction.type == "Announce")))
     assert len(posts) == 7 and len(boosts) == 6 and None not in boosts
     assert len(set(posts) | set(boosts)) == 13
+
+
+async def test_a_post_already_in_home_is_not_shown_again_as_a_boost(node):
+    """bea follows ana and cai: ana's post boosted by cai, and bea's own post boosted by bea,
+    show once each, as the posts (Mastodon does not repeat a post just shown either); a boost
+    of dan's post (bea does not follow dan) shows as a reblog."""
+    tokens = {}
+    for name in ("ana", "bea", "cai", "dan"):
+        tokens[name], actor = await member_token(node, name, None)
+        tokens[name + "_id"] = actor.id
+    for followed in ("ana", "cai"):
+        status, _ = await api(node, tokens["bea"], "POST",
+                              f"/api/v1/accounts/{tokens[followed + '_id']}/follow")
+        assert status == 200
+    await flush(node)
+    _, anas = await api(node, tokens["ana"], "POST", "/api/v1/statuses", data={"status": "a"})
+    _, beas = await api(node, tokens["bea"], "POST", "/api/v1/statuses", data={"status": "b"})
+    _, dans = await api(node, tokens["dan"], "POST", "/api/v1/statuses", data={"status": "d"})
+    for booster, post in (("cai", anas), ("bea", beas), ("cai", dans)):
+        status, wrapper = await api(node, tokens[booster], "POST",
+                                    f"/api/v1/statuses/{post['id']}/reblog")
+        assert status == 200, wrapper
+    _, home = await api(node, tokens["bea"], "GET", "/api/v1/timelines/home")
+    assert [(s["reblog"] or s)["id"] for s in home] == [wrapper["reblog"]["id"], beas["id"],
+                                                         anas["id"]]
+    assert home[0]["id"] == wrapper["id"] and [s["reblog"] for s in home[1:]] == [None, None]
+
+
+async def test_a_followers_only_boost_shows_to_the_boosters_followers_only(node, peer):
+    """zoe (elsewhere) boosts ana's public post for her followers only (Misskey does): bea, who
+    follows zoe, opens the wrapper by its id; ana, and anyone without a token, get a 404."""
+    ana_token, _ = await member_token(node, "ana", None)
+    bea_token, bea = await member_token(node, "bea", None)
+    zoe = peer.add_actor("zoe")
+    zoe_row = await store_remote(node, zoe.document)
+    async with node.writers() as db, db.begin():
+        db.add(Follow(follower_id=bea.id, followed_id=zoe_row.id, state="accepted"))
+    _, post = await api(node, ana_token, "POST", "/api/v1/statuses", data={"status": "hello"})
+    announce = {"@context": AS, "id": peer.new_id(), "type": "Announce", "actor": zoe.uri,
+                "object": post["uri"], "to": [zoe.uri + "/followers"], "cc": [post["account"]["url"]]}
+    status, _ = await peer.post(zoe, f"{node.base}/inbox", announce)
+    assert status == 202
+    await flush(node)
+    [boost] = await _boosts(node)
+    assert boost.followers_only and boost.status_id > int(post["id"])
+    status, wrapper = await api(node, bea_token, "GET", f"/api/v1/statuses/{boost.status_id}")
+    assert status == 200 and wrapper["reblog"]["id"] == post["id"]
+    _, home = await api(node, bea_token, "GET", "/api/v1/timelines/home")
+    assert [s["id"] for s in home] == [str(boost.status_id)]
+    status, _ = await api(node, ana_token, "GET", f"/api/v1/statuses/{boost.status_id}")
+    assert status == 404
+    async with aiohttp.ClientSession() as http, \
+            http.get(f"{node.base}/api/v1/statuses/{boost.status_id}") as response:
+        assert response.status == 404

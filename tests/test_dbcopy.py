@@ -14,9 +14,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from fedsph.admin.dbcopy import CopyRefused, copy_database
 from fedsph.federation.crypto import rsa_sign, rsa_verify
-from fedsph.models import Actor, Base, Delivery, InboxItem, Media, Object, Reaction
+from fedsph.models import (
+    Actor,
+    Base,
+    Delivery,
+    InboxItem,
+    Media,
+    Object,
+    Reaction,
+    StatusCounter,
+)
 from fedsph.projects.media import save_upload
-from fedsph.projects.outbox_reactions import announce_object
+from fedsph.projects.outbox_reactions import announce_object, unannounce_object
 from tests.support.db import add_remote_follower
 from tests.support.images import jpeg
 from tests.support.nodes import make_settings, start_node
@@ -63,6 +72,13 @@ async def _fill(node) -> dict:
         # A boost: its status id comes after the post's, from the posts' sequence once moved.
         await announce_object(db, node.urls, await db.scalar(
             select(Actor).where(Actor.username == "barrio")), await db.get(Object, post.id))
+    async with node.writers() as db, db.begin():
+        # And the newest status, another boost, undone: its id must not be given again.
+        coop = await db.get(Actor, project.id)
+        await announce_object(db, node.urls, coop, await db.get(Object, post.id))
+    async with node.writers() as db, db.begin():
+        await unannounce_object(db, node.urls, await db.get(Actor, project.id),
+                                await db.get(Object, post.id))
         db.add(InboxItem(activity_uri="https://peer.example/activities/1", type="Like",
                          actor_uri=FOLLOWER["id"], body=orjson.dumps({"type": "Like"})))
     async with node.readers() as db:
@@ -83,6 +99,10 @@ async def test_a_sqlite_node_moves_to_postgresql_whole(tmp_path, pg_database_url
     finally:
         await node.runner.cleanup()
     expected = await _counts(sqlite_settings.effective_database_url)
+    with sqlite3.connect(sqlite_settings.effective_database_url.split("///", 1)[1]) as raw:
+        [(undone,)] = raw.execute("SELECT n FROM status_counter").fetchall()
+        [(boosted,)] = raw.execute("SELECT max(status_id) FROM reactions").fetchall()
+    assert undone > boosted
     # A SQLite-only table, as an FTS5 index's shadow tables are: skipped, and said so.
     with sqlite3.connect(sqlite_settings.effective_database_url.split("///", 1)[1]) as raw:
         raw.execute("CREATE TABLE directory_search_data (id INTEGER PRIMARY KEY, block BLOB)")
@@ -113,6 +133,7 @@ async def test_a_sqlite_node_moves_to_postgresql_whole(tmp_path, pg_database_url
         async with moved.readers() as db:
             assert post.id == await db.scalar(select(func.max(Object.id)))
             assert post.id > await db.scalar(select(func.max(Reaction.status_id)))
+            assert post.id > undone == await db.scalar(select(StatusCounter.n))
     finally:
         await moved.runner.cleanup()
 

@@ -61,9 +61,10 @@ def _deferred_columns(tables: Iterable[Table]) -> dict[str, list[str]]:
     return deferred
 
 
-# Rows the migrations themselves write (0011's generation counter): a migrated target has them,
-# so they do not make it "not empty", and the source's rows replace them.
-SEEDED_BY_MIGRATIONS = {"hub_directory_state"}
+# Rows the migrations themselves write (0011's generation counter, 0015's status counter): a
+# migrated target has them, so they do not make it "not empty", and the source's rows replace
+# them.
+SEEDED_BY_MIGRATIONS = {"hub_directory_state", "status_counter"}
 
 
 async def _table_names(conn: AsyncConnection) -> set[str]:
@@ -146,8 +147,9 @@ async def _fill_deferred(source: AsyncConnection, target: AsyncConnection, table
 
 
 # Columns whose ids are drawn from another table's sequence: a boost's status id comes from the
-# posts' (fedsph/models/status_ids.py), so that sequence must also pass the boosts' ids.
-ALSO_DRAWN = {"objects": (("reactions", "status_id"),)}
+# posts' (fedsph/models/status_ids.py), so that sequence must also pass the boosts' ids, and the
+# SQLite counter's last number (that of an undone boost, say, which must not be given again).
+ALSO_DRAWN = {"objects": (("reactions", "status_id"), ("status_counter", "n"))}
 
 
 async def _reset_sequences(target: AsyncConnection, tables: Iterable[Table]) -> int:

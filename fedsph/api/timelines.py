@@ -4,8 +4,8 @@ Also the account preferences apps read (fixed defaults).
 
 Home is the acting account's own posts and those of the accounts it follows (accepted follows),
 including their followers-only posts, the direct posts that address the acting account, and the
-public posts those accounts (or the acting account) boosted, shown as reblogs with the boost's
-own status id (fedsph.models.status_ids); a direct post never shows to anyone else
+public posts of others that those accounts (or the acting account) boosted, shown as reblogs
+with the boost's own status id (fedsph.models.status_ids), each post once; a direct post never shows to anyone else
 (fedsph.federation.visibility). Public and hashtag timelines hold public posts only. Hidden
 and held (unapproved) comments never show, nor deleted posts. Replies are kept, as in Mastodon.
 """
@@ -56,6 +56,9 @@ async def home(request: web.Request) -> web.Response:
         | (Object.actor_id.in_(followed) & direct_shown_to(me)))
     # Boosts by me and the accounts I follow, of public posts only; a post boosted by several
     # of them shows once, as its latest boost (Mastodon too keeps one reblog of a post in home).
+    # A post by me or an account I follow is in home already (every public one is, above):
+    # its boosts are left out, so that it shows once. (Mastodon shows such a reblog when the
+    # post is no longer among the recent ones; "never" is simpler and never shows it twice.)
     # "No later boost" rather than a max() per post: the index on status_id is then read
     # newest first and stops at the page (a grouped max read every boost, twice the time).
     later, booster = aliased(Reaction), aliased(Actor)
@@ -63,6 +66,7 @@ async def home(request: web.Request) -> web.Response:
               .join(Object, Object.uri == Reaction.object_uri)
               .join(booster, booster.id == Reaction.actor_id)
               .where(Reaction.type == "Announce", Reaction.actor_id.in_(me_and_followed),
+                     Object.actor_id.not_in(me_and_followed),
                      ~exists().where(later.object_uri == Reaction.object_uri,
                                      later.type == "Announce",
                                      later.status_id > Reaction.status_id,

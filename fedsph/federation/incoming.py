@@ -34,6 +34,10 @@ class HandlerContext:
     # The local actor whose own inbox received the activity (None: the shared inbox or this
     # node's own delivery): a Create delivered there addresses that actor (fedsph/handlers/posts.py).
     delivered_to: str | None = None
+    # The activity's integrity proof (FEP-8b32) verified against its actor's key, in the worker
+    # (fedsph.federation.integrity.proof_problem): only then may it be passed on as its author's
+    # word (fedsph/projects/deleted_boosts.py). An unusable or expired proof leaves it False.
+    proof_verified: bool = False
     # Our recorded activities that an Accept/Reject/Undo names, parsed, by id (None: not ours):
     # several steps of one handler call look at the same one (fedsph/handlers/answers.py).
     answered: dict[str, dict | None] = field(default_factory=dict)

@@ -79,22 +79,24 @@ async def verify_relayed(writers: async_sessionmaker[AsyncSession], remote: Remo
 
 
 async def proof_problem(writers: async_sessionmaker[AsyncSession], remote: Remote,
-                        item_id: int) -> str | None:
+                        item_id: int) -> tuple[str | None, bool]:
     """Why a received activity must be ignored because of its proof (None: no proof, or it
-    verifies). A proof we cannot check is left aside: the HTTP signature authenticated the
-    sender (FEP-8b32 says to fall back on other authentication)."""
+    verifies), and whether its proof verified. A proof we cannot check is left aside: the HTTP
+    signature authenticated the sender (FEP-8b32 says to fall back on other authentication),
+    but such an activity is not one whose author's proof we vouch for when passing it on
+    (fedsph.projects.deleted_boosts forwards only a verified one)."""
     async with writers() as db:
         body = (await db.get(InboxItem, item_id)).body
     if b'"proof"' not in body:
-        return None
+        return None, False
     activity = orjson.loads(body)
     if "proof" not in activity:
-        return None
+        return None, False
     try:
         await check_activity_proof(writers, remote, activity)
     except proofs.ProofUnusable as exc:
         log.info("integrity proof of %s not checked: %s", activity.get("id"), exc)
-        return None
+        return None, False
     except proofs.ProofError as exc:
-        return f"integrity proof fails: {exc}"
-    return None
+        return f"integrity proof fails: {exc}", False
+    return None, True

@@ -240,6 +240,7 @@ async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> st
             owner, actor, obj.type, _organiser(obj.document))):
         raise Ignored("Delete of an object this actor does not own")
     await turn_into_tombstone(ctx.db, obj)
-    await withdraw_boosts(ctx.db, ctx.urls, obj, activity, ctx.body)
+    await withdraw_boosts(ctx.db, ctx.urls, obj, activity,
+                          ctx.body if ctx.proof_verified else None)
     await reshare_member_activity(ctx, activity, actor, public=obj.visibility in VISIBLE_TO_ALL)
     return "done"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.federation.activitystreams import get_id, get_type
+from fedsph.federation.activitystreams import get_id, get_type, is_public
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.blocks import fetchable
 from fedsph.federation.incoming import HandlerContext, Ignored
@@ -15,6 +15,7 @@ from fedsph.federation.remote_objects import (
     store_object,
 )
 from fedsph.federation.remote_objects import visibility_of as document_visibility
+from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.models import Actor, Reaction
 from fedsph.projects.notifications import REACTION_NOTIFICATIONS, notify
 
@@ -32,10 +33,15 @@ async def _react(ctx: HandlerContext, activity: dict, actor: Actor, kind: str) -
     obj = await get_object(ctx.db, object_uri)
     if obj is None or obj.deleted_at is not None:
         raise Ignored(f"{kind} of an object we do not have")
+    if kind == "Announce" and obj.visibility not in VISIBLE_TO_ALL:
+        # Only a public post can be boosted (Mastodon refuses the rest too); a stored boost of a
+        # followers-only post would make its booster a recipient of the post's edits and Delete
+        # (fedsph.projects.outbox._booster_followers).
+        raise Ignored("Announce of a post that is not public")
     exists = await ctx.db.scalar(select(Reaction.id).where(Reaction.activity_uri == activity["id"]))
     if exists is None:
         ctx.db.add(Reaction(type=kind, actor_id=actor.id, object_uri=object_uri,
-                            activity_uri=activity["id"]))
+                            activity_uri=activity["id"], followers_only=not is_public(activity)))
         owner = await ctx.db.get(Actor, obj.actor_id)
         await notify(ctx.db, [owner], REACTION_NOTIFICATIONS[kind], actor, activity["id"], object_uri)
     return "done"
@@ -85,7 +91,7 @@ async def _record_boost(ctx: HandlerContext, activity: dict, actor: Actor, uri: 
     exists = await ctx.db.scalar(select(Reaction.id).where(Reaction.activity_uri == activity["id"]))
     if exists is None:
         ctx.db.add(Reaction(type="Announce", actor_id=actor.id, object_uri=uri,
-                            activity_uri=activity["id"]))
+                            activity_uri=activity["id"], followers_only=not is_public(activity)))
 
 
 async def handle_like(ctx: HandlerContext, activity: dict, actor: Actor) -> str:

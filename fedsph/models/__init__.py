@@ -16,6 +16,7 @@ from fedsph.models.media import Media
 from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, SolidarityLink
 from fedsph.models.queue import Delivery, HostState, InboxItem
 from fedsph.models.social import Notification, Report
+from fedsph.models.status_ids import StatusCounter
 
 # The streaming API's event rows (issue 13).
 from fedsph.models.streams import StreamEvent
@@ -51,6 +52,7 @@ __all__ = [
     "Reaction",
     "Report",
     "SolidarityLink",
+    "StatusCounter",
     "StatusEdit",
     "StreamEvent",
     "User",

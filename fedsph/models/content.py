@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -120,6 +121,12 @@ class Reaction(Base):
     # An Announce's status id in the client API (its reblog wrapper), from the objects' id
     # space: fedsph.models.status_ids. NULL for a Like.
     status_id: Mapped[int | None] = mapped_column(Integer, index=True, unique=True)
+    # A boost addressed to the booster's followers only (Misskey's followers-only renote):
+    # its wrapper shows only to them and the booster (fedsph.api.reblogs).
+    followers_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    # Home's boosts: those of the accounts one follows, newest first (fedsph.api.timelines).
+    __table_args__ = (Index("ix_reactions_actor_status", "actor_id", "status_id"),)
 
 
 

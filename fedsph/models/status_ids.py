@@ -15,36 +15,46 @@ How the counter is shared, concurrency-safe on both engines:
   posts and boosts never share a number whatever the concurrency.
 - SQLite: `objects.id` is a rowid without AUTOINCREMENT (the next one is the largest + 1, and
   the table cannot be rebuilt safely under its foreign keys). So each new post and boost takes
-  the largest id of both plus one, in the INSERT's own transaction: fedsph's SQLite writers
-  begin with BEGIN IMMEDIATE (fedsph.db), so no other writer runs between that read and the
-  INSERT. An undone boost's number can be taken again by the next status, as SQLite reuses the
-  largest rowid of a deleted row anyway; its wrapper is gone by then.
+  its number from `status_counter`, one row holding the last number taken, in the INSERT's own
+  transaction: fedsph's SQLite writers begin with BEGIN IMMEDIATE (fedsph.db), so no other
+  writer runs between that UPDATE and the INSERT. The counter never goes back: an undone
+  boost's number (the largest, say) is not given again, so an app's since_id or a cached
+  wrapper id never names a newer status. It also passes the largest id of both tables, in
+  case a row came in without it (a statement that bypasses the ORM, a restored table).
+`fedsph db copy` sets the PostgreSQL sequence past the counter too (fedsph.admin.dbcopy).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import event, text
+from sqlalchemy import Integer, event, text
+from sqlalchemy.orm import Mapped, mapped_column
 
+from fedsph.models.base import Base
 from fedsph.models.content import Object, Reaction
 
-NEXT_SQLITE = text("SELECT max(coalesce((SELECT max(id) FROM objects), 0), "
-                   "coalesce((SELECT max(status_id) FROM reactions), 0)) + 1")
+NEXT_SQLITE = text("UPDATE status_counter SET n = max(n, "
+                   "coalesce((SELECT max(id) FROM objects), 0), "
+                   "coalesce((SELECT max(status_id) FROM reactions), 0)) + 1 RETURNING n")
 NEXT_POSTGRESQL = text("SELECT nextval(pg_get_serial_sequence('objects', 'id'))")
 
 
-LAST_TAKEN = "fedsph_last_status_id"
+class StatusCounter(Base):
+    """One row (SQLite): the last status id taken, posts' and boosts' (seeded by migration
+    0015). Unused on PostgreSQL, where the objects' sequence is the record."""
+
+    __tablename__ = "status_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
 
 
 def next_status_id(connection) -> int:
-    """The next id of the shared space, on the caller's (writing) connection."""
+    """The next id of the shared space, on the caller's (writing) connection. Each call takes
+    a new one, so two new statuses of one flush (whose before_insert hooks all run before
+    their INSERTs) never share it; one taken in a transaction rolled back is not taken at all."""
     if connection.dialect.name == "postgresql":
         return connection.scalar(NEXT_POSTGRESQL)
-    # A flush runs every before_insert of its rows before their INSERTs, so two new statuses
-    # of one flush would read the same largest id: the connection remembers the last it gave.
-    # One remembered from a transaction rolled back only leaves a gap.
-    taken = max(connection.scalar(NEXT_SQLITE), connection.info.get(LAST_TAKEN, 0) + 1)
-    connection.info[LAST_TAKEN] = taken
-    return taken
+    return connection.scalar(NEXT_SQLITE)
 
 
 def give_object_id(mapper, connection, target: Object) -> None:

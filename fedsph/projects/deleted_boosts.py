@@ -12,11 +12,12 @@ So for each boost of the post:
   from its timelines, whether or not it can check a forwarded Delete;
 - by another server's actor: the row goes (that server withdraws its own boost when the
   Delete reaches it: fedsph.projects.outbox sends our Deletes to the boosters too).
-The reblog notifications of those boosts go with them. And a received Delete that carries an
-integrity proof (FEP-8b32) is forwarded as received to our boosters' followers on other
+The reblog notifications of those boosts go with them. And a received Delete whose integrity
+proof (FEP-8b32) verified here is forwarded as received to our boosters' followers on other
 servers, so that fedsph followers delete the post itself (fedsph.federation.integrity accepts a
 relayed Delete only with its author's proof; Mastodon drops it without an LD signature and
-relies on the Undo).
+relies on the Undo). One whose proof we could not check (unusable, expired) is not: the HTTP
+signature that let us accept it means nothing to the servers we would pass it to.
 """
 
 from __future__ import annotations
@@ -35,24 +36,30 @@ from fedsph.models import Activity, Actor, Notification, Object, Reaction
 from fedsph.projects.outbox_reactions import unannounce_object
 
 
-async def withdraw_boosts(db: AsyncSession, urls: URLs, obj: Object, delete_activity: dict | None = None,
-                          delete_body: bytes | None = None) -> list[Actor]:
+async def withdraw_boosts(db: AsyncSession, urls: URLs, obj: Object,
+                          delete_activity: dict | None = None,
+                          proven_body: bytes | None = None) -> list[Actor]:
     """Remove the boosts of the deleted `obj` (in the caller's transaction), undoing ours where
-    they were sent; forward `delete_body` (the author's Delete as received) to our boosters'
-    followers elsewhere when it carries a proof. Returns our actors whose boost was undone."""
+    they were sent; forward `proven_body` (the author's Delete as received, given only when the
+    worker verified its integrity proof: HandlerContext.proof_verified) to our boosters'
+    followers elsewhere. Returns our actors whose boost was undone.
+
+    Our own Delete must be queued before (fedsph.projects.outbox.delete_post): its recipients
+    include the boosters elsewhere, found from the rows removed here."""
     boosts = list(await db.scalars(select(Reaction).where(
         Reaction.type == "Announce", Reaction.object_uri == obj.uri).order_by(Reaction.id)))
     ours = []
     for boost in boosts:
-        await db.execute(delete(Notification).where(Notification.activity_uri == boost.activity_uri))
+        await db.execute(delete(Notification).where(
+            Notification.activity_uri == boost.activity_uri))
         booster = await db.get(Actor, boost.actor_id)
         if booster is not None and booster.local:
             await unannounce_object(db, urls, booster, obj)
             ours.append(booster)
         else:
             await db.delete(boost)
-    if ours and delete_activity is not None and delete_body is not None:
-        await _forward_delete(db, ours, delete_activity, delete_body, obj)
+    if ours and delete_activity is not None and proven_body is not None:
+        await _forward_delete(db, ours, delete_activity, proven_body, obj)
     return ours
 
 

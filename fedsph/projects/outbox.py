@@ -21,7 +21,12 @@ from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity
-from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
+from fedsph.federation.visibility import (
+    DIRECT,
+    VISIBLE_TO_ALL,
+    addressed_actors,
+    store_addressees,
+)
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.conversations import add_direct_post
 from fedsph.projects.deleted_boosts import withdraw_boosts
@@ -255,16 +260,21 @@ async def delete_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object,
     tombstone = await turn_into_tombstone(db, obj)
     delete_activity = build_activity("Delete", urls.new_activity(), actor.uri, tombstone, to=to, cc=cc)
     await send_to_followers(db, actor, delete_activity, obj.uri, obj.visibility, also=also)
-    # After the Delete's recipients were found among the boosters and their followers.
+    # Only now: the Delete's recipients were found among the boosters (remote ones by their
+    # boost rows, which go here) and their followers (tests/test_deleted_boosts.py checks).
     await withdraw_boosts(db, urls, obj)
     return obj
 
 
-async def _booster_followers(db: AsyncSession, actor: Actor, object_uri: str) -> list[Actor]:
+async def _booster_followers(db: AsyncSession, actor: Actor, object_uri: str,
+                             visibility: str) -> list[Actor]:
     """The followers of our other actors who boosted `object_uri` (the follows follower_actors
     counts: accepted, relay subscribers left out), and the other servers' actors who boosted it,
     whose servers then withdraw their boosts (Mastodon's StatusReachFinder reaches reblogs'
-    accounts too), in one query."""
+    accounts too), in one query. None for a post that is not public: it cannot be boosted, and
+    a boost row of one (stored before that was refused) must not widen its audience."""
+    if visibility not in VISIBLE_TO_ALL:
+        return []
     booster = aliased(Actor)
     follower_ids = (
         select(Follow.follower_id)
@@ -294,7 +304,7 @@ async def send_to_followers(db: AsyncSession, actor: Actor, document: dict, obje
                                object_uri, public)
     recipients = await emit.follower_actors(db, actor)
     known = {r.id for r in recipients}
-    recipients += [a for a in await _booster_followers(db, actor, object_uri) if a.id not in known]
+    recipients += [a for a in await _booster_followers(db, actor, object_uri, visibility) if a.id not in known]
     known = {r.id for r in recipients}
     recipients += [a for a in also if a.id not in known]
     return await emit.send(db, actor, document, recipients, object_uri, public)
