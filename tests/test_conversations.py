@@ -285,6 +285,7 @@ async def test_a_deleted_dm_costs_the_same_statements_for_any_number_of_conversa
         def record(_conn, _cursor, statement, *_args, seen=seen):
             seen.append(statement)
 
+        before = await _rows(node)
         async with node.writers() as db, db.begin():
             obj = await db.get(Object, int(newest["id"]))
             obj.deleted_at = utcnow()
@@ -295,6 +296,8 @@ async def test_a_deleted_dm_costs_the_same_statements_for_any_number_of_conversa
             finally:
                 event.remove(engine, "before_cursor_execute", record)
         counts.append(len(seen))
-        rows = await _rows(node)
-        assert {last for _, _, _, last in rows if last is not None} >= {int(earlier["id"])}
+        after = {row_id: last for row_id, _, _, last in await _rows(node)}
+        moved = [row_id for row_id, _, _, last in before if last == int(newest["id"])]
+        assert moved and len(after) == len(before)  # every row falls back, none is lost
+        assert all(after[row_id] == int(earlier["id"]) for row_id in moved), (before, after)
     assert counts[0] == counts[1], counts

@@ -232,3 +232,31 @@ async def test_a_create_held_already_gets_a_row_for_each_other_personal_inbox(db
     assert rows == sorted([(ana, True, False, "Create"), (bea, True, True, "Create"),
                            (ana, True, False, "Create"), (cid, True, True, "Create"),
                            (bea, True, False, "Update")])
+
+
+async def test_an_extra_row_is_the_first_senders_own_and_carries_its_new_body(db_node):
+    """Another account of the author's server reusing the author's activity id at a personal
+    inbox gets no row for it, nor blocks the author's own delivery there; a relay's copy (not
+    signed by its actor) gets none either; the row made carries that delivery's own body."""
+    eva, mallory = "https://peer.example/users/eva", "https://peer.example/users/mallory"
+    ana, bea, cid = (f"https://node.example/actors/{n}" for n in ("ana", "bea", "cid"))
+
+    def to(inbox: str, sender: str, body: bytes, by_actor: bool = True) -> Received:
+        return Received(activity_uri="https://peer.example/a/dm", type="Create",
+                        actor_uri=sender, body=body, signed_by_actor=by_actor,
+                        host="peer.example", delivered_to=inbox)
+
+    ingest = Ingest(db_node.writers, wait_ms=50, max_batch=100)
+    ingest.start()
+    try:
+        assert await ingest.store(to(ana, eva, b'{"n": 1}')) == "stored"
+        assert await ingest.store(to(bea, mallory, b'{"n": "forged"}')) == "duplicate"
+        assert await ingest.store(to(cid, eva, b'{"n": "relayed"}', by_actor=False)) == \
+            "duplicate"
+        assert await ingest.store(to(bea, eva, b'{"n": 2}')) == "duplicate"
+    finally:
+        await ingest.stop()
+    rows = sorted((item.delivered_to, item.actor_uri, item.body, item.signed_by_actor,
+                   item.activity_uri.startswith("urn:fedsph:delivered:"))
+                  for item in await inbox_items(db_node))
+    assert rows == [(ana, eva, b'{"n": 1}', True, False), (bea, eva, b'{"n": 2}', True, True)]

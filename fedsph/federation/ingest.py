@@ -208,34 +208,40 @@ def extra_deliveries(rows: list[Received], personal: list[Received],
     we have (a server without a shared inbox sends the same activity to each inbox it
     delivers to): the worker handles each as that Create sent again to that inbox
     (fedsph/handlers/posts.py adds the account to a direct post it holds), in order after the
-    first (the same sender). Keyed by a digest of the activity id and the inbox: the same
-    delivery twice makes one row, and no sender can take the key first (the inbox refuses
-    activity ids that are not http(s) ids of the actor's own server). Only personal-inbox items
-    are looked at: the shared inbox's cost nothing here. Each as (its activity id, the row)."""
+    first (the same sender). Keyed by a digest of the activity id, the sender and the inbox: the
+    same delivery twice makes one row. Only the first row's sender gets one (not_held): another
+    account of its server reusing the id cannot take the key before it. Only personal-inbox
+    items signed by their actor are looked at (a relay's copy addresses nobody: posts.py), so
+    the shared inbox's cost nothing here. Each as (its activity id, the row)."""
     winners = {row.activity_uri: row for row in rows}
     extra: dict[str, tuple[str, Received]] = {}
     for item in personal:
         winner = winners[item.activity_uri]
-        if item.type != "Create" or (winner.activity_uri in new
-                                     and winner.delivered_to == item.delivered_to):
+        if (item.type != "Create" or not item.signed_by_actor
+                or winner.actor_uri != item.actor_uri
+                or (winner.activity_uri in new and winner.delivered_to == item.delivered_to)):
             continue  # its own row (or the one it came with in this batch) records it
         key = "urn:fedsph:delivered:" + hashlib.sha256(
-            f"{item.activity_uri}\n{item.delivered_to}".encode()).hexdigest()
+            f"{item.activity_uri}\n{item.actor_uri}\n{item.delivered_to}".encode()).hexdigest()
         extra.setdefault(key, (item.activity_uri, replace(item, activity_uri=key)))
     return sorted(extra.values(), key=lambda pair: pair[1].activity_uri)
 
 
 def held_deliveries(extra: list[tuple[str, Received]]):
-    """SQL: the inbox each of their activities' rows came to (a delivery again to the same
-    inbox, a retry, needs no row of its own)."""
+    """SQL: the sender and the inbox of each of their activities' rows (a delivery again to the
+    same inbox, a retry, needs no row of its own)."""
     items = InboxItem.__table__
-    return select(items.c.activity_uri, items.c.delivered_to).where(
+    return select(items.c.activity_uri, items.c.actor_uri, items.c.delivered_to).where(
         items.c.activity_uri.in_(sorted({uri for uri, _ in extra})))
 
 
 def not_held(held, extra: list[tuple[str, Received]]) -> list[Received]:
-    seen = {(uri, inbox) for uri, inbox in held}
-    return [row for uri, row in extra if (uri, row.delivered_to) not in seen]
+    """The extra rows still to write: the activity's first row is the same sender's (not another
+    account's reusing its id), and none came to that inbox yet."""
+    senders = {uri: sender for uri, sender, inbox in held if not uri.startswith("urn:")}
+    seen = {(uri, inbox) for uri, _, inbox in held}
+    return [row for uri, row in extra
+            if senders.get(uri) == row.actor_uri and (uri, row.delivered_to) not in seen]
 
 
 class BatchWriter:
@@ -256,22 +262,18 @@ class BatchWriter:
         new rows. `personal`: the batch's items that came to a personal inbox, whose Creates
         already held get rows of their own in the same transaction (extra_deliveries)."""
         if self.bind.dialect.name == "postgresql":
+            # Each statement autocommitted, so the usual batch is one round trip without BEGIN
+            # and COMMIT. The extra rows need no transaction with the batch: they are keyed
+            # (ON CONFLICT), so a failure between the two is mended by the next delivery.
             async with self.bind.connect() as conn:
-                if not personal:
-                    # One statement, so one round trip: atomic on its own, without BEGIN and
-                    # COMMIT (the shared inbox's usual batch).
-                    conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    return set((await conn.execute(PG_BATCH, _pg_arrays(rows, hosts, now)))
-                               .scalars())
-                async with conn.begin():
-                    new = set((await conn.execute(PG_BATCH, _pg_arrays(rows, hosts, now)))
-                              .scalars())
-                    extra = extra_deliveries(rows, personal, new)
-                    if extra:
-                        extra = not_held((await conn.execute(held_deliveries(extra))).all(), extra)
-                    if extra:
-                        await conn.execute(PG_BATCH, _pg_arrays(extra, [], now))
-                    return new
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                new = set((await conn.execute(PG_BATCH, _pg_arrays(rows, hosts, now))).scalars())
+                extra = extra_deliveries(rows, personal, new) if personal else []
+                if extra:
+                    extra = not_held((await conn.execute(held_deliveries(extra))).all(), extra)
+                if extra:
+                    await conn.execute(PG_BATCH, _pg_arrays(extra, [], now))
+                return new
         if self._sync is None:
             self._sync = make_sync_sqlite_engine(self.bind.url.render_as_string(False))
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="fedsph-ingest")

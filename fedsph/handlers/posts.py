@@ -172,6 +172,8 @@ async def _reached_another_inbox(ctx: HandlerContext, stored: Object, inbox_owne
     if stored.visibility != DIRECT or await is_addressed(ctx.db, stored, inbox_owner):
         return
     await store_addressees(ctx.db, stored, [], silent=[inbox_owner.uri])
+    if not await is_addressed(ctx.db, stored, inbox_owner):
+        return  # the post names as many people as it may (MAX_ADDRESSEES): no row, no notice
     await notify(ctx.db, [inbox_owner], "mention", sender, activity_uri, stored.uri)
     await add_direct_post(ctx.db, stored, only=inbox_owner)
 
