@@ -152,8 +152,9 @@ async def matching(db: AsyncSession, row: Row, streams: list[Stream], me: Actor 
                 found.append(stream)
         elif stream.name != "user" or me is None:
             continue
-        elif row.kind == "unreblog":
-            if row.actor_id == me.id or row.actor_id in followed:
+        elif row.kind == "unreblog":  # where its boost went (its post shown to all)
+            if row.shown and row.visibility in VISIBLE_TO_ALL and (
+                    row.actor_id == me.id or row.actor_id in followed):
                 found.append(stream)
         elif row.kind == "reblog":
             boosted = await _reblog_matches(db, row, me, followed)

@@ -101,7 +101,7 @@ class StreamHub:
         self.ready = asyncio.Event()
         self.render = asyncio.Semaphore(RENDER_SLOTS)
         # row id -> payload rendered for nobody in particular (public and hashtag streams)
-        self.anonymous: dict[int, str | None] = {}
+        self.anonymous: dict[int, asyncio.Future] = {}
 
     def admits(self, token_key: str | None, address: str) -> bool:
         """Room for one more connection in this process, of this token and of this address."""
@@ -243,14 +243,21 @@ class StreamHub:
             self.wake.set()  # more are waiting
         return len(found)
 
-    def cached_anonymous(self, row_id: int) -> tuple[bool, str | None]:
-        """(found, payload) of an event already rendered for streams without an account."""
-        if row_id in self.anonymous:
-            return True, self.anonymous[row_id]
-        return False, None
-
-    def cache_anonymous(self, row_id: int, data: str | None) -> None:
+    async def anonymous_payload(self, row_id: int, render) -> str | None:
+        """The payload of an event for streams without an account, rendered once for all of
+        them: the first asks `render()`, the others wait for its answer."""
+        waiting = self.anonymous.get(row_id)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
         if len(self.anonymous) >= ANONYMOUS_CACHE:
             for old in sorted(self.anonymous)[:ANONYMOUS_CACHE // 2]:
                 del self.anonymous[old]
-        self.anonymous[row_id] = data
+        waiting = self.anonymous[row_id] = asyncio.get_running_loop().create_future()
+        try:
+            data = await render()
+        except BaseException:
+            del self.anonymous[row_id]  # the next stream tries again
+            waiting.set_result(None)
+            raise
+        waiting.set_result(data)
+        return data

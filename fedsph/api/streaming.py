@@ -165,10 +165,8 @@ class Connection:
                 if not wanted:
                     continue
                 if self.me is None:  # the same for every stream without an account
-                    found, data = hub.cached_anonymous(row.id)
-                    if not found:
-                        data = await payload(self.request, db, row, None)
-                        hub.cache_anonymous(row.id, data)
+                    data = await hub.anonymous_payload(
+                        row.id, lambda row=row: payload(self.request, db, row, None))
                 else:
                     data = await payload(self.request, db, row, self.me, boosted)
                 if data is not None:

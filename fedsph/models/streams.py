@@ -21,7 +21,7 @@ class StreamEvent(Base):
     """
 
     __tablename__ = "stream_events"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # update, status.update, delete, reblog, unreblog, notification

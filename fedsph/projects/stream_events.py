@@ -64,11 +64,21 @@ def tags_text(tags) -> str | None:
 
 
 def _post_row(kind: str, obj: Object, old: bool = False) -> dict:
+    """A delete keeps what its post was before this flush; an update or edit is read again
+    at the commit (fill_post), as a post may be held or hidden in a later flush."""
     value = (lambda name: _old(obj, name)) if old else (lambda name: getattr(obj, name))
     return {"kind": kind, "ref_id": obj.id, "actor_id": obj.actor_id,
             "visibility": value("visibility"), "local": bool(obj.local),
             "shown": not value("hidden") and bool(value("approved")),
-            "tags": tags_text(value("tags"))}
+            "tags": tags_text(value("tags")), "post": None if old else obj}
+
+
+def fill_post(row: dict) -> dict:
+    obj = row.pop("post", None)
+    if obj is not None and obj.deleted_at is None:
+        row.update(_post_row(row["kind"], obj))
+        row.pop("post")
+    return row
 
 
 def events_of_flush(session: Session) -> list[dict]:
@@ -89,10 +99,25 @@ def events_of_flush(session: Session) -> list[dict]:
             rows.append(_post_row("delete", item, old=True))
         elif _edited(item):
             rows.append(_post_row("status.update", item))
-    for item in session.deleted:
-        if isinstance(item, Reaction) and item.type == "Announce" and item.status_id:
-            rows.append({"kind": "unreblog", "ref_id": item.status_id,
-                         "actor_id": item.actor_id})
+    boosts = [item for item in session.deleted
+              if isinstance(item, Reaction) and item.type == "Announce" and item.status_id]
+    if boosts:
+        rows.extend(_unreblogs(session, boosts))
+    return rows
+
+
+def _unreblogs(session: Session, boosts: list[Reaction]) -> list[dict]:
+    """A boost taken back: a delete of its status id, with what its post was (a boost of a
+    followers-only, hidden or held post was streamed nowhere, so is its delete). The post is
+    in the session (whoever takes a boost back has loaded it); if not, it streams nowhere."""
+    posts = {obj.uri: obj for obj in session.identity_map.values() if isinstance(obj, Object)}
+    rows = []
+    for boost in boosts:
+        post = posts.get(boost.object_uri)
+        row = _post_row("unreblog", post, old=True) if post is not None else \
+            {"visibility": None, "local": None, "shown": False, "tags": None}
+        rows.append({**row, "kind": "unreblog", "ref_id": boost.status_id,
+                     "actor_id": boost.actor_id, "tags": None, "post": None})
     return rows
 
 
@@ -130,7 +155,7 @@ def before_commit(session: Session) -> None:
     if pending:
         now = utcnow()
         session.connection().execute(insert(StreamEvent.__table__),
-                                     [{**NOT_A_POST, **row, "created_at": now}
+                                     [{**NOT_A_POST, **fill_post(row), "created_at": now}
                                       for _, row in pending])
 
 
