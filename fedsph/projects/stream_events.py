@@ -75,7 +75,9 @@ def _post_row(kind: str, obj: Object, old: bool = False) -> dict:
 
 def fill_post(row: dict) -> dict:
     obj = row.pop("post", None)
-    if obj is not None and obj.deleted_at is None:
+    state = inspect(obj) if obj is not None else None
+    if state is not None and not state.deleted and not state.was_deleted \
+            and obj.deleted_at is None:
         row.update(_post_row(row["kind"], obj))
         row.pop("post")
     return row
