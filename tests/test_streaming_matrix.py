@@ -137,8 +137,11 @@ async def test_a_stream_keeps_going_when_the_table_is_emptied(node, monkeypatch)
         await _post(node, ana, "antes")
         await receive(ws, has_event("update", status_with("antes")))
         async with node.writers() as db, db.begin():
+            last = await db.scalar(select(func.max(StreamEvent.id)))
             await db.execute(delete(StreamEvent))
         await _post(node, ana, "después")
+        async with node.readers() as db:
+            assert await db.scalar(select(func.min(StreamEvent.id))) > last  # never reused
         await receive(ws, has_event("update", status_with("después")))
         hub = node.app[streaming.HUB]
         hub.last_id += 1000  # as if the table had been restored from an older copy
@@ -160,6 +163,21 @@ async def test_a_gap_that_stays_empty_is_given_up(node, monkeypatch):
     assert list(hub.gaps) == [first + 1]
     await asyncio.sleep(0.1)
     assert await hub._read() == 0 and not hub.gaps  # a rolled-back insert: asked no more
+
+
+async def test_an_id_taken_before_the_stream_started_and_committed_after_is_delivered(node):
+    hub = stream_hub.StreamHub(node.app[ENGINE], node.readers)
+    listener = stream_hub.Listener(None, "test")
+    hub.listeners.add(listener)
+    async with node.writers() as db, db.begin():
+        first = await db.scalar(select(func.max(StreamEvent.id))) or 0
+        db.add(StreamEvent(id=first + 2, kind="delete", ref_id=2, actor_id=1))
+    await hub._start()  # id first + 1 is still in an open transaction
+    assert hub.last_id == first + 2 and list(hub.gaps) == [first + 1]
+    async with node.writers() as db, db.begin():
+        db.add(StreamEvent(id=first + 1, kind="delete", ref_id=1, actor_id=1))
+    await hub._read()
+    assert [listener.queue.get_nowait().ref_id] == [1] and listener.queue.empty()
 
 
 async def test_nobody_streaming_reads_nothing_and_a_post_costs_one_insert(node):

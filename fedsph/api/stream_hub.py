@@ -43,6 +43,7 @@ POLL_SECONDS = 0.25
 CHECK_RESET_SECONDS = 5.0  # a table restored or emptied under AUTOINCREMENT's back
 GAP_SECONDS = 10.0
 START_SECONDS = 5.0  # a stream that cannot start within this answers 503
+START_LOOKBACK = 100  # ids below the newest at start that may still commit
 MAX_GAPS = 1000
 READ_BATCH = 500
 QUEUE_SIZE = 1000  # events waiting for one stream; a stream that falls this far behind closes
@@ -191,10 +192,20 @@ class StreamHub:
         async with self.readers() as db:
             return await db.scalar(select(func.max(StreamEvent.id))) or 0
 
+    async def _start(self) -> None:
+        """Read from the newest id on; the ids below it not there yet (a transaction that took
+        its id before a later one and commits after it) are gaps, asked for as any other."""
+        async with self.readers() as db:
+            newest = await db.scalar(select(func.max(StreamEvent.id))) or 0
+            low = max(newest - START_LOOKBACK, 0)
+            present = set(await db.scalars(select(StreamEvent.id).where(StreamEvent.id > low)))
+        until = time.monotonic() + GAP_SECONDS
+        self.last_id = newest
+        self.gaps = {i: until for i in range(low + 1, newest) if i not in present}
+
     async def _tail(self, ready: asyncio.Event, fresh: bool) -> None:
         if fresh:
-            self.last_id = await self._newest()
-            self.gaps.clear()
+            await self._start()
         self.started = True
         ready.set()
         checked = time.monotonic()
