@@ -15,43 +15,13 @@ from fedsph.api import stream_hub, streaming
 from fedsph.api.instance import streaming_url
 from fedsph.api.tokens import issue_token
 from fedsph.federation.actors import resolve_actor
-from fedsph.models import Follow, OAuthApp, OAuthToken, StreamEvent, utcnow
+from fedsph.models import OAuthApp, OAuthToken, StreamEvent, utcnow
 from fedsph.projects.outbox import delete_post, edit_post_text, follow, publish_post
 from fedsph.web.keys import ENGINE, REMOTE
 from tests.mastodon_schema import mismatches
 from tests.support.members import api, member_token
 from tests.support.nodes import make_settings, settle, start_node
-
-
-def ws_url(node, query: str = "") -> str:
-    return "ws" + node.base[len("http"):] + "/api/v1/streaming" + (f"?{query}" if query else "")
-
-
-async def receive(ws, until, timeout: float = 10) -> list[dict]:
-    """Messages until `until(messages)` holds (ping/pong are handled by aiohttp)."""
-    got: list[dict] = []
-    async with asyncio.timeout(timeout):
-        while not until(got):
-            message = await ws.receive()
-            assert message.type == aiohttp.WSMsgType.TEXT, message
-            got.append(json.loads(message.data))
-    return got
-
-
-def has_event(event: str, check=lambda payload: True):
-    def found(messages):
-        return any(m.get("event") == event and check(m["payload"]) for m in messages)
-    return found
-
-
-def status_with(text: str):
-    return lambda payload: text in json.loads(payload)["content"]
-
-
-async def _accepted_follow(node, follower, followed) -> None:
-    async with node.writers() as db, db.begin():
-        db.add(Follow(follower_id=follower.id, followed_id=followed.id, state="accepted",
-                      activity_uri=f"{follower.uri}#follows/{followed.id}"))
+from tests.support.streams import accepted_follow, has_event, receive, status_with, ws_url
 
 
 async def test_health_and_instance_url(node):
@@ -96,7 +66,7 @@ async def test_followers_only_and_direct_posts_reach_only_those_who_may_see_them
     ana_token, ana = await member_token(node, "ana", None)
     bea_token, bea = await member_token(node, "bea", None)
     carla_token, _carla = await member_token(node, "carla", None)
-    await _accepted_follow(node, bea, ana)  # bea follows ana; carla does not
+    await accepted_follow(node, bea, ana)  # bea follows ana; carla does not
     async with aiohttp.ClientSession() as http, \
             http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as bea_ws, \
             http.ws_connect(ws_url(node, f"stream=user&access_token={carla_token}")) as carla_ws, \
@@ -279,7 +249,7 @@ async def test_a_boost_by_a_followed_account_is_an_update_with_reblog(node):
     ana_token, ana = await member_token(node, "ana", None)
     bea_token, bea = await member_token(node, "bea", None)
     carla_token, _carla = await member_token(node, "carla", None)
-    await _accepted_follow(node, bea, ana)
+    await accepted_follow(node, bea, ana)
     _, posted = await api(node, carla_token, "POST", "/api/v1/statuses",
                           data={"status": "Carla cuenta algo"})
     async with aiohttp.ClientSession() as http, \

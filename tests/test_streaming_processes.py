@@ -87,7 +87,7 @@ async def test_websocket_gets_post_notification_edit_and_delete(server):
 
 async def test_a_post_made_by_another_process_reaches_an_open_stream(server):
     """`fedsph post` runs as a process of its own: its event reaches the serve process's stream
-    through the database (a poll on SQLite, NOTIFY on PostgreSQL)."""
+    through the database (a poll by primary key, on both engines)."""
     url = f"{ws_base(server.base)}/api/v1/streaming?stream=public:local"
     async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
         await asyncio.to_thread(server.cli, "post", "casa", "--text", "Desde la línea de órdenes")

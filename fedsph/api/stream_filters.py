@@ -7,7 +7,14 @@ timeline would get, and the account's notifications), `user:notification`, `publ
 get what /api/v1/timelines/public (and /tag) would list: public posts not withheld. A
 followers-only post goes to the user streams of the author and its accepted followers, a
 direct one to the author and the actors it addresses (fedsph.federation.visibility), nobody
-else. A `delete` carries only the id, and goes where its post could have been seen.
+else. A `delete` carries only the id, and goes only where its post could have been seen: a
+post hidden or held for approval was seen nowhere, and a tag stream gets the deletes of the
+posts with its tag (the event row keeps them). A boost taken back is a `delete` of the boost's
+own status id, on the user streams its `update` went to.
+
+The public and tag streams decide by the event row alone (no query); a user stream asks the
+database only for a direct post (who it addresses) and for a boost (the post boosted), and
+knows whom its account follows from a set it reloads at each heartbeat.
 """
 
 from __future__ import annotations
@@ -25,9 +32,14 @@ from fedsph.api.reactions import reblog_entity
 from fedsph.api.statuses import status_entity
 from fedsph.api.stream_hub import Row
 from fedsph.api.tokens import covers
-from fedsph.federation.visibility import VISIBLE_TO_ALL, addressed_to, direct_shown_to
+from fedsph.federation.visibility import (
+    DIRECT,
+    VISIBLE_TO_ALL,
+    addressed_to,
+    direct_shown_to,
+)
 from fedsph.models import Actor, Follow, Notification, Object, Reaction
-from fedsph.projects.queries import has_tag, not_withheld
+from fedsph.projects.queries import not_withheld
 
 USER_STREAMS = ("user", "user:notification")
 PUBLIC_STREAMS = ("public", "public:local", "public:remote")
@@ -71,9 +83,19 @@ def parse_stream(name: str | None, tag: str | None, me: Actor | None,
     raise StreamError(400, "Unknown stream type")
 
 
+POST_KINDS = ("update", "status.update", "delete")
+
+
 def _followed(me: Actor):
     return select(Follow.followed_id).where(Follow.follower_id == me.id,
                                             Follow.state == "accepted")
+
+
+async def followed_ids(db: AsyncSession, me: Actor | None) -> frozenset[int]:
+    """The accounts `me` follows (accepted), for a user stream to decide without a query."""
+    if me is None:
+        return frozenset()
+    return frozenset(await db.scalars(_followed(me)))
 
 
 def home_condition(me: Actor) -> ColumnElement[bool]:
@@ -83,64 +105,70 @@ def home_condition(me: Actor) -> ColumnElement[bool]:
             | (Object.actor_id.in_(_followed(me)) & direct_shown_to(me)))
 
 
-def public_condition(stream: Stream, deleted: bool) -> ColumnElement[bool]:
-    condition = Object.visibility == "public"
-    if not deleted:
-        condition = condition & not_withheld()
-        if stream.tag is not None:  # a tombstone keeps no tags: its delete goes to all
-            condition = condition & has_tag(stream.tag)
+def public_wants(row: Row, stream: Stream) -> bool:
+    """A public or tag stream's rule, from the event row alone: a public post, shown."""
+    if row.kind not in POST_KINDS or row.visibility != "public" or not row.shown:
+        return False
+    if stream.tag is not None and f" {stream.tag.lower()} " not in (row.tags or ""):
+        return False
     if stream.name.endswith(":local"):
-        condition = condition & Object.local.is_(True)
-    elif stream.name.endswith(":remote"):
-        condition = condition & Object.local.is_(False)
-    return condition
+        return bool(row.local)
+    if stream.name.endswith(":remote"):
+        return not row.local
+    return True
 
 
-async def _post_matches(db: AsyncSession, row: Row, stream: Stream, me: Actor | None) -> bool:
-    deleted = row.kind == "delete"
-    if stream.name == "user":
-        condition = home_condition(me)
-        if not deleted:
-            condition = condition & not_withheld()
-    else:
-        condition = public_condition(stream, deleted)
-    found = await db.scalar(select(Object.id).where(Object.id == row.ref_id, condition))
-    return found is not None
+async def _home_wants(db: AsyncSession, row: Row, me: Actor, followed: frozenset[int]) -> bool:
+    if not row.shown:
+        return False  # hidden or held: not on any timeline, so not its edit or delete either
+    if row.actor_id == me.id:
+        return True
+    if row.visibility == DIRECT:  # who it addresses is in the database
+        found = await db.scalar(select(Object.id).where(Object.id == row.ref_id,
+                                                        home_condition(me)))
+        return found is not None
+    return row.actor_id in followed
 
 
-async def _reblog_matches(db: AsyncSession, row: Row, me: Actor) -> Object | None:
+async def _reblog_matches(db: AsyncSession, row: Row, me: Actor,
+                          followed: frozenset[int]) -> Object | None:
     """A boost by the account or one it follows, of a public or unlisted post still shown."""
-    if row.actor_id != me.id and await db.scalar(
-            _followed(me).where(Follow.followed_id == row.actor_id).limit(1)) is None:
+    if row.actor_id != me.id and row.actor_id not in followed:
         return None
-    reaction = await db.get(Reaction, row.ref_id)
-    if reaction is None:
-        return None
-    return await db.scalar(select(Object).where(
-        Object.uri == reaction.object_uri, Object.visibility.in_(VISIBLE_TO_ALL),
-        not_withheld()))
+    return await db.scalar(select(Object).join(Reaction, Reaction.object_uri == Object.uri).where(
+        Reaction.id == row.ref_id, Object.visibility.in_(VISIBLE_TO_ALL), not_withheld()))
 
 
-async def matching(db: AsyncSession, row: Row, streams: list[Stream],
-                   me: Actor | None) -> list[Stream]:
-    """The streams of one connection that `row` goes to."""
-    found = []
+async def matching(db: AsyncSession, row: Row, streams: list[Stream], me: Actor | None,
+                   followed: frozenset[int]) -> tuple[list[Stream], Object | None]:
+    """The streams of one connection that `row` goes to, and for a boost the post boosted."""
+    found, boosted = [], None
     for stream in streams:
-        if row.kind == "notification":
-            if stream.name in USER_STREAMS and me is not None and row.actor_id == me.id:
+        if stream.name in PUBLIC_STREAMS or stream.name in TAG_STREAMS:
+            if public_wants(row, stream):
+                found.append(stream)
+        elif row.kind == "notification":
+            if me is not None and row.actor_id == me.id:
+                found.append(stream)
+        elif stream.name != "user" or me is None:
+            continue
+        elif row.kind == "unreblog":  # where its boost went (its post shown to all)
+            if row.shown and row.visibility in VISIBLE_TO_ALL and (
+                    row.actor_id == me.id or row.actor_id in followed):
                 found.append(stream)
         elif row.kind == "reblog":
-            if stream.name == "user" and await _reblog_matches(db, row, me) is not None:
+            boosted = await _reblog_matches(db, row, me, followed)
+            if boosted is not None:
                 found.append(stream)
-        elif stream.name != "user:notification" and await _post_matches(db, row, stream, me):
+        elif row.kind in POST_KINDS and await _home_wants(db, row, me, followed):
             found.append(stream)
-    return found
+    return found, boosted
 
 
-async def payload(request: web.Request, db: AsyncSession, row: Row,
-                  me: Actor | None) -> str | None:
+async def payload(request: web.Request, db: AsyncSession, row: Row, me: Actor | None,
+                  boosted: Object | None = None) -> str | None:
     """The event's `payload`: an entity as a JSON string, or a deleted status's id."""
-    if row.kind == "delete":
+    if row.kind in ("delete", "unreblog"):
         return str(row.ref_id)
     if row.kind == "notification":
         notification = await db.get(Notification, row.ref_id)
@@ -151,16 +179,15 @@ async def payload(request: web.Request, db: AsyncSession, row: Row,
             return None
         entity = await notification_entity(request, db, notification, sender, me)
     elif row.kind == "reblog":
-        post = await _reblog_matches(db, row, me)
         reaction = await db.get(Reaction, row.ref_id)
         booster = await db.get(Actor, row.actor_id)
-        if post is None or reaction is None or booster is None:
+        if boosted is None or reaction is None or booster is None:
             return None
-        entity = await reblog_entity(request, db, await status_entity(request, db, post, me),
+        entity = await reblog_entity(request, db, await status_entity(request, db, boosted, me),
                                      booster, reaction)
     else:
         obj = await db.get(Object, row.ref_id)
-        if obj is None or obj.deleted_at is not None:
-            return None
+        if obj is None or obj.deleted_at is not None or obj.hidden or not obj.approved:
+            return None  # withheld since the event
         entity = await status_entity(request, db, obj, me)
     return orjson.dumps(entity).decode()

@@ -3,15 +3,21 @@ new row to the streams that may want it (fedsph/api/streaming.py renders and sen
 
 The database is the queue (fedsph/projects/stream_events.py writes the rows), so an event made
 by any process (another `fedsph serve`, the worker, the CLI) reaches every process's streams.
-How a process learns of new rows: on PostgreSQL it LISTENs on one pooled connection and the
-table's trigger NOTIFYs at each commit (a poll every NOTIFY_SAFETY_SECONDS covers a lost
-connection); on SQLite it polls every SQLITE_POLL_SECONDS. Only while a stream is open: with no
-stream the task ends, the connection goes back to the pool, and nothing is read.
+How a process learns of new rows: it polls the table by primary key (id > the last one read)
+every POLL_SECONDS, on both engines, and only while a stream is open: with no stream the task
+ends and nothing is read. No LISTEN/NOTIFY: pg_notify serializes every commit of the cluster
+that sends it (a global lock at commit), streamed or not.
 
 PostgreSQL takes ids when rows are inserted, not when they are committed, so a row with a lower
-id can become visible after a higher one: the ids skipped over are asked for again for
-GAP_SECONDS (a gap that stays empty was a rolled-back insert). SQLite has one writer, so ids
-become visible in order there.
+id can become visible after a higher one. The rows are inserted just before the commit
+(fedsph/projects/stream_events.py), so that window is short; the ids skipped over are asked for
+again for GAP_SECONDS (a gap that stays empty was a rolled-back insert). SQLite has one writer,
+so ids become visible in order there.
+
+What one process may hold: MAX_STREAMS_TOTAL streams, MAX_PER_TOKEN per token and
+MAX_PER_ADDRESS per client address (an IPv6 /64 counts as one); at most RENDER_SLOTS streams
+read the database at once to render events (well below the connection pool, so API requests
+never wait for a burst of streams).
 """
 
 from __future__ import annotations
@@ -27,19 +33,25 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from fedsph.accounts import throttle_key
+from fedsph.api.errors import ApiError
 from fedsph.models import StreamEvent
 
 log = logging.getLogger("fedsph.streaming")
 
-CHANNEL = "fedsph_stream_events"  # the trigger of migration 0017 notifies this channel
-SQLITE_POLL_SECONDS = 0.25
-NOTIFY_SAFETY_SECONDS = 5.0
+POLL_SECONDS = 0.25
+CHECK_RESET_SECONDS = 5.0  # a table restored or emptied under AUTOINCREMENT's back
 GAP_SECONDS = 10.0
+START_SECONDS = 5.0  # a stream that cannot start within this answers 503
+START_LOOKBACK = 100  # ids below the newest at start that may still commit
 MAX_GAPS = 1000
 READ_BATCH = 500
 QUEUE_SIZE = 1000  # events waiting for one stream; a stream that falls this far behind closes
 MAX_PER_TOKEN = 8
 MAX_PER_ADDRESS = 32
+MAX_STREAMS_TOTAL = 1000
+RENDER_SLOTS = 4
+ANONYMOUS_CACHE = 256  # rendered payloads kept for streams without an account
 
 
 @dataclass(frozen=True)
@@ -48,6 +60,10 @@ class Row:
     kind: str
     ref_id: int
     actor_id: int
+    visibility: str | None = None
+    local: bool | None = None
+    shown: bool | None = None
+    tags: str | None = None
 
 
 @dataclass(eq=False)
@@ -82,17 +98,24 @@ class StreamHub:
         self.last_id = 0
         self.gaps: dict[int, float] = {}  # id not yet seen -> monotonic time to stop asking
         self.closing = False
+        self.started = False  # the task knows the newest id
         self.ready = asyncio.Event()
+        self.render = asyncio.Semaphore(RENDER_SLOTS)
+        # row id -> payload rendered for nobody in particular (public and hashtag streams)
+        self.anonymous: dict[int, asyncio.Future] = {}
 
     def admits(self, token_key: str | None, address: str) -> bool:
-        """Room for one more connection of this token and address (MAX_PER_TOKEN/ADDRESS)."""
+        """Room for one more connection in this process, of this token and of this address."""
+        if len(self.listeners) >= MAX_STREAMS_TOTAL:
+            return False
         if token_key is not None and self.per_token[token_key] >= MAX_PER_TOKEN:
             return False
-        return self.per_address[address] < MAX_PER_ADDRESS
+        return self.per_address[throttle_key(address)] < MAX_PER_ADDRESS
 
     async def add(self, listener: Listener) -> None:
         """Count the stream in; once this returns, every event committed after it reaches it
-        (the task is listening and knows the newest id)."""
+        (the task knows the newest id). 503 when the database does not answer in time."""
+        listener.address = throttle_key(listener.address)
         self.listeners.add(listener)
         if listener.token_key is not None:
             self.per_token[listener.token_key] += 1
@@ -100,7 +123,14 @@ class StreamHub:
         if self.task is None:
             self.ready = asyncio.Event()
             self.task = asyncio.create_task(self._run(), name="fedsph-stream-hub")
-        await self.ready.wait()
+        try:
+            await asyncio.wait_for(self.ready.wait(), START_SECONDS)
+        except TimeoutError:
+            self.remove(listener)
+            raise ApiError(503, "Streaming is not available right now") from None
+        if not self.started:
+            self.remove(listener)
+            raise ApiError(503, "Streaming is not available right now")
 
     def remove(self, listener: Listener) -> None:
         if listener not in self.listeners:
@@ -133,14 +163,16 @@ class StreamHub:
 
     async def _run(self) -> None:
         ready = self.ready  # this task's: a task started after it has its own
+        fresh = True  # the first start reads from the newest id; a retry keeps its place
         try:
             while True:
                 try:
-                    async with self._notified() as notified:
-                        await self._tail(notified, ready)
+                    await self._tail(ready, fresh)
                     return
-                except (OSError, SQLAlchemyError) as exc:  # the database went away for a while
+                except (OSError, SQLAlchemyError, TimeoutError) as exc:
+                    # The database went away for a while (or the pool was exhausted).
                     log.warning("stream events: %s; trying again", exc)
+                    fresh = not self.started
                     await asyncio.sleep(1)
                 except Exception:
                     # A bug, with its traceback: the streams end, so apps reconnect (and start
@@ -154,44 +186,50 @@ class StreamHub:
             ready.set()  # a failed start leaves no stream waiting for it
             if self.task is asyncio.current_task():
                 self.task = None
+                self.started = False
 
-    @contextlib.asynccontextmanager
-    async def _notified(self):
-        """On PostgreSQL, LISTEN on a connection of the pool for as long as streams are open."""
-        if self.engine.dialect.name != "postgresql":
-            yield False
-            return
-        async with self.engine.connect() as conn:
-            driver = (await conn.get_raw_connection()).driver_connection
-
-            def ping(*_args) -> None:
-                self.wake.set()
-
-            await driver.add_listener(CHANNEL, ping)
-            try:
-                yield True
-            finally:
-                with contextlib.suppress(Exception):  # the connection may be gone already
-                    await driver.remove_listener(CHANNEL, ping)
-
-    async def _tail(self, notified: bool, ready: asyncio.Event) -> None:
+    async def _newest(self) -> int:
         async with self.readers() as db:
-            self.last_id = await db.scalar(select(func.max(StreamEvent.id))) or 0
-        self.gaps.clear()
+            return await db.scalar(select(func.max(StreamEvent.id))) or 0
+
+    async def _start(self) -> None:
+        """Read from the newest id on; the ids below it not there yet (a transaction that took
+        its id before a later one and commits after it) are gaps, asked for as any other."""
+        async with self.readers() as db:
+            newest = await db.scalar(select(func.max(StreamEvent.id))) or 0
+            low = max(newest - START_LOOKBACK, 0)
+            present = set(await db.scalars(select(StreamEvent.id).where(StreamEvent.id > low)))
+        until = time.monotonic() + GAP_SECONDS
+        self.last_id = newest
+        self.gaps = {i: until for i in range(low + 1, newest) if i not in present}
+
+    async def _tail(self, ready: asyncio.Event, fresh: bool) -> None:
+        if fresh:
+            await self._start()
+        self.started = True
         ready.set()
-        wait = NOTIFY_SAFETY_SECONDS if notified else SQLITE_POLL_SECONDS
+        checked = time.monotonic()
         while self.listeners and not self.closing:
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), wait)
+                await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
             self.wake.clear()
             if not self.listeners:
                 break
-            await self._read()
+            if not await self._read() and time.monotonic() - checked > CHECK_RESET_SECONDS:
+                checked = time.monotonic()
+                newest = await self._newest()
+                if newest < self.last_id:  # the ids went back: read from there on
+                    log.warning("stream events: ids went back from %s to %s",
+                                self.last_id, newest)
+                    self.last_id = newest
+                    self.gaps.clear()
         # Decided with no await since the check above: a stream added from now on starts
         # a new task (add() sees task None).
         self.task = None
+        self.started = False
 
-    async def _read(self) -> None:
+    async def _read(self) -> int:
+        """Hand the new rows to the listeners; how many there were."""
         now = time.monotonic()
         self.gaps = {i: until for i, until in self.gaps.items() if until > now}
         condition = StreamEvent.id > self.last_id
@@ -200,16 +238,37 @@ class StreamHub:
         async with self.readers() as db:
             found = (await db.execute(
                 select(StreamEvent.id, StreamEvent.kind, StreamEvent.ref_id,
-                       StreamEvent.actor_id).where(condition)
+                       StreamEvent.actor_id, StreamEvent.visibility, StreamEvent.local,
+                       StreamEvent.shown, StreamEvent.tags).where(condition)
                 .order_by(StreamEvent.id).limit(READ_BATCH))).all()
-        for id_, kind, ref_id, actor_id in found:
+        for id_, *rest in found:
             self.gaps.pop(id_, None)
             if id_ > self.last_id + 1 and len(self.gaps) < MAX_GAPS:
                 for missing in range(self.last_id + 1, min(id_, self.last_id + 1 + MAX_GAPS)):
                     self.gaps[missing] = now + GAP_SECONDS
             self.last_id = max(self.last_id, id_)
-            row = Row(id_, kind, ref_id, actor_id)
+            row = Row(id_, *rest)
             for listener in self.listeners:
                 listener.offer(row)
         if len(found) == READ_BATCH:
             self.wake.set()  # more are waiting
+        return len(found)
+
+    async def anonymous_payload(self, row_id: int, render) -> str | None:
+        """The payload of an event for streams without an account, rendered once for all of
+        them: the first asks `render()`, the others wait for its answer."""
+        waiting = self.anonymous.get(row_id)
+        if waiting is not None:
+            return await asyncio.shield(waiting)
+        if len(self.anonymous) >= ANONYMOUS_CACHE:
+            for old in sorted(self.anonymous)[:ANONYMOUS_CACHE // 2]:
+                del self.anonymous[old]
+        waiting = self.anonymous[row_id] = asyncio.get_running_loop().create_future()
+        try:
+            data = await render()
+        except BaseException:
+            del self.anonymous[row_id]  # the next stream tries again
+            waiting.set_result(None)
+            raise
+        waiting.set_result(data)
+        return data

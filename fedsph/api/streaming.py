@@ -25,10 +25,18 @@ import time
 
 import orjson
 from aiohttp import WSMsgType, web
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fedsph.accounts import hash_token
 from fedsph.api.errors import CORS_HEADERS, ApiError
-from fedsph.api.stream_filters import Stream, StreamError, matching, parse_stream, payload
+from fedsph.api.stream_filters import (
+    Stream,
+    StreamError,
+    followed_ids,
+    matching,
+    parse_stream,
+    payload,
+)
 from fedsph.api.stream_hub import Listener, Row, StreamHub
 from fedsph.api.tokens import Caller, bearer_token, caller_for
 from fedsph.models import Actor
@@ -45,7 +53,11 @@ GONE_CHECK_SECONDS = 1.0
 MAX_CLIENT_MESSAGE = 4096  # a subscribe message is some 60 bytes
 MAX_STREAMS = 16  # per WebSocket connection
 BATCH = 50
-EVENT_NAMES = {"reblog": "update"}  # a boost is an `update` whose status has a `reblog`
+# A boost is an `update` whose status has a `reblog`; a boost taken back, a `delete` of its id.
+EVENT_NAMES = {"reblog": "update", "unreblog": "delete"}
+# The app went away, stopped reading (a write that waits HEARTBEAT_SECONDS) or the database
+# pool had no connection for us: the stream ends, the app reconnects.
+GONE = (ConnectionResetError, TimeoutError, PoolTimeout)
 SSE_PATHS = {"user": "user", "user/notification": "user:notification", "public": "public",
              "public/local": "public:local", "public/remote": "public:remote",
              "hashtag": "hashtag", "hashtag/local": "hashtag:local"}
@@ -87,15 +99,15 @@ async def _authenticate(request: web.Request, token: str | None) -> Caller | Non
     return await caller_for(request, token) if token else None
 
 
-async def _admit(request: web.Request, token: str | None, caller: Caller | None) -> Listener:
+def _listener(request: web.Request, token: str | None, caller: Caller | None) -> Listener:
+    """The stream's place, if there is room (429 otherwise); the caller adds it to the hub in
+    the try whose finally removes it, so a cancelled handler never keeps its place."""
     hub = request.app[HUB]
     key = hash_token(token) if token else None
     if hub.closing or not hub.admits(key, _address(request)):
         raise ApiError(429, "Too many streams open")
     account = caller.actor.id if caller and caller.actor else None
-    listener = Listener(key, _address(request), account)
-    await hub.add(listener)
-    return listener
+    return Listener(key, _address(request), account)
 
 
 async def streaming(request: web.Request) -> web.StreamResponse:
@@ -118,6 +130,7 @@ class Connection:
         self.request, self.token, self.caller = request, token, caller
         self.streams: list[Stream] = []
         self.checked = time.monotonic()
+        self.followed: frozenset[int] | None = None  # reloaded after each token check
 
     @property
     def me(self) -> Actor | None:
@@ -131,6 +144,7 @@ class Connection:
         if self.token is None or time.monotonic() - self.checked < HEARTBEAT_SECONDS:
             return True
         self.checked = time.monotonic()
+        self.followed = None
         try:
             self.caller = await caller_for(self.request, self.token)
             for stream in self.streams:  # the scopes or the account may have changed
@@ -141,13 +155,20 @@ class Connection:
 
     async def events(self, rows: list[Row]) -> list[tuple[list[str], str, str]]:
         """(stream label, event, payload) for each row and each stream that wants it."""
-        out = []
-        async with self.request.app[READERS]() as db:
+        hub, out = self.request.app[HUB], []
+        # Few streams read at once (hub.render); a session reads only if something needs it.
+        async with hub.render, self.request.app[READERS]() as db:
+            if self.followed is None:
+                self.followed = await followed_ids(db, self.me)
             for row in rows:
-                wanted = await matching(db, row, self.streams, self.me)
+                wanted, boosted = await matching(db, row, self.streams, self.me, self.followed)
                 if not wanted:
                     continue
-                data = await payload(self.request, db, row, self.me)
+                if self.me is None:  # the same for every stream without an account
+                    data = await hub.anonymous_payload(
+                        row.id, lambda row=row: payload(self.request, db, row, None))
+                else:
+                    data = await payload(self.request, db, row, self.me, boosted)
                 if data is not None:
                     out.extend((s.label, EVENT_NAMES.get(row.kind, row.kind), data)
                                for s in wanted)
@@ -173,13 +194,14 @@ async def _sse(request: web.Request, name: str | None) -> web.StreamResponse:
     caller = await _authenticate(request, token)
     connection = Connection(request, token, caller)
     connection.streams.append(connection.parse(name, request.query.get("tag")))
-    listener = await _admit(request, token, caller)
+    listener = _listener(request, token, caller)
     try:
+        await request.app[HUB].add(listener)
         response = web.StreamResponse(headers={
             "Content-Type": "text/event-stream", "Cache-Control": "no-store",
             "X-Accel-Buffering": "no", **CORS_HEADERS})  # nginx: pass each event at once
         await response.prepare(request)
-        await response.write(b":)\n")
+        await _write(response, b":)\n")
         beat = time.monotonic()
         while not listener.overflowed and await connection.still_allowed():
             rows = await _next_rows(listener, GONE_CHECK_SECONDS)
@@ -187,13 +209,13 @@ async def _sse(request: web.Request, name: str | None) -> web.StreamResponse:
                 break  # the app went away: its place counts no longer
             if not rows:
                 if time.monotonic() - beat >= HEARTBEAT_SECONDS:
-                    await response.write(b":thump\n")
+                    await _write(response, b":thump\n")
                     beat = time.monotonic()
                 continue
             for _, event, data in await connection.events(rows):
-                await response.write(f"event: {event}\ndata: {data}\n\n".encode())
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass  # the app went away
+                await _write(response, f"event: {event}\ndata: {data}\n\n".encode())
+    except GONE:
+        pass
     finally:
         request.app[HUB].remove(listener)
     return response
@@ -209,12 +231,13 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     protocol = _protocol_token(request)
     token = bearer_token(request) or protocol
     caller = await _authenticate(request, token)
-    listener = await _admit(request, token, caller)
+    listener = _listener(request, token, caller)
     connection = Connection(request, token, caller)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_SECONDS, max_msg_size=MAX_CLIENT_MESSAGE,
                                protocols=(protocol,) if protocol else ())
     reader = None
     try:
+        await request.app[HUB].add(listener)
         await ws.prepare(request)
         if "stream" in request.query:
             await _subscribe(ws, connection, request.query.get("stream"),
@@ -227,19 +250,28 @@ async def websocket(request: web.Request) -> web.StreamResponse:
             rows = await _next_rows(listener, HEARTBEAT_SECONDS)
             for label, event, data in await connection.events(rows) if rows else []:
                 await _send(ws, {"stream": label, "event": event, "payload": data})
-    except (ConnectionResetError, asyncio.CancelledError):
+    except GONE:
         pass
     finally:
         request.app[HUB].remove(listener)
         if reader is not None:
             reader.cancel()
-        if ws.prepared:
-            await ws.close()
+        if ws.prepared and not ws.closed:
+            with contextlib.suppress(*GONE):
+                async with asyncio.timeout(GONE_CHECK_SECONDS):
+                    await ws.close()
     return ws
 
 
+async def _write(response: web.StreamResponse, data: bytes) -> None:
+    """A write the app does not read for HEARTBEAT_SECONDS ends the stream (TimeoutError)."""
+    async with asyncio.timeout(HEARTBEAT_SECONDS):
+        await response.write(data)
+
+
 async def _send(ws: web.WebSocketResponse, message: dict) -> None:
-    await ws.send_str(orjson.dumps(message).decode())
+    async with asyncio.timeout(HEARTBEAT_SECONDS):
+        await ws.send_str(orjson.dumps(message).decode())
 
 
 async def _subscribe(ws: web.WebSocketResponse, connection: Connection, name, tag) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.incoming import HandlerContext, Ignored
-from fedsph.models import Actor, Follow, Reaction
+from fedsph.models import Actor, Follow, Object, Reaction
 
 
 async def undo_follow_or_reaction(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
@@ -17,9 +17,14 @@ async def undo_follow_or_reaction(ctx: HandlerContext, activity: dict, actor: Ac
     if undone_id is None:
         raise Ignored("Undo without an object")
     if undone_type in (None, "Like", "Announce", "EmojiReact"):
-        result = await ctx.db.execute(delete(Reaction).where(
+        # Through the session, not a bulk DELETE: a boost taken back streams a `delete` of its
+        # status id (fedsph/projects/stream_events.py sees only the session's deletes).
+        reaction = await ctx.db.scalar(select(Reaction).where(
             Reaction.activity_uri == undone_id, Reaction.actor_id == actor.id))
-        if result.rowcount:
+        if reaction is not None:
+            # Its post in the session: the delete streams only where the boost went.
+            await ctx.db.scalar(select(Object).where(Object.uri == reaction.object_uri))
+            await ctx.db.delete(reaction)
             return "done"
     if undone_type in (None, "Follow"):
         conditions = [Follow.activity_uri == undone_id]

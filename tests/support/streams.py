@@ -1,0 +1,41 @@
+"""Helpers for the streaming API's tests: WebSocket URL, receiving until a condition holds."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from fedsph.models import Follow
+
+
+def ws_url(node, query: str = "") -> str:
+    return "ws" + node.base[len("http"):] + "/api/v1/streaming" + (f"?{query}" if query else "")
+
+
+async def receive(ws, until, timeout: float = 10) -> list[dict]:
+    """Messages until `until(messages)` holds (ping/pong are handled by aiohttp)."""
+    got: list[dict] = []
+    async with asyncio.timeout(timeout):
+        while not until(got):
+            message = await ws.receive()
+            assert message.type == aiohttp.WSMsgType.TEXT, message
+            got.append(json.loads(message.data))
+    return got
+
+
+def has_event(event: str, check=lambda payload: True):
+    def found(messages):
+        return any(m.get("event") == event and check(m["payload"]) for m in messages)
+    return found
+
+
+def status_with(text: str):
+    return lambda payload: text in json.loads(payload)["content"]
+
+
+async def accepted_follow(node, follower, followed) -> None:
+    async with node.writers() as db, db.begin():
+        db.add(Follow(follower_id=follower.id, followed_id=followed.id, state="accepted",
+                      activity_uri=f"{follower.uri}#follows/{followed.id}"))
