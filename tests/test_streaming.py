@@ -263,6 +263,26 @@ async def test_a_boost_by_a_followed_account_is_an_update_with_reblog(node):
     assert mismatches(boost, "Status") == []
 
 
+async def test_a_boost_of_a_post_home_shows_already_is_not_streamed(node):
+    """As in home: a followed account's boost of a post by someone else followed is not sent
+    again as a reblog (the post itself was)."""
+    ana_token, ana = await member_token(node, "ana", None)
+    bea_token, bea = await member_token(node, "bea", None)
+    carla_token, carla = await member_token(node, "carla", None)
+    await accepted_follow(node, bea, ana)
+    await accepted_follow(node, bea, carla)
+    _, posted = await api(node, carla_token, "POST", "/api/v1/statuses",
+                          data={"status": "Carla cuenta algo"})
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as ws:
+        status, _ = await api(node, ana_token, "POST",
+                              f"/api/v1/statuses/{posted['id']}/reblog")
+        assert status == 200
+        await api(node, carla_token, "POST", "/api/v1/statuses", data={"status": "Y después"})
+        got = await receive(ws, has_event("update", status_with("Y después")))
+    assert not [m for m in got if json.loads(m["payload"]).get("reblog")], got
+
+
 async def test_shutdown_ends_open_streams(tmp_path):
     running = await start_node(make_settings(tmp_path))
     token, _ana = await member_token(running, "ana", None)

@@ -77,8 +77,10 @@ async def _reactors(request: web.Request, kind: str) -> web.Response:
     me = caller.actor if caller else None
     async with request.app[READERS]() as db:
         obj = await visible_object(db, request.match_info["id"], me)
+        # A boost addressed to its booster's followers only is nobody else's to list.
         query = (select(Reaction.id, Actor).join(Actor, Actor.id == Reaction.actor_id)
-                 .where(Reaction.object_uri == obj.uri, Reaction.type == kind))
+                 .where(Reaction.object_uri == obj.uri, Reaction.type == kind,
+                        Reaction.followers_only.is_(False)))
         rows = await fetch_page(db, query, Reaction.id, page_params(request.query))
         accounts = [await account_entity(request, db, actor) for _, actor in rows]
     return api_json(accounts, headers=link_header(request, [row_id for row_id, _ in rows]))

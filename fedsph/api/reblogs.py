@@ -19,7 +19,7 @@ from fedsph.api.entities import iso
 from fedsph.api.errors import api_json, not_found
 from fedsph.api.follows import wake_worker
 from fedsph.api.tokens import optional_caller, require_account
-from fedsph.models import Actor, Follow, Object, Reaction
+from fedsph.models import Actor, Object, Reaction
 from fedsph.projects import outbox_reactions
 from fedsph.web.keys import READERS, URLS, WRITERS
 
@@ -45,20 +45,11 @@ async def boost_wrapper(request: web.Request, db: AsyncSession, boost: Reaction,
     """The wrapper of `boost` as `me` sees it; 404 when `me` may not see the post, or the boost
     (one addressed to the booster's followers, unless `me` is the booster or follows it)."""
     post = await db.scalar(select(Object).where(Object.uri == boost.object_uri))
-    if post is None or (boost.followers_only and not await _follows(db, me, boost.actor_id)):
+    if post is None or (boost.followers_only and not await statuses.follows_booster(db, me, boost.actor_id)):
         raise not_found()
     post = await statuses.visible_object(db, str(post.id), me)
     original = await statuses.status_entity(request, db, post, me)
     return await reblog_entity(request, db, original, await db.get(Actor, boost.actor_id), boost)
-
-
-async def _follows(db: AsyncSession, me: Actor | None, booster_id: int) -> bool:
-    """`me` is the booster, or one of its accepted followers."""
-    if me is None:
-        return False
-    return me.id == booster_id or await db.scalar(select(Follow.id).where(
-        Follow.follower_id == me.id, Follow.followed_id == booster_id,
-        Follow.state == "accepted")) is not None
 
 
 async def get_status(request: web.Request) -> web.Response:

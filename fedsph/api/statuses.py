@@ -26,7 +26,7 @@ from fedsph.core.hashtags import retagged
 from fedsph.core.numbers import parse_id
 from fedsph.errors import UserError
 from fedsph.federation.visibility import may_see
-from fedsph.models import Actor, Media, Object, Reaction
+from fedsph.models import Actor, Follow, Media, Object, Reaction
 from fedsph.projects import outbox
 from fedsph.projects.group_announce import announce_member_post
 from fedsph.projects.media import has_alt
@@ -76,11 +76,22 @@ async def visible_object(db: AsyncSession, raw: str, me: Actor | None) -> Object
     obj = await get_by_id(db, Object, raw)
     if obj is None:
         boost = await boost_by_status_id(db, raw)
-        if boost is not None:
+        if boost is not None and (not boost.followers_only
+                                  or await follows_booster(db, me, boost.actor_id)):
             obj = await db.scalar(select(Object).where(Object.uri == boost.object_uri))
     if obj is None or not await _can_see(db, obj, me):
         raise not_found()
     return obj
+
+
+async def follows_booster(db: AsyncSession, me: Actor | None, booster_id: int) -> bool:
+    """`me` is the booster, or one of its accepted followers: who may see a boost addressed to
+    the booster's followers only (Reaction.followers_only)."""
+    if me is None:
+        return False
+    return me.id == booster_id or await db.scalar(select(Follow.id).where(
+        Follow.follower_id == me.id, Follow.followed_id == booster_id,
+        Follow.state == "accepted")) is not None
 
 
 async def _own_object(db: AsyncSession, raw: str, me: Actor) -> Object:

@@ -132,11 +132,14 @@ async def _home_wants(db: AsyncSession, row: Row, me: Actor, followed: frozenset
 
 async def _reblog_matches(db: AsyncSession, row: Row, me: Actor,
                           followed: frozenset[int]) -> Object | None:
-    """A boost by the account or one it follows, of a public or unlisted post still shown."""
+    """A boost by the account or one it follows, of a public or unlisted post still shown, by
+    someone else: a post by the account or one it follows is in home as itself already, so its
+    boost is not sent (the home timeline's rule, fedsph/api/timelines.py)."""
     if row.actor_id != me.id and row.actor_id not in followed:
         return None
     return await db.scalar(select(Object).join(Reaction, Reaction.object_uri == Object.uri).where(
-        Reaction.id == row.ref_id, Object.visibility.in_(VISIBLE_TO_ALL), not_withheld()))
+        Reaction.id == row.ref_id, Object.visibility.in_(VISIBLE_TO_ALL), not_withheld(),
+        Object.actor_id.not_in([me.id, *followed])))
 
 
 async def matching(db: AsyncSession, row: Row, streams: list[Stream], me: Actor | None,

@@ -35,6 +35,11 @@ from fedsph.models.content import Object, Reaction
 NEXT_SQLITE = text("UPDATE status_counter SET n = max(n, "
                    "coalesce((SELECT max(id) FROM objects), 0), "
                    "coalesce((SELECT max(status_id) FROM reactions), 0)) + 1 RETURNING n")
+# The counter's row made again when it is gone (SQL by hand, a database stamped past 0015
+# without it): past every id of both tables, so no number is given twice.
+RESEED_SQLITE = text("INSERT OR IGNORE INTO status_counter (id, n) VALUES (1, max("
+                     "coalesce((SELECT max(id) FROM objects), 0), "
+                     "coalesce((SELECT max(status_id) FROM reactions), 0)))")
 NEXT_POSTGRESQL = text("SELECT nextval(pg_get_serial_sequence('objects', 'id'))")
 
 
@@ -54,7 +59,11 @@ def next_status_id(connection) -> int:
     their INSERTs) never share it; one taken in a transaction rolled back is not taken at all."""
     if connection.dialect.name == "postgresql":
         return connection.scalar(NEXT_POSTGRESQL)
-    return connection.scalar(NEXT_SQLITE)
+    taken = connection.scalar(NEXT_SQLITE)
+    if taken is None:  # no counter row: the UPDATE matched nothing
+        connection.execute(RESEED_SQLITE)
+        taken = connection.scalar(NEXT_SQLITE)
+    return taken
 
 
 def give_object_id(mapper, connection, target: Object) -> None:
