@@ -21,6 +21,7 @@ from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity
+from fedsph.federation.remote_objects import saw_post
 from fedsph.federation.visibility import DIRECT, addressed_actors, store_addressees
 from fedsph.models import Activity, Actor, Follow, Media, Object, Reaction, utcnow
 from fedsph.projects.conversations import add_direct_post
@@ -87,7 +88,7 @@ async def publish_post(db: AsyncSession, urls: URLs, actor: Actor, *, contents: 
     obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
                  published=published or utcnow(), in_reply_to=in_reply_to, **columns)
     db.add(obj)
-    actor.saw_post(obj.published)
+    await saw_post(db, actor, obj.published)
     await db.flush()
     await store_addressees(db, obj, [m.uri for m in mentions if m.id != actor.id])
     await _attach_media(db, urls, obj, media)
@@ -116,7 +117,7 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
                       media: list[Media] = (), visibility: str | None = None) -> Object:
     """Replace a post's fields and queue an Update carrying `updated`.
 
-    Every field is replaced (the edit form sends them all); visibility stays unless given.
+    Every field is replaced (the edit form sends them all); the visibility cannot change.
     """
     if obj.deleted_at is not None:
         raise UserError(N_("this update was deleted"))
@@ -124,6 +125,10 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
         raise UserError(N_("this update belongs to someone else"))
     if visibility and visibility != obj.visibility and DIRECT in (visibility, obj.visibility):
         raise UserError(N_("a direct message stays direct: who it addresses cannot change"))
+    if visibility and visibility != obj.visibility:
+        # Mastodon never changes a post's visibility on edit (other servers would keep the old
+        # one), and the versions kept (fedsph.projects.edits) were written for the first readers.
+        raise UserError(N_("who can see an update cannot change once it is published"))
     media = list(media)
     previous_stage = obj.stage_change
     columns = post_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
@@ -139,7 +144,7 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
         setattr(obj, column, value)
     await _attach_media(db, urls, obj, media)
     obj.updated = utcnow()
-    keep_version(db, obj, before)
+    await keep_version(db, obj, before, always=True)  # Mastodon records every local edit
     note = build_note(obj, actor)
     obj.document = note
     update = build_activity("Update", urls.new_activity(), actor.uri, note,
