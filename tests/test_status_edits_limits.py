@@ -11,11 +11,12 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select, text
 
+from fedsph.core.hashtags import retagged
 from fedsph.db import alembic_config, make_engine
 from fedsph.errors import UserError
 from fedsph.models import Actor, Delivery, Media, Object
 from fedsph.projects.edits import MAX_KEPT_VERSIONS, changed
-from fedsph.projects.outbox import edit_post, editable_post_fields, publish_text_post
+from fedsph.projects.outbox import edit_post, editable_post_fields, publish_post, publish_text_post
 from tests.fakepeer import AS
 from tests.support import testdb
 from tests.support.db import add_follow, add_remote_follower
@@ -172,3 +173,20 @@ async def test_migration_0016_caps_future_dates_and_goes_back(tmp_path):
                 await conn.execute(text("SELECT last_status_at FROM actors"))
     finally:
         await engine.dispose()
+
+
+async def test_an_edit_tags_only_the_hashtags_it_adds(node):
+    """A post written on the web form before its texts' #words were tags: an edit from an app
+    adds only the #words it types anew, in any language's text, and takes off those it drops."""
+    token, ana = await member_token(node, "ana", None)
+    async with node.writers() as db, db.begin():
+        old = await publish_post(db, node.urls, await db.get(Actor, ana.id),
+                                 contents={"es": "Minga #huerta #barrio", "en": "Work day #garden"},
+                                 hashtags=["Barrio", "Vivienda"])
+    status, edited = await api(node, token, "PUT", f"/api/v1/statuses/{old.id}", json={
+        "status": "Minga el domingo #huerta #Nuevo", "language": "es"})
+    assert status == 200, edited
+    obj = await _post(node, old.id)
+    # #huerta stays no tag, #barrio's tag went with its word, #garden (English text) no tag.
+    assert [t["name"] for t in obj.tags if t["type"] == "Hashtag"] == ["#Vivienda", "#Nuevo"]
+    assert retagged(["a", "b"], ["#a #b", "#c"], ["#a", "#c #d"]) == ["a", "d"]

@@ -189,8 +189,9 @@ async def edit_post_text(db: AsyncSession, urls: URLs, actor: Actor, obj: Object
     """Change the primary language's text of a post, keeping everything else."""
     fields = await editable_post_fields(db, obj)
     primary = next(iter(fields["contents"]), "")
-    fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].get(primary, ""), text)
-    fields["contents"] = {**fields["contents"], primary: text}
+    contents = {**fields["contents"], primary: text}
+    fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].values(), contents.values())
+    fields["contents"] = contents
     if not text.strip():
         raise UserError(N_("an update needs some text"))
     return await edit_post(db, urls, actor, obj, **fields)
