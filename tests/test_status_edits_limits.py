@@ -14,9 +14,15 @@ from sqlalchemy import func, select, text
 from fedsph.core.hashtags import retagged
 from fedsph.db import alembic_config, make_engine
 from fedsph.errors import UserError
-from fedsph.models import Actor, Delivery, Media, Object
+from fedsph.models import Actor, Delivery, Media, Notification, Object
 from fedsph.projects.edits import MAX_KEPT_VERSIONS, changed
-from fedsph.projects.outbox import edit_post, editable_post_fields, publish_post, publish_text_post
+from fedsph.projects.outbox import (
+    delete_post,
+    edit_post,
+    editable_post_fields,
+    publish_post,
+    publish_text_post,
+)
 from tests.fakepeer import AS
 from tests.support import testdb
 from tests.support.db import add_follow, add_remote_follower
@@ -190,3 +196,21 @@ async def test_an_edit_tags_only_the_hashtags_it_adds(node):
     # #huerta stays no tag, #barrio's tag went with its word, #garden (English text) no tag.
     assert [t["name"] for t in obj.tags if t["type"] == "Hashtag"] == ["#Vivienda", "#Nuevo"]
     assert retagged(["a", "b"], ["#a #b", "#c"], ["#a", "#c #d"]) == ["a", "d"]
+
+
+async def test_a_deleted_posts_notifications_go_but_follows_stay(node):
+    """Follows are about an account: one that names the post's URI (a server that lets people
+    follow a thread) is not deleted with the post's favourites and mentions."""
+    project = await node.create_actor("coop")
+    _, ana = await member_token(node, "ana", None)
+    async with node.writers() as db, db.begin():
+        post = await publish_text_post(db, node.urls, project, "Se borrará")
+        for n, kind in enumerate(("follow", "follow_request", "favourite", "mention")):
+            db.add(Notification(recipient_id=project.id, type=kind, from_actor_id=ana.id,
+                                object_uri=post.uri, activity_uri=f"{node.base}/a/{n}"))
+    async with node.writers() as db, db.begin():
+        await delete_post(db, node.urls, await db.get(Actor, project.id),
+                          await db.get(Object, post.id))
+    async with node.readers() as db:
+        kinds = set(await db.scalars(select(Notification.type)))
+    assert kinds == {"follow", "follow_request"}
