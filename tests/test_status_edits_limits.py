@@ -26,9 +26,9 @@ from fedsph.projects.outbox import (
 from tests.fakepeer import AS
 from tests.support import testdb
 from tests.support.db import add_follow, add_remote_follower
+from tests.support.edits import anonymous_status, count_edits, old_image, remote_note, send_update
 from tests.support.members import api, member_token
 from tests.support.nodes import make_settings
-from tests.test_status_edits import _anonymous, _edits, _old_image, _remote_note, _update
 
 PUBLIC = f"{AS}#Public"
 
@@ -54,10 +54,10 @@ async def test_a_local_edit_cannot_change_who_sees_the_post(node):
                                 **{**fields, "contents": {"": "Calle 12"}, "visibility": wider})
     obj = await _post(node, post.id)
     assert (obj.visibility, obj.updated, obj.source) == ("followers", None, "Calle Secreta 12")
-    assert await _edits(node, post.id) == 0
+    assert await count_edits(node, post.id) == 0
     async with node.readers() as db:
         assert await db.scalar(select(func.count(Delivery.id))) == deliveries
-    assert await _anonymous(node, f"/api/v1/statuses/{post.id}/history") == 404
+    assert await anonymous_status(node, f"/api/v1/statuses/{post.id}/history") == 404
 
 
 async def test_a_received_update_cannot_open_a_followers_only_post(node, peer):
@@ -66,17 +66,17 @@ async def test_a_received_update_cannot_open_a_followers_only_post(node, peer):
     follower = await add_remote_follower(node, ana, mia)
     await add_follow(node, ana, follower)
     followers = mia.document["followers"]
-    note = await _remote_note(node, peer, mia, "Calle Secreta 12", to=[followers], cc=[])
+    note = await remote_note(node, peer, mia, "Calle Secreta 12", to=[followers], cc=[])
     async with node.readers() as db:
         sid = await db.scalar(select(Object.id).where(Object.uri == note["id"]))
-    await _update(node, peer, mia, {**note, "content": "<p>Calle 12</p>", "to": [PUBLIC],
+    await send_update(node, peer, mia, {**note, "content": "<p>Calle 12</p>", "to": [PUBLIC],
                                     "cc": [followers], "updated": "2026-01-02T12:00:00Z"})
     obj = await _post(node, sid)
     # The edit is taken (as Mastodon takes it), its readers are not.
     assert obj.visibility == "followers" and "Calle 12" in obj.content
-    assert await _edits(node, sid) == 1
+    assert await count_edits(node, sid) == 1
     for path in (f"/api/v1/statuses/{sid}", f"/api/v1/statuses/{sid}/history"):
-        assert await _anonymous(node, path) == 404
+        assert await anonymous_status(node, path) == 404
     status, history = await api(node, token, "GET", f"/api/v1/statuses/{sid}/history")
     assert status == 200 and "Secreta" in history[0]["content"]
 
@@ -85,32 +85,32 @@ async def test_undated_updates_sent_again_change_nothing(node, peer):
     _, ana = await member_token(node, "ana", None)
     mia = peer.add_actor("mia")
     await add_follow(node, ana, await add_remote_follower(node, ana, mia))
-    note = await _remote_note(node, peer, mia, "Texto A")
+    note = await remote_note(node, peer, mia, "Texto A")
     async with node.readers() as db:
         sid = await db.scalar(select(Object.id).where(Object.uri == note["id"]))
     for n in range(6):
-        await _update(node, peer, mia, {**note, "content": f"<p>Texto {'BA'[n % 2]}</p>"})
+        await send_update(node, peer, mia, {**note, "content": f"<p>Texto {'BA'[n % 2]}</p>"})
     obj = await _post(node, sid)
-    assert "Texto A" in obj.content and obj.updated is None and await _edits(node, sid) == 0
+    assert "Texto A" in obj.content and obj.updated is None and await count_edits(node, sid) == 0
     # One dated edit is taken; the same date again (a replay with other text) is not.
     edited = {**note, "content": "<p>Texto C</p>", "updated": "2026-01-02T12:00:00Z"}
-    await _update(node, peer, mia, edited)
-    await _update(node, peer, mia, {**edited, "content": "<p>Texto D</p>"})
+    await send_update(node, peer, mia, edited)
+    await send_update(node, peer, mia, {**edited, "content": "<p>Texto D</p>"})
     obj = await _post(node, sid)
-    assert "Texto C" in obj.content and await _edits(node, sid) == 1
+    assert "Texto C" in obj.content and await count_edits(node, sid) == 1
 
 
 async def test_the_history_keeps_the_original_and_the_latest_versions(node, peer):
     token, ana = await member_token(node, "ana", None)
     mia = peer.add_actor("mia")
     await add_follow(node, ana, await add_remote_follower(node, ana, mia))
-    note = await _remote_note(node, peer, mia, "Versión 0")
+    note = await remote_note(node, peer, mia, "Versión 0")
     async with node.readers() as db:
         sid = await db.scalar(select(Object.id).where(Object.uri == note["id"]))
     for n in range(1, MAX_KEPT_VERSIONS + 6):
-        await _update(node, peer, mia, {**note, "content": f"<p>Versión {n}</p>",
+        await send_update(node, peer, mia, {**note, "content": f"<p>Versión {n}</p>",
                                         "updated": f"2026-01-03T10:{n:02d}:00Z"})
-    assert await _edits(node, sid) == MAX_KEPT_VERSIONS
+    assert await count_edits(node, sid) == MAX_KEPT_VERSIONS
     _, history = await api(node, token, "GET", f"/api/v1/statuses/{sid}/history")
     last = MAX_KEPT_VERSIONS + 5
     # The original, then the latest ones in order, the current one last.
@@ -123,7 +123,7 @@ async def test_local_edits_each_keep_a_version_and_alt_text_counts(node):
     token, _ = await member_token(node, "ana", None)
     _, posted = await api(node, token, "POST", "/api/v1/statuses", json={"status": "Igual"})
     await api(node, token, "PUT", f"/api/v1/statuses/{posted['id']}", json={"status": "Igual"})
-    assert await _edits(node, posted["id"]) == 1  # as on Mastodon, every local edit counts
+    assert await count_edits(node, posted["id"]) == 1  # as on Mastodon, every local edit counts
     # A remote version whose only change is an image's description is a version too.
     image = {"type": "Image", "url": "https://p.example/a.jpg", "name": "Un techo"}
     before = {"content": "x", "summary": None, "attachments": [image]}
@@ -132,7 +132,7 @@ async def test_local_edits_each_keep_a_version_and_alt_text_counts(node):
 
 async def test_the_history_shows_a_local_posts_images_with_their_own_ids(node):
     token, ana = await member_token(node, "ana", None)
-    first, second = await _old_image(node, ana), await _old_image(node, ana)
+    first, second = await old_image(node, ana), await old_image(node, ana)
     _, posted = await api(node, token, "POST", "/api/v1/statuses", json={
         "status": "Techo", "media_ids": [str(first.id)]})
     _, edited = await api(node, token, "PUT", f"/api/v1/statuses/{posted['id']}",
