@@ -6,6 +6,7 @@ and migration 0016's backfill of last_status_at. Every refused edit leaves the p
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 from alembic import command
@@ -160,8 +161,9 @@ async def test_migration_0016_caps_future_dates_and_goes_back(tmp_path):
                     "hold_replies, created_at) VALUES (:uri, false, 'Person', :name, "
                     "'p.example', false, false, '2026-01-01')"),
                     {"uri": f"https://p.example/u/{name}", "name": name})
-            for n, (actor, published) in enumerate(((1, "2999-01-01"), (1, "2026-01-01"),
-                                                    (2, "2025-05-05"))):
+            for n, (actor, published) in enumerate(((1, datetime(2999, 1, 1)),
+                                                    (1, datetime(2026, 1, 1)),
+                                                    (2, datetime(2025, 5, 5)))):
                 await conn.execute(text(
                     "INSERT INTO objects (uri, type, actor_id, local, visibility, published, "
                     "hidden, approved) VALUES (:uri, 'Note', :actor, false, 'public', :published, "
