@@ -16,7 +16,6 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.federation.activitystreams import parse_iso
-from fedsph.federation.remote_objects import version_of
 from fedsph.models import Object, StatusEdit
 
 # Earlier versions kept per post: the original and the latest ones. Each can be as large as a
@@ -46,12 +45,14 @@ def changed(before: dict, after: dict) -> bool:
 
 def is_an_edit(held: Object, document: dict) -> bool:
     """Whether a received Update of a post may change it. As on Mastodon
-    (ProcessStatusUpdateService: an explicit update needs `updated` later than the edit held),
-    one without `updated`, or not later than the version we hold, changes nothing: the same
-    undated Updates sent again and again neither flip a post's text nor fill its history."""
+    (ProcessStatusUpdateService: an explicit update needs `updated`, later than the edit held if
+    the post was edited), one without `updated`, or not later than the last edit we hold,
+    changes nothing: the same undated Updates sent again and again neither flip a post's text
+    nor fill its history. (One dated before the post itself is refused as older than held.)"""
     edited = parse_iso(document.get("updated"))
-    held_at = version_of(held.document) or held.updated or held.published
-    return edited is not None and (held_at is None or edited > held_at)
+    document_held = held.document if isinstance(held.document, dict) else {}
+    held_edit = parse_iso(document_held.get("updated")) or held.updated
+    return edited is not None and (held_edit is None or edited > held_edit)
 
 
 async def keep_version(db: AsyncSession, obj: Object, before: dict, *, always: bool = False) -> bool:
