@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import aiohttp
 import pytest
+from sqlalchemy import select
 
 from fedsph.federation.activitystreams import PUBLIC
 from fedsph.federation.actors import get_local_actor
@@ -98,3 +99,24 @@ async def test_an_update_is_announced_embedded_only(hub_and_project, peer):
     assert [a["object"]["type"] for a in announces if isinstance(a["object"], dict)] == [
         "Create", "Update"]
     assert [a["object"] for a in announces if isinstance(a["object"], str)] == [note.uri]
+
+
+async def test_an_update_that_would_open_a_followers_only_post_is_not_announced(hub_and_project,
+                                                                               peer):
+    """The hub keeps the post as followers-only (a post's Update never widens its readers), so
+    it does not re-share an Update addressed to everyone (made here by changing the project's
+    own row, which its edit form would refuse)."""
+    hub_node, project_node = hub_and_project
+    await follow_hub(hub_node, peer)
+    note = await post(project_node, "Calle Secreta 12", visibility="followers")
+    await settle(project_node, hub_node)
+    async with project_node.writers() as db, db.begin():
+        coop = await get_local_actor(db, "coop")
+        obj = await db.get(Object, note.id)
+        obj.visibility = "public"
+        await outbox.edit_post_text(db, project_node.urls, coop, obj, "Calle 12")
+    await settle(project_node, hub_node)
+    assert peer.activities("Announce") == []
+    async with hub_node.readers() as db:
+        held = await db.scalar(select(Object).where(Object.uri == note.uri))
+    assert held.visibility == "followers" and "Calle 12" in held.content

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from fedsph.models import Object, Reaction
-from fedsph.projects.outbox import delete_post, publish_text_post
+from fedsph.models import Actor, Object, Reaction
+from fedsph.projects.outbox import delete_post, hide_comment, publish_post, publish_text_post
 from fedsph.web import note_collections
 from tests.fakepeer import AS, FakePeer
 from tests.support.db import add_remote_follower
@@ -41,9 +41,12 @@ async def test_a_public_posts_collections_count_its_replies_likes_and_shares(nod
                             activity_uri=f"{node.base}/shares/{n}"))
     await flush(node)
     [create] = peer.activities("Create")  # the Note as sent names its collections
+    # `replies` embedded with a first page (as Mastodon sends it, which then fetches nothing).
     assert {k: create["object"][k] for k in ("replies", "likes", "shares")} == {
-        "replies": post.uri + "/replies", "likes": post.uri + "/likes",
-        "shares": post.uri + "/shares"}
+        "replies": {"id": post.uri + "/replies", "type": "Collection", "first": {
+            "type": "CollectionPage", "partOf": post.uri + "/replies", "items": [],
+            "next": post.uri + "/replies?page=1"}},
+        "likes": post.uri + "/likes", "shares": post.uri + "/shares"}
     monkeypatch.setattr(note_collections, "REPLIES_PAGE", 2)
     public = [await _reply(node, peer, mia, post.uri, f"Respuesta {n}", [PUBLIC])
               for n in range(3)]
@@ -103,5 +106,43 @@ async def test_a_post_sent_before_the_collections_is_served_with_them(node, peer
         post.document = {k: v for k, v in post.document.items()
                          if k not in ("replies", "likes", "shares")}
     status, note = await peer.get(None, post.uri)
-    assert status == 200 and note["replies"] == post.uri + "/replies"
+    assert status == 200 and note["replies"]["id"] == post.uri + "/replies"
     assert note["likes"] == post.uri + "/likes" and note["shares"] == post.uri + "/shares"
+
+
+async def test_held_and_hidden_replies_are_left_out_of_replies(node, peer):
+    project = await node.create_actor("coop")
+    mia = peer.add_actor("mia")
+    await add_remote_follower(node, project, mia)
+    async with node.writers() as db, db.begin():
+        post = await publish_text_post(db, node.urls, project, "Opiniones")
+    shown = await _reply(node, peer, mia, post.uri, "Visible", [PUBLIC])
+    hidden = await _reply(node, peer, mia, post.uri, "Oculta", [PUBLIC])
+    async with node.writers() as db, db.begin():
+        await hide_comment(db, await db.scalar(select(Object).where(Object.uri == hidden["id"])))
+        (await db.get(Actor, project.id)).hold_replies = True
+    await _reply(node, peer, mia, post.uri, "En espera", [PUBLIC])
+    status, replies = await peer.get(None, post.uri + "/replies")
+    assert status == 200 and replies["totalItems"] == 1
+    assert replies["first"]["items"] == [shown["id"]]
+
+
+async def test_a_direct_posts_collections_are_only_for_the_servers_it_addresses(node, peer):
+    project = await node.create_actor("coop")
+    addressed = peer.add_actor("bea")
+    bea = await add_remote_follower(node, project, addressed)
+    other = await FakePeer().start()  # a follower's server, which the post does not address
+    try:
+        follower = other.add_actor("ana")
+        await add_remote_follower(node, project, follower)
+        async with node.writers() as db, db.begin():
+            post = await publish_post(db, node.urls, await db.get(Actor, project.id),
+                                      contents={"es": "Solo para bea"}, visibility="direct",
+                                      mentions=[await db.get(Actor, bea.id)])
+        for name in ("", "/replies", "/likes", "/shares"):
+            assert (await peer.get(None, post.uri + name))[0] == 404
+            assert (await other.get(follower, post.uri + name))[0] == 404
+            status, document = await peer.get(addressed, post.uri + name)
+            assert status == 200, (name, document)
+    finally:
+        await other.stop()

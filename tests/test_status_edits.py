@@ -7,24 +7,24 @@ tests are in test_status_history_e2e.py.
 from __future__ import annotations
 
 import types
-from datetime import timedelta
 
-import aiohttp
-import pytest
 from multidict import MultiDict
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from fedsph.api.text import hashtags as api_hashtags
-from fedsph.core.hashtags import hashtags
-from fedsph.models import Actor, Media, Notification, Object, StatusEdit, utcnow
+from fedsph.models import Actor, Media, Notification, Object, StatusEdit
 from fedsph.projects import commands
-from fedsph.projects.media import save_upload
 from fedsph.projects.media_prune import prune_media
-from fedsph.projects.outbox import delete_post, edit_post, editable_post_fields, publish_post
+from fedsph.projects.outbox import (
+    delete_post,
+    edit_post,
+    editable_post_fields,
+    publish_post,
+    publish_text_post,
+)
 from fedsph.web.compose import form_from_post, post_fields_from_form
 from tests.fakepeer import AS
 from tests.support.db import add_follow, add_remote_follower
-from tests.support.images import exif_jpeg
+from tests.support.edits import anonymous_status, count_edits, old_image, remote_note, send_update
 from tests.support.members import (
     api,
     browser,
@@ -37,17 +37,6 @@ from tests.support.members import (
 from tests.support.nodes import cli_node, flush
 
 PUBLIC = f"{AS}#Public"
-
-
-async def _edits(node, status_id) -> int:
-    async with node.readers() as db:
-        return await db.scalar(select(func.count(StatusEdit.id)).where(
-            StatusEdit.object_id == int(status_id)))
-
-
-async def _anonymous(node, path: str) -> int:
-    async with aiohttp.ClientSession() as http, http.get(node.base + path) as response:
-        return response.status
 
 
 async def test_source_and_history_of_a_post_edited_twice(node):
@@ -85,8 +74,8 @@ async def test_source_and_history_of_a_post_edited_twice(node):
     assert [h["created_at"] for h in history] == sorted(h["created_at"] for h in history)
     assert all(h["account"]["id"] == str(ana.id) for h in history)
     # A public post's history needs no token, as on Mastodon.
-    assert await _anonymous(node, f"/api/v1/statuses/{sid}/history") == 200
-    assert await _anonymous(node, f"/api/v1/statuses/{sid}/source") == 401
+    assert await anonymous_status(node, f"/api/v1/statuses/{sid}/history") == 200
+    assert await anonymous_status(node, f"/api/v1/statuses/{sid}/source") == 401
 
 
 async def test_another_accounts_source_and_unknown_ids_are_404_and_change_nothing(node):
@@ -95,7 +84,7 @@ async def test_another_accounts_source_and_unknown_ids_are_404_and_change_nothin
     _, posted = await api(node, token, "POST", "/api/v1/statuses", json={"status": "Mío"})
     sid = posted["id"]
     await api(node, token, "PUT", f"/api/v1/statuses/{sid}", json={"status": "Mío, editado"})
-    before = await _edits(node, sid)
+    before = await count_edits(node, sid)
     status, error = await api(node, bea_token, "GET", f"/api/v1/statuses/{sid}/source")
     assert status == 404 and error["error"] == "Record not found"
     status, _ = await api(node, bea_token, "PUT", f"/api/v1/statuses/{sid}",
@@ -103,7 +92,7 @@ async def test_another_accounts_source_and_unknown_ids_are_404_and_change_nothin
     assert status == 404
     for path in ("/api/v1/statuses/99999999/source", "/api/v1/statuses/99999999/history"):
         assert (await api(node, token, "GET", path))[0] == 404
-    assert await _edits(node, sid) == before == 1
+    assert await count_edits(node, sid) == before == 1
     _, source = await api(node, token, "GET", f"/api/v1/statuses/{sid}/source")
     assert source["text"] == "Mío, editado"
 
@@ -118,7 +107,7 @@ async def test_history_is_no_more_visible_than_its_post(node):
     await api(node, token, "PUT", f"/api/v1/statuses/{private['id']}",
               json={"status": "Solo para quien me sigue, editado"})
     path = f"/api/v1/statuses/{private['id']}/history"
-    assert await _anonymous(node, path) == 404
+    assert await anonymous_status(node, path) == 404
     assert (await api(node, bea_token, "GET", path))[0] == 404
     status, history = await api(node, eva_token, "GET", path)  # a follower sees the post
     assert status == 200 and len(history) == 2
@@ -133,41 +122,21 @@ async def test_history_is_no_more_visible_than_its_post(node):
     assert (await api(node, token, "GET", path))[0] == 200
 
 
-async def _remote_note(node, peer, author, text: str, **extra) -> dict:
-    note = {"id": peer.new_id("notes"), "type": "Note", "attributedTo": author.uri,
-            "content": f"<p>{text}</p>", "published": "2026-01-02T10:00:00Z",
-            "to": [PUBLIC], "cc": [author.document["followers"]], **extra}
-    status, body = await peer.post(author, f"{node.base}/inbox", {
-        "@context": AS, "id": peer.new_id(), "type": "Create", "actor": author.uri,
-        "object": note, "to": note["to"], "cc": note["cc"]})
-    assert status == 202, body
-    await flush(node)
-    return note
-
-
-async def _update(node, peer, sender, note: dict) -> None:
-    status, body = await peer.post(sender, f"{node.base}/inbox", {
-        "@context": AS, "id": peer.new_id(), "type": "Update", "actor": sender.uri,
-        "object": note, "to": note["to"], "cc": note["cc"]})
-    assert status == 202, body
-    await flush(node)
-
-
 async def test_a_received_update_keeps_the_version_it_replaces(node, peer):
     token, ana = await member_token(node, "ana", None)
     mia, mallory = peer.add_actor("mia"), peer.add_actor("mallory")
     follower = await add_remote_follower(node, ana, mia)  # stores mia
     await add_follow(node, ana, follower)  # ana follows mia, so her posts are kept
-    note = await _remote_note(node, peer, mia, "Reunión el lunes")
+    note = await remote_note(node, peer, mia, "Reunión el lunes")
     async with node.readers() as db:
         sid = await db.scalar(select(Object.id).where(Object.uri == note["id"]))
     # Not an edit readers see (the same text again): no version; by someone else: ignored.
-    await _update(node, peer, mia, {**note, "updated": "2026-01-02T11:00:00Z"})
-    await _update(node, peer, mallory, {**note, "attributedTo": mallory.uri,
+    await send_update(node, peer, mia, {**note, "updated": "2026-01-02T11:00:00Z"})
+    await send_update(node, peer, mallory, {**note, "attributedTo": mallory.uri,
                                         "content": "<p>Reunión cancelada</p>",
                                         "updated": "2026-01-02T11:30:00Z"})
-    assert await _edits(node, sid) == 0
-    await _update(node, peer, mia, {**note, "content": "<p>Reunión el martes</p>",
+    assert await count_edits(node, sid) == 0
+    await send_update(node, peer, mia, {**note, "content": "<p>Reunión el martes</p>",
                                     "summary": "cambio", "updated": "2026-01-02T12:00:00Z"})
     _, history = await api(node, token, "GET", f"/api/v1/statuses/{sid}/history")
     assert ["lunes" in h["content"] for h in history] == [True, False]
@@ -177,9 +146,11 @@ async def test_a_received_update_keeps_the_version_it_replaces(node, peer):
     _, status_entity = await api(node, token, "GET", f"/api/v1/statuses/{sid}")
     assert status_entity["edited_at"] == history[-1]["created_at"]
     # An older version sent again (a replay) changes nothing.
-    await _update(node, peer, mia, {**note, "content": "<p>Reunión el jueves</p>",
+    await send_update(node, peer, mia, {**note, "content": "<p>Reunión el jueves</p>",
                                     "updated": "2026-01-02T11:45:00Z"})
-    assert await _edits(node, sid) == 1
+    assert await count_edits(node, sid) == 1
+    _, status_entity = await api(node, token, "GET", f"/api/v1/statuses/{sid}")
+    assert "martes" in status_entity["content"]  # the replay did not roll the edit back
     # Another server's post has no source here.
     assert (await api(node, token, "GET", f"/api/v1/statuses/{sid}/source"))[0] == 404
 
@@ -206,7 +177,7 @@ async def test_notifications_go_with_a_deleted_post(node, peer):
 
     # A received Delete takes the notifications of the deleted post with it too.
     mia = peer.add_actor("mia")
-    note = await _remote_note(node, peer, mia, f"Hola @ana@{node.settings.domain}",
+    note = await remote_note(node, peer, mia, f"Hola @ana@{node.settings.domain}",
                               tag=[{"type": "Mention", "href": ana.uri,
                                     "name": f"@ana@{node.settings.domain}"}],
                               cc=[mia.document["followers"], ana.uri])
@@ -231,8 +202,8 @@ async def test_last_status_at_is_the_date_of_the_newest_post(node, peer):
     mia = peer.add_actor("mia")
     follower = await add_remote_follower(node, ana, mia)
     await add_follow(node, ana, follower)
-    await _remote_note(node, peer, mia, "Antiguo")
-    await _remote_note(node, peer, mia, "Del futuro", published="2999-01-01T00:00:00Z")
+    await remote_note(node, peer, mia, "Antiguo")
+    await remote_note(node, peer, mia, "Del futuro", published="2999-01-01T00:00:00Z")
     _, account = await api(node, token, "GET", f"/api/v1/accounts/{follower.id}")
     # A date in the future (another server's claim) counts as the day it arrived.
     assert account["last_status_at"] == me["last_status_at"]
@@ -274,24 +245,24 @@ async def test_the_web_form_reads_hashtags_in_the_text_as_the_client_api_does(no
     assert post_fields_from_form(form, ["es", "en"])["hashtags"] == ["Barrio"]
 
 
-@pytest.mark.parametrize("typed", ["#tag", "a#b x/#frag #123 #ok"])
-def test_hashtags_are_read_alike(typed):
-    assert hashtags(typed) == api_hashtags(typed)
-
-
-async def _old_image(node, project) -> Media:
-    """An upload old enough to be pruned once nothing uses it."""
+async def test_the_api_the_cli_and_the_web_form_tag_the_same_text_alike(node):
+    typed = "Asamblea #Vivienda a#b x/#frag #123 #ok y #vivienda"
+    token, ana = await member_token(node, "ana", None)
+    _, posted = await api(node, token, "POST", "/api/v1/statuses", json={"status": typed})
     async with node.writers() as db, db.begin():
-        media = await save_upload(db, node.settings, project, exif_jpeg(640, 480), "A roof",
-                                  "CC0", None)
-        await db.execute(update(Media).where(Media.id == media.id)
-                         .values(created_at=utcnow() - timedelta(hours=30)))
-    return media
+        author = await db.get(Actor, ana.id)
+        cli = await publish_text_post(db, node.urls, author, typed)
+        web = await publish_post(db, node.urls, author, **post_fields_from_form(
+            MultiDict({"text_es": typed, "primary": "es"}), ["es"]))
+    async with node.readers() as db:
+        tagged = [[t["name"] for t in (await db.get(Object, int(sid))).tags
+                   if t["type"] == "Hashtag"] for sid in (posted["id"], cli.id, web.id)]
+    assert tagged == [["#Vivienda", "#ok"]] * 3
 
 
 async def test_an_earlier_versions_image_is_not_pruned_until_its_post_is_deleted(node):
     project = await node.create_actor("coop")
-    first, second = [await _old_image(node, project) for _ in range(2)]
+    first, second = [await old_image(node, project) for _ in range(2)]
     async with node.writers() as db, db.begin():
         actor = await db.get(Actor, project.id)
         post = await publish_post(db, node.urls, actor, contents={"es": "Techo"},

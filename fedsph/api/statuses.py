@@ -245,12 +245,13 @@ async def edit_status(request: web.Request) -> web.Response:
         fields = await outbox.editable_post_fields(db, obj)
         old_primary = next(iter(fields["contents"]), "")
         language = params.get("language", old_primary) or ""
-        # Hashtags follow the new text; ones given apart from it (the web form's) stay.
-        fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].get(old_primary, ""),
-                                      text)
         # Translations written on the site stay; the primary text is what the app edits.
-        fields["contents"] = {language: text, **{lang: t for lang, t in fields["contents"].items()
-                                                 if lang not in (old_primary, language)}}
+        contents = {language: text, **{lang: t for lang, t in fields["contents"].items()
+                                       if lang not in (old_primary, language)}}
+        # Hashtags follow the texts; ones given apart from them (the web form's) stay.
+        fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].values(),
+                                      contents.values())
+        fields["contents"] = contents
         if "spoiler_text" in params:
             fields["summary"] = params["spoiler_text"] or None
         media = await _media(db, params, author)

@@ -34,8 +34,14 @@ def merged(*groups) -> list[str]:
     return list(found.values())
 
 
-def retagged(kept: list[str], old_text: str, new_text: str) -> list[str]:
-    """A post's hashtags after its text changed: those the old text gave are replaced by those
-    of the new text; hashtags given apart from the text (the web form's field) stay."""
-    from_old = {name.lower() for name in hashtags(old_text)}
-    return merged([h for h in kept if h.lower() not in from_old], hashtags(new_text))
+def retagged(kept: list[str], old_texts, new_texts) -> list[str]:
+    """A post's hashtags after its texts changed (every language's, old and new): a tag the old
+    texts named and the new ones do not goes; one the new texts name for the first time comes.
+    A #word the texts named before and still name is left as it was: a post written before the
+    texts' #words became tags (the web form's, until issue 13) gets none added by an edit that
+    leaves them alone. Hashtags given apart from the texts (the web form's field) stay."""
+    before = {name.lower() for text in old_texts for name in hashtags(text)}
+    after = merged(*(hashtags(text) for text in new_texts))
+    gone = before - {name.lower() for name in after}
+    return merged([h for h in kept if h.lower() not in gone],
+                  [h for h in after if h.lower() not in before])

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from urllib.parse import urldefrag
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from fedsph.core import vocab
 from fedsph.core.safe_links import first_http_url, http_url
@@ -196,6 +198,20 @@ def is_older_than_held(existing: Object, document: dict) -> bool:
     return incoming is not None and held is not None and incoming < held
 
 
+async def saw_post(db: AsyncSession, actor: Actor, published: datetime) -> None:
+    """A new post of `actor` is stored: keep its last_status_at the newest post's date. One
+    conditional UPDATE, so two transactions storing posts at once cannot put an older date back;
+    a date in the future (another server's clock or claim) counts as now."""
+    published = min(published, utcnow())
+    newer = await db.scalar(update(Actor).where(
+        Actor.id == actor.id,
+        or_(Actor.last_status_at.is_(None), Actor.last_status_at < published),
+    ).values(last_status_at=published).returning(Actor.last_status_at)
+        .execution_options(synchronize_session=False))
+    if newer is not None:
+        set_committed_value(actor, "last_status_at", newer)
+
+
 class OlderThanHeld(ValueError):
     """A version of an object older than the one we hold: it never overwrites it."""
 
@@ -226,12 +242,13 @@ async def store_object(db: AsyncSession, document: dict, actor: Actor, *,
                      published=parse_iso(document.get("published")) or utcnow(),
                      approved=not await holds_replies(db, values["in_reply_to"]))
         db.add(obj)
-        if values.get("type") != "Event":
-            actor.saw_post(obj.published)
+    new = obj.id is None
     for column, value in values.items():
         setattr(obj, column, value)
     obj.updated = parse_iso(document.get("updated"))
     await db.flush()
+    if new and obj.type != "Event":
+        await saw_post(db, actor, obj.published)
     await store_addressees(db, obj, addressees(document, actor.followers_url), silently_addressed)
     details = OBJECT_DETAILS.get(obj.type)
     if details is not None:

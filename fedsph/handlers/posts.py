@@ -34,7 +34,7 @@ from fedsph.hub.reshare import reshare_member_activity
 from fedsph.models import Actor, Object, utcnow
 from fedsph.projects.conversations import add_direct_post, before_actor_deleted
 from fedsph.projects.deleted_boosts import withdraw_boosts
-from fedsph.projects.edits import current_version, keep_version
+from fedsph.projects.edits import current_version, is_an_edit, keep_version
 from fedsph.projects.notifications import mentioned_or_replied, notify
 from fedsph.projects.tombstone import turn_into_tombstone
 
@@ -207,16 +207,23 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
     if not owner.local:
         # The personal inbox an Update came to adds nobody (as on Mastodon): else an edit would
         # widen a direct message without a notification or a conversation.
-        before, edited_at = current_version(existing), existing.updated
+        before, edited_at, readers = current_version(existing), existing.updated, existing.visibility
+        if existing.type != "Event" and not is_an_edit(existing, obj):
+            raise Ignored("Update of a post without an edit date later than the version we hold")
         try:
             await store_object(ctx.db, obj, owner)
         except OlderThanHeld:
             raise Ignored("Update older than the version we hold") from None
+        if existing.type != "Event":
+            # As on Mastodon, a post's Update never changes who may read it: the versions kept
+            # were written for its first readers (a followers-only post made public must not
+            # show them to everyone).
+            existing.visibility = readers
         existing.updated = parse_iso(obj.get("updated")) or utcnow()
         # An event's changes are its own (fedsph.events.received). A post's Update that changes
         # nothing readers see keeps its edit date, as on Mastodon (the stored document still
         # dates it, so a replay of an older one stays refused).
-        if existing.type != "Event" and not keep_version(ctx.db, existing, before):
+        if existing.type != "Event" and not await keep_version(ctx.db, existing, before):
             existing.updated = edited_at
     await reshare_member_activity(ctx, activity, actor)
     return "done"

@@ -48,7 +48,7 @@ class Actor(Base):
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     # When its newest post we hold was published: the Account entity's last_status_at without a
-    # query per account in lists (set where a post is stored, fedsph.projects.last_status).
+    # query per account in lists (set where a post is stored: fedsph.federation.remote_objects.saw_post).
     last_status_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (UniqueConstraint("username", "domain", name="uq_actors_username_domain"),)
@@ -56,13 +56,6 @@ class Actor(Base):
     @property
     def handle(self) -> str:
         return f"{self.username}@{self.domain}"
-
-    def saw_post(self, published: datetime) -> None:
-        """A new post of this actor is stored: keep last_status_at the newest one's date. A date
-        in the future (another server's clock or claim) counts as now."""
-        published = min(published, utcnow())
-        if self.last_status_at is None or published > self.last_status_at:
-            self.last_status_at = published
 
     @property
     def delivery_inbox(self) -> str | None:

@@ -18,7 +18,8 @@ class Notification(Base):
                                               index=True)
     type: Mapped[str] = mapped_column(String(32))
     from_actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
-    object_uri: Mapped[str | None] = mapped_column(String(2048))
+    # Indexed: a deleted post's notifications are deleted by it (fedsph.projects.tombstone).
+    object_uri: Mapped[str | None] = mapped_column(String(2048), index=True)
     activity_uri: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     dismissed_at: Mapped[datetime | None] = mapped_column(DateTime)

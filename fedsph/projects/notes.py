@@ -158,9 +158,19 @@ def _wire_tags(obj: Object) -> tuple[list[dict], list[str]]:
 
 
 def note_collections(uri: str) -> dict:
-    """Where a local post's replies, likes and shares are counted (fedsph.web.note_collections):
-    named by URL, as their totals change after the Note is sent."""
-    return {name: f"{uri}/{name}" for name in ("replies", "likes", "shares")}
+    """Where a local post's replies, likes and shares are counted (fedsph.web.note_collections).
+
+    `replies` is embedded with a first page, as Mastodon sends it: given only its URL, a
+    Mastodon server queues a signed GET of it for every post it receives (create.rb
+    fetch_replies, FetchRepliesWorker), while an embedded page is read as it is, and a crawler
+    still finds the replies by `next`. Likes and shares are named by URL, as their totals
+    change after the Note is sent.
+    """
+    replies = f"{uri}/replies"
+    return {"replies": {"id": replies, "type": "Collection", "first": {
+                "type": "CollectionPage", "partOf": replies, "items": [],
+                "next": f"{replies}?page=1"}},
+            "likes": f"{uri}/likes", "shares": f"{uri}/shares"}
 
 
 def build_note(obj: Object, actor: Actor) -> dict:

@@ -21,6 +21,7 @@ from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import PUBLIC, build_activity
+from fedsph.federation.remote_objects import saw_post
 from fedsph.federation.visibility import (
     DIRECT,
     VISIBLE_TO_ALL,
@@ -92,7 +93,7 @@ async def publish_post(db: AsyncSession, urls: URLs, actor: Actor, *, contents: 
     obj = Object(uri=uri, type="Note", actor_id=actor.id, local=True, url=uri,
                  published=published or utcnow(), in_reply_to=in_reply_to, **columns)
     db.add(obj)
-    actor.saw_post(obj.published)
+    await saw_post(db, actor, obj.published)
     await db.flush()
     await store_addressees(db, obj, [m.uri for m in mentions if m.id != actor.id])
     await _attach_media(db, urls, obj, media)
@@ -121,7 +122,7 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
                       media: list[Media] = (), visibility: str | None = None) -> Object:
     """Replace a post's fields and queue an Update carrying `updated`.
 
-    Every field is replaced (the edit form sends them all); visibility stays unless given.
+    Every field is replaced (the edit form sends them all); the visibility cannot change.
     """
     if obj.deleted_at is not None:
         raise UserError(N_("this update was deleted"))
@@ -129,6 +130,10 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
         raise UserError(N_("this update belongs to someone else"))
     if visibility and visibility != obj.visibility and DIRECT in (visibility, obj.visibility):
         raise UserError(N_("a direct message stays direct: who it addresses cannot change"))
+    if visibility and visibility != obj.visibility:
+        # Mastodon never changes a post's visibility on edit (other servers would keep the old
+        # one), and the versions kept (fedsph.projects.edits) were written for the first readers.
+        raise UserError(N_("who can see an update cannot change once it is published"))
     media = list(media)
     previous_stage = obj.stage_change
     columns = post_columns(urls, actor, contents, title_map, kind, stage_change, hashtags,
@@ -144,7 +149,7 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
         setattr(obj, column, value)
     await _attach_media(db, urls, obj, media)
     obj.updated = utcnow()
-    keep_version(db, obj, before)
+    await keep_version(db, obj, before, always=True)  # Mastodon records every local edit
     note = build_note(obj, actor)
     obj.document = note
     update = build_activity("Update", urls.new_activity(), actor.uri, note,
@@ -189,8 +194,9 @@ async def edit_post_text(db: AsyncSession, urls: URLs, actor: Actor, obj: Object
     """Change the primary language's text of a post, keeping everything else."""
     fields = await editable_post_fields(db, obj)
     primary = next(iter(fields["contents"]), "")
-    fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].get(primary, ""), text)
-    fields["contents"] = {**fields["contents"], primary: text}
+    contents = {**fields["contents"], primary: text}
+    fields["hashtags"] = retagged(fields["hashtags"], fields["contents"].values(), contents.values())
+    fields["contents"] = contents
     if not text.strip():
         raise UserError(N_("an update needs some text"))
     return await edit_post(db, urls, actor, obj, **fields)

@@ -212,8 +212,9 @@ async def object_view(request: web.Request) -> web.Response:
         return await pages.object_page(request, obj, actor)
     # A followers-only or direct post must never be served from a shared cache to someone else.
     document = obj.document or {}
-    if obj.type == "Note" and document:  # a post sent before its collections were named
-        document = {**note_collections(obj.uri), **document}
+    if obj.type == "Note" and document:
+        # A post sent before its collections were named, or with `replies` as a bare URL.
+        document = {**document, **note_collections(obj.uri)}
     return ap_response({"@context": NOTE_CONTEXT, **document},
                        headers={"Cache-Control": "private, no-store"} if private else None)
 

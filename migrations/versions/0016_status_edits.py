@@ -4,11 +4,13 @@
 `objects.source` the text a local post was typed as (GET /api/v1/statuses/:id/source; older
 posts have none and their text is recovered from their HTML); `actors.last_status_at` the date
 of an account's newest post (the Account entity's `last_status_at`), filled here from the posts
-already held.
+already held; `notifications.object_uri` gets an index.
 
 Revision ID: 0016_status_edits
 Revises: 0015_boost_status_ids
 """
+
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -36,12 +38,22 @@ def upgrade() -> None:
         batch.add_column(sa.Column("source", sa.Text(), nullable=True))
     with op.batch_alter_table("actors") as batch:
         batch.add_column(sa.Column("last_status_at", sa.DateTime(), nullable=True))
-    # One grouped pass over the posts held (objects.actor_id is indexed), not one per account.
-    op.execute("UPDATE actors SET last_status_at = (SELECT max(o.published) FROM objects o "
-               "WHERE o.actor_id = actors.id AND o.deleted_at IS NULL AND o.type <> 'Event')")
+    # One grouped pass over the posts held (objects.actor_id is indexed), not one per account,
+    # and only over accounts with a post (PostgreSQL would rewrite every other row to NULL). A
+    # date in the future (another server's clock or claim) counts as now, as Actor.saw_post has
+    # it: last_status_at only ever moves forward, so a date of 2999 would stay for good.
+    posts = ("FROM objects o WHERE o.actor_id = actors.id AND o.deleted_at IS NULL "
+             "AND o.type <> 'Event'")
+    op.get_bind().execute(sa.text(
+        f"UPDATE actors SET last_status_at = (SELECT CASE WHEN max(o.published) > :now THEN :now "
+        f"ELSE max(o.published) END {posts}) WHERE EXISTS (SELECT 1 {posts})").bindparams(
+        sa.bindparam("now", datetime.now(UTC).replace(tzinfo=None), type_=sa.DateTime())))
+    # A deleted post's notifications are deleted by its URI (fedsph.projects.tombstone).
+    op.create_index("ix_notifications_object_uri", "notifications", ["object_uri"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_notifications_object_uri", table_name="notifications")
     with op.batch_alter_table("actors") as batch:
         batch.drop_column("last_status_at")
     with op.batch_alter_table("objects") as batch:
