@@ -202,8 +202,9 @@ async def test_last_status_at_is_the_date_of_the_newest_post(node, peer):
     mia = peer.add_actor("mia")
     follower = await add_remote_follower(node, ana, mia)
     await add_follow(node, ana, follower)
-    await remote_note(node, peer, mia, "Antiguo")
+    # The newest first: an older post stored after it must not set the date back.
     await remote_note(node, peer, mia, "Del futuro", published="2999-01-01T00:00:00Z")
+    await remote_note(node, peer, mia, "Antiguo", published="2020-01-01T00:00:00Z")
     _, account = await api(node, token, "GET", f"/api/v1/accounts/{follower.id}")
     # A date in the future (another server's claim) counts as the day it arrived.
     assert account["last_status_at"] == me["last_status_at"]

@@ -82,6 +82,26 @@ async def test_a_received_update_cannot_open_a_followers_only_post(node, peer):
     assert status == 200 and "Secreta" in history[0]["content"]
 
 
+async def test_a_received_update_may_narrow_who_reads_a_post(node, peer):
+    """Narrowing shows nothing to anyone new, so it is taken: a public post re-addressed to
+    followers only is no longer served to strangers (Mastodon keeps it public)."""
+    _, ana = await member_token(node, "ana", None)
+    mia = peer.add_actor("mia")
+    await add_follow(node, ana, await add_remote_follower(node, ana, mia))
+    followers = mia.document["followers"]
+    note = await remote_note(node, peer, mia, "Asamblea abierta")
+    async with node.readers() as db:
+        sid = await db.scalar(select(Object.id).where(Object.uri == note["id"]))
+    assert await anonymous_status(node, f"/api/v1/statuses/{sid}") == 200
+    await send_update(node, peer, mia, {**note, "content": "<p>Asamblea de socias</p>",
+                                    "to": [followers], "cc": [],
+                                    "updated": "2026-01-02T12:00:00Z"})
+    obj = await _post(node, sid)
+    assert obj.visibility == "followers" and "socias" in obj.content
+    for path in (f"/api/v1/statuses/{sid}", f"/api/v1/statuses/{sid}/history"):
+        assert await anonymous_status(node, path) == 404
+
+
 async def test_undated_updates_sent_again_change_nothing(node, peer):
     _, ana = await member_token(node, "ana", None)
     mia = peer.add_actor("mia")

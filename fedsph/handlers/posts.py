@@ -214,10 +214,10 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
             await store_object(ctx.db, obj, owner)
         except OlderThanHeld:
             raise Ignored("Update older than the version we hold") from None
-        if existing.type != "Event":
-            # As on Mastodon, a post's Update never changes who may read it: the versions kept
+        if existing.type != "Event" and _wider(existing.visibility, readers):
+            # As on Mastodon, a post's Update never widens who may read it: the versions kept
             # were written for its first readers (a followers-only post made public must not
-            # show them to everyone).
+            # show them to everyone). Narrowing is kept: it shows nothing to anyone new.
             existing.visibility = readers
         existing.updated = parse_iso(obj.get("updated")) or utcnow()
         # An event's changes are its own (fedsph.events.received). A post's Update that changes
@@ -227,6 +227,14 @@ async def handle_update(ctx: HandlerContext, activity: dict, actor: Actor) -> st
             existing.updated = edited_at
     await reshare_member_activity(ctx, activity, actor)
     return "done"
+
+
+# From the widest audience to the narrowest; an unknown value counts as the narrowest.
+_AUDIENCE = {"public": 0, "unlisted": 1, "followers": 2, DIRECT: 3}
+
+
+def _wider(visibility: str, than: str) -> bool:
+    return _AUDIENCE.get(visibility, 3) < _AUDIENCE.get(than, 3)
 
 
 async def handle_delete(ctx: HandlerContext, activity: dict, actor: Actor) -> str:

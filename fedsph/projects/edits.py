@@ -3,10 +3,10 @@
 Mastodon shows a post's versions (GET /api/v1/statuses/:id/history): the first is the original,
 the last the current one. The current version is the Object itself, so only the versions an
 edit replaced are stored (StatusEdit), for our posts (fedsph.projects.outbox.edit_post) and
-for other servers' (an Update{Note}, fedsph.handlers.posts). As on Mastodon, only a change of
-what readers see makes a version: the text, the content warning or the attachments
-(app/services/activitypub/process_status_update_service.rb, `significant_changes?`); an Update
-that changes nothing of it (a poll count, a refetch) adds none. A deleted post's versions go
+for other servers' (an Update{Note}, fedsph.handlers.posts). As on Mastodon, every local edit
+makes a version, and a received Update only when it changes what readers see: the text, the
+content warning or the attachments (app/services/activitypub/process_status_update_service.rb,
+`significant_changes?`); one that changes nothing of it (a poll count, a refetch) adds none. A deleted post's versions go
 with it (fedsph.projects.tombstone).
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.federation.activitystreams import parse_iso
 from fedsph.models import Object, StatusEdit
 
-# Earlier versions kept per post: the original and the latest ones. Each can be as large as a
+# Earlier versions kept per post: the original and the latest 19. Each can be as large as a
 # post, and anyone whose post we hold can send Updates, so the middle ones are let go.
 MAX_KEPT_VERSIONS = 20
 
@@ -31,9 +31,10 @@ def current_version(obj: Object) -> dict:
 
 
 def _attachments_seen(attachments: list | None) -> list:
-    """What readers see of the attachments: each one's URL and its description (alt text)."""
-    return [(a.get("url"), a.get("name")) if isinstance(a, dict) else (a, None)
-            for a in attachments or []]
+    """What readers see of the attachments: each one's URL and its description (alt text).
+    The URL as Mastodon writes it (`url`), or a Link's `href` (Lemmy, PeerTube)."""
+    return [(str(a.get("url") or a.get("href")), a.get("name")) if isinstance(a, dict)
+            else (a, None) for a in attachments or []]
 
 
 def changed(before: dict, after: dict) -> bool:

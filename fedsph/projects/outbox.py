@@ -10,7 +10,7 @@ delivery rows are committed together or not at all; sending goes through fedsph.
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -148,7 +148,10 @@ async def edit_post(db: AsyncSession, urls: URLs, actor: Actor, obj: Object, *,
     for column, value in columns.items():
         setattr(obj, column, value)
     await _attach_media(db, urls, obj, media)
-    obj.updated = utcnow()
+    # Sent to the second (iso): a second edit within the same second would carry the same
+    # `updated` and every receiver would refuse it as no edit (fedsph.projects.edits.is_an_edit).
+    obj.updated = max(utcnow().replace(microsecond=0),
+                      (obj.updated or obj.published).replace(microsecond=0) + timedelta(seconds=1))
     await keep_version(db, obj, before, always=True)  # Mastodon records every local edit
     note = build_note(obj, actor)
     obj.document = note

@@ -224,7 +224,9 @@ async def featured_view(request: web.Request) -> web.Response:
     actor = await _actor_or_404(request)
     async with request.app[READERS]() as db:
         pinned = await queries.pinned_posts(db, actor)
-    items = [p.document for p in pinned if p.document]
+    # A pinned post sent before its collections were named gets them as object_view gives them.
+    items = [{**p.document, **note_collections(p.uri)} if p.type == "Note" else p.document
+             for p in pinned if p.document]
     return ap_response({"@context": NOTE_CONTEXT, "id": featured_url(actor),
                         "type": "OrderedCollection", "totalItems": len(items),
                         "orderedItems": items})
