@@ -11,7 +11,7 @@ import aiohttp
 from sqlalchemy import delete, event, func, select, update
 
 from fedsph.api import stream_hub, streaming
-from fedsph.models import Actor, Object, Reaction, StreamEvent
+from fedsph.models import Actor, Notification, Object, Reaction, StreamEvent
 from fedsph.projects.outbox import delete_post, edit_post_text, publish_post
 from fedsph.web.keys import ENGINE
 from tests.support.members import api, member_token
@@ -272,3 +272,41 @@ async def test_held_posts_flipped_stay_flipped_silently(node):
         await db.execute(update(Object).where(Object.id == held.id).values(approved=True))
     async with node.readers() as db:
         assert await db.scalar(select(func.count(StreamEvent.id))) == before
+
+
+async def test_an_event_renders_only_what_its_row_was_decided_for(node):
+    """A row's streams were chosen by its author, visibility and recipient: a post narrowed
+    since its event, a notification id or a reaction id now another's (SQLite reuses the
+    largest id after a hard delete) renders nothing (review 2, items 1 and 3)."""
+    _, ana = await member_token(node, "ana", None)
+    bea_token, bea = await member_token(node, "bea", None)
+    _, carla = await member_token(node, "carla", None)
+    await accepted_follow(node, bea, ana)
+    carla_post = await _post(node, carla, "de carla")
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as bea_ws, \
+            http.ws_connect(ws_url(node, "stream=public")) as public_ws:
+        narrowed = await _post(node, ana, "ahora solo seguidores", visibility="followers")
+        async with node.writers() as db, db.begin():
+            note = Notification(recipient_id=carla.id, type="mention", from_actor_id=ana.id)
+            like = Reaction(type="Like", actor_id=ana.id, object_uri=carla_post.uri,
+                            activity_uri=f"{ana.uri}#likes/1")
+            db.add_all([note, like])
+        async with node.writers() as db, db.begin():
+            # The rows as they were written before the change (or for the id's former row).
+            db.add_all([
+                StreamEvent(kind="update", ref_id=narrowed.id, actor_id=ana.id,
+                            visibility="public", local=True, shown=True),
+                StreamEvent(kind="notification", ref_id=note.id, actor_id=bea.id),
+                StreamEvent(kind="reblog", ref_id=like.id, actor_id=ana.id)])
+        await _post(node, ana, "marca")
+        last = has_event("update", status_with("marca"))
+        bea_got = await receive(bea_ws, last)
+        public_got = await receive(public_ws, last)
+    assert [m["event"] for m in bea_got] == ["update", "update"], bea_got
+    assert "seguidores" in bea_got[0]["payload"]  # the followers-only post itself, as itself
+    assert [m["event"] for m in public_got] == ["update"], public_got
+    async with node.readers() as db:  # nothing was changed by rendering
+        assert (await db.get(Object, narrowed.id)).visibility == "followers"
+        assert await db.scalar(select(func.count()).select_from(Notification)
+                               .where(Notification.recipient_id == bea.id)) == 0

@@ -138,7 +138,10 @@ async def _reblog_matches(db: AsyncSession, row: Row, me: Actor,
     if row.actor_id != me.id and row.actor_id not in followed:
         return None
     return await db.scalar(select(Object).join(Reaction, Reaction.object_uri == Object.uri).where(
-        Reaction.id == row.ref_id, Object.visibility.in_(VISIBLE_TO_ALL), not_withheld(),
+        # Its type and booster too: on SQLite a reaction id is reused after a delete, and
+        # another account's Like must not be rendered as this boost.
+        Reaction.id == row.ref_id, Reaction.type == "Announce", Reaction.actor_id == row.actor_id,
+        Object.visibility.in_(VISIBLE_TO_ALL), not_withheld(),
         Object.actor_id.not_in([me.id, *followed])))
 
 
@@ -175,7 +178,10 @@ async def payload(request: web.Request, db: AsyncSession, row: Row, me: Actor | 
         return str(row.ref_id)
     if row.kind == "notification":
         notification = await db.get(Notification, row.ref_id)
-        if notification is None or notification.dismissed_at is not None:
+        # The recipient too: on SQLite a notification id is reused after a hard delete, and
+        # another account's notification must not reach this one's stream.
+        if notification is None or notification.dismissed_at is not None \
+                or notification.recipient_id != row.actor_id:
             return None
         sender = await db.get(Actor, notification.from_actor_id)
         if sender is None:
@@ -184,7 +190,8 @@ async def payload(request: web.Request, db: AsyncSession, row: Row, me: Actor | 
     elif row.kind == "reblog":
         reaction = await db.get(Reaction, row.ref_id)
         booster = await db.get(Actor, row.actor_id)
-        if boosted is None or reaction is None or booster is None:
+        if boosted is None or reaction is None or booster is None \
+                or reaction.type != "Announce" or reaction.actor_id != row.actor_id:
             return None
         entity = await reblog_entity(request, db, await status_entity(request, db, boosted, me),
                                      booster, reaction)
@@ -192,5 +199,10 @@ async def payload(request: web.Request, db: AsyncSession, row: Row, me: Actor | 
         obj = await db.get(Object, row.ref_id)
         if obj is None or obj.deleted_at is not None or obj.hidden or not obj.approved:
             return None  # withheld since the event
+        # The streams were chosen by the row's author and visibility: a post narrowed since
+        # (a received Update may narrow it) or another post under a reused id (SQLite reuses
+        # the largest id after a hard delete) is not what they were chosen for.
+        if obj.actor_id != row.actor_id or obj.visibility != row.visibility:
+            return None
         entity = await status_entity(request, db, obj, me)
     return orjson.dumps(entity).decode()
