@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import delete, event, insert, inspect
+from sqlalchemy import delete, event, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -109,17 +109,21 @@ def events_of_flush(session: Session) -> list[dict]:
 
 
 def _unreblogs(session: Session, boosts: list[Reaction]) -> list[dict]:
-    """A boost taken back: a delete of its status id, with what its post was (a boost of a
-    followers-only, hidden or held post was streamed nowhere, so is its delete). The post is
-    in the session (whoever takes a boost back has loaded it); if not, it streams nowhere."""
-    posts = {obj.uri: obj for obj in session.identity_map.values() if isinstance(obj, Object)}
+    """A boost taken back: a delete of its status id, with what its post is (a boost of a
+    followers-only, hidden or held post was streamed nowhere, so is its delete). The posts are
+    read here, one query for the flush's boosts: a caller's loaded copy may be gone from the
+    identity map (it holds objects weakly), and an Undo of a Like loads no post for this."""
+    uris = {boost.object_uri for boost in boosts}
+    posts = {uri: (visibility, local, not hidden and bool(approved))
+             for uri, visibility, local, hidden, approved in session.connection().execute(
+                 select(Object.uri, Object.visibility, Object.local, Object.hidden,
+                        Object.approved).where(Object.uri.in_(uris)))}
     rows = []
     for boost in boosts:
-        post = posts.get(boost.object_uri)
-        row = _post_row("unreblog", post, old=True) if post is not None else \
-            {"visibility": None, "local": None, "shown": False, "tags": None}
-        rows.append({**row, "kind": "unreblog", "ref_id": boost.status_id,
-                     "actor_id": boost.actor_id, "tags": None, "post": None})
+        visibility, local, shown = posts.get(boost.object_uri, (None, None, False))
+        rows.append({"kind": "unreblog", "ref_id": boost.status_id, "actor_id": boost.actor_id,
+                     "visibility": visibility, "local": None if local is None else bool(local),
+                     "shown": shown, "tags": None})
     return rows
 
 
