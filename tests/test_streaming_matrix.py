@@ -8,6 +8,7 @@ import asyncio
 import json
 
 import aiohttp
+import pytest
 from sqlalchemy import delete, event, func, select, update
 
 from fedsph.api import stream_hub, streaming
@@ -139,15 +140,21 @@ async def test_a_stream_keeps_going_when_the_table_is_emptied(node, monkeypatch)
         async with node.writers() as db, db.begin():
             last = await db.scalar(select(func.max(StreamEvent.id)))
             await db.execute(delete(StreamEvent))
+        hub = node.app[streaming.HUB]
+        await asyncio.sleep(0.6)  # idle past CHECK_RESET_SECONDS: an empty table is no reset
+        assert hub.last_id == last and not hub.gaps
         await _post(node, ana, "después")
         async with node.readers() as db:
             assert await db.scalar(select(func.min(StreamEvent.id))) > last  # never reused
         await receive(ws, has_event("update", status_with("después")))
-        hub = node.app[streaming.HUB]
+        assert not hub.gaps  # no ids below were taken for late commits
+        hub.anonymous[10**9] = asyncio.get_running_loop().create_future()
         hub.last_id += 1000  # as if the table had been restored from an older copy
         await asyncio.sleep(0.6)  # noticed within CHECK_RESET_SECONDS (events before are lost)
+        assert not hub.anonymous  # renderings of ids that may come again are dropped
         await _post(node, ana, "restaurada")
         await receive(ws, has_event("update", status_with("restaurada")))
+        assert not hub.gaps
 
 
 async def test_a_gap_that_stays_empty_is_given_up(node, monkeypatch):
@@ -310,3 +317,55 @@ async def test_an_event_renders_only_what_its_row_was_decided_for(node):
         assert (await db.get(Object, narrowed.id)).visibility == "followers"
         assert await db.scalar(select(func.count()).select_from(Notification)
                                .where(Notification.recipient_id == bea.id)) == 0
+
+
+async def test_gaps_stay_bounded_and_none_open_after_a_reset(node):
+    hub = stream_hub.StreamHub(node.app[ENGINE], node.readers)
+    listener = stream_hub.Listener(None, "test")
+    hub.listeners.add(listener)
+    async with node.readers() as db:
+        first = hub.last_id = await db.scalar(select(func.max(StreamEvent.id))) or 0
+    far = asyncio.get_running_loop().time() + 600
+    hub.gaps = {-i: far for i in range(1, 501)}  # older gaps still asked for
+    hub.after_reset = True  # the ids went back: the first row read opens no gaps
+    async with node.writers() as db, db.begin():
+        db.add(StreamEvent(id=first + 5, kind="delete", ref_id=5, actor_id=1))
+    await hub._read()
+    assert hub.last_id == first + 5 and len(hub.gaps) == 500 and not hub.after_reset
+    async with node.writers() as db, db.begin():
+        db.add(StreamEvent(id=first + 5 + 2 * stream_hub.MAX_GAPS, kind="delete", ref_id=6,
+                           actor_id=1))
+    await hub._read()
+    # The newest MAX_GAPS ids below the row: never more, whatever was there before.
+    assert sorted(hub.gaps) == list(range(first + 5 + stream_hub.MAX_GAPS,
+                                          first + 5 + 2 * stream_hub.MAX_GAPS))
+    assert [listener.queue.get_nowait().ref_id for _ in range(2)] == [5, 6]
+
+
+async def test_a_failed_shared_rendering_leaves_its_waiters_to_render(node):
+    hub = stream_hub.StreamHub(node.app[ENGINE], node.readers)
+    started = asyncio.Event()
+
+    async def failing():
+        started.set()
+        await asyncio.sleep(0.05)
+        raise OSError("database gone")
+
+    async def own():
+        return "mine"
+
+    first = asyncio.create_task(hub.anonymous_payload(7, failing))
+    await started.wait()
+    hub.anonymous.clear()  # evicted (or a reset) while rendering: no KeyError below
+    later = hub.anonymous[7] = asyncio.get_running_loop().create_future()  # another one of 7
+    with pytest.raises(OSError):
+        await first
+    assert hub.anonymous.get(7) is later  # the failure removed only its own entry
+    hub.anonymous.clear()
+    started.clear()
+    first = asyncio.create_task(hub.anonymous_payload(8, failing))
+    await started.wait()
+    second = asyncio.create_task(hub.anonymous_payload(8, own))
+    with pytest.raises(OSError):
+        await first
+    assert await second == "mine" and 8 not in hub.anonymous  # rendered by itself

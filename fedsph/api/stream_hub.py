@@ -52,6 +52,7 @@ MAX_PER_ADDRESS = 32
 MAX_STREAMS_TOTAL = 1000
 RENDER_SLOTS = 4
 ANONYMOUS_CACHE = 256  # rendered payloads kept for streams without an account
+RENDER_FAILED = object()  # a shared rendering's answer to its waiters when it raised
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ class StreamHub:
         self.render = asyncio.Semaphore(RENDER_SLOTS)
         # row id -> payload rendered for nobody in particular (public and hashtag streams)
         self.anonymous: dict[int, asyncio.Future] = {}
+        self.after_reset = False  # the ids went back: the next row read opens no gaps
 
     def admits(self, token_key: str | None, address: str) -> bool:
         """Room for one more connection in this process, of this token and of this address."""
@@ -218,11 +220,15 @@ class StreamHub:
             if not await self._read() and time.monotonic() - checked > CHECK_RESET_SECONDS:
                 checked = time.monotonic()
                 newest = await self._newest()
-                if newest < self.last_id:  # the ids went back: read from there on
+                # An empty table is the hourly prune (ids go on above the last one, SQLite's
+                # AUTOINCREMENT and PostgreSQL's sequence alike), not a reset.
+                if newest and newest < self.last_id:  # the ids went back: read from there on
                     log.warning("stream events: ids went back from %s to %s",
                                 self.last_id, newest)
                     self.last_id = newest
                     self.gaps.clear()
+                    self.anonymous.clear()  # renderings keyed by ids that may come again
+                    self.after_reset = True
         # Decided with no await since the check above: a stream added from now on starts
         # a new task (add() sees task None).
         self.task = None
@@ -241,15 +247,22 @@ class StreamHub:
                        StreamEvent.actor_id, StreamEvent.visibility, StreamEvent.local,
                        StreamEvent.shown, StreamEvent.tags).where(condition)
                 .order_by(StreamEvent.id).limit(READ_BATCH))).all()
+        # After a reset the ids below the first one read are not known to be late commits.
+        skip_gaps = self.after_reset
+        self.after_reset = self.after_reset and not found
         for id_, *rest in found:
             self.gaps.pop(id_, None)
-            if id_ > self.last_id + 1 and len(self.gaps) < MAX_GAPS:
-                for missing in range(self.last_id + 1, min(id_, self.last_id + 1 + MAX_GAPS)):
+            if id_ > self.last_id + 1 and not skip_gaps:
+                for missing in range(max(self.last_id + 1, id_ - MAX_GAPS), id_):
                     self.gaps[missing] = now + GAP_SECONDS
+            skip_gaps = False
             self.last_id = max(self.last_id, id_)
             row = Row(id_, *rest)
             for listener in self.listeners:
                 listener.offer(row)
+        if len(self.gaps) > MAX_GAPS:  # the newest: the likeliest to be commits in flight
+            for missing in sorted(self.gaps)[:len(self.gaps) - MAX_GAPS]:
+                del self.gaps[missing]
         if len(found) == READ_BATCH:
             self.wake.set()  # more are waiting
         return len(found)
@@ -259,16 +272,20 @@ class StreamHub:
         them: the first asks `render()`, the others wait for its answer."""
         waiting = self.anonymous.get(row_id)
         if waiting is not None:
-            return await asyncio.shield(waiting)
+            data = await asyncio.shield(waiting)
+            if data is not RENDER_FAILED:
+                return data
+            return await render()  # the shared rendering failed: this stream's own
         if len(self.anonymous) >= ANONYMOUS_CACHE:
             for old in sorted(self.anonymous)[:ANONYMOUS_CACHE // 2]:
-                del self.anonymous[old]
+                del self.anonymous[old]  # its waiters hold their future still
         waiting = self.anonymous[row_id] = asyncio.get_running_loop().create_future()
         try:
             data = await render()
         except BaseException:
-            del self.anonymous[row_id]  # the next stream tries again
-            waiting.set_result(None)
+            if self.anonymous.get(row_id) is waiting:  # not a later rendering of the id
+                del self.anonymous[row_id]  # the next stream tries again
+            waiting.set_result(RENDER_FAILED)
             raise
         waiting.set_result(data)
         return data
