@@ -20,6 +20,7 @@ deleted with its posts) are not seen: an app finds those gone when it next reads
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import delete, event, insert, inspect, select
@@ -27,6 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from fedsph.models import Notification, Object, Reaction, StreamEvent, utcnow
+
+log = logging.getLogger("fedsph.streaming")
 
 # An event older than this is of no use to a stream (each process reads new rows as they come);
 # the worker's hourly housekeeping deletes them.
@@ -165,10 +168,20 @@ def before_commit(session: Session) -> None:
                                       for _, row in pending])
 
 
+def after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    """The events of a transaction end with it: a root committed while a savepoint was still
+    open (before_commit saw the savepoint) must not leave them to the session's next one."""
+    if transaction.parent is None:
+        left = session.info.pop(PENDING, None)
+        if left:
+            log.warning("stream events: %d left at the end of a transaction, dropped", len(left))
+
+
 def connect(session_class: type[Session] = Session) -> None:
     """Install the listeners (again is harmless); fedsph.app.connect_features calls it."""
     for name, listener in (("after_flush", after_flush), ("before_commit", before_commit),
-                           ("after_soft_rollback", after_soft_rollback)):
+                           ("after_soft_rollback", after_soft_rollback),
+                           ("after_transaction_end", after_transaction_end)):
         if not event.contains(session_class, name, listener):
             event.listen(session_class, name, listener)
 
