@@ -10,6 +10,7 @@ import json
 import aiohttp
 import pytest
 from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from fedsph.api import stream_hub, streaming
 from fedsph.models import Actor, Notification, Object, Reaction, StreamEvent
@@ -148,7 +149,7 @@ async def test_a_stream_keeps_going_when_the_table_is_emptied(node, monkeypatch)
             assert await db.scalar(select(func.min(StreamEvent.id))) > last  # never reused
         await receive(ws, has_event("update", status_with("después")))
         assert not hub.gaps  # no ids below were taken for late commits
-        hub.anonymous[10**9] = asyncio.get_running_loop().create_future()
+        hub.anonymous[(10**9, None)] = asyncio.get_running_loop().create_future()
         hub.last_id += 1000  # as if the table had been restored from an older copy
         await asyncio.sleep(0.6)  # noticed within CHECK_RESET_SECONDS (events before are lost)
         assert not hub.anonymous  # renderings of ids that may come again are dropped
@@ -354,18 +355,57 @@ async def test_a_failed_shared_rendering_leaves_its_waiters_to_render(node):
     async def own():
         return "mine"
 
-    first = asyncio.create_task(hub.anonymous_payload(7, failing))
+    first = asyncio.create_task(hub.anonymous_payload((7, None), failing))
     await started.wait()
     hub.anonymous.clear()  # evicted (or a reset) while rendering: no KeyError below
-    later = hub.anonymous[7] = asyncio.get_running_loop().create_future()  # another one of 7
+    later = hub.anonymous[(7, None)] = asyncio.get_running_loop().create_future()  # another one of 7
     with pytest.raises(OSError):
         await first
-    assert hub.anonymous.get(7) is later  # the failure removed only its own entry
+    assert hub.anonymous.get((7, None)) is later  # the failure removed only its own entry
     hub.anonymous.clear()
     started.clear()
-    first = asyncio.create_task(hub.anonymous_payload(8, failing))
+    first = asyncio.create_task(hub.anonymous_payload((8, None), failing))
     await started.wait()
-    second = asyncio.create_task(hub.anonymous_payload(8, own))
+    second = asyncio.create_task(hub.anonymous_payload((8, None), own))
     with pytest.raises(OSError):
         await first
-    assert await second == "mine" and 8 not in hub.anonymous  # rendered by itself
+    assert await second == "mine" and (8, None) not in hub.anonymous  # rendered by itself
+
+
+async def test_anonymous_renderings_are_shared_per_language(node):
+    _, ana = await member_token(node, "ana", None)
+    hub = node.app[streaming.HUB]
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(ws_url(node, "stream=public"),
+                            headers={"Accept-Language": "es"}) as es_ws, \
+            http.ws_connect(ws_url(node, "stream=public"),
+                            headers={"Accept-Language": "fr"}) as fr_ws:
+        await _post(node, ana, "en dos lenguas")
+        for ws in (es_ws, fr_ws):
+            await receive(ws, has_event("update", status_with("dos lenguas")))
+        languages = {lang for _, lang in hub.anonymous}
+    assert {"es", "fr"} <= languages, languages
+
+
+async def test_a_database_error_under_a_stream_ends_it_logged(node, monkeypatch, caplog):
+    _, ana = await member_token(node, "ana", None)
+
+    async def failing(*args, **kwargs):
+        raise OperationalError("SELECT", {}, Exception("database gone"))
+
+    monkeypatch.setattr(streaming, "matching", failing)
+    hub = node.app[streaming.HUB]
+    async with aiohttp.ClientSession() as http:
+        async with http.ws_connect(ws_url(node, "stream=public")) as ws:
+            await _post(node, ana, "falla")
+            async with asyncio.timeout(5):
+                message = await ws.receive()
+            assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        sse = await http.get(node.base + "/api/v1/streaming/public")
+        await _post(node, ana, "falla otra vez")
+        async with asyncio.timeout(5):
+            await sse.content.read()
+        sse.release()
+    assert not hub.listeners
+    ended = [r for r in caplog.records if r.getMessage().startswith("stream ended")]
+    assert len(ended) == 2 and not any(r.exc_info for r in ended)

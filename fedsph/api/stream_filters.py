@@ -149,7 +149,7 @@ async def matching(db: AsyncSession, row: Row, streams: list[Stream], me: Actor 
                    followed: frozenset[int]) -> tuple[list[Stream], Object | None]:
     """The streams of one connection that `row` goes to, and for a boost the post boosted."""
     found, boosted = [], None
-    for stream in streams:
+    for stream in list(streams):  # a subscribe or unsubscribe may change it at an await
         if stream.name in PUBLIC_STREAMS or stream.name in TAG_STREAMS:
             if public_wants(row, stream):
                 found.append(stream)

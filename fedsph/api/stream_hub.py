@@ -102,8 +102,9 @@ class StreamHub:
         self.started = False  # the task knows the newest id
         self.ready = asyncio.Event()
         self.render = asyncio.Semaphore(RENDER_SLOTS)
-        # row id -> payload rendered for nobody in particular (public and hashtag streams)
-        self.anonymous: dict[int, asyncio.Future] = {}
+        # (row id, language) -> payload rendered for nobody in particular (public and hashtag
+        # streams)
+        self.anonymous: dict[tuple[int, str | None], asyncio.Future] = {}
         self.after_reset = False  # the ids went back: the next row read opens no gaps
 
     def admits(self, token_key: str | None, address: str) -> bool:
@@ -267,24 +268,25 @@ class StreamHub:
             self.wake.set()  # more are waiting
         return len(found)
 
-    async def anonymous_payload(self, row_id: int, render) -> str | None:
+    async def anonymous_payload(self, key: tuple[int, str | None], render) -> str | None:
         """The payload of an event for streams without an account, rendered once for all of
-        them: the first asks `render()`, the others wait for its answer."""
-        waiting = self.anonymous.get(row_id)
+        them in one language (`key`: the row id and the request's language): the first asks
+        `render()`, the others wait for its answer."""
+        waiting = self.anonymous.get(key)
         if waiting is not None:
             data = await asyncio.shield(waiting)
             if data is not RENDER_FAILED:
                 return data
             return await render()  # the shared rendering failed: this stream's own
         if len(self.anonymous) >= ANONYMOUS_CACHE:
-            for old in sorted(self.anonymous)[:ANONYMOUS_CACHE // 2]:
+            for old in sorted(self.anonymous, key=lambda k: k[0])[:ANONYMOUS_CACHE // 2]:
                 del self.anonymous[old]  # its waiters hold their future still
-        waiting = self.anonymous[row_id] = asyncio.get_running_loop().create_future()
+        waiting = self.anonymous[key] = asyncio.get_running_loop().create_future()
         try:
             data = await render()
         except BaseException:
-            if self.anonymous.get(row_id) is waiting:  # not a later rendering of the id
-                del self.anonymous[row_id]  # the next stream tries again
+            if self.anonymous.get(key) is waiting:  # not a later rendering of the id
+                del self.anonymous[key]  # the next stream tries again
             waiting.set_result(RENDER_FAILED)
             raise
         waiting.set_result(data)
