@@ -424,7 +424,7 @@ async def test_a_database_error_under_a_stream_ends_it_logged(node, monkeypatch,
 async def test_favourited_is_the_streams_own_on_a_shared_public_stream(node):
     """A signed-in stream on public renders for its account (favourited: true), an anonymous
     one shares a rendering for nobody (false), whichever opened first."""
-    ana_token, ana = await member_token(node, "ana", None)
+    ana_token, _ana = await member_token(node, "ana", None)
     bea_token, _bea = await member_token(node, "bea", None)
     for round_, signed_in_first in enumerate((True, False)):
         _, posted = await api(node, ana_token, "POST", "/api/v1/statuses",
