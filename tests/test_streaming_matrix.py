@@ -13,7 +13,7 @@ from sqlalchemy import delete, event, func, select, update
 from sqlalchemy.exc import OperationalError
 
 from fedsph.api import stream_hub, streaming
-from fedsph.models import Actor, Notification, Object, Reaction, StreamEvent
+from fedsph.models import Actor, Follow, Notification, Object, Reaction, StreamEvent
 from fedsph.projects.outbox import delete_post, edit_post_text, publish_post
 from fedsph.web.keys import ENGINE
 from tests.support.members import api, member_token
@@ -448,3 +448,31 @@ async def test_favourited_is_the_streams_own_on_a_shared_public_stream(node):
                 await ws.close()
         assert got["signed_in"]["favourited"] is True, round_
         assert got["anonymous"]["favourited"] is False, round_
+
+
+async def test_one_who_just_stopped_following_gets_no_followers_only_post(node):
+    _, ana = await member_token(node, "ana", None)
+    bea_token, bea = await member_token(node, "bea", None)
+    await accepted_follow(node, bea, ana)
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as ws:
+        await _post(node, ana, "aún me sigue", visibility="followers")
+        await receive(ws, has_event("update", status_with("aún me sigue")))
+        async with node.writers() as db, db.begin():  # within the stream's followed set's age
+            await db.execute(delete(Follow).where(Follow.follower_id == bea.id))
+        await _post(node, ana, "ya no", visibility="followers")
+        await _post(node, ana, "pública", visibility="public")
+        await _post(node, bea, "marca de bea")
+        got = await receive(ws, has_event("update", status_with("marca de bea")))
+    texts = [json.loads(m["payload"])["content"] for m in got if m.get("event") == "update"]
+    assert not [t for t in texts if "ya no" in t], texts
+
+
+async def test_anonymous_streams_get_half_the_places(node, monkeypatch):
+    monkeypatch.setattr(stream_hub, "MAX_STREAMS_TOTAL", 4)
+    hub = node.app[streaming.HUB]
+    for n in range(2):
+        hub.listeners.add(stream_hub.Listener(None, f"2001:db8:{n}::1"))
+    assert not hub.admits(None, "2001:db8:9::1")  # half taken by streams without a token
+    assert hub.admits("token", "2001:db8:9::1")
+    hub.listeners.clear()

@@ -13,8 +13,9 @@ posts with its tag (the event row keeps them). A boost taken back is a `delete` 
 own status id, on the user streams its `update` went to.
 
 The public and tag streams decide by the event row alone (no query); a user stream asks the
-database only for a direct post (who it addresses) and for a boost (the post boosted), and
-knows whom its account follows from a set it reloads at each heartbeat.
+database only for a direct post (who it addresses), a followers-only one (the follow still
+there) and a boost (the post boosted), and knows whom its account follows from a set it
+reloads at each heartbeat.
 """
 
 from __future__ import annotations
@@ -127,7 +128,14 @@ async def _home_wants(db: AsyncSession, row: Row, me: Actor, followed: frozenset
         found = await db.scalar(select(Object.id).where(Object.id == row.ref_id,
                                                         home_condition(me)))
         return found is not None
-    return row.actor_id in followed
+    if row.actor_id not in followed:
+        return False
+    if row.visibility == "followers" and row.kind != "delete":
+        # The followed set may be HEARTBEAT_SECONDS old: one who just stopped following (or
+        # was removed) gets no followers-only post. One query, for such posts only.
+        return await db.scalar(_followed(me).where(Follow.followed_id == row.actor_id)
+                               .limit(1)) is not None
+    return True
 
 
 async def _reblog_matches(db: AsyncSession, row: Row, me: Actor,

@@ -14,8 +14,8 @@ id can become visible after a higher one. The rows are inserted just before the 
 again for GAP_SECONDS (a gap that stays empty was a rolled-back insert). SQLite has one writer,
 so ids become visible in order there.
 
-What one process may hold: MAX_STREAMS_TOTAL streams, MAX_PER_TOKEN per token and
-MAX_PER_ADDRESS per client address (an IPv6 /64 counts as one); at most RENDER_SLOTS streams
+What one process may hold: MAX_STREAMS_TOTAL streams (at most half of them without a token),
+MAX_PER_TOKEN per token and MAX_PER_ADDRESS per client address (an IPv6 /64 counts as one); at most RENDER_SLOTS streams
 read the database at once to render events (well below the connection pool, so API requests
 never wait for a burst of streams).
 """
@@ -112,6 +112,11 @@ class StreamHub:
         if len(self.listeners) >= MAX_STREAMS_TOTAL:
             return False
         if token_key is not None and self.per_token[token_key] >= MAX_PER_TOKEN:
+            return False
+        # Streams without a token get half the places: addresses are cheap (one /48 is 65536
+        # /64s), so they must not be able to take the places of the members' apps.
+        if token_key is None and sum(1 for listener in self.listeners
+                                     if listener.token_key is None) >= MAX_STREAMS_TOTAL // 2:
             return False
         return self.per_address[throttle_key(address)] < MAX_PER_ADDRESS
 
