@@ -116,7 +116,7 @@ class StreamHub:
         # Streams without a token get half the places: addresses are cheap (one /48 is 65536
         # /64s), so they must not be able to take the places of the members' apps.
         if token_key is None and sum(1 for listener in self.listeners
-                                     if listener.token_key is None) >= MAX_STREAMS_TOTAL // 2:
+                                     if listener.token_key is None) >= (MAX_STREAMS_TOTAL + 1) // 2:
             return False
         return self.per_address[throttle_key(address)] < MAX_PER_ADDRESS
 
