@@ -15,8 +15,9 @@ from fedsph.api import stream_hub, streaming
 from fedsph.api.instance import streaming_url
 from fedsph.api.tokens import issue_token
 from fedsph.federation.actors import resolve_actor
-from fedsph.models import OAuthApp, OAuthToken, StreamEvent, utcnow
+from fedsph.models import OAuthApp, OAuthToken, Object, Reaction, StreamEvent, utcnow
 from fedsph.projects.outbox import delete_post, edit_post_text, follow, publish_post
+from fedsph.projects.outbox_reactions import announce_object, unannounce_object
 from fedsph.web.keys import ENGINE, REMOTE
 from tests.mastodon_schema import mismatches
 from tests.support.members import api, member_token
@@ -339,3 +340,58 @@ async def test_a_user_stream_needs_a_read_scope(node):
             break
         await asyncio.sleep(0.1)
     assert not node.app[streaming.HUB].listeners
+
+
+async def test_a_received_undo_of_a_boost_streams_its_delete(two_nodes):
+    """The worker's Undo{Announce} loads no post: the event reads it (review 2, item 2)."""
+    a, b = two_nodes
+    token, rosa = await member_token(b, "rosa", None)
+    booster = await a.create_actor("obra")
+    author = await a.create_actor("vecina")
+    remote_id = await resolve_actor(b.writers, b.app[REMOTE], booster.uri)
+    async with b.writers() as db, db.begin():
+        await follow(db, b.urls, await db.get(type(rosa), rosa.id),
+                     await db.get(type(rosa), remote_id))
+    async with a.writers() as db, db.begin():
+        post = await publish_post(db, a.urls, await db.get(type(author), author.id),
+                                  contents={"": "Asamblea el jueves"})
+    await settle(a, b)
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(ws_url(b, f"stream=user&access_token={token}")) as ws:
+        async with a.writers() as db, db.begin():
+            await announce_object(db, a.urls, await db.get(type(booster), booster.id),
+                                  await db.get(type(post), post.id))
+        await settle(a, b)
+        got = await receive(ws, has_event("update"))
+        boost = json.loads(got[-1]["payload"])
+        assert "Asamblea" in boost["reblog"]["content"]
+        boost_id = boost["id"]
+        async with a.writers() as db, db.begin():
+            await unannounce_object(db, a.urls, await db.get(type(booster), booster.id),
+                                    await db.get(type(post), post.id))
+        await settle(a, b)
+        got = await receive(ws, has_event("delete"))
+    assert got[-1]["payload"] == boost_id
+    async with b.readers() as db:  # the boost is gone, its post stays
+        assert await db.scalar(select(func.count()).select_from(Reaction)) == 0
+        assert await db.scalar(select(func.count()).select_from(Object).where(
+            Object.uri == post.uri, Object.deleted_at.is_(None))) == 1
+
+
+async def test_a_deleted_posts_boosts_stream_their_deletes(node):
+    """withdraw_boosts (fedsph/projects/deleted_boosts.py) takes a followed account's boost
+    back with the post: a delete of the boost's id where the boost went."""
+    ana_token, ana = await member_token(node, "ana", None)
+    bea_token, bea = await member_token(node, "bea", None)
+    carla_token, _carla = await member_token(node, "carla", None)
+    await accepted_follow(node, bea, ana)
+    _, posted = await api(node, carla_token, "POST", "/api/v1/statuses",
+                          data={"status": "Carla cuenta algo"})
+    async with aiohttp.ClientSession() as http, \
+            http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as ws:
+        _, boost = await api(node, ana_token, "POST", f"/api/v1/statuses/{posted['id']}/reblog")
+        await receive(ws, has_event("update"))
+        status, _ = await api(node, carla_token, "DELETE", f"/api/v1/statuses/{posted['id']}")
+        assert status == 200
+        got = await receive(ws, has_event("delete"))
+    assert [m["payload"] for m in got if m["event"] == "delete"] == [boost["id"]]

@@ -15,9 +15,13 @@ import threading
 import aiohttp
 import pytest
 from mastodon import StreamListener
+from sqlalchemy import func, select
 
 from fedsph.admin.node import open_node
 from fedsph.config import load_settings
+from fedsph.models import Actor, Object, StreamEvent
+from fedsph.projects import stream_events
+from fedsph.projects.outbox import publish_post
 from tests.mastodon_client import logged_in, start_server, stop_server
 from tests.mastodon_schema import mismatches
 from tests.processes import NodeProcess, stop_process, wait_for
@@ -218,3 +222,45 @@ async def test_serve_processes_share_events_through_the_database(tmp_path, pg_da
     finally:
         stop_process(group)
     assert "Traceback" not in log.read_text()
+
+
+async def test_savepoint_events_go_with_their_savepoint_and_never_to_a_later_commit(node):
+    """Review 2, item 5: rolled back with a savepoint, kept with a released one, and a root
+    committed with a savepoint open leaves nothing for the session's next transaction."""
+    _, ana = await member_token(node, "ana", None)
+
+    async def events_of(obj) -> int:
+        async with node.readers() as db:
+            return await db.scalar(select(func.count()).select_from(StreamEvent).where(
+                StreamEvent.ref_id == obj.id, StreamEvent.kind == "update"))
+
+    async with node.writers() as db:
+        async with db.begin():
+            author = await db.get(Actor, ana.id)
+            async with db.begin_nested() as savepoint:
+                dropped = await publish_post(db, node.urls, author, contents={"": "deshecha"})
+                await db.flush()
+                dropped_uri = dropped.uri
+                await savepoint.rollback()
+            async with db.begin_nested():
+                kept = await publish_post(db, node.urls, author, contents={"": "guardada"})
+        assert await events_of(kept) == 1
+        async with node.readers() as db2:
+            # The savepoint's post is gone, and so is its event: only the kept post's is there
+            # (SQLite gives the kept post the id the dropped one had).
+            assert await db2.scalar(select(Object.id).where(Object.uri == dropped_uri)) is None
+            assert await db2.scalar(select(func.count()).select_from(StreamEvent).where(
+                StreamEvent.kind == "update", StreamEvent.actor_id == ana.id)) == 1
+        await db.begin()
+        author = await db.get(Actor, ana.id)
+        await db.begin_nested()
+        open_one = await publish_post(db, node.urls, author, contents={"": "abierta"})
+        await db.flush()
+        await db.commit()  # the root, the savepoint still open
+        written = await events_of(open_one)
+        assert written == 1  # the root commit writes the open savepoint's events
+        async with db.begin():  # the same session's next transaction
+            await publish_post(db, node.urls, await db.get(Actor, ana.id),
+                               contents={"": "siguiente"})
+        assert await events_of(open_one) == written  # not written again, nor late
+        assert not db.sync_session.info.get(stream_events.PENDING)

@@ -13,8 +13,9 @@ posts with its tag (the event row keeps them). A boost taken back is a `delete` 
 own status id, on the user streams its `update` went to.
 
 The public and tag streams decide by the event row alone (no query); a user stream asks the
-database only for a direct post (who it addresses) and for a boost (the post boosted), and
-knows whom its account follows from a set it reloads at each heartbeat.
+database only for a direct post (who it addresses), a followers-only one (the follow still
+there) and a boost (the post boosted), and knows whom its account follows from a set it
+reloads at each heartbeat.
 """
 
 from __future__ import annotations
@@ -127,7 +128,14 @@ async def _home_wants(db: AsyncSession, row: Row, me: Actor, followed: frozenset
         found = await db.scalar(select(Object.id).where(Object.id == row.ref_id,
                                                         home_condition(me)))
         return found is not None
-    return row.actor_id in followed
+    if row.actor_id not in followed:
+        return False
+    if row.visibility == "followers" and row.kind != "delete":
+        # The followed set may be HEARTBEAT_SECONDS old: one who just stopped following (or
+        # was removed) gets no followers-only post. One query, for such posts only.
+        return await db.scalar(_followed(me).where(Follow.followed_id == row.actor_id)
+                               .limit(1)) is not None
+    return True
 
 
 async def _reblog_matches(db: AsyncSession, row: Row, me: Actor,
@@ -138,7 +146,10 @@ async def _reblog_matches(db: AsyncSession, row: Row, me: Actor,
     if row.actor_id != me.id and row.actor_id not in followed:
         return None
     return await db.scalar(select(Object).join(Reaction, Reaction.object_uri == Object.uri).where(
-        Reaction.id == row.ref_id, Object.visibility.in_(VISIBLE_TO_ALL), not_withheld(),
+        # Its type and booster too: on SQLite a reaction id is reused after a delete, and
+        # another account's Like must not be rendered as this boost.
+        Reaction.id == row.ref_id, Reaction.type == "Announce", Reaction.actor_id == row.actor_id,
+        Object.visibility.in_(VISIBLE_TO_ALL), not_withheld(),
         Object.actor_id.not_in([me.id, *followed])))
 
 
@@ -146,7 +157,7 @@ async def matching(db: AsyncSession, row: Row, streams: list[Stream], me: Actor 
                    followed: frozenset[int]) -> tuple[list[Stream], Object | None]:
     """The streams of one connection that `row` goes to, and for a boost the post boosted."""
     found, boosted = [], None
-    for stream in streams:
+    for stream in list(streams):  # a subscribe or unsubscribe may change it at an await
         if stream.name in PUBLIC_STREAMS or stream.name in TAG_STREAMS:
             if public_wants(row, stream):
                 found.append(stream)
@@ -175,7 +186,10 @@ async def payload(request: web.Request, db: AsyncSession, row: Row, me: Actor | 
         return str(row.ref_id)
     if row.kind == "notification":
         notification = await db.get(Notification, row.ref_id)
-        if notification is None or notification.dismissed_at is not None:
+        # The recipient too: on SQLite a notification id is reused after a hard delete, and
+        # another account's notification must not reach this one's stream.
+        if notification is None or notification.dismissed_at is not None \
+                or notification.recipient_id != row.actor_id:
             return None
         sender = await db.get(Actor, notification.from_actor_id)
         if sender is None:
@@ -184,7 +198,8 @@ async def payload(request: web.Request, db: AsyncSession, row: Row, me: Actor | 
     elif row.kind == "reblog":
         reaction = await db.get(Reaction, row.ref_id)
         booster = await db.get(Actor, row.actor_id)
-        if boosted is None or reaction is None or booster is None:
+        if boosted is None or reaction is None or booster is None \
+                or reaction.type != "Announce" or reaction.actor_id != row.actor_id:
             return None
         entity = await reblog_entity(request, db, await status_entity(request, db, boosted, me),
                                      booster, reaction)
@@ -192,5 +207,10 @@ async def payload(request: web.Request, db: AsyncSession, row: Row, me: Actor | 
         obj = await db.get(Object, row.ref_id)
         if obj is None or obj.deleted_at is not None or obj.hidden or not obj.approved:
             return None  # withheld since the event
+        # The streams were chosen by the row's author and visibility: a post narrowed since
+        # (a received Update may narrow it) or another post under a reused id (SQLite reuses
+        # the largest id after a hard delete) is not what they were chosen for.
+        if obj.actor_id != row.actor_id or obj.visibility != row.visibility:
+            return None
         entity = await status_entity(request, db, obj, me)
     return orjson.dumps(entity).decode()

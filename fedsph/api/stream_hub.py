@@ -14,8 +14,8 @@ id can become visible after a higher one. The rows are inserted just before the 
 again for GAP_SECONDS (a gap that stays empty was a rolled-back insert). SQLite has one writer,
 so ids become visible in order there.
 
-What one process may hold: MAX_STREAMS_TOTAL streams, MAX_PER_TOKEN per token and
-MAX_PER_ADDRESS per client address (an IPv6 /64 counts as one); at most RENDER_SLOTS streams
+What one process may hold: MAX_STREAMS_TOTAL streams (at most half of them without a token),
+MAX_PER_TOKEN per token and MAX_PER_ADDRESS per client address (an IPv6 /64 counts as one); at most RENDER_SLOTS streams
 read the database at once to render events (well below the connection pool, so API requests
 never wait for a burst of streams).
 """
@@ -52,6 +52,7 @@ MAX_PER_ADDRESS = 32
 MAX_STREAMS_TOTAL = 1000
 RENDER_SLOTS = 4
 ANONYMOUS_CACHE = 256  # rendered payloads kept for streams without an account
+RENDER_FAILED = object()  # a shared rendering's answer to its waiters when it raised
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,21 @@ class StreamHub:
         self.started = False  # the task knows the newest id
         self.ready = asyncio.Event()
         self.render = asyncio.Semaphore(RENDER_SLOTS)
-        # row id -> payload rendered for nobody in particular (public and hashtag streams)
-        self.anonymous: dict[int, asyncio.Future] = {}
+        # (row id, language) -> payload rendered for nobody in particular (public and hashtag
+        # streams)
+        self.anonymous: dict[tuple[int, str | None], asyncio.Future] = {}
+        self.after_reset = False  # the ids went back: the next row read opens no gaps
 
     def admits(self, token_key: str | None, address: str) -> bool:
         """Room for one more connection in this process, of this token and of this address."""
         if len(self.listeners) >= MAX_STREAMS_TOTAL:
             return False
         if token_key is not None and self.per_token[token_key] >= MAX_PER_TOKEN:
+            return False
+        # Streams without a token get half the places: addresses are cheap (one /48 is 65536
+        # /64s), so they must not be able to take the places of the members' apps.
+        if token_key is None and sum(1 for listener in self.listeners
+                                     if listener.token_key is None) >= (MAX_STREAMS_TOTAL + 1) // 2:
             return False
         return self.per_address[throttle_key(address)] < MAX_PER_ADDRESS
 
@@ -218,11 +226,15 @@ class StreamHub:
             if not await self._read() and time.monotonic() - checked > CHECK_RESET_SECONDS:
                 checked = time.monotonic()
                 newest = await self._newest()
-                if newest < self.last_id:  # the ids went back: read from there on
+                # An empty table is the hourly prune (ids go on above the last one, SQLite's
+                # AUTOINCREMENT and PostgreSQL's sequence alike), not a reset.
+                if newest and newest < self.last_id:  # the ids went back: read from there on
                     log.warning("stream events: ids went back from %s to %s",
                                 self.last_id, newest)
                     self.last_id = newest
                     self.gaps.clear()
+                    self.anonymous.clear()  # renderings keyed by ids that may come again
+                    self.after_reset = True
         # Decided with no await since the check above: a stream added from now on starts
         # a new task (add() sees task None).
         self.task = None
@@ -241,34 +253,46 @@ class StreamHub:
                        StreamEvent.actor_id, StreamEvent.visibility, StreamEvent.local,
                        StreamEvent.shown, StreamEvent.tags).where(condition)
                 .order_by(StreamEvent.id).limit(READ_BATCH))).all()
+        # After a reset the ids below the first one read are not known to be late commits.
+        skip_gaps = self.after_reset
+        self.after_reset = self.after_reset and not found
         for id_, *rest in found:
             self.gaps.pop(id_, None)
-            if id_ > self.last_id + 1 and len(self.gaps) < MAX_GAPS:
-                for missing in range(self.last_id + 1, min(id_, self.last_id + 1 + MAX_GAPS)):
+            if id_ > self.last_id + 1 and not skip_gaps:
+                for missing in range(max(self.last_id + 1, id_ - MAX_GAPS), id_):
                     self.gaps[missing] = now + GAP_SECONDS
+            skip_gaps = False
             self.last_id = max(self.last_id, id_)
             row = Row(id_, *rest)
             for listener in self.listeners:
                 listener.offer(row)
+        if len(self.gaps) > MAX_GAPS:  # the newest: the likeliest to be commits in flight
+            for missing in sorted(self.gaps)[:len(self.gaps) - MAX_GAPS]:
+                del self.gaps[missing]
         if len(found) == READ_BATCH:
             self.wake.set()  # more are waiting
         return len(found)
 
-    async def anonymous_payload(self, row_id: int, render) -> str | None:
+    async def anonymous_payload(self, key: tuple[int, str | None], render) -> str | None:
         """The payload of an event for streams without an account, rendered once for all of
-        them: the first asks `render()`, the others wait for its answer."""
-        waiting = self.anonymous.get(row_id)
+        them in one language (`key`: the row id and the request's language): the first asks
+        `render()`, the others wait for its answer."""
+        waiting = self.anonymous.get(key)
         if waiting is not None:
-            return await asyncio.shield(waiting)
+            data = await asyncio.shield(waiting)
+            if data is not RENDER_FAILED:
+                return data
+            return await render()  # the shared rendering failed: this stream's own
         if len(self.anonymous) >= ANONYMOUS_CACHE:
-            for old in sorted(self.anonymous)[:ANONYMOUS_CACHE // 2]:
-                del self.anonymous[old]
-        waiting = self.anonymous[row_id] = asyncio.get_running_loop().create_future()
+            for old in sorted(self.anonymous, key=lambda k: k[0])[:ANONYMOUS_CACHE // 2]:
+                del self.anonymous[old]  # its waiters hold their future still
+        waiting = self.anonymous[key] = asyncio.get_running_loop().create_future()
         try:
             data = await render()
         except BaseException:
-            del self.anonymous[row_id]  # the next stream tries again
-            waiting.set_result(None)
+            if self.anonymous.get(key) is waiting:  # not a later rendering of the id
+                del self.anonymous[key]  # the next stream tries again
+            waiting.set_result(RENDER_FAILED)
             raise
         waiting.set_result(data)
         return data

@@ -25,6 +25,7 @@ import time
 
 import orjson
 from aiohttp import WSMsgType, web
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from fedsph.accounts import hash_token
@@ -39,6 +40,7 @@ from fedsph.api.stream_filters import (
 )
 from fedsph.api.stream_hub import Listener, Row, StreamHub
 from fedsph.api.tokens import Caller, bearer_token, caller_for
+from fedsph.i18n import LANG
 from fedsph.models import Actor
 from fedsph.web.client_address import client_address
 from fedsph.web.keys import ENGINE, READERS
@@ -58,6 +60,8 @@ EVENT_NAMES = {"reblog": "update", "unreblog": "delete"}
 # The app went away, stopped reading (a write that waits HEARTBEAT_SECONDS) or the database
 # pool had no connection for us: the stream ends, the app reconnects.
 GONE = (ConnectionResetError, TimeoutError, PoolTimeout)
+# The database failed under an open stream: logged once, the stream ends (the app reconnects).
+FAILED = (SQLAlchemyError, OSError)
 SSE_PATHS = {"user": "user", "user/notification": "user:notification", "public": "public",
              "public/local": "public:local", "public/remote": "public:remote",
              "hashtag": "hashtag", "hashtag/local": "hashtag:local"}
@@ -164,9 +168,10 @@ class Connection:
                 wanted, boosted = await matching(db, row, self.streams, self.me, self.followed)
                 if not wanted:
                     continue
-                if self.me is None:  # the same for every stream without an account
+                if self.me is None:  # the same for every stream without an account (and language)
                     data = await hub.anonymous_payload(
-                        row.id, lambda row=row: payload(self.request, db, row, None))
+                        (row.id, self.request.get(LANG)),
+                        lambda row=row: payload(self.request, db, row, None))
                 else:
                     data = await payload(self.request, db, row, self.me, boosted)
                 if data is not None:
@@ -216,6 +221,8 @@ async def _sse(request: web.Request, name: str | None) -> web.StreamResponse:
                 await _write(response, f"event: {event}\ndata: {data}\n\n".encode())
     except GONE:
         pass
+    except FAILED as exc:
+        log.warning("stream ended: %r", exc)
     finally:
         request.app[HUB].remove(listener)
     return response
@@ -252,15 +259,24 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 await _send(ws, {"stream": label, "event": event, "payload": data})
     except GONE:
         pass
+    except FAILED as exc:
+        log.warning("stream ended: %r", exc)
     finally:
         request.app[HUB].remove(listener)
         if reader is not None:
             reader.cancel()
+            # Its end retrieved, without awaiting it here (a cancelled handler stays cancelled).
+            reader.add_done_callback(_retrieved)
         if ws.prepared and not ws.closed:
             with contextlib.suppress(*GONE):
                 async with asyncio.timeout(GONE_CHECK_SECONDS):
                     await ws.close()
     return ws
+
+
+def _retrieved(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _write(response: web.StreamResponse, data: bytes) -> None:

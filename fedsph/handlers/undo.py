@@ -7,7 +7,7 @@ from sqlalchemy import or_, select
 from fedsph.federation.activitystreams import get_id, get_type
 from fedsph.federation.actors import get_actor_by_uri
 from fedsph.federation.incoming import HandlerContext, Ignored
-from fedsph.models import Actor, Follow, Object, Reaction
+from fedsph.models import Actor, Follow, Reaction
 
 
 async def undo_follow_or_reaction(ctx: HandlerContext, activity: dict, actor: Actor) -> str:
@@ -22,8 +22,6 @@ async def undo_follow_or_reaction(ctx: HandlerContext, activity: dict, actor: Ac
         reaction = await ctx.db.scalar(select(Reaction).where(
             Reaction.activity_uri == undone_id, Reaction.actor_id == actor.id))
         if reaction is not None:
-            # Its post in the session: the delete streams only where the boost went.
-            await ctx.db.scalar(select(Object).where(Object.uri == reaction.object_uri))
             await ctx.db.delete(reaction)
             return "done"
     if undone_type in (None, "Follow"):

@@ -20,13 +20,16 @@ deleted with its posts) are not seen: an app finds those gone when it next reads
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
-from sqlalchemy import delete, event, insert, inspect
+from sqlalchemy import delete, event, insert, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from fedsph.models import Notification, Object, Reaction, StreamEvent, utcnow
+
+log = logging.getLogger("fedsph.streaming")
 
 # An event older than this is of no use to a stream (each process reads new rows as they come);
 # the worker's hourly housekeeping deletes them.
@@ -109,17 +112,21 @@ def events_of_flush(session: Session) -> list[dict]:
 
 
 def _unreblogs(session: Session, boosts: list[Reaction]) -> list[dict]:
-    """A boost taken back: a delete of its status id, with what its post was (a boost of a
-    followers-only, hidden or held post was streamed nowhere, so is its delete). The post is
-    in the session (whoever takes a boost back has loaded it); if not, it streams nowhere."""
-    posts = {obj.uri: obj for obj in session.identity_map.values() if isinstance(obj, Object)}
+    """A boost taken back: a delete of its status id, with what its post is (a boost of a
+    followers-only, hidden or held post was streamed nowhere, so is its delete). The posts are
+    read here, one query for the flush's boosts: a caller's loaded copy may be gone from the
+    identity map (it holds objects weakly), and an Undo of a Like loads no post for this."""
+    uris = {boost.object_uri for boost in boosts}
+    posts = {uri: (visibility, local, not hidden and bool(approved))
+             for uri, visibility, local, hidden, approved in session.connection().execute(
+                 select(Object.uri, Object.visibility, Object.local, Object.hidden,
+                        Object.approved).where(Object.uri.in_(uris)))}
     rows = []
     for boost in boosts:
-        post = posts.get(boost.object_uri)
-        row = _post_row("unreblog", post, old=True) if post is not None else \
-            {"visibility": None, "local": None, "shown": False, "tags": None}
-        rows.append({**row, "kind": "unreblog", "ref_id": boost.status_id,
-                     "actor_id": boost.actor_id, "tags": None, "post": None})
+        visibility, local, shown = posts.get(boost.object_uri, (None, None, False))
+        rows.append({"kind": "unreblog", "ref_id": boost.status_id, "actor_id": boost.actor_id,
+                     "visibility": visibility, "local": None if local is None else bool(local),
+                     "shown": shown, "tags": None})
     return rows
 
 
@@ -161,10 +168,20 @@ def before_commit(session: Session) -> None:
                                       for _, row in pending])
 
 
+def after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    """The events of a transaction end with it: a root committed while a savepoint was still
+    open (before_commit saw the savepoint) must not leave them to the session's next one."""
+    if transaction.parent is None:
+        left = session.info.pop(PENDING, None)
+        if left:
+            log.warning("stream events: %d left at the end of a transaction, dropped", len(left))
+
+
 def connect(session_class: type[Session] = Session) -> None:
     """Install the listeners (again is harmless); fedsph.app.connect_features calls it."""
     for name, listener in (("after_flush", after_flush), ("before_commit", before_commit),
-                           ("after_soft_rollback", after_soft_rollback)):
+                           ("after_soft_rollback", after_soft_rollback),
+                           ("after_transaction_end", after_transaction_end)):
         if not event.contains(session_class, name, listener):
             event.listen(session_class, name, listener)
 
