@@ -473,6 +473,8 @@ async def test_anonymous_streams_get_half_the_places(node, monkeypatch):
     hub = node.app[streaming.HUB]
     for n in range(2):
         hub.listeners.add(stream_hub.Listener(None, f"2001:db8:{n}::1"))
-    assert not hub.admits(None, "2001:db8:9::1")  # half taken by streams without a token
-    assert hub.admits("token", "2001:db8:9::1")
+    assert not hub.admits(None, "2001:db8:9::1")  # half taken by streams of nobody's account
+    # An app's own token (anyone can register an app) is nobody's account either.
+    assert not hub.admits("app token", "2001:db8:9::1", None)
+    assert hub.admits("member token", "2001:db8:9::1", 7)
     hub.listeners.clear()

@@ -107,16 +107,17 @@ class StreamHub:
         self.anonymous: dict[tuple[int, str | None], asyncio.Future] = {}
         self.after_reset = False  # the ids went back: the next row read opens no gaps
 
-    def admits(self, token_key: str | None, address: str) -> bool:
+    def admits(self, token_key: str | None, address: str, account_id: int | None = None) -> bool:
         """Room for one more connection in this process, of this token and of this address."""
         if len(self.listeners) >= MAX_STREAMS_TOTAL:
             return False
         if token_key is not None and self.per_token[token_key] >= MAX_PER_TOKEN:
             return False
-        # Streams without a token get half the places: addresses are cheap (one /48 is 65536
-        # /64s), so they must not be able to take the places of the members' apps.
-        if token_key is None and sum(1 for listener in self.listeners
-                                     if listener.token_key is None) >= (MAX_STREAMS_TOTAL + 1) // 2:
+        # Streams of nobody's account (no token, or an app's own token, which anyone can get
+        # from POST /api/v1/apps) get half the places: addresses and apps are cheap (one /48 is
+        # 65536 /64s), so they must not be able to take the places of the members' apps.
+        if account_id is None and sum(1 for listener in self.listeners
+                                      if listener.account_id is None) >= (MAX_STREAMS_TOTAL + 1) // 2:
             return False
         return self.per_address[throttle_key(address)] < MAX_PER_ADDRESS
 

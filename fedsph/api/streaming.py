@@ -59,7 +59,7 @@ BATCH = 50
 EVENT_NAMES = {"reblog": "update", "unreblog": "delete"}
 # The app went away, stopped reading (a write that waits HEARTBEAT_SECONDS) or the database
 # pool had no connection for us: the stream ends, the app reconnects.
-GONE = (ConnectionResetError, TimeoutError, PoolTimeout)
+GONE = (ConnectionError, TimeoutError, PoolTimeout)
 # The database failed under an open stream: logged once, the stream ends (the app reconnects).
 FAILED = (SQLAlchemyError, OSError)
 SSE_PATHS = {"user": "user", "user/notification": "user:notification", "public": "public",
@@ -108,9 +108,9 @@ def _listener(request: web.Request, token: str | None, caller: Caller | None) ->
     the try whose finally removes it, so a cancelled handler never keeps its place."""
     hub = request.app[HUB]
     key = hash_token(token) if token else None
-    if hub.closing or not hub.admits(key, _address(request)):
-        raise ApiError(429, "Too many streams open")
     account = caller.actor.id if caller and caller.actor else None
+    if hub.closing or not hub.admits(key, _address(request), account):
+        raise ApiError(429, "Too many streams open")
     return Listener(key, _address(request), account)
 
 
@@ -170,7 +170,7 @@ class Connection:
                     continue
                 if self.me is None:  # the same for every stream without an account (and language)
                     data = await hub.anonymous_payload(
-                        (row.id, self.request.get(LANG)),
+                        (row.id, self.request.get(LANG, "en")),
                         lambda row=row: payload(self.request, db, row, None))
                 else:
                     data = await payload(self.request, db, row, self.me, boosted)
@@ -275,8 +275,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 def _retrieved(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()
+    """The client reader's end: the app leaving is expected, anything else is logged."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, GONE):
+        log.warning("stream reader ended: %r", exc)
 
 
 async def _write(response: web.StreamResponse, data: bytes) -> None:
