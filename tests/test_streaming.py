@@ -22,7 +22,14 @@ from fedsph.web.keys import ENGINE, REMOTE
 from tests.mastodon_schema import mismatches
 from tests.support.members import api, member_token
 from tests.support.nodes import make_settings, settle, start_node
-from tests.support.streams import accepted_follow, has_event, receive, status_with, ws_url
+from tests.support.streams import (
+    accepted_follow,
+    boost_scene,
+    has_event,
+    receive,
+    status_with,
+    ws_url,
+)
 
 
 async def test_health_and_instance_url(node):
@@ -247,20 +254,16 @@ async def test_a_received_post_edit_and_delete_reach_a_local_followers_stream(tw
 
 
 async def test_a_boost_by_a_followed_account_is_an_update_with_reblog(node):
-    ana_token, ana = await member_token(node, "ana", None)
-    bea_token, bea = await member_token(node, "bea", None)
-    carla_token, _carla = await member_token(node, "carla", None)
-    await accepted_follow(node, bea, ana)
-    _, posted = await api(node, carla_token, "POST", "/api/v1/statuses",
-                          data={"status": "Carla cuenta algo"})
+    ana_token, bea_token, _, posted = await boost_scene(node)
     async with aiohttp.ClientSession() as http, \
             http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as ws:
-        status, _ = await api(node, ana_token, "POST",
-                              f"/api/v1/statuses/{posted['id']}/reblog")
+        status, wrapper = await api(node, ana_token, "POST",
+                                    f"/api/v1/statuses/{posted['id']}/reblog")
         assert status == 200
         got = await receive(ws, has_event("update"))
     boost = json.loads(got[-1]["payload"])
-    assert boost["reblog"]["id"] == posted["id"] and boost["account"]["id"] == str(ana.id)
+    assert boost["reblog"]["id"] == posted["id"] and boost["account"] == wrapper["account"]
+    assert boost["id"] == wrapper["id"] != posted["id"]
     assert mismatches(boost, "Status") == []
 
 
@@ -381,12 +384,7 @@ async def test_a_received_undo_of_a_boost_streams_its_delete(two_nodes):
 async def test_a_deleted_posts_boosts_stream_their_deletes(node):
     """withdraw_boosts (fedsph/projects/deleted_boosts.py) takes a followed account's boost
     back with the post: a delete of the boost's id where the boost went."""
-    ana_token, ana = await member_token(node, "ana", None)
-    bea_token, bea = await member_token(node, "bea", None)
-    carla_token, _carla = await member_token(node, "carla", None)
-    await accepted_follow(node, bea, ana)
-    _, posted = await api(node, carla_token, "POST", "/api/v1/statuses",
-                          data={"status": "Carla cuenta algo"})
+    ana_token, bea_token, carla_token, posted = await boost_scene(node)
     async with aiohttp.ClientSession() as http, \
             http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as ws:
         _, boost = await api(node, ana_token, "POST", f"/api/v1/statuses/{posted['id']}/reblog")

@@ -18,7 +18,14 @@ from fedsph.projects.outbox import delete_post, edit_post_text, publish_post
 from fedsph.web.keys import ENGINE
 from tests.support.members import api, member_token
 from tests.support.nodes import settle, statements
-from tests.support.streams import accepted_follow, has_event, receive, status_with, ws_url
+from tests.support.streams import (
+    accepted_follow,
+    boost_scene,
+    has_event,
+    receive,
+    status_with,
+    ws_url,
+)
 
 
 async def _post(node, author: Actor, text: str, **fields) -> Object:
@@ -119,12 +126,7 @@ async def test_streams_get_nothing_they_may_not_see(node):
 
 
 async def test_a_boost_taken_back_is_a_delete_of_the_boost_id(node):
-    ana_token, ana = await member_token(node, "ana", None)
-    bea_token, bea = await member_token(node, "bea", None)
-    carla_token, _carla = await member_token(node, "carla", None)
-    await accepted_follow(node, bea, ana)
-    _, posted = await api(node, carla_token, "POST", "/api/v1/statuses",
-                          data={"status": "Carla cuenta algo"})
+    ana_token, bea_token, _, posted = await boost_scene(node)
     async with aiohttp.ClientSession() as http, \
             http.ws_connect(ws_url(node, f"stream=user&access_token={bea_token}")) as ws:
         status, boost = await api(node, ana_token, "POST",

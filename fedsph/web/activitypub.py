@@ -51,7 +51,7 @@ from fedsph.web.keys import (
 )
 from fedsph.web.params import page_number
 from fedsph.web.render import ap_response, wants_html
-from fedsph.web.signed_fetch import may_fetch
+from fedsph.web.signed_fetch import fetchable_local_object
 
 inbox_log = logging.getLogger("fedsph.inbox")
 
@@ -195,15 +195,8 @@ async def following_view(request: web.Request) -> web.Response:
 
 
 async def object_view(request: web.Request) -> web.Response:
-    uri = request.app[URLS].object(request.match_info["object_id"])
-    async with request.app[READERS]() as db:
-        obj = await db.scalar(select(Object).where(Object.uri == uri, Object.local.is_(True)))
-        if obj is None:
-            raise NotFound("no such object here")
-        actor = await db.get(Actor, obj.actor_id)
+    obj, actor = await fetchable_local_object(request)
     private = obj.visibility not in VISIBLE_TO_ALL
-    if not await may_fetch(request, obj, actor):
-        raise NotFound("no such object here")  # as for anything that is not there
     if obj.deleted_at is not None:
         if wants_html(request):
             raise Gone("this update was deleted")

@@ -16,15 +16,15 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from fedsph.core.urls import OBJECT
-from fedsph.errors import Gone, NotFound
+from fedsph.errors import Gone
 from fedsph.federation.activitystreams import AS_CONTEXT
 from fedsph.federation.visibility import VISIBLE_TO_ALL
-from fedsph.models import Actor, Object, Reaction
+from fedsph.models import Object, Reaction
 from fedsph.projects.queries import shown_to_visitors
-from fedsph.web.keys import READERS, URLS
+from fedsph.web.keys import READERS
 from fedsph.web.params import page_number
 from fedsph.web.render import ap_response
-from fedsph.web.signed_fetch import may_fetch
+from fedsph.web.signed_fetch import fetchable_local_object
 
 REPLIES_PAGE = 20
 _REACTIONS = {"likes": "Like", "shares": "Announce"}
@@ -32,14 +32,7 @@ _REACTIONS = {"likes": "Like", "shares": "Announce"}
 
 async def _post(request: web.Request) -> Object:
     """The local post the collection belongs to, if this request may see it."""
-    uri = request.app[URLS].object(request.match_info["object_id"])
-    async with request.app[READERS]() as db:
-        obj = await db.scalar(select(Object).where(Object.uri == uri, Object.local.is_(True)))
-        if obj is None:
-            raise NotFound("no such object here")
-        author = await db.get(Actor, obj.actor_id)
-    if not await may_fetch(request, obj, author):
-        raise NotFound("no such object here")  # as for anything that is not there
+    obj, _ = await fetchable_local_object(request)
     if obj.deleted_at is not None:
         raise Gone("this update was deleted")
     return obj

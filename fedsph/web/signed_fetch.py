@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.logtext import printable
-from fedsph.errors import BadRequest, Unauthorized
+from fedsph.errors import BadRequest, NotFound, Unauthorized
 from fedsph.federation import blocks
 from fedsph.federation.inbox import SignedRequest, signature_params, verified_signer
 from fedsph.federation.visibility import DIRECT, VISIBLE_TO_ALL, domain_addressed
 from fedsph.models import Actor, Follow, Object
 from fedsph.web.client_address import client_address
-from fedsph.web.keys import READERS, REMOTE, SETTINGS, WRITERS
+from fedsph.web.keys import READERS, REMOTE, SETTINGS, URLS, WRITERS
 from fedsph.web.render import wants_html
 
 log = logging.getLogger("fedsph.signed_fetch")
@@ -79,3 +79,18 @@ async def may_fetch(request: web.Request, obj: Object, author: Actor) -> bool:
                     request.rel_url.raw_path, domain, obj.visibility, author.uri,
                     client_address(request))
     return allowed
+
+
+async def fetchable_local_object(request: web.Request) -> tuple[Object, Actor]:
+    """The local object named by the path's `object_id` and its author, if this request may
+    have it (may_fetch); 404 otherwise, as for anything that is not there. A deleted one is
+    returned: each caller answers for it (a tombstone, or 410)."""
+    uri = request.app[URLS].object(request.match_info["object_id"])
+    async with request.app[READERS]() as db:
+        obj = await db.scalar(select(Object).where(Object.uri == uri, Object.local.is_(True)))
+        if obj is None:
+            raise NotFound("no such object here")
+        author = await db.get(Actor, obj.actor_id)
+    if not await may_fetch(request, obj, author):
+        raise NotFound("no such object here")
+    return obj, author
