@@ -11,7 +11,20 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# Running from the repository (an editable install, or `python -m fedsph` there) rather than from
+# site-packages, where a stray top-level templates/ of another package must not be taken for ours.
+IN_CHECKOUT = (PROJECT_ROOT / "setup.py").is_file() and (PROJECT_ROOT / "pyproject.toml").is_file()
+
+
+def package_data_dir(name: str) -> Path:
+    """Where templates/ or migrations/ is: the checkout's top-level folder when running from the
+    repository (an editable install), else inside the package (a wheel or `pip install .`:
+    setup.py copies them there). Never the working directory: a node runs from anywhere.
+    ARCHITECTURE.md, "Package data"."""
+    return (PROJECT_ROOT if IN_CHECKOUT else PACKAGE_DIR) / name
+
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -51,7 +64,7 @@ class Settings:
     block_refresh_seconds: float = 5.0
     http_timeout: float = 15.0
     retry_base_seconds: float = 30.0
-    templates_dir: Path = field(default=PROJECT_ROOT / "templates")
+    templates_dir: Path = field(default=package_data_dir("templates"))
     hub: bool = False  # hub mode (fedsph/hub): `serve` and `bootstrap` make sure a hub exists
     hub_name: str = "Hub"
     token_lifetime_days: int = 90  # client API access tokens expire; apps then log in again

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from fedsph.config import PROJECT_ROOT, Settings
+from fedsph.config import Settings, package_data_dir
 from fedsph.core.files import private_dir, protect_database
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+MIGRATIONS_DIR = package_data_dir("migrations")
 
 
 class NotMigrated(RuntimeError):
