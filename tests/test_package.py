@@ -60,9 +60,9 @@ def site_packages(venv: Path) -> Path:
     return next((venv / "lib").glob("python3*/site-packages"))
 
 
-def timed_install(venv: Path, target, cwd: Path) -> float:
+def timed_install(venv: Path, target, cwd: Path, lock: Path | str = LOCK) -> float:
     started = time.monotonic()
-    run([venv / "bin" / "pip", "install", "-q", "-c", LOCK, target], cwd=cwd, env=outside_env(venv))
+    run([venv / "bin" / "pip", "install", "-q", "-c", lock, target], cwd=cwd, env=outside_env(venv))
     seconds = time.monotonic() - started
     print(f"\npip install -c requirements.lock {target} (from {cwd}): {seconds:.1f} s")
     return seconds
@@ -151,6 +151,10 @@ def test_a_wheel_in_a_fresh_environment_migrates_serves_and_speaks_spanish(tmp_p
     shutil.rmtree(installed / "templates")
     refused = run([fedsph, "queue"], cwd=elsewhere, env=env, timeout=60, check=False)
     assert refused.returncode == 1 and "no templates in " in refused.stderr, refused.stderr
+    # The fix the message and the README give.
+    run([pip, "install", "-q", "--force-reinstall", "--no-deps", wheel], cwd=tmp_path,
+        env=outside_env(venv))
+    assert run([fedsph, "queue"], cwd=elsewhere, env=env, timeout=60).returncode == 0
 
 
 @pytest.mark.e2e
@@ -160,7 +164,7 @@ def test_the_checkout_installs_completely_and_an_editable_install_compiles_its_c
     their .po files and runs from the checkout's templates/ and migrations/."""
     checkout = copy_build_sources(tmp_path / "checkout")
     venv = new_venv(tmp_path / "fedsph-env", tmp_path)
-    timed_install(venv, ".", checkout)
+    timed_install(venv, ".", checkout, lock="requirements.lock")
     installed = site_packages(venv) / "fedsph"
     for lang in ("es", "fr", "pt"):
         assert (installed / "locale" / lang / "LC_MESSAGES" / "messages.mo").is_file()
@@ -173,8 +177,13 @@ def test_the_checkout_installs_completely_and_an_editable_install_compiles_its_c
     assert run(show, cwd=elsewhere, env=outside_env(venv)).stdout.split() == [
         str(installed / "templates"), str(installed / "migrations")]
     assert not list(checkout.glob("fedsph/locale/*/LC_MESSAGES/*.mo"))  # built outside the checkout
+    # The README's repair, from the checkout.
+    (installed / "locale" / "es" / "LC_MESSAGES" / "messages.mo").unlink()
+    run([venv / "bin" / "pip", "install", "-q", "--force-reinstall", "--no-deps", "."],
+        cwd=checkout, env=outside_env(venv))
+    assert (installed / "locale" / "es" / "LC_MESSAGES" / "messages.mo").is_file()
 
-    run([venv / "bin" / "pip", "install", "-q", "--no-deps", "-e", "."], cwd=checkout,
+    run([venv / "bin" / "pip", "install", "-q", "-c", LOCK, "-e", "."], cwd=checkout,
         env=outside_env(venv))
     for lang in ("es", "fr", "pt"):
         assert (checkout / "fedsph" / "locale" / lang / "LC_MESSAGES" / "messages.mo").is_file()
@@ -202,6 +211,8 @@ def test_a_missing_catalog_stops_serve_with_one_line_and_the_fix(tmp_path, monke
     assert not data_dir.exists()
     assert cli.main(["migrate"]) == 0
     assert "database is up to date" in capsys.readouterr().out
+    cli.main(["backup", str(tmp_path / "backup.tar.gz")])  # SQLite only, for now
+    assert "incomplete" not in capsys.readouterr().err
 
 
 def test_missing_templates_stop_every_command_that_renders(tmp_path, monkeypatch, capsys):

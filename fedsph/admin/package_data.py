@@ -39,7 +39,7 @@ def missing(settings: Settings, rendering: bool = True) -> list[str]:
 def how_to_fix() -> str:
     if IN_CHECKOUT:
         return "in the checkout, run `make catalogs` (or `pip install -e .` again)"
-    return "reinstall fedsph (`pip install --force-reinstall` of the wheel or of the checkout)"
+    return "reinstall fedsph (`pip install --force-reinstall --no-deps` of its wheel or checkout)"
 
 
 def require(settings: Settings, rendering: bool = True) -> None:
