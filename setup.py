@@ -55,16 +55,18 @@ def compile_catalogs(target_root: Path) -> list[Path]:
 
 class BuildWithPackageData(build_py):
     def run(self) -> None:
-        super().run()
         if self.editable_mode:  # the checkout is the package: only the .mo are missing there
+            super().run()
             compile_catalogs(ROOT)
             return
         build_lib = Path(self.build_lib)
+        # pip builds in the checkout's build/, and a wheel takes all of build/lib: a module or
+        # template deleted from the repository would otherwise still ship.
+        shutil.rmtree(build_lib / "fedsph", ignore_errors=True)
+        super().run()
         compile_catalogs(build_lib)
         for source, target in MAPPED.items():
-            destination = build_lib / target
-            shutil.rmtree(destination, ignore_errors=True)  # a file removed from the repo goes
-            shutil.copytree(ROOT / source, destination, ignore=SKIPPED)
+            shutil.copytree(ROOT / source, build_lib / target, ignore=SKIPPED)
 
 
 setup(cmdclass={"build_py": BuildWithPackageData})

@@ -105,8 +105,13 @@ def test_a_wheel_in_a_fresh_environment_migrates_serves_and_speaks_spanish(tmp_p
     venv = new_venv(tmp_path / "fedsph-env", tmp_path)
     pip = venv / "bin" / "pip"
     dist = tmp_path / "dist"
+    # pip builds in the checkout's build/: what an earlier build left there must not ship.
+    stale = ROOT / "build" / "lib" / "fedsph" / "removed_module.py"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("")
     run([pip, "wheel", "--no-deps", "-w", dist, "."], cwd=ROOT, env=outside_env(venv))
     wheel = next(dist.glob("fedsph-*.whl"))
+    assert not stale.exists()
     timed_install(venv, wheel, tmp_path)
     installed = site_packages(venv) / "fedsph"
     for data in ("templates/base.html", "migrations/env.py", "migrations/versions/0001_initial_schema.py",
