@@ -9,7 +9,10 @@ COPY templates ./templates
 COPY migrations ./migrations
 # Versions come from the lock, as for `make run` and `make test`. A regular install, not an
 # editable one: the sources are not needed afterwards.
-RUN pip install --no-cache-dir -c requirements.lock . && cd / && rm -rf /src
+# /etc/fedsph-image tells `fedsph` it runs in this image: an incomplete install is fixed by
+# rebuilding it (fedsph/admin/package_data.py).
+RUN pip install --no-cache-dir -c requirements.lock . && cd / && rm -rf /src \
+    && echo "fedsph's Docker image (Dockerfile)" > /etc/fedsph-image
 WORKDIR /data
 ENV FEDSPH_DATA_DIR=/data FEDSPH_HOST=0.0.0.0 FEDSPH_PORT=8080
 VOLUME /data

@@ -26,7 +26,15 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 # Repository folder -> the package folder it becomes in a wheel.
 MAPPED = {"templates": "fedsph/templates", "migrations": "fedsph/migrations"}
-SKIPPED = shutil.ignore_patterns("__pycache__", "*.pyc")
+# Caches, editors' backups and hidden files of a used checkout are not package data.
+SKIPPED_NAMES = shutil.ignore_patterns("__pycache__", "*.py[co]", ".*", "*~", "*.swp", "*.bak")
+
+
+def skipped(folder: str, names: list[str]) -> set[str]:
+    """copytree's ignore: the names above, and symbolic links (a link in templates/ could point
+    anywhere on the building machine; what ships is what the repository holds)."""
+    links = {name for name in names if Path(folder, name).is_symlink()}
+    return set(SKIPPED_NAMES(folder, names)) | links
 
 
 def compile_catalogs(target_root: Path) -> list[Path]:
@@ -66,7 +74,7 @@ class BuildWithPackageData(build_py):
         super().run()
         compile_catalogs(build_lib)
         for source, target in MAPPED.items():
-            shutil.copytree(ROOT / source, build_lib / target, ignore=SKIPPED)
+            shutil.copytree(ROOT / source, build_lib / target, ignore=skipped)
 
 
 setup(cmdclass={"build_py": BuildWithPackageData})
