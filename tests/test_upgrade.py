@@ -35,7 +35,6 @@ from tests.support import testdb
 from tests.support.old_schema import (
     MEDIA_FILE,
     NOTE_ID,
-    REMOTE,
     SESSION,
     TOKEN,
     representative_rows,
