@@ -44,9 +44,9 @@ def _wipe(node: NodeProcess) -> None:
 
 
 def test_a_postgresql_backup_comes_back_into_an_emptied_database_and_is_served(tmp_path):
-    # The commands as README's "Back up and restore" section gives them.
+    # The commands as README's "Backups" and "Upgrading" sections give them.
     node = _node_with_data(tmp_path / "node")
-    archive = tmp_path / "fedsph-backup.tar.gz"
+    archive = tmp_path / "fedsph-before-upgrade.tar.gz"
     out = node.cli("backup", str(archive)).stdout
     assert "1 media file" in out and archive.stat().st_mode & 0o077 == 0
     with tarfile.open(archive) as opened:
