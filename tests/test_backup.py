@@ -4,14 +4,16 @@ back on another machine (here: another data directory) with nothing lost."""
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 
 import pytest
 
 from fedsph.cli import main
+from fedsph.db import head_revision
 from tests.support.nodes import use_data_dir
 
-# Backups copy the SQLite file (a PostgreSQL node is backed up with pg_dump, as README says).
+# Backups of SQLite nodes (PostgreSQL's: tests/test_backup_pg.py).
 pytestmark = pytest.mark.sqlite
 
 
@@ -44,6 +46,9 @@ def test_a_backup_restores_projects_updates_keys_and_photos(fedsph, tmp_path):
     assert code == 0 and "1 media file" in out, out
     code, out = fedsph(old, "backup", str(archive))
     assert code == 1 and "exists already" in out  # never overwritten
+    with tarfile.open(archive) as opened:
+        manifest = json.loads(opened.extractfile("fedsph-backup.json").read())
+    assert manifest["engine"] == "sqlite" and manifest["revision"] == head_revision()
 
     code, out = fedsph(new, "restore", str(archive))
     assert code == 0 and "warning" not in out, out
@@ -96,6 +101,7 @@ def test_backup_and_restore_explain_what_they_cannot_do(fedsph, tmp_path, monkey
     monkeypatch.setenv("FEDSPH_DATABASE_URL", "postgresql+asyncpg://u@127.0.0.1/db")
     code, out = fedsph(tmp_path / "empty", "backup", str(tmp_path / "b.tar.gz"))
     assert code == 1 and "cannot reach the database" in out
+    assert not list(tmp_path.glob("b.tar.gz*"))
 
 
 def test_a_restore_from_another_address_warns(fedsph, tmp_path, monkeypatch):
@@ -119,3 +125,14 @@ def test_restore_puts_the_database_where_the_node_is_configured_to_find_it(fedsp
     assert code == 0, out
     assert elsewhere.exists() and not (tmp_path / "b" / "fedsph.sqlite3").exists()
     assert "coop" in fedsph(tmp_path / "b", "project", "list")[1]
+
+
+def test_a_postgresql_backup_is_not_put_into_a_sqlite_node(fedsph, tmp_path):
+    archive = tmp_path / "pg.tar.gz"
+    with tarfile.open(archive, "w:gz") as opened:
+        info = tarfile.TarInfo("fedsph.pgdump")
+        info.size = 5
+        opened.addfile(info, io.BytesIO(b"PGDMP"))
+    code, out = fedsph(tmp_path / "node", "restore", str(archive))
+    assert code == 1 and "PostgreSQL node" in out and "FEDSPH_DATABASE_URL" in out
+    assert not (tmp_path / "node" / "fedsph.sqlite3").exists()

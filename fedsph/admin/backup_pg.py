@@ -1,7 +1,7 @@
 """The PostgreSQL part of `fedsph backup` and `fedsph restore`: the database as a pg_dump
 custom-format file, put back with pg_restore (the archive around it: fedsph/admin/backup.py).
 
-pg_dump and pg_restore are PostgreSQL's own tools (Debian's postgresql-client package): found
+pg_dump, pg_restore and psql are PostgreSQL's own tools (Debian's postgresql-client package): found
 on PATH, else in /usr/lib/postgresql/*/bin (the newest, which can read older servers). They are
 told where the database is through PG* environment variables, so the password from
 FEDSPH_DATABASE_URL never appears on a command line (where any user could see it in `ps`) nor in
@@ -132,30 +132,24 @@ def dump(settings: Settings, target: Path) -> dict:
 
 def load(settings: Settings, source: Path, force: bool) -> None:
     """Restore the dump at `source` into the configured database, which must be empty (with
-    `force`, whatever it holds is dropped first). The dump is read through before anything is
-    dropped, so a damaged one changes nothing."""
+    `force`, whatever it holds is dropped first, in the restore's own transaction)."""
     url = settings.effective_database_url
     env, name = connection_env(url)
-    _run("pg_restore", ["--list", str(source)], env)  # a truncated or foreign file stops here
+    # The whole dump is read into SQL first (beside it, in the restore's private scratch
+    # directory): a truncated or foreign file stops here, before anything is touched.
+    script = source.with_name(source.name + ".sql")
+    _run("pg_restore", ["--no-owner", "--no-privileges", f"--file={script}", str(source)], env)
     _version, _revision, tables = _database_facts(url)
     if tables and not force:
         raise PostgresBackupError(f"the database {name} already has {tables} table(s): stop the "
                                   "node and add --force to replace them")
-    if tables:
-        asyncio.run(_empty(url))
-    _run("pg_restore", ["--no-owner", "--no-privileges", "--exit-on-error",
-                        "--single-transaction", f"--dbname={name}", str(source)], env)
-
-
-async def _empty(database_url: str) -> None:
-    """Drop everything in the public schema (fedsph keeps nothing elsewhere)."""
-    engine = create_async_engine(database_url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
+    # Emptied and filled in ONE transaction: if anything fails, the database is as it was. The
+    # whole public schema goes, not only the tables the dump names, so nothing a newer fedsph
+    # made is left behind when going back to an older backup.
+    empty_first = ["--command=DROP SCHEMA public CASCADE",
+                   "--command=CREATE SCHEMA public"] if tables else []
+    _run("psql", ["--no-psqlrc", "--quiet", "--set=ON_ERROR_STOP=1", "--single-transaction",
+                  *empty_first, f"--file={script}", f"--dbname={name}"], env)
 
 
 def is_postgresql(settings: Settings) -> bool:
