@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import urllib.request
 
 import orjson
@@ -44,7 +45,10 @@ from tests.support.old_schema import (
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config("sqlite://"))
 EARLIER = [script.revision for script in reversed(list(SCRIPTS.walk_revisions()))][:-1]
-SERVED = {EARLIER[0], EARLIER[len(EARLIER) // 2], EARLIER[-1]}
+# FEDSPH_UPGRADE_SERVE_ALL=1 serves every revision (about 40% more CPU time, over a minute more
+# of waiting on a busy 2-core machine): worth it after changing a migration.
+SERVED = (set(EARLIER) if os.environ.get("FEDSPH_UPGRADE_SERVE_ALL")
+          else {EARLIER[0], EARLIER[len(EARLIER) // 2], EARLIER[-1]})
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +63,7 @@ def keys() -> tuple[str, str]:
 
 def test_every_earlier_revision_is_covered():
     assert EARLIER[0] == "0001" and head_revision() not in EARLIER
-    assert len(EARLIER) >= 17 and len(SERVED) == 3
+    assert len(EARLIER) >= 17 and len(SERVED) >= 3
 
 
 @pytest.mark.parametrize("revision", EARLIER)
@@ -132,8 +136,11 @@ def _check_served(node: NodeProcess, public_pem: str, photo: bytes, tables: set[
 
         status, body = node.get(f"/objects/{NOTE_ID}")
         assert status == 200 and "Techamos hoy" in orjson.loads(body)["content"]
-        status, body = node.get("/actors/coop/followers")
-        assert status == 200 and orjson.loads(body)["totalItems"] == 1
+        status, body = node.get(f"/objects/event{NOTE_ID[5:]}")
+        assert status == 200 and orjson.loads(body)["name"] == "Asamblea de vecinos"
+        for relation in ("followers", "following"):  # rosa follows coop, and coop follows rosa
+            status, body = node.get(f"/actors/coop/{relation}")
+            assert status == 200 and orjson.loads(body)["totalItems"] == 1, relation
 
         with urllib.request.urlopen(f"{node.base}/media/{MEDIA_FILE}", timeout=10) as response:
             assert response.read() == photo
