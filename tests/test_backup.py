@@ -9,6 +9,7 @@ import tarfile
 
 import pytest
 
+from fedsph.admin import backup_pg
 from fedsph.cli import main
 from fedsph.db import head_revision
 from tests.support.nodes import use_data_dir
@@ -136,3 +137,14 @@ def test_a_postgresql_backup_is_not_put_into_a_sqlite_node(fedsph, tmp_path):
     code, out = fedsph(tmp_path / "node", "restore", str(archive))
     assert code == 1 and "PostgreSQL node" in out and "FEDSPH_DATABASE_URL" in out
     assert not (tmp_path / "node" / "fedsph.sqlite3").exists()
+
+
+def test_pg_tools_get_the_connection_from_the_url_through_their_environment(monkeypatch):
+    monkeypatch.setenv("PGPASSFILE", "/home/fedsph/.pgpass")
+    env, name = backup_pg.connection_env(
+        "postgresql+asyncpg://fedsph:pa%40ss@db.internal:5433/fedsph_db?ssl=require")
+    assert name == "fedsph_db" and env["PGPASSWORD"] == "pa@ss" and env["PGPORT"] == "5433"
+    assert (env["PGHOST"], env["PGUSER"], env["PGSSLMODE"]) == ("db.internal", "fedsph", "require")
+    assert env["PGPASSFILE"] == "/home/fedsph/.pgpass"  # kept for URLs without a password
+    env, _ = backup_pg.connection_env("postgresql+asyncpg:///fedsph?host=/run/postgresql")
+    assert env["PGHOST"] == "/run/postgresql"

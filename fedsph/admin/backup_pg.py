@@ -55,12 +55,14 @@ def _major(version: str) -> int:
 
 
 def connection_env(database_url: str) -> tuple[dict[str, str], str]:
-    """(environment for the tools, the database's name) from an SQLAlchemy URL."""
+    """(environment for the tools, the database's name) from an SQLAlchemy URL. What the URL
+    leaves out stays as the environment has it (PGPASSFILE, PGSSLROOTCERT…), as for asyncpg."""
     url = make_url(database_url)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("PG")}
-    for name, value in (("PGHOST", url.host), ("PGPORT", url.port), ("PGUSER", url.username),
+    env = dict(os.environ)
+    host = url.host or url.query.get("host")  # ?host=/run/postgresql: a Unix socket
+    for name, value in (("PGHOST", host), ("PGPORT", url.port), ("PGUSER", url.username),
                         ("PGPASSWORD", url.password), ("PGDATABASE", url.database)):
-        if value is not None:
+        if isinstance(value, str | int):
             env[name] = str(value)
     ssl = url.query.get("sslmode") or url.query.get("ssl")
     if isinstance(ssl, str):  # asyncpg's ssl=require is libpq's sslmode=require
