@@ -160,3 +160,24 @@ def test_the_password_is_never_on_a_command_line(fedsph, tmp_path, monkeypatch):
     code, out = fedsph("backup", str(tmp_path / "b.tar.gz"))
     assert code == 0 and "s3cret" not in out, out
     assert seen and all("s3cret" not in " ".join(args) and pw == "s3cret-pw" for args, pw in seen)
+
+
+def test_a_restore_that_fails_halfway_leaves_the_database_as_it_was(tmp_path):
+    node = _node_with_data(tmp_path / "node")
+    # A dump that reads fine but fails while its rows go in: a CHECK calling a function whose
+    # body names a table without its schema (pg_dump's scripts run with an empty search_path).
+    for statement in ("CREATE TABLE extra (n int)",
+                      ("CREATE FUNCTION extra_count() RETURNS bigint LANGUAGE sql "
+                       "AS 'SELECT count(*) FROM extra'"),
+                      "CREATE TABLE guarded (n int CHECK (extra_count() >= 0))",
+                      "INSERT INTO guarded VALUES (1)"):
+        testdb.sql(node.data_dir, statement)
+    archive = tmp_path / "fails-late.tar.gz"
+    node.cli("backup", str(archive))
+    node.cli("post", "coop", "--text", "Después de la copia")
+
+    result = node.cli("restore", str(archive), "--force", check=False)
+    assert result.returncode == 1 and "psql failed" in result.stderr, result.stderr
+    assert "extra" in result.stderr  # it failed on the rows, after the schema was dropped
+    assert _posts(node) == 2  # the DROP SCHEMA of --force was rolled back with the rest
+    assert node.cli("project", "list").stdout.startswith("coop\t")
