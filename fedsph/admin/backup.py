@@ -25,6 +25,7 @@ from fedsph import __version__
 from fedsph.admin import backup_pg
 from fedsph.config import Settings
 from fedsph.core.files import FILE_MODE, create_private_file, private_dir
+from fedsph.db import known_revisions
 from fedsph.errors import UserError
 
 if TYPE_CHECKING:
@@ -55,7 +56,9 @@ def backup(settings: Settings, target: Path) -> str:
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)  # left by a backup that was interrupted
-    with tempfile.TemporaryDirectory() as scratch:
+    # Scratch beside the archive (mkdtemp: 0700), not in $TMPDIR: the copy holds private keys,
+    # and /tmp is often a small tmpfs (a Raspberry Pi's is a share of its memory).
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fedsph-backup-") as scratch:
         if backup_pg.is_postgresql(settings):
             copy, source = Path(scratch) / PG_DUMP, "the PostgreSQL database"
             manifest |= backup_pg.dump(settings, copy)
@@ -98,7 +101,7 @@ def _safe_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
     members = []
     for member in archive.getmembers():
         path = PurePosixPath(member.name)
-        allowed = (member.name in (MANIFEST, DATABASE, PG_DUMP)
+        allowed = ((member.name in (MANIFEST, DATABASE, PG_DUMP) and member.isfile())
                    or (path.parts[:1] == (MEDIA,) and ".." not in path.parts))
         if path.is_absolute() or not allowed or not (member.isfile() or member.isdir()):
             raise BackupError(f"{member.name!r} does not belong in a fedsph backup; "
@@ -131,6 +134,34 @@ def _same_engine(settings: Settings, names: list[str]) -> None:
                           "nothing was restored")
 
 
+def _check_revision(revision: str | None, manifest: dict) -> None:
+    """Refuse a database made by a newer fedsph: migrate could not bring it to this version."""
+    if revision is not None and revision not in known_revisions():
+        made_by = f"fedsph {manifest['fedsph']}, " if isinstance(manifest.get("fedsph"), str) else ""
+        raise BackupError(f"this backup was made by a newer fedsph ({made_by}revision "
+                          f"{revision}); install that version or newer; nothing was restored")
+
+
+def _sqlite_revision(copy: Path) -> str | None:
+    """The revision of a SQLite copy (for archives whose manifest does not say)."""
+    connection = sqlite3.connect(copy)  # the scratch copy, not the node's database
+    try:
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None  # not migrated: migrate makes it all
+    finally:
+        connection.close()
+    return row[0] if row else None
+
+
+def _check_space(members: list[tarfile.TarInfo], scratch: str) -> None:
+    needed = sum(member.size for member in members)
+    free = shutil.disk_usage(scratch).free
+    if needed > free:
+        raise BackupError(f"the backup needs {needed // 2**20} MB unpacked and the data "
+                          f"directory's disk has {free // 2**20} MB free; nothing was restored")
+
+
 def restore(settings: Settings, source: Path, force: bool = False) -> str:
     """Unpack `source` into the data directory and the database. Stop the node first.
 
@@ -154,16 +185,20 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
             members = _safe_members(archive)
             _same_engine(settings, [m.name for m in members])
             manifest = _read_manifest(archive)
+            _check_revision(manifest.get("revision"), manifest)
+            if on_postgresql:  # a database in use or not empty: refused before unpacking
+                backup_pg.check_target(settings, force)
+            _check_space(members, scratch)
             archive.extractall(scratch, filter="data",
                                members=[m for m in members if m.name != MANIFEST])
             if target is None:
-                backup_pg.load(settings, Path(scratch, PG_DUMP), force)
+                script = backup_pg.to_script(settings, Path(scratch, PG_DUMP))
+                _check_revision(backup_pg.script_revision(script), manifest)
+                backup_pg.load(settings, script, force)
             else:
+                _check_revision(_sqlite_revision(Path(scratch, DATABASE)), manifest)
                 _put_sqlite(Path(scratch, DATABASE), target)
-            media = Path(scratch, MEDIA)
-            if media.is_dir():
-                shutil.copytree(media, settings.data_dir / MEDIA, dirs_exist_ok=True)
-                private_dir(settings.data_dir / MEDIA)
+            _put_media(Path(scratch, MEDIA), settings.data_dir / MEDIA)
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:  # ValueError: bad manifest
         raise BackupError(f"{source} is not a readable fedsph backup ({exc})") from None
     summary = f"restored {source} into {settings.data_dir}"
@@ -171,6 +206,19 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
         summary += (f"\nwarning: this backup was made at {manifest['base_url']}, and this node is "
                     f"{settings.base_url}; set FEDSPH_BASE_URL to the old address")
     return summary
+
+
+def _put_media(unpacked: Path, media: Path) -> None:
+    """The photos, copied once the database is in place. Not atomic: a full disk stops it
+    halfway, and the message says what was done and how to finish."""
+    if not unpacked.is_dir():
+        return
+    try:
+        shutil.copytree(unpacked, media, dirs_exist_ok=True)
+        private_dir(media)
+    except OSError as exc:
+        raise BackupError(f"the database was restored; copying the photos failed ({exc}): free "
+                          "space and run restore --force again") from None
 
 
 def _put_sqlite(copy: Path, target: Path) -> None:
