@@ -32,6 +32,7 @@ from fedsph.hub import directory_index, directory_query
 from fedsph.projects import stream_events
 from fedsph.projects.profile_wire import remote_profile_values
 from fedsph.web import (
+    account_pages,  # issue 14: password form, admin page
     activitypub,
     compose,
     event_pages,
@@ -127,6 +128,7 @@ def _add_routes(app: web.Application) -> None:
     feed_routes.add_routes(app)  # a project's Atom feed
     hub_pages.add_routes(app)  # the hub's directory, map, counts, feed and exports
     members.add_routes(app)  # log in and out, accept an invitation
+    account_pages.add_routes(app)  # change one's password; the admins' users and projects page
     project_manage.add_routes(app)  # a project's manage page
     compose.add_routes(app)  # write, edit, delete and pin updates
     interact.add_routes(app)  # /authorize_interaction: a remote follow arriving here

@@ -54,11 +54,28 @@ def check_username(username: str) -> str:
 
 
 async def get_local_actor(db: AsyncSession, username: str) -> Actor | None:
-    return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username))
+    """The live local actor of that name (a deleted one's tombstone is not an actor any more)."""
+    return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username,
+                                               Actor.deleted_at.is_(None)))
 
 
 async def get_actor_by_uri(db: AsyncSession, uri: str) -> Actor | None:
-    return await db.scalar(select(Actor).where(Actor.uri == uri))
+    """The actor with that id; never a deleted local actor, so nothing can follow, join,
+    mention or address it any more (remote actors are deleted outright, never marked)."""
+    return await db.scalar(select(Actor).where(Actor.uri == uri, Actor.deleted_at.is_(None)))
+
+
+async def get_deleted_local_actor(db: AsyncSession, username: str) -> Actor | None:
+    """The tombstone of a deleted local actor of that name (its URL answers 410 Gone)."""
+    return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username,
+                                               Actor.deleted_at.is_not(None)))
+
+
+async def local_name_taken(db: AsyncSession, username: str) -> bool:
+    """Whether a local actor, live or deleted, has this name. A deleted project's or member's
+    handle is never given again: followers elsewhere would take a newcomer for them."""
+    return await db.scalar(select(Actor.id).where(
+        Actor.local.is_(True), Actor.username == username).limit(1)) is not None
 
 
 async def create_local_actor(
@@ -67,7 +84,7 @@ async def create_local_actor(
 ) -> Actor:
     """Create a local Group/Person with a fresh RSA key. Raises UserError if the name is taken."""
     check_username(username)
-    if await get_local_actor(db, username):
+    if await local_name_taken(db, username):
         raise UserError(f"the name {username!r} is already taken on this node")
     private_pem, public_pem = generate_rsa_keypair()
     uri = urls.actor(username)
