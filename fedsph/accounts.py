@@ -25,7 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
-from fedsph.federation.actors import check_username, create_local_actor, local_name_taken
+from fedsph.federation.actors import check_username, create_local_actor
+from fedsph.federation.local_names import local_name_taken
 from fedsph.models import Actor, Invite, LoginSession, Membership, OAuthToken, User, utcnow
 
 SESSION_COOKIE = "fedsph_session"

@@ -142,9 +142,9 @@ async def test_the_admin_page_is_for_admins_only_and_checks_every_form(node):
     await make_user(node, "root", admin=True)
     await make_user(node, "ana", casa)
     await make_user(node, "bea")
-    async with browser() as anonymous:
-        async with anonymous.get(f"{node.base}/admin", allow_redirects=False) as page:
-            assert page.status == 303 and page.headers["Location"].startswith("/login")
+    async with browser() as anonymous, anonymous.get(f"{node.base}/admin",
+                                                     allow_redirects=False) as page:
+        assert page.status == 303 and page.headers["Location"].startswith("/login")
     async with browser() as ana:
         await login(ana, node, "ana")
         before = await _state(node)

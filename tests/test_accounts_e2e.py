@@ -52,8 +52,8 @@ def test_disable_enable_password_list_delete_from_the_command_line(tmp_path):
         assert answer.status_code == 303 and _manage(web, server) == 200
 
         listed = server.cli("user", "list").stdout
-        assert re.search(r"^ana\t-\tactive\tcasa\t\d{4}-\d\d-\d\d", listed, re.M), listed
-        assert re.search(r"^bea\t-\tactive\t-\t", listed, re.M), listed
+        assert re.search(r"^ana\t-\tactive\tcasa\t\d{4}-\d\d-\d\d", listed, re.MULTILINE), listed
+        assert re.search(r"^bea\t-\tactive\t-\t", listed, re.MULTILINE), listed
 
         # Disabled in another process: the token and the session stop at the next request.
         server.cli("user", "disable", "ana")

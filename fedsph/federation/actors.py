@@ -18,6 +18,7 @@ from fedsph.errors import N_, FetchError, UserError
 from fedsph.federation.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
 from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.keycache import CachedKey, forget_when_committed, keys_for
+from fedsph.federation.local_names import local_name_taken
 from fedsph.federation.proofs import generate_proof_key
 from fedsph.federation.remote import Remote, Signer
 from fedsph.models import Actor, utcnow
@@ -26,14 +27,12 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 ACTOR_TYPES = {"Person", "Group", "Organization", "Application", "Service"}
 # A remote actor document is refreshed on use when older than this (and on key failure).
 ACTOR_MAX_AGE = timedelta(days=1)
-# Actor.username and Actor.domain are String(255).
-NAME_MAX = 255
+NAME_MAX = 255  # Actor.username and Actor.domain are String(255).
 
 
 # What a feature keeps of a remote actor's document beyond the generic fields below (projects:
-# fedsph.projects.profile_wire.remote_profile_values). A hook the feature fills (in its package
-# __init__): federation may not import the features above it. Each reader returns column values
-# of Actor; a bad value is dropped by the reader, never fatal.
+# projects.profile_wire.remote_profile_values): a hook the feature fills, as federation may not
+# import the features above it. A reader returns Actor column values; drops bad ones, never fatal.
 ActorReader = Callable[[dict], dict]
 ACTOR_READERS: list[ActorReader] = []
 
@@ -54,28 +53,12 @@ def check_username(username: str) -> str:
 
 
 async def get_local_actor(db: AsyncSession, username: str) -> Actor | None:
-    """The live local actor of that name (a deleted one's tombstone is not an actor any more)."""
     return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username,
                                                Actor.deleted_at.is_(None)))
 
 
 async def get_actor_by_uri(db: AsyncSession, uri: str) -> Actor | None:
-    """The actor with that id; never a deleted local actor, so nothing can follow, join,
-    mention or address it any more (remote actors are deleted outright, never marked)."""
     return await db.scalar(select(Actor).where(Actor.uri == uri, Actor.deleted_at.is_(None)))
-
-
-async def get_deleted_local_actor(db: AsyncSession, username: str) -> Actor | None:
-    """The tombstone of a deleted local actor of that name (its URL answers 410 Gone)."""
-    return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username,
-                                               Actor.deleted_at.is_not(None)))
-
-
-async def local_name_taken(db: AsyncSession, username: str) -> bool:
-    """Whether a local actor, live or deleted, has this name. A deleted project's or member's
-    handle is never given again: followers elsewhere would take a newcomer for them."""
-    return await db.scalar(select(Actor.id).where(
-        Actor.local.is_(True), Actor.username == username).limit(1)) is not None
 
 
 async def create_local_actor(

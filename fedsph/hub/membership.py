@@ -21,8 +21,9 @@ from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import build_activity
-from fedsph.federation.actors import create_local_actor, local_name_taken
+from fedsph.federation.actors import create_local_actor
 from fedsph.federation.blocks import host_of
+from fedsph.federation.local_names import local_name_taken
 from fedsph.hub.backfill import queue_backfill
 from fedsph.models import Activity, Actor, Follow, Hub, HubMembership, utcnow
 from fedsph.projects import outbox

@@ -27,9 +27,10 @@ from fedsph.federation.activitystreams import (
     build_ordered_collection,
     build_tombstone,
 )
-from fedsph.federation.actors import get_actor_by_uri, get_deleted_local_actor, get_local_actor
+from fedsph.federation.actors import get_actor_by_uri, get_local_actor
 from fedsph.federation.inbox import SignedRequest, claimed_key_id, receive
 from fedsph.federation.ingest import IngestFailed
+from fedsph.federation.local_names import get_deleted_local_actor
 from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.models import Activity, Actor, Object
 from fedsph.projects import queries
