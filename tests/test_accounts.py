@@ -166,6 +166,8 @@ async def test_the_admin_page_is_for_admins_only_and_checks_every_form(node):
         async with root.get(f"{node.base}/admin") as page:
             text = await page.text()
             assert page.status == 200 and "ana" in text and "casa" in text
+        async with root.get(f"{node.base}/admin?lang=fr") as page:
+            assert "Utilisateurs et projets" in await page.text()
         before = await _state(node)
         # No CSRF token, a wrong one, a wrong confirmation, an unknown action: nothing changes.
         for fields in ({"action": "delete", "project": "casa", "confirm": "casa"},
@@ -259,3 +261,21 @@ async def test_changing_the_password_ends_other_sessions_and_app_tokens(node):
             assert r.status == 401  # the app's token was revoked
         assert (await login(elsewhere, node, "ana")).status == 401
         assert (await login(elsewhere, node, "ana", password="nueva clave 1")).status == 303
+
+
+async def test_the_password_form_is_throttled_like_the_login_form(node):
+    await make_user(node, "ana")
+    form = f"{node.base}/account/password"
+    async with browser() as here:
+        await login(here, node, "ana")
+        before = await _password_hash(node, "ana")
+        wrong = {"current": "a guess a guess", "password": "nueva clave 1",
+                 "password2": "nueva clave 1"}
+        for _ in range(5):
+            assert (await post_form(here, form, wrong)).status == 403
+        # Even the right current password waits now: a stolen session cannot guess on and on.
+        answer = await post_form(here, form, {**wrong, "current": PASSWORD})
+        assert answer.status == 429 and int(answer.headers["Retry-After"]) >= 1
+        assert await _password_hash(node, "ana") == before
+        async with here.get(f"{form}?lang=es") as page:
+            assert "Cambia tu contraseña" in await page.text()
