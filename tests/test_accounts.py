@@ -168,6 +168,8 @@ async def test_the_admin_page_is_for_admins_only_and_checks_every_form(node):
             assert page.status == 200 and "ana" in text and "casa" in text
         async with root.get(f"{node.base}/admin?lang=fr") as page:
             assert "Utilisateurs et projets" in await page.text()
+        async with root.get(f"{node.base}/admin?lang=en") as page:  # remembered: back to en
+            assert page.status == 200
         before = await _state(node)
         # No CSRF token, a wrong one, a wrong confirmation, an unknown action: nothing changes.
         for fields in ({"action": "delete", "project": "casa", "confirm": "casa"},
