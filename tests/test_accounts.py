@@ -7,15 +7,36 @@ from __future__ import annotations
 
 import json
 import types
+from datetime import timedelta
 
 import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from fedsph.accounts import InvitationGone, create_invite, hash_password, redeem_invitation
+from fedsph.accounts import (
+    InvitationGone,
+    create_invite,
+    hash_password,
+    hash_token,
+    redeem_invitation,
+    set_disabled,
+)
 from fedsph.errors import UserError
 from fedsph.federation.actors import create_local_actor, find_actor
-from fedsph.models import Activity, Actor, Delivery, Follow, LoginSession, Media, Object, User
+from fedsph.models import (
+    Activity,
+    Actor,
+    Delivery,
+    Follow,
+    LoginSession,
+    Media,
+    OAuthApp,
+    OAuthCode,
+    OAuthToken,
+    Object,
+    User,
+    utcnow,
+)
 from fedsph.projects import commands as project_commands
 from fedsph.projects import outbox
 from fedsph.projects.media import media_dir, save_upload
@@ -281,3 +302,26 @@ async def test_the_password_form_is_throttled_like_the_login_form(node):
         assert await _password_hash(node, "ana") == before
         async with here.get(f"{form}?lang=es") as page:
             assert "Cambia tu contraseña" in await page.text()
+
+
+async def test_a_code_given_before_the_user_was_disabled_buys_no_token(node):
+    """The authorization code a member consented to is refused once they are disabled (it
+    lives 10 minutes), as their password and their tokens are."""
+    user = await make_user(node, "ana")
+    code = "code-of-ana-" + "x" * 20
+    async with node.writers() as db, db.begin():
+        app = OAuthApp(client_id="app-1", client_secret_hash=hash_token("secret"), name="app",
+                       redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes="read")
+        db.add(app)
+        await db.flush()
+        db.add(OAuthCode(code_hash=hash_token(code), app_id=app.id, user_id=user.id,
+                         actor_id=user.actor_id, redirect_uri="urn:ietf:wg:oauth:2.0:oob",
+                         scopes="read", expires_at=utcnow() + timedelta(minutes=10)))
+        await set_disabled(db, await db.get(User, user.id), True)
+    fields = {"grant_type": "authorization_code", "code": code, "client_id": "app-1",
+              "client_secret": "secret", "redirect_uri": "urn:ietf:wg:oauth:2.0:oob"}
+    async with aiohttp.ClientSession() as http, http.post(f"{node.base}/oauth/token",
+                                                          data=fields) as answer:
+        assert answer.status == 400 and (await answer.json())["error"] == "invalid_grant"
+    async with node.readers() as db:
+        assert await db.scalar(select(func.count()).select_from(OAuthToken)) == 0
