@@ -20,14 +20,15 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cachetools import TTLCache
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation.actors import check_username, create_local_actor
 from fedsph.federation.local_names import local_name_taken
-from fedsph.models import Actor, Invite, LoginSession, Membership, OAuthToken, User, utcnow
+from fedsph.models import Actor, Invite, LoginSession, Membership, User, utcnow
+from fedsph.models.api import OAuthCode, OAuthToken
 
 SESSION_COOKIE = "fedsph_session"
 # Anonymous visitors (login and invite forms) get their CSRF token in this cookie instead.
@@ -173,12 +174,9 @@ async def start_session(db: AsyncSession, user: User) -> tuple[str, LoginSession
 
 
 def may_log_in(user: User | None) -> bool:
-    """Whether this user may act at all: log in on the web, keep a session, get or use a client
-    API token, reset a password. The one place every path asks (web login and sessions, the
-    OAuth grants, token lookup), so a disabled user is shut out everywhere alike. It reads only
-    the row the caller has just loaded from the database: no cache anywhere, so a
-    `fedsph user disable` in another process counts at the next request. A deleted user has no
-    row at all (their sessions and tokens went with it)."""
+    """Whether this user may act at all: the one place every path asks (web login and sessions,
+    OAuth grants, token lookup). It reads only the row the caller has just loaded: no cache, so
+    a `fedsph user disable` in another process counts at the next request."""
     return user is not None and user.disabled_at is None
 
 
@@ -197,18 +195,17 @@ async def end_session(db: AsyncSession, token: str) -> None:
 
 
 async def end_access(db: AsyncSession, user_id: int, keep_session: int | None = None) -> int:
-    """End the user's login sessions (all but `keep_session`, the one making a change) and
-    revoke their client API tokens; returns how many tokens were revoked. Done on a password
-    change and when a user is disabled: as Mastodon's User#change_password! (sessions destroyed,
-    then revoke_access! on every token), while a member changing their own password on the
-    web keeps the session doing it, as Mastodon's registrations controller does
-    (clear_other_sessions). Mastodon keeps app tokens on a member's own change; we revoke them
-    too: a member changes a password because they fear someone knows it, and that someone may
-    have made a token with it. Apps simply log in again."""
+    """End the user's login sessions (all but `keep_session`, the one making a change), unused
+    authorization codes and client API tokens; returns how many tokens were revoked. As
+    Mastodon's User#change_password! and revoke_access!; the session making a change stays, as
+    Mastodon's clear_other_sessions. Mastodon keeps app tokens on a member's own change; we
+    revoke them too: whoever they fear knows the password may have made a token with it."""
     ending = delete(LoginSession).where(LoginSession.user_id == user_id)
     if keep_session is not None:
         ending = ending.where(LoginSession.id != keep_session)
     await db.execute(ending)
+    await db.execute(delete(OAuthCode).where(OAuthCode.user_id == user_id,
+                                             OAuthCode.used_at.is_(None)))
     revoked = await db.execute(update(OAuthToken).where(
         OAuthToken.user_id == user_id, OAuthToken.revoked_at.is_(None))
         .values(revoked_at=utcnow()))
@@ -224,17 +221,27 @@ async def change_password(db: AsyncSession, user: User, password_hash: str,
 
 
 async def set_disabled(db: AsyncSession, user: User, disabled: bool) -> None:
-    """Disable (sessions ended, tokens revoked, no login) or enable a user. Enabling gives back
-    only the right to log in: the ended sessions and tokens stay ended. The last admin who can
-    log in cannot be disabled (UserError): nobody would be left to enable anyone."""
-    if disabled and user.is_admin and await db.scalar(select(func.count(User.id)).where(
-            User.is_admin.is_(True), User.disabled_at.is_(None))) == 1:
-        raise UserError(N_("this is the only admin who can log in: make another user an admin "
-                           "first"))
+    """Disable (sessions ended, tokens and codes revoked, their unused invitations deleted, no
+    login) or enable a user. Enabling gives back only the right to log in."""
+    if disabled and user.disabled_at is None:
+        await refuse_last_admin(db, user)
     await db.execute(update(User).where(User.id == user.id).values(
         disabled_at=utcnow() if disabled else None))
     if disabled:
         await end_access(db, user.id)
+        await db.execute(delete(Invite).where(Invite.created_by == user.id,
+                                              Invite.used_at.is_(None)))
+
+
+async def refuse_last_admin(db: AsyncSession, user: User) -> None:
+    """UserError if `user` is the last admin who can log in (nobody could enable anyone). The
+    active admins' rows are locked (FOR UPDATE; SQLite has one writer) so that two admins
+    disabling each other at once cannot both pass: the second waits, then counts one."""
+    admins = list(await db.scalars(select(User.id).where(
+        User.is_admin.is_(True), User.disabled_at.is_(None)).with_for_update()))
+    if user.is_admin and admins == [user.id]:
+        raise UserError(N_("this is the only admin who can log in: make another user an admin "
+                           "first"))
 
 
 async def may_act_as(db: AsyncSession, user: User, actor: Actor) -> bool:

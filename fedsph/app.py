@@ -22,9 +22,10 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.db import QuickSQLiteRead, ensure_migrated, is_sqlite, make_engine, make_sessionmaker
 from fedsph.events.received import store_event_details
-from fedsph.federation.actors import ACTOR_READERS, get_or_create_instance_actor, signer_for
+from fedsph.federation.actors import ACTOR_READERS, signer_for
 from fedsph.federation.blocks import snapshot_for
 from fedsph.federation.ingest import Ingest
+from fedsph.federation.instance_actor import get_or_create_instance_actor
 from fedsph.federation.keycache import keys_for
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.federation.remote_objects import OBJECT_DETAILS

@@ -106,8 +106,14 @@ def test_disable_enable_password_list_delete_from_the_command_line(tmp_path):
                            check=False)
         assert taken.returncode == 1 and "already taken" in taken.stderr
         server.cli("admin", "grant", "ana")
+        # The last admin who can log in is not deleted: nobody could run the node's accounts.
+        before = _users(server)
+        last = server.cli("user", "delete", "ana", "--with-projects", "--yes", check=False)
+        assert last.returncode == 1 and "only admin" in last.stderr, last.stderr
+        assert _users(server) == before and server.get("/actors/casa")[0] == 200
+        server.cli("user", "create", "root", "--admin", "--password-stdin", stdin=PASSWORD + "\n")
         server.cli("user", "delete", "ana", "--with-projects", "--yes")
-        assert _users(server) == []
+        assert [row[0] for row in _users(server)] == ["root"]
         with pytest.raises(MastodonIllegalArgumentError):
             server_api_login(server, "ana", NEW_PASSWORD)
         # The serve process may show its cached actor document for FEDSPH_DOCUMENT_CACHE_SECONDS.

@@ -19,11 +19,12 @@ from fedsph.accounts import (
     change_password,
     check_password_rules,
     hash_password,
+    refuse_last_admin,
     set_disabled,
 )
 from fedsph.errors import UserError
 from fedsph.models import Actor, Membership, User
-from fedsph.projects.deletion import delete_user, free_media, sole_projects
+from fedsph.projects.deletion import delete_user, free_media, projects_going_with
 
 
 async def _user(db, username: str) -> User:
@@ -42,12 +43,14 @@ def read_new_password(stream=None) -> str:
         if first != getpass.getpass("Same password again: "):
             raise UserError("the two passwords are not the same; nothing was changed")
     else:
-        first = stream.readline().rstrip("\n")
+        first = stream.readline().rstrip("\r\n")
     check_password_rules(first)
     return first
 
 
 async def user_password(node, args) -> int:
+    async with node.writers() as db:  # a name typed wrong is said before asking for a password
+        await _user(db, args.username)
     password = read_new_password()
     password_hash = await hash_password(password)  # before the transaction: argon2 is slow
     async with node.writers() as db, db.begin():
@@ -91,22 +94,22 @@ async def user_disable(node, args) -> int:
 
 
 async def user_delete(node, args) -> int:
-    async with node.writers() as db:
+    async with node.writers() as db:  # what to ask about; checked again when deleting
         user = await _user(db, args.username)
-        alone = [p.username for p in await sole_projects(db, user)]
-    if alone and not args.with_projects:
-        raise UserError(f"{user.username} is the only member of {', '.join(alone)}: delete "
-                        "those projects too with --with-projects, or invite someone else first; "
-                        "nothing was deleted")
+        await refuse_last_admin(db, user)
+        alone = [p.username for p in await projects_going_with(db, user, args.with_projects)]
     if not args.yes and not _confirmed(user.username, alone):
         print("nothing was deleted")
         return 1
     async with node.writers() as db, db.begin():
         user = await _user(db, args.username)
+        await refuse_last_admin(db, user)
         deleted = await delete_user(db, node.urls, user, with_projects=args.with_projects)
     for gone in deleted:
         free_media(node.settings, gone)
-    print(f"deleted user {args.username}" + (f" and project(s) {', '.join(alone)}" if alone else "")
+    projects = [g.username for g in deleted[:-1]]  # the Person comes last
+    print(f"deleted user {user.username}"
+          + (f" and project(s) {', '.join(projects)}" if projects else "")
           + f"; Delete queued to {sum(g.queued for g in deleted)} inbox(es)")
     return 0
 

@@ -27,10 +27,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
+from fedsph.errors import N_, UserError
 from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.emit import send
 from fedsph.federation.keycache import forget_when_committed
-from fedsph.models import Actor, Base, Follow, Media, Membership, User, utcnow
+from fedsph.models import (
+    Actor,
+    Base,
+    Follow,
+    Hub,
+    HubMembership,
+    Invite,
+    Media,
+    Membership,
+    User,
+    utcnow,
+)
 from fedsph.projects.conversations import before_actor_deleted
 from fedsph.projects.media import delete_files
 
@@ -42,6 +54,7 @@ class Deleted:
     """What a deletion left for after its commit: the media whose files to delete."""
 
     actor_uri: str
+    username: str
     queued: int  # remote inboxes the Delete was queued to
     media: list[Media] = field(default_factory=list)
 
@@ -58,8 +71,23 @@ async def _recipients(db: AsyncSession, actor: Actor) -> list[Actor]:
     followers = select(Follow.follower_id).where(Follow.followed_id == actor.id,
                                                  Follow.state == "accepted")
     followed = select(Follow.followed_id).where(Follow.follower_id == actor.id)
+    # Servers that got its public posts through this node's hub, which Announces an approved
+    # member's posts to the hub's followers (hub/reshare.py) and forwards them to its relay
+    # subscribers (hub/relay.py; their Follow rows are the hub's too). Read before the purge.
+    hubs = select(HubMembership.hub_id).where(
+        HubMembership.project_id == actor.id, HubMembership.state == "approved",
+        HubMembership.hub_id.in_(select(Hub.actor_id)))
+    via_hub = select(Follow.follower_id).where(Follow.followed_id.in_(hubs),
+                                               Follow.state == "accepted")
     return list(await db.scalars(select(Actor).where(
-        Actor.id.in_(followers) | Actor.id.in_(followed), Actor.local.is_(False))))
+        Actor.id.in_(followers) | Actor.id.in_(followed) | Actor.id.in_(via_hub),
+        Actor.local.is_(False))))
+
+
+def not_a_hub():
+    """A condition on Actor: not this node's hub, a Group that is no project to delete (its
+    members are other projects; `fedsph hub` runs it)."""
+    return Actor.id.not_in(select(Hub.actor_id))
 
 
 async def _purge_rows(db: AsyncSession, actor_id: int) -> None:
@@ -82,8 +110,15 @@ async def _purge_rows(db: AsyncSession, actor_id: int) -> None:
 async def delete_actor(db: AsyncSession, urls: URLs, actor: Actor) -> Deleted:
     """Delete a local actor in the caller's transaction (see the module's docstring); call
     `free_media` with the result after the commit."""
+    # Locked first (FOR UPDATE; SQLite has one writer): a post being written for this actor
+    # either commits before (and is purged here) or waits, then finds a tombstone
+    # (federation.emit.record_activity refuses it).
+    await db.refresh(actor, with_for_update=True)
     if not actor.local or actor.type == "Application" or actor.deleted_at is not None:
         raise ValueError(f"{actor.uri} is not a live local project or person")
+    if await db.scalar(select(Hub.id).where(Hub.actor_id == actor.id)) is not None:
+        raise UserError(N_("%(name)s is this node's hub, not a project: it cannot be deleted"),
+                        name=actor.username)
     recipients = await _recipients(db, actor)
     # Copies of what names the files: the rows themselves are gone once this commits.
     media = [Media(key=m.key, renditions=m.renditions)
@@ -101,7 +136,7 @@ async def delete_actor(db: AsyncSession, urls: URLs, actor: Actor) -> Deleted:
     queued = len({r.delivery_inbox for r in recipients if r.delivery_inbox})
     forget_when_committed(db, actor.uri)  # this process's inbox key cache
     log.info("deleted %s; Delete %s queued to %d inbox(es)", actor.uri, activity.uri, queued)
-    return Deleted(actor.uri, queued, media)
+    return Deleted(actor.uri, actor.username, queued, media)
 
 
 def free_media(settings: Settings, deleted: Deleted) -> None:
@@ -121,18 +156,30 @@ async def sole_projects(db: AsyncSession, user: User) -> list[Actor]:
     return list(await db.scalars(
         select(Actor).join(Membership, Membership.project_id == Actor.id)
         .where(Membership.user_id == user.id, Actor.id.not_in(others),
-               Actor.deleted_at.is_(None)).order_by(Actor.username)))
+               Actor.deleted_at.is_(None), not_a_hub()).order_by(Actor.username)))
+
+
+async def projects_going_with(db: AsyncSession, user: User, with_projects: bool) -> list[Actor]:
+    """The projects deleting `user` would delete: those they alone belong to, only when
+    `with_projects` says so (else UserError: nobody would be left to run them)."""
+    alone = await sole_projects(db, user)
+    if alone and not with_projects:
+        raise UserError(N_("%(user)s is the only member of %(projects)s: delete those projects "
+                           "too with --with-projects, or invite someone else first; nothing was "
+                           "deleted"), user=user.username,
+                        projects=", ".join(p.username for p in alone))
+    return alone
 
 
 async def delete_user(db: AsyncSession, urls: URLs, user: User,
                       with_projects: bool = False) -> list[Deleted]:
     """Delete a member: the projects they alone belong to (only `with_projects`: else
-    ValueError, nothing done), then their own Person, which takes the user row with it (and so
-    their sessions, tokens and memberships: ON DELETE CASCADE). Projects with other members
-    simply lose this member."""
-    alone = await sole_projects(db, user)
-    if alone and not with_projects:
-        raise ValueError(f"{user.username} is the only member of a project")
+    UserError, nothing done; counted here, in the deleting transaction), then their own Person,
+    which takes the user row with it (and so their sessions, tokens and memberships: ON DELETE
+    CASCADE). Their unused invitations go too: an invitation speaks for whoever made it.
+    Projects with other members simply lose this member."""
+    alone = await projects_going_with(db, user, with_projects)
+    await db.execute(delete(Invite).where(Invite.created_by == user.id, Invite.used_at.is_(None)))
     person = await db.get(Actor, user.actor_id)
     done = [await delete_actor(db, urls, project) for project in alone]
     done.append(await delete_actor(db, urls, person))

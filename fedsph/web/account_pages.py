@@ -27,7 +27,7 @@ from fedsph.accounts import (
 from fedsph.errors import Forbidden, UserError
 from fedsph.i18n import N_
 from fedsph.models import Actor, Membership, User
-from fedsph.projects.deletion import delete_actor, free_media
+from fedsph.projects.deletion import delete_actor, free_media, not_a_hub
 from fedsph.web.auth_middleware import LIMITER, read_form
 from fedsph.web.client_address import client_address
 from fedsph.web.documents import forget_actor
@@ -106,8 +106,8 @@ async def _render_admin(request: web.Request, status: int = 200, error: str | No
     async with request.app[READERS]() as db:
         users = list(await db.scalars(select(User).order_by(User.username)))
         projects = list(await db.scalars(select(Actor).where(
-            Actor.local.is_(True), Actor.type == "Group", Actor.deleted_at.is_(None))
-            .order_by(Actor.username)))
+            Actor.local.is_(True), Actor.type == "Group", Actor.deleted_at.is_(None),
+            not_a_hub()).order_by(Actor.username)))
         members: dict[int, list[str]] = {}
         for project_id, username in await db.execute(
                 select(Membership.project_id, User.username)
@@ -157,12 +157,12 @@ async def admin_project(request: web.Request) -> web.Response:
     async with request.app[WRITERS]() as db, db.begin():
         project = await db.scalar(select(Actor).where(
             Actor.local.is_(True), Actor.type == "Group", Actor.username == name,
-            Actor.deleted_at.is_(None)))
+            Actor.deleted_at.is_(None), not_a_hub()))
         if project is None:
             return await _render_admin(request, 404, N_("There is no such project here."))
         gone = await delete_actor(db, request.app[URLS], project)
     free_media(request.app[SETTINGS], gone)
-    forget_actor(request.app[DOCUMENTS], name)
+    forget_actor(request.app[DOCUMENTS], name, gone.actor_uri)
     log.warning("project %r deleted by admin %r", name, me.username)
     raise web.HTTPSeeOther("/admin?done=deleted")
 

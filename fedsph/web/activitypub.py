@@ -21,7 +21,7 @@ from fedsph.core.urls import (
     OBJECT,
     SHARED_INBOX,
 )
-from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge, ServiceUnavailable
+from fedsph.errors import N_, Gone, HTTPProblem, NotFound, PayloadTooLarge, ServiceUnavailable
 from fedsph.federation.activitystreams import (
     build_collection_page,
     build_ordered_collection,
@@ -69,7 +69,7 @@ async def _find_actor(request: web.Request) -> tuple[Actor | None, Actor | None]
 async def _actor_or_404(request: web.Request) -> Actor:
     actor, gone = await _find_actor(request)
     if gone is not None:
-        raise Gone("this account was deleted")
+        raise Gone(N_("This account was deleted."))
     if actor is None:
         raise NotFound("no such actor here")
     return actor

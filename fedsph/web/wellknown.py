@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from fedsph import __version__
 from fedsph.core.safe_links import http_url
-from fedsph.errors import BadRequest, Gone, NotFound
+from fedsph.errors import N_, BadRequest, Gone, NotFound
 from fedsph.federation.actors import USERNAME_RE, get_actor_by_uri, get_local_actor
 from fedsph.models import Actor, Object, User
 from fedsph.web.interact import SUBSCRIBE_REL, subscribe_template
@@ -69,7 +69,7 @@ async def _actor_for_resource(request: web.Request, resource: str) -> Actor:
                 actor = await get_actor_by_uri(db, urls.base + path)
         if actor is None and await _deleted(db, kind, value):
             # As Mastodon's WebfingerController for a deleted account: 410, not 404.
-            raise Gone("this account was deleted")
+            raise Gone(N_("This account was deleted."))
     if actor is None or not actor.local:
         raise NotFound("no such account here")
     return actor

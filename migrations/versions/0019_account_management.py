@@ -2,6 +2,11 @@
 login is recorded (`users.last_login_at`), and a deleted local actor keeps its row as a tombstone
 (`actors.deleted_at`): its handle stays reserved, and its key signs the `Delete` sent for it.
 
+Downgrading drops these columns, and with them what they meant: every disabled user may log in
+again, and every deleted actor's tombstone row becomes a live (empty) project or member again,
+its name free to look up and its URL answering 200. Downgrade only a node that never disabled
+nor deleted anyone, or disable and delete them again after upgrading back.
+
 Revision ID: 0019_account_management
 Revises: 0018_user_email
 """
