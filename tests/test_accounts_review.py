@@ -138,9 +138,10 @@ async def test_a_disabled_or_deleted_users_invitations_stop_working(node):
 async def test_the_hub_actor_cannot_be_deleted_as_a_project(node):
     hub = await hub_node(node)
     await make_user(node, "root", admin=True)
-    with pytest.raises(UserError, match="this node's hub"):
-        await project_commands.project_delete(cli_node(node),
-                                              types.SimpleNamespace(slug="hub", yes=True))
+    for yes in (True, False):  # said before asking to confirm
+        with pytest.raises(UserError, match="this node's hub"):
+            await project_commands.project_delete(cli_node(node),
+                                                  types.SimpleNamespace(slug="hub", yes=yes))
     async with browser() as root:
         await login(root, node, "root")
         async with root.get(f"{node.base}/admin") as page:

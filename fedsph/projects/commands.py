@@ -78,6 +78,7 @@ async def project_delete(node, args) -> int:
     reserved (fedsph/projects/deletion.py)."""
     async with node.writers() as db:
         project = await local_project(db, args.slug)
+        await deletion.refuse_hub(db, project)  # said before asking to confirm
     if not args.yes:
         if not sys.stdin.isatty():
             raise UserError("add --yes to delete without being asked (standard input is not a "

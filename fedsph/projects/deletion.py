@@ -84,6 +84,13 @@ async def _recipients(db: AsyncSession, actor: Actor) -> list[Actor]:
         Actor.local.is_(False))))
 
 
+async def refuse_hub(db: AsyncSession, actor: Actor) -> None:
+    """UserError if `actor` is this node's hub (see `not_a_hub`)."""
+    if await db.scalar(select(Hub.id).where(Hub.actor_id == actor.id)) is not None:
+        raise UserError(N_("%(name)s is this node's hub, not a project: it cannot be deleted"),
+                        name=actor.username)
+
+
 def not_a_hub():
     """A condition on Actor: not this node's hub, a Group that is no project to delete (its
     members are other projects; `fedsph hub` runs it)."""
@@ -116,9 +123,7 @@ async def delete_actor(db: AsyncSession, urls: URLs, actor: Actor) -> Deleted:
     await db.refresh(actor, with_for_update=True)
     if not actor.local or actor.type == "Application" or actor.deleted_at is not None:
         raise ValueError(f"{actor.uri} is not a live local project or person")
-    if await db.scalar(select(Hub.id).where(Hub.actor_id == actor.id)) is not None:
-        raise UserError(N_("%(name)s is this node's hub, not a project: it cannot be deleted"),
-                        name=actor.username)
+    await refuse_hub(db, actor)
     recipients = await _recipients(db, actor)
     # Copies of what names the files: the rows themselves are gone once this commits.
     media = [Media(key=m.key, renditions=m.renditions)
