@@ -25,8 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
-from fedsph.federation.actors import check_username, create_local_actor, get_local_actor
+from fedsph.federation.actors import check_username, create_local_actor
+from fedsph.federation.local_names import local_name_taken
 from fedsph.models import Actor, Invite, LoginSession, Membership, User, utcnow
+from fedsph.models.api import OAuthCode, OAuthToken
 
 SESSION_COOKIE = "fedsph_session"
 # Anonymous visitors (login and invite forms) get their CSRF token in this cookie instead.
@@ -163,6 +165,7 @@ async def start_session(db: AsyncSession, user: User) -> tuple[str, LoginSession
     """A new login session; the returned token goes in the cookie and is never stored."""
     token, now = new_token(), utcnow()
     await db.execute(delete(LoginSession).where(LoginSession.expires_at < now))  # tidy up
+    await db.execute(update(User).where(User.id == user.id).values(last_login_at=now))
     row = LoginSession(token_hash=hash_token(token), user_id=user.id, csrf_token=new_token(),
                        created_at=now, expires_at=now + SESSION_LIFETIME)
     db.add(row)
@@ -170,22 +173,80 @@ async def start_session(db: AsyncSession, user: User) -> tuple[str, LoginSession
     return token, row
 
 
+def may_log_in(user: User | None) -> bool:
+    """Whether this user may act at all: the one place every path asks (web login and sessions,
+    OAuth grants, token lookup). It reads only the row the caller has just loaded: no cache, so
+    a `fedsph user disable` in another process counts at the next request."""
+    return user is not None and user.disabled_at is None
+
+
 async def get_session(db: AsyncSession, token: str) -> tuple[LoginSession, User] | None:
-    """The live session and its user for a cookie value, or None (unknown or expired)."""
+    """The live session and its user for a cookie value, or None (unknown, expired, or its user
+    may no longer log in)."""
     row = await db.execute(
         select(LoginSession, User).join(User, User.id == LoginSession.user_id)
         .where(LoginSession.token_hash == hash_token(token), LoginSession.expires_at > utcnow()))
     found = row.first()
-    return (found[0], found[1]) if found else None
+    return (found[0], found[1]) if found and may_log_in(found[1]) else None
 
 
 async def end_session(db: AsyncSession, token: str) -> None:
     await db.execute(delete(LoginSession).where(LoginSession.token_hash == hash_token(token)))
 
 
+async def end_access(db: AsyncSession, user_id: int, keep_session: int | None = None) -> int:
+    """End the user's login sessions (all but `keep_session`, the one making a change), unused
+    authorization codes and client API tokens; returns how many tokens were revoked. As
+    Mastodon's User#change_password! and revoke_access!; the session making a change stays, as
+    Mastodon's clear_other_sessions. Mastodon keeps app tokens on a member's own change; we
+    revoke them too: whoever they fear knows the password may have made a token with it."""
+    ending = delete(LoginSession).where(LoginSession.user_id == user_id)
+    if keep_session is not None:
+        ending = ending.where(LoginSession.id != keep_session)
+    await db.execute(ending)
+    await db.execute(delete(OAuthCode).where(OAuthCode.user_id == user_id,
+                                             OAuthCode.used_at.is_(None)))
+    revoked = await db.execute(update(OAuthToken).where(
+        OAuthToken.user_id == user_id, OAuthToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow()))
+    return revoked.rowcount
+
+
+async def change_password(db: AsyncSession, user: User, password_hash: str,
+                          keep_session: int | None = None) -> int:
+    """Store a new password (hashed by the caller, outside the transaction: argon2 is slow) and
+    end every other way in (end_access); returns how many tokens were revoked."""
+    await db.execute(update(User).where(User.id == user.id).values(password_hash=password_hash))
+    return await end_access(db, user.id, keep_session)
+
+
+async def set_disabled(db: AsyncSession, user: User, disabled: bool) -> None:
+    """Disable (sessions ended, tokens and codes revoked, their unused invitations deleted, no
+    login) or enable a user. Enabling gives back only the right to log in."""
+    if disabled and user.disabled_at is None:
+        await refuse_last_admin(db, user)
+    await db.execute(update(User).where(User.id == user.id).values(
+        disabled_at=utcnow() if disabled else None))
+    if disabled:
+        await end_access(db, user.id)
+        await db.execute(delete(Invite).where(Invite.created_by == user.id,
+                                              Invite.used_at.is_(None)))
+
+
+async def refuse_last_admin(db: AsyncSession, user: User) -> None:
+    """UserError if `user` is the last admin who can log in (nobody could enable anyone). The
+    active admins' rows are locked (FOR UPDATE; SQLite has one writer) so that two admins
+    disabling each other at once cannot both pass: the second waits, then counts one."""
+    admins = list(await db.scalars(select(User.id).where(
+        User.is_admin.is_(True), User.disabled_at.is_(None)).with_for_update()))
+    if user.is_admin and admins == [user.id]:
+        raise UserError(N_("this is the only admin who can log in: make another user an admin "
+                           "first"))
+
+
 async def may_act_as(db: AsyncSession, user: User, actor: Actor) -> bool:
     """Members act as their projects, everyone as their own Person; admins as any local actor."""
-    if not actor.local or actor.type == "Application":
+    if not actor.local or actor.type == "Application" or actor.deleted_at is not None:
         return False
     if user.is_admin or user.actor_id == actor.id:
         return True
@@ -321,7 +382,7 @@ async def redeem_invitation(db: AsyncSession, urls: URLs, domain: str, token: st
         raise InvitationGone("this invitation was already used or has expired")
     invite, project = found
     username = check_username(username.strip().lower())
-    if await get_local_actor(db, username) or await db.scalar(
+    if await local_name_taken(db, username) or await db.scalar(
             select(User.id).where(User.username == username)):
         raise UserError(f"the name {username!r} is already taken on this node")
     if await email_taken(db, email):

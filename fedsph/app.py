@@ -22,9 +22,10 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.db import QuickSQLiteRead, ensure_migrated, is_sqlite, make_engine, make_sessionmaker
 from fedsph.events.received import store_event_details
-from fedsph.federation.actors import ACTOR_READERS, get_or_create_instance_actor, signer_for
+from fedsph.federation.actors import ACTOR_READERS, signer_for
 from fedsph.federation.blocks import snapshot_for
 from fedsph.federation.ingest import Ingest
+from fedsph.federation.instance_actor import get_or_create_instance_actor
 from fedsph.federation.keycache import keys_for
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.federation.remote_objects import OBJECT_DETAILS
@@ -32,6 +33,7 @@ from fedsph.hub import directory_index, directory_query
 from fedsph.projects import stream_events
 from fedsph.projects.profile_wire import remote_profile_values
 from fedsph.web import (
+    account_pages,  # issue 14: password form, admin page
     activitypub,
     compose,
     event_pages,
@@ -127,6 +129,7 @@ def _add_routes(app: web.Application) -> None:
     feed_routes.add_routes(app)  # a project's Atom feed
     hub_pages.add_routes(app)  # the hub's directory, map, counts, feed and exports
     members.add_routes(app)  # log in and out, accept an invitation
+    account_pages.add_routes(app)  # change one's password; the admins' users and projects page
     project_manage.add_routes(app)  # a project's manage page
     compose.add_routes(app)  # write, edit, delete and pin updates
     interact.add_routes(app)  # /authorize_interaction: a remote follow arriving here

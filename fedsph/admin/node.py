@@ -33,7 +33,8 @@ from fedsph.core.urls import URLs
 from fedsph.db import ensure_migrated, make_engine, make_sessionmaker
 from fedsph.db import migrate as migrate_database
 from fedsph.errors import UserError
-from fedsph.federation.actors import create_local_actor, get_or_create_instance_actor, signer_for
+from fedsph.federation.actors import create_local_actor, signer_for
+from fedsph.federation.instance_actor import get_or_create_instance_actor
 from fedsph.federation.queue import prune_finished
 from fedsph.federation.remote import Remote, make_client_session
 from fedsph.hub.membership import ensure_hub_exists

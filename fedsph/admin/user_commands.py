@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from fedsph.accounts import EMAIL_TAKEN, create_invite, email_taken, normalize_email
+from fedsph.admin import account_commands
 from fedsph.errors import UserError
 from fedsph.federation.actors import create_local_actor
 from fedsph.models import Membership, User
@@ -90,7 +91,9 @@ async def invite(node, args) -> int:
     return 0
 
 
-COMMANDS: dict = {"user create": user_create, "user email": user_email, "invite": invite}
+COMMANDS: dict = {"user create": user_create, "user email": user_email, "invite": invite,
+                  # password, list, disable, enable, delete (issue 14):
+                  **account_commands.COMMANDS}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -109,5 +112,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     uemail.add_argument("username")
     uemail.add_argument("address", nargs="?", help="the new address (none: show the current one)")
     uemail.add_argument("--remove", action="store_true", help="remove the address")
+    account_commands.add_user_parsers(user)
     invite_cmd = sub.add_parser("invite", help="print a one-time link (7 days) to join a project")
     invite_cmd.add_argument("slug")

@@ -35,8 +35,10 @@ async def account_entity(request: web.Request, db: AsyncSession, actor: Actor) -
 
 
 def visible(actor: Actor | None) -> Actor | None:
-    """The instance actor is not an account apps should see."""
-    return actor if actor is not None and actor.type != "Application" else None
+    """The instance actor is not an account apps should see, nor a deleted local actor's
+    tombstone (404, as Mastodon's API answers for a deleted account)."""
+    return (actor if actor is not None and actor.type != "Application"
+            and actor.deleted_at is None else None)
 
 
 async def verify_credentials(request: web.Request) -> web.Response:

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 from aiohttp import web
 from sqlalchemy import select, update
 
-from fedsph.accounts import authenticate, hash_token, may_act_as, new_token
+from fedsph.accounts import authenticate, hash_token, may_act_as, may_log_in, new_token
 from fedsph.api.apps import OOB, redirect_uris_of
 from fedsph.api.errors import ApiError, api_json
 from fedsph.api.params import get_by_id, read_params
@@ -29,7 +29,7 @@ from fedsph.api.tokens import (
     token_entity,
     token_lifetime,
 )
-from fedsph.models import Actor, OAuthApp, OAuthCode, OAuthToken, utcnow
+from fedsph.models import Actor, OAuthApp, OAuthCode, OAuthToken, User, utcnow
 from fedsph.projects.queries import actors_of_user
 from fedsph.web.auth_middleware import LIMITER, read_form
 from fedsph.web.client_address import client_address
@@ -266,6 +266,8 @@ async def _code_grant(request: web.Request, params) -> web.Response:
             raise _invalid_grant("The redirect_uri does not match the one of the authorization.")
         if not _pkce_ok(code, params.get("code_verifier")):
             raise _invalid_grant("The code_verifier does not match the code_challenge.")
+        if not may_log_in(await db.get(User, code.user_id)):  # disabled since it consented
+            raise _invalid_grant("The authorization code is invalid, expired or already used.")
         # Conditional update: of two requests racing with one code, only one gets a token.
         used = await db.execute(update(OAuthCode).where(
             OAuthCode.id == code.id, OAuthCode.used_at.is_(None)).values(used_at=now))
@@ -297,6 +299,9 @@ async def _password_grant(request: web.Request, params) -> web.Response:
             raise ApiError(429, "Too many failed attempts. Wait a few minutes and try again.")
         raise _invalid_grant("The username or password is wrong.")
     limiter.succeed(address, found.account)
+    if not may_log_in(user):  # said only to whoever knows the password: no enumeration
+        log.warning("token refused: account disabled; user %r from %s", username, address)
+        raise _invalid_grant("This account is disabled.")
     async with request.app[WRITERS]() as db, db.begin():
         secret, row = await issue_token(db, app, user.id, user.actor_id, scopes)
     return api_json(token_entity(secret, row, token_lifetime(request)))

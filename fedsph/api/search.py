@@ -75,6 +75,7 @@ async def _local_matches(db: AsyncSession, query: str, limit: int, offset: int) 
     pattern = "%" + query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return list(await db.scalars(
         select(Actor).where(Actor.local.is_(True), Actor.type != "Application",
+                            Actor.deleted_at.is_(None),
                             or_(func.lower(Actor.username).like(pattern, escape="\\"),
                                 func.lower(Actor.name).like(pattern, escape="\\")))
         .order_by(Actor.username).offset(offset).limit(limit)))

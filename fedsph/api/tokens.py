@@ -18,7 +18,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select
 
-from fedsph.accounts import hash_token, may_act_as, new_token
+from fedsph.accounts import hash_token, may_act_as, may_log_in, new_token
 from fedsph.api.errors import ApiError, unauthorized
 from fedsph.models import Actor, OAuthApp, OAuthToken, User, utcnow
 from fedsph.web.keys import READERS, SETTINGS
@@ -119,9 +119,10 @@ async def caller_for(request: web.Request, token: str) -> Caller:
         _check_still_valid(row, token_lifetime(request))
         user = await db.get(User, row.user_id) if row.user_id else None
         actor = await db.get(Actor, row.actor_id) if row.actor_id else None
-        # Checked on every use, not only at issue: a revoked admin or a member who left a
-        # project loses that actor's tokens at once.
-        if row.user_id and (user is None or actor is None
+        # Checked on every use, not only at issue: a revoked admin, a member who left a
+        # project or a disabled user loses that actor's tokens at once (read from the
+        # database on every request: no cache to outlive the change).
+        if row.user_id and (not may_log_in(user) or actor is None
                             or not await may_act_as(db, user, actor)):
             raise unauthorized()
     return Caller(row, app, user, actor)

@@ -18,6 +18,7 @@ from fedsph.errors import N_, FetchError, UserError
 from fedsph.federation.activitystreams import as_list, get_id, get_type, parse_iso, same_origin
 from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.keycache import CachedKey, forget_when_committed, keys_for
+from fedsph.federation.local_names import local_name_taken
 from fedsph.federation.proofs import generate_proof_key
 from fedsph.federation.remote import Remote, Signer
 from fedsph.models import Actor, utcnow
@@ -26,14 +27,12 @@ USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,62}$")
 ACTOR_TYPES = {"Person", "Group", "Organization", "Application", "Service"}
 # A remote actor document is refreshed on use when older than this (and on key failure).
 ACTOR_MAX_AGE = timedelta(days=1)
-# Actor.username and Actor.domain are String(255).
-NAME_MAX = 255
+NAME_MAX = 255  # Actor.username and Actor.domain are String(255).
 
 
 # What a feature keeps of a remote actor's document beyond the generic fields below (projects:
-# fedsph.projects.profile_wire.remote_profile_values). A hook the feature fills (in its package
-# __init__): federation may not import the features above it. Each reader returns column values
-# of Actor; a bad value is dropped by the reader, never fatal.
+# projects.profile_wire.remote_profile_values): a hook the feature fills, as federation may not
+# import the features above it. A reader returns Actor column values; drops bad ones, never fatal.
 ActorReader = Callable[[dict], dict]
 ACTOR_READERS: list[ActorReader] = []
 
@@ -54,11 +53,12 @@ def check_username(username: str) -> str:
 
 
 async def get_local_actor(db: AsyncSession, username: str) -> Actor | None:
-    return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username))
+    return await db.scalar(select(Actor).where(Actor.local.is_(True), Actor.username == username,
+                                               Actor.deleted_at.is_(None)))
 
 
 async def get_actor_by_uri(db: AsyncSession, uri: str) -> Actor | None:
-    return await db.scalar(select(Actor).where(Actor.uri == uri))
+    return await db.scalar(select(Actor).where(Actor.uri == uri, Actor.deleted_at.is_(None)))
 
 
 async def create_local_actor(
@@ -67,7 +67,7 @@ async def create_local_actor(
 ) -> Actor:
     """Create a local Group/Person with a fresh RSA key. Raises UserError if the name is taken."""
     check_username(username)
-    if await get_local_actor(db, username):
+    if await local_name_taken(db, username):
         raise UserError(f"the name {username!r} is already taken on this node")
     private_pem, public_pem = generate_rsa_keypair()
     uri = urls.actor(username)
@@ -81,26 +81,6 @@ async def create_local_actor(
         # Signs integrity proofs (FEP-8b32). Made here, with the actor, and nowhere else: actors
         # made before proofs got theirs from migration 0010, so reading a key never writes.
         proof_key_pem=generate_proof_key(),
-    )
-    db.add(actor)
-    await db.flush()
-    return actor
-
-
-async def get_or_create_instance_actor(db: AsyncSession, urls: URLs, domain: str) -> Actor:
-    """The node's Application actor; it signs our GETs and can be fetched unsigned."""
-    uri = urls.instance_actor()
-    actor = await get_actor_by_uri(db, uri)
-    if actor:
-        return actor
-    private_pem, public_pem = generate_rsa_keypair()
-    actor = Actor(
-        uri=uri, local=True, type="Application", username="instance", domain=domain,
-        name=domain, summary="The fedsph node itself: it signs this node's requests.", url=urls.base,
-        inbox=uri + "/inbox", shared_inbox=urls.shared_inbox(), outbox=uri + "/outbox",
-        key_id=urls.key_id(uri), public_key_pem=public_pem, private_key_pem=private_pem,
-        manually_approves=True,
-        proof_key_pem=generate_proof_key(),  # every local actor has one (migration 0010)
     )
     db.add(actor)
     await db.flush()

@@ -13,6 +13,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from fedsph.errors import N_, Gone
 from fedsph.federation import blocks, proofs
 from fedsph.models import Activity, Actor, Delivery, Follow, InboxItem
 
@@ -36,13 +37,30 @@ async def record_activity(db: AsyncSession, actor: Actor, document: dict, object
     """Store an activity with its body serialised once: these bytes are signed and sent.
 
     A public Create/Update/Delete/Announce gets its integrity proof here (FEP-8b32), once.
+    A deleted actor (projects/deletion.py) sends nothing more but its own Delete: Gone (410).
     """
+    await refuse_tombstone(db, actor, document)
     document = signed_body(actor, document)
     activity = Activity(uri=document["id"], type=document["type"], actor_id=actor.id,
                         object_uri=object_uri, public=public, body=orjson.dumps(document))
     db.add(activity)
     await db.flush()
     return activity
+
+
+async def refuse_tombstone(db: AsyncSession, actor: Actor, document: dict) -> None:
+    """Gone if `actor` was deleted, read from its row now, not from the caller's copy: a form
+    loads the actor, then writes, and the deletion may commit in between. FOR KEY SHARE (on
+    PostgreSQL; SQLite has one writer) waits for a deletion holding the row (it locks it first),
+    and holds a deletion off until this transaction ends: its post is then purged with the rest.
+    """
+    if not actor.local:
+        return
+    deleted = await db.scalar(select(Actor.deleted_at).where(Actor.id == actor.id)
+                              .with_for_update(key_share=True))
+    if deleted is not None and not (document.get("type") == "Delete"
+                                    and document.get("object") == actor.uri):
+        raise Gone(N_("This account was deleted."))
 
 
 def inboxes_for(recipients: list[Actor]) -> tuple[set[str], list[Actor]]:

@@ -21,8 +21,9 @@ from fedsph.core.urls import URLs
 from fedsph.errors import N_, UserError
 from fedsph.federation import emit
 from fedsph.federation.activitystreams import build_activity
-from fedsph.federation.actors import create_local_actor, get_local_actor
+from fedsph.federation.actors import create_local_actor
 from fedsph.federation.blocks import host_of
+from fedsph.federation.local_names import local_name_taken
 from fedsph.hub.backfill import queue_backfill
 from fedsph.models import Activity, Actor, Follow, Hub, HubMembership, utcnow
 from fedsph.projects import outbox
@@ -105,7 +106,7 @@ async def ensure_hub(db: AsyncSession, urls: URLs, domain: str, name: str | None
     if hub is None:
         username = HUB_USERNAME
         suffix = 1
-        while await get_local_actor(db, username) is not None:
+        while await local_name_taken(db, username):
             suffix += 1
             username = f"{HUB_USERNAME}_{suffix}"
         hub = await create_local_actor(db, urls, domain, username, "Group", name=name or "Hub")

@@ -50,6 +50,10 @@ class Actor(Base):
     # When its newest post we hold was published: the Account entity's last_status_at without a
     # query per account in lists (set where a post is stored: fedsph.federation.remote_objects.saw_post).
     last_status_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # A deleted local actor (fedsph/projects/deletion.py): the row stays as a tombstone, so its
+    # handle is never given again and its key still signs the Delete sent for it; everything
+    # else it held is gone. Lookups by name or URI (federation/actors.py) skip it.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (UniqueConstraint("username", "domain", name="uq_actors_username_domain"),)
 
@@ -77,6 +81,10 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Set by `fedsph user disable` or the admin page: the user may not log in, and their
+    # sessions and tokens stop working (fedsph.accounts.may_log_in, asked on every request).
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Membership(Base):

@@ -10,6 +10,7 @@ fedsph.admin.node.Node) and the parsed arguments; a mistake raises UserError, wh
 from __future__ import annotations
 
 import argparse
+import sys
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from fedsph.errors import UserError
 from fedsph.federation.actors import create_local_actor, find_actor, get_local_actor
 from fedsph.models import Actor, Follow, Object
-from fedsph.projects import outbox, profile, profile_cli
+from fedsph.projects import deletion, outbox, profile, profile_cli
 
 # Which local actors a command may name, and how its error message calls them.
 ANY_ACTOR = ("Group", "Person", "Organization", "Service", "Application")
@@ -66,9 +67,32 @@ async def project_set(node, args) -> int:
 
 async def project_list(node, args) -> int:
     async with node.writers() as db:
-        for actor in await db.scalars(select(Actor).where(Actor.local.is_(True),
-                                                          Actor.type == "Group")):
+        for actor in await db.scalars(select(Actor).where(
+                Actor.local.is_(True), Actor.type == "Group", Actor.deleted_at.is_(None))):
             print(f"{actor.username}\t{actor.name}\t{actor.uri}")
+    return 0
+
+
+async def project_delete(node, args) -> int:
+    """Delete a project for good: a Delete to its followers, its posts and media gone, its name
+    reserved (fedsph/projects/deletion.py)."""
+    async with node.writers() as db:
+        project = await local_project(db, args.slug)
+        await deletion.refuse_hub(db, project)  # said before asking to confirm
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError("add --yes to delete without being asked (standard input is not a "
+                            "terminal); nothing was deleted")
+        answer = input(f"Delete the project {project.username} and all it published for good? "
+                       "Type its name to confirm: ")
+        if answer.strip().lower() != project.username:
+            print("nothing was deleted")
+            return 1
+    async with node.writers() as db, db.begin():
+        gone = await deletion.delete_actor(db, node.urls, await local_project(db, args.slug))
+    deletion.free_media(node.settings, gone)
+    print(f"deleted project {args.slug}; Delete queued to {gone.queued} inbox(es); the name "
+          "stays reserved")
     return 0
 
 
@@ -145,6 +169,7 @@ COMMANDS: dict = {
     "project create": project_create,
     "project list": project_list,
     "project set": project_set,
+    "project delete": project_delete,
     "post": post,
     "edit": edit,
     "delete": delete,
@@ -165,6 +190,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--manual-approval", action="store_true",
                         help="follow requests wait for approval")
     project.add_parser("list", help="list the projects on this node")
+    pdelete = project.add_parser(
+        "delete", help="delete a project for good (tells its followers; its name stays "
+                       "reserved)")
+    pdelete.add_argument("slug")
+    pdelete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     pset = project.add_parser(
         "set", help="set profile fields of a project (tells its followers)",
         description="Set one profile field: FIELD VALUE... (list fields take several values, "

@@ -54,7 +54,8 @@ async def add_direct_post(db: AsyncSession, obj: Object, only: Actor | None = No
     else:
         everyone = [author, *(uri for uri, _ in audience)]
         local = list(await db.scalars(select(Actor).where(
-            Actor.uri.in_(everyone), Actor.local.is_(True)).order_by(Actor.id)))
+            Actor.uri.in_(everyone), Actor.local.is_(True), Actor.deleted_at.is_(None))
+            .order_by(Actor.id)))
     for account in local:
         others = _others(author, audience, account.uri)
         if others is None:

@@ -50,7 +50,8 @@ async def mentioned_or_replied(db: AsyncSession, document: dict) -> list[Actor]:
     found: list[Actor] = []
     if hrefs:
         found.extend(await db.scalars(select(Actor).where(
-            Actor.local.is_(True), or_(Actor.uri.in_(hrefs), Actor.url.in_(hrefs)))
+            Actor.local.is_(True), Actor.deleted_at.is_(None),  # a tombstone reads nothing
+            or_(Actor.uri.in_(hrefs), Actor.url.in_(hrefs)))
             .order_by(Actor.id)))
     reply_to = get_id(document.get("inReplyTo"))
     if reply_to:

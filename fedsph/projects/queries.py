@@ -40,7 +40,8 @@ def shown_to_visitors():
 
 async def local_projects(db: AsyncSession) -> list[Actor]:
     return list(await db.scalars(select(Actor).where(
-        Actor.local.is_(True), Actor.type == "Group").order_by(Actor.username)))
+        Actor.local.is_(True), Actor.type == "Group", Actor.deleted_at.is_(None))
+        .order_by(Actor.username)))
 
 
 async def node_feed(db: AsyncSession, limit: int = 30) -> list[tuple[Object, Actor]]:
@@ -78,7 +79,8 @@ def has_tag(tag: str):
 
 async def actors_of_user(db: AsyncSession, user: User) -> list[Actor]:
     """The local actors a user may act as: their own Person, then their projects (all, if admin)."""
-    projects = select(Actor).where(Actor.local.is_(True), Actor.type == "Group")
+    projects = select(Actor).where(Actor.local.is_(True), Actor.type == "Group",
+                                   Actor.deleted_at.is_(None))
     if not user.is_admin:
         projects = projects.join(Membership, Membership.project_id == Actor.id).where(
             Membership.user_id == user.id)

@@ -21,7 +21,7 @@ from fedsph.core.urls import (
     OBJECT,
     SHARED_INBOX,
 )
-from fedsph.errors import Gone, HTTPProblem, NotFound, PayloadTooLarge, ServiceUnavailable
+from fedsph.errors import N_, Gone, HTTPProblem, NotFound, PayloadTooLarge, ServiceUnavailable
 from fedsph.federation.activitystreams import (
     build_collection_page,
     build_ordered_collection,
@@ -30,6 +30,7 @@ from fedsph.federation.activitystreams import (
 from fedsph.federation.actors import get_actor_by_uri, get_local_actor
 from fedsph.federation.inbox import SignedRequest, claimed_key_id, receive
 from fedsph.federation.ingest import IngestFailed
+from fedsph.federation.local_names import get_deleted_local_actor
 from fedsph.federation.visibility import VISIBLE_TO_ALL
 from fedsph.models import Activity, Actor, Object
 from fedsph.projects import queries
@@ -56,9 +57,19 @@ from fedsph.web.signed_fetch import fetchable_local_object
 inbox_log = logging.getLogger("fedsph.inbox")
 
 
-async def _actor_or_404(request: web.Request) -> Actor:
+async def _find_actor(request: web.Request) -> tuple[Actor | None, Actor | None]:
+    """The live local actor named in the URL, else the tombstone of a deleted one."""
     async with request.app[READERS]() as db:
         actor = await get_local_actor(db, request.match_info["username"])
+        if actor is not None:
+            return actor, None
+        return None, await get_deleted_local_actor(db, request.match_info["username"])
+
+
+async def _actor_or_404(request: web.Request) -> Actor:
+    actor, gone = await _find_actor(request)
+    if gone is not None:
+        raise Gone(N_("This account was deleted."))
     if actor is None:
         raise NotFound("no such actor here")
     return actor
@@ -70,7 +81,14 @@ async def actor_view(request: web.Request) -> web.Response:
     key = ("actor", request.match_info["username"])
     body = request.app[DOCUMENTS].get(key)
     if body is None:
-        actor = await _actor_or_404(request)
+        actor, gone = await _find_actor(request)
+        if gone is not None:
+            # As Mastodon answers for a deleted account: 410 Gone (here with its Tombstone).
+            # A server checking the actor's Delete, or a stale signature, learns it is gone.
+            return ap_response(build_tombstone(gone.uri, gone.type, gone.deleted_at),
+                               status=410)
+        if actor is None:
+            raise NotFound("no such actor here")
         body = request.app[DOCUMENTS][key] = orjson.dumps(
             build_actor_document(actor, request.app[URLS]))
     return ap_response(body)

@@ -28,7 +28,13 @@ def make_document_cache(ttl_seconds: float) -> TTLCache:
     return TTLCache(maxsize=MAX_DOCUMENTS, ttl=ttl_seconds)
 
 
-def forget_actor(cache: TTLCache, username: str) -> None:
-    """After this process changed an actor (profile form, a milestone's stage): serve it fresh."""
+def forget_actor(cache: TTLCache, username: str, uri: str | None = None) -> None:
+    """After this process changed an actor (profile form, a milestone's stage): serve it fresh.
+    With its `uri` (a deleted actor), its WebFinger answers go too, for `acct:name@host` and for
+    its URL, however the resource was spelt: dropping another entry only costs a rebuild."""
     cache.pop(("actor", username), None)
-
+    if uri is not None:
+        for key in [k for k in list(cache.keys()) if k[0] == "webfinger"]:
+            resource = key[1].lower()
+            if resource.startswith(uri.lower()) or f"{username}@" in resource:
+                cache.pop(key, None)

@@ -21,6 +21,7 @@ from fedsph.accounts import (
     end_session,
     get_invite,
     hash_password,
+    may_log_in,
     normalize_email,
     redeem_invitation,
     start_session,
@@ -81,6 +82,13 @@ async def login(request: web.Request) -> web.Response:
             return _refused_login(request, username, "too_many", 429, following, wait)
         return _refused_login(request, username, "wrong", 401, following)
     limiter.succeed(address, found.account)
+    if not may_log_in(user):
+        # Said only after the right password: whoever sees it knows the password already, so
+        # it tells a stranger nothing about which accounts exist (a wrong password on a
+        # disabled account gets the usual "wrong"). Its owner learns to ask the admin.
+        log.warning("login refused: account disabled; user %r from %s", username, address)
+        return html_response(request, "login.html", status=403, next=following,
+                             username=username, error="disabled")
     async with request.app[WRITERS]() as db, db.begin():
         if found.new_hash:
             user = await db.merge(user)

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from fedsph import __version__
 from fedsph.core.safe_links import http_url
-from fedsph.errors import BadRequest, NotFound
+from fedsph.errors import N_, BadRequest, Gone, NotFound
 from fedsph.federation.actors import USERNAME_RE, get_actor_by_uri, get_local_actor
 from fedsph.models import Actor, Object, User
 from fedsph.web.interact import SUBSCRIBE_REL, subscribe_template
@@ -67,9 +67,19 @@ async def _actor_for_resource(request: web.Request, resource: str) -> Actor:
                 # Also resolve a profile page URL such as /actors/name?x or with a trailing slash.
                 path = urlsplit(value).path.rstrip("/")
                 actor = await get_actor_by_uri(db, urls.base + path)
+        if actor is None and await _deleted(db, kind, value):
+            # As Mastodon's WebfingerController for a deleted account: 410, not 404.
+            raise Gone(N_("This account was deleted."))
     if actor is None or not actor.local:
         raise NotFound("no such account here")
     return actor
+
+
+async def _deleted(db, kind: str, value: str) -> bool:
+    """Whether the resource names a deleted local actor (by name, or by its URL)."""
+    column = Actor.username if kind == "acct" else Actor.uri
+    return await db.scalar(select(Actor.id).where(
+        Actor.local.is_(True), Actor.deleted_at.is_not(None), column == value).limit(1)) is not None
 
 
 async def webfinger(request: web.Request) -> web.Response:
@@ -82,7 +92,7 @@ async def webfinger(request: web.Request) -> web.Response:
         return _jrd_response(body)
     try:
         actor = await _actor_for_resource(request, resource)
-    except (BadRequest, NotFound) as problem:
+    except (BadRequest, NotFound, Gone) as problem:
         problem.headers.update(CORS)
         raise
     document = {
@@ -130,7 +140,7 @@ async def nodeinfo(request: web.Request) -> web.Response:
     async with request.app[READERS]() as db:
         users = await db.scalar(select(func.count(User.id))) or 0
         projects = await db.scalar(select(func.count(Actor.id)).where(
-            Actor.local.is_(True), Actor.type == "Group")) or 0
+            Actor.local.is_(True), Actor.type == "Group", Actor.deleted_at.is_(None))) or 0
         posts = await db.scalar(select(func.count(Object.id)).where(
             Object.local.is_(True), Object.deleted_at.is_(None))) or 0
     software = {"name": "fedsph", "version": __version__}
