@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from fedsph.accounts import EMAIL_TAKEN, create_invite, email_taken, normalize_email
+from fedsph.admin import mail_commands
 from fedsph.errors import UserError
 from fedsph.federation.actors import create_local_actor
 from fedsph.models import Membership, User
@@ -28,7 +29,8 @@ async def create_user(node, username: str, password: str, admin: bool,
             raise UserError(EMAIL_TAKEN)
         actor = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
         user = User(username=username, password_hash=PasswordHasher().hash(password),
-                    is_admin=admin, actor_id=actor.id, email=email)
+                    is_admin=admin, actor_id=actor.id, email=email,
+                    email_confirmed=email)  # set by an admin: confirmed (fedsph/mail)
         db.add(user)
         await _flush_unless_taken(db)
         if project:
@@ -76,13 +78,15 @@ async def user_email(node, args) -> int:
             return 0
         if await email_taken(db, email, but=user.id):
             raise UserError(EMAIL_TAKEN)
-        user.email = email
+        user.email = user.email_confirmed = email  # set by an admin: confirmed (fedsph/mail)
         await _flush_unless_taken(db)
     print(f"{user.username}: e-mail address {'set to ' + email if email else 'removed'}")
     return 0
 
 
 async def invite(node, args) -> int:
+    if args.email:
+        return await mail_commands.invite_by_mail(node, args)
     async with node.writers() as db, db.begin():
         project = await local_actor(db, args.slug)
         token = await create_invite(db, project, None)
@@ -90,7 +94,8 @@ async def invite(node, args) -> int:
     return 0
 
 
-COMMANDS: dict = {"user create": user_create, "user email": user_email, "invite": invite}
+COMMANDS: dict = {"user create": user_create, "user email": user_email, "invite": invite,
+                  **mail_commands.COMMANDS}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -111,3 +116,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     uemail.add_argument("--remove", action="store_true", help="remove the address")
     invite_cmd = sub.add_parser("invite", help="print a one-time link (7 days) to join a project")
     invite_cmd.add_argument("slug")
+    mail_commands.add_user_parsers(user)
+    mail_commands.add_invite_options(invite_cmd)

@@ -77,6 +77,12 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     actor_id: Mapped[int] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # --- E-mail (issue 14, fedsph/mail) ---
+    # The address the member proved they read (or an admin set): `email` counts as confirmed
+    # only while it equals this, so any change of `email`, by any path, needs a new proof.
+    email_confirmed: Mapped[str | None] = mapped_column(String(254))
+    # The interface language they last logged in with (or joined in): their mails' language.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Membership(Base):

@@ -1,0 +1,102 @@
+"""The outgoing-mail queue: what pages and commands insert, and the worker's claim.
+
+Only inserts happen where a request is answered; the message is written and sent later by the
+worker (sender.py). A reset or confirmation already waiting for an account is not queued twice.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.accounts import normalize_email
+from fedsph.errors import UserError
+from fedsph.models import Actor, OutgoingMail, User, utcnow
+
+MAIL_LEASE = timedelta(minutes=5)
+# However often someone asks, an account gets at most one reset mail in this time (a stranger
+# who knows a member's name must not be able to fill their mailbox).
+RESET_MAIL_EVERY = timedelta(minutes=10)
+
+
+async def _waiting(db: AsyncSession, kind: str, user_id: int, topic: str | None = None) -> bool:
+    query = select(OutgoingMail.id).where(OutgoingMail.kind == kind,
+                                          OutgoingMail.user_id == user_id,
+                                          OutgoingMail.status == "pending")
+    if topic is not None:
+        query = query.where(OutgoingMail.topic == topic)
+    return await db.scalar(query.limit(1)) is not None
+
+
+async def find_account(db: AsyncSession, login: str) -> User | None:
+    """The account a "forgot password" form names: by username, or by address (with an @)."""
+    login = login.strip()
+    if not login or any(not ch.isprintable() for ch in login):
+        return None
+    if "@" not in login:
+        return await db.scalar(select(User).where(User.username == login.lower()))
+    try:
+        address = normalize_email(login)
+    except UserError:
+        return None
+    return await db.scalar(select(User).where(User.email == address))
+
+
+async def queue_reset(db: AsyncSession, user: User) -> bool:
+    """A reset mail to the account's confirmed address; False (nothing queued) when it has
+    none, or one is already waiting."""
+    if not (user.email and user.email == user.email_confirmed):
+        return False
+    if await db.scalar(select(OutgoingMail.id).where(
+            OutgoingMail.kind == "reset", OutgoingMail.user_id == user.id,
+            or_(OutgoingMail.status == "pending",
+                OutgoingMail.created_at > utcnow() - RESET_MAIL_EVERY)).limit(1)) is not None:
+        return False
+    db.add(OutgoingMail(kind="reset", user_id=user.id, to_address=user.email))
+    return True
+
+
+async def queue_confirm(db: AsyncSession, user: User) -> bool:
+    """A confirmation mail for an address the member typed (not yet confirmed)."""
+    if not user.email or user.email == user.email_confirmed:
+        return False
+    if await _waiting(db, "confirm", user.id):
+        return False
+    db.add(OutgoingMail(kind="confirm", user_id=user.id, to_address=user.email))
+    return True
+
+
+async def queue_invite(db: AsyncSession, project: Actor, sent_by: User | None, address: str,
+                       language: str | None) -> str:
+    """An invitation to join `project` mailed to `address` (UserError if it is not one); the
+    invitation itself is made when the mail is sent. Returns the address as normalised."""
+    clean = normalize_email(address)
+    if clean is None:
+        raise UserError("give the address to send the invitation to")
+    db.add(OutgoingMail(kind="invite", to_address=clean, project_id=project.id,
+                        sent_by=sent_by.id if sent_by else None, language=language))
+    return clean
+
+
+async def queue_notice(db: AsyncSession, user: User, topic: str) -> bool:
+    if await _waiting(db, "notice", user.id, topic):
+        return False
+    db.add(OutgoingMail(kind="notice", user_id=user.id, to_address=user.email, topic=topic))
+    return True
+
+
+async def claim_mails(db: AsyncSession, limit: int, lease: timedelta = MAIL_LEASE) -> list[int]:
+    """Lease up to `limit` due mails (FOR UPDATE SKIP LOCKED on PostgreSQL, so several workers
+    share the queue; SQLite's write lock serializes claims)."""
+    now = utcnow()
+    due = (select(OutgoingMail.id)
+           .where(OutgoingMail.status == "pending", OutgoingMail.next_attempt_at <= now,
+                  or_(OutgoingMail.locked_until.is_(None), OutgoingMail.locked_until < now))
+           .order_by(OutgoingMail.next_attempt_at, OutgoingMail.id).limit(limit)
+           .with_for_update(skip_locked=True))
+    result = await db.execute(update(OutgoingMail).where(OutgoingMail.id.in_(due.scalar_subquery()))
+                              .values(locked_until=now + lease).returning(OutgoingMail.id)
+                              .execution_options(synchronize_session=False))
+    return list(result.scalars())

@@ -1,0 +1,69 @@
+"""E-mail (issue 14, item 3): the outgoing-mail queue, one-time links sent by mail or printed
+by `fedsph user reset-link`, and what each member was last told. See fedsph/mail."""
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fedsph.models.base import Base, utcnow
+from fedsph.models.queue import QueueColumns
+
+
+class OutgoingMail(QueueColumns, Base):
+    """A mail to send: the database is the queue, so a mail server that is down loses nothing.
+
+    The row says what to send, not the text: the worker writes the message when it sends it
+    (in the member's language then), and mints the one-time link a reset, confirmation or
+    invitation carries at that moment, so no usable secret ever rests in this table.
+    status: pending, sent, failed, cancelled (nothing to send any more: the address changed,
+    nothing waits).
+    """
+
+    __tablename__ = "outgoing_mails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # reset, confirm, invite, notice
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    to_address: Mapped[str] = mapped_column(String(254))
+    # An invitation: to which project, from whom, in which language (the newcomer has none yet).
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("actors.id", ondelete="CASCADE"))
+    sent_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    language: Mapped[str | None] = mapped_column(String(16))
+    topic: Mapped[str | None] = mapped_column(String(16))  # a notice: follows, comments, hub
+
+    __table_args__ = (Index("ix_outgoing_mails_due", "status", "next_attempt_at"),)
+
+
+class MailToken(Base):
+    """A one-time link: purpose reset (a new password) or confirm (an address is the member's).
+
+    Only the SHA-256 of the token is kept. A reset link also keeps a fingerprint of the password
+    hash it was made under: any change of password (here, by the member, by an admin) voids it.
+    """
+
+    __tablename__ = "mail_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))  # confirm: the address confirmed
+    password_mark: Mapped[str | None] = mapped_column(String(64))  # reset
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class MailNotice(Base):
+    """Per member and topic: when we last mailed what waits, up to which item, and whether
+    they unsubscribed (at most one notice per topic an hour, only of something new)."""
+
+    __tablename__ = "mail_notices"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    topic: Mapped[str] = mapped_column(String(16), primary_key=True)
+    last_mailed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    seen_up_to: Mapped[int] = mapped_column(Integer, default=0)  # the newest item's id mailed
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime)
