@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, union_all, update
+from sqlalchemy import func, select, true, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -43,7 +43,8 @@ def _audience(hub: bool = False):
     parts = [select(Membership.user_id.label("user_id"), Membership.project_id.label("actor_id")),
              select(User.id.label("user_id"), User.actor_id.label("actor_id"))]
     if hub:
-        parts.append(select(User.id, Hub.actor_id).where(User.is_admin.is_(True)))
+        parts.append(select(User.id, Hub.actor_id).join(Hub, true())  # every admin, the hub
+                     .where(User.is_admin.is_(True)))
     return union_all(*parts).subquery()
 
 

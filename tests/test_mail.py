@@ -1,0 +1,317 @@
+"""E-mail (issue 14, item 3) in one process, with a real SMTP server on loopback (aiosmtpd):
+notices batched at most once an hour per member and topic, with a working unsubscribe link;
+a mail server down then up loses nothing; TLS never lowered; header injection and account
+enumeration refused with nothing stored or sent; expired, used and voided links refused with
+nothing changed; settings checked at start."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from fedsph.config import ConfigError, load_settings
+from fedsph.mail import links
+from fedsph.models import (
+    Actor,
+    Follow,
+    Hub,
+    HubMembership,
+    MailNotice,
+    MailToken,
+    Object,
+    OutgoingMail,
+    User,
+    utcnow,
+)
+from tests.support.members import PASSWORD, browser, make_user, post_form
+from tests.support.nodes import make_settings, start_node
+from tests.support.smtp import MailServer
+
+
+@pytest.fixture
+def mail_server():
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def mail_node(tmp_path, mail_server):
+    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
+    yield running
+    await running.runner.cleanup()
+
+
+async def _member(node, username: str, project=None, email: str | None = None,
+                  confirmed: bool = True, admin: bool = False) -> User:
+    user = await make_user(node, username, project, admin=admin)
+    async with node.writers() as db, db.begin():
+        row = await db.get(User, user.id)
+        row.email, row.email_confirmed = email, email if confirmed else None
+    return user
+
+
+async def _remote(node, username: str) -> Actor:
+    async with node.writers() as db, db.begin():
+        actor = Actor(uri=f"https://remote.example/users/{username}", local=False,
+                      type="Person", username=username, domain="remote.example",
+                      inbox=f"https://remote.example/users/{username}/inbox")
+        db.add(actor)
+    return actor
+
+
+async def _mails(node) -> list[OutgoingMail]:
+    async with node.readers() as db:
+        return list(await db.scalars(select(OutgoingMail).order_by(OutgoingMail.id)))
+
+
+async def _add_follow(node, follower: Actor, followed: Actor) -> None:
+    async with node.writers() as db, db.begin():
+        db.add(Follow(follower_id=follower.id, followed_id=followed.id, state="pending"))
+
+
+async def _an_hour_passes(node) -> None:
+    async with node.writers() as db, db.begin():
+        for notice in await db.scalars(select(MailNotice)):
+            if notice.last_mailed_at is not None:
+                notice.last_mailed_at -= timedelta(hours=1, minutes=1)
+
+
+async def test_notices_are_batched_hourly_and_the_unsubscribe_link_works(mail_node, mail_server):
+    node = mail_node
+    coop = await node.create_actor("coop", manually_approves=True)
+    await _member(node, "ana", coop, "ana@coop.example")
+    await _member(node, "bea", coop, "bea@coop.example", confirmed=False)  # gets nothing
+    await _member(node, "admin", None, "admin@coop.example", admin=True)  # not a member of coop
+    bob, carl, dan = [await _remote(node, name) for name in ("bob", "carl", "dan")]
+    await _add_follow(node, bob, coop)
+    await _add_follow(node, carl, coop)
+    await node.run_worker()
+    assert len(mail_server.received) == 1
+    mail = mail_server.received[0]
+    assert mail.rcpt_tos == ["ana@coop.example"]
+    assert "bob@remote.example" in mail.text and "carl@remote.example" in mail.text
+    assert f"{node.base}/actors/coop/manage" in mail.text
+
+    # Something new within the hour: no mail yet. Nothing new after the hour: no mail either.
+    await _add_follow(node, dan, coop)
+    await node.run_worker()
+    assert len(mail_server.received) == 1
+    await _an_hour_passes(node)
+    await node.run_worker()
+    assert len(mail_server.received) == 2 and "dan@remote.example" in mail_server.received[1].text
+    await _an_hour_passes(node)
+    await node.run_worker()
+    assert len(mail_server.received) == 2
+
+    # Held comments are another topic, with their own hour and their own link.
+    async with node.writers() as db, db.begin():
+        db.add(Object(uri=f"{node.base}/objects/1", type="Note", actor_id=coop.id, local=True,
+                      content="<p>news</p>"))
+        db.add(Object(uri="https://remote.example/notes/9", type="Note", actor_id=bob.id,
+                      in_reply_to=f"{node.base}/objects/1", approved=False, content="<p>hi</p>"))
+    await node.run_worker()
+    assert len(mail_server.received) == 3
+    comments = mail_server.received[2]
+    assert "approval" in comments.message["Subject"]
+
+    # The unsubscribe link: GET only asks; POST stops that topic, not the others.
+    link = mail_server.received[1].link("/mail/unsubscribe/")
+    async with browser() as client:
+        async with client.get(link) as page:
+            assert page.status == 200 and "follow requests" in await page.text()
+        async with node.readers() as db:
+            assert await db.scalar(select(func.count()).select_from(MailNotice).where(
+                MailNotice.unsubscribed_at.is_not(None))) == 0
+        forged = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+        async with client.get(forged) as page:
+            assert page.status == 404
+        response = await post_form(client, forged, {}, page=link)
+        assert response.status == 404
+        response = await post_form(client, link, {})
+        assert response.status == 200
+    eve = await _remote(node, "eve")
+    await _add_follow(node, eve, coop)
+    await _an_hour_passes(node)
+    await node.run_worker()
+    assert len(mail_server.received) == 3  # unsubscribed from follow requests
+    async with node.writers() as db, db.begin():
+        db.add(Object(uri="https://remote.example/notes/10", type="Note", actor_id=carl.id,
+                      in_reply_to=f"{node.base}/objects/1", approved=False, content="<p>x</p>"))
+    await node.run_worker()
+    assert len(mail_server.received) == 4  # comments still come
+    assert all(m.rcpt_tos == ["ana@coop.example"] for m in mail_server.received)
+
+
+async def test_hub_join_requests_reach_the_coordinators(mail_node, mail_server):
+    node = mail_node
+    hub = await node.create_actor("hub")
+    async with node.writers() as db, db.begin():
+        db.add(Hub(actor_id=hub.id))
+    await _member(node, "admin", None, "admin@coop.example", admin=True)
+    await _member(node, "coordinator", hub, "co@coop.example")
+    project = await _remote(node, "barrio")
+    async with node.writers() as db, db.begin():
+        db.add(HubMembership(hub_id=hub.id, project_id=project.id, state="requested"))
+    await node.run_worker()
+    assert sorted(m.rcpt_tos[0] for m in mail_server.received) == [
+        "admin@coop.example", "co@coop.example"]
+    assert all(f"{node.base}/hub/manage" in m.text for m in mail_server.received)
+
+
+async def test_a_mail_server_down_then_up_loses_nothing(mail_node, mail_server):
+    node = mail_node
+    await _member(node, "ana", None, "ana@coop.example")
+    mail_server.stop()
+    async with browser() as client:
+        response = await post_form(client, f"{node.base}/password/forgot", {"login": "ana"})
+        assert response.status == 200
+    await node.run_worker()
+    [mail] = await _mails(node)
+    assert mail.status == "pending" and mail.attempts == 1 and mail.last_error
+    async with node.readers() as db:  # a link is minted when a mail is written: still unsent
+        assert await db.scalar(select(func.count()).select_from(MailToken)) == 1
+    mail_server.start()
+    async with node.writers() as db, db.begin():
+        await db.execute(update(OutgoingMail).values(next_attempt_at=utcnow()))
+    await node.run_worker()
+    [mail] = await _mails(node)
+    assert mail.status == "sent" and len(mail_server.received) == 1
+    async with node.readers() as db:  # the link of the failed try was voided by the sent one
+        assert await db.scalar(select(func.count()).select_from(MailToken)) == 1
+
+
+async def test_starttls_is_never_lowered_to_plain_text(tmp_path, mail_server):
+    settings = make_settings(tmp_path, **{**mail_server.settings(), "smtp_tls": "starttls"})
+    node = await start_node(settings)
+    try:
+        await _member(node, "ana", None, "ana@coop.example")
+        async with browser() as client:
+            await post_form(client, f"{node.base}/password/forgot", {"login": "ana"})
+        await node.run_worker()
+        [mail] = await _mails(node)
+        assert mail.status == "pending" and "STARTTLS" in mail.last_error
+        assert mail_server.received == []
+    finally:
+        await node.runner.cleanup()
+
+
+async def test_enumeration_gets_one_answer_and_sends_nothing(mail_node, mail_server):
+    node = mail_node
+    await _member(node, "ana", None, "ana@coop.example")
+    await _member(node, "bea", None, "bea@coop.example", confirmed=False)
+    await _member(node, "cris", None, None)
+    answers = set()
+    async with browser() as client:
+        for login in ("nadie", "nobody@coop.example", "bea", "bea@coop.example", "cris",
+                      "ana\r\nBcc: evil@evil.example", "ana@coop.example, evil@evil.example",
+                      "", "x" * 300, "ana\x00"):
+            response = await post_form(client, f"{node.base}/password/forgot", {"login": login})
+            assert response.status == 200
+            answers.add(await response.text())
+    assert len(answers) == 1
+    await node.run_worker()
+    assert await _mails(node) == [] and mail_server.received == []
+    async with node.readers() as db:
+        assert await db.scalar(select(func.count()).select_from(MailToken)) == 0
+
+
+async def test_forgot_is_rate_limited_per_address_and_per_account(mail_node, mail_server):
+    node = mail_node
+    await _member(node, "ana", None, "ana@coop.example")
+    async with browser() as client:
+        for _ in range(8):
+            response = await post_form(client, f"{node.base}/password/forgot", {"login": "ana"})
+            assert response.status == 200 and "on its way" in await response.text()
+    await node.run_worker()
+    assert len(await _mails(node)) == 1 and len(mail_server.received) == 1
+
+
+async def test_header_injection_is_refused(mail_node, mail_server):
+    node = mail_node
+    coop = await node.create_actor("coop")
+    async with node.writers() as db, db.begin():
+        (await db.get(Actor, coop.id)).name = "Coop\r\nBcc: evil@evil.example"
+    await _member(node, "ana", coop, "ana@coop.example")
+    async with browser() as client:
+        await post_form(client, f"{node.base}/login", {"username": "ana", "password": PASSWORD,
+                                                       "next": "/"})
+        for address in ("carla@coop.example\r\nBcc: evil@evil.example",
+                        "carla@coop.example, evil@evil.example", "Carla <evil@evil.example>"):
+            response = await post_form(client, f"{node.base}/actors/coop/manage",
+                                       {"action": "invite", "email": address})
+            assert response.status == 400, address
+        assert await _mails(node) == []
+        response = await post_form(client, f"{node.base}/actors/coop/manage",
+                                   {"action": "invite", "email": "Carla@Coop.Example"})
+        assert response.status == 303
+    await node.run_worker()
+    [mail] = mail_server.received
+    assert mail.rcpt_tos == ["carla@coop.example"]
+    assert "Bcc" not in mail.message and "\n" not in mail.message["Subject"]
+    assert "Coop Bcc: evil@evil.example" in mail.message["Subject"]  # one harmless line
+
+
+async def test_expired_used_and_voided_links_change_nothing(mail_node):
+    node = mail_node
+    ana = await _member(node, "ana", None, "ana@coop.example")
+
+    async def link(lifetime=links.RESET_BY_ADMIN) -> str:
+        async with node.writers() as db, db.begin():
+            return await links.make_reset_link(db, await db.get(User, ana.id), lifetime)
+
+    async def password_hash() -> str:
+        async with node.readers() as db:
+            return await db.scalar(select(User.password_hash).where(User.id == ana.id))
+
+    async def try_reset(token: str) -> int:
+        async with browser() as client:
+            url = f"{node.base}/password/reset/{token}"
+            async with client.get(url) as page:
+                status = page.status
+            response = await post_form(client, url, {"password": "brand new password",
+                                                     "password2": "brand new password"},
+                                       page=f"{node.base}/login")
+            assert response.status == status
+            return status
+
+    before = await password_hash()
+    old = await link()
+    newer = await link()
+    assert await try_reset(old) == 410  # voided by the newer one
+    expired = await link(timedelta(seconds=-1))
+    assert await try_reset(expired) == 410
+    assert await try_reset(newer) == 410  # voided by `expired`, made after it
+    assert await try_reset("not-a-token") == 410
+    assert await password_hash() == before
+    current = await link()
+    async with node.writers() as db, db.begin():  # the password changes some other way
+        (await db.get(User, ana.id)).password_hash = "changed elsewhere"
+    assert await try_reset(current) == 410
+    assert await password_hash() == "changed elsewhere"
+
+
+@pytest.mark.parametrize(("env", "said"), [
+    ({"FEDSPH_SMTP_TLS": "ssl"}, "FEDSPH_SMTP_TLS must be starttls, tls or none"),
+    ({"FEDSPH_SMTP_HOST": "mail.example.org"}, "FEDSPH_SMTP_FROM is needed"),
+    ({"FEDSPH_SMTP_FROM": "a@example.org"}, "FEDSPH_SMTP_HOST is empty"),
+    ({"FEDSPH_SMTP_HOST": "mail.example.org", "FEDSPH_SMTP_FROM": "a@example.org",
+      "FEDSPH_SMTP_USERNAME": "u"}, "go together"),
+    ({"FEDSPH_SMTP_HOST": "mail.example.org", "FEDSPH_SMTP_FROM": "a@example.org",
+      "FEDSPH_SMTP_TLS": "none", "FEDSPH_SMTP_USERNAME": "u", "FEDSPH_SMTP_PASSWORD": "p"},
+     "unencrypted"),
+    ({"FEDSPH_SMTP_HOST": "mail.example.org", "FEDSPH_SMTP_FROM": "a@x.org\r\nBcc: b@y.org"},
+     "must be one e-mail address"),
+    ({"FEDSPH_SMTP_HOST": "mail.example.org", "FEDSPH_SMTP_FROM": "a@x.org",
+      "FEDSPH_SMTP_PORT": "99999"}, "FEDSPH_SMTP_PORT must be 1-65535"),
+])
+def test_mail_settings_are_checked_at_start(env, said):
+    with pytest.raises(ConfigError, match=said):
+        load_settings(environ=env)
+
+
+def test_no_mail_settings_means_no_mail():
+    settings = load_settings(environ={})
+    assert settings.smtp_host == "" and settings.smtp_tls == "starttls"
