@@ -109,12 +109,15 @@ async def what_waits(db: AsyncSession, user: User, topic: str) -> Waiting:
     mine = select(rows).where(rows.c.user_id == user.id).subquery()
     total, newest = (await db.execute(
         select(func.count(func.distinct(mine.c.item)), func.max(mine.c.item)))).one()
+    # One row per item (a member may see one twice: as an admin and a hub member), ids only:
+    # PostgreSQL cannot DISTINCT the actors' JSON columns.
+    first = (select(mine.c.item, mine.c.place, mine.c.who).distinct()
+             .order_by(mine.c.item.desc()).limit(LISTED).subquery())
     place, who = aliased(Actor), aliased(Actor)
     listed = (await db.execute(
-        select(place, who).select_from(mine).join(place, place.id == mine.c.place)
-        .join(who, who.id == mine.c.who).distinct().order_by(mine.c.item.desc()).limit(LISTED)
-        .add_columns(mine.c.item))).all()
-    return Waiting(total or 0, newest or 0, [(p, w) for p, w, _ in listed])
+        select(place, who).select_from(first).join(place, place.id == first.c.place)
+        .join(who, who.id == first.c.who).order_by(first.c.item.desc()))).all()
+    return Waiting(total or 0, newest or 0, [(p, w) for p, w in listed])
 
 
 async def mark_told(db: AsyncSession, user: User, topic: str, newest: int) -> None:
