@@ -27,6 +27,7 @@ from fedsph.models import (
 )
 from tests.support.members import PASSWORD, browser, make_user, post_form
 from tests.support.nodes import make_settings, start_node
+from tests.support.pages import audit
 from tests.support.smtp import MailServer
 
 
@@ -291,6 +292,62 @@ async def test_expired_used_and_voided_links_change_nothing(mail_node):
         (await db.get(User, ana.id)).password_hash = "changed elsewhere"
     assert await try_reset(current) == 410
     assert await password_hash() == "changed elsewhere"
+
+
+async def test_the_pages_are_accessible_and_translated(mail_node, mail_server):
+    node = mail_node
+    ana = await _member(node, "ana", None, "ana@coop.example")
+    async with node.writers() as db, db.begin():
+        user = await db.get(User, ana.id)
+        reset = await links.make_reset_link(db, user, links.RESET_BY_ADMIN)
+        user.email = "new@coop.example"
+        confirm = await links.make_confirm_link(db, user, "new@coop.example")
+    pages = ["/login", "/password/forgot", f"/password/reset/{reset}", "/password/reset/gone",
+             f"/email/confirm/{confirm}", "/email/confirm/gone", "/mail/unsubscribe/1.hub.x"]
+    async with browser() as client:
+        for lang, word in (("en", "password"), ("es", "contraseña")):
+            for path in pages:
+                async with client.get(node.base + path, params={"lang": lang}) as response:
+                    assert response.status in (200, 404, 410), path
+                    text = await response.text()
+                    assert audit(text) == [], path
+            async with client.get(f"{node.base}/password/forgot", params={"lang": lang}) as page:
+                assert word in (await page.text()).lower()
+
+
+async def test_mails_are_in_the_language_of_the_last_login(mail_node, mail_server):
+    node = mail_node
+    await _member(node, "ana", None, "ana@coop.example")
+    async with browser() as client:
+        await post_form(client, f"{node.base}/login?lang=fr", {
+            "username": "ana", "password": PASSWORD, "next": "/"})
+    async with node.readers() as db:
+        assert await db.scalar(select(User.language).where(User.username == "ana")) == "fr"
+    async with browser() as client:
+        await post_form(client, f"{node.base}/password/forgot", {"login": "ana"})
+    await node.run_worker()
+    [mail] = mail_server.received
+    assert mail.message["Subject"].startswith("Réinitialisez votre mot de passe")
+    assert "une heure" in mail.text or "l'heure" in mail.text
+
+
+async def test_without_smtp_nothing_is_queued_and_pages_say_so(node):
+    """No FEDSPH_SMTP_HOST: no mail loop, the forms offer no mail, nothing is stored."""
+    coop = await node.create_actor("coop")
+    await _member(node, "ana", coop, "ana@coop.example")
+    assert node.worker().mail is None
+    async with browser() as client:
+        response = await post_form(client, f"{node.base}/password/forgot", {"login": "ana"},
+                                   page=f"{node.base}/login")  # (no form on this page)
+        assert response.status == 200 and "sends no e-mail" in await response.text()
+        await post_form(client, f"{node.base}/login", {"username": "ana", "password": PASSWORD,
+                                                       "next": "/"})
+        async with client.get(f"{node.base}/actors/coop/manage") as page:
+            assert 'name="email"' not in await page.text()
+        response = await post_form(client, f"{node.base}/actors/coop/manage",
+                                   {"action": "invite", "email": "carla@coop.example"})
+        assert response.status == 200 and "/invite/" in await response.text()  # the link
+    assert await _mails(node) == []
 
 
 @pytest.mark.parametrize(("env", "said"), [
