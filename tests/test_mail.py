@@ -6,7 +6,9 @@ nothing changed; settings checked at start."""
 
 from __future__ import annotations
 
+import shlex
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -372,3 +374,16 @@ def test_mail_settings_are_checked_at_start(env, said):
 def test_no_mail_settings_means_no_mail():
     settings = load_settings(environ={})
     assert settings.smtp_host == "" and settings.smtp_tls == "starttls"
+
+
+def test_the_readme_example_settings_load():
+    """The `export` lines of the README's "E-mail" section are settings fedsph accepts."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("\n## E-mail\n", 1)[1].split("<!-- end of E-mail -->", 1)[0]
+    env = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1)
+               for line in section.splitlines() if line.startswith("export FEDSPH_SMTP_"))
+    assert len(env) == 6
+    settings = load_settings(environ=env)
+    assert (settings.smtp_host, settings.smtp_port, settings.smtp_tls) == \
+        ("smtp.example.org", 587, "starttls")
+    assert settings.smtp_from == "Our cooperative <noreply@coop.example>"

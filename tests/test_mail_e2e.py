@@ -116,6 +116,10 @@ def test_reset_invite_and_confirm_through_a_real_node_and_smtp_server(tmp_path, 
         confirm = mail_server.wait_for(3)[2]
         assert confirm.rcpt_tos == ["carla@coop.example"]
         confirmed = "SELECT email_confirmed FROM users WHERE username = 'carla'"
+        # (A typed address is confirmed by its owner; one an admin sets counts at once.)
+        node.cli("user", "email", "ana", "ana@coop.example")
+        assert testdb.sql(node.data_dir, "SELECT email_confirmed FROM users WHERE username "
+                                         "= 'ana'") == [("ana@coop.example",)]
         assert testdb.sql(node.data_dir, confirmed) == [(None,)]
         link = confirm.link("/email/confirm/")
         assert "carla@coop.example" in carla.get(link, timeout=10).text
