@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import func, select, true, union_all, update
+from sqlalchemy import false, func, select, true, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -62,7 +62,7 @@ def waiting(topic: str):
                        Object.actor_id.label("who"))
                 .join(parent, parent.uri == Object.in_reply_to)
                 .join(aud, aud.c.actor_id == parent.actor_id)
-                .where(Object.approved.is_(False), Object.hidden.is_(False),
+                .where(Object.approved == false(), Object.hidden.is_(False),
                        Object.deleted_at.is_(None)))
     aud = _audience(hub=True)
     return (select(aud.c.user_id, HubMembership.id.label("item"),
@@ -75,6 +75,8 @@ def waiting(topic: str):
 async def queue_due_notices(db: AsyncSession) -> int:
     """Queue a notice for every member and topic that is due; returns how many."""
     queued, now = 0, utcnow()
+    if await db.scalar(select(User.id).where(User.email == User.email_confirmed).limit(1)) is None:
+        return 0  # nobody to tell: the usual case on a node without confirmed addresses
     for topic in TOPICS:
         rows = waiting(topic).subquery()
         newest = (await db.execute(

@@ -3,10 +3,12 @@ by `fedsph user reset-link`, and what each member was last told. See fedsph/mail
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+from fedsph.models.actors import Follow
 from fedsph.models.base import Base, utcnow
+from fedsph.models.content import Object
 from fedsph.models.queue import QueueColumns
 
 
@@ -67,3 +69,11 @@ class MailNotice(Base):
     last_mailed_at: Mapped[datetime | None] = mapped_column(DateTime)
     seen_up_to: Mapped[int] = mapped_column(Integer, default=0)  # the newest item's id mailed
     unsubscribed_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+# What a notice looks for every minute (fedsph/mail/notices.py): partial indexes hold only the
+# rows waiting, so the look costs nothing on a node with a million posts and follows.
+Index("ix_objects_held", Object.id, sqlite_where=Object.approved == false(),
+      postgresql_where=Object.approved == false())
+Index("ix_follows_pending", Follow.followed_id, sqlite_where=Follow.state == "pending",
+      postgresql_where=Follow.state == "pending")

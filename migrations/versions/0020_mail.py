@@ -60,6 +60,13 @@ def upgrade() -> None:
         sa.Column("used_at", sa.DateTime),
     )
     op.create_index("ix_mail_tokens_user_id", "mail_tokens", ["user_id"])
+    # Only the rows that wait, for the look notices take every minute.
+    op.create_index("ix_objects_held", "objects", ["id"],
+                    sqlite_where=sa.text("approved = 0"),
+                    postgresql_where=sa.text("approved = false"))
+    op.create_index("ix_follows_pending", "follows", ["followed_id"],
+                    sqlite_where=sa.text("state = 'pending'"),
+                    postgresql_where=sa.text("state = 'pending'"))
     op.create_table(
         "mail_notices",
         sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"),
@@ -73,6 +80,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("mail_notices")
+    op.drop_index("ix_follows_pending", table_name="follows")
+    op.drop_index("ix_objects_held", table_name="objects")
     op.drop_index("ix_mail_tokens_user_id", table_name="mail_tokens")
     op.drop_table("mail_tokens")
     op.drop_index("ix_outgoing_mails_due", table_name="outgoing_mails")
