@@ -31,6 +31,7 @@ from tests.support.members import PASSWORD, browser, make_user, post_form
 from tests.support.nodes import make_settings, start_node
 from tests.support.pages import audit
 from tests.support.smtp import MailServer
+from tests.support.tls import make_ca
 
 
 @pytest.fixture
@@ -199,6 +200,34 @@ async def test_starttls_is_never_lowered_to_plain_text(tmp_path, mail_server):
         assert mail_server.received == []
     finally:
         await node.runner.cleanup()
+
+
+@pytest.mark.parametrize("mode", ["starttls", "tls"])
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # see MailServer
+async def test_encrypted_and_logged_in_with_a_trusted_certificate_only(tmp_path, mode):
+    """TLS as configured, the certificate checked against FEDSPH_CA_BUNDLE, and the login sent
+    inside it; a certificate from another authority gets no mail (and no password)."""
+    ca, stranger = make_ca(tmp_path / "ca"), make_ca(tmp_path / "other-ca")
+    server = MailServer(tls=mode, certificate=ca, login=("mailer", "s3cret pass")).start()
+    overrides = {**server.settings(), "smtp_tls": mode, "smtp_username": "mailer",
+                 "smtp_password": "s3cret pass"}
+    try:
+        for bundle, delivered in ((stranger.ca_file, False), (ca.ca_file, True)):
+            folder = tmp_path / ("trusted" if delivered else "untrusted")
+            folder.mkdir()
+            node = await start_node(make_settings(folder, ca_bundle=str(bundle), **overrides))
+            try:
+                await _member(node, "ana", None, "ana@coop.example")
+                async with browser() as client:
+                    await post_form(client, f"{node.base}/password/forgot", {"login": "ana"})
+                await node.run_worker()
+                [mail] = await _mails(node)
+                assert (mail.status == "sent") is delivered, mail.last_error
+            finally:
+                await node.runner.cleanup()
+        assert len(server.received) == 1 and server.logins == ["mailer"]
+    finally:
+        server.stop()
 
 
 async def test_enumeration_gets_one_answer_and_sends_nothing(mail_node, mail_server):

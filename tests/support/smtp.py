@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.fakepeer import free_port
 
@@ -35,10 +37,23 @@ class Received:
 
 
 class MailServer:
-    def __init__(self, port: int | None = None):
+    """`tls`: None (plain), "starttls" (offers and requires STARTTLS) or "tls" (TLS from the
+    first byte), with `certificate` (tests/support/tls.py); `login`: (user, password) it wants."""
+
+    def __init__(self, port: int | None = None, tls: str | None = None, certificate=None,
+                 login: tuple[str, str] | None = None):
         self.port = port or free_port()
         self.received: list[Received] = []
         self.controller: Controller | None = None
+        self.tls, self.certificate, self.login = tls, certificate, login
+        self.logins: list[str] = []
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        if isinstance(auth_data, LoginPassword) and self.login is not None and \
+                (auth_data.login.decode(), auth_data.password.decode()) == self.login:
+            self.logins.append(auth_data.login.decode())
+            return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
 
     async def handle_DATA(self, server, session, envelope):
         message = message_from_bytes(envelope.original_content or envelope.content,
@@ -47,8 +62,21 @@ class MailServer:
         return "250 OK"
 
     def start(self) -> MailServer:
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
+        options: dict = {}
+        if self.login is not None:
+            options.update(authenticator=self._authenticate, auth_required=True)
+        if self.tls == "starttls":
+            options.update(tls_context=self.certificate.server_context(), require_starttls=True)
+        elif self.tls == "tls":
+            # aiosmtpd offers AUTH only after its own STARTTLS unless told otherwise; this
+            # connection is TLS from the first byte.
+            options.update(ssl_context=self.certificate.server_context(), auth_require_tls=False)
+        else:
+            options["auth_require_tls"] = False
+        with warnings.catch_warnings():  # its warning about AUTH without its STARTTLS (above)
+            warnings.simplefilter("ignore", UserWarning)
+            self.controller = Controller(self, hostname="127.0.0.1", port=self.port, **options)
+            self.controller.start()
         return self
 
     def stop(self) -> None:
