@@ -68,6 +68,15 @@ def test_reset_invite_and_confirm_through_a_real_node_and_smtp_server(tmp_path, 
         manage = f"{node.base}/actors/coop/manage"
         assert before.get(manage, timeout=10).url == manage
         old_hash = _hash(node)
+        app = requests.post(f"{node.base}/api/v1/apps", timeout=10, data={
+            "client_name": "phone", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob"}).json()
+        token = requests.post(f"{node.base}/oauth/token", timeout=10, data={
+            "grant_type": "password", "client_id": app["client_id"],
+            "client_secret": app["client_secret"], "username": "ana", "password": PASSWORD,
+            "scope": "read"}).json()["access_token"]
+        me = f"{node.base}/api/v1/accounts/verify_credentials"
+        bearer = {"Authorization": f"Bearer {token}"}
+        assert requests.get(me, headers=bearer, timeout=10).status_code == 200
 
         newcomer = requests.Session()
         form = newcomer.get(link, timeout=10)
@@ -79,6 +88,7 @@ def test_reset_invite_and_confirm_through_a_real_node_and_smtp_server(tmp_path, 
         assert done.status_code == 200 and "logged out everywhere" in done.text
         assert _hash(node) != old_hash
         assert "/login" in before.get(manage, timeout=10).url  # the old session is gone
+        assert requests.get(me, headers=bearer, timeout=10).status_code == 401  # and the app's
         assert _logs_in(node, "ana", PASSWORD) is None
         assert _logs_in(node, "ana", NEW_PASSWORD) is not None
         # The link works once.
