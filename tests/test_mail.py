@@ -147,6 +147,26 @@ async def test_notices_are_batched_hourly_and_the_unsubscribe_link_works(mail_no
     await node.run_worker()
     assert len(mail_server.received) == 4  # comments still come
     assert all(m.rcpt_tos == ["ana@coop.example"] for m in mail_server.received)
+    assert mail_server.received[1].message["List-Unsubscribe"] == f"<{link}>"
+
+
+async def test_finished_mails_and_dead_links_are_pruned(mail_node):
+    node = mail_node
+    ana = await _member(node, "ana", None, "ana@coop.example")
+    old = utcnow() - timedelta(days=8)
+    async with node.writers() as db, db.begin():
+        db.add(OutgoingMail(kind="reset", user_id=ana.id, to_address="ana@coop.example",
+                            status="sent", finished_at=old))
+        db.add(OutgoingMail(kind="reset", user_id=ana.id, to_address="ana@coop.example",
+                            status="pending", created_at=old, next_attempt_at=utcnow() +
+                            timedelta(hours=1)))
+        user = await db.get(User, ana.id)
+        await links.make_reset_link(db, user, timedelta(seconds=-1))
+        await links.make_confirm_link(db, user, "ana@coop.example")
+    await node.run_worker()
+    assert [m.status for m in await _mails(node)] == ["pending"]  # work left is kept
+    async with node.readers() as db:
+        assert list(await db.scalars(select(MailToken.purpose))) == ["confirm"]
 
 
 async def test_hub_join_requests_reach_the_coordinators(mail_node, mail_server):

@@ -34,8 +34,11 @@ def plain_address(text: str) -> str:
     return found[0][1]
 
 
-def build_message(sender: str, to: str, subject: str, body: str, domain: str) -> EmailMessage:
-    """A plain-text mail (UTF-8) with From, To, Subject, Date and a Message-ID of our domain."""
+def build_message(sender: str, to: str, subject: str, body: str, domain: str,
+                  unsubscribe: str | None = None) -> EmailMessage:
+    """A plain-text mail (UTF-8) with From, To, Subject, Date and a Message-ID of our domain;
+    with `unsubscribe` (our own URL) a List-Unsubscribe header, which mail programs show as a
+    button (it opens the page that asks; RFC 2369)."""
     message = EmailMessage()
     name, _ = getaddresses([sender])[0]
     address = plain_address(sender)
@@ -46,5 +49,7 @@ def build_message(sender: str, to: str, subject: str, body: str, domain: str) ->
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=domain.split(":")[0] or None)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to us
+    if unsubscribe:
+        message["List-Unsubscribe"] = f"<{one_line(unsubscribe, 500)}>"
     message.set_content(body, charset="utf-8", cte="quoted-printable")
     return message

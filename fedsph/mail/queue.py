@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.accounts import normalize_email
 from fedsph.errors import UserError
-from fedsph.models import Actor, OutgoingMail, User, utcnow
+from fedsph.models import Actor, MailToken, OutgoingMail, User, utcnow
 
 MAIL_LEASE = timedelta(minutes=5)
 # However often someone asks, an account gets at most one reset mail in this time (a stranger
@@ -100,3 +100,16 @@ async def claim_mails(db: AsyncSession, limit: int, lease: timedelta = MAIL_LEAS
                               .values(locked_until=now + lease).returning(OutgoingMail.id)
                               .execution_options(synchronize_session=False))
     return list(result.scalars())
+
+
+async def prune_mail(db: AsyncSession, older_than: timedelta) -> int:
+    """Housekeeping: mails finished (sent, failed, cancelled) longer ago than FEDSPH_INBOX_RETENTION_DAYS
+    (they name who got what), and links past their end (their hashes are of no use any more)."""
+    now = utcnow()
+    mails = await db.execute(delete(OutgoingMail).where(
+        OutgoingMail.status != "pending",
+        func.coalesce(OutgoingMail.finished_at, OutgoingMail.created_at) < now - older_than)
+        .execution_options(synchronize_session=False))
+    await db.execute(delete(MailToken).where(MailToken.expires_at < now)
+                     .execution_options(synchronize_session=False))
+    return mails.rowcount or 0

@@ -14,6 +14,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -27,7 +28,7 @@ from fedsph.core.urls import URLs
 from fedsph.federation.delivery import backoff
 from fedsph.mail import links, notices, texts, unsubscribe
 from fedsph.mail.message import build_message
-from fedsph.mail.queue import claim_mails
+from fedsph.mail.queue import claim_mails, prune_mail
 from fedsph.mail.smtp import MailRefused, send_message
 from fedsph.models import Actor, OutgoingMail, User, utcnow
 
@@ -36,6 +37,7 @@ log = logging.getLogger("fedsph.mail")
 MAIL_BATCH = 16
 MAIL_MAX_ATTEMPTS = 12  # with FEDSPH_RETRY_BASE_SECONDS at 30 s: about 34 hours of tries
 SCAN_EVERY = 60.0  # seconds between two looks for notices that are due
+PRUNE_EVERY = 3600.0
 
 
 @dataclass
@@ -52,7 +54,7 @@ class MailSender:
         self.settings, self.writers = settings, writers
         self.readers = readers or writers
         self.urls = URLs(settings.base_url)
-        self.next_scan = 0.0
+        self.next_scan = self.next_prune = 0.0
 
     async def round(self) -> int:
         """Queue due notices (now and then), then send every due mail once; how many were sent
@@ -66,6 +68,10 @@ class MailSender:
                 raise  # the database is away: the worker's loop waits and tries again
             except Exception:  # a bug must not stop the mails already queued, nor the worker
                 log.exception("queueing notices failed")
+        if time.monotonic() >= self.next_prune:
+            self.next_prune = time.monotonic() + PRUNE_EVERY
+            async with self.writers() as db, db.begin():
+                await prune_mail(db, timedelta(days=self.settings.inbox_retention_days))
         async with self.readers() as db:  # a look before the claim's write transaction
             due = await db.scalar(select(OutgoingMail.id).where(
                 OutgoingMail.status == "pending", OutgoingMail.next_attempt_at <= utcnow()).limit(1))
@@ -125,8 +131,10 @@ class MailSender:
 
     # -- writing each kind ------------------------------------------------------------------
 
-    def _message(self, to: str, subject: str, body: str) -> EmailMessage:
-        return build_message(self.settings.smtp_from, to, subject, body, self.settings.domain)
+    def _message(self, to: str, subject: str, body: str,
+                 unsubscribe: str | None = None) -> EmailMessage:
+        return build_message(self.settings.smtp_from, to, subject, body, self.settings.domain,
+                             unsubscribe)
 
     async def _write(self, db: AsyncSession, mail: OutgoingMail) -> Written | None:
         if mail.kind == "invite":
@@ -182,4 +190,4 @@ class MailSender:
         stop = f"{self.urls.base}/mail/unsubscribe/{unsubscribe.make_token(key, user, topic)}"
         subject, body = texts.notice_mail(lang, self.settings.node_name, topic, lines,
                                           waits.total - len(lines), pages, stop)
-        return Written(self._message(user.email, subject, body), user, topic, waits.newest)
+        return Written(self._message(user.email, subject, body, stop), user, topic, waits.newest)
