@@ -436,3 +436,21 @@ def test_the_readme_example_settings_load():
     assert (settings.smtp_host, settings.smtp_port, settings.smtp_tls) == \
         ("smtp.example.org", 587, "starttls")
     assert settings.smtp_from == "Our cooperative <noreply@coop.example>"
+
+
+async def test_a_mail_whose_reason_went_is_not_sent(mail_node, mail_server):
+    """Queued, then the address changed (or the account went): nothing is sent, nothing minted."""
+    node = mail_node
+    ana = await _member(node, "ana", None, "ana@coop.example")
+    bea = await _member(node, "bea", None, "bea@coop.example")
+    async with browser() as client:
+        for login in ("ana", "bea"):
+            await post_form(client, f"{node.base}/password/forgot", {"login": login})
+    async with node.writers() as db, db.begin():
+        (await db.get(User, ana.id)).email = "other@coop.example"
+        await db.delete(await db.get(User, bea.id))
+    await node.run_worker()
+    assert [(m.kind, m.status) for m in await _mails(node)] == [("reset", "cancelled")]
+    assert mail_server.received == []
+    async with node.readers() as db:
+        assert await db.scalar(select(func.count()).select_from(MailToken)) == 0

@@ -122,10 +122,10 @@ async def what_waits(db: AsyncSession, user: User, topic: str) -> Waiting:
     return Waiting(total or 0, newest or 0, [(p, w) for p, w in listed])
 
 
-async def mark_told(db: AsyncSession, user: User, topic: str, newest: int) -> None:
-    notice = await db.get(MailNotice, (user.id, topic))
+async def mark_told(db: AsyncSession, user_id: int, topic: str, newest: int) -> None:
+    notice = await db.get(MailNotice, (user_id, topic))
     if notice is None:
-        notice = MailNotice(user_id=user.id, topic=topic, seen_up_to=0)
+        notice = MailNotice(user_id=user_id, topic=topic, seen_up_to=0)
         db.add(notice)
     notice.last_mailed_at = utcnow()
     notice.seen_up_to = max(notice.seen_up_to or 0, newest)

@@ -88,10 +88,14 @@ class MailSender:
         try:
             async with self.writers() as db, db.begin():
                 mail = await db.get(OutgoingMail, mail_id)
+                if mail is None:  # its account was deleted meanwhile (ON DELETE CASCADE)
+                    return True
                 written = await self._write(db, mail)
                 if written is None:  # nothing to send any more
                     self._end(mail, "cancelled", None)
                     return True
+        except (DBAPIError, OSError):
+            raise  # the database is away: the row keeps its lease and is claimed again later
         except Exception:  # a bug: keep the row with its traceback, go on with the others
             log.exception("writing mail %s failed", mail_id)
             return await self._record(mail_id, None, traceback.format_exc(limit=6), retry=False)
@@ -114,12 +118,13 @@ class MailSender:
                       retry: bool) -> bool:
         async with self.writers() as db, db.begin():
             mail = await db.get(OutgoingMail, mail_id)
+            if mail is None:  # deleted with its account while it was being sent
+                return True
             mail.attempts += 1
             if written is not None:
                 self._end(mail, "sent", None)
                 if written.topic:
-                    await notices.mark_told(db, await db.get(User, mail.user_id), written.topic,
-                                            written.newest)
+                    await notices.mark_told(db, mail.user_id, written.topic, written.newest)
             elif retry and mail.attempts < MAIL_MAX_ATTEMPTS:
                 mail.last_error, mail.locked_until = error[:4000], None
                 mail.next_attempt_at = utcnow() + backoff(mail.attempts,
