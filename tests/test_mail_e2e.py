@@ -119,12 +119,13 @@ def test_reset_invite_and_confirm_through_a_real_node_and_smtp_server(tmp_path, 
         assert "Red Coop" in invitation.message["Subject"]
         assert "invita" in invitation.text  # Spanish
         carla = requests.Session()
-        joined = _post(carla, invitation.link("/invite/"), {
+        joined = _post(carla, invitation.link("/invite/") + "?lang=es", {
             "username": "carla", "email": "carla@coop.example", "password": PASSWORD,
             "password2": PASSWORD})
         assert joined.status_code == 303
         confirm = mail_server.wait_for(3)[2]
         assert confirm.rcpt_tos == ["carla@coop.example"]
+        assert confirm.message["Subject"].startswith("Confirma tu dirección")  # joined in Spanish
         confirmed = "SELECT email_confirmed FROM users WHERE username = 'carla'"
         # (A typed address is confirmed by its owner; one an admin sets counts at once.)
         node.cli("user", "email", "ana", "ana@coop.example")
