@@ -454,3 +454,15 @@ async def test_a_mail_whose_reason_went_is_not_sent(mail_node, mail_server):
     assert mail_server.received == []
     async with node.readers() as db:
         assert await db.scalar(select(func.count()).select_from(MailToken)) == 0
+
+
+def test_the_commands_without_smtp_say_what_is_missing(fedsph):
+    assert fedsph("migrate")[0] == 0
+    assert fedsph("project", "create", "coop", "--name", "Coop")[0] == 0
+    code, out = fedsph("invite", "coop", "--email", "carla@coop.example")
+    assert code == 1 and "sends no e-mail" in out and "Traceback" not in out
+    code, out = fedsph("invite", "coop")  # the printed link still works without mail
+    assert code == 0 and "/invite/" in out
+    assert fedsph("user", "create", "ana", "--password-stdin", stdin=PASSWORD + "\n")[0] == 0
+    code, out = fedsph("user", "reset-link", "ana")
+    assert code == 0 and "/password/reset/" in out
