@@ -102,7 +102,7 @@ class Settings:
     smtp_host: str = ""
     smtp_port: int = 0  # 0: the usual port of smtp_tls (587 starttls, 465 tls, 25 none)
     smtp_username: str = ""
-    smtp_password: str = ""
+    smtp_password: str = field(default="", repr=False)  # never in a printed Settings
     smtp_from: str = ""  # the From address, e.g. "Red Coop <noreply@coop.example>"
     # starttls (the default), tls (TLS from the first byte) or none; never lowered on its own.
     smtp_tls: str = "starttls"
@@ -268,6 +268,11 @@ SMTP_TLS_MODES = {"starttls": 587, "tls": 465, "none": 25}
 LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
 
+def mail_enabled(settings: Settings) -> bool:
+    """Whether this node sends mail at all (FEDSPH_SMTP_HOST set)."""
+    return bool(settings.smtp_host)
+
+
 def smtp_port(settings: Settings) -> int:
     """FEDSPH_SMTP_PORT, or the usual port of the TLS mode."""
     return settings.smtp_port or SMTP_TLS_MODES[settings.smtp_tls.strip().lower()]
@@ -299,17 +304,22 @@ def _check_smtp(settings: Settings) -> None:
     if tls == "none" and settings.smtp_password and host.lower() not in LOOPBACK_NAMES:
         raise ConfigError("FEDSPH_SMTP_TLS=none would send FEDSPH_SMTP_PASSWORD unencrypted: "
                           "use starttls or tls (none only for a server on this machine)")
-    if not _one_address(settings.smtp_from):
+    if one_address(settings.smtp_from) is None:
         raise ConfigError(f"FEDSPH_SMTP_FROM must be one e-mail address (optionally with a "
                           f"name: Coop <noreply@coop.example>), got {settings.smtp_from!r}")
 
 
-def _one_address(text: str) -> bool:
-    """One address with an @, and no line break a header could be split at."""
-    if any(ch in text for ch in "\r\n\0"):
-        return False
+def one_address(text: str) -> str | None:
+    """The one address in `text` (bare, or `Name <address>`), or None: the one check of the
+    From setting and of every address a mail goes to (fedsph/mail/message.py). Refused: control
+    characters (a line break would split a header) and forms a mail server might read two
+    addresses in (a comma, a group)."""
+    if any(not ch.isprintable() for ch in text):
+        return None
     found = getaddresses([text])
-    return len(found) == 1 and "@" in found[0][1] and " " not in found[0][1]
+    if len(found) != 1 or "@" not in found[0][1] or any(c in found[0][1] for c in " ,;<>\"'"):
+        return None
+    return found[0][1]
 
 
 @functools.lru_cache(maxsize=4)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.config import Settings
+from fedsph.config import Settings, mail_enabled
 from fedsph.core.urls import URLs
 from fedsph.errors import FetchError
 from fedsph.federation.activitystreams import get_id
@@ -29,8 +29,8 @@ from fedsph.federation.integrity import proof_problem
 from fedsph.federation.queue import claim_inbox_items, finish_inbox_item, prune_finished
 from fedsph.federation.remote import Remote
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
+from fedsph.mail.queue import prune_mail
 from fedsph.mail.sender import MailSender
-from fedsph.mail.smtp import mail_enabled
 from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.stream_events import prune_stream_events
@@ -153,6 +153,8 @@ class Worker:
             async with self.writers() as db, db.begin():
                 rows = await prune_finished(db, timedelta(days=self.settings.inbox_retention_days))
                 await prune_stream_events(db)  # the streaming API's events, minutes old
+                # finished mails and dead links, even with SMTP off now (it may have been on)
+                await prune_mail(db, timedelta(days=self.settings.inbox_retention_days))
             if rows.inbox or rows.deliveries:
                 log.info("pruned %d processed inbox row(s) and %d finished deliveries",
                          rows.inbox, rows.deliveries)

@@ -9,10 +9,11 @@ import argparse
 
 from sqlalchemy import select
 
+from fedsph.config import mail_enabled
 from fedsph.errors import UserError
+from fedsph.i18n import UI_LANGUAGES
 from fedsph.mail import links
 from fedsph.mail.queue import queue_invite
-from fedsph.mail.smtp import mail_enabled
 from fedsph.models import User
 from fedsph.projects.commands import local_actor
 
@@ -52,5 +53,5 @@ def add_user_parsers(user: argparse._SubParsersAction) -> None:
 
 def add_invite_options(invite: argparse.ArgumentParser) -> None:
     invite.add_argument("--email", help="mail the invitation to this address (needs SMTP)")
-    invite.add_argument("--language", default="en", choices=("en", "es", "fr", "pt"),
+    invite.add_argument("--language", default="en", choices=UI_LANGUAGES,
                         help="the language of the invitation mail")

@@ -42,14 +42,18 @@ def email_is_confirmed(user: User) -> bool:
     return bool(user.email) and user.email == user.email_confirmed
 
 
-async def make_reset_link(db: AsyncSession, user: User, lifetime: timedelta) -> str:
-    """A new reset token for `user` (the older ones stop working); returns the token."""
+async def make_reset_link(db: AsyncSession, user: User, lifetime: timedelta,
+                          address: str | None = None) -> str:
+    """A new reset token for `user` (the older ones stop working); returns the token. A mailed
+    link keeps the `address` it went to: once the account's address changes, a link sitting
+    in the old mailbox no longer works."""
     now = utcnow()
     await db.execute(delete(MailToken).where(MailToken.user_id == user.id,
                                              MailToken.purpose == "reset"))
     token = new_token()
     db.add(MailToken(user_id=user.id, purpose="reset", token_hash=hash_token(token),
-                     password_mark=password_mark(user), created_at=now, expires_at=now + lifetime))
+                     password_mark=password_mark(user), email=address, created_at=now,
+                     expires_at=now + lifetime))
     await db.flush()
     return token
 
@@ -80,7 +84,8 @@ async def open_link(db: AsyncSession, purpose: str, token: str) -> tuple[MailTok
     link, user = found
     if not may_use_account(user):
         return None
-    if purpose == "reset" and link.password_mark != password_mark(user):
+    if purpose == "reset" and (link.password_mark != password_mark(user)
+                               or (link.email is not None and link.email != user.email)):
         return None
     if purpose == "confirm" and link.email != user.email:
         return None
@@ -96,6 +101,9 @@ async def _spend(db: AsyncSession, link: MailToken) -> bool:
     return result.rowcount == 1
 
 
+# --- Account hooks: at the merge with issue 14 item 2 these become fedsph.accounts' own
+# (may_use_account -> may_log_in, end_all_sessions -> end_access, the hash -> change_password).
+
 async def end_all_sessions(db: AsyncSession, user_id: int) -> None:
     """Every login session, API token and pending authorization code of the account."""
     for model in (LoginSession, OAuthToken, OAuthCode):
@@ -110,7 +118,7 @@ async def reset_password(db: AsyncSession, token: str, password_hash: str) -> Us
     if found is None or not await _spend(db, found[0]):
         return None
     link, user = found
-    user.password_hash = password_hash
+    user.password_hash = password_hash  # at merge: accounts.change_password
     await end_all_sessions(db, user.id)
     await db.execute(delete(MailToken).where(MailToken.user_id == user.id,
                                              MailToken.purpose == "reset",

@@ -12,7 +12,9 @@ from __future__ import annotations
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
+from urllib.parse import urlsplit
 
+from fedsph.config import one_address
 from fedsph.errors import UserError
 
 SUBJECT_MAX = 200
@@ -26,19 +28,18 @@ def one_line(text: str, limit: int = SUBJECT_MAX) -> str:
 
 def plain_address(text: str) -> str:
     """The one address in `text` (a bare address or `Name <address>`); UserError otherwise."""
-    if any(not ch.isprintable() for ch in text):
-        raise UserError("an e-mail address has no line breaks or control characters")
-    found = getaddresses([text])
-    if len(found) != 1 or "@" not in found[0][1] or any(c in found[0][1] for c in " ,;<>\"'"):
+    address = one_address(text)
+    if address is None:
         raise UserError(f"not one e-mail address: {text!r}")
-    return found[0][1]
+    return address
 
 
 def build_message(sender: str, to: str, subject: str, body: str, domain: str,
                   unsubscribe: str | None = None) -> EmailMessage:
     """A plain-text mail (UTF-8) with From, To, Subject, Date and a Message-ID of our domain;
     with `unsubscribe` (our own URL) a List-Unsubscribe header, which mail programs show as a
-    button (it opens the page that asks; RFC 2369)."""
+    button (RFC 2369), and List-Unsubscribe-Post: a program may unsubscribe in one click by a
+    POST to that URL (RFC 8058), which needs no other proof than the URL's signature."""
     message = EmailMessage()
     name, _ = getaddresses([sender])[0]
     address = plain_address(sender)
@@ -47,9 +48,11 @@ def build_message(sender: str, to: str, subject: str, body: str, domain: str,
     message["To"] = plain_address(to)
     message["Subject"] = one_line(subject)
     message["Date"] = formatdate(usegmt=True)
-    message["Message-ID"] = make_msgid(domain=domain.split(":")[0] or None)
+    # The host alone: "[::1]:8080" is an IPv6 literal and a port, not split at its first colon.
+    message["Message-ID"] = make_msgid(domain=urlsplit(f"//{domain}").hostname or None)
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to us
     if unsubscribe:
         message["List-Unsubscribe"] = f"<{one_line(unsubscribe, 500)}>"
+        message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     message.set_content(body, charset="utf-8", cte="quoted-printable")
     return message

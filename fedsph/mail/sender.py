@@ -2,10 +2,14 @@
 once a minute), then due mails are claimed, written and sent.
 
 A mail is written in one transaction (which also mints the link it carries), sent, and its
-outcome recorded in another. A server that is down or answers 4xx: the mail is tried again
-with backoff (about a day and a half in all), so nothing is lost; a 5xx refusal fails it for
-good. A crash between the send and the record sends it again after the lease (a second link
-then voids the first). Addresses and links are never logged.
+outcome recorded in another. The write goes on only if the mail still waits and our lease on
+it is still the one we claimed (queue.lease_mail, which extends it): two workers never both
+send one mail, and a cancelled mail is never sent. A server that is down or answers 4xx: the
+mail is tried again with backoff (a reset link or a notice for a few hours, when it is still
+of use; others about a day and a half), so nothing is lost; a 5xx refusal fails it for good.
+A crash between the send and the record sends it again after the lease (a second link then
+voids the first). We never log addresses or links; a server's refusal is logged and kept with
+the address it names replaced.
 """
 
 from __future__ import annotations
@@ -14,30 +18,30 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime
 from email.message import EmailMessage
 
-import aiosmtplib
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.accounts import create_invite
+from fedsph.accounts import create_invite, hash_token
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.federation.delivery import backoff
 from fedsph.mail import links, notices, texts, unsubscribe
-from fedsph.mail.message import build_message
-from fedsph.mail.queue import claim_mails, prune_mail
-from fedsph.mail.smtp import MailRefused, send_message
-from fedsph.models import Actor, OutgoingMail, User, utcnow
+from fedsph.mail.message import build_message, one_line
+from fedsph.mail.queue import claim_mails, lease_mail
+from fedsph.mail.smtp import MailNotSent, MailRefused, send_message
+from fedsph.models import Actor, Invite, OutgoingMail, User, utcnow
 
 log = logging.getLogger("fedsph.mail")
 
 MAIL_BATCH = 16
 MAIL_MAX_ATTEMPTS = 12  # with FEDSPH_RETRY_BASE_SECONDS at 30 s: about 34 hours of tries
+# A reset link lasts an hour and a notice is about what waits now: a few hours of tries.
+SHORT_LIVED = {"reset": 8, "notice": 8}  # about 2 hours at 30 s
 SCAN_EVERY = 60.0  # seconds between two looks for notices that are due
-PRUNE_EVERY = 3600.0
 
 
 @dataclass
@@ -54,7 +58,7 @@ class MailSender:
         self.settings, self.writers = settings, writers
         self.readers = readers or writers
         self.urls = URLs(settings.base_url)
-        self.next_scan = self.next_prune = 0.0
+        self.next_scan = 0.0
 
     async def round(self) -> int:
         """Queue due notices (now and then), then send every due mail once; how many were sent
@@ -64,14 +68,12 @@ class MailSender:
             try:
                 async with self.writers() as db, db.begin():
                     await notices.queue_due_notices(db)
+            except IntegrityError:  # another worker queued the same notice a moment before
+                log.info("a notice was queued by another worker")
             except (DBAPIError, OSError):
                 raise  # the database is away: the worker's loop waits and tries again
             except Exception:  # a bug must not stop the mails already queued, nor the worker
                 log.exception("queueing notices failed")
-        if time.monotonic() >= self.next_prune:
-            self.next_prune = time.monotonic() + PRUNE_EVERY
-            async with self.writers() as db, db.begin():
-                await prune_mail(db, timedelta(days=self.settings.inbox_retention_days))
         async with self.readers() as db:  # a look before the claim's write transaction
             due = await db.scalar(select(OutgoingMail.id).where(
                 OutgoingMail.status == "pending", OutgoingMail.next_attempt_at <= utcnow()).limit(1))
@@ -80,13 +82,22 @@ class MailSender:
         async with self.writers() as db, db.begin():
             ids = await claim_mails(db, MAIL_BATCH)
         done = 0
-        for mail_id in ids:
-            done += await self.send_one(mail_id)
+        for mail_id, lease in ids:
+            try:
+                done += await self.send_one(mail_id, lease)
+            except (DBAPIError, OSError):
+                raise  # the database is away: the worker's loop waits and tries again
+            except Exception:  # a bug in one mail must not stop the others, nor the worker
+                log.exception("sending mail %s failed; it is tried again after its lease",
+                              mail_id)
         return done
 
-    async def send_one(self, mail_id: int) -> bool:
+    async def send_one(self, mail_id: int, lease: datetime) -> bool:
         try:
             async with self.writers() as db, db.begin():
+                lease = await lease_mail(db, mail_id, lease)
+                if lease is None:  # cancelled, finished or taken by another worker meanwhile
+                    return False
                 mail = await db.get(OutgoingMail, mail_id)
                 if mail is None:  # its account was deleted meanwhile (ON DELETE CASCADE)
                     return True
@@ -98,34 +109,41 @@ class MailSender:
             raise  # the database is away: the row keeps its lease and is claimed again later
         except Exception:  # a bug: keep the row with its traceback, go on with the others
             log.exception("writing mail %s failed", mail_id)
-            return await self._record(mail_id, None, traceback.format_exc(limit=6), retry=False)
+            return await self._record(mail_id, lease, None, traceback.format_exc(limit=6),
+                                      retry=False)
         try:
             await send_message(self.settings, written.message)
         except MailRefused as exc:
-            log.warning("mail %s refused by the server: %s", mail_id, exc)
-            return await self._record(mail_id, None, f"refused: {exc}", retry=False)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            log.warning("mail %s not sent, will try again: %s", mail_id, exc)
-            return await self._record(mail_id, None, f"{type(exc).__name__}: {exc}", retry=True)
+            said = _without_address(str(exc), written.message["To"])
+            log.warning("mail %s refused by the server: %s", mail_id, said)
+            return await self._record(mail_id, lease, None, f"refused: {said}", retry=False)
+        except MailNotSent as exc:
+            said = _without_address(str(exc), written.message["To"])
+            log.warning("mail %s not sent, will try again: %s", mail_id, said)
+            return await self._record(mail_id, lease, None, said, retry=True)
         log.info("mail %s sent", mail_id)
-        return await self._record(mail_id, written, None, retry=False)
+        return await self._record(mail_id, lease, written, None, retry=False)
 
     def _end(self, mail: OutgoingMail, status: str, error: str | None) -> None:
         mail.status, mail.last_error = status, error
         mail.finished_at, mail.locked_until = utcnow(), None
 
-    async def _record(self, mail_id: int, written: Written | None, error: str | None,
-                      retry: bool) -> bool:
+    async def _record(self, mail_id: int, lease: datetime, written: Written | None,
+                      error: str | None, retry: bool) -> bool:
         async with self.writers() as db, db.begin():
-            mail = await db.get(OutgoingMail, mail_id)
+            mail = await db.get(OutgoingMail, mail_id, with_for_update=True)
             if mail is None:  # deleted with its account while it was being sent
                 return True
+            if mail.status != "pending":  # cancelled while in our hands: it stays cancelled
+                return True
+            if written is None and mail.locked_until != lease:  # another worker has it now
+                return False
             mail.attempts += 1
             if written is not None:
                 self._end(mail, "sent", None)
                 if written.topic:
                     await notices.mark_told(db, mail.user_id, written.topic, written.newest)
-            elif retry and mail.attempts < MAIL_MAX_ATTEMPTS:
+            elif retry and mail.attempts < SHORT_LIVED.get(mail.kind, MAIL_MAX_ATTEMPTS):
                 mail.last_error, mail.locked_until = error[:4000], None
                 mail.next_attempt_at = utcnow() + backoff(mail.attempts,
                                                           self.settings.retry_base_seconds)
@@ -158,7 +176,7 @@ class MailSender:
         if not links.email_is_confirmed(user):
             return None
         if mail.kind == "reset":
-            token = await links.make_reset_link(db, user, links.RESET_BY_MAIL)
+            token = await links.make_reset_link(db, user, links.RESET_BY_MAIL, user.email)
             subject, body = texts.reset_mail(lang, node, user.username,
                                              f"{self.urls.base}/password/reset/{token}")
             return Written(self._message(user.email, subject, body))
@@ -169,11 +187,19 @@ class MailSender:
         if project is None:
             return None
         sender = await db.get(User, mail.sent_by) if mail.sent_by else None
+        if mail.invite_id is not None:  # a retry: the link of the earlier attempt stops working
+            await db.execute(delete(Invite).where(Invite.id == mail.invite_id,
+                                                  Invite.used_at.is_(None)))
         token = await create_invite(db, project, sender)
+        # An UPDATE of its own: SQLite may give the new invite the deleted one's id, which the
+        # ON DELETE SET NULL just cleared in the row while the loaded object still holds it.
+        await db.execute(update(OutgoingMail).where(OutgoingMail.id == mail.id).values(
+            invite_id=select(Invite.id).where(Invite.token_hash == hash_token(token))
+            .scalar_subquery()).execution_options(synchronize_session=False))
         subject, body = texts.invite_mail(
             mail.language or "en", self.settings.node_name,
             sender.username if sender else self.settings.node_name,
-            project.name or project.username, f"{self.urls.base}/invite/{token}")
+            one_line(project.name or project.username), f"{self.urls.base}/invite/{token}")
         return Written(self._message(mail.to_address, subject, body))
 
     async def _notice(self, db: AsyncSession, mail: OutgoingMail, user: User,
@@ -184,9 +210,10 @@ class MailSender:
         waits = await notices.what_waits(db, user, topic)
         if not waits.total:
             return None
+        # Who asks by handle only (a remote actor's name is whatever its server says); where:
+        # our own local actor.
         lines = [(who.handle, place.name or place.handle) for place, who in waits.items]
         if topic == "hub":
-            lines = [(who.handle, who.name or who.username) for _, who in waits.items]
             pages = [f"{self.urls.base}/hub/manage"]
         else:
             pages = sorted({f"{self.urls.base}/actors/{place.username}/manage"
@@ -196,3 +223,8 @@ class MailSender:
         subject, body = texts.notice_mail(lang, self.settings.node_name, topic, lines,
                                           waits.total - len(lines), pages, stop)
         return Written(self._message(user.email, subject, body, stop), user, topic, waits.newest)
+
+
+def _without_address(said: str, address: str | None) -> str:
+    """A server's reply as we log and keep it: the recipient's address replaced."""
+    return said.replace(address, "<recipient>") if address else said

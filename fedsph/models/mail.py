@@ -3,7 +3,7 @@ by `fedsph user reset-link`, and what each member was last told. See fedsph/mail
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, false
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fedsph.models.actors import Follow
@@ -33,8 +33,17 @@ class OutgoingMail(QueueColumns, Base):
     sent_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     language: Mapped[str | None] = mapped_column(String(16))
     topic: Mapped[str | None] = mapped_column(String(16))  # a notice: follows, comments, hub
+    # An invitation: the invite it carries, deleted when the mail is written again (a retry),
+    # so only the link of the last attempt works.
+    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invites.id", ondelete="SET NULL"))
 
-    __table_args__ = (Index("ix_outgoing_mails_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outgoing_mails_due", "status", "next_attempt_at"),
+        # One waiting notice per member and topic, even with two workers queueing at once.
+        Index("ux_outgoing_mails_notice", "user_id", "topic", unique=True,
+              sqlite_where=text("status = 'pending' AND kind = 'notice'"),
+              postgresql_where=text("status = 'pending' AND kind = 'notice'")),
+    )
 
 
 class MailToken(Base):
@@ -50,7 +59,8 @@ class MailToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(16))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    email: Mapped[str | None] = mapped_column(String(254))  # confirm: the address confirmed
+    # confirm: the address confirmed; a mailed reset: the address it went to
+    email: Mapped[str | None] = mapped_column(String(254))
     password_mark: Mapped[str | None] = mapped_column(String(64))  # reset
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime)

@@ -4,36 +4,46 @@ address and unsubscribing from notices. None needs a login; every POST passed th
 GET never changes anything (mail scanners open links): each link shows a form, and only its
 POST acts. The "forgot password" form answers the same whatever was typed, so it tells nobody
 whether an account or an address exists, and sends a mail only to a confirmed address; each
-client address gets a few tries an hour before its requests are quietly dropped.
+client address gets a few tries an hour before its requests are quietly dropped. It answers
+before it looks the account up (a task does that), so neither does its timing tell. Pages of
+a link are never cached (no-store): they hold a secret in their address.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
 
 from fedsph.accounts import Backoff, check_password_rules, hash_password, throttle_key
+from fedsph.config import mail_enabled
 from fedsph.errors import UserError
 from fedsph.i18n import N_
 from fedsph.mail import links, notices, unsubscribe
-from fedsph.mail.queue import find_account, queue_reset
-from fedsph.mail.smtp import mail_enabled
+from fedsph.mail.queue import find_account, queue_confirm, queue_reset
 from fedsph.models import User
 from fedsph.web.auth_middleware import read_form
 from fedsph.web.client_address import client_address
-from fedsph.web.keys import READERS, SETTINGS, URLS, WRITERS
+from fedsph.web.keys import READERS, SETTINGS, URLS, USER, WRITERS
 from fedsph.web.render import error_message, html_response
 
 FORGOT_LIMITER = web.AppKey("forgot_limiter", Backoff)
+# The lookups a "forgot password" answer left running; awaited when the server stops.
+FORGOT_TASKS = web.AppKey("forgot_tasks", set)
 FORGOT_FREE = 5  # tries per client address an hour before they wait (1 s, 2 s, 4 s…)
 LOGIN_MAX = 255
 log = logging.getLogger("fedsph.login")
 
 
+def _no_store(response: web.Response) -> web.Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _page(request: web.Request, state: str, status: int = 200, error: str | None = None):
-    return html_response(request, "password.html", status=status, state=state, error=error,
-                         mail_on=mail_enabled(request.app[SETTINGS]))
+    return _no_store(html_response(request, "password_reset.html", status=status, state=state,
+                                   error=error, mail_on=mail_enabled(request.app[SETTINGS])))
 
 
 async def forgot_form(request: web.Request) -> web.Response:
@@ -51,15 +61,48 @@ async def forgot(request: web.Request) -> web.Response:
         log.warning("password reset request dropped: too many from %s", key)
         return _page(request, "sent")
     limiter.fail(key)  # every request counts, found or not
-    async with request.app[WRITERS]() as db, db.begin():
-        user = await find_account(db, login)
-        if user is not None and links.may_use_account(user):
-            await queue_reset(db, user)
+    tasks = request.app[FORGOT_TASKS]
+    task = asyncio.create_task(_look_up_and_queue(request.app, login))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
     return _page(request, "sent")
 
 
+async def _look_up_and_queue(app: web.Application, login: str) -> None:
+    """The work behind a "forgot password" answer, after it: the same answer at the same
+    speed whether the account exists or not."""
+    try:
+        async with app[WRITERS]() as db, db.begin():
+            user = await find_account(db, login)
+            if user is not None and links.may_use_account(user):
+                await queue_reset(db, user)
+    except Exception:  # nobody waits for this task: say it in the log
+        log.exception("queueing a reset mail failed")
+
+
+async def _finish_forgot_tasks(app: web.Application) -> None:
+    if app[FORGOT_TASKS]:
+        await asyncio.gather(*app[FORGOT_TASKS], return_exceptions=True)
+
+
+async def confirm_again(request: web.Request) -> web.Response:
+    """A logged-in member's "send the confirmation again": at most one every ten minutes
+    (queue_confirm), and only for an address not confirmed yet."""
+    user = request.get(USER)
+    if user is None:
+        raise web.HTTPSeeOther("/login")
+    if not mail_enabled(request.app[SETTINGS]):
+        raise web.HTTPNotFound()
+    async with request.app[WRITERS]() as db, db.begin():
+        user = await db.get(User, user.id)
+        queued = await queue_confirm(db, user)
+    return _link_page(request, "again", "sent" if queued else "wait", address=user.email,
+                      confirmed=links.email_is_confirmed(user))
+
+
 async def reset_form(request: web.Request) -> web.Response:
-    async with request.app[READERS]() as db:
+    # From the writer: a link minted a moment ago may not have reached a replica yet.
+    async with request.app[WRITERS]() as db:
         found = await links.open_link(db, "reset", request.match_info["token"])
     if found is None:
         return _page(request, "gone", status=410)
@@ -68,7 +111,7 @@ async def reset_form(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    async with request.app[READERS]() as db:
+    async with request.app[WRITERS]() as db:
         if await links.open_link(db, "reset", token) is None:
             return _page(request, "gone", status=410)
     form = await read_form(request)
@@ -89,12 +132,12 @@ async def reset(request: web.Request) -> web.Response:
 
 
 def _link_page(request: web.Request, kind: str, state: str, status: int = 200, **extra):
-    return html_response(request, "mail_link.html", status=status, kind=kind, state=state,
-                         **extra)
+    return _no_store(html_response(request, "mail_link.html", status=status, kind=kind,
+                                   state=state, **extra))
 
 
 async def confirm_form(request: web.Request) -> web.Response:
-    async with request.app[READERS]() as db:
+    async with request.app[WRITERS]() as db:
         found = await links.open_link(db, "confirm", request.match_info["token"])
     if found is None:
         return _link_page(request, "confirm", "gone", 410)
@@ -132,6 +175,8 @@ async def unsubscribe_form(request: web.Request) -> web.Response:
 
 
 async def unsubscribe_post(request: web.Request) -> web.Response:
+    """The page's button, or a mail program's one-click POST (RFC 8058): no CSRF token, as the
+    signed link is itself the proof (auth_middleware.CSRF_EXEMPT_ROUTES)."""
     async with request.app[WRITERS]() as db, db.begin():
         found = await _subscriber(request, db)
         if found is not None:
@@ -143,6 +188,9 @@ async def unsubscribe_post(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app[FORGOT_LIMITER] = Backoff(FORGOT_FREE, cap=3600.0)
+    app[FORGOT_TASKS] = set()
+    app.on_shutdown.append(_finish_forgot_tasks)
+    app.router.add_post("/email/confirm-again", confirm_again)
     app.router.add_get("/password/forgot", forgot_form)
     app.router.add_post("/password/forgot", forgot)
     app.router.add_get("/password/reset/{token}", reset_form)

@@ -25,11 +25,11 @@ from fedsph.accounts import (
     redeem_invitation,
     start_session,
 )
+from fedsph.config import mail_enabled
 from fedsph.core.safe_links import local_path
 from fedsph.errors import UserError
 from fedsph.i18n import N_
 from fedsph.mail.queue import queue_confirm
-from fedsph.mail.smtp import mail_enabled
 from fedsph.models import Actor
 from fedsph.web.auth_middleware import LIMITER, read_form, set_cookie
 from fedsph.web.client_address import client_address

@@ -10,13 +10,13 @@ from aiohttp import web
 from sqlalchemy import select
 
 from fedsph.accounts import create_invite
+from fedsph.config import mail_enabled
 from fedsph.core.numbers import parse_id
 from fedsph.errors import BadRequest, FetchError, Forbidden, UserError
 from fedsph.federation import blocks
 from fedsph.federation.actors import get_actor_by_uri, resolve_handle
 from fedsph.i18n import N_
 from fedsph.mail.queue import queue_invite
-from fedsph.mail.smtp import mail_enabled
 from fedsph.models import Actor, Follow, Object
 from fedsph.projects import outbox, queries
 from fedsph.web import project_hubs

@@ -43,9 +43,15 @@ def upgrade() -> None:
         sa.Column("sent_by", sa.Integer, sa.ForeignKey("users.id", ondelete="SET NULL")),
         sa.Column("language", sa.String(16)),
         sa.Column("topic", sa.String(16)),
+        sa.Column("invite_id", sa.Integer, sa.ForeignKey("invites.id", ondelete="SET NULL")),
         *_queue_columns(),
     )
     op.create_index("ix_outgoing_mails_due", "outgoing_mails", ["status", "next_attempt_at"])
+    # One waiting notice per member and topic, even with two workers queueing at once.
+    op.create_index("ux_outgoing_mails_notice", "outgoing_mails", ["user_id", "topic"],
+                    unique=True,
+                    sqlite_where=sa.text("status = 'pending' AND kind = 'notice'"),
+                    postgresql_where=sa.text("status = 'pending' AND kind = 'notice'"))
     op.create_table(
         "mail_tokens",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -84,6 +90,7 @@ def downgrade() -> None:
     op.drop_index("ix_objects_held", table_name="objects")
     op.drop_index("ix_mail_tokens_user_id", table_name="mail_tokens")
     op.drop_table("mail_tokens")
+    op.drop_index("ux_outgoing_mails_notice", table_name="outgoing_mails")
     op.drop_index("ix_outgoing_mails_due", table_name="outgoing_mails")
     op.drop_table("outgoing_mails")
     with op.batch_alter_table("users") as batch:
