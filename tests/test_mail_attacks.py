@@ -313,7 +313,7 @@ async def test_one_click_unsubscribe_needs_no_csrf_token(mail_node, mail_server)
         assert response.status == 200
 
 
-async def test_one_waiting_notice_per_member_and_topic(mail_node):
+async def test_one_waiting_notice_or_link_per_member(mail_node):
     node = mail_node
     ana = await _member(node, "ana", None, "ana@coop.example")
     async with node.writers() as db, db.begin():
@@ -322,7 +322,13 @@ async def test_one_waiting_notice_per_member_and_topic(mail_node):
         async with node.writers() as db, db.begin():
             db.add(OutgoingMail(kind="notice", user_id=ana.id, to_address="ana@coop.example",
                                 topic="follows"))
-    assert await _count(node, OutgoingMail) == 1
+    for kind in ("reset", "confirm"):  # the same for a waiting link, whichever process queues
+        async with node.writers() as db, db.begin():
+            db.add(OutgoingMail(kind=kind, user_id=ana.id, to_address="ana@coop.example"))
+        with pytest.raises(IntegrityError):
+            async with node.writers() as db, db.begin():
+                db.add(OutgoingMail(kind=kind, user_id=ana.id, to_address="ana@coop.example"))
+    assert await _count(node, OutgoingMail) == 3
 
 
 async def test_housekeeping_without_smtp_prunes_old_mail(tmp_path):

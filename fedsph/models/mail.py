@@ -43,6 +43,10 @@ class OutgoingMail(QueueColumns, Base):
         Index("ux_outgoing_mails_notice", "user_id", "topic", unique=True,
               sqlite_where=text("status = 'pending' AND kind = 'notice'"),
               postgresql_where=text("status = 'pending' AND kind = 'notice'")),
+        # One waiting reset and one waiting confirmation per member, whichever process queues.
+        Index("ux_outgoing_mails_link", "user_id", "kind", unique=True,
+              sqlite_where=text("status = 'pending' AND kind IN ('reset', 'confirm')"),
+              postgresql_where=text("status = 'pending' AND kind IN ('reset', 'confirm')")),
     )
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 
 from aiohttp import web
+from sqlalchemy.exc import IntegrityError
 
 from fedsph.accounts import Backoff, check_password_rules, hash_password, throttle_key
 from fedsph.config import mail_enabled
@@ -31,6 +32,9 @@ from fedsph.web.render import error_message, html_response
 FORGOT_LIMITER = web.AppKey("forgot_limiter", Backoff)
 # The lookups a "forgot password" answer left running; awaited when the server stops.
 FORGOT_TASKS = web.AppKey("forgot_tasks", set)
+# One at a time in a process, so that a burst of requests for one account queues one mail
+# (across processes, the unique index on waiting resets holds).
+FORGOT_LOCK = web.AppKey("forgot_lock", asyncio.Lock)
 FORGOT_FREE = 5  # tries per client address an hour before they wait (1 s, 2 s, 4 s…)
 LOGIN_MAX = 255
 log = logging.getLogger("fedsph.login")
@@ -72,10 +76,12 @@ async def _look_up_and_queue(app: web.Application, login: str) -> None:
     """The work behind a "forgot password" answer, after it: the same answer at the same
     speed whether the account exists or not."""
     try:
-        async with app[WRITERS]() as db, db.begin():
+        async with app[FORGOT_LOCK], app[WRITERS]() as db, db.begin():
             user = await find_account(db, login)
             if user is not None and links.may_use_account(user):
                 await queue_reset(db, user)
+    except IntegrityError:  # another process queued this account's reset a moment before
+        pass
     except Exception:  # nobody waits for this task: say it in the log
         log.exception("queueing a reset mail failed")
 
@@ -93,9 +99,12 @@ async def confirm_again(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther("/login")
     if not mail_enabled(request.app[SETTINGS]):
         raise web.HTTPNotFound()
-    async with request.app[WRITERS]() as db, db.begin():
-        user = await db.get(User, user.id)
-        queued = await queue_confirm(db, user)
+    try:
+        async with request.app[WRITERS]() as db, db.begin():
+            user = await db.get(User, user.id)
+            queued = await queue_confirm(db, user)
+    except IntegrityError:  # a second click, in another process, queued it a moment before
+        user, queued = request[USER], False
     return _link_page(request, "again", "sent" if queued else "wait", address=user.email,
                       confirmed=links.email_is_confirmed(user))
 
@@ -188,7 +197,7 @@ async def unsubscribe_post(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app[FORGOT_LIMITER] = Backoff(FORGOT_FREE, cap=3600.0)
-    app[FORGOT_TASKS] = set()
+    app[FORGOT_TASKS], app[FORGOT_LOCK] = set(), asyncio.Lock()
     app.on_shutdown.append(_finish_forgot_tasks)
     app.router.add_post("/email/confirm-again", confirm_again)
     app.router.add_get("/password/forgot", forgot_form)

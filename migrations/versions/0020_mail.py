@@ -52,6 +52,11 @@ def upgrade() -> None:
                     unique=True,
                     sqlite_where=sa.text("status = 'pending' AND kind = 'notice'"),
                     postgresql_where=sa.text("status = 'pending' AND kind = 'notice'"))
+    # One waiting reset and one waiting confirmation per member, whichever process queues.
+    op.create_index("ux_outgoing_mails_link", "outgoing_mails", ["user_id", "kind"],
+                    unique=True,
+                    sqlite_where=sa.text("status = 'pending' AND kind IN ('reset', 'confirm')"),
+                    postgresql_where=sa.text("status = 'pending' AND kind IN ('reset', 'confirm')"))
     op.create_table(
         "mail_tokens",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -90,6 +95,7 @@ def downgrade() -> None:
     op.drop_index("ix_objects_held", table_name="objects")
     op.drop_index("ix_mail_tokens_user_id", table_name="mail_tokens")
     op.drop_table("mail_tokens")
+    op.drop_index("ux_outgoing_mails_link", table_name="outgoing_mails")
     op.drop_index("ux_outgoing_mails_notice", table_name="outgoing_mails")
     op.drop_index("ix_outgoing_mails_due", table_name="outgoing_mails")
     op.drop_table("outgoing_mails")
