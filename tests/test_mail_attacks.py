@@ -356,3 +356,20 @@ def test_without_smtp_no_mail_client_is_loaded_and_no_password_is_shown():
 def test_message_id_of_an_ipv6_node():
     message = build_message("a@b.example", "c@d.example", "s", "b", "[::1]:8080")
     assert message["Message-ID"].endswith("@::1>")
+
+
+async def test_a_bug_while_writing_fails_that_mail_with_its_traceback(mail_node, mail_server,
+                                                                      monkeypatch):
+    node = mail_node
+    await _member(node, "ana", None, "ana@coop.example")
+    await _forgot(node, "ana")
+
+    def broken(*args):
+        raise RuntimeError("a bug in the text")
+
+    monkeypatch.setattr(sender.texts, "reset_mail", broken)
+    await node.run_worker()
+    async with node.readers() as db:
+        [mail] = list(await db.scalars(select(OutgoingMail)))
+    assert mail.status == "failed" and "a bug in the text" in mail.last_error
+    assert mail_server.received == [] and await _count(node, MailToken) == 0

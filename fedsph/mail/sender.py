@@ -92,10 +92,10 @@ class MailSender:
                               mail_id)
         return done
 
-    async def send_one(self, mail_id: int, lease: datetime) -> bool:
+    async def send_one(self, mail_id: int, claimed: datetime) -> bool:
         try:
             async with self.writers() as db, db.begin():
-                lease = await lease_mail(db, mail_id, lease)
+                lease = await lease_mail(db, mail_id, claimed)
                 if lease is None:  # cancelled, finished or taken by another worker meanwhile
                     return False
                 mail = await db.get(OutgoingMail, mail_id)
@@ -109,7 +109,8 @@ class MailSender:
             raise  # the database is away: the row keeps its lease and is claimed again later
         except Exception:  # a bug: keep the row with its traceback, go on with the others
             log.exception("writing mail %s failed", mail_id)
-            return await self._record(mail_id, lease, None, traceback.format_exc(limit=6),
+            # the lease's extension was rolled back with the rest: the claim's mark holds
+            return await self._record(mail_id, claimed, None, traceback.format_exc(limit=6),
                                       retry=False)
         try:
             await send_message(self.settings, written.message)
