@@ -25,7 +25,17 @@ from fedsph.mail import links, sender
 from fedsph.mail.message import build_message
 from fedsph.mail.queue import INVITES_A_DAY, claim_mails, queue_notice
 from fedsph.mail.sender import MailSender
-from fedsph.models import Follow, Invite, MailToken, OutgoingMail, User, utcnow
+from fedsph.models import (
+    Actor,
+    Follow,
+    Hub,
+    HubMembership,
+    Invite,
+    MailToken,
+    OutgoingMail,
+    User,
+    utcnow,
+)
 from fedsph.web import mail_pages
 from fedsph.web.mail_pages import FORGOT_TASKS
 from fedsph.web.middleware import errors
@@ -81,6 +91,7 @@ async def test_a_mailed_reset_link_stops_when_the_address_changes(mail_node, mai
     async with browser() as client:
         async with client.get(link) as page:
             assert page.status == 410
+            assert page.headers["Cache-Control"] == "no-store"  # its address holds a secret
         response = await post_form(client, link, {"password": "a brand new one!",
                                                   "password2": "a brand new one!"},
                                    page=f"{node.base}/login")
@@ -373,3 +384,17 @@ async def test_a_bug_while_writing_fails_that_mail_with_its_traceback(mail_node,
         [mail] = list(await db.scalars(select(OutgoingMail)))
     assert mail.status == "failed" and "a bug in the text" in mail.last_error
     assert mail_server.received == [] and await _count(node, MailToken) == 0
+
+
+async def test_a_hub_notice_names_remote_projects_by_handle_only(mail_node, mail_server):
+    node = mail_node
+    hub = await node.create_actor("hub")
+    await _member(node, "co", hub, "co@coop.example")
+    project = await _remote(node, "barrio")
+    async with node.writers() as db, db.begin():
+        db.add(Hub(actor_id=hub.id))
+        (await db.get(Actor, project.id)).name = "Prize! Claim it at https://evil.example/"
+        db.add(HubMembership(hub_id=hub.id, project_id=project.id, state="requested"))
+    await node.run_worker()
+    [mail] = mail_server.received
+    assert "barrio@remote.example" in mail.text and "evil.example" not in mail.text
