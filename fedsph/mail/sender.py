@@ -40,7 +40,7 @@ log = logging.getLogger("fedsph.mail")
 MAIL_BATCH = 16
 MAIL_MAX_ATTEMPTS = 12  # with FEDSPH_RETRY_BASE_SECONDS at 30 s: about 34 hours of tries
 # A reset link lasts an hour and a notice is about what waits now: a few hours of tries.
-SHORT_LIVED = {"reset": 8, "notice": 8}  # about 2 hours at 30 s
+SHORT_LIVED = {"reset": 9, "notice": 9}  # tries over about 2 hours at 30 s
 SCAN_EVERY = 60.0  # seconds between two looks for notices that are due
 
 
