@@ -5,14 +5,14 @@ address and the language mails are written in. Addresses set before this were se
 confirmed here, so nothing is sent to an address nobody proved they read.
 
 Revision ID: 0020_mail
-Revises: 0018_user_email
+Revises: 0019_account_management
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_mail"
-down_revision = "0018_user_email"
+down_revision = "0019_account_management"
 branch_labels = None
 depends_on = None
 
