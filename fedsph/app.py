@@ -41,6 +41,7 @@ from fedsph.web import (
     hub_pages,
     interact,
     link_pages,
+    mail_pages,
     members,
     pages,
     profile_edit,
@@ -138,6 +139,7 @@ def _add_routes(app: web.Application) -> None:
     link_pages.add_routes(app)  # solidarity links: members' forms and the hub's graph
     event_pages.add_routes(app)  # events: lists, pages, the members' form, iCal, remote joins
     api.add_routes(app)  # the Mastodon client API and OAuth
+    mail_pages.add_routes(app)  # forgot password, reset, confirm an address, unsubscribe
 
 
 async def _database(app: web.Application):

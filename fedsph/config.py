@@ -8,6 +8,7 @@ import os
 import ssl
 import tomllib
 from dataclasses import dataclass, field, fields
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -97,6 +98,14 @@ class Settings:
     # A PEM file of certificate authorities to trust for outgoing HTTPS, in addition to the
     # system's (a private hub or test network with its own CA). Verification is never turned off.
     ca_bundle: str = ""
+    # --- E-mail (issue 14, item 3; fedsph/mail). No host: no mail at all, everything else works.
+    smtp_host: str = ""
+    smtp_port: int = 0  # 0: the usual port of smtp_tls (587 starttls, 465 tls, 25 none)
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)  # never in a printed Settings
+    smtp_from: str = ""  # the From address, e.g. "Red Coop <noreply@coop.example>"
+    # starttls (the default), tls (TLS from the first byte) or none; never lowered on its own.
+    smtp_tls: str = "starttls"
 
     @property
     def domain(self) -> str:
@@ -146,6 +155,13 @@ ENV_NAMES = {
     "document_cache_seconds": "FEDSPH_DOCUMENT_CACHE_SECONDS",
     "hub_page_cache_mb": "FEDSPH_HUB_PAGE_CACHE_MB",
     "ca_bundle": "FEDSPH_CA_BUNDLE",
+    # E-mail (fedsph/mail)
+    "smtp_host": "FEDSPH_SMTP_HOST",
+    "smtp_port": "FEDSPH_SMTP_PORT",
+    "smtp_username": "FEDSPH_SMTP_USERNAME",
+    "smtp_password": "FEDSPH_SMTP_PASSWORD",
+    "smtp_from": "FEDSPH_SMTP_FROM",
+    "smtp_tls": "FEDSPH_SMTP_TLS",
 }
 
 
@@ -241,8 +257,69 @@ def _validated(settings: Settings) -> Settings:
     if level not in LOG_LEVELS:
         raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
                           f"got {settings.log_level!r}")
+    _check_smtp(settings)
     return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/"),
-                       "log_level": level})
+                       "log_level": level, "smtp_tls": settings.smtp_tls.strip().lower()})
+
+
+# --- E-mail settings (fedsph/mail) ---------------------------------------------------------------
+
+SMTP_TLS_MODES = {"starttls": 587, "tls": 465, "none": 25}
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def mail_enabled(settings: Settings) -> bool:
+    """Whether this node sends mail at all (FEDSPH_SMTP_HOST set)."""
+    return bool(settings.smtp_host)
+
+
+def smtp_port(settings: Settings) -> int:
+    """FEDSPH_SMTP_PORT, or the usual port of the TLS mode."""
+    return settings.smtp_port or SMTP_TLS_MODES[settings.smtp_tls.strip().lower()]
+
+
+def _check_smtp(settings: Settings) -> None:
+    """Mail settings that cannot work are refused at start, not at the first mail."""
+    tls = settings.smtp_tls.strip().lower()
+    if tls not in SMTP_TLS_MODES:
+        raise ConfigError(f"FEDSPH_SMTP_TLS must be starttls, tls or none, got {settings.smtp_tls!r}")
+    if not settings.smtp_host:
+        others = [ENV_NAMES[name] for name in ("smtp_username", "smtp_password", "smtp_from")
+                  if getattr(settings, name)]
+        if others:
+            raise ConfigError(f"{', '.join(others)} set but FEDSPH_SMTP_HOST is empty: "
+                              "set the mail server's name too, or remove them")
+        return
+    host = settings.smtp_host.strip()
+    if not host or any(ch.isspace() or ord(ch) < 32 for ch in settings.smtp_host):
+        raise ConfigError(f"FEDSPH_SMTP_HOST must be a host name, got {settings.smtp_host!r}")
+    if not 0 <= settings.smtp_port < 65536:
+        raise ConfigError(f"FEDSPH_SMTP_PORT must be 1-65535, got {settings.smtp_port}")
+    if not settings.smtp_from:
+        raise ConfigError("FEDSPH_SMTP_FROM is needed with FEDSPH_SMTP_HOST: the address mail "
+                          "is sent from, e.g. noreply@example.org")
+    if bool(settings.smtp_username) != bool(settings.smtp_password):
+        raise ConfigError("FEDSPH_SMTP_USERNAME and FEDSPH_SMTP_PASSWORD go together: set both "
+                          "or neither")
+    if tls == "none" and settings.smtp_password and host.lower() not in LOOPBACK_NAMES:
+        raise ConfigError("FEDSPH_SMTP_TLS=none would send FEDSPH_SMTP_PASSWORD unencrypted: "
+                          "use starttls or tls (none only for a server on this machine)")
+    if one_address(settings.smtp_from) is None:
+        raise ConfigError(f"FEDSPH_SMTP_FROM must be one e-mail address (optionally with a "
+                          f"name: Coop <noreply@coop.example>), got {settings.smtp_from!r}")
+
+
+def one_address(text: str) -> str | None:
+    """The one address in `text` (bare, or `Name <address>`), or None: the one check of the
+    From setting and of every address a mail goes to (fedsph/mail/message.py). Refused: control
+    characters (a line break would split a header) and forms a mail server might read two
+    addresses in (a comma, a group)."""
+    if any(not ch.isprintable() for ch in text):
+        return None
+    found = getaddresses([text])
+    if len(found) != 1 or "@" not in found[0][1] or any(c in found[0][1] for c in " ,;<>\"'"):
+        return None
+    return found[0][1]
 
 
 @functools.lru_cache(maxsize=4)

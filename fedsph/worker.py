@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.config import Settings
+from fedsph.config import Settings, mail_enabled
 from fedsph.core.urls import URLs
 from fedsph.errors import FetchError
 from fedsph.federation.activitystreams import get_id
@@ -29,6 +29,8 @@ from fedsph.federation.integrity import proof_problem
 from fedsph.federation.queue import claim_inbox_items, finish_inbox_item, prune_finished
 from fedsph.federation.remote import Remote
 from fedsph.handlers import HANDLERS, HandlerContext, Ignored
+from fedsph.mail.queue import prune_mail
+from fedsph.mail.sender import MailSender
 from fedsph.models import Actor, InboxItem, utcnow
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.stream_events import prune_stream_events
@@ -84,6 +86,9 @@ class Worker:
         self.chains = Chains(self.writers, self.lease)  # and the leases of items in hand
         self.next_prune = 0.0  # time.monotonic() after which the next pruning may run
         self.deliveries = DeliverySender(settings, writers, remote, readers=self.readers)
+        # E-mail (fedsph/mail): a third loop, only when SMTP is configured.
+        self.mail = (MailSender(settings, writers, readers=self.readers)
+                     if mail_enabled(settings) else None)
 
     async def run_once(self) -> WorkerStats:
         """Process every due inbox item and delivery once; returns what was done."""
@@ -91,6 +96,8 @@ class Worker:
         while True:
             processed = await self._inbox_round()
             sent = await self.deliveries.round()
+            if self.mail is not None:
+                sent += await self.mail.round()
             stats.processed += processed
             stats.sent += sent
             if not processed and not sent:
@@ -99,9 +106,11 @@ class Worker:
     async def run_forever(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
         """The inbox and the deliveries as two loops side by side, so that a burst of received
         activities does not hold back what we send (and the other way round)."""
-        await asyncio.gather(
-            self._loop(stop, idle_seconds, self._inbox_round, self.wakeup.inbox),
-            self._loop(stop, idle_seconds, self._delivery_round, self.wakeup.deliveries))
+        loops = [self._loop(stop, idle_seconds, self._inbox_round, self.wakeup.inbox),
+                 self._loop(stop, idle_seconds, self._delivery_round, self.wakeup.deliveries)]
+        if self.mail is not None:  # woken by nothing: a mail waits at most idle_seconds
+            loops.append(self._loop(stop, idle_seconds, self.mail.round, asyncio.Event()))
+        await asyncio.gather(*loops)
 
     async def _delivery_round(self) -> int:
         sent = await self.deliveries.round()
@@ -144,6 +153,8 @@ class Worker:
             async with self.writers() as db, db.begin():
                 rows = await prune_finished(db, timedelta(days=self.settings.inbox_retention_days))
                 await prune_stream_events(db)  # the streaming API's events, minutes old
+                # finished mails and dead links, even with SMTP off now (it may have been on)
+                await prune_mail(db, timedelta(days=self.settings.inbox_retention_days))
             if rows.inbox or rows.deliveries:
                 log.info("pruned %d processed inbox row(s) and %d finished deliveries",
                          rows.inbox, rows.deliveries)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from fedsph.accounts import EMAIL_TAKEN, create_invite, email_taken, normalize_email
-from fedsph.admin import account_commands
+from fedsph.admin import account_commands, mail_commands
 from fedsph.errors import UserError
 from fedsph.federation.actors import create_local_actor
 from fedsph.models import Membership, User
@@ -29,7 +29,8 @@ async def create_user(node, username: str, password: str, admin: bool,
             raise UserError(EMAIL_TAKEN)
         actor = await create_local_actor(db, node.urls, node.settings.domain, username, "Person")
         user = User(username=username, password_hash=PasswordHasher().hash(password),
-                    is_admin=admin, actor_id=actor.id, email=email)
+                    is_admin=admin, actor_id=actor.id, email=email,
+                    email_confirmed=email)  # set by an admin: confirmed (fedsph/mail)
         db.add(user)
         await _flush_unless_taken(db)
         if project:
@@ -77,13 +78,15 @@ async def user_email(node, args) -> int:
             return 0
         if await email_taken(db, email, but=user.id):
             raise UserError(EMAIL_TAKEN)
-        user.email = email
+        user.email = user.email_confirmed = email  # set by an admin: confirmed (fedsph/mail)
         await _flush_unless_taken(db)
     print(f"{user.username}: e-mail address {'set to ' + email if email else 'removed'}")
     return 0
 
 
 async def invite(node, args) -> int:
+    if args.email:
+        return await mail_commands.invite_by_mail(node, args)
     async with node.writers() as db, db.begin():
         project = await local_actor(db, args.slug)
         token = await create_invite(db, project, None)
@@ -93,7 +96,9 @@ async def invite(node, args) -> int:
 
 COMMANDS: dict = {"user create": user_create, "user email": user_email, "invite": invite,
                   # password, list, disable, enable, delete (issue 14):
-                  **account_commands.COMMANDS}
+                  **account_commands.COMMANDS,
+                  # reset-link (issue 14, e-mail):
+                  **mail_commands.COMMANDS}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -115,3 +120,5 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     account_commands.add_user_parsers(user)
     invite_cmd = sub.add_parser("invite", help="print a one-time link (7 days) to join a project")
     invite_cmd.add_argument("slug")
+    mail_commands.add_user_parsers(user)
+    mail_commands.add_invite_options(invite_cmd)

@@ -16,6 +16,7 @@ import orjson
 from aiohttp import web
 
 from fedsph.errors import HTTPProblem, UserError
+from fedsph.web.access_log import logged_target
 
 log = logging.getLogger("fedsph.api")
 
@@ -92,5 +93,6 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # RFC 9110
         return api_json({"error": message}, exc.status, allow)
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # the target minus secrets: a reset or invitation link must not reach the log
+        log.exception("unhandled error on %s %s", request.method, logged_target(request))
         return api_json({"error": "Internal server error"}, 500)

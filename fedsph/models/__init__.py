@@ -12,6 +12,9 @@ from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Activity, Object, ObjectAudience, Reaction, StatusEdit
 from fedsph.models.conversations import Conversation
 from fedsph.models.directory import DirectoryEntry, DirectoryFacet, DirectoryState
+
+# E-mail (issue 14): the mail queue, one-time links, notices.
+from fedsph.models.mail import MailNotice, MailToken, OutgoingMail
 from fedsph.models.media import Media
 from fedsph.models.network import Event, EventParticipant, Hub, HubMembership, SolidarityLink
 from fedsph.models.queue import Delivery, HostState, InboxItem
@@ -40,6 +43,8 @@ __all__ = [
     "InboxItem",
     "Invite",
     "LoginSession",
+    "MailNotice",
+    "MailToken",
     "Marker",
     "Media",
     "Membership",
@@ -49,6 +54,7 @@ __all__ = [
     "OAuthToken",
     "Object",
     "ObjectAudience",
+    "OutgoingMail",
     "Reaction",
     "Report",
     "SolidarityLink",

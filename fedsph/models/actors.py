@@ -85,6 +85,12 @@ class User(Base):
     # sessions and tokens stop working (fedsph.accounts.may_log_in, asked on every request).
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # --- E-mail (issue 14, fedsph/mail) ---
+    # The address the member proved they read (or an admin set): `email` counts as confirmed
+    # only while it equals this, so any change of `email`, by any path, needs a new proof.
+    email_confirmed: Mapped[str | None] = mapped_column(String(254))
+    # The interface language they last logged in with (or joined in): their mails' language.
+    language: Mapped[str | None] = mapped_column(String(16))
 
 
 class Membership(Base):

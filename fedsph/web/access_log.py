@@ -25,7 +25,9 @@ LOGGER_NAME = "fedsph.access"
 SECRET_PARAMS = frozenset({"access_token", "code", "client_secret", "code_verifier", "token",
                            "refresh_token", "password", "state"})
 # Routes whose next path segment is itself a secret: /invite/{token} lets anyone holding it join.
-SECRET_PATH_PREFIXES = ("/invite/",)
+SECRET_PATH_PREFIXES = ("/invite/",
+                        # the one-time links of fedsph/mail
+                        "/password/reset/", "/email/confirm/", "/mail/unsubscribe/")
 AGENT_MAX = 200
 
 

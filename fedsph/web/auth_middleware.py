@@ -39,6 +39,8 @@ CSRF_TOKEN_MAX = 128
 
 # Routes (as registered, e.g. "/actors/{username}/inbox") that browsers never post forms to.
 CSRF_EXEMPT_ROUTES = INBOX_ROUTES | {"/oauth/token", "/oauth/revoke"}
+# E-mail: one-click unsubscribe (RFC 8058) comes from a mail program; its signed link is the proof.
+CSRF_EXEMPT_ROUTES |= {"/mail/unsubscribe/{token}"}
 
 
 def csrf_exempt(request: web.Request) -> bool:

@@ -26,13 +26,16 @@ from fedsph.accounts import (
     redeem_invitation,
     start_session,
 )
+from fedsph.config import mail_enabled
 from fedsph.core.safe_links import local_path
 from fedsph.errors import UserError
 from fedsph.i18n import N_
+from fedsph.mail.queue import queue_confirm
 from fedsph.models import Actor
 from fedsph.web.auth_middleware import LIMITER, read_form, set_cookie
 from fedsph.web.client_address import client_address
 from fedsph.web.keys import READERS, SETTINGS, URLS, USER, WRITERS
+from fedsph.web.languages import visitor_lang
 from fedsph.web.render import error_message, html_response
 
 USERNAME_MAX = 255
@@ -90,9 +93,10 @@ async def login(request: web.Request) -> web.Response:
         return html_response(request, "login.html", status=403, next=following,
                              username=username, error="disabled")
     async with request.app[WRITERS]() as db, db.begin():
-        if found.new_hash:
+        if found.new_hash or user.language != visitor_lang(request):
             user = await db.merge(user)
-            user.password_hash = found.new_hash
+            user.password_hash = found.new_hash or user.password_hash
+            user.language = visitor_lang(request)  # what their mails are written in
         token, _ = await start_session(db, user)
     response = web.HTTPSeeOther(following)
     set_cookie(request, response, SESSION_COOKIE, token)
@@ -156,6 +160,9 @@ async def invite_accept(request: web.Request) -> web.Response:
             user = await redeem_invitation(db, request.app[URLS], settings.domain,
                                            request.match_info["token"], username, password_hash,
                                            email)
+            user.language = visitor_lang(request)  # what their mails are written in
+            if mail_enabled(settings):  # a typed address counts once its owner confirms it
+                await queue_confirm(db, user)
             token, _ = await start_session(db, user)
     except IntegrityError:  # someone took the name or the address between the check and the insert
         return again(N_("This name or e-mail address was taken a moment ago; choose another."))

@@ -15,6 +15,7 @@ from aiohttp import web
 from fedsph.core.urls import INBOX_ROUTES
 from fedsph.errors import HTTPProblem, UserError
 from fedsph.i18n import language_middleware
+from fedsph.web.access_log import logged_target
 from fedsph.web.render import error_message, html_response, json_response, wants_html
 
 log = logging.getLogger("fedsph.web")
@@ -45,7 +46,8 @@ async def errors(request: web.Request, handler):
         return problem_response(request, exc.status, exc.reason, {
             k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
     except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        # the target minus secrets: a reset or invitation link must not reach the log
+        log.exception("unhandled error on %s %s", request.method, logged_target(request))
         return problem_response(request, 500, "internal error")
 
 

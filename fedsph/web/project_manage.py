@@ -10,17 +10,20 @@ from aiohttp import web
 from sqlalchemy import select
 
 from fedsph.accounts import create_invite
+from fedsph.config import mail_enabled
 from fedsph.core.numbers import parse_id
 from fedsph.errors import BadRequest, FetchError, Forbidden, UserError
 from fedsph.federation import blocks
 from fedsph.federation.actors import get_actor_by_uri, resolve_handle
 from fedsph.i18n import N_
+from fedsph.mail.queue import queue_invite
 from fedsph.models import Actor, Follow, Object
 from fedsph.projects import outbox, queries
 from fedsph.web import project_hubs
 from fedsph.web.auth_middleware import local_actor_or_404, read_form, require_member
 from fedsph.web.hrefs import remote_href
 from fedsph.web.keys import READERS, REMOTE, SETTINGS, URLS, USER, WRITERS
+from fedsph.web.languages import visitor_lang
 from fedsph.web.render import error_message, html_response
 
 
@@ -71,6 +74,7 @@ async def _render_manage(request: web.Request, actor: Actor, status: int = 200, 
     return html_response(request, "manage.html", status=status, actor=actor,
                          handle=f"{actor.username}@{request.app[SETTINGS].domain}",
                          done=request.query.get("done"),
+                         mail_on=mail_enabled(request.app[SETTINGS]),
                          **{"error": None, "invite_link": None, **context, **extra})
 
 
@@ -151,6 +155,13 @@ async def _reject(request, actor, user, form):
 
 
 async def _invite(request, actor, user, form):
+    address = form.get("email", "").strip()
+    if address and mail_enabled(request.app[SETTINGS]):
+        # Mailed: the worker makes the invitation when it sends it (fedsph/mail/sender.py), in
+        # the inviter's language; the link is in the mail only.
+        async with request.app[WRITERS]() as db, db.begin():
+            await queue_invite(db, actor, user, address[:300], visitor_lang(request))
+        raise _done(actor, "invite_mailed")
     async with request.app[WRITERS]() as db, db.begin():
         token = await create_invite(db, actor, user)
     # Shown once, never stored in clear: no redirect, the link is in this answer only.
