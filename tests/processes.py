@@ -37,10 +37,11 @@ class NodeProcess:
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
-    def start(self) -> None:
+    def start(self, *serve_args: str) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
-            self.server = subprocess.Popen([sys.executable, "-m", "fedsph", "serve"], env=self.env,
+            self.server = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", *serve_args],
+                                           env=self.env,
                                            stdout=log, stderr=subprocess.STDOUT)
         # Generous: on a busy 2-core machine importing and migrating alone has taken over 30 s.
         wait_for(lambda: self.get("/.well-known/nodeinfo")[0] == 200, timeout=90,
