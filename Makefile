@@ -5,7 +5,7 @@ PEERS_VENV ?= .venv-peers
 BIN = $(VENV)/bin
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: run test test-sqlite test-postgresql catalogs translations bench install install-test peers postgres-server browser lint lock clean
+.PHONY: run test test-sqlite test-postgresql catalogs translations bench install install-test peers postgres-server browser tls-proxies lint lock clean
 
 # Every install takes its versions from the locks (pip-tools' pip-compile writes them, `make lock`
 # refreshes them): a dependency's new release cannot change what `make run`, `make test`, CI or the
@@ -64,6 +64,14 @@ postgres-server:
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# The deployment tests (tests/test_deploy_caddy.py, tests/test_deploy_files.py) run the shipped
+# deploy/ files with Debian's caddy and nginx. Where systemd runs, Debian also starts them as
+# services with its default sites (port 80 only; nginx skips it when port 80 is taken): the tests
+# start their own, on port 443 of loopback addresses of their own.
+tls-proxies:
+	@command -v caddy >/dev/null && command -v nginx >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq caddy nginx)
+
 # The whole suite runs twice, once per database engine (FEDSPH_TEST_DATABASE, see README's
 # Development section), each over TEST_WORKERS pytest-xdist processes: most tests wait on sockets
 # and subprocesses, so 4 workers beat 2 on two cores. --dist loadfile keeps a module on one worker:
@@ -73,7 +81,7 @@ browser:
 # upward import or an import cycle fails in a second, before the suite.
 TEST_WORKERS ?= 4
 PYTEST = FEDSPH_PEERS_PYTHON=$(CURDIR)/$(PEERS_VENV)/bin/python $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
-TEST_DEPS = $(VENV)/.installed-test catalogs peers postgres-server browser
+TEST_DEPS = $(VENV)/.installed-test catalogs peers postgres-server browser tls-proxies
 
 test: $(TEST_DEPS)
 	$(BIN)/lint-imports
