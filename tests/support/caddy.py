@@ -37,7 +37,7 @@ TEST_OPTIONS = """{
 def shipped_site_block() -> str:
     """The site block of deploy/Caddyfile, as shipped."""
     text = SHIPPED.read_text()
-    match = re.search(rf"^{re.escape(SHIPPED_NAME)} \{{\n.*?^\}}\n", text, re.M | re.S)
+    match = re.search(rf"^{re.escape(SHIPPED_NAME)} \{{\n.*?^\}}\n", text, re.MULTILINE | re.DOTALL)
     assert match, f"no `{SHIPPED_NAME} {{ … }}` site block in {SHIPPED}"
     block = match.group(0)
     assert block.count(SHIPPED_UPSTREAM) == 1, "the site block should name its upstream once"
@@ -104,7 +104,7 @@ class Caddy:
                  timeout=60, what="Caddy to make its authority")
         assert self.process.poll() is None, f"caddy exited:\n{self.log.read_text()}"
         for address in self.sites:
-            wait_for(lambda: self._handshake(address), timeout=60,
+            wait_for(lambda address=address: self._handshake(address), timeout=60,
                      what=f"Caddy's certificate for {address}")
 
     def _handshake(self, address: str) -> bool:

@@ -1,0 +1,214 @@
+"""The shipped deploy/ files, checked with the tools that will read them (issue 14, item 4):
+the systemd units with `systemd-analyze verify`, the nginx example with `nginx -t` and then in
+front of a real node, the Caddyfile with `caddy validate`, the environment file read the way
+systemd and the `fedsph` command read it, and that command itself. The README's "Deploy" section
+names which test runs each of its commands. tests/test_deploy_caddy.py runs the Caddyfile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedsph.config import load_settings, proxy_networks
+from tests.fakepeer import free_port
+from tests.processes import NodeProcess, stop_process, wait_for
+from tests.support import testdb
+from tests.support.caddy import loopback_addresses
+from tests.support.tls import make_ca
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+PROGRAM = "/opt/fedsph/.venv/bin/fedsph"
+ENV_FILE = "/etc/fedsph/fedsph.env"
+VENV_PROGRAM = Path(sys.executable).parent / "fedsph"
+
+
+def _need(tool: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        pytest.skip(f"{tool} is not installed (`make tls-proxies` installs caddy and nginx; "
+                    "systemd-analyze comes with Debian's systemd)")
+    return found
+
+
+def _env_lines(path: Path) -> dict[str, str]:
+    """The variables of an environment file as the `fedsph` command's shell exports them."""
+    shown = subprocess.run(["sh", "-c", f'set -a; . "{path}"; env -0'], env={},
+                           capture_output=True, check=True).stdout.decode()
+    return dict(item.split("=", 1) for item in shown.split("\0")
+                if item.startswith("FEDSPH_"))
+
+
+def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
+    """`systemd-analyze verify` of both units, as shipped but for the two paths that exist only on
+    an installed machine (the program and the environment file), which it checks exist."""
+    _need("systemd-analyze")
+    env_file = tmp_path / "fedsph.env"
+    shutil.copy(DEPLOY / "fedsph.env", env_file)
+    units = []
+    for name in ("fedsph-web.service", "fedsph-worker.service"):
+        text = (DEPLOY / name).read_text()
+        assert text.count(PROGRAM) == 1 and text.count(ENV_FILE) >= 1
+        unit = tmp_path / name
+        unit.write_text(text.replace(PROGRAM, str(VENV_PROGRAM)).replace(ENV_FILE, str(env_file)))
+        units.append(str(unit))
+        for setting in ("User=fedsph", "EnvironmentFile=", "Restart=on-failure",
+                        "NoNewPrivileges=yes", "ProtectSystem=strict",
+                        "ReadWritePaths=/var/lib/fedsph", "WorkingDirectory=/var/lib/fedsph"):
+            assert setting in text, f"{name} lacks {setting}"
+    checked = subprocess.run(["systemd-analyze", "verify", "--man=no", *units],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert checked.returncode == 0 and not checked.stderr.strip(), checked.stderr
+    web, worker = ((DEPLOY / name).read_text() for name in ("fedsph-web.service",
+                                                             "fedsph-worker.service"))
+    assert f"ExecStart={PROGRAM} serve --no-worker" in web
+    assert f"ExecStart={PROGRAM} worker" in worker
+
+
+def test_the_environment_file_is_a_valid_fedsph_configuration():
+    """Read as the `fedsph` command reads it (a shell), the shipped file is a configuration
+    fedsph accepts, public on https, listening on loopback, trusting the proxy there."""
+    values = _env_lines(DEPLOY / "fedsph.env")
+    settings = load_settings(values)
+    assert settings.base_url == "https://coop.example.org"
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+    assert str(settings.data_dir) == "/var/lib/fedsph"
+    assert settings.node_name == "Our housing cooperative"  # quoted: systemd and sh agree
+    assert {str(n) for n in proxy_networks(settings.trusted_proxies)} == {"127.0.0.1/32", "::1/128"}
+    assert not settings.database_url and not settings.ca_bundle  # commented out
+
+
+def test_caddyfile_passes_caddy_validate(tmp_path):
+    """The README's check after editing /etc/caddy/Caddyfile, run on the shipped file."""
+    _need("caddy")
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    checked = subprocess.run(["caddy", "validate", "--adapter", "caddyfile", "--config",
+                              str(DEPLOY / "Caddyfile")], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert checked.returncode == 0 and "Valid configuration" in checked.stdout, checked.stderr
+
+
+def _nginx_config(tmp_path: Path, certificate, key, site_text: str) -> Path:
+    """A whole nginx.conf around the shipped site file, its logs and pid in tmp_path."""
+    (tmp_path / "logs").mkdir(exist_ok=True)
+    site = tmp_path / "fedsph-site.conf"
+    site.write_text(site_text.replace("/etc/letsencrypt/live/coop.example.org/fullchain.pem",
+                                      str(certificate))
+                    .replace("/etc/letsencrypt/live/coop.example.org/privkey.pem", str(key)))
+    config = tmp_path / "nginx.conf"
+    # As root nginx would hand its connections to `nobody`, who cannot enter tmp_path.
+    config.write_text(f"""
+user root;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/logs/error.log;
+events {{}}
+http {{
+    access_log {tmp_path}/logs/access.log;
+    client_body_temp_path {tmp_path}/body;
+    proxy_temp_path {tmp_path}/proxy;
+    include {site};
+}}
+""")
+    return config
+
+
+def _nginx(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["nginx", "-c", str(config), "-p", str(config.parent), *args],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_nginx_example_passes_nginx_t(tmp_path):
+    """`nginx -t` of the shipped example, with a test certificate where certbot's would be."""
+    _need("nginx")
+    ca = make_ca(tmp_path / "ca")
+    text = (DEPLOY / "nginx.conf").read_text()
+    assert "client_max_body_size 45m;" in text and "proxy_pass http://127.0.0.1:8080;" in text
+    checked = _nginx(_nginx_config(tmp_path, ca.cert_file, ca.key_file, text), "-t")
+    assert checked.returncode == 0 and "test is successful" in checked.stderr, checked.stderr
+
+
+@pytest.mark.e2e
+def test_nginx_example_in_front_of_a_node(tmp_path):
+    """The shipped example serving a real node on port 443 of a loopback address (listening
+    there only, with a test certificate and the node as upstream): https ids, the visitor's
+    address logged, a body past the limit refused by nginx."""
+    _need("nginx")
+    [address] = loopback_addresses(1)
+    ca = make_ca(tmp_path / "ca", address)
+    node = NodeProcess(tmp_path / "node", FEDSPH_BASE_URL=f"https://{address}",
+                       FEDSPH_TRUSTED_PROXIES="127.0.0.1")
+    text = ((DEPLOY / "nginx.conf").read_text()
+            .replace("127.0.0.1:8080", f"127.0.0.1:{node.port}")
+            .replace("listen 443 ssl http2;", f"listen {address}:443 ssl http2;")
+            .replace("listen [::]:443 ssl http2;\n", "")
+            .replace("listen 80;\n", f"listen 127.0.0.1:{free_port()};\n")
+            .replace("listen [::]:80;\n", ""))
+    config = _nginx_config(tmp_path, ca.cert_file, ca.key_file, text)
+    node.cli("migrate")
+    node.cli("project", "create", "coop", "--name", "Coop")
+    node.start()
+    nginx = subprocess.Popen(["nginx", "-c", str(config), "-p", str(tmp_path), "-g",
+                              "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        curl = ["curl", "-sS", "--cacert", str(ca.ca_file), "--interface", "127.0.0.9"]
+        wait_for(lambda: subprocess.run([*curl, "-o", "/dev/null", f"https://{address}/"],
+                                        capture_output=True, check=False).returncode == 0,
+                 what="nginx to answer")
+        actor = subprocess.run([*curl, "-H", "Accept: application/activity+json",
+                                "-H", "X-Forwarded-For: 203.0.113.66",
+                                f"https://{address}/actors/coop?nginx-test=1"],
+                               capture_output=True, text=True, check=True).stdout
+        assert json.loads(actor)["id"] == f"https://{address}/actors/coop"
+        [line] = wait_for(lambda: [line for line in node.server_log().splitlines()
+                                   if "nginx-test=1" in line], what="the access log line")
+        assert 'fedsph.access: 127.0.0.9 "GET ' in line and "203.0.113.66" not in line
+        too_big = subprocess.run([*curl, "-o", "/dev/null", "-w", "%{http_code}",
+                                  "--data-binary", "@-", f"https://{address}/actors/coop/inbox"],
+                                 input=b"x" * (46 * 1024 * 1024), capture_output=True,
+                                 check=False)
+        assert too_big.stdout == b"413"
+        assert "inbox" not in "".join(line for line in node.server_log().splitlines()
+                                      if "POST" in line)
+        assert testdb.sql(node.data_dir, "SELECT count(*) FROM inbox_items") == [(0,)]
+    finally:
+        stop_process(nginx)
+        node.stop()
+    assert "Traceback" not in node.server_log()
+
+
+def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path):
+    """deploy/fedsph-command (installed as /usr/local/bin/fedsph): the README's `sudo fedsph …`
+    steps, run against a data dir in tmp_path; only root may run it."""
+    if os.geteuid() != 0:
+        pytest.skip("the fedsph command switches user with runuser, which needs root")
+    data = tmp_path / "data"
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text((DEPLOY / "fedsph.env").read_text()
+                        .replace("FEDSPH_DATA_DIR=/var/lib/fedsph", f"FEDSPH_DATA_DIR={data}"))
+    data.mkdir(mode=0o700)
+    env = {"PATH": os.environ["PATH"], "FEDSPH_ENV_FILE": str(env_file),
+           "FEDSPH_SERVICE_USER": "root", "FEDSPH_PROGRAM": str(VENV_PROGRAM),
+           **testdb.node_env(data)}
+
+    def fedsph(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(DEPLOY / "fedsph-command"), *args], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    assert "database is up to date" in fedsph("migrate").stdout
+    assert fedsph("project", "create", "coop", "--name", "Our cooperative").returncode == 0
+    created = fedsph("user", "create", "maria", "--admin", "--project", "coop")
+    assert "created user maria with password: " in created.stdout, created.stderr
+    listed = fedsph("project", "list").stdout
+    assert "coop\tOur cooperative\thttps://coop.example.org/actors/coop" in listed, listed
+    refused = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              str(DEPLOY / "fedsph-command"), "project", "list"], env=env,
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 1 and "run it with sudo" in refused.stderr
