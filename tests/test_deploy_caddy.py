@@ -15,14 +15,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from urllib.parse import quote
 
 import pytest
 import requests
 from mastodon import Mastodon
 
 from tests.processes import NodeProcess, stop_process, wait_for
-from tests.support.caddy import Caddy, loopback_addresses
+from tests.support.caddy import Caddy, loopback_addresses, readme_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -116,12 +115,19 @@ def test_two_nodes_federate_over_https_through_caddy(behind_caddy):
     caddy, a, b = behind_caddy
     beta = f"{b.base}/actors/beta"
 
-    # WebFinger and the actor document through the proxy: every id is https on the public name.
-    finger = _json(caddy, f"{b.base}/.well-known/webfinger?resource="
-                   + quote(f"acct:beta@{b.address}"), accept="application/jrd+json")
+    # The README's two checks (Deploy, step 8), with B's name and project, and curl trusting
+    # Caddy's authority: WebFinger and the actor document carry https ids on the public name.
+    finger_line, actor_line = (
+        line.replace("coop.example.org", b.address).replace("acct:coop@", "acct:beta@")
+        .replace("/actors/coop", "/actors/beta")
+        .replace("curl ", f"curl -sS --fail --cacert {caddy.root_certificate} ", 1)
+        for line in readme_lines("curl "))
+    finger = json.loads(subprocess.run(finger_line, shell=True, check=True, timeout=30,
+                                       capture_output=True, text=True).stdout)
     assert finger["subject"] == f"acct:beta@{b.address}"
     assert {link["href"] for link in finger["links"] if link.get("rel") == "self"} == {beta}
-    actor = _json(caddy, beta)
+    actor = json.loads(subprocess.run(actor_line, shell=True, check=True, timeout=30,
+                                      capture_output=True, text=True).stdout)
     assert actor["id"] == beta and actor["inbox"] == f"{beta}/inbox"
     assert actor["publicKey"]["id"].startswith(f"{beta}#")
     assert actor["endpoints"]["sharedInbox"].startswith(f"{b.base}/")

@@ -20,7 +20,7 @@ from fedsph.config import load_settings, proxy_networks
 from tests.fakepeer import free_port
 from tests.processes import NodeProcess, stop_process, wait_for
 from tests.support import testdb
-from tests.support.caddy import loopback_addresses
+from tests.support.caddy import loopback_addresses, readme_lines
 from tests.support.tls import make_ca
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,8 +63,11 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
                         "NoNewPrivileges=yes", "ProtectSystem=strict",
                         "ReadWritePaths=/var/lib/fedsph", "WorkingDirectory=/var/lib/fedsph"):
             assert setting in text, f"{name} lacks {setting}"
-    checked = subprocess.run(["systemd-analyze", "verify", "--man=no", *units],
-                             capture_output=True, text=True, timeout=60, check=False)
+    [line] = readme_lines("sudo systemd-analyze verify ")
+    command = line.removeprefix("sudo ").replace("/etc/systemd/system/", f"{tmp_path}/")
+    assert command.split()[2:] == units
+    checked = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=60,
+                             check=False)
     assert checked.returncode == 0 and not checked.stderr.strip(), checked.stderr
     web, worker = ((DEPLOY / name).read_text() for name in ("fedsph-web.service",
                                                              "fedsph-worker.service"))
@@ -90,9 +93,10 @@ def test_caddyfile_passes_caddy_validate(tmp_path):
     _need("caddy")
     env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
            "XDG_CONFIG_HOME": str(tmp_path / "config")}
-    checked = subprocess.run(["caddy", "validate", "--adapter", "caddyfile", "--config",
-                              str(DEPLOY / "Caddyfile")], env=env, capture_output=True,
-                             text=True, timeout=60, check=False)
+    [line] = readme_lines("sudo caddy validate ")
+    command = line.removeprefix("sudo ").replace("/etc/caddy/Caddyfile", str(DEPLOY / "Caddyfile"))
+    checked = subprocess.run(command, shell=True, env=env, capture_output=True, text=True,
+                             timeout=60, check=False)
     assert checked.returncode == 0 and "Valid configuration" in checked.stdout, checked.stderr
 
 
@@ -198,17 +202,59 @@ def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path)
            "FEDSPH_SERVICE_USER": "root", "FEDSPH_PROGRAM": str(VENV_PROGRAM),
            **testdb.node_env(data)}
 
-    def fedsph(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(DEPLOY / "fedsph-command"), *args], env=env,
-                              capture_output=True, text=True, timeout=120, check=False)
+    def fedsph(line: str) -> subprocess.CompletedProcess:
+        command = line.replace("sudo fedsph ", f"{DEPLOY / 'fedsph-command'} ", 1)
+        return subprocess.run(command, shell=True, env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
 
-    assert "database is up to date" in fedsph("migrate").stdout
-    assert fedsph("project", "create", "coop", "--name", "Our cooperative").returncode == 0
-    created = fedsph("user", "create", "maria", "--admin", "--project", "coop")
+    # The README's step 5, as written but for `sudo` (the test runs as root already).
+    migrate, create_project, create_user = readme_lines("sudo fedsph ")
+    assert "database is up to date" in fedsph(migrate).stdout
+    assert fedsph(create_project).returncode == 0
+    created = fedsph(create_user)
     assert "created user maria with password: " in created.stdout, created.stderr
-    listed = fedsph("project", "list").stdout
-    assert "coop\tOur cooperative\thttps://coop.example.org/actors/coop" in listed, listed
+    listed = fedsph("sudo fedsph project list").stdout
+    assert "coop\tOur housing cooperative\thttps://coop.example.org/actors/coop" in listed, listed
     refused = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                               str(DEPLOY / "fedsph-command"), "project", "list"], env=env,
                              capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 1 and "run it with sudo" in refused.stderr
+
+
+def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
+    """The README's `useradd` and `install` lines as written, but inside tmp_path: useradd with
+    --prefix (its own passwd and group files), paths under tmp_path, and root as owner where
+    the line names the fedsph user, who exists only in tmp_path's passwd."""
+    if os.geteuid() != 0:
+        pytest.skip("useradd and install -o need root")
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    for name in ("passwd", "group", "shadow", "gshadow"):
+        (root / "etc" / name).touch()
+    for folder in ("var/lib", "usr/local/bin"):
+        (root / folder).mkdir(parents=True)
+    make_ca(tmp_path / "ca")
+    shutil.copy(tmp_path / "ca" / "ca.pem", tmp_path / "root.crt")  # step "private authority"
+    lines = readme_lines("sudo useradd ") + readme_lines("sudo install ")
+    assert len(lines) == 6, lines
+    for line in lines:
+        command = line.removeprefix("sudo ")
+        if command.startswith("useradd "):  # its paths are the user's, inside the prefix
+            command = command.replace("useradd ", f"useradd --prefix {root} ", 1)
+        else:
+            command = (command.replace("/opt/fedsph/deploy/", f"{DEPLOY}/")
+                       .replace("-o fedsph", "-o root").replace("-g fedsph", "-g root"))
+            for path in ("/var/lib/fedsph", "/etc/fedsph", "/usr/local/bin/fedsph"):
+                command = command.replace(f" {path}", f" {root}{path}")
+        subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=60)
+    [entry] = (root / "etc" / "passwd").read_text().splitlines()
+    name, _, uid, _, _, home, shell = entry.split(":")
+    assert (name, home, shell) == ("fedsph", "/var/lib/fedsph", "/usr/sbin/nologin")
+    assert int(uid) < 1000  # a system user
+    assert (root / "var/lib/fedsph").stat().st_mode & 0o777 == 0o700
+    env_file = root / "etc/fedsph/fedsph.env"
+    assert env_file.stat().st_mode & 0o777 == 0o640
+    assert env_file.read_text() == (DEPLOY / "fedsph.env").read_text()
+    assert (root / "usr/local/bin/fedsph").stat().st_mode & 0o777 == 0o755
+    bundle = root / "etc/fedsph/private-ca.crt"
+    assert load_settings({"FEDSPH_CA_BUNDLE": str(bundle)}).ca_bundle == str(bundle)

@@ -51,6 +51,14 @@ def site_for(address: str, upstream: str) -> str:
             .replace(SHIPPED_UPSTREAM, upstream))
 
 
+def readme_lines(prefix: str) -> list[str]:
+    """The command lines of the README's "Deploy" section that start with `prefix`."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Deploy\n"):readme.index("<!-- /Deploy -->")]
+    return [line.split("  #")[0].strip() for line in section.splitlines()
+            if line.startswith(prefix)]
+
+
 def loopback_addresses(count: int) -> list[str]:
     """`count` loopback addresses whose port 443 is free, in a range of this xdist worker's and
     engine's own (tests/fakepeer.py splits ports the same way). Skips without the right to bind
