@@ -20,8 +20,10 @@ import pytest
 import requests
 from mastodon import Mastodon
 
+from tests.fakepeer import free_port
 from tests.processes import NodeProcess, stop_process, wait_for
-from tests.support.caddy import Caddy, loopback_addresses, readme_lines
+from tests.support import testdb
+from tests.support.caddy import Caddy, CountingUpstream, loopback_addresses, readme_lines
 
 pytestmark = pytest.mark.e2e
 
@@ -56,10 +58,13 @@ class Site:
 
 @pytest.fixture
 def behind_caddy(tmp_path):
-    first, second = loopback_addresses(2)
+    first, second, third = loopback_addresses(3)
     a_node, b_node = NodeProcess(tmp_path / "a"), NodeProcess(tmp_path / "b")
+    counting = CountingUpstream(free_port())
     caddy = Caddy(tmp_path / "caddy", {first: f"127.0.0.1:{a_node.port}",
-                                       second: f"127.0.0.1:{b_node.port}"})
+                                       second: f"127.0.0.1:{b_node.port}",
+                                       third: f"127.0.0.1:{counting.server.server_port}"})
+    caddy.counting = (f"https://{third}", counting)
     sites = []
     try:
         caddy.start()
@@ -83,6 +88,7 @@ def behind_caddy(tmp_path):
         for site in sites:
             site.stop()
         caddy.stop()
+        counting.stop()
     for site in sites:
         assert "Traceback" not in site.logs()
 
@@ -111,6 +117,15 @@ def _client(caddy: Caddy, site: Site, username: str) -> Mastodon:
     return api
 
 
+def _post_status(caddy: Caddy, url: str, size: int) -> str:
+    """The HTTP status of a POST of `size` bytes, or what curl said when none came."""
+    done = subprocess.run(["curl", "-sS", "--cacert", str(caddy.root_certificate), "-o",
+                           "/dev/null", "-w", "%{http_code}", "-H",
+                           "Content-Type: application/activity+json", "--data-binary", "@-", url],
+                          input=b"x" * size, capture_output=True, timeout=60, check=False)
+    return done.stdout.decode() + done.stderr.decode()
+
+
 def test_two_nodes_federate_over_https_through_caddy(behind_caddy):
     caddy, a, b = behind_caddy
     beta = f"{b.base}/actors/beta"
@@ -135,6 +150,17 @@ def test_two_nodes_federate_over_https_through_caddy(behind_caddy):
     assert (status, body) == (200, "OK")
     instance = _json(caddy, f"{a.base}/api/v1/instance", accept="application/json")
     assert instance["urls"]["streaming_api"] == f"wss://{a.address}"
+
+    # A body past the Caddyfile's limit: Caddy passes on no more than the limit, to an upstream
+    # that reads everything (Debian's Caddy 2.6 then ends the exchange with a 502 or a reset
+    # stream, not a 413); fedsph refuses an activity past its own limit (1 MiB), stores nothing.
+    base, counting = caddy.counting
+    assert not _post_status(caddy, f"{base}/", 46 * 1024 * 1024).startswith("2")
+    wait_for(lambda: counting.received, what="the upstream to see the cut-off body")
+    assert all(length <= 45 * 1024 * 1024 for length in counting.received), counting.received
+    assert "request body too large" in caddy.logged()
+    assert not _post_status(caddy, f"{a.base}/actors/alpha/inbox", 46 * 1024 * 1024).startswith("2")
+    assert testdb.sql(a.node.data_dir, "SELECT count(*) FROM inbox_items") == [(0,)]
 
     # A followers-only post on B before anyone follows: not delivered to A, and not shown to
     # an unsigned fetch through the proxy.

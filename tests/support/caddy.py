@@ -10,12 +10,14 @@ store, no admin endpoint, no port 80, and Caddy's storage in the test's folder.
 from __future__ import annotations
 
 import http.client
+import http.server
 import os
 import re
 import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -128,7 +130,7 @@ class Caddy:
         return ssl.create_default_context(cafile=str(self.root_certificate))
 
     def request(self, method: str, url: str, headers: dict | None = None,
-                source: str | None = None) -> tuple[int, dict, str]:
+                source: str | None = None, body: bytes | None = None) -> tuple[int, dict, str]:
         """(status, headers, body) of one HTTPS request through Caddy, from `source` if given."""
         host = re.match(r"https://([^/]+)", url).group(1)
         connection = http.client.HTTPSConnection(
@@ -136,7 +138,7 @@ class Caddy:
             source_address=(source, 0) if source else None)
         try:
             connection.request(method, url.removeprefix(f"https://{host}") or "/",
-                               headers=headers or {})
+                               body=body, headers=headers or {})
             response = connection.getresponse()
             return response.status, dict(response.getheaders()), response.read().decode()
         finally:
@@ -147,3 +149,36 @@ class Caddy:
 
     def logged(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
+
+
+class CountingUpstream:
+    """A plain HTTP server that reads every request body to its end and records its length:
+    what Caddy passed on of a body past the Caddyfile's `request_body` limit."""
+
+    def __init__(self, port: int):
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length, left = 0, int(self.headers.get("Content-Length", "0"))
+                try:
+                    while left > 0 and (chunk := self.rfile.read(min(left, 1 << 20))):
+                        length += len(chunk)
+                        left -= len(chunk)
+                    self.send_response(200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # Caddy cut the body off: what counts is how much came
+                finally:
+                    received.append(length)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
