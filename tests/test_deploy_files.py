@@ -25,7 +25,7 @@ from tests.support.tls import make_ca
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
-PROGRAM = "/opt/fedsph/.venv/bin/fedsph"
+PROGRAM = "/opt/fedsph/bin/fedsph"
 ENV_FILE = "/etc/fedsph/fedsph.env"
 VENV_PROGRAM = Path(sys.executable).parent / "fedsph"
 
@@ -242,7 +242,7 @@ def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
         if command.startswith("useradd "):  # its paths are the user's, inside the prefix
             command = command.replace("useradd ", f"useradd --prefix {root} ", 1)
         else:
-            command = (command.replace("/opt/fedsph/deploy/", f"{DEPLOY}/")
+            command = (command.replace("/usr/local/src/fedsph/deploy/", f"{DEPLOY}/")
                        .replace("-o fedsph", "-o root").replace("-g fedsph", "-g root"))
             for path in ("/var/lib/fedsph", "/etc/fedsph", "/usr/local/bin/fedsph"):
                 command = command.replace(f" {path}", f" {root}{path}")
