@@ -158,7 +158,7 @@ def test_two_nodes_federate_over_https_through_caddy(behind_caddy):
     assert not _post_status(caddy, f"{base}/", 46 * 1024 * 1024).startswith("2")
     wait_for(lambda: counting.received, what="the upstream to see the cut-off body")
     assert all(length <= 45 * 1024 * 1024 for length in counting.received), counting.received
-    assert "request body too large" in caddy.logged()
+    wait_for(lambda: "request body too large" in caddy.logged(), what="Caddy to log the cut-off")
     assert not _post_status(caddy, f"{a.base}/actors/alpha/inbox", 46 * 1024 * 1024).startswith("2")
     assert testdb.sql(a.node.data_dir, "SELECT count(*) FROM inbox_items") == [(0,)]
 

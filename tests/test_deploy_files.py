@@ -7,6 +7,7 @@ names which test runs each of its commands. tests/test_deploy_caddy.py runs the 
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -33,19 +34,45 @@ VENV_PROGRAM = Path(sys.executable).parent / "fedsph"
 def _need(tool: str) -> str:
     found = shutil.which(tool)
     if found is None:
-        pytest.skip(f"{tool} is not installed (`make tls-proxies` installs caddy and nginx; "
-                    "systemd-analyze comes with Debian's systemd)")
+        pytest.skip(f"{tool} is not installed (`make tls-proxies` installs caddy, nginx, curl "
+                    "and systemd-analyze)")
     return found
 
 
+# The files, and nginx in front of nodes, do not depend on the database engine: run in the SQLite
+# run only. The fedsph command's test (it migrates), test_deploy_caddy.py and
+# test_deploy_hardening.py run on both engines.
+engine_independent = pytest.mark.skipif(
+    testdb.on_postgresql(), reason="deploy/ files do not depend on the database engine: "
+    "runs in the SQLite run")
+
+
+def _need_root(why: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(why)
+
+
+def _command_env(env_file: Path, program: str = "/usr/bin/env") -> dict[str, str]:
+    """The variables the `fedsph` command hands its program (here `env`, which prints them)."""
+    return {"PATH": os.environ["PATH"], "FEDSPH_ENV_FILE": str(env_file),
+            "FEDSPH_SERVICE_USER": "root", "FEDSPH_PROGRAM": program}
+
+
+def _run_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(DEPLOY / "fedsph-command"), *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
+
+
 def _env_lines(path: Path) -> dict[str, str]:
-    """The variables of an environment file as the `fedsph` command's shell exports them."""
-    shown = subprocess.run(["sh", "-c", f'set -a; . "{path}"; env -0'], env={},
-                           capture_output=True, check=True).stdout.decode()
-    return dict(item.split("=", 1) for item in shown.split("\0")
-                if item.startswith("FEDSPH_"))
+    """The variables of an environment file as the `fedsph` command reads and passes them."""
+    shown = _run_command(_command_env(path))
+    assert shown.returncode == 0, shown.stderr
+    return dict(line.split("=", 1) for line in shown.stdout.splitlines()
+                if line.startswith("FEDSPH_") and not line.startswith(
+                    ("FEDSPH_ENV_FILE=", "FEDSPH_SERVICE_USER=", "FEDSPH_PROGRAM=")))
 
 
+@engine_independent
 def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
     """`systemd-analyze verify` of both units, as shipped but for the two paths that exist only on
     an installed machine (the program and the environment file), which it checks exist."""
@@ -75,19 +102,98 @@ def test_systemd_units_pass_systemd_analyze_verify(tmp_path):
     assert f"ExecStart={PROGRAM} worker" in worker
 
 
-def test_the_environment_file_is_a_valid_fedsph_configuration():
-    """Read as the `fedsph` command reads it (a shell), the shipped file is a configuration
-    fedsph accepts, public on https, listening on loopback, trusting the proxy there."""
-    values = _env_lines(DEPLOY / "fedsph.env")
+@engine_independent
+def test_the_environment_file_is_a_valid_fedsph_configuration(tmp_path):
+    """Read as the `fedsph` command reads it, the shipped file is a configuration fedsph
+    accepts, public on https, listening on loopback, trusting the proxy there."""
+    _need_root("the fedsph command runs as root only")
+    text = (DEPLOY / "fedsph.env").read_text()
+    assert "\nFEDSPH_DATA_DIR=/var/lib/fedsph\n" in text
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(text.replace("=/var/lib/fedsph", f"={tmp_path}/data"))
+    values = _env_lines(env_file)
     settings = load_settings(values)
     assert settings.base_url == "https://coop.example.org"
     assert (settings.host, settings.port) == ("127.0.0.1", 8080)
-    assert str(settings.data_dir) == "/var/lib/fedsph"
+    assert str(settings.data_dir) == f"{tmp_path}/data"
     assert settings.node_name == "Our housing cooperative"  # quoted: systemd and sh agree
     assert {str(n) for n in proxy_networks(settings.trusted_proxies)} == {"127.0.0.1/32", "::1/128"}
     assert not settings.database_url and not settings.ca_bundle  # commented out
 
 
+SYSTEMD_STYLE = """\
+# a comment
+  ; another (systemd takes ; too)
+FEDSPH_DATA_DIR=@DATA@
+  FEDSPH_NODE_NAME = Our coop $HOME `id` ; two  spaces  
+FEDSPH_A="  kept $x  "
+FEDSPH_B='single $y "x"'
+FEDSPH_C=
+FEDSPH_D=pa$$word!$(id)
+"""
+
+
+@engine_independent
+def test_the_fedsph_command_reads_settings_as_systemd_does(tmp_path):
+    """systemd's EnvironmentFile= rules, not a shell's: the value taken literally ($, backticks,
+    spaces, ; inside it), spaces around the name, = and an unquoted value dropped, quotes around
+    the whole value removed and what is inside kept as is. Nothing of it runs as a command."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(SYSTEMD_STYLE.replace("@DATA@", f"{tmp_path}/data"))
+    assert _env_lines(env_file) == {
+        "FEDSPH_DATA_DIR": f"{tmp_path}/data",
+        "FEDSPH_NODE_NAME": "Our coop $HOME `id` ; two  spaces",
+        "FEDSPH_A": "  kept $x  ",
+        "FEDSPH_B": "single $y \"x\"",
+        "FEDSPH_C": "",
+        "FEDSPH_D": "pa$$word!$(id)",
+    }
+
+
+@pytest.mark.parametrize(("line", "said"), [
+    ("FEDSPH_X=a\\ b", "a backslash"),
+    ('FEDSPH_X=a"b c"', "no such quote inside"),
+    ('FEDSPH_X="open', "no such quote inside"),
+    ("touch /tmp/SHOULD-NOT-EXIST", "not NAME=value"),
+    ("1X=y", "not a variable name"),
+    ("FEDSPH-X=y", "not a variable name"),
+])
+@engine_independent
+def test_the_fedsph_command_refuses_lines_systemd_would_read_otherwise(tmp_path, line, said):
+    """A line the reader cannot read exactly as systemd does: one line naming it, nothing run."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n{line}\n")
+    marker = tmp_path / "ran"
+    refused = _run_command(_command_env(env_file, f"{shutil.which('touch')}"), str(marker))
+    assert refused.returncode == 1 and not marker.exists()
+    assert refused.stderr.count("\n") == 1 and f"{env_file} line 2: " in refused.stderr
+    assert said in refused.stderr, refused.stderr
+    assert not Path("/tmp/SHOULD-NOT-EXIST").exists()
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (None, "no settings file"),
+    ("FEDSPH_NODE_NAME=x\n", "must be a full path"),
+    ("FEDSPH_DATA_DIR=data\n", "must be a full path"),
+    ("FEDSPH_DATA_DIR=/nonexistent/fedsph\n", "no data folder /nonexistent/fedsph"),
+])
+@engine_independent
+def test_the_fedsph_command_needs_its_settings_and_data_folder(tmp_path, text, said):
+    _need_root("the fedsph command runs as root only")
+    env_file = tmp_path / "fedsph.env"
+    if text is not None:
+        env_file.write_text(text)
+    refused = _run_command(_command_env(env_file))
+    assert refused.returncode == 1 and refused.stdout == "", refused.stdout
+    assert refused.stderr.startswith("fedsph: ") and said in refused.stderr, refused.stderr
+
+
+@engine_independent
 def test_caddyfile_passes_caddy_validate(tmp_path):
     """The README's check after editing /etc/caddy/Caddyfile, run on the shipped file."""
     _need("caddy")
@@ -98,6 +204,8 @@ def test_caddyfile_passes_caddy_validate(tmp_path):
     checked = subprocess.run(command, shell=True, env=env, capture_output=True, text=True,
                              timeout=60, check=False)
     assert checked.returncode == 0 and "Valid configuration" in checked.stdout, checked.stderr
+    # The admin API on a socket only root and caddy reach, not on localhost:2019.
+    assert "\n{\n\tadmin unix//var/lib/caddy/admin.sock\n}\n" in (DEPLOY / "Caddyfile").read_text()
 
 
 def _nginx_config(tmp_path: Path, certificate, key, site_text: str) -> Path:
@@ -129,6 +237,7 @@ def _nginx(config: Path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60, check=False)
 
 
+@engine_independent
 def test_nginx_example_passes_nginx_t(tmp_path):
     """`nginx -t` of the shipped example, with a test certificate where certbot's would be."""
     _need("nginx")
@@ -140,25 +249,34 @@ def test_nginx_example_passes_nginx_t(tmp_path):
 
 
 @pytest.mark.e2e
+@engine_independent
 def test_nginx_example_in_front_of_a_node(tmp_path):
     """The shipped example serving a real node on port 443 of a loopback address (listening
     there only, with a test certificate and the node as upstream): https ids, the visitor's
     address logged, a body past the limit refused by nginx."""
     _need("nginx")
+    _need("curl")
     [address] = loopback_addresses(1)
     ca = make_ca(tmp_path / "ca", address)
     node = NodeProcess(tmp_path / "node", FEDSPH_BASE_URL=f"https://{address}",
                        FEDSPH_TRUSTED_PROXIES="127.0.0.1")
-    text = ((DEPLOY / "nginx.conf").read_text()
-            .replace("127.0.0.1:8080", f"127.0.0.1:{node.port}")
-            .replace("listen 443 ssl http2;", f"listen {address}:443 ssl http2;")
-            .replace("listen [::]:443 ssl http2;\n", "")
-            .replace("listen 80;\n", f"listen 127.0.0.1:{free_port()};\n")
-            .replace("listen [::]:80;\n", ""))
+    # B, a node without a proxy trusting the test authority, follows coop through nginx.
+    other = NodeProcess(tmp_path / "other", FEDSPH_CA_BUNDLE=str(ca.ca_file))
+    text = (DEPLOY / "nginx.conf").read_text()
+    for old, replacement in (("127.0.0.1:8080", f"127.0.0.1:{node.port}"),
+                             ("listen 443 ssl http2;", f"listen {address}:443 ssl http2;"),
+                             ("listen [::]:443 ssl http2;\n", ""),
+                             ("listen 80;\n", f"listen 127.0.0.1:{free_port()};\n"),
+                             ("listen [::]:80;\n", "")):
+        assert text.count(old) == 1, f"deploy/nginx.conf no longer has {old!r} once"
+        text = text.replace(old, replacement)
     config = _nginx_config(tmp_path, ca.cert_file, ca.key_file, text)
     node.cli("migrate")
     node.cli("project", "create", "coop", "--name", "Coop")
+    other.cli("migrate")
+    other.cli("project", "create", "beta", "--name", "Beta")
     node.start()
+    other.start()
     nginx = subprocess.Popen(["nginx", "-c", str(config), "-p", str(tmp_path), "-g",
                               "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -182,10 +300,23 @@ def test_nginx_example_in_front_of_a_node(tmp_path):
         assert "inbox" not in "".join(line for line in node.server_log().splitlines()
                                       if "POST" in line)
         assert testdb.sql(node.data_dir, "SELECT count(*) FROM inbox_items") == [(0,)]
+        # Signed requests through nginx: B finds coop (WebFinger, the actor) over HTTPS and
+        # delivers a signed Follow to coop's inbox, which checks the signature over the Host
+        # header nginx passed on, and accepts.
+        assert "pending" in other.cli("follow", "beta", f"coop@{address}").stdout
+        followers = f"https://{address}/actors/coop/followers?page=1"
+        wait_for(lambda: f"{other.base}/actors/beta" in subprocess.run(
+            [*curl, "-H", "Accept: application/activity+json", followers],
+            capture_output=True, text=True, check=False).stdout, timeout=60,
+            what="coop to accept beta's signed Follow delivered through nginx")
+        assert any(('"POST /inbox"' in line or '"POST /actors/coop/inbox"' in line)
+                   and " 202 " in line
+                   for line in node.server_log().splitlines()), node.server_log()[-2000:]
     finally:
         stop_process(nginx)
         node.stop()
-    assert "Traceback" not in node.server_log()
+        other.stop()
+    assert "Traceback" not in node.server_log() and "Traceback" not in other.server_log()
 
 
 def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path):
@@ -203,24 +334,37 @@ def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path)
            **testdb.node_env(data)}
 
     def fedsph(line: str) -> subprocess.CompletedProcess:
-        command = line.replace("sudo fedsph ", f"{DEPLOY / 'fedsph-command'} ", 1)
+        command = (line.replace("sudo fedsph ", f"{DEPLOY / 'fedsph-command'} ", 1)
+                   .replace("/var/lib/fedsph/", f"{data}/"))
         return subprocess.run(command, shell=True, env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
+                              timeout=120, check=False, stdin=subprocess.DEVNULL)
 
     # The README's step 5, as written but for `sudo` (the test runs as root already).
-    migrate, create_project, create_user = readme_lines("sudo fedsph ")
+    migrate, create_project, create_user, *later = readme_lines("sudo fedsph ")
     assert "database is up to date" in fedsph(migrate).stdout
     assert fedsph(create_project).returncode == 0
     created = fedsph(create_user)
     assert "created user maria with password: " in created.stdout, created.stderr
     listed = fedsph("sudo fedsph project list").stdout
     assert "coop\tOur housing cooperative\thttps://coop.example.org/actors/coop" in listed, listed
+    # Backups and upgrades: a dated backup, the one before an upgrade, migrate, and the restore
+    # of the latter, in the data folder the command runs in.
+    assert [line.split()[2] for line in later] == ["backup", "backup", "migrate", "restore"], later
+    for line in later:
+        done = fedsph(line)
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
+    assert sorted(path.name for path in data.glob("*.tar.gz")) == [
+        f"backup-{datetime.date.today().isoformat()}.tar.gz",
+        "before-upgrade.tar.gz"]
+    listed = fedsph("sudo fedsph project list").stdout
+    assert "coop\tOur housing cooperative" in listed, listed
     refused = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                               str(DEPLOY / "fedsph-command"), "project", "list"], env=env,
                              capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 1 and "run it with sudo" in refused.stderr
 
 
+@engine_independent
 def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
     """The README's `useradd` and `install` lines as written, but inside tmp_path: useradd with
     --prefix (its own passwd and group files), paths under tmp_path, and root as owner where
@@ -236,7 +380,8 @@ def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
     make_ca(tmp_path / "ca")
     shutil.copy(tmp_path / "ca" / "ca.pem", tmp_path / "root.crt")  # step "private authority"
     lines = readme_lines("sudo useradd ") + readme_lines("sudo install ")
-    assert len(lines) == 6, lines
+    assert len(lines) == 7, lines
+    (tmp_path / "backup.tar.gz").write_bytes(b"a backup")  # step "a backup from elsewhere"
     for line in lines:
         command = line.removeprefix("sudo ")
         if command.startswith("useradd "):  # its paths are the user's, inside the prefix
@@ -253,7 +398,8 @@ def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
     assert int(uid) < 1000  # a system user
     assert (root / "var/lib/fedsph").stat().st_mode & 0o777 == 0o700
     env_file = root / "etc/fedsph/fedsph.env"
-    assert env_file.stat().st_mode & 0o777 == 0o640
+    assert env_file.stat().st_mode & 0o777 == 0o600 and env_file.stat().st_uid == 0
+    assert (root / "var/lib/fedsph/backup.tar.gz").stat().st_mode & 0o777 == 0o600
     assert env_file.read_text() == (DEPLOY / "fedsph.env").read_text()
     assert (root / "usr/local/bin/fedsph").stat().st_mode & 0o777 == 0o755
     bundle = root / "etc/fedsph/private-ca.crt"

@@ -68,6 +68,9 @@ def loopback_addresses(count: int) -> list[str]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     engine = 1 if os.environ.get("FEDSPH_TEST_DATABASE", "").lower().startswith("p") else 0
     first = 10 + engine * 120 + (int(worker) % 12 if worker.isdigit() else 0) * 10
+    if _wildcard_listener_on_443():
+        pytest.skip("something listens on port 443 of every address (a web server on this "
+                    "machine?): the test needs port 443 of loopback addresses of its own")
     for third in range(first, first + 10):
         addresses = [f"127.0.{third}.{n}" for n in range(2, 2 + count)]
         try:
@@ -83,12 +86,27 @@ def loopback_addresses(count: int) -> list[str]:
     raise AssertionError(f"port 443 is taken on every address of 127.0.{first}-{first + 9}.*")
 
 
+def _wildcard_listener_on_443() -> bool:
+    """A socket listening on *:443 (0.0.0.0 or ::), which takes port 443 of every address."""
+    for table, wildcard in (("/proc/net/tcp", "00000000"), ("/proc/net/tcp6", "0" * 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and local == f"{wildcard}:01BB":  # LISTEN on port 443
+                return True
+    return False
+
+
 class Caddy:
     """One `caddy run` serving `sites` ({address: upstream}) with its internal authority."""
 
     def __init__(self, folder: Path, sites: dict[str, str]):
-        if shutil.which("caddy") is None:
-            pytest.skip("Debian's caddy is not installed (`make tls-proxies` installs it)")
+        for tool in ("caddy", "curl"):
+            if shutil.which(tool) is None:
+                pytest.skip(f"{tool} is not installed (`make tls-proxies` installs it)")
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "Caddyfile"
