@@ -91,6 +91,42 @@ def test_caddyfile_passes_caddy_validate(tmp_path):
     assert "\n{\n\tadmin unix//var/lib/caddy/admin.sock\n}\n" in (DEPLOY / "Caddyfile").read_text()
 
 
+@engine_independent
+def test_caddys_admin_api_is_a_socket_that_reload_reaches(tmp_path):
+    """The shipped global options run: the admin API listens on a unix socket only its owner
+    (caddy, and root) may use, not on localhost:2019, and `caddy reload` (Debian's `systemctl
+    reload caddy`) finds it through the Caddyfile."""
+    _need("caddy")
+    socket_path = tmp_path / "admin.sock"
+    text = (DEPLOY / "Caddyfile").read_text()
+    assert text.count("admin unix//var/lib/caddy/admin.sock") == 1
+    config = tmp_path / "Caddyfile"
+    config.write_text(text.replace("/var/lib/caddy/admin.sock", str(socket_path))
+                      .replace("coop.example.org {", f"http://127.0.0.1:{free_port()} {{"))
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+           "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    command = ["caddy", "--adapter", "caddyfile", "--config", str(config)]
+    caddy = subprocess.Popen(["caddy", "run", *command[1:]], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(socket_path.exists, what="Caddy's admin socket")
+        assert socket_path.stat().st_mode & 0o777 == 0o755  # connecting needs write: owner only
+        reloaded = subprocess.run(["caddy", "reload", *command[1:], "--force"], env=env,
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert reloaded.returncode == 0, reloaded.stderr
+        assert caddy.pid not in _listeners_of(2019)
+    finally:
+        stop_process(caddy)
+
+
+def _listeners_of(port: int) -> set[int]:
+    """The ids of processes with a socket listening on `port` (ss, from iproute2)."""
+    shown = subprocess.run([_need("ss"), "-Hltnp", f"sport = :{port}"], capture_output=True,
+                           text=True, check=True).stdout
+    return {int(part.split("=")[1].rstrip(",)")) for part in shown.split()
+            for part in part.split(",") if part.startswith("pid=")}
+
+
 def _nginx_config(tmp_path: Path, certificate, key, site_text: str) -> Path:
     """A whole nginx.conf around the shipped site file, its logs and pid in tmp_path."""
     (tmp_path / "logs").mkdir(exist_ok=True)

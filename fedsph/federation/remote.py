@@ -188,7 +188,7 @@ class Remote:
         headers["Accept"] = ACCEPT_AP
         try:
             async with self.session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                text = (await read_at_most(resp.content, 2048)).decode("utf-8", "replace")
+                text = (await read_at_most(resp.content, 2048))[:2048].decode("utf-8", "replace")
                 return PostResult(resp.status, resp.headers.get("Retry-After"), text)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise FetchError(f"POST {url}: {exc.__class__.__name__}: {exc}") from None
