@@ -5,7 +5,7 @@ PEERS_VENV ?= .venv-peers
 BIN = $(VENV)/bin
 PG_BIN ?= /usr/lib/postgresql/15/bin
 
-.PHONY: run test test-sqlite test-postgresql catalogs translations bench install install-test peers postgres-server browser lint lock clean
+.PHONY: run test test-sqlite test-postgresql catalogs translations bench install install-test peers postgres-server browser tls-proxies lint lock clean
 
 # Every install takes its versions from the locks (pip-tools' pip-compile writes them, `make lock`
 # refreshes them): a dependency's new release cannot change what `make run`, `make test`, CI or the
@@ -65,6 +65,27 @@ postgres-server:
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 
+# The deployment tests (tests/test_deploy_caddy.py, tests/test_deploy_files.py) run the shipped
+# deploy/ files with Debian's caddy and nginx, curl, and systemd's systemd-analyze (the systemd
+# package starts nothing in a container). The tests start their own proxies, on port 443 of
+# loopback addresses of their own, so Debian's services are kept from starting while installing
+# (a policy-rc.d saying no, unless the machine has one) and, where systemd runs, the proxies
+# installed here are stopped and disabled: their default sites would take port 80 (nginx's
+# postinst fails when it cannot).
+tls-proxies:
+	@missing=; for tool in caddy nginx curl systemd-analyze; do \
+		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	[ -z "$$missing" ] && exit 0; \
+	new=; for tool in caddy nginx; do command -v $$tool >/dev/null || new="$$new $$tool"; done; \
+	blocked=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && blocked=1; fi; \
+	apt-get update -qq && apt-get install -y -qq caddy nginx curl systemd; status=$$?; \
+	[ -z "$$blocked" ] || rm -f /usr/sbin/policy-rc.d; \
+	[ $$status = 0 ] || exit $$status; \
+	if [ -n "$$new" ] && [ -d /run/systemd/system ]; then systemctl disable --now $$new || true; fi; \
+	for tool in caddy nginx curl systemd-analyze; do \
+		command -v $$tool >/dev/null || { echo "tls-proxies: $$tool is still missing" >&2; exit 1; }; done
+
 # The whole suite runs twice, once per database engine (FEDSPH_TEST_DATABASE, see README's
 # Development section), each over TEST_WORKERS pytest-xdist processes: most tests wait on sockets
 # and subprocesses, so 4 workers beat 2 on two cores. --dist loadfile keeps a module on one worker:
@@ -74,7 +95,7 @@ browser:
 # upward import or an import cycle fails in a second, before the suite.
 TEST_WORKERS ?= 4
 PYTEST = FEDSPH_PEERS_PYTHON=$(CURDIR)/$(PEERS_VENV)/bin/python $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
-TEST_DEPS = $(VENV)/.installed-test catalogs peers postgres-server browser
+TEST_DEPS = $(VENV)/.installed-test catalogs peers postgres-server browser tls-proxies
 
 test: $(TEST_DEPS)
 	$(BIN)/lint-imports

@@ -28,19 +28,23 @@ class NodeProcess:
                     "FEDSPH_RETRY_BASE_SECONDS": "1", **testdb.node_env(data_dir), **env}
         self.server: subprocess.Popen | None = None
         self.log = data_dir / "serve.log"
+        # Put before every command (a sandbox, another user): tests/test_deploy_hardening.py.
+        self.command_prefix: list[str] = []
 
     def cli(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run([sys.executable, "-m", "fedsph", *args], env=self.env, input=stdin, check=False,
+        result = subprocess.run([*self.command_prefix, sys.executable, "-m", "fedsph", *args],
+                                env=self.env, input=stdin, check=False,
                                 capture_output=True, text=True, timeout=60)
         if check and result.returncode != 0:
             raise AssertionError(f"fedsph {' '.join(args)} failed ({result.returncode}):\n"
                                  f"{result.stdout}\n{result.stderr}")
         return result
 
-    def start(self) -> None:
+    def start(self, *serve_args: str) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log, "a") as log:
-            self.server = subprocess.Popen([sys.executable, "-m", "fedsph", "serve"], env=self.env,
+            self.server = subprocess.Popen([*self.command_prefix, sys.executable, "-m", "fedsph",
+                                            "serve", *serve_args], env=self.env,
                                            stdout=log, stderr=subprocess.STDOUT)
         # Generous: on a busy 2-core machine importing and migrating alone has taken over 30 s.
         wait_for(lambda: self.get("/.well-known/nodeinfo")[0] == 200, timeout=90,

@@ -99,6 +99,19 @@ def make_client_session(allow_private: bool, timeout: float, limit: int = 100,
     )
 
 
+async def read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
+    """The whole body, or its first limit + 1 bytes (one more than allowed says it is too
+    long). StreamReader.read(n) returns only what has arrived so far: over TLS through a proxy
+    a document often comes in several pieces (tests/test_deploy_caddy.py caught a cut one)."""
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await content.read(limit + 1 - len(body))
+        if not chunk:  # the end of the body
+            break
+        body += chunk
+    return bytes(body)
+
+
 @dataclass(frozen=True)
 class Signer:
     key_id: str
@@ -153,7 +166,7 @@ class Remote:
                         raise FetchError(f"GET {url}: gone", 410)
                     if resp.status >= 400:
                         raise FetchError(f"GET {url}: HTTP {resp.status}", resp.status)
-                    body = await resp.content.read(MAX_FETCH_BYTES + 1)
+                    body = await read_at_most(resp.content, MAX_FETCH_BYTES)
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 raise FetchError(f"GET {url}: {exc.__class__.__name__}: {exc}") from None
             if len(body) > MAX_FETCH_BYTES:
@@ -175,7 +188,7 @@ class Remote:
         headers["Accept"] = ACCEPT_AP
         try:
             async with self.session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                text = (await resp.content.read(2048)).decode("utf-8", "replace")
+                text = (await read_at_most(resp.content, 2048))[:2048].decode("utf-8", "replace")
                 return PostResult(resp.status, resp.headers.get("Retry-After"), text)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise FetchError(f"POST {url}: {exc.__class__.__name__}: {exc}") from None
