@@ -71,6 +71,14 @@ class Settings:
     # A PEM file of certificate authorities to trust for outgoing HTTPS, in addition to the
     # system's (a private hub or test network with its own CA). Verification is never turned off.
     ca_bundle: str = ""
+    # -- operating (issue 14, helper O): /metrics is served only to these addresses (CIDRs, the
+    # client as fedsph/web/client_address.py finds it) or with this bearer token; neither: off.
+    metrics_allow: str = ""
+    metrics_token: str = ""
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.metrics_allow.strip() or self.metrics_token)
 
     @property
     def domain(self) -> str:
@@ -120,6 +128,9 @@ ENV_NAMES = {
     "document_cache_seconds": "FEDSPH_DOCUMENT_CACHE_SECONDS",
     "hub_page_cache_mb": "FEDSPH_HUB_PAGE_CACHE_MB",
     "ca_bundle": "FEDSPH_CA_BUNDLE",
+    # operating (issue 14)
+    "metrics_allow": "FEDSPH_METRICS_ALLOW",
+    "metrics_token": "FEDSPH_METRICS_TOKEN",
 }
 
 
@@ -211,12 +222,30 @@ def _validated(settings: Settings) -> Settings:
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise ConfigError(f"FEDSPH_CA_BUNDLE={settings.ca_bundle}: not a readable file of PEM "
                               f"certificates ({exc})") from None
+    _check_metrics(settings)
     level = settings.log_level.strip().upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
                           f"got {settings.log_level!r}")
     return Settings(**{**settings.__dict__, "base_url": settings.base_url.rstrip("/"),
                        "log_level": level})
+
+
+METRICS_TOKEN_MIN = 16
+
+
+def _check_metrics(settings: Settings) -> None:
+    """FEDSPH_METRICS_ALLOW must parse; a token short or with spaces is a guessable or
+    mis-pasted one (it is sent as `Authorization: Bearer TOKEN`)."""
+    try:
+        proxy_networks(settings.metrics_allow)
+    except ValueError as exc:
+        raise ConfigError(f"FEDSPH_METRICS_ALLOW: {exc}") from None
+    token = settings.metrics_token
+    if token and (len(token) < METRICS_TOKEN_MIN or not token.isascii()
+                  or any(ch.isspace() or not ch.isprintable() for ch in token)):
+        raise ConfigError(f"FEDSPH_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} printable "
+                          "characters without spaces (e.g. `openssl rand -hex 32`)")
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,59 @@
+"""How the queues stand, read from the database: what /metrics reports and `fedsph doctor` judges.
+
+Read at the moment it is asked for, not counted in memory: the inbox is filled by every server
+process and emptied by whichever process runs the worker (`serve --processes N`, `fedsph
+worker`), so only the database knows the whole. Each query is served by an index on `status`
+(ix_inbox_items_due, ix_deliveries_due) or reads the small host_states table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from fedsph.models import Delivery, HostState, InboxItem
+
+FAILING_HOSTS_SHOWN = 5
+
+
+@dataclass
+class QueueHealth:
+    inbox: dict[str, int] = field(default_factory=dict)  # rows kept, by status
+    deliveries: dict[str, int] = field(default_factory=dict)
+    deliveries_retrying: int = 0  # pending after at least one failed attempt
+    oldest_inbox_pending: datetime | None = None  # created_at of the oldest pending item
+    oldest_delivery_due: datetime | None = None  # next_attempt_at of the most overdue delivery
+    hosts_failing: int = 0  # hosts whose last attempts failed
+    hosts_paused: int = 0  # of them, those not tried until their pause ends
+    failing_hosts: list[str] = field(default_factory=list)  # the first few, most failures first
+
+
+async def queue_health(db: AsyncSession, now: datetime) -> QueueHealth:
+    health = QueueHealth()
+    for model, counts in ((InboxItem, health.inbox), (Delivery, health.deliveries)):
+        rows = await db.execute(select(model.status, func.count()).group_by(model.status))
+        counts.update({status: count for status, count in rows})
+    health.deliveries_retrying = await db.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.status == "pending", Delivery.attempts > 0)) or 0
+    health.oldest_inbox_pending = await db.scalar(
+        select(func.min(InboxItem.created_at)).where(InboxItem.status == "pending"))
+    # Due, not merely pending: a delivery waiting out its backoff is where it should be.
+    health.oldest_delivery_due = await db.scalar(select(func.min(Delivery.next_attempt_at)).where(
+        Delivery.status == "pending", Delivery.next_attempt_at <= now))
+    failing = HostState.consecutive_failures > 0
+    paused = func.count().filter(HostState.paused_until > now)
+    health.hosts_failing, health.hosts_paused = (await db.execute(
+        select(func.count(), paused).where(failing))).one()
+    health.failing_hosts = list(await db.scalars(
+        select(HostState.host).where(failing).order_by(HostState.consecutive_failures.desc(),
+                                                       HostState.host).limit(FAILING_HOSTS_SHOWN)))
+    return health
+
+
+async def last_delivered_host(db: AsyncSession) -> str | None:
+    """The host most recently answering a delivery: a peer whose clock doctor may ask."""
+    return await db.scalar(select(HostState.host).where(HostState.last_success_at.is_not(None))
+                           .order_by(HostState.last_success_at.desc()).limit(1))

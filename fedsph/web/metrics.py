@@ -1,0 +1,198 @@
+"""GET /metrics for Prometheus, and the middleware counting requests by route class.
+
+Off unless FEDSPH_METRICS_ALLOW or FEDSPH_METRICS_TOKEN is set; then served only to a client
+address in FEDSPH_METRICS_ALLOW (found as fedsph/web/client_address.py finds it: behind a
+trusted proxy, from X-Forwarded-For) or to a request bearing the token. Anyone else gets the
+same 404 as a path that does not exist, so a scan learns nothing.
+
+Where the numbers come from (ARCHITECTURE.md, "Metrics"):
+- Queue depths, inbox and delivery results by outcome: read from the database at scrape time
+  (fedsph/federation/queue_health.py), since the rows are written by every server process and
+  the worker, wherever it runs.
+- Requests and their latency: counted in each server process, by a route class from a small
+  fixed set (never the path: each distinct label value is a series kept forever, and anyone
+  can send a million paths). With `serve --processes N` a scrape reaches one process at random,
+  so `fedsph serve` points prometheus_client's multiprocess mode at data_dir/metrics
+  (PROMETHEUS_MULTIPROC_DIR: one small memory-mapped file per process) and any process sums
+  them all.
+
+prometheus_client is imported only when metrics are on (inside the functions below): a node
+without them does not pay its memory (issue 12 counts every MB of an idle server).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import ipaddress
+import os
+import shutil
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from fedsph.config import Settings, proxy_networks
+from fedsph.core.files import private_dir
+from fedsph.core.urls import INBOX_ROUTES
+from fedsph.federation.queue_health import queue_health
+from fedsph.models import utcnow
+from fedsph.web.client_address import client_address
+from fedsph.web.health import PATH as HEALTH_PATH
+from fedsph.web.keys import READERS, SETTINGS
+
+PATH = "/metrics"
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Decided from the route's canonical path (a fixed set of strings), or "unmatched".
+PREFIX_CLASSES = (("/api/v1/streaming", "streaming"), ("/api/", "api"), ("/oauth/", "api"),
+                  ("/.well-known/", "wellknown"), ("/nodeinfo/", "wellknown"),
+                  ("/media/", "media"), ("/avatars/", "media"))
+EXACT_CLASSES = {HEALTH_PATH: "health", PATH: "metrics", **{p: "inbox" for p in INBOX_ROUTES}}
+AP_TYPES = ("application/activity+json", "application/ld+json")
+METRICS = web.AppKey("metrics", object)
+
+
+def metrics_directory(settings: Settings) -> Path:
+    return settings.data_dir / "metrics"
+
+
+def prepare_directory(settings: Settings, fresh: bool) -> None:
+    """Before prometheus_client is imported in a server process: name the directory where the
+    processes of this node share their request counts. `fresh` (the first process, or the
+    parent of a group): empty it, so counts of processes of a previous run are not added."""
+    directory = metrics_directory(settings)
+    if fresh and directory.exists():
+        shutil.rmtree(directory)
+    private_dir(directory)
+    os.environ[MULTIPROCESS_ENV] = str(directory.resolve())
+
+
+def route_class(request: web.Request, response: web.StreamResponse | None) -> str:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    canonical = resource.canonical
+    known = EXACT_CLASSES.get(canonical)
+    if known:
+        return known
+    for prefix, name in PREFIX_CLASSES:
+        if canonical.startswith(prefix):
+            return name
+    # Actors, objects and collections answer people and servers by content negotiation.
+    content_type = response.content_type if response is not None else ""
+    return "activitypub" if content_type in AP_TYPES else "pages"
+
+
+class RequestMetrics:
+    """The two request metrics, made once per process (request_metrics): prometheus_client
+    registers each name once."""
+
+    def __init__(self):
+        from prometheus_client import Counter, Histogram  # only with metrics on (docstring)
+
+        self.requests = Counter("fedsph_http_requests", "HTTP requests answered, by route "
+                                "class and status class", ["route_class", "status"])
+        self.seconds = Histogram("fedsph_http_request_duration_seconds", "Time to answer, "
+                                 "by route class", ["route_class"], buckets=BUCKETS)
+
+    def record(self, request: web.Request, response, status: int, started: float) -> None:
+        name = route_class(request, response)
+        self.requests.labels(name, f"{status // 100}xx").inc()
+        self.seconds.labels(name).observe(time.perf_counter() - started)
+
+
+@web.middleware
+async def count_requests(request: web.Request, handler):
+    started = time.perf_counter()
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and the like, raised through the chain
+        request.app[METRICS].record(request, None, exc.status, started)
+        raise
+    request.app[METRICS].record(request, response, response.status, started)
+    return response
+
+
+def may_read(request: web.Request) -> bool:
+    settings = request.app[SETTINGS]
+    token = settings.metrics_token
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # Digests of both: compare_digest then takes the same time whatever the length sent.
+        if scheme.lower() == "bearer" and hmac.compare_digest(
+                hashlib.sha256(given.strip().encode()).digest(),
+                hashlib.sha256(token.encode()).digest()):
+            return True
+    allowed = proxy_networks(settings.metrics_allow)
+    if allowed:
+        try:
+            address = ipaddress.ip_address(client_address(request))
+        except ValueError:  # "unknown": no address, no metrics
+            return False
+        return any(address in network for network in allowed)
+    return False
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    if not may_read(request):
+        raise web.HTTPNotFound()  # the answer to any unknown path (module docstring)
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+    now = utcnow()
+    async with request.app[READERS]() as db:
+        health = await queue_health(db, now)
+    registry = CollectorRegistry()
+    if os.environ.get(MULTIPROCESS_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    else:  # create_app outside `fedsph serve` (tests): this process's own counts
+        from prometheus_client import REGISTRY as registry  # noqa: N811
+    body = generate_latest(registry) + _queue_text(health, now)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST,
+                                            "Cache-Control": "no-store"})
+
+
+def _ages(moment, now) -> float:
+    return max((now - moment) / timedelta(seconds=1), 0.0) if moment else 0.0
+
+
+def _queue_text(health, now) -> bytes:
+    """The database's numbers in the text format (gauges: rows are pruned after
+    FEDSPH_INBOX_RETENTION_DAYS, so they are counts of what is kept, not running totals)."""
+    lines: list[str] = []
+
+    def gauge(name: str, text: str, samples: list[tuple[str, float]]) -> None:
+        lines.extend((f"# HELP {name} {text}", f"# TYPE {name} gauge"))
+        lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
+
+    gauge("fedsph_inbox_items", "Received activities kept, by status (pending, done, "
+          "ignored, failed)", [(f'{{status="{s}"}}', n) for s, n in sorted(health.inbox.items())])
+    gauge("fedsph_deliveries", "Deliveries kept, by status (pending, sent, failed, gone)",
+          [(f'{{status="{s}"}}', n) for s, n in sorted(health.deliveries.items())])
+    gauge("fedsph_deliveries_retrying", "Pending deliveries whose last attempt failed",
+          [("", health.deliveries_retrying)])
+    gauge("fedsph_inbox_oldest_pending_seconds", "Age of the oldest unprocessed activity",
+          [("", _ages(health.oldest_inbox_pending, now))])
+    gauge("fedsph_delivery_most_overdue_seconds", "How long the most overdue delivery has "
+          "waited past its time", [("", _ages(health.oldest_delivery_due, now))])
+    gauge("fedsph_hosts_failing", "Remote hosts whose last deliveries failed",
+          [("", health.hosts_failing)])
+    gauge("fedsph_hosts_paused", "Failing hosts not tried until their pause ends",
+          [("", health.hosts_paused)])
+    return ("\n".join(lines) + "\n").encode()
+
+
+@functools.cache
+def request_metrics() -> RequestMetrics:
+    return RequestMetrics()
+
+
+def setup(app: web.Application) -> None:
+    """With metrics on: the request counts (the caller puts count_requests first among the
+    middlewares) and the /metrics route."""
+    app[METRICS] = request_metrics()
+    app.router.add_get(PATH, metrics_view, allow_head=False)
