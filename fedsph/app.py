@@ -46,11 +46,11 @@ from fedsph.web import (
     wellknown,
 )
 from fedsph.web import context as context_routes
-from fedsph.web import health as health_routes
-from fedsph.web import metrics as metrics_routes
 from fedsph.web import feeds as feed_routes
 from fedsph.web import headers as security_headers
+from fedsph.web import health as health_routes
 from fedsph.web import media as media_routes
+from fedsph.web import metrics as metrics_routes
 from fedsph.web.auth_middleware import LIMITER, authentication
 from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (

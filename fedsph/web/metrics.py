@@ -150,7 +150,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 
         multiprocess.MultiProcessCollector(registry)
     else:  # create_app outside `fedsph serve` (tests): this process's own counts
-        from prometheus_client import REGISTRY as registry  # noqa: N811
+        from prometheus_client import REGISTRY as registry
     body = generate_latest(registry) + _queue_text(health, now)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST,
                                             "Cache-Control": "no-store"})
