@@ -17,7 +17,7 @@ import os
 import sys
 
 from fedsph import __version__
-from fedsph.admin import dbcopy, node, powers, user_commands
+from fedsph.admin import dbcopy, doctor, node, powers, user_commands
 from fedsph.config import ConfigError, load_settings
 from fedsph.core.logtext import LogFormatter
 from fedsph.db import NotMigrated
@@ -29,7 +29,8 @@ from fedsph.projects import commands as project_commands
 
 # In the order `fedsph --help` lists them.
 FEATURES = (node, project_commands, user_commands, hub_commands, link_commands, event_commands,
-            powers, dbcopy)
+            powers, dbcopy,
+            doctor)  # operating (issue 14)
 COMMANDS: dict = {key: handler for feature in FEATURES for key, handler in feature.COMMANDS.items()}
 # Commands that run before the node can be opened, or own the event loop (migrate, serve, db copy…).
 WITHOUT_NODE: dict = {key: handler for feature in FEATURES

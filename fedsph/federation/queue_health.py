@@ -27,6 +27,7 @@ class QueueHealth:
     oldest_inbox_pending: datetime | None = None  # created_at of the oldest pending item
     oldest_delivery_due: datetime | None = None  # next_attempt_at of the most overdue delivery
     hosts_failing: int = 0  # hosts whose last attempts failed
+    hosts_healthy: int = 0  # hosts whose last delivery succeeded
     hosts_paused: int = 0  # of them, those not tried until their pause ends
     failing_hosts: list[str] = field(default_factory=list)  # the first few, most failures first
 
@@ -47,13 +48,21 @@ async def queue_health(db: AsyncSession, now: datetime) -> QueueHealth:
     paused = func.count().filter(HostState.paused_until > now)
     health.hosts_failing, health.hosts_paused = (await db.execute(
         select(func.count(), paused).where(failing))).one()
+    health.hosts_healthy = await db.scalar(select(func.count()).select_from(HostState).where(
+        HostState.consecutive_failures == 0, HostState.last_success_at.is_not(None))) or 0
     health.failing_hosts = list(await db.scalars(
         select(HostState.host).where(failing).order_by(HostState.consecutive_failures.desc(),
                                                        HostState.host).limit(FAILING_HOSTS_SHOWN)))
     return health
 
 
-async def last_delivered_host(db: AsyncSession) -> str | None:
-    """The host most recently answering a delivery: a peer whose clock doctor may ask."""
-    return await db.scalar(select(HostState.host).where(HostState.last_success_at.is_not(None))
+async def last_delivered_origin(db: AsyncSession) -> str | None:
+    """scheme://host of the server most recently answering a delivery: a peer whose clock
+    `fedsph doctor` may compare with ours. The scheme is its inbox's (https but in tests)."""
+    host = await db.scalar(select(HostState.host).where(HostState.last_success_at.is_not(None))
                            .order_by(HostState.last_success_at.desc()).limit(1))
+    if host is None:
+        return None
+    inbox = await db.scalar(select(Delivery.inbox).where(Delivery.host == host).limit(1))
+    scheme = "http" if inbox and inbox.startswith("http://") else "https"
+    return f"{scheme}://{host}"

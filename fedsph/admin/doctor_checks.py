@@ -1,0 +1,208 @@
+"""The checks of `fedsph doctor` (fedsph/admin/doctor.py) that need no network: each a Line.
+
+    ok       the check passed
+    warning  works for now, but look at it (e.g. a certificate expiring within 14 days)
+    problem  something is broken (other servers cannot reach the node, keys are missing...)
+    skip     could not be checked (no peer known yet, the database unreachable...)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from fedsph.config import Settings
+from fedsph.core.files import sqlite_path
+from fedsph.core.urls import URLs
+from fedsph.core.vocab import UI_LANGUAGES
+from fedsph.db import current_revision, head_revision, make_sessionmaker
+from fedsph.federation.queue_health import QueueHealth, last_delivered_origin, queue_health
+from fedsph.i18n import LOCALE_DIR
+from fedsph.models import Actor, utcnow
+
+OK, WARNING, PROBLEM, SKIP = "ok", "warning", "problem", "skip"
+EXIT_CODES = {OK: 0, SKIP: 0, WARNING: 1, PROBLEM: 2}
+DB_TIMEOUT_SECONDS = 10.0
+QUEUE_WARNING = timedelta(minutes=15)  # the worker claims due items within seconds
+QUEUE_PROBLEM = timedelta(hours=6)
+PERMISSION_SCAN_LIMIT = 200_000  # files under the data dir looked at (media can be many)
+SHOWN = 3  # examples named in a line
+
+
+@dataclass
+class Line:
+    verdict: str
+    name: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class Target:
+    """The local actor whose WebFinger answer and document the public URL should give."""
+
+    username: str
+    uri: str
+    inbox: str | None
+    key_id: str | None
+
+
+def check_configuration(settings: Settings) -> Line:
+    """Settings were read and validated already (a bad one stops every command, exit 2)."""
+    engine = "SQLite" if sqlite_path(settings.effective_database_url) else "PostgreSQL"
+    detail = f"FEDSPH_BASE_URL {settings.base_url}, {engine}, data in {settings.data_dir}"
+    host = settings.base_url.split("://", 1)[1].split(":")[0].strip("[]")
+    if settings.base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+        return Line(WARNING, "configuration", detail + ": plain http",
+                    "other servers refuse to federate without HTTPS: put a TLS proxy in front "
+                    "(README, \"Deploy\") and set FEDSPH_BASE_URL=https://…")
+    return Line(OK, "configuration", detail)
+
+
+def check_package_files(settings: Settings) -> Line:
+    """Templates and compiled catalogs. (The one place to point at the package's own check of
+    them when it has one.)"""
+    missing = [] if (settings.templates_dir / "base.html").is_file() else [
+        str(settings.templates_dir)]
+    missing += [str(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.mo") for lang in UI_LANGUAGES
+                if lang != "en" and not (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.mo").is_file()]
+    if missing:
+        return Line(PROBLEM, "templates and catalogs", "missing: " + ", ".join(missing[:SHOWN]),
+                    "reinstall fedsph (pip install fedsph), or in a checkout run `make catalogs`")
+    return Line(OK, "templates and catalogs", f"found ({', '.join(sorted(UI_LANGUAGES))})")
+
+
+def check_permissions(settings: Settings) -> Line:
+    """The data dir and all in it (the SQLite database holds every private key, media hold
+    unpublished photos) readable by the owner alone, and owned by the account running this."""
+    data_dir = settings.data_dir
+    if not data_dir.is_dir():
+        return Line(PROBLEM, "permissions", f"the data directory {data_dir} does not exist",
+                    "run `fedsph migrate` as the account that runs the node, or set FEDSPH_DATA_DIR")
+    paths = [data_dir]
+    database = sqlite_path(settings.effective_database_url)
+    if database is not None:
+        paths += [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm")]
+    for count, (root, dirs, files) in enumerate(os.walk(data_dir)):
+        paths += [Path(root) / name for name in dirs + files]
+        if count > PERMISSION_SCAN_LIMIT or len(paths) > PERMISSION_SCAN_LIMIT:
+            break
+    open_paths, foreign = [], []
+    for path in dict.fromkeys(paths):
+        try:
+            info = path.lstat()
+        except FileNotFoundError:  # -wal/-shm come and go
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            continue
+        if info.st_mode & 0o077:
+            open_paths.append(f"{path} ({stat.filemode(info.st_mode)})")
+        if info.st_uid != os.getuid():
+            foreign.append(str(path))
+    if open_paths:
+        return Line(PROBLEM, "permissions", f"{len(open_paths)} path(s) readable by others: "
+                    + ", ".join(open_paths[:SHOWN]),
+                    f"chmod -R go-rwx {data_dir}" + (f" {database}" if database and
+                                                     data_dir.resolve() not in database.parents
+                                                     else ""))
+    if foreign:
+        return Line(WARNING, "permissions", f"{len(foreign)} path(s) owned by another account: "
+                    + ", ".join(foreign[:SHOWN]), "run fedsph as the owner of its data, or chown them")
+    return Line(OK, "permissions", f"{data_dir} and everything in it is owner-only")
+
+
+async def check_database(settings: Settings, engine: AsyncEngine) -> Line:
+    database = sqlite_path(settings.effective_database_url)
+    if database is not None and not database.exists():  # connecting would make an empty one
+        return Line(PROBLEM, "database", f"no database at {database}",
+                    "run `fedsph migrate` (or set FEDSPH_DATA_DIR to where it is)")
+    try:
+        async with asyncio.timeout(DB_TIMEOUT_SECONDS):
+            current = await current_revision(engine)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:  # the line says which; go on
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return Line(PROBLEM, "database", f"cannot connect: {type(exc).__name__} {first}",
+                    "is the database running, and FEDSPH_DATABASE_URL right?")
+    head = head_revision()
+    if current == head:
+        return Line(OK, "database", f"reachable, schema up to date ({head})")
+    state = "has no schema" if current is None else f"is at revision {current}"
+    return Line(PROBLEM, "database", f"reachable, but it {state} and this fedsph expects {head}",
+                "back up, then run `fedsph migrate` (README, \"Upgrade\")")
+
+
+def _key_loads(pem: str | None) -> bool:
+    try:
+        load_pem_private_key((pem or "").encode(), password=None)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def check_keys(actors: list[Actor]) -> Line:
+    broken = [actor.uri for actor in actors
+              if not _key_loads(actor.private_key_pem) or not _key_loads(actor.proof_key_pem)]
+    if broken:
+        return Line(PROBLEM, "keys", f"{len(broken)} local actor(s) without a usable key: "
+                    + ", ".join(broken[:SHOWN]),
+                    "restore the database from a backup: other servers know these actors by "
+                    "their keys, and a new key breaks their follows")
+    return Line(OK, "keys", f"all {len(actors)} local actor(s) have their keys")
+
+
+def _age(moment: datetime | None, now: datetime) -> timedelta:
+    return now - moment if moment else timedelta(0)
+
+
+def check_queues(health: QueueHealth, now: datetime) -> list[Line]:
+    lines = []
+    fix = ("is the worker running? (`fedsph serve` without --no-worker, or `fedsph worker`; "
+           "`fedsph queue` shows the last errors)")
+    for name, moment, waiting in (
+            ("inbox queue", health.oldest_inbox_pending, health.inbox.get("pending", 0)),
+            ("delivery queue", health.oldest_delivery_due, health.deliveries.get("pending", 0))):
+        age = _age(moment, now)
+        minutes = int(age.total_seconds() // 60)
+        detail = f"{waiting} waiting" + (f", the oldest due {minutes} min ago" if moment else "")
+        verdict = PROBLEM if age > QUEUE_PROBLEM else WARNING if age > QUEUE_WARNING else OK
+        lines.append(Line(verdict, name, detail, fix if verdict != OK else ""))
+    if health.hosts_failing and not health.hosts_healthy:
+        lines.append(Line(WARNING, "remote hosts", f"every host delivered to is failing "
+                          f"({health.hosts_failing}: {', '.join(health.failing_hosts)})",
+                          "check this machine's outgoing network, DNS and clock"))
+    else:
+        failing = (f"; {health.hosts_failing} failing, retried later: "
+                   f"{', '.join(health.failing_hosts)}" if health.hosts_failing else "")
+        lines.append(Line(OK, "remote hosts", f"{health.hosts_healthy} answering{failing}"))
+    return lines
+
+
+async def local_checks(settings: Settings, engine: AsyncEngine) -> tuple[list[Line], Target | None,
+                                                                          str | None]:
+    """The database's lines, the actor the public URL is checked with, and a peer's origin."""
+    line = await check_database(settings, engine)
+    if line.verdict != OK:
+        why = "needs a reachable, migrated database"
+        return [line, *(Line(SKIP, name, why) for name in ("keys", "queues"))], None, None
+    now = utcnow()
+    async with make_sessionmaker(engine)() as db:
+        actors = list(await db.scalars(select(Actor).where(Actor.local.is_(True))
+                                       .order_by(Actor.id)))
+        lines = [line, check_keys(actors), *check_queues(await queue_health(db, now), now)]
+        peer = await last_delivered_origin(db)
+    urls = URLs(settings.base_url)
+    projects = [a for a in actors if a.type in ("Group", "Person")]
+    chosen = projects[0] if projects else next(
+        (a for a in actors if a.uri == urls.instance_actor()), None)
+    target = None if chosen is None else Target(
+        chosen.username if projects else "instance", chosen.uri, chosen.inbox, chosen.key_id)
+    return lines, target, peer
