@@ -1,0 +1,196 @@
+"""/healthz and /metrics on real `fedsph serve` processes (issue 14, item 6): real traffic (a
+post, a follow from a fake peer), who may read the metrics, and label cardinality."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from fedsph.config import load_settings
+from fedsph.web.keys import SETTINGS
+from fedsph.web.metrics import may_read
+from tests.fakepeer import AS, FakePeer
+from tests.processes import NodeProcess, stop_process, wait_for
+
+TOKEN = "metrics-" + "s3cret" * 5
+ALLOWED = "10.20.0.0/16"  # not loopback: from 127.0.0.1 only the token opens /metrics
+
+
+def fetch(node: NodeProcess, path: str, method: str = "GET", **headers) -> tuple[int, dict, bytes]:
+    request = urllib.request.Request(node.base + path, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def scrape(node: NodeProcess) -> str:
+    status, _headers, body = fetch(node, "/metrics", Authorization=f"Bearer {TOKEN}")
+    assert status == 200, body
+    return body.decode()
+
+
+def value(text: str, series: str) -> float:
+    found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def series(text: str) -> set[str]:
+    return {line.rsplit(" ", 1)[0] for line in text.splitlines() if line.startswith("fedsph_")}
+
+
+@pytest.fixture
+def node(tmp_path):
+    node = NodeProcess(tmp_path / "node", FEDSPH_METRICS_TOKEN=TOKEN,
+                       FEDSPH_METRICS_ALLOW=ALLOWED, FEDSPH_TRUSTED_PROXIES="127.0.0.2")
+    node.cli("bootstrap")
+    node.start()
+    yield node
+    node.stop()
+
+
+async def follow_from_peer(node: NodeProcess) -> FakePeer:
+    peer = await FakePeer().start()
+    ana = peer.add_actor("ana")
+    status, _ = await peer.post(ana, f"{node.base}/actors/demo/inbox", {
+        "@context": AS, "id": peer.new_id(), "type": "Follow", "actor": ana.uri,
+        "object": f"{node.base}/actors/demo"})
+    assert status == 202
+    return peer
+
+
+async def test_health_and_metrics_after_real_traffic(node):
+    status, headers, body = fetch(node, "/healthz")
+    assert (status, body, headers["Cache-Control"]) == (200, b"ok\n", "no-store")
+    assert fetch(node, "/healthz", method="HEAD")[0] == 200
+    node.cli("post", "demo", "--text", "Open day on Saturday")
+    peer = await follow_from_peer(node)
+    try:  # the fake peer answers in this event loop: wait without blocking it
+        for _ in range(300):
+            text = await asyncio.to_thread(scrape, node)
+            if value(text, 'fedsph_deliveries{status="sent"}') >= 1:
+                break
+            await asyncio.sleep(0.2)
+        assert peer.activities("Accept")
+    finally:
+        await peer.stop()
+    assert value(text, 'fedsph_inbox_items{status="done"}') == 1
+    assert value(text, 'fedsph_inbox_items{status="pending"}') == 0
+    assert value(text, "fedsph_inbox_oldest_pending_seconds") == 0
+    assert value(text, "fedsph_hosts_failing") == 0
+    assert value(text, 'fedsph_http_requests_total{route_class="inbox",status="2xx"}') == 1
+    assert value(text, 'fedsph_http_requests_total{route_class="health",status="2xx"}') == 2
+    assert value(text, 'fedsph_http_request_duration_seconds_count{route_class="inbox"}') == 1
+    # The probes' successes stay out of the access log; the scrapes are in it, minus the token.
+    log = node.server_log()
+    assert '"GET /healthz"' not in log and '"GET /metrics"' in log and TOKEN not in log
+
+
+def test_metrics_refuse_strangers_with_the_answer_of_any_unknown_path(node):
+    expected = fetch(node, f"/no-such-{uuid.uuid4().hex}")
+    attempts = [
+        {},  # nothing
+        {"Authorization": "Bearer " + TOKEN[:-1]},  # nearly the token
+        {"Authorization": "Bearer " + TOKEN + "x"},
+        {"Authorization": "Basic " + TOKEN},
+        {"Authorization": TOKEN},
+        # An allowed address in X-Forwarded-For, from a peer that is no trusted proxy.
+        {"X-Forwarded-For": "10.20.1.1"},
+        {"X-Forwarded-For": "10.20.1.1, 127.0.0.2"},
+    ]
+    for headers in attempts:
+        status, answer_headers, body = fetch(node, "/metrics", **headers)
+        assert (status, body) == (expected[0], expected[2]), headers
+        assert answer_headers["Content-Type"] == expected[1]["Content-Type"]
+    assert fetch(node, f"/metrics?token={TOKEN}")[0] == 404
+    assert fetch(node, "/metrics", method="HEAD")[0] in (404, 405)
+    # Nothing was counted for the refused scrapes beyond their 404s.
+    assert 'route_class="metrics",status="2xx"' not in scrape(node)
+
+
+def test_random_paths_make_no_new_series(node):
+    fetch(node, "/warm-up-unknown-path")
+    scrape(node)  # so the scrapes' own series exist before
+    before = series(scrape(node))
+    for _ in range(1000):
+        fetch(node, f"/{uuid.uuid4().hex}/{uuid.uuid4().hex}?q={uuid.uuid4().hex}")
+    after = scrape(node)
+    assert series(after) == before
+    assert value(after, 'fedsph_http_requests_total{route_class="unmatched",status="4xx"}') >= 1001
+
+
+def test_metrics_are_off_unless_configured(tmp_path):
+    node = NodeProcess(tmp_path / "plain")
+    node.cli("bootstrap")
+    node.start()
+    try:
+        assert fetch(node, "/metrics", Authorization=f"Bearer {TOKEN}")[0] == 404
+        assert fetch(node, "/healthz")[0] == 200
+        assert not (node.data_dir / "metrics").exists()
+    finally:
+        node.stop()
+
+
+def _request(peer: str, forwarded: str | None, **settings) -> web.Request:
+    app = web.Application()
+    app[SETTINGS] = load_settings({}, **settings)
+    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+    return make_mocked_request("GET", "/metrics", headers=headers, app=app,
+                               transport=_Transport(peer))
+
+
+class _Transport:
+    def __init__(self, peer: str):
+        self.peer = peer
+
+    def get_extra_info(self, name: str, default=None):
+        return (self.peer, 40000) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def test_allowed_addresses_behind_a_trusted_proxy():
+    proxied = {"metrics_allow": "10.0.0.0/8", "trusted_proxies": "192.0.2.1"}
+    assert may_read(_request("192.0.2.1", "10.1.2.3", **proxied))
+    assert not may_read(_request("192.0.2.1", "203.0.113.9", **proxied))
+    # Written by the client left of a stranger: the stranger is the client.
+    assert not may_read(_request("192.0.2.1", "10.1.2.3, 203.0.113.9", **proxied))
+    assert not may_read(_request("198.51.100.1", "10.1.2.3", **proxied))  # not a trusted proxy
+    assert may_read(_request("10.9.9.9", None, **proxied))
+
+
+def test_requests_of_several_processes_are_counted_together(tmp_path):
+    """`serve --processes 2` and a separate worker: whichever process a scrape reaches, it
+    reports the requests all of them answered."""
+    node = NodeProcess(tmp_path / "group", FEDSPH_METRICS_TOKEN=TOKEN)
+    node.cli("bootstrap")
+    with open(node.log, "a") as log:
+        group = subprocess.Popen([sys.executable, "-m", "fedsph", "serve", "--processes", "2",
+                                  "--no-worker"], env=node.env, stdout=log, stderr=subprocess.STDOUT)
+        worker = subprocess.Popen([sys.executable, "-m", "fedsph", "worker"], env=node.env,
+                                  stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: node.get("/healthz")[0] == 200, timeout=90, what="the group to start")
+        for _ in range(40):
+            assert node.get("/actors/demo")[0] == 200
+        for _ in range(8):
+            text = scrape(node)
+            assert value(text, 'fedsph_http_requests_total{route_class="activitypub",'
+                               'status="2xx"}') == 40
+        files = {path.name for path in (node.data_dir / "metrics").iterdir()}
+        pids = {name.rsplit("_", 1)[1] for name in files}
+        assert len(pids) == 2, files  # one file per server process, none from the worker
+    finally:
+        stop_process(group)
+        stop_process(worker)
