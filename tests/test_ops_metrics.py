@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from fedsph.config import load_settings
+from fedsph.config import ConfigError, load_settings
 from fedsph.web.keys import SETTINGS
 from fedsph.web.metrics import may_read
 from tests.fakepeer import AS, FakePeer
@@ -194,3 +194,12 @@ def test_requests_of_several_processes_are_counted_together(tmp_path):
     finally:
         stop_process(group)
         stop_process(worker)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"FEDSPH_METRICS_ALLOW": "10.0.0.0/33"}, "FEDSPH_METRICS_ALLOW"),
+    ({"FEDSPH_METRICS_TOKEN": "short"}, "at least 16"),
+    ({"FEDSPH_METRICS_TOKEN": "a token with spaces in it"}, "without spaces")])
+def test_bad_metrics_settings_are_refused(settings, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(settings)
