@@ -39,6 +39,9 @@ CSRF_TOKEN_MAX = 128
 
 # Routes (as registered, e.g. "/actors/{username}/inbox") that browsers never post forms to.
 CSRF_EXEMPT_ROUTES = INBOX_ROUTES | {"/oauth/token", "/oauth/revoke"}
+# /metrics changes nothing and answers any method but an allowed GET with the 404 of an unknown
+# path (fedsph/web/metrics.py): a CSRF 403 would tell a stranger it exists.
+CSRF_EXEMPT_ROUTES |= {"/metrics"}
 
 
 def csrf_exempt(request: web.Request) -> bool:

@@ -137,7 +137,7 @@ def may_read(request: web.Request) -> bool:
 
 
 async def metrics_view(request: web.Request) -> web.Response:
-    if not may_read(request):
+    if request.method not in ("GET", "HEAD") or not may_read(request):
         raise web.HTTPNotFound()  # the answer to any unknown path (module docstring)
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -195,4 +195,5 @@ def setup(app: web.Application) -> None:
     """With metrics on: the request counts (the caller puts count_requests first among the
     middlewares) and the /metrics route."""
     app[METRICS] = request_metrics()
-    app.router.add_get(PATH, metrics_view, allow_head=False)
+    # Every method, so that none answers 405 and tells a stranger the path exists.
+    app.router.add_route("*", PATH, metrics_view)
