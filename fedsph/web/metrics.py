@@ -70,20 +70,29 @@ def prepare_directory(settings: Settings, fresh: bool) -> None:
     os.environ[MULTIPROCESS_ENV] = str(directory.resolve())
 
 
-def route_class(request: web.Request, response: web.StreamResponse | None) -> str:
-    resource = request.match_info.route.resource
-    if resource is None:
-        return "unmatched"
-    canonical = resource.canonical
+@functools.lru_cache(maxsize=512)  # keyed by the routes' canonical paths: a fixed set
+def _class_of_route(canonical: str) -> str | None:
+    """The class of a route, or None for one that answers people and servers alike."""
     known = EXACT_CLASSES.get(canonical)
     if known:
         return known
     for prefix, name in PREFIX_CLASSES:
         if canonical.startswith(prefix):
             return name
-    # Actors, objects and collections answer people and servers by content negotiation.
-    content_type = response.content_type if response is not None else ""
-    return "activitypub" if content_type in AP_TYPES else "pages"
+    return None
+
+
+def route_class(request: web.Request, response: web.StreamResponse | None) -> str:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return "unmatched"
+    name = _class_of_route(resource.canonical)
+    if name is not None:
+        return name
+    # Actors, objects and collections answer by content negotiation. The header's text, not
+    # response.content_type, which parses it again (a third of recording a request).
+    content_type = response.headers.get("Content-Type", "") if response is not None else ""
+    return "activitypub" if content_type.startswith(AP_TYPES) else "pages"
 
 
 class RequestMetrics:
