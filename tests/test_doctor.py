@@ -12,6 +12,8 @@ from email.utils import format_datetime
 import pytest
 from aiohttp import web
 
+from fedsph.admin.doctor_checks import check_configuration
+from fedsph.config import load_settings
 from fedsph.db import head_revision
 from tests.fakepeer import FakePeer, free_port
 from tests.processes import NodeProcess
@@ -177,3 +179,10 @@ async def test_a_certificate_about_to_expire(node, tmp_path):
 def test_peer_must_be_a_url(node):
     result = node.cli("doctor", "--peer", "mastodon.social", check=False)
     assert result.returncode == 1 and "--peer takes a server's URL" in result.stderr
+
+
+@pytest.mark.parametrize(("base_url", "verdict"), [
+    ("http://127.0.0.1:8080", "ok"), ("http://[::1]:8080", "ok"), ("http://localhost", "ok"),
+    ("https://coop.example", "ok"), ("http://coop.example", "warning")])
+def test_plain_http_is_a_warning_off_this_machine(base_url, verdict):
+    assert check_configuration(load_settings({"FEDSPH_BASE_URL": base_url})).verdict == verdict

@@ -14,6 +14,7 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from sqlalchemy import select
@@ -60,8 +61,8 @@ def check_configuration(settings: Settings) -> Line:
     """Settings were read and validated already (a bad one stops every command, exit 2)."""
     engine = "SQLite" if sqlite_path(settings.effective_database_url) else "PostgreSQL"
     detail = f"FEDSPH_BASE_URL {settings.base_url}, {engine}, data in {settings.data_dir}"
-    host = settings.base_url.split("://", 1)[1].split(":")[0].strip("[]")
-    if settings.base_url.startswith("http://") and host not in ("127.0.0.1", "localhost", "::1"):
+    parts = urlsplit(settings.base_url)
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "localhost", "::1"):
         return Line(WARNING, "configuration", detail + ": plain http",
                     "other servers refuse to federate without HTTPS: put a TLS proxy in front "
                     "(README, \"Deploy\") and set FEDSPH_BASE_URL=https://…")
