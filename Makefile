@@ -18,12 +18,13 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+# The editable install's build (setup.py) also compiles the catalogs, next to their .po files.
+$(VENV)/.installed: pyproject.toml setup.py $(LOCK) | $(BIN)/python
 	$(BIN)/pip install --quiet -c $(LOCK) -e .
-	$(BIN)/pybabel -q compile -d fedsph/locale -D messages
 	touch $@
 
-# Interface translations: the .po files are the source, the .mo files are built (and ignored by git).
+# Interface translations: the .po files are the source, the .mo files are built (and ignored by
+# git). Every install compiles them; this target is for translators, after editing a .po file.
 CATALOGS = $(patsubst %.po,%.mo,$(wildcard fedsph/locale/*/LC_MESSAGES/messages.po))
 
 fedsph/locale/%/LC_MESSAGES/messages.mo: fedsph/locale/%/LC_MESSAGES/messages.po | $(VENV)/.installed

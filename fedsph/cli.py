@@ -17,7 +17,7 @@ import os
 import sys
 
 from fedsph import __version__
-from fedsph.admin import dbcopy, doctor, node, powers, user_commands
+from fedsph.admin import dbcopy, doctor, node, package_data, powers, user_commands
 from fedsph.config import ConfigError, load_settings
 from fedsph.core.logtext import LogFormatter
 from fedsph.db import NotMigrated
@@ -35,6 +35,12 @@ COMMANDS: dict = {key: handler for feature in FEATURES for key, handler in featu
 # Commands that run before the node can be opened, or own the event loop (migrate, serve, db copy…).
 WITHOUT_NODE: dict = {key: handler for feature in FEATURES
                       for key, handler in getattr(feature, "WITHOUT_NODE", {}).items()}
+# Commands that only move the database (no page, no mail): they need the migrations but not the
+# templates and catalogs, so a node can be migrated or backed up while its install is repaired.
+# Every other command refuses to start on an incomplete install (fedsph/admin/package_data.py).
+DATABASE_ONLY = frozenset({"migrate", "bootstrap", "backup", "restore", "db copy"})
+# `fedsph doctor` reports missing templates and catalogs as one of its lines (issue 14).
+DATABASE_ONLY |= {"doctor"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +84,7 @@ def _main(argv: list[str] | None) -> int:
     logging.logThreads = logging.logMultiprocessing = False
     key = command_key(args)
     try:
+        package_data.require(settings, rendering=key not in DATABASE_ONLY)
         without_node = WITHOUT_NODE.get(key)
         if without_node is not None:
             return without_node(settings, args) or 0

@@ -11,7 +11,33 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlsplit
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# No filesystem work at import (the project's rule): PACKAGE_DIR is computed from __file__ alone.
+PACKAGE_DIR = Path(__file__).parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+@functools.cache
+def in_checkout() -> bool:
+    """Running from the repository (an editable install, or `python -m fedsph` there) rather than
+    from site-packages, where a stray top-level templates/ of another package must not be taken
+    for ours. Decided by the checkout's own files rather than by "does fedsph/templates exist":
+    a stale copy of templates/ inside the checkout's package would then silently win over the
+    templates being edited, while this rule, if it ever misjudged, fails loudly (fedsph refuses
+    to start and names the folder it looked in)."""
+    return (PROJECT_ROOT / "setup.py").is_file() and (PROJECT_ROOT / "pyproject.toml").is_file()
+
+
+def package_data_dir(name: str) -> Path:
+    """Where templates/ or migrations/ is: the checkout's top-level folder when running from the
+    repository (an editable install), else inside the package (a wheel or `pip install .`:
+    setup.py copies them there). Never the working directory: a node runs from anywhere.
+    ARCHITECTURE.md, "Package data"."""
+    return (PROJECT_ROOT if in_checkout() else PACKAGE_DIR) / name
+
+
+def default_templates_dir() -> Path:
+    return package_data_dir("templates")
+
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off", ""}
@@ -51,7 +77,7 @@ class Settings:
     block_refresh_seconds: float = 5.0
     http_timeout: float = 15.0
     retry_base_seconds: float = 30.0
-    templates_dir: Path = field(default=PROJECT_ROOT / "templates")
+    templates_dir: Path = field(default_factory=default_templates_dir)
     hub: bool = False  # hub mode (fedsph/hub): `serve` and `bootstrap` make sure a hub exists
     hub_name: str = "Hub"
     token_lifetime_days: int = 90  # client API access tokens expire; apps then log in again

@@ -27,13 +27,15 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from fedsph.config import PROJECT_ROOT, Settings
+from fedsph.config import Settings, package_data_dir
 from fedsph.core.files import private_dir, protect_database
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
 
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+def migrations_dir() -> Path:
+    """Alembic's folder (env.py, versions/): the checkout's or the installed package's."""
+    return package_data_dir("migrations")
 
 
 class NotMigrated(RuntimeError):
@@ -298,7 +300,7 @@ def alembic_config(database_url: str) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
     config = AlembicConfig()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("script_location", str(migrations_dir()))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
@@ -312,7 +314,7 @@ def head_revision() -> str:
     both give the same answer."""
     revisions: set[str] = set()
     parents: set[str] = set()
-    for script in (MIGRATIONS_DIR / "versions").glob("*.py"):
+    for script in (migrations_dir() / "versions").glob("*.py"):
         values = _revision_lines(script)
         revisions.add(values["revision"])
         down = values.get("down_revision")

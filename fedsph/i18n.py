@@ -2,7 +2,9 @@
 
 The language comes from ?lang= (remembered in a cookie), then that cookie, then Accept-Language,
 then English. Catalogs are fedsph/locale/<lang>/LC_MESSAGES/messages.mo, compiled from the .po
-files by the build (`make`); a missing .mo means English for that language, with a warning.
+files by the package's build (setup.py; `make catalogs` too). The `fedsph` command refuses to
+start without them (fedsph/admin/package_data.py); code that renders without that check (tests)
+gets English for a missing catalog, with a warning.
 """
 
 from __future__ import annotations
@@ -145,12 +147,17 @@ def get_translations(lang: str | None) -> _gettext.NullTranslations:
         return _catalogs[lang]
 
 
+def catalog_path(lang: str) -> Path:
+    """The compiled catalog of an interface language (it may be missing: see the module's doc)."""
+    return LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
+
+
 def _load(lang: str) -> _gettext.NullTranslations:
-    mo = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.mo"
+    mo = catalog_path(lang)
     if not mo.is_file():
         if lang != DEFAULT_LANGUAGE:
             log.warning("no compiled catalog %s: the interface stays in English for %r "
-                        "(run `make` or `pybabel compile -d fedsph/locale -D messages`)", mo, lang)
+                        "(reinstall fedsph, or run `make catalogs` in a checkout)", mo, lang)
         return NullTranslations()
     with mo.open("rb") as fp:
         return Translations(fp, domain=DOMAIN)

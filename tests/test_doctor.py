@@ -186,3 +186,14 @@ def test_peer_must_be_a_url(node):
     ("https://coop.example", "ok"), ("http://coop.example", "warning")])
 def test_plain_http_is_a_warning_off_this_machine(base_url, verdict):
     assert check_configuration(load_settings({"FEDSPH_BASE_URL": base_url})).verdict == verdict
+
+
+async def test_missing_templates(node, tmp_path):
+    """Every other command refuses to start so; doctor says it on its line, and goes on."""
+    config = tmp_path / "fedsph.toml"
+    config.write_text(f'templates_dir = "{tmp_path / "nowhere"}"\n')
+    code, lines, output = await doctor(node, "--offline", FEDSPH_CONFIG=str(config))
+    assert code == 2, output
+    assert lines["templates and catalogs"].startswith(
+        f"problem templates and catalogs: no templates in {tmp_path / 'nowhere'}"), output
+    assert lines["database"].startswith("ok "), output

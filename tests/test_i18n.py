@@ -134,6 +134,8 @@ def test_templates_translate_per_render_with_newstyle_gettext(tmp_path, monkeypa
 
 
 def test_a_missing_compiled_catalog_means_english_and_a_warning(tmp_path, monkeypatch, caplog):
+    """Rendering without the `fedsph` command's check (an app made in-process): English, with a
+    warning. The command itself refuses to start (tests/test_package.py)."""
     monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
     monkeypatch.setattr(i18n, "_catalogs", {})
     with caplog.at_level(logging.WARNING, logger="fedsph.i18n"):

@@ -21,13 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from fedsph.admin import package_data
 from fedsph.config import Settings
 from fedsph.core.files import sqlite_path
 from fedsph.core.urls import URLs
 from fedsph.core.vocab import UI_LANGUAGES
 from fedsph.db import current_revision, head_revision, make_sessionmaker
 from fedsph.federation.queue_health import QueueHealth, last_delivered_origin, queue_health
-from fedsph.i18n import LOCALE_DIR
 from fedsph.models import Actor, utcnow
 
 OK, WARNING, PROBLEM, SKIP = "ok", "warning", "problem", "skip"
@@ -70,15 +70,12 @@ def check_configuration(settings: Settings) -> Line:
 
 
 def check_package_files(settings: Settings) -> Line:
-    """Templates and compiled catalogs. (The one place to point at the package's own check of
-    them when it has one.)"""
-    missing = [] if (settings.templates_dir / "base.html").is_file() else [
-        str(settings.templates_dir)]
-    missing += [str(LOCALE_DIR / lang / "LC_MESSAGES" / "messages.mo") for lang in UI_LANGUAGES
-                if lang != "en" and not (LOCALE_DIR / lang / "LC_MESSAGES" / "messages.mo").is_file()]
+    """Templates, migrations and compiled catalogs, as every other command checks them before
+    it starts (fedsph/admin/package_data.py; `doctor` itself runs without them, to say so)."""
+    missing = package_data.missing(settings)
     if missing:
-        return Line(PROBLEM, "templates and catalogs", "missing: " + ", ".join(missing[:SHOWN]),
-                    "reinstall fedsph (pip install fedsph), or in a checkout run `make catalogs`")
+        return Line(PROBLEM, "templates and catalogs", "; ".join(missing[:SHOWN]),
+                    package_data.how_to_fix(missing))
     return Line(OK, "templates and catalogs", f"found ({', '.join(sorted(UI_LANGUAGES))})")
 
 

@@ -38,7 +38,9 @@ MAX_PROCESSES = 64
 
 def child_command(index: int, run_worker: bool) -> list[str]:
     """The argv of child `index`: only the first runs the worker (when one runs in-process)."""
-    command = [sys.executable, "-m", "fedsph", "serve", "--reuse-port"]
+    # -P: without it `-m` puts the working directory first on sys.path, and a child started in a
+    # checkout (or in Docker's /data) could import another fedsph than its parent's.
+    command = [sys.executable, "-P", "-m", "fedsph", "serve", "--reuse-port"]
     if index > 0 or not run_worker:
         command.append("--no-worker")
     return command
