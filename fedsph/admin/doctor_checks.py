@@ -166,8 +166,10 @@ def check_queues(health: QueueHealth, now: datetime) -> list[Line]:
     fix = ("is the worker running? (`fedsph serve` without --no-worker, or `fedsph worker`; "
            "`fedsph queue` shows the last errors)")
     for name, moment, waiting in (
-            ("inbox queue", health.oldest_inbox_pending, health.inbox.get("pending", 0)),
-            ("delivery queue", health.oldest_delivery_due, health.deliveries.get("pending", 0))):
+            ("inbox queue", health.oldest_inbox_pending,
+             health.by_status["inbox_items"].get("pending", 0)),
+            ("delivery queue", health.oldest_delivery_due,
+             health.by_status["deliveries"].get("pending", 0))):
         age = _age(moment, now)
         minutes = int(age.total_seconds() // 60)
         detail = f"{waiting} waiting" + (f", the oldest due {minutes} min ago" if moment else "")

@@ -187,10 +187,9 @@ def _queue_text(health, now) -> bytes:
         lines.extend((f"# HELP {name} {text}", f"# TYPE {name} gauge"))
         lines.extend(f"{name}{labels} {value:g}" for labels, value in samples)
 
-    gauge("fedsph_inbox_items", "Received activities kept, by status (pending, done, "
-          "ignored, failed)", [(f'{{status="{s}"}}', n) for s, n in sorted(health.inbox.items())])
-    gauge("fedsph_deliveries", "Deliveries kept, by status (pending, sent, failed, gone)",
-          [(f'{{status="{s}"}}', n) for s, n in sorted(health.deliveries.items())])
+    for name, counts in health.by_status.items():  # inbox_items, deliveries (queue_health.py)
+        gauge(f"fedsph_{name}", f"Rows of the {name} queue kept, by status",
+              [(f'{{status="{status}"}}', n) for status, n in sorted(counts.items())])
     gauge("fedsph_deliveries_retrying", "Pending deliveries whose last attempt failed",
           [("", health.deliveries_retrying)])
     gauge("fedsph_inbox_oldest_pending_seconds", "Age of the oldest unprocessed activity",
