@@ -325,6 +325,14 @@ def head_revision() -> str:
     return heads.pop()
 
 
+@functools.cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this fedsph's migrations know: a database at any other was made by a
+    newer fedsph, and neither its code nor `fedsph migrate` can work with it."""
+    return frozenset(_revision_lines(script)["revision"]
+                     for script in (migrations_dir() / "versions").glob("*.py"))
+
+
 def _revision_lines(script: Path) -> dict:
     values = {}
     for node in ast.parse(script.read_text()).body:

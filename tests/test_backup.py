@@ -4,14 +4,20 @@ back on another machine (here: another data directory) with nothing lost."""
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import sqlite3
 import tarfile
+import tempfile
 
 import pytest
 
+from fedsph.admin import backup, backup_pg
 from fedsph.cli import main
+from fedsph.db import head_revision
 from tests.support.nodes import use_data_dir
 
-# Backups copy the SQLite file (a PostgreSQL node is backed up with pg_dump, as README says).
+# Backups of SQLite nodes (PostgreSQL's: tests/test_backup_pg.py).
 pytestmark = pytest.mark.sqlite
 
 
@@ -44,6 +50,9 @@ def test_a_backup_restores_projects_updates_keys_and_photos(fedsph, tmp_path):
     assert code == 0 and "1 media file" in out, out
     code, out = fedsph(old, "backup", str(archive))
     assert code == 1 and "exists already" in out  # never overwritten
+    with tarfile.open(archive) as opened:
+        manifest = json.loads(opened.extractfile("fedsph-backup.json").read())
+    assert manifest["engine"] == "sqlite" and manifest["revision"] == head_revision()
 
     code, out = fedsph(new, "restore", str(archive))
     assert code == 0 and "warning" not in out, out
@@ -95,7 +104,8 @@ def test_backup_and_restore_explain_what_they_cannot_do(fedsph, tmp_path, monkey
     assert code == 1 and "no file" in out
     monkeypatch.setenv("FEDSPH_DATABASE_URL", "postgresql+asyncpg://u@127.0.0.1/db")
     code, out = fedsph(tmp_path / "empty", "backup", str(tmp_path / "b.tar.gz"))
-    assert code == 1 and "pg_dump" in out
+    assert code == 1 and "cannot reach the database" in out
+    assert not list(tmp_path.glob("b.tar.gz*"))
 
 
 def test_a_restore_from_another_address_warns(fedsph, tmp_path, monkeypatch):
@@ -119,3 +129,144 @@ def test_restore_puts_the_database_where_the_node_is_configured_to_find_it(fedsp
     assert code == 0, out
     assert elsewhere.exists() and not (tmp_path / "b" / "fedsph.sqlite3").exists()
     assert "coop" in fedsph(tmp_path / "b", "project", "list")[1]
+
+
+def test_a_postgresql_backup_is_not_put_into_a_sqlite_node(fedsph, tmp_path):
+    archive = tmp_path / "pg.tar.gz"
+    with tarfile.open(archive, "w:gz") as opened:
+        info = tarfile.TarInfo("fedsph.pgdump")
+        info.size = 5
+        opened.addfile(info, io.BytesIO(b"PGDMP"))
+    code, out = fedsph(tmp_path / "node", "restore", str(archive))
+    assert code == 1 and "PostgreSQL node" in out and "FEDSPH_DATABASE_URL" in out
+    assert not (tmp_path / "node" / "fedsph.sqlite3").exists()
+
+
+def test_pg_tools_get_the_connection_from_the_url_through_their_environment(monkeypatch):
+    monkeypatch.setenv("PGPASSFILE", "/home/fedsph/.pgpass")
+    env, name = backup_pg.connection_env(
+        "postgresql+asyncpg://fedsph:pa%40ss@db.internal:5433/fedsph_db?ssl=require")
+    assert name == "fedsph_db" and env["PGPASSWORD"] == "pa@ss" and env["PGPORT"] == "5433"
+    assert (env["PGHOST"], env["PGUSER"], env["PGSSLMODE"]) == ("db.internal", "fedsph", "require")
+    assert env["PGPASSFILE"] == "/home/fedsph/.pgpass"  # kept for URLs without a password
+    env, _ = backup_pg.connection_env("postgresql+asyncpg:///fedsph?host=/run/postgresql")
+    assert env["PGHOST"] == "/run/postgresql"
+
+
+def _node_and_backup(fedsph, tmp_path):
+    """A node with one post, its backup, and a second post made after it."""
+    node = tmp_path / "node"
+    assert fedsph(node, "migrate")[0] == 0
+    assert fedsph(node, "project", "create", "coop", "--name", "Coop")[0] == 0
+    assert fedsph(node, "post", "coop", "--text", "Antes")[0] == 0
+    archive = tmp_path / "b.tar.gz"
+    assert fedsph(node, "backup", str(archive))[0] == 0
+    assert fedsph(node, "post", "coop", "--text", "Después")[0] == 0
+    return node, archive
+
+
+def _members(archive) -> dict[str, bytes]:
+    with tarfile.open(archive) as opened:
+        return {m.name: opened.extractfile(m).read() for m in opened.getmembers() if m.isfile()}
+
+
+def _write(archive, members: dict[str, bytes]) -> None:
+    with tarfile.open(archive, "w:gz") as opened:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            opened.addfile(info, io.BytesIO(data))
+
+
+def _unchanged(fedsph, node) -> None:
+    code, out = fedsph(node, "project", "list")
+    assert code == 0 and "coop" in out
+    rows = sqlite3.connect(node / "fedsph.sqlite3").execute("SELECT count(*) FROM objects")
+    assert rows.fetchone()[0] == 2  # the post made after the backup is still there
+
+
+def test_a_backup_made_by_a_newer_fedsph_is_refused_and_nothing_changes(fedsph, tmp_path):
+    node, archive = _node_and_backup(fedsph, tmp_path)
+    members = _members(archive)
+    manifest = json.loads(members["fedsph-backup.json"])
+    newer = tmp_path / "newer.tar.gz"
+    _write(newer, {**members, "fedsph-backup.json": json.dumps(
+        {**manifest, "revision": "0099_future", "fedsph": "9.0"}).encode()})
+    code, out = fedsph(node, "restore", str(newer), "--force")
+    assert code == 1 and "made by a newer fedsph (fedsph 9.0, revision 0099_future)" in out, out
+    assert "nothing was restored" in out and "Traceback" not in out
+    _unchanged(fedsph, node)
+
+    # An archive of the first versions, without a manifest: the copy itself says its revision.
+    copy = tmp_path / "copy.sqlite3"
+    copy.write_bytes(members["fedsph.sqlite3"])
+    db = sqlite3.connect(copy)
+    db.execute("UPDATE alembic_version SET version_num = '0099_future'")
+    db.commit()
+    db.close()  # its write-ahead log folded into the file
+    legacy = tmp_path / "legacy.tar.gz"
+    _write(legacy, {"fedsph.sqlite3": copy.read_bytes()})
+    code, out = fedsph(node, "restore", str(legacy), "--force")
+    assert code == 1 and "newer fedsph (revision 0099_future)" in out, out
+    _unchanged(fedsph, node)
+    assert [p.name for p in node.iterdir() if p.name.startswith("tmp")] == []
+
+
+def test_a_database_member_that_is_not_a_file_is_refused(fedsph, tmp_path):
+    node, _archive = _node_and_backup(fedsph, tmp_path)
+    odd = tmp_path / "odd.tar.gz"
+    with tarfile.open(odd, "w:gz") as opened:
+        info = tarfile.TarInfo("fedsph.sqlite3")
+        info.type = tarfile.DIRTYPE
+        opened.addfile(info)
+    code, out = fedsph(node, "restore", str(odd), "--force")
+    assert code == 1 and "does not belong" in out
+    _unchanged(fedsph, node)
+
+
+def test_not_enough_space_is_said_before_anything_is_unpacked(fedsph, tmp_path, monkeypatch):
+    node, archive = _node_and_backup(fedsph, tmp_path)
+    monkeypatch.setattr(backup.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(
+        10**9, 10**9 - 1000, 1000))
+    code, out = fedsph(node, "restore", str(archive), "--force")
+    assert code == 1 and "MB free; nothing was restored" in out, out
+    _unchanged(fedsph, node)
+
+
+def test_photos_that_cannot_be_copied_are_told_apart_from_a_bad_archive(fedsph, tmp_path,
+                                                                         monkeypatch):
+    node, _ = _node_and_backup(fedsph, tmp_path)
+    (node / "media").mkdir(exist_ok=True)
+    (node / "media" / "a-320.webp").write_bytes(b"RIFF")
+    archive = tmp_path / "with-photo.tar.gz"
+    assert fedsph(node, "backup", str(archive))[0] == 0
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(backup.shutil, "copytree", full_disk)
+    code, out = fedsph(tmp_path / "new", "restore", str(archive))
+    assert code == 1 and "the database was restored; copying the photos failed" in out, out
+    assert "restore --force again" in out and "not a readable" not in out
+    monkeypatch.undo()  # space freed: the advice works
+    use_data_dir(monkeypatch, tmp_path)
+    code, out = fedsph(tmp_path / "new", "restore", str(archive), "--force")
+    assert code == 0 and (tmp_path / "new" / "media" / "a-320.webp").read_bytes() == b"RIFF"
+
+
+def test_the_backup_is_assembled_beside_the_archive_not_in_tmp(fedsph, tmp_path, monkeypatch):
+    node = tmp_path / "node"
+    assert fedsph(node, "migrate")[0] == 0
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))
+    out_dir = tmp_path / "backups"
+    out_dir.mkdir()
+    code, out = fedsph(node, "backup", str(out_dir / "b.tar.gz"))
+    assert code == 0, out
+    assert [p.name for p in out_dir.iterdir()] == ["b.tar.gz"]
+
+
+def test_several_hosts_in_the_url_are_refused():
+    for url in ("postgresql+asyncpg://u@h1:5432,h2:5432/db",
+                "postgresql+asyncpg://u@/db?host=h1&host=h2"):
+        with pytest.raises(backup_pg.PostgresBackupError, match="several hosts"):
+            backup_pg.connection_env(url)

@@ -1,11 +1,13 @@
-"""Back up and restore a SQLite node as one file: `fedsph backup FILE`, `fedsph restore FILE`.
+"""Back up and restore a node as one file: `fedsph backup FILE`, `fedsph restore FILE`.
 
-The archive (.tar.gz) holds a consistent copy of the database, made with SQLite's online backup
-API so the node may keep running while it is taken, the media directory (the photos), and a
-small manifest. Everything a node is lives in those: the projects' keys are in the database.
+The archive (.tar.gz) holds a consistent copy of the database, the media directory (the photos),
+and a small manifest (fedsph's version, the engine, the schema revision). Everything a node is
+lives in those: the projects' keys are in the database. The database part is, on SQLite, a copy
+made with SQLite's online backup API (the node may keep running while it is taken); on
+PostgreSQL, a pg_dump custom-format file (fedsph/admin/backup_pg.py), itself one snapshot.
 
-A PostgreSQL node backs its database up with pg_dump; these commands say so instead of doing
-half the job.
+An archive is only restored into a node of the engine it was made on: a SQLite node moves to
+PostgreSQL with `fedsph db copy`.
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from fedsph import __version__
+from fedsph.admin import backup_pg
 from fedsph.config import Settings
 from fedsph.core.files import FILE_MODE, create_private_file, private_dir
+from fedsph.db import known_revisions
 from fedsph.errors import UserError
 
 if TYPE_CHECKING:
     import tarfile
 
 DATABASE = "fedsph.sqlite3"
+PG_DUMP = "fedsph.pgdump"  # pg_dump --format=custom
 MEDIA = "media"
 MANIFEST = "fedsph-backup.json"
 
@@ -37,9 +42,6 @@ class BackupError(UserError):
 
 
 def _database_path(settings: Settings) -> Path:
-    if settings.database_url and not settings.database_url.startswith("sqlite"):
-        raise BackupError("this node uses PostgreSQL: back its database up with pg_dump "
-                          "(and copy FEDSPH_DATA_DIR/media); `fedsph backup` is for SQLite nodes")
     return Path(settings.effective_database_url.split("///", 1)[1])
 
 
@@ -47,9 +49,6 @@ def backup(settings: Settings, target: Path) -> str:
     """Write the archive to `target` (which must not exist yet); returns a summary line."""
     import tarfile  # here, not at the top: `fedsph serve` loads this module and never needs it
 
-    source = _database_path(settings)
-    if not source.exists():
-        raise BackupError(f"there is no database at {source}: nothing to back up")
     if target.exists():
         raise BackupError(f"{target} exists already; choose another file name")
     media = settings.data_dir / MEDIA
@@ -57,21 +56,23 @@ def backup(settings: Settings, target: Path) -> str:
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)  # left by a backup that was interrupted
-    with tempfile.TemporaryDirectory() as scratch:
-        copy = Path(scratch) / DATABASE
-        live, snapshot = sqlite3.connect(source), sqlite3.connect(copy)
-        try:
-            live.backup(snapshot)  # consistent even while the node writes
-        finally:
-            live.close()
-            snapshot.close()
+    # Scratch beside the archive (mkdtemp: 0700), not in $TMPDIR: the copy holds private keys,
+    # and /tmp is often a small tmpfs (a Raspberry Pi's is a share of its memory).
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fedsph-backup-") as scratch:
+        if backup_pg.is_postgresql(settings):
+            copy, source = Path(scratch) / PG_DUMP, "the PostgreSQL database"
+            manifest |= backup_pg.dump(settings, copy)
+        else:
+            copy = Path(scratch) / DATABASE
+            source = _database_path(settings)
+            manifest |= _copy_sqlite(source, copy)
         # 0600 from the first byte: the archive holds every project's private key.
         with create_private_file(partial) as raw, tarfile.open(fileobj=raw, mode="w:gz") as archive:
             data = json.dumps(manifest, indent=1).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-            archive.add(copy, arcname=DATABASE)
+            archive.add(copy, arcname=copy.name)
             if media.is_dir():
                 archive.add(media, arcname=MEDIA)
     partial.replace(target)  # no half-written archive is ever left under the name asked for
@@ -79,24 +80,90 @@ def backup(settings: Settings, target: Path) -> str:
     return f"backed up {source} and {files} media file(s) to {target}"
 
 
+def _copy_sqlite(source: Path, copy: Path) -> dict:
+    if not source.exists():
+        raise BackupError(f"there is no database at {source}: nothing to back up")
+    live, snapshot = sqlite3.connect(source), sqlite3.connect(copy)
+    try:
+        live.backup(snapshot)  # consistent even while the node writes
+        revision = snapshot.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        revision = None  # not migrated yet: still worth keeping what is there
+    finally:
+        live.close()
+        snapshot.close()
+    return {"engine": "sqlite", "revision": revision[0] if revision else None}
+
+
 def _safe_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    """Only what `backup` writes: the manifest, the database and files under media/."""
+    """Only what `backup` writes: the manifest, one database and files under media/. No links,
+    devices or paths leading out: the archive is a file from elsewhere, hostile until checked."""
     members = []
     for member in archive.getmembers():
         path = PurePosixPath(member.name)
-        allowed = (member.name in (MANIFEST, DATABASE)
+        allowed = ((member.name in (MANIFEST, DATABASE, PG_DUMP) and member.isfile())
                    or (path.parts[:1] == (MEDIA,) and ".." not in path.parts))
         if path.is_absolute() or not allowed or not (member.isfile() or member.isdir()):
             raise BackupError(f"{member.name!r} does not belong in a fedsph backup; "
                               "nothing was restored")
         members.append(member)
-    if DATABASE not in {m.name for m in members}:
+    if len({DATABASE, PG_DUMP} & {m.name for m in members}) != 1:
         raise BackupError("this archive holds no fedsph database; nothing was restored")
     return members
 
 
+def _read_manifest(archive: tarfile.TarFile) -> dict:
+    if MANIFEST not in archive.getnames():
+        return {}  # archives of the first versions had none
+    manifest = json.loads(archive.extractfile(MANIFEST).read() or b"{}")
+    if not isinstance(manifest, dict):
+        raise ValueError("the manifest is not a JSON object")  # noqa: TRY004 (restore says: not readable)
+    return manifest
+
+
+def _same_engine(settings: Settings, names: list[str]) -> None:
+    """Refuse, before anything is touched, an archive of the other engine."""
+    on_postgresql = backup_pg.is_postgresql(settings)
+    if on_postgresql and DATABASE in names:
+        raise BackupError("this backup is of a SQLite node and this node uses PostgreSQL: restore "
+                          "it into a SQLite node (without FEDSPH_DATABASE_URL), then move that "
+                          "node with `fedsph db copy --to URL`; nothing was restored")
+    if not on_postgresql and PG_DUMP in names:
+        raise BackupError("this backup is of a PostgreSQL node and this node uses SQLite: set "
+                          "FEDSPH_DATABASE_URL to an empty PostgreSQL database and restore again; "
+                          "nothing was restored")
+
+
+def _check_revision(revision: str | None, manifest: dict) -> None:
+    """Refuse a database made by a newer fedsph: migrate could not bring it to this version."""
+    if revision is not None and revision not in known_revisions():
+        made_by = f"fedsph {manifest['fedsph']}, " if isinstance(manifest.get("fedsph"), str) else ""
+        raise BackupError(f"this backup was made by a newer fedsph ({made_by}revision "
+                          f"{revision}); install that version or newer; nothing was restored")
+
+
+def _sqlite_revision(copy: Path) -> str | None:
+    """The revision of a SQLite copy (for archives whose manifest does not say)."""
+    connection = sqlite3.connect(copy)  # the scratch copy, not the node's database
+    try:
+        row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.Error:
+        return None  # not migrated: migrate makes it all
+    finally:
+        connection.close()
+    return row[0] if row else None
+
+
+def _check_space(members: list[tarfile.TarInfo], scratch: str) -> None:
+    needed = sum(member.size for member in members)
+    free = shutil.disk_usage(scratch).free
+    if needed > free:
+        raise BackupError(f"the backup needs {needed // 2**20} MB unpacked and the data "
+                          f"directory's disk has {free // 2**20} MB free; nothing was restored")
+
+
 def restore(settings: Settings, source: Path, force: bool = False) -> str:
-    """Unpack `source` into the data directory. Stop the node first.
+    """Unpack `source` into the data directory and the database. Stop the node first.
 
     Refuses to replace an existing database unless `force`. Returns a summary line, with a
     warning when the backup came from a node with another base URL (its actors' ids would no
@@ -104,33 +171,34 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
     """
     import tarfile  # see backup()
 
-    target = _database_path(settings)
+    on_postgresql = backup_pg.is_postgresql(settings)
     if not source.is_file():
         raise BackupError(f"there is no file {source}")
-    if target.exists() and not force:
+    target = None if on_postgresql else _database_path(settings)
+    if target is not None and target.exists() and not force:
         raise BackupError(f"{target} exists: stop the node and add --force to replace it")
     private_dir(settings.data_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
     try:
         # Unpacked beside the data first: a truncated archive leaves the node as it was.
         with tempfile.TemporaryDirectory(dir=settings.data_dir) as scratch, \
                 tarfile.open(source, "r:gz") as archive:
             members = _safe_members(archive)
-            manifest = {}
-            if MANIFEST in archive.getnames():
-                manifest = json.loads(archive.extractfile(MANIFEST).read() or b"{}")
-                if not isinstance(manifest, dict):
-                    raise ValueError("the manifest is not a JSON object")
+            _same_engine(settings, [m.name for m in members])
+            manifest = _read_manifest(archive)
+            _check_revision(manifest.get("revision"), manifest)
+            if on_postgresql:  # a database in use or not empty: refused before unpacking
+                backup_pg.check_target(settings, force)
+            _check_space(members, scratch)
             archive.extractall(scratch, filter="data",
                                members=[m for m in members if m.name != MANIFEST])
-            for suffix in ("-wal", "-shm"):  # leftovers of the replaced database would corrupt it
-                target.with_name(target.name + suffix).unlink(missing_ok=True)
-            Path(scratch, DATABASE).replace(target)  # the configured path, wherever it is
-            target.chmod(FILE_MODE)  # the archive's modes say nothing about who may read it
-            media = Path(scratch, MEDIA)
-            if media.is_dir():
-                shutil.copytree(media, settings.data_dir / MEDIA, dirs_exist_ok=True)
-                private_dir(settings.data_dir / MEDIA)
+            if target is None:
+                script = backup_pg.to_script(settings, Path(scratch, PG_DUMP))
+                _check_revision(backup_pg.script_revision(script), manifest)
+                backup_pg.load(settings, script, force)
+            else:
+                _check_revision(_sqlite_revision(Path(scratch, DATABASE)), manifest)
+                _put_sqlite(Path(scratch, DATABASE), target)
+            _put_media(Path(scratch, MEDIA), settings.data_dir / MEDIA)
     except (tarfile.TarError, OSError, EOFError, ValueError) as exc:  # ValueError: bad manifest
         raise BackupError(f"{source} is not a readable fedsph backup ({exc})") from None
     summary = f"restored {source} into {settings.data_dir}"
@@ -138,3 +206,24 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
         summary += (f"\nwarning: this backup was made at {manifest['base_url']}, and this node is "
                     f"{settings.base_url}; set FEDSPH_BASE_URL to the old address")
     return summary
+
+
+def _put_media(unpacked: Path, media: Path) -> None:
+    """The photos, copied once the database is in place. Not atomic: a full disk stops it
+    halfway, and the message says what was done and how to finish."""
+    if not unpacked.is_dir():
+        return
+    try:
+        shutil.copytree(unpacked, media, dirs_exist_ok=True)
+        private_dir(media)
+    except OSError as exc:
+        raise BackupError(f"the database was restored; copying the photos failed ({exc}): free "
+                          "space and run restore --force again") from None
+
+
+def _put_sqlite(copy: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("-wal", "-shm"):  # leftovers of the replaced database would corrupt it
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
+    copy.replace(target)  # the configured path, wherever it is
+    target.chmod(FILE_MODE)  # the archive's modes say nothing about who may read it

@@ -317,7 +317,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     reports_cmd = sub.add_parser("reports", help="list reports (Flag) received from other servers")
     reports_cmd.add_argument("--resolve", type=int, metavar="ID", help="mark a report as handled")
     reports_cmd.add_argument("--all", action="store_true", help="include resolved reports")
-    backup_cmd = sub.add_parser("backup", help="write the database and photos to one file (SQLite)")
+    backup_cmd = sub.add_parser("backup", help="write the database and photos to one file")
     backup_cmd.add_argument("file", help="the archive to write, e.g. fedsph-2026-11-23.tar.gz")
     restore = sub.add_parser("restore", help="restore a backup into the data directory "
                                              "(stop the node first), then migrate")
