@@ -39,8 +39,9 @@ WITHOUT_NODE: dict = {key: handler for feature in FEATURES
 # templates and catalogs, so a node can be migrated or backed up while its install is repaired.
 # Every other command refuses to start on an incomplete install (fedsph/admin/package_data.py).
 DATABASE_ONLY = frozenset({"migrate", "bootstrap", "backup", "restore", "db copy"})
-# `fedsph doctor` reports missing templates and catalogs as one of its lines (issue 14).
-DATABASE_ONLY |= {"doctor"}
+# Not checked at all: `fedsph doctor` reports missing templates, catalogs and migrations as one
+# of its lines (issue 14), so it must run on the most broken install.
+INSTALL_UNCHECKED = frozenset({"doctor"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +85,8 @@ def _main(argv: list[str] | None) -> int:
     logging.logThreads = logging.logMultiprocessing = False
     key = command_key(args)
     try:
-        package_data.require(settings, rendering=key not in DATABASE_ONLY)
+        if key not in INSTALL_UNCHECKED:
+            package_data.require(settings, rendering=key not in DATABASE_ONLY)
         without_node = WITHOUT_NODE.get(key)
         if without_node is not None:
             return without_node(settings, args) or 0

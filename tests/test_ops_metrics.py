@@ -17,6 +17,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from fedsph.config import ConfigError, load_settings
 from fedsph.web.keys import SETTINGS
+from fedsph.federation.queue_health import KNOWN_STATUSES
 from fedsph.web.metrics import may_read
 from tests.fakepeer import AS, FakePeer
 from tests.processes import NodeProcess, stop_process, wait_for
@@ -40,9 +41,10 @@ def scrape(node: NodeProcess) -> str:
     return body.decode()
 
 
-def value(text: str, series: str) -> float:
+def value(text: str, series: str) -> float | None:
+    """The series' value; None when it is not there at all (not the same as 0)."""
     found = re.search(rf"^{re.escape(series)} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else 0.0
+    return float(found.group(1)) if found else None
 
 
 def series(text: str) -> set[str]:
@@ -70,6 +72,10 @@ async def follow_from_peer(node: NodeProcess) -> FakePeer:
 
 
 async def test_health_and_metrics_after_real_traffic(node):
+    text = scrape(node)
+    for queue, statuses in KNOWN_STATUSES.items():  # every status there from the start, as 0
+        for status in statuses:
+            assert value(text, f'fedsph_{queue}{{status="{status}"}}') == 0, text
     status, headers, body = fetch(node, "/healthz")
     assert (status, body, headers["Cache-Control"]) == (200, b"ok\n", "no-store")
     assert fetch(node, "/healthz", method="HEAD")[0] == 200
@@ -78,7 +84,7 @@ async def test_health_and_metrics_after_real_traffic(node):
     try:  # the fake peer answers in this event loop: wait without blocking it
         for _ in range(300):
             text = await asyncio.to_thread(scrape, node)
-            if value(text, 'fedsph_deliveries{status="sent"}') >= 1:
+            if value(text, 'fedsph_deliveries{status="sent"}'):
                 break
             await asyncio.sleep(0.2)
         assert peer.activities("Accept")
@@ -86,7 +92,7 @@ async def test_health_and_metrics_after_real_traffic(node):
         await peer.stop()
     assert value(text, 'fedsph_inbox_items{status="done"}') == 1
     assert value(text, 'fedsph_inbox_items{status="pending"}') == 0
-    assert value(text, "fedsph_inbox_oldest_pending_seconds") == 0
+    assert value(text, "fedsph_inbox_most_overdue_seconds") == 0
     assert value(text, "fedsph_hosts_failing") == 0
     assert value(text, 'fedsph_http_requests_total{route_class="inbox",status="2xx"}') == 1
     assert value(text, 'fedsph_http_requests_total{route_class="health",status="2xx"}') == 2
@@ -137,7 +143,7 @@ def test_metrics_are_off_unless_configured(tmp_path):
     try:
         assert fetch(node, "/metrics", Authorization=f"Bearer {TOKEN}")[0] == 404
         assert fetch(node, "/healthz")[0] == 200
-        assert not (node.data_dir / "metrics").exists()
+        assert not (node.data_dir / "prometheus-multiproc").exists()
     finally:
         node.stop()
 
@@ -189,7 +195,7 @@ def test_requests_of_several_processes_are_counted_together(tmp_path):
             text = scrape(node)
             assert value(text, 'fedsph_http_requests_total{route_class="activitypub",'
                                'status="2xx"}') == 40
-        files = {path.name for path in (node.data_dir / "metrics").iterdir()}
+        files = {path.name for path in (node.data_dir / "prometheus-multiproc").iterdir()}
         pids = {name.rsplit("_", 1)[1] for name in files}
         assert len(pids) == 2, files  # one file per server process, none from the worker
     finally:

@@ -6,8 +6,9 @@
     skip     could not be checked (no peer known yet, the database unreachable...)
 
 Exit code: 0 when every line is ok or skip, 1 with warnings, 2 with any problem (2 also when
-the configuration cannot be read, as for every command: fedsph/cli.py), so a timer or a
-monitoring script can act on it. The checks are in doctor_checks.py (local) and doctor_net.py
+the configuration cannot be read, as for every command: fedsph/cli.py; for a bad argument, as
+argparse does; and when a check crashes: its line is a problem), so a timer or a monitoring
+script can act on it. The checks are in doctor_checks.py (local) and doctor_net.py
 (over the network, short timeouts).
 """
 
@@ -15,6 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
 
 from fedsph.admin import doctor_net
 from fedsph.admin.doctor_checks import (
@@ -24,30 +28,78 @@ from fedsph.admin.doctor_checks import (
     WARNING,
     Line,
     check_configuration,
+    check_metrics_access,
     check_package_files,
     check_permissions,
     local_checks,
 )
 from fedsph.config import Settings
 from fedsph.db import make_engine
-from fedsph.errors import UserError
+
+log = logging.getLogger("fedsph.doctor")
+NETWORK_LINES = ("public URL", "metrics hidden", "TLS certificate", "clock")
+
+
+def _crashed(name: str, exc: BaseException) -> Line:
+    """A check that raised is a bug of the check or an answer it did not expect: its line says
+    so and the others still run. The traceback goes to the log (standard error)."""
+    log.error("doctor: the %s check failed:\n%s", name, "".join(
+        traceback.format_exception(exc)).rstrip())
+    return Line(PROBLEM, name, f"the check itself failed: {type(exc).__name__}: "
+                f"{str(exc)[:200]}", "please report this, with the traceback above")
+
+
+def _guarded(name: str, check: Callable[[], Line]) -> Line:
+    try:
+        return check()
+    except Exception as exc:  # noqa: BLE001 - reported as the check's line (_crashed)
+        return _crashed(name, exc)
+
+
+async def _guarded_async(name: str, check: Callable[[], Awaitable]) -> list[Line]:
+    try:
+        result = await check()
+    except Exception as exc:  # noqa: BLE001 - reported as the check's line (_crashed)
+        return [_crashed(name, exc)]
+    return result if isinstance(result, list) else [result]
+
+
+async def _database_part(settings: Settings):
+    engine = make_engine(settings)
+    try:
+        return await local_checks(settings, engine)
+    finally:
+        await engine.dispose()
 
 
 async def run_checks(settings: Settings, peer: str | None, offline: bool) -> list[Line]:
-    lines = [check_configuration(settings), check_package_files(settings),
-             check_permissions(settings)]
-    engine = make_engine(settings)
+    lines = [_guarded("configuration", lambda: check_configuration(settings)),
+             _guarded("metrics access", lambda: check_metrics_access(settings)),
+             _guarded("templates and catalogs", lambda: check_package_files(settings)),
+             _guarded("permissions", lambda: check_permissions(settings))]
+    target, last_peer = None, None
     try:
-        database_lines, target, last_peer = await local_checks(settings, engine)
-    finally:
-        await engine.dispose()
+        database_lines, target, last_peer = await _database_part(settings)
+    except Exception as exc:  # noqa: BLE001 - reported as the check's line (_crashed)
+        database_lines = [_crashed("database", exc)]
     lines += database_lines
     if offline:
-        return lines + [Line(SKIP, name, "--offline") for name in ("public URL", "clock")]
+        return lines + [Line(SKIP, name, "--offline") for name in NETWORK_LINES]
     async with doctor_net.client(settings) as http:
-        lines += await doctor_net.check_public_url(http, settings, target)
-        lines.append(await doctor_net.check_certificate(settings))
-        lines.append(await doctor_net.check_clock(http, peer or last_peer))
+        lines += await _guarded_async(
+            "public URL", lambda: doctor_net.check_public_url(http, settings, target))
+        lines += await _guarded_async(
+            "metrics hidden", lambda: doctor_net.check_metrics_hidden(http, settings))
+        lines += await _guarded_async(
+            "TLS certificate", lambda: doctor_net.check_certificate(settings))
+        if peer:  # the operator's choice: any address
+            lines += await _guarded_async("clock", lambda: doctor_net.check_clock(http, peer))
+            return lines
+    chosen, refused = doctor_net.database_peer(settings, last_peer)
+    if refused:
+        return lines + [refused]
+    async with doctor_net.client(settings, settings.allow_private_networks) as guarded:
+        lines += await _guarded_async("clock", lambda: doctor_net.check_clock(guarded, chosen))
     return lines
 
 
@@ -65,10 +117,21 @@ def print_lines(lines: list[Line]) -> int:
 
 
 def doctor(settings: Settings, args: argparse.Namespace) -> int:
-    peer = args.peer
-    if peer and not peer.lower().startswith(("http://", "https://")):
-        raise UserError(f"--peer takes a server's URL (https://example.social), not {peer!r}")
-    return print_lines(asyncio.run(run_checks(settings, peer, args.offline)))
+    try:
+        lines = asyncio.run(run_checks(settings, args.peer, args.offline))
+    except Exception:
+        log.exception("doctor: could not finish its checks")
+        print("doctor: could not finish (exit 2)")
+        return EXIT_CODES[PROBLEM]
+    return print_lines(lines)
+
+
+def peer_url(text: str) -> str:
+    """--peer's type: a bad one is a usage error (exit 2, argparse's), not a finding."""
+    if not text.lower().startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(
+            f"takes a server's URL (https://example.social), not {text!r}")
+    return text
 
 
 COMMANDS: dict = {}
@@ -79,7 +142,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("doctor", help="check the node: configuration, database, keys, "
                             "permissions, public URL, TLS, clock, queues (exit 0: all ok, "
                             "1: warnings, 2: problems)")
-    parser.add_argument("--peer", metavar="URL", help="a server to compare the clock with "
-                        "(default: the one most recently delivered to)")
+    parser.add_argument("--peer", metavar="URL", type=peer_url, help="a server to compare the "
+                        "clock with (default: the one most recently delivered to)")
     parser.add_argument("--offline", action="store_true",
                         help="skip the checks that go to the network")

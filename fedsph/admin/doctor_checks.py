@@ -22,13 +22,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fedsph.admin import package_data
-from fedsph.config import Settings
+from fedsph.config import Settings, proxy_networks
 from fedsph.core.files import sqlite_path
 from fedsph.core.urls import URLs
 from fedsph.core.vocab import UI_LANGUAGES
 from fedsph.db import current_revision, head_revision, make_sessionmaker
 from fedsph.federation.queue_health import QueueHealth, last_delivered_origin, queue_health
 from fedsph.models import Actor, utcnow
+from fedsph.web.metrics import loopback_without_proxies
 
 OK, WARNING, PROBLEM, SKIP = "ok", "warning", "problem", "skip"
 EXIT_CODES = {OK: 0, SKIP: 0, WARNING: 1, PROBLEM: 2}
@@ -69,6 +70,27 @@ def check_configuration(settings: Settings) -> Line:
     return Line(OK, "configuration", detail)
 
 
+def check_metrics_access(settings: Settings) -> Line:
+    """Who FEDSPH_METRICS_ALLOW lets read /metrics (doctor_net.check_metrics_hidden asks the
+    public URL itself)."""
+    if not settings.metrics_enabled:
+        return Line(OK, "metrics access", "/metrics is off (no FEDSPH_METRICS_ALLOW or _TOKEN)")
+    networks = proxy_networks(settings.metrics_allow)
+    everyone = [str(n) for n in networks if n.prefixlen == 0]
+    if everyone:
+        return Line(WARNING, "metrics access", f"FEDSPH_METRICS_ALLOW has {', '.join(everyone)}: "
+                    "anyone on the internet may read /metrics",
+                    "name your Prometheus server's address only, or use FEDSPH_METRICS_TOKEN")
+    if loopback_without_proxies(settings):
+        return Line(WARNING, "metrics access", "FEDSPH_METRICS_ALLOW has a loopback address "
+                    "and FEDSPH_TRUSTED_PROXIES is empty: behind a proxy on this machine, every "
+                    "visitor comes from loopback", "use FEDSPH_METRICS_TOKEN instead, or list the "
+                    "proxy in FEDSPH_TRUSTED_PROXIES (README, \"Operate\")")
+    how = " and ".join(filter(None, ["token" if settings.metrics_token else "",
+                                     f"{len(networks)} network(s)" if networks else ""]))
+    return Line(OK, "metrics access", f"/metrics is served with the {how}")
+
+
 def check_package_files(settings: Settings) -> Line:
     """Templates, migrations and compiled catalogs, as every other command checks them before
     it starts (fedsph/admin/package_data.py; `doctor` itself runs without them, to say so)."""
@@ -87,6 +109,9 @@ def check_permissions(settings: Settings) -> Line:
         return Line(PROBLEM, "permissions", f"the data directory {data_dir} does not exist",
                     "run `fedsph migrate` as the account that runs the node, or set FEDSPH_DATA_DIR")
     paths = [data_dir]
+    config_file = os.environ.get("FEDSPH_CONFIG")  # it holds passwords and the metrics token
+    if config_file:
+        paths.append(Path(config_file))
     database = sqlite_path(settings.effective_database_url)
     if database is not None:
         paths += [database.with_name(database.name + suffix) for suffix in ("", "-wal", "-shm")]
@@ -94,13 +119,14 @@ def check_permissions(settings: Settings) -> Line:
         paths += [Path(root) / name for name in dirs + files]
         if count > PERMISSION_SCAN_LIMIT or len(paths) > PERMISSION_SCAN_LIMIT:
             break
-    open_paths, foreign = [], []
+    open_paths, foreign, links = [], [], []
     for path in dict.fromkeys(paths):
         try:
             info = path.lstat()
-        except FileNotFoundError:  # -wal/-shm come and go
-            continue
-        if stat.S_ISLNK(info.st_mode):
+            if stat.S_ISLNK(info.st_mode):  # its target, once (not walked into: os.walk)
+                links.append(str(path))
+                info = path.stat()
+        except FileNotFoundError:  # -wal/-shm come and go; a dangling link
             continue
         if info.st_mode & 0o077:
             open_paths.append(f"{path} ({stat.filemode(info.st_mode)})")
@@ -115,7 +141,10 @@ def check_permissions(settings: Settings) -> Line:
     if foreign:
         return Line(WARNING, "permissions", f"{len(foreign)} path(s) owned by another account: "
                     + ", ".join(foreign[:SHOWN]), "run fedsph as the owner of its data, or chown them")
-    return Line(OK, "permissions", f"{data_dir} and everything in it is owner-only")
+    unwalked = (f"; {len(links)} symbolic link(s) checked at their target only, not what a "
+                f"linked directory holds: {', '.join(links[:SHOWN])}" if links else "")
+    return Line(OK, "permissions", f"{data_dir} and everything in it is owner-only"
+                + (", and FEDSPH_CONFIG" if config_file else "") + unwalked)
 
 
 async def check_database(settings: Settings, engine: AsyncEngine) -> Line:
@@ -123,6 +152,13 @@ async def check_database(settings: Settings, engine: AsyncEngine) -> Line:
     if database is not None and not database.exists():  # connecting would make an empty one
         return Line(PROBLEM, "database", f"no database at {database}",
                     "run `fedsph migrate` (or set FEDSPH_DATA_DIR to where it is)")
+    if database is not None and database.parent.stat().st_uid != os.getuid():
+        # Opening it would leave -wal/-shm files owned by this account (root, with sudo) that
+        # the node's own account then cannot write.
+        return Line(WARNING, "database", f"{database.parent} belongs to another account: not "
+                    "opened, so as not to leave files the node cannot write",
+                    "run doctor as the account that runs the node (sudo -u THAT-ACCOUNT "
+                    "fedsph doctor)")
     try:
         async with asyncio.timeout(DB_TIMEOUT_SECONDS):
             current = await current_revision(engine)
@@ -166,7 +202,7 @@ def check_queues(health: QueueHealth, now: datetime) -> list[Line]:
     fix = ("is the worker running? (`fedsph serve` without --no-worker, or `fedsph worker`; "
            "`fedsph queue` shows the last errors)")
     for name, moment, waiting in (
-            ("inbox queue", health.oldest_inbox_pending,
+            ("inbox queue", health.oldest_inbox_due,
              health.by_status["inbox_items"].get("pending", 0)),
             ("delivery queue", health.oldest_delivery_due,
              health.by_status["deliveries"].get("pending", 0))):
@@ -186,6 +222,12 @@ def check_queues(health: QueueHealth, now: datetime) -> list[Line]:
     return lines
 
 
+async def local_actors(db) -> list[Actor]:
+    """The local actors whose keys and documents doctor checks: the one place to leave out
+    actors that no longer exist (a deleted account's tombstone keeps its key)."""
+    return list(await db.scalars(select(Actor).where(Actor.local.is_(True)).order_by(Actor.id)))
+
+
 async def local_checks(settings: Settings, engine: AsyncEngine) -> tuple[list[Line], Target | None,
                                                                           str | None]:
     """The database's lines, the actor the public URL is checked with, and a peer's origin."""
@@ -194,11 +236,17 @@ async def local_checks(settings: Settings, engine: AsyncEngine) -> tuple[list[Li
         why = "needs a reachable, migrated database"
         return [line, *(Line(SKIP, name, why) for name in ("keys", "queues"))], None, None
     now = utcnow()
-    async with make_sessionmaker(engine)() as db:
-        actors = list(await db.scalars(select(Actor).where(Actor.local.is_(True))
-                                       .order_by(Actor.id)))
-        lines = [line, check_keys(actors), *check_queues(await queue_health(db, now), now)]
-        peer = await last_delivered_origin(db)
+    try:
+        # A lock held elsewhere (PostgreSQL) would otherwise hang the doctor here.
+        async with asyncio.timeout(DB_TIMEOUT_SECONDS), make_sessionmaker(engine)() as db:
+            actors = await local_actors(db)
+            lines = [line, check_keys(actors), *check_queues(await queue_health(db, now), now)]
+            peer = await last_delivered_origin(db)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        first = str(exc).splitlines()[0][:200] if str(exc) else ""
+        return [line, Line(PROBLEM, "keys and queues", f"the database did not answer within "
+                           f"{DB_TIMEOUT_SECONDS:g} s: {type(exc).__name__} {first}",
+                           "is something holding a lock? (PostgreSQL: pg_stat_activity)")], None, None
     urls = URLs(settings.base_url)
     projects = [a for a in actors if a.type in ("Group", "Person")]
     chosen = projects[0] if projects else next(

@@ -20,9 +20,10 @@ import orjson
 
 from fedsph.admin.doctor_checks import OK, PROBLEM, SKIP, WARNING, Line, Target
 from fedsph.config import Settings, outgoing_tls_context
-from fedsph.federation.remote import make_client_session
+from fedsph.federation.remote import FetchError, check_url, make_client_session
 
 TIMEOUT_SECONDS = 5.0
+MAX_BODY = 1024 * 1024
 CERT_WARNING_DAYS = 14
 # Mastodon accepts signatures dated up to an hour off (FEDERATION.md), but some servers a few
 # minutes only: warn well before that.
@@ -32,17 +33,32 @@ PROXY_FIX = ("is the proxy forwarding to fedsph with the original Host header "
              "(README, \"Deploy\"), and is FEDSPH_BASE_URL the address people use?")
 
 
-def client(settings: Settings) -> aiohttp.ClientSession:
-    # Private addresses allowed: the node's own URL may well be on this machine or its LAN,
-    # and --peer is the operator's choice.
-    return make_client_session(True, TIMEOUT_SECONDS, limit=4, ca_bundle=settings.ca_bundle)
+def client(settings: Settings, allow_private: bool = True) -> aiohttp.ClientSession:
+    # Private addresses allowed by default: the node's own URL may well be on this machine or
+    # its LAN, and --peer is the operator's choice. A peer read from the database is another
+    # server's word: it gets FEDSPH_ALLOW_PRIVATE_NETWORKS, as the worker does.
+    return make_client_session(allow_private, TIMEOUT_SECONDS, limit=4,
+                               ca_bundle=settings.ca_bundle)
+
+
+async def read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes | None:
+    """The whole body, or None past `limit` bytes. content.read(n) returns only what has
+    arrived so far (a chunked answer comes in pieces), so read until the end.
+    (The `tls` branch adds the same helper to fedsph/federation/remote.py: one of them goes.)"""
+    chunks, size = [], 0
+    while chunk := await response.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return None
+    return b"".join(chunks)
 
 
 async def _get_json(http: aiohttp.ClientSession, url: str, accept: str) -> tuple[int, dict | None]:
     async with http.get(url, headers={"Accept": accept}, allow_redirects=False) as response:
-        body = await response.content.read(1024 * 1024)
+        body = await read_at_most(response, MAX_BODY)
         try:
-            document = orjson.loads(body)
+            document = orjson.loads(body) if body is not None else None
         except orjson.JSONDecodeError:
             document = None
         return response.status, document if isinstance(document, dict) else None
@@ -59,7 +75,8 @@ async def check_public_url(http: aiohttp.ClientSession, settings: Settings,
         if status != 200 or jrd is None:
             return [Line(PROBLEM, "WebFinger", f"{url} answered {status}"
                          + ("" if jrd is not None else " without JSON"), PROXY_FIX)]
-        selves = [link.get("href") for link in jrd.get("links") or []
+        links = jrd.get("links")
+        selves = [link.get("href") for link in (links if isinstance(links, list) else [])
                   if isinstance(link, dict) and link.get("rel") == "self"]
         if jrd.get("subject") != f"acct:{handle}" or target.uri not in selves:
             return [Line(PROBLEM, "WebFinger", f"acct:{handle} gave subject "
@@ -73,7 +90,8 @@ async def check_public_url(http: aiohttp.ClientSession, settings: Settings,
                      "Does the name resolve to this machine?")]
     expected = {"id": target.uri, "inbox": target.inbox}
     got = {key: (actor or {}).get(key) for key in expected}
-    key_id = ((actor or {}).get("publicKey") or {}).get("id") if actor else None
+    key = (actor or {}).get("publicKey")
+    key_id = key.get("id") if isinstance(key, dict) else None
     if status != 200 or got != expected or key_id != target.key_id:
         lines.append(Line(PROBLEM, "actor document", f"{target.uri} answered {status} with "
                           f"id {str(got['id'])[:200]!r}, inbox {str(got['inbox'])[:200]!r}, key "
@@ -92,8 +110,9 @@ async def check_certificate(settings: Settings) -> Line:
         async with asyncio.timeout(TIMEOUT_SECONDS):
             _reader, writer = await asyncio.open_connection(
                 parts.hostname, parts.port or 443, ssl=context, server_hostname=parts.hostname)
-        certificate = writer.get_extra_info("peercert") or {}
-        writer.close()
+            certificate = writer.get_extra_info("peercert") or {}
+            writer.close()
+            await writer.wait_closed()
     except (OSError, TimeoutError) as exc:  # ssl.SSLError (expired, untrusted) is an OSError
         return Line(PROBLEM, "TLS certificate", f"{parts.netloc}: {_reason(exc)}",
                     "renew the certificate (Caddy does by itself: is it running?), or set "
@@ -105,6 +124,37 @@ async def check_certificate(settings: Settings) -> Line:
         return Line(WARNING, "TLS certificate", detail, "renew it now: other servers will "
                     "refuse the node once it expires")
     return Line(OK, "TLS certificate", detail)
+
+
+async def check_metrics_hidden(http: aiohttp.ClientSession, settings: Settings) -> Line:
+    """/metrics asked as a stranger would, through the proxy: it must be the 404 of any unknown
+    path. A proxy on this machine that is not in FEDSPH_TRUSTED_PROXIES makes every visitor
+    127.0.0.1, which FEDSPH_METRICS_ALLOW=127.0.0.1 would let in."""
+    if not settings.metrics_enabled:
+        return Line(SKIP, "metrics hidden", "/metrics is off")
+    url = f"{settings.base_url}/metrics"
+    try:
+        async with http.get(url, allow_redirects=False) as response:
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return Line(SKIP, "metrics hidden", f"{url}: {_reason(exc)}")
+    if status != 404:
+        return Line(PROBLEM, "metrics hidden", f"{url} answered {status} to a request "
+                    "without the token", "behind a proxy, list it in FEDSPH_TRUSTED_PROXIES or "
+                    "take loopback out of FEDSPH_METRICS_ALLOW and use FEDSPH_METRICS_TOKEN")
+    return Line(OK, "metrics hidden", f"{url} is 404 without the token")
+
+
+def database_peer(settings: Settings, peer: str | None) -> tuple[str | None, Line | None]:
+    """The peer read from the database, or a line saying why it is not asked."""
+    if peer is None:
+        return None, None
+    try:
+        check_url(peer, settings.allow_private_networks)
+    except FetchError as exc:
+        return None, Line(SKIP, "clock", f"{exc} (FEDSPH_ALLOW_PRIVATE_NETWORKS is off)",
+                          "pass --peer https://a-server.example")
+    return peer, None
 
 
 async def check_clock(http: aiohttp.ClientSession, peer: str | None) -> Line:
@@ -119,7 +169,10 @@ async def check_clock(http: aiohttp.ClientSession, peer: str | None) -> Line:
         return Line(WARNING, "clock", f"could not ask {peer}: {_reason(exc)}",
                     "pass --peer with a server that answers")
     try:
-        theirs = parsedate_to_datetime(date or "").timestamp()
+        moment = parsedate_to_datetime(date or "")
+        # HTTP dates are GMT; one without a zone ("-0000", or none) is taken as UTC too, not
+        # as this machine's local time.
+        theirs = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
     except (TypeError, ValueError):
         return Line(WARNING, "clock", f"{peer} sent no usable Date header",
                     "pass --peer with another server")

@@ -18,8 +18,13 @@ from fedsph.models import Delivery, HostState, InboxItem
 
 FAILING_HOSTS_SHOWN = 5
 # Every queue table (QueueColumns, an index on status first), counted by status under this
-# name: /metrics reports each as `fedsph_<name>{status}`. A new queue is one more line here.
+# name: /metrics reports each as `fedsph_<name>{status}`. A new queue is one more line here,
+# and its statuses one more line in KNOWN_STATUSES.
 COUNTED_QUEUES = {"inbox_items": InboxItem, "deliveries": Delivery}
+# Reported as 0 when no row has them, so a series does not vanish (and an alert on it go
+# silent) when the last failed row is pruned. Statuses not listed are reported as found.
+KNOWN_STATUSES = {"inbox_items": ("pending", "done", "ignored", "failed"),
+                  "deliveries": ("pending", "sent", "failed", "gone")}
 
 
 @dataclass
@@ -28,7 +33,7 @@ class QueueHealth:
 
     by_status: dict[str, dict[str, int]] = field(default_factory=dict)  # COUNTED_QUEUES' rows
     deliveries_retrying: int = 0  # pending after at least one failed attempt
-    oldest_inbox_pending: datetime | None = None  # created_at of the oldest pending item
+    oldest_inbox_due: datetime | None = None  # next_attempt_at of the most overdue inbox item
     oldest_delivery_due: datetime | None = None  # next_attempt_at of the most overdue delivery
     hosts_failing: int = 0  # hosts whose last attempts failed
     hosts_healthy: int = 0  # hosts whose last delivery succeeded
@@ -43,9 +48,10 @@ async def queue_health(db: AsyncSession, now: datetime) -> QueueHealth:
         health.by_status[name] = {status: count for status, count in rows}
     health.deliveries_retrying = await db.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.status == "pending", Delivery.attempts > 0)) or 0
-    health.oldest_inbox_pending = await db.scalar(
-        select(func.min(InboxItem.created_at)).where(InboxItem.status == "pending"))
-    # Due, not merely pending: a delivery waiting out its backoff is where it should be.
+    # Due, not merely pending: an item waiting out its backoff (a retry) is where it should
+    # be; only one whose time has come and gone says the worker is not getting to it.
+    health.oldest_inbox_due = await db.scalar(select(func.min(InboxItem.next_attempt_at)).where(
+        InboxItem.status == "pending", InboxItem.next_attempt_at <= now))
     health.oldest_delivery_due = await db.scalar(select(func.min(Delivery.next_attempt_at)).where(
         Delivery.status == "pending", Delivery.next_attempt_at <= now))
     failing = HostState.consecutive_failures > 0

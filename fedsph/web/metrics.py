@@ -26,8 +26,9 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import logging
 import os
-import shutil
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -37,7 +38,8 @@ from aiohttp import web
 from fedsph.config import Settings, proxy_networks
 from fedsph.core.files import private_dir
 from fedsph.core.urls import INBOX_ROUTES
-from fedsph.federation.queue_health import queue_health
+from fedsph.errors import UserError
+from fedsph.federation.queue_health import KNOWN_STATUSES, queue_health
 from fedsph.models import utcnow
 from fedsph.web.client_address import client_address
 from fedsph.web.health import PATH as HEALTH_PATH
@@ -52,22 +54,66 @@ PREFIX_CLASSES = (("/api/v1/streaming", "streaming"), ("/api/", "api"), ("/oauth
                   ("/media/", "media"), ("/avatars/", "media"))
 EXACT_CLASSES = {HEALTH_PATH: "health", PATH: "metrics", **{p: "inbox" for p in INBOX_ROUTES}}
 AP_TYPES = ("application/activity+json", "application/ld+json")
+# A stream stays open for hours: its "latency" would only fill the top bucket. Counted, not timed.
+UNTIMED = frozenset({"streaming"})
 METRICS = web.AppKey("metrics", object)
+# The files prometheus_client's multiprocess mode writes: {type}_{pid}.db, or
+# {type}_{mode}_{pid}.db for gauges. Nothing else in the directory is ever deleted.
+PROCESS_FILE = re.compile(r"^(counter|histogram|summary|gauge_[a-z]+)_(\d+)\.db$")
+LOOPBACK_WARNING = (
+    "FEDSPH_METRICS_ALLOW names a loopback address and FEDSPH_TRUSTED_PROXIES is empty: behind "
+    "a reverse proxy on this machine every visitor comes from the loopback address and may read "
+    "/metrics. Use FEDSPH_METRICS_TOKEN, or list the proxy in FEDSPH_TRUSTED_PROXIES "
+    "(README, \"Operate\")")
+log = logging.getLogger("fedsph.metrics")
 
 
 def metrics_directory(settings: Settings) -> Path:
-    return settings.data_dir / "metrics"
+    # A name of fedsph's own, not a generic "metrics" the operator might keep files in.
+    return settings.data_dir / "prometheus-multiproc"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def prepare_directory(settings: Settings, fresh: bool) -> None:
     """Before prometheus_client is imported in a server process: name the directory where the
     processes of this node share their request counts. `fresh` (the first process, or the
-    parent of a group): empty it, so counts of processes of a previous run are not added."""
+    parent of a group): delete the files of processes no longer running, so a previous run's
+    counts are not added, while a node mistakenly started twice leaves the running one's alone."""
     directory = metrics_directory(settings)
-    if fresh and directory.exists():
-        shutil.rmtree(directory)
+    if directory.is_symlink():
+        raise UserError(f"{directory} is a symbolic link: fedsph deletes files in it, so it must "
+                        "be a plain directory (remove the link)")
     private_dir(directory)
+    if fresh:
+        for path in directory.iterdir():
+            match = PROCESS_FILE.match(path.name)
+            if match and not path.is_symlink() and path.is_file() and not _alive(int(match[2])):
+                path.unlink(missing_ok=True)
+        if loopback_without_proxies(settings):
+            log.warning(LOOPBACK_WARNING)
     os.environ[MULTIPROCESS_ENV] = str(directory.resolve())
+
+
+def loopback_without_proxies(settings: Settings) -> bool:
+    """A node without a proxy may allow 127.0.0.1 for a local Prometheus; behind a proxy on the
+    same machine that is everyone. Said, not refused: fedsph cannot tell the two apart."""
+    return not settings.trusted_proxies.strip() and any(
+        network.is_loopback or _normalised(network.network_address).is_loopback
+        for network in proxy_networks(settings.metrics_allow))
+
+
+def _normalised(address):
+    """::ffff:127.0.0.1 is 127.0.0.1 (a dual-stack socket names IPv4 clients so)."""
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 @functools.lru_cache(maxsize=512)  # keyed by the routes' canonical paths: a fixed set
@@ -119,7 +165,8 @@ class RequestMetrics:
             children = self._children[key] = (self.requests.labels(key[0], f"{key[1]}xx"),
                                               self.seconds.labels(key[0]))
         children[0].inc()
-        children[1].observe(elapsed)
+        if key[0] not in UNTIMED:
+            children[1].observe(elapsed)
 
 
 @web.middleware
@@ -141,13 +188,13 @@ def may_read(request: web.Request) -> bool:
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
         # Digests of both: compare_digest then takes the same time whatever the length sent.
         if scheme.lower() == "bearer" and hmac.compare_digest(
-                hashlib.sha256(given.strip().encode()).digest(),
+                hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest(),
                 hashlib.sha256(token.encode()).digest()):
             return True
     allowed = proxy_networks(settings.metrics_allow)
     if allowed:
         try:
-            address = ipaddress.ip_address(client_address(request))
+            address = _normalised(ipaddress.ip_address(client_address(request)))
         except ValueError:  # "unknown": no address, no metrics
             return False
         return any(address in network for network in allowed)
@@ -189,11 +236,12 @@ def _queue_text(health, now) -> bytes:
 
     for name, counts in health.by_status.items():  # inbox_items, deliveries (queue_health.py)
         gauge(f"fedsph_{name}", f"Rows of the {name} queue kept, by status",
-              [(f'{{status="{status}"}}', n) for status, n in sorted(counts.items())])
+              [(f'{{status="{status}"}}', n) for status, n in sorted(
+                  {**dict.fromkeys(KNOWN_STATUSES.get(name, ()), 0), **counts}.items())])
     gauge("fedsph_deliveries_retrying", "Pending deliveries whose last attempt failed",
           [("", health.deliveries_retrying)])
-    gauge("fedsph_inbox_oldest_pending_seconds", "Age of the oldest unprocessed activity",
-          [("", _ages(health.oldest_inbox_pending, now))])
+    gauge("fedsph_inbox_most_overdue_seconds", "How long the most overdue received activity "
+          "has waited past its time", [("", _ages(health.oldest_inbox_due, now))])
     gauge("fedsph_delivery_most_overdue_seconds", "How long the most overdue delivery has "
           "waited past its time", [("", _ages(health.oldest_delivery_due, now))])
     gauge("fedsph_hosts_failing", "Remote hosts whose last deliveries failed",
