@@ -101,6 +101,8 @@ async def test_a_database_behind_this_fedsph(node, tmp_path):
                                  f"0017_stream_events and this fedsph expects {head_revision()}")
     assert "fedsph migrate" in output
     assert lines["keys"].startswith("skip ")
+    for name in ("public URL", "metrics hidden", "TLS certificate", "clock"):
+        assert lines[name] == f"skip {name}: --offline", output
     fresh = NodeProcess(tmp_path / "fresh")
     fresh.data_dir.mkdir()
     code, lines, output = await doctor(fresh, "--offline")
@@ -177,8 +179,10 @@ async def test_a_certificate_about_to_expire(node, tmp_path):
 
 
 def test_peer_must_be_a_url(node):
+    """A usage error, as argparse reports one (exit 2): 1 would read as "warnings"."""
     result = node.cli("doctor", "--peer", "mastodon.social", check=False)
-    assert result.returncode == 1 and "--peer takes a server's URL" in result.stderr
+    assert result.returncode == 2 and "--peer: takes a server's URL" in result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize(("base_url", "verdict"), [

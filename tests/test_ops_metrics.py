@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from fedsph.config import ConfigError, load_settings
-from fedsph.web.keys import SETTINGS
 from fedsph.federation.queue_health import KNOWN_STATUSES
+from fedsph.web.keys import SETTINGS
 from fedsph.web.metrics import may_read
 from tests.fakepeer import AS, FakePeer
 from tests.processes import NodeProcess, stop_process, wait_for
