@@ -4,7 +4,6 @@ peers are real HTTP servers on loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -18,28 +17,8 @@ from fedsph.db import head_revision
 from tests.fakepeer import FakePeer, free_port
 from tests.processes import NodeProcess
 from tests.support import testdb
+from tests.support.ops import doctor, start
 from tests.support.tls import make_ca
-
-
-def lines_of(output: str) -> dict[str, str]:
-    """{check name: its line} of doctor's output."""
-    found = {}
-    for line in output.splitlines():
-        verdict, _, rest = line.partition(" ")
-        if verdict in ("ok", "warning", "problem", "skip"):
-            found[rest.strip().split(":")[0]] = f"{verdict} {rest.strip()}"
-    return found
-
-
-async def doctor(node: NodeProcess, *args: str, **env) -> tuple[int, dict[str, str], str]:
-    """Run in a thread: the fake servers answer in this event loop meanwhile."""
-    saved = node.env
-    node.env = {**saved, **env}
-    try:
-        result = await asyncio.to_thread(node.cli, "doctor", *args, check=False)
-    finally:
-        node.env = saved
-    return result.returncode, lines_of(result.stdout), result.stdout + result.stderr
 
 
 @pytest.fixture
@@ -48,11 +27,6 @@ def node(tmp_path):
     node.cli("bootstrap")
     yield node
     node.stop()
-
-
-def start(node: NodeProcess) -> None:
-    node.start()
-    node.log.chmod(0o600)  # the test's log of the server, kept in the data dir
 
 
 @pytest.fixture

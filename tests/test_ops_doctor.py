@@ -24,9 +24,7 @@ from fedsph.db import make_engine
 from tests.fakepeer import free_port
 from tests.processes import NodeProcess
 from tests.support import testdb
-from tests.test_doctor import doctor, start
-
-TOKEN = "metrics-" + "s3cret" * 5
+from tests.support.ops import TOKEN, doctor, start
 
 
 @pytest.fixture

@@ -12,17 +12,15 @@ import urllib.request
 import uuid
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import make_mocked_request
 
 from fedsph.config import ConfigError, load_settings
 from fedsph.federation.queue_health import KNOWN_STATUSES
-from fedsph.web.keys import SETTINGS
 from fedsph.web.metrics import may_read
 from tests.fakepeer import AS, FakePeer
 from tests.processes import NodeProcess, stop_process, wait_for
+from tests.support.ops import TOKEN
+from tests.support.ops import mocked_request as _request
 
-TOKEN = "metrics-" + "s3cret" * 5
 ALLOWED = "10.20.0.0/16"  # not loopback: from 127.0.0.1 only the token opens /metrics
 
 
@@ -148,25 +146,6 @@ def test_metrics_are_off_unless_configured(tmp_path):
         node.stop()
 
 
-def _request(peer: str, forwarded: str | None, **settings) -> web.Request:
-    app = web.Application()
-    app[SETTINGS] = load_settings({}, **settings)
-    headers = {"X-Forwarded-For": forwarded} if forwarded else {}
-    return make_mocked_request("GET", "/metrics", headers=headers, app=app,
-                               transport=_Transport(peer))
-
-
-class _Transport:
-    def __init__(self, peer: str):
-        self.peer = peer
-
-    def get_extra_info(self, name: str, default=None):
-        return (self.peer, 40000) if name == "peername" else default
-
-    def is_closing(self) -> bool:
-        return False
-
-
 def test_allowed_addresses_behind_a_trusted_proxy():
     proxied = {"metrics_allow": "10.0.0.0/8", "trusted_proxies": "192.0.2.1"}
     assert may_read(_request("192.0.2.1", "10.1.2.3", **proxied))
@@ -189,18 +168,25 @@ def test_requests_of_several_processes_are_counted_together(tmp_path):
                                   stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for(lambda: node.get("/healthz")[0] == 200, timeout=90, what="the group to start")
+        # Both processes listening (the second may start later on a busy machine): each has
+        # answered a health check once its counts file is there.
+        wait_for(lambda: node.get("/healthz")[0] == 200 and len(_pids(node)) == 2, timeout=90,
+                 what="both processes to answer")
         for _ in range(40):
             assert node.get("/actors/demo")[0] == 200
         for _ in range(8):
             text = scrape(node)
             assert value(text, 'fedsph_http_requests_total{route_class="activitypub",'
                                'status="2xx"}') == 40
-        files = {path.name for path in (node.data_dir / "prometheus-multiproc").iterdir()}
-        pids = {name.rsplit("_", 1)[1] for name in files}
-        assert len(pids) == 2, files  # one file per server process, none from the worker
+        assert len(_pids(node)) == 2  # one file per server process, none from the worker
     finally:
         stop_process(group)
         stop_process(worker)
+
+
+def _pids(node: NodeProcess) -> set[str]:
+    return {path.name.rsplit("_", 1)[1]
+            for path in (node.data_dir / "prometheus-multiproc").iterdir()}
 
 
 @pytest.mark.parametrize(("settings", "message"), [

@@ -18,7 +18,9 @@ from fedsph.config import load_settings
 from fedsph.errors import UserError
 from fedsph.web import metrics
 from tests.processes import NodeProcess
-from tests.test_ops_metrics import TOKEN, _request, _Transport
+from tests.support.ops import TOKEN
+from tests.support.ops import FakeTransport as _Transport
+from tests.support.ops import mocked_request as _request
 
 
 def raw_answer(node: NodeProcess, request: bytes) -> tuple[bytes, bytes]:
