@@ -12,7 +12,7 @@ Where the numbers come from (ARCHITECTURE.md, "Metrics"):
 - Requests and their latency: counted in each server process, by a route class from a small
   fixed set (never the path: each distinct label value is a series kept forever, and anyone
   can send a million paths). With `serve --processes N` a scrape reaches one process at random,
-  so `fedsph serve` points prometheus_client's multiprocess mode at data_dir/metrics
+  so `fedsph serve` points prometheus_client's multiprocess mode at data_dir/prometheus-multiproc
   (PROMETHEUS_MULTIPROC_DIR: one small memory-mapped file per process) and any process sums
   them all.
 
