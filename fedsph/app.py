@@ -51,7 +51,9 @@ from fedsph.web import (
 from fedsph.web import context as context_routes
 from fedsph.web import feeds as feed_routes
 from fedsph.web import headers as security_headers
+from fedsph.web import health as health_routes
 from fedsph.web import media as media_routes
+from fedsph.web import metrics as metrics_routes
 from fedsph.web.auth_middleware import LIMITER, authentication
 from fedsph.web.documents import make_document_cache
 from fedsph.web.keys import (
@@ -99,7 +101,10 @@ def connect_features() -> None:
 def create_app(settings: Settings, run_worker: bool = True) -> web.Application:
     """Build the application; nothing touches the network or the database until it starts."""
     connect_features()
-    app = web.Application(middlewares=MIDDLEWARES, client_max_size=settings.max_body_bytes + 1)
+    # With metrics on (FEDSPH_METRICS_*), requests are counted outside everything else.
+    counting = (metrics_routes.count_requests,) if settings.metrics_enabled else ()
+    app = web.Application(middlewares=counting + MIDDLEWARES,
+                          client_max_size=settings.max_body_bytes + 1)
     app[SETTINGS] = settings
     app[URLS] = URLs(settings.base_url)
     app[TEMPLATES] = make_templates(settings.templates_dir)
@@ -140,6 +145,10 @@ def _add_routes(app: web.Application) -> None:
     event_pages.add_routes(app)  # events: lists, pages, the members' form, iCal, remote joins
     api.add_routes(app)  # the Mastodon client API and OAuth
     mail_pages.add_routes(app)  # forgot password, reset, confirm an address, unsubscribe
+    # operating (issue 14): the health check always, /metrics only when configured
+    health_routes.add_routes(app)
+    if app[SETTINGS].metrics_enabled:
+        metrics_routes.setup(app)
 
 
 async def _database(app: web.Application):

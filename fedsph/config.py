@@ -106,6 +106,14 @@ class Settings:
     smtp_from: str = ""  # the From address, e.g. "Red Coop <noreply@coop.example>"
     # starttls (the default), tls (TLS from the first byte) or none; never lowered on its own.
     smtp_tls: str = "starttls"
+    # -- operating (issue 14, helper O): /metrics is served only to these addresses (CIDRs, the
+    # client as fedsph/web/client_address.py finds it) or with this bearer token; neither: off.
+    metrics_allow: str = ""
+    metrics_token: str = ""
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return bool(self.metrics_allow.strip() or self.metrics_token)
 
     @property
     def domain(self) -> str:
@@ -162,6 +170,9 @@ ENV_NAMES = {
     "smtp_password": "FEDSPH_SMTP_PASSWORD",
     "smtp_from": "FEDSPH_SMTP_FROM",
     "smtp_tls": "FEDSPH_SMTP_TLS",
+    # operating (issue 14)
+    "metrics_allow": "FEDSPH_METRICS_ALLOW",
+    "metrics_token": "FEDSPH_METRICS_TOKEN",
 }
 
 
@@ -253,6 +264,7 @@ def _validated(settings: Settings) -> Settings:
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise ConfigError(f"FEDSPH_CA_BUNDLE={settings.ca_bundle}: not a readable file of PEM "
                               f"certificates ({exc})") from None
+    _check_metrics(settings)
     level = settings.log_level.strip().upper()
     if level not in LOG_LEVELS:
         raise ConfigError(f"FEDSPH_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, "
@@ -320,6 +332,23 @@ def one_address(text: str) -> str | None:
     if len(found) != 1 or "@" not in found[0][1] or any(c in found[0][1] for c in " ,;<>\"'"):
         return None
     return found[0][1]
+
+
+METRICS_TOKEN_MIN = 16
+
+
+def _check_metrics(settings: Settings) -> None:
+    """FEDSPH_METRICS_ALLOW must parse; a token short or with spaces is a guessable or
+    mis-pasted one (it is sent as `Authorization: Bearer TOKEN`)."""
+    try:
+        proxy_networks(settings.metrics_allow)
+    except ValueError as exc:
+        raise ConfigError(f"FEDSPH_METRICS_ALLOW: {exc}") from None
+    token = settings.metrics_token
+    if token and (len(token) < METRICS_TOKEN_MIN or not token.isascii()
+                  or any(ch.isspace() or not ch.isprintable() for ch in token)):
+        raise ConfigError(f"FEDSPH_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN} printable "
+                          "characters without spaces (e.g. `openssl rand -hex 32`)")
 
 
 @functools.lru_cache(maxsize=4)

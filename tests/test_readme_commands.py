@@ -42,6 +42,8 @@ RAN_BY: tuple[tuple[str, str], ...] = (
     (r"systemd-analyze verify", "tests/test_deploy_files.py::test_systemd_units_pass_systemd_analyze_verify"),
     (r"curl (\"https://coop\.example\.org/\.well-known|-H \"Accept: application/activity\+json\" https://coop)", "tests/test_deploy_caddy.py::test_two_nodes_federate_over_https_through_caddy"),
     (r"fedsph (migrate|project create|user create|backup /var/lib|restore /var/lib)", "tests/test_deploy_command.py::test_the_fedsph_command_runs_as_the_service_user_with_its_settings"),
+    # Operate
+    (r"fedsph doctor|fedsph serve$|curl -i http://127\.0\.0\.1:8080/healthz|export FEDSPH_METRICS_TOKEN=|curl -H \"Authorization: Bearer", "tests/test_ops_readme.py::test_every_operate_command_works"),
     # Accounts
     (r"fedsph (user (list|disable|enable|password|delete)|project delete)", "tests/test_accounts_e2e.py::test_disable_enable_password_list_delete_from_the_command_line"),
     (r"fedsph user reset-link", "tests/test_mail_e2e.py::test_reset_invite_and_confirm_through_a_real_node_and_smtp_server"),
@@ -56,7 +58,7 @@ RAN_BY: tuple[tuple[str, str], ...] = (
     (r"\.venv/bin/fedsph (backup|restore)", "tests/test_backup.py::test_a_backup_restores_projects_updates_keys_and_photos"),
 )
 
-SHELL_BLOCK = re.compile(r"^ *```(?:sh|shell|bash|console)\n(.*?)^ *```", re.S | re.M)
+SHELL_BLOCK = re.compile(r"^ *```(?:sh|shell|bash|console)\n(.*?)^ *```", re.DOTALL | re.MULTILINE)
 
 
 def readme_commands() -> list[str]:
@@ -90,7 +92,7 @@ def test_every_named_test_exists():
         path, _, function = where.partition("::")
         source = (ROOT / path).read_text()
         if function:
-            assert re.search(rf"^(async )?def {function}\(", source, re.M), f"{where} is gone"
+            assert re.search(rf"^(async )?def {function}\(", source, re.MULTILINE), f"{where} is gone"
 
 
 def test_every_entry_is_still_used():

@@ -14,8 +14,9 @@ from fedsph.db import alembic_config, head_revision
 from fedsph.web.documents import make_document_cache
 
 # Loaded only when their work is asked for: migrating, an iCal export, an upload, a login of an
-# unknown name, the other engine's upserts.
-NOT_AT_SERVE = ("alembic", "mako", "icalendar", "PIL.ImageCms", "sqlalchemy.dialects.postgresql")
+# unknown name, the other engine's upserts; /metrics, when FEDSPH_METRICS_* turns it on.
+NOT_AT_SERVE = ("alembic", "mako", "icalendar", "PIL.ImageCms", "sqlalchemy.dialects.postgresql",
+                "prometheus_client")
 
 
 def test_serving_does_not_load_what_only_other_commands_need(tmp_path):

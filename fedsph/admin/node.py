@@ -42,6 +42,7 @@ from fedsph.models import Actor, Delivery, InboxItem, Report, User, utcnow
 from fedsph.projects import queries
 from fedsph.projects.media_prune import prune_media
 from fedsph.web.access_log import access_log_options
+from fedsph.web.metrics import prepare_directory as prepare_metrics_directory
 from fedsph.worker import Worker
 
 
@@ -133,6 +134,8 @@ async def serve(settings: Settings, run_worker: bool, reuse_port: bool = False) 
         serve_group.tag_log_lines()
     else:
         await _check_port_free(settings)
+    if settings.metrics_enabled:  # before prometheus_client is imported (fedsph/web/metrics.py)
+        prepare_metrics_directory(settings, fresh=not reuse_port)  # a group's parent did it
     app = create_app(settings, run_worker=run_worker)
     freeze_start_up_objects()
     runner = web.AppRunner(app, **access_log_options(settings))

@@ -27,6 +27,7 @@ import sys
 from fedsph.config import Settings
 from fedsph.core.logtext import LogFormatter
 from fedsph.db import is_sqlite
+from fedsph.web.metrics import prepare_directory as prepare_metrics_directory
 
 log = logging.getLogger("fedsph.serve")
 
@@ -65,6 +66,8 @@ async def serve_processes(settings: Settings, processes: int, run_worker: bool) 
     warning = sqlite_warning(settings, processes)
     if warning:
         print(warning, file=sys.stderr, flush=True)
+    if settings.metrics_enabled:  # one directory the children share (fedsph/web/metrics.py)
+        prepare_metrics_directory(settings, fresh=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -12,6 +12,7 @@
 - Plumbing: `render` (templates, content negotiation), `middleware` (errors), `headers` (CSP and
   the other security headers), `access_log`, `keys` (typed app keys), `context`, `documents`,
   `params`.
+- Operating: `health` (/healthz), `metrics` (/metrics, only when configured).
 
 Each module adds only its own routes; `fedsph/app.py` calls them and lists the middlewares.
 Presentation only: may import the features, `federation` and everything below them,

@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from fedsph.config import IPNetwork, Settings, proxy_networks
 from fedsph.web.client_address import address_of
+from fedsph.web.health import PATH as HEALTH_PATH
 
 LOGGER_NAME = "fedsph.access"
 SECRET_PARAMS = frozenset({"access_token", "code", "client_secret", "code_verifier", "token",
@@ -85,6 +86,8 @@ class AccessLogger(AbstractAccessLogger):
         logger = self.logger
         if not logger.isEnabledFor(logging.INFO):  # aiohttp asks `enabled` once a connection
             return
+        if response.status == 200 and request.raw_path == HEALTH_PATH:
+            return  # a probe every few seconds would bury the other lines; its failures are kept
         logger.handle(logger.makeRecord(
             logger.name, logging.INFO, "(access log)", 0, '%s "%s %s" %s %sB %.1fms "%s"',
             (address_of(request, self.trusted), _printable(request.method, 16),

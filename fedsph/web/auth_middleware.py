@@ -41,6 +41,9 @@ CSRF_TOKEN_MAX = 128
 CSRF_EXEMPT_ROUTES = INBOX_ROUTES | {"/oauth/token", "/oauth/revoke"}
 # E-mail: one-click unsubscribe (RFC 8058) comes from a mail program; its signed link is the proof.
 CSRF_EXEMPT_ROUTES |= {"/mail/unsubscribe/{token}"}
+# /metrics changes nothing and answers any method but an allowed GET with the 404 of an unknown
+# path (fedsph/web/metrics.py): a CSRF 403 would tell a stranger it exists.
+CSRF_EXEMPT_ROUTES |= {"/metrics"}
 
 
 def csrf_exempt(request: web.Request) -> bool:
