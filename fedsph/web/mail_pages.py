@@ -5,8 +5,9 @@ GET never changes anything (mail scanners open links): each link shows a form, a
 POST acts. The "forgot password" form answers the same whatever was typed, so it tells nobody
 whether an account or an address exists, and sends a mail only to a confirmed address; each
 client address gets a few tries an hour before its requests are quietly dropped. It answers
-before it looks the account up (a task does that), so neither does its timing tell. Pages of
-a link are never cached (no-store): they hold a secret in their address.
+before it looks the account up (ForgotLookups does, after), so neither does its timing tell.
+Pages of a link are never cached (no-store): they hold a secret in their address. They read on
+a reader: on SQLite a writer's session takes the one write lock, and anybody may ask.
 """
 
 from __future__ import annotations
