@@ -29,6 +29,7 @@ from fedsph.federation.actors import check_username, create_local_actor
 from fedsph.federation.local_names import local_name_taken
 from fedsph.models import Actor, Invite, LoginSession, Membership, User, utcnow
 from fedsph.models.api import OAuthCode, OAuthToken
+from fedsph.models.mail import withdraw_invitations
 
 SESSION_COOKIE = "fedsph_session"
 # Anonymous visitors (login and invite forms) get their CSRF token in this cookie instead.
@@ -229,8 +230,7 @@ async def set_disabled(db: AsyncSession, user: User, disabled: bool) -> None:
         disabled_at=utcnow() if disabled else None))
     if disabled:
         await end_access(db, user.id)
-        await db.execute(delete(Invite).where(Invite.created_by == user.id,
-                                              Invite.used_at.is_(None)))
+        await withdraw_invitations(db, user.id)  # and their invitation mails not sent yet
 
 
 async def refuse_last_admin(db: AsyncSession, user: User) -> None:

@@ -329,7 +329,7 @@ def one_address(text: str) -> str | None:
     if any(not ch.isprintable() for ch in text):
         return None
     found = getaddresses([text])
-    if len(found) != 1 or "@" not in found[0][1] or any(c in found[0][1] for c in " ,;<>\"'"):
+    if len(found) != 1 or "@" not in found[0][1] or any(c in found[0][1] for c in " ,;<>\""):
         return None
     return found[0][1]
 

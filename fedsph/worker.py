@@ -153,13 +153,17 @@ class Worker:
             async with self.writers() as db, db.begin():
                 rows = await prune_finished(db, timedelta(days=self.settings.inbox_retention_days))
                 await prune_stream_events(db)  # the streaming API's events, minutes old
-                # finished mails and dead links, even with SMTP off now (it may have been on)
-                await prune_mail(db, timedelta(days=self.settings.inbox_retention_days))
             if rows.inbox or rows.deliveries:
                 log.info("pruned %d processed inbox row(s) and %d finished deliveries",
                          rows.inbox, rows.deliveries)
         except Exception:
             log.exception("pruning processed queue rows failed")
+        try:  # a transaction of its own: a failure here keeps the pruning above, and the reverse
+            async with self.writers() as db, db.begin():
+                # finished mails and dead links, even with SMTP off now (it may have been on)
+                await prune_mail(db, timedelta(days=self.settings.inbox_retention_days))
+        except Exception:
+            log.exception("pruning finished mails failed")
 
     # -- inbox -------------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ nothing changed; settings checked at start."""
 
 from __future__ import annotations
 
-import asyncio
 import shlex
 from datetime import timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ from fedsph.models import (
     User,
     utcnow,
 )
-from fedsph.web.mail_pages import FORGOT_TASKS
+from fedsph.web.mail_pages import FORGOT_LOOKUPS
 from tests.support.mail import member as _member
 from tests.support.mail import remote_actor as _remote
 from tests.support.members import PASSWORD, browser, post_form
@@ -51,7 +50,7 @@ async def mail_node(tmp_path, mail_server):
     run_worker = running.run_worker
 
     async def settled_then_run_worker():  # "forgot password" queues after its answer
-        await asyncio.gather(*running.app[FORGOT_TASKS])
+        await running.app[FORGOT_LOOKUPS].settled()
         return await run_worker()
 
     running.run_worker = settled_then_run_worker

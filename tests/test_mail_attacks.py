@@ -17,13 +17,13 @@ from datetime import timedelta
 import pytest
 from aiohttp.test_utils import make_mocked_request
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from fedsph.api.errors import api_middleware
 from fedsph.config import load_settings
 from fedsph.mail import links, sender
 from fedsph.mail.message import build_message
-from fedsph.mail.queue import INVITES_A_DAY, claim_mails, queue_notice
+from fedsph.mail.queue import INVITES_A_DAY, MEMBER_INVITES_A_DAY, claim_mails, queue_notice
 from fedsph.mail.sender import MailSender
 from fedsph.models import (
     Actor,
@@ -37,7 +37,7 @@ from fedsph.models import (
     utcnow,
 )
 from fedsph.web import mail_pages
-from fedsph.web.mail_pages import FORGOT_TASKS
+from fedsph.web.mail_pages import FORGOT_LOOKUPS
 from fedsph.web.middleware import errors
 from tests.support.mail import member as _member
 from tests.support.mail import remote_actor as _remote
@@ -74,7 +74,7 @@ async def _forgot(node, login_name: str) -> None:
     async with browser() as client:
         response = await post_form(client, f"{node.base}/password/forgot", {"login": login_name})
         assert response.status == 200
-    await asyncio.gather(*node.app[FORGOT_TASKS])
+    await node.app[FORGOT_LOOKUPS].settled()
 
 
 async def test_a_mailed_reset_link_stops_when_the_address_changes(mail_node, mail_server):
@@ -117,12 +117,12 @@ async def test_forgot_answers_before_it_looks_the_account_up(mail_node, monkeypa
             response = await asyncio.wait_for(post_form(
                 client, f"{node.base}/password/forgot", {"login": name}), 10)
             assert response.status == 200 and "on its way" in await response.text()
-    assert len(node.app[FORGOT_TASKS]) == 2
+    assert node.app[FORGOT_LOOKUPS].unfinished == 2
     assert await _count(node, OutgoingMail) == 0
     release.set()
-    await asyncio.gather(*node.app[FORGOT_TASKS])
+    await node.app[FORGOT_LOOKUPS].settled()
     assert await _count(node, OutgoingMail) == 1  # ana's, nobody's none
-    assert not node.app[FORGOT_TASKS]
+    assert node.app[FORGOT_LOOKUPS].unfinished == 0
 
 
 async def _invite(client, node, address: str):
@@ -142,16 +142,22 @@ async def test_invitation_mail_is_capped(mail_node):
         status, text = await _invite(client, node, "Carla@Coop.example")  # again, within 7 days
         assert status == 400 and "last 7 days" in text
         async with node.writers() as db, db.begin():  # ana has invited the most a day
-            for n in range(INVITES_A_DAY - 1):
+            for n in range(MEMBER_INVITES_A_DAY - 1):
                 db.add(OutgoingMail(kind="invite", to_address=f"x{n}@else.example",
                                     project_id=coop.id, sent_by=ana.id, status="sent"))
         before = await _count(node, OutgoingMail)
         status, text = await _invite(client, node, "dan@coop.example")
-        assert status == 400 and "You have sent 20 invitations" in text
+        assert status == 400 and f"You have sent {MEMBER_INVITES_A_DAY} invitations" in text
+    assert MEMBER_INVITES_A_DAY < INVITES_A_DAY  # one member cannot use up the project's
+    async with node.writers() as db, db.begin():  # others have invited the project's most
+        for n in range(INVITES_A_DAY - MEMBER_INVITES_A_DAY):
+            db.add(OutgoingMail(kind="invite", to_address=f"y{n}@else.example",
+                                project_id=coop.id, status="sent"))
+    before = await _count(node, OutgoingMail)
     async with browser() as client:  # another member: the project's cap holds too
         await login(client, node, "bea")
         status, text = await _invite(client, node, "dan@coop.example")
-        assert status == 400 and "This project has sent 20 invitations" in text
+        assert status == 400 and f"This project has sent {INVITES_A_DAY} invitations" in text
     assert await _count(node, OutgoingMail) == before
     async with node.writers() as db, db.begin():  # a day later both caps are free again
         await db.execute(update(OutgoingMail).values(created_at=utcnow() - timedelta(days=2)))
@@ -212,11 +218,61 @@ async def test_a_bug_in_one_mail_stops_nothing(mail_node, mail_server, monkeypat
         await node.run_worker()  # does not raise
     assert any("a bug" in (r.exc_text or "") for r in caplog.records)
     assert len(mail_server.received) == 1  # the other mail went
-    async with node.writers() as db, db.begin():  # the broken one is tried after its lease
-        await db.execute(update(OutgoingMail).where(OutgoingMail.status == "pending")
-                         .values(locked_until=None))
+    async with node.readers() as db:  # the broken one counts a try, and waits its backoff
+        broken = await db.scalar(select(OutgoingMail).where(OutgoingMail.status == "pending"))
+        assert broken.attempts == 1 and "a bug" in broken.last_error
+        assert "coop.example" not in broken.last_error  # its address never kept
+    await _due_now(node)
     await node.run_worker()
     assert len(mail_server.received) == 2
+
+
+async def _due_now(node) -> None:
+    async with node.writers() as db, db.begin():
+        await db.execute(update(OutgoingMail).where(OutgoingMail.status == "pending")
+                         .values(locked_until=None, next_attempt_at=utcnow()))
+
+
+async def test_a_mail_that_always_breaks_ends_failed(mail_node, mail_server, monkeypatch):
+    """Every try counted, so it fails after its tries and the member's next reset may come."""
+    node = mail_node
+    await _member(node, "ana", None, "ana@coop.example")
+    await _forgot(node, "ana")
+
+    async def always_breaks(settings, message):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(sender, "send_message", always_breaks)
+    for _ in range(sender.SHORT_LIVED["reset"]):
+        await _due_now(node)
+        await node.run_worker()
+    async with node.readers() as db:
+        [mail] = (await db.scalars(select(OutgoingMail))).all()
+    assert mail.status == "failed" and mail.attempts == sender.SHORT_LIVED["reset"]
+    assert len(mail_server.received) == 0
+
+
+async def test_a_lasting_database_error_in_one_mail_fails_it(mail_node, mail_server,
+                                                             monkeypatch):
+    """Not "the database is away" (that is re-raised, to wait): this mail fails, others go."""
+    node = mail_node
+    await _member(node, "ana", None, "ana@coop.example")
+    await _member(node, "bea", None, "bea@coop.example")
+    await _forgot(node, "ana")
+    await _forgot(node, "bea")
+    real = MailSender._write
+
+    async def ana_breaks(self, db, mail):
+        if mail.to_address.startswith("ana"):
+            raise DataError("INSERT", {}, ValueError("value too long"))
+        return await real(self, db, mail)
+
+    monkeypatch.setattr(MailSender, "_write", ana_breaks)
+    await node.run_worker()  # does not raise
+    async with node.readers() as db:
+        rows = {m.to_address: m for m in await db.scalars(select(OutgoingMail))}
+    assert rows["ana@coop.example"].status == "failed"
+    assert rows["bea@coop.example"].status == "sent" and len(mail_server.received) == 1
 
 
 async def test_the_confirmation_can_be_sent_again(mail_node, mail_server):

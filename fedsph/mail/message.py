@@ -27,11 +27,22 @@ def one_line(text: str, limit: int = SUBJECT_MAX) -> str:
 
 
 def plain_address(text: str) -> str:
-    """The one address in `text` (a bare address or `Name <address>`); UserError otherwise."""
+    """The one address in `text` (a bare address or `Name <address>`); UserError otherwise
+    (without the text: an address is never logged)."""
     address = one_address(text)
     if address is None:
-        raise UserError(f"not one e-mail address: {text!r}")
+        raise UserError("not one e-mail address")
     return address
+
+
+def ascii_domain(address: str) -> str:
+    """The address with its domain in ASCII (IDNA: "bücher.example" as "xn--bcher-kva.example"),
+    as the SMTP envelope carries it to a server without SMTPUTF8; unchanged if it cannot be."""
+    local, _, domain = address.rpartition("@")
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return address
 
 
 def build_message(sender: str, to: str, subject: str, body: str, domain: str,

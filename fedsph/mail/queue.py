@@ -24,7 +24,9 @@ RESET_MAIL_EVERY = timedelta(minutes=10)
 CONFIRM_MAIL_EVERY = timedelta(minutes=10)
 # Invitation mail goes to any address a member types: capped so that a member (or a stolen
 # session) cannot use the node as a relay for mail to strangers.
-INVITES_A_DAY = 20  # per inviting member, and per project
+INVITES_A_DAY = 20  # per project
+MEMBER_INVITES_A_DAY = 10  # per inviting member: lower, so one member cannot use a project's all
+CONFIRMS_A_DAY = 5  # "send the confirmation again", per member
 INVITE_AGAIN_AFTER = timedelta(days=7)  # the same address, the same project
 
 
@@ -51,15 +53,20 @@ async def find_account(db: AsyncSession, login: str) -> User | None:
     return await db.scalar(select(User).where(User.email == address))
 
 
+async def reset_is_due(db: AsyncSession, user: User) -> bool:
+    """Whether a reset mail may be queued for the account (only reads: a reader will do)."""
+    if not (user.email and user.email == user.email_confirmed):
+        return False
+    return await db.scalar(select(OutgoingMail.id).where(
+        OutgoingMail.kind == "reset", OutgoingMail.user_id == user.id,
+        or_(OutgoingMail.status == "pending",
+            OutgoingMail.created_at > utcnow() - RESET_MAIL_EVERY)).limit(1)) is None
+
+
 async def queue_reset(db: AsyncSession, user: User) -> bool:
     """A reset mail to the account's confirmed address; False (nothing queued) when it has
     none, or one is already waiting."""
-    if not (user.email and user.email == user.email_confirmed):
-        return False
-    if await db.scalar(select(OutgoingMail.id).where(
-            OutgoingMail.kind == "reset", OutgoingMail.user_id == user.id,
-            or_(OutgoingMail.status == "pending",
-                OutgoingMail.created_at > utcnow() - RESET_MAIL_EVERY)).limit(1)) is not None:
+    if not await reset_is_due(db, user):
         return False
     db.add(OutgoingMail(kind="reset", user_id=user.id, to_address=user.email))
     return True
@@ -69,10 +76,14 @@ async def queue_confirm(db: AsyncSession, user: User) -> bool:
     """A confirmation mail for an address the member typed (not yet confirmed)."""
     if not user.email or user.email == user.email_confirmed:
         return False
-    if await db.scalar(select(OutgoingMail.id).where(
-            OutgoingMail.kind == "confirm", OutgoingMail.user_id == user.id,
-            or_(OutgoingMail.status == "pending",
-                OutgoingMail.created_at > utcnow() - CONFIRM_MAIL_EVERY)).limit(1)) is not None:
+    confirms = select(OutgoingMail.id).where(OutgoingMail.kind == "confirm",
+                                             OutgoingMail.user_id == user.id)
+    if await db.scalar(confirms.where(or_(
+            OutgoingMail.status == "pending",
+            OutgoingMail.created_at > utcnow() - CONFIRM_MAIL_EVERY)).limit(1)) is not None:
+        return False
+    if await db.scalar(select(func.count()).select_from(confirms.where(
+            OutgoingMail.created_at > utcnow() - timedelta(days=1)).subquery())) >= CONFIRMS_A_DAY:
         return False
     db.add(OutgoingMail(kind="confirm", user_id=user.id, to_address=user.email))
     return True
@@ -94,20 +105,25 @@ async def queue_invite(db: AsyncSession, project: Actor, sent_by: User | None, a
 async def _check_invite_caps(db: AsyncSession, project: Actor, sent_by: User | None,
                              address: str) -> None:
     """UserError when this invitation would go over a cap (counted from the queue itself, sent
-    or not, so the caps hold across restarts and workers)."""
+    or not, so the caps hold across restarts and workers). The project's row and the member's
+    are locked first (FOR UPDATE; SQLite has one writer): on PostgreSQL two requests at once
+    would otherwise both count below the cap, then both insert."""
+    await db.execute(select(Actor.id).where(Actor.id == project.id).with_for_update())
+    if sent_by is not None:
+        await db.execute(select(User.id).where(User.id == sent_by.id).with_for_update())
     now = utcnow()
     invites = select(func.count()).select_from(OutgoingMail).where(
         OutgoingMail.kind == "invite", OutgoingMail.created_at > now - timedelta(days=1))
     if sent_by is not None and await db.scalar(
-            invites.where(OutgoingMail.sent_by == sent_by.id)) >= INVITES_A_DAY:
+            invites.where(OutgoingMail.sent_by == sent_by.id)) >= MEMBER_INVITES_A_DAY:
         raise UserError(N_("You have sent %(count)s invitations by mail today, the most a day; "
-                           "try again tomorrow."), count=INVITES_A_DAY)
+                           "try again tomorrow."), count=MEMBER_INVITES_A_DAY)
     if await db.scalar(invites.where(OutgoingMail.project_id == project.id)) >= INVITES_A_DAY:
         raise UserError(N_("This project has sent %(count)s invitations by mail today, the most "
                            "a day; try again tomorrow."), count=INVITES_A_DAY)
     if await db.scalar(select(OutgoingMail.id).where(
             OutgoingMail.kind == "invite", OutgoingMail.project_id == project.id,
-            OutgoingMail.to_address == address,
+            OutgoingMail.to_address == address, OutgoingMail.status.in_(("pending", "sent")),
             OutgoingMail.created_at > now - INVITE_AGAIN_AFTER).limit(1)) is not None:
         raise UserError(N_("An invitation to this project was mailed to this address in the "
                            "last 7 days."))
@@ -156,9 +172,13 @@ async def prune_mail(db: AsyncSession, older_than: timedelta) -> int:
     """Housekeeping: mails finished (sent, failed, cancelled) longer ago than FEDSPH_INBOX_RETENTION_DAYS
     (they name who got what), and links past their end (their hashes are of no use any more)."""
     now = utcnow()
+    # Every mail stays at least the day the daily caps count over, and invitations the week
+    # the same-address check looks back over (_check_invite_caps), however short the setting.
+    older_than = max(older_than, timedelta(days=1))
     mails = await db.execute(delete(OutgoingMail).where(
         OutgoingMail.status != "pending",
-        func.coalesce(OutgoingMail.finished_at, OutgoingMail.created_at) < now - older_than)
+        func.coalesce(OutgoingMail.finished_at, OutgoingMail.created_at) < now - older_than,
+        or_(OutgoingMail.kind != "invite", OutgoingMail.created_at < now - INVITE_AGAIN_AFTER))
         .execution_options(synchronize_session=False))
     await db.execute(delete(MailToken).where(MailToken.expires_at < now)
                      .execution_options(synchronize_session=False))

@@ -15,6 +15,7 @@ the address it names replaced.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 from dataclasses import dataclass
@@ -22,15 +23,15 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from fedsph.accounts import create_invite, hash_token
+from fedsph.accounts import create_invite, hash_token, may_act_as, may_log_in
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.federation.delivery import backoff
 from fedsph.mail import links, notices, texts, unsubscribe
-from fedsph.mail.message import build_message, one_line
+from fedsph.mail.message import ascii_domain, build_message, one_line
 from fedsph.mail.queue import claim_mails, lease_mail
 from fedsph.mail.smtp import MailNotSent, MailRefused, send_message
 from fedsph.models import Actor, Invite, OutgoingMail, User, utcnow
@@ -42,6 +43,9 @@ MAIL_MAX_ATTEMPTS = 12  # with FEDSPH_RETRY_BASE_SECONDS at 30 s: about 34 hours
 # A reset link lasts an hour and a notice is about what waits now: a few hours of tries.
 SHORT_LIVED = {"reset": 9, "notice": 9}  # tries over about 2 hours at 30 s
 SCAN_EVERY = 60.0  # seconds between two looks for notices that are due
+# The database is away for a while (as worker.py's loop sees it): re-raised, tried again later.
+# Any other database error is a bug in one mail: that mail fails, the others go on.
+AWAY = (OperationalError, InterfaceError, OSError)
 
 
 @dataclass
@@ -70,7 +74,7 @@ class MailSender:
                     await notices.queue_due_notices(db)
             except IntegrityError:  # another worker queued the same notice a moment before
                 log.info("a notice was queued by another worker")
-            except (DBAPIError, OSError):
+            except AWAY:
                 raise  # the database is away: the worker's loop waits and tries again
             except Exception:  # a bug must not stop the mails already queued, nor the worker
                 log.exception("queueing notices failed")
@@ -85,7 +89,7 @@ class MailSender:
         for mail_id, lease in ids:
             try:
                 done += await self.send_one(mail_id, lease)
-            except (DBAPIError, OSError):
+            except AWAY:
                 raise  # the database is away: the worker's loop waits and tries again
             except Exception:  # a bug in one mail must not stop the others, nor the worker
                 log.exception("sending mail %s failed; it is tried again after its lease",
@@ -105,7 +109,7 @@ class MailSender:
                 if written is None:  # nothing to send any more
                     self._end(mail, "cancelled", None)
                     return True
-        except (DBAPIError, OSError):
+        except AWAY:
             raise  # the database is away: the row keeps its lease and is claimed again later
         except Exception:  # a bug: keep the row with its traceback, go on with the others
             log.exception("writing mail %s failed", mail_id)
@@ -121,6 +125,10 @@ class MailSender:
         except MailNotSent as exc:
             said = _without_address(str(exc), written.message["To"])
             log.warning("mail %s not sent, will try again: %s", mail_id, said)
+            return await self._record(mail_id, lease, None, said, retry=True)
+        except Exception:  # a bug or the unforeseen: counted as a try, so the mail ends one day
+            log.exception("sending mail %s failed", mail_id)
+            said = _without_address(traceback.format_exc(limit=6), written.message["To"])
             return await self._record(mail_id, lease, None, said, retry=True)
         log.info("mail %s sent", mail_id)
         return await self._record(mail_id, lease, written, None, retry=False)
@@ -151,6 +159,8 @@ class MailSender:
                 return False
             else:
                 self._end(mail, "failed", (error or "")[:4000])
+                if mail.kind == "notice" and mail.topic:  # not again before NOTICE_INTERVAL
+                    await notices.mark_told(db, mail.user_id, mail.topic, 0)
         return True
 
     # -- writing each kind ------------------------------------------------------------------
@@ -188,6 +198,10 @@ class MailSender:
         if project is None:
             return None
         sender = await db.get(User, mail.sent_by) if mail.sent_by else None
+        # An invitation speaks for its sender: none once they are disabled or left the project.
+        if sender is not None and not (may_log_in(sender)
+                                       and await may_act_as(db, sender, project)):
+            return None
         if mail.invite_id is not None:  # a retry: the link of the earlier attempt stops working
             await db.execute(delete(Invite).where(Invite.id == mail.invite_id,
                                                   Invite.used_at.is_(None)))
@@ -227,5 +241,10 @@ class MailSender:
 
 
 def _without_address(said: str, address: str | None) -> str:
-    """A server's reply as we log and keep it: the recipient's address replaced."""
-    return said.replace(address, "<recipient>") if address else said
+    """A server's reply as we log and keep it: the recipient's address replaced, in any case
+    and in its ASCII (IDNA) form too, as a server may give it back either way."""
+    if not address:
+        return said
+    for form in {str(address), ascii_domain(str(address))}:
+        said = re.sub(re.escape(form), "<recipient>", said, flags=re.IGNORECASE)
+    return said

@@ -15,6 +15,7 @@ import ssl
 from email.message import EmailMessage
 
 from fedsph.config import Settings, outgoing_tls_context, smtp_port
+from fedsph.mail.message import ascii_domain
 
 
 class MailRefused(Exception):
@@ -38,9 +39,12 @@ async def send_message(settings: Settings, message: EmailMessage) -> None:
     options = {"use_tls": tls == "tls", "start_tls": tls == "starttls"}
     if tls != "none":
         options["tls_context"] = _tls_context(settings)
+    # The envelope's domains in ASCII: a non-ASCII domain is refused by servers without SMTPUTF8.
+    envelope = {"sender": ascii_domain(message["From"].addresses[0].addr_spec),
+                "recipients": [ascii_domain(message["To"].addresses[0].addr_spec)]}
     try:
         await aiosmtplib.send(
-            message, hostname=settings.smtp_host, port=smtp_port(settings),
+            message, **envelope, hostname=settings.smtp_host, port=smtp_port(settings),
             username=settings.smtp_username or None, password=settings.smtp_password or None,
             timeout=settings.http_timeout, **options)
     except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -3,10 +3,12 @@ by `fedsph user reset-link`, and what each member was last told. See fedsph/mail
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, false, text
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, delete, false, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from fedsph.models.actors import Follow
+from fedsph.models.auth import Invite
 from fedsph.models.base import Base, utcnow
 from fedsph.models.content import Object
 from fedsph.models.queue import QueueColumns
@@ -91,3 +93,15 @@ Index("ix_objects_held", Object.id, sqlite_where=Object.approved == false(),
       postgresql_where=Object.approved == false())
 Index("ix_follows_pending", Follow.followed_id, sqlite_where=Follow.state == "pending",
       postgresql_where=Follow.state == "pending")
+
+
+async def withdraw_invitations(db: AsyncSession, user_id: int) -> None:
+    """A member disabled or deleted (fedsph/accounts.py, fedsph/projects/deletion.py): an
+    invitation speaks for whoever made it, so their unused ones go, and their invitation mails
+    not sent yet are cancelled (else the worker would mint a working link for them later)."""
+    await db.execute(delete(Invite).where(Invite.created_by == user_id, Invite.used_at.is_(None)))
+    await db.execute(update(OutgoingMail).where(
+        OutgoingMail.sent_by == user_id, OutgoingMail.status == "pending").values(
+        status="cancelled", finished_at=utcnow(), locked_until=None,
+        last_error="its sender was disabled or deleted").execution_options(
+        synchronize_session=False))

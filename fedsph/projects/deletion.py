@@ -37,12 +37,12 @@ from fedsph.models import (
     Follow,
     Hub,
     HubMembership,
-    Invite,
     Media,
     Membership,
     User,
     utcnow,
 )
+from fedsph.models.mail import withdraw_invitations
 from fedsph.projects.conversations import before_actor_deleted
 from fedsph.projects.media import delete_files
 
@@ -181,10 +181,10 @@ async def delete_user(db: AsyncSession, urls: URLs, user: User,
     """Delete a member: the projects they alone belong to (only `with_projects`: else
     UserError, nothing done; counted here, in the deleting transaction), then their own Person,
     which takes the user row with it (and so their sessions, tokens and memberships: ON DELETE
-    CASCADE). Their unused invitations go too: an invitation speaks for whoever made it.
+    CASCADE). Their unused invitations go too, and their invitation mails not sent yet.
     Projects with other members simply lose this member."""
     alone = await projects_going_with(db, user, with_projects)
-    await db.execute(delete(Invite).where(Invite.created_by == user.id, Invite.used_at.is_(None)))
+    await withdraw_invitations(db, user.id)  # and their invitation mails not sent yet
     person = await db.get(Actor, user.actor_id)
     done = [await delete_actor(db, urls, project) for project in alone]
     done.append(await delete_actor(db, urls, person))

@@ -5,8 +5,9 @@ GET never changes anything (mail scanners open links): each link shows a form, a
 POST acts. The "forgot password" form answers the same whatever was typed, so it tells nobody
 whether an account or an address exists, and sends a mail only to a confirmed address; each
 client address gets a few tries an hour before its requests are quietly dropped. It answers
-before it looks the account up (a task does that), so neither does its timing tell. Pages of
-a link are never cached (no-store): they hold a secret in their address.
+before it looks the account up (ForgotLookups does, after), so neither does its timing tell.
+Pages of a link are never cached (no-store): they hold a secret in their address. They read on
+a reader: on SQLite a writer's session takes the one write lock, and anybody may ask.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fedsph.config import mail_enabled
 from fedsph.errors import UserError
 from fedsph.i18n import N_
 from fedsph.mail import links, notices, unsubscribe
-from fedsph.mail.queue import find_account, queue_confirm, queue_reset
+from fedsph.mail.queue import find_account, queue_confirm, queue_reset, reset_is_due
 from fedsph.models import User
 from fedsph.web.auth_middleware import read_form
 from fedsph.web.client_address import client_address
@@ -30,11 +31,8 @@ from fedsph.web.keys import READERS, SETTINGS, URLS, USER, WRITERS
 from fedsph.web.render import error_message, html_response
 
 FORGOT_LIMITER = web.AppKey("forgot_limiter", Backoff)
-# The lookups a "forgot password" answer left running; awaited when the server stops.
-FORGOT_TASKS = web.AppKey("forgot_tasks", set)
-# One at a time in a process, so that a burst of requests for one account queues one mail
-# (across processes, the unique index on waiting resets holds).
-FORGOT_LOCK = web.AppKey("forgot_lock", asyncio.Lock)
+FORGOT_WAITING = 256  # lookups waiting at most; more are dropped (the answer is the same)
+FORGOT_DRAIN = 10.0  # seconds the lookups still waiting get when the server stops
 FORGOT_FREE = 5  # tries per client address an hour before they wait (1 s, 2 s, 4 s…)
 LOGIN_MAX = 255
 log = logging.getLogger("fedsph.login")
@@ -65,30 +63,87 @@ async def forgot(request: web.Request) -> web.Response:
         log.warning("password reset request dropped: too many from %s", key)
         return _page(request, "sent")
     limiter.fail(key)  # every request counts, found or not
-    tasks = request.app[FORGOT_TASKS]
-    task = asyncio.create_task(_look_up_and_queue(request.app, login))
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    if not request.app[FORGOT_LOOKUPS].offer(login):
+        log.warning("password reset request dropped: too many lookups waiting")
     return _page(request, "sent")
 
 
+class ForgotLookups:
+    """The lookups behind "forgot password" answers, after them: one task per application
+    works through a bounded queue, one at a time, so a burst for one account queues one mail in
+    this process (across processes, the unique index on waiting resets holds) and a flood costs
+    a fixed amount of memory whatever the client addresses. When the server stops, those still
+    waiting get a few seconds, then are dropped; none is taken after that (the engine goes)."""
+
+    def __init__(self, app: web.Application):
+        self.app, self.closed, self.unfinished = app, False, 0
+        self.waiting: asyncio.Queue[str] = asyncio.Queue(maxsize=FORGOT_WAITING)
+        self.task: asyncio.Task | None = None
+
+    def offer(self, login: str) -> bool:
+        """Queue a lookup; False (dropped) when full or stopping."""
+        if self.closed or self.waiting.full():
+            return False
+        if self.task is None:
+            self.task = asyncio.create_task(self._work())
+        self.waiting.put_nowait(login)
+        self.unfinished += 1
+        return True
+
+    async def _work(self) -> None:
+        while True:
+            login = await self.waiting.get()
+            try:
+                await _look_up_and_queue(self.app, login)
+            finally:
+                self.unfinished -= 1
+                self.waiting.task_done()
+
+    async def settled(self) -> None:
+        """Every lookup offered so far done (tests, and the server stopping)."""
+        await self.waiting.join()
+
+    async def close(self, app: web.Application | None = None) -> None:
+        self.closed = True
+        try:
+            await asyncio.wait_for(self.settled(), FORGOT_DRAIN)
+        except TimeoutError:
+            log.warning("%d password reset lookup(s) dropped at shutdown", self.unfinished)
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+FORGOT_LOOKUPS = web.AppKey("forgot_lookups", ForgotLookups)
+
+
+def _link_conflict(exc: IntegrityError) -> bool:
+    """The unique index on waiting resets (PostgreSQL names it; SQLite names its columns)."""
+    said = str(exc.orig)
+    return "ux_outgoing_mails_link" in said or "outgoing_mails.user_id, outgoing_mails.kind" in said
+
+
 async def _look_up_and_queue(app: web.Application, login: str) -> None:
-    """The work behind a "forgot password" answer, after it: the same answer at the same
-    speed whether the account exists or not."""
+    """The work behind a "forgot password" answer: the same answer at the same speed whether
+    the account exists or not. Looked up on a reader; a writer (on SQLite, the one write lock)
+    only when a mail is due."""
     try:
-        async with app[FORGOT_LOCK], app[WRITERS]() as db, db.begin():
+        async with app[READERS]() as db:
             user = await find_account(db, login)
+            due = user is not None and links.may_use_account(user) and await reset_is_due(db, user)
+        if not due:
+            return
+        async with app[WRITERS]() as db, db.begin():
+            user = await db.get(User, user.id)  # as it is now, in the writing transaction
             if user is not None and links.may_use_account(user):
                 await queue_reset(db, user)
-    except IntegrityError:  # another process queued this account's reset a moment before
-        pass
+    except IntegrityError as exc:
+        if not _link_conflict(exc):
+            log.exception("queueing a reset mail failed")
+        else:  # another process queued this account's reset a moment before
+            log.debug("a reset mail was queued by another process")
     except Exception:  # nobody waits for this task: say it in the log
         log.exception("queueing a reset mail failed")
-
-
-async def _finish_forgot_tasks(app: web.Application) -> None:
-    if app[FORGOT_TASKS]:
-        await asyncio.gather(*app[FORGOT_TASKS], return_exceptions=True)
 
 
 async def confirm_again(request: web.Request) -> web.Response:
@@ -110,8 +165,9 @@ async def confirm_again(request: web.Request) -> web.Response:
 
 
 async def reset_form(request: web.Request) -> web.Response:
-    # From the writer: a link minted a moment ago may not have reached a replica yet.
-    async with request.app[WRITERS]() as db:
+    # A reader: on SQLite a writer's session takes the one write lock (BEGIN IMMEDIATE), and
+    # anybody may ask for any address here.
+    async with request.app[READERS]() as db:
         found = await links.open_link(db, "reset", request.match_info["token"])
     if found is None:
         return _page(request, "gone", status=410)
@@ -120,7 +176,7 @@ async def reset_form(request: web.Request) -> web.Response:
 
 async def reset(request: web.Request) -> web.Response:
     token = request.match_info["token"]
-    async with request.app[WRITERS]() as db:
+    async with request.app[READERS]() as db:  # a writer only for a link that works
         if await links.open_link(db, "reset", token) is None:
             return _page(request, "gone", status=410)
     form = await read_form(request)
@@ -146,7 +202,7 @@ def _link_page(request: web.Request, kind: str, state: str, status: int = 200, *
 
 
 async def confirm_form(request: web.Request) -> web.Response:
-    async with request.app[WRITERS]() as db:
+    async with request.app[READERS]() as db:
         found = await links.open_link(db, "confirm", request.match_info["token"])
     if found is None:
         return _link_page(request, "confirm", "gone", 410)
@@ -186,10 +242,13 @@ async def unsubscribe_form(request: web.Request) -> web.Response:
 async def unsubscribe_post(request: web.Request) -> web.Response:
     """The page's button, or a mail program's one-click POST (RFC 8058): no CSRF token, as the
     signed link is itself the proof (auth_middleware.CSRF_EXEMPT_ROUTES)."""
-    async with request.app[WRITERS]() as db, db.begin():
+    async with request.app[READERS]() as db:  # the signature checked without the write lock
         found = await _subscriber(request, db)
-        if found is not None:
-            await notices.unsubscribe(db, *found)
+    if found is not None:
+        async with request.app[WRITERS]() as db, db.begin():
+            user = await db.get(User, found[0].id)
+            if user is not None:
+                await notices.unsubscribe(db, user, found[1])
     if found is None:
         return _link_page(request, "unsubscribe", "gone", 404)
     return _link_page(request, "unsubscribe", "done", topic=found[1])
@@ -197,8 +256,9 @@ async def unsubscribe_post(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app[FORGOT_LIMITER] = Backoff(FORGOT_FREE, cap=3600.0)
-    app[FORGOT_TASKS], app[FORGOT_LOCK] = set(), asyncio.Lock()
-    app.on_shutdown.append(_finish_forgot_tasks)
+    app[FORGOT_LOOKUPS] = ForgotLookups(app)
+    # on_shutdown comes before on_cleanup, where the engine is disposed
+    app.on_shutdown.append(app[FORGOT_LOOKUPS].close)
     app.router.add_post("/email/confirm-again", confirm_again)
     app.router.add_get("/password/forgot", forgot_form)
     app.router.add_post("/password/forgot", forgot)
