@@ -53,8 +53,9 @@ def site_for(address: str, upstream: str) -> str:
             .replace(SHIPPED_UPSTREAM, upstream))
 
 
-def readme_lines(prefix: str) -> list[str]:
-    """The command lines of the README's "Deploy" section that start with `prefix`."""
+def readme_lines(prefix: str | tuple[str, ...]) -> list[str]:
+    """The command lines of the README's "Deploy" section that start with `prefix` (or one of
+    them), in order."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Deploy\n"):readme.index("<!-- /Deploy -->")]
     return [line.split("  #")[0].strip() for line in section.splitlines()
