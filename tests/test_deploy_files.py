@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -281,3 +283,37 @@ def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
     assert (root / "usr/local/bin/fedsph").stat().st_mode & 0o777 == 0o755
     bundle = root / "etc/fedsph/private-ca.crt"
     assert load_settings({"FEDSPH_CA_BUNDLE": str(bundle)}).ca_bundle == str(bundle)
+
+
+@engine_independent
+def test_make_tls_proxies_removes_its_policy_rc_d_when_interrupted(tmp_path):
+    """`make tls-proxies` keeps Debian's packages from starting services while it installs them
+    with a policy-rc.d it makes: Ctrl-C during the install must not leave it behind (every
+    later package install on the machine would then start nothing). apt-get here only waits,
+    the tools it would install missing from PATH, the file in tmp_path."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for tool in ("chmod", "rm", "sleep"):
+        (fake / tool).symlink_to(shutil.which(tool))
+    started = tmp_path / "apt-started"
+    (fake / "apt-get").write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 60\n")
+    (fake / "touch").symlink_to(shutil.which("touch"))
+    (fake / "apt-get").chmod(0o755)
+    policy = tmp_path / "policy-rc.d"
+    make = subprocess.Popen([shutil.which("make"), "-s", "-C", str(ROOT), "tls-proxies",
+                             f"POLICY_RC_D={policy}"], env={"PATH": str(fake)},
+                            start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not started.exists():
+            assert make.poll() is None and time.monotonic() < deadline, make.stdout.read()
+            time.sleep(0.05)
+        assert policy.read_text() == "#!/bin/sh\nexit 101\n"  # in place while installing
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C reaches make, its shell and apt-get
+        make.wait(timeout=30)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
+    assert make.returncode != 0 and not policy.exists()
