@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fedsph.config import load_settings, proxy_networks
+from tests.processes import wait_for
 from tests.support import testdb
 from tests.support.caddy import readme_lines
 
@@ -223,6 +225,45 @@ def test_the_fedsph_command_piped_keeps_its_output_plain_and_reaches_no_terminal
     assert "\r" not in ran.stdout and ran.stdout.endswith("\n"), ran.stdout
     assert "to-stderr" not in ran.stdout and "HAS-A-TERMINAL" not in ran.stdout, ran.stdout
     assert "to-stderr" in (ran.stderr if stderr == "pipe" else shown)
+
+
+@engine_independent
+def test_the_fedsph_command_piped_still_stops_on_ctrl_c_and_reads_its_input(tmp_path):
+    """In a session of its own the program gets no Ctrl-C from the terminal: the command passes
+    it on, and the program ends. Its stdin is the command's (`echo … | sudo fedsph …`)."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
+    env = _command_env(env_file, shutil.which("sh"))
+    fed = subprocess.run([str(DEPLOY / "fedsph-command"), "-c", "cat; exit 7"], env=env,
+                         input="typed in\n", capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert (fed.returncode, fed.stdout) == (7, "typed in\n"), fed.stderr
+    pid_file = tmp_path / "pid"
+    command = subprocess.Popen(
+        [str(DEPLOY / "fedsph-command"), "-c", f"echo $$ > {pid_file}; exec sleep 60"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(),
+                 what="the program to start")
+        program = int(pid_file.read_text())
+        assert os.getsid(program) != os.getsid(command.pid)  # a session of its own
+        os.killpg(command.pid, signal.SIGINT)  # Ctrl-C: the terminal's foreground group
+        command.wait(timeout=30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+    wait_for(lambda: _ended(program), what="the program to end")
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return "(zombie)" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
 
 
 @engine_independent
