@@ -72,15 +72,21 @@ browser:
 # (a policy-rc.d saying no, unless the machine has one) and, where systemd runs, the proxies
 # installed here are stopped and disabled: their default sites would take port 80 (nginx's
 # postinst fails when it cannot).
+# The policy-rc.d this target makes goes again however the install ends: on Ctrl-C too (the
+# shell exits on INT/TERM, which runs the EXIT trap). POLICY_RC_D is for tests/test_deploy_files.py,
+# which must not touch the machine's own.
+POLICY_RC_D = /usr/sbin/policy-rc.d
+
 tls-proxies:
 	@missing=; for tool in caddy nginx curl systemd-analyze; do \
 		command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
 	[ -z "$$missing" ] && exit 0; \
 	new=; for tool in caddy nginx; do command -v $$tool >/dev/null || new="$$new $$tool"; done; \
-	blocked=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-		printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && blocked=1; fi; \
+	blocked=; if [ ! -e $(POLICY_RC_D) ]; then \
+		trap 'rm -f $(POLICY_RC_D)' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+		printf '#!/bin/sh\nexit 101\n' >$(POLICY_RC_D) && chmod 755 $(POLICY_RC_D) && blocked=1; fi; \
 	apt-get update -qq && apt-get install -y -qq caddy nginx curl systemd; status=$$?; \
-	[ -z "$$blocked" ] || rm -f /usr/sbin/policy-rc.d; \
+	[ -z "$$blocked" ] || { rm -f $(POLICY_RC_D); trap - EXIT INT TERM; }; \
 	[ $$status = 0 ] || exit $$status; \
 	if [ -n "$$new" ] && [ -d /run/systemd/system ]; then systemctl disable --now $$new || true; fi; \
 	for tool in caddy nginx curl systemd-analyze; do \

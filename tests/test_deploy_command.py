@@ -10,13 +10,16 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from fedsph.config import load_settings, proxy_networks
+from tests.processes import wait_for
 from tests.support import testdb
 from tests.support.caddy import readme_lines
 
@@ -48,9 +51,10 @@ def _run_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
                           text=True, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 
-def _env_lines(path: Path) -> dict[str, str]:
-    """The variables of an environment file as the `fedsph` command reads and passes them."""
-    shown = _run_command(_command_env(path))
+def _env_lines(path: Path, **callers: str) -> dict[str, str]:
+    """The variables of an environment file as the `fedsph` command reads and passes them;
+    `callers`: variables of the shell that runs the command (not passed on)."""
+    shown = _run_command({**callers, **_command_env(path)})
     assert shown.returncode == 0, shown.stderr
     return dict(line.split("=", 1) for line in shown.stdout.splitlines()
                 if line.startswith("FEDSPH_") and not line.startswith(
@@ -93,12 +97,14 @@ FEDSPH_D=pa$$word!$(id)
 def test_the_fedsph_command_reads_settings_as_systemd_does(tmp_path):
     """systemd's EnvironmentFile= rules, not a shell's: the value taken literally ($, backticks,
     spaces, ; inside it), spaces around the name, = and an unquoted value dropped, quotes around
-    the whole value removed and what is inside kept as is. Nothing of it runs as a command."""
+    the whole value removed and what is inside kept as is. Nothing of it runs as a command, and
+    the FEDSPH_* variables of root's shell do not reach the program."""
     _need_root("the fedsph command runs as root only")
     (tmp_path / "data").mkdir()
     env_file = tmp_path / "fedsph.env"
     env_file.write_text(SYSTEMD_STYLE.replace("@DATA@", f"{tmp_path}/data"))
-    assert _env_lines(env_file) == {
+    assert _env_lines(env_file, FEDSPH_DATABASE_URL="sqlite:///root-chose-this",
+                      FEDSPH_C="from root's shell") == {
         "FEDSPH_DATA_DIR": f"{tmp_path}/data",
         "FEDSPH_NODE_NAME": "Our coop $HOME `id` ; two  spaces",
         "FEDSPH_A": "  kept $x  ",
@@ -115,6 +121,12 @@ def test_the_fedsph_command_reads_settings_as_systemd_does(tmp_path):
     ("touch /tmp/SHOULD-NOT-EXIST", "not NAME=value"),
     ("1X=y", "not a variable name"),
     ("FEDSPH-X=y", "not a variable name"),
+    ("FEDSPH_X=y\r", "Windows line ends: save the file with Unix line ends"),
+    ("# a comment\r", "Windows line ends"),
+    ("# a comment that goes on \\", "a comment ending in a backslash"),
+    ("  ; another one\\  ", "a comment ending in a backslash"),
+    ("LD_PRELOAD=/tmp/evil.so", "LD_PRELOAD is not passed on"),
+    ("LD_LIBRARY_PATH=/tmp", "LD_LIBRARY_PATH is not passed on"),
 ])
 @engine_independent
 def test_the_fedsph_command_refuses_lines_systemd_would_read_otherwise(tmp_path, line, said):
@@ -136,37 +148,155 @@ def test_the_fedsph_command_refuses_lines_systemd_would_read_otherwise(tmp_path,
     ("FEDSPH_NODE_NAME=x\n", "must be a full path"),
     ("FEDSPH_DATA_DIR=data\n", "must be a full path"),
     ("FEDSPH_DATA_DIR=/nonexistent/fedsph\n", "no data folder /nonexistent/fedsph"),
+    (b"FEDSPH_DATA_DIR=/tmp\nFEDSPH_X=a\x00b\n", "holds a NUL byte"),
+    (b"FEDSPH_DATA_DIR=/tmp\nFEDSPH_NODE_NAME=Cooperativa Espa\xf1a\n", "is not UTF-8 text"),
 ])
 @engine_independent
 def test_the_fedsph_command_needs_its_settings_and_data_folder(tmp_path, text, said):
     _need_root("the fedsph command runs as root only")
     env_file = tmp_path / "fedsph.env"
-    if text is not None:
+    if isinstance(text, bytes):
+        env_file.write_bytes(text)
+    elif text is not None:
         env_file.write_text(text)
     refused = _run_command(_command_env(env_file))
     assert refused.returncode == 1 and refused.stdout == "", refused.stdout
     assert refused.stderr.startswith("fedsph: ") and said in refused.stderr, refused.stderr
 
 
-@engine_independent
-def test_the_fedsph_command_gives_its_program_a_terminal_of_its_own(tmp_path):
-    """Run from a terminal, the program (as the fedsph user) gets a new one from runuser --pty:
-    it cannot push keystrokes into root's terminal (TIOCSTI)."""
-    _need_root("the fedsph command runs as root only")
+# The program as a shell script: what it prints, on which stream, and whether it can open a
+# controlling terminal (/dev/tty), through which it could push keystrokes into root's shell.
+TERMINAL_PROBE = ("tty; echo to-stderr >&2; "
+                  "if (exec 3</dev/tty) 2>/dev/null; then echo HAS-A-TERMINAL; fi")
+
+
+def _probe_from_terminal(tmp_path, stdout, stderr) -> tuple[subprocess.CompletedProcess, str, str]:
+    """Run the command from a new terminal (its controlling one: `setsid --ctty`), stdin on it;
+    what ran printed, what appeared on the terminal, and the terminal's name."""
     (tmp_path / "data").mkdir()
     env_file = tmp_path / "fedsph.env"
     env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
     primary, secondary = os.openpty()
     try:
-        ran = subprocess.run([str(DEPLOY / "fedsph-command")],
-                             env=_command_env(env_file, shutil.which("tty")), stdin=secondary,
-                             capture_output=True, text=True, timeout=60, check=False)
-        assert ran.returncode == 0, ran.stderr
         own = os.ttyname(secondary)
+        ran = subprocess.run(
+            ["setsid", "--wait", "--ctty", str(DEPLOY / "fedsph-command"), "-c", TERMINAL_PROBE],
+            env=_command_env(env_file, shutil.which("sh")), stdin=secondary,
+            stdout=secondary if stdout == "terminal" else subprocess.PIPE,
+            stderr=secondary if stderr == "terminal" else subprocess.PIPE,
+            text=True, timeout=60, check=False)
+        os.close(secondary)
+        shown = b""
+        while True:
+            try:
+                piece = os.read(primary, 4096)
+            except OSError:  # EIO: the terminal has no more writers
+                break
+            if not piece:
+                break
+            shown += piece
     finally:
         os.close(primary)
-        os.close(secondary)
-    assert ran.stdout.strip().startswith("/dev/pts/") and ran.stdout.strip() != own, ran.stdout
+    return ran, shown.decode(), own
+
+
+@engine_independent
+def test_the_fedsph_command_gives_its_program_a_terminal_of_its_own(tmp_path):
+    """Run on a terminal (stdin, stdout, stderr), the program (as the fedsph user) gets a new
+    one from runuser --pty: it cannot push keystrokes into root's terminal (TIOCSTI)."""
+    _need_root("the fedsph command runs as root only")
+    ran, shown, own = _probe_from_terminal(tmp_path, "terminal", "terminal")
+    assert ran.returncode == 0, shown
+    first = shown.splitlines()[0].strip()
+    assert first.startswith("/dev/pts/") and first != own, shown
+    assert "to-stderr" in shown and "HAS-A-TERMINAL" in shown  # its own terminal, not root's
+
+
+@pytest.mark.parametrize("stderr", ["terminal", "pipe"])
+@engine_independent
+def test_the_fedsph_command_piped_keeps_its_output_plain_and_reaches_no_terminal(
+        tmp_path, stderr):
+    """Typed on a terminal with the output into a pipe (`sudo fedsph project list | less`):
+    no --pty, so the output keeps its line ends and errors stay on stderr; the program runs in
+    a session of its own, with no controlling terminal: it cannot reach root's."""
+    _need_root("the fedsph command runs as root only")
+    ran, shown, _ = _probe_from_terminal(tmp_path, "pipe", stderr)
+    assert ran.returncode == 0, (ran.stderr, shown)
+    assert "\r" not in ran.stdout and ran.stdout.endswith("\n"), ran.stdout
+    assert "to-stderr" not in ran.stdout and "HAS-A-TERMINAL" not in ran.stdout, ran.stdout
+    assert "to-stderr" in (ran.stderr if stderr == "pipe" else shown)
+
+
+@engine_independent
+def test_the_fedsph_command_piped_still_stops_on_ctrl_c_and_reads_its_input(tmp_path):
+    """In a session of its own the program gets no Ctrl-C from the terminal: the command passes
+    it on, and the program ends. Its stdin is the command's (`echo … | sudo fedsph …`)."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
+    env = _command_env(env_file, shutil.which("sh"))
+    fed = subprocess.run([str(DEPLOY / "fedsph-command"), "-c", "cat; exit 7"], env=env,
+                         input="typed in\n", capture_output=True, text=True, timeout=60,
+                         check=False)
+    assert (fed.returncode, fed.stdout) == (7, "typed in\n"), fed.stderr
+    pid_file = tmp_path / "pid"
+    command = subprocess.Popen(
+        [str(DEPLOY / "fedsph-command"), "-c", f"echo $$ > {pid_file}; exec sleep 60"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(),
+                 what="the program to start")
+        program = int(pid_file.read_text())
+        assert os.getsid(program) != os.getsid(command.pid)  # a session of its own
+        os.killpg(command.pid, signal.SIGINT)  # Ctrl-C: the terminal's foreground group
+        command.wait(timeout=30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+    wait_for(lambda: _ended(program), what="the program to end")
+
+
+def _ended(pid: int) -> bool:
+    try:
+        return "(zombie)" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+@engine_independent
+def test_the_fedsph_command_runs_nothing_planted_in_the_data_folder(tmp_path):
+    """Root never looks a program up through a PATH the settings chose (systemd reads
+    `PATH=:$PATH` literally: an empty entry is the current folder) nor through the caller's,
+    and never runs in the fedsph user's folder, where that user could plant a `runuser`."""
+    _need_root("the fedsph command runs as root only")
+    data = tmp_path / "data"
+    data.mkdir()
+    marker = tmp_path / "planted-ran"
+    for name in ("runuser", "env", "setsid", "id", "tr", "wc", "iconv", "sh", "touch"):
+        for folder in (data, data / "bin"):
+            folder.mkdir(exist_ok=True)
+            planted = folder / name
+            planted.write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
+            planted.chmod(0o755)
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={data}\nPATH=:$PATH\nPATH=.:bin:$PATH\n")
+    ran_marker = tmp_path / "program-ran"
+    # The settings' PATH, then also the caller's PATH and folder, pointing at planted programs.
+    for callers in ({}, {"PATH": f"{data}:bin:."}):
+        env = {**_command_env(env_file, shutil.which("touch")), **callers}
+        done = subprocess.run([str(DEPLOY / "fedsph-command"), str(ran_marker)], env=env,
+                              cwd=data, capture_output=True, text=True, timeout=60, check=False,
+                              stdin=subprocess.DEVNULL)
+        assert done.returncode == 0, done.stderr
+        assert ran_marker.exists() and not marker.exists(), (callers, marker.read_text())
+        ran_marker.unlink()
+    # The program itself gets the PATH as systemd would give it: literally.
+    shown = _run_command(_command_env(env_file))
+    assert "\nPATH=.:bin:$PATH\n" in f"\n{shown.stdout}", shown.stdout
+    assert not marker.exists()
 
 
 def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path):
@@ -176,39 +306,86 @@ def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path)
         pytest.skip("the fedsph command switches user with runuser, which needs root")
     data = tmp_path / "data"
     env_file = tmp_path / "fedsph.env"
+    # The command hands its program nothing of the caller's environment: the test database's
+    # URL (PostgreSQL run) goes into the settings file, as an operator would put it there.
     env_file.write_text((DEPLOY / "fedsph.env").read_text()
-                        .replace("FEDSPH_DATA_DIR=/var/lib/fedsph", f"FEDSPH_DATA_DIR={data}"))
+                        .replace("FEDSPH_DATA_DIR=/var/lib/fedsph", f"FEDSPH_DATA_DIR={data}")
+                        + "".join(f"{name}={value}\n"
+                                  for name, value in testdb.node_env(data).items()))
     data.mkdir(mode=0o700)
+    home = tmp_path / "home"
+    home.mkdir()
     env = {"PATH": os.environ["PATH"], "FEDSPH_ENV_FILE": str(env_file),
            "FEDSPH_SERVICE_USER": "root", "FEDSPH_PROGRAM": str(VENV_PROGRAM),
-           **testdb.node_env(data)}
+           "HOME": str(home), "USER": "root"}
 
-    def fedsph(line: str) -> subprocess.CompletedProcess:
-        command = (line.replace("sudo fedsph ", f"{DEPLOY / 'fedsph-command'} ", 1)
-                   .replace("/var/lib/fedsph/", f"{data}/"))
-        return subprocess.run(command, shell=True, env=env, capture_output=True, text=True,
-                              timeout=120, check=False, stdin=subprocess.DEVNULL)
+    def fedsph(*lines: str) -> subprocess.CompletedProcess:
+        """README lines run in one shell (a variable set by one is used by the next)."""
+        script = "\n".join(
+            line.replace("sudo fedsph ", f"{DEPLOY / 'fedsph-command'} ", 1)
+            .removeprefix("sudo ").replace("/var/lib/fedsph/", f"{data}/") for line in lines)
+        return subprocess.run(f"set -e\n{script}", shell=True, env=env, capture_output=True,
+                              text=True, timeout=300, check=False, stdin=subprocess.DEVNULL)
 
     # The README's step 5, as written but for `sudo` (the test runs as root already).
-    migrate, create_project, create_user, *later = readme_lines("sudo fedsph ")
+    migrate, create_project, create_user, *later = readme_lines(
+        ("sudo fedsph ", "BACKUP=", "NAME=", 'sudo install -m 600 -o "$USER" '))
     assert "database is up to date" in fedsph(migrate).stdout
     assert fedsph(create_project).returncode == 0
     created = fedsph(create_user)
     assert "created user maria with password: " in created.stdout, created.stderr
     listed = fedsph("sudo fedsph project list").stdout
     assert "coop\tOur housing cooperative\thttps://coop.example.org/actors/coop" in listed, listed
-    # Backups and upgrades: a dated backup, the one before an upgrade, migrate, and the restore
-    # of the latter, in the data folder the command runs in.
-    assert [line.split()[2] for line in later] == ["backup", "backup", "migrate", "restore"], later
-    for line in later:
-        done = fedsph(line)
-        assert done.returncode == 0, (line, done.stdout, done.stderr)
-    assert sorted(path.name for path in data.glob("*.tar.gz")) == [
-        f"backup-{datetime.date.today().isoformat()}.tar.gz",
-        "before-upgrade.tar.gz"]
+    # Backups and upgrades: a dated backup copied to the admin's home folder, then two upgrades
+    # (each backs up under a name of its own: `backup` refuses an existing file) and the restore
+    # of the latter's backup, in the data folder the command runs in.
+    backup_lines, upgrade_lines, [restore] = later[:3], later[3:6], later[6:]
+    assert [line.split()[:3] for line in later] == [
+        ["BACKUP=backup-$(date", "+%F-%H%M%S).tar.gz"], ["sudo", "fedsph", "backup"],
+        ["sudo", "install", "-m"], ["NAME=before-upgrade-$(date", "+%F-%H%M%S).tar.gz"],
+        ["sudo", "fedsph", "backup"], ["sudo", "fedsph", "migrate"],
+        ["sudo", "fedsph", "restore"]], later
+    done = fedsph(*backup_lines)
+    assert done.returncode == 0, (backup_lines, done.stdout, done.stderr)
+    [copy] = home.glob("backup-*.tar.gz")
+    assert copy.name.startswith(f"backup-{datetime.date.today().isoformat()}-")
+    assert copy.stat().st_mode & 0o777 == 0o600 and copy.stat().st_uid == os.getuid()
+    assert copy.read_bytes() == (data / copy.name).read_bytes()
+    first = fedsph(*upgrade_lines)
+    assert first.returncode == 0, (upgrade_lines, first.stdout, first.stderr)
+    time.sleep(1)  # the names have the time to the second
+    again = fedsph(*upgrade_lines, restore)
+    assert again.returncode == 0, (upgrade_lines, again.stdout, again.stderr)
+    assert len(list(data.glob("before-upgrade-*.tar.gz"))) == 2
     listed = fedsph("sudo fedsph project list").stdout
     assert "coop\tOur housing cooperative" in listed, listed
     refused = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                               str(DEPLOY / "fedsph-command"), "project", "list"], env=env,
                              capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 1 and "run it with sudo" in refused.stderr
+
+
+def test_the_upgrading_sections_backup_gets_a_new_name_each_time(tmp_path):
+    """The Upgrading section's backup lines, run for two upgrades in a row: `backup` refuses an
+    existing file, so each upgrade's backup has a name of its own (date and time)."""
+    readme = (ROOT / "README.md").read_text()
+    upgrading = readme[readme.index("## Upgrading\n"):readme.index("<!-- end upgrade -->")]
+    lines = [line.strip() for line in upgrading.splitlines()
+             if line.strip().startswith(("NAME=", ".venv/bin/fedsph backup "))]
+    assert len(lines) == 2, lines
+    data = tmp_path / "data"
+    data.mkdir()
+    env = {"PATH": os.environ["PATH"], "FEDSPH_DATA_DIR": str(data), **testdb.node_env(data)}
+    subprocess.run([str(VENV_PROGRAM), "migrate"], env=env, check=True, capture_output=True,
+                   timeout=120)
+    script = "set -e\n" + "\n".join(lines).replace(".venv/bin/fedsph", str(VENV_PROGRAM))
+    for attempt in range(2):
+        if attempt:
+            time.sleep(1)  # the names have the time to the second
+        done = subprocess.run(script, shell=True, env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+    made = sorted(path.name for path in tmp_path.glob("fedsph-before-upgrade-*.tar.gz"))
+    assert len(made) == 2 and all(
+        name.startswith(f"fedsph-before-upgrade-{datetime.date.today().isoformat()}-")
+        for name in made), made

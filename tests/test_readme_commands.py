@@ -33,15 +33,16 @@ RAN_BY: tuple[tuple[str, str], ...] = (
     (r"git (clone|pull)", "not run: the tests work in this checkout"),
     (r"nano ", "not run: an editor"),
     (r"(certbot|ln -s /etc/nginx|systemctl |nginx -t$)", "not run: needs a public name or a running systemd; tests/test_deploy_files.py::test_nginx_example_passes_nginx_t checks the nginx example"),
-    (r"cp /usr/local/src/fedsph/deploy/|cp /var/lib/fedsph/", "not run: copies a file into /etc or home (tests/test_deploy_files.py reads the shipped files in place)"),
+    (r"cp /usr/local/src/fedsph/deploy/", "not run: copies a file into /etc (tests/test_deploy_files.py reads the shipped files in place)"),
     (r"python3 -m venv /opt/fedsph", "not run: the Install section's `python3 -m venv`, elsewhere (tests/test_package.py)"),
     (r"/opt/fedsph/bin/pip install", "not run: the Install section's pip lines, elsewhere (tests/test_package.py)"),
     (r"useradd |install -d |install -m 6\d\d /usr/local/src|install -m 755 /usr/local/src|install -m 644 root.crt", "tests/test_deploy_files.py::test_the_readme_useradd_and_install_lines_in_a_scratch_root"),
+    (r"(BACKUP|NAME)=(backup|before-upgrade)-|install -m 600 -o \"\$USER\" ", "tests/test_deploy_command.py::test_the_fedsph_command_runs_as_the_service_user_with_its_settings"),
     (r"install -m 600 -o fedsph -g fedsph backup", "tests/test_deploy_command.py::test_the_fedsph_command_runs_as_the_service_user_with_its_settings"),
     (r"caddy validate", "tests/test_deploy_files.py::test_caddyfile_passes_caddy_validate"),
     (r"systemd-analyze verify", "tests/test_deploy_files.py::test_systemd_units_pass_systemd_analyze_verify"),
     (r"curl (\"https://coop\.example\.org/\.well-known|-H \"Accept: application/activity\+json\" https://coop)", "tests/test_deploy_caddy.py::test_two_nodes_federate_over_https_through_caddy"),
-    (r"fedsph (migrate|project create|user create|backup /var/lib|restore /var/lib)", "tests/test_deploy_command.py::test_the_fedsph_command_runs_as_the_service_user_with_its_settings"),
+    (r"fedsph (migrate|project create|user create|backup /var/lib/fedsph/\$(BACKUP|NAME)|restore /var/lib/fedsph/\$NAME)", "tests/test_deploy_command.py::test_the_fedsph_command_runs_as_the_service_user_with_its_settings"),
     # Operate
     (r"fedsph doctor|fedsph serve$|curl -i http://127\.0\.0\.1:8080/healthz|export FEDSPH_METRICS_TOKEN=|curl -H \"Authorization: Bearer", "tests/test_ops_readme.py::test_every_operate_command_works"),
     # Accounts
@@ -55,6 +56,7 @@ RAN_BY: tuple[tuple[str, str], ...] = (
     # Operating: PostgreSQL, backups, upgrades
     (r"export FEDSPH_DATABASE_URL=postgresql", "not run as written: the tests' throwaway cluster has its own URL (tests/dbfixtures.py); `make test` runs every test on PostgreSQL"),
     (r"\.venv/bin/fedsph (migrate|serve)", "tests/test_upgrade.py::test_a_node_at_an_old_revision_upgrades_with_its_data"),
+    (r"NAME=fedsph-before-upgrade-", "tests/test_deploy_command.py::test_the_upgrading_sections_backup_gets_a_new_name_each_time"),
     (r"\.venv/bin/fedsph (backup|restore)", "tests/test_backup.py::test_a_backup_restores_projects_updates_keys_and_photos"),
 )
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from aiohttp import web
 
 from fedsph.errors import FetchError
+from fedsph.federation import remote as remote_module
 from fedsph.federation.crypto import generate_rsa_keypair
 from fedsph.federation.remote import MAX_FETCH_BYTES, Remote, Signer, make_client_session
 from tests.fakepeer import free_port
@@ -42,11 +44,34 @@ async def _refusal_in_pieces(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _accepted_then_cut(request: web.Request) -> web.StreamResponse:
+    """A 202 whose Content-Length promises 100 bytes; the connection closes after 5."""
+    await request.read()
+    response = web.StreamResponse(status=202, headers={"Content-Length": "100"})
+    await response.prepare(request)
+    await response.write(b"hello")
+    request.transport.close()
+    return response
+
+
+async def _accepted_then_trickled(request: web.Request) -> web.StreamResponse:
+    """A 202 whose body comes a byte at a time, slower than anyone should wait for."""
+    await request.read()
+    response = web.StreamResponse(status=202, headers={"Content-Length": "100"})
+    await response.prepare(request)
+    for _ in range(100):
+        await response.write(b"x")
+        await asyncio.sleep(0.2)
+    return response
+
+
 @pytest.fixture
 async def server():
     app = web.Application()
     app.router.add_get("/doc", _pieces)
     app.router.add_post("/doc", _refusal_in_pieces)
+    app.router.add_post("/cut", _accepted_then_cut)
+    app.router.add_post("/trickle", _accepted_then_trickled)
     runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
@@ -75,3 +100,33 @@ async def test_a_delivery_answer_in_pieces_is_kept_up_to_its_limit(server):
                         allow_private=True)
         result = await remote.post_signed(server, b"{}", remote.instance_signer)
         assert result.status == 400 and result.text == "a" * 1000 + "b" * 1000 + "c" * 48
+
+
+async def test_an_accepted_delivery_whose_answer_is_cut_short_stays_accepted(server):
+    """The status decides a delivery: a 202 whose body ends before its Content-Length is still a
+    202 (an error here would retry, i.e. deliver twice); what arrived is kept, marked as cut."""
+    private_pem, _ = generate_rsa_keypair()
+    async with make_client_session(allow_private=True, timeout=10) as session:
+        remote = Remote(session, Signer("https://node.example/actor#main-key", private_pem),
+                        allow_private=True)
+        result = await remote.post_signed(server.replace("/doc", "/cut"), b"{}",
+                                          remote.instance_signer)
+    assert result.status == 202, result
+    assert result.text.startswith("hello [answer cut: ClientPayloadError"), result.text
+
+
+async def test_an_accepted_delivery_whose_answer_trickles_does_not_hold_the_worker(
+        server, monkeypatch):
+    """A body trickled a byte at a time is given ANSWER_READ_SECONDS, not the session's whole
+    timeout: the 202 stands, with the bytes that came."""
+    monkeypatch.setattr(remote_module, "ANSWER_READ_SECONDS", 0.5)
+    private_pem, _ = generate_rsa_keypair()
+    async with make_client_session(allow_private=True, timeout=30) as session:
+        remote = Remote(session, Signer("https://node.example/actor#main-key", private_pem),
+                        allow_private=True)
+        started = time.monotonic()
+        result = await remote.post_signed(server.replace("/doc", "/trickle"), b"{}",
+                                          remote.instance_signer)
+        took = time.monotonic() - started
+    assert result.status == 202 and took < 5, (result, took)
+    assert result.text.startswith("x") and result.text.endswith("[answer cut: TimeoutError]")

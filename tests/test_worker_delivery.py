@@ -52,6 +52,7 @@ class Sink:
 
     answers: list[tuple[int, dict]] = field(default_factory=lambda: [(202, {})])
     hold_until: int = 0  # answer nobody before this many requests have arrived
+    cut_short: bool = False  # close the connection 5 bytes into a body promised 100 long
     port: int = field(default_factory=free_port)
     requests: list[tuple[dict, bytes]] = field(default_factory=list)
     all_arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -71,6 +72,12 @@ class Sink:
             self.all_arrived.set()
         await self.all_arrived.wait()
         status, headers = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if self.cut_short:
+            response = web.StreamResponse(status=status, headers={**headers, "Content-Length": "100"})
+            await response.prepare(request)
+            await response.write(b"sink ")
+            request.transport.close()
+            return response
         return web.Response(status=status, headers=headers, text="sink says so")
 
     async def start(self) -> Sink:
@@ -256,6 +263,23 @@ async def test_final_answers_end_the_delivery_at_once(db_node, sink, status, out
     row = await only_delivery(db_node)
     assert (row.status, row.attempts, row.last_status) == (outcome, 1, status)
     assert row.finished_at is not None
+    assert len(sink.requests) == 1
+
+
+async def test_an_accepted_delivery_whose_answer_is_cut_short_counts_as_delivered(db_node, sink):
+    """The inbox said 202, then closed before the body its Content-Length promised: the delivery
+    was accepted and is not sent again."""
+    sink.cut_short = True
+    project = await db_node.create_actor("coop")
+    await add_remote_follower(db_node, project, sink.follower_document())
+    await publish(db_node, project, "Nueva cooperativa")
+
+    await db_node.run_worker()
+    await make_due(db_node, Delivery)
+    await db_node.run_worker()
+
+    row = await only_delivery(db_node)
+    assert (row.status, row.attempts, row.last_status, row.last_error) == ("sent", 1, 202, None)
     assert len(sink.requests) == 1
 
 

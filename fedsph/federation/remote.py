@@ -7,6 +7,7 @@ cannot make us reach services on our own network, not even through a redirect or
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ USER_AGENT = f"fedsph/{__version__}"
 ACCEPT_AP = 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
 MAX_REDIRECTS = 3
 MAX_FETCH_BYTES = 2 * 1024 * 1024
+# What a delivery keeps of an inbox's answer, and how long it waits for it once the status is in.
+ANSWER_BYTES = 2048
+ANSWER_READ_SECONDS = 10
 
 
 def is_forbidden_address(address: str) -> bool:
@@ -112,6 +116,24 @@ async def read_at_most(content: aiohttp.StreamReader, limit: int) -> bytes:
     return bytes(body)
 
 
+async def _answer_text(resp: aiohttp.ClientResponse) -> str:
+    """The start of an inbox's answer, for the delivery's log. The status decides the delivery:
+    once it has arrived, a body cut short or trickled (a 202 whose Content-Length promised more)
+    must not turn an accepted delivery into a failure that is retried, i.e. sent twice, nor hold
+    the worker until the session's total timeout. What arrived is kept, marked as cut."""
+    body = bytearray()
+    try:
+        async with asyncio.timeout(ANSWER_READ_SECONDS):
+            while len(body) < ANSWER_BYTES:
+                chunk = await resp.content.read(ANSWER_BYTES - len(body))
+                if not chunk:
+                    break
+                body += chunk
+    except (aiohttp.ClientPayloadError, TimeoutError) as exc:
+        return body.decode("utf-8", "replace") + f" [answer cut: {exc.__class__.__name__}]"
+    return body.decode("utf-8", "replace")
+
+
 @dataclass(frozen=True)
 class Signer:
     key_id: str
@@ -188,7 +210,7 @@ class Remote:
         headers["Accept"] = ACCEPT_AP
         try:
             async with self.session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
-                text = (await read_at_most(resp.content, 2048))[:2048].decode("utf-8", "replace")
+                text = await _answer_text(resp)
                 return PostResult(resp.status, resp.headers.get("Retry-After"), text)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise FetchError(f"POST {url}: {exc.__class__.__name__}: {exc}") from None

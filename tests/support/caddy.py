@@ -53,8 +53,9 @@ def site_for(address: str, upstream: str) -> str:
             .replace(SHIPPED_UPSTREAM, upstream))
 
 
-def readme_lines(prefix: str) -> list[str]:
-    """The command lines of the README's "Deploy" section that start with `prefix`."""
+def readme_lines(prefix: str | tuple[str, ...]) -> list[str]:
+    """The command lines of the README's "Deploy" section that start with `prefix` (or one of
+    them), in order."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("## Deploy\n"):readme.index("<!-- /Deploy -->")]
     return [line.split("  #")[0].strip() for line in section.splitlines()
@@ -68,9 +69,6 @@ def loopback_addresses(count: int) -> list[str]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
     engine = 1 if os.environ.get("FEDSPH_TEST_DATABASE", "").lower().startswith("p") else 0
     first = 10 + engine * 120 + (int(worker) % 12 if worker.isdigit() else 0) * 10
-    if _wildcard_listener_on_443():
-        pytest.skip("something listens on port 443 of every address (a web server on this "
-                    "machine?): the test needs port 443 of loopback addresses of its own")
     for third in range(first, first + 10):
         addresses = [f"127.0.{third}.{n}" for n in range(2, 2 + count)]
         try:
@@ -83,6 +81,11 @@ def loopback_addresses(count: int) -> list[str]:
         except OSError:
             continue  # another run holds one of them
         return addresses
+    # Checked only now: a listener on [::]:443 that is IPv6-only leaves the IPv4 loopback
+    # addresses free (the binds above succeed); a dual-stack one, or 0.0.0.0:443, takes them.
+    if _wildcard_listener_on_443():
+        pytest.skip("something listens on port 443 of every address (a web server on this "
+                    "machine?): the test needs port 443 of loopback addresses of its own")
     raise AssertionError(f"port 443 is taken on every address of 127.0.{first}-{first + 9}.*")
 
 
