@@ -39,16 +39,18 @@ class OutgoingMail(QueueColumns, Base):
     # so only the link of the last attempt works.
     invite_id: Mapped[int | None] = mapped_column(ForeignKey("invites.id", ondelete="SET NULL"))
 
+    # The partial indexes below name their condition for SQLite only: a `postgresql_where`
+    # makes SQLAlchemy import its PostgreSQL dialect in every process, SQLite nodes' `serve`
+    # included (tests/test_scaleout_memory.py). The real indexes come from migration 0020, with
+    # the same condition on both engines (tests/test_queue.py checks both).
     __table_args__ = (
         Index("ix_outgoing_mails_due", "status", "next_attempt_at"),
         # One waiting notice per member and topic, even with two workers queueing at once.
         Index("ux_outgoing_mails_notice", "user_id", "topic", unique=True,
-              sqlite_where=text("status = 'pending' AND kind = 'notice'"),
-              postgresql_where=text("status = 'pending' AND kind = 'notice'")),
+              sqlite_where=text("status = 'pending' AND kind = 'notice'")),
         # One waiting reset and one waiting confirmation per member, whichever process queues.
         Index("ux_outgoing_mails_link", "user_id", "kind", unique=True,
-              sqlite_where=text("status = 'pending' AND kind IN ('reset', 'confirm')"),
-              postgresql_where=text("status = 'pending' AND kind IN ('reset', 'confirm')")),
+              sqlite_where=text("status = 'pending' AND kind IN ('reset', 'confirm')")),
     )
 
 
@@ -89,10 +91,8 @@ class MailNotice(Base):
 
 # What a notice looks for every minute (fedsph/mail/notices.py): partial indexes hold only the
 # rows waiting, so the look costs nothing on a node with a million posts and follows.
-Index("ix_objects_held", Object.id, sqlite_where=Object.approved == false(),
-      postgresql_where=Object.approved == false())
-Index("ix_follows_pending", Follow.followed_id, sqlite_where=Follow.state == "pending",
-      postgresql_where=Follow.state == "pending")
+Index("ix_objects_held", Object.id, sqlite_where=Object.approved == false())
+Index("ix_follows_pending", Follow.followed_id, sqlite_where=Follow.state == "pending")
 
 
 async def withdraw_invitations(db: AsyncSession, user_id: int) -> None:
