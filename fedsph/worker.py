@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings, mail_enabled
 from fedsph.core.urls import URLs
-from fedsph.errors import FetchError
+from fedsph.errors import FetchError, Gone
 from fedsph.federation.activitystreams import get_id
 from fedsph.federation.actors import fetch_unless_held, held_actor, store_fetched_actor
 from fedsph.federation.delivery import backoff
@@ -297,6 +297,8 @@ class Worker:
                 return
         except Ignored as exc:
             error = str(exc)
+        except Gone as exc:  # record_activity for a local actor deleted meanwhile: not a bug
+            error = f"actor deleted: {exc.message}"
         except FetchError as exc:
             if exc.status not in (404, 410):
                 raise
@@ -319,6 +321,8 @@ class Worker:
             return "ignored", "the sender's actor is gone from its server"
         actor = (await store_fetched_actor(db, sender) if isinstance(sender, dict)
                  else await db.get(Actor, sender))
+        if actor.local and actor.deleted_at is not None:  # queued just before its deletion
+            return "ignored", "the sender was deleted"
         handler = HANDLERS.get(item.type)
         if handler is None:  # (the sender's row is kept: this transaction commits)
             return "ignored", f"no handler for {item.type}"

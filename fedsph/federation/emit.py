@@ -57,7 +57,7 @@ async def refuse_tombstone(db: AsyncSession, actor: Actor, document: dict) -> No
     if not actor.local:
         return
     deleted = await db.scalar(select(Actor.deleted_at).where(Actor.id == actor.id)
-                              .with_for_update(key_share=True))
+                              .with_for_update(read=True, key_share=True))  # KEY SHARE
     if deleted is not None and not (document.get("type") == "Delete"
                                     and document.get("object") == actor.uri):
         raise Gone(N_("This account was deleted."))
