@@ -32,6 +32,7 @@ from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.mail.queue import prune_mail
 from fedsph.mail.sender import MailSender
 from fedsph.models import Actor, InboxItem, utcnow
+from fedsph.projects.deletion import DEADLOCK
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.stream_events import prune_stream_events
 from fedsph.worker_chains import Chains
@@ -253,10 +254,15 @@ class Worker:
             error, retry = f"{exc}", True
         except (OperationalError, InterfaceError, OSError, IntegrityError):
             raise  # the database is away (the item keeps its lease), or a conflict (above)
-        except Exception:
-            # A bug in a handler: keep the item with its traceback for the admin, move on.
-            log.exception("handler failed for inbox item %s", item_id)
-            error, retry = traceback.format_exc(limit=8), False
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == DEADLOCK:
+                # PostgreSQL ended the handler to break a deadlock (with an actor's deletion:
+                # projects/deletion.py): nothing was written; tried again later, not a bug.
+                error, retry = f"deadlock: {exc.orig}", True
+            else:
+                # A bug in a handler: keep the item with its traceback for the admin, move on.
+                log.exception("handler failed for inbox item %s", item_id)
+                error, retry = traceback.format_exc(limit=8), False
         return await self._reschedule_item(item_id, error, retry)
 
     async def _sender(self, item_id: int) -> tuple[int | dict | None, dict, InboxItem]:

@@ -162,6 +162,24 @@ async def test_gone_in_a_handler_ends_the_item_as_ignored_not_failed(node, monke
     assert await _count(node, Activity) == before
 
 
+async def test_a_handler_ended_by_a_deadlock_is_tried_again_not_failed(node, monkeypatch,
+                                                                        caplog):
+    casa = await node.create_actor("casa")
+    far = await _remote_actor(node, "far")
+
+    async def deadlocked(ctx, activity, actor):  # as PostgreSQL ends the victim of a deadlock
+        raise DBAPIError("SELECT", {}, types.SimpleNamespace(sqlstate="40P01"))
+    monkeypatch.setitem(HANDLERS, "Follow", deadlocked)
+    item_id = await _queue(node, far, {"@context": AS, "id": "https://far.example/f/2",
+                                       "type": "Follow", "actor": far.uri, "object": casa.uri})
+    await Worker(node.settings, node.writers, node.app[REMOTE]).run_once()
+    async with node.readers() as db:
+        item = await db.get(InboxItem, item_id)
+    assert (item.status, item.attempts) == ("pending", 1)
+    assert item.last_error.startswith("deadlock") and "handler failed" not in caplog.text
+    assert await _count(node, Follow) == 0
+
+
 # --- nits ---------------------------------------------------------------------------------------
 
 async def test_a_user_delete_is_refused_when_the_projects_changed_since_the_question(
