@@ -50,7 +50,6 @@ def _dummy_hash() -> str:
     return _hasher.hash(secrets.token_urlsafe(16))
 
 
-
 def new_token() -> str:
     return secrets.token_urlsafe(32)
 
@@ -235,11 +234,11 @@ async def set_disabled(db: AsyncSession, user: User, disabled: bool) -> None:
 
 async def refuse_last_admin(db: AsyncSession, user: User) -> None:
     """UserError if `user` is the last admin who can log in (nobody could enable anyone). The
-    active admins' rows are locked (FOR UPDATE; SQLite has one writer) so that two admins
-    disabling each other at once cannot both pass: the second waits, then counts one."""
-    admins = list(await db.scalars(select(User.id).where(
-        User.is_admin.is_(True), User.disabled_at.is_(None)).with_for_update()))
-    if user.is_admin and admins == [user.id]:
+    active admins' rows are locked (FOR NO KEY UPDATE, in id order; SQLite has one writer) so
+    that two admins disabling each other at once cannot both pass: the second waits, counts one."""
+    if user.is_admin and list(await db.scalars(select(User.id).where(
+            User.is_admin.is_(True), User.disabled_at.is_(None)).order_by(User.id)
+            .with_for_update(key_share=True))) == [user.id]:  # key_share alone: NO KEY UPDATE
         raise UserError(N_("this is the only admin who can log in: make another user an admin "
                            "first"))
 

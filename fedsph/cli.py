@@ -21,7 +21,7 @@ from fedsph.admin import dbcopy, doctor, node, package_data, powers, user_comman
 from fedsph.config import ConfigError, load_settings
 from fedsph.core.logtext import LogFormatter
 from fedsph.db import NotMigrated
-from fedsph.errors import UserError
+from fedsph.errors import HTTPProblem, UserError
 from fedsph.events import commands as event_commands
 from fedsph.hub import commands as hub_commands
 from fedsph.links import commands as link_commands
@@ -93,6 +93,9 @@ def _main(argv: list[str] | None) -> int:
         return asyncio.run(node.run(settings, COMMANDS[key], args)) or 0
     except (NotMigrated, UserError) as exc:  # anything else is a bug: its traceback is shown
         print(f"fedsph: {exc}", file=sys.stderr)
+        return 1
+    except HTTPProblem as exc:  # a web answer met on the command line (Gone: a deleted actor)
+        print(f"fedsph: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

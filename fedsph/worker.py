@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings, mail_enabled
 from fedsph.core.urls import URLs
-from fedsph.errors import FetchError
+from fedsph.errors import FetchError, Gone
 from fedsph.federation.activitystreams import get_id
 from fedsph.federation.actors import fetch_unless_held, held_actor, store_fetched_actor
 from fedsph.federation.delivery import backoff
@@ -32,6 +32,7 @@ from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.mail.queue import prune_mail
 from fedsph.mail.sender import MailSender
 from fedsph.models import Actor, InboxItem, utcnow
+from fedsph.projects.deletion import DEADLOCK
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.stream_events import prune_stream_events
 from fedsph.worker_chains import Chains
@@ -257,10 +258,15 @@ class Worker:
             error, retry = f"{exc}", True
         except (OperationalError, InterfaceError, OSError, IntegrityError):
             raise  # the database is away (the item keeps its lease), or a conflict (above)
-        except Exception:
-            # A bug in a handler: keep the item with its traceback for the admin, move on.
-            log.exception("handler failed for inbox item %s", item_id)
-            error, retry = traceback.format_exc(limit=8), False
+        except Exception as exc:
+            if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == DEADLOCK:
+                # PostgreSQL ended the handler to break a deadlock (with an actor's deletion:
+                # projects/deletion.py): nothing was written; tried again later, not a bug.
+                error, retry = f"deadlock: {exc.orig}", True
+            else:
+                # A bug in a handler: keep the item with its traceback for the admin, move on.
+                log.exception("handler failed for inbox item %s", item_id)
+                error, retry = traceback.format_exc(limit=8), False
         return await self._reschedule_item(item_id, error, retry)
 
     async def _sender(self, item_id: int) -> tuple[int | dict | None, dict, InboxItem]:
@@ -301,6 +307,8 @@ class Worker:
                 return
         except Ignored as exc:
             error = str(exc)
+        except Gone as exc:  # record_activity for a local actor deleted meanwhile: not a bug
+            error = f"actor deleted: {exc.message}"
         except FetchError as exc:
             if exc.status not in (404, 410):
                 raise
@@ -323,6 +331,8 @@ class Worker:
             return "ignored", "the sender's actor is gone from its server"
         actor = (await store_fetched_actor(db, sender) if isinstance(sender, dict)
                  else await db.get(Actor, sender))
+        if actor.local and actor.deleted_at is not None:  # queued just before its deletion
+            return "ignored", "the sender was deleted"
         handler = HANDLERS.get(item.type)
         if handler is None:  # (the sender's row is kept: this transaction commits)
             return "ignored", f"no handler for {item.type}"

@@ -192,7 +192,7 @@ async def test_nothing_is_published_for_a_deleted_actor(node):
             await outbox.publish_text_post(db, node.urls, await db.get(Actor, casa.id), "tarde")
     # Deleted twice (two admins at once): the second finds the tombstone, sends nothing more.
     stale = Actor(**{c: getattr(casa, c) for c in ("id", "uri", "local", "type", "username")})
-    with pytest.raises(ValueError):
+    with pytest.raises(UserError, match="already deleted"):
         async with node.writers() as db, db.begin():
             await delete_actor(db, node.urls, await db.merge(stale))
     assert await _count(node, Object) == 0

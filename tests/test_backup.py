@@ -15,6 +15,7 @@ import pytest
 from fedsph.admin import backup, backup_pg
 from fedsph.cli import main
 from fedsph.db import head_revision
+from tests.support.backups import archive_members, assert_unchanged, node_and_backup, write_archive
 from tests.support.nodes import use_data_dir
 
 # Backups of SQLite nodes (PostgreSQL's: tests/test_backup_pg.py).
@@ -153,49 +154,17 @@ def test_pg_tools_get_the_connection_from_the_url_through_their_environment(monk
     assert env["PGHOST"] == "/run/postgresql"
 
 
-def _node_and_backup(fedsph, tmp_path):
-    """A node with one post, its backup, and a second post made after it."""
-    node = tmp_path / "node"
-    assert fedsph(node, "migrate")[0] == 0
-    assert fedsph(node, "project", "create", "coop", "--name", "Coop")[0] == 0
-    assert fedsph(node, "post", "coop", "--text", "Antes")[0] == 0
-    archive = tmp_path / "b.tar.gz"
-    assert fedsph(node, "backup", str(archive))[0] == 0
-    assert fedsph(node, "post", "coop", "--text", "Después")[0] == 0
-    return node, archive
-
-
-def _members(archive) -> dict[str, bytes]:
-    with tarfile.open(archive) as opened:
-        return {m.name: opened.extractfile(m).read() for m in opened.getmembers() if m.isfile()}
-
-
-def _write(archive, members: dict[str, bytes]) -> None:
-    with tarfile.open(archive, "w:gz") as opened:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            opened.addfile(info, io.BytesIO(data))
-
-
-def _unchanged(fedsph, node) -> None:
-    code, out = fedsph(node, "project", "list")
-    assert code == 0 and "coop" in out
-    rows = sqlite3.connect(node / "fedsph.sqlite3").execute("SELECT count(*) FROM objects")
-    assert rows.fetchone()[0] == 2  # the post made after the backup is still there
-
-
 def test_a_backup_made_by_a_newer_fedsph_is_refused_and_nothing_changes(fedsph, tmp_path):
-    node, archive = _node_and_backup(fedsph, tmp_path)
-    members = _members(archive)
+    node, archive = node_and_backup(fedsph, tmp_path)
+    members = archive_members(archive)
     manifest = json.loads(members["fedsph-backup.json"])
     newer = tmp_path / "newer.tar.gz"
-    _write(newer, {**members, "fedsph-backup.json": json.dumps(
+    write_archive(newer, {**members, "fedsph-backup.json": json.dumps(
         {**manifest, "revision": "0099_future", "fedsph": "9.0"}).encode()})
     code, out = fedsph(node, "restore", str(newer), "--force")
     assert code == 1 and "made by a newer fedsph (fedsph 9.0, revision 0099_future)" in out, out
     assert "nothing was restored" in out and "Traceback" not in out
-    _unchanged(fedsph, node)
+    assert_unchanged(fedsph, node)
 
     # An archive of the first versions, without a manifest: the copy itself says its revision.
     copy = tmp_path / "copy.sqlite3"
@@ -205,15 +174,15 @@ def test_a_backup_made_by_a_newer_fedsph_is_refused_and_nothing_changes(fedsph, 
     db.commit()
     db.close()  # its write-ahead log folded into the file
     legacy = tmp_path / "legacy.tar.gz"
-    _write(legacy, {"fedsph.sqlite3": copy.read_bytes()})
+    write_archive(legacy, {"fedsph.sqlite3": copy.read_bytes()})
     code, out = fedsph(node, "restore", str(legacy), "--force")
     assert code == 1 and "newer fedsph (revision 0099_future)" in out, out
-    _unchanged(fedsph, node)
+    assert_unchanged(fedsph, node)
     assert [p.name for p in node.iterdir() if p.name.startswith("tmp")] == []
 
 
 def test_a_database_member_that_is_not_a_file_is_refused(fedsph, tmp_path):
-    node, _archive = _node_and_backup(fedsph, tmp_path)
+    node, _archive = node_and_backup(fedsph, tmp_path)
     odd = tmp_path / "odd.tar.gz"
     with tarfile.open(odd, "w:gz") as opened:
         info = tarfile.TarInfo("fedsph.sqlite3")
@@ -221,21 +190,21 @@ def test_a_database_member_that_is_not_a_file_is_refused(fedsph, tmp_path):
         opened.addfile(info)
     code, out = fedsph(node, "restore", str(odd), "--force")
     assert code == 1 and "does not belong" in out
-    _unchanged(fedsph, node)
+    assert_unchanged(fedsph, node)
 
 
 def test_not_enough_space_is_said_before_anything_is_unpacked(fedsph, tmp_path, monkeypatch):
-    node, archive = _node_and_backup(fedsph, tmp_path)
+    node, archive = node_and_backup(fedsph, tmp_path)
     monkeypatch.setattr(backup.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(
         10**9, 10**9 - 1000, 1000))
     code, out = fedsph(node, "restore", str(archive), "--force")
     assert code == 1 and "MB free; nothing was restored" in out, out
-    _unchanged(fedsph, node)
+    assert_unchanged(fedsph, node)
 
 
 def test_photos_that_cannot_be_copied_are_told_apart_from_a_bad_archive(fedsph, tmp_path,
                                                                          monkeypatch):
-    node, _ = _node_and_backup(fedsph, tmp_path)
+    node, _ = node_and_backup(fedsph, tmp_path)
     (node / "media").mkdir(exist_ok=True)
     (node / "media" / "a-320.webp").write_bytes(b"RIFF")
     archive = tmp_path / "with-photo.tar.gz"
@@ -244,7 +213,7 @@ def test_photos_that_cannot_be_copied_are_told_apart_from_a_bad_archive(fedsph, 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(backup.shutil, "copytree", full_disk)
+    monkeypatch.setattr(backup, "_move", full_disk)
     code, out = fedsph(tmp_path / "new", "restore", str(archive))
     assert code == 1 and "the database was restored; copying the photos failed" in out, out
     assert "restore --force again" in out and "not a readable" not in out

@@ -24,7 +24,7 @@ from fedsph.accounts import (
 )
 from fedsph.errors import UserError
 from fedsph.models import Actor, Membership, User
-from fedsph.projects.deletion import delete_user, free_media, projects_going_with
+from fedsph.projects.deletion import delete_user, free_media, projects_going_with, retried
 
 
 async def _user(db, username: str) -> User:
@@ -101,10 +101,16 @@ async def user_delete(node, args) -> int:
     if not args.yes and not _confirmed(user.username, alone):
         print("nothing was deleted")
         return 1
-    async with node.writers() as db, db.begin():
+
+    async def deleting(db):
         user = await _user(db, args.username)
         await refuse_last_admin(db, user)
-        deleted = await delete_user(db, node.urls, user, with_projects=args.with_projects)
+        going = [p.username for p in await projects_going_with(db, user, args.with_projects)]
+        if going != alone:  # a member joined or left since the question: ask again
+            raise UserError(f"the projects deleting {user.username} would delete changed "
+                            f"(now: {', '.join(going) or 'none'}); nothing was deleted, ask again")
+        return await delete_user(db, node.urls, user, with_projects=args.with_projects)
+    deleted = await retried(node.writers, deleting)
     for gone in deleted:
         free_media(node.settings, gone)
     projects = [g.username for g in deleted[:-1]]  # the Person comes last

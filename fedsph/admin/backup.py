@@ -12,11 +12,14 @@ PostgreSQL with `fedsph db copy`.
 
 from __future__ import annotations
 
+import errno
 import io
 import json
+import os
 import shutil
 import sqlite3
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -35,6 +38,9 @@ DATABASE = "fedsph.sqlite3"
 PG_DUMP = "fedsph.pgdump"  # pg_dump --format=custom
 MEDIA = "media"
 MANIFEST = "fedsph-backup.json"
+SCRATCH = ".fedsph-backup-"
+STALE_SCRATCH = 24 * 3600  # seconds: surely left by a backup that was killed
+SCRIPT_MARGIN = 5  # times the dump: the plain SQL script pg_restore writes from it (not compressed)
 
 
 class BackupError(UserError):
@@ -56,9 +62,10 @@ def backup(settings: Settings, target: Path) -> str:
                 "created": datetime.now(UTC).isoformat(timespec="seconds")}
     partial = target.with_name(target.name + ".partial")
     partial.unlink(missing_ok=True)  # left by a backup that was interrupted
+    _remove_stale_scratch(target.parent)
     # Scratch beside the archive (mkdtemp: 0700), not in $TMPDIR: the copy holds private keys,
     # and /tmp is often a small tmpfs (a Raspberry Pi's is a share of its memory).
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".fedsph-backup-") as scratch:
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=SCRATCH) as scratch:
         if backup_pg.is_postgresql(settings):
             copy, source = Path(scratch) / PG_DUMP, "the PostgreSQL database"
             manifest |= backup_pg.dump(settings, copy)
@@ -78,6 +85,19 @@ def backup(settings: Settings, target: Path) -> str:
     partial.replace(target)  # no half-written archive is ever left under the name asked for
     files = sum(1 for p in media.rglob("*") if p.is_file()) if media.is_dir() else 0
     return f"backed up {source} and {files} media file(s) to {target}"
+
+
+def _remove_stale_scratch(folder: Path) -> None:
+    """Scratch folders of backups killed (kill -9, a power cut: no cleanup ran) more than a
+    day ago: each holds a copy of the database, private keys included. A younger one may be a
+    backup running now."""
+    for old in folder.glob(SCRATCH + "*"):
+        try:
+            if old.is_dir() and not old.is_symlink() \
+                    and time.time() - old.stat().st_mtime > STALE_SCRATCH:
+                shutil.rmtree(old)
+        except OSError:
+            pass  # another backup's, removed meanwhile, or not ours to remove: leave it
 
 
 def _copy_sqlite(source: Path, copy: Path) -> dict:
@@ -136,6 +156,9 @@ def _same_engine(settings: Settings, names: list[str]) -> None:
 
 def _check_revision(revision: str | None, manifest: dict) -> None:
     """Refuse a database made by a newer fedsph: migrate could not bring it to this version."""
+    if revision is not None and not isinstance(revision, str):  # a manifest from elsewhere
+        raise BackupError(f"this backup's manifest names no readable revision ({revision!r}); "
+                          "nothing was restored")
     if revision is not None and revision not in known_revisions():
         made_by = f"fedsph {manifest['fedsph']}, " if isinstance(manifest.get("fedsph"), str) else ""
         raise BackupError(f"this backup was made by a newer fedsph ({made_by}revision "
@@ -155,7 +178,11 @@ def _sqlite_revision(copy: Path) -> str | None:
 
 
 def _check_space(members: list[tarfile.TarInfo], scratch: str) -> None:
-    needed = sum(member.size for member in members)
+    """Room for what is unpacked, and on PostgreSQL for the SQL script made from the dump
+    (SCRIPT_MARGIN: an estimate; the database's own growth on its server is not counted). The
+    photos are moved into place, not copied (_put_media), so they count once."""
+    needed = sum(member.size * (1 + SCRIPT_MARGIN if member.name == PG_DUMP else 1)
+                 for member in members)
     free = shutil.disk_usage(scratch).free
     if needed > free:
         raise BackupError(f"the backup needs {needed // 2**20} MB unpacked and the data "
@@ -193,7 +220,8 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
                                members=[m for m in members if m.name != MANIFEST])
             if target is None:
                 script = backup_pg.to_script(settings, Path(scratch, PG_DUMP))
-                _check_revision(backup_pg.script_revision(script), manifest)
+                _check_revision(backup_pg.script_revision(
+                    script, backup_pg.current_schema(settings)), manifest)
                 backup_pg.load(settings, script, force)
             else:
                 _check_revision(_sqlite_revision(Path(scratch, DATABASE)), manifest)
@@ -209,16 +237,32 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
 
 
 def _put_media(unpacked: Path, media: Path) -> None:
-    """The photos, copied once the database is in place. Not atomic: a full disk stops it
-    halfway, and the message says what was done and how to finish."""
+    """The photos, moved into place file by file once the database is in place: the scratch
+    directory is in the data directory, so each is a rename needing no more space (copied when
+    media/ is a link to another disk). Not atomic: an error stops it halfway, and the message
+    says what was done and how to finish."""
     if not unpacked.is_dir():
         return
     try:
-        shutil.copytree(unpacked, media, dirs_exist_ok=True)
         private_dir(media)
+        for folder, _dirs, files in os.walk(unpacked):
+            into = media / Path(folder).relative_to(unpacked)
+            into.mkdir(mode=0o700, exist_ok=True)
+            for name in files:
+                _move(Path(folder, name), into / name)
     except OSError as exc:
         raise BackupError(f"the database was restored; copying the photos failed ({exc}): free "
                           "space and run restore --force again") from None
+
+
+def _move(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        shutil.copy2(source, target)  # another file system: a copy, then the scratch one goes
+        source.unlink()
 
 
 def _put_sqlite(copy: Path, target: Path) -> None:

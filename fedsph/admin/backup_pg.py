@@ -98,10 +98,13 @@ def _run(tool: str, args: list[str], env: dict[str, str]) -> str:
             f"{tool} is older than the database server ({said}); install the client tools of "
             f"the server's version (on Debian: apt install {CLIENT_PACKAGE}-N, N the server's "
             f"major version)")
-    if "unrecognized option" in said:  # --restrict-key came with 17.6, 16.10, 15.14, 14.19
+    if "unrecognized option" in said:  # pg_restore's --restrict-key came with 17.6, 16.10,
+        # 15.14, 14.19, 13.22; pg_dump's --no-comments with 11
+        needs = ("13.22, 14.19, 15.14, 16.10, 17.6 or newer" if tool == "pg_restore"
+                 else "11 or newer")
         raise PostgresBackupError(
-            f"{tool} is too old for a safe restore ({said}); update the client tools "
-            f"(on Debian: apt install --only-upgrade {CLIENT_PACKAGE}*)")
+            f"{tool} is too old ({said}): it must be of PostgreSQL {needs}; update the client "
+            f"tools (on Debian: apt install --only-upgrade {CLIENT_PACKAGE}*)")
     if "unsupported version" in said:
         raise PostgresBackupError(
             f"{tool} cannot read this dump ({said}): it is damaged, or was made by a newer "
@@ -111,11 +114,14 @@ def _run(tool: str, args: list[str], env: dict[str, str]) -> str:
 
 # The tables this database holds, in the schema the node's tables go into (its search_path's
 # first); and the other sessions on it (a node still running would write on while it is
-# replaced; the tools' own and the server's background workers are not sessions).
+# replaced; the tools' own and the server's background workers are not sessions). Another
+# role's session may show a NULL backend_type to a role without pg_read_all_stats: one with a
+# user (usesysid) is a client's, as background workers have none.
 TABLES = ("SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace "
           "AND relkind IN ('r', 'p')")
 SESSIONS = ("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
+            "AND pid <> pg_backend_pid() AND (backend_type = 'client backend' "
+            "OR (backend_type IS NULL AND usesysid IS NOT NULL))")
 
 
 async def _facts(database_url: str) -> tuple[str, str | None, int, int]:
@@ -127,6 +133,15 @@ async def _facts(database_url: str) -> tuple[str, str | None, int, int]:
             tables = (await conn.execute(text(TABLES))).scalar()
             sessions = (await conn.execute(text(SESSIONS))).scalar()
         return version, (await current_revision(engine)) if tables else None, tables, sessions
+    finally:
+        await engine.dispose()
+
+
+async def _schema(database_url: str) -> str:
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            return (await conn.execute(text("SELECT current_schema()"))).scalar() or "public"
     finally:
         await engine.dispose()
 
@@ -185,11 +200,24 @@ def to_script(settings: Settings, source: Path) -> Path:
     return script
 
 
-def script_revision(script: Path) -> str | None:
-    """The schema revision in a script made by to_script: the row of its alembic_version."""
+def current_schema(settings: Settings) -> str:
+    """The schema the node's tables go into (its search_path's first), as pg_restore's script
+    names it: quoted unless it is a plain lower-case name."""
+    try:
+        schema = asyncio.run(_schema(settings.effective_database_url))
+    except (SQLAlchemyError, OSError):
+        raise PostgresBackupError("cannot reach the database") from None
+    return schema if re.fullmatch(r"[a-z_][a-z0-9_]*", schema) else \
+        '"' + schema.replace('"', '""') + '"'
+
+
+def script_revision(script: Path, schema: str = "public") -> str | None:
+    """The schema revision in a script made by to_script: the row of the alembic_version in
+    `schema` (current_schema: pg_dump takes every schema, and another may hold its own)."""
+    start = f"COPY {schema}.alembic_version "
     with script.open(encoding="utf-8", errors="replace") as lines:
         for line in lines:
-            if line.startswith("COPY public.alembic_version "):
+            if line.startswith(start):
                 row = next(lines, "").rstrip("\n")
                 return None if row == "\\." else row
     return None
@@ -199,7 +227,9 @@ def script_revision(script: Path) -> str | None:
 # their indexes and sequences, views, types, functions; pg_trgm when this role created it),
 # not the schema itself: the role may not own it (PostgreSQL 14 and older, or a database made
 # by an administrator), and a schema re-created would lose the grants it had. Extension
-# members go with their extension, never one by one.
+# members go with their extension, never one by one; a multirange type goes with its range
+# type (dropping it alone is refused). CASCADE also drops what other roles built on these
+# (their views of fedsph's tables): the restore replaces the database fedsph owns.
 EMPTY_SCHEMA = """
 DO $$
 DECLARE
@@ -212,21 +242,27 @@ BEGIN
             AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'c') AND pg_has_role(c.relowner, 'USAGE')
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                             AND d.objid = c.oid AND d.deptype = 'e')
-            ORDER BY c.relkind DESC LOOP  -- tables first: their sequences and views go with them
+            ORDER BY c.relkind DESC LOOP  -- views, tables, ..., sequences: IF EXISTS skips
+            -- what an earlier CASCADE took (a table's own sequences)
         EXECUTE format('DROP %s IF EXISTS %I.%I CASCADE', kinds ->> item.relkind::text,
                        current_schema(), item.relname);
     END LOOP;
     FOR item IN SELECT t.oid FROM pg_type t WHERE t.typnamespace = current_schema()::regnamespace
-            AND t.typtype IN ('e', 'd', 'r', 'm') AND pg_has_role(t.typowner, 'USAGE')
+            AND t.typtype IN ('e', 'd', 'r') AND pg_has_role(t.typowner, 'USAGE')
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass
                             AND d.objid = t.oid AND d.deptype = 'e') LOOP
-        EXECUTE format('DROP TYPE IF EXISTS %s CASCADE', item.oid::regtype);
+        -- (the loop's rows are read once: a domain over an enum went with the enum)
+        IF EXISTS (SELECT 1 FROM pg_type WHERE oid = item.oid) THEN
+            EXECUTE format('DROP TYPE %s CASCADE', item.oid::regtype);
+        END IF;
     END LOOP;
     FOR item IN SELECT p.oid FROM pg_proc p WHERE p.pronamespace = current_schema()::regnamespace
             AND pg_has_role(p.proowner, 'USAGE')
             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
                             AND d.objid = p.oid AND d.deptype = 'e') LOOP
-        EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', item.oid::regprocedure);
+        IF EXISTS (SELECT 1 FROM pg_proc WHERE oid = item.oid) THEN
+            EXECUTE format('DROP ROUTINE %s CASCADE', item.oid::regprocedure);
+        END IF;
     END LOOP;
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'
                AND pg_has_role(extowner, 'USAGE')) THEN

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
+from fedsph.accounts import refuse_last_admin
 from fedsph.errors import UserError
 from fedsph.federation import blocks
 from fedsph.federation.actors import find_actor
@@ -29,9 +30,8 @@ async def admin_set(node, args) -> int:
     grant = args.admin_command == "grant"
     async with node.writers() as db, db.begin():
         user = await _user(db, args.username)
-        if not grant and user.is_admin and await db.scalar(
-                select(func.count(User.id)).where(User.is_admin.is_(True))) == 1:
-            raise UserError("this is the only admin: grant another user first")
+        if not grant:  # the same rule, under the same locks, as disabling or deleting one
+            await refuse_last_admin(db, user)
         user.is_admin = grant
     print(f"{user.username} is {'now' if grant else 'no longer'} an admin")
     return 0

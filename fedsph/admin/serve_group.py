@@ -21,9 +21,13 @@ import asyncio
 import contextlib
 import ctypes
 import logging
+import os
 import signal
+import site
 import sys
+from pathlib import Path
 
+import fedsph
 from fedsph.config import Settings
 from fedsph.core.logtext import LogFormatter
 from fedsph.db import is_sqlite
@@ -44,6 +48,19 @@ def child_command(index: int, run_worker: bool) -> list[str]:
     if index > 0 or not run_worker:
         command.append("--no-worker")
     return command
+
+
+def child_env() -> dict[str, str]:
+    """The parent's environment, with the folder the parent's fedsph came from first on
+    PYTHONPATH unless it is an installed site-packages folder: a parent run as `python -m
+    fedsph` in an uninstalled checkout found fedsph in its working directory, which -P leaves
+    out of the children's path."""
+    env = dict(os.environ)
+    root = Path(fedsph.__file__).resolve().parent.parent
+    installed = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
+    if root not in installed:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    return env
 
 
 def tag_log_lines() -> None:
@@ -73,7 +90,7 @@ async def serve_processes(settings: Settings, processes: int, run_worker: bool) 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     children = [await asyncio.create_subprocess_exec(*child_command(i, run_worker),
-                                                     preexec_fn=_end_with_parent)
+                                                     env=child_env(), preexec_fn=_end_with_parent)
                 for i in range(processes)]
     print(f"fedsph: started {processes} server processes (pids "
           f"{', '.join(str(c.pid) for c in children)}) on {settings.host}:{settings.port}"

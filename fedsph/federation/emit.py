@@ -53,11 +53,14 @@ async def refuse_tombstone(db: AsyncSession, actor: Actor, document: dict) -> No
     loads the actor, then writes, and the deletion may commit in between. FOR KEY SHARE (on
     PostgreSQL; SQLite has one writer) waits for a deletion holding the row (it locks it first),
     and holds a deletion off until this transaction ends: its post is then purged with the rest.
+    A caller that locked a row pointing at the actor before this (an unfollow, an edit) does not
+    simply wait: the deletion wants that row next, PostgreSQL ends one of the two (40P01) and a
+    deletion so ended is run again (projects.deletion.retried).
     """
     if not actor.local:
         return
     deleted = await db.scalar(select(Actor.deleted_at).where(Actor.id == actor.id)
-                              .with_for_update(key_share=True))
+                              .with_for_update(read=True, key_share=True))  # KEY SHARE
     if deleted is not None and not (document.get("type") == "Delete"
                                     and document.get("object") == actor.uri):
         raise Gone(N_("This account was deleted."))

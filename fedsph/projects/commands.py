@@ -88,8 +88,10 @@ async def project_delete(node, args) -> int:
         if answer.strip().lower() != project.username:
             print("nothing was deleted")
             return 1
-    async with node.writers() as db, db.begin():
-        gone = await deletion.delete_actor(db, node.urls, await local_project(db, args.slug))
+
+    async def deleting(db):
+        return await deletion.delete_actor(db, node.urls, await local_project(db, args.slug))
+    gone = await deletion.retried(node.writers, deleting)
     deletion.free_media(node.settings, gone)
     print(f"deleted project {args.slug}; Delete queued to {gone.queued} inbox(es); the name "
           "stays reserved")

@@ -23,7 +23,8 @@ import logging
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
@@ -47,6 +48,31 @@ from fedsph.projects.conversations import before_actor_deleted
 from fedsph.projects.media import delete_files
 
 log = logging.getLogger("fedsph.deletion")
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for the victim of a deadlock
+TRIES = 3
+
+
+class AlreadyDeleted(UserError):
+    """A second deletion of the same actor, racing the first (the admin page answers 404)."""
+
+
+async def retried(writers: async_sessionmaker, work):
+    """`await work(db)` in a transaction of its own, run again (TRIES times in all) when
+    PostgreSQL chose it as the victim of a deadlock. A deletion locks the actor's row, then
+    deletes the rows pointing at it; a writer holding one of those rows (an unfollow, an edit,
+    a Follow handled again, `refuse_last_admin`'s user rows) that then asks for the actor's row
+    (emit.refuse_tombstone) takes the two in the opposite order, and one must give way. When
+    the deletion gave way, the writer has finished and the deletion, run again, purges what it
+    wrote (or it found the tombstone: Gone); when the writer gave way, nothing of it stayed."""
+    for attempt in range(1, TRIES + 1):
+        try:
+            async with writers() as db, db.begin():
+                return await work(db)
+        except DBAPIError as exc:
+            if attempt == TRIES or getattr(exc.orig, "sqlstate", None) != DEADLOCK:
+                raise
+            log.warning("a deletion and a writer locked each other (try %d of %d): again",
+                        attempt, TRIES)
 
 
 @dataclass
@@ -74,13 +100,15 @@ async def _recipients(db: AsyncSession, actor: Actor) -> list[Actor]:
     # Servers that got its public posts through this node's hub, which Announces an approved
     # member's posts to the hub's followers (hub/reshare.py) and forwards them to its relay
     # subscribers (hub/relay.py; their Follow rows are the hub's too). Read before the purge.
-    hubs = select(HubMembership.hub_id).where(
-        HubMembership.project_id == actor.id, HubMembership.state == "approved",
-        HubMembership.hub_id.in_(select(Hub.actor_id)))
+    joined = select(HubMembership.hub_id).where(HubMembership.project_id == actor.id,
+                                                HubMembership.state == "approved")
+    hubs = joined.where(HubMembership.hub_id.in_(select(Hub.actor_id)))
     via_hub = select(Follow.follower_id).where(Follow.followed_id.in_(hubs),
                                                Follow.state == "accepted")
     return list(await db.scalars(select(Actor).where(
-        Actor.id.in_(followers) | Actor.id.in_(followed) | Actor.id.in_(via_hub),
+        # Remote hubs it is a member of (`joined`) hold its membership and reshared its posts.
+        Actor.id.in_(followers) | Actor.id.in_(followed) | Actor.id.in_(via_hub)
+        | Actor.id.in_(joined),
         Actor.local.is_(False))))
 
 
@@ -119,9 +147,13 @@ async def delete_actor(db: AsyncSession, urls: URLs, actor: Actor) -> Deleted:
     `free_media` with the result after the commit."""
     # Locked first (FOR UPDATE; SQLite has one writer): a post being written for this actor
     # either commits before (and is purged here) or waits, then finds a tombstone
-    # (federation.emit.record_activity refuses it).
+    # (federation.emit.record_activity refuses it). A writer that already holds a row pointing
+    # at the actor (an unfollow, an edit) and then asks for the actor's row waits on us while we
+    # wait on it: PostgreSQL ends one of the two, and `retried` runs the deletion again.
     await db.refresh(actor, with_for_update=True)
-    if not actor.local or actor.type == "Application" or actor.deleted_at is not None:
+    if actor.deleted_at is not None:  # two admins at once: the second finds the tombstone
+        raise AlreadyDeleted(f"{actor.username} was already deleted; nothing more was done")
+    if not actor.local or actor.type == "Application":
         raise ValueError(f"{actor.uri} is not a live local project or person")
     await refuse_hub(db, actor)
     recipients = await _recipients(db, actor)

@@ -27,7 +27,13 @@ from fedsph.accounts import (
 from fedsph.errors import Forbidden, UserError
 from fedsph.i18n import N_
 from fedsph.models import Actor, Membership, User
-from fedsph.projects.deletion import delete_actor, free_media, not_a_hub
+from fedsph.projects.deletion import (
+    AlreadyDeleted,
+    delete_actor,
+    free_media,
+    not_a_hub,
+    retried,
+)
 from fedsph.web.auth_middleware import LIMITER, read_form
 from fedsph.web.client_address import client_address
 from fedsph.web.documents import forget_actor
@@ -154,13 +160,18 @@ async def admin_project(request: web.Request) -> web.Response:
         return await _render_admin(request, 400, N_("Unknown action."))
     if form.get("confirm", "").strip().lower() != name:
         return await _render_admin(request, 400, N_("Type the project's name to confirm."))
-    async with request.app[WRITERS]() as db, db.begin():
+
+    async def deleting(db):
         project = await db.scalar(select(Actor).where(
             Actor.local.is_(True), Actor.type == "Group", Actor.username == name,
             Actor.deleted_at.is_(None), not_a_hub()))
-        if project is None:
-            return await _render_admin(request, 404, N_("There is no such project here."))
-        gone = await delete_actor(db, request.app[URLS], project)
+        return None if project is None else await delete_actor(db, request.app[URLS], project)
+    try:
+        gone = await retried(request.app[WRITERS], deleting)
+    except AlreadyDeleted:  # another admin's deletion committed while this one waited
+        gone = None
+    if gone is None:
+        return await _render_admin(request, 404, N_("There is no such project here."))
     free_media(request.app[SETTINGS], gone)
     forget_actor(request.app[DOCUMENTS], name, gone.actor_uri)
     log.warning("project %r deleted by admin %r", name, me.username)
