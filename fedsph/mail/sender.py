@@ -31,7 +31,7 @@ from fedsph.config import Settings
 from fedsph.core.urls import URLs
 from fedsph.federation.delivery import backoff
 from fedsph.mail import links, notices, texts, unsubscribe
-from fedsph.mail.message import ascii_domain, build_message, one_line
+from fedsph.mail.message import address_forms, build_message, one_line
 from fedsph.mail.queue import claim_mails, lease_mail
 from fedsph.mail.smtp import MailNotSent, MailRefused, send_message
 from fedsph.models import Actor, Invite, OutgoingMail, User, utcnow
@@ -242,9 +242,9 @@ class MailSender:
 
 def _without_address(said: str, address: str | None) -> str:
     """A server's reply as we log and keep it: the recipient's address replaced, in any case
-    and in its ASCII (IDNA) form too, as a server may give it back either way."""
+    and in its ASCII (IDNA) and Unicode forms too, as a server may give it back either way."""
     if not address:
         return said
-    for form in {str(address), ascii_domain(str(address))}:
+    for form in sorted(address_forms(str(address)), key=len, reverse=True):
         said = re.sub(re.escape(form), "<recipient>", said, flags=re.IGNORECASE)
     return said
