@@ -259,6 +259,55 @@ def test_the_fedsph_command_piped_still_stops_on_ctrl_c_and_reads_its_input(tmp_
     wait_for(lambda: _ended(program), what="the program to end")
 
 
+@engine_independent
+def test_the_fedsph_command_piped_lets_its_program_finish_after_a_term(tmp_path):
+    """Stopped with TERM (systemd-run, a script's timeout): the program gets it itself and may
+    take its time to end cleanly (serve allows 10 s); runuser's watching parent used to SIGKILL
+    it 2 s after the TERM. Nothing stands between the command and the program, and the
+    command's exit status is the program's own."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
+    pid_file, done = tmp_path / "pid", tmp_path / "done"
+    script = (f"trap 'sleep 3; echo clean > {done}; exit 5' TERM; echo $$ > {pid_file}; "
+              "while :; do sleep 0.1; done")
+    command = subprocess.Popen([str(DEPLOY / "fedsph-command"), "-c", script],
+                               env=_command_env(env_file, shutil.which("sh")),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(),
+                 what="the program to start")
+        program = int(pid_file.read_text())
+        parent = int(Path(f"/proc/{program}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert parent == command.pid  # no runuser (nor anything else) in between
+        started = time.monotonic()
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=30) == 5, command.stderr.read()
+        assert time.monotonic() - started >= 2.9
+        assert done.read_text() == "clean\n"
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+
+
+@engine_independent
+def test_the_fedsph_command_piped_runs_with_stdin_closed(tmp_path):
+    """Started with fd 0 closed (`fedsph … <&-`, some cron setups): the program reads
+    /dev/null instead of the command dying on its own redirection."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
+    ran = subprocess.run(["sh", "-c", f'"$0" -c "cat; echo read-all" <&-',
+                          str(DEPLOY / "fedsph-command")],
+                         env=_command_env(env_file, shutil.which("sh")), capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert (ran.returncode, ran.stdout) == (0, "read-all\n"), ran.stderr
+
+
 def _ended(pid: int) -> bool:
     try:
         return "(zombie)" in Path(f"/proc/{pid}/status").read_text()
@@ -275,7 +324,8 @@ def test_the_fedsph_command_runs_nothing_planted_in_the_data_folder(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     marker = tmp_path / "planted-ran"
-    for name in ("runuser", "env", "setsid", "id", "tr", "wc", "iconv", "sh", "touch"):
+    for name in ("runuser", "setpriv", "env", "setsid", "id", "tr", "wc", "iconv", "sh", "touch",
+                 "getent", "cut"):
         for folder in (data, data / "bin"):
             folder.mkdir(exist_ok=True)
             planted = folder / name
