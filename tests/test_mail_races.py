@@ -7,14 +7,16 @@ import asyncio
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from fedsph.accounts import set_disabled
+from fedsph.core.db_errors import database_away
 from fedsph.errors import UserError
 from fedsph.mail import sender as sender_module
 from fedsph.mail.message import ascii_domain, build_message
 from fedsph.mail.queue import claim_mails, queue_invite
 from fedsph.mail.sender import MailSender, _without_address
-from fedsph.models import Actor, Invite, OutgoingMail, User
+from fedsph.models import Actor, Invite, Membership, OutgoingMail, User
 from fedsph.web.mail_pages import FORGOT_LOOKUPS
 from tests.support.mail import member as _member
 from tests.support.members import browser, post_form
@@ -135,3 +137,94 @@ async def test_a_sharp_s_address_is_mailed_to_its_own_domain(mail_node, mail_ser
     assert mail.rcpt_tos == ["ana@xn--strae-oqa.de"]
     assert "ana@xn--strae-oqa.de" in str(mail.message["To"])
     assert "strasse" not in str(mail.message).lower()
+
+
+# -- the database away or busy: the mail waits, it is not failed as a bug --------------------
+
+class _PgError(Exception):
+    def __init__(self, state: str):
+        super().__init__(f"sqlstate {state}")
+        self.sqlstate = state
+
+
+@pytest.mark.parametrize("state, away", [("40P01", True), ("40001", True), ("08006", True),
+                                         ("57P01", True), ("55P03", True), ("23505", False),
+                                         ("42P01", False)])
+def test_which_database_errors_mean_try_later(state, away):
+    assert database_away(DBAPIError("SELECT 1", {}, _PgError(state))) is away
+    assert database_away(OperationalError("SELECT 1", {}, Exception("locked")))
+
+
+@pytest.mark.parametrize("state", ["40P01", "57P01", "55P03"])
+async def test_a_deadlock_while_sending_leaves_the_mail_waiting(mail_node, mail_server,
+                                                                 monkeypatch, state):
+    """SQLAlchemy's asyncpg dialect gives a deadlock, a server shutting down or a lock not
+    available as a plain DBAPIError: the round stops for the worker's loop to wait, and the
+    mail is neither failed nor counted as a try."""
+    node = mail_node
+    coop = await node.create_actor("coop")
+    ana = await _member(node, "ana", coop, "ana@coop.example")
+    async with node.writers() as db, db.begin():
+        await queue_invite(db, await db.get(Actor, coop.id), await db.get(User, ana.id),
+                           "guest@else.example", "en")
+
+    async def busy(db, mail_id, ours):
+        raise DBAPIError("UPDATE outgoing_mails", {}, _PgError(state))
+
+    monkeypatch.setattr(sender_module, "lease_mail", busy)
+    with pytest.raises(DBAPIError):
+        await MailSender(node.settings, node.writers).round()
+    async with node.readers() as db:
+        mail = await db.scalar(select(OutgoingMail))
+    assert (mail.status, mail.attempts, mail.last_error) == ("pending", 0, None)
+    assert mail_server.received == [] and await _count(node, Invite) == 0
+
+
+# -- the invitation caps' locks --------------------------------------------------------------
+
+@pytest.mark.postgres
+async def test_an_invitation_deadlocked_by_an_admin_says_try_again(mail_node):
+    """An admin's transaction holding the member's row and then wanting the project's, while
+    an invitation holds the project's and wants the member's: PostgreSQL ends one. The
+    invitation answers a plain "try again" and stores nothing; the admin's goes through."""
+    node = mail_node
+    coop = await node.create_actor("coop")
+    ana = await _member(node, "ana", coop, "ana@coop.example")
+    admin_has_member = asyncio.Event()
+
+    async def admin() -> None:
+        async with node.writers() as db, db.begin():
+            await db.execute(select(User.id).where(User.id == ana.id).with_for_update())
+            admin_has_member.set()
+            await asyncio.sleep(0.5)  # the invitation now holds the project and waits
+            await db.execute(select(Actor.id).where(Actor.id == coop.id).with_for_update())
+
+    async def invite() -> None:
+        await admin_has_member.wait()
+        async with node.writers() as db, db.begin():
+            await queue_invite(db, await db.get(Actor, coop.id), await db.get(User, ana.id),
+                               "guest@else.example", "en")
+
+    results = await asyncio.wait_for(
+        asyncio.gather(admin(), invite(), return_exceptions=True), 30)
+    assert results[0] is None, results
+    assert isinstance(results[1], UserError) and "try again" in str(results[1]), results
+    assert await _count(node, OutgoingMail) == 0
+
+
+@pytest.mark.postgres
+async def test_an_invitation_being_counted_does_not_block_rows_pointing_at_the_project(
+        mail_node):
+    """FOR NO KEY UPDATE: while an invitation holds the project's row, a membership (a row
+    whose foreign key names the project) is still inserted at once."""
+    node = mail_node
+    coop = await node.create_actor("coop")
+    ana = await _member(node, "ana", coop, "ana@coop.example")
+    bea = await _member(node, "bea", None, "bea@coop.example")
+    async with node.writers() as db, db.begin():
+        await queue_invite(db, await db.get(Actor, coop.id), await db.get(User, ana.id),
+                           "guest@else.example", "en")
+        async with node.writers() as other, other.begin():  # would wait on FOR UPDATE
+            await other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            other.add(Membership(user_id=bea.id, project_id=coop.id))
+    assert await _count(node, Membership, Membership.user_id == bea.id) == 1
