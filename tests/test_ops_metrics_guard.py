@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -16,6 +17,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from fedsph.config import load_settings
 from fedsph.errors import UserError
+from fedsph.federation.queue_health import QueueHealth
 from fedsph.web import metrics
 from tests.processes import NodeProcess
 from tests.support.ops import TOKEN
@@ -182,3 +184,14 @@ def _samples(recorder: metrics.RequestMetrics, path: str) -> tuple[float, float]
     counted = recorder.requests.labels(name, "2xx")._value.get()
     timed = sum(bucket.get() for bucket in recorder.seconds.labels(name)._buckets)
     return counted, timed
+
+
+def test_the_most_overdue_mail_is_a_gauge():
+    now = datetime(2026, 12, 7, 12, 0)
+    health = QueueHealth(by_status={"outgoing_mails": {"pending": 3}},
+                         oldest_mail_due=now - timedelta(minutes=20))
+    text = metrics._queue_text(health, now).decode()
+    assert "\nfedsph_mail_most_overdue_seconds 1200\n" in text
+    assert '\nfedsph_outgoing_mails{status="pending"} 3\n' in text
+    assert "\nfedsph_mail_most_overdue_seconds 0\n" in metrics._queue_text(
+        QueueHealth(by_status={}), now).decode()

@@ -262,6 +262,8 @@ def _queue_text(health, now) -> bytes:
           "has waited past its time", [("", _ages(health.oldest_inbox_due, now))])
     gauge("fedsph_delivery_most_overdue_seconds", "How long the most overdue delivery has "
           "waited past its time", [("", _ages(health.oldest_delivery_due, now))])
+    gauge("fedsph_mail_most_overdue_seconds", "How long the most overdue pending mail has "
+          "waited past its time", [("", _ages(health.oldest_mail_due, now))])
     gauge("fedsph_hosts_failing", "Remote hosts whose last deliveries failed",
           [("", health.hosts_failing)])
     gauge("fedsph_hosts_paused", "Failing hosts not tried until their pause ends",
