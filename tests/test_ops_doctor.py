@@ -148,6 +148,26 @@ async def test_a_crashing_check_is_its_problem_line_and_the_rest_run(bootstrappe
     assert code == 2  # not 1, which means "warnings"
 
 
+async def test_a_crash_outside_the_checks_keeps_the_lines_gathered(bootstrapped, monkeypatch,
+                                                                  capsys):
+    """Something outside the guarded checks raises (here choosing the peer to ask the time):
+    the lines gathered so far are printed, then a problem line, exit 2."""
+    def broken(*_args):
+        raise RuntimeError("no peer for you")
+
+    monkeypatch.setattr(doctor_module.doctor_net, "database_peer", broken)
+    settings = load_settings({**bootstrapped.env, "FEDSPH_BASE_URL": "http://127.0.0.1:9"})
+    code = await asyncio.to_thread(doctor_module.doctor, settings, Namespace(peer=None,
+                                                                             offline=False))
+    out = capsys.readouterr().out
+    assert code == 2, out
+    assert "ok       database:" in out and "ok       keys:" in out, out
+    assert "public URL:" in out, out
+    assert "problem  doctor: the check itself failed: RuntimeError: no peer for you" in out, out
+    assert "could not finish its checks" in out
+    assert out.rstrip().endswith("(exit 2)")
+
+
 async def test_a_retry_waiting_for_its_time_is_not_a_stuck_queue(bootstrapped):
     now = datetime.now(UTC).replace(tzinfo=None)
     testdb.sql(bootstrapped.data_dir, "INSERT INTO inbox_items (activity_uri, type, actor_uri, body, "
