@@ -302,7 +302,7 @@ def test_the_fedsph_command_piped_runs_with_stdin_closed(tmp_path):
     (tmp_path / "data").mkdir()
     env_file = tmp_path / "fedsph.env"
     env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
-    ran = subprocess.run(["sh", "-c", f'"$0" -c "cat; echo read-all" <&-',
+    ran = subprocess.run(["sh", "-c", '"$0" -c "cat; echo read-all" <&-',
                           str(DEPLOY / "fedsph-command")],
                          env=_command_env(env_file, shutil.which("sh")), capture_output=True,
                          text=True, timeout=60, check=False)
