@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -259,6 +260,55 @@ def test_the_fedsph_command_piped_still_stops_on_ctrl_c_and_reads_its_input(tmp_
     wait_for(lambda: _ended(program), what="the program to end")
 
 
+@engine_independent
+def test_the_fedsph_command_piped_lets_its_program_finish_after_a_term(tmp_path):
+    """Stopped with TERM (systemd-run, a script's timeout): the program gets it itself and may
+    take its time to end cleanly (serve allows 10 s); runuser's watching parent used to SIGKILL
+    it 2 s after the TERM. Nothing stands between the command and the program, and the
+    command's exit status is the program's own."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
+    pid_file, done = tmp_path / "pid", tmp_path / "done"
+    script = (f"trap 'sleep 3; echo clean > {done}; exit 5' TERM; echo $$ > {pid_file}; "
+              "while :; do sleep 0.1; done")
+    command = subprocess.Popen([str(DEPLOY / "fedsph-command"), "-c", script],
+                               env=_command_env(env_file, shutil.which("sh")),
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(),
+                 what="the program to start")
+        program = int(pid_file.read_text())
+        parent = int(Path(f"/proc/{program}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        assert parent == command.pid  # no runuser (nor anything else) in between
+        started = time.monotonic()
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=30) == 5, command.stderr.read()
+        assert time.monotonic() - started >= 2.9
+        assert done.read_text() == "clean\n"
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+
+
+@engine_independent
+def test_the_fedsph_command_piped_runs_with_stdin_closed(tmp_path):
+    """Started with fd 0 closed (`fedsph … <&-`, some cron setups): the program reads
+    /dev/null instead of the command dying on its own redirection."""
+    _need_root("the fedsph command runs as root only")
+    (tmp_path / "data").mkdir()
+    env_file = tmp_path / "fedsph.env"
+    env_file.write_text(f"FEDSPH_DATA_DIR={tmp_path}/data\n")
+    ran = subprocess.run(["sh", "-c", '"$0" -c "cat; echo read-all" <&-',
+                          str(DEPLOY / "fedsph-command")],
+                         env=_command_env(env_file, shutil.which("sh")), capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert (ran.returncode, ran.stdout) == (0, "read-all\n"), ran.stderr
+
+
 def _ended(pid: int) -> bool:
     try:
         return "(zombie)" in Path(f"/proc/{pid}/status").read_text()
@@ -275,7 +325,8 @@ def test_the_fedsph_command_runs_nothing_planted_in_the_data_folder(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     marker = tmp_path / "planted-ran"
-    for name in ("runuser", "env", "setsid", "id", "tr", "wc", "iconv", "sh", "touch"):
+    for name in ("runuser", "setpriv", "env", "setsid", "id", "tr", "wc", "iconv", "sh", "touch",
+                 "getent", "cut"):
         for folder in (data, data / "bin"):
             folder.mkdir(exist_ok=True)
             planted = folder / name
@@ -323,13 +374,14 @@ def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path)
         """README lines run in one shell (a variable set by one is used by the next)."""
         script = "\n".join(
             line.replace("sudo fedsph ", f"{DEPLOY / 'fedsph-command'} ", 1)
+            .replace("sudo -u fedsph ", "runuser -u root -- ")  # root plays the fedsph user
             .removeprefix("sudo ").replace("/var/lib/fedsph/", f"{data}/") for line in lines)
         return subprocess.run(f"set -e\n{script}", shell=True, env=env, capture_output=True,
                               text=True, timeout=300, check=False, stdin=subprocess.DEVNULL)
 
     # The README's step 5, as written but for `sudo` (the test runs as root already).
     migrate, create_project, create_user, *later = readme_lines(
-        ("sudo fedsph ", "BACKUP=", "NAME=", 'sudo install -m 600 -o "$USER" '))
+        ("sudo fedsph ", "BACKUP=", "NAME=", "(umask 077 && sudo -u fedsph cat "))
     assert "database is up to date" in fedsph(migrate).stdout
     assert fedsph(create_project).returncode == 0
     created = fedsph(create_user)
@@ -342,7 +394,7 @@ def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path)
     backup_lines, upgrade_lines, [restore] = later[:3], later[3:6], later[6:]
     assert [line.split()[:3] for line in later] == [
         ["BACKUP=backup-$(date", "+%F-%H%M%S).tar.gz"], ["sudo", "fedsph", "backup"],
-        ["sudo", "install", "-m"], ["NAME=before-upgrade-$(date", "+%F-%H%M%S).tar.gz"],
+        ["(umask", "077", "&&"], ["NAME=before-upgrade-$(date", "+%F-%H%M%S).tar.gz"],
         ["sudo", "fedsph", "backup"], ["sudo", "fedsph", "migrate"],
         ["sudo", "fedsph", "restore"]], later
     done = fedsph(*backup_lines)
@@ -364,6 +416,49 @@ def test_the_fedsph_command_runs_as_the_service_user_with_its_settings(tmp_path)
                              capture_output=True, text=True, timeout=60, check=False)
     assert refused.returncode == 1 and "run it with sudo" in refused.stderr
 
+
+
+@engine_independent
+def test_the_home_copy_line_reads_as_the_fedsph_user_not_root(tmp_path):
+    """The copy to the home folder, run as written but with an unprivileged user (nobody) for
+    fedsph: that user may write in the data folder, so the backup's name there may be a link to
+    /etc/shadow. Read as that user, the link leads nowhere: nothing of it reaches the copy."""
+    _need_root("switching to another user needs root")
+    # Not in tmp_path: pytest's folders above it are root's alone, which nobody cannot cross.
+    scratch = Path(tempfile.mkdtemp(prefix="fedsph-home-copy-"))
+    try:
+        _home_copy_as_nobody(scratch)
+    finally:
+        shutil.rmtree(scratch)
+
+
+def _home_copy_as_nobody(scratch: Path) -> None:
+    scratch.chmod(0o755)
+    data, home = scratch / "data", scratch / "home"
+    data.mkdir()
+    home.mkdir()
+    os.chown(data, 65534, 65534)
+    name = "backup-2026-01-01-000000.tar.gz"
+    (data / name).symlink_to("/etc/shadow")  # swapped in by whoever runs as the fedsph user
+    [line] = readme_lines("(umask 077 && sudo -u fedsph cat ")
+    script = line.replace("sudo -u fedsph ", "runuser -u nobody -- ").replace(
+        "/var/lib/fedsph/", f"{data}/")
+    done = subprocess.run(script, shell=True, env={"PATH": os.environ["PATH"], "HOME": str(home),
+                                                   "BACKUP": name},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "Permission denied" in done.stderr, done
+    copy = home / name
+    assert copy.read_bytes() == b"" and copy.stat().st_mode & 0o777 == 0o600
+    (data / name).unlink()
+    (data / name).write_bytes(b"the real backup")  # an ordinary backup file: copied
+    os.chown(data / name, 65534, 65534)
+    (data / name).chmod(0o600)
+    copy.unlink()
+    done = subprocess.run(script, shell=True, env={"PATH": os.environ["PATH"], "HOME": str(home),
+                                                   "BACKUP": name},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert copy.read_bytes() == b"the real backup" and copy.stat().st_mode & 0o777 == 0o600
 
 def test_the_upgrading_sections_backup_gets_a_new_name_each_time(tmp_path):
     """The Upgrading section's backup lines, run for two upgrades in a row: `backup` refuses an

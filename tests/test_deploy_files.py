@@ -260,14 +260,15 @@ def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
         (root / folder).mkdir(parents=True)
     make_ca(tmp_path / "ca")
     shutil.copy(tmp_path / "ca" / "ca.pem", tmp_path / "root.crt")  # step "private authority"
-    # (The copy of a backup to the admin's home, `install -o "$USER"`, is
-    # tests/test_deploy_command.py's; the upgrade installs the `fedsph` command again.)
-    lines = readme_lines("sudo useradd ") + [
-        line for line in readme_lines("sudo install ") if '"$USER"' not in line]
+    # (The copy of a backup to the admin's home is tests/test_deploy_command.py's; the upgrade
+    # installs the `fedsph` command again.) The backup from elsewhere is written as the fedsph
+    # user, here root: that user exists only in tmp_path's passwd.
+    lines = readme_lines("sudo useradd ") + readme_lines("sudo install ") + readme_lines(
+        "sudo -u fedsph install ")
     assert len(lines) == 8, lines
     (tmp_path / "backup.tar.gz").write_bytes(b"a backup")  # step "a backup from elsewhere"
     for line in lines:
-        command = line.removeprefix("sudo ")
+        command = line.removeprefix("sudo ").removeprefix("-u fedsph ")
         if command.startswith("useradd "):  # its paths are the user's, inside the prefix
             command = command.replace("useradd ", f"useradd --prefix {root} ", 1)
         else:

@@ -137,6 +137,23 @@ async def test_a_stuck_queue(node):
     assert "is the worker running?" in output
 
 
+
+async def test_a_stuck_mail_queue_when_mail_is_on(node):
+    """With SMTP set up, the mail queue's most overdue pending mail has a line of its own (as
+    /metrics has fedsph_mail_most_overdue_seconds); without, no such line."""
+    hour_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
+    testdb.sql(node.data_dir, "INSERT INTO outgoing_mails (kind, to_address, status, attempts, "
+               "next_attempt_at, created_at) VALUES ('invite', 'guest@else.example', 'pending', "
+               "0, :at, :at)", at=hour_ago)
+    code, lines, output = await doctor(node, "--offline")
+    assert "mail queue" not in lines, output
+    code, lines, output = await doctor(node, "--offline", FEDSPH_SMTP_HOST="127.0.0.1",
+                                       FEDSPH_SMTP_TLS="none",
+                                       FEDSPH_SMTP_FROM="noreply@coop.example")
+    assert code == 1, output
+    assert lines["mail queue"] == "warning mail queue: 1 waiting, the oldest due 60 min ago"
+    assert lines["inbox queue"] == "ok inbox queue: 0 waiting", output
+
 async def test_a_certificate_about_to_expire(node, tmp_path):
     ca = make_ca(tmp_path / "ca")  # its server certificate is valid for one day
     tls_server = await FakePeer(tls=ca.server_context()).start()

@@ -148,6 +148,26 @@ async def test_a_crashing_check_is_its_problem_line_and_the_rest_run(bootstrappe
     assert code == 2  # not 1, which means "warnings"
 
 
+async def test_a_crash_outside_the_checks_keeps_the_lines_gathered(bootstrapped, monkeypatch,
+                                                                  capsys):
+    """Something outside the guarded checks raises (here choosing the peer to ask the time):
+    the lines gathered so far are printed, then a problem line, exit 2."""
+    def broken(*_args):
+        raise RuntimeError("no peer for you")
+
+    monkeypatch.setattr(doctor_module.doctor_net, "database_peer", broken)
+    settings = load_settings({**bootstrapped.env, "FEDSPH_BASE_URL": "http://127.0.0.1:9"})
+    code = await asyncio.to_thread(doctor_module.doctor, settings, Namespace(peer=None,
+                                                                             offline=False))
+    out = capsys.readouterr().out
+    assert code == 2, out
+    assert "ok       database:" in out and "ok       keys:" in out, out
+    assert "public URL:" in out, out
+    assert "problem  doctor: the check itself failed: RuntimeError: no peer for you" in out, out
+    assert "could not finish its checks" in out
+    assert out.rstrip().endswith("(exit 2)")
+
+
 async def test_a_retry_waiting_for_its_time_is_not_a_stuck_queue(bootstrapped):
     now = datetime.now(UTC).replace(tzinfo=None)
     testdb.sql(bootstrapped.data_dir, "INSERT INTO inbox_items (activity_uri, type, actor_uri, body, "
@@ -221,10 +241,18 @@ async def test_metrics_open_to_loopback_behind_a_proxy(tmp_path):
     start(node)
     try:
         code, lines, output = await doctor(node)
+        assert code == 1, output  # asked from 127.0.0.1, which the list lets in: a warning
+        assert lines["metrics hidden"].startswith(
+            f"warning metrics hidden: {node.base}/metrics answered 200, but asked from this "
+            "machine's address 127.0.0.1, which FEDSPH_METRICS_ALLOW lets in"), output
+        assert "ask /metrics from another machine" in output
+        assert lines["metrics access"].startswith("warning metrics access:"), output
+        # The doctor's list does not name this machine (the running server's still does): a
+        # 200 to us is then what a stranger gets, a problem.
+        code, lines, output = await doctor(node, FEDSPH_METRICS_ALLOW="10.9.9.9/32")
         assert code == 2, output
         assert lines["metrics hidden"].startswith(f"problem metrics hidden: {node.base}/metrics "
-                                                  "answered 200"), output
-        assert lines["metrics access"].startswith("warning metrics access:"), output
+                                                  "answered 200 to a request without"), output
         code, lines, output = await doctor(node, FEDSPH_METRICS_ALLOW="",
                                            FEDSPH_METRICS_TOKEN=TOKEN)
         assert lines["metrics access"].startswith("ok ") and "token" in lines["metrics access"]
@@ -257,6 +285,10 @@ def test_the_databases_peer_honours_allow_private_networks():
     assert doctor_net.database_peer(lax, "http://127.0.0.1:9") == ("http://127.0.0.1:9", None)
     assert doctor_net.database_peer(strict, "https://mastodon.example") == (
         "https://mastodon.example", None)
+    for settings in (strict, lax):  # a malformed URL: the setting is not the reason
+        peer, line = doctor_net.database_peer(settings, "https://[::1")
+        assert peer is None and line.verdict == "skip", line
+        assert "not a valid URL" in line.detail and "PRIVATE" not in line.detail, line
 
 
 async def test_a_date_without_a_zone_is_utc(monkeypatch):

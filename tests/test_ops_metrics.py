@@ -91,6 +91,7 @@ async def test_health_and_metrics_after_real_traffic(node):
     assert value(text, 'fedsph_inbox_items{status="done"}') == 1
     assert value(text, 'fedsph_inbox_items{status="pending"}') == 0
     assert value(text, "fedsph_inbox_most_overdue_seconds") == 0
+    assert value(text, "fedsph_mail_most_overdue_seconds") == 0
     assert value(text, "fedsph_hosts_failing") == 0
     assert value(text, 'fedsph_http_requests_total{route_class="inbox",status="2xx"}') == 1
     assert value(text, 'fedsph_http_requests_total{route_class="health",status="2xx"}') == 2
@@ -185,8 +186,9 @@ def test_requests_of_several_processes_are_counted_together(tmp_path):
 
 
 def _pids(node: NodeProcess) -> set[str]:
-    return {path.name.rsplit("_", 1)[1]
-            for path in (node.data_dir / "prometheus-multiproc").iterdir()}
+    return {path.name.rsplit("_", 1)[1]  # not the .lock the group's parent holds
+            for path in (node.data_dir / "prometheus-multiproc").iterdir()
+            if path.name.endswith(".db")}
 
 
 @pytest.mark.parametrize(("settings", "message"), [

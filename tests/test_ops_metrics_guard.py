@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -16,6 +17,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from fedsph.config import load_settings
 from fedsph.errors import UserError
+from fedsph.federation.queue_health import QueueHealth
 from fedsph.web import metrics
 from tests.processes import NodeProcess
 from tests.support.ops import TOKEN
@@ -84,24 +86,54 @@ def multiproc_env(monkeypatch):
     monkeypatch.delenv(metrics.MULTIPROCESS_ENV)
 
 
-def test_start_deletes_only_dead_processes_files(tmp_path, multiproc_env):
+HOLDER = """
+import sys, time
+from fedsph.config import load_settings
+from fedsph.web import metrics
+metrics.prepare_directory(load_settings({"FEDSPH_DATA_DIR": sys.argv[1],
+                                         "FEDSPH_METRICS_TOKEN": sys.argv[2]}), fresh=True)
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_the_first_start_deletes_every_processes_file_a_second_none(tmp_path, multiproc_env):
+    """Who gets the directory's lock (the single server or a group's parent, for its whole
+    life) deletes every process's file, whatever its pid (absurd, reused, running); a second
+    start of the node while the first runs deletes none. Other files are never touched."""
     settings = load_settings({"FEDSPH_DATA_DIR": str(tmp_path / "data"),
                               "FEDSPH_METRICS_TOKEN": TOKEN})
     directory = metrics.metrics_directory(settings)
     directory.mkdir(parents=True, mode=0o700)
-    dead, alive = _dead_pid(), os.getpid()  # this process: a node running now
-    names = {f"counter_{dead}.db": False, f"histogram_{dead}.db": False,
-             f"gauge_livesum_{dead}.db": False, f"counter_{alive}.db": True,
-             f"histogram_{alive}.db": True, "notes.txt": True, f"counter_{dead}.db.bak": True}
-    for name in names:
-        (directory / name).write_bytes(b"x")
-    metrics.prepare_directory(settings, fresh=True)
-    assert {p.name for p in directory.iterdir()} == {n for n, kept in names.items() if kept}
-    assert all((directory / n).read_bytes() == b"x" for n, kept in names.items() if kept)
-    assert os.environ[metrics.MULTIPROCESS_ENV] == str(directory.resolve())
+    huge = 10 ** 30  # os.kill(huge, 0) raised OverflowError and stopped serve
+    files = {f"counter_{_dead_pid()}.db", f"histogram_{huge}.db", "gauge_livesum_1.db",
+             f"counter_{os.getpid()}.db"}
+    others = {"notes.txt", f"counter_{_dead_pid()}.db.bak"}
+
+    def write_all() -> None:
+        for name in files | others:
+            (directory / name).write_bytes(b"x")
+
+    write_all()
+    first = subprocess.Popen([sys.executable, "-c", HOLDER, str(settings.data_dir), TOKEN],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "holding\n"
+        assert {p.name for p in directory.iterdir()} == others | {".lock"}
+        write_all()  # the running node's processes write theirs
+        metrics.prepare_directory(settings, fresh=True)  # started again: the lock is taken
+        assert {p.name for p in directory.iterdir()} == files | others | {".lock"}
+        assert os.environ[metrics.MULTIPROCESS_ENV] == str(directory.resolve())
+    finally:
+        first.stdin.close()
+        first.wait(timeout=30)
     metrics.prepare_directory(settings, fresh=False)  # a group's child: deletes nothing
-    assert {p.name for p in directory.iterdir()} == {n for n, kept in names.items() if kept}
+    assert {p.name for p in directory.iterdir()} == files | others | {".lock"}
+    metrics.prepare_directory(settings, fresh=True)  # the first has ended: this one owns it
+    assert {p.name for p in directory.iterdir()} == others | {".lock"}
+    assert all((directory / n).read_bytes() == b"x" for n in others)
     assert directory.name == "prometheus-multiproc"
+    os.close(metrics._HELD.pop(directory))
 
 
 def test_a_symlinked_directory_is_refused_and_left_alone(tmp_path, multiproc_env):
@@ -152,3 +184,14 @@ def _samples(recorder: metrics.RequestMetrics, path: str) -> tuple[float, float]
     counted = recorder.requests.labels(name, "2xx")._value.get()
     timed = sum(bucket.get() for bucket in recorder.seconds.labels(name)._buckets)
     return counted, timed
+
+
+def test_the_most_overdue_mail_is_a_gauge():
+    now = datetime(2026, 12, 7, 12, 0)
+    health = QueueHealth(by_status={"outgoing_mails": {"pending": 3}},
+                         oldest_mail_due=now - timedelta(minutes=20))
+    text = metrics._queue_text(health, now).decode()
+    assert "\nfedsph_mail_most_overdue_seconds 1200\n" in text
+    assert '\nfedsph_outgoing_mails{status="pending"} 3\n' in text
+    assert "\nfedsph_mail_most_overdue_seconds 0\n" in metrics._queue_text(
+        QueueHealth(by_status={}), now).decode()

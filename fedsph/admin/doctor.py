@@ -72,11 +72,15 @@ async def _database_part(settings: Settings):
         await engine.dispose()
 
 
-async def run_checks(settings: Settings, peer: str | None, offline: bool) -> list[Line]:
-    lines = [_guarded("configuration", lambda: check_configuration(settings)),
-             _guarded("metrics access", lambda: check_metrics_access(settings)),
-             _guarded("templates and catalogs", lambda: check_package_files(settings)),
-             _guarded("permissions", lambda: check_permissions(settings))]
+async def run_checks(settings: Settings, peer: str | None, offline: bool,
+                     lines: list[Line] | None = None) -> list[Line]:
+    """Every check's lines, appended to `lines` as they come: if something outside the guarded
+    checks raises, the caller still has what was gathered (doctor())."""
+    lines = [] if lines is None else lines
+    lines += [_guarded("configuration", lambda: check_configuration(settings)),
+              _guarded("metrics access", lambda: check_metrics_access(settings)),
+              _guarded("templates and catalogs", lambda: check_package_files(settings)),
+              _guarded("permissions", lambda: check_permissions(settings))]
     target, last_peer = None, None
     try:
         database_lines, target, last_peer = await _database_part(settings)
@@ -84,7 +88,8 @@ async def run_checks(settings: Settings, peer: str | None, offline: bool) -> lis
         database_lines = [_crashed("database", exc)]
     lines += database_lines
     if offline:
-        return lines + [Line(SKIP, name, "--offline") for name in NETWORK_LINES]
+        lines += [Line(SKIP, name, "--offline") for name in NETWORK_LINES]
+        return lines
     async with doctor_net.client(settings) as http:
         lines += await _guarded_async(
             "public URL", lambda: doctor_net.check_public_url(http, settings, target))
@@ -97,7 +102,8 @@ async def run_checks(settings: Settings, peer: str | None, offline: bool) -> lis
             return lines
     chosen, refused = doctor_net.database_peer(settings, last_peer)
     if refused:
-        return lines + [refused]
+        lines.append(refused)
+        return lines
     async with doctor_net.client(settings, settings.allow_private_networks) as guarded:
         lines += await _guarded_async("clock", lambda: doctor_net.check_clock(guarded, chosen))
     return lines
@@ -117,12 +123,13 @@ def print_lines(lines: list[Line]) -> int:
 
 
 def doctor(settings: Settings, args: argparse.Namespace) -> int:
+    lines: list[Line] = []
     try:
-        lines = asyncio.run(run_checks(settings, args.peer, args.offline))
-    except Exception:
-        log.exception("doctor: could not finish its checks")
-        print("doctor: could not finish (exit 2)")
-        return EXIT_CODES[PROBLEM]
+        asyncio.run(run_checks(settings, args.peer, args.offline, lines))
+    except Exception as exc:  # noqa: BLE001 - the lines so far, then this one (exit 2)
+        lines.append(_crashed("doctor", exc))
+        lines.append(Line(PROBLEM, "doctor", "could not finish its checks: the lines above "
+                          "are all it has"))
     return print_lines(lines)
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from fedsph.admin import package_data
-from fedsph.config import Settings, proxy_networks
+from fedsph.config import Settings, mail_enabled, proxy_networks
 from fedsph.core.files import sqlite_path
 from fedsph.core.urls import URLs
 from fedsph.core.vocab import UI_LANGUAGES
@@ -197,15 +197,19 @@ def _age(moment: datetime | None, now: datetime) -> timedelta:
     return now - moment if moment else timedelta(0)
 
 
-def check_queues(health: QueueHealth, now: datetime) -> list[Line]:
+def check_queues(health: QueueHealth, now: datetime, mail: bool = False) -> list[Line]:
+    """The inbox and delivery queues, and the mail queue when this node sends mail (`mail`)."""
     lines = []
     fix = ("is the worker running? (`fedsph serve` without --no-worker, or `fedsph worker`; "
            "`fedsph queue` shows the last errors)")
-    for name, moment, waiting in (
-            ("inbox queue", health.oldest_inbox_due,
-             health.by_status["inbox_items"].get("pending", 0)),
-            ("delivery queue", health.oldest_delivery_due,
-             health.by_status["deliveries"].get("pending", 0))):
+    queues = [("inbox queue", health.oldest_inbox_due,
+               health.by_status["inbox_items"].get("pending", 0)),
+              ("delivery queue", health.oldest_delivery_due,
+               health.by_status["deliveries"].get("pending", 0))]
+    if mail:
+        queues.append(("mail queue", health.oldest_mail_due,
+                       health.by_status["outgoing_mails"].get("pending", 0)))
+    for name, moment, waiting in queues:
         age = _age(moment, now)
         minutes = int(age.total_seconds() // 60)
         detail = f"{waiting} waiting" + (f", the oldest due {minutes} min ago" if moment else "")
@@ -241,7 +245,8 @@ async def local_checks(settings: Settings, engine: AsyncEngine) -> tuple[list[Li
         # A lock held elsewhere (PostgreSQL) would otherwise hang the doctor here.
         async with asyncio.timeout(DB_TIMEOUT_SECONDS), make_sessionmaker(engine)() as db:
             actors = await local_actors(db)
-            lines = [line, check_keys(actors), *check_queues(await queue_health(db, now), now)]
+            lines = [line, check_keys(actors), *check_queues(await queue_health(db, now), now,
+                                                                mail_enabled(settings))]
             peer = await last_delivered_origin(db)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
         first = str(exc).splitlines()[0][:200] if str(exc) else ""

@@ -9,6 +9,8 @@ request has a short timeout; an unanswered one is a verdict, never a hang.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
 import time
 from datetime import UTC, datetime
@@ -19,7 +21,8 @@ import aiohttp
 import orjson
 
 from fedsph.admin.doctor_checks import OK, PROBLEM, SKIP, WARNING, Line, Target
-from fedsph.config import Settings, outgoing_tls_context
+from fedsph.config import Settings, outgoing_tls_context, proxy_networks
+from fedsph.errors import BlockedAddress
 from fedsph.federation.remote import FetchError, check_url, make_client_session, read_at_most
 
 TIMEOUT_SECONDS = 5.0
@@ -132,11 +135,46 @@ async def check_metrics_hidden(http: aiohttp.ClientSession, settings: Settings) 
             status = response.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return Line(SKIP, "metrics hidden", f"{url}: {_reason(exc)}")
+    ours = await _local_address(url) if status != 404 else None
+    if ours is not None and _allowed(settings, ours):
+        # Asked from this machine's own address, which the allow list lets in: the answer says
+        # nothing about strangers. check_metrics_access judges the list itself.
+        return Line(WARNING, "metrics hidden", f"{url} answered {status}, but asked from this "
+                    f"machine's address {ours}, which FEDSPH_METRICS_ALLOW lets in: a stranger's "
+                    "answer cannot be checked from here", "ask /metrics from another machine: "
+                    "it must answer 404")
     if status != 404:
         return Line(PROBLEM, "metrics hidden", f"{url} answered {status} to a request "
                     "without the token", "behind a proxy, list it in FEDSPH_TRUSTED_PROXIES or "
                     "take loopback out of FEDSPH_METRICS_ALLOW and use FEDSPH_METRICS_TOKEN")
     return Line(OK, "metrics hidden", f"{url} is 404 without the token")
+
+
+async def _local_address(url: str) -> str | None:
+    """The address of this machine a request to `url` leaves from: the kernel's choice of
+    source for the URL's host (a UDP socket "connected" there sends nothing)."""
+    parts = urlsplit(url)
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(
+            parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+            type=socket.SOCK_DGRAM)
+        family, _type, _proto, _name, address = found[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.connect(address)
+            return str(probe.getsockname()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _allowed(settings: Settings, address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    return any(ip.version == net.version and ip in net
+               for net in proxy_networks(settings.metrics_allow))
 
 
 def database_peer(settings: Settings, peer: str | None) -> tuple[str | None, Line | None]:
@@ -145,8 +183,11 @@ def database_peer(settings: Settings, peer: str | None) -> tuple[str | None, Lin
         return None, None
     try:
         check_url(peer, settings.allow_private_networks)
-    except FetchError as exc:
+    except BlockedAddress as exc:  # the setting is the reason only here
         return None, Line(SKIP, "clock", f"{exc} (FEDSPH_ALLOW_PRIVATE_NETWORKS is off)",
+                          "pass --peer https://a-server.example")
+    except FetchError as exc:  # a malformed URL in the database: no setting would help
+        return None, Line(SKIP, "clock", f"the last server delivered to: {exc}",
                           "pass --peer https://a-server.example")
     return peer, None
 

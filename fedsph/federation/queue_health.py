@@ -3,7 +3,8 @@
 Read at the moment it is asked for, not counted in memory: the inbox is filled by every server
 process and emptied by whichever process runs the worker (`serve --processes N`, `fedsph
 worker`), so only the database knows the whole. Each query is served by an index on `status`
-(ix_inbox_items_due, ix_deliveries_due) or reads the small host_states table.
+(ix_inbox_items_due, ix_deliveries_due,
+ix_outgoing_mails_due) or reads the small host_states table.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class QueueHealth:
     deliveries_retrying: int = 0  # pending after at least one failed attempt
     oldest_inbox_due: datetime | None = None  # next_attempt_at of the most overdue inbox item
     oldest_delivery_due: datetime | None = None  # next_attempt_at of the most overdue delivery
+    oldest_mail_due: datetime | None = None  # next_attempt_at of the most overdue pending mail
     hosts_failing: int = 0  # hosts whose last attempts failed
     hosts_healthy: int = 0  # hosts whose last delivery succeeded
     hosts_paused: int = 0  # of them, those not tried until their pause ends
@@ -55,6 +57,8 @@ async def queue_health(db: AsyncSession, now: datetime) -> QueueHealth:
         InboxItem.status == "pending", InboxItem.next_attempt_at <= now))
     health.oldest_delivery_due = await db.scalar(select(func.min(Delivery.next_attempt_at)).where(
         Delivery.status == "pending", Delivery.next_attempt_at <= now))
+    health.oldest_mail_due = await db.scalar(select(func.min(OutgoingMail.next_attempt_at)).where(
+        OutgoingMail.status == "pending", OutgoingMail.next_attempt_at <= now))
     failing = HostState.consecutive_failures > 0
     paused = func.count().filter(HostState.paused_until > now)
     health.hosts_failing, health.hosts_paused = (await db.execute(

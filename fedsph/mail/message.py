@@ -14,6 +14,8 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from urllib.parse import urlsplit
 
+import idna
+
 from fedsph.config import one_address
 from fedsph.errors import UserError
 
@@ -36,13 +38,34 @@ def plain_address(text: str) -> str:
 
 
 def ascii_domain(address: str) -> str:
-    """The address with its domain in ASCII (IDNA: "bücher.example" as "xn--bcher-kva.example"),
-    as the SMTP envelope carries it to a server without SMTPUTF8; unchanged if it cannot be."""
+    """The address with its domain in ASCII ("bücher.example" as "xn--bcher-kva.example"), as
+    the SMTP envelope and the To header carry it; UserError if the domain has none.
+
+    UTS #46 without transitional mapping (IDNA 2008, what browsers and registries use): IDNA
+    2003, Python's "idna" codec, maps "straße.de" to "strasse.de" and drops a zero-width
+    joiner, both someone else's domain, where a confirmation or reset link would then go. So
+    a domain with no valid form is refused, never sent on in another form."""
     local, _, domain = address.rpartition("@")
-    try:
-        return f"{local}@{domain.encode('idna').decode('ascii')}"
-    except UnicodeError:
+    if domain.isascii():
         return address
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True, transitional=False).decode('ascii')}"
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise UserError("the address's domain is not a valid internationalized name") from None
+
+
+def address_forms(address: str) -> set[str]:
+    """The address as given, with its domain in ASCII and in Unicode where these exist: the
+    forms a mail server may give back in a reply we log (fedsph/mail/sender.py hides them)."""
+    forms = {address}
+    local, _, domain = address.rpartition("@")
+    for convert in (lambda: ascii_domain(address),
+                    lambda: f"{local}@{idna.decode(domain, uts46=True)}"):
+        try:
+            forms.add(convert())
+        except (UserError, idna.IDNAError, UnicodeError, ValueError):
+            pass
+    return forms
 
 
 def build_message(sender: str, to: str, subject: str, body: str, domain: str,
@@ -56,7 +79,8 @@ def build_message(sender: str, to: str, subject: str, body: str, domain: str,
     address = plain_address(sender)
     local, _, host = address.rpartition("@")
     message["From"] = Address(one_line(name), local, host) if name else address
-    message["To"] = plain_address(to)
+    # ASCII, as in the envelope: a server without SMTPUTF8 refuses a non-ASCII domain here too.
+    message["To"] = ascii_domain(plain_address(to))
     message["Subject"] = one_line(subject)
     message["Date"] = formatdate(usegmt=True)
     # The host alone: "[::1]:8080" is an IPv6 literal and a port, not split at its first colon.

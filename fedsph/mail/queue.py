@@ -9,9 +9,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph.accounts import normalize_email
+from fedsph.core.db_errors import DEADLOCK, sqlstate
 from fedsph.errors import UserError
 from fedsph.i18n import N_
 from fedsph.models import Actor, MailToken, OutgoingMail, User, utcnow
@@ -106,11 +108,22 @@ async def _check_invite_caps(db: AsyncSession, project: Actor, sent_by: User | N
                              address: str) -> None:
     """UserError when this invitation would go over a cap (counted from the queue itself, sent
     or not, so the caps hold across restarts and workers). The project's row and the member's
-    are locked first (FOR UPDATE; SQLite has one writer): on PostgreSQL two requests at once
-    would otherwise both count below the cap, then both insert."""
-    await db.execute(select(Actor.id).where(Actor.id == project.id).with_for_update())
-    if sent_by is not None:
-        await db.execute(select(User.id).where(User.id == sent_by.id).with_for_update())
+    are locked first (SQLite has one writer): on PostgreSQL two requests at once would
+    otherwise both count below the cap, then both insert. FOR NO KEY UPDATE on the project: it
+    serialises invitations all the same but lets rows pointing at the project (posts,
+    deliveries) be inserted meanwhile. An admin deleting the member or project locks these rows
+    in the other order: PostgreSQL then ends one side with a deadlock, which here is a plain
+    "try again", never a 500 (the transaction is aborted: nothing was stored)."""
+    try:
+        await db.execute(select(Actor.id).where(Actor.id == project.id)
+                         .with_for_update(key_share=True))
+        if sent_by is not None:
+            await db.execute(select(User.id).where(User.id == sent_by.id).with_for_update())
+    except DBAPIError as exc:
+        if sqlstate(exc) != DEADLOCK:
+            raise
+        raise UserError(N_("This form could not be accepted: reload the page and try "
+                           "again.")) from None
     now = utcnow()
     invites = select(func.count()).select_from(OutgoingMail).where(
         OutgoingMail.kind == "invite", OutgoingMail.created_at > now - timedelta(days=1))

@@ -23,15 +23,16 @@ from datetime import datetime
 from email.message import EmailMessage
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.accounts import create_invite, hash_token, may_act_as, may_log_in
 from fedsph.config import Settings
+from fedsph.core.db_errors import database_away
 from fedsph.core.urls import URLs
 from fedsph.federation.delivery import backoff
 from fedsph.mail import links, notices, texts, unsubscribe
-from fedsph.mail.message import ascii_domain, build_message, one_line
+from fedsph.mail.message import address_forms, build_message, one_line
 from fedsph.mail.queue import claim_mails, lease_mail
 from fedsph.mail.smtp import MailNotSent, MailRefused, send_message
 from fedsph.models import Actor, Invite, OutgoingMail, User, utcnow
@@ -43,9 +44,9 @@ MAIL_MAX_ATTEMPTS = 12  # with FEDSPH_RETRY_BASE_SECONDS at 30 s: about 34 hours
 # A reset link lasts an hour and a notice is about what waits now: a few hours of tries.
 SHORT_LIVED = {"reset": 9, "notice": 9}  # tries over about 2 hours at 30 s
 SCAN_EVERY = 60.0  # seconds between two looks for notices that are due
-# The database is away for a while (as worker.py's loop sees it): re-raised, tried again later.
-# Any other database error is a bug in one mail: that mail fails, the others go on.
-AWAY = (OperationalError, InterfaceError, OSError)
+# The database is away or busy for a while (fedsph/core/db_errors.py: a deadlock or a server
+# shutting down included, as worker.py's loop sees it): re-raised, tried again later. Any other
+# database error is a bug in one mail: that mail fails, the others go on.
 
 
 @dataclass
@@ -74,10 +75,10 @@ class MailSender:
                     await notices.queue_due_notices(db)
             except IntegrityError:  # another worker queued the same notice a moment before
                 log.info("a notice was queued by another worker")
-            except AWAY:
-                raise  # the database is away: the worker's loop waits and tries again
-            except Exception:  # a bug must not stop the mails already queued, nor the worker
-                log.exception("queueing notices failed")
+            except Exception as exc:
+                if database_away(exc):
+                    raise  # the database is away: the worker's loop waits and tries again
+                log.exception("queueing notices failed")  # a bug must not stop the mails
         async with self.readers() as db:  # a look before the claim's write transaction
             due = await db.scalar(select(OutgoingMail.id).where(
                 OutgoingMail.status == "pending", OutgoingMail.next_attempt_at <= utcnow()).limit(1))
@@ -89,9 +90,10 @@ class MailSender:
         for mail_id, lease in ids:
             try:
                 done += await self.send_one(mail_id, lease)
-            except AWAY:
-                raise  # the database is away: the worker's loop waits and tries again
-            except Exception:  # a bug in one mail must not stop the others, nor the worker
+            except Exception as exc:
+                if database_away(exc):
+                    raise  # the database is away: the worker's loop waits and tries again
+                # a bug in one mail must not stop the others, nor the worker
                 log.exception("sending mail %s failed; it is tried again after its lease",
                               mail_id)
         return done
@@ -109,9 +111,10 @@ class MailSender:
                 if written is None:  # nothing to send any more
                     self._end(mail, "cancelled", None)
                     return True
-        except AWAY:
-            raise  # the database is away: the row keeps its lease and is claimed again later
-        except Exception:  # a bug: keep the row with its traceback, go on with the others
+        except Exception as exc:
+            if database_away(exc):
+                raise  # the database is away: the row keeps its lease and is claimed again later
+            # a bug: keep the row with its traceback, go on with the others
             log.exception("writing mail %s failed", mail_id)
             # the lease's extension was rolled back with the rest: the claim's mark holds
             return await self._record(mail_id, claimed, None, traceback.format_exc(limit=6),
@@ -242,9 +245,9 @@ class MailSender:
 
 def _without_address(said: str, address: str | None) -> str:
     """A server's reply as we log and keep it: the recipient's address replaced, in any case
-    and in its ASCII (IDNA) form too, as a server may give it back either way."""
+    and in its ASCII (IDNA) and Unicode forms too, as a server may give it back either way."""
     if not address:
         return said
-    for form in {str(address), ascii_domain(str(address))}:
+    for form in sorted(address_forms(str(address)), key=len, reverse=True):
         said = re.sub(re.escape(form), "<recipient>", said, flags=re.IGNORECASE)
     return said

@@ -98,10 +98,16 @@ Index("ix_follows_pending", Follow.followed_id, sqlite_where=Follow.state == "pe
 async def withdraw_invitations(db: AsyncSession, user_id: int) -> None:
     """A member disabled or deleted (fedsph/accounts.py, fedsph/projects/deletion.py): an
     invitation speaks for whoever made it, so their unused ones go, and their invitation mails
-    not sent yet are cancelled (else the worker would mint a working link for them later)."""
-    await db.execute(delete(Invite).where(Invite.created_by == user_id, Invite.used_at.is_(None)))
+    not sent yet are cancelled (else the worker would mint a working link for them later).
+
+    The mails first, then the invites, in the order the mail sender takes them (it locks the
+    mail, then inserts its invite): the UPDATE waits for a sender busy with one of these mails
+    to commit, and the DELETE after it (a new snapshot under READ COMMITTED) then sees the
+    invite that sender just made. The other order would miss that invite (a working link
+    mailed out) and could deadlock with a sender deleting the invite of its last attempt."""
     await db.execute(update(OutgoingMail).where(
         OutgoingMail.sent_by == user_id, OutgoingMail.status == "pending").values(
         status="cancelled", finished_at=utcnow(), locked_until=None,
         last_error="its sender was disabled or deleted").execution_options(
         synchronize_session=False))
+    await db.execute(delete(Invite).where(Invite.created_by == user_id, Invite.used_at.is_(None)))

@@ -22,6 +22,7 @@ without them does not pay its memory (issue 12 counts every MB of an idle server
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import hmac
@@ -73,31 +74,48 @@ def metrics_directory(settings: Settings) -> Path:
     return settings.data_dir / "prometheus-multiproc"
 
 
-def _alive(pid: int) -> bool:
+# The lock file's descriptors this process holds, by directory: kept open (and so the flock
+# held) for the life of the single server or of the group's parent.
+_HELD: dict[Path, int] = {}
+
+
+def _take_lock(directory: Path) -> bool:
+    """Whether this process now owns the directory: an exclusive flock on its .lock file, held
+    until the process ends (the kernel drops it then, however the process ends). False while
+    another node's server or group parent holds it."""
+    if directory in _HELD:
+        return False  # ours already (a second start in one process): its files are live
+    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o600)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
         return False
-    except PermissionError:  # someone else's process: alive
-        return True
+    _HELD[directory] = fd
     return True
 
 
 def prepare_directory(settings: Settings, fresh: bool) -> None:
     """Before prometheus_client is imported in a server process: name the directory where the
-    processes of this node share their request counts. `fresh` (the first process, or the
-    parent of a group): delete the files of processes no longer running, so a previous run's
-    counts are not added, while a node mistakenly started twice leaves the running one's alone."""
+    processes of this node share their request counts. `fresh` (the single server, or the
+    parent of a group): take the directory's lock and, when we get it, delete every process's
+    file, so a previous run's counts are not added. A node mistakenly started twice does not
+    get the lock and deletes nothing: the running one's files stay. (Pids in the names are not
+    asked about: a pid reused since would keep a stale file, an absurd one would crash.)"""
     directory = metrics_directory(settings)
     if directory.is_symlink():
         raise UserError(f"{directory} is a symbolic link: fedsph deletes files in it, so it must "
                         "be a plain directory (remove the link)")
     private_dir(directory)
     if fresh:
-        for path in directory.iterdir():
-            match = PROCESS_FILE.match(path.name)
-            if match and not path.is_symlink() and path.is_file() and not _alive(int(match[2])):
-                path.unlink(missing_ok=True)
+        if _take_lock(directory):
+            for path in directory.iterdir():
+                if PROCESS_FILE.match(path.name) and not path.is_symlink() and path.is_file():
+                    path.unlink(missing_ok=True)
+        else:
+            log.warning("%s is in use by another fedsph server of this node: its request "
+                        "counts are kept and added to ours", directory)
         if loopback_without_proxies(settings):
             log.warning(LOOPBACK_WARNING)
     os.environ[MULTIPROCESS_ENV] = str(directory.resolve())
@@ -244,6 +262,8 @@ def _queue_text(health, now) -> bytes:
           "has waited past its time", [("", _ages(health.oldest_inbox_due, now))])
     gauge("fedsph_delivery_most_overdue_seconds", "How long the most overdue delivery has "
           "waited past its time", [("", _ages(health.oldest_delivery_due, now))])
+    gauge("fedsph_mail_most_overdue_seconds", "How long the most overdue pending mail has "
+          "waited past its time", [("", _ages(health.oldest_mail_due, now))])
     gauge("fedsph_hosts_failing", "Remote hosts whose last deliveries failed",
           [("", health.hosts_failing)])
     gauge("fedsph_hosts_paused", "Failing hosts not tried until their pause ends",
