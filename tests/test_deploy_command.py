@@ -460,6 +460,33 @@ def _home_copy_as_nobody(scratch: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert copy.read_bytes() == b"the real backup" and copy.stat().st_mode & 0o777 == 0o600
 
+def test_a_backup_from_elsewhere_is_written_by_the_fedsph_user(tmp_path):
+    """The README's line that puts a backup from elsewhere into the data folder: the admin's
+    shell reads the file (made 0600 by the home copy, and another account's), the fedsph user
+    writes it, owner-only. `install /dev/stdin` failed here: it opens the file again, as the
+    fedsph user, who may not read it."""
+    _need_root("switching to another user needs root")
+    scratch = Path(tempfile.mkdtemp(prefix="fedsph-from-elsewhere-"))
+    try:
+        scratch.chmod(0o755)
+        data = scratch / "data"
+        data.mkdir(mode=0o700)
+        os.chown(data, 65534, 65534)
+        (tmp_path / "backup.tar.gz").write_bytes(b"a backup from elsewhere")
+        (tmp_path / "backup.tar.gz").chmod(0o600)  # root's, unreadable by nobody
+        [line] = readme_lines("sudo -u fedsph sh -c ")
+        script = line.replace("sudo -u fedsph ", "runuser -u nobody -- ").replace(
+            "/var/lib/fedsph/", f"{data}/")
+        done = subprocess.run(script, shell=True, cwd=tmp_path, env={"PATH": os.environ["PATH"]},
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        put = data / "backup.tar.gz"
+        assert put.read_bytes() == b"a backup from elsewhere"
+        assert put.stat().st_uid == 65534 and put.stat().st_mode & 0o777 == 0o600
+    finally:
+        shutil.rmtree(scratch)
+
+
 def test_the_upgrading_sections_backup_gets_a_new_name_each_time(tmp_path):
     """The Upgrading section's backup lines, run for two upgrades in a row: `backup` refuses an
     existing file, so each upgrade's backup has a name of its own (date and time)."""

@@ -260,15 +260,13 @@ def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
         (root / folder).mkdir(parents=True)
     make_ca(tmp_path / "ca")
     shutil.copy(tmp_path / "ca" / "ca.pem", tmp_path / "root.crt")  # step "private authority"
-    # (The copy of a backup to the admin's home is tests/test_deploy_command.py's; the upgrade
-    # installs the `fedsph` command again.) The backup from elsewhere is written as the fedsph
-    # user, here root: that user exists only in tmp_path's passwd.
-    lines = readme_lines("sudo useradd ") + readme_lines("sudo install ") + readme_lines(
-        "sudo -u fedsph install ")
-    assert len(lines) == 8, lines
-    (tmp_path / "backup.tar.gz").write_bytes(b"a backup")  # step "a backup from elsewhere"
+    # (The copy of a backup to the admin's home and a backup from elsewhere are
+    # tests/test_deploy_command.py's, run as another user; the upgrade installs the `fedsph`
+    # command again.)
+    lines = readme_lines("sudo useradd ") + readme_lines("sudo install ")
+    assert len(lines) == 7, lines
     for line in lines:
-        command = line.removeprefix("sudo ").removeprefix("-u fedsph ")
+        command = line.removeprefix("sudo ")
         if command.startswith("useradd "):  # its paths are the user's, inside the prefix
             command = command.replace("useradd ", f"useradd --prefix {root} ", 1)
         else:
@@ -284,7 +282,6 @@ def test_the_readme_useradd_and_install_lines_in_a_scratch_root(tmp_path):
     assert (root / "var/lib/fedsph").stat().st_mode & 0o777 == 0o700
     env_file = root / "etc/fedsph/fedsph.env"
     assert env_file.stat().st_mode & 0o777 == 0o600 and env_file.stat().st_uid == 0
-    assert (root / "var/lib/fedsph/backup.tar.gz").stat().st_mode & 0o777 == 0o600
     assert env_file.read_text() == (DEPLOY / "fedsph.env").read_text()
     assert (root / "usr/local/bin/fedsph").stat().st_mode & 0o777 == 0o755
     bundle = root / "etc/fedsph/private-ca.crt"

@@ -38,7 +38,7 @@ RAN_BY: tuple[tuple[str, str], ...] = (
     (r"/opt/fedsph/bin/pip install", "not run: the Install section's pip lines, elsewhere (tests/test_package.py)"),
     (r"useradd |install -d |install -m 6\d\d /usr/local/src|install -m 755 /usr/local/src|install -m 644 root.crt", "tests/test_deploy_files.py::test_the_readme_useradd_and_install_lines_in_a_scratch_root"),
     (r"(BACKUP|NAME)=(backup|before-upgrade)-|\(umask 077 && sudo -u fedsph cat ", "tests/test_deploy_command.py::test_the_fedsph_command_runs_as_the_service_user_with_its_settings"),
-    (r"-u fedsph install -m 600 /dev/stdin ", "tests/test_deploy_files.py::test_the_readme_useradd_and_install_lines_in_a_scratch_root"),
+    (r"-u fedsph sh -c 'umask 077 && cat > ", "tests/test_deploy_command.py::test_a_backup_from_elsewhere_is_written_by_the_fedsph_user"),
     (r"caddy validate", "tests/test_deploy_files.py::test_caddyfile_passes_caddy_validate"),
     (r"systemd-analyze verify", "tests/test_deploy_files.py::test_systemd_units_pass_systemd_analyze_verify"),
     (r"curl (\"https://coop\.example\.org/\.well-known|-H \"Accept: application/activity\+json\" https://coop)", "tests/test_deploy_caddy.py::test_two_nodes_federate_over_https_through_caddy"),
