@@ -95,6 +95,8 @@ def _main(argv: list[str] | None) -> int:
         print(f"fedsph: {exc}", file=sys.stderr)
         return 1
     except HTTPProblem as exc:  # a web answer met on the command line (Gone: a deleted actor)
+        if exc.status >= 500:  # a server error is a bug or an outage: its traceback is shown
+            raise
         print(f"fedsph: {exc.message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

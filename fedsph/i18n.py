@@ -46,6 +46,8 @@ HTTP_REASONS = (N_("Bad Request"), N_("Unauthorized"), N_("Forbidden"), N_("Not 
                 N_("Method Not Allowed"), N_("Not Acceptable"), N_("Gone"),
                 N_("Request Entity Too Large"), N_("Unsupported Media Type"),
                 N_("Too Many Requests"), N_("internal error"))
+# a write PostgreSQL ended for another's (web.middleware.errors: 503, Retry-After)
+LOCK_CONFLICT_REASON = N_("Service Unavailable")
 
 
 def normalize(tag: str | None) -> str | None:

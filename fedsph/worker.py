@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings, mail_enabled
 from fedsph.core.urls import URLs
-from fedsph.errors import FetchError, Gone
+from fedsph.errors import FetchError, Gone, lock_conflict
 from fedsph.federation.activitystreams import get_id
 from fedsph.federation.actors import fetch_unless_held, held_actor, store_fetched_actor
 from fedsph.federation.delivery import backoff
@@ -32,7 +32,6 @@ from fedsph.handlers import HANDLERS, HandlerContext, Ignored
 from fedsph.mail.queue import prune_mail
 from fedsph.mail.sender import MailSender
 from fedsph.models import Actor, InboxItem, utcnow
-from fedsph.projects.deletion import DEADLOCK
 from fedsph.projects.media_prune import prune_media
 from fedsph.projects.stream_events import prune_stream_events
 from fedsph.worker_chains import Chains
@@ -259,7 +258,7 @@ class Worker:
         except (OperationalError, InterfaceError, OSError, IntegrityError):
             raise  # the database is away (the item keeps its lease), or a conflict (above)
         except Exception as exc:
-            if isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == DEADLOCK:
+            if isinstance(exc, DBAPIError) and lock_conflict(exc):
                 # PostgreSQL ended the handler to break a deadlock (with an actor's deletion:
                 # projects/deletion.py): nothing was written; tried again later, not a bug.
                 error, retry = f"deadlock: {exc.orig}", True
@@ -331,6 +330,15 @@ class Worker:
             return "ignored", "the sender's actor is gone from its server"
         actor = (await store_fetched_actor(db, sender) if isinstance(sender, dict)
                  else await db.get(Actor, sender))
+        if actor is not None and actor.local:
+            # FOR KEY SHARE: a deletion (which locks the row FOR UPDATE) either committed before
+            # this read, so the tombstone is seen, or waits for this handler's commit and purges
+            # what it wrote. An unlocked read could see it live while the deletion commits.
+            actor = await db.scalar(select(Actor).where(Actor.id == actor.id)
+                                    .with_for_update(read=True, key_share=True)
+                                    .execution_options(populate_existing=True))
+        if actor is None:  # its row went between the read with the item and this transaction
+            return "ignored", "the sender's actor is gone"
         if actor.local and actor.deleted_at is not None:  # queued just before its deletion
             return "ignored", "the sender was deleted"
         handler = HANDLERS.get(item.type)

@@ -215,7 +215,7 @@ def test_photos_that_cannot_be_copied_are_told_apart_from_a_bad_archive(fedsph, 
 
     monkeypatch.setattr(backup, "_move", full_disk)
     code, out = fedsph(tmp_path / "new", "restore", str(archive))
-    assert code == 1 and "the database was restored; copying the photos failed" in out, out
+    assert code == 1 and "the database was restored; moving the photos failed" in out, out
     assert "restore --force again" in out and "not a readable" not in out
     monkeypatch.undo()  # space freed: the advice works
     use_data_dir(monkeypatch, tmp_path)

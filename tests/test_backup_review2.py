@@ -85,7 +85,7 @@ def test_scratch_folders_of_killed_backups_are_removed_after_a_day(sqlite_fedsph
     node = tmp_path / "node"
     assert sqlite_fedsph(node, "migrate")[0] == 0
     out_dir = tmp_path / "backups"
-    old, young = out_dir / ".fedsph-backup-killed", out_dir / ".fedsph-backup-running"
+    old, young = out_dir / ".fedsph-backup-killed01", out_dir / ".fedsph-backup-running"
     for folder in (old, young):
         folder.mkdir(parents=True)
         (folder / "fedsph.sqlite3").write_bytes(b"a copy with private keys")
@@ -138,8 +138,8 @@ def test_force_empties_a_schema_holding_a_range_type(fedsph, tmp_path):
 
 
 def test_server_children_find_the_parents_fedsph_outside_site_packages(tmp_path, monkeypatch):
-    monkeypatch.setattr(serve_group.site, "getsitepackages", list)
-    monkeypatch.setattr(serve_group.site, "getusersitepackages", lambda: str(tmp_path))
+    # As from an uninstalled checkout: a child (-P) would not find this fedsph by itself.
+    monkeypatch.setattr(serve_group, "_child_finds_ours", lambda env: False)
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")
     env = serve_group.child_env()
     root = os.path.dirname(os.path.dirname(os.path.abspath(serve_group.fedsph.__file__)))

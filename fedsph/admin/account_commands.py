@@ -24,7 +24,14 @@ from fedsph.accounts import (
 )
 from fedsph.errors import UserError
 from fedsph.models import Actor, Membership, User
-from fedsph.projects.deletion import delete_user, free_media, projects_going_with, retried
+from fedsph.projects.deletion import (
+    delete_user,
+    free_media,
+    lock_projects_of,
+    log_deleted,
+    projects_going_with,
+    retried,
+)
 
 
 async def _user(db, username: str) -> User:
@@ -105,6 +112,7 @@ async def user_delete(node, args) -> int:
     async def deleting(db):
         user = await _user(db, args.username)
         await refuse_last_admin(db, user)
+        await lock_projects_of(db, user)  # counted under lock: nobody joins or is added meanwhile
         going = [p.username for p in await projects_going_with(db, user, args.with_projects)]
         if going != alone:  # a member joined or left since the question: ask again
             raise UserError(f"the projects deleting {user.username} would delete changed "
@@ -112,6 +120,7 @@ async def user_delete(node, args) -> int:
         return await delete_user(db, node.urls, user, with_projects=args.with_projects)
     deleted = await retried(node.writers, deleting)
     for gone in deleted:
+        log_deleted(gone)
         free_media(node.settings, gone)
     projects = [g.username for g in deleted[:-1]]  # the Person comes last
     print(f"deleted user {user.username}"

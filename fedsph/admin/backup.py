@@ -16,8 +16,10 @@ import errno
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
+import stat
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -39,6 +41,8 @@ PG_DUMP = "fedsph.pgdump"  # pg_dump --format=custom
 MEDIA = "media"
 MANIFEST = "fedsph-backup.json"
 SCRATCH = ".fedsph-backup-"
+# tempfile.mkdtemp's names: the prefix, then 8 of its random letters, digits and underscores
+SCRATCH_NAME = re.compile(re.escape(SCRATCH) + r"[a-z0-9_]{8}")
 STALE_SCRATCH = 24 * 3600  # seconds: surely left by a backup that was killed
 SCRIPT_MARGIN = 5  # times the dump: the plain SQL script pg_restore writes from it (not compressed)
 
@@ -88,13 +92,17 @@ def backup(settings: Settings, target: Path) -> str:
 
 
 def _remove_stale_scratch(folder: Path) -> None:
-    """Scratch folders of backups killed (kill -9, a power cut: no cleanup ran) more than a
-    day ago: each holds a copy of the database, private keys included. A younger one may be a
-    backup running now."""
+    """Scratch folders of backups and restores killed (kill -9, a power cut: no cleanup ran)
+    more than a day ago: each holds a copy of the database, private keys included. A younger
+    one may be one running now. Only a folder named as mkdtemp names ours and owned by this
+    user: the folder may be shared (a backup written to /srv/backups), and another's is not
+    ours to remove."""
     for old in folder.glob(SCRATCH + "*"):
         try:
-            if old.is_dir() and not old.is_symlink() \
-                    and time.time() - old.stat().st_mtime > STALE_SCRATCH:
+            info = old.lstat()  # of the name itself: a link is never followed
+            if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() \
+                    and SCRATCH_NAME.fullmatch(old.name) \
+                    and time.time() - info.st_mtime > STALE_SCRATCH:
                 shutil.rmtree(old)
         except OSError:
             pass  # another backup's, removed meanwhile, or not ours to remove: leave it
@@ -205,9 +213,10 @@ def restore(settings: Settings, source: Path, force: bool = False) -> str:
     if target is not None and target.exists() and not force:
         raise BackupError(f"{target} exists: stop the node and add --force to replace it")
     private_dir(settings.data_dir)
+    _remove_stale_scratch(settings.data_dir)
     try:
         # Unpacked beside the data first: a truncated archive leaves the node as it was.
-        with tempfile.TemporaryDirectory(dir=settings.data_dir) as scratch, \
+        with tempfile.TemporaryDirectory(dir=settings.data_dir, prefix=SCRATCH) as scratch, \
                 tarfile.open(source, "r:gz") as archive:
             members = _safe_members(archive)
             _same_engine(settings, [m.name for m in members])
@@ -251,8 +260,8 @@ def _put_media(unpacked: Path, media: Path) -> None:
             for name in files:
                 _move(Path(folder, name), into / name)
     except OSError as exc:
-        raise BackupError(f"the database was restored; copying the photos failed ({exc}): free "
-                          "space and run restore --force again") from None
+        raise BackupError(f"the database was restored; moving the photos failed ({exc}); fix "
+                          "that and run restore --force again") from None
 
 
 def _move(source: Path, target: Path) -> None:

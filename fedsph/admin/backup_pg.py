@@ -141,7 +141,9 @@ async def _schema(database_url: str) -> str:
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as conn:
-            return (await conn.execute(text("SELECT current_schema()"))).scalar() or "public"
+            return (await conn.execute(text(
+                # quote_ident: quoted as pg_dump quotes it (a keyword such as "user" too)
+                "SELECT quote_ident(current_schema())"))).scalar() or "public"
     finally:
         await engine.dispose()
 
@@ -202,13 +204,11 @@ def to_script(settings: Settings, source: Path) -> Path:
 
 def current_schema(settings: Settings) -> str:
     """The schema the node's tables go into (its search_path's first), as pg_restore's script
-    names it: quoted unless it is a plain lower-case name."""
+    names it: quoted by PostgreSQL's own quote_ident, the rule pg_dump follows."""
     try:
-        schema = asyncio.run(_schema(settings.effective_database_url))
+        return asyncio.run(_schema(settings.effective_database_url))
     except (SQLAlchemyError, OSError):
         raise PostgresBackupError("cannot reach the database") from None
-    return schema if re.fullmatch(r"[a-z_][a-z0-9_]*", schema) else \
-        '"' + schema.replace('"', '""') + '"'
 
 
 def script_revision(script: Path, schema: str = "public") -> str | None:

@@ -23,7 +23,7 @@ import ctypes
 import logging
 import os
 import signal
-import site
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,15 +52,29 @@ def child_command(index: int, run_worker: bool) -> list[str]:
 
 def child_env() -> dict[str, str]:
     """The parent's environment, with the folder the parent's fedsph came from first on
-    PYTHONPATH unless it is an installed site-packages folder: a parent run as `python -m
-    fedsph` in an uninstalled checkout found fedsph in its working directory, which -P leaves
-    out of the children's path."""
+    PYTHONPATH only when a child would not find that same fedsph without it: a parent run as
+    `python -m fedsph` in an uninstalled checkout found fedsph in its working directory, which
+    -P leaves out of the children's path. Added when not needed, the checkout would come before
+    site-packages for every import (its tests/ and bench/ folders too)."""
     env = dict(os.environ)
     root = Path(fedsph.__file__).resolve().parent.parent
-    installed = {Path(p).resolve() for p in [*site.getsitepackages(), site.getusersitepackages()]}
-    if root not in installed:
+    if not _child_finds_ours(env):
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     return env
+
+
+def _child_finds_ours(env: dict[str, str]) -> bool:
+    """Whether a child started as child_command starts it (-P, this environment) finds the
+    parent's fedsph: asked of the interpreter itself (once per group), since what it finds
+    depends on PYTHONPATH, site-packages, .pth files and editable installs' import hooks.
+    find_spec only locates the package, it does not run it."""
+    probe = "import importlib.util as u; s = u.find_spec('fedsph'); print(s and s.origin or '')"
+    try:
+        found = subprocess.run([sys.executable, "-P", "-c", probe], env=env, timeout=60,
+                               capture_output=True, text=True, check=False).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return False  # then PYTHONPATH names it: never wrong, at worst not needed
+    return bool(found) and Path(found).resolve() == Path(fedsph.__file__).resolve()
 
 
 def tag_log_lines() -> None:
@@ -89,8 +103,9 @@ async def serve_processes(settings: Settings, processes: int, run_worker: bool) 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    env = child_env()  # one for all: it asks the interpreter once
     children = [await asyncio.create_subprocess_exec(*child_command(i, run_worker),
-                                                     env=child_env(), preexec_fn=_end_with_parent)
+                                                     env=env, preexec_fn=_end_with_parent)
                 for i in range(processes)]
     print(f"fedsph: started {processes} server processes (pids "
           f"{', '.join(str(c.pid) for c in children)}) on {settings.host}:{settings.port}"

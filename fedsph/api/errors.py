@@ -5,7 +5,9 @@ failure there into that JSON (never an HTML page, since apps parse it), and adds
 browser apps (Elk, Phanpy) may call these endpoints from another origin.
 
 Only an ApiError, an HTTPProblem or a UserError (Mastodon's 422 "Validation failed: …") tells the
-app what went wrong; anything else is a bug, logged with its traceback and answered with a 500.
+app what went wrong; a lock conflict (PostgreSQL ended the
+write for another's) is a 503 with Retry-After; anything else is a bug, logged with its traceback
+and answered with a 500.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import orjson
 from aiohttp import web
 
-from fedsph.errors import HTTPProblem, UserError
+from fedsph.errors import HTTPProblem, UserError, lock_conflict
 from fedsph.web.access_log import logged_target
 
 log = logging.getLogger("fedsph.api")
@@ -92,7 +94,12 @@ async def _json_errors(request: web.Request, handler) -> web.StreamResponse:
         message = {404: "Record not found", 405: "Method not allowed"}.get(exc.status, exc.reason)
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # RFC 9110
         return api_json({"error": message}, exc.status, allow)
-    except Exception:
+    except Exception as exc:
+        if lock_conflict(exc):  # PostgreSQL ended this write for another's: nothing stayed
+            log.warning("lock conflict on %s %s: answered 503", request.method,
+                        logged_target(request))
+            return api_json({"error": "Service unavailable, try again"}, 503,
+                            {"Retry-After": "1"})
         # the target minus secrets: a reset or invitation link must not reach the log
         log.exception("unhandled error on %s %s", request.method, logged_target(request))
         return api_json({"error": "Internal server error"}, 500)

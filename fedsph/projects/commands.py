@@ -92,6 +92,7 @@ async def project_delete(node, args) -> int:
     async def deleting(db):
         return await deletion.delete_actor(db, node.urls, await local_project(db, args.slug))
     gone = await deletion.retried(node.writers, deleting)
+    deletion.log_deleted(gone)
     deletion.free_media(node.settings, gone)
     print(f"deleted project {args.slug}; Delete queued to {gone.queued} inbox(es); the name "
           "stays reserved")

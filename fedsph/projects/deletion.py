@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
 from fedsph.core.urls import URLs
-from fedsph.errors import N_, UserError
+from fedsph.errors import N_, UserError, lock_conflict
 from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.emit import send
 from fedsph.federation.keycache import forget_when_committed
@@ -48,7 +48,6 @@ from fedsph.projects.conversations import before_actor_deleted
 from fedsph.projects.media import delete_files
 
 log = logging.getLogger("fedsph.deletion")
-DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for the victim of a deadlock
 TRIES = 3
 
 
@@ -69,7 +68,7 @@ async def retried(writers: async_sessionmaker, work):
             async with writers() as db, db.begin():
                 return await work(db)
         except DBAPIError as exc:
-            if attempt == TRIES or getattr(exc.orig, "sqlstate", None) != DEADLOCK:
+            if attempt == TRIES or not lock_conflict(exc):
                 raise
             log.warning("a deletion and a writer locked each other (try %d of %d): again",
                         attempt, TRIES)
@@ -168,12 +167,17 @@ async def delete_actor(db: AsyncSession, urls: URLs, actor: Actor) -> Deleted:
         icon_url=None, header_url=None, also_known_as=None, moved_to=None,
         manually_approves=False, hold_replies=False))
     await db.refresh(actor)
-    activity = await send(db, actor, delete_document(actor), recipients, object_uri=actor.uri,
-                          public=True)
+    await send(db, actor, delete_document(actor), recipients, object_uri=actor.uri, public=True)
     queued = len({r.delivery_inbox for r in recipients if r.delivery_inbox})
     forget_when_committed(db, actor.uri)  # this process's inbox key cache
-    log.info("deleted %s; Delete %s queued to %d inbox(es)", actor.uri, activity.uri, queued)
     return Deleted(actor.uri, actor.username, queued, media)
+
+
+def log_deleted(deleted: Deleted) -> None:
+    """Called once `retried` returned: logged inside the transaction, a deletion tried again
+    after a deadlock would have said "deleted" for a rollback."""
+    log.info("deleted %s; Delete %s#delete queued to %d inbox(es)", deleted.actor_uri,
+             deleted.actor_uri, deleted.queued)
 
 
 def free_media(settings: Settings, deleted: Deleted) -> None:
@@ -196,6 +200,16 @@ async def sole_projects(db: AsyncSession, user: User) -> list[Actor]:
                Actor.deleted_at.is_(None), not_a_hub()).order_by(Actor.username)))
 
 
+async def lock_projects_of(db: AsyncSession, user: User) -> None:
+    """Lock (FOR UPDATE, in id order as every deletion does) the rows of the projects `user`
+    belongs to, before counting their members: adding a member inserts a row pointing at the
+    project (FOR KEY SHARE on it), so until this transaction ends nobody joins one of them and
+    turns a project counted as theirs alone into a shared one that would be deleted anyway."""
+    await db.execute(select(Actor.id).where(Actor.id.in_(
+        select(Membership.project_id).where(Membership.user_id == user.id)))
+        .order_by(Actor.id).with_for_update())
+
+
 async def projects_going_with(db: AsyncSession, user: User, with_projects: bool) -> list[Actor]:
     """The projects deleting `user` would delete: those they alone belong to, only when
     `with_projects` says so (else UserError: nobody would be left to run them)."""
@@ -215,6 +229,7 @@ async def delete_user(db: AsyncSession, urls: URLs, user: User,
     which takes the user row with it (and so their sessions, tokens and memberships: ON DELETE
     CASCADE). Their unused invitations go too, and their invitation mails not sent yet.
     Projects with other members simply lose this member."""
+    await lock_projects_of(db, user)
     alone = await projects_going_with(db, user, with_projects)
     await withdraw_invitations(db, user.id)  # and their invitation mails not sent yet
     person = await db.get(Actor, user.actor_id)

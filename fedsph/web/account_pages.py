@@ -31,6 +31,7 @@ from fedsph.projects.deletion import (
     AlreadyDeleted,
     delete_actor,
     free_media,
+    log_deleted,
     not_a_hub,
     retried,
 )
@@ -172,6 +173,7 @@ async def admin_project(request: web.Request) -> web.Response:
         gone = None
     if gone is None:
         return await _render_admin(request, 404, N_("There is no such project here."))
+    log_deleted(gone)
     free_media(request.app[SETTINGS], gone)
     forget_actor(request.app[DOCUMENTS], name, gone.actor_uri)
     log.warning("project %r deleted by admin %r", name, me.username)

@@ -13,8 +13,8 @@ import logging
 from aiohttp import web
 
 from fedsph.core.urls import INBOX_ROUTES
-from fedsph.errors import HTTPProblem, UserError
-from fedsph.i18n import language_middleware
+from fedsph.errors import HTTPProblem, UserError, lock_conflict
+from fedsph.i18n import LOCK_CONFLICT_REASON, language_middleware
 from fedsph.web.access_log import logged_target
 from fedsph.web.render import error_message, html_response, json_response, wants_html
 
@@ -45,7 +45,12 @@ async def errors(request: web.Request, handler):
             raise
         return problem_response(request, exc.status, exc.reason, {
             k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")})
-    except Exception:
+    except Exception as exc:
+        if lock_conflict(exc):  # PostgreSQL ended this write for another's: nothing stayed
+            log.warning("lock conflict on %s %s: answered 503", request.method,
+                        logged_target(request))
+            return problem_response(request, 503, LOCK_CONFLICT_REASON,
+                                    {"Retry-After": "1"})
         # the target minus secrets: a reset or invitation link must not reach the log
         log.exception("unhandled error on %s %s", request.method, logged_target(request))
         return problem_response(request, 500, "internal error")
