@@ -15,7 +15,24 @@ from pathlib import Path
 import pytest
 
 from tests.processes import wait_for
-from tests.test_deploy_command import DEPLOY, _command_env, _need_root, engine_independent
+from tests.support import testdb
+
+DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+# As in tests/test_deploy_command.py: the command does not depend on the database engine.
+engine_independent = pytest.mark.skipif(
+    testdb.on_postgresql(), reason="deploy/ files do not depend on the database engine: "
+    "runs in the SQLite run")
+
+
+def _need_root(why: str) -> None:
+    if os.geteuid() != 0:
+        pytest.skip(why)
+
+
+def _command_env(env_file: Path, program: str) -> dict[str, str]:
+    return {"PATH": os.environ["PATH"], "FEDSPH_ENV_FILE": str(env_file),
+            "FEDSPH_SERVICE_USER": "root", "FEDSPH_PROGRAM": program}
+
 
 FD_PROBE = ("for fd in 0 1 2; do [ -t $fd ] && echo FD$fd-IS-A-TERMINAL; done; "
             "echo to-stdout; echo to-stderr >&2; exit 3")
