@@ -46,7 +46,9 @@ MAIL_MAX_ATTEMPTS = 12  # with FEDSPH_RETRY_BASE_SECONDS at 30 s: about 34 hours
 SHORT_LIVED = {"reset": 9, "notice": 9}  # tries over about 2 hours at 30 s
 SCAN_EVERY = 60.0  # seconds between two looks for notices that are due
 # The database is away or busy for a while (fedsph/core/db_errors.py: a deadlock or a server
-# shutting down included, as worker.py's loop sees it): re-raised, tried again later. Any other
+# shutting down included, as worker.py's loop sees it): while a mail is written, counted as a
+# try with backoff (so one mail cannot starve its batch), re-raised only when even that cannot
+# be recorded; the round then stops and hands back the mails it had not tried. Any other
 # database error is a bug in one mail: that mail fails, the others go on.
 
 
