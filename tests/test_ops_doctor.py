@@ -240,13 +240,24 @@ async def test_metrics_open_to_loopback_behind_a_proxy(tmp_path):
     node.cli("bootstrap")
     start(node)
     try:
+        # Loopback allowed and no trusted proxy: a proxy here would let everyone in, so the
+        # 200 asked from 127.0.0.1 is a problem, not downgraded to a warning.
         code, lines, output = await doctor(node)
-        assert code == 1, output  # asked from 127.0.0.1, which the list lets in: a warning
+        assert code == 2, output
+        assert lines["metrics hidden"].startswith(
+            f"problem metrics hidden: {node.base}/metrics answered 200 to a request without the "
+            "token from 127.0.0.1, which FEDSPH_METRICS_ALLOW lets in, and "
+            "FEDSPH_TRUSTED_PROXIES is empty"), output
+        assert "list the proxy in FEDSPH_TRUSTED_PROXIES" in output
+        assert lines["metrics access"].startswith("warning metrics access:"), output
+        # With the proxy listed, the doctor's own loopback request says nothing of strangers:
+        # a warning.
+        code, lines, output = await doctor(node, FEDSPH_TRUSTED_PROXIES="127.0.0.2")
+        assert code == 1, output
         assert lines["metrics hidden"].startswith(
             f"warning metrics hidden: {node.base}/metrics answered 200, but asked from this "
             "machine's address 127.0.0.1, which FEDSPH_METRICS_ALLOW lets in"), output
         assert "ask /metrics from another machine" in output
-        assert lines["metrics access"].startswith("warning metrics access:"), output
         # The doctor's list does not name this machine (the running server's still does): a
         # 200 to us is then what a stranger gets, a problem.
         code, lines, output = await doctor(node, FEDSPH_METRICS_ALLOW="10.9.9.9/32")

@@ -4,6 +4,7 @@ header that is not UTF-8, a loopback allow list behind a proxy, the shared direc
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -97,7 +98,8 @@ sys.stdin.read()
 """
 
 
-def test_the_first_start_deletes_every_processes_file_a_second_none(tmp_path, multiproc_env):
+def test_the_first_start_deletes_every_processes_file_a_second_none(tmp_path, multiproc_env,
+                                                                    caplog):
     """Who gets the directory's lock (the single server or a group's parent, for its whole
     life) deletes every process's file, whatever its pid (absurd, reused, running); a second
     start of the node while the first runs deletes none. Other files are never touched."""
@@ -133,6 +135,14 @@ def test_the_first_start_deletes_every_processes_file_a_second_none(tmp_path, mu
     assert {p.name for p in directory.iterdir()} == others | {".lock"}
     assert all((directory / n).read_bytes() == b"x" for n in others)
     assert directory.name == "prometheus-multiproc"
+    # A second start within this process (it holds the lock): nothing deleted, no warning
+    # about another server.
+    write_all()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=metrics.log.name):
+        metrics.prepare_directory(settings, fresh=True)
+    assert {p.name for p in directory.iterdir()} == files | others | {".lock"}
+    assert "holds its lock already" in caplog.text and "another" not in caplog.text
     os.close(metrics._HELD.pop(directory))
 
 
@@ -190,8 +200,10 @@ def test_the_most_overdue_mail_is_a_gauge():
     now = datetime(2026, 12, 7, 12, 0)
     health = QueueHealth(by_status={"outgoing_mails": {"pending": 3}},
                          oldest_mail_due=now - timedelta(minutes=20))
-    text = metrics._queue_text(health, now).decode()
+    text = metrics._queue_text(health, now, True).decode()
     assert "\nfedsph_mail_most_overdue_seconds 1200\n" in text
     assert '\nfedsph_outgoing_mails{status="pending"} 3\n' in text
     assert "\nfedsph_mail_most_overdue_seconds 0\n" in metrics._queue_text(
-        QueueHealth(by_status={}), now).decode()
+        QueueHealth(by_status={}), now, True).decode()
+    # without SMTP set up mails wait by design: no lag line to alert on
+    assert "fedsph_mail_most_overdue" not in metrics._queue_text(health, now, False).decode()

@@ -24,6 +24,7 @@ from fedsph.admin.doctor_checks import OK, PROBLEM, SKIP, WARNING, Line, Target
 from fedsph.config import Settings, outgoing_tls_context, proxy_networks
 from fedsph.errors import BlockedAddress
 from fedsph.federation.remote import FetchError, check_url, make_client_session, read_at_most
+from fedsph.web.metrics import loopback_without_proxies
 
 TIMEOUT_SECONDS = 5.0
 MAX_BODY = 1024 * 1024
@@ -136,7 +137,16 @@ async def check_metrics_hidden(http: aiohttp.ClientSession, settings: Settings) 
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         return Line(SKIP, "metrics hidden", f"{url}: {_reason(exc)}")
     ours = await _local_address(url) if status != 404 else None
-    if ours is not None and _allowed(settings, ours):
+    allowed = ours is not None and _allowed(settings, ours)
+    if allowed and loopback_without_proxies(settings):
+        # Not downgraded: with no trusted proxy, a proxy on this machine would let everyone in
+        # as this same loopback address, and fedsph cannot tell that from a local Prometheus.
+        return Line(PROBLEM, "metrics hidden", f"{url} answered {status} to a request without "
+                    f"the token from {ours}, which FEDSPH_METRICS_ALLOW lets in, and "
+                    "FEDSPH_TRUSTED_PROXIES is empty: behind a proxy on this machine every "
+                    "visitor comes from there", "list the proxy in FEDSPH_TRUSTED_PROXIES, or "
+                    "take loopback out of FEDSPH_METRICS_ALLOW and use FEDSPH_METRICS_TOKEN")
+    if allowed:
         # Asked from this machine's own address, which the allow list lets in: the answer says
         # nothing about strangers. check_metrics_access judges the list itself.
         return Line(WARNING, "metrics hidden", f"{url} answered {status}, but asked from this "
@@ -152,7 +162,9 @@ async def check_metrics_hidden(http: aiohttp.ClientSession, settings: Settings) 
 
 async def _local_address(url: str) -> str | None:
     """The address of this machine a request to `url` leaves from: the kernel's choice of
-    source for the URL's host (a UDP socket "connected" there sends nothing)."""
+    source for the URL's host (a UDP socket "connected" there sends nothing). Not the request's
+    own socket end: aiohttp hands a short answer's connection back to its pool before the
+    `async with` block starts (response.connection is None there)."""
     parts = urlsplit(url)
     try:
         found = await asyncio.get_running_loop().getaddrinfo(

@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.accounts import create_invite, hash_token, may_act_as, may_log_in
 from fedsph.config import Settings
-from fedsph.core.db_errors import database_away
+from fedsph.core.db_errors import STATEMENT_TIMEOUT, database_away, sqlstate
 from fedsph.core.urls import URLs
+from fedsph.errors import UserError
 from fedsph.federation.delivery import backoff
 from fedsph.mail import links, notices, texts, unsubscribe
 from fedsph.mail.message import address_forms, build_message, one_line
@@ -45,7 +46,9 @@ MAIL_MAX_ATTEMPTS = 12  # with FEDSPH_RETRY_BASE_SECONDS at 30 s: about 34 hours
 SHORT_LIVED = {"reset": 9, "notice": 9}  # tries over about 2 hours at 30 s
 SCAN_EVERY = 60.0  # seconds between two looks for notices that are due
 # The database is away or busy for a while (fedsph/core/db_errors.py: a deadlock or a server
-# shutting down included, as worker.py's loop sees it): re-raised, tried again later. Any other
+# shutting down included, as worker.py's loop sees it): while a mail is written, counted as a
+# try with backoff (so one mail cannot starve its batch), re-raised only when even that cannot
+# be recorded; the round then stops and hands back the mails it had not tried. Any other
 # database error is a bug in one mail: that mail fails, the others go on.
 
 
@@ -87,12 +90,15 @@ class MailSender:
         async with self.writers() as db, db.begin():
             ids = await claim_mails(db, MAIL_BATCH)
         done = 0
-        for mail_id, lease in ids:
+        for index, (mail_id, lease) in enumerate(ids):
             try:
                 done += await self.send_one(mail_id, lease)
             except Exception as exc:
                 if database_away(exc):
-                    raise  # the database is away: the worker's loop waits and tries again
+                    # the database is away: the worker's loop waits and tries again; the mails
+                    # not tried yet go back to the queue now rather than after their lease
+                    await self._release(ids[index + 1:])
+                    raise
                 # a bug in one mail must not stop the others, nor the worker
                 log.exception("sending mail %s failed; it is tried again after its lease",
                               mail_id)
@@ -111,9 +117,25 @@ class MailSender:
                 if written is None:  # nothing to send any more
                     self._end(mail, "cancelled", None)
                     return True
+        except UserError as exc:  # e.g. an address whose domain has no valid ASCII form
+            log.warning("mail %s cannot be written: %s", mail_id, exc)
+            return await self._record(mail_id, claimed, None, str(exc), retry=False,
+                                      ended="cancelled")
         except Exception as exc:
-            if database_away(exc):
-                raise  # the database is away: the row keeps its lease and is claimed again later
+            if database_away(exc) or sqlstate(exc) == STATEMENT_TIMEOUT:
+                # Counted as a try with backoff, in a transaction of its own: a mail whose
+                # write keeps failing so must not stay first in every batch, starving the
+                # others claimed with it. Re-raised only if the database is away for that too.
+                log.warning("writing mail %s met a database error, will try again: %s",
+                            mail_id, type(exc).__name__)
+                # the SQL's parameters may hold an address: only the kind of error is kept
+                said = f"database error {sqlstate(exc) or type(exc).__name__}"
+                try:
+                    return await self._record(mail_id, claimed, None, said, retry=True)
+                except Exception as again:
+                    if database_away(again):
+                        raise exc from again
+                    raise
             # a bug: keep the row with its traceback, go on with the others
             log.exception("writing mail %s failed", mail_id)
             # the lease's extension was rolled back with the rest: the claim's mark holds
@@ -136,12 +158,28 @@ class MailSender:
         log.info("mail %s sent", mail_id)
         return await self._record(mail_id, lease, written, None, retry=False)
 
+    async def _release(self, claimed: list[tuple[int, datetime]]) -> None:
+        """Give up our leases on mails claimed but never tried; with the database away this
+        may fail too, and then the leases simply run out."""
+        if not claimed:
+            return
+        try:
+            async with self.writers() as db, db.begin():
+                for mail_id, lease in claimed:
+                    await db.execute(update(OutgoingMail).where(
+                        OutgoingMail.id == mail_id, OutgoingMail.locked_until == lease)
+                        .values(locked_until=None).execution_options(synchronize_session=False))
+        except Exception as exc:
+            if not database_away(exc):
+                raise
+            log.info("the leases of %d untried mails run out instead", len(claimed))
+
     def _end(self, mail: OutgoingMail, status: str, error: str | None) -> None:
         mail.status, mail.last_error = status, error
         mail.finished_at, mail.locked_until = utcnow(), None
 
     async def _record(self, mail_id: int, lease: datetime, written: Written | None,
-                      error: str | None, retry: bool) -> bool:
+                      error: str | None, retry: bool, ended: str = "failed") -> bool:
         async with self.writers() as db, db.begin():
             mail = await db.get(OutgoingMail, mail_id, with_for_update=True)
             if mail is None:  # deleted with its account while it was being sent
@@ -161,7 +199,7 @@ class MailSender:
                                                           self.settings.retry_base_seconds)
                 return False
             else:
-                self._end(mail, "failed", (error or "")[:4000])
+                self._end(mail, ended, (error or "")[:4000])
                 if mail.kind == "notice" and mail.topic:  # not again before NOTICE_INTERVAL
                     await notices.mark_told(db, mail.user_id, mail.topic, 0)
         return True

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from fedsph.config import Settings, proxy_networks
+from fedsph.config import Settings, mail_enabled, proxy_networks
 from fedsph.core.files import private_dir
 from fedsph.core.urls import INBOX_ROUTES
 from fedsph.errors import UserError
@@ -83,8 +83,6 @@ def _take_lock(directory: Path) -> bool:
     """Whether this process now owns the directory: an exclusive flock on its .lock file, held
     until the process ends (the kernel drops it then, however the process ends). False while
     another node's server or group parent holds it."""
-    if directory in _HELD:
-        return False  # ours already (a second start in one process): its files are live
     fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                  0o600)
     try:
@@ -109,13 +107,17 @@ def prepare_directory(settings: Settings, fresh: bool) -> None:
                         "be a plain directory (remove the link)")
     private_dir(directory)
     if fresh:
-        if _take_lock(directory):
+        if directory in _HELD:  # ours already (a second start in this process): files are live
+            log.info("%s: this process holds its lock already", directory)
+        elif _take_lock(directory):
             for path in directory.iterdir():
                 if PROCESS_FILE.match(path.name) and not path.is_symlink() and path.is_file():
                     path.unlink(missing_ok=True)
         else:
-            log.warning("%s is in use by another fedsph server of this node: its request "
-                        "counts are kept and added to ours", directory)
+            # Not taken later either, even after the other one stops (ARCHITECTURE.md)
+            log.warning("%s is in use by another fedsph process of this node (a server "
+                        "started twice?): its request counts are kept and added to ours",
+                        directory)
         if loopback_without_proxies(settings):
             log.warning(LOOPBACK_WARNING)
     os.environ[MULTIPROCESS_ENV] = str(directory.resolve())
@@ -234,7 +236,8 @@ async def metrics_view(request: web.Request) -> web.Response:
         multiprocess.MultiProcessCollector(registry)
     else:  # create_app outside `fedsph serve` (tests): this process's own counts
         from prometheus_client import REGISTRY as registry
-    body = generate_latest(registry) + _queue_text(health, now)
+    body = generate_latest(registry) + _queue_text(health, now,
+                                                   mail_enabled(request.app[SETTINGS]))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST,
                                             "Cache-Control": "no-store"})
 
@@ -243,9 +246,11 @@ def _ages(moment, now) -> float:
     return max((now - moment) / timedelta(seconds=1), 0.0) if moment else 0.0
 
 
-def _queue_text(health, now) -> bytes:
+def _queue_text(health, now, mail: bool) -> bytes:
     """The database's numbers in the text format (gauges: rows are pruned after
-    FEDSPH_INBOX_RETENTION_DAYS, so they are counts of what is kept, not running totals)."""
+    FEDSPH_INBOX_RETENTION_DAYS, so they are counts of what is kept, not running totals).
+    The mail queue's lag only with mail on: without SMTP mails wait by design (an alert on it
+    would fire for nothing), as `fedsph doctor` has its mail line only then."""
     lines: list[str] = []
 
     def gauge(name: str, text: str, samples: list[tuple[str, float]]) -> None:
@@ -262,8 +267,9 @@ def _queue_text(health, now) -> bytes:
           "has waited past its time", [("", _ages(health.oldest_inbox_due, now))])
     gauge("fedsph_delivery_most_overdue_seconds", "How long the most overdue delivery has "
           "waited past its time", [("", _ages(health.oldest_delivery_due, now))])
-    gauge("fedsph_mail_most_overdue_seconds", "How long the most overdue pending mail has "
-          "waited past its time", [("", _ages(health.oldest_mail_due, now))])
+    if mail:
+        gauge("fedsph_mail_most_overdue_seconds", "How long the most overdue pending mail has "
+              "waited past its time", [("", _ages(health.oldest_mail_due, now))])
     gauge("fedsph_hosts_failing", "Remote hosts whose last deliveries failed",
           [("", health.hosts_failing)])
     gauge("fedsph_hosts_paused", "Failing hosts not tried until their pause ends",
