@@ -92,17 +92,3 @@ class UserError(Exception):
             return text % params if params else text
         except (KeyError, TypeError, ValueError):  # a translation that broke a %(name)s field
             return str(self)
-
-
-# PostgreSQL's SQLSTATEs for a transaction it ended to let another go on: the victim of a
-# deadlock (an actor's deletion against a writer: projects/deletion.py) and a serialization
-# failure. Nothing of the transaction stayed; the same work done again normally succeeds.
-DEADLOCK, SERIALIZATION_FAILURE = "40P01", "40001"
-LOCK_CONFLICTS = frozenset({DEADLOCK, SERIALIZATION_FAILURE})
-
-
-def lock_conflict(exc: BaseException) -> bool:
-    """Whether `exc` is the database ending this transaction in favour of another (a
-    sqlalchemy DBAPIError whose driver error carries one of LOCK_CONFLICTS): worth retrying,
-    not a bug. Read by duck typing so this bottom layer needs no database import."""
-    return getattr(getattr(exc, "orig", None), "sqlstate", None) in LOCK_CONFLICTS

@@ -20,8 +20,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings, mail_enabled
+from fedsph.core.db_errors import lock_conflict
 from fedsph.core.urls import URLs
-from fedsph.errors import FetchError, Gone, lock_conflict
+from fedsph.errors import FetchError, Gone
 from fedsph.federation.activitystreams import get_id
 from fedsph.federation.actors import fetch_unless_held, held_actor, store_fetched_actor
 from fedsph.federation.delivery import backoff

@@ -10,6 +10,7 @@ from fedsph.app import connect_features
 from tests.fakepeer import FakePeer
 from tests.support import testdb
 from tests.support.nodes import make_settings, start_node, use_data_dir
+from tests.support.smtp import MailServer
 
 pytest_plugins = ["tests.pgcluster", "tests.dbfixtures"]
 
@@ -91,3 +92,18 @@ def _features_connected():
     """The hooks every fedsph process fills at start (fedsph.app.connect_features), for the tests
     that parse documents without starting an app."""
     connect_features()
+
+
+# E-mail (tests/test_mail*.py): a real SMTP server on loopback, and a node that sends through it.
+@pytest.fixture
+def mail_server():
+    server = MailServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def mail_node(tmp_path, mail_server):
+    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
+    yield running
+    await running.runner.cleanup()

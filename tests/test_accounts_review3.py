@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from fedsph import cli
 from fedsph.admin import account_commands
-from fedsph.errors import ServiceUnavailable, lock_conflict
+from fedsph.core.db_errors import lock_conflict
+from fedsph.errors import ServiceUnavailable
 from fedsph.federation import emit
 from fedsph.models import Activity, Actor, InboxItem, Membership, Object, User
 from fedsph.projects import commands as project_commands

@@ -38,13 +38,6 @@ from tests.support.tls import make_ca
 
 
 @pytest.fixture
-def mail_server():
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 async def mail_node(tmp_path, mail_server):
     running = await start_node(make_settings(tmp_path, **mail_server.settings()))
     run_worker = running.run_worker

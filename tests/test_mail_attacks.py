@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import DataError, IntegrityError
 
 from fedsph.api.errors import api_middleware
@@ -39,30 +39,11 @@ from fedsph.models import (
 from fedsph.web import mail_pages
 from fedsph.web.mail_pages import FORGOT_LOOKUPS
 from fedsph.web.middleware import errors
+from tests.support.mail import count_rows as _count
 from tests.support.mail import member as _member
 from tests.support.mail import remote_actor as _remote
 from tests.support.members import browser, login, post_form
 from tests.support.nodes import make_settings, start_node
-from tests.support.smtp import MailServer
-
-
-@pytest.fixture
-def mail_server():
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def mail_node(tmp_path, mail_server):
-    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
-    yield running
-    await running.runner.cleanup()
-
-
-async def _count(node, model, *where) -> int:
-    async with node.readers() as db:
-        return await db.scalar(select(func.count()).select_from(model).where(*where))
 
 
 async def _password(node, user_id: int) -> str:

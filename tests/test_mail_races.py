@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from fedsph.accounts import set_disabled
@@ -18,29 +18,9 @@ from fedsph.mail.queue import claim_mails, queue_invite
 from fedsph.mail.sender import MailSender, _without_address
 from fedsph.models import Actor, Invite, Membership, OutgoingMail, User, utcnow
 from fedsph.web.mail_pages import FORGOT_LOOKUPS
+from tests.support.mail import count_rows as _count
 from tests.support.mail import member as _member
 from tests.support.members import browser, post_form
-from tests.support.nodes import make_settings, start_node
-from tests.support.smtp import MailServer
-
-
-@pytest.fixture
-def mail_server():
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def mail_node(tmp_path, mail_server):
-    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
-    yield running
-    await running.runner.cleanup()
-
-
-async def _count(node, model, *where) -> int:
-    async with node.readers() as db:
-        return await db.scalar(select(func.count()).select_from(model).where(*where))
 
 
 @pytest.mark.postgres

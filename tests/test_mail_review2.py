@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from fedsph.accounts import set_disabled
 from fedsph.config import one_address
@@ -24,29 +24,9 @@ from fedsph.projects.deletion import delete_user
 from fedsph.web import mail_pages
 from fedsph.web.keys import WRITERS
 from fedsph.web.mail_pages import FORGOT_LOOKUPS, ForgotLookups
+from tests.support.mail import count_rows as _count
 from tests.support.mail import member as _member
 from tests.support.members import browser, login, post_form
-from tests.support.nodes import make_settings, start_node
-from tests.support.smtp import MailServer
-
-
-@pytest.fixture
-def mail_server():
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def mail_node(tmp_path, mail_server):
-    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
-    yield running
-    await running.runner.cleanup()
-
-
-async def _count(node, model, *where) -> int:
-    async with node.readers() as db:
-        return await db.scalar(select(func.count()).select_from(model).where(*where))
 
 
 @pytest.mark.filterwarnings("ignore:Changing state:DeprecationWarning")

@@ -15,28 +15,12 @@ from fedsph.mail.queue import queue_invite
 from fedsph.mail.sender import MailSender
 from fedsph.models import Actor, Invite, OutgoingMail, User, utcnow
 from tests.support.mail import member as _member
-from tests.support.nodes import make_settings, start_node
-from tests.support.smtp import MailServer
 
 
 class _PgError(Exception):
     def __init__(self, state: str):
         super().__init__(f"sqlstate {state}")
         self.sqlstate = state
-
-
-@pytest.fixture
-def mail_server():
-    server = MailServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def mail_node(tmp_path, mail_server):
-    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
-    yield running
-    await running.runner.cleanup()
 
 
 async def _invites(node, *addresses: str) -> list[int]:

@@ -17,7 +17,8 @@ import logging
 import orjson
 from aiohttp import web
 
-from fedsph.errors import HTTPProblem, UserError, lock_conflict
+from fedsph.core.db_errors import lock_conflict
+from fedsph.errors import HTTPProblem, UserError
 from fedsph.web.access_log import logged_target
 
 log = logging.getLogger("fedsph.api")

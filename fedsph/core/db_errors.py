@@ -24,7 +24,11 @@ AWAY_STATES = frozenset({
     "25006",  # read-only transaction: a standby during a failover, soon a primary again
 })
 LOCK_NOT_AVAILABLE = "55P03"
-DEADLOCK = "40P01"
+# A transaction PostgreSQL ended to let another go on: a deadlock's victim (an actor's deletion
+# against a writer: projects/deletion.py) or a serialization failure. Nothing of it stayed; the
+# same work done again normally succeeds.
+DEADLOCK, SERIALIZATION_FAILURE = "40P01", "40001"
+LOCK_CONFLICTS = frozenset({DEADLOCK, SERIALIZATION_FAILURE})
 STATEMENT_TIMEOUT = "57014"  # also a cancel: not "away", but worth another try later
 SQLITE_BUSY_WORDS = ("database is locked", "database is busy", "database table is locked")
 
@@ -35,6 +39,12 @@ def sqlstate(exc: BaseException) -> str:
     if not isinstance(exc, DBAPIError):
         return ""
     return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+
+
+def lock_conflict(exc: BaseException) -> bool:
+    """Whether `exc` is the database ending this transaction in favour of another: worth
+    running again (deletions, the worker) or answering 503 (web and API), not a bug."""
+    return sqlstate(exc) in LOCK_CONFLICTS
 
 
 def database_away(exc: BaseException) -> bool:

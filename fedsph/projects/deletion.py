@@ -27,8 +27,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from fedsph.config import Settings
+from fedsph.core.db_errors import lock_conflict
 from fedsph.core.urls import URLs
-from fedsph.errors import N_, UserError, lock_conflict
+from fedsph.errors import N_, UserError
 from fedsph.federation.activitystreams import AS_CONTEXT, PUBLIC
 from fedsph.federation.emit import send
 from fedsph.federation.keycache import forget_when_committed

@@ -12,8 +12,9 @@ import logging
 
 from aiohttp import web
 
+from fedsph.core.db_errors import lock_conflict
 from fedsph.core.urls import INBOX_ROUTES
-from fedsph.errors import HTTPProblem, UserError, lock_conflict
+from fedsph.errors import HTTPProblem, UserError
 from fedsph.i18n import LOCK_CONFLICT_REASON, language_middleware
 from fedsph.web.access_log import logged_target
 from fedsph.web.render import error_message, html_response, json_response, wants_html

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
+
 from fedsph.models import Actor, User
 from tests.support.members import make_user
 
@@ -22,3 +24,8 @@ async def remote_actor(node, username: str) -> Actor:
                       inbox=f"https://remote.example/users/{username}/inbox")
         db.add(actor)
     return actor
+
+
+async def count_rows(node, model, *where) -> int:
+    async with node.readers() as db:
+        return await db.scalar(select(func.count()).select_from(model).where(*where))
