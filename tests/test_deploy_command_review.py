@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def _settings(tmp_path: Path) -> Path:
     return env_file
 
 
-def _from_terminal(env_file: Path, stdin: str, stdout: str, stderr: str):
+def _from_terminal(env_file: Path, stdin: str, stdout: str, stderr: str, probe: str = FD_PROBE):
     """Run the probe from a new controlling terminal, each of stdin/stdout/stderr on it or not;
     the command's result and what appeared on the terminal."""
     primary, secondary = os.openpty()
@@ -55,7 +56,7 @@ def _from_terminal(env_file: Path, stdin: str, stdout: str, stderr: str):
         then = ["sh", "-c", 'exec "$0" "$@" </dev/null'] if stdin == "null" else []
         ran = subprocess.run(
             ["setsid", "--wait", "--ctty", *then, str(DEPLOY / "fedsph-command"), "-c",
-             FD_PROBE],
+             probe],
             env={**_command_env(env_file, shutil.which("sh")), "PATH": os.environ["PATH"]},
             stdin=secondary,
             stdout=pick[stdout], stderr=pick[stderr], text=True, timeout=60, check=False)
@@ -126,6 +127,47 @@ def test_ctrl_c_reaches_a_python_program_as_keyboard_interrupt(tmp_path):
             command.kill()
             command.wait()
     assert (command.returncode, out) == (9, "interrupted\n"), err
+
+
+@engine_independent
+def test_ctrl_backslash_ends_the_program_not_only_the_command(tmp_path):
+    """QUIT (Ctrl-\\) reaches only the command (the program is in a session of its own): the
+    command passes it on as TERM and waits, so the program does not run on unwatched."""
+    _need_root("the fedsph command runs as root only")
+    env_file = _settings(tmp_path)
+    started = tmp_path / "started"
+    program = "import os, sys, time\nopen(sys.argv[1], 'w').write(str(os.getpid()))\ntime.sleep(60)\n"
+    command = subprocess.Popen(
+        [str(DEPLOY / "fedsph-command"), "-c", program, str(started)],
+        env=_command_env(env_file, sys.executable), stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: started.exists() and started.read_text(), what="the program to start")
+        os.killpg(command.pid, signal.SIGQUIT)
+        command.communicate(timeout=30)
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+    assert command.returncode == 128 + signal.SIGTERM
+    assert not Path(f"/proc/{started.read_text()}").exists()
+
+
+@engine_independent
+def test_output_left_open_by_a_leftover_process_does_not_hold_the_command(tmp_path):
+    """Something the program left running keeps its output open: root's relays get a few
+    seconds, then end, and the command returns with the program's status."""
+    _need_root("the fedsph command runs as root only")
+    leftover = tmp_path / "leftover"
+    try:
+        began = time.monotonic()
+        ran, shown = _from_terminal(_settings(tmp_path), "null", "terminal", "terminal",
+                                    probe=f"sleep 60 & echo $! > {leftover}; echo done; exit 4")
+        assert ran.returncode == 4 and "done" in shown, (ran, shown)
+        assert time.monotonic() - began < 30  # not the leftover's 60 s
+    finally:
+        if leftover.exists():
+            subprocess.run(["kill", leftover.read_text().strip()], check=False)
 
 
 @engine_independent
