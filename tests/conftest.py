@@ -63,6 +63,22 @@ def fedsph(tmp_path, monkeypatch, capsys):
 
 
 @pytest.fixture
+def sqlite_fedsph(tmp_path, monkeypatch, capsys):
+    """`fedsph …` in this process with FEDSPH_DATA_DIR given per call (backups made in one
+    node's data dir, restored into another's); (exit code, output)."""
+    from fedsph.cli import main
+
+    use_data_dir(monkeypatch, tmp_path)
+
+    def run(data_dir, *args: str) -> tuple[int, str]:
+        monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+    return run
+
+
+@pytest.fixture
 async def two_nodes(tmp_path):
     """Two running nodes, a and b, each with its own data dir."""
     for name in ("a", "b"):

@@ -17,23 +17,8 @@ import time
 import pytest
 
 from fedsph.admin import backup, backup_pg, serve_group
-from fedsph.cli import main
 from tests.support import testdb
 from tests.support.backups import archive_members, assert_unchanged, node_and_backup, write_archive
-from tests.support.nodes import use_data_dir
-
-
-@pytest.fixture
-def sqlite_fedsph(tmp_path, monkeypatch, capsys):
-    """As tests/test_backup.py's: `fedsph …` with FEDSPH_DATA_DIR set per call."""
-    use_data_dir(monkeypatch, tmp_path)
-
-    def run(data_dir, *args: str) -> tuple[int, str]:
-        monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-    return run
 
 
 @pytest.mark.sqlite

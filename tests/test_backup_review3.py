@@ -15,23 +15,9 @@ import types
 import pytest
 
 from fedsph.admin import backup, backup_pg, serve_group
-from fedsph.cli import main
 from tests.support import testdb
-from tests.support.nodes import use_data_dir
 
 TWO_DAYS_AGO = time.time() - 2 * 86400
-
-
-@pytest.fixture
-def sqlite_fedsph(tmp_path, monkeypatch, capsys):
-    use_data_dir(monkeypatch, tmp_path)
-
-    def run(data_dir, *args: str) -> tuple[int, str]:
-        monkeypatch.setenv("FEDSPH_DATA_DIR", str(data_dir))
-        code = main(list(args))
-        captured = capsys.readouterr()
-        return code, captured.out + captured.err
-    return run
 
 
 def _stale(folder, name: str, owner: int | None = None):
