@@ -37,20 +37,6 @@ from tests.support.smtp import MailServer
 from tests.support.tls import make_ca
 
 
-@pytest.fixture
-async def mail_node(tmp_path, mail_server):
-    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
-    run_worker = running.run_worker
-
-    async def settled_then_run_worker():  # "forgot password" queues after its answer
-        await running.app[FORGOT_LOOKUPS].settled()
-        return await run_worker()
-
-    running.run_worker = settled_then_run_worker
-    yield running
-    await running.runner.cleanup()
-
-
 async def _mails(node) -> list[OutgoingMail]:
     async with node.readers() as db:
         return list(await db.scalars(select(OutgoingMail).order_by(OutgoingMail.id)))
