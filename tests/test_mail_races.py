@@ -57,14 +57,18 @@ async def test_disabling_while_the_invitation_is_written_leaves_no_working_link(
             await set_disabled(db, await db.get(User, ana.id), True)
 
     disabling = asyncio.create_task(disable())
-    async with node.readers() as db:  # the withdrawal waits on the sender's lock on the mail
-        for _ in range(100):
+    # The withdrawal waits on the sender's lock on the mail. Seen waiting within 30 s: a loaded
+    # CI machine once needed more than 5 s to get the disabling transaction that far.
+    deadline = asyncio.get_running_loop().time() + 30
+    async with node.readers() as db:
+        while True:
             waiting = await db.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"))
-            if waiting:
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database()"))
+            if waiting or disabling.done() or asyncio.get_running_loop().time() > deadline:
                 break
             await asyncio.sleep(0.05)
-    assert waiting, "the withdrawal did not wait for the sender"
+    assert waiting, f"the withdrawal did not wait for the sender (finished: {disabling.done()})"
     go.set()
     await asyncio.wait_for(asyncio.gather(sending, disabling), 20)
     assert await _count(node, Invite) == 0  # the link that may have gone out works nowhere
