@@ -9,7 +9,7 @@ import pytest
 from fedsph.app import connect_features
 from tests.fakepeer import FakePeer
 from tests.support import testdb
-from tests.support.nodes import make_settings, start_node, use_data_dir
+from tests.support.nodes import make_settings, start_node, use_data_dir, wait_long_before_retries
 from tests.support.smtp import MailServer
 
 pytest_plugins = ["tests.pgcluster", "tests.dbfixtures"]
@@ -120,6 +120,8 @@ def mail_server():
 
 @pytest.fixture
 async def mail_node(tmp_path, mail_server):
-    running = await start_node(make_settings(tmp_path, **mail_server.settings()))
+    # Mail tests look at what a failed try left: its retry waits until they force it due.
+    running = wait_long_before_retries(
+        await start_node(make_settings(tmp_path, **mail_server.settings())))
     yield running
     await running.runner.cleanup()

@@ -26,8 +26,9 @@ from fedsph.projects import deletion
 from fedsph.projects.deletion import delete_actor
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
+from tests.support.db import a_lock_is_awaited
 from tests.support.members import make_user
-from tests.support.nodes import cli_node, use_data_dir
+from tests.support.nodes import cli_node, use_data_dir, wait_long_before_retries
 
 AS = "https://www.w3.org/ns/activitystreams"
 
@@ -61,7 +62,8 @@ async def test_a_deletion_a_writer_deadlocks_is_tried_again_and_done(node, caplo
                              .with_for_update())
         deleting = asyncio.create_task(project_commands.project_delete(
             cli_node(node), types.SimpleNamespace(slug="casa", yes=True)))
-        await asyncio.sleep(0.4)  # the deletion holds casa's row and waits for the follow row
+        # the deletion holds casa's row and waits for the follow row
+        assert await a_lock_is_awaited(node), "the deletion never waited for the follow row"
         # The deletion waited longer: its deadlock_timeout (1 s) ends first and it gives way.
         await emit.refuse_tombstone(writer, await writer.get(Actor, casa.id), {"type": "Undo"})
         await writer.execute(text("DELETE FROM follows WHERE follower_id = :id"), {"id": casa.id})
@@ -164,6 +166,7 @@ async def test_gone_in_a_handler_ends_the_item_as_ignored_not_failed(node, monke
 
 async def test_a_handler_ended_by_a_deadlock_is_tried_again_not_failed(node, monkeypatch,
                                                                         caplog):
+    wait_long_before_retries(node)  # the try is looked at before it is due again
     casa = await node.create_actor("casa")
     far = await _remote_actor(node, "far")
 

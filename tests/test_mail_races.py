@@ -18,6 +18,7 @@ from fedsph.mail.queue import claim_mails, queue_invite
 from fedsph.mail.sender import MailSender, _without_address
 from fedsph.models import Actor, Invite, Membership, OutgoingMail, User, utcnow
 from fedsph.web.mail_pages import FORGOT_LOOKUPS
+from tests.support.db import a_lock_is_awaited
 from tests.support.mail import count_rows as _count
 from tests.support.mail import member as _member
 from tests.support.members import browser, post_form
@@ -57,18 +58,10 @@ async def test_disabling_while_the_invitation_is_written_leaves_no_working_link(
             await set_disabled(db, await db.get(User, ana.id), True)
 
     disabling = asyncio.create_task(disable())
-    # The withdrawal waits on the sender's lock on the mail. Seen waiting within 30 s: a loaded
-    # CI machine once needed more than 5 s to get the disabling transaction that far.
-    deadline = asyncio.get_running_loop().time() + 30
-    async with node.readers() as db:
-        while True:
-            waiting = await db.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                " AND datname = current_database()"))
-            if waiting or disabling.done() or asyncio.get_running_loop().time() > deadline:
-                break
-            await asyncio.sleep(0.05)
-    assert waiting, f"the withdrawal did not wait for the sender (finished: {disabling.done()})"
+    # The withdrawal waits on the sender's lock on the mail (a loaded CI machine once needed
+    # more than 5 s to get the disabling transaction that far).
+    assert await a_lock_is_awaited(node), ("the withdrawal did not wait for the sender",
+                                           disabling.done() and disabling.exception())
     go.set()
     await asyncio.wait_for(asyncio.gather(sending, disabling), 20)
     assert await _count(node, Invite) == 0  # the link that may have gone out works nowhere
@@ -194,7 +187,8 @@ async def test_an_invitation_deadlocked_by_an_admin_says_try_again(mail_node):
         async with node.writers() as db, db.begin():
             await db.execute(select(User.id).where(User.id == ana.id).with_for_update())
             admin_has_member.set()
-            await asyncio.sleep(0.5)  # the invitation now holds the project and waits
+            # the invitation now holds the project and waits for the member
+            assert await a_lock_is_awaited(node), "the invitation never waited for the member"
             await db.execute(select(Actor.id).where(Actor.id == coop.id).with_for_update())
 
     async def invite() -> None:

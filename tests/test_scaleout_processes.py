@@ -148,7 +148,7 @@ async def test_an_edit_through_one_process_shows_on_the_other(tmp_path, pg_datab
         # The process that made the edit shows it at once; the other within the bound.
         assert "Ana of the Coop" in first.get("/actors/ana")[1]
         assert "Ana of the Coop" in second.html("/actors/ana")  # pages are never cached
-        wait_for(lambda: "Ana of the Coop" in second.get("/actors/ana")[1], timeout=bound + 5,
+        wait_for(lambda: "Ana of the Coop" in second.get("/actors/ana")[1], timeout=bound + 15,
                  interval=0.1, what="the other process's actor document")
     finally:
         first.stop()

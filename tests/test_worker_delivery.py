@@ -38,7 +38,7 @@ from tests.support.db import (
     make_due,
     store_remote,
 )
-from tests.support.nodes import make_settings
+from tests.support.nodes import PATIENT_RETRY_SECONDS, make_settings, wait_long_before_retries
 
 # -- a misbehaving inbox -----------------------------------------------------------------------
 
@@ -141,7 +141,7 @@ async def host_state(node, host: str) -> HostState | None:
 
 def patient_worker(node) -> Worker:
     """A worker with minute-long retry steps: a paused host then stays paused during the test."""
-    settings = dataclasses.replace(node.settings, retry_base_seconds=60)
+    settings = dataclasses.replace(node.settings, retry_base_seconds=PATIENT_RETRY_SECONDS)
     return Worker(settings, node.writers, node.app[REMOTE])
 
 
@@ -174,6 +174,7 @@ async def test_note_reaches_every_inbox_once_with_shared_inbox_deduplicated(db_n
 
 
 async def test_server_error_is_retried_with_a_fresh_signature(db_node, sink, monkeypatch):
+    wait_long_before_retries(db_node)  # the failed try is looked at before it is due again
     clock = Clock(datetime(2030, 5, 1, 12, 0, tzinfo=UTC))
     monkeypatch.setattr(httpsig, "http_date", clock.http_date)
     sink.answers = [(500, {}), (202, {})]
@@ -227,6 +228,7 @@ async def test_a_block_made_by_another_process_stops_the_queue_within_the_refres
     it by rereading (FEDSPH_BLOCK_REFRESH_SECONDS, 0 here), not by its own invalidation. An
     account's block does not stop a server's other inboxes."""
     sink.answers = [(503, {})]
+    wait_long_before_retries(db_node)  # only make_due brings the retry
     project = await db_node.create_actor("coop")
     await add_remote_follower(db_node, project, sink.follower_document())
     await publish(db_node, project, "Nueva cooperativa")
@@ -302,6 +304,7 @@ async def test_workers_failing_on_one_new_host_at_once_all_count(db_node, sink):
     # (the sink answers all of them together) must each record the failure.
     workers = PAUSE_AFTER_FAILURES
     sink.answers, sink.hold_until = [(503, {})], workers
+    wait_long_before_retries(db_node)  # one try each, and the pause outlasts the checks
     project = await db_node.create_actor("coop")
     await add_remote_follower(db_node, project, sink.follower_document())
     for number in range(workers):
@@ -450,6 +453,7 @@ async def test_posts_of_a_followed_actor_are_stored_edited_and_tombstoned(db_nod
 
 
 async def test_handler_that_cannot_reach_the_origin_is_retried(db_node, peer):
+    wait_long_before_retries(db_node)  # the failed try is looked at before it is due again
     project = await db_node.create_actor("coop")
     ana = peer.add_actor("ana")
     await add_follow(db_node, project, await store_remote(db_node, ana.document))

@@ -22,6 +22,7 @@ from fedsph.models import Actor, Follow, InboxItem, Object, utcnow
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
 from tests.support.db import expire_leases, inbox_items, make_due
+from tests.support.nodes import PATIENT_RETRY_SECONDS
 from tests.support.slowpeer import HoldingPeer
 
 AS = "https://www.w3.org/ns/activitystreams"
@@ -215,7 +216,7 @@ async def test_an_item_left_for_a_retry_holds_back_its_senders_later_ones(db_nod
                   "object": note}
         delete = {"@context": AS, "id": peer.new_id(), "type": "Delete", "actor": ana.uri,
                   "object": note}
-        worker = worker_for(db_node)
+        worker = worker_for(db_node, retry_base_seconds=PATIENT_RETRY_SECONDS)
 
         await queue_items(db_node, [create, delete])
         assert (await worker.run_once()).processed == 1

@@ -3,9 +3,10 @@ delivery and inbox queues (due now, leases run out)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.models import Actor, Delivery, Follow, InboxItem, utcnow
@@ -56,3 +57,21 @@ async def expire_leases(node: Node, model: type[Delivery | InboxItem]) -> None:
     async with node.writers() as db, db.begin():
         await db.execute(update(model).where(model.locked_until.is_not(None)).values(
             locked_until=utcnow() - timedelta(seconds=1)))
+
+
+async def a_lock_is_awaited(node: Node, within: float = 30) -> bool:
+    """PostgreSQL only: whether a session of this test's database is seen waiting for a lock
+    within `within` seconds. Race tests wait for this rather than sleep: on a loaded machine
+    the other transaction may need seconds to get that far."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        # A transaction of its own for each look: PostgreSQL shows pg_stat_activity as it was
+        # at a transaction's first read of it, so one long transaction would never see a change.
+        async with node.readers() as db:
+            if await db.scalar(text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE wait_event_type = 'Lock' AND datname = current_database()")):
+                return True
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.05)

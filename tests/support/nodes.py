@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import types
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,6 +68,18 @@ class Node:
         # nothing): a test's worker run must first let those lookups queue their mails.
         await self.app[FORGOT_LOOKUPS].settled()
         return await self.worker().run_once()
+
+
+# A failed try is due again after about a second in tests, so that retries are quick to watch;
+# a test that checks what one failed try left must wait longer, or a slow machine retries it
+# within the same worker run.
+PATIENT_RETRY_SECONDS = 60
+
+
+def wait_long_before_retries(node: Node) -> Node:
+    """The node's workers and mail sender wait a minute before a retry (tests force it due)."""
+    node.settings = dataclasses.replace(node.settings, retry_base_seconds=PATIENT_RETRY_SECONDS)
+    return node
 
 
 async def start_node(settings: Settings) -> Node:
