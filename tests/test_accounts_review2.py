@@ -57,6 +57,9 @@ async def test_a_deletion_a_writer_deadlocks_is_tried_again_and_done(node, caplo
         db.add(Follow(follower_id=casa.id, followed_id=far.id, state="accepted"))
     caplog.set_level(logging.WARNING, "fedsph.deletion")
     async with node.writers() as writer, writer.begin():
+        # This transaction must outlive the deadlock: PostgreSQL ends the waiter whose
+        # deadlock_timeout runs out first, so the deletion's (1 s) must be the shorter.
+        await writer.execute(text("SET LOCAL deadlock_timeout = '30s'"))
         # An unfollow: the follow row first (as outbox.unfollow deletes it), then the actor's.
         await writer.execute(select(Follow).where(Follow.follower_id == casa.id)
                              .with_for_update())
@@ -64,7 +67,7 @@ async def test_a_deletion_a_writer_deadlocks_is_tried_again_and_done(node, caplo
             cli_node(node), types.SimpleNamespace(slug="casa", yes=True)))
         # the deletion holds casa's row and waits for the follow row
         assert await a_lock_is_awaited(node), "the deletion never waited for the follow row"
-        # The deletion waited longer: its deadlock_timeout (1 s) ends first and it gives way.
+        # The deletion's deadlock_timeout (1 s) ends first: it finds the deadlock and gives way.
         await emit.refuse_tombstone(writer, await writer.get(Actor, casa.id), {"type": "Undo"})
         await writer.execute(text("DELETE FROM follows WHERE follower_id = :id"), {"id": casa.id})
     assert await deleting == 0

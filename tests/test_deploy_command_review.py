@@ -95,10 +95,13 @@ def test_the_program_gets_no_descriptor_of_roots_terminal(tmp_path, stdin, stdou
         assert ran.stdout == "to-stdout\n"
 
 
+# The mark is written inside the try, and the test waits for its text, not for the file: open()
+# makes the file before the write, and a Ctrl-C sent then (a loaded machine once did) came
+# before the program could catch it.
 PYTHON_PROGRAM = """
 import sys, time
-open(sys.argv[1], "w").write("started")
 try:
+    open(sys.argv[1], "w").write("started")
     time.sleep(60)
 except KeyboardInterrupt:
     print("interrupted", flush=True)
@@ -119,7 +122,8 @@ def test_ctrl_c_reaches_a_python_program_as_keyboard_interrupt(tmp_path):
         env=_command_env(env_file, sys.executable), stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        wait_for(started.exists, what="the program to start")
+        wait_for(lambda: started.exists() and started.read_text() == "started",
+                 what="the program to start")
         os.killpg(command.pid, signal.SIGINT)  # Ctrl-C: the terminal's foreground group
         out, err = command.communicate(timeout=30)
     finally:

@@ -128,5 +128,6 @@ async def test_an_accepted_delivery_whose_answer_trickles_does_not_hold_the_work
         result = await remote.post_signed(server.replace("/doc", "/trickle"), b"{}",
                                           remote.instance_signer)
         took = time.monotonic() - started
-    assert result.status == 202 and took < 12, (result, took)  # the whole trickle takes 20 s
+    # well under the unpatched 10 s and the whole trickle's 20 s, with room for a loaded machine
+    assert result.status == 202 and took < 8, (result, took)
     assert result.text.startswith("x") and result.text.endswith("[answer cut: TimeoutError]")

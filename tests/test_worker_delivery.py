@@ -38,7 +38,7 @@ from tests.support.db import (
     make_due,
     store_remote,
 )
-from tests.support.nodes import PATIENT_RETRY_SECONDS, make_settings, wait_long_before_retries
+from tests.support.nodes import make_settings, wait_long_before_retries
 
 # -- a misbehaving inbox -----------------------------------------------------------------------
 
@@ -141,8 +141,7 @@ async def host_state(node, host: str) -> HostState | None:
 
 def patient_worker(node) -> Worker:
     """A worker with minute-long retry steps: a paused host then stays paused during the test."""
-    settings = dataclasses.replace(node.settings, retry_base_seconds=PATIENT_RETRY_SECONDS)
-    return Worker(settings, node.writers, node.app[REMOTE])
+    return wait_long_before_retries(node).worker()
 
 
 # -- delivery ----------------------------------------------------------------------------------
@@ -206,6 +205,7 @@ async def test_server_error_is_retried_with_a_fresh_signature(db_node, sink, mon
 
 async def test_a_server_blocked_after_its_delivery_was_queued_gets_nothing_more(db_node, sink):
     sink.answers = [(503, {})]  # down at first: the delivery waits for a retry
+    wait_long_before_retries(db_node)  # only make_due brings the retry
     project = await db_node.create_actor("coop")
     await add_remote_follower(db_node, project, sink.follower_document())
     await publish(db_node, project, "Nueva cooperativa")

@@ -11,6 +11,7 @@ from sqlalchemy import select, text, update
 from fedsph.federation.actors import parse_actor_document, store_remote_actor
 from fedsph.models import Actor, Delivery, Follow, InboxItem, utcnow
 from tests.fakepeer import PeerActor
+from tests.support import testdb
 from tests.support.nodes import Node
 
 
@@ -63,6 +64,7 @@ async def a_lock_is_awaited(node: Node, within: float = 30) -> bool:
     """PostgreSQL only: whether a session of this test's database is seen waiting for a lock
     within `within` seconds. Race tests wait for this rather than sleep: on a loaded machine
     the other transaction may need seconds to get that far."""
+    assert testdb.on_postgresql(), "pg_stat_activity is PostgreSQL's"
     deadline = asyncio.get_running_loop().time() + within
     while True:
         # A transaction of its own for each look: PostgreSQL shows pg_stat_activity as it was

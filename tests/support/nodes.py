@@ -66,7 +66,7 @@ class Node:
     async def run_worker(self):
         # "Forgot password" looks the account up after it has answered (so its timing tells
         # nothing): a test's worker run must first let those lookups queue their mails.
-        await self.app[FORGOT_LOOKUPS].settled()
+        await asyncio.wait_for(self.app[FORGOT_LOOKUPS].settled(), 30)  # a hang fails
         return await self.worker().run_once()
 
 
@@ -77,7 +77,8 @@ PATIENT_RETRY_SECONDS = 60
 
 
 def wait_long_before_retries(node: Node) -> Node:
-    """The node's workers and mail sender wait a minute before a retry (tests force it due)."""
+    """Workers and mail senders built from node.settings after this call wait a minute before
+    a retry (tests force it due); the running app keeps its own settings."""
     node.settings = dataclasses.replace(node.settings, retry_base_seconds=PATIENT_RETRY_SECONDS)
     return node
 
