@@ -31,9 +31,7 @@ VENV_PROGRAM = Path(sys.executable).parent / "fedsph"
 
 # Reading settings does not depend on the database engine: run in the SQLite run only. The
 # README lines' test (it migrates, backs up, restores) runs on both engines.
-engine_independent = pytest.mark.skipif(
-    testdb.on_postgresql(), reason="deploy/ files do not depend on the database engine: "
-    "runs in the SQLite run")
+engine_independent = testdb.sqlite_run_only("deploy/ files do not depend on the database engine")
 
 
 def _need_root(why: str) -> None:

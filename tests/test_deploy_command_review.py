@@ -20,9 +20,7 @@ from tests.support import testdb
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 # As in tests/test_deploy_command.py: the command does not depend on the database engine.
-engine_independent = pytest.mark.skipif(
-    testdb.on_postgresql(), reason="deploy/ files do not depend on the database engine: "
-    "runs in the SQLite run")
+engine_independent = testdb.sqlite_run_only("deploy/ files do not depend on the database engine")
 
 
 def _need_root(why: str) -> None:

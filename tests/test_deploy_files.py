@@ -43,9 +43,7 @@ def _need(tool: str) -> str:
 
 # The files, and nginx in front of nodes, do not depend on the database engine: run in the SQLite
 # run only. test_deploy_caddy.py and test_deploy_hardening.py run on both engines.
-engine_independent = pytest.mark.skipif(
-    testdb.on_postgresql(), reason="deploy/ files do not depend on the database engine: "
-    "runs in the SQLite run")
+engine_independent = testdb.sqlite_run_only("deploy/ files do not depend on the database engine")
 
 
 @engine_independent

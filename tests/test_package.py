@@ -35,9 +35,8 @@ SPANISH_HOME = ("Proyectos en este nodo", "Últimas novedades")
 INSTALL_TIMEOUT = 600
 README = (ROOT / "README.md").read_text()
 README_INSTALL = README[README.index("<!-- Install "):README.index("<!-- end of Install -->")]
-installs = pytest.mark.skipif(
-    testdb.on_postgresql(), reason="installing fedsph does not depend on the database engine "
-    "(only `migrate` touches one): runs in the SQLite run")
+installs = testdb.sqlite_run_only(
+    "installing fedsph does not depend on the database engine (only `migrate` touches one)")
 
 
 def run(command: list, cwd: Path, env: dict, timeout: float = INSTALL_TIMEOUT, check: bool = True):

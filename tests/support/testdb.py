@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
 from sqlalchemy import DateTime, bindparam, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -37,6 +38,12 @@ def engine() -> str:
 
 def on_postgresql() -> bool:
     return engine() == "postgresql"
+
+
+def sqlite_run_only(why: str) -> pytest.MarkDecorator:
+    """A mark for tests that do not depend on the database engine: they run once, in the SQLite
+    run, and the PostgreSQL run says why it skips them."""
+    return pytest.mark.skipif(on_postgresql(), reason=f"{why}: runs in the SQLite run")
 
 
 def _execute(server_url: str, *statements: str) -> None:
