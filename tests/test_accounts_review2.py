@@ -10,7 +10,6 @@ import asyncio
 import logging
 import types
 
-import orjson
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
@@ -26,7 +25,7 @@ from fedsph.projects import deletion
 from fedsph.projects.deletion import delete_actor
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
-from tests.support.db import a_lock_is_awaited
+from tests.support.db import a_lock_is_awaited, queue_signed_item
 from tests.support.members import make_user
 from tests.support.nodes import cli_node, use_data_dir, wait_long_before_retries
 
@@ -117,15 +116,6 @@ async def test_revoking_the_last_admin_who_can_log_in_is_refused(node, capsys):
 
 # --- S3, S4. the worker and a deleted local actor --------------------------------------------------
 
-async def _queue(node, sender: Actor, activity: dict) -> int:
-    async with node.writers() as db, db.begin():
-        item = InboxItem(activity_uri=activity["id"], type=activity["type"],
-                         actor_uri=sender.uri, body=orjson.dumps(activity), signed_by_actor=True)
-        db.add(item)
-        await db.flush()
-        return item.id
-
-
 async def _finished(node, item_id: int) -> tuple[str, str | None]:
     async with node.readers() as db:
         item = await db.get(InboxItem, item_id)
@@ -136,7 +126,7 @@ async def test_what_a_local_actor_queued_before_its_deletion_is_ignored(node):
     casa, tierra = await node.create_actor("casa"), await node.create_actor("tierra")
     follow = {"@context": AS, "id": f"{casa.uri}#follows/1", "type": "Follow",
               "actor": casa.uri, "object": tierra.uri}
-    item_id = await _queue(node, casa, follow)
+    item_id = await queue_signed_item(node, casa, follow)
     async with node.writers() as db, db.begin():
         await delete_actor(db, node.urls, await db.get(Actor, casa.id))
     before = await _count(node, Activity)
@@ -157,7 +147,7 @@ async def test_gone_in_a_handler_ends_the_item_as_ignored_not_failed(node, monke
                                    {"id": f"{casa.uri}#accepts/1", "type": "Accept"}, None)
         return "done"
     monkeypatch.setitem(HANDLERS, "Follow", answers_for_the_tombstone)
-    item_id = await _queue(node, far, {"@context": AS, "id": "https://far.example/f/1",
+    item_id = await queue_signed_item(node, far, {"@context": AS, "id": "https://far.example/f/1",
                                        "type": "Follow", "actor": far.uri, "object": casa.uri})
     before = await _count(node, Activity)
     await Worker(node.settings, node.writers, node.app[REMOTE]).run_once()
@@ -176,7 +166,7 @@ async def test_a_handler_ended_by_a_deadlock_is_tried_again_not_failed(node, mon
     async def deadlocked(ctx, activity, actor):  # as PostgreSQL ends the victim of a deadlock
         raise DBAPIError("SELECT", {}, types.SimpleNamespace(sqlstate="40P01"))
     monkeypatch.setitem(HANDLERS, "Follow", deadlocked)
-    item_id = await _queue(node, far, {"@context": AS, "id": "https://far.example/f/2",
+    item_id = await queue_signed_item(node, far, {"@context": AS, "id": "https://far.example/f/2",
                                        "type": "Follow", "actor": far.uri, "object": casa.uri})
     await Worker(node.settings, node.writers, node.app[REMOTE]).run_once()
     async with node.readers() as db:

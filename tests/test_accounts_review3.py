@@ -11,7 +11,6 @@ import logging
 import types
 
 import aiohttp
-import orjson
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError
@@ -27,6 +26,7 @@ from fedsph.projects import commands as project_commands
 from fedsph.projects import deletion
 from fedsph.web.keys import REMOTE
 from fedsph.worker import Worker
+from tests.support.db import queue_signed_item
 from tests.support.members import api, browser, csrf_from, login, make_user, member_token, multipart
 from tests.support.nodes import cli_node, use_data_dir
 
@@ -119,15 +119,6 @@ async def test_retried_also_runs_again_after_a_serialization_failure(node):
 
 # --- S2. the deleted-local-sender check, under lock; a sender row gone ------------------------
 
-async def _queue(node, actor: Actor, activity: dict) -> int:
-    async with node.writers() as db, db.begin():
-        item = InboxItem(activity_uri=activity["id"], type=activity["type"],
-                         actor_uri=actor.uri, body=orjson.dumps(activity), signed_by_actor=True)
-        db.add(item)
-        await db.flush()
-        return item.id
-
-
 async def _run_item(node, item_id: int) -> InboxItem:
     await Worker(node.settings, node.writers, node.app[REMOTE]).run_once()
     async with node.readers() as db:
@@ -137,7 +128,7 @@ async def _run_item(node, item_id: int) -> InboxItem:
 async def test_a_local_sender_is_read_for_key_share_before_its_deletion_is_checked(
         node, monkeypatch):
     casa, tierra = await node.create_actor("casa"), await node.create_actor("tierra")
-    item_id = await _queue(node, casa, {"@context": AS, "id": f"{casa.uri}#follows/1",
+    item_id = await queue_signed_item(node, casa, {"@context": AS, "id": f"{casa.uri}#follows/1",
                                         "type": "Follow", "actor": casa.uri,
                                         "object": tierra.uri})
     locks = []
@@ -158,7 +149,7 @@ async def test_a_local_sender_is_read_for_key_share_before_its_deletion_is_check
 
 async def test_a_sender_row_gone_is_ignored_not_a_crash(node, monkeypatch, caplog):
     casa = await node.create_actor("casa")
-    item_id = await _queue(node, casa, {"@context": AS, "id": f"{casa.uri}#likes/1",
+    item_id = await queue_signed_item(node, casa, {"@context": AS, "id": f"{casa.uri}#likes/1",
                                         "type": "Like", "actor": casa.uri,
                                         "object": f"{casa.uri}/x"})
     worker = Worker(node.settings, node.writers, node.app[REMOTE])

@@ -5,7 +5,6 @@ change nothing."""
 
 from __future__ import annotations
 
-import io
 import json
 import tarfile
 import urllib.request
@@ -17,6 +16,7 @@ from fedsph.admin import backup_pg
 from fedsph.db import head_revision
 from tests.processes import NodeProcess
 from tests.support import testdb
+from tests.support.backups import write_archive
 
 pytestmark = pytest.mark.postgres
 
@@ -79,28 +79,20 @@ def test_a_postgresql_backup_comes_back_into_an_emptied_database_and_is_served(t
     assert _posts(node) == 2
 
 
-def _tar(path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as archive:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-
-
 def test_refused_archives_change_nothing(tmp_path):
     node = _node_with_data(tmp_path / "node")
     sqlite_archive, damaged, truncated = (tmp_path / name for name in ("s.tar.gz", "d.tar.gz",
                                                                         "t.tar.gz"))
-    _tar(sqlite_archive, {"fedsph.sqlite3": b"SQLite format 3\x00"})
-    _tar(damaged, {"fedsph-backup.json": b'{"engine": "postgresql"}',
+    write_archive(sqlite_archive, {"fedsph.sqlite3": b"SQLite format 3\x00"})
+    write_archive(damaged, {"fedsph-backup.json": b'{"engine": "postgresql"}',
                    "fedsph.pgdump": b"not a dump at all"})
     good = tmp_path / "good.tar.gz"
     node.cli("backup", str(good))
     truncated.write_bytes(good.read_bytes()[:2000])
     newer = tmp_path / "n.tar.gz"  # as pg_dump of a far newer version writes its header
-    _tar(newer, {"fedsph.pgdump": b"PGDMP\x20\x6e\x00\x04\x08\x01\x01"})
+    write_archive(newer, {"fedsph.pgdump": b"PGDMP\x20\x6e\x00\x04\x08\x01\x01"})
     evil = tmp_path / "evil.tar.gz"
-    _tar(evil, {"fedsph.pgdump": b"x", "../outside.txt": b"x"})
+    write_archive(evil, {"fedsph.pgdump": b"x", "../outside.txt": b"x"})
 
     for archive, said in ((sqlite_archive, "fedsph db copy"), (damaged, "pg_restore failed"),
                           (truncated, "not a readable fedsph backup"), (evil, "does not belong"),

@@ -39,6 +39,7 @@ from fedsph.models import (
 from fedsph.web import mail_pages
 from fedsph.web.mail_pages import FORGOT_LOOKUPS
 from fedsph.web.middleware import errors
+from tests.support.mail import ask_for_reset
 from tests.support.mail import count_rows as _count
 from tests.support.mail import member as _member
 from tests.support.mail import remote_actor as _remote
@@ -51,17 +52,10 @@ async def _password(node, user_id: int) -> str:
         return await db.scalar(select(User.password_hash).where(User.id == user_id))
 
 
-async def _forgot(node, login_name: str) -> None:
-    async with browser() as client:
-        response = await post_form(client, f"{node.base}/password/forgot", {"login": login_name})
-        assert response.status == 200
-    await node.app[FORGOT_LOOKUPS].settled()
-
-
 async def test_a_mailed_reset_link_stops_when_the_address_changes(mail_node, mail_server):
     node = mail_node
     ana = await _member(node, "ana", None, "ana@coop.example")
-    await _forgot(node, "ana")
+    await ask_for_reset(node, "ana")
     await node.run_worker()
     [mail] = mail_server.received
     link = mail.link("/password/reset/")
@@ -150,7 +144,7 @@ async def test_invitation_mail_is_capped(mail_node):
 async def test_one_mail_is_never_sent_twice_nor_once_cancelled(mail_node, mail_server):
     node = mail_node
     await _member(node, "ana", None, "ana@coop.example")
-    await _forgot(node, "ana")
+    await ask_for_reset(node, "ana")
     first, second = (MailSender(node.settings, node.writers) for _ in range(2))
     async with node.writers() as db, db.begin():
         [(mail_id, lease)] = await claim_mails(db, 16)
@@ -169,7 +163,7 @@ async def test_one_mail_is_never_sent_twice_nor_once_cancelled(mail_node, mail_s
     # Cancelled while leased: not sent, and it stays cancelled.
     async with node.writers() as db, db.begin():
         await db.execute(update(OutgoingMail).values(created_at=utcnow() - timedelta(hours=1)))
-    await _forgot(node, "ana")
+    await ask_for_reset(node, "ana")
     async with node.writers() as db, db.begin():
         [(mail_id, lease)] = await claim_mails(db, 16)
         await db.execute(update(OutgoingMail).where(OutgoingMail.id == mail_id)
@@ -184,8 +178,8 @@ async def test_a_bug_in_one_mail_stops_nothing(mail_node, mail_server, monkeypat
     node = mail_node
     await _member(node, "ana", None, "ana@coop.example")
     await _member(node, "bea", None, "bea@coop.example")
-    await _forgot(node, "ana")
-    await _forgot(node, "bea")
+    await ask_for_reset(node, "ana")
+    await ask_for_reset(node, "bea")
     real, calls = sender.send_message, []
 
     async def first_one_breaks(settings, message):
@@ -218,7 +212,7 @@ async def test_a_mail_that_always_breaks_ends_failed(mail_node, mail_server, mon
     """Every try counted, so it fails after its tries and the member's next reset may come."""
     node = mail_node
     await _member(node, "ana", None, "ana@coop.example")
-    await _forgot(node, "ana")
+    await ask_for_reset(node, "ana")
 
     async def always_breaks(settings, message):
         raise RuntimeError("a bug")
@@ -239,8 +233,8 @@ async def test_a_lasting_database_error_in_one_mail_fails_it(mail_node, mail_ser
     node = mail_node
     await _member(node, "ana", None, "ana@coop.example")
     await _member(node, "bea", None, "bea@coop.example")
-    await _forgot(node, "ana")
-    await _forgot(node, "bea")
+    await ask_for_reset(node, "ana")
+    await ask_for_reset(node, "bea")
     real = MailSender._write
 
     async def ana_breaks(self, db, mail):
@@ -410,7 +404,7 @@ async def test_a_bug_while_writing_fails_that_mail_with_its_traceback(mail_node,
                                                                       monkeypatch):
     node = mail_node
     await _member(node, "ana", None, "ana@coop.example")
-    await _forgot(node, "ana")
+    await ask_for_reset(node, "ana")
 
     def broken(*args):
         raise RuntimeError("a bug in the text")

@@ -17,11 +17,10 @@ from fedsph.mail.message import ascii_domain, build_message
 from fedsph.mail.queue import claim_mails, queue_invite
 from fedsph.mail.sender import MailSender, _without_address
 from fedsph.models import Actor, Invite, Membership, OutgoingMail, User, utcnow
-from fedsph.web.mail_pages import FORGOT_LOOKUPS
 from tests.support.db import a_lock_is_awaited
+from tests.support.mail import ask_for_reset
 from tests.support.mail import count_rows as _count
 from tests.support.mail import member as _member
-from tests.support.members import browser, post_form
 
 
 @pytest.mark.postgres
@@ -105,9 +104,7 @@ async def test_a_sharp_s_address_is_mailed_to_its_own_domain(mail_node, mail_ser
     """A reset asked for by a member at straße.de goes to xn--strae-oqa.de, envelope and To."""
     node = mail_node
     await _member(node, "ana", None, "ana@straße.de")
-    async with browser() as client:
-        await post_form(client, f"{node.base}/password/forgot", {"login": "ana"})
-    await node.app[FORGOT_LOOKUPS].settled()
+    await ask_for_reset(node, "ana")
     await node.run_worker()
     [mail] = mail_server.received
     assert mail.rcpt_tos == ["ana@xn--strae-oqa.de"]

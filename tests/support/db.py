@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import orjson
 from sqlalchemy import select, text, update
 
 from fedsph.federation.actors import parse_actor_document, store_remote_actor
@@ -34,6 +35,16 @@ async def add_remote_follower(node: Node, project: Actor, remote: PeerActor | di
     follower = await store_remote(node, document)
     await add_follow(node, follower, project)
     return follower
+
+
+async def queue_signed_item(node: Node, sender: Actor, activity: dict) -> int:
+    """An inbox item as the inbox stores one whose signature was `sender`'s; its id."""
+    async with node.writers() as db, db.begin():
+        item = InboxItem(activity_uri=activity["id"], type=activity["type"],
+                         actor_uri=sender.uri, body=orjson.dumps(activity), signed_by_actor=True)
+        db.add(item)
+        await db.flush()
+        return item.id
 
 
 async def deliveries(node: Node) -> list[Delivery]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from fedsph.models import Actor, User
-from tests.support.members import make_user
+from fedsph.web.mail_pages import FORGOT_LOOKUPS
+from tests.support.members import browser, make_user, post_form
 
 
 async def member(node, username: str, project=None, email: str | None = None,
@@ -29,3 +30,11 @@ async def remote_actor(node, username: str) -> Actor:
 async def count_rows(node, model, *where) -> int:
     async with node.readers() as db:
         return await db.scalar(select(func.count()).select_from(model).where(*where))
+
+
+async def ask_for_reset(node, login: str) -> None:
+    """The "forgot password" form sent for `login`, and its lookup (run after the answer) done."""
+    async with browser() as client:
+        response = await post_form(client, f"{node.base}/password/forgot", {"login": login})
+        assert response.status == 200
+    await node.app[FORGOT_LOOKUPS].settled()
