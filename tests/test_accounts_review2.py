@@ -147,8 +147,9 @@ async def test_gone_in_a_handler_ends_the_item_as_ignored_not_failed(node, monke
                                    {"id": f"{casa.uri}#accepts/1", "type": "Accept"}, None)
         return "done"
     monkeypatch.setitem(HANDLERS, "Follow", answers_for_the_tombstone)
-    item_id = await queue_signed_item(node, far, {"@context": AS, "id": "https://far.example/f/1",
-                                       "type": "Follow", "actor": far.uri, "object": casa.uri})
+    item_id = await queue_signed_item(node, far, {
+        "@context": AS, "id": "https://far.example/f/1", "type": "Follow", "actor": far.uri,
+        "object": casa.uri})
     before = await _count(node, Activity)
     await Worker(node.settings, node.writers, node.app[REMOTE]).run_once()
     status, error = await _finished(node, item_id)
@@ -166,8 +167,9 @@ async def test_a_handler_ended_by_a_deadlock_is_tried_again_not_failed(node, mon
     async def deadlocked(ctx, activity, actor):  # as PostgreSQL ends the victim of a deadlock
         raise DBAPIError("SELECT", {}, types.SimpleNamespace(sqlstate="40P01"))
     monkeypatch.setitem(HANDLERS, "Follow", deadlocked)
-    item_id = await queue_signed_item(node, far, {"@context": AS, "id": "https://far.example/f/2",
-                                       "type": "Follow", "actor": far.uri, "object": casa.uri})
+    item_id = await queue_signed_item(node, far, {
+        "@context": AS, "id": "https://far.example/f/2", "type": "Follow", "actor": far.uri,
+        "object": casa.uri})
     await Worker(node.settings, node.writers, node.app[REMOTE]).run_once()
     async with node.readers() as db:
         item = await db.get(InboxItem, item_id)

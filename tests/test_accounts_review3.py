@@ -129,8 +129,8 @@ async def test_a_local_sender_is_read_for_key_share_before_its_deletion_is_check
         node, monkeypatch):
     casa, tierra = await node.create_actor("casa"), await node.create_actor("tierra")
     item_id = await queue_signed_item(node, casa, {"@context": AS, "id": f"{casa.uri}#follows/1",
-                                        "type": "Follow", "actor": casa.uri,
-                                        "object": tierra.uri})
+                                                   "type": "Follow", "actor": casa.uri,
+                                                   "object": tierra.uri})
     locks = []
     real_scalar = AsyncSession.scalar
 
@@ -150,8 +150,8 @@ async def test_a_local_sender_is_read_for_key_share_before_its_deletion_is_check
 async def test_a_sender_row_gone_is_ignored_not_a_crash(node, monkeypatch, caplog):
     casa = await node.create_actor("casa")
     item_id = await queue_signed_item(node, casa, {"@context": AS, "id": f"{casa.uri}#likes/1",
-                                        "type": "Like", "actor": casa.uri,
-                                        "object": f"{casa.uri}/x"})
+                                                   "type": "Like", "actor": casa.uri,
+                                                   "object": f"{casa.uri}/x"})
     worker = Worker(node.settings, node.writers, node.app[REMOTE])
     dispatch = worker._dispatch
     real_get = AsyncSession.get

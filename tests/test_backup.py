@@ -103,8 +103,8 @@ def test_a_restore_from_another_address_warns(sqlite_fedsph, tmp_path, monkeypat
     assert code == 0 and "warning" in out and "FEDSPH_BASE_URL" in out
 
 
-def test_restore_puts_the_database_where_the_node_is_configured_to_find_it(sqlite_fedsph, tmp_path,
-                                                                           monkeypatch):
+def test_restore_puts_the_database_where_the_node_is_configured_to_find_it(
+        sqlite_fedsph, tmp_path, monkeypatch):
     sqlite_fedsph(tmp_path / "a", "migrate")
     sqlite_fedsph(tmp_path / "a", "project", "create", "coop", "--name", "Coop")
     archive = tmp_path / "b.tar.gz"
@@ -187,8 +187,8 @@ def test_not_enough_space_is_said_before_anything_is_unpacked(sqlite_fedsph, tmp
     assert_unchanged(sqlite_fedsph, node)
 
 
-def test_photos_that_cannot_be_copied_are_told_apart_from_a_bad_archive(sqlite_fedsph, tmp_path,
-                                                                         monkeypatch):
+def test_photos_that_cannot_be_copied_are_told_apart_from_a_bad_archive(
+        sqlite_fedsph, tmp_path, monkeypatch):
     node, _ = node_and_backup(sqlite_fedsph, tmp_path)
     (node / "media").mkdir(exist_ok=True)
     (node / "media" / "a-320.webp").write_bytes(b"RIFF")
@@ -208,7 +208,8 @@ def test_photos_that_cannot_be_copied_are_told_apart_from_a_bad_archive(sqlite_f
     assert code == 0 and (tmp_path / "new" / "media" / "a-320.webp").read_bytes() == b"RIFF"
 
 
-def test_the_backup_is_assembled_beside_the_archive_not_in_tmp(sqlite_fedsph, tmp_path, monkeypatch):
+def test_the_backup_is_assembled_beside_the_archive_not_in_tmp(sqlite_fedsph, tmp_path,
+                                                                monkeypatch):
     node = tmp_path / "node"
     assert sqlite_fedsph(node, "migrate")[0] == 0
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-tmp"))

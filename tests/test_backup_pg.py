@@ -85,7 +85,7 @@ def test_refused_archives_change_nothing(tmp_path):
                                                                         "t.tar.gz"))
     write_archive(sqlite_archive, {"fedsph.sqlite3": b"SQLite format 3\x00"})
     write_archive(damaged, {"fedsph-backup.json": b'{"engine": "postgresql"}',
-                   "fedsph.pgdump": b"not a dump at all"})
+                            "fedsph.pgdump": b"not a dump at all"})
     good = tmp_path / "good.tar.gz"
     node.cli("backup", str(good))
     truncated.write_bytes(good.read_bytes()[:2000])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from sqlalchemy import func, select
 
 from fedsph.models import Actor, User
@@ -37,4 +39,4 @@ async def ask_for_reset(node, login: str) -> None:
     async with browser() as client:
         response = await post_form(client, f"{node.base}/password/forgot", {"login": login})
         assert response.status == 200
-    await node.app[FORGOT_LOOKUPS].settled()
+    await asyncio.wait_for(node.app[FORGOT_LOOKUPS].settled(), 30)  # a hang fails
